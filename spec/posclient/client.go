@@ -1,0 +1,126 @@
+// Package posclient is the terminal side of a POS connection: it frames,
+// sends and reads POS messages the way a UnionPay-style terminal does. The
+// operator CLI's smoke tests, the terminal simulator and the end-to-end
+// tests use it; the switch never does.
+package posclient
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/cardswitch/cardswitch/spec"
+)
+
+// Options configure a client. Zero values take the defaults.
+type Options struct {
+	// TPDU sent on every request; the response must come back with
+	// destination and source swapped. Default 60 0003 0000.
+	TPDU spec.TPDU
+	// Header sent on every request. Default 60 31 00 313030.
+	Header spec.Header
+	// Timeout bounds dialling and each exchange. Default 10 s.
+	Timeout time.Duration
+	// MaxFrame bounds a response frame. Default spec.DefaultMaxFrame.
+	MaxFrame int
+}
+
+// DefaultTPDU and DefaultHeader are what the simulated terminals send.
+var (
+	DefaultTPDU   = spec.TPDU{spec.TPDUID, 0x00, 0x03, 0x00, 0x00}
+	DefaultHeader = spec.Header{spec.HeaderAppType, 0x31, 0x00, 0x31, 0x30, 0x30}
+)
+
+// Client is one terminal connection. It is not safe for concurrent use: a
+// terminal has one transaction outstanding at a time.
+type Client struct {
+	opts Options
+	conn net.Conn
+	br   *bufio.Reader
+	buf  []byte
+	out  []byte
+
+	// LastHeader is the header of the last response (its processing
+	// requirement tells the terminal to sign on again).
+	LastHeader spec.Header
+}
+
+// Dial connects to a POS acceptor.
+func Dial(addr string, opts Options) (*Client, error) {
+	if opts.TPDU == (spec.TPDU{}) {
+		opts.TPDU = DefaultTPDU
+	}
+	if opts.Header == (spec.Header{}) {
+		opts.Header = DefaultHeader
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	if opts.MaxFrame <= 0 {
+		opts.MaxFrame = spec.DefaultMaxFrame
+	}
+	c, err := net.DialTimeout("tcp", addr, opts.Timeout)
+	if err != nil {
+		return nil, fmt.Errorf("dial POS acceptor %s: %w", addr, err)
+	}
+	return &Client{opts: opts, conn: c, br: bufio.NewReaderSize(c, 1024)}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// ErrTPDUMismatch: the response did not carry the request's TPDU swapped.
+var ErrTPDUMismatch = errors.New("posclient: response TPDU is not the request TPDU swapped")
+
+// Send packs and writes one request without waiting for the answer. With
+// mac non-nil the message carries field 64.
+func (c *Client) Send(req *spec.POSMessage, mac spec.MACFunc) error {
+	var (
+		packed []byte
+		err    error
+	)
+	if mac != nil {
+		packed, err = spec.EncodePOSWithMAC(req, mac)
+	} else {
+		packed, err = spec.EncodePOS(req)
+	}
+	if err != nil {
+		return fmt.Errorf("pack %s: %w", req.MTI, err)
+	}
+	c.out = spec.AppendPOSFrame(c.out[:0], c.opts.TPDU, c.opts.Header, packed)
+	_ = c.conn.SetWriteDeadline(time.Now().Add(c.opts.Timeout))
+	if _, err := c.conn.Write(c.out); err != nil {
+		return fmt.Errorf("send %s: %w", req.MTI, err)
+	}
+	return nil
+}
+
+// Receive reads and decodes one response. Its Raw field holds the message
+// bytes from the MTI, for MAC verification.
+func (c *Client) Receive() (*spec.POSMessage, error) {
+	_ = c.conn.SetReadDeadline(time.Now().Add(c.opts.Timeout))
+	body, err := spec.ReadFrame(c.br, c.buf, c.opts.MaxFrame)
+	if err != nil {
+		return nil, fmt.Errorf("read response: %w", err)
+	}
+	c.buf = body[:0]
+	t, h, msg, err := spec.SplitPOS(body)
+	if err != nil {
+		return nil, err
+	}
+	if t != c.opts.TPDU.Reply() {
+		return nil, fmt.Errorf("%w: got %s", ErrTPDUMismatch, t)
+	}
+	c.LastHeader = h
+	return spec.DecodePOS(msg)
+}
+
+// Exchange sends a request and waits for its response.
+func (c *Client) Exchange(req *spec.POSMessage, mac spec.MACFunc) (*spec.POSMessage, error) {
+	if err := c.Send(req, mac); err != nil {
+		return nil, err
+	}
+	return c.Receive()
+}

@@ -1,0 +1,225 @@
+package switching
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// demoConfig is the configuration switchd runs with when it is given none.
+// It is embedded so that the demo starts from any directory; the same bytes
+// are kept in testdata/demo/config.yaml for people to read (a test keeps the
+// two identical).
+//
+//go:embed demo.yaml
+var demoConfig []byte
+
+// DemoConfig returns the embedded demo configuration, parsed.
+func DemoConfig() (*Config, error) {
+	return ParseConfig(demoConfig)
+}
+
+// DemoConfigYAML returns the raw embedded demo configuration.
+func DemoConfigYAML() []byte { return append([]byte(nil), demoConfig...) }
+
+// Config is the whole switchd configuration. Every limit the daemon applies
+// to an external input is here, with a default from Defaults.
+type Config struct {
+	// DataDir holds the Pebble instance. It is created if missing.
+	DataDir string `yaml:"data_dir"`
+	// Demo marks the demo configuration: it creates a demo LMK beside the
+	// data directory and seeds demo data on first start, and says so in the
+	// log.
+	Demo bool `yaml:"demo"`
+
+	LMK     LMKConfig      `yaml:"lmk"`
+	POS     ListenerConfig `yaml:"pos"`
+	Gateway ListenerConfig `yaml:"gateway"`
+	HTTP    HTTPConfig     `yaml:"http"`
+	Log     LogConfig      `yaml:"log"`
+}
+
+// LMKConfig says where the local master key comes from. Exactly one of File
+// and Env is set. The LMK never lives in the data directory: a copy of the
+// data directory alone must not expose the keys stored in it.
+type LMKConfig struct {
+	File string `yaml:"file"`
+	Env  string `yaml:"env"`
+	// CreateDemo creates File with a random key (mode 0600) when it does
+	// not exist. Only the demo configuration sets it.
+	CreateDemo bool `yaml:"create_demo"`
+}
+
+// ListenerConfig bounds one TCP acceptor.
+type ListenerConfig struct {
+	Addr string `yaml:"addr"`
+	// MaxConnections is the number of connections served at once; further
+	// connections are accepted and closed at once, so the backlog never
+	// fills with connections nobody will serve.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxFrame is the largest frame body (bytes after the 2-byte length).
+	MaxFrame int `yaml:"max_frame"`
+	// IdleTimeout is how long a connection may wait between frames.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// FrameTimeout is how long the rest of a frame may take once its
+	// length has arrived: a slow or stalled sender is cut off.
+	FrameTimeout Duration `yaml:"frame_timeout"`
+	// WriteTimeout bounds writing one response.
+	WriteTimeout Duration `yaml:"write_timeout"`
+}
+
+// HTTPConfig is the metrics, health and admin endpoint.
+type HTTPConfig struct {
+	Addr string `yaml:"addr"`
+	// AdminToken is the bearer token of the admin API; AdminTokenEnv names
+	// an environment variable holding it instead. With neither, the admin
+	// API answers 403 to everything.
+	AdminToken    string `yaml:"admin_token"`
+	AdminTokenEnv string `yaml:"admin_token_env"`
+}
+
+// LogConfig selects the log encoding ("json" or "console") and level.
+type LogConfig struct {
+	Format string `yaml:"format"`
+	Level  string `yaml:"level"`
+}
+
+// Duration is a time.Duration written in YAML as "30s", "5m".
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as a Go duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Limits the configuration may not exceed: they keep a typo from turning a
+// bound into no bound.
+const (
+	maxFrameLimit       = 64 << 10
+	minFrameLimit       = 64
+	maxConnectionsLimit = 100000
+)
+
+// Defaults returns a configuration with every limit set; parsed files are
+// laid over it.
+func Defaults() Config {
+	l := ListenerConfig{
+		MaxConnections: 5000,
+		MaxFrame:       2048,
+		IdleTimeout:    Duration(5 * time.Minute),
+		FrameTimeout:   Duration(10 * time.Second),
+		WriteTimeout:   Duration(5 * time.Second),
+	}
+	pos, gw := l, l
+	pos.Addr = "127.0.0.1:8583"
+	gw.Addr = "127.0.0.1:8584"
+	gw.MaxConnections = 256
+	gw.MaxFrame = 8192
+	return Config{
+		DataDir: "./data",
+		POS:     pos,
+		Gateway: gw,
+		HTTP:    HTTPConfig{Addr: "127.0.0.1:9583"},
+		Log:     LogConfig{Format: "json", Level: "info"},
+	}
+}
+
+// LoadConfig reads and validates a YAML configuration file.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseConfig parses YAML over Defaults and validates the result. Unknown
+// keys are errors: a misspelt limit must not silently fall back to a
+// default.
+func ParseConfig(b []byte) (*Config, error) {
+	c := Defaults()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Validate checks every bound.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data_dir is empty"))
+	}
+	if (c.LMK.File == "") == (c.LMK.Env == "") {
+		errs = append(errs, errors.New("lmk: set exactly one of file and env"))
+	}
+	if c.LMK.CreateDemo && c.LMK.File == "" {
+		errs = append(errs, errors.New("lmk: create_demo needs file"))
+	}
+	errs = append(errs, c.POS.validate("pos"), c.Gateway.validate("gateway"))
+	if c.HTTP.Addr == "" {
+		errs = append(errs, errors.New("http.addr is empty"))
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		errs = append(errs, fmt.Errorf("log.format %q: want json or console", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+func (l ListenerConfig) validate(name string) error {
+	var errs []error
+	if l.Addr == "" {
+		errs = append(errs, fmt.Errorf("%s.addr is empty", name))
+	}
+	if l.MaxConnections < 1 || l.MaxConnections > maxConnectionsLimit {
+		errs = append(errs, fmt.Errorf("%s.max_connections %d: want 1..%d", name, l.MaxConnections, maxConnectionsLimit))
+	}
+	if l.MaxFrame < minFrameLimit || l.MaxFrame > maxFrameLimit {
+		errs = append(errs, fmt.Errorf("%s.max_frame %d: want %d..%d", name, l.MaxFrame, minFrameLimit, maxFrameLimit))
+	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{{"idle_timeout", l.IdleTimeout}, {"frame_timeout", l.FrameTimeout}, {"write_timeout", l.WriteTimeout}} {
+		if d.v <= 0 || time.Duration(d.v) > 24*time.Hour {
+			errs = append(errs, fmt.Errorf("%s.%s %s: want > 0 and <= 24h", name, d.name, time.Duration(d.v)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// adminToken resolves the admin bearer token.
+func (h HTTPConfig) adminToken() string {
+	if h.AdminTokenEnv != "" {
+		return os.Getenv(h.AdminTokenEnv)
+	}
+	return h.AdminToken
+}

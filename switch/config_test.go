@@ -1,0 +1,83 @@
+package switching
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The demo configuration people read in testdata/demo must be the one the
+// binary embeds.
+func TestDemoConfigMatchesTestdata(t *testing.T) {
+	b, err := os.ReadFile("../testdata/demo/config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b, demoConfig) {
+		t.Fatal("testdata/demo/config.yaml differs from switch/demo.yaml: copy one over the other")
+	}
+}
+
+func TestDemoConfigContract(t *testing.T) {
+	c, err := DemoConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// DESIGN §5: the demo's addresses, data directory and token.
+	checks := []struct{ name, got, want string }{
+		{"data_dir", c.DataDir, "./data"},
+		{"pos", c.POS.Addr, "127.0.0.1:8583"},
+		{"gateway", c.Gateway.Addr, "127.0.0.1:8584"},
+		{"http", c.HTTP.Addr, "127.0.0.1:9583"},
+		{"token", c.HTTP.adminToken(), "demo-admin-token"},
+		{"log", c.Log.Format, "console"},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %q, want %q", ch.name, ch.got, ch.want)
+		}
+	}
+	if !c.Demo || !c.LMK.CreateDemo {
+		t.Error("demo configuration must create its demo LMK")
+	}
+	if c.POS.MaxFrame != 2048 {
+		t.Errorf("POS max frame %d, want the contract default 2048", c.POS.MaxFrame)
+	}
+}
+
+func TestParseConfigRejects(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"unknown key", "data_dir: x\nlmk: {file: k}\nbogus: 1\n", "bogus"},
+		{"no lmk", "data_dir: x\n", "lmk"},
+		{"both lmk", "lmk: {file: k, env: E}\n", "exactly one"},
+		{"frame too big", "lmk: {file: k}\npos: {max_frame: 1000000}\n", "pos.max_frame"},
+		{"zero conns", "lmk: {file: k}\ngateway: {max_connections: 0}\n", "gateway.max_connections"},
+		{"bad duration", "lmk: {file: k}\npos: {idle_timeout: soon}\n", "soon"},
+		{"negative timeout", "lmk: {file: k}\npos: {write_timeout: -1s}\n", "write_timeout"},
+		{"bad log", "lmk: {file: k}\nlog: {format: xml}\n", "log.format"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseConfigOverDefaults(t *testing.T) {
+	c, err := ParseConfig([]byte("lmk: {env: LMK}\npos: {addr: '127.0.0.1:0', idle_timeout: 30s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.POS.Addr != "127.0.0.1:0" || time.Duration(c.POS.IdleTimeout) != 30*time.Second {
+		t.Fatalf("pos = %+v", c.POS)
+	}
+	if c.POS.MaxConnections != Defaults().POS.MaxConnections {
+		t.Fatal("unset limits must keep their defaults")
+	}
+}
+

@@ -1,0 +1,73 @@
+package switching
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+// maxAdminBody bounds an admin API request body.
+const maxAdminBody = 64 << 10
+
+// httpHandler serves metrics, health, readiness and the admin API.
+func (sw *Switch) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(sw.metrics.Registry, promhttp.HandlerOpts{
+		MaxRequestsInFlight: 4,
+		Timeout:             10 * time.Second,
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := sw.ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	admin := http.NewServeMux()
+	sw.registerAdmin(admin)
+	mux.Handle("/api/", sw.requireToken(admin))
+	return mux
+}
+
+// requireToken guards the admin API with the configured bearer token. No
+// token configured means no admin access at all, never open access.
+func (sw *Switch) requireToken(next http.Handler) http.Handler {
+	want := []byte(sw.cfg.HTTP.adminToken())
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if len(want) == 0 {
+			writeJSONError(w, http.StatusForbidden, "admin API disabled: no admin token configured")
+			return
+		}
+		if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			sw.log.Warn("admin API: bad or missing token", zap.String("remote", r.RemoteAddr), zap.String("path", r.URL.Path))
+			writeJSONError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeJSONError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

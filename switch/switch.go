@@ -1,0 +1,141 @@
+// Package switching is the cardswitch daemon core: the POS and gateway
+// acceptors, the transaction pipeline that joins the message layer (spec),
+// the HSM, routing, the ledger and the journal, and the operator surface
+// (metrics, health, admin API).
+//
+// The folder is switch/; the package cannot be named switch (a keyword).
+package switching
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.uber.org/zap"
+)
+
+// Switch is one running switchd.
+type Switch struct {
+	cfg     *Config
+	log     *zap.Logger
+	metrics *Metrics
+
+	db *pebble.DB
+
+	pos     *acceptor
+	gateway *acceptor
+	httpLn  net.Listener
+	httpSrv *http.Server
+
+	started atomic.Bool
+	stopped atomic.Bool
+}
+
+// New opens storage and builds the switch; Start makes it listen.
+func New(cfg *Config, log *zap.Logger) (*Switch, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	sw := &Switch{cfg: cfg, log: log, metrics: NewMetrics()}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	db, err := pebble.Open(cfg.DataDir, pebbleOptions(log))
+	if err != nil {
+		return nil, fmt.Errorf("open storage in %s: %w", cfg.DataDir, err)
+	}
+	sw.db = db
+	sw.pos = newAcceptor("pos", cfg.POS, &posProtocol{sw: sw}, log, sw.metrics)
+	sw.gateway = newAcceptor("gateway", cfg.Gateway, &posProtocol{sw: sw}, log, sw.metrics)
+	return sw, nil
+}
+
+// Start binds the POS, gateway and HTTP listeners and starts serving.
+func (sw *Switch) Start() error {
+	if !sw.started.CompareAndSwap(false, true) {
+		return errors.New("switch already started")
+	}
+	if err := sw.pos.listen(); err != nil {
+		return fmt.Errorf("POS acceptor on %s: %w", sw.cfg.POS.Addr, err)
+	}
+	if err := sw.gateway.listen(); err != nil {
+		_ = sw.pos.ln.Close()
+		return fmt.Errorf("gateway acceptor on %s: %w", sw.cfg.Gateway.Addr, err)
+	}
+	ln, err := net.Listen("tcp", sw.cfg.HTTP.Addr)
+	if err != nil {
+		_ = sw.pos.ln.Close()
+		_ = sw.gateway.ln.Close()
+		return fmt.Errorf("HTTP on %s: %w", sw.cfg.HTTP.Addr, err)
+	}
+	sw.httpLn = ln
+	sw.httpSrv = &http.Server{
+		Handler:           sw.httpHandler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
+	go sw.pos.serve()
+	go sw.gateway.serve()
+	go func() {
+		if err := sw.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			sw.log.Error("HTTP server stopped", zap.Error(err))
+		}
+	}()
+	sw.log.Info("switch listening",
+		zap.String("pos", sw.pos.addr()),
+		zap.String("gateway", sw.gateway.addr()),
+		zap.String("http", ln.Addr().String()),
+		zap.String("data_dir", sw.cfg.DataDir))
+	return nil
+}
+
+// Addrs returns the bound POS, gateway and HTTP addresses.
+func (sw *Switch) Addrs() (pos, gateway, httpAddr string) {
+	return sw.pos.addr(), sw.gateway.addr(), sw.httpLn.Addr().String()
+}
+
+// ready reports whether storage is open and the acceptors are listening.
+func (sw *Switch) ready() error {
+	if sw.stopped.Load() {
+		return errors.New("shutting down")
+	}
+	if !sw.started.Load() || sw.pos.ln == nil || sw.gateway.ln == nil {
+		return errors.New("acceptors not listening")
+	}
+	_, closer, err := sw.db.Get([]byte{'d', 0})
+	if err == nil {
+		_ = closer.Close()
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("storage: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting, lets in-flight messages finish (until ctx
+// ends), stops HTTP, and closes storage. It is safe to call once.
+func (sw *Switch) Shutdown(ctx context.Context) error {
+	if !sw.stopped.CompareAndSwap(false, true) {
+		return errors.New("switch already stopped")
+	}
+	var errs []error
+	if sw.started.Load() {
+		errs = append(errs, sw.pos.shutdown(ctx), sw.gateway.shutdown(ctx))
+		if sw.httpSrv != nil {
+			errs = append(errs, sw.httpSrv.Shutdown(ctx))
+		}
+	}
+	if err := sw.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close storage: %w", err))
+	}
+	sw.log.Info("switch stopped")
+	return errors.Join(errs...)
+}
