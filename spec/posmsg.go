@@ -1,0 +1,487 @@
+package spec
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+
+	"github.com/moov-io/iso8583/encoding"
+	"github.com/moov-io/iso8583/field"
+)
+
+// POSMessage is a POS message as the switch uses it: every field of the
+// dialect as a Go value, with fields 4, 60 and 61 parsed. An empty string or
+// nil slice means "absent"; field 4 is present when HasAmount is set.
+//
+// The same type serves requests (DecodePOS) and responses (NewPOSResponse,
+// EncodePOS), and the terminal simulator builds requests with it.
+type POSMessage struct {
+	MTI string
+
+	PAN                string  // 2, n..19
+	ProcessingCode     string  // 3, n6
+	Amount             Amount  // 4, n12, when HasAmount
+	HasAmount          bool    // field 4 present
+	STAN               string  // 11, n6
+	LocalTime          string  // 12, hhmmss
+	LocalDate          string  // 13, MMDD
+	Expiry             string  // 14, YYMM
+	SettlementDate     string  // 15, MMDD
+	EntryMode          string  // 22, n3
+	CardSequence       string  // 23, n3
+	ConditionCode      string  // 25, n2
+	PINCaptureCode     string  // 26, n2
+	AcquirerID         string  // 32, n..11
+	Track2             string  // 35, z..37 with '=' separator — never log it
+	RRN                string  // 37, an12
+	AuthCode           string  // 38, an6
+	ResponseCode       string  // 39, an2
+	TerminalID         string  // 41, ans8
+	MerchantID         string  // 42, ans15
+	AdditionalResponse string  // 44, an..25
+	AdditionalData     string  // 48, n..322 (ParseSettlement for 0500)
+	Currency           string  // 49, an3
+	PINBlock           []byte  // 52, b64 — never log it
+	SecurityControl    string  // 53, n16
+	Balances           string  // 54, an..40 (ParseBalances, FormatBalances)
+	ICData             []byte  // 55, b..255
+	PaymentCode        string  // 57, ans..100
+	Reserved60         Field60 // 60
+	Original           Field61 // 61
+	Reserved62         []byte  // 62, b..512 (working keys in 0810)
+	Reserved63         string  // 63, ans..163
+	MAC                []byte  // 64, b64
+
+	// Raw is a copy of the decoded message bytes (from the MTI), set by
+	// DecodePOS: the MAC block and the journal entry are cut from it.
+	Raw []byte
+}
+
+// posFieldSpecs caches the field specs of POS by number.
+var posFieldSpecs = func() (s [posMaxFieldNumber + 1]*field.Spec) {
+	for id, f := range POS.Fields {
+		s[id] = f.Spec()
+	}
+	return s
+}()
+
+// posFieldOrder lists the data fields of the dialect in ascending order.
+var posFieldOrder = func() (ids []int) {
+	for id := 2; id <= posMaxFieldNumber; id++ {
+		if posFieldSpecs[id] != nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}()
+
+// posTextFields are the ASCII (an/ans) fields, which must be printable.
+var posTextFields = func() (t [posMaxFieldNumber + 1]bool) {
+	for id, s := range posFieldSpecs {
+		t[id] = id > 1 && s != nil && s.Enc == encoding.ASCII
+	}
+	return t
+}()
+
+// value returns the field's wire value and whether it is present.
+func (m *POSMessage) value(id int) ([]byte, bool) {
+	str := func(s string) ([]byte, bool) { return []byte(s), s != "" }
+	bin := func(b []byte) ([]byte, bool) { return b, b != nil }
+	switch id {
+	case 2:
+		return str(m.PAN)
+	case 3:
+		return str(m.ProcessingCode)
+	case 4:
+		if !m.HasAmount {
+			return nil, false
+		}
+		s, _ := m.Amount.N12() // checked by appendPOS
+		return []byte(s), true
+	case 11:
+		return str(m.STAN)
+	case 12:
+		return str(m.LocalTime)
+	case 13:
+		return str(m.LocalDate)
+	case 14:
+		return str(m.Expiry)
+	case 15:
+		return str(m.SettlementDate)
+	case 22:
+		return str(m.EntryMode)
+	case 23:
+		return str(m.CardSequence)
+	case 25:
+		return str(m.ConditionCode)
+	case 26:
+		return str(m.PINCaptureCode)
+	case 32:
+		return str(m.AcquirerID)
+	case 35:
+		return str(m.Track2)
+	case 37:
+		return str(m.RRN)
+	case 38:
+		return str(m.AuthCode)
+	case 39:
+		return str(m.ResponseCode)
+	case 41:
+		return str(m.TerminalID)
+	case 42:
+		return str(m.MerchantID)
+	case 44:
+		return str(m.AdditionalResponse)
+	case 48:
+		return str(m.AdditionalData)
+	case 49:
+		return str(m.Currency)
+	case 52:
+		return bin(m.PINBlock)
+	case 53:
+		return str(m.SecurityControl)
+	case 54:
+		return str(m.Balances)
+	case 55:
+		return bin(m.ICData)
+	case 57:
+		return str(m.PaymentCode)
+	case 60:
+		return str(m.Reserved60.String())
+	case 61:
+		return str(m.Original.String())
+	case 62:
+		return bin(m.Reserved62)
+	case 63:
+		return str(m.Reserved63)
+	case 64:
+		return bin(m.MAC)
+	}
+	return nil, false
+}
+
+// set stores a decoded field value.
+func (m *POSMessage) set(id int, v []byte) error {
+	var err error
+	switch id {
+	case 2:
+		m.PAN = string(v)
+	case 3:
+		m.ProcessingCode = string(v)
+	case 4:
+		m.Amount, err = ParseAmount(string(v))
+		m.HasAmount = err == nil
+	case 11:
+		m.STAN = string(v)
+	case 12:
+		m.LocalTime = string(v)
+	case 13:
+		m.LocalDate = string(v)
+	case 14:
+		m.Expiry = string(v)
+	case 15:
+		m.SettlementDate = string(v)
+	case 22:
+		m.EntryMode = string(v)
+	case 23:
+		m.CardSequence = string(v)
+	case 25:
+		m.ConditionCode = string(v)
+	case 26:
+		m.PINCaptureCode = string(v)
+	case 32:
+		m.AcquirerID = string(v)
+	case 35:
+		m.Track2 = string(v)
+	case 37:
+		m.RRN = string(v)
+	case 38:
+		m.AuthCode = string(v)
+	case 39:
+		m.ResponseCode = string(v)
+	case 41:
+		m.TerminalID = string(v)
+	case 42:
+		m.MerchantID = string(v)
+	case 44:
+		m.AdditionalResponse = string(v)
+	case 48:
+		m.AdditionalData = string(v)
+	case 49:
+		m.Currency = string(v)
+	case 52:
+		m.PINBlock = v
+	case 53:
+		m.SecurityControl = string(v)
+	case 54:
+		m.Balances = string(v)
+	case 55:
+		m.ICData = v
+	case 57:
+		m.PaymentCode = string(v)
+	case 60:
+		m.Reserved60, err = ParseField60(string(v))
+	case 61:
+		m.Original, err = ParseField61(string(v))
+	case 62:
+		m.Reserved62 = v
+	case 63:
+		m.Reserved63 = string(v)
+	case 64:
+		m.MAC = v
+	default:
+		err = fmt.Errorf("field %d is not part of the POS dialect", id)
+	}
+	return err
+}
+
+// printable reports whether every byte is printable ASCII (an/ans fields).
+func printable(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7E {
+			return false
+		}
+	}
+	return true
+}
+
+// DecodePOS decodes one POS message starting at the MTI (the third value of
+// SplitPOS). Every error wraps ErrFormat: the acceptor answers 30. Beyond
+// the spec it rejects a secondary bitmap, a bitmap naming fields the dialect
+// does not define, non-printable text fields, malformed fields 4, 60 and 61,
+// and bytes after the last field.
+func DecodePOS(msg []byte) (*POSMessage, error) {
+	if len(msg) < minPOSMessage {
+		return nil, fmt.Errorf("%w: message of %d bytes, need at least %d", ErrFormat, len(msg), minPOSMessage)
+	}
+	m := &POSMessage{}
+	mti, _, err := posFieldSpecs[0].Enc.Decode(msg, 4)
+	if err != nil {
+		return nil, fmt.Errorf("%w: MTI: %v", ErrFormat, err)
+	}
+	m.MTI = string(mti)
+	bitmap := binary.BigEndian.Uint64(msg[2:10])
+	if bitmap&(1<<63) != 0 {
+		return nil, fmt.Errorf("%w: bitmap bit 1 (secondary bitmap) is not allowed", ErrFormat)
+	}
+	off := minPOSMessage
+	for bm := bitmap; bm != 0; {
+		lz := bits.LeadingZeros64(bm)
+		bm &^= 1 << (63 - lz)
+		id := lz + 1
+		s := posFieldSpecs[id]
+		if s == nil {
+			return nil, fmt.Errorf("%w: field %d is not part of the POS dialect", ErrFormat, id)
+		}
+		n, read, err := s.Pref.DecodeLength(s.Length, msg[off:])
+		if err != nil {
+			return nil, fmt.Errorf("%w: field %d length: %v", ErrFormat, id, err)
+		}
+		v, used, err := s.Enc.Decode(msg[off+read:], n)
+		if err != nil {
+			return nil, fmt.Errorf("%w: field %d: %v", ErrFormat, id, err)
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("%w: field %d is present but empty", ErrFormat, id)
+		}
+		if posTextFields[id] && !printable(v) {
+			return nil, fmt.Errorf("%w: field %d has non-printable characters", ErrFormat, id)
+		}
+		if err := m.set(id, v); err != nil {
+			return nil, fmt.Errorf("field %d: %w", id, err)
+		}
+		off += read + used
+	}
+	if off != len(msg) {
+		return nil, fmt.Errorf("%w: %d bytes after the last field", ErrFormat, len(msg)-off)
+	}
+	m.Raw = append([]byte(nil), msg...)
+	return m, nil
+}
+
+// EncodePOS packs m into a message starting at the MTI, fields in ascending
+// order, the bitmap computed from the fields present. When m.MAC is set it
+// is packed as field 64; see EncodePOSWithMAC for the MAC flow.
+func EncodePOS(m *POSMessage) ([]byte, error) {
+	return appendPOS(make([]byte, 0, 256), m)
+}
+
+func appendPOS(dst []byte, m *POSMessage) ([]byte, error) {
+	if len(m.MTI) != 4 || !isDigits(m.MTI) {
+		return nil, fmt.Errorf("encode POS message: MTI %q is not 4 digits", m.MTI)
+	}
+	if err := m.Reserved60.validate(); err != nil {
+		return nil, fmt.Errorf("encode POS %s: %w", m.MTI, err)
+	}
+	if err := m.Original.validate(); err != nil {
+		return nil, fmt.Errorf("encode POS %s: %w", m.MTI, err)
+	}
+	mti, err := posFieldSpecs[0].Enc.Encode([]byte(m.MTI))
+	if err != nil {
+		return nil, fmt.Errorf("encode POS MTI %q: %w", m.MTI, err)
+	}
+	if m.HasAmount {
+		if _, err := m.Amount.N12(); err != nil {
+			return nil, fmt.Errorf("encode POS %s field 4: %w", m.MTI, err)
+		}
+	}
+	dst = append(dst, mti...)
+	bitmapAt := len(dst)
+	dst = append(dst, make([]byte, 8)...)
+	var bitmap uint64
+	for _, id := range posFieldOrder {
+		v, ok := m.value(id)
+		if !ok {
+			continue
+		}
+		s := posFieldSpecs[id]
+		if posTextFields[id] && !printable(v) {
+			return nil, fmt.Errorf("encode POS %s field %d: non-printable characters", m.MTI, id)
+		}
+		pref, err := s.Pref.EncodeLength(s.Length, len(v))
+		if err != nil {
+			return nil, fmt.Errorf("encode POS %s field %d: %w", m.MTI, id, err)
+		}
+		enc, err := s.Enc.Encode(v)
+		if err != nil {
+			return nil, fmt.Errorf("encode POS %s field %d: %w", m.MTI, id, err)
+		}
+		dst = append(dst, pref...)
+		dst = append(dst, enc...)
+		bitmap |= 1 << (64 - id)
+	}
+	binary.BigEndian.PutUint64(dst[bitmapAt:], bitmap)
+	return dst, nil
+}
+
+// MACFunc computes the 8-byte field 64 over a MAC block (DESIGN §4.3); the
+// switch passes a closure over the terminal's MAK in hsm.
+type MACFunc func(block []byte) ([]byte, error)
+
+// EncodePOSWithMAC packs m with field 64: it packs an 8-byte placeholder,
+// computes mac over the block before it, and patches the result in. m.MAC
+// is set to the computed MAC.
+func EncodePOSWithMAC(m *POSMessage, mac MACFunc) ([]byte, error) {
+	m.MAC = make([]byte, posMACLen)
+	packed, err := EncodePOS(m)
+	if err != nil {
+		return nil, err
+	}
+	block, err := MACBlock(packed)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := mac(block)
+	if err != nil {
+		return nil, fmt.Errorf("MAC for POS %s: %w", m.MTI, err)
+	}
+	if err := PatchMAC(packed, sum); err != nil {
+		return nil, err
+	}
+	copy(m.MAC, sum)
+	return packed, nil
+}
+
+// MACBlock returns the MAC block of a packed POS message (from the MTI): all
+// bytes before the final 8 bytes of field 64. It fails when bit 64 is not
+// set. The block aliases packed.
+func MACBlock(packed []byte) ([]byte, error) {
+	if len(packed) < minPOSMessage+posMACLen {
+		return nil, fmt.Errorf("%w: message of %d bytes cannot carry a MAC", ErrFormat, len(packed))
+	}
+	if packed[9]&0x01 == 0 {
+		return nil, fmt.Errorf("%w: bitmap bit 64 (MAC) is not set", ErrFormat)
+	}
+	return packed[:len(packed)-posMACLen], nil
+}
+
+// PatchMAC writes the 8-byte mac over the last 8 bytes of a packed POS
+// message whose bit 64 is set.
+func PatchMAC(packed, mac []byte) error {
+	if len(mac) != posMACLen {
+		return fmt.Errorf("MAC of %d bytes, want %d", len(mac), posMACLen)
+	}
+	if _, err := MACBlock(packed); err != nil {
+		return err
+	}
+	copy(packed[len(packed)-posMACLen:], mac)
+	return nil
+}
+
+// TxType identifies the message (DESIGN §4.4). For a 0400 it returns
+// Reversal and the type being reversed; otherwise original is Unknown.
+func (m *POSMessage) TxType() (tx, original TxType) {
+	f60 := m.Reserved60.String()
+	tx = Identify(m.MTI, m.ProcessingCode, m.ConditionCode, f60)
+	if tx == Reversal {
+		original = IdentifyReversal(m.ProcessingCode, m.ConditionCode, f60)
+	}
+	return tx, original
+}
+
+// MaskedPAN returns the card number with all but the first 6 and last 4
+// digits replaced by '*', the only form of it that may be logged.
+func (m *POSMessage) MaskedPAN() string { return MaskPAN(m.cardNumber()) }
+
+// cardNumber is field 2, or the digits of track 2 before the separator.
+func (m *POSMessage) cardNumber() string {
+	if m.PAN != "" {
+		return m.PAN
+	}
+	for i := 0; i < len(m.Track2); i++ {
+		if m.Track2[i] == '=' {
+			return m.Track2[:i]
+		}
+	}
+	return ""
+}
+
+// CardNumber returns field 2, or the PAN from track 2 when field 2 is absent
+// (swiped cards often send only track 2).
+func (m *POSMessage) CardNumber() string { return m.cardNumber() }
+
+// MaskPAN keeps the first 6 and last 4 digits of a card number. Numbers of
+// 10 digits or fewer are fully masked.
+func MaskPAN(pan string) string {
+	if len(pan) <= 10 {
+		b := make([]byte, len(pan))
+		for i := range b {
+			b[i] = '*'
+		}
+		return string(b)
+	}
+	b := []byte(pan)
+	for i := 6; i < len(b)-4; i++ {
+		b[i] = '*'
+	}
+	return string(b)
+}
+
+// NewPOSResponse starts the response to req with response code rc: the
+// response MTI and the fields a terminal matches and prints, echoed — 2, 3,
+// 4, 11, 12, 13, 14, 25, 32, 37, 38, 41, 42, 49, 60, 61. The switch adds
+// 15, 37, 38, 44, 54, 62, 63 as the transaction requires, then MACs it with
+// EncodePOSWithMAC. Track 2, PIN data and IC data are never echoed.
+func NewPOSResponse(req *POSMessage, rc string) *POSMessage {
+	return &POSMessage{
+		MTI:            ResponseMTI(req.MTI),
+		PAN:            req.PAN,
+		ProcessingCode: req.ProcessingCode,
+		Amount:         req.Amount,
+		HasAmount:      req.HasAmount,
+		STAN:           req.STAN,
+		LocalTime:      req.LocalTime,
+		LocalDate:      req.LocalDate,
+		Expiry:         req.Expiry,
+		ConditionCode:  req.ConditionCode,
+		AcquirerID:     req.AcquirerID,
+		RRN:            req.RRN,
+		AuthCode:       req.AuthCode,
+		ResponseCode:   rc,
+		TerminalID:     req.TerminalID,
+		MerchantID:     req.MerchantID,
+		Currency:       req.Currency,
+		Reserved60:     req.Reserved60,
+		Original:       req.Original,
+	}
+}
