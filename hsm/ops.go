@@ -1,0 +1,244 @@
+package hsm
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/cardswitch/cardswitch/hsm/mac"
+	"github.com/cardswitch/cardswitch/hsm/pinblock"
+)
+
+// PINFormat re-exports the ISO 9564-1 PIN block format.
+type PINFormat = pinblock.Format
+
+// PIN block formats.
+const (
+	PINFormat0 = pinblock.Format0
+	PINFormat1 = pinblock.Format1
+	PINFormat3 = pinblock.Format3
+	PINFormat4 = pinblock.Format4
+)
+
+// PINFormatFromField53 maps field 53 digit 1 ('2' format 0, '1' format 1).
+func PINFormatFromField53(field53 string) (PINFormat, error) {
+	return pinblock.FormatFromSecurityControl(field53)
+}
+
+// ErrNotSignedOn reports a terminal with no working keys yet.
+var ErrNotSignedOn = errors.New("terminal has no working keys (not signed on)")
+
+// terminalMAK returns the cached cipher of the terminal's current MAK: the
+// per-message path is a read lock and a map lookup.
+func (h *HSM) terminalMAK(terminalID string) (*loadedKey, error) {
+	h.mu.RLock()
+	k := h.macs[terminalID]
+	h.mu.RUnlock()
+	if k != nil {
+		return k, nil
+	}
+	if err := checkTerminalID(terminalID); err != nil {
+		return nil, err
+	}
+	k, gen, err := h.loadKey(TerminalKeyLabel(terminalID, TAK))
+	if errors.Is(err, ErrKeyNotFound) {
+		return nil, fmt.Errorf("terminal %s: %w", terminalID, ErrNotSignedOn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if k.usage&(UsageMACGenerate|UsageMACVerify) == 0 {
+		return nil, fmt.Errorf("terminal %s MAK: %w", terminalID, ErrKeyUsage)
+	}
+	h.mu.Lock()
+	if h.gen == gen {
+		h.macs[terminalID] = k
+	}
+	h.mu.Unlock()
+	return k, nil
+}
+
+// GenerateTerminalMAC computes the field 64 MAC (DESIGN §4.3: the UnionPay
+// POS "ECB" MAC, on 8-byte blocks for a DES MAK, 16-byte blocks for SM4)
+// of data with the terminal's current MAK: 8 ASCII hex characters.
+func (h *HSM) GenerateTerminalMAC(terminalID string, data []byte) (out []byte, err error) {
+	k, err := h.terminalMAK(terminalID)
+	if err == nil {
+		var m [8]byte
+		if m, err = mac.CUPECB(k.block, data); err == nil {
+			out = m[:]
+		}
+	}
+	h.observe("mac_generate", err, true)
+	return out, err
+}
+
+// VerifyTerminalMAC checks a field 64 MAC against data with the terminal's
+// current MAK, in constant time. It returns (false, nil) for a wrong MAC
+// (response code A0) and an error when it cannot decide (no working keys,
+// bad input).
+func (h *HSM) VerifyTerminalMAC(terminalID string, data, got []byte) (ok bool, err error) {
+	defer func() { h.observe("mac_verify", err, ok) }()
+	k, err := h.terminalMAK(terminalID)
+	if err != nil {
+		return false, err
+	}
+	if len(got) != 8 {
+		return false, nil
+	}
+	want, err := mac.CUPECB(k.block, data)
+	if err != nil {
+		return false, err
+	}
+	return subtle.ConstantTimeCompare(want[:], got) == 1, nil
+}
+
+// campusPVVVersion is mixed into every campus PIN verification value so
+// that the construction can change without old values verifying by chance.
+const campusPVVVersion = "CSPVV1"
+
+// PINVerificationValue computes the value the card ledger stores for a
+// campus card's PIN: AES-CMAC, under the campus PVK (an AES-256 key that
+// never leaves the HSM), of a length-prefixed encoding of the PAN and the
+// PIN, written as 32 uppercase hex digits.
+//
+// Why it is safe to store: without the PVK the value cannot be computed, so
+// a stolen ledger does not allow testing the (only 10^6) six-digit PINs
+// offline; CMAC is a PRF, so the value reveals nothing of the PIN; binding
+// the PAN makes equal PINs on different cards give unrelated values. The
+// only way to test a PIN is through the HSM, where the ledger's try counter
+// limits guesses.
+func (h *HSM) PINVerificationValue(pan, pin string) (pvv string, err error) {
+	defer func() { h.observe("pvv_generate", err, true) }()
+	v, err := h.campusPVV(pan, pin)
+	if err != nil {
+		return "", err
+	}
+	return hexUpper(v), nil
+}
+
+func (h *HSM) campusPVV(pan, pin string) ([]byte, error) {
+	if err := pinblock.CheckPIN(pin); err != nil {
+		return nil, err
+	}
+	if err := pinblock.CheckPAN(pan); err != nil {
+		return nil, err
+	}
+	k, err := h.key(h.opts.CampusPVKLabel, UsagePINVerify)
+	if err != nil {
+		return nil, fmt.Errorf("campus PVK: %w", err)
+	}
+	if k.alg != AES {
+		return nil, fmt.Errorf("campus PVK %s is %s, want AES: %w", k.label, k.alg, ErrUnsupported)
+	}
+	msg := make([]byte, 0, len(campusPVVVersion)+2+len(pan)+len(pin))
+	msg = append(msg, campusPVVVersion...)
+	msg = append(msg, byte(len(pan)))
+	msg = append(msg, pan...)
+	msg = append(msg, byte(len(pin)))
+	msg = append(msg, pin...)
+	defer wipe(msg)
+	return mac.CMAC(k.block, msg)
+}
+
+// EnsureCampusPVK creates the campus PVK (AES-256) if it does not exist.
+func (h *HSM) EnsureCampusPVK() (kcv []byte, created bool, err error) {
+	return h.EnsureKey(h.opts.CampusPVKLabel, PVK, AES, 32)
+}
+
+// VerifyTerminalPIN decrypts an encrypted PIN block from a terminal under
+// its current PIK, recomputes the campus PIN verification value and
+// compares it with storedPVV in constant time. The clear PIN never leaves
+// the HSM. It returns (false, nil) for a wrong PIN; a block that does not
+// decode as format (a wrong key, tampering or a terminal bug) is an error
+// wrapping pinblock.ErrFormat. Counting tries is the ledger's job.
+func (h *HSM) VerifyTerminalPIN(terminalID string, block []byte, format PINFormat, pan, storedPVV string) (ok bool, err error) {
+	defer func() { h.observe("pin_verify", err, ok) }()
+	if err := checkTerminalID(terminalID); err != nil {
+		return false, err
+	}
+	k, err := h.key(TerminalKeyLabel(terminalID, TPK), UsagePINDecrypt)
+	if errors.Is(err, ErrKeyNotFound) {
+		return false, fmt.Errorf("terminal %s: %w", terminalID, ErrNotSignedOn)
+	}
+	if err != nil {
+		return false, err
+	}
+	if format != PINFormat0 && format != PINFormat1 && format != PINFormat3 {
+		return false, fmt.Errorf("terminal PIN block format %d: %w", format, ErrUnsupported)
+	}
+	if k.block.BlockSize() != 8 {
+		return false, fmt.Errorf("terminal %s: PIN blocks under an %s PIK: %w", terminalID, k.alg, ErrUnsupported)
+	}
+	pin, err := pinblock.Decrypt(k.block, format, block, pan)
+	if err != nil {
+		h.log.Debug("PIN block did not decode", zap.String("terminal", terminalID), zap.String("pan", MaskPAN(pan)))
+		return false, fmt.Errorf("terminal %s PIN block: %w", terminalID, err)
+	}
+	v, err := h.campusPVV(pan, pin)
+	if err != nil {
+		return false, err
+	}
+	want := []byte(storedPVV)
+	got := []byte(hexUpper(v))
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// TranslatePIN re-encrypts a PIN block from the PIN key at fromLabel (a
+// TPK or ZPK) to the ZPK at toLabel, changing format if asked, without the
+// clear PIN leaving the HSM. Translation from a PAN-bound format (0, 3, 4)
+// to format 1 is refused (PCI PIN Security requirement 3-3): it would
+// unbind the PIN from the card.
+func (h *HSM) TranslatePIN(fromLabel string, fromFormat PINFormat, toLabel string, toFormat PINFormat, block []byte, pan string) (out []byte, err error) {
+	defer func() { h.observe("pin_translate", err, true) }()
+	from, err := h.key(fromLabel, UsagePINDecrypt)
+	if err != nil {
+		return nil, err
+	}
+	to, err := h.key(toLabel, UsagePINEncrypt)
+	if err != nil {
+		return nil, err
+	}
+	if to.typ != ZPK {
+		return nil, fmt.Errorf("translate to %s %s: destination must be a ZPK: %w", to.typ, toLabel, ErrKeyUsage)
+	}
+	if err := checkTranslation(fromFormat, toFormat); err != nil {
+		return nil, err
+	}
+	pin, err := pinblock.Decrypt(from.block, fromFormat, block, pan)
+	if err != nil {
+		return nil, fmt.Errorf("translate PIN from %s: %w", fromLabel, err)
+	}
+	return pinblock.Encrypt(to.block, toFormat, pin, pan, "")
+}
+
+// TranslateTerminalPIN translates a PIN block from the terminal's current
+// PIK to the ZPK at toLabel (PIN translation TPK → ZPK for gateways).
+func (h *HSM) TranslateTerminalPIN(terminalID string, fromFormat PINFormat, toLabel string, toFormat PINFormat, block []byte, pan string) ([]byte, error) {
+	if err := checkTerminalID(terminalID); err != nil {
+		return nil, err
+	}
+	return h.TranslatePIN(TerminalKeyLabel(terminalID, TPK), fromFormat, toLabel, toFormat, block, pan)
+}
+
+func checkTranslation(from, to PINFormat) error {
+	if from.NeedsPAN() && to == PINFormat1 {
+		return fmt.Errorf("PIN translation from format %d to format 1: %w", from, ErrUnsupported)
+	}
+	return nil
+}
+
+// MaskPAN keeps the first 6 and last 4 digits of a card number, the only
+// form in which hsm logs one.
+func MaskPAN(pan string) string {
+	if len(pan) <= 10 {
+		return "****"
+	}
+	b := []byte(pan)
+	for i := 6; i < len(b)-4; i++ {
+		b[i] = '*'
+	}
+	return string(b)
+}
