@@ -1,0 +1,297 @@
+// Package journal keeps the message journal, the stored responses used for
+// duplicate detection, and the store-and-forward queue, all on the switch's
+// one Pebble instance (keys prefixed 'j' and 'q').
+//
+// The journal never commits on the POS path. DESIGN §2 step 7 puts the
+// request entry, the ledger postings, the idempotency record and the
+// response entry into ONE synced batch committed before the response
+// leaves, so Append and PutResponse write into a *pebble.Batch the caller
+// owns and commits. A batch that is never committed leaves nothing behind
+// but a gap in the sequence numbers.
+//
+// The journal stores the message bytes it is given. It cannot parse
+// ISO 8583, so removing the PIN block, track data and key material before
+// calling Append is the caller's job.
+package journal
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// DefaultMaxRead is the default bound on the entries one read returns.
+const DefaultMaxRead = 1000
+
+// maxMaxRead keeps a configuration typo from making a read unbounded.
+const maxMaxRead = 1_000_000
+
+// ErrNotFound is returned by Get for a sequence that has no entry, and by
+// queue operations for a message that is not queued.
+var ErrNotFound = errors.New("journal: not found")
+
+// ErrLimit is returned when a read asks for more entries than MaxRead.
+var ErrLimit = errors.New("journal: read limit out of range")
+
+// Options configure a Journal. The zero value is usable.
+type Options struct {
+	// OnAppend, when set, is called once for every entry Append writes into
+	// a batch, so the switch can count switch_journal_entries_total without
+	// this package importing Prometheus. It runs on the caller's goroutine
+	// and must be cheap and safe for concurrent use. It counts entries
+	// written into batches, so a batch the caller later discards was still
+	// counted: the switch discards only on a failed commit, which it
+	// reports separately.
+	OnAppend func()
+	// MaxRead bounds the entries ByRRN and ByTerminalBatch return.
+	// Zero means DefaultMaxRead.
+	MaxRead int
+}
+
+// Journal appends entries into caller-supplied batches and reads them back
+// through its indexes. It is safe for concurrent use; each *pebble.Batch
+// must be used by one goroutine at a time, as Pebble requires.
+type Journal struct {
+	db   *pebble.DB
+	opts Options
+	// seq is the last sequence handed out. Append increments it atomically,
+	// so concurrent appends into separate batches get distinct sequences;
+	// batches may commit in a different order than their sequences.
+	seq atomic.Uint64
+}
+
+// Open returns the journal kept in db, restoring the sequence counter from
+// the last stored entry. The caller keeps ownership of db.
+func Open(db *pebble.DB, opts Options) (*Journal, error) {
+	if db == nil {
+		return nil, errors.New("journal: open: nil db")
+	}
+	if opts.MaxRead == 0 {
+		opts.MaxRead = DefaultMaxRead
+	}
+	if opts.MaxRead < 1 || opts.MaxRead > maxMaxRead {
+		return nil, fmt.Errorf("journal: open: max read %d: want 1..%d", opts.MaxRead, maxMaxRead)
+	}
+	j := &Journal{db: db, opts: opts}
+	it, err := db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{prefixJournal, spaceEntry},
+		UpperBound: []byte{prefixJournal, spaceEntry + 1},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal: open: %w", err)
+	}
+	defer it.Close()
+	if it.Last() {
+		k := it.Key()
+		if len(k) != entryKeyLen {
+			return nil, fmt.Errorf("journal: open: %w: entry key of %d bytes", ErrCorrupt, len(k))
+		}
+		last, _ := seqSuffix(k)
+		j.seq.Store(last)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("journal: open: %w", err)
+	}
+	return j, nil
+}
+
+// LastSeq returns the last sequence handed out (zero before the first
+// Append). Its entry may not be committed yet.
+func (j *Journal) LastSeq() uint64 { return j.seq.Load() }
+
+// Append assigns e the next sequence number and writes it, with its index
+// keys, into b. It does not commit b. On success e.Seq is set to the
+// sequence, which is also returned.
+//
+// Indexes written: the business day (always), terminal + batch (when
+// Terminal is set), and RRN (when RRN is set).
+func (j *Journal) Append(b *pebble.Batch, e *Entry) (uint64, error) {
+	if b == nil || e == nil {
+		return 0, errors.New("journal: append: nil batch or entry")
+	}
+	n, err := e.Size()
+	if err != nil {
+		return 0, fmt.Errorf("journal: append %s %s terminal %q stan %q: %w", e.Direction, e.MTI, e.Terminal, e.STAN, err)
+	}
+	seq := j.seq.Add(1)
+
+	op := b.SetDeferred(entryKeyLen, n)
+	putEntryKey(op.Key, seq)
+	e.EncodeInto(op.Value)
+	if err := op.Finish(); err != nil {
+		return 0, fmt.Errorf("journal: append seq %d: %w", seq, err)
+	}
+
+	// Index keys are built in a stack buffer; Batch.Set copies them.
+	var buf [2 + 1 + maxTerminalLen + 1 + maxRRNLen + dateLen + seqLen + 8]byte
+	k := appendSeq(dayPrefix(buf[:0], e.BusinessDate), seq)
+	if err := b.Set(k, nil, nil); err != nil {
+		return 0, fmt.Errorf("journal: append seq %d day index: %w", seq, err)
+	}
+	if e.Terminal != "" {
+		k = appendSeq(termBatchPrefix(buf[:0], e.Terminal, e.Batch), seq)
+		if err := b.Set(k, nil, nil); err != nil {
+			return 0, fmt.Errorf("journal: append seq %d terminal index: %w", seq, err)
+		}
+	}
+	if e.RRN != "" {
+		k = appendSeq(append(rrnPrefix(buf[:0], e.RRN), e.BusinessDate...), seq)
+		if err := b.Set(k, nil, nil); err != nil {
+			return 0, fmt.Errorf("journal: append seq %d rrn index: %w", seq, err)
+		}
+	}
+	e.Seq = seq
+	if j.opts.OnAppend != nil {
+		j.opts.OnAppend()
+	}
+	return seq, nil
+}
+
+// Get returns the committed entry with sequence seq, or ErrNotFound.
+func (j *Journal) Get(seq uint64) (*Entry, error) {
+	v, closer, err := j.db.Get(entryKey(seq))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, fmt.Errorf("journal: get seq %d: %w", seq, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal: get seq %d: %w", seq, err)
+	}
+	defer closer.Close()
+	e := &Entry{Seq: seq}
+	if err := DecodeEntry(v, e); err != nil {
+		return nil, fmt.Errorf("journal: get seq %d: %w", seq, err)
+	}
+	return e, nil
+}
+
+// ByRRN returns up to limit entries carrying the retrieval reference
+// number rrn, oldest business day first and in sequence order within a
+// day. A non-empty date (YYYYMMDD) restricts the search to that business
+// day; RRNs are unique only within a day or so, depending on who issued
+// them.
+func (j *Journal) ByRRN(rrn, date string, limit int) ([]*Entry, error) {
+	if rrn == "" || len(rrn) > maxRRNLen {
+		return nil, fmt.Errorf("journal: by rrn: %w: rrn %q", ErrInvalidEntry, rrn)
+	}
+	if date != "" && !validDate(date) {
+		return nil, fmt.Errorf("journal: by rrn %s: %w: date %q", rrn, ErrInvalidEntry, date)
+	}
+	if err := j.checkLimit(limit); err != nil {
+		return nil, fmt.Errorf("journal: by rrn %s: %w", rrn, err)
+	}
+	p := append(rrnPrefix(nil, rrn), date...)
+	out, err := j.collect(p, limit)
+	if err != nil {
+		return nil, fmt.Errorf("journal: by rrn %s: %w", rrn, err)
+	}
+	return out, nil
+}
+
+// ByTerminalBatch returns up to limit entries of one terminal's batch in
+// sequence order. Batch numbers repeat over the years, so a long-lived
+// terminal's batch may collect entries of several business days; compare
+// BusinessDate to tell them apart.
+func (j *Journal) ByTerminalBatch(terminal, batch string, limit int) ([]*Entry, error) {
+	if terminal == "" || len(terminal) > maxTerminalLen || len(batch) > maxBatchLen {
+		return nil, fmt.Errorf("journal: by terminal batch: %w: terminal %q batch %q", ErrInvalidEntry, terminal, batch)
+	}
+	if err := j.checkLimit(limit); err != nil {
+		return nil, fmt.Errorf("journal: by terminal %s batch %s: %w", terminal, batch, err)
+	}
+	out, err := j.collect(termBatchPrefix(nil, terminal, batch), limit)
+	if err != nil {
+		return nil, fmt.Errorf("journal: by terminal %s batch %s: %w", terminal, batch, err)
+	}
+	return out, nil
+}
+
+// ByBusinessDay calls fn for every entry of business day date (YYYYMMDD) in
+// sequence order until fn returns false. The whole walk reads one
+// consistent snapshot. It is meant for reconciliation and operator tools,
+// not the transaction path.
+func (j *Journal) ByBusinessDay(date string, fn func(*Entry) bool) error {
+	if !validDate(date) {
+		return fmt.Errorf("journal: by business day: %w: date %q", ErrInvalidEntry, date)
+	}
+	if fn == nil {
+		return errors.New("journal: by business day: nil callback")
+	}
+	if err := j.scan(dayPrefix(nil, date), fn); err != nil {
+		return fmt.Errorf("journal: by business day %s: %w", date, err)
+	}
+	return nil
+}
+
+func (j *Journal) checkLimit(limit int) error {
+	if limit < 1 || limit > j.opts.MaxRead {
+		return fmt.Errorf("%w: %d, want 1..%d", ErrLimit, limit, j.opts.MaxRead)
+	}
+	return nil
+}
+
+func (j *Journal) collect(prefix []byte, limit int) ([]*Entry, error) {
+	var out []*Entry
+	err := j.scan(prefix, func(e *Entry) bool {
+		out = append(out, e)
+		return len(out) < limit
+	})
+	return out, err
+}
+
+// scan walks the index keys starting with prefix and calls fn with each
+// entry they point to. Index and entries are read from one snapshot: an
+// index key and its entry are written in the same batch, so an index key
+// without its entry means damage.
+func (j *Journal) scan(prefix []byte, fn func(*Entry) bool) (err error) {
+	snap := j.db.NewSnapshot()
+	defer snap.Close()
+	idx, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := idx.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	ents, err := snap.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{prefixJournal, spaceEntry},
+		UpperBound: []byte{prefixJournal, spaceEntry + 1},
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := ents.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	var ek [entryKeyLen]byte
+	for ok := idx.First(); ok; ok = idx.Next() {
+		seq, err := seqSuffix(idx.Key())
+		if err != nil {
+			return err
+		}
+		putEntryKey(ek[:], seq)
+		if !ents.SeekGE(ek[:]) || string(ents.Key()) != string(ek[:]) {
+			if err := ents.Error(); err != nil {
+				return err
+			}
+			return fmt.Errorf("%w: index key %x has no entry %d", ErrCorrupt, idx.Key(), seq)
+		}
+		v, err := ents.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		e := &Entry{Seq: seq}
+		if err := DecodeEntry(v, e); err != nil {
+			return fmt.Errorf("seq %d: %w", seq, err)
+		}
+		if !fn(e) {
+			return nil
+		}
+	}
+	return idx.Error()
+}
