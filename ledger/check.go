@@ -1,0 +1,311 @@
+package ledger
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+)
+
+// Totals are settlement totals of one terminal batch.
+type Totals struct {
+	DebitCount   int
+	DebitAmount  Fen
+	CreditCount  int
+	CreditAmount Fen
+}
+
+// BatchTotals returns the settlement totals of one terminal batch, seen
+// from the card: debits are consumes, pre-auth completions and cash-load
+// voids (money out of cards); credits are consume voids, completion voids,
+// refunds and cash loads (money into cards). Transactions that were
+// reversed, and reversals themselves, are left out; a voided consume
+// counts as a debit and its void as a credit. Pre-auths and cancels move
+// no money and are not counted. Amounts exclude the service fee, as the
+// terminal's own totals do. It reads committed state (one scan of the
+// batch's reference index).
+func (l *Ledger) BatchTotals(terminal string, batch uint32) (Totals, error) {
+	var t Totals
+	if len(terminal) > maxTerminalLen || batch > maxSixDigits {
+		return t, fmt.Errorf("%w: batch totals: bad terminal or batch", ErrInvalidRequest)
+	}
+	snap := l.db.NewSnapshot()
+	defer snap.Close()
+	err := scan(snap, batchPrefix(terminal, batch), func(k, v []byte) error {
+		rv, err := decodeRef(v)
+		if err != nil {
+			return err
+		}
+		if rv.TxID == 0 {
+			return nil // tombstone
+		}
+		raw, err := get(snap, postKey(rv.TxID))
+		if err != nil || raw == nil {
+			return fmt.Errorf("posting %d: missing or unreadable: %v", rv.TxID, err)
+		}
+		p, err := decodePosting(raw)
+		if err != nil {
+			return err
+		}
+		sraw, err := get(snap, statusKey(p.TxID))
+		if err != nil {
+			return err
+		}
+		if sraw != nil {
+			st, err := decodeStatus(sraw)
+			if err != nil {
+				return err
+			}
+			if st.ReversedBy != 0 {
+				return nil
+			}
+		}
+		switch p.Kind {
+		case KindConsume, KindPreAuthCompletion, KindCashLoadVoid:
+			t.DebitCount++
+			t.DebitAmount += p.Amount
+		case KindVoid, KindCompletionVoid, KindRefund, KindCashLoad:
+			t.CreditCount++
+			t.CreditAmount += p.Amount
+		}
+		return nil
+	})
+	if err != nil {
+		return Totals{}, fmt.Errorf("batch totals %s/%06d: %w", terminal, batch, err)
+	}
+	return t, nil
+}
+
+// Report is the result of Check.
+type Report struct {
+	Cards    int
+	Postings int
+	// ClassTotals is the sum of balances per account class (card cash and
+	// subsidy purses are reported separately as "card/cash" and
+	// "card/subsidy"); the grand total must be zero.
+	ClassTotals map[string]Fen
+	Total       Fen
+	// Accounts are the balances of every non-card account.
+	Accounts   map[AccountID]Fen
+	Violations []string
+}
+
+// OK reports whether the check found no violation.
+func (r *Report) OK() bool { return len(r.Violations) == 0 }
+
+// maxViolations bounds the report on a badly damaged store.
+const maxViolations = 1000
+
+// Check verifies the ledger offline: every posting set balances to zero
+// and its links name existing posting sets of a fitting kind; no purse is
+// negative or below its holds; the balances stored in the card records
+// equal the sums of all postings per account; and the sum over all
+// accounts is zero. It reads a consistent snapshot of db.
+func Check(db *pebble.DB) (Report, error) {
+	snap := db.NewSnapshot()
+	defer snap.Close()
+	r := Report{ClassTotals: map[string]Fen{}, Accounts: map[AccountID]Fen{}}
+	violate := func(format string, args ...any) {
+		if len(r.Violations) < maxViolations {
+			r.Violations = append(r.Violations, fmt.Sprintf(format, args...))
+		}
+	}
+	stored := map[AccountID]Fen{} // from card records
+	err := scan(snap, []byte{keyPrefix, tagCard}, func(k, v []byte) error {
+		c, err := decodeCard(v)
+		if err != nil {
+			violate("card %s: %v", MaskPAN(string(k[2:])), err)
+			return nil
+		}
+		r.Cards++
+		if string(k[2:]) != c.PAN {
+			violate("card record under %s names %s", MaskPAN(string(k[2:])), MaskPAN(c.PAN))
+		}
+		hc, hs := c.heldSplit()
+		if c.Cash < 0 || c.Subsidy < 0 {
+			violate("card %s: negative purse (cash %s, subsidy %s)", MaskPAN(c.PAN), c.Cash, c.Subsidy)
+		}
+		if c.Cash < hc || c.Subsidy < hs {
+			violate("card %s: holds exceed purses", MaskPAN(c.PAN))
+		}
+		stored[CardCash(c.PAN)] += c.Cash
+		stored[CardSubsidy(c.PAN)] += c.Subsidy
+		for _, ct := range c.Contribs {
+			stored[ct.Account] += ct.Amount
+		}
+		return nil
+	})
+	if err != nil {
+		return r, err
+	}
+	posted := map[AccountID]Fen{}
+	kinds := map[uint64]Kind{}
+	type link struct {
+		from, to uint64
+		kind     Kind
+	}
+	var links []link
+	err = scan(snap, []byte{keyPrefix, tagPost}, func(k, v []byte) error {
+		p, err := decodePosting(v)
+		if err != nil {
+			violate("posting %x: %v", k[2:], err)
+			return nil
+		}
+		r.Postings++
+		if string(postKey(p.TxID)) != string(k) {
+			violate("posting under %x has id %d", k[2:], p.TxID)
+		}
+		var sum Fen
+		for _, g := range p.Legs {
+			sum += g.Amount
+			posted[g.Account] += g.Amount
+		}
+		if sum != 0 {
+			violate("posting %d (%s) does not balance: %s", p.TxID, p.Kind, sum)
+		}
+		kinds[p.TxID] = p.Kind
+		if p.Link != 0 {
+			links = append(links, link{p.TxID, p.Link, p.Kind})
+		}
+		return nil
+	})
+	if err != nil {
+		return r, err
+	}
+	wantLink := map[Kind][]Kind{
+		KindVoid:              {KindConsume},
+		KindCashLoadVoid:      {KindCashLoad},
+		KindCompletionVoid:    {KindPreAuthCompletion},
+		KindRefund:            {KindConsume, KindPreAuthCompletion},
+		KindPreAuthCompletion: {KindPreAuth},
+		KindPreAuthCancel:     {KindPreAuth},
+	}
+	for _, ln := range links {
+		to, ok := kinds[ln.to]
+		switch {
+		case !ok:
+			violate("posting %d (%s) links to missing posting %d", ln.from, ln.kind, ln.to)
+		case ln.kind == KindReversal:
+			if !to.reversible() {
+				violate("reversal %d undoes %s %d, which is not reversible", ln.from, to, ln.to)
+			}
+		case wantLink[ln.kind] == nil:
+			violate("posting %d (%s) must not link to another posting", ln.from, ln.kind)
+		default:
+			fit := false
+			for _, w := range wantLink[ln.kind] {
+				fit = fit || w == to
+			}
+			if !fit {
+				violate("posting %d (%s) links to %s %d", ln.from, ln.kind, to, ln.to)
+			}
+		}
+	}
+	err = scan(snap, []byte{keyPrefix, tagStatus}, func(k, v []byte) error {
+		st, err := decodeStatus(v)
+		if err != nil {
+			violate("status %x: %v", k[2:], err)
+			return nil
+		}
+		id := uint64(0)
+		if len(k) == 10 {
+			for _, b := range k[2:] {
+				id = id<<8 | uint64(b)
+			}
+		}
+		if _, ok := kinds[id]; !ok {
+			violate("status of missing posting %x", k[2:])
+		}
+		for _, ref := range []uint64{st.VoidedBy, st.ReversedBy, st.FinishedBy} {
+			if _, ok := kinds[ref]; ref != 0 && !ok {
+				violate("status of posting %d names missing posting %d", id, ref)
+			}
+		}
+		if st.Refunded < 0 || st.RefundedFee < 0 || st.RefundedSubsidy < 0 {
+			violate("status of posting %d: negative refunded amounts", id)
+		}
+		return nil
+	})
+	if err != nil {
+		return r, err
+	}
+	all := map[AccountID]bool{}
+	for a := range stored {
+		all[a] = true
+	}
+	for a := range posted {
+		all[a] = true
+	}
+	ids := make([]string, 0, len(all))
+	for a := range all {
+		ids = append(ids, string(a))
+	}
+	sort.Strings(ids)
+	for _, s := range ids {
+		a := AccountID(s)
+		if stored[a] != posted[a] {
+			violate("account %s: stored balance %s, postings sum to %s", maskAccount(a), stored[a], posted[a])
+		}
+		class := a.Class()
+		if _, sub, ok := splitPurse(a); ok {
+			class = "card/cash"
+			if sub {
+				class = "card/subsidy"
+			}
+		} else {
+			r.Accounts[a] = stored[a]
+		}
+		r.ClassTotals[class] += stored[a]
+		r.Total += stored[a]
+	}
+	if r.Total != 0 {
+		violate("accounts sum to %s, not zero", r.Total)
+	}
+	return r, nil
+}
+
+func maskAccount(a AccountID) string {
+	if pan, sub, ok := splitPurse(a); ok {
+		if sub {
+			return "card/" + MaskPAN(pan) + "/subsidy"
+		}
+		return "card/" + MaskPAN(pan) + "/cash"
+	}
+	return string(a)
+}
+
+// CardByPAN reads one card straight from the store (for offline tools).
+func CardByPAN(db pebble.Reader, pan string) (CardView, bool, error) {
+	raw, err := get(db, cardKey(pan))
+	if err != nil || raw == nil {
+		return CardView{}, false, err
+	}
+	c, err := decodeCard(raw)
+	if err != nil {
+		return CardView{}, false, fmt.Errorf("card %s: %w", MaskPAN(pan), err)
+	}
+	return c.view(), true, nil
+}
+
+// RecommendedPebbleOptions are the Pebble options the switch should open
+// the shared database with. A 64 MiB memtable lets the WAL group many
+// concurrent synced commits between flushes (measured ≈ 50k synced
+// commits/s vs ≈ 41k with the default 4 MiB, notes/moov-iso8583.md), and
+// larger L0 thresholds keep flush bursts from stalling writers. Bloom
+// filters (10 bits per key, every level) keep the point lookups of the hot
+// path cheap when they miss, as the idempotency and tombstone lookups of a
+// new transaction always do. The WAL
+// stays on and every POS commit uses pebble.Sync; nothing batches on a
+// timer (WALMinSyncInterval stays unset).
+func RecommendedPebbleOptions() *pebble.Options {
+	o := &pebble.Options{
+		MemTableSize:                64 << 20,
+		MemTableStopWritesThreshold: 4,
+		L0CompactionThreshold:       4,
+		L0StopWritesThreshold:       24,
+		MaxOpenFiles:                1000,
+	}
+	o.Levels[0].FilterPolicy = bloom.FilterPolicy(10) // inherited by the lower levels
+	return o
+}

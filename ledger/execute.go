@@ -1,0 +1,682 @@
+package ledger
+
+import (
+	"fmt"
+	"math/bits"
+	"sort"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Execute runs one operation as a unit of work.
+//
+// It locks what the operation touches in a fixed order (first the
+// idempotency key and terminal references, sorted; then the cards, sorted
+// by card number), validates the operation against the current state,
+// writes the postings, the new card states, the status of linked
+// transactions, the indexes and the idempotency record into b, and calls
+// commit(result). commit belongs to the caller: it adds its own entries
+// (the journal) to b and commits b with pebble.Sync, returning the error.
+// Only after commit returns nil does the ledger publish the new state in
+// memory; the locks are held until then, so no later operation on the same
+// card can become durable before this one. A crash between the commit and
+// the publication is harmless: Open reloads the state from Pebble.
+//
+// commit is called exactly once for every request that passes the
+// structural checks: for approvals, for declines (Result.Decline; a PIN
+// try increment is part of b) and for idempotent replays (Result.Replay;
+// nothing of the ledger's is in b then). Execute returns an error, and
+// publishes nothing, when the request breaks a structural bound
+// (ErrInvalidRequest, before commit is called), when storage fails, or
+// when commit fails.
+func (l *Ledger) Execute(req Request, b *pebble.Batch, commit func(Result) error) (Result, error) {
+	if err := validate(req); err != nil {
+		return Result{}, err
+	}
+	c := req.common()
+	kind := req.Kind()
+	var h fp
+	req.fingerprint(&h)
+	sum := h.sum()
+	ik := idemKey(kind, c.Key)
+
+	keys := make([]string, 0, 3)
+	keys = append(keys, string(ik))
+	if c.Terminal != "" {
+		keys = append(keys, string(refKey(TxnRef{c.Terminal, c.Batch, c.STAN})))
+	}
+	if ref, ok := originalRef(req); ok {
+		keys = append(keys, string(refKey(ref)))
+	}
+	unlock := l.keys.lockAll(keys)
+	defer unlock()
+
+	raw, err := get(l.db, ik)
+	if err != nil {
+		return Result{}, fmt.Errorf("%s %s: read idempotency record: %w", kind, c.Key, err)
+	}
+	if raw != nil {
+		rec, err := decodeIdem(raw)
+		if err != nil {
+			return Result{}, fmt.Errorf("%s %s: idempotency record: %w", kind, c.Key, err)
+		}
+		res := rec.Result
+		if rec.Fingerprint != sum {
+			res = Result{Kind: kind, Decline: DeclineDuplicate}
+		} else {
+			res.Replay = true
+		}
+		if err := commit(res); err != nil {
+			return res, fmt.Errorf("%s %s: commit replay: %w", kind, c.Key, err)
+		}
+		return res, nil
+	}
+
+	tx := &txn{l: l, b: b, c: c, kind: kind, res: Result{Kind: kind}}
+	defer tx.unlockCards()
+	if err := tx.run(req); err != nil {
+		return Result{}, fmt.Errorf("%s %s: %w", kind, c.Key, err)
+	}
+	if err := tx.write(ik, sum); err != nil {
+		return Result{}, fmt.Errorf("%s %s: stage batch: %w", kind, c.Key, err)
+	}
+	if err := commit(tx.res); err != nil {
+		return tx.res, fmt.Errorf("%s %s: commit: %w", kind, c.Key, err)
+	}
+	tx.publish()
+	return tx.res, nil
+}
+
+func originalRef(req Request) (TxnRef, bool) {
+	var r TxnRef
+	switch q := req.(type) {
+	case *Void:
+		r = q.Original
+	case *CashLoadVoid:
+		r = q.Original
+	case *CompletionVoid:
+		r = q.Original
+	case *Reversal:
+		r = q.Original
+	default:
+		return TxnRef{}, false
+	}
+	if r.Terminal == "" {
+		r.Terminal = req.common().Terminal
+	}
+	return r, true
+}
+
+// txn is the working state of one Execute call.
+type txn struct {
+	l    *Ledger
+	b    *pebble.Batch
+	c    *Common
+	kind Kind
+	res  Result
+
+	entries  []*cardEntry // locked, in PAN order
+	staged   map[string]*card
+	dirty    map[string]bool
+	primary  string // the card the result's balances describe
+	deltas   map[AccountID]Fen
+	postings []*posting
+	loaded   map[uint64]*posting
+	statuses map[uint64]*status
+	dirtySt  map[uint64]bool
+	approved *posting // the posting whose own reference and RRN get indexed
+	noIndex  bool     // reversals share the original's reference: never index them
+	tomb     *TxnRef  // reversal tombstone to write
+	tombKind Kind     // the original kind the tombstone blocks
+	applied  bool     // apply changed staged cards: the operation must be approved
+}
+
+// lockCards locks the cards (in PAN order, after the key locks) and stages
+// a private copy of each; unknown cards stay absent from staged. Expired
+// holds are released here, as the first thing any operation on the card
+// does.
+func (tx *txn) lockCards(pans ...string) {
+	if tx.entries != nil {
+		panic("ledger: cards locked twice in one operation")
+	}
+	sort.Strings(pans)
+	tx.staged = make(map[string]*card, len(pans))
+	tx.dirty = make(map[string]bool, len(pans))
+	for i, pan := range pans {
+		if pan == "" || (i > 0 && pan == pans[i-1]) {
+			continue
+		}
+		e := tx.l.entry(pan)
+		if e == nil {
+			continue
+		}
+		e.mu.Lock()
+		tx.entries = append(tx.entries, e)
+		c := e.cur.Load().clone()
+		tx.staged[pan] = &c
+		if n := releaseExpired(&c, tx.c.Date); n > 0 {
+			tx.dirty[pan] = true
+		}
+	}
+	if tx.entries == nil {
+		tx.entries = []*cardEntry{}
+	}
+}
+
+func (tx *txn) unlockCards() {
+	for i := len(tx.entries) - 1; i >= 0; i-- {
+		tx.entries[i].mu.Unlock()
+	}
+}
+
+// releaseExpired drops the holds whose expiry date is before d.
+func releaseExpired(c *card, d BusinessDate) int {
+	n := 0
+	kept := c.Holds[:0]
+	for _, h := range c.Holds {
+		if h.Expiry < d {
+			n++
+			continue
+		}
+		kept = append(kept, h)
+	}
+	c.Holds = kept
+	return n
+}
+
+func (tx *txn) decline(d Decline) error {
+	tx.res.Decline = d
+	return nil
+}
+
+// opClass says how a kind treats the card: debits need an active card;
+// credits return money and are allowed on frozen and lost cards.
+type opClass uint8
+
+const (
+	classDebit opClass = iota
+	classInquiry
+	classLoad
+	classCredit
+)
+
+func gate(c *card, cl opClass) Decline {
+	if c == nil || c.State == Closed {
+		return DeclineInvalidCard
+	}
+	switch c.State {
+	case Lost:
+		if cl != classCredit {
+			return DeclineLostCard
+		}
+	case Frozen:
+		if cl == classDebit {
+			return DeclineFrozenCard
+		}
+	}
+	if c.List == ListBlack && cl != classCredit {
+		return DeclineNotPermittedCardholder
+	}
+	return Approved
+}
+
+// checkPIN applies the PIN outcome to the try counter. A changed counter
+// marks the card dirty, so it is written even when the operation is then
+// declined.
+func (tx *txn) checkPIN(pan string, outcome PINOutcome, amount Fen, cl opClass, requirePIN bool) Decline {
+	c := tx.staged[pan]
+	max := tx.l.opts.MaxPINTries
+	locked := int(c.PINTries) >= max
+	switch outcome {
+	case PINNotPresent:
+		if cl == classCredit || cl == classLoad {
+			return Approved
+		}
+		if locked {
+			return DeclinePINTriesExceeded
+		}
+		if requirePIN && amount > c.NoPINLimit {
+			return DeclineIncorrectPIN
+		}
+		return Approved
+	case PINWrong:
+		if locked {
+			return DeclinePINTriesExceeded
+		}
+		c.PINTries++
+		tx.dirty[pan] = true
+		if int(c.PINTries) >= max {
+			return DeclinePINTriesExceeded
+		}
+		return DeclineIncorrectPIN
+	case PINVerified:
+		if locked {
+			return DeclinePINTriesExceeded
+		}
+		if c.PINTries != 0 {
+			c.PINTries = 0
+			tx.dirty[pan] = true
+		}
+		return Approved
+	}
+	return DeclineInvalidTransaction
+}
+
+// cardChecks runs the card gate and the PIN check and records the card as
+// the one the result describes.
+func (tx *txn) cardChecks(pan string, pin PINOutcome, amount Fen, cl opClass, requirePIN bool) Decline {
+	tx.primary = pan
+	c := tx.staged[pan]
+	if d := gate(c, cl); d != Approved {
+		return d
+	}
+	return tx.checkPIN(pan, pin, amount, cl, requirePIN)
+}
+
+func (tx *txn) newPosting(kind Kind, pan string) *posting {
+	return &posting{
+		TxID:     tx.l.lastTx.Add(1),
+		Kind:     kind,
+		Date:     tx.c.Date,
+		Terminal: tx.c.Terminal,
+		Merchant: tx.c.Merchant,
+		Batch:    tx.c.Batch,
+		STAN:     tx.c.STAN,
+		RRN:      tx.c.RRN,
+		PAN:      pan,
+	}
+}
+
+// inverse builds the posting that undoes o: negated legs, the hold o added
+// dropped and the hold it dropped restored, and o's day spend given back
+// when it is undone on the same business day.
+func (tx *txn) inverse(o *posting, kind Kind) *posting {
+	p := tx.newPosting(kind, o.PAN)
+	p.PAN2 = o.PAN2
+	p.Merchant = o.Merchant
+	p.Amount = o.Amount
+	p.Fee = o.Fee
+	p.Link = o.TxID
+	p.Legs = make([]leg, len(o.Legs))
+	for i, g := range o.Legs {
+		p.Legs[i] = leg{g.Account, -g.Amount}
+	}
+	if tx.c.Date == o.Date {
+		p.DaySpend = -o.DaySpend
+	}
+	p.HoldAdd, p.HoldDrop = o.HoldDrop, o.HoldAdd
+	return p
+}
+
+// splitPurse parses a card purse account into card number and purse.
+func splitPurse(a AccountID) (pan string, subsidy bool, ok bool) {
+	s, found := strings.CutPrefix(string(a), "card/")
+	if !found {
+		return "", false, false
+	}
+	i := strings.LastIndexByte(s, '/')
+	if i < 0 {
+		return "", false, false
+	}
+	switch s[i+1:] {
+	case "cash":
+		return s[:i], false, true
+	case "subsidy":
+		return s[:i], true, true
+	}
+	return "", false, false
+}
+
+// apply applies the card effects of p to the staged cards, all or nothing.
+// It declines (insufficient funds) when a purse would go below zero or
+// below what its holds reserve, and (count limit) when holds overflow.
+func (tx *txn) apply(p *posting) (Decline, error) {
+	var sum Fen
+	for _, g := range p.Legs {
+		sum += g.Amount
+	}
+	if sum != 0 {
+		panic(fmt.Sprintf("ledger: %s posting %d does not balance: %d", p.Kind, p.TxID, sum))
+	}
+	work := make(map[string]*card, 2)
+	cardFor := func(pan string) (*card, error) {
+		if c, ok := work[pan]; ok {
+			return c, nil
+		}
+		s := tx.staged[pan]
+		if s == nil {
+			return nil, fmt.Errorf("posting %d touches card %s that is not locked", p.TxID, MaskPAN(pan))
+		}
+		c := s.clone()
+		work[pan] = &c
+		return &c, nil
+	}
+	owner, err := cardFor(p.PAN)
+	if err != nil {
+		return Approved, err
+	}
+	for _, g := range p.Legs {
+		if pan, sub, ok := splitPurse(g.Account); ok {
+			c, err := cardFor(pan)
+			if err != nil {
+				return Approved, err
+			}
+			if sub {
+				c.Subsidy += g.Amount
+			} else {
+				c.Cash += g.Amount
+			}
+			continue
+		}
+		owner.addContrib(g.Account, g.Amount)
+		if len(owner.Contribs) > maxContribs {
+			return Approved, fmt.Errorf("card %s has posted to more than %d accounts", MaskPAN(p.PAN), maxContribs)
+		}
+	}
+	switch {
+	case p.Date > owner.DayDate:
+		owner.DayDate = p.Date
+		owner.DaySpent = max(0, p.DaySpend)
+	case p.Date == owner.DayDate:
+		owner.DaySpent = max(0, owner.DaySpent+p.DaySpend)
+	}
+	if p.HoldDrop != nil {
+		removeHold(owner, p.HoldDrop.AuthCode)
+	}
+	if p.HoldAdd != nil {
+		removeHold(owner, p.HoldAdd.AuthCode) // never two holds with one code
+		owner.Holds = append(owner.Holds, *p.HoldAdd)
+		if len(owner.Holds) > maxHolds {
+			return DeclineExceedsCountLimit, nil
+		}
+	}
+	for _, c := range work {
+		hc, hs := c.heldSplit()
+		if c.Cash < hc || c.Subsidy < hs {
+			return DeclineInsufficientFunds, nil
+		}
+	}
+	tx.applied = true
+	for pan, c := range work {
+		tx.staged[pan] = c
+		tx.dirty[pan] = true
+	}
+	for _, g := range p.Legs {
+		if _, _, ok := splitPurse(g.Account); !ok {
+			if tx.deltas == nil {
+				tx.deltas = make(map[AccountID]Fen, 2)
+			}
+			tx.deltas[g.Account] += g.Amount
+		}
+	}
+	return Approved, nil
+}
+
+func removeHold(c *card, code string) {
+	for i := range c.Holds {
+		if c.Holds[i].AuthCode == code {
+			c.Holds = append(c.Holds[:i], c.Holds[i+1:]...)
+			return
+		}
+	}
+}
+
+func findHold(c *card, code string) *hold {
+	for i := range c.Holds {
+		if c.Holds[i].AuthCode == code {
+			return &c.Holds[i]
+		}
+	}
+	return nil
+}
+
+// approve records p as the operation's posting and fills the result.
+func (tx *txn) approve(p *posting) {
+	tx.postings = append(tx.postings, p)
+	tx.approved = p
+	tx.res.TxID = p.TxID
+	tx.res.Fee = p.Fee
+	if p.AuthCode == "" {
+		p.AuthCode = authCode(p.TxID, nil)
+	}
+	tx.res.AuthCode = p.AuthCode
+	cash, sub := CardCash(p.PAN), CardSubsidy(p.PAN)
+	for _, g := range p.Legs {
+		switch g.Account {
+		case cash:
+			tx.res.CashDelta += g.Amount
+		case sub:
+			tx.res.SubsidyDelta += g.Amount
+		}
+	}
+}
+
+// authCode derives a six-digit approval code from the posting id, skipping
+// codes already naming an open hold on the card.
+func authCode(txid uint64, c *card) string {
+	n := txid % 1_000_000
+	for {
+		code := fmt.Sprintf("%06d", n)
+		if c == nil || findHold(c, code) == nil {
+			return code
+		}
+		n = (n + 1) % 1_000_000
+	}
+}
+
+func (tx *txn) loadPosting(id uint64) (*posting, error) {
+	if p, ok := tx.loaded[id]; ok {
+		return p, nil
+	}
+	raw, err := get(tx.l.db, postKey(id))
+	if err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("%w: posting %d is indexed but missing", ErrCorrupt, id)
+	}
+	p, err := decodePosting(raw)
+	if err != nil {
+		return nil, fmt.Errorf("posting %d: %w", id, err)
+	}
+	if tx.loaded == nil {
+		tx.loaded = make(map[uint64]*posting)
+	}
+	tx.loaded[id] = &p
+	return &p, nil
+}
+
+// status returns the (staged) status of posting set id. Statuses change
+// only under the lock of the posting's card, so callers read them after
+// locking it.
+func (tx *txn) status(id uint64) (*status, error) {
+	if s, ok := tx.statuses[id]; ok {
+		return s, nil
+	}
+	raw, err := get(tx.l.db, statusKey(id))
+	if err != nil {
+		return nil, err
+	}
+	var s status
+	if raw != nil {
+		if s, err = decodeStatus(raw); err != nil {
+			return nil, fmt.Errorf("status of posting %d: %w", id, err)
+		}
+	}
+	if tx.statuses == nil {
+		tx.statuses = make(map[uint64]*status)
+		tx.dirtySt = make(map[uint64]bool)
+	}
+	tx.statuses[id] = &s
+	return &s, nil
+}
+
+func (tx *txn) setStatus(id uint64, f func(s *status)) error {
+	s, err := tx.status(id)
+	if err != nil {
+		return err
+	}
+	f(s)
+	tx.dirtySt[id] = true
+	return nil
+}
+
+// linkEffects applies (sign +1) or undoes (sign -1) what p does to the
+// status of the posting set it links to.
+func (tx *txn) linkEffects(p *posting, sign int) error {
+	set := func(v uint64) uint64 {
+		if sign > 0 {
+			return v
+		}
+		return 0
+	}
+	switch p.Kind {
+	case KindVoid, KindCashLoadVoid:
+		return tx.setStatus(p.Link, func(s *status) { s.VoidedBy = set(p.TxID) })
+	case KindCompletionVoid:
+		if err := tx.setStatus(p.Link, func(s *status) { s.VoidedBy = set(p.TxID) }); err != nil {
+			return err
+		}
+		comp, err := tx.loadPosting(p.Link)
+		if err != nil {
+			return err
+		}
+		return tx.setStatus(comp.Link, func(s *status) {
+			if sign > 0 {
+				s.FinishedBy = 0 // the hold is back
+			} else {
+				s.FinishedBy = comp.TxID
+			}
+		})
+	case KindPreAuthCompletion, KindPreAuthCancel:
+		return tx.setStatus(p.Link, func(s *status) { s.FinishedBy = set(p.TxID) })
+	case KindRefund:
+		var sub Fen
+		for _, g := range p.Legs {
+			if g.Account == CardSubsidy(p.PAN) {
+				sub += g.Amount
+			}
+		}
+		sg := Fen(sign)
+		return tx.setStatus(p.Link, func(s *status) {
+			s.Refunded += sg * p.Amount
+			s.RefundedFee += sg * p.Fee
+			s.RefundedSubsidy += sg * sub
+		})
+	}
+	return nil
+}
+
+func (tx *txn) lookupRef(r TxnRef) (refValue, bool, error) {
+	raw, err := get(tx.l.db, refKey(r))
+	if err != nil || raw == nil {
+		return refValue{}, false, err
+	}
+	v, err := decodeRef(raw)
+	if err != nil {
+		return refValue{}, false, fmt.Errorf("reference %s: %w", r, err)
+	}
+	return v, true, nil
+}
+
+// tombstoned reports whether a reversal of this very request arrived
+// before it (a tombstone for its reference within a day of its date): the
+// terminal has given up on it, so it must not take effect now.
+func (tx *txn) tombstoned() (bool, error) {
+	if tx.c.Terminal == "" {
+		return false, nil
+	}
+	v, ok := tx.l.tomb(tombKey(TxnRef{tx.c.Terminal, tx.c.Batch, tx.c.STAN}))
+	if !ok || v.Kind != tx.kind {
+		return false, nil
+	}
+	d := tx.c.Date.DaysSince(v.Date)
+	return d >= -1 && d <= 1, nil
+}
+
+// write stages everything the operation changed into the caller's batch.
+func (tx *txn) write(ik []byte, fingerprint uint64) error {
+	b := tx.b
+	if tx.res.Decline == Approved || tx.primary != "" {
+		if c := tx.staged[tx.primary]; c != nil {
+			tx.res.Balances = c.balances()
+			tx.res.Alert = c.List == ListGrey
+		}
+	}
+	for pan := range tx.dirty {
+		if err := b.Set(cardKey(pan), tx.staged[pan].encode(), nil); err != nil {
+			return err
+		}
+	}
+	if tx.res.Decline == Approved {
+		for _, p := range tx.postings {
+			if err := b.Set(postKey(p.TxID), p.encode(), nil); err != nil {
+				return err
+			}
+		}
+		for id := range tx.dirtySt {
+			if err := b.Set(statusKey(id), tx.statuses[id].encode(), nil); err != nil {
+				return err
+			}
+		}
+		if p := tx.approved; p != nil && !tx.noIndex {
+			v := refValue{TxID: p.TxID, Kind: p.Kind, Date: tx.c.Date}
+			if tx.c.Terminal != "" {
+				if err := b.Set(refKey(TxnRef{tx.c.Terminal, tx.c.Batch, tx.c.STAN}), v.encode(), nil); err != nil {
+					return err
+				}
+			}
+			if tx.c.RRN != "" {
+				if err := b.Set(rrnKey(tx.c.Date, tx.c.RRN), v.encode(), nil); err != nil {
+					return err
+				}
+			}
+		}
+		if tx.tomb != nil {
+			v := refValue{Kind: tx.tombKind, Date: tx.c.Date}
+			if err := b.Set(tombKey(*tx.tomb), v.encode(), nil); err != nil {
+				return err
+			}
+		}
+	} else {
+		if tx.applied {
+			panic(fmt.Sprintf("ledger: %s declined after its postings were applied", tx.kind))
+		}
+		// A declined operation posts nothing: forget staged postings and
+		// the non-card deltas (card changes kept are PIN tries and holds
+		// released by expiry, which are already in staged).
+		tx.deltas = nil
+	}
+	rec := idemRecord{Fingerprint: fingerprint, Result: tx.res}
+	return b.Set(ik, rec.encode(), nil)
+}
+
+// publish makes the committed state visible.
+func (tx *txn) publish() {
+	for _, e := range tx.entries {
+		c := tx.staged[e.cur.Load().PAN]
+		if c != nil && tx.dirty[c.PAN] {
+			e.cur.Store(c)
+		}
+	}
+	for a, v := range tx.deltas {
+		tx.l.addBalance(a, v)
+	}
+	if tx.tomb != nil && tx.res.Decline == Approved {
+		tx.l.tombMu.Lock()
+		tx.l.tombs[string(tombKey(*tx.tomb))] = refValue{Kind: tx.tombKind, Date: tx.c.Date}
+		tx.l.tombMu.Unlock()
+	}
+}
+
+// mulDiv returns a*b/c rounded down, for non-negative a, b and positive c,
+// without overflowing (a and b may both be near MaxAmount).
+func mulDiv(a, b, c int64) int64 {
+	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	if hi >= uint64(c) {
+		panic("ledger: mulDiv overflow")
+	}
+	q, _ := bits.Div64(hi, lo, uint64(c))
+	return int64(q)
+}

@@ -1,0 +1,417 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Options configure a Ledger. Zero fields take the defaults in brackets.
+type Options struct {
+	// MaxPINTries is the count of consecutive wrong PINs that locks a card
+	// (the attempt that reaches it is declined "PIN tries exceeded") [3].
+	MaxPINTries int
+	// VisitorFeeBP is the service fee of visitor cards opened without an
+	// explicit rate, in basis points [500 = 5%].
+	VisitorFeeBP int32
+	// DefaultNoPINLimit applies to cards opened without a no-PIN limit:
+	// amounts above it need a verified PIN [5000 = 50.00 yuan].
+	DefaultNoPINLimit Fen
+	// DefaultMaxBalance applies to cards opened without a maximum balance
+	// [1_000_000 = 10000.00 yuan].
+	DefaultMaxBalance Fen
+	// RefundWindowDays bounds how many business days after a consume it may
+	// be refunded [30].
+	RefundWindowDays int
+	// HoldDays is how long a pre-auth hold lives before it is released [30].
+	HoldDays int
+	// MaxHoldsPerCard bounds the open holds on one card; one more is
+	// declined "exceeds count limit" [8, at most 64].
+	MaxHoldsPerCard int
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxPINTries <= 0 {
+		o.MaxPINTries = 3
+	}
+	if o.MaxPINTries > 255 {
+		o.MaxPINTries = 255
+	}
+	if o.VisitorFeeBP <= 0 {
+		o.VisitorFeeBP = 500
+	}
+	if o.VisitorFeeBP > maxFeeBP {
+		o.VisitorFeeBP = maxFeeBP
+	}
+	if o.DefaultNoPINLimit <= 0 {
+		o.DefaultNoPINLimit = 5000
+	}
+	if o.DefaultMaxBalance <= 0 {
+		o.DefaultMaxBalance = 1_000_000
+	}
+	if o.RefundWindowDays <= 0 {
+		o.RefundWindowDays = 30
+	}
+	if o.HoldDays <= 0 {
+		o.HoldDays = 30
+	}
+	if o.MaxHoldsPerCard <= 0 {
+		o.MaxHoldsPerCard = 8
+	}
+	if o.MaxHoldsPerCard > maxHolds {
+		o.MaxHoldsPerCard = maxHolds
+	}
+	return o
+}
+
+// cardEntry is the in-memory home of one card. mu serialises the
+// operations on the card and is held from validation until the commit is
+// durable and the new state published; cur is the published state, read
+// without the lock.
+type cardEntry struct {
+	mu  sync.Mutex
+	cur atomic.Pointer[card]
+}
+
+// Ledger is the card ledger. It is safe for concurrent use.
+type Ledger struct {
+	db   *pebble.DB
+	opts Options
+
+	mu        sync.RWMutex // guards the maps below (not the values)
+	cards     map[string]*cardEntry
+	merchants map[string]*merchant
+	accounts  map[AccountID]*atomic.Int64 // balances of non-card accounts
+
+	tombMu sync.Mutex
+	tombs  map[string]refValue // reversal tombstones by tombKey
+
+	lastTx atomic.Uint64
+	keys   keyLocks
+	admin  sync.Mutex // serialises admin operations that create cards or merchants
+}
+
+// Open loads the ledger's state from db: every card, merchant and the
+// balances of the non-card accounts (sums of the cards' contributions).
+// The database stays the caller's; the ledger never closes it.
+func Open(db *pebble.DB, opts Options) (*Ledger, error) {
+	l := &Ledger{
+		db:        db,
+		opts:      opts.withDefaults(),
+		cards:     make(map[string]*cardEntry),
+		merchants: make(map[string]*merchant),
+		accounts:  make(map[AccountID]*atomic.Int64),
+		tombs:     make(map[string]refValue),
+	}
+	l.keys.init()
+	err := scan(db, []byte{keyPrefix, tagCard}, func(k, v []byte) error {
+		c, err := decodeCard(v)
+		if err != nil {
+			return fmt.Errorf("load card %s: %w", MaskPAN(string(k[2:])), err)
+		}
+		e := &cardEntry{}
+		e.cur.Store(&c)
+		l.cards[c.PAN] = e
+		for _, ct := range c.Contribs {
+			l.account(ct.Account).Add(int64(ct.Amount))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = scan(db, []byte{keyPrefix, tagMerch}, func(k, v []byte) error {
+		m, err := decodeMerchant(v)
+		if err != nil {
+			return fmt.Errorf("load merchant %q: %w", k[2:], err)
+		}
+		l.merchants[m.ID] = &m
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = scan(db, []byte{keyPrefix, tagTomb}, func(k, v []byte) error {
+		rv, err := decodeRef(v)
+		if err != nil {
+			return fmt.Errorf("load tombstone %x: %w", k, err)
+		}
+		l.tombs[string(k)] = rv
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	last, err := lastTxID(db)
+	if err != nil {
+		return nil, err
+	}
+	l.lastTx.Store(last)
+	return l, nil
+}
+
+func lastTxID(db pebble.Reader) (uint64, error) {
+	lo := []byte{keyPrefix, tagPost}
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if it.Last() {
+		k := it.Key()
+		if len(k) != 10 {
+			return 0, fmt.Errorf("%w: posting key length %d", ErrCorrupt, len(k))
+		}
+		return binary.BigEndian.Uint64(k[2:]), it.Error()
+	}
+	return 0, it.Error()
+}
+
+// scan calls fn for every key with the prefix, in order.
+func scan(db pebble.Reader, prefix []byte, fn func(k, v []byte) error) error {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		if err := fn(it.Key(), it.Value()); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		it.Close()
+		return err
+	}
+	return it.Close()
+}
+
+// get returns a copy of the value at key, or nil when absent.
+func get(db pebble.Reader, key []byte) ([]byte, error) {
+	v, closer, err := db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := bytes.Clone(v)
+	closer.Close()
+	if out == nil {
+		out = []byte{}
+	}
+	return out, nil
+}
+
+func (l *Ledger) tomb(k []byte) (refValue, bool) {
+	l.tombMu.Lock()
+	v, ok := l.tombs[string(k)]
+	l.tombMu.Unlock()
+	return v, ok
+}
+
+func (l *Ledger) account(a AccountID) *atomic.Int64 {
+	if v, ok := l.accounts[a]; ok {
+		return v
+	}
+	v := new(atomic.Int64)
+	l.accounts[a] = v
+	return v
+}
+
+// addBalance publishes a committed change of a non-card account.
+func (l *Ledger) addBalance(a AccountID, v Fen) {
+	l.mu.RLock()
+	acc, ok := l.accounts[a]
+	l.mu.RUnlock()
+	if !ok {
+		l.mu.Lock()
+		acc = l.account(a)
+		l.mu.Unlock()
+	}
+	acc.Add(int64(v))
+}
+
+func (l *Ledger) entry(pan string) *cardEntry {
+	l.mu.RLock()
+	e := l.cards[pan]
+	l.mu.RUnlock()
+	return e
+}
+
+func (l *Ledger) merchant(id string) *merchant {
+	l.mu.RLock()
+	m := l.merchants[id]
+	l.mu.RUnlock()
+	return m
+}
+
+// AccountBalance returns the published balance of any account (zero for an
+// account that has never been posted to).
+func (l *Ledger) AccountBalance(a AccountID) Fen {
+	if a.Class() == ClassCard {
+		s := string(a)[len("card/"):]
+		i := bytes.LastIndexByte([]byte(s), '/')
+		if i < 0 {
+			return 0
+		}
+		e := l.entry(s[:i])
+		if e == nil {
+			return 0
+		}
+		c := e.cur.Load()
+		switch s[i+1:] {
+		case "cash":
+			return c.Cash
+		case "subsidy":
+			return c.Subsidy
+		}
+		return 0
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if v, ok := l.accounts[a]; ok {
+		return Fen(v.Load())
+	}
+	return 0
+}
+
+// CardView is a read-only snapshot of a card.
+type CardView struct {
+	PAN         string
+	Holder      string
+	HolderType  HolderType
+	State       CardState
+	List        ListFlag
+	Balances    Balances
+	DailyLimit  Fen
+	PerTxnLimit Fen
+	NoPINLimit  Fen
+	MaxBalance  Fen
+	FeeBP       int32
+	PINTries    int
+	DayDate     BusinessDate
+	DaySpent    Fen
+	Holds       int
+	ReplacedBy  string
+}
+
+func (c *card) view() CardView {
+	return CardView{
+		PAN: c.PAN, Holder: c.Holder, HolderType: c.HolderType, State: c.State, List: c.List,
+		Balances: c.balances(), DailyLimit: c.DailyLimit, PerTxnLimit: c.PerTxnLimit,
+		NoPINLimit: c.NoPINLimit, MaxBalance: c.MaxBalance, FeeBP: c.FeeBP,
+		PINTries: int(c.PINTries), DayDate: c.DayDate, DaySpent: c.DaySpent,
+		Holds: len(c.Holds), ReplacedBy: c.ReplacedBy,
+	}
+}
+
+// Card returns the published state of a card.
+func (l *Ledger) Card(pan string) (CardView, bool) {
+	e := l.entry(pan)
+	if e == nil {
+		return CardView{}, false
+	}
+	return e.cur.Load().view(), true
+}
+
+// PINVerificationValue returns the opaque PIN verification value the HSM
+// computed when the card's PIN was set, for the switch to verify a PIN
+// block against. The ledger only stores it.
+func (l *Ledger) PINVerificationValue(pan string) ([]byte, error) {
+	e := l.entry(pan)
+	if e == nil {
+		return nil, fmt.Errorf("PIN verification value of card %s: %w", MaskPAN(pan), ErrUnknownCard)
+	}
+	return bytes.Clone(e.cur.Load().PVV), nil
+}
+
+// MaskPAN keeps the first 6 and last 4 digits of a card number.
+func MaskPAN(pan string) string {
+	if len(pan) <= 10 {
+		return "****"
+	}
+	b := []byte(pan)
+	for i := 6; i < len(b)-4; i++ {
+		b[i] = '*'
+	}
+	return string(b)
+}
+
+// keyLocks are exclusive locks on strings (idempotency keys and terminal
+// references), created on demand and dropped when no one holds or waits
+// for them, so there is no false sharing between unrelated terminals.
+type keyLocks struct {
+	seed   maphash.Seed
+	shards [64]keyShard
+}
+
+type keyShard struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	mu sync.Mutex
+	n  int // holders plus waiters
+}
+
+func (k *keyLocks) init() {
+	k.seed = maphash.MakeSeed()
+	for i := range k.shards {
+		k.shards[i].m = make(map[string]*keyLock)
+	}
+}
+
+func (k *keyLocks) shard(key string) *keyShard {
+	return &k.shards[maphash.String(k.seed, key)%uint64(len(k.shards))]
+}
+
+// lockAll locks the keys in sorted order (the fixed order that keeps two
+// operations from deadlocking) and returns the function that unlocks them.
+func (k *keyLocks) lockAll(keys []string) func() {
+	sort.Strings(keys)
+	n := 0
+	for i, key := range keys {
+		if i > 0 && key == keys[i-1] {
+			continue
+		}
+		keys[n] = key
+		n++
+	}
+	keys = keys[:n]
+	held := make([]*keyLock, len(keys))
+	for i, key := range keys {
+		s := k.shard(key)
+		s.mu.Lock()
+		e := s.m[key]
+		if e == nil {
+			e = &keyLock{}
+			s.m[key] = e
+		}
+		e.n++
+		s.mu.Unlock()
+		e.mu.Lock()
+		held[i] = e
+	}
+	return func() {
+		for i := len(keys) - 1; i >= 0; i-- {
+			s := k.shard(keys[i])
+			e := held[i]
+			e.mu.Unlock()
+			s.mu.Lock()
+			e.n--
+			if e.n == 0 {
+				delete(s.m, keys[i])
+			}
+			s.mu.Unlock()
+		}
+	}
+}

@@ -1,0 +1,477 @@
+package ledger
+
+import "fmt"
+
+// run dispatches one request to its operation. Declines are recorded in
+// tx.res; the returned error is for storage failures and broken invariants.
+func (tx *txn) run(req Request) error {
+	switch r := req.(type) {
+	case *BalanceInquiry:
+		return tx.balanceInquiry(r)
+	case *Consume:
+		return tx.consume(r)
+	case *CashLoad:
+		return tx.cashLoad(r)
+	case *Void:
+		return tx.voidOf(KindConsume, r.Original, r.PAN, r.Amount, r.PIN, classCredit)
+	case *CashLoadVoid:
+		return tx.voidOf(KindCashLoad, r.Original, r.PAN, r.Amount, r.PIN, classDebit)
+	case *CompletionVoid:
+		return tx.voidOf(KindPreAuthCompletion, r.Original, r.PAN, r.Amount, r.PIN, classCredit)
+	case *Refund:
+		return tx.refund(r)
+	case *PreAuth:
+		return tx.preAuth(r)
+	case *PreAuthCompletion:
+		return tx.completion(r)
+	case *PreAuthCancel:
+		return tx.cancel(r)
+	case *Reversal:
+		return tx.reversal(r)
+	}
+	return fmt.Errorf("%w: unsupported request %T", ErrInvalidRequest, req)
+}
+
+func validAmount(a Fen) bool { return a > 0 && a <= MaxAmount }
+
+func (tx *txn) balanceInquiry(r *BalanceInquiry) error {
+	tx.lockCards(r.PAN)
+	if d := tx.cardChecks(r.PAN, r.PIN, 0, classInquiry, false); d != Approved {
+		return tx.decline(d)
+	}
+	// An inquiry posts nothing; it is approved with the balances.
+	tx.res.AuthCode = authCode(tx.l.lastTx.Add(1), nil)
+	return nil
+}
+
+// spentOn is what the card has spent on business day d.
+func spentOn(c *card, d BusinessDate) Fen {
+	if c.DayDate == d {
+		return c.DaySpent
+	}
+	return 0
+}
+
+// limits checks the per-transaction and daily limits for a debit of total
+// (amount plus service fee).
+func limits(c *card, total Fen, d BusinessDate) Decline {
+	if c.PerTxnLimit > 0 && total > c.PerTxnLimit {
+		return DeclineExceedsAmountLimit
+	}
+	if c.DailyLimit > 0 && spentOn(c, d)+total > c.DailyLimit {
+		return DeclineExceedsAmountLimit
+	}
+	return Approved
+}
+
+// split takes total from the purses the way a purchase does: subsidy first,
+// only at on-campus merchants, then cash; what holds reserve is not free.
+func split(c *card, total Fen, onCampus bool) (cash, subsidy Fen, ok bool) {
+	hc, hs := c.heldSplit()
+	if onCampus {
+		subsidy = min(total, max(0, c.Subsidy-hs))
+	}
+	cash = total - subsidy
+	return cash, subsidy, cash <= c.Cash-hc
+}
+
+func debitLegs(pan, merchantID string, cash, subsidy, amount, fee Fen) []leg {
+	legs := make([]leg, 0, 4)
+	if subsidy > 0 {
+		legs = append(legs, leg{CardSubsidy(pan), -subsidy})
+	}
+	if cash > 0 {
+		legs = append(legs, leg{CardCash(pan), -cash})
+	}
+	legs = append(legs, leg{MerchantPayable(merchantID), amount})
+	if fee > 0 {
+		legs = append(legs, leg{FeeIncome, fee})
+	}
+	return legs
+}
+
+// finish applies p and approves it, or declines with what apply found.
+func (tx *txn) finish(p *posting) error {
+	d, err := tx.apply(p)
+	if err != nil {
+		return err
+	}
+	if d != Approved {
+		return tx.decline(d)
+	}
+	if err := tx.linkEffects(p, +1); err != nil {
+		return err
+	}
+	tx.approve(p)
+	return nil
+}
+
+func (tx *txn) consume(r *Consume) error {
+	if !validAmount(r.Amount) {
+		return tx.decline(DeclineInvalidAmount)
+	}
+	m := tx.l.merchant(tx.c.Merchant)
+	if m == nil {
+		return tx.decline(DeclineInvalidMerchant)
+	}
+	tx.lockCards(r.PAN)
+	if d := tx.cardChecks(r.PAN, r.PIN, r.Amount, classDebit, true); d != Approved {
+		return tx.decline(d)
+	}
+	if t, err := tx.tombstoned(); err != nil || t {
+		if err != nil {
+			return err
+		}
+		return tx.decline(DeclineInvalidTransaction)
+	}
+	c := tx.staged[r.PAN]
+	fee := ServiceFee(r.Amount, c.FeeBP)
+	total := r.Amount + fee
+	if d := limits(c, total, tx.c.Date); d != Approved {
+		return tx.decline(d)
+	}
+	cash, sub, ok := split(c, total, m.OnCampus)
+	if !ok {
+		return tx.decline(DeclineInsufficientFunds)
+	}
+	p := tx.newPosting(KindConsume, r.PAN)
+	p.Merchant = m.ID
+	p.Amount, p.Fee = r.Amount, fee
+	p.Legs = debitLegs(r.PAN, m.ID, cash, sub, r.Amount, fee)
+	p.DaySpend = total
+	return tx.finish(p)
+}
+
+func (tx *txn) cashLoad(r *CashLoad) error {
+	if !validAmount(r.Amount) {
+		return tx.decline(DeclineInvalidAmount)
+	}
+	if !r.MayLoad {
+		return tx.decline(DeclineNotPermittedTerminal)
+	}
+	tx.lockCards(r.PAN)
+	if d := tx.cardChecks(r.PAN, r.PIN, r.Amount, classLoad, false); d != Approved {
+		return tx.decline(d)
+	}
+	if t, err := tx.tombstoned(); err != nil || t {
+		if err != nil {
+			return err
+		}
+		return tx.decline(DeclineInvalidTransaction)
+	}
+	c := tx.staged[r.PAN]
+	if c.MaxBalance > 0 && c.Cash+c.Subsidy+r.Amount > c.MaxBalance {
+		return tx.decline(DeclineExceedsAmountLimit)
+	}
+	p := tx.newPosting(KindCashLoad, r.PAN)
+	p.Amount = r.Amount
+	p.Legs = []leg{{CardCash(r.PAN), r.Amount}, {CashLoadClearing, -r.Amount}}
+	return tx.finish(p)
+}
+
+// voidOf cancels an approved original of kind origKind: same business day,
+// terminal and batch, full amount, not voided, reversed or refunded; the
+// void is the exact inverse of the original.
+func (tx *txn) voidOf(origKind Kind, ref TxnRef, pan string, amount Fen, pin PINOutcome, cl opClass) error {
+	if ref.Terminal == "" {
+		ref.Terminal = tx.c.Terminal
+	}
+	v, ok, err := tx.lookupRef(ref)
+	if err != nil {
+		return err
+	}
+	if !ok || v.TxID == 0 || v.Kind != origKind {
+		tx.lockCards(pan)
+		tx.primary = pan
+		return tx.decline(DeclineOriginalNotFound)
+	}
+	o, err := tx.loadPosting(v.TxID)
+	if err != nil {
+		return err
+	}
+	tx.lockCards(o.PAN)
+	if pan != "" && pan != o.PAN {
+		return tx.decline(DeclineInvalidTransaction)
+	}
+	if d := tx.cardChecks(o.PAN, pin, amount, cl, false); d != Approved {
+		return tx.decline(d)
+	}
+	st, err := tx.status(o.TxID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case o.Date != tx.c.Date || o.Terminal != tx.c.Terminal || o.Batch != tx.c.Batch:
+		return tx.decline(DeclineInvalidTransaction)
+	case st.VoidedBy != 0 || st.ReversedBy != 0 || st.Refunded != 0:
+		return tx.decline(DeclineInvalidTransaction)
+	case amount != o.Amount:
+		return tx.decline(DeclineAmountDiffers)
+	}
+	if t, err := tx.tombstoned(); err != nil || t {
+		if err != nil {
+			return err
+		}
+		return tx.decline(DeclineInvalidTransaction)
+	}
+	voidKind := map[Kind]Kind{KindConsume: KindVoid, KindCashLoad: KindCashLoadVoid, KindPreAuthCompletion: KindCompletionVoid}[origKind]
+	return tx.finish(tx.inverse(o, voidKind))
+}
+
+func (tx *txn) refund(r *Refund) error {
+	if !validAmount(r.Amount) {
+		return tx.decline(DeclineInvalidAmount)
+	}
+	raw, err := get(tx.l.db, rrnKey(r.OriginalDate, r.OriginalRRN))
+	if err != nil {
+		return err
+	}
+	var o *posting
+	if raw != nil {
+		v, err := decodeRef(raw)
+		if err != nil {
+			return fmt.Errorf("RRN index %s: %w", r.OriginalRRN, err)
+		}
+		if o, err = tx.loadPosting(v.TxID); err != nil {
+			return err
+		}
+	}
+	if o == nil || (o.Kind != KindConsume && o.Kind != KindPreAuthCompletion) {
+		tx.lockCards(r.PAN)
+		tx.primary = r.PAN
+		return tx.decline(DeclineOriginalNotFound)
+	}
+	tx.lockCards(o.PAN)
+	if r.PAN != "" && r.PAN != o.PAN {
+		return tx.decline(DeclineInvalidTransaction)
+	}
+	if d := tx.cardChecks(o.PAN, r.PIN, r.Amount, classCredit, false); d != Approved {
+		return tx.decline(d)
+	}
+	st, err := tx.status(o.TxID)
+	if err != nil {
+		return err
+	}
+	age := tx.c.Date.DaysSince(o.Date)
+	switch {
+	case tx.c.Merchant != "" && tx.c.Merchant != o.Merchant:
+		return tx.decline(DeclineInvalidTransaction)
+	case age < 0 || age > tx.l.opts.RefundWindowDays:
+		return tx.decline(DeclineInvalidTransaction)
+	case st.VoidedBy != 0 || st.ReversedBy != 0:
+		return tx.decline(DeclineInvalidTransaction)
+	case st.Refunded+r.Amount > o.Amount:
+		return tx.decline(DeclineAmountDiffers)
+	}
+	if t, err := tx.tombstoned(); err != nil || t {
+		if err != nil {
+			return err
+		}
+		return tx.decline(DeclineInvalidTransaction)
+	}
+	// The fee comes back in proportion, so that the refunds of a consume
+	// return exactly its fee once the whole amount is refunded:
+	// fee refunded so far = floor(fee * refunded / amount).
+	feeBack := Fen(mulDiv(int64(o.Fee), int64(st.Refunded+r.Amount), int64(o.Amount))) - st.RefundedFee
+	var subTaken Fen
+	for _, g := range o.Legs {
+		if g.Account == CardSubsidy(o.PAN) {
+			subTaken -= g.Amount
+		}
+	}
+	// Back to the subsidy purse first, up to what the consume took from it.
+	subBack := min(r.Amount+feeBack, max(0, subTaken-st.RefundedSubsidy))
+	cashBack := r.Amount + feeBack - subBack
+	p := tx.newPosting(KindRefund, o.PAN)
+	p.Merchant = o.Merchant
+	p.Amount, p.Fee, p.Link = r.Amount, feeBack, o.TxID
+	p.Legs = []leg{{MerchantPayable(o.Merchant), -r.Amount}}
+	if feeBack > 0 {
+		p.Legs = append(p.Legs, leg{FeeIncome, -feeBack})
+	}
+	if subBack > 0 {
+		p.Legs = append(p.Legs, leg{CardSubsidy(o.PAN), subBack})
+	}
+	if cashBack > 0 {
+		p.Legs = append(p.Legs, leg{CardCash(o.PAN), cashBack})
+	}
+	return tx.finish(p)
+}
+
+func (tx *txn) preAuth(r *PreAuth) error {
+	if !validAmount(r.Amount) {
+		return tx.decline(DeclineInvalidAmount)
+	}
+	m := tx.l.merchant(tx.c.Merchant)
+	if m == nil {
+		return tx.decline(DeclineInvalidMerchant)
+	}
+	tx.lockCards(r.PAN)
+	if d := tx.cardChecks(r.PAN, r.PIN, r.Amount, classDebit, true); d != Approved {
+		return tx.decline(d)
+	}
+	if t, err := tx.tombstoned(); err != nil || t {
+		if err != nil {
+			return err
+		}
+		return tx.decline(DeclineInvalidTransaction)
+	}
+	c := tx.staged[r.PAN]
+	fee := ServiceFee(r.Amount, c.FeeBP)
+	total := r.Amount + fee
+	if d := limits(c, total, tx.c.Date); d != Approved {
+		return tx.decline(d)
+	}
+	if len(c.Holds) >= tx.l.opts.MaxHoldsPerCard {
+		return tx.decline(DeclineExceedsCountLimit)
+	}
+	cash, sub, ok := split(c, total, m.OnCampus)
+	if !ok {
+		return tx.decline(DeclineInsufficientFunds)
+	}
+	p := tx.newPosting(KindPreAuth, r.PAN)
+	p.Merchant = m.ID
+	p.Amount, p.Fee = r.Amount, fee
+	p.AuthCode = authCode(p.TxID, c)
+	p.HoldAdd = &hold{
+		AuthCode: p.AuthCode, TxID: p.TxID, Merchant: m.ID, Amount: r.Amount, Fee: fee,
+		Cash: cash, Subsidy: sub, Expiry: tx.c.Date.AddDays(tx.l.opts.HoldDays),
+	}
+	return tx.finish(p)
+}
+
+func (tx *txn) completion(r *PreAuthCompletion) error {
+	if !validAmount(r.Amount) {
+		return tx.decline(DeclineInvalidAmount)
+	}
+	tx.lockCards(r.PAN)
+	if d := tx.cardChecks(r.PAN, r.PIN, r.Amount, classDebit, false); d != Approved {
+		return tx.decline(d)
+	}
+	c := tx.staged[r.PAN]
+	h := findHold(c, r.AuthCode)
+	switch {
+	case h == nil:
+		return tx.decline(DeclineOriginalNotFound)
+	case tx.c.Merchant != "" && tx.c.Merchant != h.Merchant:
+		return tx.decline(DeclineInvalidTransaction)
+	case r.Amount > h.Amount:
+		return tx.decline(DeclineExceedsAmountLimit)
+	}
+	if t, err := tx.tombstoned(); err != nil || t {
+		if err != nil {
+			return err
+		}
+		return tx.decline(DeclineInvalidTransaction)
+	}
+	fee := ServiceFee(r.Amount, c.FeeBP)
+	total := r.Amount + fee
+	sub := min(total, h.Subsidy)
+	hold := *h
+	p := tx.newPosting(KindPreAuthCompletion, r.PAN)
+	p.Merchant = h.Merchant
+	p.Amount, p.Fee, p.Link = r.Amount, fee, h.TxID
+	p.Legs = debitLegs(r.PAN, h.Merchant, total-sub, sub, r.Amount, fee)
+	p.DaySpend = total
+	p.HoldDrop = &hold
+	return tx.finish(p)
+}
+
+func (tx *txn) cancel(r *PreAuthCancel) error {
+	tx.lockCards(r.PAN)
+	if d := tx.cardChecks(r.PAN, r.PIN, r.Amount, classCredit, false); d != Approved {
+		return tx.decline(d)
+	}
+	h := findHold(tx.staged[r.PAN], r.AuthCode)
+	switch {
+	case h == nil:
+		return tx.decline(DeclineOriginalNotFound)
+	case r.Amount != h.Amount:
+		return tx.decline(DeclineAmountDiffers)
+	}
+	if t, err := tx.tombstoned(); err != nil || t {
+		if err != nil {
+			return err
+		}
+		return tx.decline(DeclineInvalidTransaction)
+	}
+	hold := *h
+	p := tx.newPosting(KindPreAuthCancel, r.PAN)
+	p.Merchant = h.Merchant
+	p.Amount, p.Link = h.Amount, h.TxID
+	p.HoldDrop = &hold
+	return tx.finish(p)
+}
+
+// reversal undoes exactly the original. Unknown originals are approved as
+// no-ops and leave a tombstone so a late original is declined; a repeated
+// reversal, or one of an original already voided, is an approved no-op.
+// An original with later effects that a reversal cannot undo exactly (a
+// refund, a completed or cancelled pre-auth) is declined (invalid
+// transaction), and so is a reversal that would overdraw a purse.
+func (tx *txn) reversal(r *Reversal) error {
+	tx.noIndex = true
+	ref, _ := originalRef(r)
+	noop := func() error {
+		tx.res.NoOp = true
+		if e := tx.l.entry(r.PAN); e != nil {
+			c := e.cur.Load()
+			tx.res.Balances = c.balances()
+			tx.res.Alert = c.List == ListGrey
+		}
+		return nil
+	}
+	if !r.OriginalKind.reversible() {
+		return tx.decline(DeclineInvalidTransaction)
+	}
+	v, ok, err := tx.lookupRef(ref)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if _, seen := tx.l.tomb(tombKey(ref)); !seen {
+			tx.tomb, tx.tombKind = &ref, r.OriginalKind
+		}
+		return noop()
+	}
+	if v.TxID == 0 || v.Kind != r.OriginalKind {
+		return noop()
+	}
+	o, err := tx.loadPosting(v.TxID)
+	if err != nil {
+		return err
+	}
+	tx.lockCards(o.PAN)
+	tx.primary = o.PAN
+	c := tx.staged[o.PAN]
+	if c == nil || c.State == Closed {
+		return tx.decline(DeclineInvalidCard)
+	}
+	st, err := tx.status(o.TxID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case st.ReversedBy != 0 || st.VoidedBy != 0:
+		tx.primary = ""
+		return noop()
+	case st.Refunded != 0 || st.FinishedBy != 0:
+		return tx.decline(DeclineInvalidTransaction)
+	}
+	p := tx.inverse(o, KindReversal)
+	d, err := tx.apply(p)
+	if err != nil {
+		return err
+	}
+	if d != Approved {
+		return tx.decline(d)
+	}
+	if err := tx.linkEffects(o, -1); err != nil {
+		return err
+	}
+	if err := tx.setStatus(o.TxID, func(s *status) { s.ReversedBy = p.TxID }); err != nil {
+		return err
+	}
+	tx.approve(p)
+	return nil
+}

@@ -1,0 +1,548 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"strings"
+)
+
+// AccountID names one account. Card purses are "card/PAN/cash" and
+// "card/PAN/subsidy"; merchant settlement payables "merchant/ID"; system
+// accounts "system/NAME". The class is the part before the first slash.
+type AccountID string
+
+// Account classes, the first component of an AccountID.
+const (
+	ClassCard     = "card"
+	ClassMerchant = "merchant"
+	ClassSystem   = "system"
+)
+
+// System accounts. Sign convention for every account: a positive balance is
+// money the school owes the account's holder (a card's purse, a merchant's
+// payable, fee income); the funding and clearing accounts carry the matching
+// negative balances, so the sum over all accounts is always zero.
+const (
+	FeeIncome        AccountID = "system/fee-income"         // service fees earned by the school
+	CashLoadClearing AccountID = "system/cash-load-clearing" // cash taken in at kiosks, to be banked
+	SubsidyFunding   AccountID = "system/subsidy-funding"    // subsidies granted by the school
+	OpeningFunds     AccountID = "system/opening-funds"      // cash balances brought in when a card is opened
+	RefundPayable    AccountID = "system/refund-payable"     // balances of closed cards, owed to their holders
+	gatewayPrefix              = "system/gateway/"
+)
+
+// CardCash is the cash purse of a card.
+func CardCash(pan string) AccountID { return AccountID("card/" + pan + "/cash") }
+
+// CardSubsidy is the subsidy purse of a card.
+func CardSubsidy(pan string) AccountID { return AccountID("card/" + pan + "/subsidy") }
+
+// MerchantPayable is what the school owes merchant id at settlement.
+func MerchantPayable(id string) AccountID { return AccountID("merchant/" + id) }
+
+// GatewayClearing is the clearing account of one payment gateway (web
+// recharge and bank links credit cards against it).
+func GatewayClearing(name string) AccountID { return AccountID(gatewayPrefix + name) }
+
+// Class returns the account class ("card", "merchant" or "system").
+func (a AccountID) Class() string {
+	s := string(a)
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Key layout (every key starts with 'l'; docs/ledger.md):
+//
+//	l c PAN                      card record (balances, limits, holds, contributions)
+//	l m MERCHANT                 merchant record
+//	l p TXID(8, big-endian)      posting set, immutable
+//	l s TXID(8)                  status of a posting set (voided, refunded, reversed...)
+//	l i KIND(1) KEY              idempotency record: fingerprint + result
+//	l r TERMINAL 0x00 BATCH(4) STAN(4)   reference index -> TXID (or reversal tombstone)
+//	l n DATE(4) RRN              RRN index -> TXID, for refunds
+//	l t TERMINAL 0x00 BATCH(4) STAN(4)   reversal tombstone (reversal before its original)
+const (
+	keyPrefix = 'l'
+	tagCard   = 'c'
+	tagMerch  = 'm'
+	tagPost   = 'p'
+	tagStatus = 's'
+	tagIdem   = 'i'
+	tagRef    = 'r'
+	tagRRN    = 'n'
+	tagTomb   = 't'
+)
+
+func cardKey(pan string) []byte { return append([]byte{keyPrefix, tagCard}, pan...) }
+func merchantKey(id string) []byte {
+	return append([]byte{keyPrefix, tagMerch}, id...)
+}
+func postKey(tx uint64) []byte { return binary.BigEndian.AppendUint64([]byte{keyPrefix, tagPost}, tx) }
+func statusKey(tx uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{keyPrefix, tagStatus}, tx)
+}
+func idemKey(k Kind, key string) []byte {
+	return append([]byte{keyPrefix, tagIdem, byte(k)}, key...)
+}
+func refKey(r TxnRef) []byte {
+	b := append([]byte{keyPrefix, tagRef}, r.Terminal...)
+	b = append(b, 0)
+	b = binary.BigEndian.AppendUint32(b, r.Batch)
+	return binary.BigEndian.AppendUint32(b, r.STAN)
+}
+
+// tombKey is the tombstone of a reference; it shares refKey's layout so
+// the in-memory tombstone set can be keyed by the reference's bytes.
+func tombKey(r TxnRef) []byte {
+	k := refKey(r)
+	k[1] = tagTomb
+	return k
+}
+
+// batchPrefix bounds the reference index entries of one terminal batch.
+func batchPrefix(terminal string, batch uint32) []byte {
+	b := append([]byte{keyPrefix, tagRef}, terminal...)
+	b = append(b, 0)
+	return binary.BigEndian.AppendUint32(b, batch)
+}
+func rrnKey(d BusinessDate, rrn string) []byte {
+	b := binary.BigEndian.AppendUint32([]byte{keyPrefix, tagRRN}, uint32(d))
+	return append(b, rrn...)
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	e := append([]byte(nil), p...)
+	for i := len(e) - 1; i >= 0; i-- {
+		if e[i] < 0xff {
+			e[i]++
+			return e[:i+1]
+		}
+	}
+	return nil
+}
+
+// hold is an open pre-authorization: money reserved on a card, split over
+// the purses the way a consume at the same merchant would take it.
+type hold struct {
+	AuthCode string
+	TxID     uint64 // the pre-auth's posting set
+	Merchant string
+	Amount   Fen // the authorized amount
+	Fee      Fen // service fee reserved on top of Amount
+	Cash     Fen // reserved from cash (Cash + Subsidy == Amount + Fee)
+	Subsidy  Fen // reserved from subsidy
+	Expiry   BusinessDate
+}
+
+func (h *hold) total() Fen { return h.Cash + h.Subsidy }
+
+func (h *hold) encode(e *encoder) {
+	e.str(h.AuthCode)
+	e.u(h.TxID)
+	e.str(h.Merchant)
+	e.fen(h.Amount)
+	e.fen(h.Fee)
+	e.fen(h.Cash)
+	e.fen(h.Subsidy)
+	e.date(h.Expiry)
+}
+
+func (h *hold) decode(d *decoder) {
+	h.AuthCode = d.str()
+	h.TxID = d.u()
+	h.Merchant = d.str()
+	h.Amount = d.fen()
+	h.Fee = d.fen()
+	h.Cash = d.fen()
+	h.Subsidy = d.fen()
+	h.Expiry = d.date()
+	if d.err == nil && (h.Amount < 0 || h.Fee < 0 || h.Cash < 0 || h.Subsidy < 0 || h.Cash+h.Subsidy != h.Amount+h.Fee) {
+		d.fail("inconsistent hold")
+	}
+}
+
+// contrib is the part of a non-card account's balance that postings with
+// this card produced. Keeping it in the card record lets every POS
+// operation write exactly the records of the cards it locked, so the hot
+// merchant and fee accounts are never a lock or a write conflict; their
+// balances are the sums of the contributions (computed at Open, kept in
+// memory after).
+type contrib struct {
+	Account AccountID
+	Amount  Fen
+}
+
+// card is the state of one card. It is a value: operations compute a new
+// card from the old and publish it only after the commit.
+type card struct {
+	PAN         string
+	Holder      string
+	HolderType  HolderType
+	State       CardState
+	List        ListFlag
+	Cash        Fen
+	Subsidy     Fen
+	DailyLimit  Fen // 0: no daily limit
+	PerTxnLimit Fen // 0: no per-transaction limit
+	NoPINLimit  Fen // amounts above need a verified PIN
+	MaxBalance  Fen // 0: no maximum
+	FeeBP       int32
+	PVV         []byte // opaque PIN verification value from the HSM
+	PINTries    uint8
+	DayDate     BusinessDate // the business day DaySpent counts
+	DaySpent    Fen
+	ReplacedBy  string // the new card after a replacement
+	Holds       []hold
+	Contribs    []contrib
+}
+
+func (c *card) held() Fen {
+	var t Fen
+	for i := range c.Holds {
+		t += c.Holds[i].total()
+	}
+	return t
+}
+
+func (c *card) heldSplit() (cash, subsidy Fen) {
+	for i := range c.Holds {
+		cash += c.Holds[i].Cash
+		subsidy += c.Holds[i].Subsidy
+	}
+	return
+}
+
+func (c *card) balances() Balances {
+	h := c.held()
+	return Balances{Cash: c.Cash, Subsidy: c.Subsidy, Held: h, Available: c.Cash + c.Subsidy - h}
+}
+
+// clone copies the slices so the copy can be changed without touching the
+// published state.
+func (c *card) clone() card {
+	n := *c
+	n.Holds = append([]hold(nil), c.Holds...)
+	n.Contribs = append([]contrib(nil), c.Contribs...)
+	return n
+}
+
+func (c *card) addContrib(a AccountID, v Fen) {
+	for i := range c.Contribs {
+		if c.Contribs[i].Account == a {
+			c.Contribs[i].Amount += v
+			return
+		}
+	}
+	c.Contribs = append(c.Contribs, contrib{a, v})
+}
+
+func (c *card) encode() []byte {
+	e := encoder{b: make([]byte, 0, 128+len(c.Contribs)*32+len(c.Holds)*48)}
+	e.byte1(recordV1)
+	e.str(c.PAN)
+	e.str(c.Holder)
+	e.byte1(uint8(c.HolderType))
+	e.byte1(uint8(c.State))
+	e.byte1(uint8(c.List))
+	e.fen(c.Cash)
+	e.fen(c.Subsidy)
+	e.fen(c.DailyLimit)
+	e.fen(c.PerTxnLimit)
+	e.fen(c.NoPINLimit)
+	e.fen(c.MaxBalance)
+	e.i(int64(c.FeeBP))
+	e.bytes(c.PVV)
+	e.byte1(c.PINTries)
+	e.date(c.DayDate)
+	e.fen(c.DaySpent)
+	e.str(c.ReplacedBy)
+	e.u(uint64(len(c.Holds)))
+	for i := range c.Holds {
+		c.Holds[i].encode(&e)
+	}
+	e.u(uint64(len(c.Contribs)))
+	for _, k := range c.Contribs {
+		e.str(string(k.Account))
+		e.fen(k.Amount)
+	}
+	return e.b
+}
+
+func decodeCard(b []byte) (card, error) {
+	d := decoder{b: b}
+	var c card
+	d.version()
+	c.PAN = d.str()
+	c.Holder = d.str()
+	c.HolderType = HolderType(d.byte1())
+	c.State = CardState(d.byte1())
+	c.List = ListFlag(d.byte1())
+	c.Cash = d.fen()
+	c.Subsidy = d.fen()
+	c.DailyLimit = d.fen()
+	c.PerTxnLimit = d.fen()
+	c.NoPINLimit = d.fen()
+	c.MaxBalance = d.fen()
+	fee := d.i()
+	if fee < 0 || fee > maxFeeBP {
+		d.fail("fee rate out of range")
+	}
+	c.FeeBP = int32(fee)
+	c.PVV = d.bytes()
+	c.PINTries = d.byte1()
+	c.DayDate = d.date()
+	c.DaySpent = d.fen()
+	c.ReplacedBy = d.str()
+	if n := d.count(maxHolds, "holds"); n > 0 {
+		c.Holds = make([]hold, n)
+		for i := range c.Holds {
+			c.Holds[i].decode(&d)
+		}
+	}
+	if n := d.count(maxContribs, "contributions"); n > 0 {
+		c.Contribs = make([]contrib, n)
+		for i := range c.Contribs {
+			c.Contribs[i].Account = AccountID(d.str())
+			c.Contribs[i].Amount = d.fen()
+		}
+	}
+	if err := d.done(); err != nil {
+		return card{}, err
+	}
+	if c.HolderType < Student || c.HolderType > Visitor || c.State < Active || c.State > Closed || c.List > ListBlack {
+		d.fail("bad card enum")
+		return card{}, d.err
+	}
+	return c, nil
+}
+
+// leg is one posting: a signed amount on one account.
+type leg struct {
+	Account AccountID
+	Amount  Fen
+}
+
+// posting is the immutable record of one money-moving (or hold-changing)
+// operation. Undoing it means applying its inverse: negated legs, the hold
+// it added removed, the hold it removed restored, the day spend taken back.
+type posting struct {
+	TxID     uint64
+	Kind     Kind
+	Date     BusinessDate
+	Terminal string
+	Merchant string
+	Batch    uint32
+	STAN     uint32
+	RRN      string
+	PAN      string
+	PAN2     string // the new card of a replacement
+	Amount   Fen    // the transaction amount as the terminal sees it
+	Fee      Fen
+	AuthCode string
+	Link     uint64 // the posting set this one voids, refunds, completes, cancels or reverses
+	Legs     []leg
+	DaySpend Fen // added to the card's spend of Date (negative to give back)
+	HoldAdd  *hold
+	HoldDrop *hold
+}
+
+func (p *posting) encode() []byte {
+	e := encoder{b: make([]byte, 0, 160+len(p.Legs)*40)}
+	e.byte1(recordV1)
+	e.u(p.TxID)
+	e.byte1(uint8(p.Kind))
+	e.date(p.Date)
+	e.str(p.Terminal)
+	e.str(p.Merchant)
+	e.u(uint64(p.Batch))
+	e.u(uint64(p.STAN))
+	e.str(p.RRN)
+	e.str(p.PAN)
+	e.str(p.PAN2)
+	e.fen(p.Amount)
+	e.fen(p.Fee)
+	e.str(p.AuthCode)
+	e.u(p.Link)
+	e.u(uint64(len(p.Legs)))
+	for _, l := range p.Legs {
+		e.str(string(l.Account))
+		e.fen(l.Amount)
+	}
+	e.fen(p.DaySpend)
+	for _, h := range []*hold{p.HoldAdd, p.HoldDrop} {
+		e.boolean(h != nil)
+		if h != nil {
+			h.encode(&e)
+		}
+	}
+	return e.b
+}
+
+func decodePosting(b []byte) (posting, error) {
+	d := decoder{b: b}
+	var p posting
+	d.version()
+	p.TxID = d.u()
+	p.Kind = Kind(d.byte1())
+	p.Date = d.date()
+	p.Terminal = d.str()
+	p.Merchant = d.str()
+	p.Batch = uint32(min(d.u(), maxSixDigits+1))
+	p.STAN = uint32(min(d.u(), maxSixDigits+1))
+	p.RRN = d.str()
+	p.PAN = d.str()
+	p.PAN2 = d.str()
+	p.Amount = d.fen()
+	p.Fee = d.fen()
+	p.AuthCode = d.str()
+	p.Link = d.u()
+	if n := d.count(maxLegs, "legs"); n > 0 {
+		p.Legs = make([]leg, n)
+		for i := range p.Legs {
+			p.Legs[i].Account = AccountID(d.str())
+			p.Legs[i].Amount = d.fen()
+		}
+	}
+	p.DaySpend = d.fen()
+	for _, h := range []**hold{&p.HoldAdd, &p.HoldDrop} {
+		if d.boolean() {
+			*h = new(hold)
+			(*h).decode(&d)
+		}
+	}
+	if err := d.done(); err != nil {
+		return posting{}, err
+	}
+	if p.Kind == 0 || p.Kind >= kindCount {
+		d.fail("bad posting kind")
+		return posting{}, d.err
+	}
+	return p, nil
+}
+
+// status is the mutable fate of a posting set: which later posting set
+// voided, reversed or finished (completed or cancelled) it, and how much of
+// it was refunded. The postings themselves never change.
+type status struct {
+	VoidedBy        uint64
+	ReversedBy      uint64
+	FinishedBy      uint64
+	Refunded        Fen
+	RefundedFee     Fen
+	RefundedSubsidy Fen
+}
+
+func (s *status) encode() []byte {
+	e := encoder{b: make([]byte, 0, 32)}
+	e.byte1(recordV1)
+	e.u(s.VoidedBy)
+	e.u(s.ReversedBy)
+	e.u(s.FinishedBy)
+	e.fen(s.Refunded)
+	e.fen(s.RefundedFee)
+	e.fen(s.RefundedSubsidy)
+	return e.b
+}
+
+func decodeStatus(b []byte) (status, error) {
+	d := decoder{b: b}
+	var s status
+	d.version()
+	s.VoidedBy = d.u()
+	s.ReversedBy = d.u()
+	s.FinishedBy = d.u()
+	s.Refunded = d.fen()
+	s.RefundedFee = d.fen()
+	s.RefundedSubsidy = d.fen()
+	return s, d.done()
+}
+
+// merchant is a merchant's record.
+type merchant struct {
+	ID             string
+	Name           string
+	OnCampus       bool
+	FeeRateBP      int32 // settlement commission the school keeps, basis points
+	SettlementDays int32 // T+N settlement
+}
+
+func (m *merchant) encode() []byte {
+	e := encoder{}
+	e.byte1(recordV1)
+	e.str(m.ID)
+	e.str(m.Name)
+	e.boolean(m.OnCampus)
+	e.i(int64(m.FeeRateBP))
+	e.i(int64(m.SettlementDays))
+	return e.b
+}
+
+func decodeMerchant(b []byte) (merchant, error) {
+	d := decoder{b: b}
+	var m merchant
+	d.version()
+	m.ID = d.str()
+	m.Name = d.str()
+	m.OnCampus = d.boolean()
+	fee, days := d.i(), d.i()
+	if fee < 0 || fee > maxFeeBP || days < 0 || days > 366 {
+		d.fail("merchant parameters out of range")
+	}
+	m.FeeRateBP, m.SettlementDays = int32(fee), int32(days)
+	return m, d.done()
+}
+
+// idemRecord is the stored answer for an idempotency key.
+type idemRecord struct {
+	Fingerprint uint64
+	Result      Result
+}
+
+func (r *idemRecord) encode() []byte {
+	e := encoder{b: make([]byte, 0, 64)}
+	e.byte1(recordV1)
+	e.u(r.Fingerprint)
+	r.Result.encode(&e)
+	return e.b
+}
+
+func decodeIdem(b []byte) (idemRecord, error) {
+	d := decoder{b: b}
+	var r idemRecord
+	d.version()
+	r.Fingerprint = d.u()
+	r.Result.decode(&d)
+	return r, d.done()
+}
+
+// refValue is what the reference index holds: the posting set a terminal
+// reference names. A tombstone (TxID 0, under its own prefix) is left by a
+// reversal that came before its original, so a late original is declined
+// instead of applied. Tombstones are few and kept in memory, so the hot
+// path never reads them from Pebble.
+type refValue struct {
+	TxID uint64
+	Kind Kind
+	Date BusinessDate
+}
+
+func (v *refValue) encode() []byte {
+	e := encoder{b: make([]byte, 0, 16)}
+	e.byte1(recordV1)
+	e.u(v.TxID)
+	e.byte1(uint8(v.Kind))
+	e.date(v.Date)
+	return e.b
+}
+
+func decodeRef(b []byte) (refValue, error) {
+	d := decoder{b: b}
+	var v refValue
+	d.version()
+	v.TxID = d.u()
+	v.Kind = Kind(d.byte1())
+	v.Date = d.date()
+	return v, d.done()
+}

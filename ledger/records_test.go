@@ -1,0 +1,119 @@
+package ledger
+
+import (
+	"bytes"
+	"reflect"
+	"testing"
+)
+
+func sampleCard() card {
+	return card{
+		PAN: panStudent, Holder: "Demo", HolderType: Student, State: Active, List: ListGrey,
+		Cash: 50000, Subsidy: 20000, DailyLimit: 30000, PerTxnLimit: 20000, NoPINLimit: 5000,
+		MaxBalance: 1_000_000, FeeBP: 0, PVV: []byte{1, 2, 3}, PINTries: 2, DayDate: day1, DaySpent: 100,
+		Holds:    []hold{{AuthCode: "000042", TxID: 42, Merchant: canteen, Amount: 100, Fee: 5, Cash: 60, Subsidy: 45, Expiry: day1 + 30}},
+		Contribs: []contrib{{MerchantPayable(canteen), 100}, {OpeningFunds, -50000}},
+	}
+}
+
+func samplePosting() posting {
+	h := hold{AuthCode: "000001", TxID: 1, Merchant: canteen, Amount: 10, Cash: 10, Expiry: day1}
+	return posting{
+		TxID: 7, Kind: KindPreAuthCompletion, Date: day1, Terminal: "10000001", Merchant: canteen, Batch: 1, STAN: 99,
+		RRN: "000000000099", PAN: panStudent, Amount: 10, Fee: 0, AuthCode: "000007", Link: 1,
+		Legs: []leg{{CardCash(panStudent), -10}, {MerchantPayable(canteen), 10}}, DaySpend: 10, HoldDrop: &h,
+	}
+}
+
+// TestRecordRoundTrip checks every record encodes and decodes to itself.
+func TestRecordRoundTrip(t *testing.T) {
+	c := sampleCard()
+	if got, err := decodeCard(c.encode()); err != nil || !reflect.DeepEqual(got, c) {
+		t.Errorf("card: %+v, %v", got, err)
+	}
+	p := samplePosting()
+	if got, err := decodePosting(p.encode()); err != nil || !reflect.DeepEqual(got, p) {
+		t.Errorf("posting: %+v, %v", got, err)
+	}
+	s := status{VoidedBy: 1, ReversedBy: 2, FinishedBy: 3, Refunded: 4, RefundedFee: 5, RefundedSubsidy: 6}
+	if got, err := decodeStatus(s.encode()); err != nil || got != s {
+		t.Errorf("status: %+v, %v", got, err)
+	}
+	m := merchant{ID: canteen, Name: "Canteen No.1", OnCampus: true, FeeRateBP: 60, SettlementDays: 1}
+	if got, err := decodeMerchant(m.encode()); err != nil || got != m {
+		t.Errorf("merchant: %+v, %v", got, err)
+	}
+	r := idemRecord{Fingerprint: 0xdeadbeef, Result: Result{Kind: KindConsume, Decline: DeclineInsufficientFunds, Balances: Balances{1, 2, 3, 0}, AuthCode: "123456", Alert: true}}
+	if got, err := decodeIdem(r.encode()); err != nil || got != r {
+		t.Errorf("idem: %+v, %v", got, err)
+	}
+	v := refValue{TxID: 9, Kind: KindVoid, Date: day1}
+	if got, err := decodeRef(v.encode()); err != nil || got != v {
+		t.Errorf("ref: %+v, %v", got, err)
+	}
+}
+
+// TestDecodeRejects feeds damaged records: truncations, trailing bytes, an
+// unknown version and an unbalanced hold must all be refused.
+func TestDecodeRejects(t *testing.T) {
+	c := sampleCard()
+	enc := c.encode()
+	for i := 0; i < len(enc); i++ {
+		if _, err := decodeCard(enc[:i]); err == nil {
+			t.Fatalf("card truncated to %d bytes decoded", i)
+		}
+	}
+	if _, err := decodeCard(append(bytes.Clone(enc), 0)); err == nil {
+		t.Error("trailing byte accepted")
+	}
+	bad := bytes.Clone(enc)
+	bad[0] = 2
+	if _, err := decodeCard(bad); err == nil {
+		t.Error("version 2 accepted")
+	}
+	c.Holds[0].Cash++
+	if _, err := decodeCard(c.encode()); err == nil {
+		t.Error("hold whose split does not add up accepted")
+	}
+	p := samplePosting()
+	penc := p.encode()
+	for i := 0; i < len(penc); i++ {
+		if _, err := decodePosting(penc[:i]); err == nil {
+			t.Fatalf("posting truncated to %d bytes decoded", i)
+		}
+	}
+}
+
+// FuzzDecodeRecords feeds arbitrary bytes to every record decoder: they
+// must return an error or a value that re-encodes to the same bytes, and
+// never panic or allocate beyond the bounds.
+func FuzzDecodeRecords(f *testing.F) {
+	c, p := sampleCard(), samplePosting()
+	s := status{VoidedBy: 1}
+	m := merchant{ID: canteen}
+	r := idemRecord{Result: Result{Kind: KindConsume}}
+	v := refValue{TxID: 1, Kind: KindConsume, Date: day1}
+	for _, seed := range [][]byte{c.encode(), p.encode(), s.encode(), m.encode(), r.encode(), v.encode(), {1}, {}} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if c, err := decodeCard(b); err == nil && !bytes.Equal(c.encode(), b) {
+			t.Errorf("card does not re-encode")
+		}
+		if p, err := decodePosting(b); err == nil && !bytes.Equal(p.encode(), b) {
+			t.Errorf("posting does not re-encode")
+		}
+		if s, err := decodeStatus(b); err == nil && !bytes.Equal(s.encode(), b) {
+			t.Errorf("status does not re-encode")
+		}
+		if m, err := decodeMerchant(b); err == nil && !bytes.Equal(m.encode(), b) {
+			t.Errorf("merchant does not re-encode")
+		}
+		if r, err := decodeIdem(b); err == nil && !bytes.Equal(r.encode(), b) {
+			t.Errorf("idempotency record does not re-encode")
+		}
+		if v, err := decodeRef(b); err == nil && !bytes.Equal(v.encode(), b) {
+			t.Errorf("reference does not re-encode")
+		}
+	})
+}
