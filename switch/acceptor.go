@@ -39,6 +39,9 @@ type session struct {
 	// terminal is the terminal ID of the last message decoded on this
 	// connection, for logs.
 	terminal string
+	// written, when the protocol sets it during handle, runs once the
+	// response has been written (the latency histogram ends there).
+	written func()
 }
 
 // acceptor is a lean TCP server: one goroutine per connection, one request
@@ -175,6 +178,11 @@ func (a *acceptor) serveConn(c net.Conn) {
 		// Wait for the first byte of the next frame under the idle
 		// deadline, then give the rest of the frame the frame deadline.
 		_ = c.SetReadDeadline(time.Now().Add(idle))
+		// Shutdown sets closing before it cuts read deadlines short; a
+		// deadline set here after that cut would undo it, so look again.
+		if a.closing.Load() {
+			return
+		}
 		if _, err := br.Peek(1); err != nil {
 			if !isClosedOrEOF(err) && !a.closing.Load() {
 				a.log.Debug("connection idle or broken", zap.String("peer", s.peer), zap.Error(err))
@@ -182,6 +190,9 @@ func (a *acceptor) serveConn(c net.Conn) {
 			return
 		}
 		_ = c.SetReadDeadline(time.Now().Add(frameTimeout))
+		if a.closing.Load() {
+			return
+		}
 		body, err := a.readFrame(br, &buf)
 		if err != nil {
 			a.refuse(s, body, err)
@@ -189,7 +200,12 @@ func (a *acceptor) serveConn(c net.Conn) {
 		}
 		resp, closeAfter := a.proto.handle(s, body)
 		if resp != nil && !a.write(s, resp) {
+			s.written = nil
 			return
+		}
+		if s.written != nil {
+			s.written()
+			s.written = nil
 		}
 		if closeAfter {
 			return

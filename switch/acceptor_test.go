@@ -24,8 +24,18 @@ import (
 // testSwitch starts a real switch on ephemeral ports with a temp data dir.
 func testSwitch(t testing.TB, mutate ...func(*Config)) *Switch {
 	t.Helper()
+	return testSwitchLog(t, zap.NewNop(), mutate...)
+}
+
+// testSwitchLog is testSwitch with the given logger.
+func testSwitchLog(t testing.TB, log *zap.Logger, mutate ...func(*Config)) *Switch {
+	t.Helper()
 	dir := t.TempDir()
-	cfg := Defaults()
+	demo, err := DemoConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := *demo
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.LMK = LMKConfig{File: filepath.Join(dir, "lmk.key"), CreateDemo: true}
 	cfg.POS.Addr = "127.0.0.1:0"
@@ -36,7 +46,7 @@ func testSwitch(t testing.TB, mutate ...func(*Config)) *Switch {
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	sw, err := New(&cfg, zap.NewNop())
+	sw, err := New(&cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,20 +1,450 @@
 package switching
 
 import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/cardswitch/cardswitch/hsm"
+	"github.com/cardswitch/cardswitch/journal"
+	"github.com/cardswitch/cardswitch/ledger"
+	"github.com/cardswitch/cardswitch/spec"
+	"go.uber.org/zap"
 )
 
-// registerAdmin installs the admin API (under /api/, behind the bearer
-// token). Every endpoint answers JSON; card numbers are masked and no key,
-// PIN block or track data is ever returned.
+// registerAdmin installs the admin API (docs/admin-api.md) under /api/,
+// behind the bearer token. Every answer is JSON; card numbers are masked
+// and no key, PIN, PIN block, PIN verification value or track data is
+// ever returned.
 func (sw *Switch) registerAdmin(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, r *http.Request) {
-		pos, gw, httpAddr := sw.Addrs()
-		writeJSON(w, http.StatusOK, map[string]any{
-			"pos":     pos,
-			"gateway": gw,
-			"http":    httpAddr,
-			"ready":   sw.ready() == nil,
-		})
+	mux.HandleFunc("GET /api/v1/status", sw.adminStatus)
+	mux.HandleFunc("GET /api/v1/merchants/{id}", sw.adminGetMerchant)
+	mux.HandleFunc("POST /api/v1/merchants", sw.adminAddMerchant)
+	mux.HandleFunc("GET /api/v1/terminals", sw.adminListTerminals)
+	mux.HandleFunc("GET /api/v1/terminals/{id}", sw.adminGetTerminal)
+	mux.HandleFunc("POST /api/v1/terminals", sw.adminAddTerminal)
+	mux.HandleFunc("POST /api/v1/terminals/{id}/tmk", sw.adminLoadTMK)
+	mux.HandleFunc("POST /api/v1/terminals/{id}/disable", sw.adminSetTerminalDisabled(true))
+	mux.HandleFunc("POST /api/v1/terminals/{id}/enable", sw.adminSetTerminalDisabled(false))
+	mux.HandleFunc("GET /api/v1/cards/{pan}", sw.adminGetCard)
+	mux.HandleFunc("POST /api/v1/cards", sw.adminOpenCard)
+	for action, f := range map[string]func(string) error{
+		"freeze":   sw.ledger.Freeze,
+		"unfreeze": sw.ledger.Unfreeze,
+		"lost":     sw.ledger.ReportLost,
+		"found":    sw.ledger.CancelLoss,
+		"close":    sw.ledger.CloseCard,
+	} {
+		mux.HandleFunc("POST /api/v1/cards/{pan}/"+action, sw.adminCardAction(action, f))
+	}
+	mux.HandleFunc("GET /api/v1/journal", sw.adminJournal)
+}
+
+func (sw *Switch) adminStatus(w http.ResponseWriter, r *http.Request) {
+	pos, gw, httpAddr := sw.Addrs()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"pos":           pos,
+		"gateway":       gw,
+		"http":          httpAddr,
+		"ready":         sw.ready() == nil,
+		"business_date": sw.clock.Today().String(),
+		"journal_seq":   sw.journal.LastSeq(),
 	})
+}
+
+// decodeBody reads a JSON body, refusing unknown fields.
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("request body: %w", err)
+	}
+	return nil
+}
+
+// adminError answers an error with the status its kind calls for.
+func (sw *Switch) adminError(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusBadRequest
+	switch {
+	case errors.Is(err, ErrUnknownTerminal), errors.Is(err, ledger.ErrUnknownCard):
+		status = http.StatusNotFound
+	case errors.Is(err, ErrTerminalExists), errors.Is(err, ledger.ErrCardExists),
+		errors.Is(err, ledger.ErrMerchantExists), errors.Is(err, ledger.ErrCardState):
+		status = http.StatusConflict
+	case errors.Is(err, hsm.ErrKCVMismatch):
+		status = http.StatusBadRequest
+	}
+	sw.log.Info("admin API request refused", zap.String("path", r.URL.Path), zap.Int("status", status), zap.Error(err))
+	writeJSONError(w, status, err.Error())
+}
+
+func (sw *Switch) adminGetMerchant(w http.ResponseWriter, r *http.Request) {
+	m, ok := sw.ledger.Merchant(r.PathValue("id"))
+	if !ok {
+		writeJSONError(w, http.StatusNotFound, "merchant not registered")
+		return
+	}
+	writeJSON(w, http.StatusOK, merchantJSON(m))
+}
+
+func merchantJSON(m ledger.MerchantInfo) map[string]any {
+	return map[string]any{"id": m.ID, "name": m.Name, "on_campus": m.OnCampus,
+		"fee_rate_bp": m.FeeRateBP, "settlement_days": m.SettlementDays}
+}
+
+func (sw *Switch) adminAddMerchant(w http.ResponseWriter, r *http.Request) {
+	var m struct {
+		ID             string `json:"id"`
+		Name           string `json:"name"`
+		OnCampus       bool   `json:"on_campus"`
+		FeeRateBP      int32  `json:"fee_rate_bp"`
+		SettlementDays int32  `json:"settlement_days"`
+	}
+	if err := decodeBody(r, &m); err != nil {
+		sw.adminError(w, r, err)
+		return
+	}
+	spec := ledger.MerchantSpec{ID: m.ID, Name: m.Name, OnCampus: m.OnCampus, FeeRateBP: m.FeeRateBP, SettlementDays: m.SettlementDays}
+	if err := sw.ledger.AddMerchant(spec); err != nil {
+		sw.adminError(w, r, err)
+		return
+	}
+	sw.log.Info("merchant added", zap.String("merchant", m.ID))
+	writeJSON(w, http.StatusCreated, merchantJSON(spec))
+}
+
+// terminalJSON is a terminal as the admin API shows it.
+func terminalJSON(t *Terminal) map[string]any {
+	var permitted []string
+	for _, tx := range spec.TxTypes() {
+		if t.permits(tx) {
+			permitted = append(permitted, tx.String())
+		}
+	}
+	return map[string]any{"id": t.ID, "merchant": t.Merchant, "may_load": t.MayLoad,
+		"disabled": t.Disabled, "signed_on": t.SignedOn, "batch": batchString(t.Batch),
+		"key_mode": t.KeyMode, "key_generation": t.KeyGeneration, "permitted": permitted}
+}
+
+func (sw *Switch) adminListTerminals(w http.ResponseWriter, r *http.Request) {
+	ts := sw.terminals.list()
+	out := make([]map[string]any, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, terminalJSON(t))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (sw *Switch) adminGetTerminal(w http.ResponseWriter, r *http.Request) {
+	t := sw.terminals.get(r.PathValue("id"))
+	if t == nil {
+		sw.adminError(w, r, ErrUnknownTerminal)
+		return
+	}
+	writeJSON(w, http.StatusOK, terminalJSON(t))
+}
+
+// maxComponents bounds a key load: key custodians hold 2 or 3.
+const maxComponents = 3
+
+func decodeComponents(hexes []string) ([][]byte, error) {
+	if len(hexes) == 0 || len(hexes) > maxComponents {
+		return nil, fmt.Errorf("%d key components: want 1 to %d", len(hexes), maxComponents)
+	}
+	out := make([][]byte, 0, len(hexes))
+	for i, h := range hexes {
+		b, err := hex.DecodeString(h)
+		if err != nil || (len(b) != 16 && len(b) != 24) {
+			for _, c := range out {
+				clearBytes(c)
+			}
+			return nil, fmt.Errorf("key component %d: want 32 or 48 hex digits", i+1)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+func (sw *Switch) loadTMK(id string, hexes []string) (string, error) {
+	comps, err := decodeComponents(hexes)
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		for _, c := range comps {
+			clearBytes(c)
+		}
+	}()
+	kcv, err := sw.hsm.ImportTMK(id, comps...)
+	if err != nil {
+		return "", fmt.Errorf("load TMK of terminal %s: %w", id, err)
+	}
+	k := hex.EncodeToString(kcv)
+	if len(k) > 6 {
+		k = k[:6]
+	}
+	return fmt.Sprintf("%X", k), nil
+}
+
+func (sw *Switch) adminAddTerminal(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ID            string   `json:"id"`
+		Merchant      string   `json:"merchant"`
+		MayLoad       bool     `json:"may_load"`
+		Permitted     []string `json:"permitted"`
+		TMKComponents []string `json:"tmk_components"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		sw.adminError(w, r, err)
+		return
+	}
+	if sw.terminals.get(req.ID) != nil {
+		sw.adminError(w, r, fmt.Errorf("%w: %s", ErrTerminalExists, req.ID))
+		return
+	}
+	if _, ok := sw.ledger.Merchant(req.Merchant); !ok {
+		writeJSONError(w, http.StatusBadRequest, "merchant not registered")
+		return
+	}
+	kcv := ""
+	if len(req.TMKComponents) > 0 {
+		var err error
+		if kcv, err = sw.loadTMK(req.ID, req.TMKComponents); err != nil {
+			sw.adminError(w, r, err)
+			return
+		}
+	}
+	if err := sw.addTerminal(TerminalSpec{ID: req.ID, Merchant: req.Merchant, MayLoad: req.MayLoad, Permitted: req.Permitted}); err != nil {
+		sw.adminError(w, r, err)
+		return
+	}
+	sw.log.Info("terminal added", zap.String("terminal", req.ID), zap.String("merchant", req.Merchant), zap.String("tmk_kcv", kcv))
+	writeJSON(w, http.StatusCreated, map[string]any{"id": req.ID, "tmk_kcv": kcv})
+}
+
+func (sw *Switch) adminLoadTMK(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var req struct {
+		Components []string `json:"components"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		sw.adminError(w, r, err)
+		return
+	}
+	if sw.terminals.get(id) == nil {
+		sw.adminError(w, r, ErrUnknownTerminal)
+		return
+	}
+	kcv, err := sw.loadTMK(id, req.Components)
+	if err != nil {
+		sw.adminError(w, r, err)
+		return
+	}
+	// Working keys under the old TMK are no longer trusted.
+	if _, err := sw.terminals.update(id, func(t *Terminal) error { t.SignedOn = false; return nil }); err != nil {
+		sw.adminError(w, r, err)
+		return
+	}
+	sw.log.Info("terminal TMK loaded", zap.String("terminal", id), zap.String("tmk_kcv", kcv))
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "tmk_kcv": kcv})
+}
+
+func (sw *Switch) adminSetTerminalDisabled(disabled bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		t, err := sw.terminals.update(r.PathValue("id"), func(t *Terminal) error { t.Disabled = disabled; return nil })
+		if err != nil {
+			sw.adminError(w, r, err)
+			return
+		}
+		sw.log.Info("terminal state changed", zap.String("terminal", t.ID), zap.Bool("disabled", disabled))
+		writeJSON(w, http.StatusOK, terminalJSON(t))
+	}
+}
+
+// cardJSON is a card as the admin API shows it: masked, without its PIN
+// verification value.
+func cardJSON(v ledger.CardView) map[string]any {
+	return map[string]any{
+		"card": spec.MaskPAN(v.PAN), "holder": v.Holder, "holder_type": v.HolderType.String(),
+		"state": v.State.String(), "list": v.List.String(),
+		"cash": v.Balances.Cash.String(), "subsidy": v.Balances.Subsidy.String(),
+		"held": v.Balances.Held.String(), "available": v.Balances.Available.String(),
+		"daily_limit": v.DailyLimit.String(), "per_txn_limit": v.PerTxnLimit.String(),
+		"no_pin_limit": v.NoPINLimit.String(), "max_balance": v.MaxBalance.String(),
+		"fee_rate_bp": v.FeeBP, "day_spent": v.DaySpent.String(), "pin_tries": v.PINTries,
+	}
+}
+
+func (sw *Switch) adminGetCard(w http.ResponseWriter, r *http.Request) {
+	v, ok := sw.ledger.Card(r.PathValue("pan"))
+	if !ok {
+		sw.adminError(w, r, ledger.ErrUnknownCard)
+		return
+	}
+	writeJSON(w, http.StatusOK, cardJSON(v))
+}
+
+func (sw *Switch) adminOpenCard(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ledger.CardSpec
+		PIN string
+	}
+	if err := decodeCardSpec(r, &req.CardSpec, &req.PIN); err != nil {
+		sw.adminError(w, r, err)
+		return
+	}
+	pvv, err := sw.hsm.PINVerificationValue(req.PAN, req.PIN)
+	req.PIN = ""
+	if err != nil {
+		sw.adminError(w, r, fmt.Errorf("card PIN: %w", err))
+		return
+	}
+	if err := sw.ledger.OpenCard(req.CardSpec, []byte(pvv)); err != nil {
+		sw.adminError(w, r, err)
+		return
+	}
+	v, _ := sw.ledger.Card(req.PAN)
+	sw.log.Info("card opened", panField(req.PAN), zap.String("holder_type", v.HolderType.String()))
+	writeJSON(w, http.StatusCreated, cardJSON(v))
+}
+
+// decodeCardSpec reads the JSON form of a card (the same keys as the YAML
+// seed, amounts as yuan strings).
+func decodeCardSpec(r *http.Request, c *ledger.CardSpec, pin *string) error {
+	var j struct {
+		PAN         string            `json:"pan"`
+		Holder      string            `json:"holder"`
+		HolderType  ledger.HolderType `json:"holder_type"`
+		Cash        ledger.Fen        `json:"cash"`
+		Subsidy     ledger.Fen        `json:"subsidy"`
+		State       ledger.CardState  `json:"state"`
+		List        ledger.ListFlag   `json:"list"`
+		DailyLimit  ledger.Fen        `json:"daily_limit"`
+		PerTxnLimit ledger.Fen        `json:"per_txn_limit"`
+		NoPINLimit  *ledger.Fen       `json:"no_pin_limit"`
+		MaxBalance  *ledger.Fen       `json:"max_balance"`
+		FeeRateBP   *int32            `json:"fee_rate_bp"`
+		PIN         string            `json:"pin"`
+	}
+	if err := decodeBody(r, &j); err != nil {
+		return err
+	}
+	*c = ledger.CardSpec{PAN: j.PAN, Holder: j.Holder, HolderType: j.HolderType, Cash: j.Cash,
+		Subsidy: j.Subsidy, State: j.State, List: j.List, DailyLimit: j.DailyLimit,
+		PerTxnLimit: j.PerTxnLimit, NoPINLimit: j.NoPINLimit, MaxBalance: j.MaxBalance, FeeRateBP: j.FeeRateBP}
+	*pin = j.PIN
+	return nil
+}
+
+func (sw *Switch) adminCardAction(action string, f func(string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		pan := r.PathValue("pan")
+		if err := f(pan); err != nil {
+			sw.adminError(w, r, fmt.Errorf("%s card %s: %w", action, spec.MaskPAN(pan), err))
+			return
+		}
+		v, _ := sw.ledger.Card(pan)
+		sw.log.Info("card "+action, panField(pan))
+		writeJSON(w, http.StatusOK, cardJSON(v))
+	}
+}
+
+// journalJSON is a journal entry as the admin API shows it. Its raw bytes
+// never hold a PIN block, track data or keys: they were removed before it
+// was written.
+func journalJSON(e *journal.Entry) map[string]any {
+	return map[string]any{
+		"seq": e.Seq, "direction": e.Direction.String(), "listener": e.Listener, "peer": e.Peer,
+		"terminal": e.Terminal, "merchant": e.Merchant, "mti": e.MTI, "stan": e.STAN,
+		"batch": e.Batch, "rrn": e.RRN, "type": e.TxType, "rc": e.ResponseCode,
+		"time": e.Time.UTC().Format(time.RFC3339Nano), "business_date": e.BusinessDate,
+		"flags": uint16(e.Flags), "fields": journalFields(e),
+	}
+}
+
+// journalFields decodes a journaled POS message for an operator: every
+// field present, the card number masked. The raw bytes themselves are not
+// shown: they hold the card number in clear (reconciliation needs it),
+// and the admin API never shows a card number unmasked.
+func journalFields(e *journal.Entry) map[string]string {
+	if e.Listener != "pos" || e.Flags&journal.FlagUndecodable != 0 {
+		return map[string]string{"undecoded_bytes": strconv.Itoa(len(e.Raw))}
+	}
+	m, err := spec.DecodePOS(e.Raw)
+	if err != nil {
+		return map[string]string{"undecoded_bytes": strconv.Itoa(len(e.Raw))}
+	}
+	out := map[string]string{}
+	put := func(id int, v string) {
+		if v != "" {
+			out[strconv.Itoa(id)] = v
+		}
+	}
+	put(2, spec.MaskPAN(m.PAN))
+	put(3, m.ProcessingCode)
+	if m.HasAmount {
+		put(4, m.Amount.String())
+	}
+	put(11, m.STAN)
+	put(12, m.LocalTime)
+	put(13, m.LocalDate)
+	put(15, m.SettlementDate)
+	put(25, m.ConditionCode)
+	put(37, m.RRN)
+	put(38, m.AuthCode)
+	put(39, m.ResponseCode)
+	put(41, m.TerminalID)
+	put(42, m.MerchantID)
+	put(48, m.AdditionalData)
+	put(54, m.Balances)
+	put(60, m.Reserved60.String())
+	put(61, m.Original.String())
+	put(63, m.Reserved63)
+	return out
+}
+
+// maxJournalAnswer bounds one journal answer.
+const maxJournalAnswer = 1000
+
+func (sw *Switch) adminJournal(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := 200
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > maxJournalAnswer {
+			writeJSONError(w, http.StatusBadRequest, fmt.Sprintf("limit: want 1..%d", maxJournalAnswer))
+			return
+		}
+		limit = n
+	}
+	var (
+		entries []*journal.Entry
+		err     error
+	)
+	switch {
+	case q.Get("rrn") != "":
+		entries, err = sw.journal.ByRRN(q.Get("rrn"), q.Get("date"), limit)
+	case q.Get("terminal") != "" && q.Get("batch") != "":
+		batch := q.Get("batch")
+		if n, perr := strconv.Atoi(batch); perr == nil && len(batch) < 6 {
+			batch = batchString(uint32(n))
+		}
+		entries, err = sw.journal.ByTerminalBatch(q.Get("terminal"), batch, limit)
+	default:
+		writeJSONError(w, http.StatusBadRequest, "give rrn (and optionally date), or terminal and batch")
+		return
+	}
+	if err != nil {
+		sw.adminError(w, r, err)
+		return
+	}
+	out := make([]map[string]any, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, journalJSON(e))
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/cardswitch/cardswitch/ledger"
+	"github.com/cardswitch/cardswitch/routing"
 	"gopkg.in/yaml.v3"
 )
 
@@ -42,6 +44,51 @@ type Config struct {
 	Gateway ListenerConfig `yaml:"gateway"`
 	HTTP    HTTPConfig     `yaml:"http"`
 	Log     LogConfig      `yaml:"log"`
+	Ledger  LedgerConfig   `yaml:"ledger"`
+	// Routes is the route table (docs/routing.md). The one destination of
+	// this wave is "local", the card ledger.
+	Routes []routing.Rule `yaml:"routes"`
+	// Seed is loaded once, on the first start with an empty data
+	// directory: merchants, terminals (with their TMKs) and cards.
+	Seed Seed `yaml:"seed"`
+}
+
+// LedgerConfig are the card ledger's business parameters.
+type LedgerConfig struct {
+	MaxPINTries       int        `yaml:"max_pin_tries"`
+	VisitorFeeBP      int32      `yaml:"visitor_fee_bp"`
+	DefaultNoPINLimit ledger.Fen `yaml:"default_no_pin_limit"`
+	DefaultMaxBalance ledger.Fen `yaml:"default_max_balance"`
+	RefundWindowDays  int        `yaml:"refund_window_days"`
+	HoldDays          int        `yaml:"hold_days"`
+	MaxHoldsPerCard   int        `yaml:"max_holds_per_card"`
+}
+
+func (c LedgerConfig) options() ledger.Options {
+	return ledger.Options{
+		MaxPINTries:       c.MaxPINTries,
+		VisitorFeeBP:      c.VisitorFeeBP,
+		DefaultNoPINLimit: c.DefaultNoPINLimit,
+		DefaultMaxBalance: c.DefaultMaxBalance,
+		RefundWindowDays:  c.RefundWindowDays,
+		HoldDays:          c.HoldDays,
+		MaxHoldsPerCard:   c.MaxHoldsPerCard,
+	}
+}
+
+// Seed is the data loaded on first start.
+type Seed struct {
+	Merchants []ledger.MerchantSpec `yaml:"merchants"`
+	Terminals []TerminalSpec        `yaml:"terminals"`
+	Cards     []SeedCard            `yaml:"cards"`
+}
+
+// SeedCard is a card with its PIN in clear. Only demo and test
+// configurations carry PINs: the HSM turns each into the card's PIN
+// verification value at seeding, and the clear PIN goes no further.
+type SeedCard struct {
+	ledger.CardSpec `yaml:",inline"`
+	PIN             string `yaml:"pin"`
 }
 
 // LMKConfig says where the local master key comes from. Exactly one of File

@@ -80,4 +80,3 @@ func TestParseConfigOverDefaults(t *testing.T) {
 		t.Fatal("unset limits must keep their defaults")
 	}
 }
-

@@ -2,10 +2,11 @@ package switching
 
 import (
 	"encoding/hex"
-	"errors"
 	"time"
 
+	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/spec"
+	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
 )
 
@@ -76,6 +77,7 @@ func (p *posProtocol) handle(s *session, body []byte) ([]byte, bool) {
 	t, h, msg, err := spec.SplitPOS(body)
 	if err != nil {
 		p.sw.metrics.Rejected.WithLabelValues("pos", "frame_too_short").Inc()
+		p.journalUndecodable(s, body, start)
 		return p.formatError(s, body), true
 	}
 	req, err := spec.DecodePOS(msg)
@@ -83,31 +85,67 @@ func (p *posProtocol) handle(s *session, body []byte) ([]byte, bool) {
 		_, _, mti, _ := headMTI(body)
 		p.sw.metrics.Messages.WithLabelValues("pos", "in", mtiLabel(mti)).Inc()
 		p.sw.metrics.Rejected.WithLabelValues("pos", "undecodable").Inc()
-		p.sw.log.Info("undecodable POS message", zap.String("peer", s.peer), zap.String("mti", mti), zap.Error(errors.Unwrap(err)))
+		p.sw.log.Info("undecodable POS message", zap.String("peer", s.peer), zap.String("mti", mti), zap.Error(err))
+		p.journalUndecodable(s, body, start)
 		// The frame was read whole, so the stream is still in step:
 		// answer 30 and keep the connection.
 		return p.formatError(s, body), false
 	}
 	p.sw.metrics.Messages.WithLabelValues("pos", "in", mtiLabel(req.MTI)).Inc()
 	s.terminal = req.TerminalID
-	tx, _ := req.TxType()
-
-	var resp *spec.POSMessage
-	switch tx {
-	case spec.EchoTest:
-		resp = spec.NewPOSResponse(req, spec.RCApproved)
-	default:
-		// Not built yet: say so plainly rather than stay silent.
-		resp = spec.NewPOSResponse(req, spec.RCFunctionNotSupported)
-	}
-	if resp.MTI == "" {
-		// A response or unknown MTI sent as a request: nothing to answer
-		// with; a terminal never does this.
+	tx, orig := req.TxType()
+	x := &exchange{s: s, req: req, tx: tx, orig: orig, tpdu: t, hdr: h, start: start, date: p.sw.clock.Today()}
+	if spec.ResponseMTI(req.MTI) == "" {
+		// A response MTI sent as a request: nothing to answer with.
 		p.sw.metrics.Rejected.WithLabelValues("pos", "not_a_request").Inc()
 		return nil, false
 	}
-	frame := p.answer(resp, t, h, nil)
-	p.sw.metrics.Transactions.WithLabelValues(tx.String(), resp.ResponseCode).Inc()
-	p.sw.metrics.Duration.WithLabelValues(tx.String()).Observe(time.Since(start).Seconds())
+
+	r := p.process(x)
+	packed, err := p.packReply(x, r)
+	if err != nil {
+		p.sw.log.Error("cannot pack response", zap.String("mti", r.resp.MTI), zap.Error(err))
+		return nil, true
+	}
+	if !x.committed(r) {
+		p.journalAlone(x, r.resp, packed)
+	}
+	hdr := h
+	if r.signOnAgain {
+		hdr = h.WithProcessingRequirement(spec.ProcessingSignOn)
+	}
+	p.sw.metrics.Messages.WithLabelValues("pos", "out", mtiLabel(r.resp.MTI)).Inc()
+	frame := spec.AppendPOSFrame(make([]byte, 0, spec.POSFrameLen(len(packed))), t.Reply(), hdr, packed)
+	label := tx.String()
+	p.sw.metrics.Transactions.WithLabelValues(label, r.resp.ResponseCode).Inc()
+	hist := p.sw.metrics.Duration.WithLabelValues(label)
+	s.written = func() { hist.Observe(time.Since(start).Seconds()) }
+	if ce := p.sw.log.Check(zap.DebugLevel, "transaction"); ce != nil {
+		ce.Write(zap.String("terminal", req.TerminalID), zap.String("type", label),
+			panField(req.CardNumber()), zap.Int64("amount", int64(req.Amount)),
+			zap.String("rc", r.resp.ResponseCode), zap.String("rrn", r.resp.RRN))
+	}
 	return frame, false
+}
+
+// journalUndecodable journals a frame that did not decode, as read.
+func (p *posProtocol) journalUndecodable(s *session, body []byte, at time.Time) {
+	_, _, mti, _ := headMTI(body)
+	raw := body
+	flags := journal.FlagUndecodable
+	if len(raw) > journal.MaxRawLen {
+		raw, flags = raw[:journal.MaxRawLen], flags|journal.FlagRawTruncated
+	}
+	b := p.sw.db.NewBatch()
+	defer b.Close()
+	_, err := p.sw.journal.Append(b, &journal.Entry{
+		Direction: journal.In, Flags: flags, Listener: "pos", Peer: s.peer,
+		MTI: mti, Time: at, BusinessDate: p.sw.clock.Today().String(), Raw: raw,
+	})
+	if err == nil {
+		err = b.Commit(pebble.NoSync)
+	}
+	if err != nil {
+		p.sw.log.Error("journal undecodable frame", zap.Error(err))
+	}
 }

@@ -16,6 +16,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cardswitch/cardswitch/hsm"
+	"github.com/cardswitch/cardswitch/journal"
+	"github.com/cardswitch/cardswitch/ledger"
+	"github.com/cardswitch/cardswitch/routing"
 	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
 )
@@ -26,7 +30,13 @@ type Switch struct {
 	log     *zap.Logger
 	metrics *Metrics
 
-	db *pebble.DB
+	db        *pebble.DB
+	hsm       *hsm.HSM
+	ledger    *ledger.Ledger
+	journal   *journal.Journal
+	routes    *routing.Table
+	terminals *terminals
+	clock     *businessClock
 
 	pos     *acceptor
 	gateway *acceptor
@@ -46,13 +56,22 @@ func New(cfg *Config, log *zap.Logger) (*Switch, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
+	lmk, err := loadLMK(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	defer lmk.Zero()
 	db, err := pebble.Open(cfg.DataDir, pebbleOptions(log))
 	if err != nil {
 		return nil, fmt.Errorf("open storage in %s: %w", cfg.DataDir, err)
 	}
 	sw.db = db
+	if err := sw.openServices(lmk); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	sw.pos = newAcceptor("pos", cfg.POS, &posProtocol{sw: sw}, log, sw.metrics)
-	sw.gateway = newAcceptor("gateway", cfg.Gateway, &posProtocol{sw: sw}, log, sw.metrics)
+	sw.gateway = newAcceptor("gateway", cfg.Gateway, &gatewayProtocol{sw: sw}, log, sw.metrics)
 	return sw, nil
 }
 

@@ -1,0 +1,292 @@
+package posclient
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cardswitch/cardswitch/hsm/pinblock"
+	"github.com/cardswitch/cardswitch/hsm/terminal"
+	"github.com/cardswitch/cardswitch/spec"
+)
+
+// Terminal is a simulated UnionPay-style POS terminal: it signs on,
+// decrypts its working keys under its own TMK, numbers its messages, MACs
+// every financial request, builds PIN blocks under its PIK and checks the
+// MAC of every response. Requests are built exactly as DESIGN §4.4 lists
+// them. It is not safe for concurrent use, like a real terminal.
+type Terminal struct {
+	ID       string
+	Merchant string
+	// TMK is the terminal master key in clear: a terminal holds its own.
+	TMK []byte
+	// Mode is the sign-on mode (60.3): "003" unless set.
+	Mode string
+	// Operator is field 63 of sign-on and cash-load requests.
+	Operator string
+
+	Client *Client
+	Keys   *terminal.WorkingKeys
+	// Batch is the batch the last sign-on opened (60.2).
+	Batch string
+	stan  uint32
+	now   func() time.Time
+}
+
+// Errors of a terminal exchange.
+var (
+	ErrResponseMAC = errors.New("posclient: response MAC does not verify")
+	ErrNotSignedOn = errors.New("posclient: terminal has not signed on")
+)
+
+// NewTerminal wraps a connection as a terminal.
+func NewTerminal(c *Client, id, merchant string, tmk []byte) *Terminal {
+	return &Terminal{ID: id, Merchant: merchant, TMK: tmk, Mode: spec.SignOnDoubleDES, Operator: "01", Client: c, now: time.Now}
+}
+
+// NextSTAN returns the next trace number, 000001..999999 then wrapping.
+func (t *Terminal) NextSTAN() string {
+	t.stan = t.stan%999999 + 1
+	return fmt.Sprintf("%06d", t.stan)
+}
+
+// SetSTAN sets the last trace number used (a terminal keeps it across
+// restarts).
+func (t *Terminal) SetSTAN(n uint32) { t.stan = n % 1000000 }
+
+// SignOn sends 0800 and installs the working keys of the 0810.
+func (t *Terminal) SignOn() (*spec.POSMessage, error) {
+	req := &spec.POSMessage{
+		MTI:        spec.MTINetworkSignOn,
+		STAN:       t.NextSTAN(),
+		TerminalID: t.ID,
+		MerchantID: t.Merchant,
+		Reserved60: spec.Field60{Type: spec.NetworkManagementType, Batch: "000000", NetworkCode: t.Mode},
+		Reserved63: t.Operator,
+	}
+	resp, err := t.Client.Exchange(req, nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp.ResponseCode != spec.RCApproved {
+		return resp, nil
+	}
+	keys, err := terminal.ParseField62(t.TMK, t.Mode, resp.Reserved62)
+	if err != nil {
+		return resp, fmt.Errorf("sign-on working keys: %w", err)
+	}
+	t.Keys, t.Batch = keys, resp.Reserved60.Batch
+	return resp, nil
+}
+
+// Do sends a financial request: it fills terminal, merchant and batch,
+// MACs it, and verifies the response MAC when the response carries one.
+func (t *Terminal) Do(req *spec.POSMessage) (*spec.POSMessage, error) {
+	if err := t.Send(req); err != nil {
+		return nil, err
+	}
+	return t.Receive()
+}
+
+// Send fills and MACs a request and writes it without waiting.
+func (t *Terminal) Send(req *spec.POSMessage) error {
+	if t.Keys == nil {
+		return ErrNotSignedOn
+	}
+	req.TerminalID, req.MerchantID = t.ID, t.Merchant
+	if req.Reserved60.Batch == "" {
+		req.Reserved60.Batch = t.Batch
+	}
+	return t.Client.Send(req, func(block []byte) ([]byte, error) {
+		m, err := t.Keys.MAC(block)
+		return m[:], err
+	})
+}
+
+// Receive reads a response and verifies its MAC when it has one.
+func (t *Terminal) Receive() (*spec.POSMessage, error) {
+	resp, err := t.Client.Receive()
+	if err != nil {
+		return nil, err
+	}
+	if resp.MAC != nil && t.Keys != nil {
+		block, err := spec.MACBlock(resp.Raw)
+		if err != nil {
+			return resp, err
+		}
+		ok, err := t.Keys.VerifyMAC(block, resp.MAC)
+		if err != nil || !ok {
+			return resp, ErrResponseMAC
+		}
+	}
+	return resp, nil
+}
+
+// withPIN adds an encrypted PIN block (format 0, bound to the PAN) and
+// field 53; an empty pin leaves the request without one.
+func (t *Terminal) withPIN(m *spec.POSMessage, pin string) error {
+	if pin == "" {
+		m.PINCaptureCode = ""
+		return nil
+	}
+	if t.Keys == nil {
+		return ErrNotSignedOn
+	}
+	block, err := t.Keys.EncryptPIN(pinblock.Format0, pin, m.PAN)
+	if err != nil {
+		return err
+	}
+	sc, err := terminal.SecurityControl(pinblock.Format0)
+	if err != nil {
+		return err
+	}
+	m.PINBlock, m.SecurityControl, m.PINCaptureCode = block, sc, "12"
+	m.EntryMode = "021"
+	return nil
+}
+
+func (t *Terminal) base(mti, proc, cond, type60 string) *spec.POSMessage {
+	now := t.now()
+	return &spec.POSMessage{
+		MTI:            mti,
+		ProcessingCode: proc,
+		STAN:           t.NextSTAN(),
+		LocalTime:      now.Format("150405"),
+		LocalDate:      now.Format("0102"),
+		EntryMode:      "022",
+		ConditionCode:  cond,
+		Currency:       spec.CurrencyCNY,
+		Reserved60:     spec.Field60{Type: type60, Batch: t.Batch, NetworkCode: "000"},
+	}
+}
+
+// Balance builds a balance inquiry (0200, 31, 00, 01).
+func (t *Terminal) Balance(pan, pin string) (*spec.POSMessage, error) {
+	m := t.base(spec.MTIFinancialRequest, "310000", "00", "01")
+	m.PAN = pan
+	return m, t.withPIN(m, pin)
+}
+
+// Consume builds a consume (0200, 00, 00, 22).
+func (t *Terminal) Consume(pan string, amount spec.Amount, pin string) (*spec.POSMessage, error) {
+	m := t.base(spec.MTIFinancialRequest, "000000", "00", "22")
+	m.PAN, m.Amount, m.HasAmount = pan, amount, true
+	return m, t.withPIN(m, pin)
+}
+
+// original fills 37 and 61 from the original request and its response.
+func original(m, origReq, origResp *spec.POSMessage, withDate bool) {
+	m.RRN = origResp.RRN
+	m.Original = spec.Field61{Batch: origReq.Reserved60.Batch, STAN: origReq.STAN}
+	if withDate {
+		m.Original.Date = origReq.LocalDate
+	}
+}
+
+// Void builds a consume void (0200, 20, 00, 23) of an approved consume.
+func (t *Terminal) Void(origReq, origResp *spec.POSMessage, pin string) (*spec.POSMessage, error) {
+	m := t.base(spec.MTIFinancialRequest, "200000", "00", "23")
+	m.PAN, m.Amount, m.HasAmount = origReq.PAN, origReq.Amount, true
+	original(m, origReq, origResp, false)
+	return m, t.withPIN(m, pin)
+}
+
+// Refund builds a refund (0220, 20, 00, 25) of part of a consume.
+func (t *Terminal) Refund(origReq, origResp *spec.POSMessage, amount spec.Amount) *spec.POSMessage {
+	m := t.base(spec.MTIFinancialAdvice, "200000", "00", "25")
+	m.PAN, m.Amount, m.HasAmount = origReq.PAN, amount, true
+	original(m, origReq, origResp, true)
+	return m
+}
+
+// PreAuth builds a pre-authorization (0100, 03, 06, 10).
+func (t *Terminal) PreAuth(pan string, amount spec.Amount, pin string) (*spec.POSMessage, error) {
+	m := t.base(spec.MTIAuthorization, "030000", "06", "10")
+	m.PAN, m.Amount, m.HasAmount = pan, amount, true
+	return m, t.withPIN(m, pin)
+}
+
+// Completion builds a pre-auth completion (0200, 00, 06, 20).
+func (t *Terminal) Completion(authReq, authResp *spec.POSMessage, amount spec.Amount, pin string) (*spec.POSMessage, error) {
+	m := t.base(spec.MTIFinancialRequest, "000000", "06", "20")
+	m.PAN, m.Amount, m.HasAmount = authReq.PAN, amount, true
+	m.AuthCode = authResp.AuthCode
+	original(m, authReq, authResp, true)
+	return m, t.withPIN(m, pin)
+}
+
+// PreAuthCancel builds a pre-auth cancel (0100, 20, 06, 11).
+func (t *Terminal) PreAuthCancel(authReq, authResp *spec.POSMessage, pin string) (*spec.POSMessage, error) {
+	m := t.base(spec.MTIAuthorization, "200000", "06", "11")
+	m.PAN, m.Amount, m.HasAmount = authReq.PAN, authReq.Amount, true
+	m.AuthCode = authResp.AuthCode
+	original(m, authReq, authResp, true)
+	return m, t.withPIN(m, pin)
+}
+
+// CompletionVoid builds a completion void (0200, 20, 06, 21).
+func (t *Terminal) CompletionVoid(compReq, compResp *spec.POSMessage, pin string) (*spec.POSMessage, error) {
+	m := t.base(spec.MTIFinancialRequest, "200000", "06", "21")
+	m.PAN, m.Amount, m.HasAmount = compReq.PAN, compReq.Amount, true
+	m.AuthCode = compResp.AuthCode
+	original(m, compReq, compResp, false)
+	return m, t.withPIN(m, pin)
+}
+
+// CashLoad builds a cash load at a kiosk (0200, 63, 91, 46).
+func (t *Terminal) CashLoad(pan string, amount spec.Amount) *spec.POSMessage {
+	m := t.base(spec.MTIFinancialRequest, "630000", "91", "46")
+	m.PAN, m.Amount, m.HasAmount = pan, amount, true
+	m.Reserved63 = t.Operator
+	return m
+}
+
+// CashLoadVoid builds a cash load void (0200, 17, 00, 51).
+func (t *Terminal) CashLoadVoid(origReq, origResp *spec.POSMessage) *spec.POSMessage {
+	m := t.base(spec.MTIFinancialRequest, "170000", "00", "51")
+	m.PAN, m.Amount, m.HasAmount = origReq.PAN, origReq.Amount, true
+	original(m, origReq, origResp, false)
+	return m
+}
+
+// Reversal builds the 0400 of a request that got no answer: the
+// original's 2, 3, 4, 11, 25 and 60, and the reason in 39 (98 timeout).
+func (t *Terminal) Reversal(orig *spec.POSMessage, reason string) *spec.POSMessage {
+	return &spec.POSMessage{
+		MTI:            spec.MTIReversal,
+		PAN:            orig.PAN,
+		ProcessingCode: orig.ProcessingCode,
+		Amount:         orig.Amount,
+		HasAmount:      orig.HasAmount,
+		STAN:           orig.STAN,
+		EntryMode:      orig.EntryMode,
+		ConditionCode:  orig.ConditionCode,
+		ResponseCode:   reason,
+		Currency:       orig.Currency,
+		AuthCode:       orig.AuthCode,
+		Reserved60:     orig.Reserved60,
+		Original:       orig.Original,
+	}
+}
+
+// Settlement builds a batch settlement (0500, 60.3 = 201) with the
+// terminal's domestic totals.
+func (t *Terminal) Settlement(totals spec.SettlementTotals) (*spec.POSMessage, error) {
+	totals.Flag = spec.SettlementRequested
+	f48, err := spec.FormatSettlement(spec.Settlement{Domestic: totals,
+		Foreign: spec.SettlementTotals{Flag: spec.SettlementRequested}})
+	if err != nil {
+		return nil, err
+	}
+	now := t.now()
+	return &spec.POSMessage{
+		MTI:            spec.MTIBatchSettlement,
+		STAN:           t.NextSTAN(),
+		LocalTime:      now.Format("150405"),
+		LocalDate:      now.Format("0102"),
+		AdditionalData: f48,
+		Currency:       spec.CurrencyCNY,
+		Reserved60:     spec.Field60{Type: spec.NetworkManagementType, Batch: t.Batch, NetworkCode: spec.NetworkSettlement},
+		Reserved63:     t.Operator,
+	}, nil
+}

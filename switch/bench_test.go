@@ -1,0 +1,176 @@
+package switching
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cardswitch/cardswitch/ledger"
+	"github.com/cardswitch/cardswitch/spec"
+	"github.com/cardswitch/cardswitch/spec/posclient"
+	"github.com/cockroachdb/pebble/v2"
+	"go.uber.org/zap"
+)
+
+// BenchmarkConsumeEndToEnd drives consumes through the real acceptor,
+// HSM, ledger and journal with one synced commit each, from 64 terminals
+// on their own connections and cards, closed loop, client in-process.
+// ns/op is wall time per transaction across all terminals (1/throughput).
+func BenchmarkConsumeEndToEnd(b *testing.B) {
+	const terminals = 64
+	sw := testSwitch(b)
+	tmk, _ := hex.DecodeString(demoTMK)
+	terms := make([]*posclient.Terminal, terminals)
+	cards := make([]string, terminals)
+	pos, _, _ := sw.Addrs()
+	for i := range terms {
+		id := fmt.Sprintf("7%07d", i)
+		if err := sw.addTerminal(TerminalSpec{ID: id, Merchant: canteen, TMK: demoTMK}); err != nil {
+			b.Fatal(err)
+		}
+		cards[i] = fmt.Sprintf("62301580%011d", i)
+		pvv, err := sw.hsm.PINVerificationValue(cards[i], "123456")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := sw.ledger.OpenCard(ledger.CardSpec{PAN: cards[i], Holder: "bench", HolderType: ledger.Staff, Cash: 900_000}, []byte(pvv)); err != nil {
+			b.Fatal(err)
+		}
+		c, err := posclient.Dial(pos, posclient.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		terms[i] = posclient.NewTerminal(c, id, canteen, tmk)
+		if r, err := terms[i].SignOn(); err != nil || r.ResponseCode != spec.RCApproved {
+			b.Fatalf("sign-on %s: %v", id, err)
+		}
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	cpu0 := processCPU()
+	for i := range terms {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				req, err := terms[i].Consume(cards[i], 1, "")
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				resp, err := terms[i].Do(req)
+				if err != nil || resp.ResponseCode != spec.RCApproved {
+					b.Errorf("consume: %v %v", resp, err)
+					return
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "tps")
+	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+}
+
+// processCPU is the user+system CPU time of this process so far (server
+// and in-process clients together).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkBaselineEcho is the floor the switch is measured against: the
+// same framing, one small synced Pebble batch per message, an echo, and
+// nothing else; 64 connections closed loop, client in-process.
+func BenchmarkBaselineEcho(b *testing.B) {
+	const conns = 64
+	dir := b.TempDir()
+	db, err := pebble.Open(dir, pebbleOptions(zap.NewNop()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	var seq atomic.Uint64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				var buf []byte
+				key := make([]byte, 9)
+				for {
+					body, err := spec.ReadFrame(br, buf, spec.DefaultMaxFrame)
+					if err != nil {
+						return
+					}
+					buf = body[:0]
+					batch := db.NewBatch()
+					key[0] = 'x'
+					binary.BigEndian.PutUint64(key[1:], seq.Add(1))
+					_ = batch.Set(key, body, nil)
+					if err := batch.Commit(pebble.Sync); err != nil {
+						return
+					}
+					batch.Close()
+					out, _ := spec.AppendFrame(nil, body)
+					if _, err := c.Write(out); err != nil {
+						return
+					}
+				}
+			}(c)
+		}
+	}()
+	msg := unhex(b, echoRequest)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	cpu0 := processCPU()
+	for i := 0; i < conns; i++ {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			br := bufio.NewReader(c)
+			var buf []byte
+			for next.Add(1) <= int64(b.N) {
+				if _, err := c.Write(msg); err != nil {
+					b.Error(err)
+					return
+				}
+				body, err := spec.ReadFrame(br, buf, spec.DefaultMaxFrame)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				buf = body[:0]
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "tps")
+	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+}

@@ -1,0 +1,171 @@
+package switching
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/cardswitch/cardswitch/spec"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// TestNoSecretsLeave runs PIN transactions with track 2 and a sign-on at
+// debug level, then searches the journal, every log entry and the admin
+// API for the PIN blocks, track data, working-key field and TMK, and for
+// card numbers in clear where they must be masked.
+func TestNoSecretsLeave(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	sw := testSwitchLog(t, zap.New(core))
+	term := signedOn(t, sw, termCanteen, canteen)
+	_, _, httpAddr := sw.Addrs()
+
+	var secrets [][]byte
+	tmk, _ := hex.DecodeString(demoTMK)
+	secrets = append(secrets, tmk, []byte(demoTMK), []byte(strings.ToLower(demoTMK)))
+
+	// The sign-on response's field 62 (keys under the TMK).
+	pos, _, _ := sw.Addrs()
+	_ = pos
+	resp, err := term.SignOn()
+	if err != nil || len(resp.Reserved62) == 0 {
+		t.Fatalf("sign-on: %v", err)
+	}
+	secrets = append(secrets, resp.Reserved62, []byte(hex.EncodeToString(resp.Reserved62)), []byte(strings.ToUpper(hex.EncodeToString(resp.Reserved62))))
+
+	for _, pin := range []string{pinStudent, "999999"} {
+		req, err := term.Consume(cardStudent, 6000, pin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Track2 = cardStudent + "=30121010000000000"
+		out := do(t, term, req, nil)
+		if out.ResponseCode != spec.RCApproved && out.ResponseCode != spec.RCIncorrectPIN {
+			t.Fatalf("rc %s", out.ResponseCode)
+		}
+		// The track as packed (BCD, D separator) and as text.
+		secrets = append(secrets, req.PINBlock, []byte(hex.EncodeToString(req.PINBlock)),
+			[]byte(strings.ToUpper(hex.EncodeToString(req.PINBlock))), []byte(req.Track2))
+		t2 := strings.ReplaceAll(req.Track2, "=", "D")
+		if b, err := hex.DecodeString(t2[:len(t2)/2*2]); err == nil {
+			secrets = append(secrets, b)
+		}
+	}
+
+	check := func(where string, b []byte) {
+		t.Helper()
+		for _, s := range secrets {
+			if len(s) >= 8 && bytes.Contains(b, s) {
+				t.Fatalf("%s holds a secret (%d bytes)", where, len(s))
+			}
+		}
+	}
+
+	// Journal: every entry of the terminal's batch.
+	entries, err := sw.journal.ByTerminalBatch(term.ID, term.Batch, 1000)
+	if err != nil || len(entries) < 4 {
+		t.Fatalf("journal: %d entries, %v", len(entries), err)
+	}
+	for _, e := range entries {
+		check("journal entry", e.Raw)
+	}
+	signOns, _ := sw.journal.ByTerminalBatch(term.ID, "000000", 1000)
+	for _, e := range signOns {
+		check("journal sign-on entry", e.Raw)
+	}
+
+	// Logs, at debug level.
+	var all bytes.Buffer
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	for _, e := range logs.All() {
+		buf, err := enc.EncodeEntry(e.Entry, e.Context)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.Write(buf.Bytes())
+	}
+	if all.Len() == 0 {
+		t.Fatal("no log entries at debug level: the test would prove nothing")
+	}
+	check("log", all.Bytes())
+	if bytes.Contains(all.Bytes(), []byte(cardStudent)) {
+		t.Fatal("log holds a card number in clear")
+	}
+
+	// Admin API: the card and the journal.
+	for _, path := range []string{"/api/v1/cards/" + cardStudent, "/api/v1/journal?terminal=" + term.ID + "&batch=" + term.Batch} {
+		req, _ := http.NewRequest("GET", "http://"+httpAddr+path, nil)
+		req.Header.Set("Authorization", "Bearer test-token")
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if r.StatusCode != http.StatusOK || !json.Valid(body) {
+			t.Fatalf("%s: %d %s", path, r.StatusCode, body)
+		}
+		check("admin API "+path, body)
+		if bytes.Contains(body, []byte(cardStudent)) {
+			t.Fatalf("admin API %s shows a card number in clear", path)
+		}
+		if !bytes.Contains(body, []byte(spec.MaskPAN(cardStudent))) {
+			t.Fatalf("admin API %s does not show the masked card: the check would be vacuous", path)
+		}
+	}
+}
+
+func TestAdminAPIToken(t *testing.T) {
+	sw := testSwitch(t)
+	_, _, httpAddr := sw.Addrs()
+	for _, c := range []struct {
+		token string
+		want  int
+	}{{"", http.StatusUnauthorized}, {"wrong", http.StatusUnauthorized}, {"test-token", http.StatusOK}} {
+		req, _ := http.NewRequest("GET", "http://"+httpAddr+"/api/v1/status", nil)
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != c.want {
+			t.Fatalf("token %q: %d, want %d", c.token, r.StatusCode, c.want)
+		}
+	}
+}
+
+func TestMetricsNames(t *testing.T) {
+	sw := testSwitch(t)
+	term := signedOn(t, sw, termCanteen, canteen)
+	req, err := term.Consume(cardStaff, 100, "")
+	do(t, term, req, err)
+	_, _, httpAddr := sw.Addrs()
+	r, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	for _, want := range []string{
+		`switch_messages_total{direction="in",listener="pos",mti="0200"} 1`,
+		`switch_transactions_total{rc="00",type="consume"} 1`,
+		`switch_transaction_duration_seconds_bucket{type="consume",le=`,
+		`switch_connections{listener="pos"} 1`,
+		`switch_journal_entries_total`,
+		`switch_hsm_operations_total{op="mac_verify",result="ok"}`,
+		`go_goroutines`,
+		`process_resident_memory_bytes`,
+	} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

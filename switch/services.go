@@ -1,0 +1,170 @@
+package switching
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/cardswitch/cardswitch/hsm"
+	"github.com/cardswitch/cardswitch/journal"
+	"github.com/cardswitch/cardswitch/ledger"
+	"github.com/cardswitch/cardswitch/routing"
+	"github.com/cardswitch/cardswitch/spec"
+	"github.com/cockroachdb/pebble/v2"
+	"go.uber.org/zap"
+)
+
+// loadLMK reads the local master key from its file or environment
+// variable, creating a demo key when the configuration asks for one. The
+// LMK file may not live in the data directory, nor be readable by anyone
+// but the daemon's user.
+func loadLMK(cfg *Config, log *zap.Logger) (hsm.LMK, error) {
+	if cfg.LMK.Env != "" {
+		return hsm.LoadLMKEnv(cfg.LMK.Env)
+	}
+	if err := hsm.CheckLMKPath(cfg.LMK.File, cfg.DataDir); err != nil {
+		return hsm.LMK{}, fmt.Errorf("LMK: %w", err)
+	}
+	if cfg.LMK.CreateDemo {
+		if _, err := os.Stat(cfg.LMK.File); errors.Is(err, os.ErrNotExist) {
+			lmk, err := hsm.CreateDemoLMK(cfg.LMK.File)
+			if err != nil {
+				return hsm.LMK{}, err
+			}
+			log.Warn("created a DEMO local master key; never use it for real cards",
+				zap.String("file", cfg.LMK.File), zap.String("lmk_check", lmk.CheckValue()))
+			return lmk, nil
+		}
+	}
+	return hsm.LoadLMKFile(cfg.LMK.File)
+}
+
+// localLedger is the route destination served by the embedded ledger.
+type localLedger struct{}
+
+func (localLedger) Name() string { return "local" }
+func (localLedger) Kind() string { return "ledger" }
+
+// openServices opens the HSM, ledger, journal, routes and terminal
+// registry on the shared Pebble instance and seeds a fresh one.
+func (sw *Switch) openServices(lmk hsm.LMK) error {
+	var err error
+	m := sw.metrics
+	sw.hsm, err = hsm.Open(sw.db, lmk, hsm.Options{
+		Logger: sw.log.Named("hsm"),
+		OnOperation: func(op, result string) {
+			m.HSMOperations.WithLabelValues(op, result).Inc()
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("open HSM key store: %w", err)
+	}
+	if _, _, err := sw.hsm.EnsureCampusPVK(); err != nil {
+		return fmt.Errorf("campus PVK: %w", err)
+	}
+	sw.ledger, err = ledger.Open(sw.db, sw.cfg.Ledger.options())
+	if err != nil {
+		return fmt.Errorf("open ledger: %w", err)
+	}
+	sw.journal, err = journal.Open(sw.db, journal.Options{OnAppend: m.JournalWrites.Inc})
+	if err != nil {
+		return fmt.Errorf("open journal: %w", err)
+	}
+	sw.routes, err = routing.New(routing.Config{Routes: sw.cfg.Routes},
+		map[string]routing.Destination{"local": localLedger{}})
+	if err != nil {
+		return fmt.Errorf("route table: %w", err)
+	}
+	sw.terminals, err = openTerminals(sw.db)
+	if err != nil {
+		return fmt.Errorf("terminal registry: %w", err)
+	}
+	sw.clock, err = openBusinessClock(sw.db)
+	if err != nil {
+		return fmt.Errorf("business clock: %w", err)
+	}
+	return sw.seed()
+}
+
+// seededKey marks a data directory whose seed data was loaded.
+var seededKey = []byte("d/seeded")
+
+// seed loads the configured merchants, terminals and cards on the first
+// start. Every step is idempotent, so a crash half-way is finished by the
+// next start; the marker is written last.
+func (sw *Switch) seed() error {
+	_, closer, err := sw.db.Get(seededKey)
+	if err == nil {
+		return closer.Close()
+	}
+	if !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
+	s := sw.cfg.Seed
+	for _, m := range s.Merchants {
+		if err := sw.ledger.AddMerchant(m); err != nil && !errors.Is(err, ledger.ErrMerchantExists) {
+			return fmt.Errorf("seed merchant %s: %w", m.ID, err)
+		}
+	}
+	for _, t := range s.Terminals {
+		if err := sw.addTerminal(t); err != nil && !errors.Is(err, ErrTerminalExists) {
+			return fmt.Errorf("seed terminal %s: %w", t.ID, err)
+		}
+	}
+	for _, c := range s.Cards {
+		pvv, err := sw.hsm.PINVerificationValue(c.PAN, c.PIN)
+		if err != nil {
+			return fmt.Errorf("seed card %s: PIN verification value: %w", spec.MaskPAN(c.PAN), err)
+		}
+		if err := sw.ledger.OpenCard(c.CardSpec, []byte(pvv)); err != nil && !errors.Is(err, ledger.ErrCardExists) {
+			return fmt.Errorf("seed card %s: %w", spec.MaskPAN(c.PAN), err)
+		}
+	}
+	if len(s.Merchants)+len(s.Terminals)+len(s.Cards) > 0 {
+		sw.log.Info("seed data loaded", zap.Int("merchants", len(s.Merchants)),
+			zap.Int("terminals", len(s.Terminals)), zap.Int("cards", len(s.Cards)))
+	}
+	return sw.db.Set(seededKey, []byte{1}, pebble.Sync)
+}
+
+// addTerminal registers a terminal and, when the spec carries one, loads
+// its clear TMK into the HSM (demo and tests).
+func (sw *Switch) addTerminal(t TerminalSpec) error {
+	if _, ok := sw.ledger.Merchant(t.Merchant); !ok {
+		return fmt.Errorf("terminal %s: merchant %s is not registered", t.ID, t.Merchant)
+	}
+	perm, err := permittedSet(t.Permitted, t.MayLoad)
+	if err != nil {
+		return fmt.Errorf("terminal %s: %w", t.ID, err)
+	}
+	if t.TMK != "" {
+		clear, err := decodeHexKey(t.TMK)
+		if err != nil {
+			return fmt.Errorf("terminal %s TMK: %w", t.ID, err)
+		}
+		_, err = sw.hsm.LoadClearKey(hsm.TerminalKeyLabel(t.ID, hsm.TMK), hsm.TMK, clear)
+		clearBytes(clear)
+		if err != nil {
+			return fmt.Errorf("terminal %s TMK: %w", t.ID, err)
+		}
+	}
+	return sw.terminals.add(&Terminal{ID: t.ID, Merchant: t.Merchant, MayLoad: t.MayLoad, Permitted: perm})
+}
+
+// decodeHexKey parses a clear key given in hex (demo and test seeds only).
+func decodeHexKey(s string) ([]byte, error) {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("key is not hex")
+	}
+	switch len(b) {
+	case 8, 16, 24, 32:
+		return b, nil
+	}
+	clearBytes(b)
+	return nil, fmt.Errorf("key of %d bytes: want 8, 16, 24 or 32", len(b))
+}
+
+// clearBytes zeroes key material once it has been handed to the HSM.
+func clearBytes(b []byte) { clear(b) }

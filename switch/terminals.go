@@ -1,0 +1,202 @@
+package switching
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cardswitch/cardswitch/spec"
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// TerminalSpec registers a terminal: its merchant, what it may do, and (in
+// demo and test configurations only) its TMK in clear.
+type TerminalSpec struct {
+	ID       string `yaml:"id" json:"id"`
+	Merchant string `yaml:"merchant" json:"merchant"`
+	// MayLoad marks a recharge kiosk: only these may cash-load cards.
+	MayLoad bool `yaml:"may_load" json:"may_load"`
+	// Permitted lists transaction type labels the terminal may send;
+	// empty means every POS purchase type (and cash load when MayLoad).
+	Permitted []string `yaml:"permitted" json:"permitted,omitempty"`
+	// TMK is the terminal master key in clear hex: demo and tests only.
+	TMK string `yaml:"tmk" json:"-"`
+}
+
+// Terminal is a registered terminal's state as the switch holds it.
+// Values are immutable snapshots: a change stores a new one.
+type Terminal struct {
+	ID       string `json:"id"`
+	Merchant string `json:"merchant"`
+	MayLoad  bool   `json:"may_load"`
+	Disabled bool   `json:"disabled"`
+	// Permitted is a bit set over spec.TxType.
+	Permitted uint64 `json:"permitted"`
+	// SignedOn is set by a successful sign-on and cleared by sign-off.
+	SignedOn bool `json:"signed_on"`
+	// Batch is the batch opened by the last sign-on (60.2).
+	Batch uint32 `json:"batch"`
+	// KeyMode is the sign-on mode of the current working keys.
+	KeyMode string `json:"key_mode,omitempty"`
+	// KeyGeneration counts sign-ons: a stored response MACed under an
+	// older generation is MACed again before a replay.
+	KeyGeneration uint32 `json:"key_generation"`
+}
+
+// permits reports whether the terminal may send tx.
+func (t *Terminal) permits(tx spec.TxType) bool { return t.Permitted&(1<<uint(tx)) != 0 }
+
+// defaultPermitted is every purchase-side type a campus POS sends.
+var defaultPermitted = []spec.TxType{
+	spec.BalanceInquiry, spec.Consume, spec.ConsumeVoid, spec.Refund,
+	spec.PreAuth, spec.PreAuthCancel, spec.PreAuthCompletion, spec.CompletionVoid,
+	spec.Reversal, spec.BatchSettlement, spec.BatchUpload,
+}
+
+func permittedSet(labels []string, mayLoad bool) (uint64, error) {
+	var set uint64
+	if len(labels) == 0 {
+		for _, t := range defaultPermitted {
+			set |= 1 << uint(t)
+		}
+		if mayLoad {
+			set |= 1<<uint(spec.CashLoad) | 1<<uint(spec.CashLoadVoid)
+		}
+		return set, nil
+	}
+	byName := map[string]spec.TxType{}
+	for _, t := range spec.TxTypes() {
+		byName[t.String()] = t
+	}
+	for _, l := range labels {
+		t, ok := byName[l]
+		if !ok {
+			return 0, fmt.Errorf("unknown transaction type %q", l)
+		}
+		set |= 1 << uint(t)
+	}
+	return set, nil
+}
+
+// Errors of the terminal registry.
+var (
+	ErrTerminalExists  = errors.New("terminal already registered")
+	ErrUnknownTerminal = errors.New("terminal not registered")
+)
+
+// maxTerminals bounds the registry (and so its memory).
+const maxTerminals = 1_000_000
+
+// terminals is the terminal registry: every terminal in memory, each as an
+// atomically replaced snapshot, persisted under prefix 't' with sync.
+// Changes to one terminal are serialised by its own mutex; a POS terminal
+// has one message in flight, so there is no contention to speak of.
+type terminals struct {
+	db *pebble.DB
+	mu sync.RWMutex
+	m  map[string]*terminalEntry
+}
+
+type terminalEntry struct {
+	mu  sync.Mutex // serialises updates
+	cur atomic.Pointer[Terminal]
+}
+
+func terminalKey(id string) []byte { return append([]byte{'t', '/'}, id...) }
+
+func openTerminals(db *pebble.DB) (*terminals, error) {
+	r := &terminals{db: db, m: map[string]*terminalEntry{}}
+	iter, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte("t/"), UpperBound: []byte("t0")})
+	if err != nil {
+		return nil, err
+	}
+	defer iter.Close()
+	for iter.First(); iter.Valid(); iter.Next() {
+		var t Terminal
+		if err := json.Unmarshal(iter.Value(), &t); err != nil {
+			return nil, fmt.Errorf("terminal record %q: %w", iter.Key(), err)
+		}
+		e := &terminalEntry{}
+		e.cur.Store(&t)
+		r.m[t.ID] = e
+	}
+	return r, iter.Error()
+}
+
+func (r *terminals) get(id string) *Terminal {
+	r.mu.RLock()
+	e := r.m[id]
+	r.mu.RUnlock()
+	if e == nil {
+		return nil
+	}
+	return e.cur.Load()
+}
+
+func (r *terminals) list() []*Terminal {
+	r.mu.RLock()
+	out := make([]*Terminal, 0, len(r.m))
+	for _, e := range r.m {
+		out = append(out, e.cur.Load())
+	}
+	r.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (r *terminals) add(t *Terminal) error {
+	if len(t.ID) != 8 || len(t.Merchant) != 15 {
+		return fmt.Errorf("terminal %q merchant %q: want an 8-character terminal id and a 15-character merchant id", t.ID, t.Merchant)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.m[t.ID]; ok {
+		return fmt.Errorf("%w: %s", ErrTerminalExists, t.ID)
+	}
+	if len(r.m) >= maxTerminals {
+		return fmt.Errorf("terminal registry full (%d)", maxTerminals)
+	}
+	if err := r.persist(t); err != nil {
+		return err
+	}
+	e := &terminalEntry{}
+	e.cur.Store(t)
+	r.m[t.ID] = e
+	return nil
+}
+
+// update applies f to a copy of the terminal's state and stores it
+// durably before publishing it.
+func (r *terminals) update(id string, f func(t *Terminal) error) (*Terminal, error) {
+	r.mu.RLock()
+	e := r.m[id]
+	r.mu.RUnlock()
+	if e == nil {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownTerminal, id)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	next := *e.cur.Load()
+	if err := f(&next); err != nil {
+		return nil, err
+	}
+	if err := r.persist(&next); err != nil {
+		return nil, err
+	}
+	e.cur.Store(&next)
+	return &next, nil
+}
+
+func (r *terminals) persist(t *Terminal) error {
+	v, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	if err := r.db.Set(terminalKey(t.ID), v, pebble.Sync); err != nil {
+		return fmt.Errorf("store terminal %s: %w", t.ID, err)
+	}
+	return nil
+}
