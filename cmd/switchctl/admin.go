@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// The admin commands talk to a running switchd through its admin API
+// (docs/admin-api.md). They print the JSON answer.
+func init() {
+	register("terminal", runTerminal)
+	register("merchant", runMerchant)
+	register("card", runCard)
+	register("journal", runJournal)
+}
+
+// adminFlags are the connection flags every admin command takes.
+type adminFlags struct {
+	url, token string
+	timeout    time.Duration
+}
+
+func (a *adminFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.url, "admin", "http://127.0.0.1:9583", "switchd HTTP address")
+	fs.StringVar(&a.token, "token", os.Getenv("SWITCHCTL_TOKEN"), "admin bearer token (default $SWITCHCTL_TOKEN)")
+	fs.DurationVar(&a.timeout, "timeout", 10*time.Second, "request timeout")
+}
+
+// maxAnswer bounds an admin answer read by the CLI.
+const maxAnswer = 16 << 20
+
+// call sends one admin request and prints the answer; exit 1 on an HTTP
+// error status.
+func (a *adminFlags) call(method, path string, body any, stdout, stderr io.Writer) int {
+	if a.token == "" {
+		fmt.Fprintln(stderr, "switchctl: no admin token: pass --token or set SWITCHCTL_TOKEN")
+		return 2
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			fmt.Fprintln(stderr, "switchctl:", err)
+			return 2
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, strings.TrimRight(a.url, "/")+path, rd)
+	if err != nil {
+		fmt.Fprintln(stderr, "switchctl:", err)
+		return 2
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: a.timeout}).Do(req)
+	if err != nil {
+		fmt.Fprintln(stderr, "switchctl:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		fmt.Fprintln(stderr, "switchctl:", err)
+		return 1
+	}
+	if resp.StatusCode >= 300 {
+		fmt.Fprintf(stderr, "switchctl: %s: %s", resp.Status, out)
+		return 1
+	}
+	_, _ = stdout.Write(out)
+	return 0
+}
+
+// sub parses "NOUN VERB [flags]" and runs it.
+func sub(noun string, args []string, stdout, stderr io.Writer, verbs map[string]func(fs *flag.FlagSet, a *adminFlags) func() int) int {
+	if len(args) == 0 || verbs[args[0]] == nil {
+		names := make([]string, 0, len(verbs))
+		for v := range verbs {
+			names = append(names, v)
+		}
+		fmt.Fprintf(stderr, "usage: switchctl %s %s [flags]\n", noun, strings.Join(sortedStrings(names), "|"))
+		return 2
+	}
+	fs := flag.NewFlagSet(noun+" "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	a := &adminFlags{}
+	a.register(fs)
+	run := verbs[args[0]](fs, a)
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	return run()
+}
+
+func sortedStrings(s []string) []string {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	return s
+}
+
+func runTerminal(args []string, stdout, stderr io.Writer) int {
+	return sub("terminal", args, stdout, stderr, map[string]func(*flag.FlagSet, *adminFlags) func() int{
+		"list": func(fs *flag.FlagSet, a *adminFlags) func() int {
+			return func() int { return a.call("GET", "/api/v1/terminals", nil, stdout, stderr) }
+		},
+		"show": func(fs *flag.FlagSet, a *adminFlags) func() int {
+			id := fs.String("id", "", "terminal id")
+			return func() int { return a.call("GET", "/api/v1/terminals/"+url.PathEscape(*id), nil, stdout, stderr) }
+		},
+		"add": func(fs *flag.FlagSet, a *adminFlags) func() int {
+			id := fs.String("id", "", "terminal id (8 characters)")
+			merchant := fs.String("merchant", "", "merchant id (15 characters)")
+			mayLoad := fs.Bool("may-load", false, "a recharge kiosk (may cash-load cards)")
+			comps := fs.String("tmk-components", "", "comma-separated clear TMK components (hex), 2 or 3")
+			return func() int {
+				body := map[string]any{"id": *id, "merchant": *merchant, "may_load": *mayLoad}
+				if *comps != "" {
+					body["tmk_components"] = strings.Split(*comps, ",")
+				}
+				return a.call("POST", "/api/v1/terminals", body, stdout, stderr)
+			}
+		},
+		"load-tmk": func(fs *flag.FlagSet, a *adminFlags) func() int {
+			id := fs.String("id", "", "terminal id")
+			comps := fs.String("components", "", "comma-separated clear TMK components (hex), 2 or 3")
+			return func() int {
+				return a.call("POST", "/api/v1/terminals/"+url.PathEscape(*id)+"/tmk",
+					map[string]any{"components": strings.Split(*comps, ",")}, stdout, stderr)
+			}
+		},
+		"disable": func(fs *flag.FlagSet, a *adminFlags) func() int {
+			id := fs.String("id", "", "terminal id")
+			return func() int {
+				return a.call("POST", "/api/v1/terminals/"+url.PathEscape(*id)+"/disable", nil, stdout, stderr)
+			}
+		},
+		"enable": func(fs *flag.FlagSet, a *adminFlags) func() int {
+			id := fs.String("id", "", "terminal id")
+			return func() int {
+				return a.call("POST", "/api/v1/terminals/"+url.PathEscape(*id)+"/enable", nil, stdout, stderr)
+			}
+		},
+	})
+}
+
+func runMerchant(args []string, stdout, stderr io.Writer) int {
+	return sub("merchant", args, stdout, stderr, map[string]func(*flag.FlagSet, *adminFlags) func() int{
+		"show": func(fs *flag.FlagSet, a *adminFlags) func() int {
+			id := fs.String("id", "", "merchant id")
+			return func() int { return a.call("GET", "/api/v1/merchants/"+url.PathEscape(*id), nil, stdout, stderr) }
+		},
+		"add": func(fs *flag.FlagSet, a *adminFlags) func() int {
+			id := fs.String("id", "", "merchant id (15 characters)")
+			name := fs.String("name", "", "merchant name (printed on receipts)")
+			onCampus := fs.Bool("on-campus", false, "on campus: subsidy may be spent here")
+			return func() int {
+				return a.call("POST", "/api/v1/merchants", map[string]any{"id": *id, "name": *name, "on_campus": *onCampus}, stdout, stderr)
+			}
+		},
+	})
+}
+
+func runCard(args []string, stdout, stderr io.Writer) int {
+	verbs := map[string]func(*flag.FlagSet, *adminFlags) func() int{
+		"show": func(fs *flag.FlagSet, a *adminFlags) func() int {
+			pan := fs.String("card", "", "card number")
+			return func() int { return a.call("GET", "/api/v1/cards/"+url.PathEscape(*pan), nil, stdout, stderr) }
+		},
+	}
+	for _, action := range []string{"freeze", "unfreeze", "lost", "found", "close"} {
+		action := action
+		verbs[action] = func(fs *flag.FlagSet, a *adminFlags) func() int {
+			pan := fs.String("card", "", "card number")
+			return func() int {
+				return a.call("POST", "/api/v1/cards/"+url.PathEscape(*pan)+"/"+action, nil, stdout, stderr)
+			}
+		}
+	}
+	return sub("card", args, stdout, stderr, verbs)
+}
+
+func runJournal(args []string, stdout, stderr io.Writer) int {
+	return sub("journal", args, stdout, stderr, map[string]func(*flag.FlagSet, *adminFlags) func() int{
+		"show": func(fs *flag.FlagSet, a *adminFlags) func() int {
+			rrn := fs.String("rrn", "", "retrieval reference number (field 37)")
+			date := fs.String("date", "", "business date YYYYMMDD (with --rrn)")
+			terminal := fs.String("terminal", "", "terminal id (with --batch)")
+			batch := fs.String("batch", "", "batch number (with --terminal)")
+			limit := fs.Int("limit", 200, "most entries to show")
+			return func() int {
+				q := url.Values{}
+				switch {
+				case *rrn != "":
+					q.Set("rrn", *rrn)
+					if *date != "" {
+						q.Set("date", *date)
+					}
+				case *terminal != "" && *batch != "":
+					q.Set("terminal", *terminal)
+					q.Set("batch", *batch)
+				default:
+					fmt.Fprintln(stderr, "switchctl journal show: give --rrn R, or --terminal T --batch B")
+					return 2
+				}
+				q.Set("limit", fmt.Sprint(*limit))
+				return a.call("GET", "/api/v1/journal?"+q.Encode(), nil, stdout, stderr)
+			}
+		},
+	})
+}
