@@ -103,3 +103,30 @@ func (j *Journal) GetResponse(key DuplicateKey) (rec ResponseRecord, found bool,
 	}
 	return rec, true, nil
 }
+
+// ResponseSTANs calls fn with the STAN part of every stored response of
+// one terminal batch, in key order, until fn returns false. The switch
+// reads it once per terminal batch after a start, to learn which trace
+// numbers it has answered before and so skip the duplicate lookup for the
+// ones it cannot have seen.
+func (j *Journal) ResponseSTANs(terminal, batch string, fn func(stan string) bool) error {
+	if terminal == "" || len(terminal) > maxTerminalLen || batch == "" || len(batch) > maxBatchLen {
+		return fmt.Errorf("journal: response STANs terminal %q batch %q: %w", terminal, batch, ErrInvalidEntry)
+	}
+	prefix := appendStr(appendStr([]byte{prefixJournal, spaceResponse}, terminal), batch)
+	iter, err := j.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("journal: response STANs: %w", err)
+	}
+	defer iter.Close()
+	for iter.First(); iter.Valid(); iter.Next() {
+		rest := iter.Key()[len(prefix):]
+		if len(rest) < 1 || int(rest[0]) > len(rest)-1 {
+			return fmt.Errorf("journal: response key %q: %w", iter.Key(), ErrCorrupt)
+		}
+		if !fn(string(rest[1 : 1+int(rest[0])])) {
+			break
+		}
+	}
+	return iter.Error()
+}

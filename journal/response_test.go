@@ -126,3 +126,34 @@ func TestResponseStoreRejectsInvalid(t *testing.T) {
 		t.Fatalf("rejected puts left %d operations in the batch", b.Count())
 	}
 }
+
+func TestResponseSTANs(t *testing.T) {
+	db := openDB(t, vfs.NewMem())
+	defer db.Close()
+	j := openJournal(t, db, Options{})
+	b := db.NewBatch()
+	keys := []DuplicateKey{
+		{Terminal: "10000001", Batch: "000001", STAN: "0200000007", Date: "0314"},
+		{Terminal: "10000001", Batch: "000001", STAN: "0400000003", Date: "0314"},
+		{Terminal: "10000001", Batch: "000002", STAN: "0200000099", Date: "0314"}, // another batch
+		{Terminal: "1000000", Batch: "1000001", STAN: "0200000055", Date: "0314"}, // a prefix of the first terminal
+	}
+	for _, k := range keys {
+		if err := j.PutResponse(b, k, sampleResponse()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := j.ResponseSTANs("10000001", "000001", func(s string) bool { got = append(got, s); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"0200000007", "0400000003"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("STANs %q, want %q", got, want)
+	}
+	if err := j.ResponseSTANs("", "000001", func(string) bool { return true }); err == nil {
+		t.Fatal("empty terminal accepted")
+	}
+}

@@ -52,9 +52,12 @@ func (l *Ledger) Execute(req Request, b *pebble.Batch, commit func(Result) error
 	unlock := l.keys.lockAll(keys)
 	defer unlock()
 
-	raw, err := get(l.db, ik)
-	if err != nil {
-		return Result{}, fmt.Errorf("%s %s: read idempotency record: %w", kind, c.Key, err)
+	var raw []byte
+	if !c.KnownNew {
+		var err error
+		if raw, err = get(l.db, ik); err != nil {
+			return Result{}, fmt.Errorf("%s %s: read idempotency record: %w", kind, c.Key, err)
+		}
 	}
 	if raw != nil {
 		rec, err := decodeIdem(raw)

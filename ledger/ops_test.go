@@ -444,6 +444,28 @@ func TestIdempotency(t *testing.T) {
 	checkStore(t, db)
 }
 
+// TestKnownNewSkipsOnlyTheLookup: a request the caller marks KnownNew is
+// executed and recorded as usual, so that a later retransmission without
+// the mark still replays it.
+func TestKnownNewSkipsOnlyTheLookup(t *testing.T) {
+	l, db := seeded(t, Options{})
+	c := pos("10000001", canteen, day1)
+	c.KnownNew = true
+	first := exec(t, l, &Consume{Common: c, PAN: panStaff, Amount: 500})
+	if !first.Approved() || first.Replay {
+		t.Fatalf("first %+v", first)
+	}
+	c.KnownNew = false
+	again := exec(t, l, &Consume{Common: c, PAN: panStaff, Amount: 500})
+	if !again.Replay || again.TxID != first.TxID {
+		t.Fatalf("retransmission %+v, want a replay of %+v", again, first)
+	}
+	if v := mustCard(t, l, panStaff); v.Balances.Cash != 100000-500 {
+		t.Errorf("cash %s", v.Balances.Cash)
+	}
+	checkStore(t, db)
+}
+
 // TestCommitFailure checks that nothing is published when the caller's
 // commit fails, and that the locks are released.
 func TestCommitFailure(t *testing.T) {

@@ -30,6 +30,12 @@ type Common struct {
 	Batch    uint32 // 60.2
 	STAN     uint32 // field 11
 	RRN      string // field 37 as the switch assigned it
+	// KnownNew is the caller's guarantee that no request with this Key
+	// was executed before: the switch knows it from the terminal's
+	// trace-number watermark. The ledger then skips its idempotency
+	// lookup, a point read on every transaction. Leave it false unless
+	// that guarantee holds: a false KnownNew is always safe.
+	KnownNew bool
 }
 
 // TxnRef names an earlier transaction the way a POS terminal does: its

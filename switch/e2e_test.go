@@ -425,3 +425,49 @@ func TestRestartKeepsEverything(t *testing.T) {
 	expectRC(t, "void after restart", do(t, term, void, err), spec.RCApproved)
 	expectPurses(t, sw, cardStudent, 50000, 20000)
 }
+
+// TestConcurrentRetransmission sends the same consume on two connections
+// of one terminal at once, many times: whatever the interleaving, the
+// card is debited once per consume and both copies are approved with the
+// same auth code.
+func TestConcurrentRetransmission(t *testing.T) {
+	sw := testSwitch(t)
+	term := signedOn(t, sw, termCanteen, canteen)
+	pos, _, _ := sw.Addrs()
+	c2, err := posclient.Dial(pos, posclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	twin := *term
+	twin.Client = c2
+	const rounds = 50
+	for i := 0; i < rounds; i++ {
+		req, err := term.Consume(cardStaff, 100, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		copyReq := *req
+		done := make(chan *spec.POSMessage, 2)
+		for _, pair := range []struct {
+			tm *posclient.Terminal
+			m  *spec.POSMessage
+		}{{term, req}, {&twin, &copyReq}} {
+			go func(tm *posclient.Terminal, m *spec.POSMessage) {
+				resp, err := tm.Do(m)
+				if err != nil {
+					t.Error(err)
+				}
+				done <- resp
+			}(pair.tm, pair.m)
+		}
+		a, b := <-done, <-done
+		if a == nil || b == nil {
+			t.FailNow()
+		}
+		if a.ResponseCode != spec.RCApproved || b.ResponseCode != spec.RCApproved || a.AuthCode != b.AuthCode {
+			t.Fatalf("round %d: %s/%s auth %s/%s", i, a.ResponseCode, b.ResponseCode, a.AuthCode, b.AuthCode)
+		}
+	}
+	expectPurses(t, sw, cardStaff, 100000-rounds*100, 0)
+}

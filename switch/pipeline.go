@@ -30,6 +30,9 @@ type exchange struct {
 	start time.Time
 	date  ledger.BusinessDate
 	term  *Terminal // nil until looked up
+	// fresh: the trace number is above every one the terminal sent in
+	// this batch, so this cannot be a retransmission.
+	fresh bool
 }
 
 // reply is the pipeline's answer: a response message, and how to send it.
@@ -156,16 +159,25 @@ func (p *posProtocol) transaction(x *exchange) reply {
 	}
 	dupKey := x.duplicateKey()
 	fp := x.fingerprint()
-	rec, found, err := sw.journal.GetResponse(dupKey)
+	fresh, release, err := p.claimNewSTAN(x)
+	defer release()
+	if err == nil && !fresh {
+		var (
+			rec   journal.ResponseRecord
+			found bool
+		)
+		rec, found, err = sw.journal.GetResponse(dupKey)
+		if err == nil && found {
+			return p.replay(x, rec, fp)
+		}
+	}
 	if err != nil {
 		sw.log.Error("duplicate lookup failed", zap.String("terminal", x.term.ID), zap.Error(err))
 		r := x.answer(spec.RCSystemMalfunction)
 		r.mac = true
 		return r
 	}
-	if found {
-		return p.replay(x, rec, fp)
-	}
+	x.fresh = fresh
 	switch x.tx {
 	case spec.BatchSettlement:
 		return p.settle(x, dupKey, fp)
@@ -193,6 +205,28 @@ func (p *posProtocol) transaction(x *exchange) reply {
 		return r
 	}
 	return p.execute(x, lreq, rrn, dupKey, fp)
+}
+
+// claimNewSTAN asks the terminal's trace watermark whether this request
+// can be a retransmission at all.
+func (p *posProtocol) claimNewSTAN(x *exchange) (bool, func(), error) {
+	stan, err := strconv.ParseUint(x.req.STAN, 10, 32)
+	if err != nil {
+		return false, func() {}, nil
+	}
+	return p.sw.terminals.claimNewSTAN(x.term.ID, x.term.Batch, uint32(stan), func() (uint32, error) {
+		var max uint64
+		err := p.sw.journal.ResponseSTANs(x.term.ID, batchString(x.term.Batch), func(s string) bool {
+			// Stored as MTI + STAN: the trace number is the last six digits.
+			if len(s) >= 6 {
+				if n, err := strconv.ParseUint(s[len(s)-6:], 10, 32); err == nil && n > max {
+					max = n
+				}
+			}
+			return true
+		})
+		return uint32(max), err
+	})
 }
 
 // replay answers a duplicate: the stored response when the request is the
@@ -242,6 +276,7 @@ func (p *posProtocol) ledgerRequest(x *exchange, pan, rrn string) (ledger.Reques
 		Batch:    uint32(batch),
 		STAN:     uint32(stan),
 		RRN:      rrn,
+		KnownNew: x.fresh,
 	}
 	amount := ledger.Fen(req.Amount)
 	needsAmount := x.tx != spec.BalanceInquiry

@@ -103,6 +103,27 @@ type terminals struct {
 type terminalEntry struct {
 	mu  sync.Mutex // serialises updates
 	cur atomic.Pointer[Terminal]
+
+	trace traceWatermark
+}
+
+// traceWatermark is the highest trace number (field 11) the switch has
+// answered, or is answering, in one batch of one terminal. A terminal
+// numbers its messages upwards, so a request above the watermark cannot
+// be a retransmission: the switch skips the duplicate lookup and tells the
+// ledger it may skip its idempotency lookup, the two point reads every
+// transaction would otherwise make. After a start the watermark is read
+// once from the stored responses of the batch; anything at or below it
+// (a retransmission, a reversal, a wrapped trace number) takes the careful
+// path, which first waits until no request with the same trace number is
+// still in flight on the fast path, so that the careful one finds it.
+type traceWatermark struct {
+	mu       sync.Mutex
+	cond     sync.Cond
+	batch    uint32
+	loaded   bool
+	max      uint32
+	inflight map[uint32]int // fast-path claims not yet released
 }
 
 func terminalKey(id string) []byte { return append([]byte{'t', '/'}, id...) }
@@ -199,4 +220,49 @@ func (r *terminals) persist(t *Terminal) error {
 		return fmt.Errorf("store terminal %s: %w", t.ID, err)
 	}
 	return nil
+}
+
+// claimNewSTAN reports whether stan, in batch, is above everything the
+// terminal has sent before. If so it raises the watermark at once and
+// returns a release to call when the request is committed (or failed);
+// until then a copy of the same message waits here before it takes the
+// careful path. load reads the stored trace numbers of the batch when the
+// watermark is not known.
+func (r *terminals) claimNewSTAN(id string, batch, stan uint32, load func() (uint32, error)) (fresh bool, release func(), err error) {
+	r.mu.RLock()
+	e := r.m[id]
+	r.mu.RUnlock()
+	if e == nil {
+		return false, func() {}, nil
+	}
+	w := &e.trace
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cond.L == nil {
+		w.cond.L = &w.mu
+		w.inflight = map[uint32]int{}
+	}
+	if !w.loaded || w.batch != batch {
+		max, err := load()
+		if err != nil {
+			return false, func() {}, err
+		}
+		w.batch, w.loaded, w.max = batch, true, max
+	}
+	if stan > w.max {
+		w.max = stan
+		w.inflight[stan]++
+		return true, func() {
+			w.mu.Lock()
+			if w.inflight[stan]--; w.inflight[stan] <= 0 {
+				delete(w.inflight, stan)
+			}
+			w.cond.Broadcast()
+			w.mu.Unlock()
+		}, nil
+	}
+	for w.inflight[stan] > 0 {
+		w.cond.Wait()
+	}
+	return false, func() {}, nil
 }
