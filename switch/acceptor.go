@@ -42,6 +42,9 @@ type session struct {
 	// written, when the protocol sets it during handle, runs once the
 	// response has been written (the latency histogram ends there).
 	written func()
+	// out is the connection's response buffer: a response is written
+	// before the next request is read, so one buffer serves them all.
+	out []byte
 }
 
 // acceptor is a lean TCP server: one goroutine per connection, one request

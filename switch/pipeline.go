@@ -238,7 +238,13 @@ func (p *posProtocol) replay(x *exchange, rec journal.ResponseRecord, fp [journa
 		r.mac = true
 		return r
 	}
-	packed := append([]byte(nil), rec.Response...)
+	stored, err := p.sw.journal.Get(rec.ResponseSeq)
+	if err != nil {
+		p.sw.log.Error("stored response missing from the journal", zap.String("terminal", x.term.ID),
+			zap.Uint64("seq", rec.ResponseSeq), zap.Error(err))
+		return x.answer(spec.RCSystemMalfunction)
+	}
+	packed := stored.Raw
 	if rec.MAKGeneration != x.term.KeyGeneration {
 		// The terminal signed on since: MAC the stored response under
 		// its current MAK, or it could not verify it.
@@ -431,13 +437,11 @@ func (p *posProtocol) execute(x *exchange, lreq ledger.Request, rrn string, dupK
 		if err != nil {
 			return err
 		}
-		if err := p.journalPair(b, x, resp, packed); err != nil {
+		seq, err := p.journalPair(b, x, resp, packed)
+		if err != nil {
 			return err
 		}
-		if err := sw.journal.PutResponse(b, dupKey, journal.ResponseRecord{
-			Fingerprint: fp, ResponseCode: resp.ResponseCode, Response: packed,
-			MAKGeneration: x.term.KeyGeneration, Time: time.Now(),
-		}); err != nil {
+		if err := p.storeResponse(b, x, dupKey, fp, resp.ResponseCode, seq); err != nil {
 			return err
 		}
 		if lreq.Kind() == ledger.KindConsume {
@@ -547,12 +551,9 @@ func (p *posProtocol) commitPlain(x *exchange, dupKey journal.DuplicateKey, fp [
 	}
 	b := sw.db.NewBatch()
 	defer b.Close()
-	err = p.journalPair(b, x, r.resp, packed)
+	seq, err := p.journalPair(b, x, r.resp, packed)
 	if err == nil {
-		err = sw.journal.PutResponse(b, dupKey, journal.ResponseRecord{
-			Fingerprint: fp, ResponseCode: r.resp.ResponseCode, Response: packed,
-			MAKGeneration: x.term.KeyGeneration, Time: time.Now(),
-		})
+		err = p.storeResponse(b, x, dupKey, fp, r.resp.ResponseCode, seq)
 	}
 	if err == nil {
 		err = b.Commit(pebble.Sync)
@@ -566,12 +567,12 @@ func (p *posProtocol) commitPlain(x *exchange, dupKey journal.DuplicateKey, fp [
 
 // journalPair writes the request and response entries of an exchange into
 // b. PIN block, track data, IC data and keys are removed first.
-func (p *posProtocol) journalPair(b *pebble.Batch, x *exchange, resp *spec.POSMessage, packed []byte) error {
+func (p *posProtocol) journalPair(b *pebble.Batch, x *exchange, resp *spec.POSMessage, packed []byte) (responseSeq uint64, err error) {
 	now := time.Now()
 	in := p.entry(x, x.req, journal.In, x.start)
 	in.Raw = redacted(x.req)
 	if _, err := p.sw.journal.Append(b, in); err != nil {
-		return fmt.Errorf("journal request: %w", err)
+		return 0, fmt.Errorf("journal request: %w", err)
 	}
 	out := p.entry(x, resp, journal.Out, now)
 	if resp.Reserved62 != nil {
@@ -579,10 +580,21 @@ func (p *posProtocol) journalPair(b *pebble.Batch, x *exchange, resp *spec.POSMe
 	} else {
 		out.Raw = packed
 	}
-	if _, err := p.sw.journal.Append(b, out); err != nil {
-		return fmt.Errorf("journal response: %w", err)
+	seq, err := p.sw.journal.Append(b, out)
+	if err != nil {
+		return 0, fmt.Errorf("journal response: %w", err)
 	}
-	return nil
+	return seq, nil
+}
+
+// storeResponse writes the duplicate record of an answered request: the
+// request's fingerprint and where its response is in the journal (the
+// response bytes themselves are in that entry, not copied again).
+func (p *posProtocol) storeResponse(b *pebble.Batch, x *exchange, dupKey journal.DuplicateKey, fp [journal.FingerprintLen]byte, rc string, responseSeq uint64) error {
+	return p.sw.journal.PutResponse(b, dupKey, journal.ResponseRecord{
+		Fingerprint: fp, ResponseCode: rc, ResponseSeq: responseSeq,
+		MAKGeneration: x.term.KeyGeneration, Time: time.Now(),
+	})
 }
 
 func (p *posProtocol) entry(x *exchange, m *spec.POSMessage, dir journal.Direction, at time.Time) *journal.Entry {
@@ -625,7 +637,7 @@ func redacted(m *spec.POSMessage) []byte {
 func (p *posProtocol) journalAlone(x *exchange, resp *spec.POSMessage, packed []byte) {
 	b := p.sw.db.NewBatch()
 	defer b.Close()
-	err := p.journalPair(b, x, resp, packed)
+	_, err := p.journalPair(b, x, resp, packed)
 	if err == nil {
 		err = b.Commit(pebble.NoSync)
 	}

@@ -115,7 +115,8 @@ func (p *posProtocol) handle(s *session, body []byte) ([]byte, bool) {
 		hdr = h.WithProcessingRequirement(spec.ProcessingSignOn)
 	}
 	p.sw.metrics.Messages.WithLabelValues("pos", "out", mtiLabel(r.resp.MTI)).Inc()
-	frame := spec.AppendPOSFrame(make([]byte, 0, spec.POSFrameLen(len(packed))), t.Reply(), hdr, packed)
+	frame := spec.AppendPOSFrame(s.out[:0], t.Reply(), hdr, packed)
+	s.out = frame
 	label := tx.String()
 	p.sw.metrics.Transactions.WithLabelValues(label, r.resp.ResponseCode).Inc()
 	hist := p.sw.metrics.Duration.WithLabelValues(label)
