@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -304,6 +305,18 @@ func (l *Ledger) ReleaseExpiredHolds(pan string, date BusinessDate) (int, error)
 	n := 0
 	err := l.updateCard("release holds", pan, func(c *card) error { n = releaseExpired(c, date); return nil })
 	return n, err
+}
+
+// Merchants returns every merchant, ordered by id.
+func (l *Ledger) Merchants() []MerchantInfo {
+	l.mu.RLock()
+	out := make([]MerchantInfo, 0, len(l.merchants))
+	for _, m := range l.merchants {
+		out = append(out, MerchantInfo{ID: m.ID, Name: m.Name, OnCampus: m.OnCampus, FeeRateBP: m.FeeRateBP, SettlementDays: m.SettlementDays})
+	}
+	l.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
 }
 
 // Cards returns the card numbers of every card (for sweeps and reports).

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cardswitch/cardswitch/hsm"
@@ -22,6 +23,7 @@ import (
 // ever returned.
 func (sw *Switch) registerAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/status", sw.adminStatus)
+	mux.HandleFunc("GET /api/v1/merchants", sw.adminListMerchants)
 	mux.HandleFunc("GET /api/v1/merchants/{id}", sw.adminGetMerchant)
 	mux.HandleFunc("POST /api/v1/merchants", sw.adminAddMerchant)
 	mux.HandleFunc("GET /api/v1/terminals", sw.adminListTerminals)
@@ -80,6 +82,15 @@ func (sw *Switch) adminError(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	sw.log.Info("admin API request refused", zap.String("path", r.URL.Path), zap.Int("status", status), zap.Error(err))
 	writeJSONError(w, status, err.Error())
+}
+
+func (sw *Switch) adminListMerchants(w http.ResponseWriter, r *http.Request) {
+	ms := sw.ledger.Merchants()
+	out := make([]map[string]any, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, merchantJSON(m))
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (sw *Switch) adminGetMerchant(w http.ResponseWriter, r *http.Request) {
@@ -183,11 +194,11 @@ func (sw *Switch) loadTMK(id string, hexes []string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("load TMK of terminal %s: %w", id, err)
 	}
-	k := hex.EncodeToString(kcv)
+	k := strings.ToUpper(hex.EncodeToString(kcv))
 	if len(k) > 6 {
-		k = k[:6]
+		k = k[:6] // a KCV is the leading 3 bytes of the check block
 	}
-	return fmt.Sprintf("%X", k), nil
+	return k, nil
 }
 
 func (sw *Switch) adminAddTerminal(w http.ResponseWriter, r *http.Request) {

@@ -156,6 +156,9 @@ func runTerminal(args []string, stdout, stderr io.Writer) int {
 
 func runMerchant(args []string, stdout, stderr io.Writer) int {
 	return sub("merchant", args, stdout, stderr, map[string]func(*flag.FlagSet, *adminFlags) func() int{
+		"list": func(fs *flag.FlagSet, a *adminFlags) func() int {
+			return func() int { return a.call("GET", "/api/v1/merchants", nil, stdout, stderr) }
+		},
 		"show": func(fs *flag.FlagSet, a *adminFlags) func() int {
 			id := fs.String("id", "", "merchant id")
 			return func() int { return a.call("GET", "/api/v1/merchants/"+url.PathEscape(*id), nil, stdout, stderr) }
