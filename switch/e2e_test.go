@@ -471,3 +471,41 @@ func TestConcurrentRetransmission(t *testing.T) {
 	}
 	expectPurses(t, sw, cardStaff, 100000-rounds*100, 0)
 }
+
+func TestPreAuthCancelCompletionVoidUploadSignOff(t *testing.T) {
+	sw := testSwitch(t)
+	term := signedOn(t, sw, termCanteen, canteen)
+
+	// Cancel releases the hold.
+	auth, err := term.PreAuth(cardStaff, 5000, pinStaff)
+	authed := do(t, term, auth, err)
+	expectRC(t, "pre-auth", authed, spec.RCApproved)
+	cancel, err := term.PreAuthCancel(auth, authed, pinStaff)
+	expectRC(t, "pre-auth cancel", do(t, term, cancel, err), spec.RCApproved)
+	if v, _ := sw.ledger.Card(cardStaff); v.Balances.Available != 100000 || v.Balances.Held != 0 {
+		t.Fatalf("after cancel: %+v", v.Balances)
+	}
+
+	// A completion void gives the money back and restores the hold.
+	auth, err = term.PreAuth(cardStaff, 5000, pinStaff)
+	authed = do(t, term, auth, err)
+	expectRC(t, "pre-auth", authed, spec.RCApproved)
+	comp, err := term.Completion(auth, authed, 5000, pinStaff)
+	completed := do(t, term, comp, err)
+	expectRC(t, "completion", completed, spec.RCApproved)
+	expectPurses(t, sw, cardStaff, 95000, 0)
+	cv, err := term.CompletionVoid(comp, completed, pinStaff)
+	expectRC(t, "completion void", do(t, term, cv, err), spec.RCApproved)
+	expectPurses(t, sw, cardStaff, 100000, 0)
+
+	// Batch upload advices are acknowledged.
+	expectRC(t, "batch upload", do(t, term, term.BatchUpload("0000000000001000", false), nil), spec.RCApproved)
+	expectRC(t, "batch upload end", do(t, term, term.BatchUpload("0000000000001000", true), nil), spec.RCApproved)
+
+	// After sign-off, financial messages get 77 until the next sign-on.
+	if resp, err := term.SignOff(); err != nil || resp.ResponseCode != spec.RCApproved {
+		t.Fatalf("sign-off: %v %v", resp, err)
+	}
+	req, err := term.Consume(cardStaff, 100, "")
+	expectRC(t, "consume after sign-off", do(t, term, req, err), spec.RCBatchMismatch)
+}

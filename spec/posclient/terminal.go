@@ -290,3 +290,30 @@ func (t *Terminal) Settlement(totals spec.SettlementTotals) (*spec.POSMessage, e
 		Reserved63:     t.Operator,
 	}, nil
 }
+
+// BatchUpload builds one batch upload advice (0320, 60.3 = 201, or 202
+// for the last), carrying a transaction's details in field 48 as digits.
+func (t *Terminal) BatchUpload(details string, last bool) *spec.POSMessage {
+	code := spec.NetworkSettlement
+	if last {
+		code = spec.NetworkBatchUploadEnd
+	}
+	return &spec.POSMessage{
+		MTI:            spec.MTIBatchUploadAdvice,
+		STAN:           t.NextSTAN(),
+		AdditionalData: details,
+		Reserved60:     spec.Field60{Type: spec.NetworkManagementType, Batch: t.Batch, NetworkCode: code},
+	}
+}
+
+// SignOff sends 0820 with 60.3 = 002.
+func (t *Terminal) SignOff() (*spec.POSMessage, error) {
+	req := &spec.POSMessage{
+		MTI:        spec.MTINetworkManagement,
+		STAN:       t.NextSTAN(),
+		TerminalID: t.ID,
+		MerchantID: t.Merchant,
+		Reserved60: spec.Field60{Type: spec.NetworkManagementType, Batch: t.Batch, NetworkCode: spec.NetworkSignOff},
+	}
+	return t.Client.Exchange(req, nil)
+}
