@@ -4,7 +4,7 @@ BIN      := bin
 PKGS     := ./...
 FUZZTIME ?= 3s
 
-.PHONY: all build run test unit race fuzz lint bench clean
+.PHONY: all build run test unit race fuzz lint bench gobench crashtest crashtest-ci abuse clean
 
 all: build
 
@@ -32,11 +32,28 @@ fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 # The one test command: lint, build, every test under the race detector,
-# and every fuzz target briefly.
-test: lint build race fuzz
+# every fuzz target briefly, and the crash test with 3 kills.
+test: lint build race fuzz crashtest-ci
 
+# Switch vs baseline throughput and latency; writes docs/BENCHMARKS.md.
 bench:
+	./scripts/bench.sh
+
+# The Go benchmarks of the hot paths (spec, hsm, ledger, journal).
+gobench:
 	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
+
+# SIGKILL switchd 20 times under posim load; nothing acknowledged lost.
+crashtest:
+	CRASH_KILLS=20 ./scripts/crashtest.sh
+
+# The brief version for CI: 3 kills, well under 2 minutes.
+crashtest-ci:
+	CRASH_KILLS=3 CRASH_TERMINALS=10 ./scripts/crashtest.sh
+
+# Malformed frames and idle connections while posim runs at 1,000 TPS.
+abuse:
+	./scripts/abuse.sh
 
 clean:
 	rm -rf $(BIN)

@@ -10,7 +10,7 @@ while IFS= read -r file; do
   for target in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)' "$file" | awk '{print $2}'); do
     echo "fuzz $pkg $target ($fuzztime)"
     ok=0
-    for attempt in 1 2; do
+    for attempt in 1 2 3; do
       if go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg" >/tmp/fuzz.$$.log 2>&1; then
         ok=1
         break

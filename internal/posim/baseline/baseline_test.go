@@ -1,0 +1,32 @@
+package baseline
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestBaselineEchoes(t *testing.T) {
+	s, err := Listen("127.0.0.1:0", filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve()
+	defer s.Close()
+	res, err := Load(context.Background(), s.Addr(), 4, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every echo decoded, carried the request's STAN and a MAC that
+	// verified under the terminal's MAK; and every frame was committed.
+	if res.Errors != 0 || res.Approved == 0 || res.Latency.Count() != res.Approved {
+		t.Fatalf("%s", res.Summary())
+	}
+	if got := s.seq.Load(); got < res.Approved {
+		t.Fatalf("%d frames committed for %d echoes", got, res.Approved)
+	}
+	if _, err := Load(context.Background(), s.Addr(), 0, time.Second); err == nil {
+		t.Fatal("0 connections accepted")
+	}
+}

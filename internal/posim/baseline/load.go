@@ -1,0 +1,92 @@
+package baseline
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cardswitch/cardswitch/internal/posim"
+	"github.com/cardswitch/cardswitch/spec/posclient"
+)
+
+// Bounds of a baseline load.
+const (
+	MaxConns    = 10000
+	MaxDuration = time.Hour
+)
+
+// Load drives conns connections, one request outstanding each, for d:
+// every request is a consume built, MACed and framed exactly as posim
+// builds it, and every echoed answer is decoded and its MAC verified. An
+// echo is a request, not an answer, so all count as approved.
+func Load(ctx context.Context, addr string, conns int, d time.Duration) (*posim.Result, error) {
+	if conns < 1 || conns > MaxConns || d <= 0 || d > MaxDuration {
+		return nil, fmt.Errorf("baseline: %d connections for %s (1..%d, up to %s)", conns, d, MaxConns, MaxDuration)
+	}
+	keys, err := localKeys()
+	if err != nil {
+		return nil, err
+	}
+	terms := make([]*posclient.Terminal, conns)
+	for i := range terms {
+		c, err := posclient.Dial(addr, posclient.Options{Timeout: 10 * time.Second})
+		if err != nil {
+			for _, t := range terms[:i] {
+				t.Client.Close()
+			}
+			return nil, err
+		}
+		t := posclient.NewTerminal(c, fmt.Sprintf("B%07d", i), "898310000000001", nil)
+		t.Keys, t.Batch = keys, "000001"
+		terms[i] = t
+	}
+	defer func() {
+		for _, t := range terms {
+			t.Client.Close()
+		}
+	}()
+	var (
+		mu    sync.Mutex
+		total posim.Result
+		wg    sync.WaitGroup
+	)
+	start := time.Now()
+	until, cancel := context.WithDeadline(ctx, start.Add(d))
+	defer cancel()
+	for _, t := range terms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var h posim.Histogram
+			var ok, bad uint64
+			for until.Err() == nil {
+				req, err := t.Consume("6230150000000000018", 1500, "")
+				if err != nil {
+					bad++
+					break
+				}
+				sent := time.Now()
+				if err := t.Send(req); err != nil {
+					bad++
+					break
+				}
+				resp, err := t.Receive()
+				if err != nil || resp.STAN != req.STAN {
+					bad++
+					break
+				}
+				h.Record(time.Since(sent))
+				ok++
+			}
+			mu.Lock()
+			total.Approved += ok
+			total.Errors += bad
+			total.Latency.Merge(&h)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	total.Elapsed = time.Since(start)
+	return &total, nil
+}

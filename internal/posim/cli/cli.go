@@ -1,0 +1,202 @@
+// Package cli is posim's command line: flag parsing and wiring, so that
+// cmd/posim stays a thin main and the commands can be tested.
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/cardswitch/cardswitch/internal/posim"
+)
+
+// Main runs posim with args (without the program name) and returns the
+// exit status: 0 success, 1 failure, 2 bad usage.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "verify":
+			return verify(args[1:], stdout, stderr)
+		case "baseline-server":
+			return baselineServer(args[1:], stdout, stderr)
+		case "baseline":
+			return baselineLoad(args[1:], stdout, stderr)
+		case "abuse":
+			return abuse(args[1:], stdout, stderr)
+		}
+	}
+	return load(args, stdout, stderr)
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+}
+
+func load(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("posim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8583", "POS acceptor of the switch, HOST:PORT")
+	admin := fs.String("admin", "", "admin API base URL (e.g. http://127.0.0.1:9583): provision terminals and cards of this run")
+	token := fs.String("token", "", "admin API bearer token")
+	terminals := fs.Int("terminals", 5, "simulated terminals, each on its own connection (demo data: at most 5)")
+	cardsPer := fs.Int("cards-per-terminal", 2, "cards provisioned per terminal (with --admin)")
+	duration := fs.Duration("duration", 10*time.Second, "how long to drive load")
+	rate := fs.Float64("rate", 0, "fixed total rate in transactions per second; 0 = closed loop")
+	mixName := fs.String("mix", "consume", "transaction profile: consume or mixed")
+	ackPath := fs.String("ack-log", "", "write one line per answered transaction to FILE")
+	cardsOut := fs.String("cards-out", "", "write the opening balance of every card used to FILE (for posim verify)")
+	timeout := fs.Duration("timeout", 10*time.Second, "per-exchange timeout; a terminal reverses after it")
+	reconnectFor := fs.Duration("reconnect-for", 2*time.Minute, "how long a terminal keeps redialling an unreachable switch")
+	drain := fs.Duration("drain", 2*time.Minute, "after --duration, how long outstanding reversals may take")
+	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "random seed of the terminals' choices")
+	quiet := fs.Bool("quiet", false, "no per-second progress lines")
+	switchPID := fs.Int("switch-pid", 0, "PID of switchd: report its CPU time per transaction during the load (Linux /proc)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	mix, err := posim.ParseMix(*mixName)
+	if err != nil {
+		fmt.Fprintln(stderr, "posim:", err)
+		return 2
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+
+	var (
+		terms   []posim.TerminalSpec
+		opening map[string]posim.Amount
+	)
+	if *admin != "" {
+		p, err := posim.Provision(ctx, posim.ProvisionOptions{
+			Admin: *admin, Token: *token, Terminals: *terminals, CardsPerTerminal: *cardsPer,
+		})
+		if err != nil {
+			fmt.Fprintln(stderr, "posim: provision:", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "posim: provisioned %d terminals and %d cards (run %06d)\n", len(p.Terminals), len(p.Opening), p.RunID)
+		terms, opening = p.Terminals, p.Opening
+	} else {
+		if terms, err = posim.DemoTerminals(*terminals); err != nil {
+			fmt.Fprintln(stderr, "posim:", err)
+			return 2
+		}
+	}
+	if *cardsOut != "" {
+		if opening == nil {
+			fmt.Fprintln(stderr, "posim: --cards-out needs --admin (the demo cards' opening balances are not known to posim)")
+			return 2
+		}
+		f, err := os.Create(*cardsOut)
+		if err == nil {
+			err = posim.WriteCards(f, opening)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "posim:", err)
+			return 1
+		}
+	}
+	opts := posim.Options{
+		Addr: *addr, Terminals: terms, Duration: *duration, Rate: *rate, Mix: mix,
+		Timeout: *timeout, ReconnectFor: *reconnectFor, Drain: *drain, Seed: *seed, SwitchPID: *switchPID,
+	}
+	if !*quiet {
+		opts.Progress = stdout
+	}
+	if *ackPath != "" {
+		f, err := os.Create(*ackPath)
+		if err != nil {
+			fmt.Fprintln(stderr, "posim:", err)
+			return 1
+		}
+		opts.AckLog = posim.NewAckLog(f)
+	}
+	res, err := posim.Run(ctx, opts)
+	if cerr := opts.AckLog.Close(); err == nil {
+		err = cerr
+	}
+	if res != nil {
+		fmt.Fprintf(stderr, "posim: reversals=%d resends=%d reconnects=%d missed=%d unresolved=%d\n",
+			res.Reversals, res.Resends, res.Reconnects, res.Missed, res.Unresolved)
+		if *switchPID > 0 && res.CPUTicks >= 0 {
+			if n := res.Approved + res.Declined; n > 0 {
+				fmt.Fprintf(stdout, "switch cpu_us_per_tx=%.1f\n", float64(res.CPUTicks)*1e6/float64(clockTicks)/float64(n))
+			}
+		}
+		fmt.Fprintln(stdout, res.Summary())
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "posim:", err)
+		return 1
+	}
+	if res.Unresolved > 0 {
+		fmt.Fprintf(stderr, "posim: %d transactions still unresolved: the ack log cannot be reconciled\n", res.Unresolved)
+		return 1
+	}
+	return 0
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times: 100 on every
+// Linux architecture Go supports.
+const clockTicks = 100
+
+func verify(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("posim verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ackPath := fs.String("ack-log", "", "ack log of the run")
+	cardsPath := fs.String("cards", "", "opening balances written by --cards-out")
+	data := fs.String("data", "", "data directory of the stopped switchd")
+	switchctl := fs.String("switchctl", "bin/switchctl", "switchctl binary")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *ackPath == "" || *cardsPath == "" || *data == "" {
+		fmt.Fprintln(stderr, "posim verify: --ack-log, --cards and --data are required")
+		return 2
+	}
+	const maxLines = 50_000_000
+	af, err := os.Open(*ackPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "posim verify:", err)
+		return 1
+	}
+	defer af.Close()
+	acks, err := posim.ReadAcks(af, maxLines)
+	if err != nil {
+		fmt.Fprintln(stderr, "posim verify:", err)
+		return 1
+	}
+	cf, err := os.Open(*cardsPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "posim verify:", err)
+		return 1
+	}
+	defer cf.Close()
+	opening, err := posim.ReadCards(cf, posim.MaxTerminals*100)
+	if err != nil {
+		fmt.Fprintln(stderr, "posim verify:", err)
+		return 1
+	}
+	bad, err := posim.Reconcile(acks, opening, posim.SwitchctlBalance(*switchctl, *data))
+	for _, b := range bad {
+		fmt.Fprintln(stdout, "MISMATCH", b)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "posim verify:", err)
+		return 1
+	}
+	if len(bad) > 0 {
+		fmt.Fprintf(stdout, "FAILED: %d of %d cards do not reconcile with %d acknowledged transactions\n", len(bad), len(opening), len(acks))
+		return 1
+	}
+	fmt.Fprintf(stdout, "OK: %d cards reconcile with %d acknowledged transactions\n", len(opening), len(acks))
+	return 0
+}

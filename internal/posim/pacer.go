@@ -1,0 +1,39 @@
+package posim
+
+import "time"
+
+// Pacer spreads a fixed rate of sends over time without sub-millisecond
+// sleeps: Go timers here resolve to about 1 ms, so the sender wakes on a
+// coarse tick and asks how many sends have come due since the start. The
+// count is computed from elapsed time, never accumulated per tick, so tick
+// jitter and late wake-ups never drift the rate.
+type Pacer struct {
+	rate   float64 // sends per second
+	issued int64
+}
+
+// NewPacer returns a pacer for rate sends per second (rate > 0).
+func NewPacer(rate float64) *Pacer {
+	if rate <= 0 {
+		panic("posim: pacer rate must be positive")
+	}
+	return &Pacer{rate: rate}
+}
+
+// Due returns how many sends are due at elapsed time since the start that
+// have not been issued yet, and counts them as issued.
+func (p *Pacer) Due(elapsed time.Duration) int64 {
+	if elapsed < 0 {
+		return 0
+	}
+	total := int64(p.rate * elapsed.Seconds())
+	n := total - p.issued
+	if n < 0 {
+		return 0
+	}
+	p.issued = total
+	return n
+}
+
+// Issued is the number of sends issued so far.
+func (p *Pacer) Issued() int64 { return p.issued }

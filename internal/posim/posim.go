@@ -1,0 +1,315 @@
+// Package posim is the terminal simulator and load generator of DESIGN §5:
+// N simulated UnionPay-style POS terminals, each on its own connection,
+// sign on, MAC their requests and build PIN blocks like real terminals,
+// and drive a transaction mix closed-loop or at a fixed rate. It measures
+// what a switch is judged by — throughput and latency from request sent to
+// response received — and keeps the terminal's record of every answered
+// transaction (the ack log), against which the ledger is reconciled after
+// crashes.
+//
+// A terminal behaves like a real one on failures: on a timeout or a lost
+// connection it reconnects and reverses the unanswered transaction (0400,
+// reason 98), repeating until the reversal is answered.
+package posim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure a run. Zero values take the defaults noted.
+type Options struct {
+	// Addr is the switch's POS acceptor, HOST:PORT.
+	Addr string
+	// Terminals to drive (from Provision or DemoTerminals).
+	Terminals []TerminalSpec
+	// Duration of the load.
+	Duration time.Duration
+	// Rate is the fixed total rate in transactions per second; 0 runs
+	// closed-loop (every terminal sends its next request as soon as the
+	// previous one is answered).
+	Rate float64
+	// Mix is the transaction profile. Default MixConsume.
+	Mix Mix
+	// Timeout bounds one exchange (write + answer); a terminal that hits
+	// it reverses. Default 10 s.
+	Timeout time.Duration
+	// ReconnectFor is how long a terminal keeps redialling an unreachable
+	// switch before it gives up. Default 2 min.
+	ReconnectFor time.Duration
+	// Drain is how long, after Duration, terminals may take to settle
+	// reversals still outstanding. Default 2 min.
+	Drain time.Duration
+	// AckLog receives one line per answered transaction; nil keeps none.
+	AckLog *AckLog
+	// Progress receives a line each second; nil prints none.
+	Progress io.Writer
+	// Seed makes the terminals' random choices reproducible.
+	Seed uint64
+	// SwitchPID, when set, is sampled (ProcessCPUTicks) after sign-on and
+	// at the end of the load for Result.CPUTicks.
+	SwitchPID int
+}
+
+// Bounds on a run's inputs.
+const (
+	MaxTerminals = 10000
+	MaxRate      = 1_000_000
+	MaxDuration  = 24 * time.Hour
+)
+
+// ErrOptions: the options are out of bounds.
+var ErrOptions = errors.New("posim: bad options")
+
+func (o *Options) check() error {
+	switch {
+	case o.Addr == "":
+		return fmt.Errorf("%w: no switch address", ErrOptions)
+	case len(o.Terminals) == 0 || len(o.Terminals) > MaxTerminals:
+		return fmt.Errorf("%w: %d terminals (1..%d)", ErrOptions, len(o.Terminals), MaxTerminals)
+	case o.Duration <= 0 || o.Duration > MaxDuration:
+		return fmt.Errorf("%w: duration %s (up to %s)", ErrOptions, o.Duration, MaxDuration)
+	case o.Rate < 0 || o.Rate > MaxRate:
+		return fmt.Errorf("%w: rate %g (0..%d)", ErrOptions, o.Rate, MaxRate)
+	}
+	for _, t := range o.Terminals {
+		if len(t.Cards) == 0 {
+			return fmt.Errorf("%w: terminal %s has no cards", ErrOptions, t.ID)
+		}
+	}
+	if o.Mix.Name == "" {
+		o.Mix = MixConsume
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.ReconnectFor <= 0 {
+		o.ReconnectFor = 2 * time.Minute
+	}
+	if o.Drain <= 0 {
+		o.Drain = 2 * time.Minute
+	}
+	return nil
+}
+
+// Result is what a run measured.
+type Result struct {
+	Elapsed    time.Duration
+	Approved   uint64
+	Declined   uint64
+	Errors     uint64 // failed exchanges and malfunction answers
+	Reversals  uint64 // reversals started (each answered, unless Unresolved)
+	Resends    uint64 // refund advices sent again after no answer
+	Reconnects uint64
+	Missed     uint64 // fixed rate: sends due while every terminal was busy
+	Unresolved uint64 // reversals or advices still unanswered at the end
+	Latency    Histogram
+	// CPUTicks is the switch's CPU time (utime+stime, clock ticks) during
+	// the load, when Options.SwitchPID was set; -1 if it could not be read.
+	CPUTicks int64
+}
+
+// TPS is answered transactions per second.
+func (r *Result) TPS() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Approved+r.Declined) / r.Elapsed.Seconds()
+}
+
+// Summary is the final line of DESIGN §5, exactly.
+func (r *Result) Summary() string {
+	return fmt.Sprintf("summary tps=%.1f approved=%d declined=%d errors=%d p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f",
+		r.TPS(), r.Approved, r.Declined, r.Errors,
+		r.Latency.Quantile(0.50), r.Latency.Quantile(0.99), r.Latency.Quantile(0.999))
+}
+
+type runner struct {
+	opts *Options
+	sims []*sim
+
+	approved, declined, errors     atomic.Uint64
+	reversals, resends, reconnects atomic.Uint64
+	missed, unresolved             atomic.Uint64
+}
+
+// Run signs every terminal on, drives the load for opts.Duration, lets
+// outstanding reversals settle, and returns the measurements. It returns
+// an error when a terminal cannot sign on at the start; failures during
+// the run are counted, not returned.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	r := &runner{opts: &opts}
+	for i, ts := range opts.Terminals {
+		r.sims = append(r.sims, newSim(ts, r, opts.Seed+uint64(i)*0x100000001B3))
+	}
+	if err := r.signOnAll(ctx); err != nil {
+		for _, s := range r.sims {
+			s.disconnect()
+		}
+		return nil, err
+	}
+	defer func() {
+		for _, s := range r.sims {
+			s.disconnect()
+		}
+	}()
+
+	cpuBefore, cpuErr := int64(0), error(nil)
+	if opts.SwitchPID > 0 {
+		cpuBefore, cpuErr = ProcessCPUTicks(opts.SwitchPID)
+	}
+	start := time.Now()
+	load, cancelLoad := context.WithDeadline(ctx, start.Add(opts.Duration))
+	defer cancelLoad()
+	hard, cancelHard := context.WithDeadline(ctx, start.Add(opts.Duration+opts.Drain))
+	defer cancelHard()
+
+	var tokens chan struct{}
+	if opts.Rate > 0 {
+		tokens = make(chan struct{}, len(r.sims))
+		go r.pace(load, tokens)
+	}
+	stopProgress := r.startProgress(start)
+	var wg sync.WaitGroup
+	for _, s := range r.sims {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.drive(load, hard, s, tokens)
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	stopProgress()
+
+	res := &Result{
+		Elapsed: elapsed, Approved: r.approved.Load(), Declined: r.declined.Load(), Errors: r.errors.Load(),
+		Reversals: r.reversals.Load(), Resends: r.resends.Load(), Reconnects: r.reconnects.Load(),
+		Missed: r.missed.Load(), Unresolved: r.unresolved.Load(),
+	}
+	if opts.SwitchPID > 0 {
+		after, err := ProcessCPUTicks(opts.SwitchPID)
+		res.CPUTicks = after - cpuBefore
+		if err != nil || cpuErr != nil {
+			res.CPUTicks = -1
+		}
+	}
+	for _, s := range r.sims {
+		s.mu.Lock()
+		res.Latency.Merge(&s.hist)
+		s.mu.Unlock()
+	}
+	return res, opts.AckLog.Flush()
+}
+
+// signOnAll connects and signs on every terminal, a few at a time.
+func (r *runner) signOnAll(ctx context.Context) error {
+	const parallel = 16
+	sem := make(chan struct{}, parallel)
+	errs := make([]error, len(r.sims))
+	var wg sync.WaitGroup
+	for i, s := range r.sims {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = s.connect(ctx, true)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// drive runs one terminal until the load ends; a transaction still being
+// recovered at that point is settled before it returns (until hard ends).
+func (r *runner) drive(load, hard context.Context, s *sim, tokens <-chan struct{}) {
+	for {
+		if tokens != nil {
+			select {
+			case <-load.Done():
+				return
+			case <-tokens:
+			}
+		} else if load.Err() != nil {
+			return
+		}
+		if err := s.transact(load, hard); err != nil {
+			if r.opts.Progress != nil {
+				fmt.Fprintf(r.opts.Progress, "terminal %s stopped: %v\n", s.spec.ID, err)
+			}
+			return
+		}
+	}
+}
+
+// pace issues the sends of a fixed rate on a 1 ms tick (see Pacer). A
+// send due while every terminal is busy is counted as missed, not queued
+// without bound: an open-loop generator must not hide a slow switch.
+func (r *runner) pace(load context.Context, tokens chan<- struct{}) {
+	p := NewPacer(r.opts.Rate)
+	start := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-load.Done():
+			return
+		case now := <-tick.C:
+			for n := p.Due(now.Sub(start)); n > 0; n-- {
+				select {
+				case tokens <- struct{}{}:
+				default:
+					r.missed.Add(1)
+				}
+			}
+		}
+	}
+}
+
+// startProgress prints one line a second: totals so far and the latency
+// of the last second.
+func (r *runner) startProgress(start time.Time) (stop func()) {
+	if r.opts.Progress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		var lastAnswered uint64
+		last := start
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tick.C:
+				var iv Histogram
+				for _, s := range r.sims {
+					s.mu.Lock()
+					iv.Merge(&s.interval)
+					s.interval.Reset()
+					s.mu.Unlock()
+				}
+				answered := r.approved.Load() + r.declined.Load()
+				tps := float64(answered-lastAnswered) / now.Sub(last).Seconds()
+				lastAnswered, last = answered, now
+				fmt.Fprintf(r.opts.Progress,
+					"progress t=%.0fs tps=%.1f approved=%d declined=%d errors=%d p50_ms=%.3f p99_ms=%.3f reversals=%d reconnects=%d missed=%d\n",
+					now.Sub(start).Seconds(), tps, r.approved.Load(), r.declined.Load(), r.errors.Load(),
+					iv.Quantile(0.5), iv.Quantile(0.99), r.reversals.Load(), r.reconnects.Load(), r.missed.Load())
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}

@@ -1,0 +1,73 @@
+# Shared shell helpers of scripts/bench.sh, crashtest.sh and abuse.sh:
+# start a fresh switchd on a temp data directory and free loopback ports,
+# with a configuration generated from testdata/demo/config.yaml. Source it
+# from the repository root.
+
+# free_port prints a loopback TCP port nobody listens on.
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 40000))
+    if ! ss -ltn 2>/dev/null | awk '{print $4}' | grep -q ":$p\$"; then
+      echo "$p"; return
+    fi
+  done
+}
+
+# switchd_config DIR writes DIR/config.yaml (data in DIR/data, LMK in
+# DIR/lmk.key) and sets POS_ADDR, GW_ADDR, HTTP_ADDR, ADMIN_URL, TOKEN.
+switchd_config() {
+  local dir=$1
+  POS_ADDR=127.0.0.1:$(free_port)
+  GW_ADDR=127.0.0.1:$(free_port)
+  HTTP_ADDR=127.0.0.1:$(free_port)
+  ADMIN_URL=http://$HTTP_ADDR
+  TOKEN=demo-admin-token
+  sed -e "s#^data_dir: .*#data_dir: $dir/data#" \
+      -e "s#^  file: ./demo-lmk.key#  file: $dir/lmk.key#" \
+      -e "s#127.0.0.1:8583#$POS_ADDR#" -e "s#127.0.0.1:8584#$GW_ADDR#" -e "s#127.0.0.1:9583#$HTTP_ADDR#" \
+      -e "s#^  level: info#  level: warn#" \
+      testdata/demo/config.yaml > "$dir/config.yaml"
+  grep -q "data_dir: $dir/data" "$dir/config.yaml" || { echo "config generation failed" >&2; return 1; }
+}
+
+# switchd_start DIR starts bin/switchd on DIR/config.yaml, sets SWITCHD_PID,
+# and waits until /readyz answers (at most 30 s).
+switchd_start() {
+  local dir=$1
+  bin/switchd --config "$dir/config.yaml" >>"$dir/switchd.log" 2>&1 &
+  SWITCHD_PID=$!
+  for _ in $(seq 300); do
+    if curl -fsS "http://$HTTP_ADDR/readyz" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$SWITCHD_PID" 2>/dev/null; then
+      echo "switchd exited; log:" >&2; tail -20 "$dir/switchd.log" >&2; return 1
+    fi
+    sleep 0.1
+  done
+  echo "switchd not ready after 30 s" >&2
+  return 1
+}
+
+# switchd_stop stops SWITCHD_PID gracefully (SIGTERM) and waits.
+switchd_stop() {
+  if [ -n "${SWITCHD_PID:-}" ] && kill -0 "$SWITCHD_PID" 2>/dev/null; then
+    kill -TERM "$SWITCHD_PID"
+    wait "$SWITCHD_PID" 2>/dev/null || true
+  fi
+  SWITCHD_PID=
+}
+
+# cpu_ticks PID prints utime+stime of a process in clock ticks.
+cpu_ticks() {
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+# metric NAME prints the value of an unlabelled metric from /metrics.
+metric() {
+  curl -fsS "http://$HTTP_ADDR/metrics" | awk -v m="$1" '$1 == m {printf "%.0f\n", $2}'
+}
+
+# field KEY LINE prints the value of key=value in a summary line.
+field() {
+  echo "$2" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k {print $2}'
+}

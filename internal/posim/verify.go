@@ -1,0 +1,99 @@
+package posim
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os/exec"
+	"sort"
+	"strings"
+
+	"github.com/cardswitch/cardswitch/ledger"
+	"github.com/cardswitch/cardswitch/spec"
+)
+
+// BalanceFunc returns a card's total balance (cash + subsidy) and the
+// amount held by pre-authorizations.
+type BalanceFunc func(pan string) (total, held spec.Amount, err error)
+
+// Reconcile checks every card of opening against the ledger: its balance
+// must be its opening balance plus the net effect of the approved, not
+// reversed transactions of the ack log (Deltas), and nothing may be held.
+// It returns one line per discrepancy; none means nothing acknowledged was
+// lost and nothing unacknowledged survived. Cards in the ack log but not
+// in opening are a discrepancy too.
+func Reconcile(acks []Ack, opening map[string]spec.Amount, balance BalanceFunc) ([]string, error) {
+	deltas, err := Deltas(acks)
+	if err != nil {
+		return nil, err
+	}
+	var bad []string
+	pans := make([]string, 0, len(opening))
+	for p := range opening {
+		pans = append(pans, p)
+	}
+	sort.Strings(pans)
+	for p := range deltas {
+		if _, ok := opening[p]; !ok {
+			bad = append(bad, fmt.Sprintf("card %s: in the ack log but its opening balance is unknown", spec.MaskPAN(p)))
+		}
+	}
+	for _, p := range pans {
+		want := opening[p] + spec.Amount(deltas[p])
+		got, held, err := balance(p)
+		if err != nil {
+			return bad, fmt.Errorf("balance of card %s: %w", spec.MaskPAN(p), err)
+		}
+		if got != want || held != 0 {
+			bad = append(bad, fmt.Sprintf("card %s: balance %s held %s, want %s (opening %s, acknowledged %+d fen)",
+				spec.MaskPAN(p), Yuan(got), Yuan(held), Yuan(want), Yuan(opening[p]), deltas[p]))
+		}
+	}
+	return bad, nil
+}
+
+// SwitchctlBalance reads balances offline with `switchctl ledger card`
+// (the daemon must be stopped).
+func SwitchctlBalance(switchctl, dataDir string) BalanceFunc {
+	return func(pan string) (spec.Amount, spec.Amount, error) {
+		var out, errb bytes.Buffer
+		cmd := exec.Command(switchctl, "ledger", "card", "--data", dataDir, "--card", pan)
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			return 0, 0, fmt.Errorf("%s ledger card: %v: %s", switchctl, err, strings.TrimSpace(errb.String()))
+		}
+		return parseLedgerCard(out.String())
+	}
+}
+
+// parseLedgerCard reads the cash, subsidy and held lines of `switchctl
+// ledger card`.
+func parseLedgerCard(s string) (total, held spec.Amount, err error) {
+	seen := 0
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		var dst *spec.Amount
+		switch f[0] {
+		case "cash", "subsidy":
+			dst = &total
+		case "held":
+			dst = &held
+		default:
+			continue
+		}
+		v, perr := ledger.ParseYuan(f[1])
+		if perr != nil {
+			return 0, 0, fmt.Errorf("ledger card line %q: %w", sc.Text(), perr)
+		}
+		*dst += spec.Amount(v)
+		seen++
+	}
+	if seen != 3 {
+		return 0, 0, fmt.Errorf("ledger card output without cash, subsidy and held lines: %q", s)
+	}
+	return total, held, nil
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# make bench: throughput and tail latency of the switch against a bare
+# baseline on the same machine, in one run. Writes the results table into
+# docs/BENCHMARKS.md (between the bench:begin/end markers).
+#
+#   BENCH_RUNS      runs of each measurement (median reported), default 3
+#   BENCH_DURATION  length of each run, default 10s
+#   BENCH_RATE      fixed-rate measurement, default 2000 TPS
+#   BENCH_TERMINALS terminals / baseline connections, default 100
+#   BENCH_DOC       file to write, default docs/BENCHMARKS.md ("" = none)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/go/bin:$PATH"
+runs=${BENCH_RUNS:-3}
+dur=${BENCH_DURATION:-10s}
+rate=${BENCH_RATE:-2000}
+terms=${BENCH_TERMINALS:-100}
+doc=${BENCH_DOC-docs/BENCHMARKS.md}
+source internal/posim/scripts/switchd-env.sh
+
+make -s build
+work=$(mktemp -d /tmp/cardswitch-bench.XXXXXX)
+BASE_PID=
+cleanup() {
+  switchd_stop
+  if [ -n "$BASE_PID" ]; then kill -TERM "$BASE_PID" 2>/dev/null || true; wait "$BASE_PID" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"; exit} print a[int((NR+1)/2)]}'; }
+
+declare -a b_tps b_p50 b_p99 b_p999 c_tps c_p50 c_p99 c_p999 c_cpu c_err f_tps f_p50 f_p99 f_p999 f_cpu f_err
+
+echo "== baseline: echo + one synced Pebble batch per frame, $terms connections x 1 outstanding, $runs x $dur"
+for i in $(seq "$runs"); do
+  rm -rf "$work/base"
+  port=$(free_port)
+  bin/posim baseline-server --addr "127.0.0.1:$port" --data "$work/base" >"$work/base.log" 2>&1 &
+  BASE_PID=$!
+  for _ in $(seq 100); do ss -ltn | grep -q ":$port " && break; sleep 0.05; done
+  line=$(bin/posim baseline --addr "127.0.0.1:$port" --conns "$terms" --duration "$dur" | grep '^summary')
+  kill -TERM "$BASE_PID"; wait "$BASE_PID" 2>/dev/null || true; BASE_PID=
+  echo "  run $i: $line"
+  b_tps+=("$(field tps "$line")"); b_p50+=("$(field p50_ms "$line")"); b_p99+=("$(field p99_ms "$line")"); b_p999+=("$(field p999_ms "$line")")
+done
+
+switchd_config "$work"
+switchd_start "$work"
+echo "== switch: posim --terminals $terms --mix consume closed loop, $runs x $dur (switchd pid $SWITCHD_PID)"
+measure() { # $1.. = extra posim args; prints the summary line + cpu_us=
+  # posim samples switchd's utime+stime after sign-on and at the end, so
+  # provisioning and start-up are left out of CPU per transaction.
+  local out
+  out=$(bin/posim --addr "$POS_ADDR" --admin "$ADMIN_URL" --token "$TOKEN" --terminals "$terms" \
+    --duration "$dur" --mix consume --quiet --switch-pid "$SWITCHD_PID" "$@" 2>>"$work/posim.err")
+  echo "$(echo "$out" | grep '^summary') cpu_us=$(echo "$out" | sed -n 's/^switch cpu_us_per_tx=//p')"
+}
+for i in $(seq "$runs"); do
+  line=$(measure)
+  echo "  run $i: $line"
+  c_tps+=("$(field tps "$line")"); c_p50+=("$(field p50_ms "$line")"); c_p99+=("$(field p99_ms "$line")"); c_p999+=("$(field p999_ms "$line")")
+  c_cpu+=("$(field cpu_us "$line")"); c_err+=("$(field errors "$line")")
+done
+echo "== switch: posim --terminals $terms --mix consume --rate $rate, $runs x $dur"
+for i in $(seq "$runs"); do
+  line=$(measure --rate "$rate")
+  echo "  run $i: $line"
+  f_tps+=("$(field tps "$line")"); f_p50+=("$(field p50_ms "$line")"); f_p99+=("$(field p99_ms "$line")"); f_p999+=("$(field p999_ms "$line")")
+  f_cpu+=("$(field cpu_us "$line")"); f_err+=("$(field errors "$line")")
+done
+rss=$(awk '/VmRSS/ {print $2 / 1024}' "/proc/$SWITCHD_PID/status")
+switchd_stop
+
+m() { printf '%s\n' "$@" | median; }
+B_TPS=$(m "${b_tps[@]}"); C_TPS=$(m "${c_tps[@]}"); F_TPS=$(m "${f_tps[@]}")
+ratio=$(awk -v c="$C_TPS" -v b="$B_TPS" 'BEGIN {printf "%.2f", c / b}')
+F_P99=$(m "${f_p99[@]}")
+errs=$(printf '%s\n' "${c_err[@]}" "${f_err[@]}" | awk '{s+=$1} END {print s+0}')
+verdict_ratio=$(awk -v r="$ratio" 'BEGIN {print (r >= 0.6) ? "met" : "NOT met"}')
+verdict_p99=$(awk -v p="$F_P99" 'BEGIN {print (p <= 2) ? "met" : "NOT met"}')
+
+table=$(cat <<TABLE
+| measurement | TPS | p50 ms | p99 ms | p99.9 ms | switchd CPU µs/tx |
+|---|---:|---:|---:|---:|---:|
+| baseline: echo + synced Pebble batch, $terms conns × 1 | $B_TPS | $(m "${b_p50[@]}") | $(m "${b_p99[@]}") | $(m "${b_p999[@]}") | – |
+| switch, closed loop, $terms terminals, consume | $C_TPS | $(m "${c_p50[@]}") | $(m "${c_p99[@]}") | $(m "${c_p999[@]}") | $(m "${c_cpu[@]}") |
+| switch, fixed $rate TPS, $terms terminals, consume | $F_TPS | $(m "${f_p50[@]}") | $F_P99 | $(m "${f_p999[@]}") | $(m "${f_cpu[@]}") |
+
+Medians of $runs runs of $dur each; $errs errors in all switch runs; switchd RSS
+at the end $(printf '%.0f' "$rss") MiB. **Ratio switch/baseline (closed loop): $ratio** (target ≥ 0.6: $verdict_ratio).
+p99 at $rate TPS: $F_P99 ms (target ≤ 2 ms: $verdict_p99).
+
+Machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(go version | awk '{print $3}'); load generator on the same cores. Taken $(date -u +%Y-%m-%d).
+TABLE
+)
+echo
+echo "$table"
+echo
+echo "ratio switch/baseline = $ratio"
+
+if [ -n "$doc" ]; then
+  if [ -f "$doc" ] && grep -q '<!-- bench:begin -->' "$doc"; then
+    awk -v t="$table" '
+      /<!-- bench:begin -->/ {print; print t; skip=1; next}
+      /<!-- bench:end -->/ {skip=0}
+      !skip {print}' "$doc" >"$work/doc" && cp "$work/doc" "$doc"
+  else
+    printf '# Benchmarks\n\n<!-- bench:begin -->\n%s\n<!-- bench:end -->\n' "$table" >"$doc"
+  fi
+  echo "wrote $doc"
+fi
