@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,18 @@ func (sw *Switch) registerAdmin(mux *http.ServeMux) {
 		mux.HandleFunc("POST /api/v1/cards/{pan}/"+action, sw.adminCardAction(action, f))
 	}
 	mux.HandleFunc("GET /api/v1/journal", sw.adminJournal)
+
+	// Go's profiler, behind the same token: CPU, heap, goroutines, mutex
+	// and block profiles of the running daemon (go tool pprof with
+	// -http or a saved file). CPU profiles are bounded by the HTTP write
+	// timeout: ask for seconds=20 at most.
+	prof := http.NewServeMux()
+	prof.HandleFunc("/debug/pprof/", pprof.Index)
+	prof.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	prof.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	prof.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	prof.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("GET /api/debug/pprof/", http.StripPrefix("/api", prof))
 }
 
 func (sw *Switch) adminStatus(w http.ResponseWriter, r *http.Request) {

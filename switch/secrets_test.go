@@ -137,7 +137,23 @@ func TestAdminAPIToken(t *testing.T) {
 		}
 		r.Body.Close()
 		if r.StatusCode != c.want {
-			t.Fatalf("token %q: %d, want %d", c.token, r.StatusCode, c.want)
+			t.Fatalf("status with token %q: %d, want %d", c.token, r.StatusCode, c.want)
+		}
+		req, _ = http.NewRequest("GET", "http://"+httpAddr+"/api/debug/pprof/goroutine?debug=1", nil)
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		r, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if r.StatusCode != c.want {
+			t.Fatalf("pprof with token %q: %d, want %d", c.token, r.StatusCode, c.want)
+		}
+		if c.want == http.StatusOK && !bytes.Contains(body, []byte("goroutine profile")) {
+			t.Fatalf("pprof answered %q", body[:min(len(body), 80)])
 		}
 	}
 }
