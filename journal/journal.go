@@ -149,6 +149,77 @@ func (j *Journal) Append(b *pebble.Batch, e *Entry) (uint64, error) {
 	return seq, nil
 }
 
+// pairMark is the value of an index key that names a request/response
+// pair: the entry at its sequence and the one after it.
+var pairMark = []byte{2}
+
+// AppendPair writes a request and its response as two entries with
+// consecutive sequences and ONE set of index keys for both (the index
+// value marks the pair), so a transaction costs three index keys rather
+// than six or seven. Both entries must share terminal, batch and business
+// day. The response's RRN is indexed, and the request's too when it names
+// another (the original of a void or refund). It does not commit b.
+func (j *Journal) AppendPair(b *pebble.Batch, req, resp *Entry) (reqSeq, respSeq uint64, err error) {
+	if b == nil || req == nil || resp == nil {
+		return 0, 0, errors.New("journal: append pair: nil batch or entry")
+	}
+	if req.Terminal != resp.Terminal || req.Batch != resp.Batch || req.BusinessDate != resp.BusinessDate {
+		return 0, 0, fmt.Errorf("journal: append pair: %w: request and response differ in terminal, batch or day", ErrInvalidEntry)
+	}
+	n1, err := req.Size()
+	if err != nil {
+		return 0, 0, fmt.Errorf("journal: append pair request %s terminal %q stan %q: %w", req.MTI, req.Terminal, req.STAN, err)
+	}
+	n2, err := resp.Size()
+	if err != nil {
+		return 0, 0, fmt.Errorf("journal: append pair response %s terminal %q stan %q: %w", resp.MTI, resp.Terminal, resp.STAN, err)
+	}
+	respSeq = j.seq.Add(2)
+	reqSeq = respSeq - 1
+	for _, w := range []struct {
+		e   *Entry
+		n   int
+		seq uint64
+	}{{req, n1, reqSeq}, {resp, n2, respSeq}} {
+		op := b.SetDeferred(entryKeyLen, w.n)
+		putEntryKey(op.Key, w.seq)
+		w.e.EncodeInto(op.Value)
+		if err := op.Finish(); err != nil {
+			return 0, 0, fmt.Errorf("journal: append seq %d: %w", w.seq, err)
+		}
+	}
+	var buf [2 + 1 + maxTerminalLen + 1 + maxRRNLen + dateLen + seqLen + 8]byte
+	k := appendSeq(dayPrefix(buf[:0], req.BusinessDate), reqSeq)
+	if err := b.Set(k, pairMark, nil); err != nil {
+		return 0, 0, fmt.Errorf("journal: append seq %d day index: %w", reqSeq, err)
+	}
+	if req.Terminal != "" {
+		k = appendSeq(termBatchPrefix(buf[:0], req.Terminal, req.Batch), reqSeq)
+		if err := b.Set(k, pairMark, nil); err != nil {
+			return 0, 0, fmt.Errorf("journal: append seq %d terminal index: %w", reqSeq, err)
+		}
+	}
+	rrns := [2]string{resp.RRN}
+	if req.RRN != resp.RRN {
+		rrns[1] = req.RRN
+	}
+	for _, rrn := range rrns {
+		if rrn == "" {
+			continue
+		}
+		k = appendSeq(append(rrnPrefix(buf[:0], rrn), req.BusinessDate...), reqSeq)
+		if err := b.Set(k, pairMark, nil); err != nil {
+			return 0, 0, fmt.Errorf("journal: append seq %d rrn index: %w", reqSeq, err)
+		}
+	}
+	req.Seq, resp.Seq = reqSeq, respSeq
+	if j.opts.OnAppend != nil {
+		j.opts.OnAppend()
+		j.opts.OnAppend()
+	}
+	return reqSeq, respSeq, nil
+}
+
 // Get returns the committed entry with sequence seq, or ErrNotFound.
 func (j *Journal) Get(seq uint64) (*Entry, error) {
 	v, closer, err := j.db.Get(entryKey(seq))
@@ -270,27 +341,35 @@ func (j *Journal) scan(prefix []byte, fn func(*Entry) bool) (err error) {
 	}()
 	var ek [entryKeyLen]byte
 	for ok := idx.First(); ok; ok = idx.Next() {
-		seq, err := seqSuffix(idx.Key())
+		first, err := seqSuffix(idx.Key())
 		if err != nil {
 			return err
 		}
-		putEntryKey(ek[:], seq)
-		if !ents.SeekGE(ek[:]) || string(ents.Key()) != string(ek[:]) {
-			if err := ents.Error(); err != nil {
+		last := first
+		if iv, err := idx.ValueAndErr(); err != nil {
+			return err
+		} else if string(iv) == string(pairMark) {
+			last = first + 1 // a request/response pair
+		}
+		for seq := first; seq <= last; seq++ {
+			putEntryKey(ek[:], seq)
+			if !ents.SeekGE(ek[:]) || string(ents.Key()) != string(ek[:]) {
+				if err := ents.Error(); err != nil {
+					return err
+				}
+				return fmt.Errorf("%w: index key %x has no entry %d", ErrCorrupt, idx.Key(), seq)
+			}
+			v, err := ents.ValueAndErr()
+			if err != nil {
 				return err
 			}
-			return fmt.Errorf("%w: index key %x has no entry %d", ErrCorrupt, idx.Key(), seq)
-		}
-		v, err := ents.ValueAndErr()
-		if err != nil {
-			return err
-		}
-		e := &Entry{Seq: seq}
-		if err := DecodeEntry(v, e); err != nil {
-			return fmt.Errorf("seq %d: %w", seq, err)
-		}
-		if !fn(e) {
-			return nil
+			e := &Entry{Seq: seq}
+			if err := DecodeEntry(v, e); err != nil {
+				return fmt.Errorf("seq %d: %w", seq, err)
+			}
+			if !fn(e) {
+				return nil
+			}
 		}
 	}
 	return idx.Error()

@@ -448,3 +448,76 @@ func BenchmarkAppendCommit(b *testing.B) {
 		batch.Close()
 	}
 }
+
+// TestAppendPair: a request/response pair shares one set of index keys
+// and every read returns both entries, in order, mixed with single
+// entries.
+func TestAppendPair(t *testing.T) {
+	db := openDB(t, vfs.NewMem())
+	defer db.Close()
+	var appended atomic.Int64
+	j := openJournal(t, db, Options{OnAppend: func() { appended.Add(1) }})
+
+	single := entryFor("20250314", "10000001", "000001", "000001", "", In)
+	void := entryFor("20250314", "10000001", "000001", "000002", "000000000007", In) // names the original
+	voidResp := entryFor("20250314", "10000001", "000001", "000002", "000000000009", Out)
+	consume := entryFor("20250314", "10000001", "000001", "000003", "", In)
+	consumeResp := entryFor("20250314", "10000001", "000001", "000003", "000000000010", Out)
+
+	b := db.NewBatch()
+	if _, err := j.Append(b, single); err != nil {
+		t.Fatal(err)
+	}
+	if s1, s2, err := j.AppendPair(b, void, voidResp); err != nil || s1 != 2 || s2 != 3 {
+		t.Fatalf("pair: %d %d %v", s1, s2, err)
+	}
+	if _, _, err := j.AppendPair(b, consume, consumeResp); err != nil {
+		t.Fatal(err)
+	}
+	// single: entry + day + terminal = 3; void pair: 2 entries + day +
+	// terminal + 2 RRNs = 6; consume pair: 2 entries + day + terminal +
+	// RRN = 5.
+	if b.Count() != 14 {
+		t.Fatalf("batch holds %d keys, want 14", b.Count())
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if appended.Load() != 5 {
+		t.Fatalf("OnAppend %d, want 5", appended.Load())
+	}
+	seqs := func(es []*Entry, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := ""
+		for _, e := range es {
+			out += fmt.Sprintf("%d%s ", e.Seq, e.Direction)
+		}
+		return out
+	}
+	if got := seqs(j.ByTerminalBatch("10000001", "000001", 100)); got != "1in 2in 3out 4in 5out " {
+		t.Fatalf("by terminal batch: %s", got)
+	}
+	if got := seqs(j.ByRRN("000000000009", "", 100)); got != "2in 3out " {
+		t.Fatalf("by response RRN: %s", got)
+	}
+	if got := seqs(j.ByRRN("000000000007", "", 100)); got != "2in 3out " {
+		t.Fatalf("by the RRN the request names: %s", got)
+	}
+	if got := seqs(j.ByRRN("000000000010", "20250314", 100)); got != "4in 5out " {
+		t.Fatalf("by RRN and day: %s", got)
+	}
+	var day string
+	if err := j.ByBusinessDay("20250314", func(e *Entry) bool { day += fmt.Sprintf("%d ", e.Seq); return true }); err != nil || day != "1 2 3 4 5 " {
+		t.Fatalf("by day: %q %v", day, err)
+	}
+	if got := seqs(j.ByTerminalBatch("10000001", "000001", 2)); got != "1in 2in " {
+		t.Fatalf("limit: %s", got)
+	}
+	other := entryFor("20250314", "10000002", "000001", "000003", "", Out)
+	if _, _, err := j.AppendPair(db.NewBatch(), consume, other); !errors.Is(err, ErrInvalidEntry) {
+		t.Fatalf("pair across terminals: %v", err)
+	}
+}

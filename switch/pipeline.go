@@ -571,18 +571,15 @@ func (p *posProtocol) journalPair(b *pebble.Batch, x *exchange, resp *spec.POSMe
 	now := time.Now()
 	in := p.entry(x, x.req, journal.In, x.start)
 	in.Raw = redacted(x.req)
-	if _, err := p.sw.journal.Append(b, in); err != nil {
-		return 0, fmt.Errorf("journal request: %w", err)
-	}
 	out := p.entry(x, resp, journal.Out, now)
 	if resp.Reserved62 != nil {
 		out.Raw = redacted(resp)
 	} else {
 		out.Raw = packed
 	}
-	seq, err := p.sw.journal.Append(b, out)
+	_, seq, err := p.sw.journal.AppendPair(b, in, out)
 	if err != nil {
-		return 0, fmt.Errorf("journal response: %w", err)
+		return 0, fmt.Errorf("journal: %w", err)
 	}
 	return seq, nil
 }
