@@ -24,8 +24,8 @@ var ErrRRNExhausted = errors.New("retrieval reference numbers exhausted for the 
 // businessClock is the switch's business date and the source of retrieval
 // reference numbers (field 37), unique per business day.
 //
-// The business date follows the local calendar day; the daily cutover
-// with reconciliation comes with the settlement wave.
+// The business date follows the calendar day in the configured zone; the
+// daily cutover with reconciliation comes with the settlement wave.
 type businessClock struct {
 	db  *pebble.DB
 	loc *time.Location
@@ -37,8 +37,12 @@ type businessClock struct {
 	limit uint64 // first sequence not reserved
 }
 
-func openBusinessClock(db *pebble.DB) (*businessClock, error) {
-	return &businessClock{db: db, loc: time.Local, now: time.Now}, nil
+func openBusinessClock(db *pebble.DB, zone string) (*businessClock, error) {
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		return nil, fmt.Errorf("time zone %q: %w", zone, err)
+	}
+	return &businessClock{db: db, loc: loc, now: time.Now}, nil
 }
 
 // Today is the current business date.

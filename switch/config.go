@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"time"
+	_ "time/tzdata" // zone names work on machines without a zone database
 
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/routing"
@@ -45,6 +46,10 @@ type Config struct {
 	HTTP    HTTPConfig     `yaml:"http"`
 	Log     LogConfig      `yaml:"log"`
 	Ledger  LedgerConfig   `yaml:"ledger"`
+	// TimeZone names the IANA zone of the business day (the daily limit,
+	// the same-day rule of voids, the settlement date in field 15), e.g.
+	// "Asia/Shanghai". Empty means the machine's local zone.
+	TimeZone string `yaml:"time_zone"`
 	// Routes is the route table (docs/routing.md). The one destination of
 	// this wave is "local", the card ledger.
 	Routes []routing.Rule `yaml:"routes"`
@@ -232,6 +237,9 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.POS.validate("pos"), c.Gateway.validate("gateway"))
 	if c.HTTP.Addr == "" {
 		errs = append(errs, errors.New("http.addr is empty"))
+	}
+	if _, err := time.LoadLocation(c.TimeZone); err != nil {
+		errs = append(errs, fmt.Errorf("time_zone %q: %w", c.TimeZone, err))
 	}
 	switch c.Log.Format {
 	case "json", "console":

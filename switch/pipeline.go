@@ -311,7 +311,10 @@ func (p *posProtocol) ledgerRequest(x *exchange, pan, rrn string) (ledger.Reques
 		}
 		return &ledger.Void{Common: c, PAN: pan, Amount: amount, Original: orig, PIN: pin}, ""
 	case spec.Refund:
-		od, ok := originalDate(req.Original.Date, x.date)
+		od, ok := rrnDate(req.RRN, x.date)
+		if !ok {
+			od, ok = originalDate(req.Original.Date, x.date)
+		}
 		if !needOriginal() || !ok || req.RRN == "" {
 			return nil, spec.RCFormatError
 		}
@@ -382,6 +385,31 @@ func originalDate(mmdd string, today ledger.BusinessDate) (ledger.BusinessDate, 
 		d = ledger.BusinessDate((year-1)*10000 + md)
 	}
 	return d, d.Valid()
+}
+
+// rrnDate reads the business date out of an RRN this switch issued: its
+// first three digits are the day of the year of the business day, the
+// latest such day not after today. It is preferred to the MMDD of field
+// 61, which comes from the terminal's clock (and its time zone).
+func rrnDate(rrn string, today ledger.BusinessDate) (ledger.BusinessDate, bool) {
+	if len(rrn) != 12 {
+		return 0, false
+	}
+	yday, err := strconv.Atoi(rrn[:3])
+	if err != nil || yday < 1 || yday > 366 {
+		return 0, false
+	}
+	year := int(today / 10000)
+	for y := year; y >= year-1; y-- {
+		t := time.Date(y, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, yday-1)
+		if t.Year() != y {
+			continue // day 366 of a common year
+		}
+		if d := ledger.DateOf(t); d <= today {
+			return d, true
+		}
+	}
+	return 0, false
 }
 
 // verifyPIN checks a PIN block inside the HSM against the card's stored

@@ -80,7 +80,7 @@ func (sw *Switch) openServices(lmk hsm.LMK) error {
 	if err != nil {
 		return fmt.Errorf("terminal registry: %w", err)
 	}
-	sw.clock, err = openBusinessClock(sw.db)
+	sw.clock, err = openBusinessClock(sw.db, sw.cfg.TimeZone)
 	if err != nil {
 		return fmt.Errorf("business clock: %w", err)
 	}
