@@ -2,11 +2,12 @@ package switching
 
 import (
 	"bytes"
-	"github.com/cardswitch/cardswitch/ledger"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cardswitch/cardswitch/ledger"
 )
 
 // The demo configuration people read in testdata/demo must be the one the
