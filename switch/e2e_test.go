@@ -509,3 +509,49 @@ func TestPreAuthCancelCompletionVoidUploadSignOff(t *testing.T) {
 	req, err := term.Consume(cardStaff, 100, "")
 	expectRC(t, "consume after sign-off", do(t, term, req, err), spec.RCBatchMismatch)
 }
+
+// TestDemoSeedMatchesContract checks every demo card of DESIGN §5 as the
+// embedded configuration seeds it on first start.
+func TestDemoSeedMatchesContract(t *testing.T) {
+	sw := testSwitch(t)
+	cases := []struct {
+		pan                  string
+		holder               ledger.HolderType
+		cash, subsidy        ledger.Fen
+		state                ledger.CardState
+		daily, perTxn, feeBP ledger.Fen
+	}{
+		{cardStudent, ledger.Student, 50000, 20000, ledger.Active, 30000, 20000, 0},
+		{cardStaff, ledger.Staff, 100000, 0, ledger.Active, 0, 0, 0},
+		{cardVisitor, ledger.Visitor, 10000, 0, ledger.Active, 0, 0, 500},
+		{cardLost, ledger.Student, 5000, 0, ledger.Lost, 0, 0, 0},
+		{cardFrozen, ledger.Student, 5000, 0, ledger.Frozen, 0, 0, 0},
+		{cardEmpty, ledger.Student, 0, 0, ledger.Active, 0, 0, 0},
+	}
+	for _, c := range cases {
+		v, ok := sw.ledger.Card(c.pan)
+		if !ok {
+			t.Fatalf("demo card %s not seeded", c.pan)
+		}
+		if v.HolderType != c.holder || v.Balances.Cash != c.cash || v.Balances.Subsidy != c.subsidy ||
+			v.State != c.state || v.DailyLimit != c.daily || v.PerTxnLimit != c.perTxn || ledger.Fen(v.FeeBP) != c.feeBP ||
+			v.NoPINLimit != 5000 {
+			t.Errorf("card %s: %+v", c.pan, v)
+		}
+	}
+	for id, m := range map[string]struct {
+		name     string
+		onCampus bool
+	}{"898310000000001": {"Canteen No.1", true}, "898310000000002": {"Campus Market", true}, "898320000000001": {"Partner Cafe", false}} {
+		got, ok := sw.ledger.Merchant(id)
+		if !ok || got.Name != m.name || got.OnCampus != m.onCampus {
+			t.Errorf("merchant %s: %+v", id, got)
+		}
+	}
+	for id, kiosk := range map[string]bool{"10000001": false, "10000002": false, "10000003": false, "20000001": false, "90000001": true} {
+		term := sw.terminals.get(id)
+		if term == nil || term.MayLoad != kiosk || term.permits(spec.CashLoad) != kiosk || !term.permits(spec.Consume) {
+			t.Errorf("terminal %s: %+v", id, term)
+		}
+	}
+}
