@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"time"
 	_ "time/tzdata" // zone names work on machines without a zone database
 
@@ -45,6 +46,7 @@ type Config struct {
 	Gateway ListenerConfig `yaml:"gateway"`
 	HTTP    HTTPConfig     `yaml:"http"`
 	Log     LogConfig      `yaml:"log"`
+	Runtime RuntimeConfig  `yaml:"runtime"`
 	Ledger  LedgerConfig   `yaml:"ledger"`
 	// TimeZone names the IANA zone of the business day (the daily limit,
 	// the same-day rule of voids, the settlement date in field 15), e.g.
@@ -135,6 +137,32 @@ type HTTPConfig struct {
 	AdminTokenEnv string `yaml:"admin_token_env"`
 }
 
+// RuntimeConfig tunes the Go runtime of switchd.
+type RuntimeConfig struct {
+	// GCPercent is GOGC: how far the heap may grow past the live heap
+	// before the next collection. The switch's live heap is small (cards,
+	// terminals, keys) and every message allocates a little, so at the
+	// default of 100 it collects dozens of times a second under load; 400
+	// costs a few MiB more and about 14 % less CPU per transaction
+	// (docs/BENCHMARKS.md). The GOGC environment variable wins when set.
+	GCPercent int `yaml:"gc_percent"`
+	// MemoryLimitMiB is a soft memory limit (GOMEMLIMIT) that makes the
+	// collector work harder as the heap nears it; 0 means none. The
+	// GOMEMLIMIT environment variable wins when set.
+	MemoryLimitMiB int64 `yaml:"memory_limit_mib"`
+}
+
+// ApplyRuntime sets the collector's pace and the soft memory limit of the
+// process from c, unless the environment already did.
+func ApplyRuntime(c RuntimeConfig) {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(c.GCPercent)
+	}
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && c.MemoryLimitMiB > 0 {
+		debug.SetMemoryLimit(c.MemoryLimitMiB << 20)
+	}
+}
+
 // LogConfig selects the log encoding ("json" or "console") and level.
 type LogConfig struct {
 	Format string `yaml:"format"`
@@ -189,6 +217,7 @@ func Defaults() Config {
 		POS:     pos,
 		Gateway: gw,
 		HTTP:    HTTPConfig{Addr: "127.0.0.1:9583"},
+		Runtime: RuntimeConfig{GCPercent: 400},
 		Log:     LogConfig{Format: "json", Level: "info"},
 	}
 }
@@ -237,6 +266,12 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.POS.validate("pos"), c.Gateway.validate("gateway"))
 	if c.HTTP.Addr == "" {
 		errs = append(errs, errors.New("http.addr is empty"))
+	}
+	if c.Runtime.GCPercent < 50 || c.Runtime.GCPercent > 2000 {
+		errs = append(errs, fmt.Errorf("runtime.gc_percent %d: want 50..2000", c.Runtime.GCPercent))
+	}
+	if c.Runtime.MemoryLimitMiB < 0 || c.Runtime.MemoryLimitMiB > 1<<20 {
+		errs = append(errs, fmt.Errorf("runtime.memory_limit_mib %d: want 0..%d", c.Runtime.MemoryLimitMiB, 1<<20))
 	}
 	if _, err := time.LoadLocation(c.TimeZone); err != nil {
 		errs = append(errs, fmt.Errorf("time_zone %q: %w", c.TimeZone, err))

@@ -47,6 +47,7 @@ func run() int {
 		return 2
 	}
 	defer func() { _ = log.Sync() }()
+	switching.ApplyRuntime(cfg.Runtime)
 
 	sw, err := switching.New(cfg, log)
 	if err != nil {
