@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/spec"
 	"github.com/cardswitch/cardswitch/spec/posclient"
@@ -353,6 +354,25 @@ func TestDuplicates(t *testing.T) {
 		t.Fatalf("duplicate got a different response\nfirst  %X\nsecond %X", first.Raw, second.Raw)
 	}
 	expectPurses(t, sw, cardStaff, 100000-1234, 0)
+
+	// The journal holds both exchanges; only the second answer is marked
+	// as a replay.
+	entries, err := sw.journal.ByRRN(first.RRN, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outs, replayed int
+	for _, e := range entries {
+		if e.Direction == journal.Out {
+			outs++
+			if e.Flags&journal.FlagReplayed != 0 {
+				replayed++
+			}
+		}
+	}
+	if outs != 2 || replayed != 1 {
+		t.Fatalf("journal under RRN %s: %d responses, %d marked replayed; want 2 and 1", first.RRN, outs, replayed)
+	}
 
 	// Same terminal, batch, STAN and date with other content: 94.
 	other := again

@@ -33,6 +33,8 @@ type exchange struct {
 	// fresh: the trace number is above every one the terminal sent in
 	// this batch, so this cannot be a retransmission.
 	fresh bool
+	// replayed: the answer is the stored response of an earlier copy.
+	replayed bool
 }
 
 // reply is the pipeline's answer: a response message, and how to send it.
@@ -261,6 +263,7 @@ func (p *posProtocol) replay(x *exchange, rec journal.ResponseRecord, fp [journa
 		p.sw.log.Error("stored response does not decode", zap.String("terminal", x.term.ID), zap.Error(err))
 		return x.answer(spec.RCSystemMalfunction)
 	}
+	x.replayed = true
 	return reply{resp: resp, packed: packed, replayed: true}
 }
 
@@ -600,6 +603,9 @@ func (p *posProtocol) journalPair(b *pebble.Batch, x *exchange, resp *spec.POSMe
 	in := p.entry(x, x.req, journal.In, x.start)
 	in.Raw = redacted(x.req)
 	out := p.entry(x, resp, journal.Out, now)
+	if x.replayed {
+		out.Flags |= journal.FlagReplayed
+	}
 	if resp.Reserved62 != nil {
 		out.Raw = redacted(resp)
 	} else {
