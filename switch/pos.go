@@ -35,10 +35,12 @@ func headMTI(body []byte) (spec.TPDU, spec.Header, string, bool) {
 }
 
 // formatError answers 30 to a frame whose head is readable and whose MTI
-// is a request MTI; otherwise nothing.
+// is a request MTI of this dialect (ISO 8583:1987, version digit 0);
+// otherwise nothing: a head that reads as MTI 8107 is garbage that
+// happened to be BCD, and answering it would only feed a confused peer.
 func (p *posProtocol) formatError(s *session, head []byte) []byte {
 	t, h, mti, ok := headMTI(head)
-	if !ok || spec.ResponseMTI(mti) == "" {
+	if !ok || mti[0] != '0' || spec.ResponseMTI(mti) == "" {
 		return nil
 	}
 	return p.answer(spec.NewPOSResponse(&spec.POSMessage{MTI: mti}, spec.RCFormatError), t, h, nil)
