@@ -30,19 +30,33 @@ trap cleanup EXIT
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"; exit} print a[int((NR+1)/2)]}'; }
 
-declare -a b_tps b_p50 b_p99 b_p999 c_tps c_p50 c_p99 c_p999 c_cpu c_err f_tps f_p50 f_p99 f_p999 f_cpu f_err
+declare -a b_tps b_p50 b_p99 b_p999 r_tps r_p50 r_p99 r_p999 c_tps c_p50 c_p99 c_p999 c_cpu c_err f_tps f_p50 f_p99 f_p999 f_cpu f_err
 
-echo "== baseline: echo + one synced Pebble batch per frame, $terms connections x 1 outstanding, $runs x $dur"
-for i in $(seq "$runs"); do
+# baseline_run ARGS..: one fresh baseline server, one load; prints the summary.
+baseline_run() {
   rm -rf "$work/base"
+  local port
   port=$(free_port)
   bin/posim baseline-server --addr "127.0.0.1:$port" --data "$work/base" >"$work/base.log" 2>&1 &
   BASE_PID=$!
   for _ in $(seq 100); do ss -ltn | grep -q ":$port " && break; sleep 0.05; done
-  line=$(bin/posim baseline --addr "127.0.0.1:$port" --conns "$terms" --duration "$dur" | grep '^summary')
+  bin/posim baseline --addr "127.0.0.1:$port" --conns "$terms" --duration "$dur" "$@" | grep '^summary'
   kill -TERM "$BASE_PID"; wait "$BASE_PID" 2>/dev/null || true; BASE_PID=
+}
+
+echo "== baseline: echo + one synced Pebble batch per frame, $terms connections x 1 outstanding, $runs x $dur"
+for i in $(seq "$runs"); do
+  line=$(baseline_run)
   echo "  run $i: $line"
   b_tps+=("$(field tps "$line")"); b_p50+=("$(field p50_ms "$line")"); b_p99+=("$(field p99_ms "$line")"); b_p999+=("$(field p999_ms "$line")")
+done
+# The same baseline at the fixed rate: the floor under the switch's tail
+# latency at that rate on this machine (one synced commit, nothing else).
+echo "== baseline at a fixed $rate TPS, $runs x $dur"
+for i in $(seq "$runs"); do
+  line=$(baseline_run --rate "$rate")
+  echo "  run $i: $line"
+  r_tps+=("$(field tps "$line")"); r_p50+=("$(field p50_ms "$line")"); r_p99+=("$(field p99_ms "$line")"); r_p999+=("$(field p999_ms "$line")")
 done
 
 switchd_config "$work"
@@ -75,7 +89,7 @@ switchd_stop
 m() { printf '%s\n' "$@" | median; }
 B_TPS=$(m "${b_tps[@]}"); C_TPS=$(m "${c_tps[@]}"); F_TPS=$(m "${f_tps[@]}")
 ratio=$(awk -v c="$C_TPS" -v b="$B_TPS" 'BEGIN {printf "%.2f", c / b}')
-F_P99=$(m "${f_p99[@]}")
+F_P99=$(m "${f_p99[@]}"); R_P99=$(m "${r_p99[@]}")
 errs=$(printf '%s\n' "${c_err[@]}" "${f_err[@]}" | awk '{s+=$1} END {print s+0}')
 verdict_ratio=$(awk -v r="$ratio" 'BEGIN {print (r >= 0.6) ? "met" : "NOT met"}')
 verdict_p99=$(awk -v p="$F_P99" 'BEGIN {print (p <= 2) ? "met" : "NOT met"}')
@@ -84,12 +98,13 @@ table=$(cat <<TABLE
 | measurement | TPS | p50 ms | p99 ms | p99.9 ms | switchd CPU µs/tx |
 |---|---:|---:|---:|---:|---:|
 | baseline: echo + synced Pebble batch, $terms conns × 1 | $B_TPS | $(m "${b_p50[@]}") | $(m "${b_p99[@]}") | $(m "${b_p999[@]}") | – |
+| baseline at a fixed $rate TPS | $(m "${r_tps[@]}") | $(m "${r_p50[@]}") | $R_P99 | $(m "${r_p999[@]}") | – |
 | switch, closed loop, $terms terminals, consume | $C_TPS | $(m "${c_p50[@]}") | $(m "${c_p99[@]}") | $(m "${c_p999[@]}") | $(m "${c_cpu[@]}") |
 | switch, fixed $rate TPS, $terms terminals, consume | $F_TPS | $(m "${f_p50[@]}") | $F_P99 | $(m "${f_p999[@]}") | $(m "${f_cpu[@]}") |
 
 Medians of $runs runs of $dur each; $errs errors in all switch runs; switchd RSS
 at the end $(printf '%.0f' "$rss") MiB. **Ratio switch/baseline (closed loop): $ratio** (target ≥ 0.6: $verdict_ratio).
-p99 at $rate TPS: $F_P99 ms (target ≤ 2 ms: $verdict_p99).
+p99 at $rate TPS: $F_P99 ms (target ≤ 2 ms: $verdict_p99); the bare baseline's p99 at the same rate, the floor of this machine: $R_P99 ms.
 
 Machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(go version | awk '{print $3}'); load generator on the same cores. Taken $(date -u +%Y-%m-%d).
 TABLE

@@ -1,6 +1,10 @@
 package posim
 
-import "time"
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
 
 // Pacer spreads a fixed rate of sends over time without sub-millisecond
 // sleeps: Go timers here resolve to about 1 ms, so the sender wakes on a
@@ -37,3 +41,28 @@ func (p *Pacer) Due(elapsed time.Duration) int64 {
 
 // Issued is the number of sends issued so far.
 func (p *Pacer) Issued() int64 { return p.issued }
+
+// Pace issues the sends of a fixed rate as tokens on a 1 ms tick until ctx
+// ends. A send due while tokens is full (every sender busy) is counted in
+// missed, not queued without bound: an open-loop generator must not hide
+// a slow server behind its own queue.
+func Pace(ctx context.Context, rate float64, tokens chan<- struct{}, missed *atomic.Uint64) {
+	p := NewPacer(rate)
+	start := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			for n := p.Due(now.Sub(start)); n > 0; n-- {
+				select {
+				case tokens <- struct{}{}:
+				default:
+					missed.Add(1)
+				}
+			}
+		}
+	}
+}

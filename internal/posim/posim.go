@@ -175,7 +175,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	var tokens chan struct{}
 	if opts.Rate > 0 {
 		tokens = make(chan struct{}, len(r.sims))
-		go r.pace(load, tokens)
+		go Pace(load, r.opts.Rate, tokens, &r.missed)
 	}
 	stopProgress := r.startProgress(start)
 	var wg sync.WaitGroup
@@ -247,30 +247,6 @@ func (r *runner) drive(load, hard context.Context, s *sim, tokens <-chan struct{
 				fmt.Fprintf(r.opts.Progress, "terminal %s stopped: %v\n", s.spec.ID, err)
 			}
 			return
-		}
-	}
-}
-
-// pace issues the sends of a fixed rate on a 1 ms tick (see Pacer). A
-// send due while every terminal is busy is counted as missed, not queued
-// without bound: an open-loop generator must not hide a slow switch.
-func (r *runner) pace(load context.Context, tokens chan<- struct{}) {
-	p := NewPacer(r.opts.Rate)
-	start := time.Now()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-load.Done():
-			return
-		case now := <-tick.C:
-			for n := p.Due(now.Sub(start)); n > 0; n-- {
-				select {
-				case tokens <- struct{}{}:
-				default:
-					r.missed.Add(1)
-				}
-			}
 		}
 	}
 }

@@ -14,7 +14,7 @@ func TestBaselineEchoes(t *testing.T) {
 	}
 	go s.Serve()
 	defer s.Close()
-	res, err := Load(context.Background(), s.Addr(), 4, 300*time.Millisecond)
+	res, err := Load(context.Background(), s.Addr(), 4, 300*time.Millisecond, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +26,29 @@ func TestBaselineEchoes(t *testing.T) {
 	if got := s.seq.Load(); got < res.Approved {
 		t.Fatalf("%d frames committed for %d echoes", got, res.Approved)
 	}
-	if _, err := Load(context.Background(), s.Addr(), 0, time.Second); err == nil {
+	if _, err := Load(context.Background(), s.Addr(), 0, time.Second, 0); err == nil {
 		t.Fatal("0 connections accepted")
+	}
+	if _, err := Load(context.Background(), s.Addr(), 4, time.Second, -1); err == nil {
+		t.Fatal("a negative rate accepted")
+	}
+}
+
+func TestBaselineFixedRate(t *testing.T) {
+	s, err := Listen("127.0.0.1:0", filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve()
+	defer s.Close()
+	// 200/s for 0.6 s is 120 sends, give or take the last tick; closed
+	// loop on 4 connections would do thousands, so the pacing shows.
+	res, err := Load(context.Background(), s.Addr(), 4, 600*time.Millisecond, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := res.Approved + res.Missed
+	if res.Errors != 0 || sent < 100 || sent > 130 || res.Missed > sent/20 {
+		t.Fatalf("200/s for 0.6 s: %s missed %d", res.Summary(), res.Missed)
 	}
 }

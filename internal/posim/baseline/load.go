@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cardswitch/cardswitch/internal/posim"
@@ -20,9 +21,16 @@ const (
 // every request is a consume built, MACed and framed exactly as posim
 // builds it, and every echoed answer is decoded and its MAC verified. An
 // echo is a request, not an answer, so all count as approved.
-func Load(ctx context.Context, addr string, conns int, d time.Duration) (*posim.Result, error) {
+//
+// rate 0 runs closed loop; a positive rate paces the sends as posim does
+// (posim.Pace): the same open-loop load the switch gets in make bench, so
+// the switch's tail latency at that rate has a floor to be read against.
+func Load(ctx context.Context, addr string, conns int, d time.Duration, rate float64) (*posim.Result, error) {
 	if conns < 1 || conns > MaxConns || d <= 0 || d > MaxDuration {
 		return nil, fmt.Errorf("baseline: %d connections for %s (1..%d, up to %s)", conns, d, MaxConns, MaxDuration)
+	}
+	if rate < 0 || rate > posim.MaxRate {
+		return nil, fmt.Errorf("baseline: rate %g (0..%d)", rate, posim.MaxRate)
 	}
 	keys, err := localKeys()
 	if err != nil {
@@ -47,13 +55,19 @@ func Load(ctx context.Context, addr string, conns int, d time.Duration) (*posim.
 		}
 	}()
 	var (
-		mu    sync.Mutex
-		total posim.Result
-		wg    sync.WaitGroup
+		mu     sync.Mutex
+		total  posim.Result
+		wg     sync.WaitGroup
+		missed atomic.Uint64
 	)
 	start := time.Now()
 	until, cancel := context.WithDeadline(ctx, start.Add(d))
 	defer cancel()
+	var tokens chan struct{}
+	if rate > 0 {
+		tokens = make(chan struct{}, conns)
+		go posim.Pace(until, rate, tokens, &missed)
+	}
 	for _, t := range terms {
 		wg.Add(1)
 		go func() {
@@ -61,6 +75,13 @@ func Load(ctx context.Context, addr string, conns int, d time.Duration) (*posim.
 			var h posim.Histogram
 			var ok, bad uint64
 			for until.Err() == nil {
+				if tokens != nil {
+					select {
+					case <-tokens:
+					case <-until.Done():
+						continue
+					}
+				}
 				req, err := t.Consume("6230150000000000018", 1500, "")
 				if err != nil {
 					bad++
@@ -88,5 +109,6 @@ func Load(ctx context.Context, addr string, conns int, d time.Duration) (*posim.
 	}
 	wg.Wait()
 	total.Elapsed = time.Since(start)
+	total.Missed = missed.Load()
 	return &total, nil
 }

@@ -47,17 +47,21 @@ func baselineLoad(args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", "", "baseline server address")
 	conns := fs.Int("conns", 100, "connections, one request outstanding each")
 	d := fs.Duration("duration", 10*time.Second, "how long")
+	rate := fs.Float64("rate", 0, "fixed total rate in requests per second (0 = closed loop)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	res, err := baseline.Load(ctx, *addr, *conns, *d)
+	res, err := baseline.Load(ctx, *addr, *conns, *d, *rate)
 	if err != nil {
 		fmt.Fprintln(stderr, "posim baseline:", err)
 		return 1
 	}
 	fmt.Fprintln(stdout, res.Summary())
+	if *rate > 0 {
+		fmt.Fprintf(stdout, "baseline missed=%d\n", res.Missed)
+	}
 	if res.Errors > 0 {
 		return 1
 	}
