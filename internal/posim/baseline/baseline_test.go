@@ -7,13 +7,21 @@ import (
 	"time"
 )
 
-func TestBaselineEchoes(t *testing.T) {
+// startServer starts a baseline server on a loopback port and a temp
+// directory, closed when the test ends.
+func startServer(t *testing.T) *Server {
+	t.Helper()
 	s, err := Listen("127.0.0.1:0", filepath.Join(t.TempDir(), "db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	go s.Serve()
-	defer s.Close()
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestBaselineEchoes(t *testing.T) {
+	s := startServer(t)
 	res, err := Load(context.Background(), s.Addr(), 4, 300*time.Millisecond, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -35,12 +43,7 @@ func TestBaselineEchoes(t *testing.T) {
 }
 
 func TestBaselineFixedRate(t *testing.T) {
-	s, err := Listen("127.0.0.1:0", filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve()
-	defer s.Close()
+	s := startServer(t)
 	// 200/s for 0.6 s is 120 sends, give or take the last tick; closed
 	// loop on 4 connections would do thousands, so the pacing shows.
 	res, err := Load(context.Background(), s.Addr(), 4, 600*time.Millisecond, 200)
