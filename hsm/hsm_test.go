@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/cardswitch/cardswitch/internal/cardno"
 	"os"
 	"path/filepath"
 	"strings"
@@ -342,7 +343,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 			t.Errorf("%q appears in the logs", s)
 		}
 	}
-	if !strings.Contains(text, MaskPAN(pan)) {
+	if !strings.Contains(text, cardno.Mask(pan)) {
 		t.Error("expected the masked PAN in the PIN-failure debug log")
 	}
 	opsMu.Lock()

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"github.com/cardswitch/cardswitch/internal/cardno"
 
 	"go.uber.org/zap"
 
@@ -174,7 +175,7 @@ func (h *HSM) VerifyTerminalPIN(terminalID string, block []byte, format PINForma
 	}
 	pin, err := pinblock.Decrypt(k.block, format, block, pan)
 	if err != nil {
-		h.log.Debug("PIN block did not decode", zap.String("terminal", terminalID), zap.String("pan", MaskPAN(pan)))
+		h.log.Debug("PIN block did not decode", zap.String("terminal", terminalID), zap.String("pan", cardno.Mask(pan)))
 		return false, fmt.Errorf("terminal %s PIN block: %w", terminalID, err)
 	}
 	v, err := h.campusPVV(pan, pin)
@@ -228,17 +229,4 @@ func checkTranslation(from, to PINFormat) error {
 		return fmt.Errorf("PIN translation from format %d to format 1: %w", from, ErrUnsupported)
 	}
 	return nil
-}
-
-// MaskPAN keeps the first 6 and last 4 digits of a card number, the only
-// form in which hsm logs one.
-func MaskPAN(pan string) string {
-	if len(pan) <= 10 {
-		return "****"
-	}
-	b := []byte(pan)
-	for i := 6; i < len(b)-4; i++ {
-		b[i] = '*'
-	}
-	return string(b)
 }

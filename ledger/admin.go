@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"github.com/cardswitch/cardswitch/internal/cardno"
 	"sort"
 	"time"
 
@@ -81,7 +82,7 @@ func (l *Ledger) OpenCard(spec CardSpec, pvv []byte) error {
 	l.admin.Lock()
 	defer l.admin.Unlock()
 	if l.entry(c.PAN) != nil {
-		return fmt.Errorf("open card %s: %w", MaskPAN(c.PAN), ErrCardExists)
+		return fmt.Errorf("open card %s: %w", cardno.Mask(c.PAN), ErrCardExists)
 	}
 	var legs []leg
 	if c.Cash > 0 {
@@ -104,7 +105,7 @@ func (l *Ledger) OpenCard(spec CardSpec, pvv []byte) error {
 		return err
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("open card %s: %w", MaskPAN(c.PAN), err)
+		return fmt.Errorf("open card %s: %w", cardno.Mask(c.PAN), err)
 	}
 	e := &cardEntry{}
 	e.cur.Store(c)
@@ -119,7 +120,7 @@ func (l *Ledger) OpenCard(spec CardSpec, pvv []byte) error {
 
 func (l *Ledger) cardFromSpec(s CardSpec, pvv []byte) (*card, error) {
 	bad := func(what string) error {
-		return fmt.Errorf("%w: card %s: %s", ErrInvalidRequest, MaskPAN(s.PAN), what)
+		return fmt.Errorf("%w: card %s: %s", ErrInvalidRequest, cardno.Mask(s.PAN), what)
 	}
 	if !validPAN(s.PAN) {
 		return nil, bad("card number must be 12 to 19 digits")
@@ -211,16 +212,16 @@ func (l *Ledger) Merchant(id string) (MerchantInfo, bool) {
 func (l *Ledger) updateCard(what, pan string, f func(c *card) error) error {
 	e := l.entry(pan)
 	if e == nil {
-		return fmt.Errorf("%s %s: %w", what, MaskPAN(pan), ErrUnknownCard)
+		return fmt.Errorf("%s %s: %w", what, cardno.Mask(pan), ErrUnknownCard)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	c := e.cur.Load().clone()
 	if err := f(&c); err != nil {
-		return fmt.Errorf("%s %s: %w", what, MaskPAN(pan), err)
+		return fmt.Errorf("%s %s: %w", what, cardno.Mask(pan), err)
 	}
 	if err := l.db.Set(cardKey(pan), c.encode(), pebble.Sync); err != nil {
-		return fmt.Errorf("%s %s: %w", what, MaskPAN(pan), err)
+		return fmt.Errorf("%s %s: %w", what, cardno.Mask(pan), err)
 	}
 	e.cur.Store(&c)
 	return nil
@@ -414,7 +415,7 @@ func (l *Ledger) CloseCard(pan string) error {
 		c.State = Closed
 		return nil
 	}); err != nil {
-		return fmt.Errorf("close card %s: %w", MaskPAN(pan), err)
+		return fmt.Errorf("close card %s: %w", cardno.Mask(pan), err)
 	}
 	return nil
 }
@@ -429,11 +430,11 @@ func (l *Ledger) ReplaceCard(oldPAN, newPAN string, pvv []byte) error {
 		return fmt.Errorf("%w: replacement card number must be 12 to 19 digits", ErrInvalidRequest)
 	}
 	if l.entry(newPAN) != nil {
-		return fmt.Errorf("replace card %s: %w", MaskPAN(oldPAN), ErrCardExists)
+		return fmt.Errorf("replace card %s: %w", cardno.Mask(oldPAN), ErrCardExists)
 	}
 	e := l.entry(oldPAN)
 	if e == nil {
-		return fmt.Errorf("replace card %s: %w", MaskPAN(oldPAN), ErrUnknownCard)
+		return fmt.Errorf("replace card %s: %w", cardno.Mask(oldPAN), ErrUnknownCard)
 	}
 	cur := e.cur.Load() // read for the template only; moveAll re-checks under the lock
 	n := &card{
@@ -453,7 +454,7 @@ func (l *Ledger) ReplaceCard(oldPAN, newPAN string, pvv []byte) error {
 		c.ReplacedBy = newPAN
 		return nil
 	}); err != nil {
-		return fmt.Errorf("replace card %s: %w", MaskPAN(oldPAN), err)
+		return fmt.Errorf("replace card %s: %w", cardno.Mask(oldPAN), err)
 	}
 	return nil
 }

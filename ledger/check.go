@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"github.com/cardswitch/cardswitch/internal/cardno"
 	"sort"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -115,19 +116,19 @@ func Check(db *pebble.DB) (Report, error) {
 	err := scan(snap, []byte{keyPrefix, tagCard}, func(k, v []byte) error {
 		c, err := decodeCard(v)
 		if err != nil {
-			violate("card %s: %v", MaskPAN(string(k[2:])), err)
+			violate("card %s: %v", cardno.Mask(string(k[2:])), err)
 			return nil
 		}
 		r.Cards++
 		if string(k[2:]) != c.PAN {
-			violate("card record under %s names %s", MaskPAN(string(k[2:])), MaskPAN(c.PAN))
+			violate("card record under %s names %s", cardno.Mask(string(k[2:])), cardno.Mask(c.PAN))
 		}
 		hc, hs := c.heldSplit()
 		if c.Cash < 0 || c.Subsidy < 0 {
-			violate("card %s: negative purse (cash %s, subsidy %s)", MaskPAN(c.PAN), c.Cash, c.Subsidy)
+			violate("card %s: negative purse (cash %s, subsidy %s)", cardno.Mask(c.PAN), c.Cash, c.Subsidy)
 		}
 		if c.Cash < hc || c.Subsidy < hs {
-			violate("card %s: holds exceed purses", MaskPAN(c.PAN))
+			violate("card %s: holds exceed purses", cardno.Mask(c.PAN))
 		}
 		stored[CardCash(c.PAN)] += c.Cash
 		stored[CardSubsidy(c.PAN)] += c.Subsidy
@@ -268,9 +269,9 @@ func Check(db *pebble.DB) (Report, error) {
 func maskAccount(a AccountID) string {
 	if pan, sub, ok := splitPurse(a); ok {
 		if sub {
-			return "card/" + MaskPAN(pan) + "/subsidy"
+			return "card/" + cardno.Mask(pan) + "/subsidy"
 		}
-		return "card/" + MaskPAN(pan) + "/cash"
+		return "card/" + cardno.Mask(pan) + "/cash"
 	}
 	return string(a)
 }
@@ -283,7 +284,7 @@ func CardByPAN(db pebble.Reader, pan string) (CardView, bool, error) {
 	}
 	c, err := decodeCard(raw)
 	if err != nil {
-		return CardView{}, false, fmt.Errorf("card %s: %w", MaskPAN(pan), err)
+		return CardView{}, false, fmt.Errorf("card %s: %w", cardno.Mask(pan), err)
 	}
 	return c.view(), true, nil
 }

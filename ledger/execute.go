@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"github.com/cardswitch/cardswitch/internal/cardno"
 	"math/bits"
 	"sort"
 	"strings"
@@ -349,7 +350,7 @@ func (tx *txn) apply(p *posting) (Decline, error) {
 		}
 		s := tx.staged[pan]
 		if s == nil {
-			return nil, fmt.Errorf("posting %d touches card %s that is not locked", p.TxID, MaskPAN(pan))
+			return nil, fmt.Errorf("posting %d touches card %s that is not locked", p.TxID, cardno.Mask(pan))
 		}
 		c := s.clone()
 		work[pan] = &c
@@ -374,7 +375,7 @@ func (tx *txn) apply(p *posting) (Decline, error) {
 		}
 		owner.addContrib(g.Account, g.Amount)
 		if len(owner.Contribs) > maxContribs {
-			return Approved, fmt.Errorf("card %s has posted to more than %d accounts", MaskPAN(p.PAN), maxContribs)
+			return Approved, fmt.Errorf("card %s has posted to more than %d accounts", cardno.Mask(p.PAN), maxContribs)
 		}
 	}
 	switch {

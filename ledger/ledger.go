@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/cardswitch/cardswitch/internal/cardno"
 	"hash/maphash"
 	"sort"
 	"sync"
@@ -114,7 +115,7 @@ func Open(db *pebble.DB, opts Options) (*Ledger, error) {
 	err := scan(db, []byte{keyPrefix, tagCard}, func(k, v []byte) error {
 		c, err := decodeCard(v)
 		if err != nil {
-			return fmt.Errorf("load card %s: %w", MaskPAN(string(k[2:])), err)
+			return fmt.Errorf("load card %s: %w", cardno.Mask(string(k[2:])), err)
 		}
 		e := &cardEntry{}
 		e.cur.Store(&c)
@@ -328,21 +329,9 @@ func (l *Ledger) Card(pan string) (CardView, bool) {
 func (l *Ledger) PINVerificationValue(pan string) ([]byte, error) {
 	e := l.entry(pan)
 	if e == nil {
-		return nil, fmt.Errorf("PIN verification value of card %s: %w", MaskPAN(pan), ErrUnknownCard)
+		return nil, fmt.Errorf("PIN verification value of card %s: %w", cardno.Mask(pan), ErrUnknownCard)
 	}
 	return bytes.Clone(e.cur.Load().PVV), nil
-}
-
-// MaskPAN keeps the first 6 and last 4 digits of a card number.
-func MaskPAN(pan string) string {
-	if len(pan) <= 10 {
-		return "****"
-	}
-	b := []byte(pan)
-	for i := 6; i < len(b)-4; i++ {
-		b[i] = '*'
-	}
-	return string(b)
 }
 
 // keyLocks are exclusive locks on strings (idempotency keys and terminal

@@ -3,6 +3,7 @@ package spec
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/cardswitch/cardswitch/internal/cardno"
 	"math/bits"
 
 	"github.com/moov-io/iso8583/encoding"
@@ -421,7 +422,7 @@ func (m *POSMessage) TxType() (tx, original TxType) {
 
 // MaskedPAN returns the card number with all but the first 6 and last 4
 // digits replaced by '*', the only form of it that may be logged.
-func (m *POSMessage) MaskedPAN() string { return MaskPAN(m.cardNumber()) }
+func (m *POSMessage) MaskedPAN() string { return cardno.Mask(m.cardNumber()) }
 
 // cardNumber is field 2, or the digits of track 2 before the separator.
 func (m *POSMessage) cardNumber() string {
@@ -439,23 +440,6 @@ func (m *POSMessage) cardNumber() string {
 // CardNumber returns field 2, or the PAN from track 2 when field 2 is absent
 // (swiped cards often send only track 2).
 func (m *POSMessage) CardNumber() string { return m.cardNumber() }
-
-// MaskPAN keeps the first 6 and last 4 digits of a card number. Numbers of
-// 10 digits or fewer are fully masked.
-func MaskPAN(pan string) string {
-	if len(pan) <= 10 {
-		b := make([]byte, len(pan))
-		for i := range b {
-			b[i] = '*'
-		}
-		return string(b)
-	}
-	b := []byte(pan)
-	for i := 6; i < len(b)-4; i++ {
-		b[i] = '*'
-	}
-	return string(b)
-}
 
 // NewPOSResponse starts the response to req with response code rc: the
 // response MTI and the fields a terminal matches and prints, echoed — 2, 3,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cardswitch/cardswitch/internal/cardno"
 	"net/http"
 	"net/http/pprof"
 	"strconv"
@@ -293,7 +294,7 @@ func (sw *Switch) adminSetTerminalDisabled(disabled bool) http.HandlerFunc {
 // verification value.
 func cardJSON(v ledger.CardView) map[string]any {
 	return map[string]any{
-		"card": spec.MaskPAN(v.PAN), "holder": v.Holder, "holder_type": v.HolderType.String(),
+		"card": cardno.Mask(v.PAN), "holder": v.Holder, "holder_type": v.HolderType.String(),
 		"state": v.State.String(), "list": v.List.String(),
 		"cash": v.Balances.Cash.String(), "subsidy": v.Balances.Subsidy.String(),
 		"held": v.Balances.Held.String(), "available": v.Balances.Available.String(),
@@ -368,7 +369,7 @@ func (sw *Switch) adminCardAction(action string, f func(string) error) http.Hand
 	return func(w http.ResponseWriter, r *http.Request) {
 		pan := r.PathValue("pan")
 		if err := f(pan); err != nil {
-			sw.adminError(w, r, fmt.Errorf("%s card %s: %w", action, spec.MaskPAN(pan), err))
+			sw.adminError(w, r, fmt.Errorf("%s card %s: %w", action, cardno.Mask(pan), err))
 			return
 		}
 		v, _ := sw.ledger.Card(pan)
@@ -408,7 +409,7 @@ func journalFields(e *journal.Entry) map[string]string {
 			out[strconv.Itoa(id)] = v
 		}
 	}
-	put(2, spec.MaskPAN(m.PAN))
+	put(2, cardno.Mask(m.PAN))
 	put(3, m.ProcessingCode)
 	if m.HasAmount {
 		put(4, m.Amount.String())

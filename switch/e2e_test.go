@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"github.com/cardswitch/cardswitch/internal/cardno"
 	"testing"
 	"time"
 
@@ -91,7 +92,7 @@ func expectPurses(t *testing.T, sw *Switch, pan string, cash, subsidy ledger.Fen
 	t.Helper()
 	c, s := purses(t, sw, pan)
 	if c != cash || s != subsidy {
-		t.Fatalf("card %s: cash %s subsidy %s, want %s / %s", spec.MaskPAN(pan), c, s, cash, subsidy)
+		t.Fatalf("card %s: cash %s subsidy %s, want %s / %s", cardno.Mask(pan), c, s, cash, subsidy)
 	}
 }
 

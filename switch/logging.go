@@ -2,8 +2,7 @@ package switching
 
 import (
 	"fmt"
-
-	"github.com/cardswitch/cardswitch/spec"
+	"github.com/cardswitch/cardswitch/internal/cardno"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -11,7 +10,7 @@ import (
 
 // NewLogger builds the daemon's logger: JSON in production, console in the
 // demo. Nothing secret is ever handed to it: card numbers go through
-// MaskPAN, and PIN blocks, track data and keys are never logged at all.
+// cardno.Mask, and PIN blocks, track data and keys are never logged at all.
 func NewLogger(c LogConfig) (*zap.Logger, error) {
 	var level zapcore.Level
 	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
@@ -32,4 +31,4 @@ func NewLogger(c LogConfig) (*zap.Logger, error) {
 
 // panField is a zap field with a masked card number: the only form of a
 // card number that may reach a log.
-func panField(pan string) zap.Field { return zap.String("card", spec.MaskPAN(pan)) }
+func panField(pan string) zap.Field { return zap.String("card", cardno.Mask(pan)) }

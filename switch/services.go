@@ -4,13 +4,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/cardswitch/cardswitch/internal/cardno"
 	"os"
 
 	"github.com/cardswitch/cardswitch/hsm"
 	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/routing"
-	"github.com/cardswitch/cardswitch/spec"
 	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
 )
@@ -115,10 +115,10 @@ func (sw *Switch) seed() error {
 	for _, c := range s.Cards {
 		pvv, err := sw.hsm.PINVerificationValue(c.PAN, c.PIN)
 		if err != nil {
-			return fmt.Errorf("seed card %s: PIN verification value: %w", spec.MaskPAN(c.PAN), err)
+			return fmt.Errorf("seed card %s: PIN verification value: %w", cardno.Mask(c.PAN), err)
 		}
 		if err := sw.ledger.OpenCard(c.CardSpec, []byte(pvv)); err != nil && !errors.Is(err, ledger.ErrCardExists) {
-			return fmt.Errorf("seed card %s: %w", spec.MaskPAN(c.PAN), err)
+			return fmt.Errorf("seed card %s: %w", cardno.Mask(c.PAN), err)
 		}
 	}
 	if len(s.Merchants)+len(s.Terminals)+len(s.Cards) > 0 {

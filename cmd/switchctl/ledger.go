@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/cardswitch/cardswitch/internal/cardno"
 	"io"
 	"sort"
 
@@ -115,7 +116,7 @@ func ledgerCard(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if !ok {
-		fmt.Fprintf(stderr, "switchctl ledger card: %v: %s\n", ledger.ErrUnknownCard, ledger.MaskPAN(*pan))
+		fmt.Fprintf(stderr, "switchctl ledger card: %v: %s\n", ledger.ErrUnknownCard, cardno.Mask(*pan))
 		return 1
 	}
 	limit := func(f ledger.Fen) string {
@@ -124,7 +125,7 @@ func ledgerCard(args []string, stdout, stderr io.Writer) int {
 		}
 		return f.String()
 	}
-	fmt.Fprintf(stdout, "card        %s\n", ledger.MaskPAN(v.PAN))
+	fmt.Fprintf(stdout, "card        %s\n", cardno.Mask(v.PAN))
 	fmt.Fprintf(stdout, "holder      %s (%s)\n", v.Holder, v.HolderType)
 	fmt.Fprintf(stdout, "state       %s, list %s, PIN tries %d\n", v.State, v.List, v.PINTries)
 	fmt.Fprintf(stdout, "cash        %s\n", v.Balances.Cash)
@@ -138,7 +139,7 @@ func ledgerCard(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "spent       %s on %s\n", v.DaySpent, v.DayDate)
 	}
 	if v.ReplacedBy != "" {
-		fmt.Fprintf(stdout, "replaced by %s\n", ledger.MaskPAN(v.ReplacedBy))
+		fmt.Fprintf(stdout, "replaced by %s\n", cardno.Mask(v.ReplacedBy))
 	}
 	return 0
 }

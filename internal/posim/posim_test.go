@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"github.com/cardswitch/cardswitch/internal/cardno"
 	"math"
 	"strings"
 	"testing"
@@ -221,7 +222,7 @@ func TestReconcile(t *testing.T) {
 	if err != nil || len(bad) != 2 {
 		t.Fatalf("two discrepancies expected, got %q %v", bad, err)
 	}
-	if !strings.Contains(bad[0], spec.MaskPAN(a)) || strings.Contains(bad[0], a) {
+	if !strings.Contains(bad[0], cardno.Mask(a)) || strings.Contains(bad[0], a) {
 		t.Errorf("discrepancy must name the card masked: %q", bad[0])
 	}
 }

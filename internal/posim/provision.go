@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cardswitch/cardswitch/internal/cardno"
 	"io"
 	"net/http"
 	"strconv"
@@ -260,7 +261,7 @@ func provisionTerminal(ctx context.Context, o *ProvisionOptions, p *Provisioned,
 			"daily_limit": "0", "per_txn_limit": "0", "max_balance": "0",
 		}, nil)
 		if err != nil {
-			return fmt.Errorf("create card %s: %w", spec.MaskPAN(pan), err)
+			return fmt.Errorf("create card %s: %w", cardno.Mask(pan), err)
 		}
 		t.Cards = append(t.Cards, Card{PAN: pan, PIN: o.PIN})
 	}

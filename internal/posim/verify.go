@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/cardswitch/cardswitch/internal/cardno"
 	"os/exec"
 	"sort"
 	"strings"
@@ -35,18 +36,18 @@ func Reconcile(acks []Ack, opening map[string]spec.Amount, balance BalanceFunc) 
 	sort.Strings(pans)
 	for p := range deltas {
 		if _, ok := opening[p]; !ok {
-			bad = append(bad, fmt.Sprintf("card %s: in the ack log but its opening balance is unknown", spec.MaskPAN(p)))
+			bad = append(bad, fmt.Sprintf("card %s: in the ack log but its opening balance is unknown", cardno.Mask(p)))
 		}
 	}
 	for _, p := range pans {
 		want := opening[p] + spec.Amount(deltas[p])
 		got, held, err := balance(p)
 		if err != nil {
-			return bad, fmt.Errorf("balance of card %s: %w", spec.MaskPAN(p), err)
+			return bad, fmt.Errorf("balance of card %s: %w", cardno.Mask(p), err)
 		}
 		if got != want || held != 0 {
 			bad = append(bad, fmt.Sprintf("card %s: balance %s held %s, want %s (opening %s, acknowledged %+d fen)",
-				spec.MaskPAN(p), Yuan(got), Yuan(held), Yuan(want), Yuan(opening[p]), deltas[p]))
+				cardno.Mask(p), Yuan(got), Yuan(held), Yuan(want), Yuan(opening[p]), deltas[p]))
 		}
 	}
 	return bad, nil
