@@ -584,6 +584,16 @@ func (tx *txn) lookupRef(r TxnRef) (refValue, bool, error) {
 	return v, true, nil
 }
 
+// refuseReversedFirst declines the request (invalid transaction) when a
+// reversal of it arrived first (see tombstoned), and says so.
+func (tx *txn) refuseReversedFirst() (declined bool, err error) {
+	t, err := tx.tombstoned()
+	if err != nil || !t {
+		return false, err
+	}
+	return true, tx.decline(DeclineInvalidTransaction)
+}
+
 // tombstoned reports whether a reversal of this very request arrived
 // before it (a tombstone for its reference within a day of its date): the
 // terminal has given up on it, so it must not take effect now.

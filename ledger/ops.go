@@ -106,30 +106,39 @@ func (tx *txn) finish(p *posting) error {
 	return nil
 }
 
+// admitPurchase runs the checks a consume and a pre-auth share, in order:
+// amount, merchant, the card (state, PIN), a reversal that came first, the
+// per-transaction and daily limits on amount plus service fee. It returns
+// the staged card, the merchant and the fee, or declined (the decline is
+// in tx.res) or a storage error.
+func (tx *txn) admitPurchase(pan string, pin PINOutcome, amount Fen) (c *card, m *merchant, fee Fen, declined bool, err error) {
+	if !validAmount(amount) {
+		return nil, nil, 0, true, tx.decline(DeclineInvalidAmount)
+	}
+	if m = tx.l.merchant(tx.c.Merchant); m == nil {
+		return nil, nil, 0, true, tx.decline(DeclineInvalidMerchant)
+	}
+	tx.lockCards(pan)
+	if d := tx.cardChecks(pan, pin, amount, classDebit, true); d != Approved {
+		return nil, nil, 0, true, tx.decline(d)
+	}
+	if declined, err := tx.refuseReversedFirst(); declined || err != nil {
+		return nil, nil, 0, true, err
+	}
+	c = tx.staged[pan]
+	fee = ServiceFee(amount, c.FeeBP)
+	if d := limits(c, amount+fee, tx.c.Date); d != Approved {
+		return nil, nil, 0, true, tx.decline(d)
+	}
+	return c, m, fee, false, nil
+}
+
 func (tx *txn) consume(r *Consume) error {
-	if !validAmount(r.Amount) {
-		return tx.decline(DeclineInvalidAmount)
+	c, m, fee, declined, err := tx.admitPurchase(r.PAN, r.PIN, r.Amount)
+	if declined || err != nil {
+		return err
 	}
-	m := tx.l.merchant(tx.c.Merchant)
-	if m == nil {
-		return tx.decline(DeclineInvalidMerchant)
-	}
-	tx.lockCards(r.PAN)
-	if d := tx.cardChecks(r.PAN, r.PIN, r.Amount, classDebit, true); d != Approved {
-		return tx.decline(d)
-	}
-	if t, err := tx.tombstoned(); err != nil || t {
-		if err != nil {
-			return err
-		}
-		return tx.decline(DeclineInvalidTransaction)
-	}
-	c := tx.staged[r.PAN]
-	fee := ServiceFee(r.Amount, c.FeeBP)
 	total := r.Amount + fee
-	if d := limits(c, total, tx.c.Date); d != Approved {
-		return tx.decline(d)
-	}
 	cash, sub, ok := split(c, total, m.OnCampus)
 	if !ok {
 		return tx.decline(DeclineInsufficientFunds)
@@ -153,11 +162,8 @@ func (tx *txn) cashLoad(r *CashLoad) error {
 	if d := tx.cardChecks(r.PAN, r.PIN, r.Amount, classLoad, false); d != Approved {
 		return tx.decline(d)
 	}
-	if t, err := tx.tombstoned(); err != nil || t {
-		if err != nil {
-			return err
-		}
-		return tx.decline(DeclineInvalidTransaction)
+	if declined, err := tx.refuseReversedFirst(); declined || err != nil {
+		return err
 	}
 	c := tx.staged[r.PAN]
 	if c.MaxBalance > 0 && c.Cash+c.Subsidy+r.Amount > c.MaxBalance {
@@ -208,11 +214,8 @@ func (tx *txn) voidOf(origKind Kind, ref TxnRef, pan string, amount Fen, pin PIN
 	case amount != o.Amount:
 		return tx.decline(DeclineAmountDiffers)
 	}
-	if t, err := tx.tombstoned(); err != nil || t {
-		if err != nil {
-			return err
-		}
-		return tx.decline(DeclineInvalidTransaction)
+	if declined, err := tx.refuseReversedFirst(); declined || err != nil {
+		return err
 	}
 	voidKind := map[Kind]Kind{KindConsume: KindVoid, KindCashLoad: KindCashLoadVoid, KindPreAuthCompletion: KindCompletionVoid}[origKind]
 	return tx.finish(tx.inverse(o, voidKind))
@@ -263,11 +266,8 @@ func (tx *txn) refund(r *Refund) error {
 	case st.Refunded+r.Amount > o.Amount:
 		return tx.decline(DeclineAmountDiffers)
 	}
-	if t, err := tx.tombstoned(); err != nil || t {
-		if err != nil {
-			return err
-		}
-		return tx.decline(DeclineInvalidTransaction)
+	if declined, err := tx.refuseReversedFirst(); declined || err != nil {
+		return err
 	}
 	// The fee comes back in proportion, so that the refunds of a consume
 	// return exactly its fee once the whole amount is refunded:
@@ -299,29 +299,11 @@ func (tx *txn) refund(r *Refund) error {
 }
 
 func (tx *txn) preAuth(r *PreAuth) error {
-	if !validAmount(r.Amount) {
-		return tx.decline(DeclineInvalidAmount)
+	c, m, fee, declined, err := tx.admitPurchase(r.PAN, r.PIN, r.Amount)
+	if declined || err != nil {
+		return err
 	}
-	m := tx.l.merchant(tx.c.Merchant)
-	if m == nil {
-		return tx.decline(DeclineInvalidMerchant)
-	}
-	tx.lockCards(r.PAN)
-	if d := tx.cardChecks(r.PAN, r.PIN, r.Amount, classDebit, true); d != Approved {
-		return tx.decline(d)
-	}
-	if t, err := tx.tombstoned(); err != nil || t {
-		if err != nil {
-			return err
-		}
-		return tx.decline(DeclineInvalidTransaction)
-	}
-	c := tx.staged[r.PAN]
-	fee := ServiceFee(r.Amount, c.FeeBP)
 	total := r.Amount + fee
-	if d := limits(c, total, tx.c.Date); d != Approved {
-		return tx.decline(d)
-	}
 	if len(c.Holds) >= tx.l.opts.MaxHoldsPerCard {
 		return tx.decline(DeclineExceedsCountLimit)
 	}
@@ -358,11 +340,8 @@ func (tx *txn) completion(r *PreAuthCompletion) error {
 	case r.Amount > h.Amount:
 		return tx.decline(DeclineExceedsAmountLimit)
 	}
-	if t, err := tx.tombstoned(); err != nil || t {
-		if err != nil {
-			return err
-		}
-		return tx.decline(DeclineInvalidTransaction)
+	if declined, err := tx.refuseReversedFirst(); declined || err != nil {
+		return err
 	}
 	fee := ServiceFee(r.Amount, c.FeeBP)
 	total := r.Amount + fee
@@ -389,11 +368,8 @@ func (tx *txn) cancel(r *PreAuthCancel) error {
 	case r.Amount != h.Amount:
 		return tx.decline(DeclineAmountDiffers)
 	}
-	if t, err := tx.tombstoned(); err != nil || t {
-		if err != nil {
-			return err
-		}
-		return tx.decline(DeclineInvalidTransaction)
+	if declined, err := tx.refuseReversedFirst(); declined || err != nil {
+		return err
 	}
 	hold := *h
 	p := tx.newPosting(KindPreAuthCancel, r.PAN)
