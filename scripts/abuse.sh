@@ -17,15 +17,7 @@ terms=${ABUSE_TERMINALS:-50}
 source internal/posim/scripts/switchd-env.sh
 
 make -s build
-work=$(mktemp -d /tmp/cardswitch-abuse.XXXXXX)
-POSIM_PID=
-cleanup() {
-  local rc=$?
-  if [ -n "$POSIM_PID" ]; then kill -TERM "$POSIM_PID" 2>/dev/null || true; wait "$POSIM_PID" 2>/dev/null || true; fi
-  switchd_stop
-  if [ $rc -ne 0 ]; then echo "abuse test FAILED; evidence kept in $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+start_work abuse
 
 switchd_config "$work"
 switchd_start "$work"

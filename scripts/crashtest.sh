@@ -20,15 +20,7 @@ mix=${CRASH_MIX:-mixed}
 source internal/posim/scripts/switchd-env.sh
 
 make -s build
-work=$(mktemp -d /tmp/cardswitch-crash.XXXXXX)
-POSIM_PID=
-cleanup() {
-  local rc=$?
-  if [ -n "$POSIM_PID" ]; then kill -TERM "$POSIM_PID" 2>/dev/null || true; wait "$POSIM_PID" 2>/dev/null || true; fi
-  switchd_stop
-  if [ $rc -ne 0 ]; then echo "crashtest FAILED; evidence kept in $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+start_work crashtest
 
 switchd_config "$work"
 switchd_start "$work"

@@ -6,18 +6,17 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cardswitch/cardswitch/internal/posim/posimtest"
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/spec"
 	switching "github.com/cardswitch/cardswitch/switch"
 	"github.com/cockroachdb/pebble/v2"
-	"go.uber.org/zap"
 )
 
 // The seeded test card of startSwitch.
@@ -37,35 +36,17 @@ func startSwitch(t *testing.T) (sw *switching.Switch, pos, dataDir string) {
 // startSwitchWith is startSwitch with a change to the configuration.
 func startSwitchWith(t testing.TB, mutate func(*switching.Config)) (sw *switching.Switch, pos, dataDir string) {
 	t.Helper()
-	dir := t.TempDir()
-	demo, err := switching.DemoConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := *demo
-	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.LMK = switching.LMKConfig{File: filepath.Join(dir, "lmk.key"), CreateDemo: true}
-	cfg.POS.Addr, cfg.Gateway.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Log = switching.LogConfig{Format: "console", Level: "error"}
-	// A rich staff card besides the demo ones: no fee, no limits, and
-	// enough money that no reversal ever meets an empty purse.
-	cfg.Seed.Cards = append(append([]switching.SeedCard(nil), cfg.Seed.Cards...), switching.SeedCard{
-		CardSpec: ledger.CardSpec{PAN: richCard, Holder: "posim test", HolderType: ledger.Staff, Cash: richOpening},
-		PIN:      "654321",
+	return posimtest.StartSwitch(t, func(cfg *switching.Config) {
+		// A rich staff card besides the demo ones: no fee, no limits, and
+		// enough money that no reversal ever meets an empty purse.
+		cfg.Seed.Cards = append(append([]switching.SeedCard(nil), cfg.Seed.Cards...), switching.SeedCard{
+			CardSpec: ledger.CardSpec{PAN: richCard, Holder: "posim test", HolderType: ledger.Staff, Cash: richOpening},
+			PIN:      "654321",
+		})
+		if mutate != nil {
+			mutate(cfg)
+		}
 	})
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	sw, err = switching.New(&cfg, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sw.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sw.Shutdown(context.Background()) })
-	pos, _, _ = sw.Addrs()
-	return sw, pos, cfg.DataDir
 }
 
 func TestRunAgainstSwitch(t *testing.T) {

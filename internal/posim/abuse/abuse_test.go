@@ -3,14 +3,12 @@ package abuse
 import (
 	"context"
 	"math/rand/v2"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/cardswitch/cardswitch/internal/posim/posimtest"
 	"github.com/cardswitch/cardswitch/spec"
 	"github.com/cardswitch/cardswitch/spec/posclient"
-	switching "github.com/cardswitch/cardswitch/switch"
-	"go.uber.org/zap"
 )
 
 func TestFramesAreMalformed(t *testing.T) {
@@ -44,24 +42,7 @@ func TestFramesAreMalformed(t *testing.T) {
 }
 
 func TestSwitchSurvivesAbuse(t *testing.T) {
-	dir := t.TempDir()
-	demo, err := switching.DemoConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := *demo
-	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.LMK = switching.LMKConfig{File: filepath.Join(dir, "lmk.key"), CreateDemo: true}
-	cfg.POS.Addr, cfg.Gateway.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	sw, err := switching.New(&cfg, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sw.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sw.Shutdown(context.Background())
-	pos, _, _ := sw.Addrs()
+	_, pos, _ := posimtest.StartSwitch(t, nil)
 	res, err := Run(context.Background(), Options{Addr: pos, Frames: 300, Idle: 20, Hold: 200 * time.Millisecond, Senders: 4, Seed: 3})
 	if err != nil {
 		t.Fatal(err)

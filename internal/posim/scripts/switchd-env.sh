@@ -14,6 +14,22 @@ free_port() {
   done
 }
 
+# start_work NAME makes the scratch directory $work (/tmp/cardswitch-NAME.*)
+# and traps EXIT to stop posim ($POSIM_PID, when set) and switchd; $work is
+# removed on success and kept as evidence when the script fails.
+start_work() {
+  WORK_NAME=$1
+  work=$(mktemp -d "/tmp/cardswitch-$1.XXXXXX")
+  POSIM_PID=
+  trap _work_cleanup EXIT
+}
+_work_cleanup() {
+  local rc=$?
+  if [ -n "$POSIM_PID" ]; then kill -TERM "$POSIM_PID" 2>/dev/null || true; wait "$POSIM_PID" 2>/dev/null || true; fi
+  switchd_stop
+  if [ $rc -ne 0 ]; then echo "$WORK_NAME FAILED; evidence kept in $work" >&2; else rm -rf "$work"; fi
+}
+
 # switchd_config DIR writes DIR/config.yaml (data in DIR/data, LMK in
 # DIR/lmk.key) and sets POS_ADDR, GW_ADDR, HTTP_ADDR, ADMIN_URL, TOKEN.
 switchd_config() {
