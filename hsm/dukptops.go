@@ -16,14 +16,8 @@ import (
 // key and the clear PIN are wiped before returning.
 func (h *HSM) TranslatePINFromDUKPT(bdkLabel string, ksn []byte, fromFormat PINFormat, toLabel string, toFormat PINFormat, block []byte, pan string) (out []byte, err error) {
 	defer func() { h.observe("pin_translate_dukpt", err, true) }()
-	to, err := h.key(toLabel, UsagePINEncrypt)
+	to, err := h.translationTarget(toLabel, fromFormat, toFormat)
 	if err != nil {
-		return nil, err
-	}
-	if to.typ != ZPK {
-		return nil, fmt.Errorf("translate to %s %s: destination must be a ZPK: %w", to.typ, toLabel, ErrKeyUsage)
-	}
-	if err := checkTranslation(fromFormat, toFormat); err != nil {
 		return nil, err
 	}
 	var pin string

@@ -224,6 +224,11 @@ func TestKeySeparation(t *testing.T) {
 	if !errors.Is(err, ErrKeyUsage) {
 		t.Fatalf("TMK as destination: %v", err)
 	}
+	// A TPK may encrypt PINs, but only a ZPK is a translation destination.
+	_, err = h.TranslatePIN(TerminalKeyLabel("10000001", TPK), PINFormat0, TerminalKeyLabel("10000001", TPK), PINFormat0, blk, "6230151000000000012")
+	if !errors.Is(err, ErrKeyUsage) || !strings.Contains(err.Error(), "must be a ZPK") {
+		t.Fatalf("TPK as destination: %v", err)
+	}
 	// A MAK may not wrap keys for export.
 	if _, _, err := h.ExportKey(TerminalKeyLabel("10000001", TPK), TerminalKeyLabel("10000001", TAK)); !errors.Is(err, ErrKeyUsage) {
 		t.Fatalf("export under a MAK: %v", err)

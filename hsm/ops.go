@@ -187,6 +187,22 @@ func (h *HSM) VerifyTerminalPIN(terminalID string, block []byte, format PINForma
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
+// translationTarget is the destination of a PIN translation: a ZPK that may
+// encrypt PINs, for a format change the HSM supports.
+func (h *HSM) translationTarget(toLabel string, fromFormat, toFormat PINFormat) (*loadedKey, error) {
+	to, err := h.key(toLabel, UsagePINEncrypt)
+	if err != nil {
+		return nil, err
+	}
+	if to.typ != ZPK {
+		return nil, fmt.Errorf("translate to %s %s: destination must be a ZPK: %w", to.typ, toLabel, ErrKeyUsage)
+	}
+	if err := checkTranslation(fromFormat, toFormat); err != nil {
+		return nil, err
+	}
+	return to, nil
+}
+
 // TranslatePIN re-encrypts a PIN block from the PIN key at fromLabel (a
 // TPK or ZPK) to the ZPK at toLabel, changing format if asked, without the
 // clear PIN leaving the HSM. Translation from a PAN-bound format (0, 3, 4)
@@ -198,14 +214,8 @@ func (h *HSM) TranslatePIN(fromLabel string, fromFormat PINFormat, toLabel strin
 	if err != nil {
 		return nil, err
 	}
-	to, err := h.key(toLabel, UsagePINEncrypt)
+	to, err := h.translationTarget(toLabel, fromFormat, toFormat)
 	if err != nil {
-		return nil, err
-	}
-	if to.typ != ZPK {
-		return nil, fmt.Errorf("translate to %s %s: destination must be a ZPK: %w", to.typ, toLabel, ErrKeyUsage)
-	}
-	if err := checkTranslation(fromFormat, toFormat); err != nil {
 		return nil, err
 	}
 	pin, err := pinblock.Decrypt(from.block, fromFormat, block, pan)
