@@ -381,6 +381,22 @@ func TestDuplicates(t *testing.T) {
 	other.Amount = 999
 	expectRC(t, "duplicate STAN, other content", do(t, term, &other, nil), spec.RCDuplicate)
 	expectPurses(t, sw, cardStaff, 100000-1234, 0)
+
+	// Another type of request under the same STAN is other content too,
+	// whatever its MTI (DESIGN §4.7): a pre-auth (0100) reusing it gets 94
+	// and holds nothing.
+	auth, err := term.PreAuth(cardStaff, 500, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth.STAN = req.STAN
+	expectRC(t, "pre-auth reusing a consume's STAN", do(t, term, auth, nil), spec.RCDuplicate)
+	expectPurses(t, sw, cardStaff, 100000-1234, 0)
+
+	// A reversal carries its original's STAN by rule: it is no duplicate,
+	// and it gives the money back.
+	expectRC(t, "reversal of the consume", do(t, term, term.Reversal(req, spec.ReversalTimeout), nil), spec.RCApproved)
+	expectPurses(t, sw, cardStaff, 100000, 0)
 }
 
 // restart stops a switch and starts another on the same data directory

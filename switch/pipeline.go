@@ -124,18 +124,24 @@ func (p *posProtocol) gate(x *exchange) *reply {
 
 func batchString(b uint32) string { return fmt.Sprintf("%06d", b) }
 
-// duplicateKey names a request for duplicate detection: terminal, batch,
-// MTI + STAN (so a reversal does not collide with its original, which
-// carries the same STAN) and the terminal's date.
+// duplicateKey names a request for duplicate detection (DESIGN §4.7):
+// terminal, batch, STAN and the terminal's date, whatever the message
+// type, so that another request reusing a STAN is a duplicate with other
+// content (94). A reversal is the one exception: it carries its
+// original's STAN by rule, so its key is the reversal MTI + STAN.
 func (x *exchange) duplicateKey() journal.DuplicateKey {
 	date := x.req.LocalDate
 	if date == "" {
 		date = x.date.String()
 	}
+	stan := x.req.STAN
+	if x.tx == spec.Reversal {
+		stan = x.req.MTI + stan
+	}
 	return journal.DuplicateKey{
 		Terminal: x.req.TerminalID,
 		Batch:    x.req.Reserved60.Batch,
-		STAN:     x.req.MTI + x.req.STAN,
+		STAN:     stan,
 		Date:     date,
 	}
 }
@@ -219,7 +225,8 @@ func (p *posProtocol) claimNewSTAN(x *exchange) (bool, func(), error) {
 	return p.sw.terminals.claimNewSTAN(x.term.ID, x.term.Batch, uint32(stan), func() (uint32, error) {
 		var max uint64
 		err := p.sw.journal.ResponseSTANs(x.term.ID, batchString(x.term.Batch), func(s string) bool {
-			// Stored as MTI + STAN: the trace number is the last six digits.
+			// Stored as the STAN, or a reversal's MTI + STAN: the trace
+			// number is the last six digits either way.
 			if len(s) >= 6 {
 				if n, err := strconv.ParseUint(s[len(s)-6:], 10, 32); err == nil && n > max {
 					max = n
