@@ -96,6 +96,15 @@ func exec(t testing.TB, l *Ledger, req Request) Result {
 var stanSeq uint32
 
 // pos fills a Common for terminal term at merchant m with a fresh STAN.
+// must fails the test unless r is an approval, and returns it.
+func must(t testing.TB, r Result) Result {
+	t.Helper()
+	if !r.Approved() {
+		t.Fatalf("%s: %s", r.Kind, r.Decline)
+	}
+	return r
+}
+
 func pos(term, m string, d BusinessDate) Common {
 	stanSeq++
 	return Common{

@@ -365,6 +365,8 @@ func (tx *txn) cancel(r *PreAuthCancel) error {
 	switch {
 	case h == nil:
 		return tx.decline(DeclineOriginalNotFound)
+	case tx.c.Merchant != "" && tx.c.Merchant != h.Merchant:
+		return tx.decline(DeclineInvalidTransaction)
 	case r.Amount != h.Amount:
 		return tx.decline(DeclineAmountDiffers)
 	}
@@ -383,8 +385,9 @@ func (tx *txn) cancel(r *PreAuthCancel) error {
 // no-ops and leave a tombstone so a late original is declined; a repeated
 // reversal, or one of an original already voided, is an approved no-op.
 // An original with later effects that a reversal cannot undo exactly (a
-// refund, a completed or cancelled pre-auth) is declined (invalid
-// transaction), and so is a reversal that would overdraw a purse.
+// refund, a completed or cancelled pre-auth, a completion void whose
+// restored hold has been used since) is declined (invalid transaction),
+// and so is a reversal that would overdraw a purse.
 func (tx *txn) reversal(r *Reversal) error {
 	tx.noIndex = true
 	ref, _ := originalRef(r)
@@ -435,6 +438,15 @@ func (tx *txn) reversal(r *Reversal) error {
 		return tx.decline(DeclineInvalidTransaction)
 	}
 	p := tx.inverse(o, KindReversal)
+	if o.Kind == KindCompletionVoid && p.HoldDrop != nil {
+		// Undoing a completion void charges the completion again and takes
+		// back the hold the void restored. If that hold is gone (completed
+		// again, or cancelled, since), the void cannot be undone exactly:
+		// charging again would take the money twice for one pre-auth.
+		if h := findHold(c, p.HoldDrop.AuthCode); h == nil || h.TxID != p.HoldDrop.TxID {
+			return tx.decline(DeclineInvalidTransaction)
+		}
+	}
 	d, err := tx.apply(p)
 	if err != nil {
 		return err

@@ -294,13 +294,6 @@ func TestReversalOfEach(t *testing.T) {
 		stuSpent, visSpent      Fen
 		merchant, fee, clearing Fen
 	}
-	must := func(t *testing.T, r Result) Result {
-		t.Helper()
-		if !r.Approved() {
-			t.Fatalf("%s: %s", r.Kind, r.Decline)
-		}
-		return r
-	}
 	// prep runs before the snapshot; last is the operation to reverse.
 	cases := []struct {
 		name string
@@ -585,6 +578,10 @@ func TestPreAuth(t *testing.T) {
 	if r := exec(t, l, &PreAuthCancel{Common: pos("10000001", canteen, day1), PAN: panVisitor, Amount: 1, AuthCode: pa.AuthCode}); r.Decline != DeclineAmountDiffers {
 		t.Errorf("cancel amount: %s", r.Decline)
 	}
+	// Only the merchant that holds the money may release it.
+	if r := exec(t, l, &PreAuthCancel{Common: pos("10000002", market, day1), PAN: panVisitor, Amount: 5000, AuthCode: pa.AuthCode}); r.Decline != DeclineInvalidTransaction {
+		t.Errorf("cancel by another merchant: %s", r.Decline)
+	}
 	if r := exec(t, l, &PreAuthCancel{Common: pos("10000001", canteen, day1), PAN: panVisitor, Amount: 5000, AuthCode: pa.AuthCode}); !r.Approved() || r.Balances.Held != 0 {
 		t.Errorf("cancel %+v", r)
 	}
@@ -740,4 +737,29 @@ func TestCheckFindsViolations(t *testing.T) {
 	if len(r.Violations) < 4 {
 		t.Errorf("violations %q", r.Violations)
 	}
+}
+
+// A completion void put the hold back; a second completion then used it.
+// Reversing the void now would charge the first completion again: two
+// charges for one pre-auth. It is declined and the card is charged once.
+func TestReversalOfCompletionVoidAfterTheHoldIsUsed(t *testing.T) {
+	l, db := seeded(t, Options{})
+	auth := pos("10000001", canteen, day1)
+	pa := must(t, exec(t, l, &PreAuth{Common: auth, PAN: panStaff, Amount: 1000}))
+	opening := mustCard(t, l, panStaff).Balances.Cash
+	first := pos("10000001", canteen, day1)
+	must(t, exec(t, l, &PreAuthCompletion{Common: first, PAN: panStaff, Amount: 1000, AuthCode: pa.AuthCode, Original: ref(auth)}))
+	void := pos("10000001", canteen, day1)
+	must(t, exec(t, l, &CompletionVoid{Common: void, PAN: panStaff, Amount: 1000, Original: ref(first)}))
+	must(t, exec(t, l, &PreAuthCompletion{Common: pos("10000002", canteen, day1), PAN: panStaff, Amount: 1000, AuthCode: pa.AuthCode, Original: ref(auth)}))
+
+	rev := Common{Key: void.Key + "/reversal", Date: day1, Terminal: void.Terminal, Merchant: canteen, Batch: void.Batch, STAN: void.STAN}
+	r := exec(t, l, &Reversal{Common: rev, PAN: panStaff, OriginalKind: KindCompletionVoid, Original: ref(void)})
+	if r.Decline != DeclineInvalidTransaction {
+		t.Fatalf("reversal of the void: %s (no-op %v), want invalid transaction", r.Decline, r.NoOp)
+	}
+	if got := mustCard(t, l, panStaff).Balances; opening-got.Cash != 1000 || got.Held != 0 {
+		t.Fatalf("cash %s → %s held %s: want one charge of 10.00", opening, got.Cash, got.Held)
+	}
+	checkStore(t, db)
 }
