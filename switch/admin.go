@@ -82,6 +82,19 @@ func decodeBody(r *http.Request, v any) error {
 	return nil
 }
 
+// maskedPath is a request path fit for a log: card routes carry the card
+// number as a path segment (/api/v1/cards/{pan}/freeze), so every segment
+// of digits long enough to be one is masked, but a merchant id's.
+func maskedPath(path string) string {
+	segs := strings.Split(path, "/")
+	for i, s := range segs {
+		if len(s) > 10 && strings.Trim(s, "0123456789") == "" && (i == 0 || segs[i-1] != "merchants") {
+			segs[i] = cardno.Mask(s)
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
 // adminError answers an error with the status its kind calls for.
 func (sw *Switch) adminError(w http.ResponseWriter, r *http.Request, err error) {
 	status := http.StatusBadRequest
@@ -94,7 +107,7 @@ func (sw *Switch) adminError(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.Is(err, hsm.ErrKCVMismatch):
 		status = http.StatusBadRequest
 	}
-	sw.log.Info("admin API request refused", zap.String("path", r.URL.Path), zap.Int("status", status), zap.Error(err))
+	sw.log.Info("admin API request refused", zap.String("path", maskedPath(r.URL.Path)), zap.Int("status", status), zap.Error(err))
 	writeJSONError(w, status, err.Error())
 }
 

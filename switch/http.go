@@ -51,7 +51,7 @@ func (sw *Switch) requireToken(next http.Handler) http.Handler {
 			return
 		}
 		if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			sw.log.Warn("admin API: bad or missing token", zap.String("remote", r.RemoteAddr), zap.String("path", r.URL.Path))
+			sw.log.Warn("admin API: bad or missing token", zap.String("remote", r.RemoteAddr), zap.String("path", maskedPath(r.URL.Path)))
 			writeJSONError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 			return
 		}

@@ -131,13 +131,19 @@ func (p *posProtocol) handle(s *session, body []byte) ([]byte, bool) {
 	return frame, false
 }
 
-// journalUndecodable journals a frame that did not decode, as read.
+// undecodableHead is what the journal keeps of a frame that did not
+// decode: TPDU, header, MTI and primary bitmap. Its fields cannot be told
+// apart, so none can be stripped (a PIN block, track 2, a card number
+// may be among them), and none is kept; the bitmap says which were sent.
+const undecodableHead = spec.TPDULen + spec.HeaderLen + 2 + 8
+
+// journalUndecodable journals the head of a frame that did not decode.
 func (p *posProtocol) journalUndecodable(s *session, body []byte, at time.Time) {
 	_, _, mti, _ := headMTI(body)
 	raw := body
 	flags := journal.FlagUndecodable
-	if len(raw) > journal.MaxRawLen {
-		raw, flags = raw[:journal.MaxRawLen], flags|journal.FlagRawTruncated
+	if len(raw) > undecodableHead {
+		raw, flags = raw[:undecodableHead], flags|journal.FlagRawTruncated
 	}
 	b := p.sw.db.NewBatch()
 	defer b.Close()

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/spec"
+	"github.com/cardswitch/cardswitch/spec/posclient"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -32,7 +34,6 @@ func TestNoSecretsLeave(t *testing.T) {
 
 	// The sign-on response's field 62 (keys under the TMK).
 	pos, _, _ := sw.Addrs()
-	_ = pos
 	resp, err := term.SignOn()
 	if err != nil || len(resp.Reserved62) == 0 {
 		t.Fatalf("sign-on: %v", err)
@@ -58,6 +59,44 @@ func TestNoSecretsLeave(t *testing.T) {
 		}
 	}
 
+	// A consume with one byte too many does not decode: its PIN block,
+	// track 2 and card number are in a frame the journal must not keep.
+	bad, err := term.Consume(cardStudent, 100, pinStudent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Track2 = cardStudent + "=30121010000000000"
+	packed, err := spec.EncodePOS(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets = append(secrets, bad.PINBlock)
+	frame := spec.AppendPOSFrame(nil, posclient.DefaultTPDU, posclient.DefaultHeader, append(packed, 0x00))
+	answer, err := roundTrip(t, dial(t, pos), frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc := responseCode(t, answer); rc != spec.RCFormatError {
+		t.Fatalf("undecodable consume: rc %s", rc)
+	}
+	cardBCD, _ := hex.DecodeString(cardStudent[:16])
+
+	// Refused admin requests on card routes, with and without the token:
+	// the log names the path, never the card number in it.
+	const unknownCard = "6230151999999999999"
+	for _, token := range []string{"test-token", "wrong"} {
+		req, _ := http.NewRequest("POST", "http://"+httpAddr+"/api/v1/cards/"+unknownCard+"/freeze", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode < 400 {
+			t.Fatalf("freeze of an unknown card, token %q: %d", token, r.StatusCode)
+		}
+	}
+
 	check := func(where string, b []byte) {
 		t.Helper()
 		for _, s := range secrets {
@@ -79,6 +118,23 @@ func TestNoSecretsLeave(t *testing.T) {
 	for _, e := range signOns {
 		check("journal sign-on entry", e.Raw)
 	}
+	var undecodable int
+	err = sw.journal.ByBusinessDay(sw.clock.Today().String(), func(e *journal.Entry) bool {
+		check("journal entry of the day", e.Raw)
+		if e.Flags&journal.FlagUndecodable != 0 {
+			undecodable++
+			if bytes.Contains(e.Raw, []byte(cardStudent)) || bytes.Contains(e.Raw, cardBCD) {
+				t.Fatal("journal keeps the card number of an undecodable frame")
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if undecodable == 0 {
+		t.Fatal("the undecodable frame was not journaled: the check would be vacuous")
+	}
 
 	// Logs, at debug level.
 	var all bytes.Buffer
@@ -94,8 +150,13 @@ func TestNoSecretsLeave(t *testing.T) {
 		t.Fatal("no log entries at debug level: the test would prove nothing")
 	}
 	check("log", all.Bytes())
-	if bytes.Contains(all.Bytes(), []byte(cardStudent)) {
-		t.Fatal("log holds a card number in clear")
+	for _, pan := range []string{cardStudent, unknownCard} {
+		if bytes.Contains(all.Bytes(), []byte(pan)) {
+			t.Fatalf("log holds card number %s in clear", cardno.Mask(pan))
+		}
+	}
+	if !bytes.Contains(all.Bytes(), []byte(cardno.Mask(unknownCard))) {
+		t.Fatal("the refused card requests were not logged: the check would be vacuous")
 	}
 
 	// Admin API: the card and the journal.
