@@ -115,15 +115,15 @@ type terminalEntry struct {
 // transaction would otherwise make. After a start the watermark is read
 // once from the stored responses of the batch; anything at or below it
 // (a retransmission, a reversal, a wrapped trace number) takes the careful
-// path, which first waits until no request with the same trace number is
-// still in flight on the fast path, so that the careful one finds it.
+// path. Requests with one trace number never overlap: each waits until no
+// other with that number is in flight (see claimNewSTAN).
 type traceWatermark struct {
 	mu       sync.Mutex
 	cond     sync.Cond
 	batch    uint32
 	loaded   bool
 	max      uint32
-	inflight map[uint32]int // fast-path claims not yet released
+	inflight map[uint32]int // claims not yet released, by trace number
 }
 
 func terminalKey(id string) []byte { return append([]byte{'t', '/'}, id...) }
@@ -223,11 +223,17 @@ func (r *terminals) persist(t *Terminal) error {
 }
 
 // claimNewSTAN reports whether stan, in batch, is above everything the
-// terminal has sent before. If so it raises the watermark at once and
-// returns a release to call when the request is committed (or failed);
-// until then a copy of the same message waits here before it takes the
-// careful path. load reads the stored trace numbers of the batch when the
-// watermark is not known.
+// terminal has sent before (fresh: the request cannot be a retransmission
+// and needs no duplicate lookup), raising the watermark if so.
+//
+// Every request, fresh or not, holds its STAN in flight until the release
+// it is given is called, after its commit returned (or failed); another
+// request with the same STAN waits here until then. That keeps a copy
+// from reading the first one's stored answer before it is durable (Pebble
+// makes a batch visible before its WAL sync ends) and from being taken as
+// fresh after a reload of the watermark from what is committed. load
+// reads the stored trace numbers of the batch when the watermark is not
+// known.
 func (r *terminals) claimNewSTAN(id string, batch, stan uint32, load func() (uint32, error)) (fresh bool, release func(), err error) {
 	r.mu.RLock()
 	e := r.m[id]
@@ -242,27 +248,34 @@ func (r *terminals) claimNewSTAN(id string, batch, stan uint32, load func() (uin
 		w.cond.L = &w.mu
 		w.inflight = map[uint32]int{}
 	}
-	if !w.loaded || w.batch != batch {
-		max, err := load()
-		if err != nil {
-			return false, func() {}, err
-		}
-		w.batch, w.loaded, w.max = batch, true, max
-	}
-	if stan > w.max {
-		w.max = stan
-		w.inflight[stan]++
-		return true, func() {
-			w.mu.Lock()
-			if w.inflight[stan]--; w.inflight[stan] <= 0 {
-				delete(w.inflight, stan)
+	copyOfInFlight := false
+	for {
+		if !w.loaded || w.batch != batch {
+			stored, err := load()
+			if err != nil {
+				return false, func() {}, err
 			}
-			w.cond.Broadcast()
-			w.mu.Unlock()
-		}, nil
-	}
-	for w.inflight[stan] > 0 {
+			w.batch, w.loaded, w.max = batch, true, stored
+		}
+		if w.inflight[stan] == 0 {
+			break
+		}
+		// Another request with this STAN is in flight: this one is a copy
+		// or a reversal, never fresh, whatever a reload of the watermark
+		// (from what is committed) says. The batch may change while we
+		// wait: look at it again after.
+		copyOfInFlight = true
 		w.cond.Wait()
 	}
-	return false, func() {}, nil
+	fresh = !copyOfInFlight && stan > w.max
+	w.max = max(w.max, stan)
+	w.inflight[stan]++
+	return fresh, func() {
+		w.mu.Lock()
+		if w.inflight[stan]--; w.inflight[stan] <= 0 {
+			delete(w.inflight, stan)
+		}
+		w.cond.Broadcast()
+		w.mu.Unlock()
+	}, nil
 }

@@ -1,0 +1,96 @@
+package switching
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// claim runs claimNewSTAN in a goroutine and reports its answer, so a
+// test can see whether it is waiting.
+func claim(r *terminals, batch, stan uint32, load func() (uint32, error)) <-chan claimed {
+	ch := make(chan claimed, 1)
+	go func() {
+		fresh, release, err := r.claimNewSTAN("10000001", batch, stan, load)
+		ch <- claimed{fresh, release, err}
+	}()
+	return ch
+}
+
+type claimed struct {
+	fresh   bool
+	release func()
+	err     error
+}
+
+func waiting(t *testing.T, ch <-chan claimed, what string) {
+	t.Helper()
+	select {
+	case c := <-ch:
+		t.Fatalf("%s did not wait for the request in flight (fresh %v)", what, c.fresh)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+func answered(t *testing.T, ch <-chan claimed, what string) claimed {
+	t.Helper()
+	select {
+	case c := <-ch:
+		if c.err != nil {
+			t.Fatalf("%s: %v", what, c.err)
+		}
+		return c
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s still waits", what)
+	}
+	return claimed{}
+}
+
+func TestTraceWatermark(t *testing.T) {
+	r := &terminals{m: map[string]*terminalEntry{"10000001": {}}}
+	var committed atomic.Uint32 // the highest STAN of batch 1 in storage
+	load := func() (uint32, error) { return committed.Load(), nil }
+
+	// A new STAN is fresh; its copy waits until the first is committed,
+	// then takes the careful path.
+	first := answered(t, claim(r, 1, 5, load), "first 5")
+	if !first.fresh {
+		t.Fatal("STAN 5 above an empty batch is not fresh")
+	}
+	copy5 := claim(r, 1, 5, load)
+	waiting(t, copy5, "copy of 5")
+	committed.Store(5)
+	first.release()
+	if c := answered(t, copy5, "copy of 5"); c.fresh {
+		t.Fatal("a retransmission was taken as fresh")
+	} else {
+		// A third copy waits for the second, careful one too: it must not
+		// read the second's answer before that is durable.
+		third := claim(r, 1, 5, load)
+		waiting(t, third, "third copy of 5")
+		c.release()
+		answered(t, third, "third copy of 5").release()
+	}
+
+	// A sign-on moves the terminal to batch 2 while STAN 7 of batch 1 is
+	// in flight and not committed; a copy of 7 in batch 1 reloads the
+	// watermark from storage (5), but still waits, and is not fresh after.
+	seven := answered(t, claim(r, 1, 7, load), "7")
+	answered(t, claim(r, 2, 1, func() (uint32, error) { return 0, nil }), "batch 2").release()
+	copy7 := claim(r, 1, 7, load)
+	waiting(t, copy7, "copy of 7 after a batch change")
+	committed.Store(7)
+	seven.release()
+	if c := answered(t, copy7, "copy of 7"); c.fresh {
+		t.Fatal("a copy of an in-flight request was taken as fresh after a reload")
+	} else {
+		c.release()
+	}
+
+	// An unknown terminal is never fresh.
+	if fresh, release, err := r.claimNewSTAN("99999999", 1, 1, load); fresh || err != nil {
+		t.Fatalf("unknown terminal: fresh %v, %v", fresh, err)
+	} else {
+		release()
+	}
+}
