@@ -320,6 +320,16 @@ func TestNoSecretsInLogs(t *testing.T) {
 	}
 	garbage := bytes.Repeat([]byte{0x5A}, 8)
 	_, _ = h.VerifyTerminalPIN("10000001", garbage, PINFormat0, pan, pvv)
+	// A format 1 block read as format 0 has the wrong control nibble: the
+	// cardholder's problem (ErrPINBlock). A format the terminal path does
+	// not take is the set-up's (ErrUnsupported).
+	f1, _ := wk.EncryptPIN(pinblock.Format1, pin, pan)
+	if _, err := h.VerifyTerminalPIN("10000001", f1, PINFormat0, pan, pvv); !errors.Is(err, ErrPINBlock) {
+		t.Fatalf("format 1 block read as format 0: %v, want ErrPINBlock", err)
+	}
+	if _, err := h.VerifyTerminalPIN("10000001", blk, PINFormat4, pan, pvv); !errors.Is(err, ErrUnsupported) || errors.Is(err, ErrPINBlock) {
+		t.Fatalf("format 4 on the terminal path: %v, want ErrUnsupported", err)
+	}
 	m, _ := h.GenerateTerminalMAC("10000001", []byte("data"))
 	_, _ = h.VerifyTerminalMAC("10000001", []byte("data"), m)
 	newLMK := testLMK(t)

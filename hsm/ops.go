@@ -28,6 +28,12 @@ func PINFormatFromField53(field53 string) (PINFormat, error) {
 	return pinblock.FormatFromSecurityControl(field53)
 }
 
+// ErrPINBlock reports a PIN block that does not decode under the
+// terminal's PIK (bad padding, PIN length, PAN mismatch): for the
+// cardholder, a wrong PIN. Any other error of a PIN verification is the
+// HSM's or the terminal's set-up, not the cardholder's.
+var ErrPINBlock = errors.New("PIN block does not decode")
+
 // ErrNotSignedOn reports a terminal with no working keys yet.
 var ErrNotSignedOn = errors.New("terminal has no working keys (not signed on)")
 
@@ -176,7 +182,7 @@ func (h *HSM) VerifyTerminalPIN(terminalID string, block []byte, format PINForma
 	pin, err := pinblock.Decrypt(k.block, format, block, pan)
 	if err != nil {
 		h.log.Debug("PIN block did not decode", zap.String("terminal", terminalID), zap.String("pan", cardno.Mask(pan)))
-		return false, fmt.Errorf("terminal %s PIN block: %w", terminalID, err)
+		return false, fmt.Errorf("terminal %s: %w: %w", terminalID, ErrPINBlock, err)
 	}
 	v, err := h.campusPVV(pan, pin)
 	if err != nil {

@@ -166,6 +166,17 @@ func TestDemoConsumeRules(t *testing.T) {
 func TestDemoWrongPINLocks(t *testing.T) {
 	sw := testSwitch(t)
 	term := signedOn(t, sw, termCanteen, canteen)
+	// A PIN the switch cannot check (field 53 names no known PIN block
+	// format) is the terminal's fault, not the cardholder's: 30, and no
+	// try is counted — three wrong PINs still lock only at the third.
+	for i := 0; i < 3; i++ {
+		req, err := term.Consume(cardStaff, 100, pinStaff)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SecurityControl = "9600000000000000"
+		expectRC(t, "PIN with an unknown field 53", do(t, term, req, nil), spec.RCFormatError)
+	}
 	for i, want := range []string{spec.RCIncorrectPIN, spec.RCIncorrectPIN, spec.RCPINTriesExceeded} {
 		req, err := term.Consume(cardStaff, 100, "000000")
 		resp := do(t, term, req, err)

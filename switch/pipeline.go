@@ -299,7 +299,10 @@ func (p *posProtocol) ledgerRequest(x *exchange, pan, rrn string) (ledger.Reques
 	if needsAmount && !req.HasAmount {
 		return nil, spec.RCInvalidAmount
 	}
-	pin := p.verifyPIN(x, pan)
+	pin, rc := p.verifyPIN(x, pan)
+	if rc != "" {
+		return nil, rc
+	}
 	var orig ledger.TxnRef
 	if req.Original.Present() {
 		ob, e1 := strconv.ParseUint(req.Original.Batch, 10, 32)
@@ -423,31 +426,39 @@ func rrnDate(rrn string, today ledger.BusinessDate) (ledger.BusinessDate, bool) 
 }
 
 // verifyPIN checks a PIN block inside the HSM against the card's stored
-// verification value. The ledger keeps the try counter.
-func (p *posProtocol) verifyPIN(x *exchange, pan string) ledger.PINOutcome {
+// verification value. The ledger keeps the try counter, so only the
+// cardholder's outcome reaches it: a block that does not decode is a wrong
+// PIN, but a PIN the switch cannot check (field 53 unreadable, a format or
+// PIK algorithm the HSM does not support, a key missing) is declined here
+// with rc, before the ledger, and never costs the card a try.
+func (p *posProtocol) verifyPIN(x *exchange, pan string) (outcome ledger.PINOutcome, rc string) {
 	if len(x.req.PINBlock) == 0 {
-		return ledger.PINNotPresent
+		return ledger.PINNotPresent, ""
 	}
 	pvv, err := p.sw.ledger.PINVerificationValue(pan)
 	if err != nil || len(pvv) == 0 {
 		// Unknown card: the ledger declines it for what it is.
-		return ledger.PINNotPresent
+		return ledger.PINNotPresent, ""
 	}
 	format, err := hsm.PINFormatFromField53(x.req.SecurityControl)
 	if err != nil {
-		return ledger.PINWrong
+		return ledger.PINNotPresent, spec.RCFormatError
 	}
 	ok, err := p.sw.hsm.VerifyTerminalPIN(x.term.ID, x.req.PINBlock, format, pan, string(pvv))
-	if err != nil {
-		// A block that does not decode under the PIK is a wrong PIN as
-		// far as the cardholder is concerned; the log says why.
-		p.sw.log.Info("PIN block rejected", zap.String("terminal", x.term.ID), panField(pan), zap.Error(err))
-		return ledger.PINWrong
+	switch {
+	case errors.Is(err, hsm.ErrPINBlock):
+		p.sw.log.Info("PIN block did not decode", zap.String("terminal", x.term.ID), panField(pan), zap.Error(err))
+		return ledger.PINWrong, ""
+	case errors.Is(err, hsm.ErrUnsupported):
+		p.sw.log.Warn("PIN block the HSM cannot verify", zap.String("terminal", x.term.ID), zap.Error(err))
+		return ledger.PINNotPresent, spec.RCFunctionNotSupported
+	case err != nil:
+		p.sw.log.Error("PIN verification failed", zap.String("terminal", x.term.ID), zap.Error(err))
+		return ledger.PINNotPresent, spec.RCSystemMalfunction
+	case ok:
+		return ledger.PINVerified, ""
 	}
-	if ok {
-		return ledger.PINVerified
-	}
-	return ledger.PINWrong
+	return ledger.PINWrong, ""
 }
 
 // execute runs a ledger operation and commits it, with the request and
