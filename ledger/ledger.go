@@ -38,6 +38,34 @@ type Options struct {
 	MaxHoldsPerCard int
 }
 
+// Bounds of Options beyond which a configuration is refused.
+const (
+	maxPINTriesOption  = 255  // the try counter is a byte
+	maxHoldDays        = 366  // a pre-auth lives at most a year
+	maxRefundWindowDay = 3660 // ten years
+)
+
+// Validate refuses options out of their bounds, naming each: a negative
+// count or amount, a fee above 100 %, a hold or refund window longer than
+// the bounds above, more holds per card than a card record holds. Zero
+// fields are valid and take the defaults.
+func (o Options) Validate() error {
+	var errs []error
+	check := func(name string, v, max int64) {
+		if v < 0 || v > max {
+			errs = append(errs, fmt.Errorf("%s %d: want 0..%d (0 = default)", name, v, max))
+		}
+	}
+	check("max_pin_tries", int64(o.MaxPINTries), maxPINTriesOption)
+	check("visitor_fee_bp", int64(o.VisitorFeeBP), maxFeeBP)
+	check("default_no_pin_limit", int64(o.DefaultNoPINLimit), int64(MaxAmount))
+	check("default_max_balance", int64(o.DefaultMaxBalance), int64(MaxAmount))
+	check("refund_window_days", int64(o.RefundWindowDays), maxRefundWindowDay)
+	check("hold_days", int64(o.HoldDays), maxHoldDays)
+	check("max_holds_per_card", int64(o.MaxHoldsPerCard), maxHolds)
+	return errors.Join(errs...)
+}
+
 func (o Options) withDefaults() Options {
 	if o.MaxPINTries <= 0 {
 		o.MaxPINTries = 3
@@ -103,6 +131,9 @@ type Ledger struct {
 // balances of the non-card accounts (sums of the cards' contributions).
 // The database stays the caller's; the ledger never closes it.
 func Open(db *pebble.DB, opts Options) (*Ledger, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("ledger options: %w", err)
+	}
 	l := &Ledger{
 		db:        db,
 		opts:      opts.withDefaults(),

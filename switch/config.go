@@ -267,6 +267,9 @@ func (c *Config) Validate() error {
 	if c.HTTP.Addr == "" {
 		errs = append(errs, errors.New("http.addr is empty"))
 	}
+	if err := c.Ledger.options().Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("ledger: %w", err))
+	}
 	if c.Runtime.GCPercent < 50 || c.Runtime.GCPercent > 2000 {
 		errs = append(errs, fmt.Errorf("runtime.gc_percent %d: want 50..2000", c.Runtime.GCPercent))
 	}
