@@ -437,7 +437,13 @@ func journalFields(e *journal.Entry) map[string]string {
 	put(39, m.ResponseCode)
 	put(41, m.TerminalID)
 	put(42, m.MerchantID)
-	put(48, m.AdditionalData)
+	if spec.RequestMTI(m.MTI) == spec.MTIBatchSettlement {
+		put(48, m.AdditionalData) // settlement totals: counts and amounts
+	} else if m.AdditionalData != "" {
+		// Elsewhere (batch upload records) field 48 may carry card numbers
+		// among its digits, which cannot be told apart to mask them.
+		put(48, fmt.Sprintf("(%d digits withheld)", len(m.AdditionalData)))
+	}
 	put(54, m.Balances)
 	put(60, m.Reserved60.String())
 	put(61, m.Original.String())

@@ -81,6 +81,13 @@ func TestNoSecretsLeave(t *testing.T) {
 	}
 	cardBCD, _ := hex.DecodeString(cardStudent[:16])
 
+	// A batch upload whose records (field 48, digits) hold a card number:
+	// the admin API's journal must not show them.
+	upload := do(t, term, term.BatchUpload("01000123"+cardStudent+"0000000001000", false), nil)
+	if upload.ResponseCode != spec.RCApproved {
+		t.Fatalf("batch upload: rc %s", upload.ResponseCode)
+	}
+
 	// Refused admin requests on card routes, with and without the token:
 	// the log names the path, never the card number in it.
 	const unknownCard = "6230151999999999999"
