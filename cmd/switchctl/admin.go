@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -109,6 +111,36 @@ func sortedStrings(s []string) []string {
 	return s
 }
 
+const componentsUsage = "clear TMK components (hex), 2 or 3: comma-separated, or - to read one a line from standard input (keeps them out of ps and shell history)"
+
+// components reads the clear key components of a TMK: from v, comma
+// separated, or, when v is "-", one a line from in (at most 3 lines of at
+// most 64 characters). The switch checks them and their KCVs.
+func components(v string, in io.Reader) ([]string, error) {
+	if v != "-" {
+		return strings.Split(v, ","), nil
+	}
+	var out []string
+	sc := bufio.NewScanner(io.LimitReader(in, 3*(64+2)+1))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		if len(out) == 3 || len(line) > 64 {
+			return nil, errors.New("components on standard input: at most 3 lines of at most 64 hex digits")
+		}
+		out = append(out, line)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("components on standard input: %w", err)
+	}
+	if len(out) < 2 {
+		return nil, fmt.Errorf("components on standard input: %d read, want 2 or 3", len(out))
+	}
+	return out, nil
+}
+
 func runTerminal(args []string, stdout, stderr io.Writer) int {
 	return sub("terminal", args, stdout, stderr, map[string]func(*flag.FlagSet, *adminFlags) func() int{
 		"list": func(fs *flag.FlagSet, a *adminFlags) func() int {
@@ -122,21 +154,31 @@ func runTerminal(args []string, stdout, stderr io.Writer) int {
 			id := fs.String("id", "", "terminal id (8 characters)")
 			merchant := fs.String("merchant", "", "merchant id (15 characters)")
 			mayLoad := fs.Bool("may-load", false, "a recharge kiosk (may cash-load cards)")
-			comps := fs.String("tmk-components", "", "comma-separated clear TMK components (hex), 2 or 3")
+			comps := fs.String("tmk-components", "", componentsUsage)
 			return func() int {
 				body := map[string]any{"id": *id, "merchant": *merchant, "may_load": *mayLoad}
 				if *comps != "" {
-					body["tmk_components"] = strings.Split(*comps, ",")
+					c, err := components(*comps, os.Stdin)
+					if err != nil {
+						fmt.Fprintln(stderr, "switchctl terminal add:", err)
+						return 2
+					}
+					body["tmk_components"] = c
 				}
 				return a.call("POST", "/api/v1/terminals", body, stdout, stderr)
 			}
 		},
 		"load-tmk": func(fs *flag.FlagSet, a *adminFlags) func() int {
 			id := fs.String("id", "", "terminal id")
-			comps := fs.String("components", "", "comma-separated clear TMK components (hex), 2 or 3")
+			comps := fs.String("components", "", componentsUsage)
 			return func() int {
+				c, err := components(*comps, os.Stdin)
+				if err != nil {
+					fmt.Fprintln(stderr, "switchctl terminal load-tmk:", err)
+					return 2
+				}
 				return a.call("POST", "/api/v1/terminals/"+url.PathEscape(*id)+"/tmk",
-					map[string]any{"components": strings.Split(*comps, ",")}, stdout, stderr)
+					map[string]any{"components": c}, stdout, stderr)
 			}
 		},
 		"disable": func(fs *flag.FlagSet, a *adminFlags) func() int {

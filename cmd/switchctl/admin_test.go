@@ -1,0 +1,31 @@
+package main
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestComponents(t *testing.T) {
+	a, b, c := "0123456789ABCDEFFEDCBA9876543210", "1111111111111111", "2222222222222222"
+	tests := []struct {
+		name, flag, stdin string
+		want              []string
+		fail              bool
+	}{
+		{"from the flag", a + "," + b, "", []string{a, b}, false},
+		{"from stdin", "-", a + "\n" + b + "\r\n\n" + c + "\n", []string{a, b, c}, false},
+		{"one only", "-", a + "\n", nil, true},
+		{"four", "-", a + "\n" + b + "\n" + c + "\n" + c + "\n", nil, true},
+		{"too long", "-", strings.Repeat("A", 65) + "\n" + b + "\n", nil, true},
+		{"endless", "-", strings.Repeat("A", 1<<20), nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := components(tc.flag, strings.NewReader(tc.stdin))
+			if (err != nil) != tc.fail || (!tc.fail && !reflect.DeepEqual(got, tc.want)) {
+				t.Fatalf("components(%q) = %q, %v", tc.flag, got, err)
+			}
+		})
+	}
+}
