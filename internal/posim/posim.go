@@ -61,6 +61,9 @@ const (
 	MaxTerminals = 10000
 	MaxRate      = 1_000_000
 	MaxDuration  = 24 * time.Hour
+	// MaxWait bounds the per-exchange timeout, the reconnect window and the
+	// drain (0 takes each one's default).
+	MaxWait = time.Hour
 )
 
 // ErrOptions: the options are out of bounds.
@@ -76,6 +79,14 @@ func (o *Options) check() error {
 		return fmt.Errorf("%w: duration %s (up to %s)", ErrOptions, o.Duration, MaxDuration)
 	case o.Rate < 0 || o.Rate > MaxRate:
 		return fmt.Errorf("%w: rate %g (0..%d)", ErrOptions, o.Rate, MaxRate)
+	}
+	for _, w := range []struct {
+		name string
+		d    time.Duration
+	}{{"timeout", o.Timeout}, {"reconnect-for", o.ReconnectFor}, {"drain", o.Drain}} {
+		if w.d < 0 || w.d > MaxWait {
+			return fmt.Errorf("%w: %s %s (0..%s, 0 = default)", ErrOptions, w.name, w.d, MaxWait)
+		}
 	}
 	for _, t := range o.Terminals {
 		if len(t.Cards) == 0 {

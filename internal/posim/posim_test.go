@@ -296,10 +296,17 @@ func TestOptionsBounds(t *testing.T) {
 		{Addr: "x:1", Terminals: terms},
 		{Addr: "x:1", Terminals: terms, Duration: time.Second, Rate: -1},
 		{Addr: "x:1", Terminals: []TerminalSpec{{ID: "1"}}, Duration: time.Second},
+		{Addr: "x:1", Terminals: terms, Duration: time.Second, Timeout: -time.Second},
+		{Addr: "x:1", Terminals: terms, Duration: time.Second, Drain: 2 * MaxWait},
+		{Addr: "x:1", Terminals: terms, Duration: time.Second, ReconnectFor: 2 * MaxWait},
 	} {
 		if err := o.check(); !errors.Is(err, ErrOptions) {
 			t.Errorf("%+v accepted", o)
 		}
+	}
+	ok := Options{Addr: "x:1", Terminals: terms, Duration: time.Second}
+	if err := ok.check(); err != nil || ok.Timeout != 10*time.Second {
+		t.Fatalf("defaults: %v, timeout %s", err, ok.Timeout)
 	}
 }
 
