@@ -36,14 +36,21 @@ func (a *adminFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&a.timeout, "timeout", 10*time.Second, "request timeout")
 }
 
-// maxAnswer bounds an admin answer read by the CLI.
-const maxAnswer = 16 << 20
+// Bounds of an admin call: the answer read by the CLI and its timeout.
+const (
+	maxAnswer  = 16 << 20
+	maxTimeout = 10 * time.Minute
+)
 
 // call sends one admin request and prints the answer; exit 1 on an HTTP
 // error status.
 func (a *adminFlags) call(method, path string, body any, stdout, stderr io.Writer) int {
 	if a.token == "" {
 		fmt.Fprintln(stderr, "switchctl: no admin token: pass --token or set SWITCHCTL_TOKEN")
+		return 2
+	}
+	if a.timeout <= 0 || a.timeout > maxTimeout {
+		fmt.Fprintf(stderr, "switchctl: --timeout %s: want more than 0, up to %s\n", a.timeout, maxTimeout)
 		return 2
 	}
 	var rd io.Reader
@@ -68,9 +75,13 @@ func (a *adminFlags) call(method, path string, body any, stdout, stderr io.Write
 		return 1
 	}
 	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	out, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
 		fmt.Fprintln(stderr, "switchctl:", err)
+		return 1
+	}
+	if len(out) > maxAnswer {
+		fmt.Fprintf(stderr, "switchctl: answer larger than %d MiB: ask for less (a smaller --limit)\n", maxAnswer>>20)
 		return 1
 	}
 	if resp.StatusCode >= 300 {

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestComponents(t *testing.T) {
@@ -27,5 +31,22 @@ func TestComponents(t *testing.T) {
 				t.Fatalf("components(%q) = %q, %v", tc.flag, got, err)
 			}
 		})
+	}
+}
+
+func TestCallBounds(t *testing.T) {
+	big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(bytes.Repeat([]byte("x"), maxAnswer+1))
+	}))
+	defer big.Close()
+	var out, errs bytes.Buffer
+	a := &adminFlags{url: big.URL, token: "t", timeout: 10 * time.Second}
+	if rc := a.call("GET", "/api/v1/terminals", nil, &out, &errs); rc != 1 || out.Len() != 0 || !strings.Contains(errs.String(), "larger than") {
+		t.Fatalf("oversized answer: rc %d, %d bytes out, %q", rc, out.Len(), errs.String())
+	}
+	errs.Reset()
+	a.timeout = 0
+	if rc := a.call("GET", "/api/v1/terminals", nil, &out, &errs); rc != 2 || !strings.Contains(errs.String(), "--timeout") {
+		t.Fatalf("no timeout: rc %d, %q", rc, errs.String())
 	}
 }
