@@ -315,11 +315,29 @@ func (tx *txn) preAuth(r *PreAuth) error {
 	p.Merchant = m.ID
 	p.Amount, p.Fee = r.Amount, fee
 	p.AuthCode = authCode(p.TxID, c)
+	p.DaySpend = total // the hold reserves daily limit as it reserves funds
 	p.HoldAdd = &hold{
 		AuthCode: p.AuthCode, TxID: p.TxID, Merchant: m.ID, Amount: r.Amount, Fee: fee,
 		Cash: cash, Subsidy: sub, Expiry: tx.c.Date.AddDays(tx.l.opts.HoldDays),
 	}
 	return tx.finish(p)
+}
+
+// releaseSpend is the day spend of an operation that releases hold h and
+// takes taken (amount plus fee) from the card: the pre-auth counted its
+// total against the limit of its business day, so on that day the release
+// counts only the difference (and a cancel gives the whole reservation
+// back); on a later day the hold's day has passed and what the hold
+// reserved was that day's spend, so today's spend is untouched.
+func (tx *txn) releaseSpend(h *hold, taken Fen) (Fen, error) {
+	pre, err := tx.loadPosting(h.TxID)
+	if err != nil {
+		return 0, fmt.Errorf("pre-auth %d of hold %s: %w", h.TxID, h.AuthCode, err)
+	}
+	if pre.Date != tx.c.Date {
+		return 0, nil
+	}
+	return taken - pre.DaySpend, nil
 }
 
 func (tx *txn) completion(r *PreAuthCompletion) error {
@@ -351,7 +369,10 @@ func (tx *txn) completion(r *PreAuthCompletion) error {
 	p.Merchant = h.Merchant
 	p.Amount, p.Fee, p.Link = r.Amount, fee, h.TxID
 	p.Legs = debitLegs(r.PAN, h.Merchant, total-sub, sub, r.Amount, fee)
-	p.DaySpend = total
+	var err error
+	if p.DaySpend, err = tx.releaseSpend(h, total); err != nil {
+		return err
+	}
 	p.HoldDrop = &hold
 	return tx.finish(p)
 }
@@ -377,6 +398,10 @@ func (tx *txn) cancel(r *PreAuthCancel) error {
 	p := tx.newPosting(KindPreAuthCancel, r.PAN)
 	p.Merchant = h.Merchant
 	p.Amount, p.Link = h.Amount, h.TxID
+	var err error
+	if p.DaySpend, err = tx.releaseSpend(h, 0); err != nil {
+		return err
+	}
 	p.HoldDrop = &hold
 	return tx.finish(p)
 }

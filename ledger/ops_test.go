@@ -542,6 +542,65 @@ func TestRefund(t *testing.T) {
 	checkStore(t, db)
 }
 
+// TestPreAuthCountsAgainstDailyLimit: an open hold reserves daily limit as
+// it reserves funds, so pre-auth 200 + consume 200 + completion 200 cannot
+// take a 300.00 daily limit to 400.00. Completion and cancel give back
+// what the hold reserved beyond what was taken, on the hold's day; on a
+// later day the hold's day has passed and today's spend is untouched.
+func TestPreAuthCountsAgainstDailyLimit(t *testing.T) {
+	l, db := seeded(t, Options{})
+	spent := func(d BusinessDate) Fen {
+		v := mustCard(t, l, panStudent)
+		if v.DayDate != d {
+			return 0
+		}
+		return v.DaySpent
+	}
+	at := func(d BusinessDate) Common { return pos("10000001", canteen, d) }
+	consume := func(d BusinessDate, amt Fen) Decline {
+		return exec(t, l, &Consume{Common: at(d), PAN: panStudent, Amount: amt, PIN: PINVerified}).Decline
+	}
+	// Day 1: the hold takes 200 of the 300 limit.
+	pa := must(t, exec(t, l, &PreAuth{Common: at(day1), PAN: panStudent, Amount: 20000, PIN: PINVerified}))
+	if got := spent(day1); got != 20000 {
+		t.Fatalf("after pre-auth: spent %s, want 200.00", got)
+	}
+	if d := consume(day1, 20000); d != DeclineExceedsAmountLimit {
+		t.Fatalf("consume 200 beside a 200 hold under a 300 limit: %s", d)
+	}
+	if d := consume(day1, 10000); d != Approved {
+		t.Fatalf("consume 100: %s", d)
+	}
+	// Completing 150 of the 200 hold gives back 50 of the limit.
+	must(t, exec(t, l, &PreAuthCompletion{Common: at(day1), PAN: panStudent, Amount: 15000, AuthCode: pa.AuthCode}))
+	if got := spent(day1); got != 25000 {
+		t.Fatalf("after completion: spent %s, want 250.00", got)
+	}
+	if d := consume(day1, 5001); d != DeclineExceedsAmountLimit {
+		t.Fatalf("consume beyond what the completion gave back: %s", d)
+	}
+	// Cancel on the hold's day gives back the whole reservation.
+	pa2 := must(t, exec(t, l, &PreAuth{Common: at(day1 + 1), PAN: panStudent, Amount: 20000, PIN: PINVerified}))
+	must(t, exec(t, l, &PreAuthCancel{Common: at(day1 + 1), PAN: panStudent, Amount: 20000, AuthCode: pa2.AuthCode}))
+	if got := spent(day1 + 1); got != 0 {
+		t.Fatalf("after cancel: spent %s, want 0", got)
+	}
+	// A hold of day 2 completed on day 3 counted on day 2; day 3's limit is
+	// whole.
+	pa3 := must(t, exec(t, l, &PreAuth{Common: at(day1 + 2), PAN: panStudent, Amount: 10000, PIN: PINVerified}))
+	must(t, exec(t, l, &PreAuthCompletion{Common: at(day1 + 3), PAN: panStudent, Amount: 10000, AuthCode: pa3.AuthCode}))
+	if got := spent(day1 + 3); got != 0 {
+		t.Fatalf("completion of an earlier day's hold: spent %s today, want 0", got)
+	}
+	if d := consume(day1+3, 20000); d != Approved {
+		t.Fatalf("consume 200 on day 4: %s", d)
+	}
+	if d := consume(day1+3, 10000); d != Approved {
+		t.Fatalf("consume 100 more on day 4: %s", d)
+	}
+	checkStore(t, db)
+}
+
 func TestPreAuth(t *testing.T) {
 	l, db := seeded(t, Options{MaxHoldsPerCard: 2})
 	p := pos("10000001", canteen, day1)
