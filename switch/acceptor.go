@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,13 @@ type acceptor struct {
 	slots   chan struct{} // one token per connection being served
 	closing atomic.Bool
 
+	// peers counts the connections being served per remote IP address,
+	// against cfg.MaxConnectionsPerPeer. An entry goes when its count
+	// reaches zero, so the map never holds more entries than there are
+	// connections being served.
+	peersMu sync.Mutex
+	peers   map[netip.Addr]int
+
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
@@ -75,6 +83,7 @@ func newAcceptor(name string, cfg ListenerConfig, p protocol, log *zap.Logger, m
 		log:     log.With(zap.String("listener", name)),
 		metrics: m,
 		slots:   make(chan struct{}, cfg.MaxConnections),
+		peers:   make(map[netip.Addr]int),
 		conns:   make(map[net.Conn]struct{}),
 	}
 }
@@ -124,13 +133,57 @@ func (a *acceptor) serve() {
 			_ = c.Close()
 			continue
 		}
+		ip := peerIP(c)
+		if !a.acquirePeer(ip) {
+			// Over the per-peer limit: closed at once in the same
+			// way, so that one host cannot hold every slot.
+			<-a.slots
+			a.metrics.Rejected.WithLabelValues(a.name, "peer_connection_limit").Inc()
+			_ = c.Close()
+			continue
+		}
 		if !a.track(c) {
+			a.releasePeer(ip)
 			<-a.slots
 			_ = c.Close()
 			return
 		}
 		a.wg.Add(1)
-		go a.serveConn(c)
+		go a.serveConn(c, ip)
+	}
+}
+
+// peerIP is the remote IP address of c, IPv4-mapped IPv6 addresses
+// unmapped, so that one host counts once whichever way it arrives.
+func peerIP(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+	return ap.Addr().Unmap() // the zero Addr, shared, if it does not parse
+}
+
+// acquirePeer counts one more connection of ip; false, counting nothing,
+// when ip already holds MaxConnectionsPerPeer.
+func (a *acceptor) acquirePeer(ip netip.Addr) bool {
+	a.peersMu.Lock()
+	defer a.peersMu.Unlock()
+	n := a.peers[ip]
+	if n >= a.cfg.MaxConnectionsPerPeer {
+		return false
+	}
+	a.peers[ip] = n + 1
+	return true
+}
+
+// releasePeer counts one connection of ip less, dropping the entry at zero.
+func (a *acceptor) releasePeer(ip netip.Addr) {
+	a.peersMu.Lock()
+	defer a.peersMu.Unlock()
+	if n := a.peers[ip]; n > 1 {
+		a.peers[ip] = n - 1
+	} else {
+		delete(a.peers, ip)
 	}
 }
 
@@ -161,9 +214,10 @@ var (
 // MTI. Shorter declared lengths cannot be a message of either dialect.
 const minFrame = 4
 
-func (a *acceptor) serveConn(c net.Conn) {
+func (a *acceptor) serveConn(c net.Conn, ip netip.Addr) {
 	defer a.wg.Done()
 	defer func() { <-a.slots }()
+	defer a.releasePeer(ip)
 	defer a.untrack(c)
 	defer c.Close()
 

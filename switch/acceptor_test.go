@@ -9,6 +9,7 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -165,6 +166,9 @@ func expectClosed(t *testing.T, c net.Conn) []byte {
 func TestAcceptorSurvivesAbuse(t *testing.T) {
 	sw := testSwitch(t, func(c *Config) {
 		c.POS.FrameTimeout = Duration(300 * time.Millisecond)
+		// Every connection here comes from 127.0.0.1, the 1,000 idle
+		// ones included; the per-peer limit has its own test.
+		c.POS.MaxConnectionsPerPeer = c.POS.MaxConnections
 	})
 	pos, _, _ := sw.Addrs()
 	baseline := runtime.NumGoroutine()
@@ -259,7 +263,7 @@ func TestAcceptorSurvivesAbuse(t *testing.T) {
 }
 
 func TestConnectionLimit(t *testing.T) {
-	sw := testSwitch(t, func(c *Config) { c.POS.MaxConnections = 2 })
+	sw := testSwitch(t, func(c *Config) { c.POS.MaxConnections, c.POS.MaxConnectionsPerPeer = 2, 2 })
 	pos, _, _ := sw.Addrs()
 	a, b := dial(t, pos), dial(t, pos)
 	// Both served.
@@ -272,6 +276,9 @@ func TestConnectionLimit(t *testing.T) {
 	c := dial(t, pos)
 	if rest := expectClosed(t, c); len(rest) != 0 {
 		t.Fatalf("over-limit connection got %X", rest)
+	}
+	if n := rejected(t, sw, "connection_limit"); n != 1 {
+		t.Fatalf("connection_limit rejections %v, want 1", n)
 	}
 	// A freed slot is reused.
 	a.Close()
@@ -325,4 +332,193 @@ func responseCode(t testing.TB, frame []byte) string {
 		t.Fatalf("response %X: %v", frame, err)
 	}
 	return m.ResponseCode
+}
+
+// rejected is switch_rejected_total{listener="pos",reason=reason}, as the
+// registry exports it (0 when there is no such series).
+func rejected(t *testing.T, sw *Switch, reason string) float64 {
+	t.Helper()
+	mfs, err := sw.metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "switch_rejected_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["listener"] == "pos" && labels["reason"] == reason {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// dialFrom connects to addr from the local IP address from; ok is false
+// when that address cannot be bound here.
+func dialFrom(t *testing.T, from, addr string) (c net.Conn, ok bool) {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Logf("dial from %s: %v", from, err)
+		return nil, false
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, true
+}
+
+// peerEntries is how many remote addresses the acceptor is counting.
+func (a *acceptor) peerEntries() int {
+	a.peersMu.Lock()
+	defer a.peersMu.Unlock()
+	return len(a.peers)
+}
+
+// One host may hold max_connections_per_peer connections however many
+// slots are free; its next one is accepted and closed at once, its first
+// ones keep being served, another host is not affected, a connection it
+// closes gives its place back, and no entry outlives its connections.
+func TestPeerConnectionLimit(t *testing.T) {
+	sw := testSwitch(t, func(c *Config) { c.POS.MaxConnections, c.POS.MaxConnectionsPerPeer = 100, 2 })
+	pos, _, _ := sw.Addrs()
+	echo, want := unhex(t, echoRequest), unhex(t, echoResponse)
+	var open []net.Conn // closed at the end, to see the entries go
+	served := func(t *testing.T, c net.Conn) {
+		t.Helper()
+		got, err := roundTrip(t, c, echo)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("echo: %X, %v", got, err)
+		}
+	}
+
+	a, b := dial(t, pos), dial(t, pos)
+	open = append(open, b)
+	served(t, a)
+	served(t, b)
+
+	// The third from 127.0.0.1 is closed without an answer, though 98
+	// slots are free.
+	c := dial(t, pos)
+	_, _ = c.Write(echo) // the close may come before or after this
+	if rest := expectClosed(t, c); len(rest) != 0 {
+		t.Fatalf("over-limit connection got %X", rest)
+	}
+	if n := rejected(t, sw, "peer_connection_limit"); n != 1 {
+		t.Fatalf("peer_connection_limit rejections %v, want 1", n)
+	}
+	if n := rejected(t, sw, "connection_limit"); n != 0 {
+		t.Fatalf("connection_limit rejections %v, want 0", n)
+	}
+
+	// The first two are still served.
+	served(t, a)
+	served(t, b)
+
+	// Another host is not affected (all of 127/8 is loopback on Linux).
+	if o, ok := dialFrom(t, "127.0.0.2", pos); ok {
+		open = append(open, o)
+		served(t, o)
+	}
+
+	// Closing one of the first two gives its place back. The switch sees
+	// the close a moment later; retry until it has.
+	a.Close()
+	var ok bool
+	for i := 0; i < 500 && !ok; i++ { // up to 10 s on a loaded machine
+		d := dial(t, pos)
+		got, err := roundTrip(t, d, echo)
+		if ok = err == nil && bytes.Equal(got, want); ok {
+			open = append(open, d)
+		} else {
+			d.Close()
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if !ok {
+		t.Fatal("place of a closed connection never given back")
+	}
+	served(t, b)
+
+	// Once every connection is gone, so is every per-peer entry.
+	for _, c := range open {
+		c.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for sw.pos.peerEntries() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d per-peer entries left with no connection open", sw.pos.peerEntries())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// fakeConn is a net.Conn with a given remote address and nothing else.
+type fakeConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (f fakeConn) RemoteAddr() net.Addr { return f.remote }
+
+func TestPeerIP(t *testing.T) {
+	tcp := func(s string) net.Addr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+	cases := []struct {
+		name   string
+		remote net.Addr
+		want   string
+	}{
+		{"IPv4", tcp("192.0.2.7:40001"), "192.0.2.7"},
+		{"IPv4, another port", tcp("192.0.2.7:40002"), "192.0.2.7"},
+		{"IPv4-mapped IPv6", tcp("[::ffff:192.0.2.7]:40003"), "192.0.2.7"},
+		{"IPv6", tcp("[2001:db8::7]:40004"), "2001:db8::7"},
+		{"not a TCPAddr", &net.UnixAddr{Name: "@x", Net: "unix"}, "invalid IP"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := peerIP(fakeConn{remote: tc.remote}).String(); got != tc.want {
+				t.Fatalf("peerIP(%v) = %s, want %s", tc.remote, got, tc.want)
+			}
+		})
+	}
+}
+
+// The per-peer count of an address comes back down to nothing: the map
+// holds no more entries than there are connections.
+func TestPeerCountsBounded(t *testing.T) {
+	a := newAcceptor("pos", ListenerConfig{MaxConnections: 10, MaxConnectionsPerPeer: 2}, nil, zap.NewNop(), NewMetrics())
+	x, y := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	steps := []struct {
+		name    string
+		acquire bool // false: release
+		ip      netip.Addr
+		ok      bool // acquire's answer
+		entries int
+	}{
+		{"x first", true, x, true, 1},
+		{"x second", true, x, true, 1},
+		{"x third refused", true, x, false, 1},
+		{"y first", true, y, true, 2},
+		{"x releases one", false, x, true, 2},
+		{"x again", true, x, true, 2},
+		{"y releases its last", false, y, true, 1},
+		{"x releases one", false, x, true, 1},
+		{"x releases its last", false, x, true, 0},
+	}
+	for _, st := range steps {
+		ok := true
+		if st.acquire {
+			ok = a.acquirePeer(st.ip)
+		} else {
+			a.releasePeer(st.ip)
+		}
+		if ok != st.ok || a.peerEntries() != st.entries {
+			t.Fatalf("%s: ok %v, %d entries; want %v, %d", st.name, ok, a.peerEntries(), st.ok, st.entries)
+		}
+	}
 }

@@ -116,6 +116,11 @@ type ListenerConfig struct {
 	// connections are accepted and closed at once, so the backlog never
 	// fills with connections nobody will serve.
 	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerPeer is the number of connections one remote IP
+	// address may hold at once (1..MaxConnections), so that one host cannot
+	// take every slot; its further connections are accepted and closed at
+	// once, like those over MaxConnections.
+	MaxConnectionsPerPeer int `yaml:"max_connections_per_peer"`
 	// MaxFrame is the largest frame body (bytes after the 2-byte length).
 	MaxFrame int `yaml:"max_frame"`
 	// IdleTimeout is how long a connection may wait between frames.
@@ -201,16 +206,18 @@ const (
 // laid over it.
 func Defaults() Config {
 	l := ListenerConfig{
-		MaxConnections: 5000,
-		MaxFrame:       2048,
-		IdleTimeout:    Duration(5 * time.Minute),
-		FrameTimeout:   Duration(10 * time.Second),
-		WriteTimeout:   Duration(5 * time.Second),
+		MaxConnections:        5000,
+		MaxConnectionsPerPeer: 64,
+		MaxFrame:              2048,
+		IdleTimeout:           Duration(5 * time.Minute),
+		FrameTimeout:          Duration(10 * time.Second),
+		WriteTimeout:          Duration(5 * time.Second),
 	}
 	pos, gw := l, l
 	pos.Addr = "127.0.0.1:8583"
 	gw.Addr = "127.0.0.1:8584"
 	gw.MaxConnections = 256
+	gw.MaxConnectionsPerPeer = 64
 	gw.MaxFrame = 8192
 	return Config{
 		DataDir: "./data",
@@ -245,10 +252,40 @@ func ParseConfig(b []byte) (*Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("parse: %w", err)
 	}
+	if err := defaultPerPeer(b, &c); err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// defaultPerPeer lowers the default max_connections_per_peer of a listener
+// to its max_connections when the file sets max_connections below that
+// default and does not name max_connections_per_peer: a configuration
+// written before the per-peer limit existed keeps starting. A value the
+// file does name is validated as written.
+func defaultPerPeer(b []byte, c *Config) error {
+	type named struct {
+		PerPeer *int `yaml:"max_connections_per_peer"`
+	}
+	var set struct {
+		POS     named `yaml:"pos"`
+		Gateway named `yaml:"gateway"`
+	}
+	if err := yaml.Unmarshal(b, &set); err != nil {
+		return err
+	}
+	for _, l := range []struct {
+		cfg *ListenerConfig
+		set bool
+	}{{&c.POS, set.POS.PerPeer != nil}, {&c.Gateway, set.Gateway.PerPeer != nil}} {
+		if !l.set && l.cfg.MaxConnections >= 1 && l.cfg.MaxConnectionsPerPeer > l.cfg.MaxConnections {
+			l.cfg.MaxConnectionsPerPeer = l.cfg.MaxConnections
+		}
+	}
+	return nil
 }
 
 // Validate checks every bound.
@@ -294,6 +331,11 @@ func (l ListenerConfig) validate(name string) error {
 	}
 	if l.MaxConnections < 1 || l.MaxConnections > maxConnectionsLimit {
 		errs = append(errs, fmt.Errorf("%s.max_connections %d: want 1..%d", name, l.MaxConnections, maxConnectionsLimit))
+	}
+	// Over max_connections only when that is valid itself: one error for
+	// one mistake.
+	if l.MaxConnectionsPerPeer < 1 || (l.MaxConnections >= 1 && l.MaxConnectionsPerPeer > l.MaxConnections) {
+		errs = append(errs, fmt.Errorf("%s.max_connections_per_peer %d: want 1..%d (max_connections)", name, l.MaxConnectionsPerPeer, l.MaxConnections))
 	}
 	if l.MaxFrame < minFrameLimit || l.MaxFrame > maxFrameLimit {
 		errs = append(errs, fmt.Errorf("%s.max_frame %d: want %d..%d", name, l.MaxFrame, minFrameLimit, maxFrameLimit))

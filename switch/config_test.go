@@ -56,6 +56,11 @@ func TestParseConfigRejects(t *testing.T) {
 		{"both lmk", "lmk: {file: k, env: E}\n", "exactly one"},
 		{"frame too big", "lmk: {file: k}\npos: {max_frame: 1000000}\n", "pos.max_frame"},
 		{"zero conns", "lmk: {file: k}\ngateway: {max_connections: 0}\n", "gateway.max_connections"},
+		{"zero per-peer conns", "lmk: {file: k}\npos: {max_connections_per_peer: 0}\n", "pos.max_connections_per_peer 0: want 1..5000"},
+		{"negative per-peer conns", "lmk: {file: k}\ngateway: {max_connections_per_peer: -1}\n", "gateway.max_connections_per_peer -1: want 1..256"},
+		{"per-peer over max conns", "lmk: {file: k}\npos: {max_connections: 100, max_connections_per_peer: 101}\n", "pos.max_connections_per_peer 101: want 1..100"},
+		{"per-peer over default max conns", "lmk: {file: k}\ngateway: {max_connections_per_peer: 257}\n", "gateway.max_connections_per_peer 257: want 1..256"},
+		{"named per-peer not lowered", "lmk: {file: k}\npos: {max_connections: 10, max_connections_per_peer: 64}\n", "pos.max_connections_per_peer 64: want 1..10"},
 		{"bad duration", "lmk: {file: k}\npos: {idle_timeout: soon}\n", "soon"},
 		{"negative timeout", "lmk: {file: k}\npos: {write_timeout: -1s}\n", "write_timeout"},
 		{"bad log", "lmk: {file: k}\nlog: {format: xml}\n", "log.format"},
@@ -84,6 +89,43 @@ func TestParseConfigOverDefaults(t *testing.T) {
 	}
 	if c.POS.MaxConnections != Defaults().POS.MaxConnections {
 		t.Fatal("unset limits must keep their defaults")
+	}
+}
+
+func TestPerPeerConnectionsConfig(t *testing.T) {
+	cases := []struct {
+		name      string
+		yaml      string
+		pos, gate int
+	}{
+		{"defaults", "", 64, 64},
+		{"named", "pos: {max_connections_per_peer: 5000}\ngateway: {max_connections_per_peer: 1}\n", 5000, 1},
+		// A file from before the key existed that lowers max_connections
+		// below the default keeps starting: the default follows it down.
+		{"default follows a lower max_connections", "pos: {max_connections: 10}\ngateway: {max_connections: 32}\n", 10, 32},
+		{"default kept under a higher max_connections", "pos: {max_connections: 100}\n", 64, 64},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte("lmk: {file: k}\n" + tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.POS.MaxConnectionsPerPeer != tc.pos || c.Gateway.MaxConnectionsPerPeer != tc.gate {
+				t.Fatalf("per-peer pos %d, gateway %d; want %d, %d", c.POS.MaxConnectionsPerPeer, c.Gateway.MaxConnectionsPerPeer, tc.pos, tc.gate)
+			}
+		})
+	}
+
+	// A configuration built in code, as New receives it, is held to the
+	// same bounds.
+	for _, v := range []int{0, -1, 5001} {
+		c := Defaults()
+		c.LMK.File = "k"
+		c.POS.MaxConnectionsPerPeer = v
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "pos.max_connections_per_peer") {
+			t.Errorf("per-peer %d: err = %v, want one naming pos.max_connections_per_peer", v, err)
+		}
 	}
 }
 

@@ -32,6 +32,8 @@ _work_cleanup() {
 
 # switchd_config DIR writes DIR/config.yaml (data in DIR/data, LMK in
 # DIR/lmk.key) and sets POS_ADDR, GW_ADDR, HTTP_ADDR, ADMIN_URL, TOKEN.
+# Every simulated terminal and abuser connects from 127.0.0.1, so the POS
+# per-peer connection limit is raised to max_connections (5000).
 switchd_config() {
   local dir=$1
   POS_ADDR=127.0.0.1:$(free_port)
@@ -43,8 +45,10 @@ switchd_config() {
       -e "s#^  file: ./demo-lmk.key#  file: $dir/lmk.key#" \
       -e "s#127.0.0.1:8583#$POS_ADDR#" -e "s#127.0.0.1:8584#$GW_ADDR#" -e "s#127.0.0.1:9583#$HTTP_ADDR#" \
       -e "s#^  level: info#  level: warn#" \
+      -e "/^pos:\$/a\\  max_connections_per_peer: 5000" \
       testdata/demo/config.yaml > "$dir/config.yaml"
-  grep -q "data_dir: $dir/data" "$dir/config.yaml" || { echo "config generation failed" >&2; return 1; }
+  grep -q "data_dir: $dir/data" "$dir/config.yaml" && grep -q "^  max_connections_per_peer: 5000\$" "$dir/config.yaml" \
+    || { echo "config generation failed" >&2; return 1; }
 }
 
 # switchd_start DIR starts bin/switchd on DIR/config.yaml, sets SWITCHD_PID,
