@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestConcurrentOneCard runs 64 terminals debiting the same card at once
@@ -349,4 +350,40 @@ func runProperty(t *testing.T, seed int64, steps int) {
 		}
 	}
 	checkStore(t, db)
+}
+
+// TestKeyLocks: a key is locked once however often an operation names it,
+// nil keys are skipped, a second operation on the key waits for the first,
+// and no lock outlives its last holder (the table never grows with the
+// keys seen, only with the keys held).
+func TestKeyLocks(t *testing.T) {
+	var k keyLocks
+	k.init()
+	a, b := []byte("lrT0000001\x00a"), []byte("lrT0000002\x00b")
+	h := k.lockAll(a, nil, a)
+	if h.n != 1 {
+		t.Fatalf("held %d locks for one key", h.n)
+	}
+	got := make(chan struct{})
+	go func() {
+		h2 := k.lockAll(b, a)
+		close(got)
+		h2.unlock()
+	}()
+	select {
+	case <-got:
+		t.Fatal("a key held by one operation was locked by another")
+	case <-time.After(20 * time.Millisecond):
+	}
+	h.unlock()
+	<-got
+	for i := range k.shards {
+		s := &k.shards[i]
+		s.mu.Lock()
+		n := len(s.m)
+		s.mu.Unlock()
+		if n != 0 {
+			t.Fatalf("shard %d keeps %d locks after every holder left", i, n)
+		}
+	}
 }

@@ -38,20 +38,20 @@ func (l *Ledger) Execute(req Request, b *pebble.Batch, commit func(Result) error
 	c := req.common()
 	kind := req.Kind()
 	var h fp
+	h.e.b = h.buf[:0]
 	req.fingerprint(&h)
 	sum := h.sum()
 	ik := idemKey(kind, c.Key)
 
-	keys := make([]string, 0, 3)
-	keys = append(keys, string(ik))
+	var own, orig []byte
 	if c.Terminal != "" {
-		keys = append(keys, string(refKey(TxnRef{c.Terminal, c.Batch, c.STAN})))
+		own = refKey(TxnRef{c.Terminal, c.Batch, c.STAN})
 	}
 	if ref, ok := originalRef(req); ok {
-		keys = append(keys, string(refKey(ref)))
+		orig = refKey(ref)
 	}
-	unlock := l.keys.lockAll(keys)
-	defer unlock()
+	locks := l.keys.lockAll(ik, own, orig)
+	defer locks.unlock()
 
 	var raw []byte
 	if !c.KnownNew {
@@ -77,7 +77,7 @@ func (l *Ledger) Execute(req Request, b *pebble.Batch, commit func(Result) error
 		return res, nil
 	}
 
-	tx := &txn{l: l, b: b, c: c, kind: kind, res: Result{Kind: kind}}
+	tx := &txn{l: l, b: b, c: c, kind: kind, res: Result{Kind: kind}, ownRef: own}
 	defer tx.unlockCards()
 	if err := tx.run(req); err != nil {
 		return Result{}, fmt.Errorf("%s %s: %w", kind, c.Key, err)
@@ -124,12 +124,13 @@ type txn struct {
 	staged   map[string]*card
 	dirty    map[string]bool
 	primary  string // the card the result's balances describe
-	deltas   map[AccountID]Fen
+	deltas   []leg  // changes of non-card accounts, one entry per account
 	postings []*posting
 	loaded   map[uint64]*posting
 	statuses map[uint64]*status
 	dirtySt  map[uint64]bool
 	approved *posting // the posting whose own reference and RRN get indexed
+	ownRef   []byte   // refKey of the operation's own reference (nil without a terminal)
 	noIndex  bool     // reversals share the original's reference: never index them
 	tomb     *TxnRef  // reversal tombstone to write
 	tombKind Kind     // the original kind the tombstone blocks
@@ -343,17 +344,26 @@ func (tx *txn) apply(p *posting) (Decline, error) {
 	if sum != 0 {
 		panic(fmt.Sprintf("ledger: %s posting %d does not balance: %d", p.Kind, p.TxID, sum))
 	}
-	work := make(map[string]*card, 2)
+	// The working copies of the cards p touches (one, or two for a
+	// transfer between cards), published to staged only if p is approved.
+	type working struct {
+		pan string
+		c   *card
+	}
+	var buf [2]working
+	work := buf[:0]
 	cardFor := func(pan string) (*card, error) {
-		if c, ok := work[pan]; ok {
-			return c, nil
+		for _, w := range work {
+			if w.pan == pan {
+				return w.c, nil
+			}
 		}
 		s := tx.staged[pan]
 		if s == nil {
 			return nil, fmt.Errorf("posting %d touches card %s that is not locked", p.TxID, cardno.Mask(pan))
 		}
 		c := s.clone()
-		work[pan] = &c
+		work = append(work, working{pan, &c})
 		return &c, nil
 	}
 	owner, err := cardFor(p.PAN)
@@ -395,26 +405,34 @@ func (tx *txn) apply(p *posting) (Decline, error) {
 			return DeclineExceedsCountLimit, nil
 		}
 	}
-	for _, c := range work {
-		hc, hs := c.heldSplit()
-		if c.Cash < hc || c.Subsidy < hs {
+	for _, w := range work {
+		hc, hs := w.c.heldSplit()
+		if w.c.Cash < hc || w.c.Subsidy < hs {
 			return DeclineInsufficientFunds, nil
 		}
 	}
 	tx.applied = true
-	for pan, c := range work {
-		tx.staged[pan] = c
-		tx.dirty[pan] = true
+	for _, w := range work {
+		tx.staged[w.pan] = w.c
+		tx.dirty[w.pan] = true
 	}
 	for _, g := range p.Legs {
 		if _, _, ok := splitPurse(g.Account); !ok {
-			if tx.deltas == nil {
-				tx.deltas = make(map[AccountID]Fen, 2)
-			}
-			tx.deltas[g.Account] += g.Amount
+			tx.addDelta(g)
 		}
 	}
 	return Approved, nil
+}
+
+// addDelta adds g to the pending change of its (non-card) account.
+func (tx *txn) addDelta(g leg) {
+	for i := range tx.deltas {
+		if tx.deltas[i].Account == g.Account {
+			tx.deltas[i].Amount += g.Amount
+			return
+		}
+	}
+	tx.deltas = append(tx.deltas, g)
 }
 
 func removeHold(c *card, code string) {
@@ -445,13 +463,14 @@ func (tx *txn) approve(p *posting) {
 		p.AuthCode = authCode(p.TxID, nil)
 	}
 	tx.res.AuthCode = p.AuthCode
-	cash, sub := CardCash(p.PAN), CardSubsidy(p.PAN)
 	for _, g := range p.Legs {
-		switch g.Account {
-		case cash:
-			tx.res.CashDelta += g.Amount
-		case sub:
+		pan, subsidy, ok := splitPurse(g.Account)
+		switch {
+		case !ok || pan != p.PAN:
+		case subsidy:
 			tx.res.SubsidyDelta += g.Amount
+		default:
+			tx.res.CashDelta += g.Amount
 		}
 	}
 }
@@ -461,7 +480,11 @@ func (tx *txn) approve(p *posting) {
 func authCode(txid uint64, c *card) string {
 	n := txid % 1_000_000
 	for {
-		code := fmt.Sprintf("%06d", n)
+		var b [6]byte
+		for i, v := 5, n; i >= 0; i, v = i-1, v/10 {
+			b[i] = byte('0' + v%10)
+		}
+		code := string(b[:])
 		if c == nil || findHold(c, code) == nil {
 			return code
 		}
@@ -636,8 +659,8 @@ func (tx *txn) write(ik []byte, fingerprint uint64) error {
 		}
 		if p := tx.approved; p != nil && !tx.noIndex {
 			v := refValue{TxID: p.TxID, Kind: p.Kind, Date: tx.c.Date}
-			if tx.c.Terminal != "" {
-				if err := b.Set(refKey(TxnRef{tx.c.Terminal, tx.c.Batch, tx.c.STAN}), v.encode(), nil); err != nil {
+			if tx.ownRef != nil {
+				if err := b.Set(tx.ownRef, v.encode(), nil); err != nil {
 					return err
 				}
 			}
@@ -674,8 +697,8 @@ func (tx *txn) publish() {
 			e.cur.Store(c)
 		}
 	}
-	for a, v := range tx.deltas {
-		tx.l.addBalance(a, v)
+	for _, g := range tx.deltas {
+		tx.l.addBalance(g.Account, g.Amount)
 	}
 	if tx.tomb != nil && tx.res.Decline == Approved {
 		tx.l.tombMu.Lock()

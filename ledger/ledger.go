@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"github.com/cardswitch/cardswitch/internal/cardno"
 	"hash/maphash"
-	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -365,17 +364,21 @@ func (l *Ledger) PINVerificationValue(pan string) ([]byte, error) {
 	return bytes.Clone(e.cur.Load().PVV), nil
 }
 
-// keyLocks are exclusive locks on strings (idempotency keys and terminal
+// keyLocks are exclusive locks on keys (idempotency keys and terminal
 // references), created on demand and dropped when no one holds or waits
-// for them, so there is no false sharing between unrelated terminals.
+// for them, so there is no false sharing between unrelated terminals. A
+// key is held by its 64-bit hash: two keys that collide only share a lock,
+// which over-serialises and never under-serialises, and the hot path
+// allocates nothing (lock objects are pooled).
 type keyLocks struct {
 	seed   maphash.Seed
 	shards [64]keyShard
+	pool   sync.Pool // *keyLock
 }
 
 type keyShard struct {
 	mu sync.Mutex
-	m  map[string]*keyLock
+	m  map[uint64]*keyLock
 }
 
 type keyLock struct {
@@ -383,55 +386,80 @@ type keyLock struct {
 	n  int // holders plus waiters
 }
 
+// maxLockedKeys bounds the keys one operation locks: its idempotency key,
+// its own reference and the reference of its original.
+const maxLockedKeys = 3
+
+// heldKeys are the key locks one operation holds, in locking order.
+type heldKeys struct {
+	k     *keyLocks
+	n     int
+	hash  [maxLockedKeys]uint64
+	locks [maxLockedKeys]*keyLock
+}
+
 func (k *keyLocks) init() {
 	k.seed = maphash.MakeSeed()
 	for i := range k.shards {
-		k.shards[i].m = make(map[string]*keyLock)
+		k.shards[i].m = make(map[uint64]*keyLock)
 	}
+	k.pool.New = func() any { return new(keyLock) }
 }
 
-func (k *keyLocks) shard(key string) *keyShard {
-	return &k.shards[maphash.String(k.seed, key)%uint64(len(k.shards))]
-}
+func (k *keyLocks) hash(key []byte) uint64 { return maphash.Bytes(k.seed, key) }
 
-// lockAll locks the keys in sorted order (the fixed order that keeps two
-// operations from deadlocking) and returns the function that unlocks them.
-func (k *keyLocks) lockAll(keys []string) func() {
-	sort.Strings(keys)
-	n := 0
-	for i, key := range keys {
-		if i > 0 && key == keys[i-1] {
+// lockAll locks the keys in ascending hash order (the fixed order that
+// keeps two operations from deadlocking), each once; nil keys are skipped.
+func (k *keyLocks) lockAll(keys ...[]byte) heldKeys {
+	if len(keys) > maxLockedKeys {
+		panic(fmt.Sprintf("ledger: %d keys locked by one operation, at most %d", len(keys), maxLockedKeys))
+	}
+	h := heldKeys{k: k}
+	for _, key := range keys {
+		if key == nil {
 			continue
 		}
-		keys[n] = key
-		n++
+		v := k.hash(key)
+		i := h.n
+		for i > 0 && h.hash[i-1] > v {
+			i--
+		}
+		if i > 0 && h.hash[i-1] == v {
+			continue
+		}
+		copy(h.hash[i+1:h.n+1], h.hash[i:h.n])
+		h.hash[i] = v
+		h.n++
 	}
-	keys = keys[:n]
-	held := make([]*keyLock, len(keys))
-	for i, key := range keys {
-		s := k.shard(key)
+	for i := 0; i < h.n; i++ {
+		s := &k.shards[h.hash[i]%uint64(len(k.shards))]
 		s.mu.Lock()
-		e := s.m[key]
+		e := s.m[h.hash[i]]
 		if e == nil {
-			e = &keyLock{}
-			s.m[key] = e
+			e = k.pool.Get().(*keyLock)
+			s.m[h.hash[i]] = e
 		}
 		e.n++
 		s.mu.Unlock()
 		e.mu.Lock()
-		held[i] = e
+		h.locks[i] = e
 	}
-	return func() {
-		for i := len(keys) - 1; i >= 0; i-- {
-			s := k.shard(keys[i])
-			e := held[i]
-			e.mu.Unlock()
-			s.mu.Lock()
-			e.n--
-			if e.n == 0 {
-				delete(s.m, keys[i])
-			}
-			s.mu.Unlock()
+	return h
+}
+
+// unlock releases the locks in reverse order.
+func (h *heldKeys) unlock() {
+	for i := h.n - 1; i >= 0; i-- {
+		s := &h.k.shards[h.hash[i]%uint64(len(h.k.shards))]
+		e := h.locks[i]
+		e.mu.Unlock()
+		s.mu.Lock()
+		e.n--
+		if e.n == 0 {
+			delete(s.m, h.hash[i])
+			h.k.pool.Put(e)
 		}
+		s.mu.Unlock()
 	}
+	h.n = 0
 }

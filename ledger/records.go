@@ -74,19 +74,19 @@ const (
 	tagTomb   = 't'
 )
 
-func cardKey(pan string) []byte { return append([]byte{keyPrefix, tagCard}, pan...) }
-func merchantKey(id string) []byte {
-	return append([]byte{keyPrefix, tagMerch}, id...)
-}
-func postKey(tx uint64) []byte { return binary.BigEndian.AppendUint64([]byte{keyPrefix, tagPost}, tx) }
-func statusKey(tx uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte{keyPrefix, tagStatus}, tx)
-}
+// Key builders size their result exactly: they run several times per
+// operation on the hot path.
+func tagged(tag byte, n int) []byte { return append(make([]byte, 0, 2+n), keyPrefix, tag) }
+
+func cardKey(pan string) []byte    { return append(tagged(tagCard, len(pan)), pan...) }
+func merchantKey(id string) []byte { return append(tagged(tagMerch, len(id)), id...) }
+func postKey(tx uint64) []byte     { return binary.BigEndian.AppendUint64(tagged(tagPost, 8), tx) }
+func statusKey(tx uint64) []byte   { return binary.BigEndian.AppendUint64(tagged(tagStatus, 8), tx) }
 func idemKey(k Kind, key string) []byte {
-	return append([]byte{keyPrefix, tagIdem, byte(k)}, key...)
+	return append(append(tagged(tagIdem, 1+len(key)), byte(k)), key...)
 }
 func refKey(r TxnRef) []byte {
-	b := append([]byte{keyPrefix, tagRef}, r.Terminal...)
+	b := append(tagged(tagRef, len(r.Terminal)+9), r.Terminal...)
 	b = append(b, 0)
 	b = binary.BigEndian.AppendUint32(b, r.Batch)
 	return binary.BigEndian.AppendUint32(b, r.STAN)
@@ -107,7 +107,7 @@ func batchPrefix(terminal string, batch uint32) []byte {
 	return binary.BigEndian.AppendUint32(b, batch)
 }
 func rrnKey(d BusinessDate, rrn string) []byte {
-	b := binary.BigEndian.AppendUint32([]byte{keyPrefix, tagRRN}, uint32(d))
+	b := binary.BigEndian.AppendUint32(tagged(tagRRN, 4+len(rrn)), uint32(d))
 	return append(b, rrn...)
 }
 

@@ -207,7 +207,12 @@ func (r *CompletionVoid) pan() string    { return r.PAN }
 func (r *Reversal) pan() string          { return r.PAN }
 
 // fp is an FNV-1a fingerprint of a request's content.
-type fp struct{ e encoder }
+// fp accumulates a request's fingerprint; buf holds a typical request so
+// encoding it does not grow the slice.
+type fp struct {
+	e   encoder
+	buf [160]byte
+}
 
 func (h *fp) sum() uint64 {
 	f := fnv.New64a()
