@@ -13,7 +13,7 @@ import (
 
 // Benchmarks run on a real directory (b.TempDir) with pebble.Sync, so the
 // figures include fsync and Pebble's commit-pipeline grouping. Compare
-// BenchmarkConsume/distinct-64 with BenchmarkRawSyncedCommit/writers-64 in
+// BenchmarkConsume/distinct-64 with BenchmarkRawSyncedCommit/keys-1 in
 // the same run: the target is ≥ 60% of the raw rate.
 //
 //	go test -run '^$' -bench . -benchtime 5s -count 3 ./ledger/
