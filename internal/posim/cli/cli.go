@@ -42,7 +42,7 @@ func load(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8583", "POS acceptor of the switch, HOST:PORT")
 	admin := fs.String("admin", "", "admin API base URL (e.g. http://127.0.0.1:9583): provision terminals and cards of this run")
-	token := fs.String("token", "", "admin API bearer token")
+	token := fs.String("token", os.Getenv("POSIM_TOKEN"), "admin API bearer token (default $POSIM_TOKEN, which unlike the flag ps does not show)")
 	terminals := fs.Int("terminals", 5, "simulated terminals, each on its own connection (demo data: at most 5)")
 	cardsPer := fs.Int("cards-per-terminal", 2, "cards provisioned per terminal (with --admin)")
 	duration := fs.Duration("duration", 10*time.Second, "how long to drive load")

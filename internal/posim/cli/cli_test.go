@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -19,5 +21,24 @@ func TestUsageErrors(t *testing.T) {
 		if rc := Main(args, &out, &errb); rc != 2 {
 			t.Errorf("posim %s: exit %d, want 2 (stderr %q)", strings.Join(args, " "), rc, errb.String())
 		}
+	}
+}
+
+// TestTokenFromEnvironment: with no --token, posim sends $POSIM_TOKEN to
+// the admin API, so the token need not appear on the command line.
+func TestTokenFromEnvironment(t *testing.T) {
+	got := make(chan string, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Authorization")
+		http.Error(w, "no", http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	t.Setenv("POSIM_TOKEN", "from-env")
+	var out, errb bytes.Buffer
+	if rc := Main([]string{"--admin", srv.URL, "--terminals", "1", "--duration", "1s", "--quiet"}, &out, &errb); rc != 1 {
+		t.Fatalf("exit %d, want 1 (provisioning refused); stderr %q", rc, errb.String())
+	}
+	if h := <-got; h != "Bearer from-env" {
+		t.Fatalf("Authorization %q, want the token from POSIM_TOKEN", h)
 	}
 }
