@@ -388,7 +388,13 @@ func desFamily(k []byte) (cipher.Block, error) {
 
 // pinKey builds the cipher for a PIN block format: AES for format 4,
 // DES/TDES by length otherwise.
-func pinKey(f pinblock.Format, k []byte, name string) (cipher.Block, error) {
+// pinKey parses the hex value of flag --name and sets it up as the PIN
+// key of format f: AES for format 4, DES or TDES by length otherwise.
+func pinKey(f pinblock.Format, hexKey, name string) (cipher.Block, error) {
+	k, err := parseHex(name, hexKey)
+	if err != nil {
+		return nil, err
+	}
 	if f == pinblock.Format4 {
 		return newCipher(blockcipher.AES, k, name)
 	}
@@ -463,11 +469,7 @@ func cmdPINEncode(args []string) ([]string, error) {
 			out, err = pinblock.Encode(fm, *pin, *pan, *fill)
 		}
 	} else {
-		k, kerr := parseHex("key", *key)
-		if kerr != nil {
-			return nil, kerr
-		}
-		b, kerr := pinKey(fm, k, "key")
+		b, kerr := pinKey(fm, *key, "key")
 		if kerr != nil {
 			return nil, kerr
 		}
@@ -513,11 +515,7 @@ func cmdPINDecode(args []string) ([]string, error) {
 	case !keyed:
 		pin, err = pinblock.Decode(fm, blk, *pan)
 	default:
-		k, kerr := parseHex("key", *key)
-		if kerr != nil {
-			return nil, kerr
-		}
-		b, kerr := pinKey(fm, k, "key")
+		b, kerr := pinKey(fm, *key, "key")
 		if kerr != nil {
 			return nil, kerr
 		}
@@ -563,11 +561,7 @@ func cmdTranslate(args []string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	tk, err := parseHex("to-key", *toKey)
-	if err != nil {
-		return nil, err
-	}
-	toB, err := pinKey(to, tk, "to-key")
+	toB, err := pinKey(to, *toKey, "to-key")
 	if err != nil {
 		return nil, err
 	}
@@ -576,11 +570,8 @@ func cmdTranslate(args []string) ([]string, error) {
 	case *fromKey != "" && (*bdkS != "" || *ksnS != ""):
 		return nil, bad("give --from-key or --bdk/--ksn, not both")
 	case *fromKey != "":
-		fk, err := parseHex("from-key", *fromKey)
-		if err != nil {
-			return nil, err
-		}
-		if fromB, err = pinKey(from, fk, "from-key"); err != nil {
+		var err error
+		if fromB, err = pinKey(from, *fromKey, "from-key"); err != nil {
 			return nil, err
 		}
 	default:
