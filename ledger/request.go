@@ -230,49 +230,34 @@ func (c *Common) fp(h *fp) {
 
 func (r TxnRef) fp(h *fp) { h.e.str(r.Terminal); h.e.u(uint64(r.Batch)); h.e.u(uint64(r.STAN)) }
 
-func (r *BalanceInquiry) fingerprint(h *fp) { r.Common.fp(h); h.e.str(r.PAN) }
-func (r *Consume) fingerprint(h *fp)        { r.Common.fp(h); h.e.str(r.PAN); h.e.fen(r.Amount) }
-func (r *Void) fingerprint(h *fp) {
-	r.Common.fp(h)
-	h.e.str(r.PAN)
-	h.e.fen(r.Amount)
-	r.Original.fp(h)
+// cardAmount is the part most requests share: the common fields, the card
+// and the amount, in that order (the order is part of stored fingerprints).
+func (c *Common) cardAmount(h *fp, pan string, amount Fen) { c.fp(h); h.e.str(pan); h.e.fen(amount) }
+
+// holdOp fingerprints the operations on a pre-auth hold.
+func (c *Common) holdOp(h *fp, pan string, amount Fen, code string, orig TxnRef) {
+	c.cardAmount(h, pan, amount)
+	h.e.str(code)
+	orig.fp(h)
 }
+
+func (r *BalanceInquiry) fingerprint(h *fp) { r.Common.fp(h); h.e.str(r.PAN) }
+func (r *Consume) fingerprint(h *fp)        { r.cardAmount(h, r.PAN, r.Amount) }
+func (r *Void) fingerprint(h *fp)           { r.cardAmount(h, r.PAN, r.Amount); r.Original.fp(h) }
 func (r *Refund) fingerprint(h *fp) {
-	r.Common.fp(h)
-	h.e.str(r.PAN)
-	h.e.fen(r.Amount)
+	r.cardAmount(h, r.PAN, r.Amount)
 	h.e.str(r.OriginalRRN)
 	h.e.date(r.OriginalDate)
 }
-func (r *CashLoad) fingerprint(h *fp) { r.Common.fp(h); h.e.str(r.PAN); h.e.fen(r.Amount) }
-func (r *CashLoadVoid) fingerprint(h *fp) {
-	r.Common.fp(h)
-	h.e.str(r.PAN)
-	h.e.fen(r.Amount)
-	r.Original.fp(h)
-}
-func (r *PreAuth) fingerprint(h *fp) { r.Common.fp(h); h.e.str(r.PAN); h.e.fen(r.Amount) }
+func (r *CashLoad) fingerprint(h *fp)     { r.cardAmount(h, r.PAN, r.Amount) }
+func (r *CashLoadVoid) fingerprint(h *fp) { r.cardAmount(h, r.PAN, r.Amount); r.Original.fp(h) }
+func (r *PreAuth) fingerprint(h *fp)      { r.cardAmount(h, r.PAN, r.Amount) }
 func (r *PreAuthCompletion) fingerprint(h *fp) {
-	r.Common.fp(h)
-	h.e.str(r.PAN)
-	h.e.fen(r.Amount)
-	h.e.str(r.AuthCode)
-	r.Original.fp(h)
+	r.holdOp(h, r.PAN, r.Amount, r.AuthCode, r.Original)
 }
-func (r *PreAuthCancel) fingerprint(h *fp) {
-	r.Common.fp(h)
-	h.e.str(r.PAN)
-	h.e.fen(r.Amount)
-	h.e.str(r.AuthCode)
-	r.Original.fp(h)
-}
+func (r *PreAuthCancel) fingerprint(h *fp) { r.holdOp(h, r.PAN, r.Amount, r.AuthCode, r.Original) }
 func (r *CompletionVoid) fingerprint(h *fp) {
-	r.Common.fp(h)
-	h.e.str(r.PAN)
-	h.e.fen(r.Amount)
-	h.e.str(r.AuthCode)
-	r.Original.fp(h)
+	r.holdOp(h, r.PAN, r.Amount, r.AuthCode, r.Original)
 }
 func (r *Reversal) fingerprint(h *fp) {
 	r.Common.fp(h)
