@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/cardswitch/cardswitch/internal/secretflag"
 	"io"
 	"net/http"
 	"net/url"
@@ -26,13 +27,14 @@ func init() {
 
 // adminFlags are the connection flags every admin command takes.
 type adminFlags struct {
-	url, token string
-	timeout    time.Duration
+	url     string
+	token   *secretflag.Value
+	timeout time.Duration
 }
 
 func (a *adminFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.url, "admin", "http://127.0.0.1:9583", "switchd HTTP address")
-	fs.StringVar(&a.token, "token", os.Getenv("SWITCHCTL_TOKEN"), "admin bearer token (default $SWITCHCTL_TOKEN)")
+	a.token = secretflag.New(fs, "token", "SWITCHCTL_TOKEN", "admin bearer token; the variable keeps it out of ps")
 	fs.DurationVar(&a.timeout, "timeout", 10*time.Second, "request timeout")
 }
 
@@ -45,7 +47,8 @@ const (
 // call sends one admin request and prints the answer; exit 1 on an HTTP
 // error status.
 func (a *adminFlags) call(method, path string, body any, stdout, stderr io.Writer) int {
-	if a.token == "" {
+	token := a.token.Get()
+	if token == "" {
 		fmt.Fprintln(stderr, "switchctl: no admin token: pass --token or set SWITCHCTL_TOKEN")
 		return 2
 	}
@@ -67,7 +70,7 @@ func (a *adminFlags) call(method, path string, body any, stdout, stderr io.Write
 		fmt.Fprintln(stderr, "switchctl:", err)
 		return 2
 	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := (&http.Client{Timeout: a.timeout}).Do(req)
 	if err != nil {

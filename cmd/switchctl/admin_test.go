@@ -2,12 +2,12 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestComponents(t *testing.T) {
@@ -40,7 +40,12 @@ func TestCallBounds(t *testing.T) {
 	}))
 	defer big.Close()
 	var out, errs bytes.Buffer
-	a := &adminFlags{url: big.URL, token: "t", timeout: 10 * time.Second}
+	a := &adminFlags{}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	a.register(fs)
+	if err := fs.Parse([]string{"--admin", big.URL, "--token", "t", "--timeout", "10s"}); err != nil {
+		t.Fatal(err)
+	}
 	if rc := a.call("GET", "/api/v1/terminals", nil, &out, &errs); rc != 1 || out.Len() != 0 || !strings.Contains(errs.String(), "larger than") {
 		t.Fatalf("oversized answer: rc %d, %d bytes out, %q", rc, out.Len(), errs.String())
 	}

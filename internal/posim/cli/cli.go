@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cardswitch/cardswitch/internal/posim"
+	"github.com/cardswitch/cardswitch/internal/secretflag"
 )
 
 // Main runs posim with args (without the program name) and returns the
@@ -42,7 +43,7 @@ func load(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8583", "POS acceptor of the switch, HOST:PORT")
 	admin := fs.String("admin", "", "admin API base URL (e.g. http://127.0.0.1:9583): provision terminals and cards of this run")
-	token := fs.String("token", os.Getenv("POSIM_TOKEN"), "admin API bearer token (default $POSIM_TOKEN, which unlike the flag ps does not show)")
+	token := secretflag.New(fs, "token", "POSIM_TOKEN", "admin API bearer token; the variable keeps it out of ps")
 	terminals := fs.Int("terminals", 5, "simulated terminals, each on its own connection (demo data: at most 5)")
 	cardsPer := fs.Int("cards-per-terminal", 2, "cards provisioned per terminal (with --admin)")
 	duration := fs.Duration("duration", 10*time.Second, "how long to drive load")
@@ -73,7 +74,7 @@ func load(args []string, stdout, stderr io.Writer) int {
 	)
 	if *admin != "" {
 		p, err := posim.Provision(ctx, posim.ProvisionOptions{
-			Admin: *admin, Token: *token, Terminals: *terminals, CardsPerTerminal: *cardsPer,
+			Admin: *admin, Token: token.Get(), Terminals: *terminals, CardsPerTerminal: *cardsPer,
 		})
 		if err != nil {
 			fmt.Fprintln(stderr, "posim: provision:", err)
