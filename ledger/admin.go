@@ -331,13 +331,22 @@ func (l *Ledger) Cards() []string {
 	return out
 }
 
+// replacement names the card a replacement creates and builds it from the
+// old card's state as it is under the lock, so nothing committed on the
+// old card meanwhile (a day's spend, a list flag) is lost.
+type replacement struct {
+	pan   string
+	build func(old *card) *card
+}
+
 // moveAll moves both purses of from to the given accounts (cash, subsidy)
 // as one posting of kind k, committed with sync, and applies f to the
 // cards' states in the same batch. Both cards are locked in PAN order.
-func (l *Ledger) moveAll(k Kind, from string, to *card, cashTo, subTo AccountID, f func(old *card) error) error {
+func (l *Ledger) moveAll(k Kind, from string, repl *replacement, cashTo, subTo AccountID, f func(old *card) error) error {
 	pans := []string{from}
-	if to != nil {
-		pans = append(pans, to.PAN)
+	var to *card
+	if repl != nil {
+		pans = append(pans, repl.pan)
 	}
 	tx := &txn{l: l, c: &Common{Date: adminDate()}, kind: k}
 	tx.lockCards(pans...)
@@ -352,7 +361,8 @@ func (l *Ledger) moveAll(k Kind, from string, to *card, cashTo, subTo AccountID,
 	if len(old.Holds) > 0 {
 		return fmt.Errorf("%w: card has %d open pre-auth holds", ErrCardState, len(old.Holds))
 	}
-	if to != nil {
+	if repl != nil {
+		to = repl.build(old)
 		tx.staged[to.PAN] = to
 		tx.dirty[to.PAN] = true
 	}
@@ -436,20 +446,22 @@ func (l *Ledger) ReplaceCard(oldPAN, newPAN string, pvv []byte) error {
 	if e == nil {
 		return fmt.Errorf("replace card %s: %w", cardno.Mask(oldPAN), ErrUnknownCard)
 	}
-	cur := e.cur.Load() // read for the template only; moveAll re-checks under the lock
-	n := &card{
-		PAN: newPAN, Holder: cur.Holder, HolderType: cur.HolderType, State: Active, List: cur.List,
-		DailyLimit: cur.DailyLimit, PerTxnLimit: cur.PerTxnLimit, NoPINLimit: cur.NoPINLimit,
-		MaxBalance: cur.MaxBalance, FeeBP: cur.FeeBP, PVV: append([]byte(nil), cur.PVV...),
-		DayDate: cur.DayDate, DaySpent: cur.DaySpent,
+	if len(pvv) > maxField {
+		return fmt.Errorf("%w: PIN verification value too long", ErrInvalidRequest)
 	}
-	if pvv != nil {
-		if len(pvv) > maxField {
-			return fmt.Errorf("%w: PIN verification value too long", ErrInvalidRequest)
+	repl := &replacement{pan: newPAN, build: func(cur *card) *card {
+		n := &card{
+			PAN: newPAN, Holder: cur.Holder, HolderType: cur.HolderType, State: Active, List: cur.List,
+			DailyLimit: cur.DailyLimit, PerTxnLimit: cur.PerTxnLimit, NoPINLimit: cur.NoPINLimit,
+			MaxBalance: cur.MaxBalance, FeeBP: cur.FeeBP, PVV: append([]byte(nil), cur.PVV...),
+			DayDate: cur.DayDate, DaySpent: cur.DaySpent,
 		}
-		n.PVV = append([]byte(nil), pvv...)
-	}
-	if err := l.moveAll(KindReplaceCard, oldPAN, n, CardCash(newPAN), CardSubsidy(newPAN), func(c *card) error {
+		if pvv != nil {
+			n.PVV = append([]byte(nil), pvv...)
+		}
+		return n
+	}}
+	if err := l.moveAll(KindReplaceCard, oldPAN, repl, CardCash(newPAN), CardSubsidy(newPAN), func(c *card) error {
 		c.State = Closed
 		c.ReplacedBy = newPAN
 		return nil

@@ -387,3 +387,30 @@ func TestKeyLocks(t *testing.T) {
 		}
 	}
 }
+
+// TestReplaceCardSeesConcurrentSpend: a consume that commits while a
+// replacement waits for the card's lock must count on the new card's day
+// (the replacement once copied the day's spend before taking the lock, so
+// a 300.00 daily limit let 400.00 through).
+func TestReplaceCardSeesConcurrentSpend(t *testing.T) {
+	l, _ := seeded(t, Options{})
+	e := l.entry(panStudent)
+	e.mu.Lock() // the consume in flight holds the card
+	done := make(chan error, 1)
+	go func() { done <- l.ReplaceCard(panStudent, "6230151000000000079", nil) }()
+	time.Sleep(20 * time.Millisecond) // the replacement is waiting for the lock
+	// The consume commits and publishes 200.00 of today's spend.
+	c := e.cur.Load().clone()
+	c.DayDate, c.DaySpent = day1, 20000
+	e.cur.Store(&c)
+	e.mu.Unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if v := mustCard(t, l, "6230151000000000079"); v.DayDate != day1 || v.DaySpent != 20000 {
+		t.Fatalf("new card spent %s on %s, want 200.00 on %s", v.DaySpent, v.DayDate, day1)
+	}
+	if d := exec(t, l, &Consume{Common: pos("10000001", canteen, day1), PAN: "6230151000000000079", Amount: 20000, PIN: PINVerified}).Decline; d != DeclineExceedsAmountLimit {
+		t.Fatalf("200.00 more under a 300.00 limit: %s", d)
+	}
+}
