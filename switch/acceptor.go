@@ -70,6 +70,8 @@ type acceptor struct {
 	peersMu sync.Mutex
 	peers   map[netip.Addr]int
 
+	lastRefusalLog atomic.Int64 // unix nanoseconds of the last refusal warning
+
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
@@ -124,22 +126,20 @@ func (a *acceptor) serve() {
 			continue
 		}
 		backoff = 0
+		ip := peerIP(c)
 		select {
 		case a.slots <- struct{}{}:
 		default:
 			// Over the connection limit: close at once rather than let
 			// the connection sit unserved.
-			a.metrics.Rejected.WithLabelValues(a.name, "connection_limit").Inc()
-			_ = c.Close()
+			a.refuseConn(c, ip, "connection_limit")
 			continue
 		}
-		ip := peerIP(c)
 		if !a.acquirePeer(ip) {
 			// Over the per-peer limit: closed at once in the same
 			// way, so that one host cannot hold every slot.
 			<-a.slots
-			a.metrics.Rejected.WithLabelValues(a.name, "peer_connection_limit").Inc()
-			_ = c.Close()
+			a.refuseConn(c, ip, "peer_connection_limit")
 			continue
 		}
 		if !a.track(c) {
@@ -151,6 +151,27 @@ func (a *acceptor) serve() {
 		a.wg.Add(1)
 		go a.serveConn(c, ip)
 	}
+}
+
+// refusalLogEvery bounds the warnings about refused connections: a host
+// hammering a full listener must not flood the log.
+const refusalLogEvery = time.Minute
+
+// refuseConn closes a connection over a limit, counts it under reason and
+// warns at most once per refusalLogEvery per listener, so the operator
+// sees in the log that terminals are being turned away (and from where)
+// and not only in switch_rejected_total.
+func (a *acceptor) refuseConn(c net.Conn, ip netip.Addr, reason string) {
+	a.metrics.Rejected.WithLabelValues(a.name, reason).Inc()
+	_ = c.Close()
+	now := time.Now().UnixNano()
+	last := a.lastRefusalLog.Load()
+	if last != 0 && now-last < int64(refusalLogEvery) || !a.lastRefusalLog.CompareAndSwap(last, now) {
+		return
+	}
+	a.log.Warn("connection refused: limit reached (further refusals this minute are only counted in switch_rejected_total)",
+		zap.String("reason", reason), zap.Stringer("peer", ip),
+		zap.Int("max_connections", a.cfg.MaxConnections), zap.Int("max_connections_per_peer", a.cfg.MaxConnectionsPerPeer))
 }
 
 // peerIP is the remote IP address of c, IPv4-mapped IPv6 addresses

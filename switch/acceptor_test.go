@@ -20,6 +20,8 @@ import (
 
 	"github.com/cardswitch/cardswitch/spec"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // testSwitch starts a real switch on ephemeral ports with a temp data dir.
@@ -520,5 +522,33 @@ func TestPeerCountsBounded(t *testing.T) {
 		if ok != st.ok || a.peerEntries() != st.entries {
 			t.Fatalf("%s: ok %v, %d entries; want %v, %d", st.name, ok, a.peerEntries(), st.ok, st.entries)
 		}
+	}
+}
+
+// TestRefusalsAreLoggedOnce: connections turned away by a limit are
+// logged, naming the reason and the peer, but at most once a minute, so a
+// host hammering a full listener cannot flood the log.
+func TestRefusalsAreLoggedOnce(t *testing.T) {
+	core, logs := observer.New(zapcore.WarnLevel)
+	sw := testSwitchLog(t, zap.New(core), func(c *Config) { c.POS.MaxConnections, c.POS.MaxConnectionsPerPeer = 10, 1 })
+	pos, _, _ := sw.Addrs()
+	keep := dial(t, pos)
+	defer keep.Close()
+	if _, err := roundTrip(t, keep, unhex(t, echoRequest)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		expectClosed(t, dial(t, pos))
+	}
+	if n := rejected(t, sw, "peer_connection_limit"); n != 3 {
+		t.Fatalf("peer_connection_limit rejections %v, want 3", n)
+	}
+	got := logs.FilterMessageSnippet("connection refused").All()
+	if len(got) != 1 {
+		t.Fatalf("%d refusal warnings for 3 refusals, want 1", len(got))
+	}
+	f := got[0].ContextMap()
+	if f["reason"] != "peer_connection_limit" || f["peer"] != "127.0.0.1" {
+		t.Fatalf("warning fields %v", f)
 	}
 }
