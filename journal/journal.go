@@ -17,7 +17,9 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -60,10 +62,24 @@ type Journal struct {
 	// so concurrent appends into separate batches get distinct sequences;
 	// batches may commit in a different order than their sequences.
 	seq atomic.Uint64
+
+	// pruneMu serializes PruneDays and PruneResponses: the sequence mark
+	// is read, raised and written back, and each keeps where its pass
+	// stopped so that the next call resumes there.
+	pruneMu sync.Mutex
+	// dayCursor is the first day-index key the last PruneDays call left
+	// for later, valid for dayCursorBefore only; nil when no pass is
+	// under way.
+	dayCursor       []byte
+	dayCursorBefore string
+	// respCursor is the same for PruneResponses.
+	respCursor       []byte
+	respCursorBefore time.Time
 }
 
 // Open returns the journal kept in db, restoring the sequence counter from
-// the last stored entry. The caller keeps ownership of db.
+// the last stored entry, or from the sequence mark PruneDays leaves when it
+// has deleted entries above that. The caller keeps ownership of db.
 func Open(db *pebble.DB, opts Options) (*Journal, error) {
 	if db == nil {
 		return nil, errors.New("journal: open: nil db")
@@ -93,6 +109,13 @@ func Open(db *pebble.DB, opts Options) (*Journal, error) {
 	}
 	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("journal: open: %w", err)
+	}
+	mark, err := readSeqMark(db)
+	if err != nil {
+		return nil, fmt.Errorf("journal: open: %w", err)
+	}
+	if mark > j.seq.Load() {
+		j.seq.Store(mark)
 	}
 	return j, nil
 }

@@ -15,6 +15,7 @@ import (
 //	j t len term len batch seq(8)                terminal + batch index
 //	j r len rrn date(8) seq(8)                   RRN index
 //	j p len term len batch len stan len date     stored response
+//	j s                                          sequence mark (retention)
 //	q m len dest id(8)                           queued message
 //	q x len dest id(8)                           dead-lettered message
 //
@@ -29,12 +30,17 @@ const (
 	spaceTermBat  = 't'
 	spaceRRN      = 'r'
 	spaceResponse = 'p'
+	spaceSeqMark  = 's'
 	spaceQueued   = 'm'
 	spaceDead     = 'x'
 
 	seqLen      = 8
 	entryKeyLen = 2 + seqLen
 )
+
+// seqMarkKey holds the largest sequence pruning has deleted, so that Open
+// never hands out a sequence again after the newest entries are pruned.
+var seqMarkKey = []byte{prefixJournal, spaceSeqMark}
 
 func putEntryKey(dst []byte, seq uint64) {
 	dst[0], dst[1] = prefixJournal, spaceEntry

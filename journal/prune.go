@@ -1,0 +1,337 @@
+package journal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// MaxPrune bounds the max argument of PruneDays and PruneResponses.
+const MaxPrune = 100_000
+
+// respScanFactor bounds the stored responses one PruneResponses call
+// examines to this many times max, so that a call that finds little to
+// delete still ends quickly; the next call resumes where it stopped.
+const respScanFactor = 64
+
+// PruneStats counts what one prune call deleted.
+type PruneStats struct {
+	Entries   int // journal entries deleted (each with all its index keys)
+	Responses int // stored response records deleted
+}
+
+func checkPruneMax(max int) error {
+	if max < 1 || max > MaxPrune {
+		return fmt.Errorf("%w: max %d, want 1..%d", ErrInvalidEntry, max, MaxPrune)
+	}
+	return nil
+}
+
+// PruneDays deletes every journal entry whose BusinessDate (YYYYMMDD) is
+// before `before`, together with every index key that points at it
+// (business day, terminal + batch, RRN). It finds them through the
+// business-day index, which is ordered by date, so entries of `before` and
+// later days, including those appended concurrently, are never read or
+// touched; nor are stored responses or queue keys.
+//
+// One call handles at most max day-index keys and deletes at most max
+// entries (1..MaxPrune, else an error wrapping ErrInvalidEntry), except
+// that a request/response pair is never split: a call with max 1 whose
+// first key is a pair deletes both of its entries. The deletions go into
+// one batch committed without sync: deletions lost in a crash are redone
+// by the next call. more is true when the call stopped at its bound with
+// keys left, and also after a call that resumed where the previous one
+// stopped, so that a pass ends with one call that walks the range from its
+// start and finds nothing more (keys committed behind the resume point
+// while the pass ran are not left behind). Callers loop while more is true.
+//
+// A day-index key whose entry (or either entry of a pair) is missing or
+// does not decode is deleted and counted nowhere; the damaged entry and any
+// other index keys pointing at it cannot be located reliably and are left
+// for an operator (reads through them report ErrCorrupt, as before). I/O
+// errors are returned and nothing of that call is committed.
+//
+// When it deletes entries it also raises the sequence mark (key 'j s') to
+// the largest sequence deleted, in the same batch, so that Open never
+// hands out a pruned sequence again even when every entry is gone.
+func (j *Journal) PruneDays(before string, max int) (st PruneStats, more bool, err error) {
+	if !validDate(before) {
+		return PruneStats{}, false, fmt.Errorf("journal: prune days: %w: before %q", ErrInvalidEntry, before)
+	}
+	if err := checkPruneMax(max); err != nil {
+		return PruneStats{}, false, fmt.Errorf("journal: prune days before %s: %w", before, err)
+	}
+	j.pruneMu.Lock()
+	defer j.pruneMu.Unlock()
+
+	lower := []byte{prefixJournal, spaceDay}
+	resumed := false
+	if j.dayCursor != nil && j.dayCursorBefore == before {
+		lower, resumed = j.dayCursor, true
+	}
+	j.dayCursor = nil // set again only after a successful commit
+
+	st, next, err := j.pruneDays(lower, dayPrefix(nil, before), max)
+	if err != nil {
+		return PruneStats{}, false, fmt.Errorf("journal: prune days before %s: %w", before, err)
+	}
+	if next != nil {
+		j.dayCursor, j.dayCursorBefore = next, before
+	}
+	return st, next != nil || resumed, nil
+}
+
+// pruneDays deletes the entries of the day-index keys in [lower, upper),
+// within the bounds PruneDays documents, and commits. next is the first key
+// it left (nil when it reached upper).
+func (j *Journal) pruneDays(lower, upper []byte, max int) (st PruneStats, next []byte, err error) {
+	snap := j.db.NewSnapshot()
+	defer snap.Close()
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return PruneStats{}, nil, err
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil && cerr != nil {
+			st, next, err = PruneStats{}, nil, cerr
+		}
+	}()
+	b := j.db.NewBatch()
+	defer b.Close()
+
+	var (
+		keys int
+		top  uint64 // the largest sequence deleted
+		es   [2]Entry
+		buf  [2 + 1 + maxTerminalLen + 1 + maxRRNLen + dateLen + seqLen + 8]byte
+	)
+	const dayKeyLen = 2 + dateLen + seqLen
+	ok := it.First()
+	for ; ok; ok = it.Next() {
+		if keys == max {
+			break
+		}
+		k := it.Key()
+		if len(k) != dayKeyLen {
+			// Not a key Append writes: drop it so the pass moves on.
+			if err := b.Delete(k, nil); err != nil {
+				return PruneStats{}, nil, err
+			}
+			keys++
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return PruneStats{}, nil, err
+		}
+		n := 1
+		if string(v) == string(pairMark) {
+			n = 2
+		}
+		if st.Entries > 0 && st.Entries+n > max {
+			break
+		}
+		keys++
+		first, _ := seqSuffix(k)
+		date := string(k[2 : 2+dateLen])
+		found, err := readEntries(snap, first, date, es[:n])
+		if err != nil {
+			return PruneStats{}, nil, err
+		}
+		if err := b.Delete(k, nil); err != nil {
+			return PruneStats{}, nil, err
+		}
+		if !found {
+			continue
+		}
+		for i := range n {
+			putEntryKey(buf[:entryKeyLen], first+uint64(i))
+			if err := b.Delete(buf[:entryKeyLen], nil); err != nil {
+				return PruneStats{}, nil, err
+			}
+		}
+		// The keys Append and AppendPair wrote: terminal + batch of the
+		// (shared) terminal, and the RRN of each entry that has one, all
+		// ending in the first sequence. A pair whose two RRNs are equal
+		// has one RRN key; deleting it twice is harmless.
+		if es[0].Terminal != "" {
+			if err := b.Delete(appendSeq(termBatchPrefix(buf[:0], es[0].Terminal, es[0].Batch), first), nil); err != nil {
+				return PruneStats{}, nil, err
+			}
+		}
+		for i := range n {
+			if es[i].RRN == "" {
+				continue
+			}
+			if err := b.Delete(appendSeq(append(rrnPrefix(buf[:0], es[i].RRN), date...), first), nil); err != nil {
+				return PruneStats{}, nil, err
+			}
+		}
+		st.Entries += n
+		if last := first + uint64(n) - 1; last > top {
+			top = last
+		}
+	}
+	if err := it.Error(); err != nil {
+		return PruneStats{}, nil, err
+	}
+	if ok {
+		next = append([]byte(nil), it.Key()...)
+	}
+	if st.Entries > 0 {
+		// Raise the mark to the largest sequence of this batch, never
+		// lower it (day-index order is not sequence order). Only pruning
+		// writes it, under pruneMu.
+		mark, err := readSeqMark(j.db)
+		if err != nil {
+			return PruneStats{}, nil, err
+		}
+		if top > mark {
+			if err := b.Set(seqMarkKey, binary.BigEndian.AppendUint64(nil, top), nil); err != nil {
+				return PruneStats{}, nil, err
+			}
+		}
+	}
+	if !b.Empty() {
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return PruneStats{}, nil, err
+		}
+	}
+	return st, next, nil
+}
+
+// readEntries reads the n = len(es) entries from sequence first on into es.
+// found is false when one is missing, does not decode, is of another
+// business day than its day-index key says, or (for a pair) differs from
+// the other in terminal or batch: damage the caller skips. err is an I/O
+// error.
+func readEntries(r pebble.Reader, first uint64, date string, es []Entry) (found bool, err error) {
+	var k [entryKeyLen]byte
+	for i := range es {
+		putEntryKey(k[:], first+uint64(i))
+		v, closer, err := r.Get(k[:])
+		if errors.Is(err, pebble.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		es[i] = Entry{}
+		derr := DecodeEntry(v, &es[i])
+		if err := closer.Close(); err != nil {
+			return false, err
+		}
+		if derr != nil || es[i].BusinessDate != date {
+			return false, nil
+		}
+		if i > 0 && (es[i].Terminal != es[0].Terminal || es[i].Batch != es[0].Batch) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// readSeqMark returns the sequence mark, zero when there is none.
+func readSeqMark(r pebble.Reader) (uint64, error) {
+	v, closer, err := r.Get(seqMarkKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer closer.Close()
+	if len(v) != seqLen {
+		return 0, fmt.Errorf("%w: sequence mark of %d bytes", ErrCorrupt, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// PruneResponses deletes stored response records (written by PutResponse)
+// whose Time is before `before`. Their keys carry whatever date the switch
+// matches on (MMDD has no year), so the record's own Time decides: the call
+// walks the response keyspace in key order and decodes each record.
+//
+// One call deletes at most max records (1..MaxPrune, else an error
+// wrapping ErrInvalidEntry) and examines at most 64 × max, in one batch
+// committed without sync. more is true when it stopped at either bound
+// with records left; the next call with the same `before` resumes there,
+// so a pass walks the keyspace once. A call with another `before` starts
+// from the beginning. A record written during a pass with a Time already
+// before `before` may be left to the next pass (PutResponse is given the
+// time of the answer, so that takes a clock set back).
+//
+// A record that does not decode is neither deleted nor reported: it is
+// left for an operator (GetResponse reports it as ErrCorrupt). I/O errors
+// are returned and nothing of that call is committed.
+func (j *Journal) PruneResponses(before time.Time, max int) (st PruneStats, more bool, err error) {
+	if err := checkPruneMax(max); err != nil {
+		return PruneStats{}, false, fmt.Errorf("journal: prune responses: %w", err)
+	}
+	j.pruneMu.Lock()
+	defer j.pruneMu.Unlock()
+
+	prefix := []byte{prefixJournal, spaceResponse}
+	lower := prefix
+	if j.respCursor != nil && j.respCursorBefore.Equal(before) {
+		lower = j.respCursor
+	}
+	j.respCursor = nil
+	st, next, err := j.pruneResponses(lower, prefixEnd(prefix), before, max)
+	if err != nil {
+		return PruneStats{}, false, fmt.Errorf("journal: prune responses before %s: %w", before.Format(time.RFC3339), err)
+	}
+	if next != nil {
+		j.respCursor, j.respCursorBefore = next, before
+	}
+	return st, next != nil, nil
+}
+
+func (j *Journal) pruneResponses(lower, upper []byte, before time.Time, max int) (st PruneStats, next []byte, err error) {
+	it, err := j.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return PruneStats{}, nil, err
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil && cerr != nil {
+			st, next, err = PruneStats{}, nil, cerr
+		}
+	}()
+	b := j.db.NewBatch()
+	defer b.Close()
+	seen, scan := 0, respScanFactor*max
+	ok := it.First()
+	for ; ok; ok = it.Next() {
+		if st.Responses == max || seen == scan {
+			break
+		}
+		seen++
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return PruneStats{}, nil, err
+		}
+		rec, derr := DecodeResponseRecord(v)
+		if derr != nil || !rec.Time.Before(before) {
+			continue
+		}
+		if err := b.Delete(it.Key(), nil); err != nil {
+			return PruneStats{}, nil, err
+		}
+		st.Responses++
+	}
+	if err := it.Error(); err != nil {
+		return PruneStats{}, nil, err
+	}
+	if ok {
+		next = append([]byte(nil), it.Key()...)
+	}
+	if !b.Empty() {
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return PruneStats{}, nil, err
+		}
+	}
+	return st, next, nil
+}
