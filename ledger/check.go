@@ -25,7 +25,9 @@ type Totals struct {
 // counts as a debit and its void as a credit. Pre-auths and cancels move
 // no money and are not counted. Amounts exclude the service fee, as the
 // terminal's own totals do. It reads committed state (one scan of the
-// batch's reference index).
+// batch's reference index), so a batch left open longer than the lookup
+// retention window misses the transactions whose references Prune has
+// deleted.
 func (l *Ledger) BatchTotals(terminal string, batch uint32) (Totals, error) {
 	var t Totals
 	if len(terminal) > maxTerminalLen || batch > maxSixDigits {

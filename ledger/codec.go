@@ -17,6 +17,7 @@ const (
 	maxHolds    = 64   // holds on one card (the operating limit is Options.MaxHoldsPerCard)
 	maxContribs = 4096 // counterparty accounts one card has touched
 	recordV1    = 1
+	recordV2    = 2 // idempotency records with a business date
 )
 
 type encoder struct{ b []byte }

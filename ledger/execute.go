@@ -685,7 +685,7 @@ func (tx *txn) write(ik []byte, fingerprint uint64) error {
 		// released by expiry, which are already in staged).
 		tx.deltas = nil
 	}
-	rec := idemRecord{Fingerprint: fingerprint, Result: tx.res}
+	rec := idemRecord{Fingerprint: fingerprint, Date: tx.c.Date, Result: tx.res}
 	return b.Set(ik, rec.encode(), nil)
 }
 

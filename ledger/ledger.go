@@ -118,12 +118,15 @@ type Ledger struct {
 	merchants map[string]*merchant
 	accounts  map[AccountID]*atomic.Int64 // balances of non-card accounts
 
-	tombMu sync.Mutex
-	tombs  map[string]refValue // reversal tombstones by tombKey
+	tombMu       sync.Mutex
+	tombs        map[string]refValue // reversal tombstones by tombKey
+	tombsDropped int                 // entries Prune deleted from tombs since it was last copied
 
 	lastTx atomic.Uint64
 	keys   keyLocks
 	admin  sync.Mutex // serialises admin operations that create cards or merchants
+
+	prune pruneCursor // where the pass of Prune in progress stands
 }
 
 // Open loads the ledger's state from db: every card, merchant and the
@@ -445,6 +448,35 @@ func (k *keyLocks) lockAll(keys ...[]byte) heldKeys {
 		h.locks[i] = e
 	}
 	return h
+}
+
+// tryLock locks key if no one holds or waits for it, without waiting.
+// Prune uses it to hold many keys at once: it never waits for a key while
+// holding others, so it cannot deadlock with lockAll's fixed order.
+func (k *keyLocks) tryLock(key []byte) (heldKeys, bool) {
+	h := heldKeys{k: k}
+	v := k.hash(key)
+	s := &k.shards[v%uint64(len(k.shards))]
+	s.mu.Lock()
+	e := s.m[v]
+	if e == nil {
+		e = k.pool.Get().(*keyLock)
+		s.m[v] = e
+	}
+	e.n++
+	s.mu.Unlock()
+	if !e.mu.TryLock() {
+		s.mu.Lock()
+		e.n--
+		if e.n == 0 {
+			delete(s.m, v)
+			k.pool.Put(e)
+		}
+		s.mu.Unlock()
+		return h, false
+	}
+	h.hash[0], h.locks[0], h.n = v, e, 1
+	return h, true
 }
 
 // unlock releases the locks in reverse order.

@@ -433,7 +433,10 @@ func (tx *txn) reversal(r *Reversal) error {
 		return err
 	}
 	if !ok {
-		if _, seen := tx.l.tomb(tombKey(ref)); !seen {
+		// A tombstone of another day is left by an earlier use of this
+		// reference (batch and STAN wrap): it blocks nothing dated today,
+		// so this reversal writes its own over it.
+		if t, seen := tx.l.tomb(tombKey(ref)); !seen || t.Date != tx.c.Date {
 			tx.tomb, tx.tombKind = &ref, r.OriginalKind
 		}
 		return noop()

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"encoding/binary"
+	"fmt"
 	"strings"
 )
 
@@ -58,10 +59,14 @@ func (a AccountID) Class() string {
 //	l m MERCHANT                 merchant record
 //	l p TXID(8, big-endian)      posting set, immutable
 //	l s TXID(8)                  status of a posting set (voided, refunded, reversed...)
-//	l i KIND(1) KEY              idempotency record: fingerprint + result
+//	l i KIND(1) KEY              idempotency record: fingerprint, business date + result
 //	l r TERMINAL 0x00 BATCH(4) STAN(4)   reference index -> TXID (or reversal tombstone)
 //	l n DATE(4) RRN              RRN index -> TXID, for refunds
 //	l t TERMINAL 0x00 BATCH(4) STAN(4)   reversal tombstone (reversal before its original)
+//
+// 'l i', 'l r', 'l n' and 'l t' are lookup records: Prune deletes them
+// once they are older than the retention window (prune.go). The others
+// are the books and are never deleted.
 const (
 	keyPrefix = 'l'
 	tagCard   = 'c'
@@ -389,8 +394,11 @@ func decodePosting(b []byte) (posting, error) {
 	p.Date = d.date()
 	p.Terminal = d.str()
 	p.Merchant = d.str()
-	p.Batch = uint32(min(d.u(), maxSixDigits+1))
-	p.STAN = uint32(min(d.u(), maxSixDigits+1))
+	batch, stan := d.u(), d.u()
+	if batch > maxSixDigits || stan > maxSixDigits {
+		d.fail("batch or STAN above six digits")
+	}
+	p.Batch, p.STAN = uint32(min(batch, maxSixDigits)), uint32(min(stan, maxSixDigits))
 	p.RRN = d.str()
 	p.PAN = d.str()
 	p.PAN2 = d.str()
@@ -494,16 +502,27 @@ func decodeMerchant(b []byte) (merchant, error) {
 	return m, d.done()
 }
 
-// idemRecord is the stored answer for an idempotency key.
+// idemRecord is the stored answer for an idempotency key. Date is the
+// business date of the request it answers, which Prune cuts by. Records
+// written before it existed (version 1) have Date 0; they are encoded in
+// version 1 again, so every record keeps one encoding, and Prune dates
+// them by their posting set when they have one (see Prune).
 type idemRecord struct {
 	Fingerprint uint64
+	Date        BusinessDate
 	Result      Result
 }
 
 func (r *idemRecord) encode() []byte {
 	e := encoder{b: make([]byte, 0, 64)}
-	e.byte1(recordV1)
-	e.u(r.Fingerprint)
+	if r.Date == 0 {
+		e.byte1(recordV1)
+		e.u(r.Fingerprint)
+	} else {
+		e.byte1(recordV2)
+		e.u(r.Fingerprint)
+		e.date(r.Date)
+	}
 	r.Result.encode(&e)
 	return e.b
 }
@@ -511,10 +530,41 @@ func (r *idemRecord) encode() []byte {
 func decodeIdem(b []byte) (idemRecord, error) {
 	d := decoder{b: b}
 	var r idemRecord
-	d.version()
-	r.Fingerprint = d.u()
+	r.Fingerprint, r.Date = d.idemHead()
 	r.Result.decode(&d)
 	return r, d.done()
+}
+
+// idemHead reads the version, fingerprint and date of an idempotency
+// record (date 0 for version 1); a version 2 record must carry a date.
+func (d *decoder) idemHead() (fingerprint uint64, date BusinessDate) {
+	v := d.byte1()
+	if d.err != nil {
+		return 0, 0
+	}
+	if v != recordV1 && v != recordV2 {
+		d.fail(fmt.Sprintf("unknown idempotency record version %d", v))
+		return 0, 0
+	}
+	fingerprint = d.u()
+	if v == recordV2 {
+		if date = d.date(); d.err == nil && date == 0 {
+			d.fail("idempotency record without date")
+		}
+	}
+	return fingerprint, date
+}
+
+// peekIdem reads what Prune needs of an idempotency record without
+// decoding (and allocating) the whole result: its date and, for a version
+// 1 record, the posting set its result names.
+func peekIdem(b []byte) (date BusinessDate, tx uint64, err error) {
+	d := decoder{b: b}
+	_, date = d.idemHead()
+	d.byte1() // result kind
+	d.byte1() // decline reason
+	tx = d.u()
+	return date, tx, d.err
 }
 
 // refValue is what the reference index holds: the posting set a terminal

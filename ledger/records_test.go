@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"errors"
 	"reflect"
 	"testing"
 )
@@ -47,6 +48,10 @@ func TestRecordRoundTrip(t *testing.T) {
 	if got, err := decodeIdem(r.encode()); err != nil || got != r {
 		t.Errorf("idem: %+v, %v", got, err)
 	}
+	r.Date = day1
+	if got, err := decodeIdem(r.encode()); err != nil || got != r {
+		t.Errorf("dated idem: %+v, %v", got, err)
+	}
 	v := refValue{TxID: 9, Kind: KindVoid, Date: day1}
 	if got, err := decodeRef(v.encode()); err != nil || got != v {
 		t.Errorf("ref: %+v, %v", got, err)
@@ -82,6 +87,15 @@ func TestDecodeRejects(t *testing.T) {
 			t.Fatalf("posting truncated to %d bytes decoded", i)
 		}
 	}
+	// Batch and STAN are six digits; a larger stored value is damage, not
+	// something to clamp (the clamped posting would not re-encode).
+	for _, tc := range []struct{ batch, stan uint32 }{{1_000_000, 1}, {1, 1_000_000}} {
+		q := samplePosting()
+		q.Batch, q.STAN = tc.batch, tc.stan
+		if _, err := decodePosting(q.encode()); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("posting with batch %d STAN %d: %v, want ErrCorrupt", tc.batch, tc.stan, err)
+		}
+	}
 }
 
 // FuzzDecodeRecords feeds arbitrary bytes to every record decoder: they
@@ -92,8 +106,9 @@ func FuzzDecodeRecords(f *testing.F) {
 	s := status{VoidedBy: 1}
 	m := merchant{ID: canteen}
 	r := idemRecord{Result: Result{Kind: KindConsume}}
+	r2 := idemRecord{Date: day1, Result: Result{Kind: KindConsume, TxID: 7}}
 	v := refValue{TxID: 1, Kind: KindConsume, Date: day1}
-	for _, seed := range [][]byte{c.encode(), p.encode(), s.encode(), m.encode(), r.encode(), v.encode(), {1}, {}} {
+	for _, seed := range [][]byte{c.encode(), p.encode(), s.encode(), m.encode(), r.encode(), r2.encode(), v.encode(), {1}, {}} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
