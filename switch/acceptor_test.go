@@ -340,22 +340,36 @@ func responseCode(t testing.TB, frame []byte) string {
 // registry exports it (0 when there is no such series).
 func rejected(t *testing.T, sw *Switch, reason string) float64 {
 	t.Helper()
+	return metricValue(t, sw, "switch_rejected_total", map[string]string{"listener": "pos", "reason": reason})
+}
+
+// metricValue is the value of the counter or gauge series name{want} as
+// the registry exports it (0 when there is no such series).
+func metricValue(t *testing.T, sw *Switch, name string, want map[string]string) float64 {
+	t.Helper()
 	mfs, err := sw.metrics.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "switch_rejected_total" {
+		if mf.GetName() != name {
 			continue
 		}
+	series:
 		for _, m := range mf.GetMetric() {
 			labels := map[string]string{}
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["listener"] == "pos" && labels["reason"] == reason {
-				return m.GetCounter().GetValue()
+			for k, v := range want {
+				if labels[k] != v {
+					continue series
+				}
 			}
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue()
+			}
+			return m.GetCounter().GetValue()
 		}
 	}
 	return 0

@@ -46,6 +46,7 @@ func (sw *Switch) registerAdmin(mux *http.ServeMux) {
 		mux.HandleFunc("POST /api/v1/cards/{pan}/"+action, sw.adminCardAction(action, f))
 	}
 	mux.HandleFunc("GET /api/v1/journal", sw.adminJournal)
+	mux.HandleFunc("POST /api/v1/retention/run", sw.adminRetentionRun)
 
 	// Go's profiler, behind the same token: CPU, heap, goroutines, mutex
 	// and block profiles of the running daemon (go tool pprof with
@@ -70,6 +71,20 @@ func (sw *Switch) adminStatus(w http.ResponseWriter, r *http.Request) {
 		"business_date": sw.clock.Today().String(),
 		"journal_seq":   sw.journal.LastSeq(),
 	})
+}
+
+// adminRetentionRun runs the retention job now and answers its report:
+// 409 while another run is going on, 500 with the report when it failed.
+func (sw *Switch) adminRetentionRun(w http.ResponseWriter, r *http.Request) {
+	rep, err := sw.retention.run(sw.clock.now())
+	switch {
+	case errors.Is(err, errRetentionBusy):
+		writeJSONError(w, http.StatusConflict, err.Error())
+	case err != nil:
+		writeJSON(w, http.StatusInternalServerError, rep)
+	default:
+		writeJSON(w, http.StatusOK, rep)
+	}
 }
 
 // decodeBody reads a JSON body, refusing unknown fields.

@@ -46,8 +46,11 @@ func openBusinessClock(db *pebble.DB, zone string) (*businessClock, error) {
 }
 
 // Today is the current business date.
-func (c *businessClock) Today() ledger.BusinessDate {
-	return ledger.DateOf(c.now().In(c.loc))
+func (c *businessClock) Today() ledger.BusinessDate { return c.dateOf(c.now()) }
+
+// dateOf is the business date at t.
+func (c *businessClock) dateOf(t time.Time) ledger.BusinessDate {
+	return ledger.DateOf(t.In(c.loc))
 }
 
 func rrnKey(d ledger.BusinessDate) []byte {

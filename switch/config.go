@@ -48,6 +48,9 @@ type Config struct {
 	Log     LogConfig      `yaml:"log"`
 	Runtime RuntimeConfig  `yaml:"runtime"`
 	Ledger  LedgerConfig   `yaml:"ledger"`
+	// Retention says how long the switch keeps what it no longer needs to
+	// answer or reconcile (docs/operations.md "Retention").
+	Retention RetentionConfig `yaml:"retention"`
 	// TimeZone names the IANA zone of the business day (the daily limit,
 	// the same-day rule of voids, the settlement date in field 15), e.g.
 	// "Asia/Shanghai". Empty means the machine's local zone.
@@ -81,6 +84,68 @@ func (c LedgerConfig) options() ledger.Options {
 		HoldDays:          c.HoldDays,
 		MaxHoldsPerCard:   c.MaxHoldsPerCard,
 	}
+}
+
+// RetentionConfig bounds the data the switch keeps. The books (postings,
+// cards, merchants) and the store-and-forward queue are never pruned.
+type RetentionConfig struct {
+	// JournalDays is how many business days of journal entries are kept
+	// for reconciliation and audit; 0 keeps them forever (the default: the
+	// journal is the audit trail, and deleting it must be a decision).
+	// When set it must cover ResponseDays and LedgerLookupDays, whose
+	// records point into the journal or answer for it.
+	JournalDays int `yaml:"journal_days"`
+	// ResponseDays is how long a stored response answers a retransmitted
+	// request (duplicate detection, DESIGN §4.7) [7].
+	ResponseDays int `yaml:"response_days"`
+	// LedgerLookupDays is how many business days the ledger keeps its
+	// idempotency records, reference and RRN indexes and reversal
+	// tombstones; 0 means the ledger's minimum, which covers the refund
+	// window and pre-auth lifetime (docs/ledger.md "Retention"). A value
+	// below that minimum is refused at start.
+	LedgerLookupDays int `yaml:"ledger_lookup_days"`
+	// Interval is how often the retention job looks for work [1h]. Its
+	// first run starts a minute after the switch (or sooner, when the
+	// interval is shorter).
+	Interval Duration `yaml:"interval"`
+	// BatchSize bounds the records one deletion batch removes, so the job
+	// never holds a large batch in memory nor stalls the commit pipeline
+	// [10000].
+	BatchSize int `yaml:"batch_size"`
+}
+
+// Bounds of the retention settings.
+const (
+	maxRetentionDays      = 3660 // ten years
+	minResponseDays       = 2    // a retransmission across midnight still finds its answer
+	minRetentionInterval  = time.Minute
+	maxRetentionInterval  = 24 * time.Hour
+	minRetentionBatchSize = 100
+	maxRetentionBatchSize = 100_000
+)
+
+func (r RetentionConfig) validate() error {
+	var errs []error
+	if r.JournalDays < 0 || r.JournalDays > maxRetentionDays {
+		errs = append(errs, fmt.Errorf("retention.journal_days %d: want 0 (keep forever)..%d", r.JournalDays, maxRetentionDays))
+	}
+	if r.ResponseDays < minResponseDays || r.ResponseDays > maxRetentionDays {
+		errs = append(errs, fmt.Errorf("retention.response_days %d: want %d..%d", r.ResponseDays, minResponseDays, maxRetentionDays))
+	}
+	if r.LedgerLookupDays < 0 || r.LedgerLookupDays > maxRetentionDays {
+		errs = append(errs, fmt.Errorf("retention.ledger_lookup_days %d: want 0 (the ledger's minimum)..%d", r.LedgerLookupDays, maxRetentionDays))
+	}
+	if r.JournalDays > 0 && (r.JournalDays < r.ResponseDays || r.JournalDays < r.LedgerLookupDays) {
+		errs = append(errs, fmt.Errorf("retention.journal_days %d: want 0 or at least response_days (%d) and ledger_lookup_days (%d): stored responses are replayed from the journal",
+			r.JournalDays, r.ResponseDays, r.LedgerLookupDays))
+	}
+	if d := time.Duration(r.Interval); d < minRetentionInterval || d > maxRetentionInterval {
+		errs = append(errs, fmt.Errorf("retention.interval %s: want %s..%s", d, minRetentionInterval, maxRetentionInterval))
+	}
+	if r.BatchSize < minRetentionBatchSize || r.BatchSize > maxRetentionBatchSize {
+		errs = append(errs, fmt.Errorf("retention.batch_size %d: want %d..%d", r.BatchSize, minRetentionBatchSize, maxRetentionBatchSize))
+	}
+	return errors.Join(errs...)
 }
 
 // Seed is the data loaded on first start.
@@ -225,7 +290,12 @@ func Defaults() Config {
 		Gateway: gw,
 		HTTP:    HTTPConfig{Addr: "127.0.0.1:9583"},
 		Runtime: RuntimeConfig{GCPercent: 400},
-		Log:     LogConfig{Format: "json", Level: "info"},
+		Retention: RetentionConfig{
+			ResponseDays: 7,
+			Interval:     Duration(time.Hour),
+			BatchSize:    10_000,
+		},
+		Log: LogConfig{Format: "json", Level: "info"},
 	}
 }
 
@@ -306,6 +376,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Ledger.options().Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("ledger: %w", err))
+	}
+	if err := c.Retention.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Runtime.GCPercent < 50 || c.Runtime.GCPercent > 2000 {
 		errs = append(errs, fmt.Errorf("runtime.gc_percent %d: want 50..2000", c.Runtime.GCPercent))

@@ -68,6 +68,14 @@ func TestParseConfigRejects(t *testing.T) {
 		{"hold beyond a year", "lmk: {file: k}\nledger: {hold_days: 100000}\n", "hold_days 100000"},
 		{"fee above 100 %", "lmk: {file: k}\nledger: {visitor_fee_bp: 20000}\n", "visitor_fee_bp"},
 		{"too many holds", "lmk: {file: k}\nledger: {max_holds_per_card: 65}\n", "max_holds_per_card"},
+		{"responses kept one day", "lmk: {file: k}\nretention: {response_days: 1}\n", "retention.response_days 1: want 2..3660"},
+		{"negative journal days", "lmk: {file: k}\nretention: {journal_days: -1}\n", "retention.journal_days -1"},
+		{"journal shorter than responses", "lmk: {file: k}\nretention: {journal_days: 5, response_days: 7}\n", "want 0 or at least response_days (7)"},
+		{"journal shorter than ledger lookups", "lmk: {file: k}\nretention: {journal_days: 30, ledger_lookup_days: 40}\n", "ledger_lookup_days (40)"},
+		{"negative lookup days", "lmk: {file: k}\nretention: {ledger_lookup_days: -3}\n", "retention.ledger_lookup_days -3"},
+		{"retention every second", "lmk: {file: k}\nretention: {interval: 1s}\n", "retention.interval 1s: want 1m0s..24h0m0s"},
+		{"retention batch too small", "lmk: {file: k}\nretention: {batch_size: 10}\n", "retention.batch_size 10: want 100..100000"},
+		{"retention batch too big", "lmk: {file: k}\nretention: {batch_size: 1000000}\n", "retention.batch_size 1000000"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,7 +21,17 @@ type Metrics struct {
 	JournalWrites prometheus.Counter
 	HSMOperations *prometheus.CounterVec // op, result
 	Rejected      *prometheus.CounterVec // listener, reason
+
+	RetentionDeleted     *prometheus.CounterVec // keyspace
+	RetentionRuns        *prometheus.CounterVec // result
+	RetentionLastSuccess prometheus.Gauge
 }
+
+// retentionKeyspaces are the values of the keyspace label of
+// switch_retention_deleted_total, all present from the start so that a
+// rate() works before the first deletion.
+var retentionKeyspaces = []string{"journal_entries", "responses",
+	"ledger_idempotency", "ledger_references", "ledger_rrns", "ledger_tombstones"}
 
 // NewMetrics registers every series on a fresh registry, with the Go and
 // process collectors.
@@ -59,9 +69,28 @@ func NewMetrics() *Metrics {
 			Name: "switch_rejected_total",
 			Help: "Connections closed or frames refused before processing, by listener and reason.",
 		}, []string{"listener", "reason"}),
+		RetentionDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switch_retention_deleted_total",
+			Help: "Records deleted by the retention job, by keyspace.",
+		}, []string{"keyspace"}),
+		RetentionRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switch_retention_runs_total",
+			Help: "Retention runs, by result (ok, error).",
+		}, []string{"result"}),
+		RetentionLastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switch_retention_last_success_timestamp_seconds",
+			Help: "When the last retention run ended without error (Unix time); 0 before the first.",
+		}),
+	}
+	for _, k := range retentionKeyspaces {
+		m.RetentionDeleted.WithLabelValues(k)
+	}
+	for _, res := range []string{"ok", "error"} {
+		m.RetentionRuns.WithLabelValues(res)
 	}
 	r.MustRegister(m.Messages, m.Transactions, m.Duration, m.Connections,
 		m.JournalWrites, m.HSMOperations, m.Rejected,
+		m.RetentionDeleted, m.RetentionRuns, m.RetentionLastSuccess,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

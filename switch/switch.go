@@ -37,6 +37,7 @@ type Switch struct {
 	routes    *routing.Table
 	terminals *terminals
 	clock     *businessClock
+	retention *retention
 
 	pos     *acceptor
 	gateway *acceptor
@@ -67,6 +68,10 @@ func New(cfg *Config, log *zap.Logger) (*Switch, error) {
 	}
 	sw.db = db
 	if err := sw.openServices(lmk); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if sw.retention, err = newRetention(sw, cfg.Retention); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -104,6 +109,7 @@ func (sw *Switch) Start() error {
 	}
 	go sw.pos.serve()
 	go sw.gateway.serve()
+	go sw.retention.loop()
 	go func() {
 		if err := sw.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			sw.log.Error("HTTP server stopped", zap.Error(err))
@@ -151,6 +157,8 @@ func (sw *Switch) Shutdown(ctx context.Context) error {
 		if sw.httpSrv != nil {
 			errs = append(errs, sw.httpSrv.Shutdown(ctx))
 		}
+		// After HTTP: no admin request can start a run any more.
+		sw.retention.shutdown()
 	}
 	if err := sw.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close storage: %w", err))

@@ -23,6 +23,7 @@ func init() {
 	register("merchant", runMerchant)
 	register("card", runCard)
 	register("journal", runJournal)
+	register("retention", runRetention)
 }
 
 // adminFlags are the connection flags every admin command takes.
@@ -275,6 +276,14 @@ func runJournal(args []string, stdout, stderr io.Writer) int {
 				q.Set("limit", fmt.Sprint(*limit))
 				return a.call("GET", "/api/v1/journal?"+q.Encode(), nil, stdout, stderr)
 			}
+		},
+	})
+}
+
+func runRetention(args []string, stdout, stderr io.Writer) int {
+	return sub("retention", args, stdout, stderr, map[string]func(*flag.FlagSet, *adminFlags) func() int{
+		"run": func(fs *flag.FlagSet, a *adminFlags) func() int {
+			return func() int { return a.call("POST", "/api/v1/retention/run", nil, stdout, stderr) }
 		},
 	})
 }

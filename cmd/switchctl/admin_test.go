@@ -55,3 +55,24 @@ func TestCallBounds(t *testing.T) {
 		t.Fatalf("no timeout: rc %d, %q", rc, errs.String())
 	}
 }
+
+// TestRetentionRun: `switchctl retention run` posts to the retention
+// endpoint with the token and prints the report.
+func TestRetentionRun(t *testing.T) {
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Method + " " + r.URL.Path + " " + r.Header.Get("Authorization")
+		_, _ = w.Write([]byte(`{"complete":true}`))
+	}))
+	defer srv.Close()
+	var out, errs bytes.Buffer
+	if rc := runRetention([]string{"run", "--admin", srv.URL, "--token", "tok"}, &out, &errs); rc != 0 {
+		t.Fatalf("rc %d: %s", rc, errs.String())
+	}
+	if got != "POST /api/v1/retention/run Bearer tok" || !strings.Contains(out.String(), `"complete"`) {
+		t.Fatalf("request %q, output %q", got, out.String())
+	}
+	if rc := runRetention([]string{"prune"}, &out, &errs); rc != 2 {
+		t.Fatalf("unknown verb: rc %d", rc)
+	}
+}

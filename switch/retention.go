@@ -1,0 +1,216 @@
+package switching
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cardswitch/cardswitch/ledger"
+	"go.uber.org/zap"
+)
+
+// retentionPause separates two deletion batches of one run, so a large
+// backlog (the first run after an upgrade, or after retention was
+// switched on) is worked off in small steps between transactions instead
+// of one long burst. It is a pause, not a batching timer: nothing waits
+// for it but the job.
+const retentionPause = 20 * time.Millisecond
+
+// maxRetentionBatches bounds one run: a backlog larger than this many
+// batches is finished by the next runs.
+const maxRetentionBatches = 10_000
+
+// errRetentionBusy answers a run asked for while one is going on.
+var errRetentionBusy = errors.New("a retention run is already in progress")
+
+// RetentionReport is what one retention run deleted, and where it cut.
+type RetentionReport struct {
+	BusinessDate string `json:"business_date"`
+	// JournalBefore is the first business day whose journal entries are
+	// kept; empty when the journal is kept forever.
+	JournalBefore string `json:"journal_before,omitempty"`
+	// ResponsesBefore: stored responses answered before it are deleted.
+	ResponsesBefore time.Time `json:"responses_before"`
+	// LedgerBefore is the first business day whose ledger lookup records
+	// are kept.
+	LedgerBefore string `json:"ledger_before"`
+
+	JournalEntries    int `json:"journal_entries"`
+	Responses         int `json:"responses"`
+	LedgerIdempotency int `json:"ledger_idempotency"`
+	LedgerReferences  int `json:"ledger_references"`
+	LedgerRRNs        int `json:"ledger_rrns"`
+	LedgerTombstones  int `json:"ledger_tombstones"`
+
+	// Complete is false when the run stopped before the backlog was gone
+	// (shutdown, an error, or the per-run bound); the next run goes on.
+	Complete bool   `json:"complete"`
+	Error    string `json:"error,omitempty"`
+}
+
+// retention is the job that deletes what the switch no longer needs:
+// journal days past JournalDays, stored responses past ResponseDays, the
+// ledger's lookup records past LedgerLookupDays. One run at a time; runs
+// come from its ticker or from the admin API.
+type retention struct {
+	sw         *Switch
+	cfg        RetentionConfig
+	lookupDays int // LedgerLookupDays resolved against the ledger's minimum
+
+	running sync.Mutex
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// newRetention resolves the ledger's lookup window and refuses one below
+// the ledger's minimum: a record pruned too early would let a refund or a
+// reversal inside its window find nothing.
+func newRetention(sw *Switch, cfg RetentionConfig) (*retention, error) {
+	min := sw.ledger.MinLookupRetentionDays()
+	days := cfg.LedgerLookupDays
+	if days == 0 {
+		days = min
+	}
+	if days < min {
+		return nil, fmt.Errorf("retention.ledger_lookup_days %d: below the ledger's minimum of %d days (refund window and pre-auth lifetime)", days, min)
+	}
+	if cfg.JournalDays > 0 && cfg.JournalDays < days {
+		return nil, fmt.Errorf("retention.journal_days %d: want 0 or at least the ledger lookup window of %d days", cfg.JournalDays, days)
+	}
+	return &retention{sw: sw, cfg: cfg, lookupDays: days, stop: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// loop runs the job every Interval until shutdown.
+func (r *retention) loop() {
+	defer close(r.done)
+	first := min(time.Duration(r.cfg.Interval), time.Minute)
+	t := time.NewTimer(first)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		if _, err := r.run(r.sw.clock.now()); err != nil && !errors.Is(err, errRetentionBusy) {
+			r.sw.log.Error("retention run failed; the next run retries", zap.Error(err))
+		}
+		t.Reset(time.Duration(r.cfg.Interval))
+	}
+}
+
+// shutdown stops the loop and waits for a run in progress to end its
+// current batch.
+func (r *retention) shutdown() {
+	close(r.stop)
+	<-r.done
+	r.running.Lock() // an admin-started run
+	r.running.Unlock()
+}
+
+func (r *retention) stopped() bool {
+	select {
+	case <-r.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// run is one retention pass as of now: the ledger's lookup records, the
+// journal's old days, the stored responses, each in batches of at most
+// BatchSize.
+func (r *retention) run(now time.Time) (RetentionReport, error) {
+	if !r.running.TryLock() {
+		return RetentionReport{}, errRetentionBusy
+	}
+	defer r.running.Unlock()
+	sw, m := r.sw, r.sw.metrics
+	start := time.Now()
+	today := sw.clock.dateOf(now)
+	rep := RetentionReport{
+		BusinessDate:    today.String(),
+		LedgerBefore:    today.AddDays(-r.lookupDays).String(),
+		ResponsesBefore: now.Add(-time.Duration(r.cfg.ResponseDays) * 24 * time.Hour).UTC().Truncate(time.Second),
+	}
+	if r.cfg.JournalDays > 0 {
+		rep.JournalBefore = today.AddDays(-r.cfg.JournalDays).String()
+	}
+	batches := 0
+	// step runs one kind of deletion until it reports nothing more.
+	step := func(name string, prune func() (more bool, err error)) error {
+		for {
+			if r.stopped() || batches >= maxRetentionBatches {
+				return nil
+			}
+			batches++
+			more, err := prune()
+			if err != nil {
+				return fmt.Errorf("prune %s: %w", name, err)
+			}
+			if !more {
+				return nil
+			}
+			time.Sleep(retentionPause)
+		}
+	}
+	ledgerBefore := today.AddDays(-r.lookupDays)
+	err := step("ledger lookup records", func() (bool, error) {
+		st, more, err := sw.ledger.Prune(ledgerBefore, r.cfg.BatchSize)
+		rep.LedgerIdempotency += st.Idempotency
+		rep.LedgerReferences += st.References
+		rep.LedgerRRNs += st.RRNs
+		rep.LedgerTombstones += st.Tombstones
+		countPruned(m, st)
+		return more, err
+	})
+	if err == nil && rep.JournalBefore != "" {
+		err = step("journal days", func() (bool, error) {
+			st, more, err := sw.journal.PruneDays(rep.JournalBefore, r.cfg.BatchSize)
+			rep.JournalEntries += st.Entries
+			m.RetentionDeleted.WithLabelValues("journal_entries").Add(float64(st.Entries))
+			return more, err
+		})
+	}
+	if err == nil {
+		err = step("stored responses", func() (bool, error) {
+			st, more, err := sw.journal.PruneResponses(rep.ResponsesBefore, r.cfg.BatchSize)
+			rep.Responses += st.Responses
+			m.RetentionDeleted.WithLabelValues("responses").Add(float64(st.Responses))
+			return more, err
+		})
+	}
+	rep.Complete = err == nil && !r.stopped() && batches < maxRetentionBatches
+	fields := []zap.Field{
+		zap.String("business_date", rep.BusinessDate),
+		zap.String("ledger_before", rep.LedgerBefore),
+		zap.String("journal_before", rep.JournalBefore),
+		zap.Time("responses_before", rep.ResponsesBefore),
+		zap.Int("journal_entries", rep.JournalEntries),
+		zap.Int("responses", rep.Responses),
+		zap.Int("ledger_idempotency", rep.LedgerIdempotency),
+		zap.Int("ledger_references", rep.LedgerReferences),
+		zap.Int("ledger_rrns", rep.LedgerRRNs),
+		zap.Int("ledger_tombstones", rep.LedgerTombstones),
+		zap.Bool("complete", rep.Complete),
+		zap.Duration("took", time.Since(start)),
+	}
+	if err != nil {
+		rep.Error = err.Error()
+		m.RetentionRuns.WithLabelValues("error").Inc()
+		sw.log.Error("retention run", append(fields, zap.Error(err))...)
+		return rep, err
+	}
+	m.RetentionRuns.WithLabelValues("ok").Inc()
+	m.RetentionLastSuccess.SetToCurrentTime()
+	sw.log.Info("retention run", fields...)
+	return rep, nil
+}
+
+func countPruned(m *Metrics, st ledger.PruneStats) {
+	m.RetentionDeleted.WithLabelValues("ledger_idempotency").Add(float64(st.Idempotency))
+	m.RetentionDeleted.WithLabelValues("ledger_references").Add(float64(st.References))
+	m.RetentionDeleted.WithLabelValues("ledger_rrns").Add(float64(st.RRNs))
+	m.RetentionDeleted.WithLabelValues("ledger_tombstones").Add(float64(st.Tombstones))
+}

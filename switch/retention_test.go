@@ -1,0 +1,126 @@
+package switching
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cardswitch/cardswitch/journal"
+	"github.com/cardswitch/cardswitch/ledger"
+	"github.com/cardswitch/cardswitch/spec"
+	"go.uber.org/zap"
+)
+
+// TestRetention runs a consume and a void's worth of traffic today, then
+// runs the retention job as of later days: stored responses go after
+// response_days, the ledger's lookup records after its window, journal
+// days after journal_days; the books never change and still check.
+func TestRetention(t *testing.T) {
+	sw := testSwitch(t, func(c *Config) { c.Retention.JournalDays = 90 })
+	term := signedOn(t, sw, termCanteen, canteen)
+	req, err := term.Consume(cardStaff, 1000, "")
+	resp := do(t, term, req, err)
+	expectRC(t, "consume", resp, spec.RCApproved)
+	rrn, date := resp.RRN, sw.clock.Today().String()
+	if got, err := sw.journal.ByRRN(rrn, date, 10); err != nil || len(got) != 2 {
+		t.Fatalf("journal by RRN before pruning: %d entries, %v; want request and response", len(got), err)
+	}
+	dup := journal.DuplicateKey{Terminal: termCanteen, Batch: term.Batch, STAN: req.STAN, Date: req.LocalDate}
+	if _, found, err := sw.journal.GetResponse(dup); err != nil || !found {
+		t.Fatalf("stored response before pruning: found %v, %v", found, err)
+	}
+	cash, subsidy := purses(t, sw, cardStaff)
+	lookup := sw.retention.lookupDays
+	if lookup < 31 || lookup >= 90 {
+		t.Fatalf("ledger lookup window %d days: want the ledger's minimum, past the 30-day refund window", lookup)
+	}
+
+	now := time.Now()
+	day := 24 * time.Hour
+	run := func(at time.Time) RetentionReport {
+		t.Helper()
+		rep, err := sw.retention.run(at)
+		if err != nil || !rep.Complete {
+			t.Fatalf("retention run: %v (%+v)", err, rep)
+		}
+		return rep
+	}
+
+	// Today nothing is old enough.
+	if rep := run(now); rep.JournalEntries+rep.Responses+rep.LedgerIdempotency+rep.LedgerReferences+rep.LedgerRRNs != 0 {
+		t.Fatalf("run today deleted %+v", rep)
+	}
+	// Past response_days (7): the stored responses go, nothing else.
+	rep := run(now.Add(8 * day))
+	if rep.Responses != 1 || rep.JournalEntries != 0 || rep.LedgerReferences != 0 || rep.LedgerRRNs != 0 {
+		t.Fatalf("run after 8 days: %+v; want the consume's stored response only (a sign-on stores none)", rep)
+	}
+	if _, found, _ := sw.journal.GetResponse(dup); found {
+		t.Fatal("stored response kept past response_days")
+	}
+	// Past the ledger's window: its reference and idempotency records go;
+	// the RRN index stays a refund window longer (docs/ledger.md), and
+	// the journal stays.
+	rep = run(now.Add(time.Duration(lookup+1) * day))
+	if rep.LedgerReferences < 1 || rep.LedgerIdempotency < 1 || rep.LedgerRRNs != 0 || rep.JournalEntries != 0 {
+		t.Fatalf("run past the ledger window: %+v; want the consume's reference and idempotency records only", rep)
+	}
+	if got, _ := sw.journal.ByRRN(rrn, date, 10); len(got) != 2 {
+		t.Fatalf("journal lost entries inside journal_days: %d left", len(got))
+	}
+	// Past journal_days: the day's entries go.
+	rep = run(now.Add(91 * day))
+	if rep.JournalEntries != 4 || rep.LedgerRRNs != 1 {
+		t.Fatalf("run past journal_days: %+v; want the sign-on and consume pairs, and the consume's RRN", rep)
+	}
+	if got, err := sw.journal.ByRRN(rrn, date, 10); err != nil || len(got) != 0 {
+		t.Fatalf("journal by RRN after pruning: %d entries, %v", len(got), err)
+	}
+
+	// The books are untouched and consistent.
+	expectPurses(t, sw, cardStaff, cash, subsidy)
+	report, err := ledger.Check(sw.db)
+	if err != nil || !report.OK() {
+		t.Fatalf("ledger check after pruning: %v %v", err, report.Violations)
+	}
+	if got := metricValue(t, sw, "switch_retention_deleted_total", map[string]string{"keyspace": "journal_entries"}); got != float64(rep.JournalEntries) {
+		t.Fatalf("switch_retention_deleted_total{keyspace=journal_entries} = %v, want %d", got, rep.JournalEntries)
+	}
+	if got := metricValue(t, sw, "switch_retention_runs_total", map[string]string{"result": "ok"}); got != 4 {
+		t.Fatalf("switch_retention_runs_total{result=ok} = %v, want 4", got)
+	}
+	if metricValue(t, sw, "switch_retention_last_success_timestamp_seconds", nil) == 0 {
+		t.Fatal("switch_retention_last_success_timestamp_seconds not set")
+	}
+
+	// The terminal goes on transacting after its old records are gone.
+	req, err = term.Consume(cardStaff, 100, "")
+	expectRC(t, "consume after pruning", do(t, term, req, err), spec.RCApproved)
+
+	// The admin API runs it too, as of now.
+	code, body := adminCall(t, sw, "POST", "/api/v1/retention/run", nil)
+	var got RetentionReport
+	if code != http.StatusOK || json.Unmarshal(body, &got) != nil || !got.Complete || got.BusinessDate != sw.clock.Today().String() {
+		t.Fatalf("admin retention run: %d %s", code, body)
+	}
+}
+
+// TestRetentionBelowLedgerMinimum: a lookup window shorter than the
+// refund window would let a refund inside it find nothing; the switch
+// refuses to start with one.
+func TestRetentionBelowLedgerMinimum(t *testing.T) {
+	demo, err := DemoConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := *demo
+	cfg.DataDir = t.TempDir()
+	cfg.LMK = LMKConfig{File: t.TempDir() + "/lmk.key", CreateDemo: true}
+	cfg.Retention.LedgerLookupDays = 10
+	_, err = New(&cfg, zap.NewNop())
+	if err == nil || !strings.Contains(err.Error(), "retention.ledger_lookup_days 10: below the ledger's minimum") {
+		t.Fatalf("New with a 10-day lookup window: %v", err)
+	}
+}
