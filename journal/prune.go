@@ -264,10 +264,16 @@ func readSeqMark(r pebble.Reader) (uint64, error) {
 // before `before` may be left to the next pass (PutResponse is given the
 // time of the answer, so that takes a clock set back).
 //
+// keep, when not nil, spares the records of the terminal batches it
+// returns true for, whatever their age: the switch keeps the responses of
+// every batch still open, because a terminal's trace watermark is rebuilt
+// from them after a restart (ResponseSTANs), and a watermark missing its
+// old STANs could take a very late retransmission for a new request.
+//
 // A record that does not decode is neither deleted nor reported: it is
 // left for an operator (GetResponse reports it as ErrCorrupt). I/O errors
 // are returned and nothing of that call is committed.
-func (j *Journal) PruneResponses(before time.Time, max int) (st PruneStats, more bool, err error) {
+func (j *Journal) PruneResponses(before time.Time, max int, keep func(terminal, batch string) bool) (st PruneStats, more bool, err error) {
 	if err := checkPruneMax(max); err != nil {
 		return PruneStats{}, false, fmt.Errorf("journal: prune responses: %w", err)
 	}
@@ -280,7 +286,7 @@ func (j *Journal) PruneResponses(before time.Time, max int) (st PruneStats, more
 		lower = j.respCursor
 	}
 	j.respCursor = nil
-	st, next, err := j.pruneResponses(lower, prefixEnd(prefix), before, max)
+	st, next, err := j.pruneResponses(lower, prefixEnd(prefix), before, max, keep)
 	if err != nil {
 		return PruneStats{}, false, fmt.Errorf("journal: prune responses before %s: %w", before.Format(time.RFC3339), err)
 	}
@@ -290,7 +296,7 @@ func (j *Journal) PruneResponses(before time.Time, max int) (st PruneStats, more
 	return st, next != nil, nil
 }
 
-func (j *Journal) pruneResponses(lower, upper []byte, before time.Time, max int) (st PruneStats, next []byte, err error) {
+func (j *Journal) pruneResponses(lower, upper []byte, before time.Time, max int, keep func(terminal, batch string) bool) (st PruneStats, next []byte, err error) {
 	it, err := j.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return PruneStats{}, nil, err
@@ -317,6 +323,11 @@ func (j *Journal) pruneResponses(lower, upper []byte, before time.Time, max int)
 		if derr != nil || !rec.Time.Before(before) {
 			continue
 		}
+		if keep != nil {
+			if term, batch, ok := responseKeyBatch(it.Key()); ok && keep(term, batch) {
+				continue
+			}
+		}
 		if err := b.Delete(it.Key(), nil); err != nil {
 			return PruneStats{}, nil, err
 		}
@@ -334,4 +345,19 @@ func (j *Journal) pruneResponses(lower, upper []byte, before time.Time, max int)
 		}
 	}
 	return st, next, nil
+}
+
+// responseKeyBatch reads the terminal and batch of a stored response key
+// ('j p' len terminal len batch ...); ok is false for a key too short to
+// hold them.
+func responseKeyBatch(k []byte) (terminal, batch string, ok bool) {
+	k = k[2:]
+	var f [2]string
+	for i := range f {
+		if len(k) < 1 || len(k) < 1+int(k[0]) {
+			return "", "", false
+		}
+		f[i], k = string(k[1:1+int(k[0])]), k[1+int(k[0]):]
+	}
+	return f[0], f[1], true
 }

@@ -416,7 +416,7 @@ func TestPruneRejectsInvalid(t *testing.T) {
 		}
 	}
 	for _, max := range []int{0, -1, MaxPrune + 1} {
-		if _, _, err := j.PruneResponses(time.Now(), max); !errors.Is(err, ErrInvalidEntry) {
+		if _, _, err := j.PruneResponses(time.Now(), max, nil); !errors.Is(err, ErrInvalidEntry) {
 			t.Errorf("PruneResponses max %d: %v, want ErrInvalidEntry", max, err)
 		}
 	}
@@ -487,7 +487,7 @@ func TestPruneResponses(t *testing.T) {
 				if len(calls) == 20 {
 					t.Fatalf("no end after calls %v", calls)
 				}
-				st, m, err := j.PruneResponses(tc.before, tc.max)
+				st, m, err := j.PruneResponses(tc.before, tc.max, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -527,10 +527,10 @@ func TestPruneResponsesResume(t *testing.T) {
 
 	// One call with 03:30 stops after k2, at k3; a call with another
 	// cut-off starts from the beginning, so k1 is deleted too.
-	if st, more, err := j.PruneResponses(time.Date(2025, 3, 14, 3, 30, 0, 0, time.UTC), 1); err != nil || !more || st.Responses != 1 {
+	if st, more, err := j.PruneResponses(time.Date(2025, 3, 14, 3, 30, 0, 0, time.UTC), 1, nil); err != nil || !more || st.Responses != 1 {
 		t.Fatalf("first: %+v %v %v", st, more, err)
 	}
-	if st, more, err := j.PruneResponses(time.Date(2025, 3, 15, 0, 0, 0, 0, time.UTC), 10); err != nil || more || st.Responses != 5 {
+	if st, more, err := j.PruneResponses(time.Date(2025, 3, 15, 0, 0, 0, 0, time.UTC), 10, nil); err != nil || more || st.Responses != 5 {
 		t.Fatalf("other cut-off: %+v %v %v, want 5 deleted", st, more, err)
 	}
 	if _, found, _ := j.GetResponse(keys[0]); found {
@@ -559,7 +559,7 @@ func TestPruneResponsesResume(t *testing.T) {
 	for more := true; more && len(calls) < 10; {
 		var st PruneStats
 		var err error
-		st, more, err = j.PruneResponses(before, 1)
+		st, more, err = j.PruneResponses(before, 1, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -631,7 +631,7 @@ func TestPruneWhileAppending(t *testing.T) {
 			entries, more = entries+st.Entries, m
 		}
 		for more := true; more; {
-			st, m, err := j.PruneResponses(time.Date(2025, 3, 2, 0, 0, 0, 0, time.UTC), 7)
+			st, m, err := j.PruneResponses(time.Date(2025, 3, 2, 0, 0, 0, 0, time.UTC), 7, nil)
 			if err != nil {
 				errs <- err
 				return
@@ -708,5 +708,51 @@ func TestPruneDaysLateEntry(t *testing.T) {
 	}
 	if got, err := j.ByRRN("000000000012", "", 10); err != nil || len(got) != 0 {
 		t.Fatalf("late entry's RRN: %v %v", got, err)
+	}
+}
+
+// TestPruneResponsesKeepsOpenBatches: keep spares the records of the
+// batches it names, whatever their age, and is asked with the terminal
+// and batch read back from each key (terminal "1000" must not match
+// "10000001", nor batch "000002" match "000001").
+func TestPruneResponsesKeepsOpenBatches(t *testing.T) {
+	db := openDB(t, vfs.NewMem())
+	defer db.Close()
+	j := openJournal(t, db, Options{})
+	old := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	keys := []DuplicateKey{
+		{Terminal: "10000001", Batch: "000001", STAN: "000001", Date: "0301"}, // open: kept
+		{Terminal: "10000001", Batch: "000001", STAN: "000002", Date: "0301"}, // open: kept
+		{Terminal: "10000001", Batch: "000002", STAN: "000001", Date: "0301"}, // another batch
+		{Terminal: "1000", Batch: "000001", STAN: "000001", Date: "0301"},     // another terminal
+	}
+	b := db.NewBatch()
+	for _, k := range keys {
+		rec := sampleResponse()
+		rec.Time = old
+		if err := j.PutResponse(b, k, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	var asked []string
+	keep := func(terminal, batch string) bool {
+		asked = append(asked, terminal+"/"+batch)
+		return terminal == "10000001" && batch == "000001"
+	}
+	st, more, err := j.PruneResponses(old.Add(time.Hour), 10, keep)
+	if err != nil || more || st.Responses != 2 {
+		t.Fatalf("prune: %+v more %v, %v; want the 2 records outside the open batch", st, more, err)
+	}
+	for i, k := range keys {
+		_, found, err := j.GetResponse(k)
+		if err != nil || found != (i < 2) {
+			t.Errorf("%+v: found %v (%v), want %v", k, found, err, i < 2)
+		}
+	}
+	if want := "1000/000001 10000001/000001 10000001/000001 10000001/000002"; strings.Join(asked, " ") != want {
+		t.Errorf("keep asked %q, want %q", strings.Join(asked, " "), want)
 	}
 }

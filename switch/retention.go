@@ -175,7 +175,7 @@ func (r *retention) run(now time.Time) (RetentionReport, error) {
 	}
 	if err == nil {
 		err = step("stored responses", func() (bool, error) {
-			st, more, err := sw.journal.PruneResponses(rep.ResponsesBefore, r.cfg.BatchSize)
+			st, more, err := sw.journal.PruneResponses(rep.ResponsesBefore, r.cfg.BatchSize, r.openBatch)
 			rep.Responses += st.Responses
 			m.RetentionDeleted.WithLabelValues("responses").Add(float64(st.Responses))
 			return more, err
@@ -213,4 +213,14 @@ func countPruned(m *Metrics, st ledger.PruneStats) {
 	m.RetentionDeleted.WithLabelValues("ledger_references").Add(float64(st.References))
 	m.RetentionDeleted.WithLabelValues("ledger_rrns").Add(float64(st.RRNs))
 	m.RetentionDeleted.WithLabelValues("ledger_tombstones").Add(float64(st.Tombstones))
+}
+
+// openBatch reports whether batch is the current batch of terminal: its
+// stored responses are kept whatever their age, because the terminal's
+// trace watermark is rebuilt from them after a restart, and one missing
+// its old trace numbers could take a very late retransmission for a new
+// request (and let the ledger skip its idempotency read).
+func (r *retention) openBatch(terminal, batch string) bool {
+	t := r.sw.terminals.get(terminal)
+	return t != nil && batchString(t.Batch) == batch
 }

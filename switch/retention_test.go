@@ -31,6 +31,15 @@ func TestRetention(t *testing.T) {
 	if _, found, err := sw.journal.GetResponse(dup); err != nil || !found {
 		t.Fatalf("stored response before pruning: found %v, %v", found, err)
 	}
+	// The terminal signs on again: a new batch, with one consume in it.
+	// The first batch is closed; the open one keeps its stored responses
+	// whatever their age (the trace watermark is rebuilt from them).
+	if r, err := term.SignOn(); err != nil || r.ResponseCode != spec.RCApproved || term.Batch == dup.Batch {
+		t.Fatalf("second sign-on: %v, batch %q after %q", err, term.Batch, dup.Batch)
+	}
+	req2, err := term.Consume(cardStaff, 200, "")
+	expectRC(t, "consume in the open batch", do(t, term, req2, err), spec.RCApproved)
+	open := journal.DuplicateKey{Terminal: termCanteen, Batch: term.Batch, STAN: req2.STAN, Date: req2.LocalDate}
 	cash, subsidy := purses(t, sw, cardStaff)
 	lookup := sw.retention.lookupDays
 	if lookup < 31 || lookup >= 90 {
@@ -55,10 +64,13 @@ func TestRetention(t *testing.T) {
 	// Past response_days (7): the stored responses go, nothing else.
 	rep := run(now.Add(8 * day))
 	if rep.Responses != 1 || rep.JournalEntries != 0 || rep.LedgerReferences != 0 || rep.LedgerRRNs != 0 {
-		t.Fatalf("run after 8 days: %+v; want the consume's stored response only (a sign-on stores none)", rep)
+		t.Fatalf("run after 8 days: %+v; want the closed batch's one stored response only (a sign-on stores none)", rep)
 	}
 	if _, found, _ := sw.journal.GetResponse(dup); found {
-		t.Fatal("stored response kept past response_days")
+		t.Fatal("stored response of a closed batch kept past response_days")
+	}
+	if _, found, _ := sw.journal.GetResponse(open); !found {
+		t.Fatal("stored response of the open batch pruned")
 	}
 	// Past the ledger's window: its reference and idempotency records go;
 	// the RRN index stays a refund window longer (docs/ledger.md), and
@@ -72,8 +84,8 @@ func TestRetention(t *testing.T) {
 	}
 	// Past journal_days: the day's entries go.
 	rep = run(now.Add(91 * day))
-	if rep.JournalEntries != 4 || rep.LedgerRRNs != 1 {
-		t.Fatalf("run past journal_days: %+v; want the sign-on and consume pairs, and the consume's RRN", rep)
+	if rep.JournalEntries != 8 || rep.LedgerRRNs != 2 {
+		t.Fatalf("run past journal_days: %+v; want two sign-on and two consume pairs, and the consumes' RRNs", rep)
 	}
 	if got, err := sw.journal.ByRRN(rrn, date, 10); err != nil || len(got) != 0 {
 		t.Fatalf("journal by RRN after pruning: %d entries, %v", len(got), err)
