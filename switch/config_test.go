@@ -3,11 +3,13 @@ package switching
 import (
 	"bytes"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cardswitch/cardswitch/ledger"
+	"gopkg.in/yaml.v3"
 )
 
 // The demo configuration people read in testdata/demo must be the one the
@@ -167,5 +169,64 @@ func TestTimeZoneConfig(t *testing.T) {
 	}
 	if _, err := ParseConfig([]byte("lmk: {file: k}\ntime_zone: Mars/Olympus\n")); err == nil {
 		t.Fatal("unknown zone accepted")
+	}
+}
+
+// TestLedgerDemoFixtureMatchesSeed keeps ledger/testdata/demo.yaml (the
+// ledger's own tests seed it; the ledger cannot import this package) in
+// step with the embedded demo seed: same merchants, and the same cards
+// with the same money, limits, state and fee. Holder names may differ.
+func TestLedgerDemoFixtureMatchesSeed(t *testing.T) {
+	raw, err := os.ReadFile("../ledger/testdata/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fixture struct {
+		Merchants []ledger.MerchantSpec `yaml:"merchants"`
+		Cards     []ledger.CardSpec     `yaml:"cards"`
+	}
+	if err := yaml.Unmarshal(raw, &fixture); err != nil {
+		t.Fatal(err)
+	}
+	demo, err := DemoConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fixture.Merchants, demo.Seed.Merchants) {
+		t.Errorf("merchants:\nledger fixture %+v\nembedded seed  %+v", fixture.Merchants, demo.Seed.Merchants)
+	}
+	// money is what must agree, with the configuration's defaults applied.
+	type money struct {
+		PAN                                         string
+		Type                                        ledger.HolderType
+		State                                       ledger.CardState
+		List                                        ledger.ListFlag
+		Cash, Subsidy, Daily, PerTxn, NoPIN, MaxBal ledger.Fen
+		FeeBP                                       int32
+	}
+	opts := demo.Ledger.options()
+	view := func(c ledger.CardSpec) money {
+		m := money{PAN: c.PAN, Type: c.HolderType, State: c.State, List: c.List, Cash: c.Cash, Subsidy: c.Subsidy,
+			Daily: c.DailyLimit, PerTxn: c.PerTxnLimit, NoPIN: opts.DefaultNoPINLimit, MaxBal: opts.DefaultMaxBalance, FeeBP: -1}
+		if c.NoPINLimit != nil {
+			m.NoPIN = *c.NoPINLimit
+		}
+		if c.MaxBalance != nil {
+			m.MaxBal = *c.MaxBalance
+		}
+		if c.FeeRateBP != nil {
+			m.FeeBP = *c.FeeRateBP
+		}
+		return m
+	}
+	var got, want []money
+	for _, c := range fixture.Cards {
+		got = append(got, view(c))
+	}
+	for _, c := range demo.Seed.Cards {
+		want = append(want, view(c.CardSpec))
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("cards:\nledger fixture %+v\nembedded seed  %+v", got, want)
 	}
 }
