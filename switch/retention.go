@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cardswitch/cardswitch/ledger"
@@ -58,9 +59,10 @@ type retention struct {
 	cfg        RetentionConfig
 	lookupDays int // LedgerLookupDays resolved against the ledger's minimum
 
-	running sync.Mutex
-	stop    chan struct{}
-	done    chan struct{}
+	running  sync.Mutex
+	launched atomic.Bool // start ran: shutdown waits for the loop
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 // newRetention resolves the ledger's lookup window and refuses one below
@@ -79,6 +81,12 @@ func newRetention(sw *Switch, cfg RetentionConfig) (*retention, error) {
 		return nil, fmt.Errorf("retention.journal_days %d: want 0 or at least the ledger lookup window of %d days", cfg.JournalDays, days)
 	}
 	return &retention{sw: sw, cfg: cfg, lookupDays: days, stop: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// start launches the loop; Start calls it once its listeners are bound.
+func (r *retention) start() {
+	r.launched.Store(true)
+	go r.loop()
 }
 
 // loop runs the job every Interval until shutdown.
@@ -104,7 +112,9 @@ func (r *retention) loop() {
 // current batch.
 func (r *retention) shutdown() {
 	close(r.stop)
-	<-r.done
+	if r.launched.Load() { // a Start that failed never launched it
+		<-r.done
+	}
 	r.running.Lock() // an admin-started run
 	r.running.Unlock()
 }

@@ -1,7 +1,9 @@
 package switching
 
 import (
+	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -134,5 +136,38 @@ func TestRetentionBelowLedgerMinimum(t *testing.T) {
 	_, err = New(&cfg, zap.NewNop())
 	if err == nil || !strings.Contains(err.Error(), "retention.ledger_lookup_days 10: below the ledger's minimum") {
 		t.Fatalf("New with a 10-day lookup window: %v", err)
+	}
+}
+
+// TestShutdownAfterFailedStart: switchd calls Shutdown when Start fails
+// (a port in use); the retention loop never ran, and Shutdown must not
+// wait for it.
+func TestShutdownAfterFailedStart(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	demo, err := DemoConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := *demo
+	cfg.DataDir = t.TempDir()
+	cfg.LMK = LMKConfig{File: t.TempDir() + "/lmk.key", CreateDemo: true}
+	cfg.POS.Addr, cfg.Gateway.Addr, cfg.HTTP.Addr = "127.0.0.1:0", busy.Addr().String(), "127.0.0.1:0"
+	sw, err := New(&cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.Start(); err == nil {
+		t.Fatal("Start on a busy gateway port succeeded")
+	}
+	done := make(chan error, 1)
+	go func() { done <- sw.Shutdown(context.Background()) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Shutdown after a failed Start never returned")
 	}
 }

@@ -109,7 +109,7 @@ func (sw *Switch) Start() error {
 	}
 	go sw.pos.serve()
 	go sw.gateway.serve()
-	go sw.retention.loop()
+	sw.retention.start()
 	go func() {
 		if err := sw.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			sw.log.Error("HTTP server stopped", zap.Error(err))
