@@ -28,6 +28,10 @@ func (tx *txn) run(req Request) error {
 		return tx.cancel(r)
 	case *Reversal:
 		return tx.reversal(r)
+	case *OutsideCredit:
+		return tx.outsideCredit(r)
+	case *OutsideCreditReversal:
+		return tx.outsideCreditReversal(r)
 	}
 	return fmt.Errorf("%w: unsupported request %T", ErrInvalidRequest, req)
 }

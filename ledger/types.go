@@ -149,6 +149,7 @@ const (
 	DeclineNotPermittedTerminal           // 58: load from a terminal that may not load
 	DeclineDuplicate                      // 94: same idempotency key, different content, or in flight
 	DeclineInvalidMerchant                // 03
+	DeclineRestrictedCard                 // 62: an outside credit to a lost, frozen or closed card
 	declineCount
 )
 
@@ -170,6 +171,7 @@ var declineNames = [...]string{
 	DeclineNotPermittedTerminal:   "not permitted to terminal",
 	DeclineDuplicate:              "duplicate transmission",
 	DeclineInvalidMerchant:        "invalid merchant",
+	DeclineRestrictedCard:         "restricted card",
 }
 
 func (d Decline) Error() string {
@@ -206,6 +208,7 @@ const (
 	KindOpenCard    // admin: opening balances
 	KindCloseCard   // admin: balance to the refund payable
 	KindReplaceCard // admin: balance to the new card
+	KindOutsideCredit // a credit collected by an outside institution (web or wallet recharge)
 	kindCount
 )
 
@@ -224,6 +227,7 @@ var kindNames = [...]string{
 	KindOpenCard:          "open-card",
 	KindCloseCard:         "close-card",
 	KindReplaceCard:       "replace-card",
+	KindOutsideCredit:     "outside-credit",
 }
 
 func (k Kind) String() string {
@@ -237,7 +241,8 @@ func (k Kind) String() string {
 func (k Kind) reversible() bool {
 	switch k {
 	case KindConsume, KindVoid, KindRefund, KindCashLoad, KindCashLoadVoid,
-		KindPreAuth, KindPreAuthCompletion, KindPreAuthCancel, KindCompletionVoid:
+		KindPreAuth, KindPreAuthCompletion, KindPreAuthCancel, KindCompletionVoid,
+		KindOutsideCredit:
 		return true
 	}
 	return false

@@ -23,6 +23,7 @@ const (
 	RCNotPermittedCard     = "57"
 	RCNotPermittedTerminal = "58"
 	RCExceedsAmountLimit   = "61"
+	RCRestrictedCard       = "62" // gateway: lost, frozen or closed
 	RCAmountDiffers        = "64"
 	RCExceedsCountLimit    = "65"
 	RCPINTriesExceeded     = "75"
@@ -60,6 +61,7 @@ var rcDescriptions = map[string]string{
 	RCNotPermittedCard:     "transaction not permitted to cardholder",
 	RCNotPermittedTerminal: "transaction not permitted to terminal",
 	RCExceedsAmountLimit:   "exceeds amount limit",
+	RCRestrictedCard:       "restricted card",
 	RCAmountDiffers:        "amount differs from original",
 	RCExceedsCountLimit:    "exceeds count limit",
 	RCPINTriesExceeded:     "PIN tries exceeded",

@@ -122,7 +122,7 @@ func TestResponseMTI(t *testing.T) {
 func TestResponseCodes(t *testing.T) {
 	// Every code of DESIGN §4.6.
 	want := []string{"00", "03", "05", "12", "13", "14", "22", "25", "30", "33", "40", "41", "45",
-		"51", "55", "57", "58", "61", "64", "65", "75", "77", "94", "96", "97", "98", "A0"}
+		"51", "55", "57", "58", "61", "62", "64", "65", "75", "77", "94", "96", "97", "98", "A0"}
 	got := ResponseCodes()
 	if len(got) != len(want) {
 		t.Fatalf("ResponseCodes() = %v, want %v", got, want)

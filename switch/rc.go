@@ -27,6 +27,7 @@ var declineRC = [...]string{
 	ledger.DeclineNotPermittedTerminal:   spec.RCNotPermittedTerminal,
 	ledger.DeclineDuplicate:              spec.RCDuplicate,
 	ledger.DeclineInvalidMerchant:        spec.RCInvalidMerchant,
+	ledger.DeclineRestrictedCard:         spec.RCRestrictedCard,
 }
 
 // responseCodeOf maps a decline reason; a reason missing from the table is

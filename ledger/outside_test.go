@@ -1,0 +1,48 @@
+package ledger
+
+import "testing"
+
+func outside(key string) Common {
+	return Common{Key: "rc/10001/" + key, Date: day1, RRN: "060000000" + key[len(key)-3:]}
+}
+
+func TestOutsideCredit(t *testing.T) {
+	l, db := seeded(t, Options{})
+	res := must(t, exec(t, l, &OutsideCredit{Common: outside("A001"), PAN: panEmpty, Amount: 12345, Institution: "10001"}))
+	if res.Balances.Cash != 12345 || res.CashDelta != 12345 || res.AuthCode == "" {
+		t.Fatalf("credit result %+v", res)
+	}
+	if got := l.AccountBalance(GatewayClearing("10001")); got != -12345 {
+		t.Fatalf("clearing %s, want -123.45", got)
+	}
+	// The same key and content replays; other content is a duplicate.
+	again := exec(t, l, &OutsideCredit{Common: outside("A001"), PAN: panEmpty, Amount: 12345, Institution: "10001"})
+	if !again.Replay || again.TxID != res.TxID {
+		t.Fatalf("replay %+v", again)
+	}
+	wantDecline(t, exec(t, l, &OutsideCredit{Common: outside("A001"), PAN: panEmpty, Amount: 1, Institution: "10001"}), DeclineDuplicate)
+
+	// Card checks: unknown 14, lost and frozen 62, over the maximum balance 61, amount 13.
+	wantDecline(t, exec(t, l, &OutsideCredit{Common: outside("A002"), PAN: "6230151000000009999", Amount: 100, Institution: "10001"}), DeclineInvalidCard)
+	wantDecline(t, exec(t, l, &OutsideCredit{Common: outside("A003"), PAN: panLost, Amount: 100, Institution: "10001"}), DeclineRestrictedCard)
+	wantDecline(t, exec(t, l, &OutsideCredit{Common: outside("A004"), PAN: panFrozen, Amount: 100, Institution: "10001"}), DeclineRestrictedCard)
+	max := mustCard(t, l, panEmpty).MaxBalance
+	wantDecline(t, exec(t, l, &OutsideCredit{Common: outside("A005"), PAN: panEmpty, Amount: max - 12345 + 1, Institution: "10001"}), DeclineExceedsAmountLimit)
+	must(t, exec(t, l, &OutsideCredit{Common: outside("A006"), PAN: panEmpty, Amount: max - 12345, Institution: "10001"}))
+	wantDecline(t, exec(t, l, &OutsideCredit{Common: outside("A007"), PAN: panStaff, Amount: 0, Institution: "10001"}), DeclineInvalidAmount)
+
+	// Reversal: wrong amount 64, then exact, then a repeat is a no-op.
+	wantDecline(t, exec(t, l, &OutsideCreditReversal{Common: outside("A001"), PAN: panEmpty, Amount: 1, Original: res.TxID}), DeclineAmountDiffers)
+	rev := must(t, exec(t, l, &OutsideCreditReversal{Common: outside("B001"), PAN: panEmpty, Amount: 12345, Original: res.TxID}))
+	if rev.CashDelta != -12345 || rev.NoOp {
+		t.Fatalf("reversal %+v", rev)
+	}
+	if again := must(t, exec(t, l, &OutsideCreditReversal{Common: outside("B002"), PAN: panEmpty, Amount: 12345, Original: res.TxID})); !again.NoOp {
+		t.Fatalf("second reversal %+v", again)
+	}
+	wantDecline(t, exec(t, l, &OutsideCreditReversal{Common: outside("B003"), PAN: panEmpty, Amount: 12345, Original: 999999}), DeclineOriginalNotFound)
+	if got := mustCard(t, l, panEmpty).Balances.Cash; got != max-12345 {
+		t.Fatalf("cash after reversal %s", got)
+	}
+	checkStore(t, db)
+}
