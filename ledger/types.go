@@ -205,9 +205,9 @@ const (
 	KindPreAuthCancel
 	KindCompletionVoid
 	KindReversal
-	KindOpenCard    // admin: opening balances
-	KindCloseCard   // admin: balance to the refund payable
-	KindReplaceCard // admin: balance to the new card
+	KindOpenCard      // admin: opening balances
+	KindCloseCard     // admin: balance to the refund payable
+	KindReplaceCard   // admin: balance to the new card
 	KindOutsideCredit // a credit collected by an outside institution (web or wallet recharge)
 	kindCount
 )
