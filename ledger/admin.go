@@ -146,6 +146,9 @@ func (l *Ledger) cardFromSpec(s CardSpec, pvv []byte) (*card, error) {
 	if c.State == Closed {
 		return nil, bad("a card cannot be opened closed")
 	}
+	if c.State == Lost {
+		c.LostFrom = Active
+	}
 	if s.NoPINLimit != nil {
 		c.NoPINLimit = *s.NoPINLimit
 	}
@@ -227,39 +230,25 @@ func (l *Ledger) updateCard(what, pan string, f func(c *card) error) error {
 	return nil
 }
 
-func transition(from []CardState, to CardState) func(c *card) error {
-	return func(c *card) error {
-		if c.State == to {
-			return nil // already there: idempotent
-		}
-		for _, s := range from {
-			if c.State == s {
-				c.State = to
-				return nil
-			}
-		}
-		return fmt.Errorf("%w: card is %s", ErrCardState, c.State)
-	}
-}
-
 // Freeze blocks debits on an active card (credits still arrive).
 func (l *Ledger) Freeze(pan string) error {
-	return l.updateCard("freeze", pan, transition([]CardState{Active}, Frozen))
+	return l.updateCard("freeze", pan, func(c *card) error { return applyEvent(c, EventFreeze) })
 }
 
 // Unfreeze makes a frozen card active again.
 func (l *Ledger) Unfreeze(pan string) error {
-	return l.updateCard("unfreeze", pan, transition([]CardState{Frozen}, Active))
+	return l.updateCard("unfreeze", pan, func(c *card) error { return applyEvent(c, EventUnfreeze) })
 }
 
-// ReportLost marks an active or frozen card lost.
+// ReportLost marks an active or frozen card lost, remembering which.
 func (l *Ledger) ReportLost(pan string) error {
-	return l.updateCard("report lost", pan, transition([]CardState{Active, Frozen}, Lost))
+	return l.updateCard("report lost", pan, func(c *card) error { return applyEvent(c, EventReportLost) })
 }
 
-// CancelLoss makes a lost card active again.
+// CancelLoss returns a lost card to the state it was in before the loss
+// report: a card frozen, then lost, then found is frozen again.
 func (l *Ledger) CancelLoss(pan string) error {
-	return l.updateCard("cancel loss", pan, transition([]CardState{Lost}, Active))
+	return l.updateCard("cancel loss", pan, func(c *card) error { return applyEvent(c, EventFound) })
 }
 
 // SetLimits replaces a card's limits.
@@ -355,8 +344,8 @@ func (l *Ledger) moveAll(k Kind, from string, repl *replacement, cashTo, subTo A
 	if old == nil {
 		return ErrUnknownCard
 	}
-	if old.State == Closed {
-		return fmt.Errorf("%w: card is closed", ErrCardState)
+	if _, ok := cardTransitions[EventClose][old.State]; !ok {
+		return fmt.Errorf("%w: card is %s", ErrCardState, old.State)
 	}
 	if len(old.Holds) > 0 {
 		return fmt.Errorf("%w: card has %d open pre-auth holds", ErrCardState, len(old.Holds))
@@ -422,8 +411,7 @@ func (l *Ledger) moveAll(k Kind, from string, repl *replacement, cashTo, subTo A
 // completed, cancelled or expired first.
 func (l *Ledger) CloseCard(pan string) error {
 	if err := l.moveAll(KindCloseCard, pan, nil, RefundPayable, RefundPayable, func(c *card) error {
-		c.State = Closed
-		return nil
+		return applyEvent(c, EventClose)
 	}); err != nil {
 		return fmt.Errorf("close card %s: %w", cardno.Mask(pan), err)
 	}
@@ -462,9 +450,8 @@ func (l *Ledger) ReplaceCard(oldPAN, newPAN string, pvv []byte) error {
 		return n
 	}}
 	if err := l.moveAll(KindReplaceCard, oldPAN, repl, CardCash(newPAN), CardSubsidy(newPAN), func(c *card) error {
-		c.State = Closed
 		c.ReplacedBy = newPAN
-		return nil
+		return applyEvent(c, EventClose)
 	}); err != nil {
 		return fmt.Errorf("replace card %s: %w", cardno.Mask(oldPAN), err)
 	}

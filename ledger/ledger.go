@@ -323,6 +323,7 @@ type CardView struct {
 	Holder      string
 	HolderType  HolderType
 	State       CardState
+	LostFrom    CardState // for a lost card: the state it returns to when found
 	List        ListFlag
 	Balances    Balances
 	DailyLimit  Fen
@@ -339,7 +340,7 @@ type CardView struct {
 
 func (c *card) view() CardView {
 	return CardView{
-		PAN: c.PAN, Holder: c.Holder, HolderType: c.HolderType, State: c.State, List: c.List,
+		PAN: c.PAN, Holder: c.Holder, HolderType: c.HolderType, State: c.State, LostFrom: c.lostFrom(), List: c.List,
 		Balances: c.balances(), DailyLimit: c.DailyLimit, PerTxnLimit: c.PerTxnLimit,
 		NoPINLimit: c.NoPINLimit, MaxBalance: c.MaxBalance, FeeBP: c.FeeBP,
 		PINTries: int(c.PINTries), DayDate: c.DayDate, DaySpent: c.DaySpent,

@@ -186,6 +186,7 @@ type card struct {
 	Holder      string
 	HolderType  HolderType
 	State       CardState
+	LostFrom    CardState // for a lost card, its state before the loss report
 	List        ListFlag
 	Cash        Fen
 	Subsidy     Fen
@@ -249,7 +250,7 @@ func (c *card) encode() []byte {
 	e.str(c.PAN)
 	e.str(c.Holder)
 	e.byte1(uint8(c.HolderType))
-	e.byte1(uint8(c.State))
+	e.byte1(packState(c))
 	e.byte1(uint8(c.List))
 	e.fen(c.Cash)
 	e.fen(c.Subsidy)
@@ -282,7 +283,8 @@ func decodeCard(b []byte) (card, error) {
 	c.PAN = d.str()
 	c.Holder = d.str()
 	c.HolderType = HolderType(d.byte1())
-	c.State = CardState(d.byte1())
+	state, lostFrom, stateOK := unpackState(d.byte1())
+	c.State, c.LostFrom = state, lostFrom
 	c.List = ListFlag(d.byte1())
 	c.Cash = d.fen()
 	c.Subsidy = d.fen()
@@ -316,7 +318,7 @@ func decodeCard(b []byte) (card, error) {
 	if err := d.done(); err != nil {
 		return card{}, err
 	}
-	if c.HolderType < Student || c.HolderType > Visitor || c.State < Active || c.State > Closed || c.List > ListBlack {
+	if c.HolderType < Student || c.HolderType > Visitor || !stateOK || c.List > ListBlack {
 		d.fail("bad card enum")
 		return card{}, d.err
 	}
