@@ -376,6 +376,17 @@ func (l *Ledger) moveAll(k Kind, from string, repl *replacement, cashTo, subTo A
 		}
 		tx.postings = append(tx.postings, p)
 	}
+	if owed := tx.staged[from].owed(); to != nil && owed > 0 {
+		// The debt follows the holder to the new card: the old card's
+		// receivable is moved (two legs on CardReceivable, one per card,
+		// recorded on the posting so the move is on the books).
+		tx.staged[from].addContrib(CardReceivable, owed)
+		to.addContrib(CardReceivable, -owed)
+		p.Legs = append(p.Legs, leg{CardReceivable, owed}, leg{CardReceivable, -owed})
+		if len(tx.postings) == 0 {
+			tx.postings = append(tx.postings, p)
+		}
+	}
 	if err := f(tx.staged[from]); err != nil {
 		return err
 	}

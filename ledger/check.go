@@ -91,6 +91,9 @@ type Report struct {
 	Total       Fen
 	// Accounts are the balances of every non-card account.
 	Accounts   map[AccountID]Fen
+	// OwingCards counts the cards with a receivable (their debts sum to
+	// Accounts[CardReceivable]).
+	OwingCards int
 	Violations []string
 }
 
@@ -102,7 +105,7 @@ const maxViolations = 1000
 
 // Check verifies the ledger offline: every posting set balances to zero
 // and its links name existing posting sets of a fitting kind; no purse is
-// negative or below its holds; the balances stored in the card records
+// negative or below its holds; no card's receivable is positive; the balances stored in the card records
 // equal the sums of all postings per account; and the sum over all
 // accounts is zero. It reads a consistent snapshot of db.
 func Check(db *pebble.DB) (Report, error) {
@@ -131,6 +134,14 @@ func Check(db *pebble.DB) (Report, error) {
 		}
 		if c.Cash < hc || c.Subsidy < hs {
 			violate("card %s: holds exceed purses", cardno.Mask(c.PAN))
+		}
+		for _, ct := range c.Contribs {
+			if ct.Account == CardReceivable && ct.Amount > 0 {
+				violate("card %s: receivable %s is positive (a card can owe, not be owed)", cardno.Mask(c.PAN), ct.Amount)
+			}
+		}
+		if c.owed() > 0 {
+			r.OwingCards++
 		}
 		stored[CardCash(c.PAN)] += c.Cash
 		stored[CardSubsidy(c.PAN)] += c.Subsidy

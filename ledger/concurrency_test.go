@@ -71,6 +71,7 @@ type mcard struct {
 	spent              Fen
 	daily, perTxn, fee Fen
 	feeBP              int32
+	owed               Fen // the card's receivable (docs/ledger.md#receivables)
 }
 
 type mtxn struct {
@@ -78,7 +79,8 @@ type mtxn struct {
 	kind                Kind
 	pan                 string
 	amount, fee         Fen
-	cash, sub           Fen // purse deltas
+	cash, sub           Fen // purse deltas, as applied
+	recv                Fen // receivable repaid by this credit
 	spend               Fen
 	approved            bool
 	voided, reversed    bool
@@ -92,6 +94,21 @@ func (m *model) spentOn(c *mcard, d BusinessDate) Fen {
 		return c.spent
 	}
 	return 0
+}
+
+// credit applies tx's purse credits (cash, sub ≥ 0) to an owing card the
+// ledger's way: the receivable is repaid first, from cash, then subsidy.
+func (m *model) credit(mc *mcard, tx *mtxn) {
+	for _, v := range []*Fen{&tx.cash, &tx.sub} {
+		if *v > 0 && mc.owed > 0 {
+			r := min(mc.owed, *v)
+			*v -= r
+			mc.owed -= r
+			tx.recv += r
+		}
+	}
+	mc.cash += tx.cash
+	mc.sub += tx.sub
 }
 
 func (m *model) addSpend(c *mcard, d BusinessDate, v Fen) {
@@ -108,12 +125,22 @@ func (m *model) addSpend(c *mcard, d BusinessDate, v Fen) {
 // reversed operations, replays — against the model, checking every
 // decision, every balance and the zero-sum invariant after every step.
 func TestProperty(t *testing.T) {
+	var owingSteps, owingDeclines int
 	for _, seed := range []int64{1, 2, 3, 4, 5, 20250301} {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) { runProperty(t, seed, 600) })
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			a, b := runProperty(t, seed, 600)
+			owingSteps += a
+			owingDeclines += b
+		})
 	}
+	// The receivable rule must have been exercised, not just allowed.
+	if owingSteps == 0 || owingDeclines == 0 {
+		t.Errorf("no seed made a card owe (%d steps) or declined its debit (%d)", owingSteps, owingDeclines)
+	}
+	t.Logf("steps with an owing card: %d; debits declined while owing: %d", owingSteps, owingDeclines)
 }
 
-func runProperty(t *testing.T, seed int64, steps int) {
+func runProperty(t *testing.T, seed int64, steps int) (owingSteps, owingDeclines int) {
 	rng := rand.New(rand.NewSource(seed))
 	l, db := seeded(t, Options{})
 	m := &model{cards: map[string]*mcard{
@@ -165,6 +192,9 @@ func runProperty(t *testing.T, seed int64, steps int) {
 				sub = min(total, mc.sub)
 			}
 			switch {
+			case mc.owed > 0:
+				want = DeclineInsufficientFunds
+				owingDeclines++
 			case mc.perTxn > 0 && total > mc.perTxn, mc.daily > 0 && m.spentOn(mc, date)+total > mc.daily:
 				want = DeclineExceedsAmountLimit
 			case total-sub > mc.cash:
@@ -195,7 +225,7 @@ func runProperty(t *testing.T, seed int64, steps int) {
 				tx.approved = res.Approved()
 				m.txns = append(m.txns, tx)
 				if tx.approved {
-					mc.cash += amt
+					m.credit(mc, tx)
 				}
 			}
 		case op < 75 && len(m.txns) > 0: // void a random consume
@@ -218,8 +248,7 @@ func runProperty(t *testing.T, seed int64, steps int) {
 				m.txns = append(m.txns, tx)
 				if tx.approved {
 					o.voided = true
-					mc.cash += tx.cash
-					mc.sub += tx.sub
+					m.credit(mc, tx)
 					m.fees -= o.fee
 					m.addSpend(mc, date, tx.spend)
 				}
@@ -247,11 +276,10 @@ func runProperty(t *testing.T, seed int64, steps int) {
 				tx.approved = res.Approved()
 				m.txns = append(m.txns, tx)
 				if tx.approved {
+					m.credit(mc, tx)
 					o.refunded += amt
 					o.refundFee += feeBack
-					o.refundSub += subBack
-					mc.cash += tx.cash
-					mc.sub += tx.sub
+					o.refundSub += tx.sub
 					m.fees -= feeBack
 				}
 			}
@@ -280,13 +308,8 @@ func runProperty(t *testing.T, seed int64, steps int) {
 			if date == o.c.Date {
 				spend = -o.spend
 			}
-			if !noop {
-				switch {
-				case o.refunded > 0:
-					want = DeclineInvalidTransaction
-				case mc.cash-o.cash < 0 || mc.sub-o.sub < 0:
-					want = DeclineInsufficientFunds
-				}
+			if !noop && o.refunded > 0 {
+				want = DeclineInvalidTransaction
 			}
 			apply = func(res Result) {
 				if res.NoOp != (noop && res.Approved()) {
@@ -296,8 +319,27 @@ func runProperty(t *testing.T, seed int64, steps int) {
 					return
 				}
 				o.reversed = true
-				mc.cash -= o.cash
-				mc.sub -= o.sub
+				// The exact inverse; a purse it would overdraw goes to
+				// zero and the shortfall becomes the card's debt; a
+				// credit back to an owing card repays it first.
+				dc, ds := -o.cash, -o.sub
+				var short Fen
+				if mc.cash+dc < 0 {
+					short += -(mc.cash + dc)
+					dc = -mc.cash
+				}
+				if mc.sub+ds < 0 {
+					short += -(mc.sub + ds)
+					ds = -mc.sub
+				}
+				rev := &mtxn{cash: dc, sub: ds}
+				if short > 0 {
+					mc.cash += dc
+					mc.sub += ds
+				} else {
+					m.credit(mc, rev)
+				}
+				mc.owed += short + o.recv
 				m.addSpend(mc, date, spend)
 				switch o.kind {
 				case KindConsume:
@@ -322,12 +364,13 @@ func runProperty(t *testing.T, seed int64, steps int) {
 		}
 		apply(res)
 		last, lastRes = req, res
-		var total Fen
+		var total, owing Fen
 		for pan, mc := range m.cards {
 			v := mustCard(t, l, pan)
-			if v.Balances.Cash != mc.cash || v.Balances.Subsidy != mc.sub || v.Balances.Cash < 0 || v.Balances.Subsidy < 0 {
-				t.Fatalf("step %d (%s): card %s %+v, model cash %s subsidy %s", step, req.Kind(), pan, v.Balances, mc.cash, mc.sub)
+			if v.Balances.Cash != mc.cash || v.Balances.Subsidy != mc.sub || v.Balances.Cash < 0 || v.Balances.Subsidy < 0 || v.Owed != mc.owed {
+				t.Fatalf("step %d (%s): card %s %+v owes %s, model cash %s subsidy %s owes %s", step, req.Kind(), pan, v.Balances, v.Owed, mc.cash, mc.sub, mc.owed)
 			}
+			owing += mc.owed
 			if mc.daily > 0 && m.spentOn(mc, date) > mc.daily {
 				t.Fatalf("step %d: daily limit broken in the model", step)
 			}
@@ -339,7 +382,13 @@ func runProperty(t *testing.T, seed int64, steps int) {
 		if l.AccountBalance(FeeIncome) != m.fees {
 			t.Fatalf("step %d: fee income %s, model %s", step, l.AccountBalance(FeeIncome), m.fees)
 		}
-		for _, a := range []AccountID{FeeIncome, MerchantPayable(canteen), MerchantPayable(cafe), CashLoadClearing, OpeningFunds, SubsidyFunding} {
+		if owing > 0 {
+			owingSteps++
+		}
+		if l.AccountBalance(CardReceivable) != -owing {
+			t.Fatalf("step %d: receivable %s, model owes %s", step, l.AccountBalance(CardReceivable), owing)
+		}
+		for _, a := range []AccountID{FeeIncome, MerchantPayable(canteen), MerchantPayable(cafe), CashLoadClearing, OpeningFunds, SubsidyFunding, CardReceivable} {
 			total += l.AccountBalance(a)
 		}
 		if total != 0 {
@@ -350,6 +399,7 @@ func runProperty(t *testing.T, seed int64, steps int) {
 		}
 	}
 	checkStore(t, db)
+	return owingSteps, owingDeclines
 }
 
 // TestKeyLocks: a key is locked once however often an operation names it,

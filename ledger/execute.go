@@ -135,6 +135,9 @@ type txn struct {
 	tomb     *TxnRef  // reversal tombstone to write
 	tombKind Kind     // the original kind the tombstone blocks
 	applied  bool     // apply changed staged cards: the operation must be approved
+	// coverShortfall makes apply post to the card receivable what a
+	// debit of a purse cannot take from it (reversals: always approved).
+	coverShortfall bool
 }
 
 // lockCards locks the cards (in PAN order, after the key locks) and stages
@@ -222,6 +225,11 @@ func gate(c *card, cl opClass) Decline {
 	}
 	if c.List == ListBlack && cl != classCredit {
 		return DeclineNotPermittedCardholder
+	}
+	if cl == classDebit && c.owed() > 0 {
+		// An owing card is debited again only once credits have repaid
+		// its receivable (docs/ledger.md#receivables).
+		return DeclineInsufficientFunds
 	}
 	return Approved
 }
@@ -344,6 +352,7 @@ func (tx *txn) apply(p *posting) (Decline, error) {
 	if sum != 0 {
 		panic(fmt.Sprintf("ledger: %s posting %d does not balance: %d", p.Kind, p.TxID, sum))
 	}
+	tx.receivableLegs(p)
 	// The working copies of the cards p touches (one, or two for a
 	// transfer between cards), published to staged only if p is approved.
 	type working struct {
@@ -422,6 +431,97 @@ func (tx *txn) apply(p *posting) (Decline, error) {
 		}
 	}
 	return Approved, nil
+}
+
+// receivableLegs rewrites the legs p posts to its card's purses under the
+// receivable rule (docs/ledger.md#receivables), before apply applies them:
+//
+//   - with tx.coverShortfall (a reversal), a debit of a purse larger than
+//     what the purse has free (its balance less what the holds left after
+//     p reserve) takes the purse down to that and posts the rest, the
+//     shortfall, to CardReceivable: the card now owes it;
+//   - otherwise a credit to a card that owes repays the receivable first
+//     (from the cash leg, then the subsidy leg) and only the rest reaches
+//     the purse.
+//
+// The legs still sum to zero. Both sides live on the posting, so undoing
+// it (a reversal of a load that repaid a debt) restores the debt.
+func (tx *txn) receivableLegs(p *posting) {
+	c := tx.staged[p.PAN]
+	if c == nil {
+		return // apply reports the unlocked card
+	}
+	changed := false
+	if tx.coverShortfall {
+		heldCash, heldSub := c.heldSplit()
+		if p.HoldDrop != nil {
+			if h := findHold(c, p.HoldDrop.AuthCode); h != nil {
+				heldCash, heldSub = heldCash-h.Cash, heldSub-h.Subsidy
+			}
+		}
+		if p.HoldAdd != nil {
+			heldCash, heldSub = heldCash+p.HoldAdd.Cash, heldSub+p.HoldAdd.Subsidy
+		}
+		cash, sub := c.Cash, c.Subsidy
+		var short Fen
+		for i := range p.Legs {
+			g := &p.Legs[i]
+			pan, subsidy, ok := splitPurse(g.Account)
+			if !ok || pan != p.PAN {
+				continue
+			}
+			bal, held := &cash, heldCash
+			if subsidy {
+				bal, held = &sub, heldSub
+			}
+			*bal += g.Amount
+			if g.Amount < 0 && *bal < held {
+				s := min(held-*bal, -g.Amount)
+				g.Amount += s
+				*bal += s
+				short += s
+			}
+		}
+		if p.HoldAdd != nil && (cash < heldCash || sub < heldSub) {
+			// A reversed completion puts its hold back; where the money
+			// the hold released has been spent since, the hold is not
+			// restored (the pre-auth can no longer be completed).
+			p.HoldAdd = nil
+		}
+		if short > 0 {
+			p.Legs = append(p.Legs, leg{CardReceivable, -short})
+			changed = true
+		}
+	}
+	if owed := c.owed(); owed > 0 && !changed {
+		var repaid Fen
+		for _, wantSub := range [2]bool{false, true} {
+			for i := range p.Legs {
+				g := &p.Legs[i]
+				pan, subsidy, ok := splitPurse(g.Account)
+				if !ok || pan != p.PAN || subsidy != wantSub || g.Amount <= 0 || owed == 0 {
+					continue
+				}
+				r := min(owed, g.Amount)
+				g.Amount -= r
+				owed -= r
+				repaid += r
+			}
+		}
+		if repaid > 0 {
+			p.Legs = append(p.Legs, leg{CardReceivable, repaid})
+			changed = true
+		}
+	}
+	if changed {
+		kept := p.Legs[:0]
+		for _, g := range p.Legs {
+			if g.Amount != 0 {
+				kept = append(kept, g)
+			}
+		}
+		p.Legs = kept
+	}
 }
 
 // addDelta adds g to the pending change of its (non-card) account.

@@ -336,6 +336,9 @@ type CardView struct {
 	DaySpent    Fen
 	Holds       int
 	ReplacedBy  string
+	// Owed is what the holder owes the school (docs/ledger.md#receivables);
+	// above zero the card is owing and its debits are declined.
+	Owed Fen
 }
 
 func (c *card) view() CardView {
@@ -344,7 +347,7 @@ func (c *card) view() CardView {
 		Balances: c.balances(), DailyLimit: c.DailyLimit, PerTxnLimit: c.PerTxnLimit,
 		NoPINLimit: c.NoPINLimit, MaxBalance: c.MaxBalance, FeeBP: c.FeeBP,
 		PINTries: int(c.PINTries), DayDate: c.DayDate, DaySpent: c.DaySpent,
-		Holds: len(c.Holds), ReplacedBy: c.ReplacedBy,
+		Holds: len(c.Holds), ReplacedBy: c.ReplacedBy, Owed: c.owed(),
 	}
 }
 

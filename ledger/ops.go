@@ -415,8 +415,9 @@ func (tx *txn) cancel(r *PreAuthCancel) error {
 // reversal, or one of an original already voided, is an approved no-op.
 // An original with later effects that a reversal cannot undo exactly (a
 // refund, a completed or cancelled pre-auth, a completion void whose
-// restored hold has been used since) is declined (invalid transaction),
-// and so is a reversal that would overdraw a purse.
+// restored hold has been used since) is declined (invalid transaction).
+// A reversal that takes back more than the purse has is approved all the
+// same (undo).
 func (tx *txn) reversal(r *Reversal) error {
 	tx.noIndex = true
 	ref, _ := originalRef(r)
@@ -479,11 +480,26 @@ func (tx *txn) reversal(r *Reversal) error {
 			return tx.decline(DeclineInvalidTransaction)
 		}
 	}
+	return tx.undo(o, p)
+}
+
+// undo applies p, the inverse of the original posting o, and marks o
+// reversed. It is the ledger's one way of taking back a credit, whatever
+// brought the credit in (a POS load or void, a refund, a gateway's
+// credit): it is always approved. Where the credit has already been spent,
+// the purse goes down to what its holds reserve, the shortfall is posted
+// to CardReceivable and the card owes it (docs/ledger.md#receivables).
+// The caller has locked o's card and checked that o may be undone.
+func (tx *txn) undo(o, p *posting) error {
+	tx.coverShortfall = true
 	d, err := tx.apply(p)
 	if err != nil {
 		return err
 	}
 	if d != Approved {
+		// Only a hold table overflow can get here: a reversed pre-auth
+		// cancel or completion restoring a hold to a card already holding
+		// the maximum.
 		return tx.decline(d)
 	}
 	if err := tx.linkEffects(o, -1); err != nil {

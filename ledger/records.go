@@ -28,6 +28,10 @@ const (
 	SubsidyFunding   AccountID = "system/subsidy-funding"    // subsidies granted by the school
 	OpeningFunds     AccountID = "system/opening-funds"      // cash balances brought in when a card is opened
 	RefundPayable    AccountID = "system/refund-payable"     // balances of closed cards, owed to their holders
+	// CardReceivable is what card holders owe the school: the shortfall of
+	// a reversed credit that was already spent (docs/ledger.md#receivables).
+	// Each card's contribution to it is that card's debt (negative: owed).
+	CardReceivable AccountID = "system/card-receivable"
 	gatewayPrefix              = "system/gateway/"
 )
 
@@ -232,6 +236,18 @@ func (c *card) clone() card {
 	n.Holds = append([]hold(nil), c.Holds...)
 	n.Contribs = append([]contrib(nil), c.Contribs...)
 	return n
+}
+
+// owed is what the card's holder owes the school (its receivable), zero
+// or positive. A card that owes is *owing*: debits are declined and the
+// next credits repay the receivable first.
+func (c *card) owed() Fen {
+	for i := range c.Contribs {
+		if c.Contribs[i].Account == CardReceivable {
+			return max(0, -c.Contribs[i].Amount)
+		}
+	}
+	return 0
 }
 
 func (c *card) addContrib(a AccountID, v Fen) {
