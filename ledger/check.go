@@ -90,7 +90,7 @@ type Report struct {
 	ClassTotals map[string]Fen
 	Total       Fen
 	// Accounts are the balances of every non-card account.
-	Accounts   map[AccountID]Fen
+	Accounts map[AccountID]Fen
 	// OwingCards counts the cards with a receivable (their debts sum to
 	// Accounts[CardReceivable]).
 	OwingCards int

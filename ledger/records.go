@@ -32,7 +32,7 @@ const (
 	// a reversed credit that was already spent (docs/ledger.md#receivables).
 	// Each card's contribution to it is that card's debt (negative: owed).
 	CardReceivable AccountID = "system/card-receivable"
-	gatewayPrefix              = "system/gateway/"
+	gatewayPrefix            = "system/gateway/"
 )
 
 // CardCash is the cash purse of a card.
