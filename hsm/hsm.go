@@ -65,13 +65,15 @@ type HSM struct {
 	log  *zap.Logger
 	rand io.Reader
 
-	mu    sync.RWMutex // guards lmk, keys, macs
-	lmk   LMK
-	aead  cipher.AEAD
-	keys  map[string]*loadedKey // by label
-	macs  map[string]*loadedKey // terminal MAKs, by terminal id
-	gen   uint64                // bumped on every key write, under mu
-	write sync.Mutex            // serialises writers (sign-on, loads, rotation)
+	mu   sync.RWMutex // guards lmk, keys, macs
+	lmk  LMK
+	aead cipher.AEAD
+	keys map[string]*loadedKey // by label
+	macs map[string]*loadedKey // terminal MAKs, by terminal id
+	// retail holds X9.19 key schedules of zone MAC keys, by label.
+	retail map[string]*retailKey
+	gen    uint64     // bumped on every key write, under mu
+	write  sync.Mutex // serialises writers (sign-on, loads, rotation)
 }
 
 // loadedKey is a key ready for use: its metadata and cipher object. The
@@ -104,7 +106,7 @@ func Open(db *pebble.DB, lmk LMK, opts Options) (*HSM, error) {
 		return nil, fmt.Errorf("hsm: campus PVK label: %w", err)
 	}
 	h := &HSM{db: db, opts: opts, log: opts.Logger, rand: opts.Rand, lmk: lmk,
-		keys: map[string]*loadedKey{}, macs: map[string]*loadedKey{}}
+		keys: map[string]*loadedKey{}, macs: map[string]*loadedKey{}, retail: map[string]*retailKey{}}
 	if h.log == nil {
 		h.log = zap.NewNop()
 	}
@@ -297,6 +299,7 @@ func (h *HSM) loadKey(label string) (*loadedKey, uint64, error) {
 func (h *HSM) invalidateLocked(label string) {
 	h.gen++
 	delete(h.keys, label)
+	delete(h.retail, label)
 	if tid, ok := strings.CutPrefix(label, terminalLabelPrefix); ok {
 		if tid, ok := strings.CutSuffix(tid, "/"+TAK.String()); ok {
 			delete(h.macs, tid)

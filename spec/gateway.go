@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/moov-io/iso8583"
 	"github.com/moov-io/iso8583/encoding"
@@ -54,28 +55,31 @@ func newGatewaySpec() *iso8583.MessageSpec {
 			0: n(0, 4, "Message Type Indicator"),
 			1: field.NewBitmap(&field.Spec{Length: gatewayBitmapBytes, Description: "Bitmap",
 				Enc: encoding.Binary, Pref: prefix.Binary.Fixed}),
-			2:   nVar(2, 19, prefix.ASCII.LL, "Primary account number"),
-			3:   n(3, 6, "Processing code"),
-			4:   n(4, 12, "Amount, transaction"),
-			7:   n(7, 10, "Transmission date and time MMDDhhmmss"),
-			11:  n(11, 6, "System trace audit number"),
-			12:  n(12, 6, "Local transaction time hhmmss"),
-			13:  n(13, 4, "Local transaction date MMDD"),
-			14:  n(14, 4, "Expiration date YYMM"),
-			15:  n(15, 4, "Settlement date MMDD"),
-			18:  n(18, 4, "Merchant type"),
-			22:  n(22, 3, "POS entry mode"),
-			25:  n(25, 2, "POS condition code"),
-			32:  nVar(32, 11, prefix.ASCII.LL, "Acquiring institution id"),
-			33:  nVar(33, 11, prefix.ASCII.LL, "Forwarding institution id"),
-			35:  str(37, prefix.ASCII.LL, "Track 2 data"),
-			37:  an(12, "Retrieval reference number"),
-			38:  an(6, "Authorization id response"),
-			39:  an(2, "Response code"),
-			41:  an(8, "Card acceptor terminal id"),
-			42:  an(15, "Card acceptor id code"),
-			43:  an(40, "Card acceptor name/location"),
-			48:  str(gatewayPrivateMax, prefix.ASCII.LLL, "Additional data - private"),
+			2:  nVar(2, 19, prefix.ASCII.LL, "Primary account number"),
+			3:  n(3, 6, "Processing code"),
+			4:  n(4, 12, "Amount, transaction"),
+			7:  n(7, 10, "Transmission date and time MMDDhhmmss"),
+			11: n(11, 6, "System trace audit number"),
+			12: n(12, 6, "Local transaction time hhmmss"),
+			13: n(13, 4, "Local transaction date MMDD"),
+			14: n(14, 4, "Expiration date YYMM"),
+			15: n(15, 4, "Settlement date MMDD"),
+			18: n(18, 4, "Merchant type"),
+			22: n(22, 3, "POS entry mode"),
+			25: n(25, 2, "POS condition code"),
+			32: nVar(32, 11, prefix.ASCII.LL, "Acquiring institution id"),
+			33: nVar(33, 11, prefix.ASCII.LL, "Forwarding institution id"),
+			35: str(37, prefix.ASCII.LL, "Track 2 data"),
+			37: an(12, "Retrieval reference number"),
+			38: an(6, "Authorization id response"),
+			39: an(2, "Response code"),
+			41: an(8, "Card acceptor terminal id"),
+			42: an(15, "Card acceptor id code"),
+			43: an(40, "Card acceptor name/location"),
+			// 48 counts bytes and may hold UTF-8: binary encoding keeps
+			// bytes >= 0x80, DecodeGateway checks it is valid UTF-8.
+			48: field.NewString(&field.Spec{Length: gatewayPrivateMax, Description: "Additional data - private",
+				Enc: encoding.Binary, Pref: prefix.ASCII.LLL}),
 			49:  an(3, "Currency code, transaction"),
 			52:  b(8, "PIN data"),
 			53:  n(53, 16, "Security related control information"),
@@ -159,6 +163,9 @@ func gatewayLength(msg []byte) (int, error) {
 		}
 		if gatewayNumeric[id] && !isDigits(string(v)) {
 			return 0, fmt.Errorf("%w: field %d is not numeric", ErrFormat, id)
+		}
+		if id == 48 && !utf8.Valid(v) {
+			return 0, fmt.Errorf("%w: field 48 is not UTF-8", ErrFormat)
 		}
 		if id == 35 && !isTrack2(v) {
 			return 0, fmt.Errorf("%w: field 35 has characters other than digits and '='", ErrFormat)
