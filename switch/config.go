@@ -5,8 +5,10 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"time"
 	_ "time/tzdata" // zone names work on machines without a zone database
 
@@ -371,9 +373,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("lmk: create_demo needs file"))
 	}
 	errs = append(errs, c.POS.validate("pos"), c.Gateway.validate("gateway"))
-	if c.HTTP.Addr == "" {
-		errs = append(errs, errors.New("http.addr is empty"))
+	if err := validAddr(c.HTTP.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("http.addr: %w", err))
 	}
+	errs = append(errs, c.HTTP.validateToken(c.Demo))
 	if err := c.Ledger.options().Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("ledger: %w", err))
 	}
@@ -399,8 +402,8 @@ func (c *Config) Validate() error {
 
 func (l ListenerConfig) validate(name string) error {
 	var errs []error
-	if l.Addr == "" {
-		errs = append(errs, fmt.Errorf("%s.addr is empty", name))
+	if err := validAddr(l.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("%s.addr: %w", name, err))
 	}
 	if l.MaxConnections < 1 || l.MaxConnections > maxConnectionsLimit {
 		errs = append(errs, fmt.Errorf("%s.max_connections %d: want 1..%d", name, l.MaxConnections, maxConnectionsLimit))
@@ -422,6 +425,80 @@ func (l ListenerConfig) validate(name string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validAddr checks a listen address as net.Listen will read it, so that a
+// mistyped one stops the daemon before it creates any key material or its
+// data directory: host:port, the host empty, "localhost" or an IP literal,
+// the port 0..65535.
+func validAddr(addr string) error {
+	if addr == "" {
+		return errors.New("empty")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", truncateForError(addr))
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port must be 0..65535", truncateForError(addr))
+	}
+	if host != "" && host != "localhost" && net.ParseIP(host) == nil {
+		return fmt.Errorf("%q: host must be an IP address or localhost", truncateForError(addr))
+	}
+	return nil
+}
+
+func truncateForError(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+// MinAdminTokenLen is the shortest admin token the daemon accepts: 32
+// characters. Only the demo configuration (demo: true) with its HTTP
+// listener on a loopback address may use a shorter one (the contract's
+// public demo token), and the daemon warns at every start that it does.
+const MinAdminTokenLen = 32
+
+// validateToken applies the admin token rules (docs/security.md): at most
+// one source; a named environment variable must be set; a token shorter
+// than MinAdminTokenLen only in the demo on loopback.
+func (h HTTPConfig) validateToken(demo bool) error {
+	if h.AdminToken != "" && h.AdminTokenEnv != "" {
+		return errors.New("http: set one of admin_token and admin_token_env, not both")
+	}
+	if h.AdminTokenEnv != "" && os.Getenv(h.AdminTokenEnv) == "" {
+		return fmt.Errorf("http.admin_token_env: environment variable %s is not set (the admin API would be disabled)", h.AdminTokenEnv)
+	}
+	tok := h.adminToken()
+	if tok == "" || len(tok) >= MinAdminTokenLen {
+		return nil
+	}
+	if demo && h.loopback() {
+		return nil
+	}
+	return fmt.Errorf("http: admin token is %d characters, want at least %d (only the demo configuration on a loopback address may use a shorter one)", len(tok), MinAdminTokenLen)
+}
+
+// shortDemoToken says the demo's short admin token is in use, for the
+// start-up warning.
+func (h HTTPConfig) shortDemoToken() bool {
+	tok := h.adminToken()
+	return tok != "" && len(tok) < MinAdminTokenLen
+}
+
+// loopback reports whether the HTTP listener is on a loopback address.
+func (h HTTPConfig) loopback() bool {
+	host, _, err := net.SplitHostPort(h.Addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // adminToken resolves the admin bearer token.

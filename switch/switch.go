@@ -54,6 +54,10 @@ func New(cfg *Config, log *zap.Logger) (*Switch, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	sw := &Switch{cfg: cfg, log: log, metrics: NewMetrics()}
+	if cfg.HTTP.shortDemoToken() {
+		log.Warn("DEMO ADMIN TOKEN: the admin API accepts a short, public token; allowed only in the demo configuration on a loopback address, never in production (docs/security.md)",
+			zap.Int("token_length", len(cfg.HTTP.adminToken())), zap.Int("minimum", MinAdminTokenLen))
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -64,7 +68,7 @@ func New(cfg *Config, log *zap.Logger) (*Switch, error) {
 	defer lmk.Zero()
 	db, err := pebble.Open(cfg.DataDir, pebbleOptions(log))
 	if err != nil {
-		return nil, fmt.Errorf("open storage in %s: %w", cfg.DataDir, err)
+		return nil, describeOpenError(cfg.DataDir, err)
 	}
 	sw.db = db
 	if err := sw.openServices(lmk); err != nil {
