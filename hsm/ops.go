@@ -10,6 +10,7 @@ import (
 
 	"github.com/cardswitch/cardswitch/hsm/mac"
 	"github.com/cardswitch/cardswitch/hsm/pinblock"
+	"github.com/cardswitch/cardswitch/hsm/terminal"
 )
 
 // PINFormat re-exports the ISO 9564-1 PIN block format.
@@ -163,13 +164,7 @@ func (h *HSM) EnsureCampusPVK() (kcv []byte, created bool, err error) {
 // wrapping pinblock.ErrFormat. Counting tries is the ledger's job.
 func (h *HSM) VerifyTerminalPIN(terminalID string, block []byte, format PINFormat, pan, storedPVV string) (ok bool, err error) {
 	defer func() { h.observe("pin_verify", err, ok) }()
-	if err := checkTerminalID(terminalID); err != nil {
-		return false, err
-	}
-	k, err := h.key(TerminalKeyLabel(terminalID, TPK), UsagePINDecrypt)
-	if errors.Is(err, ErrKeyNotFound) {
-		return false, fmt.Errorf("terminal %s: %w", terminalID, ErrNotSignedOn)
-	}
+	k, err := h.terminalPIK(terminalID)
 	if err != nil {
 		return false, err
 	}
@@ -179,6 +174,65 @@ func (h *HSM) VerifyTerminalPIN(terminalID string, block []byte, format PINForma
 	if k.block.BlockSize() != 8 {
 		return false, fmt.Errorf("terminal %s: PIN blocks under an %s PIK: %w", terminalID, k.alg, ErrUnsupported)
 	}
+	return h.verifyPIN(terminalID, k, block, format, pan, storedPVV)
+}
+
+// ErrSecurityControl reports a field 53 that does not describe the PIN
+// block: digit 2 names another algorithm than the terminal's PIK ('6'
+// DES/TDES, '4' SM4), or digit 1 a format the algorithm does not take.
+// The POS answer is 30, and the cardholder's tries are not touched.
+var ErrSecurityControl = errors.New("security control (field 53) does not match the PIN key")
+
+// VerifyTerminalPINBlock verifies a POS PIN block as field 53 describes it
+// (docs/pos-dialect.md#pin-blocks): digit 2 '6' — an 8-byte ISO 9564-1
+// format 0 ('2' in digit 1) or format 1 ('1') block under a DES/TDES PIK;
+// digit 2 '4' — a 16-byte block under an SM4 PIK, ISO 9564-1 format 4
+// built with SM4 (digit 1 '2'). Digit 2 is checked against the PIK's
+// algorithm: a mismatch, or a block of the wrong length, is
+// ErrSecurityControl. Otherwise as VerifyTerminalPIN.
+func (h *HSM) VerifyTerminalPINBlock(terminalID string, block []byte, field53, pan, storedPVV string) (ok bool, err error) {
+	defer func() { h.observe("pin_verify", err, ok) }()
+	k, err := h.terminalPIK(terminalID)
+	if err != nil {
+		return false, err
+	}
+	if len(field53) < 2 {
+		return false, fmt.Errorf("field 53 %q: %w", field53, ErrSecurityControl)
+	}
+	var format PINFormat
+	switch field53[1] {
+	case '6':
+		if k.block.BlockSize() != 8 || len(block) != 8 {
+			return false, fmt.Errorf("terminal %s: digit 2 '6' with a %s PIK and a %d-byte block: %w", terminalID, k.alg, len(block), ErrSecurityControl)
+		}
+		if format, err = pinblock.FormatFromSecurityControl(field53); err != nil {
+			return false, fmt.Errorf("%w: %w", ErrSecurityControl, err)
+		}
+	case '4':
+		if k.alg != SM4 || len(block) != 16 || field53[0] != '2' {
+			return false, fmt.Errorf("terminal %s: digit 2 '4' with a %s PIK, digit 1 %q and a %d-byte block: %w", terminalID, k.alg, field53[0], len(block), ErrSecurityControl)
+		}
+		format = PINFormat4
+	default:
+		return false, fmt.Errorf("field 53 digit 2 %q: %w", field53[1], ErrSecurityControl)
+	}
+	return h.verifyPIN(terminalID, k, block, format, pan, storedPVV)
+}
+
+// terminalPIK returns the terminal's current PIK.
+func (h *HSM) terminalPIK(terminalID string) (*loadedKey, error) {
+	if err := checkTerminalID(terminalID); err != nil {
+		return nil, err
+	}
+	k, err := h.key(TerminalKeyLabel(terminalID, TPK), UsagePINDecrypt)
+	if errors.Is(err, ErrKeyNotFound) {
+		return nil, fmt.Errorf("terminal %s: %w", terminalID, ErrNotSignedOn)
+	}
+	return k, err
+}
+
+// verifyPIN decrypts block under k and compares the PIN's campus PVV.
+func (h *HSM) verifyPIN(terminalID string, k *loadedKey, block []byte, format PINFormat, pan, storedPVV string) (bool, error) {
 	pin, err := pinblock.Decrypt(k.block, format, block, pan)
 	if err != nil {
 		h.log.Debug("PIN block did not decode", zap.String("terminal", terminalID), zap.String("pan", cardno.Mask(pan)))
@@ -245,4 +299,30 @@ func checkTranslation(from, to PINFormat) error {
 		return fmt.Errorf("PIN translation from format %d to format 1: %w", from, ErrUnsupported)
 	}
 	return nil
+}
+
+// VerifySignOnProof checks the proof of an 0800 sign-on
+// (docs/pos-dialect.md#sign-on-proof): proof must be the 8-byte block
+// BCD(stamp) — stamp = fields 13 ‖ 12 ‖ 11, MMDD hhmmss STAN — encrypted
+// under the terminal's TMK (SM4 TMK: the first 8 bytes of SM4-ECB of the
+// block zero-padded to 16). The TMK never leaves the HSM. It returns
+// (false, nil) for a wrong or missing proof and an error when it cannot
+// decide (no TMK, a stamp that is not 16 digits).
+func (h *HSM) VerifySignOnProof(terminalID, stamp string, proof []byte) (ok bool, err error) {
+	defer func() { h.observe("signon_proof_verify", err, ok) }()
+	if err := checkTerminalID(terminalID); err != nil {
+		return false, err
+	}
+	tmk, err := h.key(TerminalKeyLabel(terminalID, TMK), UsageWrapTerminalKeys)
+	if err != nil {
+		return false, fmt.Errorf("sign-on proof of terminal %s: %w", terminalID, err)
+	}
+	want, err := terminal.SignOnProof(tmk.block, stamp)
+	if err != nil {
+		return false, fmt.Errorf("sign-on proof of terminal %s: %w", terminalID, err)
+	}
+	if len(proof) != len(want) {
+		return false, nil
+	}
+	return subtle.ConstantTimeCompare(want, proof) == 1, nil
 }

@@ -28,9 +28,9 @@ type posCodecs struct {
 	pref              prefix.Prefixers
 }
 
-// Field bounds of the POS dialect. Field 54 is the one departure from the
-// §4.2 table's "an..20": one balance entry is 20 characters and §4.2
-// repeats it per purse, so the field holds up to MaxBalances entries.
+// Field bounds of the POS dialect (docs/pos-dialect.md). Field 54 is
+// an..40: one balance entry is 20 characters, repeated per purse, so the
+// field holds up to MaxBalances entries.
 const (
 	MaxBalances       = 2
 	balanceEntryLen   = 20

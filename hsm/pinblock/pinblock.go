@@ -344,7 +344,7 @@ func Format4PINField(pin, fill string) ([]byte, error) {
 // C = E(K, E(K, PIN field) XOR PAN field).
 func EncryptFormat4(aesBlock cipher.Block, pin, pan, fill string) ([]byte, error) {
 	if aesBlock.BlockSize() != 16 {
-		return nil, errors.New("format 4 needs a 16-byte block cipher (AES)")
+		return nil, errors.New("format 4 needs a 16-byte block cipher (AES or SM4)")
 	}
 	pf, err := format4PANField(pan)
 	if err != nil {
