@@ -339,3 +339,82 @@ func (q *Queue) Requeue(dest string, id uint64) (uint64, error) {
 	}
 	return newID, nil
 }
+
+// Kill moves a queued message of dest to the dead-letter list at once
+// (an answer that neither completes nor warrants a retry), committing
+// synced.
+func (q *Queue) Kill(dest string, id uint64) error {
+	if err := validDest(dest); err != nil {
+		return fmt.Errorf("journal: queue kill: %w", err)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	m, err := q.get(spaceQueued, dest, id)
+	if err != nil {
+		return fmt.Errorf("journal: queue kill %s id %d: %w", dest, id, err)
+	}
+	b := q.db.NewBatch()
+	defer b.Close()
+	if err := b.Delete(queueKey(spaceQueued, dest, id), nil); err != nil {
+		return err
+	}
+	if err := b.Set(queueKey(spaceDead, dest, id), record.EncodeMessage(&m), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("journal: queue kill %s id %d: %w", dest, id, err)
+	}
+	return nil
+}
+
+// Drop deletes a dead-lettered message for good (an operator settled it
+// another way), committing synced.
+func (q *Queue) Drop(dest string, id uint64) error {
+	if err := validDest(dest); err != nil {
+		return fmt.Errorf("journal: queue drop: %w", err)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, err := q.get(spaceDead, dest, id); err != nil {
+		return fmt.Errorf("journal: queue drop %s id %d: %w", dest, id, err)
+	}
+	if err := q.db.Delete(queueKey(spaceDead, dest, id), pebble.Sync); err != nil {
+		return fmt.Errorf("journal: queue drop %s id %d: %w", dest, id, err)
+	}
+	return nil
+}
+
+// Stats counts dest's queued and dead messages (at most limit of each)
+// and returns the enqueue time of the oldest queued one (zero if none).
+func (q *Queue) Stats(dest string, limit int) (queued, dead int, oldest time.Time, err error) {
+	if err := validDest(dest); err != nil {
+		return 0, 0, time.Time{}, err
+	}
+	for _, space := range []byte{spaceQueued, spaceDead} {
+		p := queuePrefix(nil, space, dest)
+		it, err := q.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+		if err != nil {
+			return 0, 0, time.Time{}, err
+		}
+		n := 0
+		for ok := it.First(); ok && n < limit; ok = it.Next() {
+			if n == 0 && space == spaceQueued {
+				var m Message
+				if v, verr := it.ValueAndErr(); verr == nil && record.DecodeMessage(v, &m) == nil {
+					oldest = m.Enqueued
+				}
+			}
+			n++
+		}
+		err = it.Close()
+		if err != nil {
+			return 0, 0, time.Time{}, err
+		}
+		if space == spaceQueued {
+			queued = n
+		} else {
+			dead = n
+		}
+	}
+	return queued, dead, oldest, nil
+}

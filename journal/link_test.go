@@ -1,0 +1,130 @@
+package journal
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+func TestLinkSTANReservationSurvivesRestart(t *testing.T) {
+	fs := vfs.NewMem()
+	db := openDB(t, fs)
+	l, _ := OpenLinks(db)
+	var last uint64
+	for i := 1; i <= 3; i++ {
+		id, stan, err := l.NextID("bank-a")
+		if err != nil || id != uint64(i) || stan != STANOf(id) {
+			t.Fatalf("NextID = %d %s %v", id, stan, err)
+		}
+		last = id
+	}
+	if id, _, _ := l.NextID("bank-b"); id != 1 {
+		t.Fatalf("bank-b starts at %d", id)
+	}
+	// A restart resumes above the reservation, never at a used number.
+	l2, _ := OpenLinks(db)
+	id, _, err := l2.NextID("bank-a")
+	if err != nil || id <= last || id != LinkSTANBlock+1 {
+		t.Fatalf("after restart NextID = %d, %v; want %d", id, err, LinkSTANBlock+1)
+	}
+	for _, c := range []struct {
+		id   uint64
+		stan string
+	}{{1, "000001"}, {999999, "999999"}, {1000000, "000001"}, {1000001, "000002"}} {
+		if got := STANOf(c.id); got != c.stan {
+			t.Errorf("STANOf(%d) = %s, want %s", c.id, got, c.stan)
+		}
+	}
+}
+
+func TestLinkRequestsOpenAndMapping(t *testing.T) {
+	db := openDB(t, vfs.NewMem())
+	l, _ := OpenLinks(db)
+	put := func(r *LinkRequest) {
+		t.Helper()
+		b := db.NewBatch()
+		defer b.Close()
+		if err := l.Put(b, r); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Date(2026, 3, 15, 6, 30, 5, 0, time.UTC)
+	r1 := &LinkRequest{Link: "bank-a", ID: 1, STAN: "000001", Transmission: "0315063005", MTI: "0200",
+		ProcCode: "000000", Amount: 1234, Card: "6217001234567890123", Terminal: "10000001", Merchant: "898310000000001",
+		Batch: "000001", LocalSTAN: "000124", RRN: "031500000124", Acquirer: "12345678", Forwarding: "87654321",
+		BusinessDate: "20260315", TxType: "consume", State: LinkSent, Created: now}
+	r2 := *r1
+	r2.ID, r2.STAN, r2.LocalSTAN = 2, "000002", "000125"
+	put(r1)
+	put(&r2)
+	var open []uint64
+	if err := l.Open("bank-a", func(r *LinkRequest) bool { open = append(open, r.ID); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(open) != 2 || open[0] != 1 || open[1] != 2 {
+		t.Fatalf("open = %v", open)
+	}
+	r1.State, r1.ResponseCode, r1.AuthCode = LinkAnswered, "00", "123456"
+	put(r1)
+	open = nil
+	_ = l.Open("bank-a", func(r *LinkRequest) bool { open = append(open, r.ID); return true })
+	if len(open) != 1 || open[0] != 2 {
+		t.Fatalf("open after answer = %v", open)
+	}
+	got, err := l.ByLocal("10000001", "000001", "000124")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *got != *r1 {
+		t.Fatalf("ByLocal = %+v\nwant %+v", got, r1)
+	}
+	if _, err := l.ByLocal("10000001", "000001", "000999"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown local: %v", err)
+	}
+	// A corrupted record is an error, not a silent default.
+	v, closer, _ := db.Get(linkKey(spaceLinkReq, "bank-a", 2))
+	bad := append([]byte(nil), v...)
+	closer.Close()
+	bad[5] ^= 1
+	_ = db.Set(linkKey(spaceLinkReq, "bank-a", 2), bad, pebble.Sync)
+	if _, err := l.Get("bank-a", 2); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("corrupt record: %v", err)
+	}
+}
+
+func TestQueueKillDropStats(t *testing.T) {
+	db := openDB(t, vfs.NewMem())
+	q := openQueue(t, db, QueueOptions{})
+	ids := enqueue(t, q, db, "bank-a", "r1", "r2")
+	if n, d, oldest, err := q.Stats("bank-a", 100); err != nil || n != 2 || d != 0 || oldest.IsZero() {
+		t.Fatalf("stats = %d %d %v %v", n, d, oldest, err)
+	}
+	if err := q.Kill("bank-a", ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	dead, _ := q.Dead("bank-a", 10)
+	if len(dead) != 1 || string(dead[0].Payload) != "r1" {
+		t.Fatalf("dead = %v", dead)
+	}
+	if n, d, _, _ := q.Stats("bank-a", 100); n != 1 || d != 1 {
+		t.Fatalf("stats after kill = %d %d", n, d)
+	}
+	if err := q.Drop("bank-a", ids[1]); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("drop of a queued message: %v", err)
+	}
+	if err := q.Drop("bank-a", ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if n, d, _, _ := q.Stats("bank-a", 100); n != 1 || d != 0 {
+		t.Fatalf("stats after drop = %d %d", n, d)
+	}
+	if err := q.Kill("bank-a", ids[0]); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("kill of a dropped message: %v", err)
+	}
+}
