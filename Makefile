@@ -4,7 +4,7 @@ BIN      := bin
 PKGS     := ./...
 FUZZTIME ?= 3s
 
-.PHONY: all build run test unit race fuzz lint bench gobench crashtest crashtest-ci abuse clean
+.PHONY: all build run test unit race fuzz lint bench gobench crashtest crashtest-ci abuse deploy-check clean
 
 all: build
 
@@ -54,6 +54,12 @@ crashtest-ci:
 # Malformed frames and idle connections while posim runs at 1,000 TPS.
 abuse:
 	./scripts/abuse.sh
+
+# The deploy/ files alone: promtool check/test of the alert rules, the
+# Grafana dashboard against the daemon's metrics, the systemd unit and the
+# Dockerfile (also part of make test, through go test ./...).
+deploy-check:
+	$(GO) test -count=1 ./deploy
 
 clean:
 	rm -rf $(BIN)

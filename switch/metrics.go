@@ -33,6 +33,11 @@ type Metrics struct {
 var retentionKeyspaces = []string{"journal_entries", "responses",
 	"ledger_idempotency", "ledger_references", "ledger_rrns", "ledger_tombstones"}
 
+// rejectReasons are the values of the reason label of
+// switch_rejected_total (docs/operations.md "Metrics").
+var rejectReasons = []string{"connection_limit", "peer_connection_limit",
+	"frame_too_large", "frame_too_short", "short_read", "undecodable", "not_a_request"}
+
 // NewMetrics registers every series on a fresh registry, with the Go and
 // process collectors.
 func NewMetrics() *Metrics {
@@ -87,6 +92,13 @@ func NewMetrics() *Metrics {
 	}
 	for _, res := range []string{"ok", "error"} {
 		m.RetentionRuns.WithLabelValues(res)
+	}
+	// Every listener and reason from the start, so that an alert or a
+	// rate() sees 0 rather than no series before the first refusal.
+	for _, l := range []string{"pos", "gateway"} {
+		for _, reason := range rejectReasons {
+			m.Rejected.WithLabelValues(l, reason)
+		}
 	}
 	r.MustRegister(m.Messages, m.Transactions, m.Duration, m.Connections,
 		m.JournalWrites, m.HSMOperations, m.Rejected,

@@ -71,6 +71,7 @@ func New(cfg *Config, log *zap.Logger) (*Switch, error) {
 		return nil, describeOpenError(cfg.DataDir, err)
 	}
 	sw.db = db
+	sw.metrics.Registry.MustRegister(newStorageCollector(db, cfg.DataDir))
 	if err := sw.openServices(lmk); err != nil {
 		_ = db.Close()
 		return nil, err
