@@ -14,7 +14,7 @@ type storageCollector struct {
 	dir string
 
 	diskUsage, readAmp, l0Files, l0Sublevels, debt, compacting, memtable, walSize *prometheus.Desc
-	fsFree, fsSize                                                               *prometheus.Desc
+	fsFree, fsSize                                                                *prometheus.Desc
 }
 
 func newStorageCollector(db *pebble.DB, dir string) *storageCollector {
