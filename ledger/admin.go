@@ -65,8 +65,14 @@ func validPAN(pan string) bool {
 
 func validLimit(v Fen) bool { return v >= 0 && v <= MaxAmount }
 
-// adminDate is the date stamped on admin postings.
-func adminDate() BusinessDate { return DateOf(time.Now()) }
+// adminDate is the date stamped on admin postings: the switch's business
+// date when it gave one (Options.Today), else the calendar day.
+func (l *Ledger) adminDate() BusinessDate {
+	if l.opts.Today != nil {
+		return l.opts.Today()
+	}
+	return DateOf(time.Now())
+}
 
 // OpenCard opens a card with its opening balances, funded from the opening
 // funds (cash) and subsidy funding (subsidy) system accounts so that the
@@ -96,7 +102,7 @@ func (l *Ledger) OpenCard(spec CardSpec, pvv []byte) error {
 	b := l.db.NewBatch()
 	defer b.Close()
 	if legs != nil {
-		p := posting{TxID: l.lastTx.Add(1), Kind: KindOpenCard, Date: adminDate(), PAN: c.PAN, Amount: c.Cash + c.Subsidy, Legs: legs}
+		p := posting{TxID: l.lastTx.Add(1), Kind: KindOpenCard, Date: l.adminDate(), PAN: c.PAN, Amount: c.Cash + c.Subsidy, Legs: legs}
 		if err := b.Set(postKey(p.TxID), p.encode(), nil); err != nil {
 			return err
 		}
@@ -337,7 +343,7 @@ func (l *Ledger) moveAll(k Kind, from string, repl *replacement, cashTo, subTo A
 	if repl != nil {
 		pans = append(pans, repl.pan)
 	}
-	tx := &txn{l: l, c: &Common{Date: adminDate()}, kind: k}
+	tx := &txn{l: l, c: &Common{Date: l.adminDate()}, kind: k}
 	tx.lockCards(pans...)
 	defer tx.unlockCards()
 	old := tx.staged[from]

@@ -35,6 +35,11 @@ type Options struct {
 	// MaxHoldsPerCard bounds the open holds on one card; one more is
 	// declined "exceeds count limit" [8, at most 64].
 	MaxHoldsPerCard int
+	// Today, when set, is the business date of admin postings (open,
+	// close and replace card): the switch passes its business clock, so
+	// that these are dated like every other posting of the day. Nil means
+	// the calendar day of the machine's zone.
+	Today func() BusinessDate
 }
 
 // Bounds of Options beyond which a configuration is refused.

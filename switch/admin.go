@@ -47,6 +47,7 @@ func (sw *Switch) registerAdmin(mux *http.ServeMux) {
 	}
 	mux.HandleFunc("GET /api/v1/journal", sw.adminJournal)
 	mux.HandleFunc("POST /api/v1/retention/run", sw.adminRetentionRun)
+	sw.registerRecon(mux)
 
 	// Go's profiler, behind the same token: CPU, heap, goroutines, mutex
 	// and block profiles of the running daemon (go tool pprof with

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cardswitch/cardswitch/ledger"
@@ -24,12 +25,25 @@ var ErrRRNExhausted = errors.New("retrieval reference numbers exhausted for the 
 // businessClock is the switch's business date and the source of retrieval
 // reference numbers (field 37), unique per business day.
 //
-// The business date follows the calendar day in the configured zone; the
-// daily cutover with reconciliation comes with the settlement wave.
+// The business date is the calendar day in the configured zone, moved one
+// day on at the cutover (business_day.cutover, docs/reconciliation.md): at
+// 23:00 with the default, the day of the 5th becomes the 6th. Closing a
+// day (at cutover, or early by the operator) moves it on too: a closed
+// day is never handed out again, and the close waits until every exchange
+// that started under it has finished, so nothing posts to a closed day.
 type businessClock struct {
 	db  *pebble.DB
 	loc *time.Location
 	now func() time.Time
+	// cutover is the time of day at which the next business day starts;
+	// zero means midnight.
+	cutover time.Duration
+
+	// closed is the last closed business date (0 before the first).
+	closed atomic.Uint32
+	// dayMu guards inflight: the exchanges under way per business date.
+	dayMu    sync.Mutex
+	inflight map[ledger.BusinessDate]int
 
 	mu    sync.Mutex
 	date  ledger.BusinessDate
@@ -37,20 +51,74 @@ type businessClock struct {
 	limit uint64 // first sequence not reserved
 }
 
-func openBusinessClock(db *pebble.DB, zone string) (*businessClock, error) {
+func openBusinessClock(db *pebble.DB, zone string, cutover time.Duration) (*businessClock, error) {
 	loc, err := time.LoadLocation(zone)
 	if err != nil {
 		return nil, fmt.Errorf("time zone %q: %w", zone, err)
 	}
-	return &businessClock{db: db, loc: loc, now: time.Now}, nil
+	c := &businessClock{db: db, loc: loc, now: time.Now, cutover: cutover, inflight: map[ledger.BusinessDate]int{}}
+	closed, err := readClosedMark(db)
+	if err != nil {
+		return nil, err
+	}
+	c.closed.Store(uint32(closed))
+	return c, nil
 }
 
-// Today is the current business date.
-func (c *businessClock) Today() ledger.BusinessDate { return c.dateOf(c.now()) }
+// Today is the current business date: the date at this moment, or the day
+// after the last closed one when the operator closed today early.
+func (c *businessClock) Today() ledger.BusinessDate {
+	d := c.dateOf(c.now())
+	if closed := ledger.BusinessDate(c.closed.Load()); d <= closed {
+		d = closed.AddDays(1)
+	}
+	return d
+}
 
-// dateOf is the business date at t.
+// Begin is Today for an exchange that may post: the date is held open
+// until End, so that closing it waits for the exchange to finish.
+func (c *businessClock) Begin() ledger.BusinessDate {
+	c.dayMu.Lock()
+	d := c.Today()
+	c.inflight[d]++
+	c.dayMu.Unlock()
+	return d
+}
+
+// End releases a date Begin returned.
+func (c *businessClock) End(d ledger.BusinessDate) {
+	c.dayMu.Lock()
+	if c.inflight[d]--; c.inflight[d] <= 0 {
+		delete(c.inflight, d)
+	}
+	c.dayMu.Unlock()
+}
+
+// busy reports how many exchanges are under way on d or before.
+func (c *businessClock) busy(d ledger.BusinessDate) int {
+	c.dayMu.Lock()
+	defer c.dayMu.Unlock()
+	n := 0
+	for x, k := range c.inflight {
+		if x <= d {
+			n += k
+		}
+	}
+	return n
+}
+
+// dateOf is the business date at t, the cutover applied.
 func (c *businessClock) dateOf(t time.Time) ledger.BusinessDate {
-	return ledger.DateOf(t.In(c.loc))
+	lt := t.In(c.loc)
+	d := ledger.DateOf(lt)
+	if c.cutover > 0 {
+		y, m, day := lt.Date()
+		midnight := time.Date(y, m, day, 0, 0, 0, 0, c.loc)
+		if lt.Sub(midnight) >= c.cutover {
+			d = d.AddDays(1)
+		}
+	}
+	return d
 }
 
 func rrnKey(d ledger.BusinessDate) []byte {

@@ -53,6 +53,9 @@ type Config struct {
 	// Retention says how long the switch keeps what it no longer needs to
 	// answer or reconcile (docs/operations.md "Retention").
 	Retention RetentionConfig `yaml:"retention"`
+	// BusinessDay sets the cutover and where closed days are exported
+	// (docs/reconciliation.md).
+	BusinessDay BusinessDayConfig `yaml:"business_day"`
 	// TimeZone names the IANA zone of the business day (the daily limit,
 	// the same-day rule of voids, the settlement date in field 15), e.g.
 	// "Asia/Shanghai". Empty means the machine's local zone.
@@ -297,7 +300,8 @@ func Defaults() Config {
 			Interval:     Duration(time.Hour),
 			BatchSize:    10_000,
 		},
-		Log: LogConfig{Format: "json", Level: "info"},
+		Log:         LogConfig{Format: "json", Level: "info"},
+		BusinessDay: BusinessDayConfig{Cutover: "23:00"},
 	}
 }
 
@@ -381,6 +385,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("ledger: %w", err))
 	}
 	if err := c.Retention.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.BusinessDay.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Runtime.GCPercent < 50 || c.Runtime.GCPercent > 2000 {

@@ -96,7 +96,8 @@ func (p *posProtocol) handle(s *session, body []byte) ([]byte, bool) {
 	p.sw.metrics.Messages.WithLabelValues("pos", "in", mtiLabel(req.MTI)).Inc()
 	s.terminal = req.TerminalID
 	tx, orig := req.TxType()
-	x := &exchange{s: s, req: req, tx: tx, orig: orig, tpdu: t, hdr: h, start: start, date: p.sw.clock.Today()}
+	x := &exchange{s: s, req: req, tx: tx, orig: orig, tpdu: t, hdr: h, start: start, date: p.sw.clock.Begin()}
+	defer p.sw.clock.End(x.date)
 	if spec.ResponseMTI(req.MTI) == "" {
 		// A response MTI sent as a request: nothing to answer with.
 		p.sw.metrics.Rejected.WithLabelValues("pos", "not_a_request").Inc()

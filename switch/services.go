@@ -63,7 +63,10 @@ func (sw *Switch) openServices(lmk hsm.LMK) error {
 	if _, _, err := sw.hsm.EnsureCampusPVK(); err != nil {
 		return fmt.Errorf("campus PVK: %w", err)
 	}
-	sw.ledger, err = ledger.Open(sw.db, sw.cfg.Ledger.options())
+	lopts := sw.cfg.Ledger.options()
+	// Admin postings (open, close, replace card) carry the business date.
+	lopts.Today = func() ledger.BusinessDate { return sw.clock.Today() }
+	sw.ledger, err = ledger.Open(sw.db, lopts)
 	if err != nil {
 		return fmt.Errorf("open ledger: %w", err)
 	}
@@ -80,7 +83,11 @@ func (sw *Switch) openServices(lmk hsm.LMK) error {
 	if err != nil {
 		return fmt.Errorf("terminal registry: %w", err)
 	}
-	sw.clock, err = openBusinessClock(sw.db, sw.cfg.TimeZone)
+	cutover, err := sw.cfg.BusinessDay.cutoverOf()
+	if err != nil {
+		return err
+	}
+	sw.clock, err = openBusinessClock(sw.db, sw.cfg.TimeZone, cutover)
 	if err != nil {
 		return fmt.Errorf("business clock: %w", err)
 	}

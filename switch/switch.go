@@ -38,6 +38,7 @@ type Switch struct {
 	terminals *terminals
 	clock     *businessClock
 	retention *retention
+	days      *businessDays
 
 	pos     *acceptor
 	gateway *acceptor
@@ -80,6 +81,7 @@ func New(cfg *Config, log *zap.Logger) (*Switch, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	sw.days = newBusinessDays(sw)
 	sw.pos = newAcceptor("pos", cfg.POS, &posProtocol{sw: sw}, log, sw.metrics)
 	sw.gateway = newAcceptor("gateway", cfg.Gateway, &gatewayProtocol{sw: sw}, log, sw.metrics)
 	return sw, nil
@@ -115,6 +117,9 @@ func (sw *Switch) Start() error {
 	go sw.pos.serve()
 	go sw.gateway.serve()
 	sw.retention.start()
+	if err := sw.days.start(); err != nil {
+		sw.log.Error("business day", zap.Error(err))
+	}
 	go func() {
 		if err := sw.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			sw.log.Error("HTTP server stopped", zap.Error(err))
@@ -164,6 +169,7 @@ func (sw *Switch) Shutdown(ctx context.Context) error {
 		}
 		// After HTTP: no admin request can start a run any more.
 		sw.retention.shutdown()
+		sw.days.shutdown()
 	}
 	if err := sw.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close storage: %w", err))

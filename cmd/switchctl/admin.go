@@ -48,15 +48,6 @@ const (
 // call sends one admin request and prints the answer; exit 1 on an HTTP
 // error status.
 func (a *adminFlags) call(method, path string, body any, stdout, stderr io.Writer) int {
-	token := a.token.Get()
-	if token == "" {
-		fmt.Fprintln(stderr, "switchctl: no admin token: pass --token or set SWITCHCTL_TOKEN")
-		return 2
-	}
-	if a.timeout <= 0 || a.timeout > maxTimeout {
-		fmt.Fprintf(stderr, "switchctl: --timeout %s: want more than 0, up to %s\n", a.timeout, maxTimeout)
-		return 2
-	}
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -66,19 +57,42 @@ func (a *adminFlags) call(method, path string, body any, stdout, stderr io.Write
 		}
 		rd = bytes.NewReader(b)
 	}
+	return a.send(method, path, "application/json", rd, false, stdout, stderr)
+}
+
+// send is call with a body of any content type (a file being uploaded);
+// stream copies a successful answer to stdout as it arrives, without the
+// size bound (a day's export).
+func (a *adminFlags) send(method, path, contentType string, rd io.Reader, stream bool, stdout, stderr io.Writer) int {
+	token := a.token.Get()
+	if token == "" {
+		fmt.Fprintln(stderr, "switchctl: no admin token: pass --token or set SWITCHCTL_TOKEN")
+		return 2
+	}
+	if a.timeout <= 0 || a.timeout > maxTimeout {
+		fmt.Fprintf(stderr, "switchctl: --timeout %s: want more than 0, up to %s\n", a.timeout, maxTimeout)
+		return 2
+	}
 	req, err := http.NewRequest(method, strings.TrimRight(a.url, "/")+path, rd)
 	if err != nil {
 		fmt.Fprintln(stderr, "switchctl:", err)
 		return 2
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	resp, err := (&http.Client{Timeout: a.timeout}).Do(req)
 	if err != nil {
 		fmt.Fprintln(stderr, "switchctl:", err)
 		return 1
 	}
 	defer resp.Body.Close()
+	if stream && resp.StatusCode < 300 {
+		if _, err := io.Copy(stdout, resp.Body); err != nil {
+			fmt.Fprintln(stderr, "switchctl:", err)
+			return 1
+		}
+		return 0
+	}
 	out, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
 		fmt.Fprintln(stderr, "switchctl:", err)

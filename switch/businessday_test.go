@@ -1,0 +1,177 @@
+package switching
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cardswitch/cardswitch/ledger"
+	"github.com/cardswitch/cardswitch/recon"
+	"github.com/cardswitch/cardswitch/spec"
+)
+
+func TestCutover(t *testing.T) {
+	loc, _ := time.LoadLocation("Asia/Shanghai")
+	for _, c := range []struct {
+		cutover string
+		at      string
+		want    ledger.BusinessDate
+	}{
+		{"23:00", "2026-12-04T22:59:59+08:00", 20261204},
+		{"23:00", "2026-12-04T23:00:00+08:00", 20261205},
+		{"23:00", "2026-12-31T23:30:00+08:00", 20270101},
+		{"00:00", "2026-12-04T23:59:59+08:00", 20261204},
+		{"00:00", "2026-12-05T00:00:00+08:00", 20261205},
+		{"21:30", "2026-12-04T21:29:00+08:00", 20261204},
+		{"21:30", "2026-12-04T21:30:00+08:00", 20261205},
+		// The zone is the business day's, not the clock's.
+		{"23:00", "2026-12-04T15:00:00Z", 20261205},
+	} {
+		cut, err := BusinessDayConfig{Cutover: c.cutover}.cutoverOf()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bc := &businessClock{loc: loc, cutover: cut}
+		at, _ := time.Parse(time.RFC3339, c.at)
+		if got := bc.dateOf(at); got != c.want {
+			t.Errorf("cutover %s at %s: %d, want %d", c.cutover, c.at, got, c.want)
+		}
+	}
+	for _, bad := range []string{"", "24:00", "7:00", "23:60", "23:00:00"} {
+		if _, err := (BusinessDayConfig{Cutover: bad}).cutoverOf(); err == nil {
+			t.Errorf("cutover %q accepted", bad)
+		}
+	}
+}
+
+func dayStatus(t *testing.T, sw *Switch) DayStatus {
+	t.Helper()
+	code, out := adminCall(t, sw, "GET", "/api/v1/day", nil)
+	if code != http.StatusOK {
+		t.Fatalf("day status: %d %s", code, out)
+	}
+	var st DayStatus
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// waitExported waits for the export of day d to finish.
+func waitExported(t *testing.T, sw *Switch, d string) DayRecord {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		for _, r := range dayStatus(t, sw).Days {
+			if r.Date == d && r.Export.State == exportDone {
+				return r
+			}
+			if r.Date == d && r.Export.State == exportFailed {
+				t.Fatalf("export of %s failed: %s", d, r.Export.Error)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("export of %s not done", d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDayCloseAndExport closes the business day through the admin API
+// while a terminal is signed on: answers before carry the day in field 15,
+// answers after carry the next; the day's files appear in recon/DATE/,
+// mode 0600, with header, one line per answered financial message and a
+// trailer, and a re-export is byte for byte the same.
+func TestDayCloseAndExport(t *testing.T) {
+	reconDir := filepath.Join(t.TempDir(), "recon")
+	sw := testSwitch(t, func(c *Config) { c.BusinessDay.ReconDir = reconDir })
+	term := signedOn(t, sw, termCanteen, canteen)
+	today := sw.clock.Today()
+
+	req, err := term.Consume(cardStudent, 1250, pinStudent)
+	ok := do(t, term, req, err)
+	expectRC(t, "consume", ok, spec.RCApproved)
+	if ok.SettlementDate != today.String()[4:] {
+		t.Fatalf("field 15 %q, want %s", ok.SettlementDate, today.String()[4:])
+	}
+	req, err = term.Consume(cardEmpty, 100, "")
+	expectRC(t, "consume on empty card", do(t, term, req, err), spec.RCInsufficientFunds)
+	req, err = term.Balance(cardStudent, pinStudent)
+	expectRC(t, "balance", do(t, term, req, err), spec.RCApproved)
+
+	code, out := adminCall(t, sw, "POST", "/api/v1/day/close", DayCloseRequest{Operator: "alice"})
+	if code != http.StatusOK {
+		t.Fatalf("close: %d %s", code, out)
+	}
+	next := today.AddDays(1)
+	if got := sw.clock.Today(); got != next {
+		t.Fatalf("business date after close %d, want %d", got, next)
+	}
+	// Closing it again answers the same record; a day not begun is refused.
+	if code, out := adminCall(t, sw, "POST", "/api/v1/day/close", DayCloseRequest{Date: today.String()}); code != http.StatusOK {
+		t.Fatalf("close again: %d %s", code, out)
+	}
+	if code, _ := adminCall(t, sw, "POST", "/api/v1/day/close", DayCloseRequest{Date: next.AddDays(1).String()}); code != http.StatusBadRequest {
+		t.Fatalf("closing a future day: %d, want 400", code)
+	}
+
+	req, err = term.Consume(cardStudent, 300, pinStudent)
+	after := do(t, term, req, err)
+	expectRC(t, "consume after close", after, spec.RCApproved)
+	if after.SettlementDate != next.String()[4:] {
+		t.Fatalf("field 15 after close %q, want %s", after.SettlementDate, next.String()[4:])
+	}
+	// A card closed now is dated by the business day, not the calendar.
+	if err := sw.ledger.CloseCard(cardStaff); err != nil {
+		t.Fatal(err)
+	}
+	var closeDate ledger.BusinessDate
+	err = ledger.ScanPostings(sw.db, today.AddDays(-3), next.AddDays(3), func(p *ledger.PostingView) error {
+		if p.Kind == ledger.KindCloseCard {
+			closeDate = p.Date
+		}
+		return nil
+	})
+	if err != nil || closeDate != next {
+		t.Fatalf("close-card posting dated %d (%v), want %d", closeDate, err, next)
+	}
+
+	rec := waitExported(t, sw, today.String())
+	if rec.ClosedBy != "operator alice" || rec.Export.Rows != 2 {
+		t.Fatalf("day record %+v", rec)
+	}
+	path := filepath.Join(reconDir, today.String(), recon.InstitutionFile(recon.LocalInstitution))
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("export mode %v, want 0600", fi.Mode().Perm())
+	}
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 4 || lines[0] != recon.Header || lines[3] != "TOTAL,2,1350" {
+		t.Fatalf("export:\n%s", b)
+	}
+	f := strings.Split(lines[1], ",")
+	if f[0] != today.String() || f[2] != "local" || f[3] != "0200" || f[5] != termCanteen || f[6] != canteen ||
+		f[7] != cardStudent || f[8] != "1250" || f[9] != "0" || f[10] != "00" || f[11] != ok.RRN || f[15] != ok.AuthCode {
+		t.Fatalf("consume line %q", lines[1])
+	}
+	if f := strings.Split(lines[2], ","); f[10] != "51" || f[11] == "" {
+		t.Fatalf("declined line %q", lines[2])
+	}
+	if _, err := os.Stat(filepath.Join(reconDir, today.String(), recon.MerchantFile(canteen))); err != nil {
+		t.Fatal(err)
+	}
+	// Re-export through the API, and the day after traffic moved on.
+	code, again := adminCall(t, sw, "GET", "/api/v1/recon/export?date="+today.String()+"&gateway=local", nil)
+	if code != http.StatusOK || !bytes.Equal(again, b) {
+		t.Fatalf("re-export: %d\n%s\nwant\n%s", code, again, b)
+	}
+}
