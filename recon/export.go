@@ -320,7 +320,7 @@ var ErrTooManyFiles = errors.New("recon: too many institutions and merchants for
 
 // InstitutionFile and MerchantFile name the export files of a day.
 func InstitutionFile(name string) string { return "institution-" + safeName(name) + ".csv" }
-func MerchantFile(id string) string       { return "merchant-" + safeName(id) + ".csv" }
+func MerchantFile(id string) string      { return "merchant-" + safeName(id) + ".csv" }
 
 // safeName keeps a name usable as part of a file name.
 func safeName(s string) string {
