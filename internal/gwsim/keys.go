@@ -1,0 +1,122 @@
+package gwsim
+
+import (
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cardswitch/cardswitch/hsm/blockcipher"
+	"github.com/cardswitch/cardswitch/hsm/mac"
+	"github.com/cardswitch/cardswitch/hsm/pinblock"
+)
+
+// The simulated bank is the other party of a link: it holds its zone keys
+// in clear, as a bank's own HSM would hold them, and uses the switch's
+// lower hsm packages for the cryptography (docs/gateway-dialect.md, MAC).
+
+// zoneKey is one double-length TDES zone key with its ciphers ready.
+type zoneKey struct {
+	clear []byte       // 16 bytes
+	tdes  cipher.Block // the whole key (PIN blocks, check value, wrapping)
+	k1    cipher.Block // DES under the left half (X9.19)
+	k2    cipher.Block // DES under the right half (X9.19)
+}
+
+func newZoneKey(clearKey []byte) (*zoneKey, error) {
+	if len(clearKey) != 16 {
+		return nil, fmt.Errorf("zone key of %d bytes: want 16 (double-length TDES)", len(clearKey))
+	}
+	k := &zoneKey{clear: append([]byte(nil), clearKey...)}
+	var err error
+	if k.tdes, err = blockcipher.New(blockcipher.TDES, k.clear); err != nil {
+		return nil, err
+	}
+	if k.k1, err = blockcipher.New(blockcipher.DES, k.clear[:8]); err != nil {
+		return nil, err
+	}
+	if k.k2, err = blockcipher.New(blockcipher.DES, k.clear[8:]); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// parseZoneKey parses 32 hex digits.
+func parseZoneKey(s string) (*zoneKey, error) {
+	b, err := hex.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(b) != 16 {
+		return nil, fmt.Errorf("zone key must be 32 hex digits (double-length TDES)")
+	}
+	return newZoneKey(b)
+}
+
+// randomZoneKey generates a fresh double-length key with odd parity.
+func randomZoneKey() (*zoneKey, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("generate zone key: %w", err)
+	}
+	blockcipher.FixParity(b)
+	return newZoneKey(b)
+}
+
+// checkValue is the 6-hex check value: the first 3 bytes of the key
+// encrypting a block of zeros.
+func (k *zoneKey) checkValue() string {
+	out := make([]byte, 8)
+	k.tdes.Encrypt(out, out)
+	return strings.ToUpper(hex.EncodeToString(out[:3]))
+}
+
+// wrapUnder returns k encrypted ECB under kek, as 32 uppercase hex.
+func (k *zoneKey) wrapUnder(kek *zoneKey) (string, error) {
+	enc, err := blockcipher.EncryptECB(kek.tdes, k.clear)
+	if err != nil {
+		return "", err
+	}
+	return strings.ToUpper(hex.EncodeToString(enc)), nil
+}
+
+// mac is the X9.19 retail MAC (ISO 9797-1 algorithm 3, padding method 1,
+// all 8 bytes) of data under the ZAK.
+func (k *zoneKey) mac(data []byte) ([]byte, error) {
+	return mac.RetailMAC(k.k1, k.k2, data, mac.Pad1)
+}
+
+// verifyPIN decrypts an ISO PIN block under the ZPK and compares the PIN.
+// It reports whether the block decodes at all and whether the PIN matches.
+func (k *zoneKey) verifyPIN(f pinblock.Format, block []byte, pan, pin string) (decoded, ok bool) {
+	got, err := pinblock.Decrypt(k.tdes, f, block, pan)
+	if err != nil {
+		return false, false
+	}
+	return true, subtle.ConstantTimeCompare([]byte(got), []byte(pin)) == 1
+}
+
+// keySet is the current pair of working keys and the previous pair, kept
+// for one grace period after a key exchange (docs/gateway-links.md: both
+// sides accept the previous ZAK for one send timeout after the change).
+type keySet struct {
+	zpk, zak         *zoneKey
+	prevZPK, prevZAK *zoneKey
+	changed          time.Time
+}
+
+// macKeys returns the ZAKs an inbound MAC may be under at time now.
+func (ks *keySet) macKeys(now time.Time, grace time.Duration) []*zoneKey {
+	if ks.prevZAK != nil && now.Sub(ks.changed) <= grace {
+		return []*zoneKey{ks.zak, ks.prevZAK}
+	}
+	return []*zoneKey{ks.zak}
+}
+
+// pinKeys returns the ZPKs a PIN block may be under at time now.
+func (ks *keySet) pinKeys(now time.Time, grace time.Duration) []*zoneKey {
+	if ks.prevZPK != nil && now.Sub(ks.changed) <= grace {
+		return []*zoneKey{ks.zpk, ks.prevZPK}
+	}
+	return []*zoneKey{ks.zpk}
+}
