@@ -12,6 +12,7 @@ build:
 	$(GO) build -o $(BIN)/switchd ./cmd/switchd
 	$(GO) build -o $(BIN)/switchctl ./cmd/switchctl
 	$(GO) build -o $(BIN)/posim ./cmd/posim
+	$(GO) build -o $(BIN)/gwsim ./cmd/gwsim
 
 # The demo switch: embedded demo configuration, data in ./data.
 run: build

@@ -1,7 +1,6 @@
 package gwsim
 
 import (
-	"fmt"
 	"strings"
 	"time"
 
@@ -26,10 +25,10 @@ const (
 
 // Field 70 network management codes (docs/gateway-dialect.md).
 const (
-	nmSignOn      = "001"
-	nmSignOff     = "002"
-	nmKeyExchange = "101"
-	nmEcho        = "301"
+	nmSignOn      = spec.GWNetworkSignOn
+	nmSignOff     = spec.GWNetworkSignOff
+	nmKeyExchange = spec.GWNetworkKeyExchange
+	nmEcho        = spec.GWNetworkEcho
 )
 
 // echoFinancial are echoed from a financial request into its answer.
@@ -232,19 +231,13 @@ func (s *Sim) exchangeKeys() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	tags := appendTag(nil, "PK", pk)
-	tags = appendTag(tags, "PC", zpk.checkValue())
-	tags = appendTag(tags, "AK", ak)
-	tags = appendTag(tags, "AC", zak.checkValue())
+	tags, err := spec.FormatTagList([]spec.Tag{{Name: "PK", Value: pk}, {Name: "PC", Value: zpk.checkValue()},
+		{Name: "AK", Value: ak}, {Name: "AC", Value: zak.checkValue()}})
+	if err != nil {
+		return "", err
+	}
 	s.keys = keySet{zpk: zpk, zak: zak, prevZPK: s.keys.zpk, prevZAK: s.keys.zak, changed: s.now()}
-	return string(tags), nil
-}
-
-// appendTag appends one field 48 tag: tag (2) + length (3 digits) + value.
-func appendTag(dst []byte, tag, value string) []byte {
-	dst = append(dst, tag...)
-	dst = append(dst, fmt.Sprintf("%03d", len(value))...)
-	return append(dst, value...)
+	return tags, nil
 }
 
 // financial checks and processes a financial request and returns its
@@ -275,7 +268,7 @@ func (s *Sim) financial(c *conn, m *iso8583.Message, mti string, raw []byte, f F
 		return answer(spec.RCMACError, nil)
 	}
 	req := readRequest(m, mti)
-	if cur, _ := m.GetString(49); cur != "156" {
+	if cur, _ := m.GetString(49); cur != spec.GWCurrencyCNY {
 		return answer(spec.RCFormatError, zak)
 	}
 	if !s.fresh(req.transmission, now) {
@@ -322,27 +315,10 @@ func (s *Sim) verifyMAC(raw []byte, now time.Time) *zoneKey {
 }
 
 // fresh reports whether field 7 (MMDDhhmmss, UTC) is within the clock
-// window of now, taking the year that puts it nearest.
+// window of now.
 func (s *Sim) fresh(f7 string, now time.Time) bool {
-	if len(f7) != 10 || !digits(f7) {
-		return false
-	}
-	now = now.UTC()
-	best := time.Duration(-1)
-	for _, y := range []int{now.Year() - 1, now.Year(), now.Year() + 1} {
-		t, err := time.Parse("2006 0102150405", fmt.Sprintf("%04d %s", y, f7))
-		if err != nil {
-			return false
-		}
-		d := t.Sub(now)
-		if d < 0 {
-			d = -d
-		}
-		if best < 0 || d < best {
-			best = d
-		}
-	}
-	return best <= s.opts.ClockWindow
+	d, err := spec.TransmissionSkew(f7, now)
+	return err == nil && d <= s.opts.ClockWindow
 }
 
 // request is the part of a financial request the bank acts on.

@@ -3,7 +3,6 @@ package gwsim
 import (
 	"crypto/subtle"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/cardswitch/cardswitch/hsm/pinblock"
@@ -58,18 +57,12 @@ type Entry struct {
 // MaxEntries bounds the record; requests beyond it are answered 96.
 const MaxEntries = 5_000_000
 
-// OriginalKey builds the 42 digits of field 90 that name a message: MTI
-// (4) + STAN (6) + transmission time (10) + acquirer id (11, right-aligned,
-// zero-filled) + forwarding id (11, zeros when absent).
+// OriginalKey is the field 90 value (42 digits, docs/gateway-dialect.md)
+// that names a message with these MTI, STAN (11), transmission time (7),
+// acquirer (32) and forwarding (33) ids.
 func OriginalKey(mti, stan, transmission, acquirer, forwarding string) (string, error) {
-	if len(mti) != 4 || len(stan) != 6 || len(transmission) != 10 || len(acquirer) > 11 || len(forwarding) > 11 ||
-		!digits(mti+stan+transmission) || (acquirer != "" && !digits(acquirer)) || (forwarding != "" && !digits(forwarding)) {
-		return "", fmt.Errorf("original data elements: MTI %q, STAN %q, time %q, ids %q/%q", mti, stan, transmission, acquirer, forwarding)
-	}
-	return mti + stan + transmission + zeroPad(acquirer, 11) + zeroPad(forwarding, 11), nil
+	return spec.OriginalData{MTI: mti, STAN: stan, Transmission: transmission, Acquirer: acquirer, Forwarding: forwarding}.Format()
 }
-
-func zeroPad(s string, n int) string { return strings.Repeat("0", n-len(s)) + s }
 
 // result is a processed request's answer code and extra fields.
 type result struct {
