@@ -23,15 +23,6 @@ import (
 	"strings"
 )
 
-// Destination is where a routed transaction goes. The switch supplies the
-// implementations (the local ledger now, gateway links later).
-type Destination interface {
-	// Name is the name rules refer to in "destination".
-	Name() string
-	// Kind is "ledger" or "gateway".
-	Kind() string
-}
-
 // Errors of Route.
 var (
 	// ErrNoRoute means no rule covers the card: the switch answers 14.
@@ -87,7 +78,9 @@ type Rule struct {
 	Types []string `yaml:"types"`
 	// Merchants are merchant ids (field 42) or "*".
 	Merchants []string `yaml:"merchants"`
-	// Destination names an entry of the destinations map given to New.
+	// Destination names one of the destinations given to New: the switch
+	// registers the local ledger as "local" and each gateway link under
+	// its name.
 	Destination string `yaml:"destination"`
 }
 
@@ -99,11 +92,12 @@ type Range struct {
 	High string `yaml:"high"`
 }
 
-// Match is the outcome of a lookup: the destination and the rule that
-// chose it (for logs and the journal).
+// Match is the outcome of a lookup: the name of the destination and the
+// rule that chose it (for logs and the journal). The table knows
+// destinations only by name; the switch holds what each name stands for.
 type Match struct {
 	Rule        string
-	Destination Destination
+	Destination string
 }
 
 // selector is a (merchant, type) pair; "" stands for the wildcard.
@@ -142,9 +136,9 @@ type Table struct {
 	anyMerchant, anyType bool
 }
 
-// New validates cfg and builds its table. destinations maps the names rules
-// use to the destinations themselves.
-func New(cfg Config, destinations map[string]Destination) (*Table, error) {
+// New validates cfg and builds its table. destinations are the names
+// rules may use; a rule naming any other is a configuration error.
+func New(cfg Config, destinations []string) (*Table, error) {
 	if len(cfg.Routes) == 0 {
 		return nil, errors.New("routing: no routes configured")
 	}
@@ -154,10 +148,12 @@ func New(cfg Config, destinations map[string]Destination) (*Table, error) {
 	if len(destinations) > maxDestinations {
 		return nil, fmt.Errorf("routing: %d destinations: limit %d", len(destinations), maxDestinations)
 	}
-	for name, d := range destinations {
-		if d == nil {
-			return nil, fmt.Errorf("routing: destination %q is nil", name)
+	known := make(map[string]bool, len(destinations))
+	for _, name := range destinations {
+		if name == "" {
+			return nil, errors.New("routing: empty destination name")
 		}
+		known[name] = true
 	}
 	type atom struct {
 		sel    selector
@@ -174,15 +170,14 @@ func New(cfg Config, destinations map[string]Destination) (*Table, error) {
 			return nil, fmt.Errorf("routing: route name %q used twice", r.Name)
 		}
 		names[r.Name] = true
-		dest, ok := destinations[r.Destination]
-		if !ok {
+		if !known[r.Destination] {
 			return nil, fmt.Errorf("routing: route %q: unknown destination %q", r.Name, r.Destination)
 		}
 		n := (len(r.BINs) + len(r.Ranges)) * len(r.Types) * len(r.Merchants)
 		if len(atoms)+n > MaxMatchers {
 			return nil, fmt.Errorf("routing: route %q: table would exceed %d matchers", r.Name, MaxMatchers)
 		}
-		m := Match{Rule: r.Name, Destination: dest}
+		m := Match{Rule: r.Name, Destination: r.Destination}
 		var prefixes []cardPrefix
 		for _, b := range r.BINs {
 			if b == Wildcard {
@@ -366,9 +361,10 @@ func validMerchant(s string) bool {
 	return true
 }
 
-// Route returns the destination for a card number, transaction type label
-// and merchant id, or ErrNoRoute / ErrInvalidPAN. It does not allocate.
-func (t *Table) Route(pan, txType, merchant string) (Destination, error) {
+// Route returns the name of the destination for a card number, transaction
+// type label and merchant id, or ErrNoRoute / ErrInvalidPAN. It does not
+// allocate.
+func (t *Table) Route(pan, txType, merchant string) (string, error) {
 	m, err := t.Match(pan, txType, merchant)
 	return m.Destination, err
 }

@@ -11,18 +11,14 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-type dest struct{ name, kind string }
-
-func (d *dest) Name() string { return d.name }
-func (d *dest) Kind() string { return d.kind }
-
-var (
-	local   = &dest{"local", "ledger"}
-	bank    = &dest{"bank", "gateway"}
-	wallet  = &dest{"wallet", "gateway"}
-	special = &dest{"special", "gateway"}
-	dests   = map[string]Destination{"local": local, "bank": bank, "wallet": wallet, "special": special}
+const (
+	local   = "local"
+	bank    = "bank"
+	wallet  = "wallet"
+	special = "special"
 )
+
+var dests = []string{local, bank, wallet, special}
 
 // testConfig exercises every precedence step. It is also the example in
 // docs/routing.md.
@@ -82,7 +78,7 @@ func TestRoutePrecedence(t *testing.T) {
 		name               string
 		pan, typ, merchant string
 		wantRule           string
-		wantDest           Destination
+		wantDest           string
 		wantErr            error
 	}{
 		{"campus card consume", "6230151000000000012", "consume", canteen, "campus", local, nil},
@@ -91,18 +87,18 @@ func TestRoutePrecedence(t *testing.T) {
 		{"just above range", "6230153000000000001", "consume", canteen, "campus", local, nil},
 		{"type beats longer prefix", "6230151000000000012", "cash_load", canteen, "bank-cards-load", bank, nil},
 		{"typed rule, other card in its bin", "6299990000000000", "cash_load", canteen, "bank-cards-load", bank, nil},
-		{"typed rule does not match other types", "6299990000000000", "consume", canteen, "", nil, ErrNoRoute},
+		{"typed rule does not match other types", "6299990000000000", "consume", canteen, "", "", ErrNoRoute},
 		{"merchant beats type and prefix", "6230151000000000012", "cash_load", cafe, "partner-cafe", special, nil},
 		{"merchant wildcard card", "4111111111111111", "consume", cafe, "partner-cafe", special, nil},
 		{"merchant + type beats merchant", "6230151000000000012", "refund", cafe, "partner-cafe-refunds", bank, nil},
 		{"merchant + type, card outside", "4111111111111111", "refund", cafe, "partner-cafe", special, nil},
 		{"no merchant given matches wildcards only", "6230151000000000012", "consume", "", "campus", local, nil},
-		{"card outside every range", "4111111111111111", "consume", canteen, "", nil, ErrNoRoute},
-		{"pan shorter than every prefix", "62301", "consume", canteen, "", nil, ErrNoRoute},
+		{"card outside every range", "4111111111111111", "consume", canteen, "", "", ErrNoRoute},
+		{"pan shorter than every prefix", "62301", "consume", canteen, "", "", ErrNoRoute},
 		{"pan exactly the bin", "623015", "consume", canteen, "campus", local, nil},
-		{"empty pan", "", "consume", canteen, "", nil, ErrInvalidPAN},
-		{"pan with a letter", "62301510000000000X2", "consume", canteen, "", nil, ErrInvalidPAN},
-		{"pan too long", "62301510000000000120", "consume", canteen, "", nil, ErrInvalidPAN},
+		{"empty pan", "", "consume", canteen, "", "", ErrInvalidPAN},
+		{"pan with a letter", "62301510000000000X2", "consume", canteen, "", "", ErrInvalidPAN},
+		{"pan too long", "62301510000000000120", "consume", canteen, "", "", ErrInvalidPAN},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,8 +186,8 @@ func TestNewRejects(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(Config{Routes: []Rule{rule("a", nil)}}, map[string]Destination{"local": nil}); err == nil {
-		t.Fatal("nil destination accepted")
+	if _, err := New(Config{Routes: []Rule{rule("a", nil)}}, []string{"local", ""}); err == nil {
+		t.Fatal("empty destination name accepted")
 	}
 }
 

@@ -60,8 +60,9 @@ type Config struct {
 	// the same-day rule of voids, the settlement date in field 15), e.g.
 	// "Asia/Shanghai". Empty means the machine's local zone.
 	TimeZone string `yaml:"time_zone"`
-	// Routes is the route table (docs/routing.md). The one destination of
-	// this wave is "local", the card ledger.
+	// Routes is the route table (docs/routing.md): each rule names a
+	// destination registered with the switch ("local", the card ledger,
+	// and any gateway link by its name).
 	Routes []routing.Rule `yaml:"routes"`
 	// Seed is loaded once, on the first start with an empty data
 	// directory: merchants, terminals (with their TMKs) and cards.

@@ -1,6 +1,7 @@
 package switching
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/spec"
+	"github.com/cardswitch/cardswitch/switch/txn"
 	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
 )
@@ -194,8 +196,9 @@ func (p *posProtocol) transaction(x *exchange) reply {
 	}
 
 	pan := x.req.CardNumber()
-	if _, err := sw.routes.Route(pan, x.tx.String(), x.req.MerchantID); err != nil {
-		r := x.answer(spec.RCInvalidCard)
+	dest, rc := p.route(x, pan)
+	if rc != "" {
+		r := x.answer(rc)
 		r.mac = true
 		return r
 	}
@@ -206,13 +209,32 @@ func (p *posProtocol) transaction(x *exchange) reply {
 		r.mac = true
 		return r
 	}
-	lreq, rc := p.ledgerRequest(x, pan, rrn)
+	t, rc := p.transactionOf(x, pan, rrn)
+	if rc == "" {
+		rc = t.Check()
+	}
 	if rc != "" {
 		r := x.answer(rc)
 		r.mac = true
 		return r
 	}
-	return p.execute(x, lreq, rrn, dupKey, fp)
+	return p.execute(x, dest, t, dupKey, fp)
+}
+
+// route finds the destination that serves a transaction: routing names
+// it, the registry holds it. A card no route covers is answered 14.
+func (p *posProtocol) route(x *exchange, pan string) (txn.Destination, string) {
+	name, err := p.sw.routes.Route(pan, x.tx.String(), x.req.MerchantID)
+	if err != nil {
+		return nil, spec.RCInvalidCard
+	}
+	dest, ok := p.sw.destinations.Get(name)
+	if !ok {
+		// routing.New checked every route against the registry.
+		p.sw.log.Error("route names an unregistered destination", zap.String("destination", name))
+		return nil, spec.RCSystemMalfunction
+	}
+	return dest, ""
 }
 
 // claimNewSTAN asks the terminal's trace watermark whether this request
@@ -274,112 +296,63 @@ func (p *posProtocol) replay(x *exchange, rec journal.ResponseRecord, fp [journa
 	return reply{resp: resp, packed: packed, replayed: true}
 }
 
-// ledgerRequest builds the ledger operation of a POS request. A non-empty
-// rc declines it before the ledger (malformed original data, missing
-// amount).
-func (p *posProtocol) ledgerRequest(x *exchange, pan, rrn string) (ledger.Request, string) {
+// transactionOf maps a POS request into the internal transaction: the one
+// place the POS fields of a financial request are read. A non-empty rc
+// answers a request whose numbers do not parse.
+func (p *posProtocol) transactionOf(x *exchange, pan, rrn string) (*txn.Transaction, string) {
 	req := x.req
 	batch, err1 := strconv.ParseUint(req.Reserved60.Batch, 10, 32)
 	stan, err2 := strconv.ParseUint(req.STAN, 10, 32)
 	if err1 != nil || err2 != nil {
 		return nil, spec.RCFormatError
 	}
-	c := ledger.Common{
-		Key:      fmt.Sprintf("%s/%s/%s/%s", req.TerminalID, req.Reserved60.Batch, req.STAN, x.duplicateKey().Date),
-		Date:     x.date,
-		Terminal: req.TerminalID,
-		Merchant: req.MerchantID,
-		Batch:    uint32(batch),
-		STAN:     uint32(stan),
-		RRN:      rrn,
-		KnownNew: x.fresh,
+	dupKey := x.duplicateKey()
+	t := &txn.Transaction{
+		Type:            x.tx,
+		OriginalType:    x.orig,
+		Source:          "pos",
+		Peer:            x.s.peer,
+		Card:            pan,
+		Amount:          ledger.Fen(req.Amount),
+		HasAmount:       req.HasAmount,
+		Terminal:        req.TerminalID,
+		Merchant:        req.MerchantID,
+		TerminalMayLoad: x.term.MayLoad,
+		Batch:           uint32(batch),
+		STAN:            uint32(stan),
+		LocalDate:       req.LocalDate,
+		LocalTime:       req.LocalTime,
+		BusinessDate:    x.date,
+		RRN:             rrn,
+		AuthCode:        req.AuthCode,
+		Key:             fmt.Sprintf("%s/%s/%s/%s", req.TerminalID, req.Reserved60.Batch, req.STAN, dupKey.Date),
+		KnownNew:        x.fresh,
 	}
-	amount := ledger.Fen(req.Amount)
-	needsAmount := x.tx != spec.BalanceInquiry
-	if needsAmount && !req.HasAmount {
-		return nil, spec.RCInvalidAmount
+	if len(req.PINBlock) > 0 {
+		t.PIN = &txn.PINBlock{Terminal: x.term.ID, Block: req.PINBlock, SecurityControl: req.SecurityControl}
 	}
-	pin, rc := p.verifyPIN(x, pan)
-	if rc != "" {
-		return nil, rc
-	}
-	var orig ledger.TxnRef
-	if req.Original.Present() {
+	switch {
+	case x.tx == spec.Reversal:
+		// A reversal repeats its original's batch and STAN (60.2, 11).
+		t.Original = txn.Original{Present: true, Batch: t.Batch, STAN: t.STAN}
+	case req.Original.Present():
 		ob, e1 := strconv.ParseUint(req.Original.Batch, 10, 32)
 		os, e2 := strconv.ParseUint(req.Original.STAN, 10, 32)
 		if e1 != nil || e2 != nil {
 			return nil, spec.RCFormatError
 		}
-		orig = ledger.TxnRef{Terminal: req.TerminalID, Batch: uint32(ob), STAN: uint32(os)}
-	}
-	needOriginal := func() bool { return req.Original.Present() }
-	switch x.tx {
-	case spec.BalanceInquiry:
-		return &ledger.BalanceInquiry{Common: c, PAN: pan, PIN: pin}, ""
-	case spec.Consume:
-		return &ledger.Consume{Common: c, PAN: pan, Amount: amount, PIN: pin}, ""
-	case spec.ConsumeVoid:
-		if !needOriginal() {
-			return nil, spec.RCFormatError
-		}
-		return &ledger.Void{Common: c, PAN: pan, Amount: amount, Original: orig, PIN: pin}, ""
-	case spec.Refund:
+		t.Original = txn.Original{Present: true, Batch: uint32(ob), STAN: uint32(os), RRN: req.RRN}
+		// The original's business date: from the RRN this switch
+		// issued, else from the terminal's MMDD in field 61.
 		od, ok := rrnDate(req.RRN, x.date)
 		if !ok {
 			od, ok = originalDate(req.Original.Date, x.date)
 		}
-		if !needOriginal() || !ok || req.RRN == "" {
-			return nil, spec.RCFormatError
+		if ok {
+			t.Original.Date = od
 		}
-		return &ledger.Refund{Common: c, PAN: pan, Amount: amount, OriginalRRN: req.RRN, OriginalDate: od, PIN: pin}, ""
-	case spec.CashLoad:
-		return &ledger.CashLoad{Common: c, PAN: pan, Amount: amount, MayLoad: x.term.MayLoad, PIN: pin}, ""
-	case spec.CashLoadVoid:
-		if !needOriginal() {
-			return nil, spec.RCFormatError
-		}
-		return &ledger.CashLoadVoid{Common: c, PAN: pan, Amount: amount, Original: orig, PIN: pin}, ""
-	case spec.PreAuth:
-		return &ledger.PreAuth{Common: c, PAN: pan, Amount: amount, PIN: pin}, ""
-	case spec.PreAuthCompletion:
-		if !needOriginal() || req.AuthCode == "" {
-			return nil, spec.RCFormatError
-		}
-		return &ledger.PreAuthCompletion{Common: c, PAN: pan, Amount: amount, AuthCode: req.AuthCode, Original: orig, PIN: pin}, ""
-	case spec.PreAuthCancel:
-		if !needOriginal() || req.AuthCode == "" {
-			return nil, spec.RCFormatError
-		}
-		return &ledger.PreAuthCancel{Common: c, PAN: pan, Amount: amount, AuthCode: req.AuthCode, Original: orig, PIN: pin}, ""
-	case spec.CompletionVoid:
-		if !needOriginal() || req.AuthCode == "" {
-			return nil, spec.RCFormatError
-		}
-		return &ledger.CompletionVoid{Common: c, PAN: pan, Amount: amount, AuthCode: req.AuthCode, Original: orig, PIN: pin}, ""
-	case spec.Reversal:
-		kind, ok := reversedKind[x.orig]
-		if !ok {
-			return nil, spec.RCInvalidTransaction
-		}
-		// A reversal repeats its original's STAN (field 11) and batch.
-		return &ledger.Reversal{Common: c, PAN: pan, Amount: amount, OriginalKind: kind,
-			Original: ledger.TxnRef{Terminal: req.TerminalID, Batch: uint32(batch), STAN: uint32(stan)}}, ""
 	}
-	return nil, spec.RCFunctionNotSupported
-}
-
-// reversedKind maps the type a 0400 names to the ledger operation it
-// undoes.
-var reversedKind = map[spec.TxType]ledger.Kind{
-	spec.Consume:           ledger.KindConsume,
-	spec.ConsumeVoid:       ledger.KindVoid,
-	spec.Refund:            ledger.KindRefund,
-	spec.CashLoad:          ledger.KindCashLoad,
-	spec.CashLoadVoid:      ledger.KindCashLoadVoid,
-	spec.PreAuth:           ledger.KindPreAuth,
-	spec.PreAuthCompletion: ledger.KindPreAuthCompletion,
-	spec.PreAuthCancel:     ledger.KindPreAuthCancel,
-	spec.CompletionVoid:    ledger.KindCompletionVoid,
+	return t, ""
 }
 
 // originalDate turns the MMDD of field 61 into a business date: the latest
@@ -425,105 +398,115 @@ func rrnDate(rrn string, today ledger.BusinessDate) (ledger.BusinessDate, bool) 
 	return 0, false
 }
 
-// verifyPIN checks a PIN block inside the HSM against the card's stored
-// verification value. The ledger keeps the try counter, so only the
-// cardholder's outcome reaches it: a block that does not decode is a wrong
-// PIN, but a PIN the switch cannot check (field 53 unreadable, a format or
-// PIK algorithm the HSM does not support, a key missing) is declined here
-// with rc, before the ledger, and never costs the card a try.
-func (p *posProtocol) verifyPIN(x *exchange, pan string) (outcome ledger.PINOutcome, rc string) {
-	if len(x.req.PINBlock) == 0 {
-		return ledger.PINNotPresent, ""
-	}
-	pvv, err := p.sw.ledger.PINVerificationValue(pan)
-	if err != nil || len(pvv) == 0 {
-		// Unknown card: the ledger declines it for what it is.
-		return ledger.PINNotPresent, ""
-	}
-	format, err := hsm.PINFormatFromField53(x.req.SecurityControl)
-	if err != nil {
-		return ledger.PINNotPresent, spec.RCFormatError
-	}
-	ok, err := p.sw.hsm.VerifyTerminalPIN(x.term.ID, x.req.PINBlock, format, pan, string(pvv))
-	switch {
-	case errors.Is(err, hsm.ErrPINBlock):
-		p.sw.log.Info("PIN block did not decode", zap.String("terminal", x.term.ID), panField(pan), zap.Error(err))
-		return ledger.PINWrong, ""
-	case errors.Is(err, hsm.ErrUnsupported):
-		p.sw.log.Warn("PIN block the HSM cannot verify", zap.String("terminal", x.term.ID), zap.Error(err))
-		return ledger.PINNotPresent, spec.RCFunctionNotSupported
-	case err != nil:
-		p.sw.log.Error("PIN verification failed", zap.String("terminal", x.term.ID), zap.Error(err))
-		return ledger.PINNotPresent, spec.RCSystemMalfunction
-	case ok:
-		return ledger.PINVerified, ""
-	}
-	return ledger.PINWrong, ""
-}
-
-// execute runs a ledger operation and commits it, with the request and
-// response journal entries and the duplicate record, in one synced batch
-// before the response is sent.
-func (p *posProtocol) execute(x *exchange, lreq ledger.Request, rrn string, dupKey journal.DuplicateKey, fp [journal.FingerprintLen]byte) reply {
+// execute hands a transaction to its destination with the record step
+// for it: the destination decides and calls rec.Commit, which commits the
+// destination's writes, the journal entries and the stored response in
+// one synced batch before the response is sent.
+func (p *posProtocol) execute(x *exchange, dest txn.Destination, t *txn.Transaction, dupKey journal.DuplicateKey, fp [journal.FingerprintLen]byte) reply {
 	sw := p.sw
 	b := sw.db.NewBatch()
 	defer b.Close()
-	var out reply
-	res, err := sw.ledger.Execute(lreq, b, func(res ledger.Result) error {
-		resp := spec.NewPOSResponse(x.req, responseCodeOf(res.Decline))
-		resp.RRN = rrn
-		resp.SettlementDate = x.date.String()[4:]
-		if res.Approved() && res.AuthCode != "" {
-			resp.AuthCode = res.AuthCode
-		}
-		if res.Approved() && x.tx != spec.Reversal {
-			if f54, err := balancesField(res.Balances); err == nil {
-				resp.Balances = f54
-			}
-		}
-		resp.Reserved63 = p.receiptText(x)
-		packed, err := p.pack(x, resp)
+	rec := &posRecord{p: p, x: x, t: t, b: b, dupKey: dupKey, fp: fp}
+	_, err := dest.Execute(context.Background(), t, rec)
+	if rec.out.resp != nil {
+		// Recorded: the committed answer stands, whatever followed.
 		if err != nil {
-			return err
+			sw.log.Error("destination failed after recording", zap.String("destination", dest.Name()), zap.Error(err))
 		}
-		seq, err := p.journalPair(b, x, resp, packed)
-		if err != nil {
-			return err
-		}
-		if err := p.storeResponse(b, x, dupKey, fp, resp.ResponseCode, seq); err != nil {
-			return err
-		}
-		if lreq.Kind() == ledger.KindConsume {
-			maybeCrash(crashBeforeCommit)
-		}
-		if err := b.Commit(pebble.Sync); err != nil {
-			return fmt.Errorf("commit: %w", err)
-		}
-		if lreq.Kind() == ledger.KindConsume {
-			maybeCrash(crashAfterCommit)
-		}
-		out = reply{resp: resp, packed: packed}
-		return nil
-	})
-	if err != nil {
+		return rec.out
+	}
+	if err == nil {
+		err = txn.ErrNotRecorded
+	}
+	rc := txn.ResponseCodeOf(err)
+	var rej *txn.Rejection
+	if !errors.As(err, &rej) {
 		sw.log.Error("transaction failed", zap.String("terminal", x.term.ID), zap.String("type", x.tx.String()),
-			panField(x.req.CardNumber()), zap.Error(err))
-		r := x.answer(spec.RCSystemMalfunction)
-		r.mac = true
-		return r
+			zap.String("destination", dest.Name()), panField(t.Card), zap.Error(err))
 	}
-	if res.Alert {
-		sw.log.Warn("grey-listed card approved", zap.String("terminal", x.term.ID), panField(x.req.CardNumber()), zap.String("rrn", rrn))
-	}
-	return out
+	r := x.answer(rc)
+	r.mac = true
+	return r
 }
 
-// balancesField builds field 54: available cash and subsidy purses.
-func balancesField(b ledger.Balances) (string, error) {
-	return spec.FormatBalances([]spec.Balance{
-		{AccountType: spec.AccountCashPurse, AmountType: spec.AmountTypeAvailable, Currency: spec.CurrencyCNY, Amount: spec.Amount(b.Cash)},
-		{AccountType: spec.AccountSubsidyPurse, AmountType: spec.AmountTypeAvailable, Currency: spec.CurrencyCNY, Amount: spec.Amount(b.Subsidy)},
-	})
+// posRecord is the record step of one POS transaction (txn.Record).
+type posRecord struct {
+	p      *posProtocol
+	x      *exchange
+	t      *txn.Transaction
+	b      *pebble.Batch
+	dupKey journal.DuplicateKey
+	fp     [journal.FingerprintLen]byte
+	out    reply // set once the batch is committed
+	called bool
+}
+
+func (r *posRecord) Batch() *pebble.Batch { return r.b }
+
+// Commit builds the answer to the outcome, packs and MACs it, journals
+// the request and answer, stores the answer for duplicates, and commits
+// the batch with sync.
+func (r *posRecord) Commit(o txn.Outcome) error {
+	if r.called {
+		return errors.New("transaction recorded twice")
+	}
+	r.called = true
+	p, x := r.p, r.x
+	resp := p.answerOutcome(x, r.t, o)
+	packed, err := p.pack(x, resp)
+	if err != nil {
+		return err
+	}
+	seq, err := p.journalPair(r.b, x, resp, packed)
+	if err != nil {
+		return err
+	}
+	if err := p.storeResponse(r.b, x, r.dupKey, r.fp, resp.ResponseCode, seq); err != nil {
+		return err
+	}
+	if x.tx == spec.Consume {
+		maybeCrash(crashBeforeCommit)
+	}
+	if err := r.b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if x.tx == spec.Consume {
+		maybeCrash(crashAfterCommit)
+	}
+	r.out = reply{resp: resp, packed: packed}
+	return nil
+}
+
+// answerOutcome maps a destination's outcome into the POS response: the
+// one place the POS fields of a financial answer are written.
+func (p *posProtocol) answerOutcome(x *exchange, t *txn.Transaction, o txn.Outcome) *spec.POSMessage {
+	resp := spec.NewPOSResponse(x.req, o.ResponseCode)
+	resp.RRN = t.RRN
+	settle := o.SettlementDate
+	if settle == 0 {
+		settle = x.date
+	}
+	resp.SettlementDate = settle.String()[4:]
+	if o.Approved() && o.AuthCode != "" {
+		resp.AuthCode = o.AuthCode
+	}
+	if len(o.Balances) > 0 {
+		if f54, err := balancesField(o.Balances); err == nil {
+			resp.Balances = f54
+		}
+	}
+	resp.Reserved63 = p.receiptText(x)
+	return resp
+}
+
+// balancesField builds field 54: the available balance of each account.
+func balancesField(bs []txn.Balance) (string, error) {
+	out := make([]spec.Balance, len(bs))
+	for i, b := range bs {
+		out[i] = spec.Balance{AccountType: string(b.Account), AmountType: spec.AmountTypeAvailable,
+			Currency: spec.CurrencyCNY, Amount: spec.Amount(b.Amount)}
+	}
+	return spec.FormatBalances(out)
 }
 
 // receiptText is field 63 of a response: the card organisation and the

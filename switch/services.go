@@ -11,6 +11,8 @@ import (
 	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/routing"
+	"github.com/cardswitch/cardswitch/switch/local"
+	"github.com/cardswitch/cardswitch/switch/txn"
 	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
 )
@@ -40,15 +42,9 @@ func loadLMK(cfg *Config, log *zap.Logger) (hsm.LMK, error) {
 	return hsm.LoadLMKFile(cfg.LMK.File)
 }
 
-// localLedger is the route destination served by the embedded ledger.
-type localLedger struct{}
-
-func (localLedger) Name() string { return "local" }
-func (localLedger) Kind() string { return "ledger" }
-
 // openServices opens the HSM, ledger, journal, routes and terminal
 // registry on the shared Pebble instance and seeds a fresh one.
-func (sw *Switch) openServices(lmk hsm.LMK) error {
+func (sw *Switch) openServices(lmk hsm.LMK, extra []txn.Destination) error {
 	var err error
 	m := sw.metrics
 	sw.hsm, err = hsm.Open(sw.db, lmk, hsm.Options{
@@ -74,8 +70,11 @@ func (sw *Switch) openServices(lmk hsm.LMK) error {
 	if err != nil {
 		return fmt.Errorf("open journal: %w", err)
 	}
-	sw.routes, err = routing.New(routing.Config{Routes: sw.cfg.Routes},
-		map[string]routing.Destination{"local": localLedger{}})
+	sw.destinations, err = txn.NewRegistry(append([]txn.Destination{local.New(sw.ledger, sw.hsm, sw.log)}, extra...)...)
+	if err != nil {
+		return fmt.Errorf("destinations: %w", err)
+	}
+	sw.routes, err = routing.New(routing.Config{Routes: sw.cfg.Routes}, sw.destinations.Names())
 	if err != nil {
 		return fmt.Errorf("route table: %w", err)
 	}

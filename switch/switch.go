@@ -20,6 +20,7 @@ import (
 	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/routing"
+	"github.com/cardswitch/cardswitch/switch/txn"
 	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
 )
@@ -30,15 +31,17 @@ type Switch struct {
 	log     *zap.Logger
 	metrics *Metrics
 
-	db        *pebble.DB
-	hsm       *hsm.HSM
-	ledger    *ledger.Ledger
-	journal   *journal.Journal
-	routes    *routing.Table
-	terminals *terminals
-	clock     *businessClock
-	retention *retention
-	days      *businessDays
+	db      *pebble.DB
+	hsm     *hsm.HSM
+	ledger  *ledger.Ledger
+	journal *journal.Journal
+	routes  *routing.Table
+	// destinations holds what each route's destination name stands for.
+	destinations *txn.Registry
+	terminals    *terminals
+	clock        *businessClock
+	retention    *retention
+	days         *businessDays
 
 	pos     *acceptor
 	gateway *acceptor
@@ -51,6 +54,12 @@ type Switch struct {
 
 // New opens storage and builds the switch; Start makes it listen.
 func New(cfg *Config, log *zap.Logger) (*Switch, error) {
+	return newSwitch(cfg, log, nil)
+}
+
+// newSwitch is New with destinations registered besides the local ledger
+// (tests plug probes into the seam with it).
+func newSwitch(cfg *Config, log *zap.Logger, extra []txn.Destination) (*Switch, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -73,7 +82,7 @@ func New(cfg *Config, log *zap.Logger) (*Switch, error) {
 	}
 	sw.db = db
 	sw.metrics.Registry.MustRegister(newStorageCollector(db, cfg.DataDir))
-	if err := sw.openServices(lmk); err != nil {
+	if err := sw.openServices(lmk, extra); err != nil {
 		_ = db.Close()
 		return nil, err
 	}

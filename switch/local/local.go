@@ -1,0 +1,212 @@
+// Package local is the destination served by the switch's own card ledger:
+// it checks the cardholder's PIN inside the HSM, maps a txn.Transaction
+// to a ledger operation, runs it in the transaction's batch and maps the
+// ledger's result back to an Outcome, with the one table from ledger
+// declines to response codes.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cardswitch/cardswitch/hsm"
+	"github.com/cardswitch/cardswitch/internal/cardno"
+	"github.com/cardswitch/cardswitch/ledger"
+	"github.com/cardswitch/cardswitch/spec"
+	"github.com/cardswitch/cardswitch/switch/txn"
+	"go.uber.org/zap"
+)
+
+// Name is the destination name routes use for the local ledger.
+const Name = "local"
+
+// Destination is the local ledger as a txn.Destination.
+type Destination struct {
+	ledger *ledger.Ledger
+	hsm    *hsm.HSM
+	log    *zap.Logger
+}
+
+// New returns the local ledger destination.
+func New(l *ledger.Ledger, h *hsm.HSM, log *zap.Logger) *Destination {
+	return &Destination{ledger: l, hsm: h, log: log}
+}
+
+// Name implements txn.Destination.
+func (d *Destination) Name() string { return Name }
+
+// Execute implements txn.Destination: the ledger writes its postings and
+// idempotency record into rec's batch and calls back, under its card
+// locks, into rec.Commit, which adds the journal entries and commits; the
+// locks are released once the batch is durable (docs/ledger.md).
+func (d *Destination) Execute(_ context.Context, t *txn.Transaction, rec txn.Record) (txn.Outcome, error) {
+	pin, err := d.verifyPIN(t)
+	if err != nil {
+		return txn.Outcome{}, err
+	}
+	req, err := request(t, pin)
+	if err != nil {
+		return txn.Outcome{}, err
+	}
+	var out txn.Outcome
+	res, err := d.ledger.Execute(req, rec.Batch(), func(res ledger.Result) error {
+		out = outcome(t, res)
+		return rec.Commit(out)
+	})
+	if err != nil {
+		return txn.Outcome{}, err
+	}
+	if res.Alert {
+		d.log.Warn("grey-listed card approved", zap.String("terminal", t.Terminal),
+			zap.String("card", cardno.Mask(t.Card)), zap.String("rrn", t.RRN))
+	}
+	return out, nil
+}
+
+// outcome maps a ledger result. A reversal's answer carries no balances.
+func outcome(t *txn.Transaction, res ledger.Result) txn.Outcome {
+	o := txn.Outcome{ResponseCode: ResponseCode(res.Decline), Replay: res.Replay, Alert: res.Alert}
+	if res.Approved() {
+		o.AuthCode = res.AuthCode
+		if t.Type != spec.Reversal {
+			o.Balances = []txn.Balance{
+				{Account: txn.CashPurse, Amount: res.Balances.Cash},
+				{Account: txn.SubsidyPurse, Amount: res.Balances.Subsidy},
+			}
+		}
+	}
+	return o
+}
+
+// request builds the ledger operation of a transaction. The pipeline has
+// checked the fields each type needs (txn.Transaction.Check).
+func request(t *txn.Transaction, pin ledger.PINOutcome) (ledger.Request, error) {
+	c := ledger.Common{
+		Key:      t.Key,
+		Date:     t.BusinessDate,
+		Terminal: t.Terminal,
+		Merchant: t.Merchant,
+		Batch:    t.Batch,
+		STAN:     t.STAN,
+		RRN:      t.RRN,
+		KnownNew: t.KnownNew,
+	}
+	pan, amount := t.Card, t.Amount
+	orig := ledger.TxnRef{Terminal: t.Terminal, Batch: t.Original.Batch, STAN: t.Original.STAN}
+	switch t.Type {
+	case spec.BalanceInquiry:
+		return &ledger.BalanceInquiry{Common: c, PAN: pan, PIN: pin}, nil
+	case spec.Consume:
+		return &ledger.Consume{Common: c, PAN: pan, Amount: amount, PIN: pin}, nil
+	case spec.ConsumeVoid:
+		return &ledger.Void{Common: c, PAN: pan, Amount: amount, Original: orig, PIN: pin}, nil
+	case spec.Refund:
+		return &ledger.Refund{Common: c, PAN: pan, Amount: amount, OriginalRRN: t.Original.RRN,
+			OriginalDate: t.Original.Date, PIN: pin}, nil
+	case spec.CashLoad:
+		return &ledger.CashLoad{Common: c, PAN: pan, Amount: amount, MayLoad: t.TerminalMayLoad, PIN: pin}, nil
+	case spec.CashLoadVoid:
+		return &ledger.CashLoadVoid{Common: c, PAN: pan, Amount: amount, Original: orig, PIN: pin}, nil
+	case spec.PreAuth:
+		return &ledger.PreAuth{Common: c, PAN: pan, Amount: amount, PIN: pin}, nil
+	case spec.PreAuthCompletion:
+		return &ledger.PreAuthCompletion{Common: c, PAN: pan, Amount: amount, AuthCode: t.AuthCode, Original: orig, PIN: pin}, nil
+	case spec.PreAuthCancel:
+		return &ledger.PreAuthCancel{Common: c, PAN: pan, Amount: amount, AuthCode: t.AuthCode, Original: orig, PIN: pin}, nil
+	case spec.CompletionVoid:
+		return &ledger.CompletionVoid{Common: c, PAN: pan, Amount: amount, AuthCode: t.AuthCode, Original: orig, PIN: pin}, nil
+	case spec.Reversal:
+		kind, ok := reversedKind[t.OriginalType]
+		if !ok {
+			return nil, txn.Reject(spec.RCInvalidTransaction, fmt.Errorf("reversal of %s", t.OriginalType))
+		}
+		return &ledger.Reversal{Common: c, PAN: pan, Amount: amount, OriginalKind: kind, Original: orig}, nil
+	}
+	return nil, txn.Reject(spec.RCFunctionNotSupported, fmt.Errorf("%s at the local ledger", t.Type))
+}
+
+// reversedKind maps the type a reversal names to the ledger operation it
+// undoes.
+var reversedKind = map[spec.TxType]ledger.Kind{
+	spec.Consume:           ledger.KindConsume,
+	spec.ConsumeVoid:       ledger.KindVoid,
+	spec.Refund:            ledger.KindRefund,
+	spec.CashLoad:          ledger.KindCashLoad,
+	spec.CashLoadVoid:      ledger.KindCashLoadVoid,
+	spec.PreAuth:           ledger.KindPreAuth,
+	spec.PreAuthCompletion: ledger.KindPreAuthCompletion,
+	spec.PreAuthCancel:     ledger.KindPreAuthCancel,
+	spec.CompletionVoid:    ledger.KindCompletionVoid,
+}
+
+// verifyPIN checks a PIN block inside the HSM against the card's stored
+// verification value. The ledger keeps the try counter, so only the
+// cardholder's outcome reaches it: a block that does not decode is a wrong
+// PIN, but a PIN the switch cannot check (field 53 unreadable, a format or
+// PIK algorithm the HSM does not support, a key missing) is a Rejection,
+// answered before the ledger, and never costs the card a try.
+func (d *Destination) verifyPIN(t *txn.Transaction) (ledger.PINOutcome, error) {
+	if t.PIN == nil || len(t.PIN.Block) == 0 {
+		return ledger.PINNotPresent, nil
+	}
+	pvv, err := d.ledger.PINVerificationValue(t.Card)
+	if err != nil || len(pvv) == 0 {
+		// Unknown card: the ledger declines it for what it is.
+		return ledger.PINNotPresent, nil
+	}
+	format, err := hsm.PINFormatFromField53(t.PIN.SecurityControl)
+	if err != nil {
+		return ledger.PINNotPresent, txn.Reject(spec.RCFormatError, err)
+	}
+	ok, err := d.hsm.VerifyTerminalPIN(t.PIN.Terminal, t.PIN.Block, format, t.Card, string(pvv))
+	switch {
+	case errors.Is(err, hsm.ErrPINBlock):
+		d.log.Info("PIN block did not decode", zap.String("terminal", t.Terminal),
+			zap.String("card", cardno.Mask(t.Card)), zap.Error(err))
+		return ledger.PINWrong, nil
+	case errors.Is(err, hsm.ErrUnsupported):
+		d.log.Warn("PIN block the HSM cannot verify", zap.String("terminal", t.Terminal), zap.Error(err))
+		return ledger.PINNotPresent, txn.Reject(spec.RCFunctionNotSupported, err)
+	case err != nil:
+		d.log.Error("PIN verification failed", zap.String("terminal", t.Terminal), zap.Error(err))
+		return ledger.PINNotPresent, txn.Reject(spec.RCSystemMalfunction, err)
+	case ok:
+		return ledger.PINVerified, nil
+	}
+	return ledger.PINWrong, nil
+}
+
+// declineRC is the one table from the ledger's decline reasons to the
+// response codes of docs/pos-dialect.md. The switch's own declines (97,
+// 77, A0, 94, 14 for an unrouted card, ...) are answered where they are
+// decided, with the spec.RC constants.
+var declineRC = [...]string{
+	ledger.Approved:                      spec.RCApproved,
+	ledger.DeclineInsufficientFunds:      spec.RCInsufficientFunds,
+	ledger.DeclineExceedsAmountLimit:     spec.RCExceedsAmountLimit,
+	ledger.DeclineExceedsCountLimit:      spec.RCExceedsCountLimit,
+	ledger.DeclineLostCard:               spec.RCLostCard,
+	ledger.DeclineFrozenCard:             spec.RCFrozenCard,
+	ledger.DeclineInvalidCard:            spec.RCInvalidCard,
+	ledger.DeclineOriginalNotFound:       spec.RCOriginalNotFound,
+	ledger.DeclineAmountDiffers:          spec.RCAmountDiffers,
+	ledger.DeclineInvalidTransaction:     spec.RCInvalidTransaction,
+	ledger.DeclineInvalidAmount:          spec.RCInvalidAmount,
+	ledger.DeclineIncorrectPIN:           spec.RCIncorrectPIN,
+	ledger.DeclinePINTriesExceeded:       spec.RCPINTriesExceeded,
+	ledger.DeclineNotPermittedCardholder: spec.RCNotPermittedCard,
+	ledger.DeclineNotPermittedTerminal:   spec.RCNotPermittedTerminal,
+	ledger.DeclineDuplicate:              spec.RCDuplicate,
+	ledger.DeclineInvalidMerchant:        spec.RCInvalidMerchant,
+	ledger.DeclineRestrictedCard:         spec.RCRestrictedCard,
+}
+
+// ResponseCode maps a decline reason; a reason missing from the table is
+// a programming error answered as a system malfunction, never approved.
+func ResponseCode(d ledger.Decline) string {
+	if int(d) < len(declineRC) && declineRC[d] != "" {
+		return declineRC[d]
+	}
+	return spec.RCSystemMalfunction
+}
