@@ -13,11 +13,13 @@ import (
 	"github.com/cardswitch/cardswitch/internal/cardno"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/cardswitch/cardswitch/internal/gwsim"
 	"github.com/cardswitch/cardswitch/spec"
 )
 
@@ -48,6 +50,61 @@ func DemoTerminals(n int) ([]TerminalSpec, error) {
 	for i := range out {
 		out[i].TMK = tmk
 		out[i].Cards = cards
+	}
+	return out, nil
+}
+
+// Card sets: which cards the simulated cardholders present.
+const (
+	CardsCampus = "campus" // the switch's own campus cards (the default)
+	CardsBank   = "bank"   // bank cards of gwsim's demo bank, forwarded over a gateway link
+	CardsBoth   = "both"   // campus and bank cards alike
+)
+
+// BankCards turns a bank's account holders (a gwsim accounts file) into
+// bank cards.
+func BankCards(accts []gwsim.Account) []Card {
+	out := make([]Card, 0, len(accts))
+	for _, a := range accts {
+		out = append(out, Card{PAN: a.Card, PIN: a.PIN, Bank: true})
+	}
+	return out
+}
+
+// DemoBankCards are gwsim's demo bank cards (docs/gwsim.md) with 1000.00
+// or more: the nearly empty ones would turn a load into a run of 51s.
+func DemoBankCards() []Card {
+	var rich []gwsim.Account
+	for _, a := range gwsim.DemoAccounts() {
+		if a.Balance >= 100_000 {
+			rich = append(rich, a)
+		}
+	}
+	return BankCards(rich)
+}
+
+// WithCards replaces or extends every terminal's cards by the named set:
+// campus keeps them, bank replaces them with bank cards, both adds the
+// bank cards to them.
+func WithCards(terms []TerminalSpec, set string, bank []Card) ([]TerminalSpec, error) {
+	switch set {
+	case "", CardsCampus:
+		return terms, nil
+	case CardsBank, CardsBoth:
+	default:
+		return nil, fmt.Errorf("%w: card set %q (want campus, bank or both)", ErrOptions, set)
+	}
+	if len(bank) == 0 {
+		return nil, fmt.Errorf("%w: no bank cards", ErrOptions)
+	}
+	out := make([]TerminalSpec, len(terms))
+	for i, t := range terms {
+		cards := slices.Clone(bank)
+		if set == CardsBoth {
+			cards = append(slices.Clone(t.Cards), bank...)
+		}
+		t.Cards = cards
+		out[i] = t
 	}
 	return out, nil
 }

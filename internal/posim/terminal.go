@@ -12,10 +12,14 @@ import (
 	"github.com/cardswitch/cardswitch/spec/posclient"
 )
 
-// Card is a card the simulated cardholders present, with its PIN.
+// Card is a card the simulated cardholders present, with its PIN. A bank
+// card (Bank) is one the switch forwards to a bank over a gateway link: its
+// issuer asks for the PIN on every consume, and it is never cash-loaded at
+// a kiosk.
 type Card struct {
-	PAN string
-	PIN string
+	PAN  string
+	PIN  string
+	Bank bool
 }
 
 // TerminalSpec is one terminal posim drives: its identity, its clear TMK
@@ -337,19 +341,23 @@ func (s *sim) build(k Kind) (req *spec.POSMessage, lost bool, err error) {
 			return req, false, nil
 		}
 	case KindCashLoad:
-		if s.spec.MayLoad {
-			return s.term.CashLoad(s.card().PAN, s.amount(loadMin, loadMax)), false, nil
+		if c := s.card(); s.spec.MayLoad && !c.Bank {
+			return s.term.CashLoad(c.PAN, s.amount(loadMin, loadMax)), false, nil
 		}
 	case KindReversal:
 		c := s.card()
-		req, err = s.term.Consume(c.PAN, s.amount(consumeMin, consumeMax), "")
+		pin := ""
+		if c.Bank {
+			pin = c.PIN
+		}
+		req, err = s.term.Consume(c.PAN, s.amount(consumeMin, consumeMax), pin)
 		return req, true, err
 	}
 	// Consume, and the fallback when a void or refund has no original
 	// or a cash load is asked of a terminal that is not a kiosk.
 	c := s.card()
 	pin := ""
-	if s.rng.IntN(pinEvery) == 0 {
+	if c.Bank || s.rng.IntN(pinEvery) == 0 {
 		pin = c.PIN
 	}
 	req, err = s.term.Consume(c.PAN, s.amount(consumeMin, consumeMax), pin)

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cardswitch/cardswitch/internal/gwsim"
 	"github.com/cardswitch/cardswitch/internal/posim"
 	"github.com/cardswitch/cardswitch/internal/secretflag"
 )
@@ -56,6 +57,8 @@ func load(args []string, stdout, stderr io.Writer) int {
 	drain := fs.Duration("drain", 2*time.Minute, "after --duration, how long outstanding reversals may take")
 	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "random seed of the terminals' choices")
 	quiet := fs.Bool("quiet", false, "no per-second progress lines")
+	cardSet := fs.String("cards", posim.CardsCampus, "cards presented: campus, bank (gwsim's bank cards, every consume with its PIN) or both")
+	bankAccounts := fs.String("bank-accounts", "", "with --cards bank|both: gwsim accounts file of the bank cards (default gwsim's demo bank)")
 	switchPID := fs.Int("switch-pid", 0, "PID of switchd: report its CPU time per transaction during the load (Linux /proc)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -85,6 +88,25 @@ func load(args []string, stdout, stderr io.Writer) int {
 	} else {
 		if terms, err = posim.DemoTerminals(*terminals); err != nil {
 			fmt.Fprintln(stderr, "posim:", err)
+			return 2
+		}
+	}
+	if *cardSet != "" && *cardSet != posim.CardsCampus {
+		bank := posim.DemoBankCards()
+		if *bankAccounts != "" {
+			accts, err := gwsim.LoadAccounts(*bankAccounts)
+			if err != nil {
+				fmt.Fprintln(stderr, "posim:", err)
+				return 2
+			}
+			bank = posim.BankCards(accts)
+		}
+		if terms, err = posim.WithCards(terms, *cardSet, bank); err != nil {
+			fmt.Fprintln(stderr, "posim:", err)
+			return 2
+		}
+		if *cardsOut != "" {
+			fmt.Fprintln(stderr, "posim: --cards-out covers campus cards only: bank cards' balances are the bank's (gwsim /accounts)")
 			return 2
 		}
 	}
