@@ -43,6 +43,18 @@ type session struct {
 	// written, when the protocol sets it during handle, runs once the
 	// response has been written (the latency histogram ends there).
 	written func()
+	// unauthenticated, set by the protocol during handle, says the frame
+	// came with nothing that proves a terminal sent it (an echo test, a
+	// frame that did not decode, a request refused before its MAC was
+	// verified): it is counted, not journaled, and rate limited per
+	// address (docs/security.md).
+	unauthenticated bool
+	// undecodable, set by the protocol during handle, says the frame did
+	// not decode; until one does, the first-frame deadline stands.
+	undecodable bool
+	// policy is the connection policy's state of this connection
+	// (connpolicy.go).
+	policy connState
 	// out is the connection's response buffer: a response is written
 	// before the next request is read, so one buffer serves them all.
 	out []byte
@@ -72,6 +84,8 @@ type acceptor struct {
 
 	lastRefusalLog atomic.Int64 // unix nanoseconds of the last refusal warning
 
+	pol *connPolicy // trusted networks, terminals, unauthenticated rate (connpolicy.go)
+
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
@@ -86,6 +100,7 @@ func newAcceptor(name string, cfg ListenerConfig, p protocol, log *zap.Logger, m
 		metrics: m,
 		slots:   make(chan struct{}, cfg.MaxConnections),
 		peers:   make(map[netip.Addr]int),
+		pol:     newConnPolicy(cfg),
 		conns:   make(map[net.Conn]struct{}),
 	}
 }
@@ -162,16 +177,8 @@ const refusalLogEvery = time.Minute
 // sees in the log that terminals are being turned away (and from where)
 // and not only in switch_rejected_total.
 func (a *acceptor) refuseConn(c net.Conn, ip netip.Addr, reason string) {
-	a.metrics.Rejected.WithLabelValues(a.name, reason).Inc()
 	_ = c.Close()
-	now := time.Now().UnixNano()
-	last := a.lastRefusalLog.Load()
-	if last != 0 && now-last < int64(refusalLogEvery) || !a.lastRefusalLog.CompareAndSwap(last, now) {
-		return
-	}
-	a.log.Warn("connection refused: limit reached (further refusals this minute are only counted in switch_rejected_total)",
-		zap.String("reason", reason), zap.Stringer("peer", ip),
-		zap.Int("max_connections", a.cfg.MaxConnections), zap.Int("max_connections_per_peer", a.cfg.MaxConnectionsPerPeer))
+	a.refusal(ip, reason)
 }
 
 // peerIP is the remote IP address of c, IPv4-mapped IPv6 addresses
@@ -185,12 +192,13 @@ func peerIP(c net.Conn) netip.Addr {
 }
 
 // acquirePeer counts one more connection of ip; false, counting nothing,
-// when ip already holds MaxConnectionsPerPeer.
+// when ip already holds its limit (MaxConnectionsPerPeer, or its trusted
+// network's allowance).
 func (a *acceptor) acquirePeer(ip netip.Addr) bool {
 	a.peersMu.Lock()
 	defer a.peersMu.Unlock()
 	n := a.peers[ip]
-	if n >= a.cfg.MaxConnectionsPerPeer {
+	if n >= a.pol.peerLimit(ip) {
 		return false
 	}
 	a.peers[ip] = n + 1
@@ -247,6 +255,8 @@ func (a *acceptor) serveConn(c net.Conn, ip netip.Addr) {
 	defer gauge.Dec()
 
 	s := &session{listener: a.name, conn: c, peer: c.RemoteAddr().String()}
+	s.policy.ip, s.policy.firstDeadline = ip, time.Now().Add(time.Duration(a.cfg.FirstFrameTimeout))
+	defer a.pol.releaseTerminal(s)
 	br := bufio.NewReaderSize(c, 1024)
 	buf := make([]byte, 0, 512)
 	idle := time.Duration(a.cfg.IdleTimeout)
@@ -255,28 +265,38 @@ func (a *acceptor) serveConn(c net.Conn, ip netip.Addr) {
 	for !a.closing.Load() {
 		// Wait for the first byte of the next frame under the idle
 		// deadline, then give the rest of the frame the frame deadline.
-		_ = c.SetReadDeadline(time.Now().Add(idle))
-		// Shutdown sets closing before it cuts read deadlines short; a
-		// deadline set here after that cut would undo it, so look again.
-		if a.closing.Load() {
+		_ = c.SetReadDeadline(a.readDeadline(s, idle))
+		// Shutdown (and a newer connection of the same terminal) sets its
+		// flag before it cuts read deadlines short; a deadline set here
+		// after that cut would undo it, so look again.
+		if a.closing.Load() || s.policy.evicted.Load() {
 			return
 		}
 		if _, err := br.Peek(1); err != nil {
+			if a.firstFrameExpired(s) {
+				return
+			}
 			if !isClosedOrEOF(err) && !a.closing.Load() {
 				a.log.Debug("connection idle or broken", zap.String("peer", s.peer), zap.Error(err))
 			}
 			return
 		}
-		_ = c.SetReadDeadline(time.Now().Add(frameTimeout))
-		if a.closing.Load() {
+		_ = c.SetReadDeadline(a.readDeadline(s, frameTimeout))
+		if a.closing.Load() || s.policy.evicted.Load() {
 			return
 		}
 		body, err := a.readFrame(br, &buf)
 		if err != nil {
-			a.refuse(s, body, err)
+			if !a.firstFrameExpired(s) {
+				a.refuse(s, body, err)
+			}
 			return
 		}
 		resp, closeAfter := a.proto.handle(s, body)
+		if !a.admit(s) {
+			s.written = nil
+			return
+		}
 		if resp != nil && !a.write(s, resp) {
 			s.written = nil
 			return

@@ -401,7 +401,10 @@ func (a *acceptor) peerEntries() int {
 // ones keep being served, another host is not affected, a connection it
 // closes gives its place back, and no entry outlives its connections.
 func TestPeerConnectionLimit(t *testing.T) {
-	sw := testSwitch(t, func(c *Config) { c.POS.MaxConnections, c.POS.MaxConnectionsPerPeer = 100, 2 })
+	sw := testSwitch(t, func(c *Config) {
+		c.POS.MaxConnections, c.POS.MaxConnectionsPerPeer = 100, 2
+		c.POS.TrustedNetworks = nil // the demo's allowance for this machine
+	})
 	pos, _, _ := sw.Addrs()
 	echo, want := unhex(t, echoRequest), unhex(t, echoResponse)
 	var open []net.Conn // closed at the end, to see the entries go
@@ -544,7 +547,10 @@ func TestPeerCountsBounded(t *testing.T) {
 // host hammering a full listener cannot flood the log.
 func TestRefusalsAreLoggedOnce(t *testing.T) {
 	core, logs := observer.New(zapcore.WarnLevel)
-	sw := testSwitchLog(t, zap.New(core), func(c *Config) { c.POS.MaxConnections, c.POS.MaxConnectionsPerPeer = 10, 1 })
+	sw := testSwitchLog(t, zap.New(core), func(c *Config) {
+		c.POS.MaxConnections, c.POS.MaxConnectionsPerPeer = 10, 1
+		c.POS.TrustedNetworks = nil // the demo's allowance for this machine
+	})
 	pos, _, _ := sw.Addrs()
 	keep := dial(t, pos)
 	defer keep.Close()

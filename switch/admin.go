@@ -51,14 +51,15 @@ func (sw *Switch) registerAdmin(mux *http.ServeMux) {
 
 	// Go's profiler, behind the same token: CPU, heap, goroutines, mutex
 	// and block profiles of the running daemon (go tool pprof with
-	// -http or a saved file). CPU profiles are bounded by the HTTP write
-	// timeout: ask for seconds=20 at most.
+	// -http or a saved file). CPU profiles and traces take at most
+	// maxProfileSeconds, and the HTTP write timeout bounds them too: ask
+	// for seconds=20 at most.
 	prof := http.NewServeMux()
 	prof.HandleFunc("/debug/pprof/", pprof.Index)
 	prof.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	prof.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	prof.HandleFunc("/debug/pprof/profile", boundedProfile(pprof.Profile))
 	prof.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	prof.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	prof.HandleFunc("/debug/pprof/trace", boundedProfile(pprof.Trace))
 	mux.Handle("GET /api/debug/pprof/", http.StripPrefix("/api", prof))
 }
 

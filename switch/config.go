@@ -192,6 +192,29 @@ type ListenerConfig struct {
 	// take every slot; its further connections are accepted and closed at
 	// once, like those over MaxConnections.
 	MaxConnectionsPerPeer int `yaml:"max_connections_per_peer"`
+	// TrustedNetworks gives networks their own per-address connection
+	// allowance, CIDR to connections (e.g. "10.0.0.0/8": 2000): a building
+	// of terminals behind one NAT address counts as one address. The most
+	// specific network that holds an address applies; an address in none
+	// gets MaxConnectionsPerPeer. An allowance only raises the limit (1..100000); max_connections still caps the total.
+	TrustedNetworks map[string]int `yaml:"trusted_networks"`
+	// FirstFrameTimeout is how long a new connection has to send its first
+	// frame that decodes; a connection that has not is closed and counted
+	// (first_frame_timeout), so idle or garbage connections cannot hold
+	// slots for the whole idle timeout.
+	FirstFrameTimeout Duration `yaml:"first_frame_timeout"`
+	// MaxConnectionsPerTerminal is how many connections one terminal id
+	// may hold at once, counted once a frame on the connection has proved
+	// the terminal (a verified MAC or an approved sign-on). A further
+	// connection closes the terminal's oldest one (the terminal
+	// reconnected; its old connection is likely dead behind a NAT).
+	MaxConnectionsPerTerminal int `yaml:"max_connections_per_terminal"`
+	// UnauthenticatedPerSecond bounds the messages per second one address
+	// may send that prove nothing (echo tests, frames that do not decode,
+	// requests refused before their MAC was checked), with bursts of twice
+	// that; a trusted network's address gets it times its allowance over
+	// MaxConnectionsPerPeer. Over it, the connection is closed unanswered.
+	UnauthenticatedPerSecond int `yaml:"unauthenticated_per_second"`
 	// MaxFrame is the largest frame body (bytes after the 2-byte length).
 	MaxFrame int `yaml:"max_frame"`
 	// IdleTimeout is how long a connection may wait between frames.
@@ -277,12 +300,15 @@ const (
 // laid over it.
 func Defaults() Config {
 	l := ListenerConfig{
-		MaxConnections:        5000,
-		MaxConnectionsPerPeer: 64,
-		MaxFrame:              2048,
-		IdleTimeout:           Duration(5 * time.Minute),
-		FrameTimeout:          Duration(10 * time.Second),
-		WriteTimeout:          Duration(5 * time.Second),
+		MaxConnections:            5000,
+		MaxConnectionsPerPeer:     64,
+		FirstFrameTimeout:         Duration(10 * time.Second),
+		MaxConnectionsPerTerminal: 4,
+		UnauthenticatedPerSecond:  50,
+		MaxFrame:                  2048,
+		IdleTimeout:               Duration(5 * time.Minute),
+		FrameTimeout:              Duration(10 * time.Second),
+		WriteTimeout:              Duration(5 * time.Second),
 	}
 	pos, gw := l, l
 	pos.Addr = "127.0.0.1:8583"
@@ -421,6 +447,7 @@ func (l ListenerConfig) validate(name string) error {
 	if l.MaxConnectionsPerPeer < 1 || (l.MaxConnections >= 1 && l.MaxConnectionsPerPeer > l.MaxConnections) {
 		errs = append(errs, fmt.Errorf("%s.max_connections_per_peer %d: want 1..%d (max_connections)", name, l.MaxConnectionsPerPeer, l.MaxConnections))
 	}
+	errs = append(errs, l.validatePolicy(name))
 	if l.MaxFrame < minFrameLimit || l.MaxFrame > maxFrameLimit {
 		errs = append(errs, fmt.Errorf("%s.max_frame %d: want %d..%d", name, l.MaxFrame, minFrameLimit, maxFrameLimit))
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.uber.org/zap"
 )
 
 // maxAdminBody bounds an admin API request body.
@@ -50,9 +49,11 @@ func (sw *Switch) requireToken(next http.Handler) http.Handler {
 			writeJSONError(w, http.StatusForbidden, "admin API disabled: no admin token configured")
 			return
 		}
+		if sw.authBlocked(w, r) {
+			return
+		}
 		if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			sw.log.Warn("admin API: bad or missing token", zap.String("remote", r.RemoteAddr), zap.String("path", maskedPath(r.URL.Path)))
-			writeJSONError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			sw.authFailed(w, r) // adminguard.go: bounded, rate-limited
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)

@@ -37,6 +37,9 @@ type exchange struct {
 	fresh bool
 	// replayed: the answer is the stored response of an earlier copy.
 	replayed bool
+	// unrouted: the card matched no route; it is journaled without its
+	// card number (journalpolicy.go).
+	unrouted bool
 }
 
 // reply is the pipeline's answer: a response message, and how to send it.
@@ -226,6 +229,7 @@ func (p *posProtocol) transaction(x *exchange) reply {
 func (p *posProtocol) route(x *exchange, pan string) (txn.Destination, string) {
 	name, err := p.sw.routes.Route(pan, x.tx.String(), x.req.MerchantID)
 	if err != nil {
+		x.unrouted = true
 		return nil, spec.RCInvalidCard
 	}
 	dest, ok := p.sw.destinations.Get(name)
@@ -611,6 +615,9 @@ func (p *posProtocol) journalPair(b *pebble.Batch, x *exchange, resp *spec.POSMe
 		out.Raw = redacted(resp)
 	} else {
 		out.Raw = packed
+	}
+	if x.unrouted {
+		in.Raw, out.Raw = withoutCardNumber(x.req), withoutCardNumber(resp)
 	}
 	_, seq, err := p.sw.journal.AppendPair(b, in, out)
 	if err != nil {

@@ -4,9 +4,7 @@ import (
 	"encoding/hex"
 	"time"
 
-	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/spec"
-	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
 )
 
@@ -79,7 +77,7 @@ func (p *posProtocol) handle(s *session, body []byte) ([]byte, bool) {
 	t, h, msg, err := spec.SplitPOS(body)
 	if err != nil {
 		p.sw.metrics.Rejected.WithLabelValues("pos", "frame_too_short").Inc()
-		p.journalUndecodable(s, body, start)
+		s.unauthenticated, s.undecodable = true, true
 		return p.formatError(s, body), true
 	}
 	req, err := spec.DecodePOS(msg)
@@ -87,8 +85,10 @@ func (p *posProtocol) handle(s *session, body []byte) ([]byte, bool) {
 		_, _, mti, _ := headMTI(body)
 		p.sw.metrics.Messages.WithLabelValues("pos", "in", mtiLabel(mti)).Inc()
 		p.sw.metrics.Rejected.WithLabelValues("pos", "undecodable").Inc()
-		p.sw.log.Info("undecodable POS message", zap.String("peer", s.peer), zap.String("mti", mti), zap.Error(err))
-		p.journalUndecodable(s, body, start)
+		p.sw.log.Debug("undecodable POS message", zap.String("peer", s.peer), zap.String("mti", mti), zap.Error(err))
+		// Counted, not journaled (docs/security.md): nothing anyone sends
+		// without a terminal's keys may grow the disk.
+		s.unauthenticated, s.undecodable = true, true
 		// The frame was read whole, so the stream is still in step:
 		// answer 30 and keep the connection.
 		return p.formatError(s, body), false
@@ -101,6 +101,7 @@ func (p *posProtocol) handle(s *session, body []byte) ([]byte, bool) {
 	if spec.ResponseMTI(req.MTI) == "" {
 		// A response MTI sent as a request: nothing to answer with.
 		p.sw.metrics.Rejected.WithLabelValues("pos", "not_a_request").Inc()
+		s.unauthenticated = true
 		return nil, false
 	}
 
@@ -111,7 +112,11 @@ func (p *posProtocol) handle(s *session, body []byte) ([]byte, bool) {
 		return nil, true
 	}
 	if !x.committed(r) {
-		p.journalAlone(x, r.resp, packed)
+		if x.journaled(r) {
+			p.journalAlone(x, r.resp, packed)
+		} else {
+			s.unauthenticated = true
+		}
 	}
 	hdr := h
 	if r.signOnAgain {
@@ -130,32 +135,4 @@ func (p *posProtocol) handle(s *session, body []byte) ([]byte, bool) {
 			zap.String("rc", r.resp.ResponseCode), zap.String("rrn", r.resp.RRN))
 	}
 	return frame, false
-}
-
-// undecodableHead is what the journal keeps of a frame that did not
-// decode: TPDU, header, MTI and primary bitmap. Its fields cannot be told
-// apart, so none can be stripped (a PIN block, track 2, a card number
-// may be among them), and none is kept; the bitmap says which were sent.
-const undecodableHead = spec.TPDULen + spec.HeaderLen + 2 + 8
-
-// journalUndecodable journals the head of a frame that did not decode.
-func (p *posProtocol) journalUndecodable(s *session, body []byte, at time.Time) {
-	_, _, mti, _ := headMTI(body)
-	raw := body
-	flags := journal.FlagUndecodable
-	if len(raw) > undecodableHead {
-		raw, flags = raw[:undecodableHead], flags|journal.FlagRawTruncated
-	}
-	b := p.sw.db.NewBatch()
-	defer b.Close()
-	_, err := p.sw.journal.Append(b, &journal.Entry{
-		Direction: journal.In, Flags: flags, Listener: "pos", Peer: s.peer,
-		MTI: mti, Time: at, BusinessDate: p.sw.clock.Today().String(), Raw: raw,
-	})
-	if err == nil {
-		err = b.Commit(pebble.NoSync)
-	}
-	if err != nil {
-		p.sw.log.Error("journal undecodable frame", zap.Error(err))
-	}
 }

@@ -48,6 +48,8 @@ type Switch struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 
+	adminGuard *adminGuard // failed admin authentications (adminguard.go)
+
 	started atomic.Bool
 	stopped atomic.Bool
 }
@@ -63,7 +65,7 @@ func newSwitch(cfg *Config, log *zap.Logger, extra []txn.Destination) (*Switch, 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	sw := &Switch{cfg: cfg, log: log, metrics: NewMetrics()}
+	sw := &Switch{cfg: cfg, log: log, metrics: NewMetrics(), adminGuard: newAdminGuard()}
 	if cfg.HTTP.shortDemoToken() {
 		log.Warn("DEMO ADMIN TOKEN: the admin API accepts a short, public token; allowed only in the demo configuration on a loopback address, never in production (docs/security.md)",
 			zap.Int("token_length", len(cfg.HTTP.adminToken())), zap.Int("minimum", MinAdminTokenLen))
