@@ -1,0 +1,310 @@
+package links
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/moov-io/iso8583"
+	"go.uber.org/zap"
+
+	"github.com/cardswitch/cardswitch/hsm"
+	"github.com/cardswitch/cardswitch/internal/cardno"
+	"github.com/cardswitch/cardswitch/journal"
+	"github.com/cardswitch/cardswitch/spec"
+)
+
+// Request is a terminal's transaction as a link forwards it.
+type Request struct {
+	Type         spec.TxType
+	Card         string
+	Amount       int64 // fen
+	HasAmount    bool
+	Terminal     string
+	Merchant     string
+	Batch, STAN  uint32
+	LocalDate    string // MMDD
+	LocalTime    string // hhmmss
+	BusinessDate string // YYYYMMDD
+	RRN          string
+	// Original names what a void, refund or reversal refers to, in the
+	// terminal's numbering.
+	OriginalBatch, OriginalSTAN uint32
+	HasOriginal                 bool
+	// PINBlock is the terminal's encrypted PIN block (nil: none) and
+	// PINFormat its ISO 9564 format.
+	PINBlock  []byte
+	PINFormat hsm.PINFormat
+	// ReversalReason is field 39 of a terminal's 0400.
+	ReversalReason string
+}
+
+// Result is the link's decision.
+type Result struct {
+	ResponseCode string
+	AuthCode     string
+	Balances     []spec.Balance
+}
+
+// Recorder is the pipeline's record step for one transaction: the link
+// adds its writes to Batch and Commit makes them durable together with
+// the answer to the terminal.
+type Recorder interface {
+	Batch() *pebble.Batch
+	Commit(Result) error
+}
+
+// Rejected is an answer given before anything was journaled or sent: the
+// pipeline answers its code and records nothing.
+type Rejected struct {
+	ResponseCode string
+	Err          error
+}
+
+func (r *Rejected) Error() string { return fmt.Sprintf("rejected %s: %v", r.ResponseCode, r.Err) }
+func (r *Rejected) Unwrap() error { return r.Err }
+
+func reject(rc string, err error) error { return &Rejected{ResponseCode: rc, Err: err} }
+
+// RC91 is the answer when the link is down before sending.
+const RC91 = "91"
+
+// Types a link serves.
+var forwarded = []spec.TxType{spec.Consume, spec.BalanceInquiry, spec.ConsumeVoid, spec.Refund, spec.Reversal}
+
+// Serves reports whether links forward transactions of type t.
+func Serves(t spec.TxType) bool { return slices.Contains(forwarded, t) }
+
+func n6(v uint32) string { return fmt.Sprintf("%06d", v) }
+
+// Forward sends the request to the gateway and records its answer
+// (docs/gateway-links.md, "Write-ahead"): the outgoing request is
+// journaled, synced, before it is sent; the answer, or on no answer the
+// reversal queued for store-and-forward, is added to rec's batch and
+// committed with the terminal's answer (98 on no answer).
+func (l *Link) Forward(req *Request, rec Recorder) (Result, error) {
+	if req.Type == spec.Reversal {
+		return l.reverse(req, rec)
+	}
+	if !Serves(req.Type) {
+		return Result{}, reject(spec.RCFunctionNotSupported, fmt.Errorf("%s on a gateway link", req.Type))
+	}
+	c, err := l.pool.Get()
+	if err != nil {
+		l.m.Requests.WithLabelValues(l.cfg.Name, "down").Inc()
+		return Result{}, reject(RC91, fmt.Errorf("gateway %s: %w", l.cfg.Name, ErrDown))
+	}
+	lr := &journal.LinkRequest{Link: l.cfg.Name, Amount: req.Amount, Card: req.Card, Terminal: req.Terminal,
+		Merchant: req.Merchant, Batch: n6(req.Batch), LocalSTAN: n6(req.STAN), RRN: req.RRN,
+		Acquirer: l.cfg.AcquirerID, Forwarding: l.cfg.ForwardingID, BusinessDate: req.BusinessDate,
+		TxType: req.Type.String(), State: journal.LinkSent, Created: l.now().UTC()}
+	m, err := l.buildRequest(req, lr)
+	if err != nil {
+		return Result{}, err
+	}
+	// Write-ahead: durable before it leaves.
+	b := l.mgr.db.NewBatch()
+	err = l.recs.Put(b, lr)
+	if err == nil {
+		err = b.Commit(pebble.Sync)
+	}
+	b.Close()
+	if err != nil {
+		return Result{}, fmt.Errorf("gateway %s: journal request: %w", l.cfg.Name, err)
+	}
+	done := l.track(lr.ID)
+	defer l.untrack(lr.ID, done)
+
+	resp, err := l.sendOn(c, m)
+	if err != nil {
+		l.m.Requests.WithLabelValues(l.cfg.Name, "timeout").Inc()
+		l.log.Warn("gateway request unanswered; reversal queued, terminal answered 98", zap.String("stan", lr.STAN),
+			zap.String("rrn", lr.RRN), zap.String("pan", cardno.Mask(lr.Card)), zap.Error(err))
+		if err := l.queueReversal(rec.Batch(), lr, spec.ReversalTimeout); err != nil {
+			return Result{}, err
+		}
+		res := Result{ResponseCode: spec.RCNoAnswer}
+		return res, l.commit(rec, res, lr)
+	}
+	l.m.Requests.WithLabelValues(l.cfg.Name, "answered").Inc()
+	res := answerOf(resp)
+	lr.State, lr.ResponseCode, lr.AuthCode = journal.LinkAnswered, res.ResponseCode, res.AuthCode
+	if err := l.recs.Put(rec.Batch(), lr); err != nil {
+		return Result{}, err
+	}
+	return res, l.commit(rec, res, lr)
+}
+
+// commit records the answer; when that fails after the gateway approved,
+// the approval is reversed (the terminal gets no approval).
+func (l *Link) commit(rec Recorder, res Result, lr *journal.LinkRequest) error {
+	err := rec.Commit(res)
+	if err == nil || lr.State == journal.LinkReversalQueued || res.ResponseCode != spec.RCApproved {
+		return err
+	}
+	b := l.mgr.db.NewBatch()
+	defer b.Close()
+	if qerr := l.queueReversal(b, lr, spec.ReversalOther); qerr == nil {
+		if cerr := b.Commit(pebble.Sync); cerr != nil {
+			l.log.Error("reversal after a failed commit not queued; the next start queues it", zap.Error(cerr))
+		}
+	}
+	return err
+}
+
+func (l *Link) track(id uint64) chan struct{} {
+	ch := make(chan struct{})
+	l.inflightMu.Lock()
+	l.inflight[id] = ch
+	l.inflightMu.Unlock()
+	return ch
+}
+
+func (l *Link) untrack(id uint64, ch chan struct{}) {
+	l.inflightMu.Lock()
+	delete(l.inflight, id)
+	l.inflightMu.Unlock()
+	close(ch)
+}
+
+// answerOf maps a gateway answer. Codes outside the switch's table
+// become 05; balances come from 54.
+func answerOf(resp *iso8583.Message) Result {
+	rc, _ := resp.GetString(39)
+	if !slices.Contains(spec.ResponseCodes(), rc) {
+		rc = spec.RCDoNotHonour
+	}
+	res := Result{ResponseCode: rc}
+	if rc == spec.RCApproved {
+		res.AuthCode, _ = resp.GetString(38)
+		if f54, _ := resp.GetString(54); f54 != "" {
+			if bs, err := spec.ParseBalances(f54); err == nil {
+				res.Balances = bs
+			}
+		}
+	}
+	return res
+}
+
+// buildRequest builds the outgoing message (docs/gateway-links.md,
+// "Messages") and fills lr's link numbering.
+func (l *Link) buildRequest(req *Request, lr *journal.LinkRequest) (*iso8583.Message, error) {
+	mti, proc := spec.GWFinancialRequest, spec.GWProcConsume
+	var orig *journal.LinkRequest
+	switch req.Type {
+	case spec.BalanceInquiry:
+		proc = spec.GWProcBalanceInquiry
+	case spec.ConsumeVoid, spec.Refund:
+		proc = spec.GWProcVoid
+		if req.Type == spec.Refund {
+			mti = spec.GWAdviceRequest
+		}
+		if !req.HasOriginal {
+			return nil, reject(spec.RCFormatError, errors.New("no original data"))
+		}
+		o, err := l.recs.ByLocal(req.Terminal, n6(req.OriginalBatch), n6(req.OriginalSTAN))
+		if errors.Is(err, journal.ErrNotFound) || (err == nil && (o.Link != l.cfg.Name || o.State != journal.LinkAnswered || o.ResponseCode != spec.RCApproved)) {
+			return nil, reject(spec.RCOriginalNotFound, errors.New("original not approved on this link"))
+		}
+		if err != nil {
+			return nil, err
+		}
+		orig = o
+	}
+	if req.Type != spec.BalanceInquiry && !req.HasAmount {
+		return nil, reject(spec.RCInvalidAmount, errors.New("no amount"))
+	}
+	id, stan, err := l.recs.NextID(l.cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	xmit := spec.FormatTransmissionTime(l.now())
+	lr.ID, lr.STAN, lr.Transmission, lr.MTI, lr.ProcCode = id, stan, xmit, mti, proc
+	m := iso8583.NewMessage(spec.Gateway)
+	fields := map[int]string{0: mti, 2: req.Card, 3: proc, 7: xmit, 11: stan, 12: req.LocalTime, 13: req.LocalDate,
+		32: l.cfg.AcquirerID, 33: l.cfg.ForwardingID, 37: req.RRN, 41: req.Terminal, 42: req.Merchant,
+		49: spec.GWCurrencyCNY, 100: l.cfg.InstitutionID}
+	if req.HasAmount {
+		a, err := spec.Amount(req.Amount).N12()
+		if err != nil {
+			return nil, reject(spec.RCInvalidAmount, err)
+		}
+		fields[4] = a
+	}
+	if orig != nil {
+		f90, err := spec.OriginalData{MTI: orig.MTI, STAN: orig.STAN, Transmission: orig.Transmission,
+			Acquirer: orig.Acquirer, Forwarding: orig.Forwarding}.Format()
+		if err != nil {
+			return nil, err
+		}
+		fields[90] = f90
+	}
+	for fid, v := range fields {
+		if v == "" {
+			continue
+		}
+		if err := m.Field(fid, v); err != nil {
+			return nil, reject(spec.RCFormatError, fmt.Errorf("field %d: %w", fid, err))
+		}
+	}
+	if req.PINBlock != nil {
+		zb, err := l.hsm.TranslatePINToZone(req.Terminal, req.PINFormat, l.cfg.Name, req.PINBlock, req.Card)
+		if err != nil {
+			if errors.Is(err, hsm.ErrPINBlock) || errors.Is(err, hsm.ErrNotSignedOn) {
+				return nil, reject(spec.RCIncorrectPIN, err)
+			}
+			return nil, reject(spec.RCSystemMalfunction, fmt.Errorf("PIN translation: %w", err))
+		}
+		if err := m.BinaryField(52, zb); err != nil {
+			return nil, err
+		}
+		if err := m.Field(53, "2600000000000000"); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// reverse answers a terminal's reversal of a forwarded transaction: its
+// reversal (0420) is queued for store-and-forward in the batch of the
+// answer, and the terminal gets 00 once that batch is committed. A
+// reversal of something never forwarded, declined, or already reversed
+// is answered 00 with nothing to do.
+func (l *Link) reverse(req *Request, rec Recorder) (Result, error) {
+	batch, stan := req.Batch, req.STAN
+	if req.HasOriginal {
+		batch, stan = req.OriginalBatch, req.OriginalSTAN
+	}
+	lr, err := l.recs.ByLocal(req.Terminal, n6(batch), n6(stan))
+	if err != nil && !errors.Is(err, journal.ErrNotFound) {
+		return Result{}, err
+	}
+	if lr != nil && lr.Link == l.cfg.Name {
+		// Still in flight here: wait for its answer or timeout.
+		l.inflightMu.Lock()
+		ch := l.inflight[lr.ID]
+		l.inflightMu.Unlock()
+		if ch != nil {
+			select {
+			case <-ch:
+			case <-time.After(l.cfg.SendTimeout + 5*time.Second):
+			}
+		}
+		if lr, err = l.recs.Get(lr.Link, lr.ID); err != nil {
+			return Result{}, err
+		}
+		if lr.State == journal.LinkSent || (lr.State == journal.LinkAnswered && lr.ResponseCode == spec.RCApproved) {
+			reason := spec.ReversalOther
+			if req.ReversalReason == spec.ReversalTimeout {
+				reason = spec.ReversalTimeout
+			}
+			if err := l.queueReversal(rec.Batch(), lr, reason); err != nil {
+				return Result{}, err
+			}
+		}
+	}
+	res := Result{ResponseCode: spec.RCApproved}
+	return res, rec.Commit(res)
+}

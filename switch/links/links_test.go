@@ -1,0 +1,357 @@
+package links
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/cardswitch/cardswitch/hsm"
+	"github.com/cardswitch/cardswitch/hsm/blockcipher"
+	"github.com/cardswitch/cardswitch/hsm/pinblock"
+	"github.com/cardswitch/cardswitch/journal"
+	"github.com/cardswitch/cardswitch/spec"
+	"github.com/cardswitch/cardswitch/switch/links/linktest"
+)
+
+var (
+	testZMK = []byte{0x8C, 0xD5, 0xE6, 0x3E, 0xF2, 0xA7, 0x8F, 0x01, 0x31, 0xF1, 0xFB, 0x0D, 0x4F, 0x3D, 0x7F, 0x2A}
+	testTPK = []byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, 0xFE, 0xDC, 0xBA, 0x98, 0x76, 0x54, 0x32, 0x10}
+)
+
+const (
+	bankCard = "6217001234567890123"
+	tid      = "10000001"
+)
+
+type env struct {
+	t    *testing.T
+	db   *pebble.DB
+	fs   vfs.FS
+	lmk  hsm.LMK
+	h    *hsm.HSM
+	mgr  *Manager
+	link *Link
+	peer *linktest.Peer
+	reg  *prometheus.Registry
+}
+
+func fastSAF() SAFConfig {
+	return SAFConfig{InitialDelay: 50 * time.Millisecond, Interval: 100 * time.Millisecond, MaxInterval: 400 * time.Millisecond, MaxAttempts: 4}
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{t: t, fs: vfs.NewMem()}
+	e.peer = linktest.Start(t, "bank-a", testZMK)
+	e.peer.AddCard(t, bankCard, 100000, "123456")
+	lmk, err := hsm.NewRandomLMK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.lmk = lmk
+	e.open(fastSAF())
+	if _, err := e.h.ImportZMK("bank-a", testZMK); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.h.LoadClearKey(hsm.TerminalKeyLabel(tid, hsm.TPK), hsm.TPK, testTPK); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	return e
+}
+
+func (e *env) open(saf SAFConfig) {
+	t := e.t
+	db, err := pebble.Open("db", &pebble.Options{FS: e.fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := hsm.Open(db, e.lmk, hsm.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.reg = prometheus.NewRegistry()
+	mgr, err := New(db, h, Options{Links: []Config{{Name: "bank-a", Addresses: []string{e.peer.Addr},
+		AcquirerID: "12345678", ForwardingID: "12345678", InstitutionID: "87654321",
+		SendTimeout: 300 * time.Millisecond, ReconnectWait: 20 * time.Millisecond, MaxReconnectWait: 100 * time.Millisecond}},
+		SAF: saf, Logger: zaptest.NewLogger(t), Registerer: e.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.db, e.h, e.mgr = db, h, mgr
+	e.link, _ = mgr.Link("bank-a")
+}
+
+func (e *env) start() {
+	if err := e.mgr.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(e.stop)
+	e.waitUp()
+}
+
+func (e *env) stop() {
+	if e.mgr != nil {
+		e.mgr.Close()
+		e.db.Close()
+		e.mgr = nil
+	}
+}
+
+func (e *env) waitUp() {
+	e.t.Helper()
+	waitFor(e.t, "link up", func() bool { return e.link.State() == StateUp })
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// recorder commits the link's batch like the pipeline's record step.
+type recorder struct {
+	db  *pebble.DB
+	b   *pebble.Batch
+	res *Result
+}
+
+func (r *recorder) Batch() *pebble.Batch {
+	if r.b == nil {
+		r.b = r.db.NewBatch()
+	}
+	return r.b
+}
+
+func (r *recorder) Commit(res Result) error {
+	r.res = &res
+	defer r.Batch().Close()
+	return r.Batch().Commit(pebble.Sync)
+}
+
+var stanSeq uint32
+
+func (e *env) consume(amount int64, pin string) (Result, error, *Request) {
+	e.t.Helper()
+	stanSeq++
+	req := &Request{Type: spec.Consume, Card: bankCard, Amount: amount, HasAmount: true, Terminal: tid,
+		Merchant: "898310000000001", Batch: 1, STAN: stanSeq, RRN: "000000000001", BusinessDate: "20260315"}
+	if pin != "" {
+		tb, _ := blockcipher.New(blockcipher.TDES, testTPK)
+		blk, err := pinblock.Encrypt(tb, pinblock.Format0, pin, bankCard, "")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		req.PINBlock, req.PINFormat = blk, hsm.PINFormat0
+	}
+	rec := &recorder{db: e.db}
+	res, err := e.link.Forward(req, rec)
+	if err == nil && (rec.res == nil || rec.res.ResponseCode != res.ResponseCode) {
+		e.t.Fatalf("Forward returned %v without recording it", res)
+	}
+	return res, err, req
+}
+
+func TestForwardApproveDeclinePIN(t *testing.T) {
+	e := newEnv(t)
+	res, err, _ := e.consume(1234, "123456")
+	if err != nil || res.ResponseCode != "00" || res.AuthCode == "" {
+		t.Fatalf("consume = %+v, %v", res, err)
+	}
+	if e.peer.Balance(bankCard) != 100000-1234 || e.peer.PINChecked.Load() != 1 || e.peer.MACFailures.Load() != 0 {
+		t.Fatalf("peer balance %d, PINs %d, MAC failures %d", e.peer.Balance(bankCard), e.peer.PINChecked.Load(), e.peer.MACFailures.Load())
+	}
+	// A wrong PIN: the bank declines 55 after translation.
+	if res, _, _ := e.consume(100, "654321"); res.ResponseCode != "55" {
+		t.Fatalf("wrong PIN = %+v", res)
+	}
+	e.peer.DeclineRC.Store("51")
+	if res, _, _ := e.consume(100, ""); res.ResponseCode != "51" {
+		t.Fatalf("decline = %+v", res)
+	}
+	// A code outside the switch's table becomes 05.
+	e.peer.DeclineRC.Store("Z9")
+	if res, _, _ := e.consume(100, ""); res.ResponseCode != "05" {
+		t.Fatalf("unknown code = %+v", res)
+	}
+	e.peer.DeclineRC.Store("")
+	// Every request record is final: nothing open.
+	n := 0
+	_ = e.mgr.recs.Open("bank-a", func(*journal.LinkRequest) bool { n++; return true })
+	if n != 0 {
+		t.Fatalf("%d requests left open", n)
+	}
+}
+
+func TestTimeoutReversesThroughSAF(t *testing.T) {
+	e := newEnv(t)
+	e.peer.Drop.Store(1)
+	e.peer.DropReversals.Store(2) // the 0420 and the first 0421 go unanswered
+	res, err, req := e.consume(500, "")
+	if err != nil || res.ResponseCode != "98" {
+		t.Fatalf("timeout = %+v, %v", res, err)
+	}
+	lr, err := e.mgr.recs.ByLocal(tid, "000001", n6(req.STAN))
+	if err != nil || lr.State != journal.LinkReversalQueued {
+		t.Fatalf("record = %+v, %v", lr, err)
+	}
+	waitFor(t, "reversal delivered", func() bool {
+		q, _, _, _ := e.mgr.queue.Stats("bank-a", 10)
+		return q == 0 && e.peer.Balance(bankCard) == 100000
+	})
+	mtis := e.peer.Requests()
+	var rev []string
+	for _, m := range mtis {
+		if m[:2] == "04" {
+			rev = append(rev, m)
+		}
+	}
+	if len(rev) != 3 || rev[0] != "0420" || rev[1] != "0421" || rev[2] != "0421" {
+		t.Fatalf("reversal MTIs = %v", rev)
+	}
+	for k, n := range e.peer.Reversals() {
+		if n != 1 {
+			t.Fatalf("original %s reversed %d times", k, n)
+		}
+	}
+	if v := testutil.ToFloat64(e.mgr.m.Requests.WithLabelValues("bank-a", "timeout")); v != 1 {
+		t.Fatalf("timeouts metric %v", v)
+	}
+	// The late 0210 was dropped by the peer, not sent; the late-answer
+	// path is exercised by TestBadMACIsNoAnswer.
+}
+
+func TestBadMACIsNoAnswer(t *testing.T) {
+	e := newEnv(t)
+	e.peer.BadMAC.Store(true)
+	res, _, _ := e.consume(700, "")
+	if res.ResponseCode != "98" {
+		t.Fatalf("bad MAC answer = %+v", res)
+	}
+	if testutil.ToFloat64(e.mgr.m.BadMAC.WithLabelValues("bank-a")) < 1 {
+		t.Fatal("bad MAC not counted")
+	}
+	e.peer.BadMAC.Store(false)
+	waitFor(t, "reversal of the bad-MAC answer", func() bool { return e.peer.Balance(bankCard) == 100000 })
+}
+
+func TestDeadLetterRetryDrop(t *testing.T) {
+	e := newEnv(t)
+	e.peer.Drop.Store(1)
+	e.peer.ReversalRC.Store("12")
+	if res, _, _ := e.consume(300, ""); res.ResponseCode != "98" {
+		t.Fatalf("timeout = %+v", res)
+	}
+	waitFor(t, "dead letter", func() bool {
+		d, _ := e.mgr.SAFList("bank-a", true, 10)
+		return len(d) == 1
+	})
+	d, _ := e.mgr.SAFList("bank-a", true, 10)
+	if d[0].Card == bankCard || d[0].Amount != "3.00" || d[0].Reason != "98" {
+		t.Fatalf("dead letter = %+v", d[0])
+	}
+	e.peer.ReversalRC.Store("")
+	if _, err := e.mgr.SAFRetry("bank-a", d[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "retried reversal delivered", func() bool { return e.peer.Balance(bankCard) == 100000 })
+	if err := e.mgr.SAFDrop("bank-a", d[0].ID); err == nil {
+		t.Fatal("dropped a dead letter that was retried")
+	}
+	// Attempts exhausted: the peer never answers reversals.
+	e.peer.Drop.Store(1)
+	e.peer.DropReversals.Store(100)
+	e.consume(200, "")
+	waitFor(t, "dead letter after max attempts", func() bool {
+		d, _ := e.mgr.SAFList("bank-a", true, 10)
+		return len(d) == 1 && d[0].Attempts == 4
+	})
+	d, _ = e.mgr.SAFList("bank-a", true, 10)
+	if err := e.mgr.SAFDrop("bank-a", d[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := e.mgr.SAFList("bank-a", true, 10); len(d) != 0 {
+		t.Fatalf("after drop: %v", d)
+	}
+}
+
+func TestLinkDownAnswers91AndReconnects(t *testing.T) {
+	e := newEnv(t)
+	e.peer.RefuseSignOn.Store(true)
+	e.peer.Disconnect()
+	waitFor(t, "link down", func() bool { return e.link.State() != StateUp })
+	_, err, _ := e.consume(100, "")
+	var rj *Rejected
+	if !errors.As(err, &rj) || rj.ResponseCode != "91" {
+		t.Fatalf("down = %v", err)
+	}
+	e.peer.RefuseSignOn.Store(false)
+	e.waitUp()
+	if res, _, _ := e.consume(100, ""); res.ResponseCode != "00" {
+		t.Fatalf("after reconnect = %+v", res)
+	}
+}
+
+func TestRestartQueuesReversalOfOpenRequests(t *testing.T) {
+	e := newEnv(t)
+	// A request journaled and sent, then the process died: simulate with
+	// an open record written the way Forward writes it.
+	id, stan, _ := e.mgr.recs.NextID("bank-a")
+	lr := &journal.LinkRequest{Link: "bank-a", ID: id, STAN: stan, Transmission: spec.FormatTransmissionTime(time.Now()),
+		MTI: "0200", ProcCode: "000000", Amount: 900, Card: bankCard, Terminal: tid, Merchant: "898310000000001",
+		Batch: "000001", LocalSTAN: "000777", RRN: "000000000777", Acquirer: "12345678", Forwarding: "12345678",
+		State: journal.LinkSent, Created: time.Now()}
+	b := e.db.NewBatch()
+	if err := e.mgr.recs.Put(b, lr); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Commit(pebble.Sync)
+	b.Close()
+	e.stop()
+	e.open(fastSAF())
+	e.start()
+	got, err := e.mgr.recs.Get("bank-a", id)
+	if err != nil || got.State != journal.LinkReversalQueued {
+		t.Fatalf("after restart: %+v %v", got, err)
+	}
+	// The bank never saw it: its reversal is answered 25 and done.
+	waitFor(t, "queue drained", func() bool { q, _, _, _ := e.mgr.queue.Stats("bank-a", 10); return q == 0 })
+	if len(e.peer.Reversals()) != 0 {
+		t.Fatal("a reversal of an unknown original reversed something")
+	}
+}
+
+func TestTerminalReversalOfForwarded(t *testing.T) {
+	e := newEnv(t)
+	res, _, req := e.consume(400, "")
+	if res.ResponseCode != "00" {
+		t.Fatal(res)
+	}
+	rev := &Request{Type: spec.Reversal, Card: bankCard, Amount: 400, HasAmount: true, Terminal: tid,
+		Batch: 1, STAN: req.STAN, HasOriginal: true, OriginalBatch: 1, OriginalSTAN: req.STAN, ReversalReason: "98"}
+	rec := &recorder{db: e.db}
+	res, err := e.link.Forward(rev, rec)
+	if err != nil || res.ResponseCode != "00" {
+		t.Fatalf("reversal = %+v %v", res, err)
+	}
+	waitFor(t, "bank reversed", func() bool { return e.peer.Balance(bankCard) == 100000 })
+	// A second reversal of the same: 00, nothing queued.
+	rec = &recorder{db: e.db}
+	if res, _ := e.link.Forward(rev, rec); res.ResponseCode != "00" {
+		t.Fatal(res)
+	}
+	if q, _, _, _ := e.mgr.queue.Stats("bank-a", 10); q != 0 {
+		t.Fatalf("second reversal queued %d", q)
+	}
+}

@@ -1,0 +1,192 @@
+package links
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/cardswitch/cardswitch/hsm"
+	"github.com/cardswitch/cardswitch/journal"
+)
+
+// Manager owns every configured link, the link records and the
+// store-and-forward queue.
+type Manager struct {
+	db    *pebble.DB
+	hsm   *hsm.HSM
+	recs  *journal.Links
+	queue *journal.Queue
+	saf   SAFConfig
+	log   *zap.Logger
+	m     *Metrics
+	now   func() time.Time
+	links map[string]*Link
+	order []string
+}
+
+// Options configure a Manager.
+type Options struct {
+	Links  []Config
+	SAF    SAFConfig
+	Logger *zap.Logger
+	// Registerer receives the links' metrics; nil: not registered.
+	Registerer prometheus.Registerer
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+}
+
+// New validates the configuration and builds the links; Start connects
+// them.
+func New(db *pebble.DB, h *hsm.HSM, opts Options) (*Manager, error) {
+	if db == nil || h == nil {
+		return nil, errors.New("links: nil db or hsm")
+	}
+	if len(opts.Links) > MaxLinks {
+		return nil, fmt.Errorf("links: %d gateways configured, at most %d", len(opts.Links), MaxLinks)
+	}
+	saf := opts.SAF.WithDefaults()
+	if err := saf.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	recs, err := journal.OpenLinks(db)
+	if err != nil {
+		return nil, err
+	}
+	q, err := journal.OpenQueue(db, journal.QueueOptions{MaxAttempts: saf.MaxAttempts, Now: now})
+	if err != nil {
+		return nil, err
+	}
+	mgr := &Manager{db: db, hsm: h, recs: recs, queue: q, saf: saf, log: log, m: NewMetrics(opts.Registerer),
+		now: now, links: map[string]*Link{}}
+	for _, c := range opts.Links {
+		c = c.WithDefaults()
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+		if _, dup := mgr.links[c.Name]; dup {
+			return nil, fmt.Errorf("gateway %s configured twice", c.Name)
+		}
+		l := newLink(c, h, recs, log, mgr.m, now)
+		l.mgr = mgr
+		mgr.links[c.Name] = l
+		mgr.order = append(mgr.order, c.Name)
+	}
+	return mgr, nil
+}
+
+// Names lists the links in configuration order.
+func (m *Manager) Names() []string { return append([]string(nil), m.order...) }
+
+// Link returns the named link.
+func (m *Manager) Link(name string) (*Link, bool) {
+	l, ok := m.links[name]
+	return l, ok
+}
+
+// Start first queues a reversal for every request sent before a restart
+// that has no final answer (write-ahead recovery), then connects the links
+// and starts their store-and-forward senders.
+func (m *Manager) Start() error {
+	for _, name := range m.order {
+		n, err := m.recover(m.links[name])
+		if err != nil {
+			return fmt.Errorf("gateway %s: recovery: %w", name, err)
+		}
+		if n > 0 {
+			m.log.Warn("reversals queued for requests left unanswered by the last run", zap.String("link", name), zap.Int("count", n))
+		}
+	}
+	for _, name := range m.order {
+		l := m.links[name]
+		if err := l.start(); err != nil {
+			m.Close()
+			return err
+		}
+		l.wg.Add(1)
+		go l.safLoop()
+	}
+	return nil
+}
+
+// Close signs off and closes every link and stops the senders.
+func (m *Manager) Close() {
+	for _, name := range m.order {
+		m.links[name].close()
+	}
+}
+
+// recover queues the reversal of each open request, one synced batch per
+// request.
+func (m *Manager) recover(l *Link) (int, error) {
+	var open []*journal.LinkRequest
+	if err := m.recs.Open(l.Name(), func(r *journal.LinkRequest) bool { open = append(open, r); return true }); err != nil {
+		return 0, err
+	}
+	for _, r := range open {
+		b := m.db.NewBatch()
+		if err := l.queueReversal(b, r, "98"); err != nil {
+			b.Close()
+			return 0, err
+		}
+		err := b.Commit(pebble.Sync)
+		b.Close()
+		if err != nil {
+			return 0, err
+		}
+	}
+	return len(open), nil
+}
+
+// LinkStatus is one link as operators see it.
+type LinkStatus struct {
+	Name           string    `json:"name"`
+	State          string    `json:"state"`
+	Addresses      []string  `json:"addresses"`
+	Connections    int       `json:"connections"`
+	PoolSize       int       `json:"pool_size"`
+	InstitutionID  string    `json:"institution_id"`
+	ZPKCheck       string    `json:"zpk_check"`
+	ZAKCheck       string    `json:"zak_check"`
+	ZMKLoaded      bool      `json:"zmk_loaded"`
+	LastKeyChange  time.Time `json:"last_key_exchange,omitzero"`
+	SAFQueued      int       `json:"saf_queued"`
+	SAFDead        int       `json:"saf_dead"`
+	SAFOldestSince time.Time `json:"saf_oldest,omitzero"`
+}
+
+// Status reports every link.
+func (m *Manager) Status() ([]LinkStatus, error) {
+	out := make([]LinkStatus, 0, len(m.order))
+	for _, name := range m.order {
+		l := m.links[name]
+		q, d, oldest, err := m.queue.Stats(name, statsLimit)
+		if err != nil {
+			return nil, err
+		}
+		s := LinkStatus{Name: name, State: l.State(), Addresses: l.cfg.Addresses, Connections: l.Connections(),
+			PoolSize: l.cfg.PoolSize, InstitutionID: l.cfg.InstitutionID,
+			ZPKCheck: m.hsm.ZoneKeyCheck(name, hsm.ZPK), ZAKCheck: m.hsm.ZoneKeyCheck(name, hsm.ZAK),
+			ZMKLoaded: m.hsm.HasKey(hsm.ZoneKeyLabel(name, hsm.ZMK)),
+			SAFQueued: q, SAFDead: d, SAFOldestSince: oldest}
+		if ns := l.lastKeys.Load(); ns != 0 {
+			s.LastKeyChange = time.Unix(0, ns).UTC()
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// statsLimit bounds the counting of queue entries for status and metrics.
+const statsLimit = 1_000_000
