@@ -79,7 +79,7 @@ type Link struct {
 	// when their answer (or reversal) is recorded.
 	inflightMu sync.Mutex
 	inflight   map[uint64]chan struct{}
-	wg          sync.WaitGroup
+	wg         sync.WaitGroup
 }
 
 // newLink builds a link; Start connects it.
