@@ -3,6 +3,7 @@ package recon
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,11 @@ type Row struct {
 	OriginalRRN    string
 	// TxType is the journal's transaction label; not a column.
 	TxType string
+	// LinkTime is the transmission time (field 7, MMDDhhmmss) sent on
+	// the gateway link with LinkSTAN; not a column, a match key.
+	LinkTime string
+	// seq is the journal sequence of the request.
+	seq uint64
 }
 
 // Approved reports whether the message was approved.
@@ -64,6 +70,9 @@ var financial = map[string]bool{
 	spec.PreAuth.String(): true, spec.PreAuthCancel.String(): true, spec.PreAuthCompletion.String(): true,
 	spec.CompletionVoid.String(): true, spec.CashLoad.String(): true, spec.CashLoadVoid.String(): true,
 	spec.Reversal.String(): true,
+	// Resolutions that move money are lines too, so they are reconciled
+	// like any other credit.
+	ResolutionType(ActionCredit): true, ResolutionType(ActionRefund): true,
 }
 
 // IsFinancial reports whether a journal transaction label is exported.
@@ -88,10 +97,7 @@ func (s Source) ScanDay(date ledger.BusinessDate, fn func(*Row) error) error {
 	if !date.Valid() {
 		return fmt.Errorf("recon: scan day: %w", ledger.ErrBadDate)
 	}
-	loc := s.Location
-	if loc == nil {
-		loc = time.Local
-	}
+	loc := s.loc()
 	var pending *journal.Entry
 	var ferr error
 	var n int
@@ -128,12 +134,31 @@ func (s Source) ScanDay(date ledger.BusinessDate, fn func(*Row) error) error {
 	return ferr
 }
 
+func (s Source) loc() *time.Location {
+	if s.Location == nil {
+		return time.Local
+	}
+	return s.Location
+}
+
 // row builds the export row of a request/response pair.
 func (s Source) row(date ledger.BusinessDate, req, resp *journal.Entry, loc *time.Location) (*Row, error) {
 	r := &Row{
 		BusinessDate: req.BusinessDate, Time: req.Time.In(loc), Institution: LocalInstitution,
 		MTI: req.MTI, Terminal: req.Terminal, Merchant: req.Merchant, ResponseCode: resp.ResponseCode,
-		RRN: resp.RRN, STAN: req.STAN, TxType: req.TxType,
+		RRN: resp.RRN, STAN: req.STAN, TxType: req.TxType, seq: req.Seq,
+	}
+	if req.Listener == Listener {
+		var res Resolution
+		if err := json.Unmarshal(req.Raw, &res); err != nil {
+			return nil, fmt.Errorf("recon: resolution entry %d: %w", req.Seq, err)
+		}
+		r.Institution, r.Card, r.Amount, r.OriginalRRN = res.Gateway, res.Card, res.Amount, ""
+		r.OrderNo = strings.TrimPrefix(res.Key, "order_no:")
+		if r.OrderNo == res.Key {
+			r.OrderNo = ""
+		}
+		return r, nil
 	}
 	if req.Listener != "pos" {
 		r.Institution = req.Listener
