@@ -42,7 +42,9 @@ func discIndexPrefix(gw, date string) []byte {
 func discIndexKey(gw, date, class, key string) []byte {
 	return appendStr(appendStr(discIndexPrefix(gw, date), class), key)
 }
-func importKey(gw, date string) []byte { return append(appendStr([]byte{prefix, spaceImport}, gw), date...) }
+func importKey(gw, date string) []byte {
+	return append(appendStr([]byte{prefix, spaceImport}, gw), date...)
+}
 
 // Resolution actions.
 const (

@@ -142,7 +142,9 @@ func (f *FileWriter) Add(t Txn) error {
 }
 
 // Extra writes a record we do not have.
-func (f *FileWriter) Extra(rrn, card string, amount ledger.Fen) error { return f.line(rrn, card, amount) }
+func (f *FileWriter) Extra(rrn, card string, amount ledger.Fen) error {
+	return f.line(rrn, card, amount)
+}
 
 func (f *FileWriter) line(rrn, card string, amount ledger.Fen) error {
 	f.n++
