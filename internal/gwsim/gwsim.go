@@ -446,3 +446,36 @@ func (s *Sim) sortedAccounts() []AccountState {
 	sort.SliceStable(a, func(i, j int) bool { return a[i].Card < a[j].Card })
 	return a
 }
+
+// Verify checks the bank's books: every holder's balance equals the
+// opening balance plus the balance effects of the approved entries, and
+// no original was reversed by two reversals. Tests call it after a run.
+func (s *Sim) Verify() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	moved := make(map[string]spec.Amount, len(s.accounts))
+	reversedBy := map[string]int{}
+	for _, e := range s.entries {
+		if e.RC != spec.RCApproved {
+			if e.Delta != 0 {
+				return fmt.Errorf("entry %s declined %s but moved %d fen", e.Serial, e.RC, e.Delta)
+			}
+			continue
+		}
+		moved[e.Card] += e.Delta
+		if e.Op == OpReversal && e.Delta != 0 {
+			reversedBy[e.Original]++
+		}
+	}
+	for orig, n := range reversedBy {
+		if n > 1 {
+			return fmt.Errorf("original %s reversed %d times", orig, n)
+		}
+	}
+	for _, a := range s.accounts {
+		if want := a.opening + moved[a.Card]; a.Balance != want {
+			return fmt.Errorf("account %s: balance %s, opening %s plus entries %s", a.Number, a.Balance, a.opening, want)
+		}
+	}
+	return nil
+}

@@ -227,6 +227,16 @@ func TestBalanceVoidRefundLoad(t *testing.T) {
 	if a, _ := tc.do(req{mti: "0200", pc: "990000", card: cardWang, amount: 1}); a.rc != "40" {
 		t.Fatalf("unknown processing code: %s, want 40", a.rc)
 	}
+	if err := s.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	// Verify catches books that do not add up.
+	s.mu.Lock()
+	s.byCard[cardWang].Balance++
+	s.mu.Unlock()
+	if err := s.Verify(); err == nil {
+		t.Fatal("Verify missed a balance off by one fen")
+	}
 }
 
 func TestReversalExactlyOnce(t *testing.T) {
@@ -288,6 +298,9 @@ func TestReversalExactlyOnce(t *testing.T) {
 	}
 	if got := balanceOf(t, s, cardLi); got != 999000 {
 		t.Fatalf("reversal of a decline moved money: %d", got)
+	}
+	if err := s.Verify(); err != nil {
+		t.Fatal(err)
 	}
 	if st := s.Stats(); st.Reversed != 2 {
 		t.Fatalf("reversed %d, want 2", st.Reversed)
@@ -407,5 +420,68 @@ func TestKeyGrace(t *testing.T) {
 	tc.zak, tc.zpk = newZAK, newZPK
 	if a, _ := tc.do(req{mti: "0200", pc: "000000", card: cardLi, amount: 1, pin: "123456", transmission: spec.FormatTransmissionTime(now)}); a.rc != "00" {
 		t.Fatalf("new keys: %s", a.rc)
+	}
+}
+
+// TestConcurrentLinksWithDrops runs several connections at once with
+// answers dropped; every consume whose answer never came is reversed, as
+// the switch's store-and-forward would. At the end the bank's books hold:
+// balance = opening - the consumes whose 00 arrived, and nothing was
+// reversed twice.
+func TestConcurrentLinksWithDrops(t *testing.T) {
+	s := startSim(t, Options{Faults: Faults{DropPercent: 10}, Seed: 99})
+	const conns, each, amount = 4, 25, 100
+	got := make(chan int, conns)
+	for i := 0; i < conns; i++ {
+		tc := dial(t, s)
+		tc.signOn(DemoZMK)
+		tc.stan = 100000 * (i + 1)
+		go func() {
+			approved := 0
+			defer func() { got <- approved }()
+			for j := 0; j < each; j++ {
+				r := req{mti: "0200", pc: "000000", card: cardLi, amount: amount, pin: "123456"}
+				r.stan = tc.nextSTAN()
+				m, key := tc.build(r)
+				resp, _ := tc.send(tc.packMAC(m, tc.zak, false), 300*time.Millisecond)
+				if resp != nil {
+					if rc, _ := resp.GetString(39); rc == "00" {
+						approved++
+					}
+					continue
+				}
+				// No answer: reverse until a 0430 for this reversal comes
+				// (repeats as 0421, answers to others skipped).
+				mti := "0420"
+				for {
+					rev := req{mti: mti, pc: "000000", card: cardLi, amount: amount, original: key, stan: tc.nextSTAN()}
+					rm, _ := tc.build(rev)
+					resp, _ := tc.send(tc.packMAC(rm, tc.zak, false), 300*time.Millisecond)
+					for resp != nil {
+						if stan, _ := resp.GetString(11); stan == rev.stan {
+							break
+						}
+						resp, _ = tc.read(300 * time.Millisecond)
+					}
+					if resp != nil {
+						break
+					}
+					mti = "0421"
+				}
+			}
+		}()
+	}
+	approved := 0
+	for i := 0; i < conns; i++ {
+		approved += <-got
+	}
+	if err := s.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Dropped == 0 {
+		t.Fatal("nothing was dropped: the test proves nothing")
+	}
+	if b := balanceOf(t, s, cardLi); b != spec.Amount(1_000_000-approved*amount) {
+		t.Fatalf("balance %d, want opening - %d approved x %d", b, approved, amount)
 	}
 }
