@@ -5,10 +5,13 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"reflect"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 	_ "time/tzdata" // zone names work on machines without a zone database
 
@@ -279,7 +282,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("duration %q: %w", s, err)
+		return fmt.Errorf("line %d: duration %q: want a number and a unit, e.g. 30s, 5m, 1h", n.Line, s)
 	}
 	*d = Duration(v)
 	return nil
@@ -350,10 +353,21 @@ func LoadConfig(path string) (*Config, error) {
 // default.
 func ParseConfig(b []byte) (*Config, error) {
 	c := Defaults()
+	// Keys first, by their YAML path (ledger.max_pin_trys: did you mean
+	// max_pin_tries?), then the decoder's type errors given the path of
+	// their line.
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	lines, err := checkKeys(&doc, reflect.TypeFor[Config]())
+	if err != nil {
+		return nil, err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("parse: %w", err)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, withPaths(err, lines)
 	}
 	if err := defaultPerPeer(b, &c); err != nil {
 		return nil, fmt.Errorf("parse: %w", err)
@@ -409,7 +423,11 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.HTTP.validateToken(c.Demo))
 	if err := c.Ledger.options().Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("ledger: %w", err))
+		// The ledger names its options by their keys: give them their
+		// path in this file.
+		for _, line := range strings.Split(err.Error(), "\n") {
+			errs = append(errs, errors.New("ledger."+line))
+		}
 	}
 	if err := c.Retention.validate(); err != nil {
 		errs = append(errs, err)

@@ -66,7 +66,7 @@ func TestParseConfigRejects(t *testing.T) {
 		{"bad duration", "lmk: {file: k}\npos: {idle_timeout: soon}\n", "soon"},
 		{"negative timeout", "lmk: {file: k}\npos: {write_timeout: -1s}\n", "write_timeout"},
 		{"bad log", "lmk: {file: k}\nlog: {format: xml}\n", "log.format"},
-		{"negative hold days", "lmk: {file: k}\nledger: {hold_days: -1}\n", "ledger: hold_days -1"},
+		{"negative hold days", "lmk: {file: k}\nledger: {hold_days: -1}\n", "ledger.hold_days -1"},
 		{"hold beyond a year", "lmk: {file: k}\nledger: {hold_days: 100000}\n", "hold_days 100000"},
 		{"fee above 100 %", "lmk: {file: k}\nledger: {visitor_fee_bp: 20000}\n", "visitor_fee_bp"},
 		{"too many holds", "lmk: {file: k}\nledger: {max_holds_per_card: 65}\n", "max_holds_per_card"},

@@ -70,6 +70,10 @@ func newSwitch(cfg *Config, log *zap.Logger, extra []txn.Destination) (*Switch, 
 		log.Warn("DEMO ADMIN TOKEN: the admin API accepts a short, public token; allowed only in the demo configuration on a loopback address, never in production (docs/security.md)",
 			zap.Int("token_length", len(cfg.HTTP.adminToken())), zap.Int("minimum", MinAdminTokenLen))
 	}
+	// A busy port names its key before anything is created or seeded.
+	if err := CheckListeners(cfg); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -104,17 +108,17 @@ func (sw *Switch) Start() error {
 		return errors.New("switch already started")
 	}
 	if err := sw.pos.listen(); err != nil {
-		return fmt.Errorf("POS acceptor on %s: %w", sw.cfg.POS.Addr, err)
+		return listenError("pos.addr", sw.cfg.POS.Addr, err)
 	}
 	if err := sw.gateway.listen(); err != nil {
 		_ = sw.pos.ln.Close()
-		return fmt.Errorf("gateway acceptor on %s: %w", sw.cfg.Gateway.Addr, err)
+		return listenError("gateway.addr", sw.cfg.Gateway.Addr, err)
 	}
 	ln, err := net.Listen("tcp", sw.cfg.HTTP.Addr)
 	if err != nil {
 		_ = sw.pos.ln.Close()
 		_ = sw.gateway.ln.Close()
-		return fmt.Errorf("HTTP on %s: %w", sw.cfg.HTTP.Addr, err)
+		return listenError("http.addr", sw.cfg.HTTP.Addr, err)
 	}
 	sw.httpLn = ln
 	sw.httpSrv = &http.Server{

@@ -23,10 +23,39 @@ func main() {
 	os.Exit(run())
 }
 
+// checkConfigFile validates a configuration file without starting: exit
+// 0 and "ok" with notes on what a start would create, or 2 and every
+// problem found, each naming its YAML key.
+func checkConfigFile(path string) int {
+	cfg, err := switching.LoadConfig(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "switchd:", err)
+		return 2
+	}
+	notes, err := switching.CheckConfig(cfg)
+	for _, n := range notes {
+		fmt.Println("note:", n)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "switchd: config %s: %v\n", path, err)
+		return 2
+	}
+	fmt.Printf("config %s: ok\n", path)
+	return 0
+}
+
 func run() int {
 	configPath := flag.String("config", "", "YAML configuration file (default: the embedded demo configuration)")
 	shutdownTimeout := flag.Duration("shutdown-timeout", 15*time.Second, "how long in-flight messages may take to finish on SIGTERM")
+	checkConfig := flag.String("check-config", "", "validate this YAML configuration `FILE` and exit: starts nothing, creates nothing")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "switchd: unexpected argument %q (a configuration is given with --config FILE)\n", flag.Arg(0))
+		return 2
+	}
+	if *checkConfig != "" {
+		return checkConfigFile(*checkConfig)
+	}
 
 	var (
 		cfg *switching.Config
