@@ -411,13 +411,37 @@ func TestAlertMetricsExist(t *testing.T) {
 }
 
 // TestMetricsDocumented checks that every series switchd exports (but the
-// Go and process collectors') is a row of the metrics table in
-// docs/operations.md.
+// Go and process collectors') is documented: a row of the metrics table in
+// docs/operations.md, or named on the docs page of its feature. And that
+// the table is one table: no metric row stranded after it.
 func TestMetricsDocumented(t *testing.T) {
 	rows := documentedMetrics(t)
+	var docs strings.Builder
+	pages, _ := filepath.Glob("../docs/*.md")
+	for _, p := range pages {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs.Write(b)
+	}
 	for name := range exportedMetrics(t) {
-		if strings.HasPrefix(name, "switch_") && !rows[name] {
-			t.Errorf("%s is exported but not a row of the metrics table in docs/operations.md", name)
+		if strings.HasPrefix(name, "switch_") && !rows[name] && !strings.Contains(docs.String(), "`"+name) {
+			t.Errorf("%s is exported but documented nowhere (the metrics table of docs/operations.md lists every series)", name)
+		}
+	}
+	b, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(b), "\n## Metrics\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	for _, line := range strings.Split(section, "\n") {
+		if strings.HasPrefix(line, "| `switch_") {
+			name := strings.Trim(strings.TrimSpace(strings.Split(line, "|")[1]), "`")
+			if !rows[name] {
+				t.Errorf("docs/operations.md: the row of %s stands outside the metrics table", name)
+			}
 		}
 	}
 }
