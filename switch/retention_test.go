@@ -156,8 +156,14 @@ func TestShutdownAfterFailedStart(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.LMK = LMKConfig{File: t.TempDir() + "/lmk.key", CreateDemo: true}
 	cfg.POS.Addr, cfg.Gateway.Addr, cfg.HTTP.Addr = "127.0.0.1:0", busy.Addr().String(), "127.0.0.1:0"
+	// New refuses a busy port itself: free it for New, take it again
+	// before Start.
+	_ = busy.Close()
 	sw, err := New(&cfg, zap.NewNop())
 	if err != nil {
+		t.Fatal(err)
+	}
+	if busy, err = net.Listen("tcp", cfg.Gateway.Addr); err != nil {
 		t.Fatal(err)
 	}
 	if err := sw.Start(); err == nil {
