@@ -48,6 +48,7 @@ func (sw *Switch) registerAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/journal", sw.adminJournal)
 	mux.HandleFunc("POST /api/v1/retention/run", sw.adminRetentionRun)
 	sw.registerRecon(mux)
+	mux.HandleFunc("GET /api/v1/reports/receivables", sw.adminReceivables)
 
 	// Go's profiler, behind the same token: CPU, heap, goroutines, mutex
 	// and block profiles of the running daemon (go tool pprof with
@@ -182,7 +183,8 @@ func terminalJSON(t *Terminal) map[string]any {
 	}
 	return map[string]any{"id": t.ID, "merchant": t.Merchant, "may_load": t.MayLoad,
 		"disabled": t.Disabled, "signed_on": t.SignedOn, "batch": batchString(t.Batch),
-		"key_mode": t.KeyMode, "key_generation": t.KeyGeneration, "permitted": permitted}
+		"key_mode": t.KeyMode, "key_generation": t.KeyGeneration, "permitted": permitted,
+		"legacy_signon": t.LegacySignOn, "source_network": t.SourceNetwork}
 }
 
 func (sw *Switch) adminListTerminals(w http.ResponseWriter, r *http.Request) {
@@ -252,6 +254,9 @@ func (sw *Switch) adminAddTerminal(w http.ResponseWriter, r *http.Request) {
 		MayLoad       bool     `json:"may_load"`
 		Permitted     []string `json:"permitted"`
 		TMKComponents []string `json:"tmk_components"`
+		// docs/pos-dialect.md#sign-on-proof
+		LegacySignOn  bool   `json:"legacy_signon"`
+		SourceNetwork string `json:"source_network"`
 	}
 	if err := decodeBody(r, &req); err != nil {
 		sw.adminError(w, r, err)
@@ -265,6 +270,10 @@ func (sw *Switch) adminAddTerminal(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "merchant not registered")
 		return
 	}
+	if err := checkSourceNetwork(req.LegacySignOn, req.SourceNetwork); err != nil {
+		writeJSONError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	kcv := ""
 	if len(req.TMKComponents) > 0 {
 		var err error
@@ -273,7 +282,8 @@ func (sw *Switch) adminAddTerminal(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := sw.addTerminal(TerminalSpec{ID: req.ID, Merchant: req.Merchant, MayLoad: req.MayLoad, Permitted: req.Permitted}); err != nil {
+	if err := sw.addTerminal(TerminalSpec{ID: req.ID, Merchant: req.Merchant, MayLoad: req.MayLoad, Permitted: req.Permitted,
+		LegacySignOn: req.LegacySignOn, SourceNetwork: req.SourceNetwork}); err != nil {
 		sw.adminError(w, r, err)
 		return
 	}
@@ -299,8 +309,9 @@ func (sw *Switch) adminLoadTMK(w http.ResponseWriter, r *http.Request) {
 		sw.adminError(w, r, err)
 		return
 	}
-	// Working keys under the old TMK are no longer trusted.
-	if _, err := sw.terminals.update(id, func(t *Terminal) error { t.SignedOn = false; return nil }); err != nil {
+	// Working keys under the old TMK are no longer trusted; the sign-on
+	// stamps start again under the new one (docs/pos-dialect.md#sign-on-proof).
+	if _, err := sw.terminals.update(id, func(t *Terminal) error { t.SignedOn, t.LastSignOn = false, ""; return nil }); err != nil {
 		sw.adminError(w, r, err)
 		return
 	}

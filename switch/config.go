@@ -70,6 +70,8 @@ type Config struct {
 	// Seed is loaded once, on the first start with an empty data
 	// directory: merchants, terminals (with their TMKs) and cards.
 	Seed Seed `yaml:"seed"`
+	// SignOn bounds failed sign-ons (docs/pos-dialect.md#sign-on-proof).
+	SignOn SignOnConfig `yaml:"signon"`
 }
 
 // LedgerConfig are the card ledger's business parameters.
@@ -332,6 +334,7 @@ func Defaults() Config {
 		},
 		Log:         LogConfig{Format: "json", Level: "info"},
 		BusinessDay: BusinessDayConfig{Cutover: "23:00"},
+		SignOn:      defaultSignOnConfig(),
 	}
 }
 
@@ -433,6 +436,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.BusinessDay.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.SignOn.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Runtime.GCPercent < 50 || c.Runtime.GCPercent > 2000 {

@@ -21,6 +21,9 @@ type Metrics struct {
 	JournalWrites prometheus.Counter
 	HSMOperations *prometheus.CounterVec // op, result
 	Rejected      *prometheus.CounterVec // listener, reason
+	// SignOnRejected counts sign-ons answered A0, by reason
+	// (docs/pos-dialect.md#sign-on-proof).
+	SignOnRejected *prometheus.CounterVec // reason
 
 	RetentionDeleted     *prometheus.CounterVec // keyspace
 	RetentionRuns        *prometheus.CounterVec // result
@@ -87,6 +90,14 @@ func NewMetrics() *Metrics {
 			Help: "When the last retention run ended without error (Unix time); 0 before the first.",
 		}),
 	}
+	m.SignOnRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switch_signon_rejected_total",
+		Help: "Sign-ons refused with A0, by reason (missing_proof, bad_proof, replay, rate_limited, legacy_network).",
+	}, []string{"reason"})
+	for _, reason := range signOnRejectReasons {
+		m.SignOnRejected.WithLabelValues(reason)
+	}
+	r.MustRegister(m.SignOnRejected)
 	for _, k := range retentionKeyspaces {
 		m.RetentionDeleted.WithLabelValues(k)
 	}

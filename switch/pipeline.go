@@ -102,10 +102,10 @@ func (p *posProtocol) gate(x *exchange) *reply {
 		r.signOnAgain = true
 		return &r
 	}
-	// Financial messages always carry a MAC; settlement and upload are
-	// checked when they do.
-	needMAC := x.tx != spec.BatchSettlement && x.tx != spec.BatchUpload
-	if x.req.MAC != nil || needMAC {
+	// Every message past sign-on carries a MAC: financial messages, batch
+	// settlement (0500) and batch upload (0320) alike
+	// (docs/pos-dialect.md#rules).
+	{
 		ok := false
 		if block, err := spec.MACBlock(x.req.Raw); err == nil && x.req.MAC != nil {
 			ok, err = sw.hsm.VerifyTerminalMAC(t.ID, block, x.req.MAC)
@@ -332,8 +332,18 @@ func (p *posProtocol) transactionOf(x *exchange, pan, rrn string) (*txn.Transact
 		Key:             fmt.Sprintf("%s/%s/%s/%s", req.TerminalID, req.Reserved60.Batch, req.STAN, dupKey.Date),
 		KnownNew:        x.fresh,
 	}
-	if len(req.PINBlock) > 0 {
-		t.PIN = &txn.PINBlock{Terminal: x.term.ID, Block: req.PINBlock, SecurityControl: req.SecurityControl}
+	// An 8-byte PIN block travels in field 52, a 16-byte SM4 block in
+	// field 62 as tag P4 (docs/pos-dialect.md#pin-blocks); never both.
+	block := req.PINBlock
+	sm4, present, err := spec.SM4PINBlock(req.Reserved62)
+	switch {
+	case err != nil, present && len(block) > 0:
+		return nil, spec.RCFormatError
+	case present:
+		block = sm4
+	}
+	if len(block) > 0 {
+		t.PIN = &txn.PINBlock{Terminal: x.term.ID, Block: block, SecurityControl: req.SecurityControl}
 	}
 	switch {
 	case x.tx == spec.Reversal:
@@ -699,24 +709,41 @@ func (p *posProtocol) signOn(x *exchange) reply {
 		return x.answer(spec.RCNotPermittedTerminal)
 	}
 	x.term = t
-	mode := x.req.Reserved60.NetworkCode
-	keys, err := sw.hsm.SignOn(t.ID, mode)
-	if err != nil {
-		sw.log.Warn("sign-on refused", zap.String("terminal", t.ID), zap.String("mode", mode), zap.Error(err))
-		if errors.Is(err, hsm.ErrUnsupported) {
-			return x.answer(spec.RCFunctionNotSupported)
-		}
-		return x.answer(spec.RCSystemMalfunction)
+	// The proof, or a legacy terminal's network, before anything changes
+	// (docs/pos-dialect.md#sign-on-proof).
+	stamp, reason := p.authenticateSignOn(x, t)
+	if reason != "" {
+		return p.refuseSignOn(x, t, reason)
 	}
-	t, err = sw.terminals.update(t.ID, func(t *Terminal) error {
+	mode := x.req.Reserved60.NetworkCode
+	var keys []byte
+	t, err := sw.terminals.update(t.ID, func(t *Terminal) error {
+		// Under the terminal's lock: two copies of one sign-on cannot
+		// both pass the replay rule.
+		if stamp != "" && stamp <= t.LastSignOn {
+			return errSignOnReplay
+		}
+		var err error
+		if keys, err = sw.hsm.SignOn(t.ID, mode); err != nil {
+			return err
+		}
 		t.Batch = t.Batch%999999 + 1
 		t.SignedOn = true
 		t.KeyMode = mode
 		t.KeyGeneration++
+		if stamp != "" {
+			t.LastSignOn = stamp
+		}
 		return nil
 	})
-	if err != nil {
-		sw.log.Error("sign-on: store terminal", zap.String("terminal", x.req.TerminalID), zap.Error(err))
+	switch {
+	case errors.Is(err, errSignOnReplay):
+		return p.refuseSignOn(x, x.term, signOnReplay)
+	case errors.Is(err, hsm.ErrUnsupported):
+		sw.log.Warn("sign-on refused", zap.String("terminal", x.term.ID), zap.String("mode", mode), zap.Error(err))
+		return x.answer(spec.RCFunctionNotSupported)
+	case err != nil:
+		sw.log.Error("sign-on failed", zap.String("terminal", x.req.TerminalID), zap.String("mode", mode), zap.Error(err))
 		return x.answer(spec.RCSystemMalfunction)
 	}
 	x.term = t

@@ -149,13 +149,24 @@ func (sw *Switch) addTerminal(t TerminalSpec) error {
 		if err != nil {
 			return fmt.Errorf("terminal %s TMK: %w", t.ID, err)
 		}
-		_, err = sw.hsm.LoadClearKey(hsm.TerminalKeyLabel(t.ID, hsm.TMK), hsm.TMK, clear)
+		switch t.TMKAlgorithm {
+		case "", "tdes":
+			_, err = sw.hsm.LoadClearKey(hsm.TerminalKeyLabel(t.ID, hsm.TMK), hsm.TMK, clear)
+		case "sm4":
+			_, err = sw.hsm.LoadClearKeyAlg(hsm.TerminalKeyLabel(t.ID, hsm.TMK), hsm.TMK, hsm.SM4, clear)
+		default:
+			err = fmt.Errorf("tmk_algorithm %q: want tdes or sm4", t.TMKAlgorithm)
+		}
 		clearBytes(clear)
 		if err != nil {
 			return fmt.Errorf("terminal %s TMK: %w", t.ID, err)
 		}
 	}
-	return sw.terminals.add(&Terminal{ID: t.ID, Merchant: t.Merchant, MayLoad: t.MayLoad, Permitted: perm})
+	if err := checkSourceNetwork(t.LegacySignOn, t.SourceNetwork); err != nil {
+		return fmt.Errorf("terminal %s: %w", t.ID, err)
+	}
+	return sw.terminals.add(&Terminal{ID: t.ID, Merchant: t.Merchant, MayLoad: t.MayLoad, Permitted: perm,
+		LegacySignOn: t.LegacySignOn, SourceNetwork: t.SourceNetwork})
 }
 
 // decodeHexKey parses a clear key given in hex (demo and test seeds only).

@@ -42,6 +42,8 @@ type Switch struct {
 	clock        *businessClock
 	retention    *retention
 	days         *businessDays
+	// signOnGuard limits failed sign-ons (docs/pos-dialect.md#sign-on-proof).
+	signOnGuard *signOnGuard
 
 	pos     *acceptor
 	gateway *acceptor
@@ -65,7 +67,7 @@ func newSwitch(cfg *Config, log *zap.Logger, extra []txn.Destination) (*Switch, 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	sw := &Switch{cfg: cfg, log: log, metrics: NewMetrics(), adminGuard: newAdminGuard()}
+	sw := &Switch{cfg: cfg, log: log, metrics: NewMetrics(), adminGuard: newAdminGuard(), signOnGuard: newSignOnGuard(cfg.SignOn)}
 	if cfg.HTTP.shortDemoToken() {
 		log.Warn("DEMO ADMIN TOKEN: the admin API accepts a short, public token; allowed only in the demo configuration on a loopback address, never in production (docs/security.md)",
 			zap.Int("token_length", len(cfg.HTTP.adminToken())), zap.Int("minimum", MinAdminTokenLen))

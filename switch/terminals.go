@@ -24,6 +24,14 @@ type TerminalSpec struct {
 	Permitted []string `yaml:"permitted" json:"permitted,omitempty"`
 	// TMK is the terminal master key in clear hex: demo and tests only.
 	TMK string `yaml:"tmk" json:"-"`
+	// TMKAlgorithm is "tdes" (the default) or "sm4" (sign-on mode 006).
+	TMKAlgorithm string `yaml:"tmk_algorithm" json:"-"`
+	// LegacySignOn lets a terminal that cannot compute the sign-on proof
+	// sign on without it, only from SourceNetwork
+	// (docs/pos-dialect.md#sign-on-proof).
+	LegacySignOn bool `yaml:"legacy_signon" json:"legacy_signon,omitempty"`
+	// SourceNetwork is the CIDR a legacy terminal signs on from.
+	SourceNetwork string `yaml:"source_network" json:"source_network,omitempty"`
 }
 
 // Terminal is a registered terminal's state as the switch holds it.
@@ -44,6 +52,12 @@ type Terminal struct {
 	// KeyGeneration counts sign-ons: a stored response MACed under an
 	// older generation is MACed again before a replay.
 	KeyGeneration uint32 `json:"key_generation"`
+	// LegacySignOn and SourceNetwork: see TerminalSpec.
+	LegacySignOn  bool   `json:"legacy_signon,omitempty"`
+	SourceNetwork string `json:"source_network,omitempty"`
+	// LastSignOn is the stamp of the last sign-on accepted with a proof,
+	// YYYYMMDDhhmmssSTAN: a later sign-on must carry a later one.
+	LastSignOn string `json:"last_signon,omitempty"`
 }
 
 // permits reports whether the terminal may send tx.

@@ -3,6 +3,7 @@ package posclient
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cardswitch/cardswitch/hsm/pinblock"
@@ -54,15 +55,51 @@ func (t *Terminal) NextSTAN() string {
 // restarts).
 func (t *Terminal) SetSTAN(n uint32) { t.stan = n % 1000000 }
 
-// SignOn sends 0800 and installs the working keys of the 0810.
-func (t *Terminal) SignOn() (*spec.POSMessage, error) {
+// lastStamps is the last sign-on stamp each terminal id used in this
+// process: a simulated terminal created again (a test, a posim run) must
+// still sign on with a later stamp than before, as a real terminal that
+// keeps its trace number does.
+var lastStamps sync.Map // terminal id -> string
+
+// SignOnRequest builds the 0800 with its proof in field 62
+// (docs/pos-dialect.md#sign-on-proof): fields 13, 12 and 11 encrypted
+// under the TMK. Its stamp is later than any this process used for the
+// terminal before (the trace number moves on when the second has not).
+func (t *Terminal) SignOnRequest() (*spec.POSMessage, error) {
+	now := t.now()
 	req := &spec.POSMessage{
 		MTI:        spec.MTINetworkSignOn,
 		STAN:       t.NextSTAN(),
+		LocalTime:  now.Format("150405"),
+		LocalDate:  now.Format("0102"),
 		TerminalID: t.ID,
 		MerchantID: t.Merchant,
 		Reserved60: spec.Field60{Type: spec.NetworkManagementType, Batch: "000000", NetworkCode: t.Mode},
 		Reserved63: t.Operator,
+	}
+	stamp, _ := req.SignOnStamp()
+	if last, ok := lastStamps.Load(t.ID); ok {
+		for i := 0; i < 999999 && stamp <= last.(string); i++ {
+			req.STAN = t.NextSTAN()
+			stamp, _ = req.SignOnStamp()
+		}
+	}
+	lastStamps.Store(t.ID, stamp)
+	c, err := terminal.TMKCipher(t.TMK, t.Mode)
+	if err != nil {
+		return nil, fmt.Errorf("sign-on proof: TMK: %w", err)
+	}
+	if req.Reserved62, err = terminal.SignOnProof(c, stamp); err != nil {
+		return nil, fmt.Errorf("sign-on proof: %w", err)
+	}
+	return req, nil
+}
+
+// SignOn sends 0800 and installs the working keys of the 0810.
+func (t *Terminal) SignOn() (*spec.POSMessage, error) {
+	req, err := t.SignOnRequest()
+	if err != nil {
+		return nil, err
 	}
 	resp, err := t.Client.Exchange(req, nil)
 	if err != nil {
@@ -132,15 +169,20 @@ func (t *Terminal) withPIN(m *spec.POSMessage, pin string) error {
 	if t.Keys == nil {
 		return ErrNotSignedOn
 	}
-	block, err := t.Keys.EncryptPIN(pinblock.Format0, pin, m.PAN)
+	block, sc, err := t.Keys.PINBlock(pinblock.Format0, pin, m.PAN)
 	if err != nil {
 		return err
 	}
-	sc, err := terminal.SecurityControl(pinblock.Format0)
-	if err != nil {
-		return err
+	if t.Keys.SM4() {
+		// 16 bytes: field 62 tag P4, field 52 absent
+		// (docs/pos-dialect.md#pin-blocks).
+		if m.Reserved62, err = spec.Field62SM4PINBlock(block); err != nil {
+			return err
+		}
+	} else {
+		m.PINBlock = block
 	}
-	m.PINBlock, m.SecurityControl, m.PINCaptureCode = block, sc, "12"
+	m.SecurityControl, m.PINCaptureCode = sc, "12"
 	m.EntryMode = "021"
 	return nil
 }

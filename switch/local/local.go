@@ -155,12 +155,14 @@ func (d *Destination) verifyPIN(t *txn.Transaction) (ledger.PINOutcome, error) {
 		// Unknown card: the ledger declines it for what it is.
 		return ledger.PINNotPresent, nil
 	}
-	format, err := hsm.PINFormatFromField53(t.PIN.SecurityControl)
-	if err != nil {
-		return ledger.PINNotPresent, txn.Reject(spec.RCFormatError, err)
-	}
-	ok, err := d.hsm.VerifyTerminalPIN(t.PIN.Terminal, t.PIN.Block, format, t.Card, string(pvv))
+	// Field 53 names the format (digit 1) and the PIK's algorithm (digit
+	// 2: 6 DES/TDES, 4 SM4), checked inside the HSM: 30 when they differ
+	// (docs/pos-dialect.md#pin-blocks).
+	ok, err := d.hsm.VerifyTerminalPINBlock(t.PIN.Terminal, t.PIN.Block, t.PIN.SecurityControl, t.Card, string(pvv))
 	switch {
+	case errors.Is(err, hsm.ErrSecurityControl):
+		d.log.Info("field 53 does not match the PIN key", zap.String("terminal", t.Terminal), zap.Error(err))
+		return ledger.PINNotPresent, txn.Reject(spec.RCFormatError, err)
 	case errors.Is(err, hsm.ErrPINBlock):
 		d.log.Info("PIN block did not decode", zap.String("terminal", t.Terminal),
 			zap.String("card", cardno.Mask(t.Card)), zap.Error(err))
