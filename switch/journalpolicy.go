@@ -12,13 +12,13 @@ import "github.com/cardswitch/cardswitch/spec"
 // and switch_rejected_total, not journaled: anyone who can reach the port
 // can send them as fast as they like, and the journal is kept for years
 // (docs/security.md).
-func (x *exchange) journaled(r reply) bool {
-	if r.mac || r.replayed {
-		return true // a replayed answer was to a request whose MAC was verified
+func (r *record) journaled(resp *spec.POSMessage) bool {
+	if r.x.mac != nil || r.replayed {
+		return true // the request's MAC was verified
 	}
-	switch x.tx {
+	switch r.x.tx {
 	case spec.SignOn, spec.SignOff:
-		return r.resp.ResponseCode == spec.RCApproved
+		return resp.ResponseCode == spec.RCApproved
 	}
 	return false
 }

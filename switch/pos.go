@@ -36,49 +36,51 @@ func headMTI(body []byte) (spec.TPDU, spec.Header, string, bool) {
 // is a request MTI of this dialect (ISO 8583:1987, version digit 0);
 // otherwise nothing: a head that reads as MTI 8107 is garbage that
 // happened to be BCD, and answering it would only feed a confused peer.
+// Nothing authenticated the frame, so the answer carries no MAC.
 func (p *posProtocol) formatError(s *session, head []byte) []byte {
 	t, h, mti, ok := headMTI(head)
 	if !ok || mti[0] != '0' || spec.ResponseMTI(mti) == "" {
 		return nil
 	}
-	return p.answer(spec.NewPOSResponse(&spec.POSMessage{MTI: mti}, spec.RCFormatError), t, h, nil)
+	x := &exchange{s: s, req: &spec.POSMessage{MTI: mti}, tpdu: t, hdr: h}
+	resp := x.answer(spec.RCFormatError)
+	packed, _ := p.seal(x, resp)
+	if packed == nil {
+		return nil
+	}
+	return p.frame(x, resp, packed, nil)
 }
 
-// answer packs resp (with a MAC when mac is non-nil) into a frame back
-// to the terminal: TPDU swapped, header echoed.
-func (p *posProtocol) answer(resp *spec.POSMessage, t spec.TPDU, h spec.Header, mac spec.MACFunc) []byte {
-	var (
-		packed []byte
-		err    error
-	)
-	if mac != nil {
-		packed, err = spec.EncodePOSWithMAC(resp, mac)
-	} else {
-		packed, err = spec.EncodePOS(resp)
-	}
-	if err != nil {
-		// Only our own response can fail to pack here: a bug, not an
-		// input problem. Answer 96 without the fields that failed.
-		p.sw.log.Error("cannot pack response", zap.String("mti", resp.MTI), zap.Error(err))
-		packed, err = spec.EncodePOS(&spec.POSMessage{
-			MTI: resp.MTI, ResponseCode: spec.RCSystemMalfunction,
-			TerminalID: resp.TerminalID, MerchantID: resp.MerchantID, STAN: resp.STAN,
-		})
-		if err != nil {
-			return nil
-		}
-	}
-	p.sw.metrics.Messages.WithLabelValues("pos", "out", mtiLabel(resp.MTI)).Inc()
-	return spec.AppendPOSFrame(make([]byte, 0, spec.POSFrameLen(len(packed))), t.Reply(), h, packed)
-}
-
+// handle runs one POS frame through the flow, top to bottom:
+//
+//	decode → authenticate (MAC) → identify & dedupe → route →
+//	destination executes → record → reply
+//
+// decode is here; process (pipeline.go) runs the steps from authenticate
+// to record, every path of it ending in the record step, which seals
+// (packs and MACs) the answer; reply frames and counts it.
 func (p *posProtocol) handle(s *session, body []byte) ([]byte, bool) {
+	x, early, closeAfter := p.decode(s, body)
+	if x == nil {
+		return early, closeAfter
+	}
+	defer p.sw.clock.End(x.date)
+	rec := p.newRecord(x)
+	defer rec.close()
+	p.process(x, rec)
+	return p.reply(x, rec), false
+}
+
+// decode splits and decodes a frame into an exchange. A frame that does
+// not decode is journaled and answered 30 here (x nil); a response MTI
+// sent as a request is not answered at all.
+func (p *posProtocol) decode(s *session, body []byte) (x *exchange, early []byte, closeAfter bool) {
 	start := time.Now()
 	t, h, msg, err := spec.SplitPOS(body)
 	if err != nil {
 		p.sw.metrics.Rejected.WithLabelValues("pos", "frame_too_short").Inc()
 		s.unauthenticated, s.undecodable = true, true
-		return p.formatError(s, body), true
+		return nil, p.formatError(s, body), true
 	}
 	req, err := spec.DecodePOS(msg)
 	if err != nil {
@@ -91,48 +93,82 @@ func (p *posProtocol) handle(s *session, body []byte) ([]byte, bool) {
 		s.unauthenticated, s.undecodable = true, true
 		// The frame was read whole, so the stream is still in step:
 		// answer 30 and keep the connection.
-		return p.formatError(s, body), false
+		return nil, p.formatError(s, body), false
 	}
 	p.sw.metrics.Messages.WithLabelValues("pos", "in", mtiLabel(req.MTI)).Inc()
 	s.terminal = req.TerminalID
-	tx, orig := req.TxType()
-	x := &exchange{s: s, req: req, tx: tx, orig: orig, tpdu: t, hdr: h, start: start, date: p.sw.clock.Begin()}
-	defer p.sw.clock.End(x.date)
 	if spec.ResponseMTI(req.MTI) == "" {
 		// A response MTI sent as a request: nothing to answer with.
 		p.sw.metrics.Rejected.WithLabelValues("pos", "not_a_request").Inc()
 		s.unauthenticated = true
-		return nil, false
+		return nil, nil, false
 	}
+	tx, orig := req.TxType()
+	return &exchange{s: s, req: req, tx: tx, orig: orig, tpdu: t, hdr: h, start: start, date: p.sw.clock.Begin()}, nil, false
+}
 
-	r := p.process(x)
-	packed, err := p.packReply(x, r)
-	if err != nil {
-		p.sw.log.Error("cannot pack response", zap.String("mti", r.resp.MTI), zap.Error(err))
-		return nil, true
-	}
-	if !x.committed(r) {
-		if x.journaled(r) {
-			p.journalAlone(x, r.resp, packed)
-		} else {
-			s.unauthenticated = true
+// seal is the one function that packs a POS answer: with field 64 under
+// the terminal's MAK once the request has been authenticated (x.mac set),
+// without one before (97, 03, 77, A0, network management, format errors),
+// since no key both sides trust is known then. It returns the bytes to
+// send; with an error, those bytes are a fallback (the answer without a
+// MAC when the HSM failed, a bare 96 when the answer would not pack), fit
+// to send but not to record as a decision.
+func (p *posProtocol) seal(x *exchange, resp *spec.POSMessage) ([]byte, error) {
+	var err error
+	if x.mac != nil {
+		var packed []byte
+		if packed, err = spec.EncodePOSWithMAC(resp, x.mac); err == nil {
+			return packed, nil
 		}
+		p.sw.log.Error("cannot MAC response", zap.String("mti", resp.MTI), zap.Error(err))
 	}
-	hdr := h
-	if r.signOnAgain {
-		hdr = h.WithProcessingRequirement(spec.ProcessingSignOn)
+	resp.MAC = nil
+	packed, perr := spec.EncodePOS(resp)
+	if perr == nil {
+		return packed, err
 	}
-	p.sw.metrics.Messages.WithLabelValues("pos", "out", mtiLabel(r.resp.MTI)).Inc()
-	frame := spec.AppendPOSFrame(s.out[:0], t.Reply(), hdr, packed)
+	// Only our own answer can fail to pack here: a bug, not an input
+	// problem. Answer 96 without the fields that failed.
+	p.sw.log.Error("cannot pack response", zap.String("mti", resp.MTI), zap.Error(perr))
+	packed, err = spec.EncodePOS(&spec.POSMessage{
+		MTI: resp.MTI, ResponseCode: spec.RCSystemMalfunction,
+		TerminalID: resp.TerminalID, MerchantID: resp.MerchantID, STAN: resp.STAN,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return packed, perr
+}
+
+// frame wraps sealed answer bytes for the wire, TPDU swapped and header
+// echoed (with the processing requirement x.hdr carries), into buf.
+func (p *posProtocol) frame(x *exchange, resp *spec.POSMessage, packed, buf []byte) []byte {
+	p.sw.metrics.Messages.WithLabelValues("pos", "out", mtiLabel(resp.MTI)).Inc()
+	if buf == nil {
+		buf = make([]byte, 0, spec.POSFrameLen(len(packed)))
+	}
+	return spec.AppendPOSFrame(buf, x.tpdu.Reply(), x.hdr, packed)
+}
+
+// reply is the last step: the recorded answer framed for the terminal,
+// counted and timed.
+func (p *posProtocol) reply(x *exchange, rec *record) []byte {
+	if rec.sealed == nil {
+		return nil
+	}
+	s, resp := x.s, rec.resp
+	frame := p.frame(x, resp, rec.sealed, s.out[:0])
 	s.out = frame
-	label := tx.String()
-	p.sw.metrics.Transactions.WithLabelValues(label, r.resp.ResponseCode).Inc()
+	label := x.tx.String()
+	p.sw.metrics.Transactions.WithLabelValues(label, resp.ResponseCode).Inc()
 	hist := p.sw.metrics.Duration.WithLabelValues(label)
+	start := x.start
 	s.written = func() { hist.Observe(time.Since(start).Seconds()) }
 	if ce := p.sw.log.Check(zap.DebugLevel, "transaction"); ce != nil {
-		ce.Write(zap.String("terminal", req.TerminalID), zap.String("type", label),
-			panField(req.CardNumber()), zap.Int64("amount", int64(req.Amount)),
-			zap.String("rc", r.resp.ResponseCode), zap.String("rrn", r.resp.RRN))
+		ce.Write(zap.String("terminal", x.req.TerminalID), zap.String("type", label),
+			panField(x.req.CardNumber()), zap.Int64("amount", int64(x.req.Amount)),
+			zap.String("rc", resp.ResponseCode), zap.String("rrn", resp.RRN))
 	}
-	return frame, false
+	return frame
 }

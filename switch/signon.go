@@ -220,7 +220,7 @@ func (p *posProtocol) authenticateSignOn(x *exchange, t *Terminal) (stamp, reaso
 }
 
 // refuseSignOn answers A0, counts the refusal and its failure.
-func (p *posProtocol) refuseSignOn(x *exchange, t *Terminal, reason string) reply {
+func (p *posProtocol) refuseSignOn(x *exchange, t *Terminal, reason string) *spec.POSMessage {
 	sw := p.sw
 	sw.metrics.SignOnRejected.WithLabelValues(reason).Inc()
 	if reason != signOnRateLimited {

@@ -1,0 +1,213 @@
+package switching
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cardswitch/cardswitch/journal"
+	"github.com/cardswitch/cardswitch/spec"
+	"github.com/cardswitch/cardswitch/switch/txn"
+	"github.com/cockroachdb/pebble/v2"
+	"go.uber.org/zap"
+)
+
+// record is the record step of one exchange, and the txn.Record a
+// destination gets. write is the one place that seals an answer, journals
+// the request and the answer, stores the answer for duplicates and
+// commits: synced when the answer decides the request (the destination's
+// writes ride in the same batch), unsynced when it decides nothing.
+type record struct {
+	p *posProtocol
+	x *exchange
+	// t is the transaction a destination is deciding, nil otherwise.
+	t *txn.Transaction
+	// b is the transaction's batch, created on first use.
+	b *pebble.Batch
+	// dupKey and fp name the request for duplicate detection, set by
+	// dedupe: a decided answer is stored under them.
+	dupKey journal.DuplicateKey
+	fp     [journal.FingerprintLen]byte
+	// replayed marks the answer as a stored response sent again; the
+	// journal entry says so.
+	replayed bool
+
+	// decided is set once an answer that decides the request is
+	// committed; resp and sealed are the recorded answer.
+	decided bool
+	resp    *spec.POSMessage
+	sealed  []byte
+}
+
+func (p *posProtocol) newRecord(x *exchange) *record { return &record{p: p, x: x} }
+
+// close releases the batch.
+func (r *record) close() {
+	if r.b != nil {
+		_ = r.b.Close()
+	}
+}
+
+// Batch is the transaction's one batch (txn.Record).
+func (r *record) Batch() *pebble.Batch {
+	if r.b == nil {
+		r.b = r.p.sw.db.NewBatch()
+	}
+	return r.b
+}
+
+// Commit records a destination's outcome (txn.Record): its answer decides
+// the request.
+func (r *record) Commit(o txn.Outcome) error {
+	if r.t == nil {
+		return errors.New("record: no transaction to commit")
+	}
+	return r.decide(r.p.answerOutcome(r.x, r.t, o))
+}
+
+// decide records an answer that decides the request: stored for
+// duplicates and committed with sync, with whatever a destination wrote
+// into the batch. It may be called once.
+func (r *record) decide(resp *spec.POSMessage) error {
+	if r.decided {
+		return errors.New("record: request decided twice")
+	}
+	if err := r.write(r.Batch(), resp, true); err != nil {
+		return err
+	}
+	r.decided = true
+	return nil
+}
+
+// answer records an answer that decides nothing (a rejection, network
+// management, a replayed response): journaled in a batch of its own
+// without sync, nothing stored for duplicates. Whatever a destination
+// wrote into the transaction's batch is dropped with it. A journal
+// failure is logged: the answer is still sent. What no terminal proved it
+// sent is sealed but not journaled, only counted (journalpolicy.go).
+func (r *record) answer(resp *spec.POSMessage) {
+	if !r.journaled(resp) {
+		r.x.s.unauthenticated = true
+		r.resp = resp
+		r.sealed, _ = r.p.seal(r.x, resp)
+		return
+	}
+	b := r.p.sw.db.NewBatch()
+	defer b.Close()
+	if err := r.write(b, resp, false); err != nil {
+		r.p.sw.log.Error("journal", zap.Error(err))
+	}
+}
+
+// write is the one record function: it seals resp, journals the request
+// and the answer into b, and — when the answer decides the request —
+// stores it for duplicates; then it commits b, synced exactly when it
+// decides. The sealed answer is kept for the reply even when the commit
+// fails for an answer that decides nothing.
+func (r *record) write(b *pebble.Batch, resp *spec.POSMessage, decides bool) error {
+	p, x := r.p, r.x
+	sealed, err := p.seal(x, resp)
+	if decides && err != nil {
+		return err
+	}
+	if !decides {
+		r.resp, r.sealed = resp, sealed
+		if sealed == nil {
+			return err
+		}
+	}
+	seq, err := p.journalPair(b, x, resp, sealed, r.replayed)
+	if err != nil {
+		return err
+	}
+	durability := pebble.NoSync
+	if decides {
+		if err := p.storeResponse(b, x, r.dupKey, r.fp, resp.ResponseCode, seq); err != nil {
+			return err
+		}
+		durability = pebble.Sync
+	}
+	crash := decides && x.tx == spec.Consume
+	if crash {
+		maybeCrash(crashBeforeCommit)
+	}
+	if err := b.Commit(durability); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if crash {
+		maybeCrash(crashAfterCommit)
+	}
+	if decides {
+		r.resp, r.sealed = resp, sealed
+	}
+	return nil
+}
+
+// journalPair writes the request and response entries of an exchange into
+// b. PIN block, track data, IC data and keys are removed first.
+func (p *posProtocol) journalPair(b *pebble.Batch, x *exchange, resp *spec.POSMessage, packed []byte, replayed bool) (responseSeq uint64, err error) {
+	now := time.Now()
+	in := p.entry(x, x.req, journal.In, x.start)
+	in.Raw = redacted(x.req)
+	out := p.entry(x, resp, journal.Out, now)
+	if replayed {
+		out.Flags |= journal.FlagReplayed
+	}
+	if resp.Reserved62 != nil {
+		out.Raw = redacted(resp)
+	} else {
+		out.Raw = packed
+	}
+	if x.unrouted {
+		in.Raw, out.Raw = withoutCardNumber(x.req), withoutCardNumber(resp)
+	}
+	_, seq, err := p.sw.journal.AppendPair(b, in, out)
+	if err != nil {
+		return 0, fmt.Errorf("journal: %w", err)
+	}
+	return seq, nil
+}
+
+// storeResponse writes the duplicate record of an answered request: the
+// request's fingerprint and where its response is in the journal (the
+// response bytes themselves are in that entry, not copied again).
+func (p *posProtocol) storeResponse(b *pebble.Batch, x *exchange, dupKey journal.DuplicateKey, fp [journal.FingerprintLen]byte, rc string, responseSeq uint64) error {
+	return p.sw.journal.PutResponse(b, dupKey, journal.ResponseRecord{
+		Fingerprint: fp, ResponseCode: rc, ResponseSeq: responseSeq,
+		MAKGeneration: x.term.KeyGeneration, Time: time.Now(),
+	})
+}
+
+func (p *posProtocol) entry(x *exchange, m *spec.POSMessage, dir journal.Direction, at time.Time) *journal.Entry {
+	return &journal.Entry{
+		Direction:    dir,
+		Listener:     "pos",
+		Peer:         x.s.peer,
+		Terminal:     x.req.TerminalID,
+		Merchant:     x.req.MerchantID,
+		MTI:          m.MTI,
+		STAN:         x.req.STAN,
+		Batch:        x.req.Reserved60.Batch,
+		RRN:          m.RRN,
+		TxType:       x.tx.String(),
+		ResponseCode: m.ResponseCode,
+		Time:         at,
+		BusinessDate: x.date.String(),
+	}
+}
+
+// redacted packs m without the fields that must never be stored: the PIN
+// block (52), track 2 (35), IC data (55, which may hold track-equivalent
+// data) and working keys (62). Messages without them keep their bytes.
+func redacted(m *spec.POSMessage) []byte {
+	if m.PINBlock == nil && m.Track2 == "" && m.ICData == nil && m.Reserved62 == nil && m.Raw != nil {
+		return m.Raw
+	}
+	c := *m
+	c.PINBlock, c.Track2, c.ICData, c.Reserved62 = nil, "", nil, nil
+	b, err := spec.EncodePOS(&c)
+	if err != nil {
+		return nil
+	}
+	return b
+}
