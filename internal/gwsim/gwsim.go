@@ -315,16 +315,16 @@ func parseCutover(s string) (time.Duration, error) {
 	return time.Duration(hh)*time.Hour + time.Duration(mm)*time.Minute, nil
 }
 
-// BusinessDate is the bank's business day of time t: the calendar date in
-// local time, moved to the next day from the cutover on (a cutover of
-// 00:00 keeps the calendar date).
+// BusinessDate is the bank's business day of time t, YYYYMMDD (the
+// switch's form): the calendar date in local time, moved to the next day
+// from the cutover on (a cutover of 00:00 keeps the calendar date).
 func (s *Sim) BusinessDate(t time.Time) string {
 	t = t.Local()
 	mid := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, t.Location())
 	if s.cutover > 0 && t.Sub(mid) >= s.cutover {
 		mid = mid.AddDate(0, 0, 1)
 	}
-	return mid.Format("2006-01-02")
+	return mid.Format("20060102")
 }
 
 // Addr is the link listener's address (HOST:PORT).

@@ -95,10 +95,10 @@ func TestBusinessDate(t *testing.T) {
 		at      time.Time
 		want    string
 	}{
-		{"23:00", time.Date(2026, 12, 4, 22, 59, 59, 0, loc), "2026-12-04"},
-		{"23:00", time.Date(2026, 12, 4, 23, 0, 0, 0, loc), "2026-12-05"},
-		{"23:00", time.Date(2026, 12, 31, 23, 30, 0, 0, loc), "2027-01-01"},
-		{"00:00", time.Date(2026, 12, 4, 23, 59, 0, 0, loc), "2026-12-04"},
+		{"23:00", time.Date(2026, 12, 4, 22, 59, 59, 0, loc), "20261204"},
+		{"23:00", time.Date(2026, 12, 4, 23, 0, 0, 0, loc), "20261205"},
+		{"23:00", time.Date(2026, 12, 31, 23, 30, 0, 0, loc), "20270101"},
+		{"00:00", time.Date(2026, 12, 4, 23, 59, 0, 0, loc), "20261204"},
 	} {
 		var err error
 		if s.cutover, err = parseCutover(tt.cutover); err != nil {

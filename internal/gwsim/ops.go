@@ -28,7 +28,7 @@ const (
 type Entry struct {
 	Serial       string      `json:"serial"` // the bank's own serial number, 12 digits
 	Time         time.Time   `json:"time"`
-	BusinessDate string      `json:"business_date"` // YYYY-MM-DD, the bank's day
+	BusinessDate string      `json:"business_date"` // YYYYMMDD, the bank's day
 	Op           Op          `json:"op"`
 	MTI          string      `json:"mti"`
 	Processing   string      `json:"processing_code"`
@@ -104,7 +104,7 @@ func (s *Sim) process(r request, now time.Time, f Faults) result {
 			e.AuthCode = e.Serial[6:]
 			res.fields[38] = e.AuthCode
 		}
-		res.fields[15] = e.BusinessDate[5:7] + e.BusinessDate[8:10]
+		res.fields[15] = e.BusinessDate[4:8]
 	} else {
 		s.stats.Declined++
 	}

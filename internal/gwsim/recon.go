@@ -55,20 +55,24 @@ func (p Plant) check() error {
 	return nil
 }
 
-// checkDate validates YYYY-MM-DD.
-func checkDate(d string) error {
-	if _, err := time.Parse("2006-01-02", d); err != nil || len(d) != 10 {
-		return fmt.Errorf("date %q: want YYYY-MM-DD", d)
+// normalizeDate accepts a business date as YYYYMMDD or YYYY-MM-DD and
+// returns YYYYMMDD.
+func normalizeDate(d string) (string, error) {
+	for _, layout := range []string{"20060102", "2006-01-02"} {
+		if t, err := time.Parse(layout, d); err == nil && len(d) == len(layout) {
+			return t.Format("20060102"), nil
+		}
 	}
-	return nil
+	return "", fmt.Errorf("date %q: want YYYYMMDD", d)
 }
 
-// WriteReconTo writes the daily file of business date (YYYY-MM-DD): one
+// WriteReconTo writes the daily file of business date (YYYYMMDD): one
 // line per approved consume, void, refund and transfer-load leg of that
 // day, status A (stands) or R (reversed since), then the trailer
 // TOTAL,<lines>,<sum of amount_fen>. It returns the number of lines.
 func (s *Sim) WriteReconTo(w io.Writer, date string, p Plant) (int, error) {
-	if err := checkDate(date); err != nil {
+	date, err := normalizeDate(date)
+	if err != nil {
 		return 0, err
 	}
 	if err := p.check(); err != nil {
@@ -137,14 +141,15 @@ func (s *Sim) WriteReconTo(w io.Writer, date string, p Plant) (int, error) {
 	return lines, cw.Error()
 }
 
-// ReconFileName is the daily file's name for a business date.
-func ReconFileName(date string) string { return "gwsim-" + strings.ReplaceAll(date, "-", "") + ".csv" }
+// ReconFileName is the daily file's name for a business date (YYYYMMDD).
+func ReconFileName(date string) string { return "gwsim-" + date + ".csv" }
 
 // WriteRecon writes the daily file of date into the recon directory,
 // atomically (a temp file renamed) and with mode 0600 (it holds full card
 // numbers), and returns its path and line count.
 func (s *Sim) WriteRecon(date string, p Plant) (string, int, error) {
-	if err := checkDate(date); err != nil {
+	date, err := normalizeDate(date)
+	if err != nil {
 		return "", 0, err
 	}
 	dir := s.opts.ReconDir
