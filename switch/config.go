@@ -59,6 +59,8 @@ type Config struct {
 	// BusinessDay sets the cutover and where closed days are exported
 	// (docs/reconciliation.md).
 	BusinessDay BusinessDayConfig `yaml:"business_day"`
+	// Recon holds each counterparty's file layout for import and match.
+	Recon ReconConfig `yaml:"recon"`
 	// TimeZone names the IANA zone of the business day (the daily limit,
 	// the same-day rule of voids, the settlement date in field 15), e.g.
 	// "Asia/Shanghai". Empty means the machine's local zone.
@@ -439,6 +441,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.SignOn.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Recon.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Runtime.GCPercent < 50 || c.Runtime.GCPercent > 2000 {

@@ -19,6 +19,7 @@ import (
 	"github.com/cardswitch/cardswitch/hsm"
 	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/ledger"
+	"github.com/cardswitch/cardswitch/recon"
 	"github.com/cardswitch/cardswitch/routing"
 	"github.com/cardswitch/cardswitch/switch/txn"
 	"github.com/cockroachdb/pebble/v2"
@@ -42,6 +43,7 @@ type Switch struct {
 	clock        *businessClock
 	retention    *retention
 	days         *businessDays
+	recon        *recon.Book
 	// signOnGuard limits failed sign-ons (docs/pos-dialect.md#sign-on-proof).
 	signOnGuard *signOnGuard
 
@@ -99,6 +101,8 @@ func newSwitch(cfg *Config, log *zap.Logger, extra []txn.Destination) (*Switch, 
 		return nil, err
 	}
 	sw.days = newBusinessDays(sw)
+	sw.recon = &recon.Book{DB: sw.db, Journal: sw.journal, Ledger: sw.ledger, Today: sw.clock.Today,
+		Source: recon.Source{Journal: sw.journal, Books: sw.db, Location: sw.clock.loc}}
 	sw.pos = newAcceptor("pos", cfg.POS, &posProtocol{sw: sw}, log, sw.metrics)
 	sw.gateway = newAcceptor("gateway", cfg.Gateway, &gatewayProtocol{sw: sw}, log, sw.metrics)
 	return sw, nil

@@ -143,6 +143,65 @@ func runRecon(args []string, stdout, stderr io.Writer) int {
 				})
 			}
 		}},
+		"import": {usage: "import FILE --gateway G --date YYYYMMDD", arg: "file", setup: func(fs *flag.FlagSet, a *adminFlags, file *string) func() int {
+			gw := fs.String("gateway", "", "gateway or institution whose file this is (its layout is in recon.gateways)")
+			date := fs.String("date", "", "business date the file covers (YYYYMMDD)")
+			return func() int {
+				if *gw == "" || *date == "" {
+					fmt.Fprintln(stderr, "recon import: missing --gateway or --date")
+					return 2
+				}
+				f, err := os.Open(*file)
+				if err != nil {
+					fmt.Fprintln(stderr, "recon import:", err)
+					return 2
+				}
+				defer f.Close()
+				if a.timeout == defaultTimeout {
+					a.timeout = maxTimeout
+				}
+				q := url.Values{"gateway": {*gw}, "date": {*date}}
+				return a.send("POST", "/api/v1/recon/import?"+q.Encode(), "text/csv", f, false, stdout, stderr)
+			}
+		}},
+		"report": {usage: "report --gateway G --date YYYYMMDD [--format json|csv]", setup: func(fs *flag.FlagSet, a *adminFlags, _ *string) func() int {
+			gw := fs.String("gateway", "", "gateway or institution")
+			date := fs.String("date", "", "business date (YYYYMMDD)")
+			format := fs.String("format", "json", "json or csv")
+			return func() int {
+				q := url.Values{"gateway": {*gw}, "date": {*date}, "format": {*format}}
+				return a.call("GET", "/api/v1/recon/report?"+q.Encode(), nil, stdout, stderr)
+			}
+		}},
+		"discrepancies": {usage: "discrepancies [--gateway G] [--date D] [--class C] [--state open|resolved] [--limit N] [--after ID]", setup: func(fs *flag.FlagSet, a *adminFlags, _ *string) func() int {
+			gw := fs.String("gateway", "", "only this gateway")
+			date := fs.String("date", "", "only this business date")
+			class := fs.String("class", "", "only this class (ours-only, theirs-only, amount-differs, status-differs)")
+			state := fs.String("state", "", "open or resolved")
+			limit := fs.Int("limit", 100, "most to list (1..1000)")
+			after := fs.Uint64("after", 0, "list ids above this (the next of the previous page)")
+			return func() int {
+				q := url.Values{"limit": {fmt.Sprint(*limit)}, "after": {fmt.Sprint(*after)}}
+				for k, v := range map[string]string{"gateway": *gw, "date": *date, "class": *class, "state": *state} {
+					if v != "" {
+						q.Set(k, v)
+					}
+				}
+				return a.call("GET", "/api/v1/recon/discrepancies?"+q.Encode(), nil, stdout, stderr)
+			}
+		}},
+		"resolve": {usage: "resolve ID --action credit|refund|accept [--operator NAME]", arg: "discrepancy id", setup: func(fs *flag.FlagSet, a *adminFlags, id *string) func() int {
+			action := fs.String("action", "", "credit, refund or accept")
+			op := fs.String("operator", os.Getenv("USER"), "who resolves it (journaled)")
+			return func() int {
+				if *action == "" {
+					fmt.Fprintln(stderr, "recon resolve: missing --action")
+					return 2
+				}
+				return a.call("POST", "/api/v1/recon/discrepancies/"+url.PathEscape(*id)+"/resolve",
+					map[string]string{"action": *action, "operator": *op}, stdout, stderr)
+			}
+		}},
 	})
 }
 

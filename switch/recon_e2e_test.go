@@ -1,0 +1,106 @@
+package switching
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/cardswitch/cardswitch/internal/recongen"
+	"github.com/cardswitch/cardswitch/ledger"
+	"github.com/cardswitch/cardswitch/recon"
+	"github.com/cardswitch/cardswitch/spec"
+	"gopkg.in/yaml.v3"
+)
+
+// TestReconLoop runs the finance office's morning against the real daemon:
+// transactions, day close, export, import of a counterparty file with one
+// ours-only, one theirs-only and one amount-differs, each resolved, the
+// credit reaching the card.
+func TestReconLoop(t *testing.T) {
+	b, err := os.ReadFile("../testdata/recon/layouts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var layouts map[string]recon.Layout
+	if err := yaml.Unmarshal(b, &layouts); err != nil {
+		t.Fatal(err)
+	}
+	sw := testSwitch(t, func(c *Config) {
+		c.BusinessDay.ReconDir = t.TempDir()
+		c.Recon.Gateways = map[string]ReconGateway{"local": {Layout: layouts["gwsim"]}}
+	})
+	term := signedOn(t, sw, termCanteen, canteen)
+	today := sw.clock.Today()
+	var txns []recongen.Txn
+	for _, amt := range []spec.Amount{1000, 2000, 3000, 4000} {
+		req, err := term.Consume(cardStudent, amt, pinStudent)
+		resp := do(t, term, req, err)
+		expectRC(t, "consume", resp, spec.RCApproved)
+		txns = append(txns, recongen.Txn{RRN: resp.RRN, Card: cardStudent, Amount: ledger.Fen(amt), Approved: true})
+	}
+	if code, out := adminCall(t, sw, "POST", "/api/v1/day/close", DayCloseRequest{Operator: "alice"}); code != http.StatusOK {
+		t.Fatalf("close: %d %s", code, out)
+	}
+	waitExported(t, sw, today.String())
+
+	var file bytes.Buffer
+	w := recongen.NewFileWriter(&file, today)
+	w.Skip[txns[1].RRN] = true       // ours-only
+	w.Alter[txns[2].RRN] = 3000 + 55 // amount-differs
+	for _, x := range txns {
+		w.Add(x)
+	}
+	w.Extra("999000000001", cardStudent, 888) // theirs-only
+	w.Close()
+	code, out := adminCall(t, sw, "POST", "/api/v1/recon/import?gateway=local&date="+today.String(), nil)
+	if code != http.StatusBadRequest {
+		t.Fatalf("import without a file body: %d %s", code, out)
+	}
+	_, _, httpAddr := sw.Addrs()
+	req, _ := http.NewRequest("POST", "http://"+httpAddr+"/api/v1/recon/import?gateway=local&date="+today.String(), bytes.NewReader(file.Bytes()))
+	req.Header.Set("Authorization", "Bearer test-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep recon.Report
+	json.NewDecoder(resp.Body).Decode(&rep)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || rep.Matched.Count != 2 || rep.OursOnly.Count != 1 || rep.TheirsOnly.Count != 1 ||
+		rep.AmountDiffers.Count != 1 || rep.TheirsOnly.Amount != 888 {
+		t.Fatalf("import: %d %+v", resp.StatusCode, rep)
+	}
+	code, out = adminCall(t, sw, "GET", "/api/v1/recon/discrepancies?state=open&limit=2", nil)
+	var page DiscrepancyPage
+	json.Unmarshal(out, &page)
+	if code != http.StatusOK || len(page.Discrepancies) != 2 || page.Next == 0 || page.Discrepancies[0].Card == cardStudent {
+		t.Fatalf("discrepancies page: %d %s", code, out)
+	}
+	cash, sub := purses(t, sw, cardStudent)
+	actions := map[string]string{recon.TheirsOnly: recon.ActionCredit, recon.AmountDiffers: recon.ActionRefund, recon.OursOnly: recon.ActionAccept}
+	for _, id := range rep.Discrepancies {
+		code, out := adminCall(t, sw, "GET", "/api/v1/recon/discrepancies/"+strconv.FormatUint(id, 10), nil)
+		var d recon.Discrepancy
+		json.Unmarshal(out, &d)
+		if code != http.StatusOK {
+			t.Fatalf("get %d: %d %s", id, code, out)
+		}
+		code, out = adminCall(t, sw, "POST", "/api/v1/recon/discrepancies/"+strconv.FormatUint(id, 10)+"/resolve", ResolveRequest{Action: actions[d.Class], Operator: "bob"})
+		if code != http.StatusOK {
+			t.Fatalf("resolve %s: %d %s", d.Class, code, out)
+		}
+	}
+	expectPurses(t, sw, cardStudent, cash+888, sub)
+	code, out = adminCall(t, sw, "GET", "/api/v1/recon/discrepancies?state=open", nil)
+	json.Unmarshal(out, &page)
+	if code != http.StatusOK || len(page.Discrepancies) != 0 {
+		t.Fatalf("open after resolving: %s", out)
+	}
+	code, out = adminCall(t, sw, "GET", "/api/v1/recon/report?gateway=local&format=csv&date="+today.String(), nil)
+	if code != http.StatusOK || !bytes.Contains(out, []byte("theirs-only,1,888\n")) {
+		t.Fatalf("report csv: %d %s", code, out)
+	}
+}
