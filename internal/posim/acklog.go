@@ -14,9 +14,10 @@ import (
 )
 
 // Ack is one answered transaction as a terminal records it: the line of
-// the ack log. Card is the full card number: the ack log is the terminal's
-// own batch record, used to reconcile the ledger card by card, and posim
-// only ever uses its own synthetic cards or the published demo cards.
+// the ack log. Card is the card's reference "#N", its 1-based index in the
+// run's card list (CardIndex: the card numbers sorted, as the lines of the
+// cards file), never the card number: the ack log is kept and passed
+// around, and a card number does not belong in it.
 type Ack struct {
 	Terminal string
 	Batch    string
@@ -61,6 +62,9 @@ func ParseAck(line string) (Ack, error) {
 	if len(f[2]) != 6 || len(f[6]) != 2 {
 		return Ack{}, fmt.Errorf("%w: STAN %q rc %q", ErrBadAckLine, f[2], f[6])
 	}
+	if !validCardRef(f[4]) {
+		return Ack{}, fmt.Errorf("%w: the card field is not a reference #N", ErrBadAckLine)
+	}
 	return Ack{Terminal: f[0], Batch: f[1], STAN: f[2], Type: f[3], Card: f[4], Amount: spec.Amount(amt), RC: f[6]}, nil
 }
 
@@ -71,11 +75,13 @@ type AckLog struct {
 	w   *bufio.Writer
 	c   io.Closer
 	err error
+	idx *CardIndex
 }
 
-// NewAckLog writes to w (closed by Close when it is an io.Closer).
-func NewAckLog(w io.Writer) *AckLog {
-	l := &AckLog{w: bufio.NewWriterSize(w, 64<<10)}
+// NewAckLog writes to w (closed by Close when it is an io.Closer). Acks
+// are written with their card number replaced by its reference in idx.
+func NewAckLog(w io.Writer, idx *CardIndex) *AckLog {
+	l := &AckLog{w: bufio.NewWriterSize(w, 64<<10), idx: idx}
 	if c, ok := w.(io.Closer); ok {
 		l.c = c
 	}
@@ -87,6 +93,7 @@ func (l *AckLog) Write(a Ack) {
 	if l == nil {
 		return
 	}
+	a.Card = l.idx.Ref(a.Card)
 	l.mu.Lock()
 	if l.err == nil {
 		_, l.err = l.w.WriteString(a.String() + "\n")
@@ -221,4 +228,73 @@ func ReadCards(r io.Reader, maxCards int) (map[string]spec.Amount, error) {
 		out[f[0]] = spec.Amount(v)
 	}
 	return out, sc.Err()
+}
+
+// CardIndex numbers the cards of a run: the card numbers sorted, 1-based,
+// the order of the lines of the cards file (WriteCards). The ack log names
+// a card by its reference "#N" in it.
+type CardIndex struct {
+	pans []string
+	ref  map[string]string
+}
+
+// NewCardIndex indexes pans (sorted and deduplicated here).
+func NewCardIndex(pans []string) *CardIndex {
+	s := append([]string(nil), pans...)
+	sort.Strings(s)
+	x := &CardIndex{ref: make(map[string]string, len(s))}
+	for _, p := range s {
+		if _, dup := x.ref[p]; dup {
+			continue
+		}
+		x.pans = append(x.pans, p)
+		x.ref[p] = "#" + strconv.Itoa(len(x.pans))
+	}
+	return x
+}
+
+// Ref is the reference of pan: "#N", or "#0" for a card not in the index
+// (never the number itself).
+func (x *CardIndex) Ref(pan string) string {
+	if x != nil {
+		if r, ok := x.ref[pan]; ok {
+			return r
+		}
+	}
+	return "#0"
+}
+
+// PAN is the card number a reference names.
+func (x *CardIndex) PAN(ref string) (string, bool) {
+	if x == nil || !validCardRef(ref) {
+		return "", false
+	}
+	n, err := strconv.Atoi(ref[1:])
+	if err != nil || n < 1 || n > len(x.pans) {
+		return "", false
+	}
+	return x.pans[n-1], true
+}
+
+// validCardRef reports whether s is "#" and 1 to 9 digits.
+func validCardRef(s string) bool {
+	return len(s) >= 2 && len(s) <= 10 && s[0] == '#' && digits(s[1:])
+}
+
+// RunCards is the card list of a run for its CardIndex: the cards of
+// opening (the cards file) when known, else every card the terminals use.
+func RunCards(terms []TerminalSpec, opening map[string]spec.Amount) []string {
+	var pans []string
+	if opening != nil {
+		for p := range opening {
+			pans = append(pans, p)
+		}
+		return pans
+	}
+	for _, t := range terms {
+		for _, c := range t.Cards {
+			pans = append(pans, c.PAN)
+		}
+	}
+	return pans
 }

@@ -133,11 +133,14 @@ func TestPacer(t *testing.T) {
 
 func TestAckLogRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
-	l := NewAckLog(&buf)
+	const staff, student = "6230151000000000020", "6230151000000000012"
+	idx := NewCardIndex([]string{staff, student, staff})
+	l := NewAckLog(&buf, idx)
 	acks := []Ack{
-		{"10000001", "000001", "000002", "consume", "6230151000000000020", 1500, "00"},
-		{"10000001", "000001", "000003", "balance_inquiry", "6230151000000000020", 0, "00"},
-		{"90000001", "000004", "000010", "reversal", "6230151000000000012", 999, "00"},
+		{"10000001", "000001", "000002", "consume", staff, 1500, "00"},
+		{"10000001", "000001", "000003", "balance_inquiry", staff, 0, "00"},
+		{"90000001", "000004", "000010", "reversal", student, 999, "00"},
+		{"90000001", "000004", "000011", "consume", "6230151000000000038", 1, "00"}, // not in the index
 	}
 	for _, a := range acks {
 		l.Write(a)
@@ -145,9 +148,11 @@ func TestAckLogRoundTrip(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	want := "10000001 000001 000002 consume 6230151000000000020 1500 00\n" +
-		"10000001 000001 000003 balance_inquiry 6230151000000000020 0 00\n" +
-		"90000001 000004 000010 reversal 6230151000000000012 999 00\n"
+	// Sorted: student (…012) is #1, staff (…020) #2; no card number.
+	want := "10000001 000001 000002 consume #2 1500 00\n" +
+		"10000001 000001 000003 balance_inquiry #2 0 00\n" +
+		"90000001 000004 000010 reversal #1 999 00\n" +
+		"90000001 000004 000011 consume #0 1 00\n"
 	if buf.String() != want {
 		t.Fatalf("ack log\n%s\nwant\n%s", buf.String(), want)
 	}
@@ -155,20 +160,33 @@ func TestAckLogRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range acks {
-		if back[i] != acks[i] {
-			t.Errorf("line %d: %+v, want %+v", i+1, back[i], acks[i])
+	for i, ref := range []string{"#2", "#2", "#1", "#0"} {
+		if back[i].Card != ref {
+			t.Errorf("line %d: card %q, want %q", i+1, back[i].Card, ref)
+		}
+	}
+	if p, ok := idx.PAN("#1"); !ok || p != student {
+		t.Errorf("#1 names %q %v", p, ok)
+	}
+	for _, r := range []string{"#0", "#3", "1", "#", "#x"} {
+		if _, ok := idx.PAN(r); ok {
+			t.Errorf("%q names a card", r)
 		}
 	}
 	for _, bad := range []string{
-		"10000001 000001 000002 consume 6230151000000000020 1500",
-		"10000001 000001 000002 consume 6230151000000000020 -5 00",
-		"10000001 000001 2 consume 6230151000000000020 5 00",
-		"10000001 000001 000002 consume 6230151000000000020 9999999999999 00",
+		"10000001 000001 000002 consume #2 1500",
+		"10000001 000001 000002 consume #2 -5 00",
+		"10000001 000001 2 consume #2 5 00",
+		"10000001 000001 000002 consume #2 9999999999999 00",
+		"10000001 000001 000002 consume 6230151000000000020 1500 00", // a card number
 		strings.Repeat("x", 300),
 	} {
-		if _, err := ParseAck(bad); !errors.Is(err, ErrBadAckLine) {
+		_, err := ParseAck(bad)
+		if !errors.Is(err, ErrBadAckLine) {
 			t.Errorf("ParseAck(%.40q): %v, want ErrBadAckLine", bad, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "6230151") {
+			t.Errorf("error repeats the card number: %v", err)
 		}
 	}
 	if _, err := ReadAcks(strings.NewReader(want), 2); err == nil {
@@ -177,7 +195,7 @@ func TestAckLogRoundTrip(t *testing.T) {
 }
 
 func TestDeltas(t *testing.T) {
-	const a, b = "6230150000010000018", "6230150000010000026"
+	const a, b = "#1", "#2"
 	acks := []Ack{
 		{"T1", "000001", "000001", "consume", a, 1000, "00"},
 		{"T1", "000001", "000002", "consume", a, 500, "51"}, // declined: no effect
@@ -209,7 +227,7 @@ func TestDeltas(t *testing.T) {
 func TestReconcile(t *testing.T) {
 	const a, b = "6230150000010000018", "6230150000010000026"
 	opening := map[string]spec.Amount{a: 10000, b: 10000}
-	acks := []Ack{{"T1", "000001", "000001", "consume", a, 1000, "00"}}
+	acks := []Ack{{"T1", "000001", "000001", "consume", "#1", 1000, "00"}} // #1 = a, sorted
 	ledgerState := map[string]spec.Amount{a: 9000, b: 10000}
 	bal := func(p string) (spec.Amount, spec.Amount, error) { return ledgerState[p], 0, nil }
 	if bad, err := Reconcile(acks, opening, bal); err != nil || len(bad) != 0 {
@@ -224,6 +242,11 @@ func TestReconcile(t *testing.T) {
 	}
 	if !strings.Contains(bad[0], cardno.Mask(a)) || strings.Contains(bad[0], a) {
 		t.Errorf("discrepancy must name the card masked: %q", bad[0])
+	}
+	// A reference outside the cards file.
+	bad, _ = Reconcile([]Ack{{"T1", "000001", "000001", "consume", "#3", 1, "00"}}, opening, bal)
+	if len(bad) == 0 || !strings.Contains(bad[0], "#3") {
+		t.Errorf("unknown reference: %q", bad)
 	}
 }
 
@@ -337,8 +360,9 @@ func TestParseStatTicks(t *testing.T) {
 // FuzzParseAck: any line either parses into an ack that formats back to
 // the same fields, or is rejected with ErrBadAckLine; never a panic.
 func FuzzParseAck(f *testing.F) {
+	f.Add("10000001 000001 000002 consume #12 1500 00")
+	f.Add("T 1 000001 reversal #1 0 A0")
 	f.Add("10000001 000001 000002 consume 6230151000000000020 1500 00")
-	f.Add("T 1 000001 reversal 1 0 A0")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, line string) {
 		a, err := ParseAck(line)

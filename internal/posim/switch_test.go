@@ -59,7 +59,7 @@ func TestRunAgainstSwitch(t *testing.T) {
 		var ack, progress bytes.Buffer
 		res, err := Run(context.Background(), Options{
 			Addr: pos, Terminals: terms, Duration: 1200 * time.Millisecond, Rate: rate, Mix: MixMixed,
-			AckLog: NewAckLog(&ack), Progress: &progress, Seed: 7,
+			AckLog: NewAckLog(&ack, NewCardIndex(RunCards(terms, nil))), Progress: &progress, Seed: 7,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -171,12 +171,15 @@ func TestLostAnswersAreReversed(t *testing.T) {
 	var ack bytes.Buffer
 	res, err := Run(context.Background(), Options{
 		Addr: proxy.ln.Addr().String(), Terminals: terms, Duration: time.Second, Mix: MixMixed,
-		Timeout: 2 * time.Second, AckLog: NewAckLog(&ack), Seed: 11,
+		Timeout: 2 * time.Second, AckLog: NewAckLog(&ack, NewCardIndex([]string{richCard})), Seed: 11,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ackText := ack.String()
+	if strings.Contains(ackText, richCard) || !strings.Contains(ackText, " #1 ") {
+		t.Fatalf("the ack log must name the card by its index, not its number:\n%s", ackText)
+	}
 	if proxy.cut.Load() == 0 || res.Reversals == 0 || res.Reconnects == 0 || res.Unresolved != 0 {
 		t.Fatalf("cuts %d reversals %d reconnects %d unresolved %d", proxy.cut.Load(), res.Reversals, res.Reconnects, res.Unresolved)
 	}

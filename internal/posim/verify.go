@@ -22,9 +22,10 @@ type BalanceFunc func(pan string) (total, held spec.Amount, err error)
 // reversed transactions of the ack log (Deltas), and nothing may be held.
 // It returns one line per discrepancy; none means nothing acknowledged was
 // lost and nothing unacknowledged survived. Cards in the ack log but not
-// in opening are a discrepancy too.
+// in opening are a discrepancy too. The ack log names cards by their
+// reference in the index of opening's cards (NewCardIndex).
 func Reconcile(acks []Ack, opening map[string]spec.Amount, balance BalanceFunc) ([]string, error) {
-	deltas, err := Deltas(acks)
+	byRef, err := Deltas(acks)
 	if err != nil {
 		return nil, err
 	}
@@ -34,10 +35,20 @@ func Reconcile(acks []Ack, opening map[string]spec.Amount, balance BalanceFunc) 
 		pans = append(pans, p)
 	}
 	sort.Strings(pans)
-	for p := range deltas {
-		if _, ok := opening[p]; !ok {
-			bad = append(bad, fmt.Sprintf("card %s: in the ack log but its opening balance is unknown", cardno.Mask(p)))
+	idx := NewCardIndex(pans)
+	deltas := make(map[string]int64, len(byRef))
+	refs := make([]string, 0, len(byRef))
+	for r := range byRef {
+		refs = append(refs, r)
+	}
+	sort.Strings(refs)
+	for _, r := range refs {
+		p, ok := idx.PAN(r)
+		if !ok {
+			bad = append(bad, fmt.Sprintf("card %s: in the ack log but not in the cards file", r))
+			continue
 		}
+		deltas[p] += byRef[r]
 	}
 	for _, p := range pans {
 		want := opening[p] + spec.Amount(deltas[p])

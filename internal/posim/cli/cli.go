@@ -140,7 +140,9 @@ func load(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "posim:", err)
 			return 1
 		}
-		opts.AckLog = posim.NewAckLog(f)
+		// Cards are named by their index in the cards file, never by
+		// number (docs/operations.md, posim).
+		opts.AckLog = posim.NewAckLog(f, posim.NewCardIndex(posim.RunCards(terms, opening)))
 	}
 	res, err := posim.Run(ctx, opts)
 	if cerr := opts.AckLog.Close(); err == nil {
