@@ -361,19 +361,27 @@ func TestFaults(t *testing.T) {
 		}
 	})
 	t.Run("delay", func(t *testing.T) {
-		s := startSim(t, Options{Faults: Faults{Delay: 200 * time.Millisecond}})
+		s := startSim(t, Options{Faults: Faults{Delay: 3 * time.Second}})
 		tc := dial(t, s)
 		tc.signOn(DemoZMK)
 		m, _ := tc.build(req{mti: "0200", pc: "000000", card: cardLi, amount: 300, pin: "123456"})
+		sent := time.Now()
 		if resp, _ := tc.send(tc.packMAC(m, tc.zak, false), 20*time.Millisecond); resp != nil {
 			t.Fatal("answer came before its delay")
 		}
-		// Processed before the delay: the money has moved already.
-		if balanceOf(t, s, cardLi) != 1_000_000-300 {
-			t.Fatal("not processed before the delay")
+		// Processed before the delay: the money moves while the answer
+		// is still held back.
+		for balanceOf(t, s, cardLi) != 1_000_000-300 {
+			if time.Since(sent) > 2*time.Second {
+				t.Fatal("not processed before the delay")
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
-		if resp, _ := tc.read(5 * time.Second); resp == nil {
+		if resp, _ := tc.read(10 * time.Second); resp == nil {
 			t.Fatal("delayed answer never came")
+		}
+		if time.Since(sent) < 3*time.Second {
+			t.Fatal("answer came before its delay")
 		}
 	})
 	t.Run("disconnect after N", func(t *testing.T) {
