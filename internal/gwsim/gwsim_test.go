@@ -327,3 +327,33 @@ func FuzzHandle(f *testing.F) {
 		}
 	})
 }
+
+func TestShippedAccountsFiles(t *testing.T) {
+	list, err := LoadAccounts("../../testdata/gwsim/load-accounts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 20 || list[0].Balance != 1_000_000_000 {
+		t.Fatalf("load accounts: %d, first %+v", len(list), list[0])
+	}
+	for _, a := range append(list, DemoAccounts()...) {
+		if !luhnValid(a.Card) || !strings.HasPrefix(a.Card, "622202") {
+			t.Errorf("card %s: not a Luhn-valid card of the demo BIN", a.Card)
+		}
+	}
+}
+
+func luhnValid(pan string) bool {
+	sum, double := 0, false
+	for i := len(pan) - 1; i >= 0; i-- {
+		d := int(pan[i] - '0')
+		if double {
+			if d *= 2; d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
+	}
+	return sum%10 == 0
+}
