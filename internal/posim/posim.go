@@ -17,8 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -237,7 +239,35 @@ func (r *runner) signOnAll(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return signOnFailure(errs)
+}
+
+// signOnFailure condenses the sign-on errors of the terminals into one
+// line that names the cause: how many failed, the first error, and, when
+// the switch closed connections as they opened, its connection limits.
+func signOnFailure(errs []error) error {
+	var failed []error
+	for _, err := range errs {
+		if err != nil {
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	hint := ""
+	first := failed[0]
+	closed := errors.Is(first, io.EOF) || errors.Is(first, io.ErrUnexpectedEOF) ||
+		errors.Is(first, syscall.ECONNRESET) || errors.Is(first, syscall.EPIPE)
+	for _, s := range []string{"EOF", "connection reset by peer", "broken pipe"} {
+		// connect wraps the dial error as text
+		closed = closed || strings.Contains(first.Error(), s)
+	}
+	if closed {
+		hint = " (the switch closed the connections: over one of its connection limits? its switch_rejected_total says which; " +
+			"terminals behind one address need pos.trusted_networks, docs/operations.md)"
+	}
+	return fmt.Errorf("%d of %d terminals could not sign on; the first: %w%s", len(failed), len(errs), failed[0], hint)
 }
 
 // drive runs one terminal until the load ends; a transaction still being
