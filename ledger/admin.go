@@ -90,6 +90,9 @@ func (l *Ledger) OpenCard(spec CardSpec, pvv []byte) error {
 	if l.entry(c.PAN) != nil {
 		return fmt.Errorf("open card %s: %w", cardno.Mask(c.PAN), ErrCardExists)
 	}
+	if err := l.roomForCard(); err != nil {
+		return fmt.Errorf("open card %s: %w", cardno.Mask(c.PAN), err)
+	}
 	var legs []leg
 	if c.Cash > 0 {
 		legs = append(legs, leg{CardCash(c.PAN), c.Cash}, leg{OpeningFunds, -c.Cash})
@@ -193,6 +196,12 @@ func (l *Ledger) AddMerchant(spec MerchantSpec) error {
 	defer l.admin.Unlock()
 	if l.merchant(spec.ID) != nil {
 		return fmt.Errorf("add merchant %s: %w", spec.ID, ErrMerchantExists)
+	}
+	l.mu.RLock()
+	n := len(l.merchants)
+	l.mu.RUnlock()
+	if n >= l.opts.MaxMerchants {
+		return fmt.Errorf("add merchant %s: %w: %d merchants (ledger.max_merchants)", spec.ID, ErrLimit, l.opts.MaxMerchants)
 	}
 	m := &merchant{ID: spec.ID, Name: spec.Name, OnCampus: spec.OnCampus, FeeRateBP: spec.FeeRateBP, SettlementDays: spec.SettlementDays}
 	if err := l.db.Set(merchantKey(m.ID), m.encode(), pebble.Sync); err != nil {
@@ -447,6 +456,9 @@ func (l *Ledger) ReplaceCard(oldPAN, newPAN string, pvv []byte) error {
 	if l.entry(newPAN) != nil {
 		return fmt.Errorf("replace card %s: %w", cardno.Mask(oldPAN), ErrCardExists)
 	}
+	if err := l.roomForCard(); err != nil {
+		return fmt.Errorf("replace card %s: %w", cardno.Mask(oldPAN), err)
+	}
 	e := l.entry(oldPAN)
 	if e == nil {
 		return fmt.Errorf("replace card %s: %w", cardno.Mask(oldPAN), ErrUnknownCard)
@@ -471,6 +483,19 @@ func (l *Ledger) ReplaceCard(oldPAN, newPAN string, pvv []byte) error {
 		return applyEvent(c, EventClose)
 	}); err != nil {
 		return fmt.Errorf("replace card %s: %w", cardno.Mask(oldPAN), err)
+	}
+	return nil
+}
+
+// roomForCard refuses one more card when the ledger holds MaxCards (the
+// caller holds l.admin, so the count cannot grow meanwhile). Closed and
+// replaced cards count: their records stay.
+func (l *Ledger) roomForCard() error {
+	l.mu.RLock()
+	n := len(l.cards)
+	l.mu.RUnlock()
+	if n >= l.opts.MaxCards {
+		return fmt.Errorf("%w: %d cards (ledger.max_cards)", ErrLimit, l.opts.MaxCards)
 	}
 	return nil
 }

@@ -35,6 +35,12 @@ type Options struct {
 	// MaxHoldsPerCard bounds the open holds on one card; one more is
 	// declined "exceeds count limit" [8, at most 64].
 	MaxHoldsPerCard int
+	// MaxCards bounds the cards the ledger holds (every card lives in
+	// memory); opening or replacing one more is ErrLimit [10 000 000].
+	MaxCards int
+	// MaxMerchants bounds the merchants; adding one more is ErrLimit
+	// [100 000].
+	MaxMerchants int
 	// Today, when set, is the business date of admin postings (open,
 	// close and replace card): the switch passes its business clock, so
 	// that these are dated like every other posting of the day. Nil means
@@ -47,6 +53,8 @@ const (
 	maxPINTriesOption  = 255  // the try counter is a byte
 	maxHoldDays        = 366  // a pre-auth lives at most a year
 	maxRefundWindowDay = 3660 // ten years
+	maxCardsOption     = 100_000_000
+	maxMerchantsOption = 10_000_000
 )
 
 // Validate refuses options out of their bounds, naming each: a negative
@@ -67,6 +75,8 @@ func (o Options) Validate() error {
 	check("refund_window_days", int64(o.RefundWindowDays), maxRefundWindowDay)
 	check("hold_days", int64(o.HoldDays), maxHoldDays)
 	check("max_holds_per_card", int64(o.MaxHoldsPerCard), maxHolds)
+	check("max_cards", int64(o.MaxCards), maxCardsOption)
+	check("max_merchants", int64(o.MaxMerchants), maxMerchantsOption)
 	return errors.Join(errs...)
 }
 
@@ -97,6 +107,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxHoldsPerCard <= 0 {
 		o.MaxHoldsPerCard = 8
+	}
+	if o.MaxCards <= 0 {
+		o.MaxCards = 10_000_000
+	}
+	if o.MaxMerchants <= 0 {
+		o.MaxMerchants = 100_000
 	}
 	if o.MaxHoldsPerCard > maxHolds {
 		o.MaxHoldsPerCard = maxHolds

@@ -1,6 +1,10 @@
 package ledger
 
-import "testing"
+import (
+	"errors"
+	"strings"
+	"testing"
+)
 
 // TestReversalOfSpentCredit: a reversal that takes back a load already
 // spent is approved; the purse goes to zero, the shortfall is the card's
@@ -129,4 +133,30 @@ func TestReversalKeepsHolds(t *testing.T) {
 		t.Fatalf("card %+v owes %s; want cash 40.00 held 40.00 owes 40.00", v.Balances, v.Owed)
 	}
 	checkStore(t, db)
+}
+
+// TestCountMaxima: cards and merchants are bounded by the configured
+// maxima with a clear error; the demo seed has 6 cards and 3 merchants.
+func TestCountMaxima(t *testing.T) {
+	l, _ := seeded(t, Options{MaxCards: 6, MaxMerchants: 3})
+	err := l.OpenCard(CardSpec{PAN: "6230151000000000079", Holder: "one more", HolderType: Student}, nil)
+	if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "ledger.max_cards") {
+		t.Errorf("seventh card: %v", err)
+	}
+	if err := l.ReplaceCard(panStaff, "6230151000000000079", nil); !errors.Is(err, ErrLimit) {
+		t.Errorf("replacement over the maximum: %v", err)
+	}
+	err = l.AddMerchant(MerchantSpec{ID: "898310000000009", Name: "one more"})
+	if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "ledger.max_merchants") {
+		t.Errorf("fourth merchant: %v", err)
+	}
+	if _, ok := l.Card("6230151000000000079"); ok {
+		t.Error("card opened over the maximum")
+	}
+	if err := (Options{MaxCards: -1}).Validate(); err == nil {
+		t.Error("negative max_cards accepted")
+	}
+	if l2, _ := seeded(t, Options{MaxCards: 7}); l2.OpenCard(CardSpec{PAN: "6230151000000000079", Holder: "fits", HolderType: Student}, nil) != nil {
+		t.Error("card under the maximum refused")
+	}
 }

@@ -264,6 +264,10 @@ var (
 	// ErrCardState is returned by admin operations not allowed in the
 	// card's current state (for example unfreezing a lost card).
 	ErrCardState = errors.New("ledger: operation not allowed in card state")
+	// ErrLimit is returned by OpenCard, ReplaceCard and AddMerchant when
+	// the ledger holds the configured maximum of cards or merchants
+	// (Options.MaxCards, MaxMerchants).
+	ErrLimit = errors.New("ledger: configured maximum reached")
 	// ErrCorrupt is returned when a stored record does not decode.
 	ErrCorrupt = errors.New("ledger: corrupt record")
 )

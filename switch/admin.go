@@ -120,7 +120,8 @@ func (sw *Switch) adminError(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.Is(err, ErrUnknownTerminal), errors.Is(err, ledger.ErrUnknownCard):
 		status = http.StatusNotFound
 	case errors.Is(err, ErrTerminalExists), errors.Is(err, ledger.ErrCardExists),
-		errors.Is(err, ledger.ErrMerchantExists), errors.Is(err, ledger.ErrCardState):
+		errors.Is(err, ledger.ErrMerchantExists), errors.Is(err, ledger.ErrCardState),
+		errors.Is(err, ledger.ErrLimit):
 		status = http.StatusConflict
 	case errors.Is(err, hsm.ErrKCVMismatch):
 		status = http.StatusBadRequest

@@ -85,6 +85,9 @@ type LedgerConfig struct {
 	RefundWindowDays  int        `yaml:"refund_window_days"`
 	HoldDays          int        `yaml:"hold_days"`
 	MaxHoldsPerCard   int        `yaml:"max_holds_per_card"`
+	// MaxCards and MaxMerchants bound the ledger (docs/ledger.md) [10 000 000, 100 000].
+	MaxCards     int `yaml:"max_cards"`
+	MaxMerchants int `yaml:"max_merchants"`
 }
 
 func (c LedgerConfig) options() ledger.Options {
@@ -96,6 +99,8 @@ func (c LedgerConfig) options() ledger.Options {
 		RefundWindowDays:  c.RefundWindowDays,
 		HoldDays:          c.HoldDays,
 		MaxHoldsPerCard:   c.MaxHoldsPerCard,
+		MaxCards:          c.MaxCards,
+		MaxMerchants:      c.MaxMerchants,
 	}
 }
 

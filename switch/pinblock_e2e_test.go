@@ -3,6 +3,7 @@ package switching
 import (
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/cardswitch/cardswitch/spec"
@@ -125,5 +126,21 @@ func TestReversalOfSpentLoad(t *testing.T) {
 	expectRC(t, "debit after repayment", do(t, pos, buy, err), spec.RCApproved)
 	if _, body = adminCall(t, sw, "GET", "/api/v1/reports/receivables", nil); json.Unmarshal(body, &rep) != nil || rep.Cards != 0 || rep.TotalOwed != "0.00" {
 		t.Fatalf("report after repayment %s", body)
+	}
+}
+
+// TestCountMaximaAtTheAPI: opening a card or adding a merchant over the
+// configured maxima is refused with 409 and a message naming the setting.
+func TestCountMaximaAtTheAPI(t *testing.T) {
+	sw := testSwitch(t, func(c *Config) { c.Ledger.MaxCards, c.Ledger.MaxMerchants = 6, 3 })
+	code, body := adminCall(t, sw, "POST", "/api/v1/cards", map[string]any{
+		"pan": "6230152000000000017", "holder": "New Student", "holder_type": "student",
+		"cash": "80.00", "subsidy": "0", "pin": "246810"})
+	if code != 409 || !strings.Contains(string(body), "ledger.max_cards") {
+		t.Errorf("card over the maximum: %d %s", code, body)
+	}
+	code, body = adminCall(t, sw, "POST", "/api/v1/merchants", map[string]any{"id": "898310000000009", "name": "Library Cafe", "on_campus": true})
+	if code != 409 || !strings.Contains(string(body), "ledger.max_merchants") {
+		t.Errorf("merchant over the maximum: %d %s", code, body)
 	}
 }
