@@ -18,6 +18,8 @@ import (
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/routing"
 	"gopkg.in/yaml.v3"
+
+	"github.com/cardswitch/cardswitch/switch/links"
 )
 
 // demoConfig is the configuration switchd runs with when it is given none.
@@ -69,6 +71,11 @@ type Config struct {
 	// destination registered with the switch ("local", the card ledger,
 	// and any gateway link by its name).
 	Routes []routing.Rule `yaml:"routes"`
+	// Gateways are the outbound gateway links (docs/gateway-links.md);
+	// routes name them as destinations. SAF is their store-and-forward
+	// sender's schedule.
+	Gateways []links.Config  `yaml:"gateways"`
+	SAF      links.SAFConfig `yaml:"saf"`
 	// Seed is loaded once, on the first start with an empty data
 	// directory: merchants, terminals (with their TMKs) and cards.
 	Seed Seed `yaml:"seed"`
@@ -171,6 +178,16 @@ type Seed struct {
 	Merchants []ledger.MerchantSpec `yaml:"merchants"`
 	Terminals []TerminalSpec        `yaml:"terminals"`
 	Cards     []SeedCard            `yaml:"cards"`
+	// ZoneKeys are gateway links' ZMKs in clear (demo and tests only; a
+	// real deployment loads them from components, docs/gateway-links.md).
+	// Each is loaded at start when its link has no ZMK yet.
+	ZoneKeys []SeedZoneKey `yaml:"zone_keys"`
+}
+
+// SeedZoneKey is a link's ZMK in clear, 32 hex.
+type SeedZoneKey struct {
+	Link string `yaml:"link"`
+	ZMK  string `yaml:"zmk"`
 }
 
 // SeedCard is a card with its PIN in clear. Only demo and test
@@ -451,6 +468,7 @@ func (c *Config) Validate() error {
 	if err := c.Recon.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateGateways())
 	if c.Runtime.GCPercent < 50 || c.Runtime.GCPercent > 2000 {
 		errs = append(errs, fmt.Errorf("runtime.gc_percent %d: want 50..2000", c.Runtime.GCPercent))
 	}

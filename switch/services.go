@@ -70,6 +70,10 @@ func (sw *Switch) openServices(lmk hsm.LMK, extra []txn.Destination) error {
 	if err != nil {
 		return fmt.Errorf("open journal: %w", err)
 	}
+	if err := sw.openLinks(); err != nil {
+		return fmt.Errorf("gateway links: %w", err)
+	}
+	extra = append(sw.links.Destinations(), extra...)
 	sw.destinations, err = txn.NewRegistry(append([]txn.Destination{local.New(sw.ledger, sw.hsm, sw.log)}, extra...)...)
 	if err != nil {
 		return fmt.Errorf("destinations: %w", err)

@@ -21,6 +21,7 @@ import (
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/recon"
 	"github.com/cardswitch/cardswitch/routing"
+	"github.com/cardswitch/cardswitch/switch/links"
 	"github.com/cardswitch/cardswitch/switch/txn"
 	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
@@ -46,6 +47,8 @@ type Switch struct {
 	recon        *recon.Book
 	// signOnGuard limits failed sign-ons (docs/pos-dialect.md#sign-on-proof).
 	signOnGuard *signOnGuard
+	// links are the outbound gateway links (switch/links).
+	links *links.Manager
 
 	pos     *acceptor
 	gateway *acceptor
@@ -113,15 +116,23 @@ func (sw *Switch) Start() error {
 	if !sw.started.CompareAndSwap(false, true) {
 		return errors.New("switch already started")
 	}
+	// Reversals of requests a crash left unanswered are queued before
+	// any new traffic; then the links connect and sign on.
+	if err := sw.links.Start(); err != nil {
+		return fmt.Errorf("gateway links: %w", err)
+	}
 	if err := sw.pos.listen(); err != nil {
+		sw.links.Close()
 		return listenError("pos.addr", sw.cfg.POS.Addr, err)
 	}
 	if err := sw.gateway.listen(); err != nil {
+		sw.links.Close()
 		_ = sw.pos.ln.Close()
 		return listenError("gateway.addr", sw.cfg.Gateway.Addr, err)
 	}
 	ln, err := net.Listen("tcp", sw.cfg.HTTP.Addr)
 	if err != nil {
+		sw.links.Close()
 		_ = sw.pos.ln.Close()
 		_ = sw.gateway.ln.Close()
 		return listenError("http.addr", sw.cfg.HTTP.Addr, err)
@@ -191,6 +202,7 @@ func (sw *Switch) Shutdown(ctx context.Context) error {
 		// After HTTP: no admin request can start a run any more.
 		sw.retention.shutdown()
 		sw.days.shutdown()
+		sw.links.Close()
 	}
 	if err := sw.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close storage: %w", err))

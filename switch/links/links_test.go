@@ -120,21 +120,21 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// recorder commits the link's batch like the pipeline's record step.
-type recorder struct {
+// testRecorder commits the link's batch like the pipeline's record step.
+type testRecorder struct {
 	db  *pebble.DB
 	b   *pebble.Batch
 	res *Result
 }
 
-func (r *recorder) Batch() *pebble.Batch {
+func (r *testRecorder) Batch() *pebble.Batch {
 	if r.b == nil {
 		r.b = r.db.NewBatch()
 	}
 	return r.b
 }
 
-func (r *recorder) Commit(res Result) error {
+func (r *testRecorder) Commit(res Result) error {
 	r.res = &res
 	defer r.Batch().Close()
 	return r.Batch().Commit(pebble.Sync)
@@ -155,7 +155,7 @@ func (e *env) consume(amount int64, pin string) (Result, error, *Request) {
 		}
 		req.PINBlock, req.PINFormat = blk, hsm.PINFormat0
 	}
-	rec := &recorder{db: e.db}
+	rec := &testRecorder{db: e.db}
 	res, err := e.link.Forward(req, rec)
 	if err == nil && (rec.res == nil || rec.res.ResponseCode != res.ResponseCode) {
 		e.t.Fatalf("Forward returned %v without recording it", res)
@@ -340,14 +340,14 @@ func TestTerminalReversalOfForwarded(t *testing.T) {
 	}
 	rev := &Request{Type: spec.Reversal, Card: bankCard, Amount: 400, HasAmount: true, Terminal: tid,
 		Batch: 1, STAN: req.STAN, HasOriginal: true, OriginalBatch: 1, OriginalSTAN: req.STAN, ReversalReason: "98"}
-	rec := &recorder{db: e.db}
+	rec := &testRecorder{db: e.db}
 	res, err := e.link.Forward(rev, rec)
 	if err != nil || res.ResponseCode != "00" {
 		t.Fatalf("reversal = %+v %v", res, err)
 	}
 	waitFor(t, "bank reversed", func() bool { return e.peer.Balance(bankCard) == 100000 })
 	// A second reversal of the same: 00, nothing queued.
-	rec = &recorder{db: e.db}
+	rec = &testRecorder{db: e.db}
 	if res, _ := e.link.Forward(rev, rec); res.ResponseCode != "00" {
 		t.Fatal(res)
 	}

@@ -1,0 +1,130 @@
+package switching
+
+import (
+	"testing"
+	"time"
+
+	"github.com/cardswitch/cardswitch/internal/gwsim"
+	"github.com/cardswitch/cardswitch/routing"
+	"github.com/cardswitch/cardswitch/spec"
+	"github.com/cardswitch/cardswitch/switch/links"
+)
+
+const (
+	bankCard  = "6222020000000000018" // gwsim demo account, PIN 123456
+	bankPIN   = "123456"
+	demoBank  = "demo-bank"
+	bankStart = spec.Amount(1_000_000)
+)
+
+// linkedSwitch starts gwsim and a switch with a link to it routing the
+// demo bank's BIN.
+func linkedSwitch(t *testing.T) (*Switch, *gwsim.Sim) {
+	t.Helper()
+	sim, err := gwsim.Start(gwsim.Options{Institution: gwsim.DemoInstitution})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	sw := testSwitch(t, func(c *Config) {
+		c.Gateways = []links.Config{{Name: demoBank, Addresses: []string{sim.Addr()},
+			AcquirerID: "48020000", ForwardingID: "48020000", InstitutionID: gwsim.DemoInstitution,
+			SendTimeout: 500 * time.Millisecond, ReconnectWait: 20 * time.Millisecond, MaxReconnectWait: 200 * time.Millisecond}}
+		c.SAF = links.SAFConfig{InitialDelay: 50 * time.Millisecond, Interval: 100 * time.Millisecond, MaxInterval: 400 * time.Millisecond}
+		c.Seed.ZoneKeys = []SeedZoneKey{{Link: demoBank, ZMK: gwsim.DemoZMK}}
+		c.Routes = append([]routing.Rule{{Name: "bank-cards", BINs: []string{"622202"}, Types: []string{"*"},
+			Merchants: []string{"*"}, Destination: demoBank}}, c.Routes...)
+	})
+	waitLink(t, sw, links.StateUp)
+	return sw, sim
+}
+
+func waitLink(t *testing.T, sw *Switch, state string) {
+	t.Helper()
+	l, _ := sw.links.Link(demoBank)
+	waitUntil(t, "link "+state, func() bool { return l.State() == state })
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func simBalance(t *testing.T, sim *gwsim.Sim) spec.Amount {
+	t.Helper()
+	b, ok := sim.Balance(bankCard)
+	if !ok {
+		t.Fatal("gwsim has no demo account")
+	}
+	return b
+}
+
+func TestGatewayLinkBankCard(t *testing.T) {
+	sw, sim := linkedSwitch(t)
+	term := signedOn(t, sw, termCanteen, canteen)
+	call := func(m *spec.POSMessage, err error) *spec.POSMessage { t.Helper(); return do(t, term, m, err) }
+
+	// Approved by the bank: PIN translated TPK -> ZPK and verified there,
+	// MACs checked both ways.
+	buy, err := term.Consume(bankCard, 1234, bankPIN)
+	bought := do(t, term, buy, err)
+	expectRC(t, "bank consume", bought, spec.RCApproved)
+	if got := simBalance(t, sim); got != bankStart-1234 {
+		t.Fatalf("bank balance %v", got)
+	}
+	if st := sim.Stats(); st.MACErrors != 0 || st.Approved != 1 {
+		t.Fatalf("gwsim stats %+v", st)
+	}
+	// The local ledger still serves campus cards through the same seam.
+	expectRC(t, "campus consume", call(term.Consume(cardStudent, 100, "")), spec.RCApproved)
+
+	// A wrong PIN is declined by the bank.
+	expectRC(t, "wrong PIN", call(term.Consume(bankCard, 100, "000000")), spec.RCIncorrectPIN)
+
+	// The terminal's own reversal of a forwarded consume: 00 once the
+	// 0420 is queued; the bank gives the money back.
+	expectRC(t, "reversal", do(t, term, term.Reversal(buy, spec.ReversalTimeout), nil), spec.RCApproved)
+	waitUntil(t, "bank reversal", func() bool { return simBalance(t, sim) == bankStart })
+
+	// Declined by the bank.
+	if err := sim.SetFaults(gwsim.Faults{Decline: "51"}); err != nil {
+		t.Fatal(err)
+	}
+	expectRC(t, "declined", call(term.Consume(bankCard, 100, bankPIN)), spec.RCInsufficientFunds)
+
+	// No answer: the terminal gets 98, the 0420 reverses the debit.
+	if err := sim.SetFaults(gwsim.Faults{DropPercent: 100}); err != nil {
+		t.Fatal(err)
+	}
+	expectRC(t, "no answer", call(term.Consume(bankCard, 500, bankPIN)), spec.RCNoAnswer)
+	if got := simBalance(t, sim); got != bankStart-500 {
+		t.Fatalf("bank balance after the dropped answer %v", got)
+	}
+	_ = sim.SetFaults(gwsim.Faults{})
+	waitUntil(t, "timeout reversed at the bank", func() bool { return simBalance(t, sim) == bankStart })
+	if st := sim.Stats(); st.Reversed != 2 {
+		t.Fatalf("gwsim reversed %d, want 2", st.Reversed)
+	}
+
+	// Link down: 91 before anything is sent; the link comes back.
+	_ = sim.SetFaults(gwsim.Faults{RefuseSignOn: true, DisconnectAfter: 1})
+	_, _ = term.Do(mustReq(term.Consume(bankCard, 1, bankPIN)))
+	waitLink(t, sw, links.StateDown)
+	expectRC(t, "link down", call(term.Consume(bankCard, 100, bankPIN)), "91")
+	_ = sim.SetFaults(gwsim.Faults{})
+	waitLink(t, sw, links.StateUp)
+	expectRC(t, "after reconnect", call(term.Consume(bankCard, 100, bankPIN)), spec.RCApproved)
+}
+
+func mustReq(m *spec.POSMessage, err error) *spec.POSMessage {
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
