@@ -185,6 +185,9 @@ func (l *Link) connClosed(c *connection.Connection) {
 		s.signedOn.Store(false)
 	}
 	l.conns.Delete(c)
+	if l.closed.Load() {
+		return // shutting down: the pool closes every connection
+	}
 	l.log.Warn("gateway link connection closed", zap.String("addr", c.Addr()))
 	l.setStateMetric()
 }

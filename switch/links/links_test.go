@@ -9,7 +9,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap"
 
 	"github.com/cardswitch/cardswitch/hsm"
 	"github.com/cardswitch/cardswitch/hsm/blockcipher"
@@ -80,7 +80,7 @@ func (e *env) open(saf SAFConfig) {
 	mgr, err := New(db, h, Options{Links: []Config{{Name: "bank-a", Addresses: []string{e.peer.Addr},
 		AcquirerID: "12345678", ForwardingID: "12345678", InstitutionID: "87654321",
 		SendTimeout: 300 * time.Millisecond, ReconnectWait: 20 * time.Millisecond, MaxReconnectWait: 100 * time.Millisecond}},
-		SAF: saf, Logger: zaptest.NewLogger(t), Registerer: e.reg})
+		SAF: saf, Logger: zap.NewNop(), Registerer: e.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
