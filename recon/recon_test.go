@@ -202,6 +202,22 @@ func TestMatchClassesAndResolve(t *testing.T) {
 		!strings.Contains(lines[1], ","+pan+",777,") || lines[3] != "TOTAL,2,927" {
 		t.Fatalf("resolution export:\n%s", c.String())
 	}
+	refunds, err := f.book.RefundList(day.AddDays(1), day.AddDays(1))
+	if err != nil || len(refunds) != 1 || refunds[0].Kind != "payer-refund" || refunds[0].Amount != 150 {
+		t.Fatalf("refund list %+v %v", refunds, err)
+	}
+	st, err := f.book.Source.DayStatistics(day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var declined int64
+	for _, c := range st.Declines {
+		declined += c.Count
+	}
+	if st.Messages != 200 || st.Approved.Count != int64(len(approved)) || declined != int64(200-len(approved)) ||
+		len(st.ByMerchant) != 20 || len(st.ByType) != 1 || st.ByType[0].Key != "consume" {
+		t.Fatalf("statistics %+v", st)
+	}
 	// Re-import: the same three, still resolved, same ids.
 	rep2, err := f.book.Import(context.Background(), "gwsim", day, lay, recon.AutoRules{}, bytes.NewReader(data), nil)
 	if err != nil {

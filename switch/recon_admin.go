@@ -18,6 +18,7 @@ func (sw *Switch) registerRecon(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/day/close", sw.adminDayClose)
 	mux.HandleFunc("GET /api/v1/recon/export", sw.adminReconExport)
 	sw.registerReconImport(mux)
+	sw.registerSettlement(mux)
 }
 
 // maxDaysListed bounds `day status`.

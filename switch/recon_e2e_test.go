@@ -103,4 +103,37 @@ func TestReconLoop(t *testing.T) {
 	if code != http.StatusOK || !bytes.Contains(out, []byte("theirs-only,1,888\n")) {
 		t.Fatalf("report csv: %d %s", code, out)
 	}
+
+	// The week's settlement: the canteen's rates change from today.
+	code, out = adminCall(t, sw, "POST", "/api/v1/settlement/rates", SetRatesRequest{Merchant: canteen, From: today.String(), FeeBP: 100, ManagementBP: 200, Operator: "carol"})
+	if code != http.StatusOK {
+		t.Fatalf("set rates: %d %s", code, out)
+	}
+	week := "from=" + today.AddDays(-6).String() + "&to=" + today.AddDays(1).String()
+	code, out = adminCall(t, sw, "GET", "/api/v1/settlement?"+week, nil)
+	var st recon.Settlement
+	json.Unmarshal(out, &st)
+	if code != http.StatusOK || !st.Balanced || len(st.Merchants) != 1 {
+		t.Fatalf("settlement: %d %s", code, out)
+	}
+	if m := st.Merchants[0]; m.Merchant != canteen || m.ConsumeCount != 4 || m.ConsumeAmount != 10000 ||
+		m.Fee != 100 || m.ManagementFee != 200 || m.Net != 9700 || m.LedgerMovement != 10000 {
+		t.Fatalf("canteen settlement %+v", m)
+	}
+	code, out = adminCall(t, sw, "GET", "/api/v1/settlement?format=csv&"+week, nil)
+	if code != http.StatusOK || !bytes.HasPrefix(out, []byte(recon.SettlementCSVHeader+"\n"+canteen+",4,10000,0,0,100,200,9700,10000,0,true\n")) {
+		t.Fatalf("settlement csv: %d %s", code, out)
+	}
+	code, out = adminCall(t, sw, "GET", "/api/v1/settlement/refunds?"+week, nil)
+	var refunds RefundPage
+	json.Unmarshal(out, &refunds)
+	if code != http.StatusOK || len(refunds.Refunds) != 1 || refunds.Refunds[0].Kind != "payer-refund" || refunds.Refunds[0].Amount != 55 {
+		t.Fatalf("refunds: %d %s", code, out)
+	}
+	code, out = adminCall(t, sw, "GET", "/api/v1/recon/statistics?date="+today.String(), nil)
+	var stats recon.Statistics
+	json.Unmarshal(out, &stats)
+	if code != http.StatusOK || stats.Approved.Count != 4 || stats.Approved.Amount != 10000 || len(stats.ByTerminal) != 1 {
+		t.Fatalf("statistics: %d %s", code, out)
+	}
 }

@@ -23,7 +23,9 @@ func init() {
 type verb struct {
 	usage string
 	arg   string // name of the positional argument; "" for none
-	setup func(fs *flag.FlagSet, a *adminFlags, arg *string) func() int
+	// optional: the positional argument may be left out.
+	optional bool
+	setup    func(fs *flag.FlagSet, a *adminFlags, arg *string) func() int
 }
 
 // runVerbs dispatches `switchctl NOUN VERB [ARG] [flags]`; the positional
@@ -83,11 +85,11 @@ func runVerbs(noun string, args []string, stdout, stderr io.Writer, verbs map[st
 		fmt.Fprintf(stderr, "switchctl %s %s: unexpected arguments %q\n", noun, args[0], fs.Args())
 		return 2
 	}
-	if v.arg != "" && pos == "" {
+	if v.arg != "" && pos == "" && !v.optional {
 		fmt.Fprintf(stderr, "%s %s: missing %s\n", noun, args[0], v.arg)
 		return 2
 	}
-	if v.arg == "" && pos != "" {
+	if v.arg == "" && !v.optional && pos != "" {
 		fmt.Fprintf(stderr, "switchctl %s %s: unexpected argument %q\n", noun, args[0], pos)
 		return 2
 	}
@@ -188,6 +190,15 @@ func runRecon(args []string, stdout, stderr io.Writer) int {
 					}
 				}
 				return a.call("GET", "/api/v1/recon/discrepancies?"+q.Encode(), nil, stdout, stderr)
+			}
+		}},
+		"stats": {usage: "stats --date YYYYMMDD", setup: func(fs *flag.FlagSet, a *adminFlags, _ *string) func() int {
+			date := fs.String("date", "", "business date")
+			return func() int {
+				if a.timeout == defaultTimeout {
+					a.timeout = maxTimeout
+				}
+				return a.call("GET", "/api/v1/recon/statistics?date="+url.QueryEscape(*date), nil, stdout, stderr)
 			}
 		}},
 		"resolve": {usage: "resolve ID --action credit|refund|accept [--operator NAME]", arg: "discrepancy id", setup: func(fs *flag.FlagSet, a *adminFlags, id *string) func() int {
