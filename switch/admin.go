@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/cardswitch/cardswitch/internal/cardno"
+	"github.com/cardswitch/cardswitch/switch/terminals"
 	"net/http"
 	"net/http/pprof"
 	"strconv"
@@ -117,9 +118,9 @@ func maskedPath(path string) string {
 func (sw *Switch) adminError(w http.ResponseWriter, r *http.Request, err error) {
 	status := http.StatusBadRequest
 	switch {
-	case errors.Is(err, ErrUnknownTerminal), errors.Is(err, ledger.ErrUnknownCard):
+	case errors.Is(err, terminals.ErrUnknown), errors.Is(err, ledger.ErrUnknownCard):
 		status = http.StatusNotFound
-	case errors.Is(err, ErrTerminalExists), errors.Is(err, ledger.ErrCardExists),
+	case errors.Is(err, terminals.ErrExists), errors.Is(err, ledger.ErrCardExists),
 		errors.Is(err, ledger.ErrMerchantExists), errors.Is(err, ledger.ErrCardState),
 		errors.Is(err, ledger.ErrLimit):
 		status = http.StatusConflict
@@ -175,10 +176,10 @@ func (sw *Switch) adminAddMerchant(w http.ResponseWriter, r *http.Request) {
 }
 
 // terminalJSON is a terminal as the admin API shows it.
-func terminalJSON(t *Terminal) map[string]any {
+func terminalJSON(t *terminals.Terminal) map[string]any {
 	var permitted []string
 	for _, tx := range spec.TxTypes() {
-		if t.permits(tx) {
+		if t.Permits(tx) {
 			permitted = append(permitted, tx.String())
 		}
 	}
@@ -189,7 +190,7 @@ func terminalJSON(t *Terminal) map[string]any {
 }
 
 func (sw *Switch) adminListTerminals(w http.ResponseWriter, r *http.Request) {
-	ts := sw.terminals.list()
+	ts := sw.terminals.List()
 	out := make([]map[string]any, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, terminalJSON(t))
@@ -198,9 +199,9 @@ func (sw *Switch) adminListTerminals(w http.ResponseWriter, r *http.Request) {
 }
 
 func (sw *Switch) adminGetTerminal(w http.ResponseWriter, r *http.Request) {
-	t := sw.terminals.get(r.PathValue("id"))
+	t := sw.terminals.Get(r.PathValue("id"))
 	if t == nil {
-		sw.adminError(w, r, ErrUnknownTerminal)
+		sw.adminError(w, r, terminals.ErrUnknown)
 		return
 	}
 	writeJSON(w, http.StatusOK, terminalJSON(t))
@@ -263,8 +264,8 @@ func (sw *Switch) adminAddTerminal(w http.ResponseWriter, r *http.Request) {
 		sw.adminError(w, r, err)
 		return
 	}
-	if sw.terminals.get(req.ID) != nil {
-		sw.adminError(w, r, fmt.Errorf("%w: %s", ErrTerminalExists, req.ID))
+	if sw.terminals.Get(req.ID) != nil {
+		sw.adminError(w, r, fmt.Errorf("%w: %s", terminals.ErrExists, req.ID))
 		return
 	}
 	if _, ok := sw.ledger.Merchant(req.Merchant); !ok {
@@ -283,7 +284,7 @@ func (sw *Switch) adminAddTerminal(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := sw.addTerminal(TerminalSpec{ID: req.ID, Merchant: req.Merchant, MayLoad: req.MayLoad, Permitted: req.Permitted,
+	if err := sw.addTerminal(terminals.Spec{ID: req.ID, Merchant: req.Merchant, MayLoad: req.MayLoad, Permitted: req.Permitted,
 		LegacySignOn: req.LegacySignOn, SourceNetwork: req.SourceNetwork}); err != nil {
 		sw.adminError(w, r, err)
 		return
@@ -301,8 +302,8 @@ func (sw *Switch) adminLoadTMK(w http.ResponseWriter, r *http.Request) {
 		sw.adminError(w, r, err)
 		return
 	}
-	if sw.terminals.get(id) == nil {
-		sw.adminError(w, r, ErrUnknownTerminal)
+	if sw.terminals.Get(id) == nil {
+		sw.adminError(w, r, terminals.ErrUnknown)
 		return
 	}
 	kcv, err := sw.loadTMK(id, req.Components)
@@ -312,7 +313,7 @@ func (sw *Switch) adminLoadTMK(w http.ResponseWriter, r *http.Request) {
 	}
 	// Working keys under the old TMK are no longer trusted; the sign-on
 	// stamps start again under the new one (docs/pos-dialect.md#sign-on-proof).
-	if _, err := sw.terminals.update(id, func(t *Terminal) error { t.SignedOn, t.LastSignOn = false, ""; return nil }); err != nil {
+	if _, err := sw.terminals.Update(id, func(t *terminals.Terminal) error { t.SignedOn, t.LastSignOn = false, ""; return nil }); err != nil {
 		sw.adminError(w, r, err)
 		return
 	}
@@ -322,7 +323,7 @@ func (sw *Switch) adminLoadTMK(w http.ResponseWriter, r *http.Request) {
 
 func (sw *Switch) adminSetTerminalDisabled(disabled bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		t, err := sw.terminals.update(r.PathValue("id"), func(t *Terminal) error { t.Disabled = disabled; return nil })
+		t, err := sw.terminals.Update(r.PathValue("id"), func(t *terminals.Terminal) error { t.Disabled = disabled; return nil })
 		if err != nil {
 			sw.adminError(w, r, err)
 			return

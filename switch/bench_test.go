@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"github.com/cardswitch/cardswitch/switch/terminals"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -24,15 +25,15 @@ import (
 // on their own connections and cards, closed loop, client in-process.
 // ns/op is wall time per transaction across all terminals (1/throughput).
 func BenchmarkConsumeEndToEnd(b *testing.B) {
-	const terminals = 64
+	const numTerminals = 64
 	sw := testSwitch(b)
 	tmk, _ := hex.DecodeString(demoTMK)
-	terms := make([]*posclient.Terminal, terminals)
-	cards := make([]string, terminals)
+	terms := make([]*posclient.Terminal, numTerminals)
+	cards := make([]string, numTerminals)
 	pos, _, _ := sw.Addrs()
 	for i := range terms {
 		id := fmt.Sprintf("7%07d", i)
-		if err := sw.addTerminal(TerminalSpec{ID: id, Merchant: canteen, TMK: demoTMK}); err != nil {
+		if err := sw.addTerminal(terminals.Spec{ID: id, Merchant: canteen, TMK: demoTMK}); err != nil {
 			b.Fatal(err)
 		}
 		cards[i] = fmt.Sprintf("62301580%011d", i)

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"github.com/cardswitch/cardswitch/switch/terminals"
 	"io"
 	"net"
 	"os"
@@ -176,7 +177,7 @@ func (r RetentionConfig) validate() error {
 // Seed is the data loaded on first start.
 type Seed struct {
 	Merchants []ledger.MerchantSpec `yaml:"merchants"`
-	Terminals []TerminalSpec        `yaml:"terminals"`
+	Terminals []terminals.Spec      `yaml:"terminals"`
 	Cards     []SeedCard            `yaml:"cards"`
 	// ZoneKeys are gateway links' ZMKs in clear (demo and tests only; a
 	// real deployment loads them from components, docs/gateway-links.md).

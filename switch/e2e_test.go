@@ -597,8 +597,8 @@ func TestDemoSeedMatchesContract(t *testing.T) {
 		}
 	}
 	for id, kiosk := range map[string]bool{"10000001": false, "10000002": false, "10000003": false, "20000001": false, "90000001": true} {
-		term := sw.terminals.get(id)
-		if term == nil || term.MayLoad != kiosk || term.permits(spec.CashLoad) != kiosk || !term.permits(spec.Consume) {
+		term := sw.terminals.Get(id)
+		if term == nil || term.MayLoad != kiosk || term.Permits(spec.CashLoad) != kiosk || !term.Permits(spec.Consume) {
 			t.Errorf("terminal %s: %+v", id, term)
 		}
 	}

@@ -3,6 +3,7 @@ package switching
 import (
 	"encoding/hex"
 	"encoding/json"
+	"github.com/cardswitch/cardswitch/switch/terminals"
 	"strings"
 	"testing"
 
@@ -19,7 +20,7 @@ const (
 func sm4Switch(t *testing.T) (*Switch, *posclient.Terminal) {
 	t.Helper()
 	sw := testSwitch(t, func(c *Config) {
-		c.Seed.Terminals = append(c.Seed.Terminals, TerminalSpec{ID: termSM4, Merchant: canteen, TMK: sm4TMK, TMKAlgorithm: "sm4"})
+		c.Seed.Terminals = append(c.Seed.Terminals, terminals.Spec{ID: termSM4, Merchant: canteen, TMK: sm4TMK, TMKAlgorithm: "sm4"})
 	})
 	tmk, _ := hex.DecodeString(sm4TMK)
 	term := posclient.NewTerminal(attacker(t, sw), termSM4, canteen, tmk)

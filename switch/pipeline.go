@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/cardswitch/cardswitch/switch/terminals"
 	"strconv"
 	"time"
 
@@ -31,7 +32,7 @@ type exchange struct {
 	// again.
 	hdr spec.Header
 	// term is the terminal, once looked up.
-	term *Terminal
+	term *terminals.Terminal
 	// mac MACs the answer under the terminal's MAK: set by authenticate,
 	// nil until the request is authenticated (then seal sends no MAC).
 	mac spec.MACFunc
@@ -121,7 +122,7 @@ func (p *posProtocol) transaction(x *exchange, rec *record) {
 // then on every answer carries a MAC (x.mac).
 func (p *posProtocol) authenticate(x *exchange) string {
 	sw := p.sw
-	t := sw.terminals.get(x.req.TerminalID)
+	t := sw.terminals.Get(x.req.TerminalID)
 	if t == nil {
 		return spec.RCTerminalNotFound
 	}
@@ -154,7 +155,7 @@ func (p *posProtocol) authenticate(x *exchange) string {
 	}
 	id := t.ID
 	x.mac = func(block []byte) ([]byte, error) { return sw.hsm.GenerateTerminalMAC(id, block) }
-	if !t.permits(x.tx) || (x.tx == spec.Reversal && !t.permits(x.orig)) {
+	if !t.Permits(x.tx) || (x.tx == spec.Reversal && !t.Permits(x.orig)) {
 		return spec.RCNotPermittedTerminal
 	}
 	return ""
@@ -229,7 +230,7 @@ func (p *posProtocol) claimNewSTAN(x *exchange) (bool, func(), error) {
 	if err != nil {
 		return false, func() {}, nil
 	}
-	return p.sw.terminals.claimNewSTAN(x.term.ID, x.term.Batch, uint32(stan), func() (uint32, error) {
+	return p.sw.terminals.ClaimNewSTAN(x.term.ID, x.term.Batch, uint32(stan), func() (uint32, error) {
 		var max uint64
 		err := p.sw.journal.ResponseSTANs(x.term.ID, batchString(x.term.Batch), func(s string) bool {
 			// Stored as the STAN, or a reversal's MTI + STAN: the trace
@@ -365,7 +366,7 @@ func (p *posProtocol) settle(x *exchange, rec *record) {
 // its TMK (DESIGN §4.5).
 func (p *posProtocol) signOn(x *exchange) *spec.POSMessage {
 	sw := p.sw
-	t := sw.terminals.get(x.req.TerminalID)
+	t := sw.terminals.Get(x.req.TerminalID)
 	switch {
 	case t == nil:
 		return x.answer(spec.RCTerminalNotFound)
@@ -383,7 +384,7 @@ func (p *posProtocol) signOn(x *exchange) *spec.POSMessage {
 	}
 	mode := x.req.Reserved60.NetworkCode
 	var keys []byte
-	t, err := sw.terminals.update(t.ID, func(t *Terminal) error {
+	t, err := sw.terminals.Update(t.ID, func(t *terminals.Terminal) error {
 		// Under the terminal's lock: two copies of one sign-on cannot
 		// both pass the replay rule.
 		if stamp != "" && stamp <= t.LastSignOn {
@@ -423,14 +424,14 @@ func (p *posProtocol) signOn(x *exchange) *spec.POSMessage {
 }
 
 func (p *posProtocol) signOff(x *exchange) *spec.POSMessage {
-	t := p.sw.terminals.get(x.req.TerminalID)
+	t := p.sw.terminals.Get(x.req.TerminalID)
 	if t == nil {
 		return x.answer(spec.RCTerminalNotFound)
 	}
 	if t.Merchant != x.req.MerchantID {
 		return x.answer(spec.RCInvalidMerchant)
 	}
-	if _, err := p.sw.terminals.update(t.ID, func(t *Terminal) error { t.SignedOn = false; return nil }); err != nil {
+	if _, err := p.sw.terminals.Update(t.ID, func(t *terminals.Terminal) error { t.SignedOn = false; return nil }); err != nil {
 		return x.answer(spec.RCSystemMalfunction)
 	}
 	return x.answer(spec.RCApproved)

@@ -231,6 +231,6 @@ func countPruned(m *Metrics, st ledger.PruneStats) {
 // its old trace numbers could take a very late retransmission for a new
 // request (and let the ledger skip its idempotency read).
 func (r *retention) openBatch(terminal, batch string) bool {
-	t := r.sw.terminals.get(terminal)
+	t := r.sw.terminals.Get(terminal)
 	return t != nil && batchString(t.Batch) == batch
 }

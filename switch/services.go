@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/cardswitch/cardswitch/internal/cardno"
+	"github.com/cardswitch/cardswitch/switch/terminals"
 	"os"
 
 	"github.com/cardswitch/cardswitch/hsm"
@@ -82,7 +83,7 @@ func (sw *Switch) openServices(lmk hsm.LMK, extra []txn.Destination) error {
 	if err != nil {
 		return fmt.Errorf("route table: %w", err)
 	}
-	sw.terminals, err = openTerminals(sw.db)
+	sw.terminals, err = terminals.Open(sw.db)
 	if err != nil {
 		return fmt.Errorf("terminal registry: %w", err)
 	}
@@ -118,7 +119,7 @@ func (sw *Switch) seed() error {
 		}
 	}
 	for _, t := range s.Terminals {
-		if err := sw.addTerminal(t); err != nil && !errors.Is(err, ErrTerminalExists) {
+		if err := sw.addTerminal(t); err != nil && !errors.Is(err, terminals.ErrExists) {
 			return fmt.Errorf("seed terminal %s: %w", t.ID, err)
 		}
 	}
@@ -140,11 +141,11 @@ func (sw *Switch) seed() error {
 
 // addTerminal registers a terminal and, when the spec carries one, loads
 // its clear TMK into the HSM (demo and tests).
-func (sw *Switch) addTerminal(t TerminalSpec) error {
+func (sw *Switch) addTerminal(t terminals.Spec) error {
 	if _, ok := sw.ledger.Merchant(t.Merchant); !ok {
 		return fmt.Errorf("terminal %s: merchant %s is not registered", t.ID, t.Merchant)
 	}
-	perm, err := permittedSet(t.Permitted, t.MayLoad)
+	perm, err := terminals.PermittedSet(t.Permitted, t.MayLoad)
 	if err != nil {
 		return fmt.Errorf("terminal %s: %w", t.ID, err)
 	}
@@ -169,7 +170,7 @@ func (sw *Switch) addTerminal(t TerminalSpec) error {
 	if err := checkSourceNetwork(t.LegacySignOn, t.SourceNetwork); err != nil {
 		return fmt.Errorf("terminal %s: %w", t.ID, err)
 	}
-	return sw.terminals.add(&Terminal{ID: t.ID, Merchant: t.Merchant, MayLoad: t.MayLoad, Permitted: perm,
+	return sw.terminals.Add(&terminals.Terminal{ID: t.ID, Merchant: t.Merchant, MayLoad: t.MayLoad, Permitted: perm,
 		LegacySignOn: t.LegacySignOn, SourceNetwork: t.SourceNetwork})
 }
 

@@ -3,6 +3,7 @@ package switching
 import (
 	"errors"
 	"fmt"
+	"github.com/cardswitch/cardswitch/switch/terminals"
 	"net/netip"
 	"sync"
 	"time"
@@ -183,7 +184,7 @@ func fullStamp(stamp string, now time.Time) (string, bool) {
 // returns the stamp to compare and store (empty for a legacy sign-on
 // without proof), or the reason for refusing. The replay rule is applied
 // by the caller, under the terminal's lock.
-func (p *posProtocol) authenticateSignOn(x *exchange, t *Terminal) (stamp, reason string) {
+func (p *posProtocol) authenticateSignOn(x *exchange, t *terminals.Terminal) (stamp, reason string) {
 	sw := p.sw
 	now := time.Now()
 	addr := peerAddr(x.s.peer)
@@ -220,7 +221,7 @@ func (p *posProtocol) authenticateSignOn(x *exchange, t *Terminal) (stamp, reaso
 }
 
 // refuseSignOn answers A0, counts the refusal and its failure.
-func (p *posProtocol) refuseSignOn(x *exchange, t *Terminal, reason string) *spec.POSMessage {
+func (p *posProtocol) refuseSignOn(x *exchange, t *terminals.Terminal, reason string) *spec.POSMessage {
 	sw := p.sw
 	sw.metrics.SignOnRejected.WithLabelValues(reason).Inc()
 	if reason != signOnRateLimited {

@@ -51,7 +51,7 @@ func TestForgedSignOnLeavesTerminalWorking(t *testing.T) {
 	real := signedOn(t, sw, termCanteen, canteen)
 	req, err := real.Consume(cardStaff, 1000, "")
 	expectRC(t, "consume before the attack", do(t, real, req, err), spec.RCApproved)
-	before := *sw.terminals.get(termCanteen)
+	before := *sw.terminals.Get(termCanteen)
 
 	evil := attacker(t, sw)
 	otherTMK, _ := hex.DecodeString("00112233445566778899AABBCCDDEEFF")
@@ -84,7 +84,7 @@ func TestForgedSignOnLeavesTerminalWorking(t *testing.T) {
 	if got := signOnRejected(t, sw, signOnBadProof); got != 3 {
 		t.Errorf("bad_proof counted %v, want 3", got)
 	}
-	after := *sw.terminals.get(termCanteen)
+	after := *sw.terminals.Get(termCanteen)
 	if after.Batch != before.Batch || after.KeyGeneration != before.KeyGeneration || !after.SignedOn || after.LastSignOn != before.LastSignOn {
 		t.Fatalf("terminal changed by forged sign-ons: before %+v after %+v", before, after)
 	}
@@ -109,7 +109,7 @@ func TestForgedSignOnLeavesTerminalWorking(t *testing.T) {
 		t.Fatal(err)
 	}
 	again.Keys, again.Batch = keys, resp.Reserved60.Batch
-	signed := *sw.terminals.get(termCanteen)
+	signed := *sw.terminals.Get(termCanteen)
 	resp, err = evil.Exchange(captured, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +129,7 @@ func TestForgedSignOnLeavesTerminalWorking(t *testing.T) {
 	if got := signOnRejected(t, sw, signOnReplay); got != 2 {
 		t.Errorf("replay counted %v, want 2", got)
 	}
-	if now := *sw.terminals.get(termCanteen); now.Batch != signed.Batch || now.KeyGeneration != signed.KeyGeneration {
+	if now := *sw.terminals.Get(termCanteen); now.Batch != signed.Batch || now.KeyGeneration != signed.KeyGeneration {
 		t.Fatalf("replayed sign-on changed the terminal: %+v, was %+v", now, signed)
 	}
 	req, err = again.Consume(cardStaff, 500, "")
@@ -176,7 +176,7 @@ func TestSignOnRateLimits(t *testing.T) {
 	if got := signOnRejected(t, sw, signOnRateLimited); got != 1 {
 		t.Errorf("rate_limited counted %v, want 1", got)
 	}
-	if sw.terminals.get(termCafe).SignedOn {
+	if sw.terminals.Get(termCafe).SignedOn {
 		t.Fatal("rate-limited sign-on signed the terminal on")
 	}
 	signedOn(t, sw, termCanteen, canteen) // another terminal is not affected

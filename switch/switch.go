@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cardswitch/cardswitch/switch/terminals"
 	"net"
 	"net/http"
 	"os"
@@ -40,7 +41,7 @@ type Switch struct {
 	routes  *routing.Table
 	// destinations holds what each route's destination name stands for.
 	destinations *txn.Registry
-	terminals    *terminals
+	terminals    *terminals.Registry
 	clock        *businessClock
 	retention    *retention
 	days         *businessDays

@@ -1,4 +1,4 @@
-package switching
+package terminals
 
 import (
 	"sync/atomic"
@@ -6,12 +6,12 @@ import (
 	"time"
 )
 
-// claim runs claimNewSTAN in a goroutine and reports its answer, so a
+// claim runs ClaimNewSTAN in a goroutine and reports its answer, so a
 // test can see whether it is waiting.
-func claim(r *terminals, batch, stan uint32, load func() (uint32, error)) <-chan claimed {
+func claim(r *Registry, batch, stan uint32, load func() (uint32, error)) <-chan claimed {
 	ch := make(chan claimed, 1)
 	go func() {
-		fresh, release, err := r.claimNewSTAN("10000001", batch, stan, load)
+		fresh, release, err := r.ClaimNewSTAN("10000001", batch, stan, load)
 		ch <- claimed{fresh, release, err}
 	}()
 	return ch
@@ -47,7 +47,7 @@ func answered(t *testing.T, ch <-chan claimed, what string) claimed {
 }
 
 func TestTraceWatermark(t *testing.T) {
-	r := &terminals{m: map[string]*terminalEntry{"10000001": {}}}
+	r := &Registry{m: map[string]*terminalEntry{"10000001": {}}}
 	var committed atomic.Uint32 // the highest STAN of batch 1 in storage
 	load := func() (uint32, error) { return committed.Load(), nil }
 
@@ -88,7 +88,7 @@ func TestTraceWatermark(t *testing.T) {
 	}
 
 	// An unknown terminal is never fresh.
-	if fresh, release, err := r.claimNewSTAN("99999999", 1, 1, load); fresh || err != nil {
+	if fresh, release, err := r.ClaimNewSTAN("99999999", 1, 1, load); fresh || err != nil {
 		t.Fatalf("unknown terminal: fresh %v, %v", fresh, err)
 	} else {
 		release()

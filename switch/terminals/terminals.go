@@ -1,4 +1,8 @@
-package switching
+// Package terminals is the terminal registry: each POS terminal's
+// merchant, permissions, sign-on state, batch and key generation, held in
+// memory as immutable snapshots and persisted under the key prefix 't'
+// (docs/architecture.md), plus each terminal's trace-number watermark.
+package terminals
 
 import (
 	"encoding/json"
@@ -12,9 +16,9 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// TerminalSpec registers a terminal: its merchant, what it may do, and (in
+// Spec registers a terminal: its merchant, what it may do, and (in
 // demo and test configurations only) its TMK in clear.
-type TerminalSpec struct {
+type Spec struct {
 	ID       string `yaml:"id" json:"id"`
 	Merchant string `yaml:"merchant" json:"merchant"`
 	// MayLoad marks a recharge kiosk: only these may cash-load cards.
@@ -52,7 +56,7 @@ type Terminal struct {
 	// KeyGeneration counts sign-ons: a stored response MACed under an
 	// older generation is MACed again before a replay.
 	KeyGeneration uint32 `json:"key_generation"`
-	// LegacySignOn and SourceNetwork: see TerminalSpec.
+	// LegacySignOn and SourceNetwork: see Spec.
 	LegacySignOn  bool   `json:"legacy_signon,omitempty"`
 	SourceNetwork string `json:"source_network,omitempty"`
 	// LastSignOn is the stamp of the last sign-on accepted with a proof,
@@ -60,8 +64,8 @@ type Terminal struct {
 	LastSignOn string `json:"last_signon,omitempty"`
 }
 
-// permits reports whether the terminal may send tx.
-func (t *Terminal) permits(tx spec.TxType) bool { return t.Permitted&(1<<uint(tx)) != 0 }
+// Permits reports whether the terminal may send tx.
+func (t *Terminal) Permits(tx spec.TxType) bool { return t.Permitted&(1<<uint(tx)) != 0 }
 
 // defaultPermitted is every purchase-side type a campus POS sends.
 var defaultPermitted = []spec.TxType{
@@ -70,7 +74,10 @@ var defaultPermitted = []spec.TxType{
 	spec.Reversal, spec.BatchSettlement, spec.BatchUpload,
 }
 
-func permittedSet(labels []string, mayLoad bool) (uint64, error) {
+// PermittedSet is the permission bit set of a terminal from the type
+// labels of its Spec (empty: every purchase type, and cash loads for a
+// kiosk).
+func PermittedSet(labels []string, mayLoad bool) (uint64, error) {
 	var set uint64
 	if len(labels) == 0 {
 		for _, t := range defaultPermitted {
@@ -97,18 +104,18 @@ func permittedSet(labels []string, mayLoad bool) (uint64, error) {
 
 // Errors of the terminal registry.
 var (
-	ErrTerminalExists  = errors.New("terminal already registered")
-	ErrUnknownTerminal = errors.New("terminal not registered")
+	ErrExists  = errors.New("terminal already registered")
+	ErrUnknown = errors.New("terminal not registered")
 )
 
-// maxTerminals bounds the registry (and so its memory).
-const maxTerminals = 1_000_000
+// MaxTerminals bounds the registry (and so its memory).
+const MaxTerminals = 1_000_000
 
-// terminals is the terminal registry: every terminal in memory, each as an
+// Registry is the terminal registry: every terminal in memory, each as an
 // atomically replaced snapshot, persisted under prefix 't' with sync.
 // Changes to one terminal are serialised by its own mutex; a POS terminal
 // has one message in flight, so there is no contention to speak of.
-type terminals struct {
+type Registry struct {
 	db *pebble.DB
 	mu sync.RWMutex
 	m  map[string]*terminalEntry
@@ -130,7 +137,7 @@ type terminalEntry struct {
 // once from the stored responses of the batch; anything at or below it
 // (a retransmission, a reversal, a wrapped trace number) takes the careful
 // path. Requests with one trace number never overlap: each waits until no
-// other with that number is in flight (see claimNewSTAN).
+// other with that number is in flight (see ClaimNewSTAN).
 type traceWatermark struct {
 	mu       sync.Mutex
 	cond     sync.Cond
@@ -142,8 +149,9 @@ type traceWatermark struct {
 
 func terminalKey(id string) []byte { return append([]byte{'t', '/'}, id...) }
 
-func openTerminals(db *pebble.DB) (*terminals, error) {
-	r := &terminals{db: db, m: map[string]*terminalEntry{}}
+// Open loads the registry from db.
+func Open(db *pebble.DB) (*Registry, error) {
+	r := &Registry{db: db, m: map[string]*terminalEntry{}}
 	iter, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte("t/"), UpperBound: []byte("t0")})
 	if err != nil {
 		return nil, err
@@ -161,7 +169,9 @@ func openTerminals(db *pebble.DB) (*terminals, error) {
 	return r, iter.Error()
 }
 
-func (r *terminals) get(id string) *Terminal {
+// Get returns the terminal's current state, nil when it is not
+// registered.
+func (r *Registry) Get(id string) *Terminal {
 	r.mu.RLock()
 	e := r.m[id]
 	r.mu.RUnlock()
@@ -171,7 +181,8 @@ func (r *terminals) get(id string) *Terminal {
 	return e.cur.Load()
 }
 
-func (r *terminals) list() []*Terminal {
+// List returns every terminal, by id.
+func (r *Registry) List() []*Terminal {
 	r.mu.RLock()
 	out := make([]*Terminal, 0, len(r.m))
 	for _, e := range r.m {
@@ -182,17 +193,18 @@ func (r *terminals) list() []*Terminal {
 	return out
 }
 
-func (r *terminals) add(t *Terminal) error {
+// Add registers a terminal, durably.
+func (r *Registry) Add(t *Terminal) error {
 	if len(t.ID) != 8 || len(t.Merchant) != 15 {
 		return fmt.Errorf("terminal %q merchant %q: want an 8-character terminal id and a 15-character merchant id", t.ID, t.Merchant)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.m[t.ID]; ok {
-		return fmt.Errorf("%w: %s", ErrTerminalExists, t.ID)
+		return fmt.Errorf("%w: %s", ErrExists, t.ID)
 	}
-	if len(r.m) >= maxTerminals {
-		return fmt.Errorf("terminal registry full (%d)", maxTerminals)
+	if len(r.m) >= MaxTerminals {
+		return fmt.Errorf("terminal registry full (%d)", MaxTerminals)
 	}
 	if err := r.persist(t); err != nil {
 		return err
@@ -203,14 +215,14 @@ func (r *terminals) add(t *Terminal) error {
 	return nil
 }
 
-// update applies f to a copy of the terminal's state and stores it
+// Update applies f to a copy of the terminal's state and stores it
 // durably before publishing it.
-func (r *terminals) update(id string, f func(t *Terminal) error) (*Terminal, error) {
+func (r *Registry) Update(id string, f func(t *Terminal) error) (*Terminal, error) {
 	r.mu.RLock()
 	e := r.m[id]
 	r.mu.RUnlock()
 	if e == nil {
-		return nil, fmt.Errorf("%w: %s", ErrUnknownTerminal, id)
+		return nil, fmt.Errorf("%w: %s", ErrUnknown, id)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -225,7 +237,7 @@ func (r *terminals) update(id string, f func(t *Terminal) error) (*Terminal, err
 	return &next, nil
 }
 
-func (r *terminals) persist(t *Terminal) error {
+func (r *Registry) persist(t *Terminal) error {
 	v, err := json.Marshal(t)
 	if err != nil {
 		return err
@@ -236,7 +248,7 @@ func (r *terminals) persist(t *Terminal) error {
 	return nil
 }
 
-// claimNewSTAN reports whether stan, in batch, is above everything the
+// ClaimNewSTAN reports whether stan, in batch, is above everything the
 // terminal has sent before (fresh: the request cannot be a retransmission
 // and needs no duplicate lookup), raising the watermark if so.
 //
@@ -248,7 +260,7 @@ func (r *terminals) persist(t *Terminal) error {
 // fresh after a reload of the watermark from what is committed. load
 // reads the stored trace numbers of the batch when the watermark is not
 // known.
-func (r *terminals) claimNewSTAN(id string, batch, stan uint32, load func() (uint32, error)) (fresh bool, release func(), err error) {
+func (r *Registry) ClaimNewSTAN(id string, batch, stan uint32, load func() (uint32, error)) (fresh bool, release func(), err error) {
 	r.mu.RLock()
 	e := r.m[id]
 	r.mu.RUnlock()
