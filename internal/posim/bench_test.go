@@ -9,6 +9,7 @@ import (
 
 	"github.com/cardswitch/cardswitch/ledger"
 	switching "github.com/cardswitch/cardswitch/switch"
+	"github.com/cardswitch/cardswitch/switch/terminals"
 )
 
 // BenchmarkSwitchClosedLoop runs posim closed-loop against an in-process
@@ -23,11 +24,11 @@ func BenchmarkSwitchClosedLoop(b *testing.B) {
 	tmk, _ := hex.DecodeString(DemoTMK)
 	var terms []TerminalSpec
 	_, pos, _ := startSwitchWith(b, func(cfg *switching.Config) {
-		cfg.Seed.Terminals = append([]switching.TerminalSpec(nil), cfg.Seed.Terminals...)
+		cfg.Seed.Terminals = append([]terminals.Spec(nil), cfg.Seed.Terminals...)
 		cfg.Seed.Cards = append([]switching.SeedCard(nil), cfg.Seed.Cards...)
 		for i := 0; i < n; i++ {
 			id, pan := fmt.Sprintf("7700%04d", i), CardPAN("623015", 990000, i)
-			cfg.Seed.Terminals = append(cfg.Seed.Terminals, switching.TerminalSpec{ID: id, Merchant: "898310000000001", TMK: DemoTMK})
+			cfg.Seed.Terminals = append(cfg.Seed.Terminals, terminals.Spec{ID: id, Merchant: "898310000000001", TMK: DemoTMK})
 			cfg.Seed.Cards = append(cfg.Seed.Cards, switching.SeedCard{
 				CardSpec: ledger.CardSpec{PAN: pan, Holder: "bench", HolderType: ledger.Staff, Cash: 1_000_000_000}, PIN: "654321"})
 			terms = append(terms, TerminalSpec{ID: id, Merchant: "898310000000001", TMK: tmk, Cards: []Card{{PAN: pan, PIN: "654321"}}})
