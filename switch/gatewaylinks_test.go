@@ -1,6 +1,9 @@
 package switching
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -19,7 +22,7 @@ const (
 
 // linkedSwitch starts gwsim and a switch with a link to it routing the
 // demo bank's BIN.
-func linkedSwitch(t *testing.T) (*Switch, *gwsim.Sim) {
+func linkedSwitch(t *testing.T, mutate ...func(*Config)) (*Switch, *gwsim.Sim) {
 	t.Helper()
 	sim, err := gwsim.Start(gwsim.Options{Institution: gwsim.DemoInstitution})
 	if err != nil {
@@ -34,6 +37,9 @@ func linkedSwitch(t *testing.T) (*Switch, *gwsim.Sim) {
 		c.Seed.ZoneKeys = []SeedZoneKey{{Link: demoBank, ZMK: gwsim.DemoZMK}}
 		c.Routes = append([]routing.Rule{{Name: "bank-cards", BINs: []string{"622202"}, Types: []string{"*"},
 			Merchants: []string{"*"}, Destination: demoBank}}, c.Routes...)
+		for _, m := range mutate {
+			m(c)
+		}
 	})
 	waitLink(t, sw, links.StateUp)
 	return sw, sim
@@ -127,4 +133,56 @@ func mustReq(m *spec.POSMessage, err error) *spec.POSMessage {
 		panic(err)
 	}
 	return m
+}
+
+// TestGatewaySAFDeadLetterAdmin: a reversal the bank never answers is
+// repeated (0421) up to saf.max_attempts, dead-lettered, listed by the
+// admin API, retried by an operator and then delivered.
+func TestGatewaySAFDeadLetterAdmin(t *testing.T) {
+	sw, sim := linkedSwitch(t, func(c *Config) { c.SAF.MaxAttempts = 3 })
+	term := signedOn(t, sw, termCanteen, canteen)
+	_ = sim.SetFaults(gwsim.Faults{DropPercent: 100})
+	expectRC(t, "no answer", do(t, term, mustReq(term.Consume(bankCard, 700, bankPIN)), nil), spec.RCNoAnswer)
+
+	var dead safAnswer
+	waitUntil(t, "dead letter", func() bool {
+		code, body := adminCall(t, sw, "GET", "/api/v1/saf?dead=true&gateway="+demoBank, nil)
+		return code == 200 && json.Unmarshal(body, &dead) == nil && len(dead.Entries) == 1
+	})
+	e := dead.Entries[0]
+	if e.Attempts != 3 || e.Amount != "7.00" || e.Card == bankCard || e.Reason != "98" {
+		t.Fatalf("dead letter %+v", e)
+	}
+	reps := 0
+	for _, en := range sim.Entries() {
+		if en.MTI == "0421" {
+			reps++
+		}
+	}
+	if reps != 2 {
+		t.Fatalf("gwsim saw %d repeats (0421), want 2", reps)
+	}
+	code, body := adminCall(t, sw, "GET", "/api/v1/gateways", nil)
+	var gws gatewaysAnswer
+	if code != 200 || json.Unmarshal(body, &gws) != nil || len(gws.Gateways) != 1 ||
+		gws.Gateways[0].State != links.StateUp || gws.Gateways[0].SAFDead != 1 || gws.Gateways[0].ZAKCheck == "" {
+		t.Fatalf("gateways: %d %s", code, body)
+	}
+	_ = sim.SetFaults(gwsim.Faults{})
+	if code, body := adminCall(t, sw, "POST", fmt.Sprintf("/api/v1/saf/%d/retry", e.ID), nil); code != 200 {
+		t.Fatalf("retry: %d %s", code, body)
+	}
+	waitUntil(t, "retried reversal delivered", func() bool { return simBalance(t, sim) == bankStart })
+	if code, _ := adminCall(t, sw, "POST", fmt.Sprintf("/api/v1/saf/%d/drop", e.ID), nil); code != 404 {
+		t.Fatalf("drop of a retried entry: %d", code)
+	}
+	// A ZMK from two components: its check value comes back.
+	code, body = adminCall(t, sw, "POST", "/api/v1/gateways/"+demoBank+"/zmk",
+		map[string]any{"components": []string{"0123456789ABCDEFFEDCBA9876543210", "00000000000000000000000000000000"}})
+	if code != 200 || !bytes.Contains(body, []byte(`"zmk_kcv": "08D7B4"`)) {
+		t.Fatalf("load ZMK: %d %s", code, body)
+	}
+	if code, _ := adminCall(t, sw, "GET", "/api/v1/saf?gateway=nope", nil); code != 404 {
+		t.Fatalf("unknown gateway: %d", code)
+	}
 }
