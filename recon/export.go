@@ -56,6 +56,8 @@ type Row struct {
 	// LinkTime is the transmission time (field 7, MMDDhhmmss) sent on
 	// the gateway link with LinkSTAN; not a column, a match key.
 	LinkTime string
+	// Batch is the terminal's batch (field 60.2); not a column.
+	Batch string
 	// seq is the journal sequence of the request.
 	seq uint64
 }
@@ -87,6 +89,9 @@ type Source struct {
 	Location *time.Location
 	// Context, when set, interrupts a scan once it is done.
 	Context context.Context
+	// Links, when set, names the gateway link each forwarded message
+	// went out on, with the link's STAN and transmission time.
+	Links *journal.Links
 }
 
 // ScanDay calls fn for every export row of business date date, in journal
@@ -146,7 +151,7 @@ func (s Source) row(date ledger.BusinessDate, req, resp *journal.Entry, loc *tim
 	r := &Row{
 		BusinessDate: req.BusinessDate, Time: req.Time.In(loc), Institution: LocalInstitution,
 		MTI: req.MTI, Terminal: req.Terminal, Merchant: req.Merchant, ResponseCode: resp.ResponseCode,
-		RRN: resp.RRN, STAN: req.STAN, TxType: req.TxType, seq: req.Seq,
+		RRN: resp.RRN, STAN: req.STAN, TxType: req.TxType, Batch: req.Batch, seq: req.Seq,
 	}
 	if req.Listener == Listener {
 		var res Resolution
@@ -162,6 +167,16 @@ func (s Source) row(date ledger.BusinessDate, req, resp *journal.Entry, loc *tim
 	}
 	if req.Listener != "pos" {
 		r.Institution = req.Listener
+	} else if s.Links != nil && req.Terminal != "" {
+		// Forwarded on a gateway link: the link's name is the
+		// institution, and its STAN and transmission time a match key.
+		lr, err := s.Links.ByLocal(req.Terminal, req.Batch, req.STAN)
+		switch {
+		case err == nil && lr.BusinessDate == req.BusinessDate:
+			r.Institution, r.LinkSTAN, r.LinkTime = lr.Link, lr.STAN, lr.Transmission
+		case err != nil && !errors.Is(err, journal.ErrNotFound):
+			return nil, fmt.Errorf("recon: link record of terminal %s batch %s stan %s: %w", req.Terminal, req.Batch, req.STAN, err)
+		}
 	}
 	if q, err := spec.DecodePOS(req.Raw); err == nil {
 		r.ProcessingCode = q.ProcessingCode

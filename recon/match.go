@@ -9,6 +9,7 @@ import (
 
 	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/ledger"
+	"github.com/cardswitch/cardswitch/spec"
 )
 
 // Discrepancy classes (docs/reconciliation.md "Classes").
@@ -104,6 +105,9 @@ func (s Source) Match(ctx context.Context, gw string, date ledger.BusinessDate, 
 	byOrder := map[uint64]uint32{}
 	byLink := map[uint64]uint32{}
 	byRRN := map[uint64]uint32{}
+	// byLocal finds the row a reversal reverses: the terminal's batch
+	// and STAN, which a reversal repeats.
+	byLocal := map[uint64]uint32{}
 	scan := s
 	scan.Context = ctx
 	err = scan.ScanDay(date, func(r *Row) error {
@@ -113,16 +117,33 @@ func (s Source) Match(ctx context.Context, gw string, date ledger.BusinessDate, 
 		if len(ours) == 1<<32-1 {
 			return errors.New("recon: too many rows")
 		}
+		local := keyHash('t', r.Terminal, r.Batch, r.STAN)
+		if r.TxType == spec.Reversal.String() {
+			// Not a record of its own: the original no longer stands.
+			if i, ok := byLocal[local]; ok && r.Approved() {
+				ours[i].approved = false
+			}
+			return nil
+		}
 		i := uint32(len(ours))
+		if r.Terminal != "" {
+			byLocal[local] = i
+		}
 		ours = append(ours, ourRec{seq: r.seq, amount: r.Amount, approved: r.Approved()})
+		// The first row with a key keeps it.
+		put := func(m map[uint64]uint32, k uint64) {
+			if _, dup := m[k]; !dup {
+				m[k] = i
+			}
+		}
 		if r.OrderNo != "" {
-			byOrder[keyHash('o', r.OrderNo)] = i
+			put(byOrder, keyHash('o', r.OrderNo))
 		}
 		if r.LinkSTAN != "" && r.LinkTime != "" {
-			byLink[keyHash('l', r.LinkSTAN, r.LinkTime)] = i
+			put(byLink, keyHash('l', r.LinkSTAN, r.LinkTime))
 		}
 		if r.RRN != "" {
-			byRRN[keyHash('r', r.RRN)] = i
+			put(byRRN, keyHash('r', r.RRN))
 		}
 		rep.OurRows++
 		if progress != nil && rep.OurRows%progressEvery == 0 {

@@ -185,15 +185,10 @@ func (b *businessDays) put(batch *pebble.Batch, r DayRecord) error {
 // days before the switch existed are not closed one by one), finishes
 // exports a stop interrupted, and starts the cutover loop.
 func (b *businessDays) start() error {
-	c := b.sw.clock
-	if c.closed.Load() == 0 {
-		y := c.Today().AddDays(-1)
-		if err := b.sw.db.Set(closedMarkKey, []byte(y.String()), pebble.Sync); err != nil {
-			return fmt.Errorf("business day: %w", err)
-		}
-		c.closed.Store(uint32(y))
+	if err := b.initMark(); err != nil {
+		return err
 	}
-	b.lastClosed.Set(float64(c.closed.Load()))
+	c := b.sw.clock
 	// Exports left running or failed by an earlier run are done again:
 	// an export only replaces whole files, so a rerun is safe.
 	last := ledger.BusinessDate(c.closed.Load())
@@ -208,6 +203,20 @@ func (b *businessDays) start() error {
 	}
 	b.running = true
 	go b.loop()
+	return nil
+}
+
+// initMark sets the closed mark of a fresh data directory to yesterday.
+func (b *businessDays) initMark() error {
+	c := b.sw.clock
+	if c.closed.Load() == 0 {
+		y := c.Today().AddDays(-1)
+		if err := b.sw.db.Set(closedMarkKey, []byte(y.String()), pebble.Sync); err != nil {
+			return fmt.Errorf("business day: %w", err)
+		}
+		c.closed.Store(uint32(y))
+	}
+	b.lastClosed.Set(float64(c.closed.Load()))
 	return nil
 }
 
@@ -307,7 +316,8 @@ func (b *businessDays) exportAsync(d ledger.BusinessDate) {
 // export writes the day's files and records the outcome.
 func (b *businessDays) export(d ledger.BusinessDate) {
 	start := time.Now()
-	src := recon.Source{Journal: b.sw.journal, Books: b.sw.db, Location: b.sw.clock.loc, Context: b.ctx}
+	src := b.sw.recon.Source
+	src.Context = b.ctx
 	res, err := src.ExportDay(b.dir, d, func(n int64) {
 		b.sw.log.Info("export progress", zap.String("business_date", d.String()), zap.Int64("rows", n))
 	})

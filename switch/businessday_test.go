@@ -2,6 +2,7 @@ package switching
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/recon"
 	"github.com/cardswitch/cardswitch/spec"
+	"go.uber.org/zap"
 )
 
 func TestCutover(t *testing.T) {
@@ -173,5 +175,53 @@ func TestDayCloseAndExport(t *testing.T) {
 	code, again := adminCall(t, sw, "GET", "/api/v1/recon/export?date="+today.String()+"&gateway=local", nil)
 	if code != http.StatusOK || !bytes.Equal(again, b) {
 		t.Fatalf("re-export: %d\n%s\nwant\n%s", code, again, b)
+	}
+}
+
+// TestCloseAtCutover moves the clock three days on: the loop's check
+// closes, in order, each day whose cutover has passed, and exports each.
+func TestCloseAtCutover(t *testing.T) {
+	dir := t.TempDir()
+	demo, err := DemoConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := *demo
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.LMK = LMKConfig{File: filepath.Join(dir, "lmk.key"), CreateDemo: true}
+	cfg.BusinessDay.ReconDir = filepath.Join(dir, "recon")
+	sw, err := New(&cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sw.Shutdown(context.Background())
+	today := sw.clock.Today()
+	if sw.clock.closed.Load() != 0 {
+		t.Fatal("fresh data directory has a closed mark")
+	}
+	// Not started: the loop is not running, the test drives it.
+	sw.days.running = false
+	if err := sw.days.initMark(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ledger.BusinessDate(sw.clock.closed.Load()); got != today.AddDays(-1) {
+		t.Fatalf("initial closed mark %d, want yesterday %d", got, today.AddDays(-1))
+	}
+	later := time.Now().Add(72 * time.Hour)
+	sw.clock.now = func() time.Time { return later }
+	sw.days.closeDue()
+	sw.days.exports.Wait()
+	want := sw.clock.dateOf(later).AddDays(-1)
+	if got := ledger.BusinessDate(sw.clock.closed.Load()); got != want {
+		t.Fatalf("closed through %d, want %d", got, want)
+	}
+	for d := today; d <= want; d = d.AddDays(1) {
+		r, ok, err := sw.days.record(d)
+		if err != nil || !ok || r.ClosedBy != "cutover" || r.Export.State != exportDone {
+			t.Fatalf("day %d: %+v %v %v", d, r, ok, err)
+		}
+		if _, err := os.Stat(filepath.Join(cfg.BusinessDay.ReconDir, d.String(), recon.InstitutionFile(recon.LocalInstitution))); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

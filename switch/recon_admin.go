@@ -103,7 +103,8 @@ func (sw *Switch) adminReconExport(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(exportWriteTimeout))
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	src := recon.Source{Journal: sw.journal, Books: sw.db, Location: sw.clock.loc, Context: r.Context()}
+	src := sw.recon.Source
+	src.Context = r.Context()
 	if _, err := src.WriteCSV(w, d, f, nil); err != nil {
 		// Headers are gone; the truncated body lacks its trailer line,
 		// which is how a reader tells.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/cardswitch/cardswitch/internal/gwsim"
 	"github.com/cardswitch/cardswitch/internal/recongen"
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/recon"
@@ -136,4 +137,71 @@ func TestReconLoop(t *testing.T) {
 	if code != http.StatusOK || stats.Approved.Count != 4 || stats.Approved.Amount != 10000 || len(stats.ByTerminal) != 1 {
 		t.Fatalf("statistics: %d %s", code, out)
 	}
+}
+
+// TestReconAgainstGwsim reconciles bank-card consumes forwarded on the
+// gateway link with gwsim's own daily file, three discrepancies planted
+// in it, matched on the link STAN and transmission time.
+func TestReconAgainstGwsim(t *testing.T) {
+	b, err := os.ReadFile("../testdata/recon/layouts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var layouts map[string]recon.Layout
+	if err := yaml.Unmarshal(b, &layouts); err != nil {
+		t.Fatal(err)
+	}
+	sw, sim := linkedSwitch(t)
+	sw.cfg.Recon.Gateways = map[string]ReconGateway{demoBank: {Layout: layouts["gwsim"]}}
+	term := signedOn(t, sw, termCanteen, canteen)
+	today := sw.clock.Today()
+	var rrns []string
+	for _, amt := range []spec.Amount{100, 200, 300, 400} {
+		req, err := term.Consume(bankCard, amt, bankPIN)
+		resp := do(t, term, req, err)
+		expectRC(t, "bank consume", resp, spec.RCApproved)
+		rrns = append(rrns, resp.RRN)
+	}
+	// A reversed one stands on neither side: gwsim lists it with status R.
+	rev, err := term.Consume(bankCard, 500, bankPIN)
+	expectRC(t, "bank consume", do(t, term, rev, err), spec.RCApproved)
+	expectRC(t, "reversal", do(t, term, term.Reversal(rev, spec.ReversalTimeout), nil), spec.RCApproved)
+	waitUntil(t, "bank reversal", func() bool { return simBalance(t, sim) == bankStart-1000 })
+	// A campus card's consume is the local ledger's, not the bank's.
+	req, err := term.Consume(cardStudent, 100, pinStudent)
+	expectRC(t, "campus consume", do(t, term, req, err), spec.RCApproved)
+
+	if code, out := adminCall(t, sw, "POST", "/api/v1/day/close", DayCloseRequest{Operator: "alice"}); code != http.StatusOK {
+		t.Fatalf("close: %d %s", code, out)
+	}
+	waitExported(t, sw, today.String())
+	var file bytes.Buffer
+	if _, err := sim.WriteReconTo(&file, today.String(), gwsim.Plant{
+		Skip:  []string{rrns[1]},
+		Alter: map[string]spec.Amount{rrns[2]: 333},
+		Extra: []gwsim.Extra{{Card: bankCard, Amount: 4242}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rep, ok := importFile(t, sw, demoBank, today, file.Bytes())
+	if !ok || rep.Matched.Count != 3 || rep.OursOnly.Count != 1 || rep.OursOnly.Amount != 200 ||
+		rep.TheirsOnly.Count != 1 || rep.TheirsOnly.Amount != 4242 || rep.AmountDiffers.Count != 1 || rep.StatusDiffers.Count != 0 {
+		t.Fatalf("import: %+v\n%s", rep, file.String())
+	}
+}
+
+// importFile posts a counterparty file to the admin API.
+func importFile(t *testing.T, sw *Switch, gw string, d ledger.BusinessDate, data []byte) (recon.Report, bool) {
+	t.Helper()
+	_, _, httpAddr := sw.Addrs()
+	req, _ := http.NewRequest("POST", "http://"+httpAddr+"/api/v1/recon/import?gateway="+gw+"&date="+d.String(), bytes.NewReader(data))
+	req.Header.Set("Authorization", "Bearer test-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rep recon.Report
+	json.NewDecoder(resp.Body).Decode(&rep)
+	return rep, resp.StatusCode == http.StatusOK
 }

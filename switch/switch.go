@@ -105,8 +105,13 @@ func newSwitch(cfg *Config, log *zap.Logger, extra []txn.Destination) (*Switch, 
 		return nil, err
 	}
 	sw.days = newBusinessDays(sw)
+	linkRecs, err := journal.OpenLinks(db)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	sw.recon = &recon.Book{DB: sw.db, Journal: sw.journal, Ledger: sw.ledger, Today: sw.clock.Today,
-		Source: recon.Source{Journal: sw.journal, Books: sw.db, Location: sw.clock.loc}}
+		Source: recon.Source{Journal: sw.journal, Books: sw.db, Location: sw.clock.loc, Links: linkRecs}}
 	sw.pos = newAcceptor("pos", cfg.POS, &posProtocol{sw: sw}, log, sw.metrics)
 	sw.gateway = newAcceptor("gateway", cfg.Gateway, &gatewayProtocol{sw: sw}, log, sw.metrics)
 	return sw, nil
