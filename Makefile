@@ -13,6 +13,7 @@ build:
 	$(GO) build -o $(BIN)/switchctl ./cmd/switchctl
 	$(GO) build -o $(BIN)/posim ./cmd/posim
 	$(GO) build -o $(BIN)/gwsim ./cmd/gwsim
+	$(GO) build -o $(BIN)/rechargesim ./cmd/rechargesim
 
 # The demo switch: embedded demo configuration, data in ./data.
 run: build

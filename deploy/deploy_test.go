@@ -79,6 +79,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.LMK = switching.LMKConfig{File: filepath.Join(dir, "lmk.key"), CreateDemo: true}
 	cfg.POS.Addr, cfg.Gateway.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Recharge.HTTPAddr = "127.0.0.1:0"
 	sw, err := switching.New(&cfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)

@@ -102,19 +102,9 @@ func (tx *txn) outsideCreditReversal(r *OutsideCreditReversal) error {
 		tx.res.NoOp = true
 		return nil
 	}
-	p := tx.inverse(o, KindReversal)
-	d, err := tx.apply(p)
-	if err != nil {
-		return err
-	}
-	if d != Approved {
-		return tx.decline(d)
-	}
-	if err := tx.setStatus(o.TxID, func(s *status) { s.ReversedBy = p.TxID }); err != nil {
-		return err
-	}
-	tx.approve(p)
-	return nil
+	// Always approved: a credit already spent leaves the card owing the
+	// shortfall (docs/ledger.md#receivables).
+	return tx.undo(o, tx.inverse(o, KindReversal))
 }
 
 // loadPostingIfAny is loadPosting for an id that came from outside: a

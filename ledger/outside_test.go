@@ -46,3 +46,23 @@ func TestOutsideCredit(t *testing.T) {
 	}
 	checkStore(t, db)
 }
+
+// A reversal of a credit already spent is approved: the purse goes to
+// zero and the card owes the rest.
+func TestOutsideCreditReversalOfSpentCredit(t *testing.T) {
+	l, db := seeded(t, Options{})
+	res := must(t, exec(t, l, &OutsideCredit{Common: outside("S001"), PAN: panEmpty, Amount: 3000, Institution: "10001"}))
+	must(t, exec(t, l, &Consume{Common: pos("10000001", canteen, day1), PAN: panEmpty, Amount: 2000}))
+	rev := must(t, exec(t, l, &OutsideCreditReversal{Common: outside("T001"), PAN: panEmpty, Amount: 3000, Original: res.TxID}))
+	if rev.NoOp {
+		t.Fatalf("reversal %+v", rev)
+	}
+	c := mustCard(t, l, panEmpty)
+	if c.Balances.Cash != 0 || c.Owed != 2000 {
+		t.Fatalf("after reversing a spent credit: cash %s owed %s, want 0 and 20.00", c.Balances.Cash, c.Owed)
+	}
+	if got := l.AccountBalance(GatewayClearing("10001")); got != 0 {
+		t.Fatalf("clearing %s, want 0", got)
+	}
+	checkStore(t, db)
+}

@@ -85,6 +85,9 @@ type acceptor struct {
 	lastRefusalLog atomic.Int64 // unix nanoseconds of the last refusal warning
 
 	pol *connPolicy // trusted networks, terminals, unauthenticated rate (connpolicy.go)
+	// admit, when set, says whether a connection from an address is
+	// served at all.
+	sourceAllowed func(netip.Addr) bool
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -142,6 +145,13 @@ func (a *acceptor) serve() {
 		}
 		backoff = 0
 		ip := peerIP(c)
+		if a.sourceAllowed != nil && !a.sourceAllowed(ip) {
+			// Not an allowed source (docs/recharge.md): refused at
+			// connect, counted.
+			a.metrics.Rejected.WithLabelValues(a.name, "address_not_allowed").Inc()
+			_ = c.Close()
+			continue
+		}
 		select {
 		case a.slots <- struct{}{}:
 		default:

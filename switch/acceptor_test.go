@@ -44,6 +44,7 @@ func testSwitchLog(t testing.TB, log *zap.Logger, mutate ...func(*Config)) *Swit
 	cfg.POS.Addr = "127.0.0.1:0"
 	cfg.Gateway.Addr = "127.0.0.1:0"
 	cfg.HTTP.Addr = "127.0.0.1:0"
+	cfg.Recharge.HTTPAddr = "127.0.0.1:0"
 	cfg.HTTP.AdminToken = "test-token"
 	cfg.Log = LogConfig{Format: "console", Level: "error"}
 	for _, m := range mutate {

@@ -50,6 +50,7 @@ func (sw *Switch) registerAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/retention/run", sw.adminRetentionRun)
 	sw.registerRecon(mux)
 	sw.registerLinksAdmin(mux)
+	sw.registerRechargeAdmin(mux)
 	mux.HandleFunc("GET /api/v1/reports/receivables", sw.adminReceivables)
 
 	// Go's profiler, behind the same token: CPU, heap, goroutines, mutex

@@ -82,6 +82,10 @@ type Config struct {
 	Seed Seed `yaml:"seed"`
 	// SignOn bounds failed sign-ons (docs/pos-dialect.md#sign-on-proof).
 	SignOn SignOnConfig `yaml:"signon"`
+	// Institutions send money in on the gateway port and the recharge
+	// HTTP listener; Recharge configures that listener (docs/recharge.md).
+	Institutions []InstitutionConfig `yaml:"institutions"`
+	Recharge     RechargeConfig      `yaml:"recharge"`
 }
 
 // LedgerConfig are the card ledger's business parameters.
@@ -456,6 +460,9 @@ func (c *Config) Validate() error {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			errs = append(errs, errors.New("ledger."+line))
 		}
+	}
+	if err := validateRecharge(c.Institutions, c.Recharge); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Retention.validate(); err != nil {
 		errs = append(errs, err)

@@ -44,18 +44,21 @@ type daemon struct {
 	bin, dir   string
 	cfg        string
 	pos, admin string
+	gateway    string
+	recharge   string
 	cmd        *exec.Cmd
 }
 
 func newDaemon(t *testing.T) *daemon {
 	dir := t.TempDir()
-	d := &daemon{t: t, bin: buildSwitchd(t), dir: dir, pos: freePort(t), admin: freePort(t)}
+	d := &daemon{t: t, bin: buildSwitchd(t), dir: dir, pos: freePort(t), admin: freePort(t), gateway: freePort(t), recharge: freePort(t)}
 	cfg := strings.NewReplacer(
 		"data_dir: ./data", "data_dir: "+filepath.Join(dir, "data"),
 		"file: ./demo-lmk.key", "file: "+filepath.Join(dir, "lmk.key"),
 		"addr: 127.0.0.1:8583", "addr: "+d.pos,
-		"addr: 127.0.0.1:8584", "addr: "+freePort(t),
+		"addr: 127.0.0.1:8584", "addr: "+d.gateway,
 		"addr: 127.0.0.1:9583", "addr: "+d.admin,
+		"http_addr: 127.0.0.1:9584", "http_addr: "+d.recharge,
 		"level: info", "level: error",
 	).Replace(string(demoConfig))
 	d.cfg = filepath.Join(dir, "switchd.yaml")

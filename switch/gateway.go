@@ -71,6 +71,10 @@ func (g *gatewayProtocol) handle(s *session, body []byte) ([]byte, bool) {
 		g.sw.metrics.Rejected.WithLabelValues("gateway", "not_a_request").Inc()
 		return nil, false
 	}
+	if mti != "0800" && g.sw.recharge != nil && g.sw.recharge.enabled {
+		// Inbound institutions (docs/recharge.md).
+		return g.frame(g.sw.recharge.iso.Handle(peerIP(s.conn), s.peer, req, body, start)), false
+	}
 	resp := iso8583.NewMessage(spec.Gateway)
 	resp.MTI(rmti)
 	for _, id := range gatewayEchoFields {
@@ -82,8 +86,13 @@ func (g *gatewayProtocol) handle(s *session, body []byte) ([]byte, bool) {
 	}
 	code, _ := req.GetString(70)
 	tx, rc := "unknown", spec.RCFunctionNotSupported
-	if mti == "0800" && code == "301" {
+	switch {
+	case mti == "0800" && code == "301":
 		tx, rc = "gateway_echo_test", spec.RCApproved
+	case mti == "0800" && code == "001":
+		// Inbound institutions need no sign-on; one that sends it is
+		// answered 00 (docs/recharge.md).
+		tx, rc = "gateway_sign_on", spec.RCApproved
 	}
 	if err := resp.Field(39, rc); err != nil {
 		return nil, true
@@ -92,4 +101,18 @@ func (g *gatewayProtocol) handle(s *session, body []byte) ([]byte, bool) {
 	g.sw.metrics.Transactions.WithLabelValues(tx, rc).Inc()
 	g.sw.metrics.Duration.WithLabelValues(tx).Observe(time.Since(start).Seconds())
 	return frame, false
+}
+
+// frame frames an answer packed elsewhere (nil stays nil) and counts it.
+func (g *gatewayProtocol) frame(packed []byte) []byte {
+	if packed == nil {
+		return nil
+	}
+	frame, err := spec.AppendFrame(make([]byte, 0, len(packed)+2), packed)
+	if err != nil {
+		g.sw.log.Error("gateway response too large", zap.Error(err))
+		return nil
+	}
+	g.sw.metrics.Messages.WithLabelValues("gateway", "out", mtiLabel(string(packed[:4]))).Inc()
+	return frame
 }

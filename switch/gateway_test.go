@@ -45,7 +45,10 @@ func TestGatewayEchoAndUnsupported(t *testing.T) {
 		}
 	}
 	check(exchange("0800", map[int]string{7: "1122101010", 11: "000123", 70: "301"}), "0810", spec.RCApproved)
-	check(exchange("0200", map[int]string{3: "000000", 4: "000000000100", 11: "000123", 41: "GW000001"}), "0210", spec.RCFunctionNotSupported)
+	check(exchange("0800", map[int]string{7: "1122101010", 11: "000123", 70: "001"}), "0810", spec.RCApproved)
+	// A financial message naming no configured institution: 03
+	// (docs/recharge.md).
+	check(exchange("0200", map[int]string{3: "000000", 4: "000000000100", 11: "000123", 41: "GW000001"}), "0210", spec.RCInvalidMerchant)
 
 	// Undecodable, with a readable MTI: 30, and the connection stays up.
 	garbage := []byte{0x00, 0x06, '0', '8', '0', '0', 0xFF, 0xFF}

@@ -159,6 +159,7 @@ func TestShutdownAfterFailedStart(t *testing.T) {
 	// New refuses a busy port itself: free it for New, take it again
 	// before Start.
 	_ = busy.Close()
+	cfg.Recharge.HTTPAddr = "127.0.0.1:0"
 	sw, err := New(&cfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)

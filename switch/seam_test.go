@@ -58,6 +58,7 @@ func probeSwitch(t *testing.T, p *probe) *Switch {
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.LMK = LMKConfig{File: filepath.Join(dir, "lmk.key"), CreateDemo: true}
 	cfg.POS.Addr, cfg.Gateway.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Recharge.HTTPAddr = "127.0.0.1:0"
 	cfg.HTTP.AdminToken = "test-token"
 	cfg.Routes = append(append([]routing.Rule(nil), cfg.Routes...), routing.Rule{
 		Name: "probe-cards", BINs: []string{"999"}, Types: []string{"*"}, Merchants: []string{"*"}, Destination: "probe",

@@ -49,7 +49,8 @@ type Switch struct {
 	// signOnGuard limits failed sign-ons (docs/pos-dialect.md#sign-on-proof).
 	signOnGuard *signOnGuard
 	// links are the outbound gateway links (switch/links).
-	links *links.Manager
+	links    *links.Manager
+	recharge *rechargeFront
 
 	pos     *acceptor
 	gateway *acceptor
@@ -100,6 +101,10 @@ func newSwitch(cfg *Config, log *zap.Logger, extra []txn.Destination) (*Switch, 
 		_ = db.Close()
 		return nil, err
 	}
+	if err := sw.openRecharge(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	if sw.retention, err = newRetention(sw, cfg.Retention); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -114,6 +119,7 @@ func newSwitch(cfg *Config, log *zap.Logger, extra []txn.Destination) (*Switch, 
 		Source: recon.Source{Journal: sw.journal, Books: sw.db, Location: sw.clock.loc, Links: linkRecs}}
 	sw.pos = newAcceptor("pos", cfg.POS, &posProtocol{sw: sw}, log, sw.metrics)
 	sw.gateway = newAcceptor("gateway", cfg.Gateway, &gatewayProtocol{sw: sw}, log, sw.metrics)
+	sw.gateway.sourceAllowed = sw.admitGateway
 	return sw, nil
 }
 
@@ -144,6 +150,12 @@ func (sw *Switch) Start() error {
 		return listenError("http.addr", sw.cfg.HTTP.Addr, err)
 	}
 	sw.httpLn = ln
+	if err := sw.startRecharge(); err != nil {
+		_ = sw.pos.ln.Close()
+		_ = sw.gateway.ln.Close()
+		_ = ln.Close()
+		return err
+	}
 	sw.httpSrv = &http.Server{
 		Handler:           sw.httpHandler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -205,6 +217,7 @@ func (sw *Switch) Shutdown(ctx context.Context) error {
 		if sw.httpSrv != nil {
 			errs = append(errs, sw.httpSrv.Shutdown(ctx))
 		}
+		errs = append(errs, sw.stopRecharge(ctx))
 		// After HTTP: no admin request can start a run any more.
 		sw.retention.shutdown()
 		sw.days.shutdown()

@@ -56,8 +56,13 @@ type Options struct {
 	// reference number for it (the switch's business clock).
 	Today   func() ledger.BusinessDate
 	NextRRN func(ledger.BusinessDate) (string, error)
-	Log     *zap.Logger
-	Now     func() time.Time // defaults to time.Now
+	// Begin and End, when set, hold a business date open while an
+	// operation posts on it (the day close waits for them); without
+	// them the operation uses Today.
+	Begin func() ledger.BusinessDate
+	End   func(ledger.BusinessDate)
+	Log   *zap.Logger
+	Now   func() time.Time // defaults to time.Now
 }
 
 // Service is the recharge business logic. It is safe for concurrent use.
@@ -66,6 +71,8 @@ type Service struct {
 	ledger  *ledger.Ledger
 	insts   map[string]*Institution
 	today   func() ledger.BusinessDate
+	begin   func() ledger.BusinessDate
+	end     func(ledger.BusinessDate)
 	nextRRN func(ledger.BusinessDate) (string, error)
 	log     *zap.Logger
 	now     func() time.Time
@@ -78,7 +85,10 @@ type Service struct {
 // New builds the service.
 func New(o Options) (*Service, error) {
 	s := &Service{db: o.DB, ledger: o.Ledger, insts: map[string]*Institution{}, today: o.Today,
-		nextRRN: o.NextRRN, log: o.Log, now: o.Now, seed: maphash.MakeSeed()}
+		nextRRN: o.NextRRN, log: o.Log, now: o.Now, seed: maphash.MakeSeed(), begin: o.Begin, end: o.End}
+	if s.begin == nil || s.end == nil {
+		s.begin, s.end = o.Today, func(ledger.BusinessDate) {}
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -216,7 +226,8 @@ func (s *Service) Credit(r Request, commit Commit) (Outcome, error) {
 		return out, s.commitOnly(commit, out)
 	}
 
-	date := s.today()
+	date := s.begin()
+	defer s.end(date)
 	rrn, err := s.nextRRN(date)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("%w: RRN: %v", ErrStorage, err)
@@ -361,7 +372,8 @@ func (s *Service) Reverse(r Request, commit Commit) (Outcome, error) {
 	if found && rec.State != StateApproved {
 		return ok, s.commitOnly(commit, ok)
 	}
-	date := s.today()
+	date := s.begin()
+	defer s.end(date)
 	rrn, err := s.nextRRN(date)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("%w: RRN: %v", ErrStorage, err)
@@ -389,7 +401,8 @@ func (s *Service) Reverse(r Request, commit Commit) (Outcome, error) {
 	}
 	_, err = s.ledger.Execute(lreq, b, func(res ledger.Result) error {
 		if !res.Approved() {
-			// The ledger could not undo the credit (its money was spent):
+			// The ledger takes back a spent credit as a receivable, so
+			// this is a broken invariant (the card closed and gone):
 			// the order stays approved and the institution is told.
 			out = Outcome{RC: declineRC(res.Decline), RRN: rrn}
 			s.log.Error("outside credit reversal declined by the ledger", zap.String("institution", r.Institution),

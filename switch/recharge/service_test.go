@@ -41,6 +41,9 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := l.AddMerchant(ledger.MerchantSpec{ID: "898310000000001", Name: "Canteen No.1", OnCampus: true}); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []ledger.CardSpec{
 		{PAN: panStudent, Holder: "Li Lei", HolderType: ledger.Student, Cash: 50000},
 		{PAN: panLost, Holder: "Han Meimei", HolderType: ledger.Student, State: ledger.Lost},
@@ -297,3 +300,30 @@ type quiet struct{}
 func (quiet) Infof(string, ...any)      {}
 func (quiet) Errorf(f string, a ...any) { fmt.Printf(f+"\n", a...) }
 func (quiet) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
+
+// A reversal of a credit already spent is approved; the card owes the
+// shortfall.
+func TestReversalOfSpentCredit(t *testing.T) {
+	f := newFixture(t)
+	f.credit(t, credit("S1", panEmpty, 3000), spec.RCApproved)
+	b := f.db.NewBatch()
+	res, err := f.l.Execute(&ledger.Consume{Common: ledger.Common{Key: "t/1", Date: today, Terminal: "10000001",
+		Merchant: "898310000000001", Batch: 1, STAN: 1}, PAN: panEmpty, Amount: 2500}, b,
+		func(ledger.Result) error { return b.Commit(pebble.Sync) })
+	b.Close()
+	if err != nil || !res.Approved() {
+		t.Fatalf("consume: %v %v", res.Decline, err)
+	}
+	f.reverse(t, credit("S1", panEmpty, 3000), spec.RCApproved)
+	c, _ := f.l.Card(panEmpty)
+	if c.Balances.Cash != 0 || c.Owed != 2500 {
+		t.Fatalf("cash %s owed %s", c.Balances.Cash, c.Owed)
+	}
+	if q := f.query(t, "S1"); q.Status != StateReversed {
+		t.Fatalf("query %+v", q)
+	}
+	rep, err := ledger.Check(f.db)
+	if err != nil || !rep.OK() {
+		t.Fatalf("ledger check: %v %v", err, rep.Violations)
+	}
+}

@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
+	"github.com/cardswitch/cardswitch/internal/cardno"
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -187,4 +189,84 @@ func (s *Service) daily(inst, pan string, d ledger.BusinessDate) (ledger.Fen, er
 
 func putDaily(b *pebble.Batch, inst, pan string, d ledger.BusinessDate, v ledger.Fen) error {
 	return b.Set(dailyKey(inst, pan, d), binary.BigEndian.AppendUint64(nil, uint64(max(0, v))), nil)
+}
+
+// OrderView is an order as operators see it (admin API, switchctl).
+type OrderView struct {
+	Institution string              `json:"institution"`
+	Order       string              `json:"order"`
+	State       string              `json:"state"` // approved, declined, reversed, reversed-first
+	Card        string              `json:"card"`  // masked
+	AmountFen   int64               `json:"amount_fen"`
+	RC          string              `json:"rc"`
+	RRN         string              `json:"rrn,omitempty"`
+	AuthCode    string              `json:"auth_code,omitempty"`
+	Date        ledger.BusinessDate `json:"business_date"`
+	Time        time.Time           `json:"time"`
+	ReversedAt  *time.Time          `json:"reversed_at,omitempty"`
+	ReversalRRN string              `json:"reversal_rrn,omitempty"`
+}
+
+var stateNames = map[State]string{StateApproved: "approved", StateDeclined: "declined",
+	StateReversed: "reversed", StateReversedFirst: "reversed-first"}
+
+func (r *orderRecord) view(inst, order string) OrderView {
+	v := OrderView{Institution: inst, Order: order, State: stateNames[r.State], Card: cardno.Mask(r.PAN), AmountFen: int64(r.Amount),
+		RC: r.RC, RRN: r.RRN, AuthCode: r.AuthCode, Date: r.Date, Time: r.Time, ReversalRRN: r.ReversalRRN}
+	if !r.ReversedAt.IsZero() {
+		t := r.ReversedAt
+		v.ReversedAt = &t
+	}
+	return v
+}
+
+// Order returns one order of an institution.
+func (s *Service) Order(inst, order string) (OrderView, bool, error) {
+	rec, ok, err := s.loadOrder(inst, order)
+	if err != nil || !ok {
+		return OrderView{}, ok, err
+	}
+	return rec.view(inst, order), true, nil
+}
+
+// MaxOrdersPage bounds one page of Orders.
+const MaxOrdersPage = 1000
+
+// Orders lists an institution's orders in order-number order, after the
+// order number after, at most limit (1..MaxOrdersPage).
+func (s *Service) Orders(inst, after string, limit int) ([]OrderView, error) {
+	if limit <= 0 || limit > MaxOrdersPage {
+		return nil, fmt.Errorf("limit %d: want 1..%d", limit, MaxOrdersPage)
+	}
+	lo := orderKey(inst, "")
+	if after != "" {
+		lo = append(orderKey(inst, after), 0)
+	}
+	hi := orderKey(inst, "")
+	hi[len(hi)-1] = 1 // just past every order of inst
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	prefix := len(orderKey(inst, ""))
+	out := []OrderView{}
+	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+		rec, err := decodeOrder(it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("order %x: %w", it.Key(), err)
+		}
+		out = append(out, rec.view(inst, string(it.Key()[prefix:])))
+	}
+	return out, it.Error()
+}
+
+// Institutions lists the configured institutions by id.
+func (s *Service) Institutions() []Institution {
+	out := make([]Institution, 0, len(s.insts))
+	for _, in := range s.insts {
+		out = append(out, *in)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
 }

@@ -1,0 +1,91 @@
+package switching
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/cardswitch/cardswitch/switch/recharge"
+)
+
+// institutionJSON is an institution in the admin API (no keys).
+type institutionJSON struct {
+	ID                string   `json:"id"`
+	Name              string   `json:"name"`
+	Allow             []string `json:"allow"`
+	MaxCreditFen      int64    `json:"max_credit_fen"`
+	MaxDailyCreditFen int64    `json:"max_daily_credit_fen"`
+}
+
+type institutionsJSON struct {
+	Institutions []institutionJSON `json:"institutions"`
+}
+
+type ordersJSON struct {
+	Orders []recharge.OrderView `json:"orders"`
+	// Next is the after= of the next page; empty on the last.
+	Next string `json:"next,omitempty"`
+}
+
+// registerRechargeAdmin installs the recharge part of the admin API
+// (docs/admin-api.md, docs/recharge.md).
+func (sw *Switch) registerRechargeAdmin(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/recharge/institutions", sw.adminInstitutions)
+	mux.HandleFunc("GET /api/v1/recharge/institutions/{id}/orders", sw.adminOrders)
+	mux.HandleFunc("GET /api/v1/recharge/institutions/{id}/orders/{order}", sw.adminOrder)
+}
+
+func (sw *Switch) adminInstitutions(w http.ResponseWriter, r *http.Request) {
+	out := institutionsJSON{Institutions: []institutionJSON{}}
+	for _, in := range sw.recharge.svc.Institutions() {
+		j := institutionJSON{ID: in.ID, Name: in.Name, MaxCreditFen: int64(in.MaxCredit), MaxDailyCreditFen: int64(in.MaxDailyCredit)}
+		for _, p := range in.Allow {
+			j.Allow = append(j.Allow, p.String())
+		}
+		out.Institutions = append(out.Institutions, j)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (sw *Switch) adminOrders(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, ok := sw.recharge.svc.Institution(id); !ok {
+		writeJSONError(w, http.StatusNotFound, "no such institution")
+		return
+	}
+	limit := 100
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > recharge.MaxOrdersPage {
+			writeJSONError(w, http.StatusBadRequest, "limit: want 1.."+strconv.Itoa(recharge.MaxOrdersPage))
+			return
+		}
+		limit = n
+	}
+	after := r.URL.Query().Get("after")
+	if len(after) > recharge.MaxOrderLen {
+		writeJSONError(w, http.StatusBadRequest, "after: an order number is at most 32 characters")
+		return
+	}
+	orders, err := sw.recharge.svc.Orders(id, after, limit)
+	if err != nil {
+		sw.adminError(w, r, err)
+		return
+	}
+	out := ordersJSON{Orders: orders}
+	if len(orders) == limit {
+		out.Next = orders[len(orders)-1].Order
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (sw *Switch) adminOrder(w http.ResponseWriter, r *http.Request) {
+	v, ok, err := sw.recharge.svc.Order(r.PathValue("id"), r.PathValue("order"))
+	switch {
+	case err != nil:
+		sw.adminError(w, r, err)
+	case !ok:
+		writeJSONError(w, http.StatusNotFound, "no such order")
+	default:
+		writeJSON(w, http.StatusOK, v)
+	}
+}
