@@ -214,7 +214,7 @@ func TestRechargeISO(t *testing.T) {
 	_, _, admin := sw.Addrs()
 	var order struct {
 		State, Card, RC, RRN string
-		AmountFen          int64 `json:"amount_fen"`
+		AmountFen            int64 `json:"amount_fen"`
 	}
 	adminGet(t, admin, "/api/v1/recharge/institutions/10001/orders/ISO-0001", &order)
 	if order.State != "reversed" || order.Card != "623015*********0061" || order.AmountFen != 5000 {
