@@ -69,13 +69,13 @@ func (sw *Switch) registerAdmin(mux *http.ServeMux) {
 
 func (sw *Switch) adminStatus(w http.ResponseWriter, r *http.Request) {
 	pos, gw, httpAddr := sw.Addrs()
-	writeJSON(w, http.StatusOK, map[string]any{
-		"pos":           pos,
-		"gateway":       gw,
-		"http":          httpAddr,
-		"ready":         sw.ready() == nil,
-		"business_date": sw.clock.Today().String(),
-		"journal_seq":   sw.journal.LastSeq(),
+	writeJSON(w, http.StatusOK, StatusResponse{
+		POS:          pos,
+		Gateway:      gw,
+		HTTP:         httpAddr,
+		Ready:        sw.ready() == nil,
+		BusinessDate: sw.clock.Today().String(),
+		JournalSeq:   sw.journal.LastSeq(),
 	})
 }
 
@@ -135,7 +135,7 @@ func (sw *Switch) adminError(w http.ResponseWriter, r *http.Request, err error) 
 
 func (sw *Switch) adminListMerchants(w http.ResponseWriter, r *http.Request) {
 	ms := sw.ledger.Merchants()
-	out := make([]map[string]any, 0, len(ms))
+	out := make([]MerchantResponse, 0, len(ms))
 	for _, m := range ms {
 		out = append(out, merchantJSON(m))
 	}
@@ -151,9 +151,9 @@ func (sw *Switch) adminGetMerchant(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, merchantJSON(m))
 }
 
-func merchantJSON(m ledger.MerchantInfo) map[string]any {
-	return map[string]any{"id": m.ID, "name": m.Name, "on_campus": m.OnCampus,
-		"fee_rate_bp": m.FeeRateBP, "settlement_days": m.SettlementDays}
+func merchantJSON(m ledger.MerchantInfo) MerchantResponse {
+	return MerchantResponse{ID: m.ID, Name: m.Name, OnCampus: m.OnCampus,
+		FeeRateBP: m.FeeRateBP, SettlementDays: m.SettlementDays}
 }
 
 func (sw *Switch) adminAddMerchant(w http.ResponseWriter, r *http.Request) {
@@ -178,22 +178,22 @@ func (sw *Switch) adminAddMerchant(w http.ResponseWriter, r *http.Request) {
 }
 
 // terminalJSON is a terminal as the admin API shows it.
-func terminalJSON(t *terminals.Terminal) map[string]any {
+func terminalJSON(t *terminals.Terminal) TerminalResponse {
 	var permitted []string
 	for _, tx := range spec.TxTypes() {
 		if t.Permits(tx) {
 			permitted = append(permitted, tx.String())
 		}
 	}
-	return map[string]any{"id": t.ID, "merchant": t.Merchant, "may_load": t.MayLoad,
-		"disabled": t.Disabled, "signed_on": t.SignedOn, "batch": batchString(t.Batch),
-		"key_mode": t.KeyMode, "key_generation": t.KeyGeneration, "permitted": permitted,
-		"legacy_signon": t.LegacySignOn, "source_network": t.SourceNetwork}
+	return TerminalResponse{ID: t.ID, Merchant: t.Merchant, MayLoad: t.MayLoad,
+		Disabled: t.Disabled, SignedOn: t.SignedOn, Batch: batchString(t.Batch),
+		KeyMode: t.KeyMode, KeyGeneration: t.KeyGeneration, Permitted: permitted,
+		LegacySignOn: t.LegacySignOn, SourceNetwork: t.SourceNetwork}
 }
 
 func (sw *Switch) adminListTerminals(w http.ResponseWriter, r *http.Request) {
 	ts := sw.terminals.List()
-	out := make([]map[string]any, 0, len(ts))
+	out := make([]TerminalResponse, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, terminalJSON(t))
 	}
@@ -292,7 +292,7 @@ func (sw *Switch) adminAddTerminal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sw.log.Info("terminal added", zap.String("terminal", req.ID), zap.String("merchant", req.Merchant), zap.String("tmk_kcv", kcv))
-	writeJSON(w, http.StatusCreated, map[string]any{"id": req.ID, "tmk_kcv": kcv})
+	writeJSON(w, http.StatusCreated, TMKResponse{ID: req.ID, TMKKCV: kcv})
 }
 
 func (sw *Switch) adminLoadTMK(w http.ResponseWriter, r *http.Request) {
@@ -320,7 +320,7 @@ func (sw *Switch) adminLoadTMK(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sw.log.Info("terminal TMK loaded", zap.String("terminal", id), zap.String("tmk_kcv", kcv))
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "tmk_kcv": kcv})
+	writeJSON(w, http.StatusOK, TMKResponse{ID: id, TMKKCV: kcv})
 }
 
 func (sw *Switch) adminSetTerminalDisabled(disabled bool) http.HandlerFunc {
@@ -337,15 +337,15 @@ func (sw *Switch) adminSetTerminalDisabled(disabled bool) http.HandlerFunc {
 
 // cardJSON is a card as the admin API shows it: masked, without its PIN
 // verification value.
-func cardJSON(v ledger.CardView) map[string]any {
-	return map[string]any{
-		"card": cardno.Mask(v.PAN), "holder": v.Holder, "holder_type": v.HolderType.String(),
-		"state": v.State.String(), "list": v.List.String(),
-		"cash": v.Balances.Cash.String(), "subsidy": v.Balances.Subsidy.String(),
-		"held": v.Balances.Held.String(), "available": v.Balances.Available.String(),
-		"daily_limit": v.DailyLimit.String(), "per_txn_limit": v.PerTxnLimit.String(),
-		"no_pin_limit": v.NoPINLimit.String(), "max_balance": v.MaxBalance.String(),
-		"fee_rate_bp": v.FeeBP, "day_spent": v.DaySpent.String(), "pin_tries": v.PINTries,
+func cardJSON(v ledger.CardView) CardResponse {
+	return CardResponse{
+		Card: cardno.Mask(v.PAN), Holder: v.Holder, HolderType: v.HolderType.String(),
+		State: v.State.String(), List: v.List.String(),
+		Cash: v.Balances.Cash.String(), Subsidy: v.Balances.Subsidy.String(),
+		Held: v.Balances.Held.String(), Available: v.Balances.Available.String(),
+		DailyLimit: v.DailyLimit.String(), PerTxnLimit: v.PerTxnLimit.String(),
+		NoPINLimit: v.NoPINLimit.String(), MaxBalance: v.MaxBalance.String(),
+		FeeRateBP: v.FeeBP, DaySpent: v.DaySpent.String(), PINTries: v.PINTries,
 	}
 }
 
@@ -426,13 +426,13 @@ func (sw *Switch) adminCardAction(action string, f func(string) error) http.Hand
 // journalJSON is a journal entry as the admin API shows it. Its raw bytes
 // never hold a PIN block, track data or keys: they were removed before it
 // was written.
-func journalJSON(e *journal.Entry) map[string]any {
-	return map[string]any{
-		"seq": e.Seq, "direction": e.Direction.String(), "listener": e.Listener, "peer": e.Peer,
-		"terminal": e.Terminal, "merchant": e.Merchant, "mti": e.MTI, "stan": e.STAN,
-		"batch": e.Batch, "rrn": e.RRN, "type": e.TxType, "rc": e.ResponseCode,
-		"time": e.Time.UTC().Format(time.RFC3339Nano), "business_date": e.BusinessDate,
-		"flags": uint16(e.Flags), "fields": journalFields(e),
+func journalJSON(e *journal.Entry) JournalEntryResponse {
+	return JournalEntryResponse{
+		Seq: e.Seq, Direction: e.Direction.String(), Listener: e.Listener, Peer: e.Peer,
+		Terminal: e.Terminal, Merchant: e.Merchant, MTI: e.MTI, STAN: e.STAN,
+		Batch: e.Batch, RRN: e.RRN, Type: e.TxType, RC: e.ResponseCode,
+		Time: e.Time.UTC().Format(time.RFC3339Nano), BusinessDate: e.BusinessDate,
+		Flags: uint16(e.Flags), Fields: journalFields(e),
 	}
 }
 
@@ -518,7 +518,7 @@ func (sw *Switch) adminJournal(w http.ResponseWriter, r *http.Request) {
 		sw.adminError(w, r, err)
 		return
 	}
-	out := make([]map[string]any, 0, len(entries))
+	out := make([]JournalEntryResponse, 0, len(entries))
 	for _, e := range entries {
 		out = append(out, journalJSON(e))
 	}
