@@ -3,6 +3,7 @@ package ledger
 import (
 	"fmt"
 	"github.com/cardswitch/cardswitch/internal/cardno"
+	"github.com/cardswitch/cardswitch/internal/ident"
 	"sort"
 	"time"
 
@@ -134,8 +135,8 @@ func (l *Ledger) cardFromSpec(s CardSpec, pvv []byte) (*card, error) {
 	if !validPAN(s.PAN) {
 		return nil, bad("card number must be 12 to 19 digits")
 	}
-	if len(s.Holder) > maxHolderLen {
-		return nil, bad("holder name too long")
+	if err := ident.Name("holder name", s.Holder, maxHolderLen); err != nil {
+		return nil, bad(err.Error())
 	}
 	if s.HolderType < Student || s.HolderType > Visitor {
 		return nil, bad("holder type must be student, staff or visitor")
@@ -186,8 +187,11 @@ func (l *Ledger) cardFromSpec(s CardSpec, pvv []byte) (*card, error) {
 
 // AddMerchant registers a merchant. A known id gives ErrMerchantExists.
 func (l *Ledger) AddMerchant(spec MerchantSpec) error {
-	if spec.ID == "" || len(spec.ID) > maxMerchantLen || len(spec.Name) > maxHolderLen {
-		return fmt.Errorf("%w: merchant id must be 1..%d characters, name at most %d", ErrInvalidRequest, maxMerchantLen, maxHolderLen)
+	if err := ident.ID("merchant id", spec.ID, 1, maxMerchantLen); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidRequest, err)
+	}
+	if err := ident.Name("merchant name", spec.Name, maxHolderLen); err != nil {
+		return fmt.Errorf("%w: merchant %s: %v", ErrInvalidRequest, spec.ID, err)
 	}
 	if spec.FeeRateBP < 0 || spec.FeeRateBP > maxFeeBP || spec.SettlementDays < 0 || spec.SettlementDays > 366 {
 		return fmt.Errorf("%w: merchant %s: fee rate or settlement days out of range", ErrInvalidRequest, spec.ID)

@@ -129,7 +129,7 @@ func (sw *Switch) adminError(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.Is(err, hsm.ErrKCVMismatch):
 		status = http.StatusBadRequest
 	}
-	sw.log.Info("admin API request refused", zap.String("path", maskedPath(r.URL.Path)), zap.Int("status", status), zap.Error(err))
+	sw.log.Info("admin API request refused", zap.String("path", logPath(r.URL.Path)), zap.Int("status", status), zap.Error(err))
 	writeJSONError(w, status, err.Error())
 }
 
@@ -263,6 +263,10 @@ func (sw *Switch) adminAddTerminal(w http.ResponseWriter, r *http.Request) {
 		SourceNetwork string `json:"source_network"`
 	}
 	if err := decodeBody(r, &req); err != nil {
+		sw.adminError(w, r, err)
+		return
+	}
+	if err := terminals.ValidIDs(req.ID, req.Merchant); err != nil {
 		sw.adminError(w, r, err)
 		return
 	}

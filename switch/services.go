@@ -142,6 +142,9 @@ func (sw *Switch) seed() error {
 // addTerminal registers a terminal and, when the spec carries one, loads
 // its clear TMK into the HSM (demo and tests).
 func (sw *Switch) addTerminal(t terminals.Spec) error {
+	if err := terminals.ValidIDs(t.ID, t.Merchant); err != nil {
+		return err
+	}
 	if _, ok := sw.ledger.Merchant(t.Merchant); !ok {
 		return fmt.Errorf("terminal %s: merchant %s is not registered", t.ID, t.Merchant)
 	}

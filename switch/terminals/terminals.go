@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/cardswitch/cardswitch/internal/ident"
 	"github.com/cardswitch/cardswitch/spec"
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -106,6 +107,9 @@ func PermittedSet(labels []string, mayLoad bool) (uint64, error) {
 var (
 	ErrExists  = errors.New("terminal already registered")
 	ErrUnknown = errors.New("terminal not registered")
+	// ErrInvalid is a terminal whose id or merchant id is not letters and
+	// digits of the right length.
+	ErrInvalid = errors.New("invalid terminal")
 )
 
 // MaxTerminals bounds the registry (and so its memory).
@@ -193,10 +197,23 @@ func (r *Registry) List() []*Terminal {
 	return out
 }
 
+// ValidIDs checks a terminal id and its merchant id. Field 41 is ans8 and
+// field 42 ans15; the ids also name HSM keys (term/ID/TMK) and storage
+// keys, so only letters and digits, checked before any key is loaded.
+func ValidIDs(id, merchant string) error {
+	if err := ident.ID("terminal id", id, 8, 8); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := ident.ID("merchant id", merchant, 15, 15); err != nil {
+		return fmt.Errorf("%w: terminal %s: %v", ErrInvalid, id, err)
+	}
+	return nil
+}
+
 // Add registers a terminal, durably.
 func (r *Registry) Add(t *Terminal) error {
-	if len(t.ID) != 8 || len(t.Merchant) != 15 {
-		return fmt.Errorf("terminal %q merchant %q: want an 8-character terminal id and a 15-character merchant id", t.ID, t.Merchant)
+	if err := ValidIDs(t.ID, t.Merchant); err != nil {
+		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
