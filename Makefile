@@ -4,7 +4,7 @@ BIN      := bin
 PKGS     := ./...
 FUZZTIME ?= 3s
 
-.PHONY: all build run test unit race fuzz lint bench gobench crashtest crashtest-ci abuse deploy-check clean
+.PHONY: all build run test unit race fuzz lint bench bench-recon gobench crashtest crashtest-ci abuse deploy-check clean
 
 all: build
 
@@ -40,6 +40,11 @@ test: lint build race fuzz crashtest-ci
 # Switch vs baseline throughput and latency; writes docs/BENCHMARKS.md.
 bench:
 	./scripts/bench.sh
+
+# The reconciliation scale check: a day of 5 million journal entries
+# exported, imported and matched (docs/BENCHMARKS.md). Not part of test.
+bench-recon:
+	./scripts/bench-recon.sh
 
 # The Go benchmarks of the hot paths (spec, hsm, ledger, journal).
 gobench:
