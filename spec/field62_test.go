@@ -72,3 +72,28 @@ func FuzzSM4PINBlock(f *testing.F) {
 		}
 	})
 }
+
+// TestField54IsAN40: field 54 holds up to two 20-character balance
+// entries (an..40 LLL): 40 characters pack and decode, 41 do not.
+func TestField54IsAN40(t *testing.T) {
+	two, err := FormatBalances([]Balance{
+		{AccountType: AccountCashPurse, AmountType: AmountTypeAvailable, Currency: CurrencyCNY, Amount: 50000},
+		{AccountType: AccountSubsidyPurse, AmountType: AmountTypeAvailable, Currency: CurrencyCNY, Amount: 20000},
+	})
+	if err != nil || len(two) != 40 {
+		t.Fatalf("two balances: %q %v", two, err)
+	}
+	m := &POSMessage{MTI: "0210", ProcessingCode: "310000", STAN: "000001", ResponseCode: "00", TerminalID: "10000001", MerchantID: "898310000000001", Balances: two}
+	b, err := EncodePOS(m)
+	if err != nil {
+		t.Fatalf("40 characters: %v", err)
+	}
+	back, err := DecodePOS(b)
+	if err != nil || back.Balances != two {
+		t.Fatalf("decode: %q %v", back.Balances, err)
+	}
+	m.Balances = two + "0"
+	if _, err := EncodePOS(m); err == nil {
+		t.Fatal("41 characters packed")
+	}
+}
