@@ -431,6 +431,22 @@ func (p *posProtocol) signOff(x *exchange) *spec.POSMessage {
 	if t.Merchant != x.req.MerchantID {
 		return x.answer(spec.RCInvalidMerchant)
 	}
+	// Signing a terminal off stops its transactions (77 until it signs on
+	// again), so the 0820 of a signed-on terminal carries a MAC under its
+	// MAK, like everything after sign-on (docs/pos-dialect.md#rules).
+	if t.SignedOn {
+		ok := false
+		if block, err := spec.MACBlock(x.req.Raw); err == nil && x.req.MAC != nil {
+			if ok, err = p.sw.hsm.VerifyTerminalMAC(t.ID, block, x.req.MAC); err != nil {
+				ok = false
+			}
+		}
+		if !ok {
+			p.sw.metrics.SignOnRejected.WithLabelValues(signOffMAC).Inc()
+			p.sw.log.Warn("sign-off refused", zap.String("terminal", t.ID), zap.String("reason", signOffMAC), zap.String("peer", x.s.peer))
+			return x.answer(spec.RCMACError)
+		}
+	}
 	if _, err := p.sw.terminals.Update(t.ID, func(t *terminals.Terminal) error { t.SignedOn = false; return nil }); err != nil {
 		return x.answer(spec.RCSystemMalfunction)
 	}

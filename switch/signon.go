@@ -59,9 +59,12 @@ const (
 	signOnReplay       = "replay"
 	signOnRateLimited  = "rate_limited"
 	signOnNotLegacyNet = "legacy_network"
+	// signOffMAC: an 0820 sign-off of a signed-on terminal without a
+	// valid MAC.
+	signOffMAC = "signoff_mac"
 )
 
-var signOnRejectReasons = []string{signOnMissingProof, signOnBadProof, signOnReplay, signOnRateLimited, signOnNotLegacyNet}
+var signOnRejectReasons = []string{signOnMissingProof, signOnBadProof, signOnReplay, signOnRateLimited, signOnNotLegacyNet, signOffMAC}
 
 // errSignOnReplay is returned inside the terminal update when the stamp
 // is not later than the last accepted one.

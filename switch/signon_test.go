@@ -304,3 +304,34 @@ func TestFullStampYearWrap(t *testing.T) {
 		t.Fatal("1 January is not later than 31 December")
 	}
 }
+
+// TestForgedSignOff: an 0820 sign-off of a signed-on terminal needs its
+// MAC, or anyone could stop a canteen's terminal (77 until it signs on
+// again) with one packet. The terminal's own MACed sign-off works.
+func TestForgedSignOff(t *testing.T) {
+	sw := testSwitch(t)
+	real := signedOn(t, sw, termCanteen, canteen)
+	batch := sw.terminals.Get(termCanteen).Batch
+	forged := &spec.POSMessage{
+		MTI: spec.MTINetworkManagement, STAN: "000777", TerminalID: termCanteen, MerchantID: canteen,
+		Reserved60: spec.Field60{Type: spec.NetworkManagementType, Batch: batchString(batch), NetworkCode: spec.NetworkSignOff},
+	}
+	resp, err := attacker(t, sw).Exchange(forged, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectRC(t, "forged sign-off", resp, spec.RCMACError)
+	if got := signOnRejected(t, sw, signOffMAC); got != 1 {
+		t.Errorf("signoff_mac counted %v, want 1", got)
+	}
+	req, err := real.Consume(cardStaff, 100, "")
+	expectRC(t, "consume after the forged sign-off", do(t, real, req, err), spec.RCApproved)
+	resp, err = real.SignOff()
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectRC(t, "the terminal's own sign-off", resp, spec.RCApproved)
+	if sw.terminals.Get(termCanteen).SignedOn {
+		t.Fatal("still signed on after its sign-off")
+	}
+}

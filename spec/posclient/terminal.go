@@ -348,7 +348,8 @@ func (t *Terminal) BatchUpload(details string, last bool) *spec.POSMessage {
 	}
 }
 
-// SignOff sends 0820 with 60.3 = 002.
+// SignOff sends 0820 with 60.3 = 002, MACed under the MAK when the
+// terminal has signed on (docs/pos-dialect.md#rules).
 func (t *Terminal) SignOff() (*spec.POSMessage, error) {
 	req := &spec.POSMessage{
 		MTI:        spec.MTINetworkManagement,
@@ -357,5 +358,12 @@ func (t *Terminal) SignOff() (*spec.POSMessage, error) {
 		MerchantID: t.Merchant,
 		Reserved60: spec.Field60{Type: spec.NetworkManagementType, Batch: t.Batch, NetworkCode: spec.NetworkSignOff},
 	}
-	return t.Client.Exchange(req, nil)
+	var mac spec.MACFunc
+	if t.Keys != nil {
+		mac = func(block []byte) ([]byte, error) {
+			m, err := t.Keys.MAC(block)
+			return m[:], err
+		}
+	}
+	return t.Client.Exchange(req, mac)
 }
