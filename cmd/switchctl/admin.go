@@ -110,34 +110,14 @@ func (a *adminFlags) send(method, path, contentType string, rd io.Reader, stream
 	return 0
 }
 
-// sub parses "NOUN VERB [flags]" and runs it.
+// sub runs a noun whose verbs take flags only (no positional argument).
 func sub(noun string, args []string, stdout, stderr io.Writer, verbs map[string]func(fs *flag.FlagSet, a *adminFlags) func() int) int {
-	if len(args) == 0 || verbs[args[0]] == nil {
-		names := make([]string, 0, len(verbs))
-		for v := range verbs {
-			names = append(names, v)
-		}
-		fmt.Fprintf(stderr, "usage: switchctl %s %s [flags]\n", noun, strings.Join(sortedStrings(names), "|"))
-		return 2
+	vs := make(map[string]verb, len(verbs))
+	for name, setup := range verbs {
+		setup := setup
+		vs[name] = verb{usage: name + " [flags]", setup: func(fs *flag.FlagSet, a *adminFlags, _ *string) func() int { return setup(fs, a) }}
 	}
-	fs := flag.NewFlagSet(noun+" "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	a := &adminFlags{}
-	a.register(fs)
-	run := verbs[args[0]](fs, a)
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
-	}
-	return run()
-}
-
-func sortedStrings(s []string) []string {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-	return s
+	return runVerbs(noun, args, stdout, stderr, vs)
 }
 
 const componentsUsage = "clear TMK components (hex), 2 or 3: comma-separated, or - to read one a line from standard input (keeps them out of ps and shell history)"
@@ -171,133 +151,156 @@ func components(v string, in io.Reader) ([]string, error) {
 }
 
 func runTerminal(args []string, stdout, stderr io.Writer) int {
-	return sub("terminal", args, stdout, stderr, map[string]func(*flag.FlagSet, *adminFlags) func() int{
-		"list": func(fs *flag.FlagSet, a *adminFlags) func() int {
-			return func() int { return a.call("GET", "/api/v1/terminals", nil, stdout, stderr) }
-		},
-		"show": func(fs *flag.FlagSet, a *adminFlags) func() int {
-			id := fs.String("id", "", "terminal id")
-			return func() int { return a.call("GET", "/api/v1/terminals/"+url.PathEscape(*id), nil, stdout, stderr) }
-		},
-		"add": func(fs *flag.FlagSet, a *adminFlags) func() int {
-			id := fs.String("id", "", "terminal id (8 characters)")
-			merchant := fs.String("merchant", "", "merchant id (15 characters)")
-			mayLoad := fs.Bool("may-load", false, "a recharge kiosk (may cash-load cards)")
-			comps := fs.String("tmk-components", "", componentsUsage)
-			return func() int {
-				body := map[string]any{"id": *id, "merchant": *merchant, "may_load": *mayLoad}
-				if *comps != "" {
-					c, err := components(*comps, os.Stdin)
-					if err != nil {
-						fmt.Fprintln(stderr, "switchctl terminal add:", err)
+	const id = "terminal id"
+	path := func(id string, tail string) string { return "/api/v1/terminals/" + url.PathEscape(id) + tail }
+	return runVerbs("terminal", args, stdout, stderr, map[string]verb{
+		"list": {usage: "list", summary: "every terminal with its merchant, state and key check values",
+			setup: func(fs *flag.FlagSet, a *adminFlags, _ *string) func() int {
+				return func() int { return a.call("GET", "/api/v1/terminals", nil, stdout, stderr) }
+			}},
+		"show": {usage: "show TERMINAL", summary: "one terminal", arg: id, alias: "id",
+			setup: func(fs *flag.FlagSet, a *adminFlags, t *string) func() int {
+				return func() int { return a.call("GET", path(*t, ""), nil, stdout, stderr) }
+			}},
+		"add": {usage: "add TERMINAL --merchant M [--may-load] [--tmk-components C1,C2[,C3] | -]", summary: "register a terminal, with its TMK from clear components",
+			arg: id, alias: "id",
+			setup: func(fs *flag.FlagSet, a *adminFlags, t *string) func() int {
+				merchant := fs.String("merchant", "", "merchant id (15 characters)")
+				mayLoad := fs.Bool("may-load", false, "a recharge kiosk (may cash-load cards)")
+				comps := fs.String("tmk-components", "", componentsUsage)
+				return func() int {
+					if *merchant == "" {
+						fmt.Fprintln(stderr, "terminal add: missing --merchant")
 						return 2
 					}
-					body["tmk_components"] = c
+					body := map[string]any{"id": *t, "merchant": *merchant, "may_load": *mayLoad}
+					if *comps != "" {
+						c, err := components(*comps, os.Stdin)
+						if err != nil {
+							fmt.Fprintln(stderr, "switchctl terminal add:", err)
+							return 2
+						}
+						body["tmk_components"] = c
+					}
+					return a.call("POST", "/api/v1/terminals", body, stdout, stderr)
 				}
-				return a.call("POST", "/api/v1/terminals", body, stdout, stderr)
-			}
-		},
-		"load-tmk": func(fs *flag.FlagSet, a *adminFlags) func() int {
-			id := fs.String("id", "", "terminal id")
-			comps := fs.String("components", "", componentsUsage)
-			return func() int {
-				c, err := components(*comps, os.Stdin)
-				if err != nil {
-					fmt.Fprintln(stderr, "switchctl terminal load-tmk:", err)
-					return 2
+			}},
+		"load-tmk": {usage: "load-tmk TERMINAL --components C1,C2[,C3] | -", summary: "replace a terminal's TMK from clear components",
+			arg: id, alias: "id",
+			setup: func(fs *flag.FlagSet, a *adminFlags, t *string) func() int {
+				comps := fs.String("components", "", componentsUsage)
+				return func() int {
+					if *comps == "" {
+						fmt.Fprintln(stderr, "terminal load-tmk: missing --components")
+						return 2
+					}
+					c, err := components(*comps, os.Stdin)
+					if err != nil {
+						fmt.Fprintln(stderr, "switchctl terminal load-tmk:", err)
+						return 2
+					}
+					return a.call("POST", path(*t, "/tmk"), map[string]any{"components": c}, stdout, stderr)
 				}
-				return a.call("POST", "/api/v1/terminals/"+url.PathEscape(*id)+"/tmk",
-					map[string]any{"components": c}, stdout, stderr)
-			}
-		},
-		"disable": func(fs *flag.FlagSet, a *adminFlags) func() int {
-			id := fs.String("id", "", "terminal id")
-			return func() int {
-				return a.call("POST", "/api/v1/terminals/"+url.PathEscape(*id)+"/disable", nil, stdout, stderr)
-			}
-		},
-		"enable": func(fs *flag.FlagSet, a *adminFlags) func() int {
-			id := fs.String("id", "", "terminal id")
-			return func() int {
-				return a.call("POST", "/api/v1/terminals/"+url.PathEscape(*id)+"/enable", nil, stdout, stderr)
-			}
-		},
+			}},
+		"disable": {usage: "disable TERMINAL", summary: "refuse the terminal's transactions (answered 58) until enabled", arg: id, alias: "id",
+			setup: func(fs *flag.FlagSet, a *adminFlags, t *string) func() int {
+				return func() int { return a.call("POST", path(*t, "/disable"), nil, stdout, stderr) }
+			}},
+		"enable": {usage: "enable TERMINAL", summary: "serve a disabled terminal again", arg: id, alias: "id",
+			setup: func(fs *flag.FlagSet, a *adminFlags, t *string) func() int {
+				return func() int { return a.call("POST", path(*t, "/enable"), nil, stdout, stderr) }
+			}},
 	})
 }
 
 func runMerchant(args []string, stdout, stderr io.Writer) int {
-	return sub("merchant", args, stdout, stderr, map[string]func(*flag.FlagSet, *adminFlags) func() int{
-		"list": func(fs *flag.FlagSet, a *adminFlags) func() int {
-			return func() int { return a.call("GET", "/api/v1/merchants", nil, stdout, stderr) }
-		},
-		"show": func(fs *flag.FlagSet, a *adminFlags) func() int {
-			id := fs.String("id", "", "merchant id")
-			return func() int { return a.call("GET", "/api/v1/merchants/"+url.PathEscape(*id), nil, stdout, stderr) }
-		},
-		"add": func(fs *flag.FlagSet, a *adminFlags) func() int {
-			id := fs.String("id", "", "merchant id (15 characters)")
-			name := fs.String("name", "", "merchant name (printed on receipts)")
-			onCampus := fs.Bool("on-campus", false, "on campus: subsidy may be spent here")
-			return func() int {
-				return a.call("POST", "/api/v1/merchants", map[string]any{"id": *id, "name": *name, "on_campus": *onCampus}, stdout, stderr)
-			}
-		},
+	const id = "merchant id"
+	return runVerbs("merchant", args, stdout, stderr, map[string]verb{
+		"list": {usage: "list", summary: "every merchant",
+			setup: func(fs *flag.FlagSet, a *adminFlags, _ *string) func() int {
+				return func() int { return a.call("GET", "/api/v1/merchants", nil, stdout, stderr) }
+			}},
+		"show": {usage: "show MERCHANT", summary: "one merchant", arg: id, alias: "id",
+			setup: func(fs *flag.FlagSet, a *adminFlags, m *string) func() int {
+				return func() int { return a.call("GET", "/api/v1/merchants/"+url.PathEscape(*m), nil, stdout, stderr) }
+			}},
+		"add": {usage: "add MERCHANT --name NAME [--on-campus]", summary: "register a merchant", arg: id, alias: "id",
+			setup: func(fs *flag.FlagSet, a *adminFlags, m *string) func() int {
+				name := fs.String("name", "", "merchant name (printed on receipts)")
+				onCampus := fs.Bool("on-campus", false, "on campus: subsidy may be spent here")
+				return func() int {
+					if *name == "" {
+						fmt.Fprintln(stderr, "merchant add: missing --name")
+						return 2
+					}
+					return a.call("POST", "/api/v1/merchants", map[string]any{"id": *m, "name": *name, "on_campus": *onCampus}, stdout, stderr)
+				}
+			}},
 	})
 }
 
 func runCard(args []string, stdout, stderr io.Writer) int {
-	verbs := map[string]func(*flag.FlagSet, *adminFlags) func() int{
-		"show": func(fs *flag.FlagSet, a *adminFlags) func() int {
-			pan := fs.String("card", "", "card number")
-			return func() int { return a.call("GET", "/api/v1/cards/"+url.PathEscape(*pan), nil, stdout, stderr) }
-		},
+	const pan = "card number"
+	verbs := map[string]verb{
+		"show": {usage: "show CARD", summary: "one card: state, purses, limits (number masked)", arg: pan, alias: "card",
+			setup: func(fs *flag.FlagSet, a *adminFlags, c *string) func() int {
+				return func() int { return a.call("GET", "/api/v1/cards/"+url.PathEscape(*c), nil, stdout, stderr) }
+			}},
 	}
-	for _, action := range []string{"freeze", "unfreeze", "lost", "found", "close"} {
+	for action, summary := range map[string]string{
+		"freeze":   "freeze a card (its transactions declined 45 until unfrozen)",
+		"unfreeze": "undo freeze",
+		"lost":     "report a card lost (declined 41)",
+		"found":    "cancel a loss report",
+		"close":    "close a card for good",
+	} {
 		action := action
-		verbs[action] = func(fs *flag.FlagSet, a *adminFlags) func() int {
-			pan := fs.String("card", "", "card number")
-			return func() int {
-				return a.call("POST", "/api/v1/cards/"+url.PathEscape(*pan)+"/"+action, nil, stdout, stderr)
-			}
-		}
+		verbs[action] = verb{usage: action + " CARD", summary: summary, arg: pan, alias: "card",
+			setup: func(fs *flag.FlagSet, a *adminFlags, c *string) func() int {
+				return func() int {
+					return a.call("POST", "/api/v1/cards/"+url.PathEscape(*c)+"/"+action, nil, stdout, stderr)
+				}
+			}}
 	}
-	return sub("card", args, stdout, stderr, verbs)
+	return runVerbs("card", args, stdout, stderr, verbs)
 }
 
 func runJournal(args []string, stdout, stderr io.Writer) int {
-	return sub("journal", args, stdout, stderr, map[string]func(*flag.FlagSet, *adminFlags) func() int{
-		"show": func(fs *flag.FlagSet, a *adminFlags) func() int {
-			rrn := fs.String("rrn", "", "retrieval reference number (field 37)")
-			date := fs.String("date", "", "business date YYYYMMDD (with --rrn)")
-			terminal := fs.String("terminal", "", "terminal id (with --batch)")
-			batch := fs.String("batch", "", "batch number (with --terminal)")
-			limit := fs.Int("limit", 200, "most entries to show")
-			return func() int {
-				q := url.Values{}
-				switch {
-				case *rrn != "":
-					q.Set("rrn", *rrn)
-					if *date != "" {
-						q.Set("date", *date)
+	return runVerbs("journal", args, stdout, stderr, map[string]verb{
+		"show": {usage: "show (--rrn R [--date YYYYMMDD] | --terminal T --batch B) [--limit N]", summary: "journal entries of one RRN, or of one terminal's batch",
+			setup: func(fs *flag.FlagSet, a *adminFlags, _ *string) func() int {
+				rrn := fs.String("rrn", "", "retrieval reference number (field 37)")
+				date := fs.String("date", "", "business date YYYYMMDD (with --rrn)")
+				terminal := fs.String("terminal", "", "terminal id (with --batch)")
+				batch := fs.String("batch", "", "batch number (with --terminal)")
+				limit := fs.Int("limit", 200, "most entries to show")
+				return func() int {
+					q := url.Values{}
+					switch {
+					case *rrn != "":
+						q.Set("rrn", *rrn)
+						if *date != "" {
+							q.Set("date", *date)
+						}
+					case *terminal != "" && *batch != "":
+						q.Set("terminal", *terminal)
+						q.Set("batch", *batch)
+					default:
+						fmt.Fprintln(stderr, "journal show: missing --rrn R, or --terminal T with --batch B")
+						return 2
 					}
-				case *terminal != "" && *batch != "":
-					q.Set("terminal", *terminal)
-					q.Set("batch", *batch)
-				default:
-					fmt.Fprintln(stderr, "switchctl journal show: give --rrn R, or --terminal T --batch B")
-					return 2
+					q.Set("limit", fmt.Sprint(*limit))
+					return a.call("GET", "/api/v1/journal?"+q.Encode(), nil, stdout, stderr)
 				}
-				q.Set("limit", fmt.Sprint(*limit))
-				return a.call("GET", "/api/v1/journal?"+q.Encode(), nil, stdout, stderr)
-			}
-		},
+			}},
 	})
 }
 
 func runRetention(args []string, stdout, stderr io.Writer) int {
-	return sub("retention", args, stdout, stderr, map[string]func(*flag.FlagSet, *adminFlags) func() int{
-		"run": func(fs *flag.FlagSet, a *adminFlags) func() int {
-			return func() int { return a.call("POST", "/api/v1/retention/run", nil, stdout, stderr) }
-		},
+	return runVerbs("retention", args, stdout, stderr, map[string]verb{
+		"run": {usage: "run", summary: "run the retention job now and print its report",
+			setup: func(fs *flag.FlagSet, a *adminFlags, _ *string) func() int {
+				return func() int { return a.call("POST", "/api/v1/retention/run", nil, stdout, stderr) }
+			}},
 	})
 }

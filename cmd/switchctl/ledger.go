@@ -16,8 +16,13 @@ func init() { register("ledger", runLedger) }
 // runLedger is `switchctl ledger check|card`: offline views of the card
 // ledger, run while the daemon is stopped. The store is opened read-only.
 func runLedger(args []string, stdout, stderr io.Writer) int {
+	const ledgerUsage = "usage: switchctl ledger check --data DIR | card --data DIR --card PAN"
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, ledgerUsage)
+		return 0
+	}
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: switchctl ledger check --data DIR | card --data DIR --card PAN")
+		fmt.Fprintln(stderr, ledgerUsage)
 		return 2
 	}
 	switch args[0] {

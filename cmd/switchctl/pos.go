@@ -14,8 +14,13 @@ func init() { register("pos", runPOS) }
 
 // runPOS: switchctl pos echo --addr HOST:PORT --terminal T --merchant M
 func runPOS(args []string, stdout, stderr io.Writer) int {
+	const posUsage = "usage: switchctl pos echo --addr HOST:PORT --terminal T --merchant M [--timeout D]"
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, posUsage)
+		return 0
+	}
 	if len(args) == 0 || args[0] != "echo" {
-		fmt.Fprintln(stderr, "usage: switchctl pos echo --addr HOST:PORT --terminal T --merchant M")
+		fmt.Fprintln(stderr, posUsage)
 		return 2
 	}
 	fs := flag.NewFlagSet("pos echo", flag.ContinueOnError)

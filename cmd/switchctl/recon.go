@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"sort"
 	"strings"
 	"time"
 )
@@ -16,84 +15,6 @@ import (
 func init() {
 	register("day", runDay)
 	register("recon", runRecon)
-}
-
-// verb is one NOUN VERB: its usage line, whether it takes a positional
-// argument (named), and how it registers its flags and runs.
-type verb struct {
-	usage string
-	arg   string // name of the positional argument; "" for none
-	// optional: the positional argument may be left out.
-	optional bool
-	setup    func(fs *flag.FlagSet, a *adminFlags, arg *string) func() int
-}
-
-// runVerbs dispatches `switchctl NOUN VERB [ARG] [flags]`; the positional
-// argument may come before or after the flags.
-func runVerbs(noun string, args []string, stdout, stderr io.Writer, verbs map[string]verb) int {
-	names := make([]string, 0, len(verbs))
-	for n := range verbs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	printUsage := func(w io.Writer) {
-		for _, n := range names {
-			fmt.Fprintf(w, "usage: switchctl %s %s\n", noun, verbs[n].usage)
-		}
-	}
-	if len(args) == 0 || args[0] == "help" || args[0] == "--help" || args[0] == "-h" {
-		if len(args) == 0 {
-			printUsage(stderr)
-			return 2
-		}
-		printUsage(stdout)
-		return 0
-	}
-	v, ok := verbs[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "switchctl %s: unknown verb %q\n", noun, args[0])
-		printUsage(stderr)
-		return 2
-	}
-	fs := flag.NewFlagSet(noun+" "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: switchctl %s %s\n", noun, v.usage)
-		fs.PrintDefaults()
-	}
-	a := &adminFlags{}
-	a.register(fs)
-	var pos string
-	run := v.setup(fs, a, &pos)
-	rest := args[1:]
-	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		pos, rest = rest[0], rest[1:]
-	}
-	if err := fs.Parse(rest); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 && pos == "" {
-		pos = fs.Arg(0)
-		if fs.NArg() > 1 {
-			fmt.Fprintf(stderr, "switchctl %s %s: unexpected arguments %q\n", noun, args[0], fs.Args()[1:])
-			return 2
-		}
-	} else if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "switchctl %s %s: unexpected arguments %q\n", noun, args[0], fs.Args())
-		return 2
-	}
-	if v.arg != "" && pos == "" && !v.optional {
-		fmt.Fprintf(stderr, "%s %s: missing %s\n", noun, args[0], v.arg)
-		return 2
-	}
-	if v.arg == "" && !v.optional && pos != "" {
-		fmt.Fprintf(stderr, "switchctl %s %s: unexpected argument %q\n", noun, args[0], pos)
-		return 2
-	}
-	return run()
 }
 
 func runDay(args []string, stdout, stderr io.Writer) int {

@@ -388,6 +388,10 @@ func adminCall(ctx context.Context, o *ProvisionOptions, method, path string, bo
 	if resp.StatusCode == http.StatusConflict {
 		return errConflict
 	}
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return fmt.Errorf("%w: %s %s: HTTP %d: the admin API refused the token: pass the switch's admin token with --token or in POSIM_TOKEN (demo: demo-admin-token)",
+			ErrAdmin, method, path, resp.StatusCode)
+	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error string `json:"error"`
