@@ -35,7 +35,8 @@ var summaries = map[string]string{
 	"journal":   "journal entries by RRN or by terminal batch",
 	"retention": "run the retention job now",
 	"day":       "the business day: status, close",
-	"recon":     "reconciliation files",
+	"recon":     "reconciliation: export, import, report, discrepancies, resolve",
+	"report":    "reports of the running switch: receivables",
 }
 
 func usage(w io.Writer) {
