@@ -37,6 +37,7 @@ var summaries = map[string]string{
 	"day":       "the business day: status, close",
 	"recon":     "reconciliation: export, import, report, discrepancies, resolve",
 	"report":    "reports of the running switch: receivables",
+	"settle":    "settlement per merchant, rates, refund list",
 }
 
 func usage(w io.Writer) {
