@@ -17,7 +17,7 @@ func init() { register("ledger", runLedger) }
 // ledger, run while the daemon is stopped. The store is opened read-only.
 func runLedger(args []string, stdout, stderr io.Writer) int {
 	const ledgerUsage = "usage: switchctl ledger check --data DIR | card --data DIR --card PAN"
-	if len(args) > 0 && isHelp(args[0]) {
+	if len(args) > 0 && isHelpWord(args[0]) {
 		fmt.Fprintln(stdout, ledgerUsage)
 		return 0
 	}

@@ -38,6 +38,8 @@ var summaries = map[string]string{
 	"recon":     "reconciliation: export, import, report, discrepancies, resolve",
 	"report":    "reports of the running switch: receivables",
 	"settle":    "settlement per merchant, rates, refund list",
+	"gateways":  "gateway links: list, load-zmk",
+	"saf":       "store-and-forward queues: list, retry, drop",
 }
 
 func usage(w io.Writer) {
@@ -60,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
-	if isHelp(args[0]) {
+	if isHelpWord(args[0]) {
 		if len(args) == 1 {
 			usage(stdout)
 			return 0

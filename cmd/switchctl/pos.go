@@ -15,7 +15,7 @@ func init() { register("pos", runPOS) }
 // runPOS: switchctl pos echo --addr HOST:PORT --terminal T --merchant M
 func runPOS(args []string, stdout, stderr io.Writer) int {
 	const posUsage = "usage: switchctl pos echo --addr HOST:PORT --terminal T --merchant M [--timeout D]"
-	if len(args) > 0 && isHelp(args[0]) {
+	if len(args) > 0 && isHelpWord(args[0]) {
 		fmt.Fprintln(stdout, posUsage)
 		return 0
 	}

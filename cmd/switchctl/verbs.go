@@ -22,7 +22,7 @@ type verb struct {
 	setup    func(fs *flag.FlagSet, a *adminFlags, arg *string) func() int
 }
 
-func isHelp(s string) bool { return s == "help" || s == "-h" || s == "-help" || s == "--help" }
+func isHelpWord(s string) bool { return s == "help" || s == "-h" || s == "-help" || s == "--help" }
 
 // runVerbs dispatches `switchctl NOUN VERB [ARG] [flags]`: the argument
 // and the flags may come in any order. `NOUN help`, `NOUN --help` and
@@ -34,7 +34,7 @@ func runVerbs(noun string, args []string, stdout, stderr io.Writer, verbs map[st
 		nounUsage(stderr, noun, verbs, false)
 		return 2
 	}
-	if isHelp(args[0]) {
+	if isHelpWord(args[0]) {
 		nounUsage(stdout, noun, verbs, true)
 		return 0
 	}
