@@ -23,7 +23,7 @@ import (
 	"github.com/cardswitch/cardswitch/hsm/terminal"
 )
 
-// demoTMK is the demo terminals' TMK (DESIGN §5 demo data).
+// demoTMK is the demo terminals' TMK (README.md#demo-data).
 var demoTMK = mustHex("0123456789ABCDEFFEDCBA9876543210")
 
 func mustHex(s string) []byte {

@@ -68,7 +68,7 @@ func (h *HSM) terminalMAK(terminalID string) (*loadedKey, error) {
 	return k, nil
 }
 
-// GenerateTerminalMAC computes the field 64 MAC (DESIGN §4.3: the UnionPay
+// GenerateTerminalMAC computes the field 64 MAC (docs/pos-dialect.md#mac-field-64: the UnionPay
 // POS "ECB" MAC, on 8-byte blocks for a DES MAK, 16-byte blocks for SM4)
 // of data with the terminal's current MAK: 8 ASCII hex characters.
 func (h *HSM) GenerateTerminalMAC(terminalID string, data []byte) (out []byte, err error) {

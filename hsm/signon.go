@@ -9,7 +9,7 @@ import (
 	"github.com/cardswitch/cardswitch/hsm/blockcipher"
 )
 
-// Sign-on modes (field 60.3 of the 0800, DESIGN §4.4/§4.5).
+// Sign-on modes (field 60.3 of the 0800, docs/pos-dialect.md#transaction-identification, docs/hsm.md#sign-on).
 const (
 	ModeSingleDES = "001" // single-DES PIK and MAK (legacy)
 	ModeDoubleDES = "003" // double-length PIK, single-DES MAK
@@ -89,7 +89,7 @@ func specFor(mode string) (workingKeySpec, error) {
 //	006: PIK(16) CV(4) MAK(16) CV(4) TDK(16) CV(4)         = 60 bytes, SM4
 //
 // Modes 001/003/004 need a TDES (or for 001 DES) TMK and produce DES
-// working keys (single-DES MAK for the §4.3 MAC); 006 needs an SM4 TMK.
+// working keys (single-DES MAK for the POS MAC, docs/pos-dialect.md#mac-field-64); 006 needs an SM4 TMK.
 // The keys are durable (synced) before SignOn returns.
 func (h *HSM) SignOn(terminalID, mode string) (field62 []byte, err error) {
 	defer func() { h.observe("sign_on", err, true) }()

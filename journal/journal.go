@@ -2,7 +2,8 @@
 // duplicate detection, and the store-and-forward queue, all on the switch's
 // one Pebble instance (keys prefixed 'j' and 'q').
 //
-// The journal never commits on the POS path. DESIGN §2 step 7 puts the
+// The journal never commits on the POS path. One unit of work per
+// transaction (docs/architecture.md) puts the
 // request entry, the ledger postings, the idempotency record and the
 // response entry into ONE synced batch committed before the response
 // leaves, so Append and PutResponse write into a *pebble.Batch the caller

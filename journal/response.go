@@ -8,8 +8,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// DuplicateKey names one POS request for duplicate detection (DESIGN
-// §4.7): the same terminal, batch, STAN and date. Date is whatever date the
+// DuplicateKey names one POS request for duplicate detection
+// (docs/pos-dialect.md#rules): the same terminal, batch, STAN and date. Date is whatever date the
 // switch matches on (field 13 MMDD or the business date YYYYMMDD); the
 // journal only bounds it.
 type DuplicateKey struct {

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// TestDemoSeed seeds exactly the demo cards and merchants of DESIGN §5 and
+// TestDemoSeed seeds exactly the demo cards and merchants of README.md#demo-data and
 // checks every balance, state and limit listed there.
 func TestDemoSeed(t *testing.T) {
 	l, db := seeded(t, Options{})

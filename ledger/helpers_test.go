@@ -10,7 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Demo card numbers (DESIGN §5).
+// Demo card numbers (README.md#demo-data).
 const (
 	panStudent = "6230151000000000012"
 	panStaff   = "6230151000000000020"

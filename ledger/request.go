@@ -5,7 +5,7 @@ import (
 	"hash/fnv"
 )
 
-// Bounds on request fields (the POS dialect's own sizes, DESIGN §4.2).
+// Bounds on request fields (the POS dialect's own sizes, docs/pos-dialect.md#fields).
 const (
 	MaxKeyLen      = 64 // idempotency key
 	maxPANLen      = 19
@@ -161,7 +161,7 @@ type CompletionVoid struct {
 
 // Reversal undoes exactly the original named by Original and OriginalKind.
 // An unknown original is an approved no-op, and a repeated reversal gets the
-// same answer (DESIGN §4.7).
+// same answer (docs/pos-dialect.md#rules).
 type Reversal struct {
 	Common
 	PAN          string
@@ -314,7 +314,7 @@ func validate(req Request) error {
 	return nil
 }
 
-// Balances are a card's purses after an operation (DESIGN §4.2 field 54).
+// Balances are a card's purses after an operation (docs/pos-dialect.md#field-54-responses).
 // Held is the sum of open pre-auth holds; Available is what the card may
 // still spend: Cash + Subsidy - Held.
 type Balances struct {

@@ -10,7 +10,7 @@ import (
 	"github.com/moov-io/iso8583/prefix"
 )
 
-// Hand-checked vectors: DESIGN §4.2 "left" pads an odd length with a trailing
+// Hand-checked vectors: docs/pos-dialect.md#fields "left" pads an odd length with a trailing
 // 0 nibble, "right" with a leading 0 nibble.
 func TestBCDVectors(t *testing.T) {
 	tests := []struct {

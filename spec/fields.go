@@ -166,7 +166,7 @@ func (f Field61) validate() error {
 	return nil
 }
 
-// Field 54 account and amount types (DESIGN §4.2).
+// Field 54 account and amount types (docs/pos-dialect.md#fields).
 const (
 	AccountCashPurse    = "00"
 	AccountSubsidyPurse = "01"

@@ -97,7 +97,7 @@ func TestField61(t *testing.T) {
 }
 
 func TestBalances(t *testing.T) {
-	// Hand-built per DESIGN §4.2: account n2 + amount type n2 + currency n3 +
+	// Hand-built per docs/pos-dialect.md#fields: account n2 + amount type n2 + currency n3 +
 	// sign + amount n12.
 	const s = "0002156C000000050000" + "0102156D000000000150"
 	want := []Balance{

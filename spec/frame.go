@@ -13,7 +13,7 @@ import (
 	"io"
 )
 
-// Sizes of the POS frame parts (DESIGN §4.1).
+// Sizes of the POS frame parts (docs/pos-dialect.md#framing).
 const (
 	// LengthPrefixLen is the 2-byte big-endian length before every frame.
 	LengthPrefixLen = 2

@@ -11,7 +11,7 @@ import (
 )
 
 // Gateway is the ISO 8583:1987 dialect of bank and third-party gateway links
-// (DESIGN §6): ASCII MTI and fields, ASCII LL/LLL length prefixes, a binary
+// (docs/gateway-dialect.md): ASCII MTI and fields, ASCII LL/LLL length prefixes, a binary
 // primary bitmap with an optional binary secondary bitmap, and binary
 // fields 52, 64, 96 and 128. Frames carry a 2-byte big-endian binary length
 // and no TPDU (ReadFrame, AppendFrame). Formats are those of the 1987

@@ -9,7 +9,7 @@ import (
 	"github.com/moov-io/iso8583/prefix"
 )
 
-// POS is the UnionPay-style POS dialect of DESIGN §4.1–4.2: BCD MTI, one
+// POS is the UnionPay-style POS dialect of docs/pos-dialect.md, framing and fields: BCD MTI, one
 // 8-byte binary bitmap (bit 1 set is a format error), BCD numerics with BCD
 // length prefixes counting digits for n/z fields and bytes for the others.
 // It uses the fast BCD codecs; the bytes are those of the library's own

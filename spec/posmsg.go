@@ -355,7 +355,7 @@ func appendPOS(dst []byte, m *POSMessage) ([]byte, error) {
 	return dst, nil
 }
 
-// MACFunc computes the 8-byte field 64 over a MAC block (DESIGN §4.3); the
+// MACFunc computes the 8-byte field 64 over a MAC block (docs/pos-dialect.md#mac-field-64); the
 // switch passes a closure over the terminal's MAK in hsm.
 type MACFunc func(block []byte) ([]byte, error)
 
@@ -409,7 +409,7 @@ func PatchMAC(packed, mac []byte) error {
 	return nil
 }
 
-// TxType identifies the message (DESIGN §4.4). For a 0400 it returns
+// TxType identifies the message (docs/pos-dialect.md#transaction-identification). For a 0400 it returns
 // Reversal and the type being reversed; otherwise original is Unknown.
 func (m *POSMessage) TxType() (tx, original TxType) {
 	f60 := m.Reserved60.String()

@@ -2,7 +2,7 @@ package spec
 
 import "slices"
 
-// Response codes of field 39 (DESIGN §4.6). The switch answers with these
+// Response codes of field 39 (docs/pos-dialect.md#response-codes-field-39). The switch answers with these
 // and nothing else.
 const (
 	RCApproved             = "00"
@@ -35,7 +35,7 @@ const (
 	RCMACError             = "A0"
 )
 
-// Reversal reasons carried in field 39 of a 0400 (DESIGN §4.4).
+// Reversal reasons carried in field 39 of a 0400 (docs/pos-dialect.md#transaction-identification).
 const (
 	ReversalTimeout  = RCNoAnswer
 	ReversalOther    = "06"

@@ -4,7 +4,7 @@ package spec
 // used in metrics ({type="consume"}) and journals: never renumber or rename.
 type TxType uint8
 
-// Transaction types of DESIGN §4.4.
+// Transaction types of docs/pos-dialect.md#transaction-identification.
 const (
 	Unknown TxType = iota
 	SignOn
@@ -83,7 +83,7 @@ func (t TxType) Financial() bool {
 	return t >= BalanceInquiry && t <= CashLoadVoid
 }
 
-// The identification table (DESIGN §4.4) — the one place that maps message
+// The identification table (docs/pos-dialect.md#transaction-identification) — the one place that maps message
 // elements to transaction types. Financial rows match MTI + the first two
 // digits of field 3 + field 25 + 60.1; network management rows match MTI +
 // 60.1 "00" + 60.3.
@@ -112,7 +112,7 @@ var financialTable = []financialRow{
 }
 
 // Sign-on modes (60.3 of the 0800): which working keys the 0810 carries
-// (DESIGN §4.5).
+// (docs/hsm.md#sign-on).
 const (
 	SignOnSingleDES = "001" // single-length keys
 	SignOnDoubleDES = "003" // double-length PIK, single-DES MAK

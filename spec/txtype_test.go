@@ -4,7 +4,7 @@ import (
 	"testing"
 )
 
-// Rows transcribed from DESIGN §4.4 (the UnionPay POS field guide's
+// Rows transcribed from docs/pos-dialect.md#transaction-identification (the UnionPay POS field guide's
 // identification table): MTI, field 3, field 25, field 60.
 func TestIdentify(t *testing.T) {
 	tests := []struct {
@@ -120,7 +120,7 @@ func TestResponseMTI(t *testing.T) {
 }
 
 func TestResponseCodes(t *testing.T) {
-	// Every code of DESIGN §4.6.
+	// Every code of docs/pos-dialect.md#response-codes-field-39.
 	want := []string{"00", "03", "05", "12", "13", "14", "22", "25", "30", "33", "40", "41", "45",
 		"51", "55", "57", "58", "61", "62", "64", "65", "75", "77", "94", "96", "97", "98", "A0"}
 	got := ResponseCodes()

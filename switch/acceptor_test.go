@@ -80,7 +80,7 @@ func unhex(t testing.TB, s string) []byte {
 }
 
 // echoRequest is an echo test (0820, 60.3 = 301) from terminal 10000001 of
-// merchant 898310000000001, written by hand from DESIGN §4.1–4.2.
+// merchant 898310000000001, written by hand from docs/pos-dialect.md, framing and fields.
 const echoRequest = `
 0034                         # length: 52 bytes follow
 60 0003 0000                 # TPDU: id, destination 0003, source 0000

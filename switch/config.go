@@ -126,7 +126,7 @@ type RetentionConfig struct {
 	// records point into the journal or answer for it.
 	JournalDays int `yaml:"journal_days"`
 	// ResponseDays is how long a stored response answers a retransmitted
-	// request (duplicate detection, DESIGN §4.7) [7].
+	// request (duplicate detection, docs/pos-dialect.md#rules) [7].
 	ResponseDays int `yaml:"response_days"`
 	// LedgerLookupDays is how many business days the ledger keeps its
 	// idempotency records, reference and RRN indexes and reversal

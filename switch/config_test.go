@@ -29,7 +29,7 @@ func TestDemoConfigContract(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// DESIGN §5: the demo's addresses, data directory and token.
+	// docs/operations.md: the demo's addresses, data directory and token.
 	checks := []struct{ name, got, want string }{
 		{"data_dir", c.DataDir, "./data"},
 		{"pos", c.POS.Addr, "127.0.0.1:8583"},

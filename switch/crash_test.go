@@ -144,7 +144,7 @@ func (d *daemon) terminal(t *testing.T, signOn bool, prev *posclient.Terminal) *
 // TestCrashAroundCommit kills switchd with SIGKILL just after, and just
 // before, a consume's synced commit, restarts it, and lets the terminal do
 // what a real one does: send the reversal. Either way the card ends as it
-// began (DESIGN §2 step 7).
+// began (docs/architecture.md, one unit of work per transaction).
 func TestCrashAroundCommit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the daemon")

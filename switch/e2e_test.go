@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// Demo data of DESIGN §5.
+// Demo data of README.md#demo-data.
 const (
 	demoTMK      = "0123456789ABCDEFFEDCBA9876543210"
 	canteen      = "898310000000001"
@@ -394,7 +394,7 @@ func TestDuplicates(t *testing.T) {
 	expectPurses(t, sw, cardStaff, 100000-1234, 0)
 
 	// Another type of request under the same STAN is other content too,
-	// whatever its MTI (DESIGN §4.7): a pre-auth (0100) reusing it gets 94
+	// whatever its MTI (docs/pos-dialect.md#rules): a pre-auth (0100) reusing it gets 94
 	// and holds nothing.
 	auth, err := term.PreAuth(cardStaff, 500, "")
 	if err != nil {
@@ -558,7 +558,7 @@ func TestPreAuthCancelCompletionVoidUploadSignOff(t *testing.T) {
 	expectRC(t, "consume after sign-off", do(t, term, req, err), spec.RCBatchMismatch)
 }
 
-// TestDemoSeedMatchesContract checks every demo card of DESIGN §5 as the
+// TestDemoSeedMatchesContract checks every demo card of README.md#demo-data as the
 // embedded configuration seeds it on first start.
 func TestDemoSeedMatchesContract(t *testing.T) {
 	sw := testSwitch(t)

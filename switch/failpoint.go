@@ -7,8 +7,9 @@ import (
 
 // Crash points for the crash tests: with CARDSWITCH_CRASH_POINT set to one
 // of them, the daemon kills itself with SIGKILL at that exact point of the
-// first transaction that reaches it. That proves the commit rule of DESIGN
-// §2 step 7 at its two edges: a crash before the commit leaves nothing
+// first transaction that reaches it. That proves the commit rule
+// (docs/architecture.md, one unit of work per transaction) at its two
+// edges: a crash before the commit leaves nothing
 // behind, a crash after it leaves a transaction the terminal's reversal
 // finds and undoes. Unset, as in every real deployment, it costs one
 // string compare per transaction.

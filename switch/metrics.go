@@ -6,7 +6,7 @@ import (
 )
 
 // Metrics are the switch's Prometheus series. Names and labels are a
-// contract (DESIGN §5): dashboards and alerts are built on them.
+// contract (docs/operations.md#metrics): dashboards and alerts are built on them.
 //
 // Label values come only from closed sets (known MTIs, transaction types,
 // response codes): a terminal sending garbage must not be able to create

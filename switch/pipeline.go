@@ -163,7 +163,7 @@ func (p *posProtocol) authenticate(x *exchange) string {
 
 func batchString(b uint32) string { return fmt.Sprintf("%06d", b) }
 
-// duplicateKey names a request for duplicate detection (DESIGN §4.7):
+// duplicateKey names a request for duplicate detection (docs/pos-dialect.md#rules):
 // terminal, batch, STAN and the terminal's date, whatever the message
 // type, so that another request reusing a STAN is a duplicate with other
 // content (94). A reversal is the one exception: it carries its
@@ -363,7 +363,7 @@ func (p *posProtocol) settle(x *exchange, rec *record) {
 }
 
 // signOn opens a new batch and hands the terminal fresh working keys under
-// its TMK (DESIGN §4.5).
+// its TMK (docs/hsm.md#sign-on).
 func (p *posProtocol) signOn(x *exchange) *spec.POSMessage {
 	sw := p.sw
 	t := sw.terminals.Get(x.req.TerminalID)

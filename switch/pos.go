@@ -8,7 +8,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// posProtocol speaks the POS dialect (DESIGN §4) on the POS acceptor.
+// posProtocol speaks the POS dialect (docs/pos-dialect.md) on the POS acceptor.
 type posProtocol struct {
 	sw *Switch
 }

@@ -1,5 +1,5 @@
 // Command posim is the cardswitch terminal simulator and load generator
-// (DESIGN §5). See internal/posim and docs/BENCHMARKS.md.
+// (docs/posim.md). See internal/posim and docs/BENCHMARKS.md.
 //
 //	posim --addr HOST:PORT [--admin URL --token T] --terminals N --duration D
 //	      [--rate R] [--mix consume|mixed] [--ack-log FILE] [--cards-out FILE]

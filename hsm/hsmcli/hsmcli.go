@@ -1,5 +1,5 @@
 // Package hsmcli is `switchctl hsm`, the offline key and PIN calculator of
-// DESIGN §5: every command reads hex arguments, prints uppercase hex (one
+// docs/hsm.md#switchctl-hsm-reference: every command reads hex arguments, prints uppercase hex (one
 // result per line), and exits 2 with a one-line error on bad input. It
 // uses the algorithm packages directly and never touches a key store.
 package hsmcli

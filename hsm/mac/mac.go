@@ -1,7 +1,7 @@
 // Package mac implements the message authentication codes a payment switch
 // meets: ISO/IEC 9797-1 MAC algorithms 1 (CBC-MAC) and 3 (the "retail" or
 // ANSI X9.19 MAC) with padding methods 1–3, CMAC (NIST SP 800-38B) over AES,
-// TDES and SM4, and the UnionPay POS "ECB" MAC of DESIGN §4.3 over 8-byte
+// TDES and SM4, and the UnionPay POS "ECB" MAC of docs/pos-dialect.md#mac-field-64 over 8-byte
 // (DES/TDES) or 16-byte (SM4) blocks.
 //
 // Functions take ready cipher.Block values so that callers can cache the key
@@ -177,7 +177,7 @@ func dbl(v []byte, rb byte) {
 
 const hexUpper = "0123456789ABCDEF"
 
-// CUPECB computes the UnionPay POS "ECB" MAC of DESIGN §4.3 and returns the
+// CUPECB computes the UnionPay POS "ECB" MAC of docs/pos-dialect.md#mac-field-64 and returns the
 // 8 ASCII hex characters that go into field 64. With an 8-byte block cipher
 // (the DES MAK of sign-on modes 001/003/004) it runs on 8-byte blocks; with
 // SM4 (mode 006) on 16-byte blocks:

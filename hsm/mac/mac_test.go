@@ -168,7 +168,7 @@ func TestPadding(t *testing.T) {
 	}
 }
 
-// cupReference is DESIGN §4.3 written out literally with hex strings, as
+// cupReference is docs/pos-dialect.md#mac-field-64 written out literally with hex strings, as
 // an independent check of the optimised CUPECB.
 func cupReference(b cipher.Block, data []byte) string {
 	bs := b.BlockSize()
@@ -196,7 +196,7 @@ func TestCUPECB(t *testing.T) {
 	des := newB(t, blockcipher.DES, "0123456789ABCDEF")
 	sm4 := newB(t, blockcipher.SM4, "0123456789ABCDEFFEDCBA9876543210")
 	msg := []byte("0200 sample message bytes of odd length!!")
-	// Hand-checked with the steps of §4.3 on 8 zero bytes and a DES key
+	// Hand-checked with the steps of docs/pos-dialect.md#mac-field-64 on 8 zero bytes and a DES key
 	// 0123456789ABCDEF: XOR = 00..00, hex "0000000000000000"; E("00000000")
 	// = E(3030303030303030); XOR "00000000"; E again; first 8 hex digits.
 	zero := make([]byte, 8)

@@ -408,7 +408,7 @@ func Decrypt(b cipher.Block, f Format, block []byte, pan string) (string, error)
 	return Decode(f, clearBlock, pan)
 }
 
-// FormatFromSecurityControl maps field 53 (security control, DESIGN §4.5)
+// FormatFromSecurityControl maps field 53 (security control, docs/pos-dialect.md#pin-blocks)
 // to a PIN block format: digit 1 '2' is format 0 (with PAN), '1' format 1.
 func FormatFromSecurityControl(field53 string) (Format, error) {
 	if len(field53) == 0 {

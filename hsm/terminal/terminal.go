@@ -1,7 +1,7 @@
 // Package terminal is the POS side of the key exchange: what a terminal
 // (or the posim simulator, or a test) does with its own clear TMK. It
 // decrypts the working keys of a sign-on response (field 62), checks their
-// check values, computes the DESIGN §4.3 MAC and builds encrypted PIN
+// check values, computes the docs/pos-dialect.md#mac-field-64 MAC and builds encrypted PIN
 // blocks. It does not use the switch's key store: a POS holds its keys.
 package terminal
 
@@ -36,7 +36,7 @@ type slot struct {
 	encLen, gap, cvLen int
 }
 
-// layout mirrors the field 62 layouts of DESIGN §4.5 (and 24 bytes for
+// layout mirrors the field 62 layouts of docs/hsm.md#sign-on (and 24 bytes for
 // mode 001: PIK(8) CV(4) MAK(8) CV(4)).
 func layout(mode string) (alg Algorithm, pik, mak, tdk slot, total int, err error) {
 	switch mode {
@@ -117,7 +117,7 @@ func ParseField62(tmk []byte, mode string, field62 []byte) (*WorkingKeys, error)
 
 func clear2(b []byte) { clear(b) }
 
-// MAC computes the field 64 MAC (DESIGN §4.3) of the packed message from
+// MAC computes the field 64 MAC (docs/pos-dialect.md#mac-field-64) of the packed message from
 // the MTI up to, not including, field 64.
 func (w *WorkingKeys) MAC(data []byte) ([8]byte, error) {
 	return mac.CUPECB(w.mak, data)

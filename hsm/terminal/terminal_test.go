@@ -21,7 +21,7 @@ func h(s string) []byte {
 var tmk = h("0123456789ABCDEFFEDCBA9876543210")
 
 // build assembles a mode 003/004 field 62 by hand from known clear keys,
-// following DESIGN §4.5 byte by byte.
+// following docs/hsm.md#sign-on byte by byte.
 func build(t *testing.T, pik, mak, tdk []byte) []byte {
 	t.Helper()
 	tb, _ := blockcipher.New(blockcipher.TDES, tmk)
@@ -52,7 +52,7 @@ func TestParseField62(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The MAC must be the §4.3 MAC under the clear MAK.
+	// The MAC must be the POS MAC (docs/pos-dialect.md#mac-field-64) under the clear MAK.
 	mb, _ := blockcipher.New(blockcipher.DES, mak)
 	data := []byte("packed message")
 	want, _ := mac.CUPECB(mb, data)

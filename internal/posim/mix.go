@@ -38,7 +38,7 @@ type Mix struct {
 	Weights [numKinds]int
 }
 
-// The two profiles of DESIGN §5 / issue 6.
+// The two profiles of docs/posim.md.
 var (
 	MixConsume = Mix{Name: "consume", Weights: [numKinds]int{KindConsume: 100}}
 	MixMixed   = Mix{Name: "mixed", Weights: [numKinds]int{

@@ -1,4 +1,4 @@
-// Package posim is the terminal simulator and load generator of DESIGN §5:
+// Package posim is the terminal simulator and load generator of docs/posim.md:
 // N simulated UnionPay-style POS terminals, each on its own connection,
 // sign on, MAC their requests and build PIN blocks like real terminals,
 // and drive a transaction mix closed-loop or at a fixed rate. It measures
@@ -135,7 +135,7 @@ func (r *Result) TPS() float64 {
 	return float64(r.Approved+r.Declined) / r.Elapsed.Seconds()
 }
 
-// Summary is the final line of DESIGN §5, exactly.
+// Summary is the final line of docs/posim.md, exactly.
 func (r *Result) Summary() string {
 	return fmt.Sprintf("summary tps=%.1f approved=%d declined=%d errors=%d p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f",
 		r.TPS(), r.Approved, r.Declined, r.Errors,

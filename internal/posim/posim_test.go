@@ -268,7 +268,7 @@ func TestIdentities(t *testing.T) {
 	if d := luhnCheck("7992739871"); d != 3 {
 		t.Fatalf("Luhn check of 7992739871 = %d, want 3", d)
 	}
-	// The demo cards of DESIGN §5 carry Luhn check digits.
+	// The demo cards of README.md#demo-data carry Luhn check digits.
 	for _, pan := range []string{"6230151000000000012", "6230151000000000020", "6230151000000000038"} {
 		if d := luhnCheck(pan[:18]); int(pan[18]-'0') != d {
 			t.Errorf("demo card %s: check digit %d", pan, d)

@@ -23,7 +23,7 @@ import (
 	"github.com/cardswitch/cardswitch/spec"
 )
 
-// Demo data of DESIGN §5: the demo terminals share one clear TMK.
+// Demo data of README.md#demo-data: the demo terminals share one clear TMK.
 const DemoTMK = "0123456789ABCDEFFEDCBA9876543210"
 
 // DemoTerminals returns the first n (at most 5) demo terminals, each

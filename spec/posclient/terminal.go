@@ -14,7 +14,7 @@ import (
 // Terminal is a simulated UnionPay-style POS terminal: it signs on,
 // decrypts its working keys under its own TMK, numbers its messages, MACs
 // every financial request, builds PIN blocks under its PIK and checks the
-// MAC of every response. Requests are built exactly as DESIGN §4.4 lists
+// MAC of every response. Requests are built exactly as docs/pos-dialect.md#transaction-identification lists
 // them. It is not safe for concurrent use, like a real terminal.
 type Terminal struct {
 	ID       string

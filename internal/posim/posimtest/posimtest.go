@@ -1,6 +1,6 @@
 // Package posimtest starts a real switch for the tests of posim and its
 // tools: in-process, on ephemeral loopback ports, with a temp data
-// directory, a demo LMK of its own and the demo data (DESIGN §5).
+// directory, a demo LMK of its own and the demo data (README.md#demo-data).
 package posimtest
 
 import (

@@ -44,7 +44,7 @@ const (
 	// as read and the parsed fields are whatever could be recovered.
 	FlagUndecodable Flags = 1 << 0
 	// FlagReplayed marks a response that was the stored response of an
-	// earlier request, sent again for a duplicate (DESIGN §4.7).
+	// earlier request, sent again for a duplicate (docs/pos-dialect.md#rules).
 	FlagReplayed Flags = 1 << 1
 	// FlagRawTruncated marks an entry whose Raw the caller shortened to fit
 	// MaxRawLen; the journal never shortens on its own.
