@@ -4,7 +4,7 @@ BIN      := bin
 PKGS     := ./...
 FUZZTIME ?= 3s
 
-.PHONY: all build run test unit race fuzz lint bench bench-recon gobench crashtest crashtest-ci abuse deploy-check clean
+.PHONY: all build run test unit race fuzz lint bench bench-recon gobench crashtest crashtest-ci crashtest-recharge abuse deploy-check clean
 
 all: build
 
@@ -57,6 +57,12 @@ crashtest:
 # The brief version for CI: 3 kills, well under 2 minutes.
 crashtest-ci:
 	CRASH_KILLS=3 CRASH_TERMINALS=10 ./scripts/crashtest.sh
+
+# SIGKILL switchd 10 times while recharge platforms credit and reverse
+# orders over the gateway port; acknowledged == ledger, nothing doubled
+# (docs/recharge.md). make test runs it with 2 kills (go test).
+crashtest-recharge:
+	RECHARGE_CRASH_KILLS=10 $(GO) test -count=1 -v -run '^TestRechargeCrash' ./switch/
 
 # Malformed frames and idle connections while posim runs at 1,000 TPS.
 abuse:
