@@ -160,3 +160,25 @@ func TestCountMaxima(t *testing.T) {
 		t.Error("card under the maximum refused")
 	}
 }
+
+// TestReversedCompletionHoldNotCovered: reversing a completion puts its
+// hold back, unless the money the completion released has been spent
+// since: then the reversal is approved without the hold.
+func TestReversedCompletionHoldNotCovered(t *testing.T) {
+	l, db := seeded(t, Options{})
+	pa := pos("10000001", canteen, day1)
+	auth := must(t, exec(t, l, &PreAuth{Common: pa, PAN: panStaff, Amount: 10000, PIN: PINVerified}))
+	comp := pos("10000001", canteen, day1)
+	must(t, exec(t, l, &PreAuthCompletion{Common: comp, PAN: panStaff, Amount: 6000, AuthCode: auth.AuthCode, Original: ref(pa), PIN: PINVerified}))
+	// Staff: 1000.00 - 60.00 = 940.00, all of it spent.
+	must(t, exec(t, l, &Consume{Common: pos("10000001", canteen, day1), PAN: panStaff, Amount: 94000, PIN: PINVerified}))
+	rev := exec(t, l, &Reversal{Common: comp, PAN: panStaff, Original: ref(comp), OriginalKind: KindPreAuthCompletion})
+	if !rev.Approved() || rev.CashDelta != 6000 {
+		t.Fatalf("reversal %+v", rev)
+	}
+	v := mustCard(t, l, panStaff)
+	if v.Balances.Cash != 6000 || v.Balances.Held != 0 || v.Holds != 0 || v.Owed != 0 {
+		t.Fatalf("card %+v holds %d owes %s; want cash 60.00, no hold, no debt", v.Balances, v.Holds, v.Owed)
+	}
+	checkStore(t, db)
+}
