@@ -75,7 +75,18 @@ var financial = map[string]bool{
 	// Resolutions that move money are lines too, so they are reconciled
 	// like any other credit.
 	ResolutionType(ActionCredit): true, ResolutionType(ActionRefund): true,
+	// Credits from outside institutions (docs/recharge.md).
+	txOutsideCredit: true, txOutsideReversal: true,
 }
+
+// The journal labels of outside credits and their reversals, and the
+// listener of their JSON channel (docs/recharge.md).
+const (
+	txOutsideCredit   = "recharge_credit"
+	txOutsideReversal = "recharge_reversal"
+	listenerHTTP      = "recharge_http"
+	listenerGateway   = "gateway"
+)
 
 // IsFinancial reports whether a journal transaction label is exported.
 func IsFinancial(txType string) bool { return financial[txType] }
@@ -165,8 +176,16 @@ func (s Source) row(date ledger.BusinessDate, req, resp *journal.Entry, loc *tim
 		}
 		return r, nil
 	}
+	switch req.Listener {
+	case listenerGateway:
+		outsideISO(r, req.Raw, resp.Raw)
+	case listenerHTTP:
+		outsideJSON(r, req.Raw, resp.Raw)
+	}
 	if req.Listener != "pos" {
-		r.Institution = req.Listener
+		if r.Institution == LocalInstitution {
+			r.Institution = req.Listener
+		}
 	} else if s.Links != nil && req.Terminal != "" {
 		// Forwarded on a gateway link: the link's name is the
 		// institution, and its STAN and transmission time a match key.
@@ -178,16 +197,18 @@ func (s Source) row(date ledger.BusinessDate, req, resp *journal.Entry, loc *tim
 			return nil, fmt.Errorf("recon: link record of terminal %s batch %s stan %s: %w", req.Terminal, req.Batch, req.STAN, err)
 		}
 	}
-	if q, err := spec.DecodePOS(req.Raw); err == nil {
-		r.ProcessingCode = q.ProcessingCode
-		r.Card = q.PAN
-		r.Amount = ledger.Fen(q.Amount)
-		if q.RRN != "" && q.RRN != resp.RRN {
-			r.OriginalRRN = q.RRN
+	if req.Listener != listenerGateway && req.Listener != listenerHTTP {
+		if q, err := spec.DecodePOS(req.Raw); err == nil {
+			r.ProcessingCode = q.ProcessingCode
+			r.Card = q.PAN
+			r.Amount = ledger.Fen(q.Amount)
+			if q.RRN != "" && q.RRN != resp.RRN {
+				r.OriginalRRN = q.RRN
+			}
 		}
-	}
-	if a, err := spec.DecodePOS(resp.Raw); err == nil {
-		r.AuthCode = a.AuthCode
+		if a, err := spec.DecodePOS(resp.Raw); err == nil {
+			r.AuthCode = a.AuthCode
+		}
 	}
 	if r.Approved() && resp.RRN != "" && s.Books != nil {
 		p, ok, err := ledger.PostingByRRN(s.Books, date, resp.RRN)
@@ -452,4 +473,56 @@ func (s Source) ExportDay(dir string, date ledger.BusinessDate, progress func(in
 		d.Close()
 	}
 	return res, nil
+}
+
+// outsideISO fills a row from an inbound institution's gateway message:
+// card (2), processing code (3), amount (4), institution (32), order
+// number (48 tag ON), and the answer's authorization code (38).
+func outsideISO(r *Row, req, resp []byte) {
+	m, err := spec.DecodeGateway(req)
+	if err != nil {
+		return
+	}
+	r.Card, _ = m.GetString(2)
+	r.ProcessingCode, _ = m.GetString(3)
+	if a, err := m.GetString(4); err == nil {
+		if v, err := strconv.ParseInt(a, 10, 64); err == nil {
+			r.Amount = ledger.Fen(v)
+		}
+	}
+	if inst, err := m.GetString(32); err == nil && inst != "" {
+		r.Institution = inst
+	}
+	if f48, err := m.GetString(48); err == nil {
+		if tags, err := spec.ParseTagList(f48); err == nil {
+			r.OrderNo, _ = spec.TagValue(tags, "ON")
+		}
+	}
+	if a, err := spec.DecodeGateway(resp); err == nil {
+		r.AuthCode, _ = a.GetString(38)
+	}
+}
+
+// outsideJSON fills a row from the JSON recharge channel's request and
+// answer.
+func outsideJSON(r *Row, req, resp []byte) {
+	var q struct {
+		Institution string `json:"institution"`
+		Order       string `json:"order"`
+		Card        string `json:"card"`
+		AmountFen   *int64 `json:"amount_fen"`
+	}
+	if json.Unmarshal(req, &q) != nil {
+		return
+	}
+	r.Institution, r.OrderNo, r.Card = q.Institution, q.Order, q.Card
+	if q.AmountFen != nil {
+		r.Amount = ledger.Fen(*q.AmountFen)
+	}
+	var a struct {
+		AuthCode string `json:"auth_code"`
+	}
+	if json.Unmarshal(resp, &a) == nil {
+		r.AuthCode = a.AuthCode
+	}
 }

@@ -118,9 +118,16 @@ func (s Source) Match(ctx context.Context, gw string, date ledger.BusinessDate, 
 			return errors.New("recon: too many rows")
 		}
 		local := keyHash('t', r.Terminal, r.Batch, r.STAN)
-		if r.TxType == spec.Reversal.String() {
+		switch r.TxType {
+		case spec.Reversal.String():
 			// Not a record of its own: the original no longer stands.
 			if i, ok := byLocal[local]; ok && r.Approved() {
+				ours[i].approved = false
+			}
+			return nil
+		case txOutsideReversal:
+			// An outside credit reversed: found by its order number.
+			if i, ok := byOrder[keyHash('o', r.OrderNo)]; ok && r.Approved() && r.OrderNo != "" {
 				ours[i].approved = false
 			}
 			return nil
