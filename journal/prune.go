@@ -147,28 +147,8 @@ func (j *Journal) pruneDays(lower, upper []byte, max int) (st PruneStats, next [
 		if !found {
 			continue
 		}
-		for i := range n {
-			putEntryKey(buf[:entryKeyLen], first+uint64(i))
-			if err := b.Delete(buf[:entryKeyLen], nil); err != nil {
-				return PruneStats{}, nil, err
-			}
-		}
-		// The keys Append and AppendPair wrote: terminal + batch of the
-		// (shared) terminal, and the RRN of each entry that has one, all
-		// ending in the first sequence. A pair whose two RRNs are equal
-		// has one RRN key; deleting it twice is harmless.
-		if es[0].Terminal != "" {
-			if err := b.Delete(appendSeq(termBatchPrefix(buf[:0], es[0].Terminal, es[0].Batch), first), nil); err != nil {
-				return PruneStats{}, nil, err
-			}
-		}
-		for i := range n {
-			if es[i].RRN == "" {
-				continue
-			}
-			if err := b.Delete(appendSeq(append(rrnPrefix(buf[:0], es[i].RRN), date...), first), nil); err != nil {
-				return PruneStats{}, nil, err
-			}
+		if err := deleteEntries(b, buf[:], es[:n], first, date); err != nil {
+			return PruneStats{}, nil, err
 		}
 		st.Entries += n
 		if last := first + uint64(n) - 1; last > top {
@@ -182,17 +162,8 @@ func (j *Journal) pruneDays(lower, upper []byte, max int) (st PruneStats, next [
 		next = append([]byte(nil), it.Key()...)
 	}
 	if st.Entries > 0 {
-		// Raise the mark to the largest sequence of this batch, never
-		// lower it (day-index order is not sequence order). Only pruning
-		// writes it, under pruneMu.
-		mark, err := readSeqMark(j.db)
-		if err != nil {
+		if err := j.raiseSeqMark(b, top); err != nil {
 			return PruneStats{}, nil, err
-		}
-		if top > mark {
-			if err := b.Set(seqMarkKey, binary.BigEndian.AppendUint64(nil, top), nil); err != nil {
-				return PruneStats{}, nil, err
-			}
 		}
 	}
 	if !b.Empty() {
@@ -201,6 +172,49 @@ func (j *Journal) pruneDays(lower, upper []byte, max int) (st PruneStats, next [
 		}
 	}
 	return st, next, nil
+}
+
+// deleteEntries deletes, in b, the entries es (one, or a pair) from
+// sequence first on and the index keys Append and AppendPair wrote for
+// them: terminal + batch of the (shared) terminal, and the RRN of each
+// entry that has one, all ending in the first sequence. A pair whose two
+// RRNs are equal has one RRN key; deleting it twice is harmless. buf is
+// scratch space for the keys.
+func deleteEntries(b *pebble.Batch, buf []byte, es []Entry, first uint64, date string) error {
+	for i := range es {
+		putEntryKey(buf[:entryKeyLen], first+uint64(i))
+		if err := b.Delete(buf[:entryKeyLen], nil); err != nil {
+			return err
+		}
+	}
+	if es[0].Terminal != "" {
+		if err := b.Delete(appendSeq(termBatchPrefix(buf[:0], es[0].Terminal, es[0].Batch), first), nil); err != nil {
+			return err
+		}
+	}
+	for i := range es {
+		if es[i].RRN == "" {
+			continue
+		}
+		if err := b.Delete(appendSeq(append(rrnPrefix(buf[:0], es[i].RRN), date...), first), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// raiseSeqMark raises, in b, the pruned-sequence mark to top, never
+// lowering it (day-index order is not sequence order). Only pruning
+// writes it, under pruneMu.
+func (j *Journal) raiseSeqMark(b *pebble.Batch, top uint64) error {
+	mark, err := readSeqMark(j.db)
+	if err != nil {
+		return err
+	}
+	if top > mark {
+		return b.Set(seqMarkKey, binary.BigEndian.AppendUint64(nil, top), nil)
+	}
+	return nil
 }
 
 // readEntries reads the n = len(es) entries from sequence first on into es.

@@ -111,115 +111,159 @@ const maxViolations = 1000
 func Check(db *pebble.DB) (Report, error) {
 	snap := db.NewSnapshot()
 	defer snap.Close()
-	r := Report{ClassTotals: map[string]Fen{}, Accounts: map[AccountID]Fen{}}
-	violate := func(format string, args ...any) {
-		if len(r.Violations) < maxViolations {
-			r.Violations = append(r.Violations, fmt.Sprintf(format, args...))
-		}
+	c := &checker{
+		r:      Report{ClassTotals: map[string]Fen{}, Accounts: map[AccountID]Fen{}},
+		stored: map[AccountID]Fen{},
+		posted: map[AccountID]Fen{},
+		kinds:  map[uint64]Kind{},
 	}
-	stored := map[AccountID]Fen{} // from card records
-	err := scan(snap, []byte{keyPrefix, tagCard}, func(k, v []byte) error {
-		c, err := decodeCard(v)
+	if err := c.cards(snap); err != nil {
+		return c.r, err
+	}
+	if err := c.postings(snap); err != nil {
+		return c.r, err
+	}
+	c.checkLinks()
+	if err := c.statuses(snap); err != nil {
+		return c.r, err
+	}
+	c.balances()
+	return c.r, nil
+}
+
+// checker is one run of Check: the report and what one scan tells the
+// next.
+type checker struct {
+	r      Report
+	stored map[AccountID]Fen // balances from card records
+	posted map[AccountID]Fen // sums of the postings
+	kinds  map[uint64]Kind   // posting sets by id
+	links  []postingLink
+}
+
+// postingLink is a posting set that names another (a void its consume).
+type postingLink struct {
+	from, to uint64
+	kind     Kind
+}
+
+func (c *checker) violate(format string, args ...any) {
+	if len(c.r.Violations) < maxViolations {
+		c.r.Violations = append(c.r.Violations, fmt.Sprintf(format, args...))
+	}
+}
+
+// cards scans the card records: purses not negative nor below their
+// holds, no positive receivable; their balances feed the comparison with
+// the postings.
+func (c *checker) cards(snap pebble.Reader) error {
+	return scan(snap, []byte{keyPrefix, tagCard}, func(k, v []byte) error {
+		cd, err := decodeCard(v)
 		if err != nil {
-			violate("card %s: %v", cardno.Mask(string(k[2:])), err)
+			c.violate("card %s: %v", cardno.Mask(string(k[2:])), err)
 			return nil
 		}
-		r.Cards++
-		if string(k[2:]) != c.PAN {
-			violate("card record under %s names %s", cardno.Mask(string(k[2:])), cardno.Mask(c.PAN))
+		c.r.Cards++
+		if string(k[2:]) != cd.PAN {
+			c.violate("card record under %s names %s", cardno.Mask(string(k[2:])), cardno.Mask(cd.PAN))
 		}
-		hc, hs := c.heldSplit()
-		if c.Cash < 0 || c.Subsidy < 0 {
-			violate("card %s: negative purse (cash %s, subsidy %s)", cardno.Mask(c.PAN), c.Cash, c.Subsidy)
+		hc, hs := cd.heldSplit()
+		if cd.Cash < 0 || cd.Subsidy < 0 {
+			c.violate("card %s: negative purse (cash %s, subsidy %s)", cardno.Mask(cd.PAN), cd.Cash, cd.Subsidy)
 		}
-		if c.Cash < hc || c.Subsidy < hs {
-			violate("card %s: holds exceed purses", cardno.Mask(c.PAN))
+		if cd.Cash < hc || cd.Subsidy < hs {
+			c.violate("card %s: holds exceed purses", cardno.Mask(cd.PAN))
 		}
-		for _, ct := range c.Contribs {
+		for _, ct := range cd.Contribs {
 			if ct.Account == CardReceivable && ct.Amount > 0 {
-				violate("card %s: receivable %s is positive (a card can owe, not be owed)", cardno.Mask(c.PAN), ct.Amount)
+				c.violate("card %s: receivable %s is positive (a card can owe, not be owed)", cardno.Mask(cd.PAN), ct.Amount)
 			}
 		}
-		if c.owed() > 0 {
-			r.OwingCards++
+		if cd.owed() > 0 {
+			c.r.OwingCards++
 		}
-		stored[CardCash(c.PAN)] += c.Cash
-		stored[CardSubsidy(c.PAN)] += c.Subsidy
-		for _, ct := range c.Contribs {
-			stored[ct.Account] += ct.Amount
+		c.stored[CardCash(cd.PAN)] += cd.Cash
+		c.stored[CardSubsidy(cd.PAN)] += cd.Subsidy
+		for _, ct := range cd.Contribs {
+			c.stored[ct.Account] += ct.Amount
 		}
 		return nil
 	})
-	if err != nil {
-		return r, err
-	}
-	posted := map[AccountID]Fen{}
-	kinds := map[uint64]Kind{}
-	type link struct {
-		from, to uint64
-		kind     Kind
-	}
-	var links []link
-	err = scan(snap, []byte{keyPrefix, tagPost}, func(k, v []byte) error {
+}
+
+// postings scans the posting sets: each balances to zero; their legs
+// feed the per-account sums, their links the link check.
+func (c *checker) postings(snap pebble.Reader) error {
+	return scan(snap, []byte{keyPrefix, tagPost}, func(k, v []byte) error {
 		p, err := decodePosting(v)
 		if err != nil {
-			violate("posting %x: %v", k[2:], err)
+			c.violate("posting %x: %v", k[2:], err)
 			return nil
 		}
-		r.Postings++
+		c.r.Postings++
 		if string(postKey(p.TxID)) != string(k) {
-			violate("posting under %x has id %d", k[2:], p.TxID)
+			c.violate("posting under %x has id %d", k[2:], p.TxID)
 		}
 		var sum Fen
 		for _, g := range p.Legs {
 			sum += g.Amount
-			posted[g.Account] += g.Amount
+			c.posted[g.Account] += g.Amount
 		}
 		if sum != 0 {
-			violate("posting %d (%s) does not balance: %s", p.TxID, p.Kind, sum)
+			c.violate("posting %d (%s) does not balance: %s", p.TxID, p.Kind, sum)
 		}
-		kinds[p.TxID] = p.Kind
+		c.kinds[p.TxID] = p.Kind
 		if p.Link != 0 {
-			links = append(links, link{p.TxID, p.Link, p.Kind})
+			c.links = append(c.links, postingLink{p.TxID, p.Link, p.Kind})
 		}
 		return nil
 	})
-	if err != nil {
-		return r, err
-	}
-	wantLink := map[Kind][]Kind{
-		KindVoid:              {KindConsume},
-		KindCashLoadVoid:      {KindCashLoad},
-		KindCompletionVoid:    {KindPreAuthCompletion},
-		KindRefund:            {KindConsume, KindPreAuthCompletion},
-		KindPreAuthCompletion: {KindPreAuth},
-		KindPreAuthCancel:     {KindPreAuth},
-	}
-	for _, ln := range links {
-		to, ok := kinds[ln.to]
+}
+
+// linkedKinds are the kinds a posting set of each kind may link to; a
+// reversal may link to any reversible kind, other kinds to none.
+var linkedKinds = map[Kind][]Kind{
+	KindVoid:              {KindConsume},
+	KindCashLoadVoid:      {KindCashLoad},
+	KindCompletionVoid:    {KindPreAuthCompletion},
+	KindRefund:            {KindConsume, KindPreAuthCompletion},
+	KindPreAuthCompletion: {KindPreAuth},
+	KindPreAuthCancel:     {KindPreAuth},
+}
+
+// checkLinks checks that every link names an existing posting set of a
+// fitting kind.
+func (c *checker) checkLinks() {
+	for _, ln := range c.links {
+		to, ok := c.kinds[ln.to]
 		switch {
 		case !ok:
-			violate("posting %d (%s) links to missing posting %d", ln.from, ln.kind, ln.to)
+			c.violate("posting %d (%s) links to missing posting %d", ln.from, ln.kind, ln.to)
 		case ln.kind == KindReversal:
 			if !to.reversible() {
-				violate("reversal %d undoes %s %d, which is not reversible", ln.from, to, ln.to)
+				c.violate("reversal %d undoes %s %d, which is not reversible", ln.from, to, ln.to)
 			}
-		case wantLink[ln.kind] == nil:
-			violate("posting %d (%s) must not link to another posting", ln.from, ln.kind)
+		case linkedKinds[ln.kind] == nil:
+			c.violate("posting %d (%s) must not link to another posting", ln.from, ln.kind)
 		default:
 			fit := false
-			for _, w := range wantLink[ln.kind] {
+			for _, w := range linkedKinds[ln.kind] {
 				fit = fit || w == to
 			}
 			if !fit {
-				violate("posting %d (%s) links to %s %d", ln.from, ln.kind, to, ln.to)
+				c.violate("posting %d (%s) links to %s %d", ln.from, ln.kind, to, ln.to)
 			}
 		}
 	}
-	err = scan(snap, []byte{keyPrefix, tagStatus}, func(k, v []byte) error {
+}
+
+// statuses scans the status records of posting sets: each names existing
+// posting sets, and refunded amounts are not negative.
+func (c *checker) statuses(snap pebble.Reader) error {
+	return scan(snap, []byte{keyPrefix, tagStatus}, func(k, v []byte) error {
 		st, err := decodeStatus(v)
 		if err != nil {
-			violate("status %x: %v", k[2:], err)
+			c.violate("status %x: %v", k[2:], err)
 			return nil
 		}
 		id := uint64(0)
@@ -228,27 +272,29 @@ func Check(db *pebble.DB) (Report, error) {
 				id = id<<8 | uint64(b)
 			}
 		}
-		if _, ok := kinds[id]; !ok {
-			violate("status of missing posting %x", k[2:])
+		if _, ok := c.kinds[id]; !ok {
+			c.violate("status of missing posting %x", k[2:])
 		}
 		for _, ref := range []uint64{st.VoidedBy, st.ReversedBy, st.FinishedBy} {
-			if _, ok := kinds[ref]; ref != 0 && !ok {
-				violate("status of posting %d names missing posting %d", id, ref)
+			if _, ok := c.kinds[ref]; ref != 0 && !ok {
+				c.violate("status of posting %d names missing posting %d", id, ref)
 			}
 		}
 		if st.Refunded < 0 || st.RefundedFee < 0 || st.RefundedSubsidy < 0 {
-			violate("status of posting %d: negative refunded amounts", id)
+			c.violate("status of posting %d: negative refunded amounts", id)
 		}
 		return nil
 	})
-	if err != nil {
-		return r, err
-	}
+}
+
+// balances compares every account's stored balance with the sum of its
+// postings, totals them per class, and checks that all sum to zero.
+func (c *checker) balances() {
 	all := map[AccountID]bool{}
-	for a := range stored {
+	for a := range c.stored {
 		all[a] = true
 	}
-	for a := range posted {
+	for a := range c.posted {
 		all[a] = true
 	}
 	ids := make([]string, 0, len(all))
@@ -258,8 +304,8 @@ func Check(db *pebble.DB) (Report, error) {
 	sort.Strings(ids)
 	for _, s := range ids {
 		a := AccountID(s)
-		if stored[a] != posted[a] {
-			violate("account %s: stored balance %s, postings sum to %s", maskAccount(a), stored[a], posted[a])
+		if c.stored[a] != c.posted[a] {
+			c.violate("account %s: stored balance %s, postings sum to %s", maskAccount(a), c.stored[a], c.posted[a])
 		}
 		class := a.Class()
 		if _, sub, ok := splitPurse(a); ok {
@@ -268,15 +314,14 @@ func Check(db *pebble.DB) (Report, error) {
 				class = "card/subsidy"
 			}
 		} else {
-			r.Accounts[a] = stored[a]
+			c.r.Accounts[a] = c.stored[a]
 		}
-		r.ClassTotals[class] += stored[a]
-		r.Total += stored[a]
+		c.r.ClassTotals[class] += c.stored[a]
+		c.r.Total += c.stored[a]
 	}
-	if r.Total != 0 {
-		violate("accounts sum to %s, not zero", r.Total)
+	if c.r.Total != 0 {
+		c.violate("accounts sum to %s, not zero", c.r.Total)
 	}
-	return r, nil
 }
 
 func maskAccount(a AccountID) string {

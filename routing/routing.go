@@ -139,6 +139,32 @@ type Table struct {
 // New validates cfg and builds its table. destinations are the names
 // rules may use; a rule naming any other is a configuration error.
 func New(cfg Config, destinations []string) (*Table, error) {
+	known, err := checkBounds(cfg, destinations)
+	if err != nil {
+		return nil, err
+	}
+	atoms, err := expand(cfg.Routes, known)
+	if err != nil {
+		return nil, err
+	}
+	t := group(atoms)
+	if err := t.checkOverlaps(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// atom is one matcher of the expanded table: a (merchant, type) selector
+// and one span of card-number prefixes of one length.
+type atom struct {
+	sel    selector
+	digits int
+	span   span
+}
+
+// checkBounds checks the sizes of the configuration and returns the set
+// of destination names.
+func checkBounds(cfg Config, destinations []string) (map[string]bool, error) {
 	if len(cfg.Routes) == 0 {
 		return nil, errors.New("routing: no routes configured")
 	}
@@ -155,14 +181,15 @@ func New(cfg Config, destinations []string) (*Table, error) {
 		}
 		known[name] = true
 	}
-	type atom struct {
-		sel    selector
-		digits int
-		span   span
-	}
+	return known, nil
+}
+
+// expand validates each rule and expands it into atoms: one per merchant
+// × type × card prefix or range, bounded by MaxMatchers in all.
+func expand(rules []Rule, known map[string]bool) ([]atom, error) {
 	var atoms []atom
 	names := map[string]bool{}
-	for i, r := range cfg.Routes {
+	for i, r := range rules {
 		if err := r.validate(); err != nil {
 			return nil, fmt.Errorf("routing: route %d (%q): %w", i+1, r.Name, err)
 		}
@@ -178,20 +205,7 @@ func New(cfg Config, destinations []string) (*Table, error) {
 			return nil, fmt.Errorf("routing: route %q: table would exceed %d matchers", r.Name, MaxMatchers)
 		}
 		m := Match{Rule: r.Name, Destination: r.Destination}
-		var prefixes []cardPrefix
-		for _, b := range r.BINs {
-			if b == Wildcard {
-				prefixes = append(prefixes, cardPrefix{})
-				continue
-			}
-			v, _ := parseDigits(b) // validated
-			prefixes = append(prefixes, cardPrefix{len(b), v, v})
-		}
-		for _, rg := range r.Ranges {
-			lo, _ := parseDigits(rg.Low)
-			hi, _ := parseDigits(rg.High)
-			prefixes = append(prefixes, cardPrefix{len(rg.Low), lo, hi})
-		}
+		prefixes := r.prefixes()
 		for _, mer := range r.Merchants {
 			for _, typ := range r.Types {
 				sel := selector{merchant: wild(mer), txType: wild(typ)}
@@ -201,8 +215,32 @@ func New(cfg Config, destinations []string) (*Table, error) {
 			}
 		}
 	}
+	return atoms, nil
+}
 
-	// Group by selector and prefix length, then check for overlaps.
+// prefixes is a validated rule's card matchers: its BINs as one-prefix
+// ranges ("*" as the zero-length prefix), then its ranges.
+func (r *Rule) prefixes() []cardPrefix {
+	var out []cardPrefix
+	for _, b := range r.BINs {
+		if b == Wildcard {
+			out = append(out, cardPrefix{})
+			continue
+		}
+		v, _ := parseDigits(b) // validated
+		out = append(out, cardPrefix{len(b), v, v})
+	}
+	for _, rg := range r.Ranges {
+		lo, _ := parseDigits(rg.Low)
+		hi, _ := parseDigits(rg.High)
+		out = append(out, cardPrefix{len(rg.Low), lo, hi})
+	}
+	return out
+}
+
+// group builds the table from atoms: by selector, then by prefix length
+// (longest first), each level's spans sorted by their low end.
+func group(atoms []atom) *Table {
 	t := &Table{bySelector: map[selector][]level{}}
 	for _, a := range atoms {
 		lv := t.bySelector[a.sel]
@@ -216,7 +254,7 @@ func New(cfg Config, destinations []string) (*Table, error) {
 		t.anyMerchant = t.anyMerchant || a.sel.merchant != ""
 		t.anyType = t.anyType || a.sel.txType != ""
 	}
-	for sel, lv := range t.bySelector {
+	for _, lv := range t.bySelector {
 		slices.SortFunc(lv, func(a, b level) int { return b.digits - a.digits })
 		for _, l := range lv {
 			slices.SortFunc(l.spans, func(a, b span) int {
@@ -228,16 +266,26 @@ func New(cfg Config, destinations []string) (*Table, error) {
 				}
 				return 0
 			})
+		}
+	}
+	return t
+}
+
+// checkOverlaps refuses two rules that could both match one transaction
+// at the same specificity: overlapping spans in one level.
+func (t *Table) checkOverlaps() error {
+	for sel, lv := range t.bySelector {
+		for _, l := range lv {
 			for i := 1; i < len(l.spans); i++ {
 				if prev, cur := l.spans[i-1], l.spans[i]; cur.low <= prev.high {
-					return nil, fmt.Errorf("routing: routes %q and %q overlap for merchant %s, type %s, %d-digit prefixes %s and %s",
+					return fmt.Errorf("routing: routes %q and %q overlap for merchant %s, type %s, %d-digit prefixes %s and %s",
 						prev.match.Rule, cur.match.Rule, unwild(sel.merchant), unwild(sel.txType), l.digits,
 						spanString(prev, l.digits), spanString(cur, l.digits))
 				}
 			}
 		}
 	}
-	return t, nil
+	return nil
 }
 
 func wild(s string) string {
