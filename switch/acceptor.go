@@ -370,7 +370,9 @@ func (a *acceptor) refuse(s *session, head []byte, err error) {
 		return // the peer simply went away
 	}
 	a.metrics.Rejected.WithLabelValues(a.name, reason).Inc()
-	a.log.Info("frame refused", zap.String("peer", s.peer), zap.String("reason", reason), zap.Int("head_bytes", len(head)))
+	// Debug only: anyone can make one such line per connection; the
+	// count is in switch_rejected_total (docs/security.md).
+	a.log.Debug("frame refused", zap.String("peer", s.peer), zap.String("reason", reason), zap.Int("head_bytes", len(head)))
 	if resp := a.proto.formatError(s, head); resp != nil {
 		a.write(s, resp)
 	}

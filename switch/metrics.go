@@ -39,7 +39,14 @@ var retentionKeyspaces = []string{"journal_entries", "responses",
 // rejectReasons are the values of the reason label of
 // switch_rejected_total (docs/operations.md "Metrics").
 var rejectReasons = []string{"connection_limit", "peer_connection_limit",
-	"frame_too_large", "frame_too_short", "short_read", "undecodable", "not_a_request"}
+	"frame_too_large", "frame_too_short", "short_read", "undecodable", "not_a_request",
+	// the connection policy (connpolicy.go)
+	"first_frame_timeout", "terminal_connection_limit", "unauthenticated_rate_limit"}
+
+// httpRejectReasons are the reasons of switch_rejected_total{listener="http"}:
+// admin API requests with a bad or missing token, and those refused
+// unchecked from an address over its failures (adminguard.go).
+var httpRejectReasons = []string{"bad_token", "auth_rate_limited"}
 
 // NewMetrics registers every series on a fresh registry, with the Go and
 // process collectors.
@@ -110,6 +117,9 @@ func NewMetrics() *Metrics {
 		for _, reason := range rejectReasons {
 			m.Rejected.WithLabelValues(l, reason)
 		}
+	}
+	for _, reason := range httpRejectReasons {
+		m.Rejected.WithLabelValues("http", reason)
 	}
 	r.MustRegister(m.Messages, m.Transactions, m.Duration, m.Connections,
 		m.JournalWrites, m.HSMOperations, m.Rejected,
