@@ -4,7 +4,7 @@ BIN      := bin
 PKGS     := ./...
 FUZZTIME ?= 3s
 
-.PHONY: all build run test unit race fuzz lint bench bench-recon gobench crashtest crashtest-ci crashtest-recharge abuse deploy-check clean
+.PHONY: all build run test unit race fuzz lint bench bench-recon gobench crashtest crashtest-ci crashtest-recharge gwcrashtest gwcrashtest-ci abuse deploy-check clean
 
 all: build
 
@@ -35,7 +35,7 @@ fuzz:
 
 # The one test command: lint, build, every test under the race detector,
 # every fuzz target briefly, and the crash test with 3 kills.
-test: lint build race fuzz crashtest-ci
+test: lint build race fuzz crashtest-ci gwcrashtest-ci
 
 # Switch vs baseline throughput and latency; writes docs/BENCHMARKS.md.
 bench:
@@ -63,6 +63,16 @@ crashtest-ci:
 # (docs/recharge.md). make test runs it with 2 kills (go test).
 crashtest-recharge:
 	RECHARGE_CRASH_KILLS=10 $(GO) test -count=1 -v -run '^TestRechargeCrash' ./switch/
+
+# Bank cards through a gateway link to gwsim (dropping 5% of its
+# answers) while switchd is SIGKILLed 10 times: every bank debit the
+# terminal was not told about is reversed, exactly once.
+gwcrashtest:
+	GWCRASH_KILLS=10 ./scripts/gwcrashtest.sh
+
+# The brief version for make test: 2 kills, about 30 s.
+gwcrashtest-ci:
+	GWCRASH_KILLS=2 ./scripts/gwcrashtest.sh
 
 # Malformed frames and idle connections while posim runs at 1,000 TPS.
 abuse:

@@ -129,22 +129,19 @@ func (sw *Switch) Start() error {
 		return errors.New("switch already started")
 	}
 	// Reversals of requests a crash left unanswered are queued before
-	// any new traffic; then the links connect and sign on.
-	if err := sw.links.Start(); err != nil {
+	// any new traffic; the links connect once the acceptors listen.
+	if err := sw.links.Recover(); err != nil {
 		return fmt.Errorf("gateway links: %w", err)
 	}
 	if err := sw.pos.listen(); err != nil {
-		sw.links.Close()
 		return listenError("pos.addr", sw.cfg.POS.Addr, err)
 	}
 	if err := sw.gateway.listen(); err != nil {
-		sw.links.Close()
 		_ = sw.pos.ln.Close()
 		return listenError("gateway.addr", sw.cfg.Gateway.Addr, err)
 	}
 	ln, err := net.Listen("tcp", sw.cfg.HTTP.Addr)
 	if err != nil {
-		sw.links.Close()
 		_ = sw.pos.ln.Close()
 		_ = sw.gateway.ln.Close()
 		return listenError("http.addr", sw.cfg.HTTP.Addr, err)
@@ -163,6 +160,12 @@ func (sw *Switch) Start() error {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
+	}
+	if err := sw.links.Connect(); err != nil {
+		_ = sw.pos.ln.Close()
+		_ = sw.gateway.ln.Close()
+		_ = ln.Close()
+		return fmt.Errorf("gateway links: %w", err)
 	}
 	go sw.pos.serve()
 	go sw.gateway.serve()

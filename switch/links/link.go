@@ -72,6 +72,7 @@ type Link struct {
 	keyMu       sync.Mutex
 	lastKeys    atomic.Int64 // Unix ns of the last successful key exchange
 	closed      atomic.Bool
+	lastErr     atomic.Value // string: the last connection, sign-on or key exchange error
 	done        chan struct{}
 	mgr         *Manager
 	safWake     chan struct{}
@@ -107,7 +108,10 @@ func (l *Link) start() error {
 		connection.PoolReconnectWait(l.cfg.ReconnectWait),
 		connection.PoolMaxReconnectWait(l.cfg.MaxReconnectWait),
 		connection.PoolMinConnections(0),
-		connection.PoolErrorHandler(func(err error) { l.log.Warn("gateway link connection", zap.Error(err)) }),
+		connection.PoolErrorHandler(func(err error) {
+			l.lastErr.Store(err.Error())
+			l.log.Warn("gateway link connection", zap.Error(err))
+		}),
 		connection.PoolConnectionsFilter(func(c *connection.Connection) bool {
 			s := l.state(c)
 			return s != nil && s.signedOn.Load() && c.Status() == connection.StatusOnline
@@ -188,6 +192,7 @@ func (l *Link) connClosed(c *connection.Connection) {
 	if l.closed.Load() {
 		return // shutting down: the pool closes every connection
 	}
+	l.lastErr.Store("connection to " + c.Addr() + " closed")
 	l.log.Warn("gateway link connection closed", zap.String("addr", c.Addr()))
 	l.setStateMetric()
 }
@@ -214,6 +219,13 @@ func (l *Link) State() string {
 	return StateDown
 }
 
+// LastError is the last connection, sign-on or key exchange error ("" if
+// none).
+func (l *Link) LastError() string {
+	s, _ := l.lastErr.Load().(string)
+	return s
+}
+
 // Connections counts signed-on connections.
 func (l *Link) Connections() int {
 	n := 0
@@ -238,6 +250,11 @@ func (l *Link) setStateMetric() {
 		}
 		l.m.State.WithLabelValues(l.cfg.Name, s).Set(v)
 	}
+	up := 0.0
+	if cur == StateUp {
+		up = 1
+	}
+	l.m.Up.WithLabelValues(l.cfg.Name).Set(up)
 }
 
 // netMsg builds an 0800 with network management code code.
@@ -280,10 +297,12 @@ func (l *Link) signOn(c *connection.Connection) error {
 	defer l.setStateMetric()
 	if _, err := l.sendNet(c, spec.GWNetworkSignOn, l.cfg.SignOnTimeout); err != nil {
 		l.m.Reconnect.WithLabelValues(l.cfg.Name, "refused").Inc()
+		l.lastErr.Store("sign-on: " + err.Error())
 		l.log.Warn("gateway sign-on failed", zap.String("addr", c.Addr()), zap.Error(err))
 		return err
 	}
 	if err := l.exchangeKeys(c); err != nil {
+		l.lastErr.Store("key exchange: " + err.Error())
 		// Without a ZAK no financial message can be MACed: stay off.
 		if !l.hasKeys() {
 			l.m.Reconnect.WithLabelValues(l.cfg.Name, "no_keys").Inc()
@@ -383,6 +402,7 @@ func (l *Link) echo(c *connection.Connection) {
 		n := s.missed.Add(1)
 		l.log.Warn("gateway echo missed", zap.Int32("missed", n), zap.Error(err))
 		if n >= missedEchoesDown {
+			l.lastErr.Store(fmt.Sprintf("%d echoes missed", n))
 			s.signedOn.Store(false)
 			l.setStateMetric()
 			c.TriggerFailure(fmt.Errorf("%d echoes missed", n))

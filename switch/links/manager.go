@@ -99,6 +99,15 @@ func (m *Manager) Link(name string) (*Link, bool) {
 // that has no final answer (write-ahead recovery), then connects the links
 // and starts their store-and-forward senders.
 func (m *Manager) Start() error {
+	if err := m.Recover(); err != nil {
+		return err
+	}
+	return m.Connect()
+}
+
+// Recover queues a reversal for every request sent before a restart that
+// has no final answer. Run it before any new traffic.
+func (m *Manager) Recover() error {
 	for _, name := range m.order {
 		n, err := m.recover(m.links[name])
 		if err != nil {
@@ -108,6 +117,12 @@ func (m *Manager) Start() error {
 			m.log.Warn("reversals queued for requests left unanswered by the last run", zap.String("link", name), zap.Int("count", n))
 		}
 	}
+	return nil
+}
+
+// Connect opens the links' pools and starts their store-and-forward
+// senders.
+func (m *Manager) Connect() error {
 	for _, name := range m.order {
 		l := m.links[name]
 		if err := l.start(); err != nil {
@@ -153,6 +168,7 @@ func (m *Manager) recover(l *Link) (int, error) {
 type LinkStatus struct {
 	Name           string    `json:"name"`
 	State          string    `json:"state"`
+	LastError      string    `json:"last_error,omitempty"`
 	Addresses      []string  `json:"addresses"`
 	Connections    int       `json:"connections"`
 	PoolSize       int       `json:"pool_size"`
@@ -175,7 +191,7 @@ func (m *Manager) Status() ([]LinkStatus, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := LinkStatus{Name: name, State: l.State(), Addresses: l.cfg.Addresses, Connections: l.Connections(),
+		s := LinkStatus{Name: name, State: l.State(), LastError: l.LastError(), Addresses: l.cfg.Addresses, Connections: l.Connections(),
 			PoolSize: l.cfg.PoolSize, InstitutionID: l.cfg.InstitutionID,
 			ZPKCheck: m.hsm.ZoneKeyCheck(name, hsm.ZPK), ZAKCheck: m.hsm.ZoneKeyCheck(name, hsm.ZAK),
 			ZMKLoaded: m.hsm.HasKey(hsm.ZoneKeyLabel(name, hsm.ZMK)),

@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // "Gateway links"). The link label takes configured names only.
 type Metrics struct {
 	State     *prometheus.GaugeVec     // link, state: 1 for the current state
+	Up        *prometheus.GaugeVec     // link: 1 up, 0 otherwise
 	InFlight  *prometheus.GaugeVec     // link
 	Latency   *prometheus.HistogramVec // link
 	Requests  *prometheus.CounterVec   // link, result: answered, timeout, down
@@ -27,6 +28,8 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		State: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "switch_gateway_link_state",
 			Help: "1 for the link's current state (up, signing_on, down), 0 for the others."}, []string{"link", "state"}),
+		Up: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "switch_link_up",
+			Help: "1 when the link has a signed-on connection, 0 otherwise."}, []string{"link"}),
 		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "switch_gateway_link_in_flight",
 			Help: "Financial requests sent on the link and not yet answered or timed out."}, []string{"link"}),
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "switch_gateway_link_latency_seconds",
@@ -50,7 +53,7 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Help: "Store-and-forward sends, by result: done (00/25), retry, dead (dead-lettered)."}, []string{"link", "result"}),
 	}
 	if r != nil {
-		r.MustRegister(m.State, m.InFlight, m.Latency, m.Requests, m.Late, m.BadMAC, m.Reconnect,
+		r.MustRegister(m.State, m.Up, m.InFlight, m.Latency, m.Requests, m.Late, m.BadMAC, m.Reconnect,
 			m.SAFDepth, m.SAFOldest, m.SAFDead, m.SAFSends)
 	}
 	return m
