@@ -15,8 +15,12 @@ build:
 	$(GO) build -o $(BIN)/gwsim ./cmd/gwsim
 	$(GO) build -o $(BIN)/rechargesim ./cmd/rechargesim
 
-# The demo switch: embedded demo configuration, data in ./data.
+# The demo switch: embedded demo configuration, data in ./data, and the
+# demo bank (gwsim, docs/gwsim.md) behind its gateway link. Ctrl-C stops
+# both; gwsim prints its balances as it goes.
 run: build
+	@./$(BIN)/gwsim --recon-dir ./gwsim-recon & gw=$$!; \
+	trap 'kill $$gw 2>/dev/null; wait $$gw' EXIT INT TERM; \
 	./$(BIN)/switchd
 
 lint:

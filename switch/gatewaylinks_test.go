@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/cardswitch/cardswitch/internal/gwsim"
-	"github.com/cardswitch/cardswitch/routing"
 	"github.com/cardswitch/cardswitch/spec"
 	"github.com/cardswitch/cardswitch/switch/links"
 )
@@ -35,8 +34,8 @@ func linkedSwitch(t *testing.T, mutate ...func(*Config)) (*Switch, *gwsim.Sim) {
 			SendTimeout: 500 * time.Millisecond, ReconnectWait: 20 * time.Millisecond, MaxReconnectWait: 200 * time.Millisecond}}
 		c.SAF = links.SAFConfig{InitialDelay: 50 * time.Millisecond, Interval: 100 * time.Millisecond, MaxInterval: 400 * time.Millisecond}
 		c.Seed.ZoneKeys = []SeedZoneKey{{Link: demoBank, ZMK: gwsim.DemoZMK}}
-		c.Routes = append([]routing.Rule{{Name: "bank-cards", BINs: []string{"622202"}, Types: []string{"*"},
-			Merchants: []string{"*"}, Destination: demoBank}}, c.Routes...)
+		// The demo configuration routes the demo bank's BIN 622202 to
+		// its link, demo-bank, replaced here by one to this gwsim.
 		for _, m := range mutate {
 			m(c)
 		}
