@@ -452,6 +452,13 @@ func TestConcurrentLinksWithDrops(t *testing.T) {
 				r.stan = tc.nextSTAN()
 				m, key := tc.build(r)
 				resp, _ := tc.send(tc.packMAC(m, tc.zak, false), 300*time.Millisecond)
+				// Late answers to earlier requests are skipped: match the STAN.
+				for resp != nil {
+					if stan, _ := resp.GetString(11); stan == r.stan {
+						break
+					}
+					resp, _ = tc.read(300 * time.Millisecond)
+				}
 				if resp != nil {
 					if rc, _ := resp.GetString(39); rc == "00" {
 						approved++
