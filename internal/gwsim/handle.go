@@ -236,7 +236,7 @@ func (s *Sim) exchangeKeys() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	s.keys = keySet{zpk: zpk, zak: zak, prevZPK: s.keys.zpk, prevZAK: s.keys.zak, changed: s.now()}
+	s.keys.replace(zpk, zak, s.now())
 	return tags, nil
 }
 

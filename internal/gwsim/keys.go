@@ -96,27 +96,54 @@ func (k *zoneKey) verifyPIN(f pinblock.Format, block []byte, pan, pin string) (d
 	return true, subtle.ConstantTimeCompare([]byte(got), []byte(pin)) == 1
 }
 
-// keySet is the current pair of working keys and the previous pair, kept
-// for one grace period after a key exchange (docs/gateway-links.md: both
-// sides accept the previous ZAK for one send timeout after the change).
+// keySet is the current pair of working keys and the pairs it replaced
+// within the grace period (docs/gwsim.md: both sides accept the previous
+// keys for one send timeout after a change). Keys are the bank's, not a
+// connection's: when the connections of a pool each exchange keys, every
+// pair retired less than the grace period ago is still accepted.
 type keySet struct {
-	zpk, zak         *zoneKey
-	prevZPK, prevZAK *zoneKey
-	changed          time.Time
+	zpk, zak *zoneKey
+	retired  []retiredKeys // newest last, at most maxRetired
 }
 
-// macKeys returns the ZAKs an inbound MAC may be under at time now.
-func (ks *keySet) macKeys(now time.Time, grace time.Duration) []*zoneKey {
-	if ks.prevZAK != nil && now.Sub(ks.changed) <= grace {
-		return []*zoneKey{ks.zak, ks.prevZAK}
+type retiredKeys struct {
+	zpk, zak *zoneKey
+	at       time.Time
+}
+
+// maxRetired bounds the retired pairs kept however fast keys change.
+const maxRetired = 8
+
+// replace installs a new pair at time now, retiring the current one.
+func (ks *keySet) replace(zpk, zak *zoneKey, now time.Time) {
+	if ks.zpk != nil {
+		ks.retired = append(ks.retired, retiredKeys{zpk: ks.zpk, zak: ks.zak, at: now})
+		if len(ks.retired) > maxRetired {
+			ks.retired = ks.retired[len(ks.retired)-maxRetired:]
+		}
 	}
-	return []*zoneKey{ks.zak}
+	ks.zpk, ks.zak = zpk, zak
+}
+
+// macKeys returns the ZAKs an inbound MAC may be under at time now,
+// current first.
+func (ks *keySet) macKeys(now time.Time, grace time.Duration) []*zoneKey {
+	out := []*zoneKey{ks.zak}
+	for i := len(ks.retired) - 1; i >= 0; i-- {
+		if now.Sub(ks.retired[i].at) <= grace {
+			out = append(out, ks.retired[i].zak)
+		}
+	}
+	return out
 }
 
 // pinKeys returns the ZPKs a PIN block may be under at time now.
 func (ks *keySet) pinKeys(now time.Time, grace time.Duration) []*zoneKey {
-	if ks.prevZPK != nil && now.Sub(ks.changed) <= grace {
-		return []*zoneKey{ks.zpk, ks.prevZPK}
+	out := []*zoneKey{ks.zpk}
+	for i := len(ks.retired) - 1; i >= 0; i-- {
+		if now.Sub(ks.retired[i].at) <= grace {
+			out = append(out, ks.retired[i].zpk)
+		}
 	}
-	return []*zoneKey{ks.zpk}
+	return out
 }

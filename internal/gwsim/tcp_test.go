@@ -412,6 +412,9 @@ func TestKeyGrace(t *testing.T) {
 	if hexU(oldZAK) == hexU(tc.zak) {
 		t.Fatal("key exchange gave the same ZAK")
 	}
+	// A third (another connection of the pool exchanging): the first
+	// pair is still within the grace period.
+	tc.signOn(DemoZMK)
 	newZAK, newZPK := tc.zak, tc.zpk
 	tc.zak, tc.zpk = oldZAK, oldZPK
 	m, _ := tc.build(req{mti: "0200", pc: "000000", card: cardLi, amount: 1, pin: "123456"})
@@ -440,9 +443,19 @@ func TestConcurrentLinksWithDrops(t *testing.T) {
 	s := startSim(t, Options{Faults: Faults{DropPercent: 10}, Seed: 99})
 	const conns, each, amount = 4, 25, 100
 	got := make(chan int, conns)
+	var first *testClient
 	for i := 0; i < conns; i++ {
 		tc := dial(t, s)
-		tc.signOn(DemoZMK)
+		// The working keys are the bank's, not a connection's: one key
+		// exchange serves every connection (each exchange would retire
+		// the keys before the previous ones).
+		if first == nil {
+			tc.signOn(DemoZMK)
+			first = tc
+		} else if rc := tc.network(nmSignOn); rc != "00" {
+			t.Fatalf("sign-on %d: %s", i, rc)
+		}
+		tc.zak, tc.zpk = first.zak, first.zpk
 		tc.stan = 100000 * (i + 1)
 		go func() {
 			approved := 0
@@ -462,6 +475,8 @@ func TestConcurrentLinksWithDrops(t *testing.T) {
 				if resp != nil {
 					if rc, _ := resp.GetString(39); rc == "00" {
 						approved++
+					} else {
+						t.Errorf("consume STAN %s: %s", r.stan, rc)
 					}
 					continue
 				}
@@ -479,6 +494,9 @@ func TestConcurrentLinksWithDrops(t *testing.T) {
 						resp, _ = tc.read(300 * time.Millisecond)
 					}
 					if resp != nil {
+						if rc, _ := resp.GetString(39); rc != "00" {
+							t.Errorf("reversal STAN %s: %s", rev.stan, rc)
+						}
 						break
 					}
 					mti = "0421"
