@@ -302,78 +302,103 @@ func cmdMAC(args []string) ([]string, error) {
 	if p < mac.Pad1 || p > mac.Pad3 {
 		return nil, bad("--pad %d: want 1, 2 or 3", *pad)
 	}
-	noPad := func() error {
-		if f.set("pad") {
-			return bad("--pad does not apply to %s", *alg)
-		}
-		return nil
-	}
-	var out []byte
-	switch *alg {
-	case "iso9797-1-alg1":
-		b, err := desFamily(k)
-		if err != nil {
-			return nil, err
-		}
-		out, err = mac.CBCMAC(b, d, p)
-		if err != nil {
-			return nil, err
-		}
-	case "iso9797-1-alg3", "sm4-retail":
-		a, half := blockcipher.DES, 8
-		if *alg == "sm4-retail" {
-			a, half = blockcipher.SM4, 16
-		}
-		if len(k) != 2*half {
-			return nil, bad("--key: %s needs a %d-byte key (two %s keys), got %d: wrong key length", *alg, 2*half, a, len(k))
-		}
-		k1, _ := newCipher(a, k[:half], "key")
-		k2, _ := newCipher(a, k[half:], "key")
-		if out, err = mac.RetailMAC(k1, k2, d, p); err != nil {
-			return nil, err
-		}
-	case "cup-ecb", "sm4-cup-ecb":
-		if err := noPad(); err != nil {
-			return nil, err
-		}
-		var b cipher.Block
-		if *alg == "sm4-cup-ecb" {
-			b, err = newCipher(blockcipher.SM4, k, "key")
-		} else {
-			b, err = desFamily(k)
-		}
-		if err != nil {
-			return nil, err
-		}
-		m, err := mac.CUPECB(b, d)
-		if err != nil {
-			return nil, err
-		}
-		out = m[:]
-	case "aes-cmac", "tdes-cmac", "sm4-cmac":
-		if err := noPad(); err != nil {
-			return nil, err
-		}
-		a := map[string]blockcipher.Algorithm{"aes-cmac": blockcipher.AES, "tdes-cmac": blockcipher.TDES, "sm4-cmac": blockcipher.SM4}[*alg]
-		b, err := newCipher(a, k, "key")
-		if err != nil {
-			return nil, err
-		}
-		if out, err = mac.CMAC(b, d); err != nil {
-			return nil, err
-		}
-	case "sm4-cbcmac":
-		b, err := newCipher(blockcipher.SM4, k, "key")
-		if err != nil {
-			return nil, err
-		}
-		if out, err = mac.CBCMAC(b, d, p); err != nil {
-			return nil, err
-		}
-	default:
+	compute, ok := macAlgorithms[*alg]
+	if !ok {
 		return nil, bad("--alg %q: want iso9797-1-alg1, iso9797-1-alg3, cup-ecb, aes-cmac, tdes-cmac, sm4-cbcmac, sm4-retail, sm4-cmac or sm4-cup-ecb", *alg)
 	}
+	if !compute.padded && f.set("pad") {
+		return nil, bad("--pad does not apply to %s", *alg)
+	}
+	out, err := compute.mac(*alg, k, d, p)
+	if err != nil {
+		return nil, err
+	}
 	return []string{up(out)}, nil
+}
+
+// macAlgorithm computes one --alg of the mac command; padded says whether
+// it takes --pad.
+type macAlgorithm struct {
+	padded bool
+	mac    func(alg string, key, data []byte, pad mac.Padding) ([]byte, error)
+}
+
+// macAlgorithms are the mac command's algorithms by --alg name.
+var macAlgorithms = map[string]macAlgorithm{
+	"iso9797-1-alg1": {true, macCBCDES},
+	"iso9797-1-alg3": {true, macRetail},
+	"sm4-retail":     {true, macRetail},
+	"cup-ecb":        {false, macCUPECB},
+	"sm4-cup-ecb":    {false, macCUPECB},
+	"aes-cmac":       {false, macCMAC},
+	"tdes-cmac":      {false, macCMAC},
+	"sm4-cmac":       {false, macCMAC},
+	"sm4-cbcmac":     {true, macCBCSM4},
+}
+
+// macCBCDES is ISO 9797-1 algorithm 1 with DES or TDES by key length.
+func macCBCDES(_ string, k, d []byte, p mac.Padding) ([]byte, error) {
+	b, err := desFamily(k)
+	if err != nil {
+		return nil, err
+	}
+	return mac.CBCMAC(b, d, p)
+}
+
+// macCBCSM4 is ISO 9797-1 algorithm 1 with SM4.
+func macCBCSM4(_ string, k, d []byte, p mac.Padding) ([]byte, error) {
+	b, err := newCipher(blockcipher.SM4, k, "key")
+	if err != nil {
+		return nil, err
+	}
+	return mac.CBCMAC(b, d, p)
+}
+
+// macRetail is ISO 9797-1 algorithm 3 (the retail MAC) with two DES keys,
+// or with two SM4 keys for sm4-retail.
+func macRetail(alg string, k, d []byte, p mac.Padding) ([]byte, error) {
+	a, half := blockcipher.DES, 8
+	if alg == "sm4-retail" {
+		a, half = blockcipher.SM4, 16
+	}
+	if len(k) != 2*half {
+		return nil, bad("--key: %s needs a %d-byte key (two %s keys), got %d: wrong key length", alg, 2*half, a, len(k))
+	}
+	k1, _ := newCipher(a, k[:half], "key")
+	k2, _ := newCipher(a, k[half:], "key")
+	return mac.RetailMAC(k1, k2, d, p)
+}
+
+// macCUPECB is the UnionPay POS "ECB" MAC (docs/pos-dialect.md#mac-field-64)
+// with a DES-family key, or an SM4 key for sm4-cup-ecb.
+func macCUPECB(alg string, k, d []byte, _ mac.Padding) ([]byte, error) {
+	var (
+		b   cipher.Block
+		err error
+	)
+	if alg == "sm4-cup-ecb" {
+		b, err = newCipher(blockcipher.SM4, k, "key")
+	} else {
+		b, err = desFamily(k)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, err := mac.CUPECB(b, d)
+	if err != nil {
+		return nil, err
+	}
+	return m[:], nil
+}
+
+// macCMAC is CMAC (NIST SP 800-38B) with AES, TDES or SM4.
+func macCMAC(alg string, k, d []byte, _ mac.Padding) ([]byte, error) {
+	a := map[string]blockcipher.Algorithm{"aes-cmac": blockcipher.AES, "tdes-cmac": blockcipher.TDES, "sm4-cmac": blockcipher.SM4}[alg]
+	b, err := newCipher(a, k, "key")
+	if err != nil {
+		return nil, err
+	}
+	return mac.CMAC(b, d)
 }
 
 func desFamily(k []byte) (cipher.Block, error) {
