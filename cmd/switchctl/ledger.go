@@ -70,6 +70,10 @@ func ledgerCheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "cards %d, posting sets %d\n", r.Cards, r.Postings)
+	if r.OwingCards > 0 {
+		// docs/ledger.md#receivables
+		fmt.Fprintf(stdout, "owing cards %d (receivable %s)\n", r.OwingCards, r.Accounts[ledger.CardReceivable])
+	}
 	classes := make([]string, 0, len(r.ClassTotals))
 	for c := range r.ClassTotals {
 		classes = append(classes, c)
@@ -137,6 +141,9 @@ func ledgerCard(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "subsidy     %s\n", v.Balances.Subsidy)
 	fmt.Fprintf(stdout, "held        %s (%d holds)\n", v.Balances.Held, v.Holds)
 	fmt.Fprintf(stdout, "available   %s\n", v.Balances.Available)
+	if v.Owed > 0 {
+		fmt.Fprintf(stdout, "owes        %s (debits declined until repaid; docs/ledger.md#receivables)\n", v.Owed)
+	}
 	fmt.Fprintf(stdout, "limits      daily %s, per transaction %s, no-PIN %s, maximum balance %s\n",
 		limit(v.DailyLimit), limit(v.PerTxnLimit), v.NoPINLimit, limit(v.MaxBalance))
 	fmt.Fprintf(stdout, "service fee %d bp\n", v.FeeBP)
