@@ -185,3 +185,42 @@ func TestGatewaySAFDeadLetterAdmin(t *testing.T) {
 		t.Fatalf("unknown gateway: %d", code)
 	}
 }
+
+// TestGatewayLinkVoidRefundBalance: balance inquiry, void and partial
+// refund of a forwarded consume go to the bank with field 90 naming the
+// original; pre-authorisation is not served on links (40).
+func TestGatewayLinkVoidRefundBalance(t *testing.T) {
+	sw, sim := linkedSwitch(t)
+	term := signedOn(t, sw, termCanteen, canteen)
+	call := func(m *spec.POSMessage, err error) *spec.POSMessage { t.Helper(); return do(t, term, m, err) }
+
+	bal := call(term.Balance(bankCard, bankPIN))
+	expectRC(t, "balance inquiry", bal, spec.RCApproved)
+	if bal.Balances == "" {
+		t.Fatal("balance inquiry answered without field 54")
+	}
+
+	buy, err := term.Consume(bankCard, 3000, bankPIN)
+	bought := call(buy, err)
+	expectRC(t, "consume", bought, spec.RCApproved)
+	expectRC(t, "void", call(term.Void(buy, bought, bankPIN)), spec.RCApproved)
+	if got := simBalance(t, sim); got != bankStart {
+		t.Fatalf("bank balance after void %v", got)
+	}
+
+	buy, err = term.Consume(bankCard, 5000, bankPIN)
+	bought = call(buy, err)
+	expectRC(t, "consume", bought, spec.RCApproved)
+	expectRC(t, "refund", call(term.Refund(buy, bought, 2000), nil), spec.RCApproved)
+	if got := simBalance(t, sim); got != bankStart-3000 {
+		t.Fatalf("bank balance after a 20.00 refund of 50.00: %v", got)
+	}
+	// A void of something never forwarded: 25, nothing sent.
+	ghost, err := term.Consume(bankCard, 100, bankPIN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectRC(t, "void of unknown", call(term.Void(ghost, bought, bankPIN)), spec.RCOriginalNotFound)
+
+	expectRC(t, "pre-auth", call(term.PreAuth(bankCard, 100, bankPIN)), spec.RCFunctionNotSupported)
+}

@@ -2,6 +2,7 @@ package links
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -66,9 +67,11 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) open(saf SAFConfig) {
+func (e *env) open(saf SAFConfig) { e.openEcho(saf, 0) }
+
+func (e *env) openEcho(saf SAFConfig, echo time.Duration) {
 	t := e.t
-	db, err := pebble.Open("db", &pebble.Options{FS: e.fs})
+	db, err := pebble.Open("db", &pebble.Options{FS: e.fs, Logger: quiet{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +82,7 @@ func (e *env) open(saf SAFConfig) {
 	e.reg = prometheus.NewRegistry()
 	mgr, err := New(db, h, Options{Links: []Config{{Name: "bank-a", Addresses: []string{e.peer.Addr},
 		AcquirerID: "12345678", ForwardingID: "12345678", InstitutionID: "87654321",
-		SendTimeout: 300 * time.Millisecond, ReconnectWait: 20 * time.Millisecond, MaxReconnectWait: 100 * time.Millisecond}},
+		SendTimeout: 300 * time.Millisecond, EchoInterval: echo, ReconnectWait: 20 * time.Millisecond, MaxReconnectWait: 100 * time.Millisecond}},
 		SAF: saf, Logger: zap.NewNop(), Registerer: e.reg})
 	if err != nil {
 		t.Fatal(err)
@@ -355,3 +358,32 @@ func TestTerminalReversalOfForwarded(t *testing.T) {
 		t.Fatalf("second reversal queued %d", q)
 	}
 }
+
+// TestEchoMissesTakeTheLinkDown: a connection idle for echo_interval
+// sends 0800 301; three unanswered echoes close it; it reconnects and
+// signs on again.
+func TestEchoMissesTakeTheLinkDown(t *testing.T) {
+	e := newEnv(t)
+	e.stop()
+	e.openEcho(fastSAF(), 100*time.Millisecond)
+	e.start()
+	signons := func() float64 { return testutil.ToFloat64(e.mgr.m.Reconnect.WithLabelValues("bank-a", "ok")) }
+	before := signons()
+	e.peer.DropEchoes.Store(true)
+	waitFor(t, "link down after missed echoes", func() bool { return e.link.State() != StateUp })
+	e.peer.DropEchoes.Store(false)
+	e.waitUp()
+	if signons() <= before {
+		t.Fatalf("no new sign-on after the echoes were missed (%v -> %v)", before, signons())
+	}
+	if res, _, _ := e.consume(100, ""); res.ResponseCode != "00" {
+		t.Fatalf("after reconnect: %+v", res)
+	}
+}
+
+// quiet keeps Pebble's informational lines out of test output.
+type quiet struct{}
+
+func (quiet) Infof(string, ...any)           {}
+func (quiet) Errorf(string, ...any)          {}
+func (quiet) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }

@@ -7,7 +7,6 @@ package linktest
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -44,6 +43,7 @@ type Peer struct {
 	DeclineRC     atomic.Value // string: decline financial requests with this code
 	BadMAC        atomic.Bool  // corrupt the MAC of financial answers
 	RefuseSignOn  atomic.Bool
+	DropEchoes    atomic.Bool  // leave echo tests (0800 301) unanswered
 	PINChecked    atomic.Int32 // PINs verified OK
 	MACFailures   atomic.Int32 // requests whose MAC did not verify
 }
@@ -52,7 +52,7 @@ type Peer struct {
 // loopback port.
 func Start(t testing.TB, link string, zmk []byte) *Peer {
 	t.Helper()
-	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem()})
+	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Logger: quiet{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,6 +210,10 @@ func (p *Peer) handle(m *iso8583.Message, raw []byte) *iso8583.Message {
 			if p.RefuseSignOn.Load() {
 				rc = "91"
 			}
+		case spec.GWNetworkEcho:
+			if p.DropEchoes.Load() {
+				return nil
+			}
 		case spec.GWNetworkKeyExchange:
 			k, err := p.HSM.IssueZoneKeys(p.link)
 			if err != nil {
@@ -344,5 +348,9 @@ func trimZeros(s string) string {
 	return string(b)
 }
 
-var _ = errors.New
-var _ = fmt.Sprint
+// quiet keeps Pebble's informational lines out of test output.
+type quiet struct{}
+
+func (quiet) Infof(string, ...any)           {}
+func (quiet) Errorf(string, ...any)          {}
+func (quiet) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
