@@ -360,6 +360,9 @@ type CardView struct {
 	// Owed is what the holder owes the school (docs/ledger.md#receivables);
 	// above zero the card is owing and its debits are declined.
 	Owed Fen
+	// Pending is what outside credits hold for the card until a load
+	// terminal claims them (docs/recharge.md#pending-loads).
+	Pending Fen
 }
 
 func (c *card) view() CardView {
@@ -368,7 +371,7 @@ func (c *card) view() CardView {
 		Balances: c.balances(), DailyLimit: c.DailyLimit, PerTxnLimit: c.PerTxnLimit,
 		NoPINLimit: c.NoPINLimit, MaxBalance: c.MaxBalance, FeeBP: c.FeeBP,
 		PINTries: int(c.PINTries), DayDate: c.DayDate, DaySpent: c.DaySpent,
-		Holds: len(c.Holds), ReplacedBy: c.ReplacedBy, Owed: c.owed(),
+		Holds: len(c.Holds), ReplacedBy: c.ReplacedBy, Owed: c.owed(), Pending: c.pending(),
 	}
 }
 

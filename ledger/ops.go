@@ -32,6 +32,8 @@ func (tx *txn) run(req Request) error {
 		return tx.outsideCredit(r)
 	case *OutsideCreditReversal:
 		return tx.outsideCreditReversal(r)
+	case *PendingClaim:
+		return tx.pendingClaim(r)
 	}
 	return fmt.Errorf("%w: unsupported request %T", ErrInvalidRequest, req)
 }

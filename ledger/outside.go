@@ -15,6 +15,20 @@ type OutsideCredit struct {
 	PAN         string
 	Amount      Fen
 	Institution string
+	// Pending records the credit as pending (PendingLoads) instead of on
+	// the cash purse: the card claims it at a load terminal (PendingClaim).
+	Pending bool
+}
+
+// PendingClaim moves all of a card's pending outside credits to its cash
+// purse, at a load terminal (MayLoad, as for a cash load). Nothing pending
+// is approved with nothing moved; Result.CashDelta is the amount moved.
+// A reversal of the claim puts the amount back to pending.
+type PendingClaim struct {
+	Common
+	PAN     string
+	MayLoad bool
+	PIN     PINOutcome
 }
 
 // OutsideCreditReversal undoes the outside credit posted as Original (its
@@ -37,10 +51,19 @@ func (r *OutsideCreditReversal) Kind() Kind      { return KindReversal }
 func (r *OutsideCreditReversal) common() *Common { return &r.Common }
 func (r *OutsideCreditReversal) pan() string     { return r.PAN }
 
+func (r *PendingClaim) Kind() Kind      { return KindPendingClaim }
+func (r *PendingClaim) common() *Common { return &r.Common }
+func (r *PendingClaim) pan() string     { return r.PAN }
+
 func (r *OutsideCredit) fingerprint(h *fp) {
 	r.cardAmount(h, r.PAN, r.Amount)
 	h.e.str(r.Institution)
+	if r.Pending {
+		h.e.boolean(true) // a direct credit keeps the fingerprint it always had
+	}
 }
+
+func (r *PendingClaim) fingerprint(h *fp) { r.Common.fp(h); h.e.str(r.PAN) }
 
 func (r *OutsideCreditReversal) fingerprint(h *fp) {
 	r.cardAmount(h, r.PAN, r.Amount)
@@ -62,12 +85,39 @@ func (tx *txn) outsideCredit(r *OutsideCredit) error {
 		return tx.decline(DeclineInvalidCard)
 	case c.State != Active:
 		return tx.decline(DeclineRestrictedCard)
-	case c.MaxBalance > 0 && c.Cash+c.Subsidy+r.Amount > c.MaxBalance:
+	case c.MaxBalance > 0 && c.Cash+c.Subsidy+c.pending()+r.Amount > c.MaxBalance:
 		return tx.decline(DeclineExceedsAmountLimit)
 	}
 	p := tx.newPosting(KindOutsideCredit, r.PAN)
 	p.Amount = r.Amount
-	p.Legs = []leg{{CardCash(r.PAN), r.Amount}, {GatewayClearing(r.Institution), -r.Amount}}
+	to := CardCash(r.PAN)
+	if r.Pending {
+		to = PendingLoads
+	}
+	p.Legs = []leg{{to, r.Amount}, {GatewayClearing(r.Institution), -r.Amount}}
+	return tx.finish(p)
+}
+
+func (tx *txn) pendingClaim(r *PendingClaim) error {
+	if !r.MayLoad {
+		return tx.decline(DeclineNotPermittedTerminal)
+	}
+	tx.lockCards(r.PAN)
+	if d := tx.cardChecks(r.PAN, r.PIN, 0, classLoad, false); d != Approved {
+		return tx.decline(d)
+	}
+	if declined, err := tx.refuseReversedFirst(); declined || err != nil {
+		return err
+	}
+	amount := tx.staged[r.PAN].pending()
+	if amount == 0 {
+		// Nothing pending: approved, nothing moved, nothing posted.
+		tx.res.AuthCode = authCode(tx.l.lastTx.Add(1), nil)
+		return nil
+	}
+	p := tx.newPosting(KindPendingClaim, r.PAN)
+	p.Amount = amount
+	p.Legs = []leg{{CardCash(r.PAN), amount}, {PendingLoads, -amount}}
 	return tx.finish(p)
 }
 
@@ -104,7 +154,26 @@ func (tx *txn) outsideCreditReversal(r *OutsideCreditReversal) error {
 	}
 	// Always approved: a credit already spent leaves the card owing the
 	// shortfall (docs/ledger.md#receivables).
-	return tx.undo(o, tx.inverse(o, KindReversal))
+	p := tx.inverse(o, KindReversal)
+	claimedFromPending(p, tx.staged[o.PAN])
+	return tx.undo(o, p)
+}
+
+// claimedFromPending rewrites the inverse of a pending credit when the
+// card has claimed some of it since: what is still pending comes back
+// from PendingLoads, the rest from the cash purse it was claimed to
+// (where the receivable rule covers what has been spent).
+func claimedFromPending(p *posting, c *card) {
+	for i, g := range p.Legs {
+		if g.Account != PendingLoads || g.Amount >= 0 {
+			continue
+		}
+		if short := -g.Amount - c.pending(); short > 0 {
+			p.Legs[i].Amount += short
+			p.Legs = append(p.Legs, leg{CardCash(p.PAN), -short})
+		}
+		return
+	}
 }
 
 // loadPostingIfAny is loadPosting for an id that came from outside: a

@@ -66,3 +66,59 @@ func TestOutsideCreditReversalOfSpentCredit(t *testing.T) {
 	}
 	checkStore(t, db)
 }
+
+// Pending loads: an outside credit held as pending, claimed at a load
+// terminal, the claim reversed, and a pending credit reversed after it
+// was claimed and partly spent.
+func TestPendingLoads(t *testing.T) {
+	l, db := seeded(t, Options{})
+	res := must(t, exec(t, l, &OutsideCredit{Common: outside("P001"), PAN: panEmpty, Amount: 3000, Institution: "10001", Pending: true}))
+	if res.CashDelta != 0 || res.Balances.Cash != 0 {
+		t.Fatalf("pending credit touched the purse: %+v", res)
+	}
+	if c := mustCard(t, l, panEmpty); c.Pending != 3000 {
+		t.Fatalf("pending %s, want 30.00", c.Pending)
+	}
+	claim := func(stan uint32) Result {
+		c := pos("90000001", canteen, day1)
+		return exec(t, l, &PendingClaim{Common: c, PAN: panEmpty, MayLoad: true})
+	}
+	wantDecline(t, exec(t, l, &PendingClaim{Common: pos("10000001", canteen, day1), PAN: panEmpty}), DeclineNotPermittedTerminal)
+	cl := must(t, claim(0))
+	if cl.CashDelta != 3000 || cl.Balances.Cash != 3000 {
+		t.Fatalf("claim %+v", cl)
+	}
+	if c := mustCard(t, l, panEmpty); c.Pending != 0 {
+		t.Fatalf("pending %s after the claim", c.Pending)
+	}
+	// Nothing pending: approved, nothing moved.
+	if again := must(t, claim(0)); again.CashDelta != 0 || again.TxID != 0 {
+		t.Fatalf("empty claim %+v", again)
+	}
+	// A second pending credit, claimed, 20.00 spent, then the credit
+	// reversed: 10.00 from the purse ... the rest owed.
+	res2 := must(t, exec(t, l, &OutsideCredit{Common: outside("P002"), PAN: panEmpty, Amount: 2000, Institution: "10001", Pending: true}))
+	must(t, claim(0))
+	must(t, exec(t, l, &Consume{Common: pos("10000001", canteen, day1), PAN: panEmpty, Amount: 4000}))
+	must(t, exec(t, l, &OutsideCreditReversal{Common: outside("Q002"), PAN: panEmpty, Amount: 2000, Original: res2.TxID}))
+	c := mustCard(t, l, panEmpty)
+	if c.Balances.Cash != 0 || c.Owed != 1000 || c.Pending != 0 {
+		t.Fatalf("after reversing a claimed, spent credit: cash %s owed %s pending %s", c.Balances.Cash, c.Owed, c.Pending)
+	}
+	// The first credit reversed while still pending comes back from
+	// pending only.
+	res3 := must(t, exec(t, l, &OutsideCredit{Common: outside("P003"), PAN: panStaff, Amount: 500, Institution: "10001", Pending: true}))
+	must(t, exec(t, l, &OutsideCreditReversal{Common: outside("Q003"), PAN: panStaff, Amount: 500, Original: res3.TxID}))
+	if c := mustCard(t, l, panStaff); c.Pending != 0 || c.Balances.Cash != 100000 {
+		t.Fatalf("staff card after a pending reversal: %+v", c)
+	}
+	// A claim reversed puts the money back to pending.
+	must(t, exec(t, l, &OutsideCredit{Common: outside("P004"), PAN: panStaff, Amount: 700, Institution: "10001", Pending: true}))
+	cc := pos("90000001", canteen, day1)
+	must(t, exec(t, l, &PendingClaim{Common: cc, PAN: panStaff, MayLoad: true}))
+	must(t, exec(t, l, &Reversal{Common: cc, PAN: panStaff, Original: ref(cc), OriginalKind: KindPendingClaim}))
+	if c := mustCard(t, l, panStaff); c.Pending != 700 || c.Balances.Cash != 100000 {
+		t.Fatalf("after a claim reversal: pending %s cash %s", c.Pending, c.Balances.Cash)
+	}
+	checkStore(t, db)
+}

@@ -32,7 +32,11 @@ const (
 	// a reversed credit that was already spent (docs/ledger.md#receivables).
 	// Each card's contribution to it is that card's debt (negative: owed).
 	CardReceivable AccountID = "system/card-receivable"
-	gatewayPrefix            = "system/gateway/"
+	// PendingLoads holds outside credits not yet on a card's purse (sites
+	// that write money onto the card chip: the card claims them at a load
+	// terminal). Each card's contribution is its pending amount.
+	PendingLoads  AccountID = "system/pending-loads"
+	gatewayPrefix           = "system/gateway/"
 )
 
 // CardCash is the cash purse of a card.
@@ -245,6 +249,17 @@ func (c *card) owed() Fen {
 	for i := range c.Contribs {
 		if c.Contribs[i].Account == CardReceivable {
 			return max(0, -c.Contribs[i].Amount)
+		}
+	}
+	return 0
+}
+
+// pending is what outside credits hold for the card until it claims them
+// at a load terminal, zero or positive.
+func (c *card) pending() Fen {
+	for i := range c.Contribs {
+		if c.Contribs[i].Account == PendingLoads {
+			return max(0, c.Contribs[i].Amount)
 		}
 	}
 	return 0

@@ -209,6 +209,7 @@ const (
 	KindCloseCard     // admin: balance to the refund payable
 	KindReplaceCard   // admin: balance to the new card
 	KindOutsideCredit // a credit collected by an outside institution (web or wallet recharge)
+	KindPendingClaim  // a load terminal moves the card's pending credits to its cash purse
 	kindCount
 )
 
@@ -228,6 +229,7 @@ var kindNames = [...]string{
 	KindCloseCard:         "close-card",
 	KindReplaceCard:       "replace-card",
 	KindOutsideCredit:     "outside-credit",
+	KindPendingClaim:      "pending-claim",
 }
 
 func (k Kind) String() string {
@@ -242,7 +244,7 @@ func (k Kind) reversible() bool {
 	switch k {
 	case KindConsume, KindVoid, KindRefund, KindCashLoad, KindCashLoadVoid,
 		KindPreAuth, KindPreAuthCompletion, KindPreAuthCancel, KindCompletionVoid,
-		KindOutsideCredit:
+		KindOutsideCredit, KindPendingClaim:
 		return true
 	}
 	return false

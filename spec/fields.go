@@ -170,6 +170,7 @@ func (f Field61) validate() error {
 const (
 	AccountCashPurse    = "00"
 	AccountSubsidyPurse = "01"
+	AccountPendingLoad  = "02" // outside credits not yet claimed (docs/recharge.md)
 	AmountTypeAvailable = "02"
 	CurrencyCNY         = "156"
 )

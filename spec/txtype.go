@@ -23,6 +23,7 @@ const (
 	Reversal
 	BatchSettlement
 	BatchUpload
+	PendingClaim // a load terminal claims the card's pending outside credits
 	numTxTypes
 )
 
@@ -44,6 +45,7 @@ var txTypeNames = [numTxTypes]string{
 	Reversal:          "reversal",
 	BatchSettlement:   "batch_settlement",
 	BatchUpload:       "batch_upload",
+	PendingClaim:      "pending_claim",
 }
 
 // String returns the snake_case label of the type.
@@ -71,7 +73,7 @@ func TxTypes() []TxType {
 func (t TxType) Reversible() bool {
 	switch t {
 	case Consume, ConsumeVoid, PreAuth, PreAuthCancel, PreAuthCompletion,
-		CompletionVoid, CashLoad, CashLoadVoid:
+		CompletionVoid, CashLoad, CashLoadVoid, PendingClaim:
 		return true
 	}
 	return false
@@ -80,7 +82,7 @@ func (t TxType) Reversible() bool {
 // Financial reports whether the type is a financial transaction (as opposed
 // to network management, settlement or reversal).
 func (t TxType) Financial() bool {
-	return t >= BalanceInquiry && t <= CashLoadVoid
+	return t >= BalanceInquiry && t <= CashLoadVoid || t == PendingClaim
 }
 
 // The identification table (docs/pos-dialect.md#transaction-identification) — the one place that maps message
@@ -109,6 +111,7 @@ var financialTable = []financialRow{
 	{CompletionVoid, "0200", "20", "06", "21"},
 	{CashLoad, "0200", "63", "91", "46"},
 	{CashLoadVoid, "0200", "17", "00", "51"},
+	{PendingClaim, "0200", "21", "00", "49"},
 }
 
 // Sign-on modes (60.3 of the 0800): which working keys the 0810 carries

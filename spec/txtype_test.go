@@ -33,6 +33,8 @@ func TestIdentify(t *testing.T) {
 		{"0200", "200000", "06", "21000001000", CompletionVoid},
 		{"0200", "630000", "91", "46000001000", CashLoad},
 		{"0200", "170000", "00", "51000001000", CashLoadVoid},
+		{"0200", "210000", "00", "49000001000", PendingClaim},
+		{"0200", "400000", "00", "48000001000", Unknown}, // bank-transfer load: not supported
 		{"0400", "000000", "00", "22000001000", Reversal},
 		{"0500", "", "", "00000001201", BatchSettlement},
 		{"0320", "", "", "00000001201", BatchUpload},
@@ -65,6 +67,7 @@ func TestIdentifyReversal(t *testing.T) {
 		{"200000", "06", "21000001000", CompletionVoid},
 		{"630000", "91", "46000001000", CashLoad},
 		{"170000", "00", "51000001000", CashLoadVoid},
+		{"210000", "00", "49000001000", PendingClaim},
 		{"310000", "00", "01000001000", Unknown}, // balance inquiry is never reversed
 		{"200000", "00", "25000001000", Unknown}, // refund is an advice
 		{"000000", "00", "2", Unknown},
@@ -83,7 +86,7 @@ func TestTxTypeLabels(t *testing.T) {
 		Refund: "refund", PreAuth: "pre_auth", PreAuthCancel: "pre_auth_cancel",
 		PreAuthCompletion: "pre_auth_completion", CompletionVoid: "completion_void",
 		CashLoad: "cash_load", CashLoadVoid: "cash_load_void", Reversal: "reversal",
-		BatchSettlement: "batch_settlement", BatchUpload: "batch_upload",
+		BatchSettlement: "batch_settlement", BatchUpload: "batch_upload", PendingClaim: "pending_claim",
 	}
 	all := append([]TxType{Unknown}, TxTypes()...)
 	if len(all) != len(want) {

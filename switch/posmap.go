@@ -148,6 +148,9 @@ func (p *posProtocol) answerOutcome(x *exchange, t *txn.Transaction, o txn.Outco
 			resp.Balances = f54
 		}
 	}
+	if o.Amount != nil {
+		resp.Amount, resp.HasAmount = spec.Amount(*o.Amount), true
+	}
 	resp.Reserved63 = p.receiptText(x)
 	return resp
 }

@@ -32,6 +32,41 @@ func (sw *Switch) registerRechargeAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/recharge/institutions", sw.adminInstitutions)
 	mux.HandleFunc("GET /api/v1/recharge/institutions/{id}/orders", sw.adminOrders)
 	mux.HandleFunc("GET /api/v1/recharge/institutions/{id}/orders/{order}", sw.adminOrder)
+	mux.HandleFunc("GET /api/v1/recharge/pending", sw.adminPending)
+}
+
+type pendingJSON struct {
+	OlderThanDays int                      `json:"older_than_days"`
+	Credits       []recharge.PendingCredit `json:"credits"`
+	TotalFen      int64                    `json:"total_fen"`
+	Truncated     bool                     `json:"truncated,omitempty"`
+}
+
+// adminPending lists unclaimed pending credits older than older_than_days
+// (default recharge.pending_refund_days), for refund.
+func (sw *Switch) adminPending(w http.ResponseWriter, r *http.Request) {
+	days := sw.cfg.Recharge.PendingRefundDays
+	if days == 0 {
+		days = 30
+	}
+	if s := r.URL.Query().Get("older_than_days"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n > 3660 {
+			writeJSONError(w, http.StatusBadRequest, "older_than_days: want 0..3660")
+			return
+		}
+		days = n
+	}
+	list, truncated, err := sw.recharge.svc.PendingOlderThan(days)
+	if err != nil {
+		sw.adminError(w, r, err)
+		return
+	}
+	out := pendingJSON{OlderThanDays: days, Credits: list, Truncated: truncated}
+	for _, c := range list {
+		out.TotalFen += c.AmountFen
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (sw *Switch) adminInstitutions(w http.ResponseWriter, r *http.Request) {

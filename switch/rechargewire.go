@@ -55,6 +55,13 @@ type RechargeConfig struct {
 	// the requests it may make at once [20, 40].
 	Rate  int `yaml:"rate"`
 	Burst int `yaml:"burst"`
+	// CreditMode is "direct" (the default: credits reach the cash purse)
+	// or "pending" (sites that write money onto the card chip: credits
+	// wait until the card claims them at a load terminal).
+	CreditMode string `yaml:"credit_mode"`
+	// PendingRefundDays is the age after which an unclaimed pending
+	// credit is listed for refund [30].
+	PendingRefundDays int `yaml:"pending_refund_days"`
 }
 
 // Bounds of the recharge settings.
@@ -108,6 +115,14 @@ func validateRecharge(insts []InstitutionConfig, rc RechargeConfig) error {
 	}
 	if rc.Rate < 0 || rc.Rate > maxRechargeRate || rc.Burst < 0 || rc.Burst > maxRechargeRate {
 		errs = append(errs, fmt.Errorf("recharge.rate and burst: want 0 (default)..%d", maxRechargeRate))
+	}
+	switch rc.CreditMode {
+	case "", "direct", "pending":
+	default:
+		errs = append(errs, fmt.Errorf("recharge.credit_mode %q: want direct or pending", rc.CreditMode))
+	}
+	if rc.PendingRefundDays < 0 || rc.PendingRefundDays > 3660 {
+		errs = append(errs, fmt.Errorf("recharge.pending_refund_days %d: want 0 (default 30)..3660", rc.PendingRefundDays))
 	}
 	if (rc.TLSCert == "") != (rc.TLSKey == "") {
 		errs = append(errs, errors.New("recharge: set both tls_cert and tls_key, or neither"))
@@ -178,6 +193,7 @@ func (sw *Switch) openRecharge() error {
 	svc, err := recharge.New(recharge.Options{
 		DB: sw.db, Ledger: sw.ledger, Institutions: insts,
 		Today: sw.clock.Today, Begin: sw.clock.Begin, End: sw.clock.End, NextRRN: sw.clock.NextRRN, Log: sw.log.Named("recharge"),
+		PendingCredits: sw.cfg.Recharge.CreditMode == "pending",
 	})
 	if err != nil {
 		return err

@@ -28,6 +28,16 @@ func runRecharge(args []string, stdout, stderr io.Writer) int {
 				return a.call("GET", "/api/v1/recharge/institutions/"+url.PathEscape(*inst)+"/orders/"+url.PathEscape(*order), nil, stdout, stderr)
 			}
 		}},
+		"pending": {usage: "pending [--older-than-days N]", setup: func(fs *flag.FlagSet, a *adminFlags, _ *string) func() int {
+			days := fs.Int("older-than-days", -1, "list unclaimed pending credits older than N business days (default: the switch's recharge.pending_refund_days)")
+			return func() int {
+				path := "/api/v1/recharge/pending"
+				if *days >= 0 {
+					path += "?older_than_days=" + fmt.Sprint(*days)
+				}
+				return a.call("GET", path, nil, stdout, stderr)
+			}
+		}},
 		"orders": {usage: "orders --institution ID [--limit N] [--after ORDER]", setup: func(fs *flag.FlagSet, a *adminFlags, _ *string) func() int {
 			inst := fs.String("institution", "", "institution id (field 32)")
 			limit := fs.Int("limit", 100, "orders per page (1..1000)")

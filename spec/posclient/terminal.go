@@ -283,6 +283,15 @@ func (t *Terminal) CashLoad(pan string, amount spec.Amount) *spec.POSMessage {
 	return m
 }
 
+// PendingClaim builds a pending-load claim at a load terminal (0200, 21,
+// 00, 49; no amount): the answer's field 4 is the amount moved to the
+// purse (docs/recharge.md#pending-loads).
+func (t *Terminal) PendingClaim(pan string) *spec.POSMessage {
+	m := t.base(spec.MTIFinancialRequest, "210000", "00", "49")
+	m.PAN = pan
+	return m
+}
+
 // CashLoadVoid builds a cash load void (0200, 17, 00, 51).
 func (t *Terminal) CashLoadVoid(origReq, origResp *spec.POSMessage) *spec.POSMessage {
 	m := t.base(spec.MTIFinancialRequest, "170000", "00", "51")

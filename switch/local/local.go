@@ -52,6 +52,7 @@ func (d *Destination) Execute(_ context.Context, t *txn.Transaction, rec txn.Rec
 	var out txn.Outcome
 	res, err := d.ledger.Execute(req, rec.Batch(), func(res ledger.Result) error {
 		out = outcome(t, res)
+		d.pendingBalance(t, &out)
 		return rec.Commit(out)
 	})
 	if err != nil {
@@ -67,6 +68,10 @@ func (d *Destination) Execute(_ context.Context, t *txn.Transaction, rec txn.Rec
 // outcome maps a ledger result. A reversal's answer carries no balances.
 func outcome(t *txn.Transaction, res ledger.Result) txn.Outcome {
 	o := txn.Outcome{ResponseCode: ResponseCode(res.Decline), Replay: res.Replay, Alert: res.Alert}
+	if res.Approved() && t.Type == spec.PendingClaim {
+		moved := res.CashDelta
+		o.Amount = &moved
+	}
 	if res.Approved() {
 		o.AuthCode = res.AuthCode
 		if t.Type != spec.Reversal {
@@ -77,6 +82,22 @@ func outcome(t *txn.Transaction, res ledger.Result) txn.Outcome {
 		}
 	}
 	return o
+}
+
+// pendingBalance shows a balance inquiry the card's pending outside
+// credits as account type 02 (docs/recharge.md#pending-loads). Field 54
+// holds two entries: with credits pending it reports the cash purse and
+// the pending amount, the subsidy purse on the next inquiry after the
+// claim. It runs under the card's lock, before the commit.
+func (d *Destination) pendingBalance(t *txn.Transaction, o *txn.Outcome) {
+	if t.Type != spec.BalanceInquiry || !o.Approved() || len(o.Balances) == 0 {
+		return
+	}
+	c, ok := d.ledger.Card(t.Card)
+	if !ok || c.Pending == 0 {
+		return
+	}
+	o.Balances = []txn.Balance{o.Balances[0], {Account: txn.PendingLoad, Amount: c.Pending}}
 }
 
 // request builds the ledger operation of a transaction. The pipeline has
@@ -108,6 +129,8 @@ func request(t *txn.Transaction, pin ledger.PINOutcome) (ledger.Request, error) 
 		return &ledger.CashLoad{Common: c, PAN: pan, Amount: amount, MayLoad: t.TerminalMayLoad, PIN: pin}, nil
 	case spec.CashLoadVoid:
 		return &ledger.CashLoadVoid{Common: c, PAN: pan, Amount: amount, Original: orig, PIN: pin}, nil
+	case spec.PendingClaim:
+		return &ledger.PendingClaim{Common: c, PAN: pan, MayLoad: t.TerminalMayLoad, PIN: pin}, nil
 	case spec.PreAuth:
 		return &ledger.PreAuth{Common: c, PAN: pan, Amount: amount, PIN: pin}, nil
 	case spec.PreAuthCompletion:
@@ -138,6 +161,7 @@ var reversedKind = map[spec.TxType]ledger.Kind{
 	spec.PreAuthCompletion: ledger.KindPreAuthCompletion,
 	spec.PreAuthCancel:     ledger.KindPreAuthCancel,
 	spec.CompletionVoid:    ledger.KindCompletionVoid,
+	spec.PendingClaim:      ledger.KindPendingClaim,
 }
 
 // verifyPIN checks a PIN block inside the HSM against the card's stored

@@ -12,6 +12,7 @@ func FuzzDecodeOrder(f *testing.F) {
 		RC: "00", RRN: "338000000001", AuthCode: "000001", TxID: 7, Date: today}
 	f.Add(rec.encode())
 	f.Add([]byte{recordV1, 'T'})
+	f.Add([]byte{recordV2, 'A', 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := decodeOrder(b)
 		if err != nil {

@@ -63,6 +63,9 @@ type Options struct {
 	End   func(ledger.BusinessDate)
 	Log   *zap.Logger
 	Now   func() time.Time // defaults to time.Now
+	// PendingCredits records credits as pending (credit_mode: pending):
+	// the card claims them at a load terminal (docs/recharge.md).
+	PendingCredits bool
 }
 
 // Service is the recharge business logic. It is safe for concurrent use.
@@ -76,6 +79,7 @@ type Service struct {
 	nextRRN func(ledger.BusinessDate) (string, error)
 	log     *zap.Logger
 	now     func() time.Time
+	pending bool
 
 	seed   maphash.Seed
 	orders [64]sync.Mutex // striped by institution + order
@@ -85,7 +89,7 @@ type Service struct {
 // New builds the service.
 func New(o Options) (*Service, error) {
 	s := &Service{db: o.DB, ledger: o.Ledger, insts: map[string]*Institution{}, today: o.Today,
-		nextRRN: o.NextRRN, log: o.Log, now: o.Now, seed: maphash.MakeSeed(), begin: o.Begin, end: o.End}
+		nextRRN: o.NextRRN, log: o.Log, now: o.Now, seed: maphash.MakeSeed(), begin: o.Begin, end: o.End, pending: o.PendingCredits}
 	if s.begin == nil || s.end == nil {
 		s.begin, s.end = o.Today, func(ledger.BusinessDate) {}
 	}
@@ -233,7 +237,7 @@ func (s *Service) Credit(r Request, commit Commit) (Outcome, error) {
 		return Outcome{}, fmt.Errorf("%w: RRN: %v", ErrStorage, err)
 	}
 	rec = orderRecord{PAN: r.PAN, ProcCode: r.ProcCode, Amount: r.Amount, Currency: r.Currency,
-		RRN: rrn, Date: date, Time: s.now()}
+		RRN: rrn, Date: date, Time: s.now(), Pending: s.pending}
 	decline := func(rc string) (Outcome, error) {
 		rec.State, rec.RC = StateDeclined, rc
 		out := Outcome{RC: rc, RRN: rrn}
@@ -262,6 +266,7 @@ func (s *Service) Credit(r Request, commit Commit) (Outcome, error) {
 		PAN:         r.PAN,
 		Amount:      r.Amount,
 		Institution: r.Institution,
+		Pending:     s.pending,
 	}
 	_, err = s.ledger.Execute(lreq, b, func(res ledger.Result) error {
 		rec.RC = declineRC(res.Decline)
@@ -271,6 +276,11 @@ func (s *Service) Credit(r Request, commit Commit) (Outcome, error) {
 			out.AuthCode, out.Balances = res.AuthCode, &rec.Balances
 			if err := putDaily(b, r.Institution, r.PAN, date, spent+r.Amount); err != nil {
 				return err
+			}
+			if rec.Pending {
+				if err := b.Set(pendingKey(r.PAN, rec.Time, r.Institution, r.Order), nil, nil); err != nil {
+					return err
+				}
 			}
 		} else {
 			rec.State = StateDeclined
@@ -415,6 +425,11 @@ func (s *Service) Reverse(r Request, commit Commit) (Outcome, error) {
 		}
 		if err := putDaily(b, r.Institution, rec.PAN, rec.Date, spent-rec.Amount); err != nil {
 			return err
+		}
+		if rec.Pending {
+			if err := b.Delete(pendingKey(rec.PAN, rec.Time, r.Institution, r.Order), nil); err != nil {
+				return err
+			}
 		}
 		return commit(b, out)
 	})

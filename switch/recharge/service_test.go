@@ -27,7 +27,9 @@ type fixture struct {
 	db *pebble.DB
 }
 
-func newFixture(t testing.TB) *fixture {
+func newFixture(t testing.TB) *fixture { return newFixtureWith(t, func(*Options) {}) }
+
+func newFixtureWith(t testing.TB, mutate func(*Options)) *fixture {
 	t.Helper()
 	o := ledger.RecommendedPebbleOptions()
 	o.FS = vfs.NewMem()
@@ -55,13 +57,15 @@ func newFixture(t testing.TB) *fixture {
 		}
 	}
 	var rrn atomic.Uint64
-	s, err := New(Options{DB: db, Ledger: l,
+	opts := Options{DB: db, Ledger: l,
 		Institutions: []Institution{{ID: "10001", Name: "demo-recharge",
 			Allow:     []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 			MaxCredit: 100000, MaxDailyCredit: 500000}},
 		Today:   func() ledger.BusinessDate { return today },
 		NextRRN: func(ledger.BusinessDate) (string, error) { return fmt.Sprintf("338%09d", rrn.Add(1)), nil },
-	})
+	}
+	mutate(&opts)
+	s, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +286,7 @@ func TestVerifyAndNames(t *testing.T) {
 func TestOrderRecordRoundTrip(t *testing.T) {
 	rec := orderRecord{State: StateReversed, PAN: panEmpty, ProcCode: "210000", Amount: 123, Currency: "156",
 		RC: "00", RRN: "338000000001", AuthCode: "000042", Balances: ledger.Balances{Cash: 1, Subsidy: 2, Held: 3, Available: 0},
-		TxID: 99, Date: today, ReversalRRN: "338000000002"}
+		TxID: 99, Date: today, ReversalRRN: "338000000002", Pending: true}
 	got, err := decodeOrder(rec.encode())
 	if err != nil || got != rec {
 		t.Fatalf("round trip: %+v %v", got, err)
@@ -321,6 +325,60 @@ func TestReversalOfSpentCredit(t *testing.T) {
 	}
 	if q := f.query(t, "S1"); q.Status != StateReversed {
 		t.Fatalf("query %+v", q)
+	}
+	rep, err := ledger.Check(f.db)
+	if err != nil || !rep.OK() {
+		t.Fatalf("ledger check: %v %v", err, rep.Violations)
+	}
+}
+
+// Pending credits: recorded as pending, listed for refund once older than
+// the age asked for, gone from the list once claimed or reversed.
+func TestPendingCredits(t *testing.T) {
+	day := today
+	f := newFixtureWith(t, func(o *Options) {
+		o.PendingCredits = true
+		o.Today = func() ledger.BusinessDate { return day }
+	})
+	f.credit(t, credit("P1", panEmpty, 1000), spec.RCApproved)
+	day = today.AddDays(1)
+	f.credit(t, credit("P2", panEmpty, 2000), spec.RCApproved)
+	f.credit(t, credit("P3", panStudent, 300), spec.RCApproved)
+	if got := f.cash(t, panEmpty); got != 0 {
+		t.Fatalf("a pending credit reached the purse: %s", got)
+	}
+	if c, _ := f.l.Card(panEmpty); c.Pending != 3000 {
+		t.Fatalf("pending %s", c.Pending)
+	}
+	day = today.AddDays(10)
+	list, truncated, err := f.s.PendingOlderThan(9)
+	if err != nil || truncated {
+		t.Fatal(err, truncated)
+	}
+	if len(list) != 1 || list[0].Order != "P1" || list[0].AgeDays != 10 || list[0].Card != "623015*********0061" {
+		t.Fatalf("older than 9 days: %+v", list)
+	}
+	if list, _, _ := f.s.PendingOlderThan(0); len(list) != 3 {
+		t.Fatalf("older than 0 days: %+v", list)
+	}
+	// Reversed: off the list. Claimed: off the list.
+	f.reverse(t, credit("P3", panStudent, 300), spec.RCApproved)
+	b := f.db.NewBatch()
+	res, err := f.l.Execute(&ledger.PendingClaim{Common: ledger.Common{Key: "t/claim", Date: day, Terminal: "90000001",
+		Merchant: "898310000000001", Batch: 1, STAN: 9}, PAN: panEmpty, MayLoad: true}, b,
+		func(ledger.Result) error { return b.Commit(pebble.Sync) })
+	b.Close()
+	if err != nil || res.CashDelta != 3000 {
+		t.Fatalf("claim: %+v %v", res, err)
+	}
+	if list, _, _ := f.s.PendingOlderThan(0); len(list) != 0 {
+		t.Fatalf("after claim and reversal: %+v", list)
+	}
+	// A new pending credit after the claim is listed alone.
+	f.credit(t, credit("P4", panEmpty, 500), spec.RCApproved)
+	day = day.AddDays(40)
+	if list, _, _ := f.s.PendingOlderThan(30); len(list) != 1 || list[0].Order != "P4" {
+		t.Fatalf("after a new credit: %+v", list)
 	}
 	rep, err := ledger.Check(f.db)
 	if err != nil || !rep.OK() {

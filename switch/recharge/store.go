@@ -1,6 +1,7 @@
 package recharge
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -17,11 +18,24 @@ import (
 //
 //	r o INSTITUTION 0x00 ORDER            order record (orderRecord)
 //	r d INSTITUTION 0x00 PAN 0x00 DATE(4) the card's credits from the institution that business day (fen, 8 bytes)
+//	r p PAN 0x00 TIME(8) INSTITUTION 0x00 ORDER   a pending credit (credit_mode: pending), for the refund list
 const (
-	keyPrefix = 'r'
-	tagOrder  = 'o'
-	tagDaily  = 'd'
+	keyPrefix  = 'r'
+	tagOrder   = 'o'
+	tagDaily   = 'd'
+	tagPending = 'p'
 )
+
+func pendingKey(pan string, at time.Time, inst, order string) []byte {
+	k := make([]byte, 0, 13+len(pan)+len(inst)+len(order))
+	k = append(k, keyPrefix, tagPending)
+	k = append(k, pan...)
+	k = append(k, 0)
+	k = binary.BigEndian.AppendUint64(k, uint64(at.UnixNano()))
+	k = append(k, inst...)
+	k = append(k, 0)
+	return append(k, order...)
+}
 
 func orderKey(inst, order string) []byte {
 	k := make([]byte, 0, 3+len(inst)+len(order))
@@ -74,9 +88,15 @@ type orderRecord struct {
 	// card and amount it named.
 	ReversedAt  time.Time
 	ReversalRRN string
+	// Pending: the credit was recorded as pending (credit_mode: pending).
+	Pending bool
 }
 
-const recordV1 = 1
+// Record versions: 2 adds a flags byte after the state.
+const (
+	recordV1 = 1
+	recordV2 = 2
+)
 
 // Bounds of what a stored record may hold.
 const (
@@ -90,7 +110,11 @@ func appendStr(b []byte, s string) []byte {
 
 func (r *orderRecord) encode() []byte {
 	b := make([]byte, 0, 160)
-	b = append(b, recordV1, byte(r.State))
+	flags := byte(0)
+	if r.Pending {
+		flags = 1
+	}
+	b = append(b, recordV2, byte(r.State), flags)
 	for _, s := range []string{r.PAN, r.ProcCode, r.Currency, r.RC, r.RRN, r.AuthCode, r.ReversalRRN} {
 		b = appendStr(b, s)
 	}
@@ -120,10 +144,17 @@ var errCorrupt = errors.New("recharge: corrupt order record")
 
 func decodeOrder(b []byte) (orderRecord, error) {
 	var r orderRecord
-	if len(b) < 2 || b[0] != recordV1 {
+	if len(b) < 2 || (b[0] != recordV1 && b[0] != recordV2) {
 		return r, fmt.Errorf("%w: version", errCorrupt)
 	}
 	r.State = State(b[1])
+	if b[0] == recordV2 {
+		if len(b) < 3 || b[2] > 1 {
+			return r, fmt.Errorf("%w: flags", errCorrupt)
+		}
+		r.Pending = b[2] == 1
+		b = b[1:]
+	}
 	switch r.State {
 	case StateApproved, StateDeclined, StateReversed, StateReversedFirst:
 	default:
@@ -201,6 +232,7 @@ type OrderView struct {
 	RC          string              `json:"rc"`
 	RRN         string              `json:"rrn,omitempty"`
 	AuthCode    string              `json:"auth_code,omitempty"`
+	Pending     bool                `json:"pending,omitempty"`
 	Date        ledger.BusinessDate `json:"business_date"`
 	Time        time.Time           `json:"time"`
 	ReversedAt  *time.Time          `json:"reversed_at,omitempty"`
@@ -212,7 +244,7 @@ var stateNames = map[State]string{StateApproved: "approved", StateDeclined: "dec
 
 func (r *orderRecord) view(inst, order string) OrderView {
 	v := OrderView{Institution: inst, Order: order, State: stateNames[r.State], Card: cardno.Mask(r.PAN), AmountFen: int64(r.Amount),
-		RC: r.RC, RRN: r.RRN, AuthCode: r.AuthCode, Date: r.Date, Time: r.Time, ReversalRRN: r.ReversalRRN}
+		RC: r.RC, RRN: r.RRN, AuthCode: r.AuthCode, Pending: r.Pending, Date: r.Date, Time: r.Time, ReversalRRN: r.ReversalRRN}
 	if !r.ReversedAt.IsZero() {
 		t := r.ReversedAt
 		v.ReversedAt = &t
@@ -269,4 +301,85 @@ func (s *Service) Institutions() []Institution {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// PendingCredit is a pending credit still unclaimed, in the refund list.
+type PendingCredit struct {
+	Institution string              `json:"institution"`
+	Order       string              `json:"order"`
+	Card        string              `json:"card"` // masked
+	AmountFen   int64               `json:"amount_fen"`
+	Date        ledger.BusinessDate `json:"business_date"`
+	Time        time.Time           `json:"time"`
+	AgeDays     int                 `json:"age_days"`
+}
+
+// MaxPendingScan bounds the pending-credit records one refund list reads.
+const MaxPendingScan = 200_000
+
+// PendingOlderThan lists the pending credits no load terminal has claimed
+// that are older than days business days (by the credit's business date),
+// for refund. A claim takes everything pending on the card, so a card's
+// unclaimed credits are its newest ones whose amounts add up to what it
+// has pending. truncated says the scan stopped at MaxPendingScan records.
+func (s *Service) PendingOlderThan(days int) (list []PendingCredit, truncated bool, err error) {
+	lo := []byte{keyPrefix, tagPending}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: []byte{keyPrefix, tagPending + 1}})
+	if err != nil {
+		return nil, false, err
+	}
+	defer it.Close()
+	type ref struct{ inst, order string }
+	byCard := map[string][]ref{}
+	var cards []string
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		if n++; n > MaxPendingScan {
+			truncated = true
+			break
+		}
+		k := it.Key()[2:]
+		i := bytes.IndexByte(k, 0)
+		if i < 0 || len(k) < i+1+8 {
+			return nil, false, fmt.Errorf("%w: pending key %x", errCorrupt, it.Key())
+		}
+		pan := string(k[:i])
+		rest := k[i+1+8:]
+		j := bytes.IndexByte(rest, 0)
+		if j < 0 {
+			return nil, false, fmt.Errorf("%w: pending key %x", errCorrupt, it.Key())
+		}
+		if _, seen := byCard[pan]; !seen {
+			cards = append(cards, pan)
+		}
+		byCard[pan] = append(byCard[pan], ref{string(rest[:j]), string(rest[j+1:])})
+	}
+	if err := it.Error(); err != nil {
+		return nil, false, err
+	}
+	today := s.today()
+	list = []PendingCredit{}
+	for _, pan := range cards {
+		c, ok := s.ledger.Card(pan)
+		if !ok || c.Pending <= 0 {
+			continue
+		}
+		left := c.Pending
+		refs := byCard[pan]
+		for i := len(refs) - 1; i >= 0 && left > 0; i-- { // newest first
+			rec, found, err := s.loadOrder(refs[i].inst, refs[i].order)
+			if err != nil {
+				return nil, false, err
+			}
+			if !found || rec.State != StateApproved || rec.Amount > left {
+				continue
+			}
+			left -= rec.Amount
+			if age := today.DaysSince(rec.Date); age > days {
+				list = append(list, PendingCredit{Institution: refs[i].inst, Order: refs[i].order, Card: cardno.Mask(pan),
+					AmountFen: int64(rec.Amount), Date: rec.Date, Time: rec.Time, AgeDays: age})
+			}
+		}
+	}
+	return list, truncated, nil
 }

@@ -128,6 +128,9 @@ type Account string
 const (
 	CashPurse    Account = spec.AccountCashPurse    // "00"
 	SubsidyPurse Account = spec.AccountSubsidyPurse // "01"
+	// PendingLoad is outside credits waiting for a load terminal's claim
+	// (docs/recharge.md#pending-loads).
+	PendingLoad Account = spec.AccountPendingLoad // "02"
 )
 
 // Balance is one balance after the transaction.
@@ -146,6 +149,9 @@ type Outcome struct {
 	// Balances are the balances after the transaction, in answer order;
 	// empty when there are none to report.
 	Balances []Balance
+	// Amount, when set, is the answer's field 4: what the transaction
+	// actually moved (a pending-load claim, docs/recharge.md).
+	Amount *Fen
 	// SettlementDate is the business date the transaction settles on
 	// (field 15); 0 means the transaction's own business date.
 	SettlementDate ledger.BusinessDate
@@ -283,7 +289,9 @@ func (r *Registry) Get(name string) (Destination, bool) {
 // inquiry), 30 without the original data a void, refund, completion or
 // cancel refers to. "" when nothing is missing.
 func (t *Transaction) Check() string {
-	if t.Type != spec.BalanceInquiry && !t.HasAmount {
+	noAmount := t.Type == spec.BalanceInquiry || t.Type == spec.PendingClaim ||
+		(t.Type == spec.Reversal && t.OriginalType == spec.PendingClaim)
+	if !noAmount && !t.HasAmount {
 		return spec.RCInvalidAmount
 	}
 	switch t.Type {
