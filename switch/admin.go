@@ -350,6 +350,7 @@ func cardJSON(v ledger.CardView) CardResponse {
 		DailyLimit: v.DailyLimit.String(), PerTxnLimit: v.PerTxnLimit.String(),
 		NoPINLimit: v.NoPINLimit.String(), MaxBalance: v.MaxBalance.String(),
 		FeeRateBP: v.FeeBP, DaySpent: v.DaySpent.String(), PINTries: v.PINTries,
+		Owed: v.Owed.String(),
 	}
 }
 

@@ -70,6 +70,9 @@ type CardResponse struct {
 	FeeRateBP   int32  `json:"fee_rate_bp"`
 	DaySpent    string `json:"day_spent"`
 	PINTries    int    `json:"pin_tries"`
+	// Owed is the card's debt after a reversal of spent credit; above
+	// zero its debits are declined (docs/ledger.md#receivables).
+	Owed string `json:"owed"`
 }
 
 // JournalEntryResponse is a journal entry: its index fields and the

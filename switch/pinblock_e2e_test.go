@@ -107,6 +107,9 @@ func TestReversalOfSpentLoad(t *testing.T) {
 	}
 	buy, err = pos.Consume(cardEmpty, 100, "")
 	expectRC(t, "debit of an owing card", do(t, pos, buy, err), spec.RCInsufficientFunds)
+	if _, body := adminCall(t, sw, "GET", "/api/v1/cards/"+cardEmpty, nil); !strings.Contains(string(body), `"owed": "70.00"`) {
+		t.Errorf("card answer without its debt: %s", body)
+	}
 
 	code, body := adminCall(t, sw, "GET", "/api/v1/reports/receivables", nil)
 	var rep receivablesJSON
