@@ -52,7 +52,8 @@ type connState struct {
 	ip            netip.Addr
 	firstDeadline time.Time
 	gotValid      bool   // a frame decoded
-	terminal      string // the proved terminal counted for this connection
+	claimed       string // the proved terminal this connection claimed (its own goroutine's copy)
+	terminal      string // the terminal counted for this connection, under connPolicy.termMu
 	evicted       atomic.Bool
 }
 
@@ -217,7 +218,8 @@ func (a *acceptor) admit(s *session) bool {
 		}
 		return true
 	}
-	if s.terminal != "" && s.terminal != s.policy.terminal {
+	if s.terminal != "" && s.terminal != s.policy.claimed {
+		s.policy.claimed = s.terminal
 		if old := a.pol.claimTerminal(s, s.terminal); old != nil {
 			a.refusal(old.policy.ip, "terminal_connection_limit")
 			old.policy.evicted.Store(true)

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cardswitch/cardswitch/internal/logmask"
 	switching "github.com/cardswitch/cardswitch/switch"
 	"go.uber.org/zap"
 )
@@ -29,7 +30,7 @@ func main() {
 func checkConfigFile(path string) int {
 	cfg, err := switching.LoadConfig(path)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "switchd:", err)
+		fmt.Fprintln(os.Stderr, "switchd:", logmask.String(err.Error()))
 		return 2
 	}
 	notes, err := switching.CheckConfig(cfg)
@@ -37,7 +38,7 @@ func checkConfigFile(path string) int {
 		fmt.Println("note:", n)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "switchd: config %s: %v\n", path, err)
+		fmt.Fprintf(os.Stderr, "switchd: config %s: %s\n", path, logmask.String(err.Error()))
 		return 2
 	}
 	fmt.Printf("config %s: ok\n", path)
@@ -67,12 +68,12 @@ func run() int {
 		cfg, err = switching.LoadConfig(*configPath)
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "switchd:", err)
+		fmt.Fprintln(os.Stderr, "switchd:", logmask.String(err.Error()))
 		return 2
 	}
 	log, err := switching.NewLogger(cfg.Log)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "switchd:", err)
+		fmt.Fprintln(os.Stderr, "switchd:", logmask.String(err.Error()))
 		return 2
 	}
 	defer func() { _ = log.Sync() }()

@@ -313,7 +313,7 @@ func provisionTerminal(ctx context.Context, o *ProvisionOptions, p *Provisioned,
 		idx := i*o.CardsPerTerminal + k
 		pan := CardPAN(o.BIN, run, idx)
 		err := adminCall(ctx, o, http.MethodPost, "/api/v1/cards", map[string]any{
-			"pan": pan, "holder": fmt.Sprintf("posim %06d/%d", run, idx), "holder_type": "staff",
+			"pan": pan, "holder": fmt.Sprintf("posim %06d-%d", run, idx), "holder_type": "staff",
 			"cash": Yuan(o.Cash), "subsidy": "0", "pin": o.PIN,
 			"daily_limit": "0", "per_txn_limit": "0", "max_balance": "0",
 		}, nil)
