@@ -62,6 +62,10 @@ func (b *Book) Resolve(id uint64, action, operator string) (Discrepancy, error) 
 		return d, fmt.Errorf("%w: %d (%s by %s)", ErrResolved, id, d.Action, d.Operator)
 	}
 	today := b.Today()
+	if b.Begin != nil {
+		today = b.Begin()
+		defer b.End(today)
+	}
 	res := Resolution{Discrepancy: d.ID, Gateway: d.Gateway, Date: d.Date, Class: d.Class, Key: d.Key,
 		Action: action, Operator: operator, Card: d.Card}
 	var req ledger.Request

@@ -125,8 +125,13 @@ type Book struct {
 	Journal *journal.Journal
 	Ledger  *ledger.Ledger
 	Source  Source
-	// Today is the business date resolutions are posted on.
+	// Today is the business date resolutions are posted on. Begin and
+	// End, when set, take it instead and hold it open while the posting
+	// commits, so that closing the day waits for it (the switch's
+	// business clock).
 	Today func() ledger.BusinessDate
+	Begin func() ledger.BusinessDate
+	End   func(ledger.BusinessDate)
 
 	mu      sync.Mutex // serialises resolutions and the id counter
 	running sync.Map   // gw/date imports under way

@@ -115,7 +115,7 @@ func newSwitch(cfg *Config, log *zap.Logger, extra []txn.Destination) (*Switch, 
 		_ = db.Close()
 		return nil, err
 	}
-	sw.recon = &recon.Book{DB: sw.db, Journal: sw.journal, Ledger: sw.ledger, Today: sw.clock.Today,
+	sw.recon = &recon.Book{DB: sw.db, Journal: sw.journal, Ledger: sw.ledger, Today: sw.clock.Today, Begin: sw.clock.Begin, End: sw.clock.End,
 		Source: recon.Source{Journal: sw.journal, Books: sw.db, Location: sw.clock.loc, Links: linkRecs}}
 	sw.pos = newAcceptor("pos", cfg.POS, &posProtocol{sw: sw}, log, sw.metrics)
 	sw.gateway = newAcceptor("gateway", cfg.Gateway, &gatewayProtocol{sw: sw}, log, sw.metrics)
