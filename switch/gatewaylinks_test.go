@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/cardswitch/cardswitch/internal/gwsim"
 	"github.com/cardswitch/cardswitch/spec"
 	"github.com/cardswitch/cardswitch/switch/links"
@@ -223,4 +225,19 @@ func TestGatewayLinkVoidRefundBalance(t *testing.T) {
 	expectRC(t, "void of unknown", call(term.Void(ghost, bought, bankPIN)), spec.RCOriginalNotFound)
 
 	expectRC(t, "pre-auth", call(term.PreAuth(bankCard, 100, bankPIN)), spec.RCFunctionNotSupported)
+}
+
+// TestGatewayLateAnswer: an answer arriving after the send timeout is
+// logged and counted; the terminal had 98 and the reversal stands.
+func TestGatewayLateAnswer(t *testing.T) {
+	sw, sim := linkedSwitch(t)
+	term := signedOn(t, sw, termCanteen, canteen)
+	_ = sim.SetFaults(gwsim.Faults{Delay: 900 * time.Millisecond}) // send timeout 500 ms
+	expectRC(t, "slow bank", do(t, term, mustReq(term.Consume(bankCard, 800, bankPIN)), nil), spec.RCNoAnswer)
+	late := func() float64 {
+		return testutil.ToFloat64(sw.links.Metrics().Late.WithLabelValues(demoBank))
+	}
+	waitUntil(t, "late answer counted", func() bool { return late() >= 1 })
+	_ = sim.SetFaults(gwsim.Faults{})
+	waitUntil(t, "reversal delivered", func() bool { return simBalance(t, sim) == bankStart })
 }

@@ -67,9 +67,13 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) open(saf SAFConfig) { e.openEcho(saf, 0) }
+func (e *env) open(saf SAFConfig) { e.openWith(saf, nil) }
 
 func (e *env) openEcho(saf SAFConfig, echo time.Duration) {
+	e.openWith(saf, func(c *Config) { c.EchoInterval = echo })
+}
+
+func (e *env) openWith(saf SAFConfig, mutate func(*Config)) {
 	t := e.t
 	db, err := pebble.Open("db", &pebble.Options{FS: e.fs, Logger: quiet{}})
 	if err != nil {
@@ -80,10 +84,13 @@ func (e *env) openEcho(saf SAFConfig, echo time.Duration) {
 		t.Fatal(err)
 	}
 	e.reg = prometheus.NewRegistry()
-	mgr, err := New(db, h, Options{Links: []Config{{Name: "bank-a", Addresses: []string{e.peer.Addr},
+	cfg := Config{Name: "bank-a", Addresses: []string{e.peer.Addr},
 		AcquirerID: "12345678", ForwardingID: "12345678", InstitutionID: "87654321",
-		SendTimeout: 300 * time.Millisecond, EchoInterval: echo, ReconnectWait: 20 * time.Millisecond, MaxReconnectWait: 100 * time.Millisecond}},
-		SAF: saf, Logger: zap.NewNop(), Registerer: e.reg})
+		SendTimeout: 300 * time.Millisecond, ReconnectWait: 20 * time.Millisecond, MaxReconnectWait: 100 * time.Millisecond}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	mgr, err := New(db, h, Options{Links: []Config{cfg}, SAF: saf, Logger: zap.NewNop(), Registerer: e.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,3 +394,23 @@ type quiet struct{}
 func (quiet) Infof(string, ...any)           {}
 func (quiet) Errorf(string, ...any)          {}
 func (quiet) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
+
+// TestKeyIntervalChangesKeys: every key_interval the link asks for new
+// working keys; traffic goes on under them.
+func TestKeyIntervalChangesKeys(t *testing.T) {
+	e := newEnv(t)
+	e.stop()
+	e.openWith(fastSAF(), func(c *Config) { c.KeyInterval = time.Second })
+	e.start()
+	first := e.h.ZoneKeyCheck("bank-a", hsm.ZAK)
+	if first == "" {
+		t.Fatal("no ZAK after sign-on")
+	}
+	waitFor(t, "a new ZAK", func() bool { return e.h.ZoneKeyCheck("bank-a", hsm.ZAK) != first })
+	if res, _, _ := e.consume(100, "123456"); res.ResponseCode != "00" {
+		t.Fatalf("after the key change: %+v", res)
+	}
+	if e.peer.MACFailures.Load() != 0 {
+		t.Fatalf("%d MAC failures at the bank", e.peer.MACFailures.Load())
+	}
+}

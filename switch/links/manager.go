@@ -86,6 +86,9 @@ func New(db *pebble.DB, h *hsm.HSM, opts Options) (*Manager, error) {
 	return mgr, nil
 }
 
+// Metrics returns the links' series.
+func (m *Manager) Metrics() *Metrics { return m.m }
+
 // Names lists the links in configuration order.
 func (m *Manager) Names() []string { return append([]string(nil), m.order...) }
 
