@@ -26,6 +26,7 @@ func StartSwitch(t testing.TB, mutate func(*switching.Config)) (sw *switching.Sw
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.LMK = switching.LMKConfig{File: filepath.Join(dir, "lmk.key"), CreateDemo: true}
 	cfg.POS.Addr, cfg.Gateway.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Recharge.HTTPAddr = "127.0.0.1:0"
 	cfg.Log = switching.LogConfig{Format: "console", Level: "error"}
 	if mutate != nil {
 		mutate(&cfg)
