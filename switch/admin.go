@@ -26,6 +26,7 @@ import (
 // ever returned.
 func (sw *Switch) registerAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/status", sw.adminStatus)
+	mux.HandleFunc("GET /api/v1/stats", sw.adminStats) // console_stats.go
 	mux.HandleFunc("GET /api/v1/merchants", sw.adminListMerchants)
 	mux.HandleFunc("GET /api/v1/merchants/{id}", sw.adminGetMerchant)
 	mux.HandleFunc("POST /api/v1/merchants", sw.adminAddMerchant)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cardswitch/cardswitch/switch/console"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -36,6 +37,10 @@ func (sw *Switch) httpHandler() http.Handler {
 	admin := http.NewServeMux()
 	sw.registerAdmin(admin)
 	mux.Handle("/api/", sw.requireToken(admin))
+	// The operator console: static files only; its data comes from the
+	// admin API with the same token (switch/console).
+	mux.Handle("GET /console", console.Handler())
+	mux.Handle("GET /console/", console.Handler())
 	return mux
 }
 

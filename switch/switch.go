@@ -26,6 +26,7 @@ import (
 	"github.com/cardswitch/cardswitch/switch/txn"
 	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Switch is one running switchd.
@@ -58,6 +59,9 @@ type Switch struct {
 	httpSrv *http.Server
 
 	adminGuard *adminGuard // failed admin authentications (adminguard.go)
+	// recentErrors keeps the last warnings and errors logged, masked, for
+	// the console (console_stats.go).
+	recentErrors *errorRing
 
 	started atomic.Bool
 	stopped atomic.Bool
@@ -74,7 +78,9 @@ func newSwitch(cfg *Config, log *zap.Logger, extra []txn.Destination) (*Switch, 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	sw := &Switch{cfg: cfg, log: log, metrics: NewMetrics(), adminGuard: newAdminGuard(), signOnGuard: newSignOnGuard(cfg.SignOn)}
+	ring := newErrorRing(maxRecentErrors)
+	log = log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, ring.core()) }))
+	sw := &Switch{cfg: cfg, log: log, metrics: NewMetrics(), recentErrors: ring, adminGuard: newAdminGuard(), signOnGuard: newSignOnGuard(cfg.SignOn)}
 	if cfg.HTTP.shortDemoToken() {
 		log.Warn("DEMO ADMIN TOKEN: the admin API accepts a short, public token; allowed only in the demo configuration on a loopback address, never in production (docs/security.md)",
 			zap.Int("token_length", len(cfg.HTTP.adminToken())), zap.Int("minimum", MinAdminTokenLen))
