@@ -350,6 +350,10 @@ func Defaults() Config {
 	gw.MaxConnections = 256
 	gw.MaxConnectionsPerPeer = 64
 	gw.MaxFrame = 8192
+	// Institutions may open their link and send nothing until their first
+	// transaction: on the gateway port the first frame has the idle
+	// timeout (docs/operations.md).
+	gw.FirstFrameTimeout = gw.IdleTimeout
 	return Config{
 		DataDir: "./data",
 		POS:     pos,

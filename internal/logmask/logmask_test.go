@@ -76,3 +76,29 @@ func TestEncoderMasksEveryPath(t *testing.T) {
 type stringer string
 
 func (s stringer) String() string { return string(s) }
+
+// FuzzBytes: whatever the input, the output has the same length, changes
+// only digits (to '*'), and holds no run of 13 or more digits (also across
+// single spaces or dashes); String agrees with Bytes.
+func FuzzBytes(f *testing.F) {
+	for _, s := range []string{"6230151000000000012", "6230-1510-0000-0000-012", "x 1234567890123 y", "12-", "--1", "1 2 3 4 5 6 7 8 9 0 1 2 3"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out := Bytes(append([]byte(nil), in...))
+		if len(out) != len(in) {
+			t.Fatalf("length %d -> %d", len(in), len(out))
+		}
+		for i := range in {
+			if out[i] != in[i] && !(out[i] == '*' && isDigit(in[i])) {
+				t.Fatalf("byte %d changed from %q to %q", i, in[i], out[i])
+			}
+		}
+		if m := runOf13.Find(out); m != nil {
+			t.Fatalf("%q left in %q", m, out)
+		}
+		if s := String(string(in)); s != string(out) {
+			t.Fatalf("String %q, Bytes %q", s, out)
+		}
+	})
+}
