@@ -335,3 +335,52 @@ func TestForgedSignOff(t *testing.T) {
 		t.Fatal("still signed on after its sign-off")
 	}
 }
+
+// TestConcurrentCopiesOfOneSignOn: copies of one captured sign-on sent at
+// once on several connections: exactly one is accepted (the replay rule
+// is applied under the terminal's lock), the rest are A0 replays.
+func TestConcurrentCopiesOfOneSignOn(t *testing.T) {
+	sw := testSwitch(t)
+	tmk, _ := hex.DecodeString(demoTMK)
+	term := posclient.NewTerminal(attacker(t, sw), termCanteen, canteen, tmk)
+	req, err := term.SignOnRequest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const copies = 8
+	clients := make([]*posclient.Client, copies)
+	for i := range clients {
+		clients[i] = attacker(t, sw)
+	}
+	rcs := make(chan string, copies)
+	start := make(chan struct{})
+	for _, c := range clients {
+		go func(c *posclient.Client) {
+			<-start
+			m := *req
+			resp, err := c.Exchange(&m, nil)
+			if err != nil {
+				rcs <- "error: " + err.Error()
+				return
+			}
+			rcs <- resp.ResponseCode
+		}(c)
+	}
+	close(start)
+	approved := 0
+	for i := 0; i < copies; i++ {
+		switch rc := <-rcs; rc {
+		case spec.RCApproved:
+			approved++
+		case spec.RCMACError:
+		default:
+			t.Fatalf("copy answered %s", rc)
+		}
+	}
+	if approved != 1 || sw.terminals.Get(termCanteen).KeyGeneration != 1 {
+		t.Fatalf("%d copies approved, key generation %d; want 1 and 1", approved, sw.terminals.Get(termCanteen).KeyGeneration)
+	}
+	if got := signOnRejected(t, sw, signOnReplay); got != copies-1 {
+		t.Errorf("replay counted %v, want %d", got, copies-1)
+	}
+}
