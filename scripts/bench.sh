@@ -17,12 +17,15 @@ rate=${BENCH_RATE:-2000}
 terms=${BENCH_TERMINALS:-100}
 doc=${BENCH_DOC-docs/BENCHMARKS.md}
 source internal/posim/scripts/switchd-env.sh
+source scripts/gwlink-env.sh
 
 make -s build
 work=$(mktemp -d /tmp/cardswitch-bench.XXXXXX)
 BASE_PID=
+GWSIM_PID=
 cleanup() {
   switchd_stop
+  gwsim_stop
   if [ -n "$BASE_PID" ]; then kill -TERM "$BASE_PID" 2>/dev/null || true; wait "$BASE_PID" 2>/dev/null || true; fi
   rm -rf "$work"
 }
@@ -30,7 +33,7 @@ trap cleanup EXIT
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"; exit} print a[int((NR+1)/2)]}'; }
 
-declare -a b_tps b_p50 b_p99 b_p999 r_tps r_p50 r_p99 r_p999 c_tps c_p50 c_p99 c_p999 c_cpu c_err f_tps f_p50 f_p99 f_p999 f_cpu f_err
+declare -a g_tps g_p50 g_p99 g_p999 g_cpu g_err b_tps b_p50 b_p99 b_p999 r_tps r_p50 r_p99 r_p999 c_tps c_p50 c_p99 c_p999 c_cpu c_err f_tps f_p50 f_p99 f_p999 f_cpu f_err
 
 # baseline_run ARGS..: one fresh baseline server, one load; prints the summary.
 baseline_run() {
@@ -86,10 +89,29 @@ done
 rss=$(awk '/VmRSS/ {print $2 / 1024}' "/proc/$SWITCHD_PID/status")
 switchd_stop
 
+# The same closed loop with gwsim's bank cards, forwarded on a gateway
+# link to gwsim on the same machine (docs/gateway-links.md).
+gwsim_start "$work"
+gwlink_config "$work"
+switchd_start "$work"
+gwlink_wait_up
+echo "== switch: bank cards through a gateway link to gwsim, closed loop, $runs x $dur (switchd pid $SWITCHD_PID)"
+for i in $(seq "$runs"); do
+  line=$(measure --cards bank --bank-accounts "$work/accounts.yaml")
+  echo "  run $i: $line"
+  g_tps+=("$(field tps "$line")"); g_p50+=("$(field p50_ms "$line")"); g_p99+=("$(field p99_ms "$line")"); g_p999+=("$(field p999_ms "$line")")
+  g_cpu+=("$(field cpu_us "$line")"); g_err+=("$(field errors "$line")")
+done
+switchd_stop
+gwsim_stop
+
 m() { printf '%s\n' "$@" | median; }
 B_TPS=$(m "${b_tps[@]}"); C_TPS=$(m "${c_tps[@]}"); F_TPS=$(m "${f_tps[@]}")
 ratio=$(awk -v c="$C_TPS" -v b="$B_TPS" 'BEGIN {printf "%.2f", c / b}')
 F_P99=$(m "${f_p99[@]}"); R_P99=$(m "${r_p99[@]}")
+G_TPS=$(m "${g_tps[@]}")
+gratio=$(awk -v g="$G_TPS" -v c="$C_TPS" 'BEGIN {printf "%.2f", g / c}')
+gerrs=$(printf '%s\n' "${g_err[@]}" | awk '{s+=$1} END {print s+0}')
 errs=$(printf '%s\n' "${c_err[@]}" "${f_err[@]}" | awk '{s+=$1} END {print s+0}')
 verdict_ratio=$(awk -v r="$ratio" 'BEGIN {print (r >= 0.6) ? "met" : "NOT met"}')
 verdict_p99=$(awk -v p="$F_P99" 'BEGIN {print (p <= 2) ? "met" : "NOT met"}')
@@ -101,9 +123,11 @@ table=$(cat <<TABLE
 | baseline at a fixed $rate TPS | $(m "${r_tps[@]}") | $(m "${r_p50[@]}") | $R_P99 | $(m "${r_p999[@]}") | – |
 | switch, closed loop, $terms terminals, consume | $C_TPS | $(m "${c_p50[@]}") | $(m "${c_p99[@]}") | $(m "${c_p999[@]}") | $(m "${c_cpu[@]}") |
 | switch, fixed $rate TPS, $terms terminals, consume | $F_TPS | $(m "${f_p50[@]}") | $F_P99 | $(m "${f_p999[@]}") | $(m "${f_cpu[@]}") |
+| switch, closed loop, $terms terminals, bank-card consume through a gateway link to gwsim | $G_TPS | $(m "${g_p50[@]}") | $(m "${g_p99[@]}") | $(m "${g_p999[@]}") | $(m "${g_cpu[@]}") |
 
 Medians of $runs runs of $dur each; $errs errors in all switch runs; switchd RSS
 at the end $(printf '%.0f' "$rss") MiB. **Ratio switch/baseline (closed loop): $ratio** (target ≥ 0.6: $verdict_ratio).
+Bank cards through the gateway link (gwsim on the same cores, $gerrs errors): **ratio to the local-ledger closed loop $gratio** — a forwarded consume adds the link's round trip (the write-ahead commit, PIN translation, two MACs, gwsim's own work).
 p99 at $rate TPS: $F_P99 ms (target ≤ 2 ms: $verdict_p99); the bare baseline's p99 at the same rate, the floor of this machine: $R_P99 ms.
 
 Machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(go version | awk '{print $3}'); load generator on the same cores. Taken $(date -u +%Y-%m-%d).

@@ -19,66 +19,23 @@ kills=${GWCRASH_KILLS:-10}
 terms=${GWCRASH_TERMINALS:-10}
 drop=${GWCRASH_DROP:-5}
 source internal/posim/scripts/switchd-env.sh
+source scripts/gwlink-env.sh
 
 make -s build
 start_work gwcrashtest
 GWSIM_PID=
 _gw_cleanup() {
   local rc=$?
-  if [ -n "$GWSIM_PID" ]; then kill -TERM "$GWSIM_PID" 2>/dev/null || true; wait "$GWSIM_PID" 2>/dev/null || true; fi
-  GWSIM_PID=
+  gwsim_stop
   return $rc
 }
 trap '_gw_cleanup; _work_cleanup' EXIT
 
 switchd_config "$work"
-# gwsim's ports differ from the switch's (free_port cannot tell ports
-# that are picked but not yet bound).
-taken=" $POS_ADDR $GW_ADDR $HTTP_ADDR "
-GWSIM_ADDR=$POS_ADDR
-while [[ "$taken" == *" $GWSIM_ADDR "* ]]; do GWSIM_ADDR=127.0.0.1:$(free_port); done
-GWSIM_HTTP=$GWSIM_ADDR
-while [[ "$taken $GWSIM_ADDR " == *" $GWSIM_HTTP "* ]]; do GWSIM_HTTP=127.0.0.1:$(free_port); done
-# Bank cards with money enough that the whole run is approvals, not 51s.
-cat >"$work/accounts.yaml" <<YAML
-accounts:
-  - {card: "6222020000000000018", account: "1102000000000018", holder: "Crash One", pin: "123456", balance: "10000000.00"}
-  - {card: "6222020000000000026", account: "1102000000000026", holder: "Crash Two", pin: "654321", balance: "10000000.00"}
-YAML
-bin/gwsim --addr "$GWSIM_ADDR" --http "$GWSIM_HTTP" --drop "$drop" --institution 01020000 --quiet \
-  --accounts "$work/accounts.yaml" \
-  >"$work/gwsim.log" 2>&1 &
-GWSIM_PID=$!
-for _ in $(seq 100); do curl -fsS "http://$GWSIM_HTTP/accounts" >"$work/opening.json" 2>/dev/null && break; sleep 0.1; done
-[ -s "$work/opening.json" ] || { echo "gwsim did not start:"; cat "$work/gwsim.log"; exit 1; }
-
-# The demo configuration plus a link to gwsim routing its BIN, the demo
-# ZMK seeded, and a store-and-forward schedule short enough for a test.
-sed -i -e '/^routes:$/a\  - {name: demo-bank-cards, bins: ["622202"], types: ["*"], merchants: ["*"], destination: demo-bank}' \
-  "$work/config.yaml"
-cat >>"$work/config.yaml" <<YAML
-  zone_keys:
-    - {link: demo-bank, zmk: "4CA2161637D0133E5E151AEA45DA2A12"}
-gateways:
-  - name: demo-bank
-    addresses: ["$GWSIM_ADDR"]
-    pool_size: 2
-    acquirer_id: "48020000"
-    forwarding_id: "48020000"
-    institution_id: "01020000"
-    send_timeout: 1s
-    reconnect_wait: 100ms
-    max_reconnect_wait: 1s
-saf:
-  initial_delay: 500ms
-  interval: 500ms
-  max_interval: 2s
-  max_attempts: 1000
-YAML
+gwsim_start "$work" --drop "$drop"
+gwlink_config "$work"
 switchd_start "$work"
-for _ in $(seq 100); do
-  bin/switchctl gateways --admin "$ADMIN_URL" --token "$TOKEN" 2>/dev/null | grep -q '"state": "up"' && break; sleep 0.1
-done
+gwlink_wait_up
 
 duration=$((kills * 6 + 10))
 bin/posim --addr "$POS_ADDR" --admin "$ADMIN_URL" --token "$TOKEN" --terminals "$terms" --mix consume --cards bank \

@@ -39,11 +39,13 @@ switchd_config() {
   POS_ADDR=127.0.0.1:$(free_port)
   GW_ADDR=127.0.0.1:$(free_port)
   HTTP_ADDR=127.0.0.1:$(free_port)
+  RECHARGE_ADDR=127.0.0.1:$(free_port)
   ADMIN_URL=http://$HTTP_ADDR
   TOKEN=demo-admin-token
   sed -e "s#^data_dir: .*#data_dir: $dir/data#" \
       -e "s#^  file: ./demo-lmk.key#  file: $dir/lmk.key#" \
       -e "s#127.0.0.1:8583#$POS_ADDR#" -e "s#127.0.0.1:8584#$GW_ADDR#" -e "s#127.0.0.1:9583#$HTTP_ADDR#" \
+      -e "s#127.0.0.1:9584#$RECHARGE_ADDR#" \
       -e "s#^  level: info#  level: warn#" \
       -e "/^pos:\$/a\\  max_connections_per_peer: 5000" \
       testdata/demo/config.yaml > "$dir/config.yaml"
