@@ -1,6 +1,8 @@
 package switching
 
 import (
+	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -33,6 +35,68 @@ func (sw *Switch) registerRechargeAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/recharge/institutions/{id}/orders", sw.adminOrders)
 	mux.HandleFunc("GET /api/v1/recharge/institutions/{id}/orders/{order}", sw.adminOrder)
 	mux.HandleFunc("GET /api/v1/recharge/pending", sw.adminPending)
+	mux.HandleFunc("GET /api/v1/cards/{pan}/binding", sw.adminGetBinding)
+	mux.HandleFunc("POST /api/v1/cards/{pan}/binding", sw.adminBind)
+	mux.HandleFunc("DELETE /api/v1/cards/{pan}/binding", sw.adminUnbind)
+}
+
+// bindRequest is the body of POST /api/v1/cards/{pan}/binding.
+type bindRequest struct {
+	Gateway  string `json:"gateway"`
+	BankCard string `json:"bank_card"`
+	Account  string `json:"account"`
+	Operator string `json:"operator"`
+}
+
+func (sw *Switch) bindingError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, recharge.ErrBadBinding):
+		writeJSONError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, recharge.ErrNotBound), errors.Is(err, recharge.ErrUnknownCard):
+		writeJSONError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, recharge.ErrBound):
+		writeJSONError(w, http.StatusConflict, err.Error())
+	default:
+		sw.adminError(w, r, err)
+	}
+}
+
+func (sw *Switch) adminGetBinding(w http.ResponseWriter, r *http.Request) {
+	v, ok, err := sw.recharge.svc.Binding(r.PathValue("pan"))
+	switch {
+	case err != nil:
+		sw.adminError(w, r, err)
+	case !ok:
+		writeJSONError(w, http.StatusNotFound, "card is not bound")
+	default:
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func (sw *Switch) adminBind(w http.ResponseWriter, r *http.Request) {
+	var req bindRequest
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeJSONError(w, http.StatusBadRequest, "body: want {gateway, bank_card, account, operator}")
+		return
+	}
+	v, err := sw.recharge.svc.Bind(r.PathValue("pan"), req.Gateway, req.BankCard, req.Account, req.Operator)
+	req = bindRequest{}
+	if err != nil {
+		sw.bindingError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, v)
+}
+
+func (sw *Switch) adminUnbind(w http.ResponseWriter, r *http.Request) {
+	v, err := sw.recharge.svc.Unbind(r.PathValue("pan"), r.URL.Query().Get("operator"))
+	if err != nil {
+		sw.bindingError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 type pendingJSON struct {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 )
 
 // The recharge commands show the outside institutions and their orders
@@ -54,5 +55,44 @@ func runRecharge(args []string, stdout, stderr io.Writer) int {
 				return a.call("GET", "/api/v1/recharge/institutions/"+url.PathEscape(*inst)+"/orders?"+q.Encode(), nil, stdout, stderr)
 			}
 		}},
+	})
+}
+
+// The card <-> bank account binding commands (docs/recharge.md "Bank
+// binding").
+func init() {
+	register("cards", runCards)
+}
+
+func runCards(args []string, stdout, stderr io.Writer) int {
+	return runVerbs("cards", args, stdout, stderr, map[string]verb{
+		"bind": {usage: "bind CARD --gateway G --bank-card N --account A [--operator NAME]", arg: "card number",
+			setup: func(fs *flag.FlagSet, a *adminFlags, pan *string) func() int {
+				gw := fs.String("gateway", "", "the gateway link the bank leg goes to (a configured link)")
+				bankCard := fs.String("bank-card", "", "the bound bank card number (12..19 digits)")
+				account := fs.String("account", "", "the bound bank account (field 102, up to 28 characters)")
+				op := fs.String("operator", os.Getenv("USER"), "who binds (kept with the binding and journaled)")
+				return func() int {
+					if *gw == "" || *bankCard == "" || *account == "" {
+						fmt.Fprintln(stderr, "cards bind: missing --gateway, --bank-card or --account")
+						return 2
+					}
+					return a.call("POST", "/api/v1/cards/"+url.PathEscape(*pan)+"/binding",
+						map[string]string{"gateway": *gw, "bank_card": *bankCard, "account": *account, "operator": *op}, stdout, stderr)
+				}
+			}},
+		"unbind": {usage: "unbind CARD [--operator NAME]", arg: "card number",
+			setup: func(fs *flag.FlagSet, a *adminFlags, pan *string) func() int {
+				op := fs.String("operator", os.Getenv("USER"), "who unbinds (journaled)")
+				return func() int {
+					return a.call("DELETE", "/api/v1/cards/"+url.PathEscape(*pan)+"/binding?operator="+url.QueryEscape(*op), nil, stdout, stderr)
+				}
+			}},
+		"binding": {usage: "binding CARD", arg: "card number",
+			setup: func(fs *flag.FlagSet, a *adminFlags, pan *string) func() int {
+				return func() int {
+					return a.call("GET", "/api/v1/cards/"+url.PathEscape(*pan)+"/binding", nil, stdout, stderr)
+				}
+			}},
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cardswitch/cardswitch/internal/cardno"
+	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/spec"
 	"github.com/cockroachdb/pebble/v2"
@@ -66,20 +67,29 @@ type Options struct {
 	// PendingCredits records credits as pending (credit_mode: pending):
 	// the card claims them at a load terminal (docs/recharge.md).
 	PendingCredits bool
+	// Sealer seals bank account numbers of bindings under DataKeyLabel;
+	// Gateways are the configured link names a card may be bound at;
+	// Journal records binding changes.
+	Sealer   Sealer
+	Gateways []string
+	Journal  *journal.Journal
 }
 
 // Service is the recharge business logic. It is safe for concurrent use.
 type Service struct {
-	db      *pebble.DB
-	ledger  *ledger.Ledger
-	insts   map[string]*Institution
-	today   func() ledger.BusinessDate
-	begin   func() ledger.BusinessDate
-	end     func(ledger.BusinessDate)
-	nextRRN func(ledger.BusinessDate) (string, error)
-	log     *zap.Logger
-	now     func() time.Time
-	pending bool
+	db       *pebble.DB
+	ledger   *ledger.Ledger
+	insts    map[string]*Institution
+	today    func() ledger.BusinessDate
+	begin    func() ledger.BusinessDate
+	end      func(ledger.BusinessDate)
+	nextRRN  func(ledger.BusinessDate) (string, error)
+	log      *zap.Logger
+	now      func() time.Time
+	pending  bool
+	sealer   Sealer
+	gateways map[string]bool
+	journal  *journal.Journal
 
 	seed   maphash.Seed
 	orders [64]sync.Mutex // striped by institution + order
@@ -90,6 +100,10 @@ type Service struct {
 func New(o Options) (*Service, error) {
 	s := &Service{db: o.DB, ledger: o.Ledger, insts: map[string]*Institution{}, today: o.Today,
 		nextRRN: o.NextRRN, log: o.Log, now: o.Now, seed: maphash.MakeSeed(), begin: o.Begin, end: o.End, pending: o.PendingCredits}
+	s.sealer, s.journal, s.gateways = o.Sealer, o.Journal, map[string]bool{}
+	for _, g := range o.Gateways {
+		s.gateways[g] = true
+	}
 	if s.begin == nil || s.end == nil {
 		s.begin, s.end = o.Today, func(ledger.BusinessDate) {}
 	}
@@ -464,3 +478,6 @@ func declineRC(d ledger.Decline) string {
 	}
 	return spec.RCSystemMalfunction
 }
+
+func zapCard(pan string) zap.Field { return zap.String("card", cardno.Mask(pan)) }
+func zapStr(k, v string) zap.Field { return zap.String(k, v) }

@@ -1,0 +1,178 @@
+package recharge
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cardswitch/cardswitch/internal/cardno"
+	"github.com/cardswitch/cardswitch/journal"
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Card ↔ bank account binding (docs/recharge.md "Bank binding"): a campus
+// card may be bound to one bank card and account at one configured
+// gateway, for bank-transfer loads. The bank card number and account
+// number are kept sealed under the HSM's data key; operators see them
+// masked. Binding and unbinding are journaled with the operator's name.
+
+// Sealer seals and opens data under an HSM data key; *hsm.HSM has it.
+type Sealer interface {
+	SealData(label string, plaintext, aad []byte) ([]byte, error)
+	OpenData(label string, sealed, aad []byte) ([]byte, error)
+}
+
+// DataKeyLabel is the HSM label of the AES-256 data key bank account
+// numbers are sealed under.
+const DataKeyLabel = "data/bank-accounts"
+
+// BindListener names binding entries in the journal.
+const BindListener = "binding"
+
+const tagBinding = 'b' // r b PAN → binding record (JSON, numbers sealed)
+
+func bindingKey(pan string) []byte { return append([]byte{keyPrefix, tagBinding}, pan...) }
+
+type bindingRecord struct {
+	Gateway  string    `json:"gateway"`
+	BankCard []byte    `json:"bank_card"` // sealed
+	Account  []byte    `json:"account"`   // sealed
+	Masked   string    `json:"masked_card"`
+	MaskedAc string    `json:"masked_account"`
+	BoundAt  time.Time `json:"bound_at"`
+	Operator string    `json:"operator"`
+}
+
+// BindingView is a binding as operators see it.
+type BindingView struct {
+	Card     string    `json:"card"`      // masked
+	Gateway  string    `json:"gateway"`   // the link the bank leg goes to
+	BankCard string    `json:"bank_card"` // masked
+	Account  string    `json:"account"`   // masked: last 4 characters
+	BoundAt  time.Time `json:"bound_at"`
+	Operator string    `json:"operator"`
+}
+
+// Binding errors (the admin API answers 400, 404 or 409).
+var (
+	ErrBadBinding  = errors.New("recharge: invalid binding")
+	ErrNotBound    = errors.New("recharge: card is not bound")
+	ErrBound       = errors.New("recharge: card is already bound (unbind it first)")
+	ErrUnknownCard = errors.New("recharge: unknown card")
+)
+
+// MaskAccount shows the last 4 characters of an account number.
+func MaskAccount(a string) string {
+	if len(a) <= 4 {
+		return strings.Repeat("*", len(a))
+	}
+	return strings.Repeat("*", len(a)-4) + a[len(a)-4:]
+}
+
+func validBankCard(s string) bool { return len(s) >= 12 && len(s) <= 19 && digits(s) }
+
+// Bind binds pan to a bank card and account at gateway (one of
+// gateways, the configured links). operator is kept with it.
+func (s *Service) Bind(pan, gateway, bankCard, account, operator string) (BindingView, error) {
+	switch {
+	case s.sealer == nil:
+		return BindingView{}, fmt.Errorf("%w: no data key", ErrBadBinding)
+	case !s.gateways[gateway]:
+		return BindingView{}, fmt.Errorf("%w: gateway %q is not a configured link", ErrBadBinding, gateway)
+	case !validBankCard(bankCard):
+		return BindingView{}, fmt.Errorf("%w: bank card must be 12 to 19 digits", ErrBadBinding)
+	case len(account) == 0 || len(account) > 28 || !printableASCII(account):
+		return BindingView{}, fmt.Errorf("%w: account must be 1 to 28 printable characters (field 102)", ErrBadBinding)
+	case len(operator) == 0 || len(operator) > 64 || !printableASCII(operator):
+		return BindingView{}, fmt.Errorf("%w: operator must be 1 to 64 printable characters", ErrBadBinding)
+	}
+	if _, ok := s.ledger.Card(pan); !ok {
+		return BindingView{}, ErrUnknownCard
+	}
+	defer s.lockCard(pan)()
+	if old, err := get(s.db, bindingKey(pan)); err != nil {
+		return BindingView{}, err
+	} else if old != nil {
+		return BindingView{}, ErrBound
+	}
+	aad := []byte("binding:" + pan)
+	sc, err := s.sealer.SealData(DataKeyLabel, []byte(bankCard), aad)
+	if err != nil {
+		return BindingView{}, fmt.Errorf("seal bank card: %w", err)
+	}
+	sa, err := s.sealer.SealData(DataKeyLabel, []byte(account), aad)
+	if err != nil {
+		return BindingView{}, fmt.Errorf("seal account: %w", err)
+	}
+	rec := bindingRecord{Gateway: gateway, BankCard: sc, Account: sa, Masked: cardno.Mask(bankCard),
+		MaskedAc: MaskAccount(account), BoundAt: s.now().UTC(), Operator: operator}
+	view := rec.view(pan)
+	raw, _ := json.Marshal(rec)
+	return view, s.commitBinding(pan, "card_bind", operator, view, func(b *pebble.Batch) error {
+		return b.Set(bindingKey(pan), raw, nil)
+	})
+}
+
+// Unbind removes a card's binding.
+func (s *Service) Unbind(pan, operator string) (BindingView, error) {
+	if len(operator) == 0 || len(operator) > 64 || !printableASCII(operator) {
+		return BindingView{}, fmt.Errorf("%w: operator must be 1 to 64 printable characters", ErrBadBinding)
+	}
+	defer s.lockCard(pan)()
+	view, ok, err := s.Binding(pan)
+	if err != nil {
+		return BindingView{}, err
+	}
+	if !ok {
+		return BindingView{}, ErrNotBound
+	}
+	return view, s.commitBinding(pan, "card_unbind", operator, view, func(b *pebble.Batch) error {
+		return b.Delete(bindingKey(pan), nil)
+	})
+}
+
+// Binding returns a card's binding, masked.
+func (s *Service) Binding(pan string) (BindingView, bool, error) {
+	raw, err := get(s.db, bindingKey(pan))
+	if err != nil || raw == nil {
+		return BindingView{}, false, err
+	}
+	var rec bindingRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return BindingView{}, false, fmt.Errorf("%w: binding of %s", errCorrupt, cardno.Mask(pan))
+	}
+	return rec.view(pan), true, nil
+}
+
+func (r *bindingRecord) view(pan string) BindingView {
+	return BindingView{Card: cardno.Mask(pan), Gateway: r.Gateway, BankCard: r.Masked, Account: r.MaskedAc,
+		BoundAt: r.BoundAt, Operator: r.Operator}
+}
+
+// commitBinding writes a binding change and its journal pair (the masked
+// view, never the numbers) in one synced batch.
+func (s *Service) commitBinding(pan, tx, operator string, view BindingView, write func(*pebble.Batch) error) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := write(b); err != nil {
+		return err
+	}
+	if s.journal != nil {
+		raw, _ := json.Marshal(view)
+		now := time.Now()
+		in := &journal.Entry{Direction: journal.In, Listener: BindListener, Peer: "operator:" + operator[:min(len(operator), 55)],
+			TxType: tx, Time: now, BusinessDate: s.today().String(), Raw: raw}
+		out := *in
+		out.Direction, out.ResponseCode = journal.Out, "00"
+		if _, _, err := s.journal.AppendPair(b, in, &out); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	s.log.Info(tx, zapCard(pan), zapStr("gateway", view.Gateway), zapStr("operator", operator))
+	return nil
+}
