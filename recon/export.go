@@ -255,7 +255,7 @@ func appendField(b []byte, s string) []byte {
 // Totals are a file's trailer: lines and the sum of their amounts.
 type Totals struct {
 	Count  int64      `json:"count"`
-	Amount ledger.Fen `json:"amount_fen"`
+	Amount ledger.Fen `json:"amount"`
 }
 
 // csvFile is an export being written: a temporary file renamed into place

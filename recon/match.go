@@ -25,7 +25,7 @@ const (
 // (ours, or theirs when we have none).
 type ClassTotals struct {
 	Count  int64      `json:"count"`
-	Amount ledger.Fen `json:"amount_fen"`
+	Amount ledger.Fen `json:"amount"`
 }
 
 // Report is the outcome of matching one counterparty file.

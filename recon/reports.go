@@ -17,7 +17,7 @@ type RefundItem struct {
 	Date     string     `json:"business_date"`
 	Card     string     `json:"card"`
 	Merchant string     `json:"merchant,omitempty"`
-	Amount   ledger.Fen `json:"amount_fen"`
+	Amount   ledger.Fen `json:"amount"`
 	// Ref is the RRN of a refund, the discrepancy id of a payer refund,
 	// the posting id of a closed card.
 	Ref string `json:"ref"`
@@ -80,7 +80,7 @@ func (b *Book) RefundList(from, to ledger.BusinessDate) ([]RefundItem, error) {
 type Count struct {
 	Key    string     `json:"key"`
 	Count  int64      `json:"count"`
-	Amount ledger.Fen `json:"amount_fen"`
+	Amount ledger.Fen `json:"amount"`
 }
 
 // Statistics are one business day's figures from its export rows.

@@ -30,7 +30,7 @@ type Resolution struct {
 	Action      string     `json:"action"`
 	Operator    string     `json:"operator"`
 	Card        string     `json:"card"`
-	Amount      ledger.Fen `json:"amount_fen"`
+	Amount      ledger.Fen `json:"amount"`
 	TxID        uint64     `json:"ledger_txid,omitempty"`
 	// PayerRefund: the payer is owed Amount back by the institution (a
 	// refund with no posting on our books); it is on the refund list.

@@ -131,21 +131,21 @@ func (t *rateTable) at(m string, d ledger.BusinessDate) (fee, mgmt int32) {
 type MerchantSettlement struct {
 	Merchant      string     `json:"merchant"`
 	ConsumeCount  int64      `json:"consume_count"`
-	ConsumeAmount ledger.Fen `json:"consume_amount_fen"`
+	ConsumeAmount ledger.Fen `json:"consume_amount"`
 	RefundCount   int64      `json:"refund_count"`
-	RefundAmount  ledger.Fen `json:"refund_amount_fen"`
+	RefundAmount  ledger.Fen `json:"refund_amount"`
 	// Fee and ManagementFee are what the school keeps: per consume at the
 	// rate of its business date, half up, less the same on each refund.
-	Fee           ledger.Fen `json:"fee_fen"`
-	ManagementFee ledger.Fen `json:"management_fee_fen"`
+	Fee           ledger.Fen `json:"fee"`
+	ManagementFee ledger.Fen `json:"management_fee"`
 	// Net is what the merchant is paid: consumes − refunds − fees.
-	Net ledger.Fen `json:"net_payable_fen"`
+	Net ledger.Fen `json:"net_payable"`
 	// LedgerMovement is the sum of the period's postings on the merchant's
 	// account; CrossPeriod the part of it from voids and reversals whose
 	// original lies in another period (or the originals they undid). The
 	// check: LedgerMovement = ConsumeAmount − RefundAmount + CrossPeriod.
-	LedgerMovement ledger.Fen `json:"ledger_movement_fen"`
-	CrossPeriod    ledger.Fen `json:"cross_period_fen"`
+	LedgerMovement ledger.Fen `json:"ledger_movement"`
+	CrossPeriod    ledger.Fen `json:"cross_period"`
 	Balanced       bool       `json:"balanced"`
 }
 

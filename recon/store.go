@@ -62,8 +62,8 @@ type Discrepancy struct {
 	Key     string `json:"key"`
 	// Card is the full card number; the admin API shows it masked.
 	Card         string     `json:"card"`
-	OursAmount   ledger.Fen `json:"ours_amount_fen"`
-	TheirsAmount ledger.Fen `json:"theirs_amount_fen"`
+	OursAmount   ledger.Fen `json:"ours_amount"`
+	TheirsAmount ledger.Fen `json:"theirs_amount"`
 	OursRC       string     `json:"ours_response_code,omitempty"`
 	OursRRN      string     `json:"ours_rrn,omitempty"`
 	OursTxType   string     `json:"ours_type,omitempty"`

@@ -123,7 +123,7 @@ func (sw *Switch) adminSetRates(w http.ResponseWriter, r *http.Request) {
 // RefundPage is one page of the refund list.
 type RefundPage struct {
 	Refunds []recon.RefundItem `json:"refunds"`
-	Total   ledger.Fen         `json:"total_fen"`
+	Total   ledger.Fen         `json:"total"`
 	// Next is the after= of the next page ("" on the last).
 	Next string `json:"next,omitempty"`
 }
