@@ -276,7 +276,7 @@ func (p *posProtocol) replay(x *exchange, rec *record, stored journal.ResponseRe
 // route finds the destination that serves a transaction: routing names
 // it, the registry holds it. A card no route covers is answered 14.
 func (p *posProtocol) route(x *exchange, pan string) (txn.Destination, string) {
-	name, err := p.sw.routes.Route(pan, x.tx.String(), x.req.MerchantID)
+	name, err := p.sw.routes.Load().Route(pan, x.tx.String(), x.req.MerchantID)
 	if err != nil {
 		x.unrouted = true
 		return nil, spec.RCInvalidCard

@@ -79,7 +79,8 @@ func (sw *Switch) openServices(lmk hsm.LMK, extra []txn.Destination) error {
 	if err != nil {
 		return fmt.Errorf("destinations: %w", err)
 	}
-	sw.routes, err = routing.New(routing.Config{Routes: sw.cfg.Routes}, sw.destinations.Names())
+	routes, err := routing.New(routing.Config{Routes: sw.cfg.Routes}, sw.destinations.Names())
+	sw.routes.Store(routes)
 	if err != nil {
 		return fmt.Errorf("route table: %w", err)
 	}

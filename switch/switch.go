@@ -39,7 +39,8 @@ type Switch struct {
 	hsm     *hsm.HSM
 	ledger  *ledger.Ledger
 	journal *journal.Journal
-	routes  *routing.Table
+	// routes is swapped whole by a reload (reload.go).
+	routes atomic.Pointer[routing.Table]
 	// destinations holds what each route's destination name stands for.
 	destinations *txn.Registry
 	terminals    *terminals.Registry

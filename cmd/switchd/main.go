@@ -45,6 +45,24 @@ func checkConfigFile(path string) int {
 	return 0
 }
 
+// reload re-reads the configuration file on SIGHUP and applies what can
+// be applied while running (docs/operations.md "Reloading"); a file that
+// does not load changes nothing.
+func reload(sw *switching.Switch, path string, log *zap.Logger) {
+	if path == "" {
+		log.Warn("SIGHUP: running the embedded demo configuration, nothing to reload")
+		return
+	}
+	cfg, err := switching.LoadConfig(path)
+	if err != nil {
+		log.Error("SIGHUP: configuration not reloaded", zap.Error(err))
+		return
+	}
+	if _, err := sw.Reload(cfg); err != nil {
+		log.Error("SIGHUP: configuration reloaded in part", zap.Error(err))
+	}
+}
+
 func run() int {
 	configPath := flag.String("config", "", "YAML configuration file (default: the embedded demo configuration)")
 	shutdownTimeout := flag.Duration("shutdown-timeout", 15*time.Second, "how long in-flight messages may take to finish on SIGTERM")
@@ -91,8 +109,11 @@ func run() int {
 	}
 
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	s := <-sig
+	for ; s == syscall.SIGHUP; s = <-sig {
+		reload(sw, *configPath, log)
+	}
 	log.Info("stopping", zap.String("signal", s.String()))
 	ctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
 	defer cancel()
