@@ -2,12 +2,14 @@ package switching
 
 import (
 	"bufio"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/zap"
@@ -124,4 +126,49 @@ func TestHoldLockHelper(t *testing.T) {
 	defer l.Close()
 	os.Stdout.WriteString("locked\n")
 	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+}
+
+func TestConnectionPolicyConfig(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"not a network", "lmk: {file: k}\npos: {trusted_networks: {notacidr: 5}}\n", `pos.trusted_networks: "notacidr" is not a network in CIDR notation`},
+		{"zero allowance", "lmk: {file: k}\npos: {trusted_networks: {'10.0.0.0/8': 0}}\n", "pos.trusted_networks 10.0.0.0/8: 0 connections, want 1..100000"},
+		{"no first-frame deadline", "lmk: {file: k}\npos: {first_frame_timeout: 0s}\n", "pos.first_frame_timeout 0s: want > 0 and <= 1h"},
+		{"per-terminal too high", "lmk: {file: k}\npos: {max_connections_per_terminal: 65}\n", "pos.max_connections_per_terminal 65: want 1..64"},
+		{"no unauthenticated budget", "lmk: {file: k}\ngateway: {unauthenticated_per_second: 0}\n", "gateway.unauthenticated_per_second 0: want 1..100000"},
+	} {
+		if _, err := ParseConfig([]byte(tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	c, err := ParseConfig([]byte("lmk: {file: k}\npos:\n  max_connections_per_peer: 10\n  unauthenticated_per_second: 100\n  trusted_networks: {'10.0.0.0/8': 2000, '10.1.0.0/16': 50, '192.168.0.0/16': 5, '::1/128': 300}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newConnPolicy(c.POS)
+	for ip, want := range map[string]int{
+		"10.2.3.4": 2000, "10.1.2.3": 50, // the most specific network applies
+		"192.168.1.1": 10, // an allowance only raises the limit
+		"172.16.0.1":  10, "::1": 300,
+	} {
+		if got := p.peerLimit(netip.MustParseAddr(ip)); got != want {
+			t.Errorf("peerLimit(%s) = %d, want %d", ip, got, want)
+		}
+	}
+	// A trusted address's unauthenticated budget grows with its allowance:
+	// 100/s x 2000/10, bursts of twice that.
+	now := time.Now()
+	n := 0
+	for p.allowUnauthenticated(netip.MustParseAddr("10.2.3.4"), now) {
+		n++
+	}
+	if n != 40000 {
+		t.Errorf("burst of a 2000-connection address: %d, want 40000", n)
+	}
+	n = 0
+	for p.allowUnauthenticated(netip.MustParseAddr("172.16.0.1"), now) {
+		n++
+	}
+	if n != 200 {
+		t.Errorf("burst of an ordinary address: %d, want 200", n)
+	}
 }
