@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cardswitch/cardswitch/spec"
+	"github.com/moov-io/iso8583"
 )
 
 const (
@@ -434,6 +435,20 @@ func TestKeyGrace(t *testing.T) {
 	}
 }
 
+// sendAwait sends m MACed and returns the answer with STAN stan, skipping
+// late answers to earlier requests; nil when none comes within wait of
+// the last message read.
+func (tc *testClient) sendAwait(m *iso8583.Message, stan string, wait time.Duration) *iso8583.Message {
+	resp, _ := tc.send(tc.packMAC(m, tc.zak, false), wait)
+	for resp != nil {
+		if got, _ := resp.GetString(11); got == stan {
+			return resp
+		}
+		resp, _ = tc.read(wait)
+	}
+	return nil
+}
+
 // TestConcurrentLinksWithDrops runs several connections at once with
 // answers dropped; every consume whose answer never came is reversed, as
 // the switch's store-and-forward would. At the end the bank's books hold:
@@ -464,14 +479,7 @@ func TestConcurrentLinksWithDrops(t *testing.T) {
 				r := req{mti: "0200", pc: "000000", card: cardLi, amount: amount, pin: "123456"}
 				r.stan = tc.nextSTAN()
 				m, key := tc.build(r)
-				resp, _ := tc.send(tc.packMAC(m, tc.zak, false), 300*time.Millisecond)
-				// Late answers to earlier requests are skipped: match the STAN.
-				for resp != nil {
-					if stan, _ := resp.GetString(11); stan == r.stan {
-						break
-					}
-					resp, _ = tc.read(300 * time.Millisecond)
-				}
+				resp := tc.sendAwait(m, r.stan, 300*time.Millisecond)
 				if resp != nil {
 					if rc, _ := resp.GetString(39); rc == "00" {
 						approved++
@@ -486,14 +494,7 @@ func TestConcurrentLinksWithDrops(t *testing.T) {
 				for {
 					rev := req{mti: mti, pc: "000000", card: cardLi, amount: amount, original: key, stan: tc.nextSTAN()}
 					rm, _ := tc.build(rev)
-					resp, _ := tc.send(tc.packMAC(rm, tc.zak, false), 300*time.Millisecond)
-					for resp != nil {
-						if stan, _ := resp.GetString(11); stan == rev.stan {
-							break
-						}
-						resp, _ = tc.read(300 * time.Millisecond)
-					}
-					if resp != nil {
+					if resp := tc.sendAwait(rm, rev.stan, 300*time.Millisecond); resp != nil {
 						if rc, _ := resp.GetString(39); rc != "00" {
 							t.Errorf("reversal STAN %s: %s", rev.stan, rc)
 						}
