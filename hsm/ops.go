@@ -24,8 +24,20 @@ const (
 	PINFormat4 = pinblock.Format4
 )
 
-// PINFormatFromField53 maps field 53 digit 1 ('2' format 0, '1' format 1).
+// PINFormatFromField53 maps POS field 53 to the PIN block format
+// (docs/pos-dialect.md#pin-blocks): digit 1 '2' format 0, '1' format 1;
+// with digit 2 '4' (an SM4 PIK) the 16-byte block is ISO 9564-1 format 4
+// computed with SM4, PAN-bound (digit 1 '2' only, else
+// ErrSecurityControl). Whether digit 2 matches the PIK is checked where
+// the PIK is used (VerifyTerminalPINBlock; a translation from the wrong
+// algorithm does not decode).
 func PINFormatFromField53(field53 string) (PINFormat, error) {
+	if len(field53) >= 2 && field53[1] == '4' {
+		if field53[0] != '2' {
+			return 0, fmt.Errorf("field 53 %q: SM4 PIN blocks are PAN-bound (digit 1 '2'): %w", field53[:2], ErrSecurityControl)
+		}
+		return PINFormat4, nil
+	}
 	return pinblock.FormatFromSecurityControl(field53)
 }
 

@@ -138,3 +138,53 @@ func TestSM4PINBlock(t *testing.T) {
 		}
 	}
 }
+
+// TestPINFormatFromField53: digit 2 '4' names an SM4 block (format 4
+// with SM4), PAN-bound only; otherwise digit 1 names the format.
+func TestPINFormatFromField53(t *testing.T) {
+	for _, tc := range []struct {
+		f53  string
+		want PINFormat
+		err  bool
+	}{
+		{"2600000000000000", PINFormat0, false},
+		{"1600000000000000", PINFormat1, false},
+		{"2400000000000000", PINFormat4, false},
+		{"1400000000000000", 0, true},
+		{"9600000000000000", 0, true},
+		{"", 0, true},
+	} {
+		got, err := PINFormatFromField53(tc.f53)
+		if (err != nil) != tc.err || (!tc.err && got != tc.want) {
+			t.Errorf("%q: %v %v, want %v (error %v)", tc.f53, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// TestTranslateSM4PINBlock: an SM4 terminal's PIN block (format 4 with
+// SM4) is translated to a gateway's TDES ZPK as format 0, for cards
+// routed to a bank.
+func TestTranslateSM4PINBlock(t *testing.T) {
+	h, _ := openHSM(t, Options{})
+	pan := "6230151000000000012"
+	pik := mustHex("00112233445566778899AABBCCDDEEFF")
+	if _, err := h.LoadClearKeyAlg(TerminalKeyLabel("10000002", TPK), TPK, SM4, pik); err != nil {
+		t.Fatal(err)
+	}
+	zpk := mustHex("0123456789ABCDEFFEDCBA9876543210")
+	if _, err := h.LoadClearKey("zone/bank/ZPK", ZPK, zpk); err != nil {
+		t.Fatal(err)
+	}
+	f, err := PINFormatFromField53(terminal.SecurityControlSM4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := h.TranslateTerminalPIN("10000002", f, "zone/bank/ZPK", PINFormat0, mustHex("CD1E56BACA9D1C4B9A0F92FAB3DF2DFC"), pan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tdes, _ := blockcipher.New(blockcipher.TDES, zpk)
+	if pin, err := pinblock.Decrypt(tdes, pinblock.Format0, out, pan); err != nil || pin != "123456" {
+		t.Fatalf("translated block gives %q %v", pin, err)
+	}
+}
