@@ -128,3 +128,29 @@ func TestQueueKillDropStats(t *testing.T) {
 		t.Fatalf("kill of a dropped message: %v", err)
 	}
 }
+
+func FuzzDecodeLinkRequest(f *testing.F) {
+	r := &LinkRequest{State: LinkSent, Amount: 1234, Created: time.Unix(0, 1773556205000000000).UTC(),
+		STAN: "000001", Transmission: "0315063005", MTI: "0200", ProcCode: "000000", Card: "6217001234567890123",
+		Terminal: "10000001", Batch: "000001", LocalSTAN: "000124", RRN: "031500000124", Acquirer: "12345678"}
+	v, _ := r.encode()
+	f.Add(v)
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var got LinkRequest
+		if err := decodeLinkRequest(b, &got); err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error not ErrCorrupt: %v", err)
+			}
+			return
+		}
+		again, err := got.encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back LinkRequest
+		if err := decodeLinkRequest(again, &back); err != nil || back != got {
+			t.Fatalf("round trip: %+v -> %+v, %v", got, back, err)
+		}
+	})
+}
