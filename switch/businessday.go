@@ -129,6 +129,9 @@ type businessDays struct {
 	closedTotal prometheus.Counter
 	exportRuns  *prometheus.CounterVec // result
 	lastClosed  prometheus.Gauge
+	imports     *prometheus.CounterVec // result
+	found       *prometheus.CounterVec // class
+	resolutions *prometheus.CounterVec // action
 }
 
 func newBusinessDays(sw *Switch) *businessDays {
@@ -148,10 +151,29 @@ func newBusinessDays(sw *Switch) *businessDays {
 			Help: "The last closed business date as the number YYYYMMDD.",
 		}),
 	}
+	b.imports = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switch_recon_imports_total",
+		Help: "Imports of counterparty files by result (ok, failed).",
+	}, []string{"result"})
+	b.found = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switch_recon_discrepancies_total",
+		Help: "Records imports classified as discrepancies, by class.",
+	}, []string{"class"})
+	b.resolutions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switch_recon_resolutions_total",
+		Help: "Discrepancies resolved, by action (credit, refund, accept; auto for those resolved at import by a rule).",
+	}, []string{"action"})
 	for _, r := range []string{"ok", "failed"} {
 		b.exportRuns.WithLabelValues(r)
+		b.imports.WithLabelValues(r)
 	}
-	sw.metrics.Registry.MustRegister(b.closedTotal, b.exportRuns, b.lastClosed)
+	for _, c := range []string{recon.OursOnly, recon.TheirsOnly, recon.AmountDiffers, recon.StatusDiffers} {
+		b.found.WithLabelValues(c)
+	}
+	for _, a := range []string{recon.ActionCredit, recon.ActionRefund, recon.ActionAccept, "auto"} {
+		b.resolutions.WithLabelValues(a)
+	}
+	sw.metrics.Registry.MustRegister(b.closedTotal, b.exportRuns, b.lastClosed, b.imports, b.found, b.resolutions)
 	return b
 }
 

@@ -95,6 +95,15 @@ func TestReconLoop(t *testing.T) {
 		}
 	}
 	expectPurses(t, sw, cardStudent, cash+888, sub)
+	for metric, labels := range map[string]map[string]string{
+		"switch_recon_resolutions_total":   {"action": "credit"},
+		"switch_recon_discrepancies_total": {"class": recon.TheirsOnly},
+		"switch_recon_imports_total":       {"result": "ok"},
+	} {
+		if v := metricValue(t, sw, metric, labels); v != 1 {
+			t.Fatalf("%s%v = %v, want 1", metric, labels, v)
+		}
+	}
 	code, out = adminCall(t, sw, "GET", "/api/v1/recon/discrepancies?state=open", nil)
 	json.Unmarshal(out, &page)
 	if code != http.StatusOK || len(page.Discrepancies) != 0 {

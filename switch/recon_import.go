@@ -71,6 +71,18 @@ func (sw *Switch) adminReconImport(w http.ResponseWriter, r *http.Request) {
 	rep, err := sw.recon.Import(r.Context(), gw, d, &g.Layout, g.AutoResolve, body, func(stage string, n int64) {
 		sw.log.Info("recon import progress", zap.String("gateway", gw), zap.String("stage", stage), zap.Int64("records", n))
 	})
+	if err != nil {
+		sw.days.imports.WithLabelValues("failed").Inc()
+	} else {
+		sw.days.imports.WithLabelValues("ok").Inc()
+		sw.days.found.WithLabelValues(recon.OursOnly).Add(float64(rep.OursOnly.Count))
+		sw.days.found.WithLabelValues(recon.TheirsOnly).Add(float64(rep.TheirsOnly.Count))
+		sw.days.found.WithLabelValues(recon.AmountDiffers).Add(float64(rep.AmountDiffers.Count))
+		sw.days.found.WithLabelValues(recon.StatusDiffers).Add(float64(rep.StatusDiffers.Count))
+		for i := 0; i < rep.AutoResolved; i++ {
+			sw.days.resolutions.WithLabelValues("auto").Inc()
+		}
+	}
 	switch {
 	case errors.Is(err, recon.ErrBusy):
 		writeJSONError(w, http.StatusConflict, err.Error())
@@ -203,6 +215,7 @@ func (sw *Switch) adminReconResolve(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeJSONError(w, http.StatusBadRequest, err.Error())
 	default:
+		sw.days.resolutions.WithLabelValues(req.Action).Inc()
 		sw.log.Info("discrepancy resolved", zap.Uint64("id", id), zap.String("action", req.Action), zap.String("operator", req.Operator))
 		writeJSON(w, http.StatusOK, d.Masked())
 	}
