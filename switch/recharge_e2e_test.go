@@ -170,11 +170,15 @@ func TestRechargeISO(t *testing.T) {
 	// Bad MAC: A0 without a MAC, nothing done.
 	c.BadMAC = true
 	before := cashOf(t, sw, cardZhaoMin)
+	seq := sw.journal.LastSeq()
 	a, err = c.Credit(rechargesim.Op{Order: "ISO-bad-mac", Card: cardZhaoMin, Amount: 100})
 	if want(t, "bad MAC", a, err, "A0"); a.MACOK {
 		t.Fatal("an A0 answer carries a MAC")
 	}
 	c.BadMAC = false
+	if got := sw.journal.LastSeq(); got != seq {
+		t.Fatalf("an A0 exchange was journaled (sequence %d -> %d)", seq, got)
+	}
 	a, err = c.Query(rechargesim.Op{Order: "ISO-bad-mac", Amount: -1})
 	want(t, "query after a bad MAC", a, err, "25")
 	// Field 7 more than 300 s off: 30.

@@ -204,6 +204,7 @@ func (h *HTTP) serve(w http.ResponseWriter, r *http.Request, tx string) {
 		x.answer(w, Outcome{RC: spec.RCMACError})
 		return
 	}
+	x.authed = true
 	secs, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil || absDuration(h.s.now().Sub(time.Unix(secs, 0))) > MaxClockSkew {
 		x.answer(w, Outcome{RC: spec.RCFormatError})
@@ -264,13 +265,14 @@ func absDuration(d time.Duration) time.Duration {
 }
 
 type httpExchange struct {
-	h     *HTTP
-	tx    string
-	start time.Time
-	peer  string
-	body  []byte
-	req   HTTPRequest
-	inst  string
+	h      *HTTP
+	tx     string
+	start  time.Time
+	peer   string
+	body   []byte
+	req    HTTPRequest
+	inst   string
+	authed bool // the signature verified
 }
 
 // request turns the JSON body into a Request; false for a format error.
@@ -329,7 +331,11 @@ func (x *httpExchange) answer(w http.ResponseWriter, out Outcome) {
 
 func (x *httpExchange) answerStatus(w http.ResponseWriter, status int, out Outcome) {
 	b := x.encode(out)
-	x.journalAlone(b, out)
+	if x.authed {
+		// Only what a valid signature proved is journaled; refusals
+		// before it are counted (docs/operations.md#what-is-journaled).
+		x.journalAlone(b, out)
+	}
 	x.h.obs.Answered(x.tx, out.RC, time.Since(x.start))
 	x.write(w, status, b)
 }

@@ -249,8 +249,8 @@ func printableASCII(s string) bool {
 }
 
 // plain answers without a commit of its own: rc alone, or the outcome of
-// an operation that moves no money. The exchange is journaled in a batch
-// that rides the next synced commit.
+// an operation that moves no money. Once the MAC verified, the exchange
+// is journaled in a batch that rides the next synced commit.
 func (x *exchange) plain(rc string, out *Outcome) []byte {
 	if out == nil {
 		out = &Outcome{RC: rc}
@@ -260,12 +260,17 @@ func (x *exchange) plain(rc string, out *Outcome) []byte {
 		x.f.s.log.Error("cannot pack gateway answer", zap.String("mti", x.rmti), zap.Error(err))
 		return nil
 	}
-	b := x.f.s.db.NewBatch()
-	defer b.Close()
-	if err := x.journalPair(b, packed, out.RC, out.RRN); err == nil {
-		err = b.Commit(pebble.NoSync)
-	} else {
-		x.f.s.log.Error("journal inbound exchange", zap.Error(err))
+	// What a verified MAC did not prove (03, A0) is counted, not
+	// journaled: a flood of it must not fill the journal
+	// (docs/operations.md#what-is-journaled).
+	if x.macOK {
+		b := x.f.s.db.NewBatch()
+		defer b.Close()
+		if err := x.journalPair(b, packed, out.RC, out.RRN); err == nil {
+			err = b.Commit(pebble.NoSync)
+		} else {
+			x.f.s.log.Error("journal inbound exchange", zap.Error(err))
+		}
 	}
 	switch out.RC {
 	case spec.RCInvalidMerchant:
