@@ -42,6 +42,8 @@ type exchange struct {
 	// unrouted: the card matched no route; it is journaled without its
 	// card number (journalpolicy.go).
 	unrouted bool
+	// dest names the destination the route chose (for the log).
+	dest string
 }
 
 // answer is the response to the request with response code rc.
@@ -277,6 +279,7 @@ func (p *posProtocol) replay(x *exchange, rec *record, stored journal.ResponseRe
 // it, the registry holds it. A card no route covers is answered 14.
 func (p *posProtocol) route(x *exchange, pan string) (txn.Destination, string) {
 	name, err := p.sw.routes.Load().Route(pan, x.tx.String(), x.req.MerchantID)
+	x.dest = name
 	if err != nil {
 		x.unrouted = true
 		return nil, spec.RCInvalidCard

@@ -164,11 +164,43 @@ func (p *posProtocol) reply(x *exchange, rec *record) []byte {
 	p.sw.metrics.Transactions.WithLabelValues(label, resp.ResponseCode).Inc()
 	hist := p.sw.metrics.Duration.WithLabelValues(label)
 	start := x.start
-	s.written = func() { hist.Observe(time.Since(start).Seconds()) }
-	if ce := p.sw.log.Check(zap.DebugLevel, "transaction"); ce != nil {
-		ce.Write(zap.String("terminal", x.req.TerminalID), zap.String("type", label),
-			panField(x.req.CardNumber()), zap.Int64("amount", int64(x.req.Amount)),
-			zap.String("rc", resp.ResponseCode), zap.String("rrn", resp.RRN))
+	// One line per transaction with the field set of docs/operations.md
+	// "Logs": approvals at debug, everything else at info.
+	level := zap.InfoLevel
+	if resp.ResponseCode == spec.RCApproved {
+		level = zap.DebugLevel
+	}
+	ce := p.sw.log.Check(level, "transaction")
+	s.written = func() {
+		d := time.Since(start)
+		hist.Observe(d.Seconds())
+		if ce != nil {
+			ce.Write(transactionFields(x, resp, label, d, p.sw.isLink(x.dest))...)
+		}
 	}
 	return frame
+}
+
+// transactionFields is the stable field set of a transaction's log line
+// (docs/operations.md "Logs"): terminal, merchant, card (masked), rrn,
+// stan, rc, latency_ms, and link when a gateway link served it.
+func transactionFields(x *exchange, resp *spec.POSMessage, label string, d time.Duration, link bool) []zap.Field {
+	f := make([]zap.Field, 0, 10)
+	f = append(f, zap.String("terminal", x.req.TerminalID), zap.String("merchant", x.req.MerchantID),
+		zap.String("type", label), panField(x.req.CardNumber()), zap.Int64("amount", int64(x.req.Amount)),
+		zap.String("rrn", resp.RRN), zap.String("stan", x.req.STAN), zap.String("rc", resp.ResponseCode),
+		zap.Float64("latency_ms", float64(d.Microseconds())/1000))
+	if link {
+		f = append(f, zap.String("link", x.dest))
+	}
+	return f
+}
+
+// isLink reports whether a destination name is a gateway link.
+func (sw *Switch) isLink(name string) bool {
+	if name == "" || sw.links == nil {
+		return false
+	}
+	_, ok := sw.links.Link(name)
+	return ok
 }
