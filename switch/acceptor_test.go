@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"github.com/cardswitch/cardswitch/switch/txn"
 	"io"
 	mrand "math/rand/v2"
 	"net"
@@ -33,6 +34,13 @@ func testSwitch(t testing.TB, mutate ...func(*Config)) *Switch {
 // testSwitchLog is testSwitch with the given logger.
 func testSwitchLog(t testing.TB, log *zap.Logger, mutate ...func(*Config)) *Switch {
 	t.Helper()
+	return testSwitchWith(t, log, nil, mutate...)
+}
+
+// testSwitchWith is testSwitchLog with destinations registered besides
+// the local ledger.
+func testSwitchWith(t testing.TB, log *zap.Logger, extra []txn.Destination, mutate ...func(*Config)) *Switch {
+	t.Helper()
 	dir := t.TempDir()
 	demo, err := DemoConfig()
 	if err != nil {
@@ -50,7 +58,7 @@ func testSwitchLog(t testing.TB, log *zap.Logger, mutate ...func(*Config)) *Swit
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	sw, err := New(&cfg, log)
+	sw, err := newSwitch(&cfg, log, extra)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/cardswitch/cardswitch/routing"
 	"github.com/cardswitch/cardswitch/spec"
@@ -49,33 +47,11 @@ const probeCard = "9990001000000000017"
 // for cards 999....
 func probeSwitch(t *testing.T, p *probe) *Switch {
 	t.Helper()
-	dir := t.TempDir()
-	demo, err := DemoConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := *demo
-	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.LMK = LMKConfig{File: filepath.Join(dir, "lmk.key"), CreateDemo: true}
-	cfg.POS.Addr, cfg.Gateway.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Recharge.HTTPAddr = "127.0.0.1:0"
-	cfg.HTTP.AdminToken = "test-token"
-	cfg.Routes = append(append([]routing.Rule(nil), cfg.Routes...), routing.Rule{
-		Name: "probe-cards", BINs: []string{"999"}, Types: []string{"*"}, Merchants: []string{"*"}, Destination: "probe",
+	return testSwitchWith(t, zap.NewNop(), []txn.Destination{p}, func(c *Config) {
+		c.Routes = append(append([]routing.Rule(nil), c.Routes...), routing.Rule{
+			Name: "probe-cards", BINs: []string{"999"}, Types: []string{"*"}, Merchants: []string{"*"}, Destination: "probe",
+		})
 	})
-	sw, err := newSwitch(&cfg, zap.NewNop(), []txn.Destination{p})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sw.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = sw.Shutdown(ctx)
-	})
-	return sw
 }
 
 // TestDestinationSeam: a route naming another destination sends the
