@@ -340,3 +340,85 @@ func (l *Links) Open(link string, fn func(*LinkRequest) bool) (err error) {
 	}
 	return nil
 }
+
+// PruneLinkRequests deletes, in one unsynced batch of at most max, link
+// requests created before cut that have a final state (answered or
+// reversal queued), with their local mapping when it still points to
+// them. Requests still open are kept whatever their age. more reports
+// that another call may find more.
+func (l *Links) PruneLinkRequests(cut time.Time, max int) (deleted int, more bool, err error) {
+	if max < 1 {
+		return 0, false, fmt.Errorf("%w: prune batch %d", ErrLimit, max)
+	}
+	p := []byte{prefixJournal, spaceLinkReq}
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return 0, false, err
+	}
+	b := l.db.NewBatch()
+	defer b.Close()
+	ok := it.First()
+	for ; ok && deleted < max; ok = it.Next() {
+		k := it.Key()
+		if len(k) < 3 || int(k[2])+3+seqLen != len(k) {
+			it.Close()
+			return 0, false, fmt.Errorf("%w: link request key %x", ErrCorrupt, k)
+		}
+		link := string(k[3 : 3+k[2]])
+		v, verr := it.ValueAndErr()
+		if verr != nil {
+			it.Close()
+			return 0, false, verr
+		}
+		r := LinkRequest{Link: link, ID: binary.BigEndian.Uint64(k[len(k)-seqLen:])}
+		if err := decodeLinkRequest(v, &r); err != nil {
+			it.Close()
+			return 0, false, fmt.Errorf("link %s request %d: %w", link, r.ID, err)
+		}
+		if !r.Created.Before(cut) {
+			// Ids grow with time: the rest of this link is newer.
+			ok = it.SeekGE(prefixEnd(appendStr([]byte{prefixJournal, spaceLinkReq}, link)))
+			if !ok {
+				break
+			}
+			it.Prev()
+			continue
+		}
+		if r.State == LinkSent {
+			continue
+		}
+		if err := b.Delete(k, nil); err != nil {
+			it.Close()
+			return 0, false, err
+		}
+		if r.Terminal != "" {
+			mk := linkMapKey(r.Terminal, r.Batch, r.LocalSTAN)
+			mv, closer, gerr := l.db.Get(mk)
+			if gerr == nil {
+				want := appendSeq(appendStr(nil, link), r.ID)
+				same := string(mv) == string(want)
+				closer.Close()
+				if same {
+					if err := b.Delete(mk, nil); err != nil {
+						it.Close()
+						return 0, false, err
+					}
+				}
+			} else if !errors.Is(gerr, pebble.ErrNotFound) {
+				it.Close()
+				return 0, false, gerr
+			}
+		}
+		deleted++
+	}
+	more = ok && deleted == max
+	if err := it.Close(); err != nil {
+		return 0, false, err
+	}
+	if deleted > 0 {
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return 0, false, err
+		}
+	}
+	return deleted, more, nil
+}

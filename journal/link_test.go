@@ -154,3 +154,55 @@ func FuzzDecodeLinkRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestPruneLinkRequests(t *testing.T) {
+	db := openDB(t, vfs.NewMem())
+	l, _ := OpenLinks(db)
+	old := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cut := old.Add(24 * time.Hour)
+	put := func(link string, id uint64, st LinkState, created time.Time, stan string) {
+		t.Helper()
+		b := db.NewBatch()
+		defer b.Close()
+		r := &LinkRequest{Link: link, ID: id, STAN: STANOf(id), State: st, Created: created,
+			Terminal: "10000001", Batch: "000001", LocalSTAN: stan}
+		if err := l.Put(b, r); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("bank-a", 1, LinkAnswered, old, "000001")
+	put("bank-a", 2, LinkSent, old, "000002")
+	put("bank-a", 3, LinkAnswered, cut.Add(time.Hour), "000003")
+	put("bank-a", 4, LinkAnswered, old, "000004") // an id after a newer one is not reached: ids grow with time
+	put("bank-b", 1, LinkReversalQueued, old, "000005")
+	n, more, err := l.PruneLinkRequests(cut, 1)
+	if err != nil || n != 1 || !more {
+		t.Fatalf("first batch: %d %v %v", n, more, err)
+	}
+	n, more, err = l.PruneLinkRequests(cut, 100)
+	if err != nil || n != 1 || more {
+		t.Fatalf("second batch: %d %v %v", n, more, err)
+	}
+	for _, c := range []struct {
+		link string
+		id   uint64
+		kept bool
+	}{{"bank-a", 1, false}, {"bank-a", 2, true}, {"bank-a", 3, true}, {"bank-a", 4, true}, {"bank-b", 1, false}} {
+		_, err := l.Get(c.link, c.id)
+		if kept := err == nil; kept != c.kept {
+			t.Errorf("%s %d kept=%v, want %v (%v)", c.link, c.id, kept, c.kept, err)
+		}
+	}
+	if _, err := l.ByLocal("10000001", "000001", "000001"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("mapping of a pruned request: %v", err)
+	}
+	if _, err := l.ByLocal("10000001", "000001", "000002"); err != nil {
+		t.Fatalf("mapping of an open request: %v", err)
+	}
+	if n, _, _ := l.PruneLinkRequests(cut, 100); n != 0 {
+		t.Fatalf("third run deleted %d", n)
+	}
+}

@@ -43,6 +43,9 @@ type RetentionReport struct {
 	LedgerReferences  int `json:"ledger_references"`
 	LedgerRRNs        int `json:"ledger_rrns"`
 	LedgerTombstones  int `json:"ledger_tombstones"`
+	// LinkRequests are gateway link requests with a final state older
+	// than the ledger's lookup window (docs/gateway-links.md).
+	LinkRequests int `json:"link_requests"`
 
 	// Complete is false when the run stopped before the backlog was gone
 	// (shutdown, an error, or the per-run bound); the next run goes on.
@@ -175,6 +178,15 @@ func (r *retention) run(now time.Time) (RetentionReport, error) {
 		countPruned(m, st)
 		return more, err
 	})
+	if err == nil {
+		linkCut := now.Add(-time.Duration(r.lookupDays) * 24 * time.Hour)
+		err = step("gateway link requests", func() (bool, error) {
+			n, more, err := sw.links.PruneRequests(linkCut, r.cfg.BatchSize)
+			rep.LinkRequests += n
+			m.RetentionDeleted.WithLabelValues("link_requests").Add(float64(n))
+			return more, err
+		})
+	}
 	if err == nil && rep.JournalBefore != "" {
 		err = step("journal days", func() (bool, error) {
 			st, more, err := sw.journal.PruneDays(rep.JournalBefore, r.cfg.BatchSize)
@@ -203,6 +215,7 @@ func (r *retention) run(now time.Time) (RetentionReport, error) {
 		zap.Int("ledger_references", rep.LedgerReferences),
 		zap.Int("ledger_rrns", rep.LedgerRRNs),
 		zap.Int("ledger_tombstones", rep.LedgerTombstones),
+		zap.Int("link_requests", rep.LinkRequests),
 		zap.Bool("complete", rep.Complete),
 		zap.Duration("took", time.Since(start)),
 	}

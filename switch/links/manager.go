@@ -86,6 +86,14 @@ func New(db *pebble.DB, h *hsm.HSM, opts Options) (*Manager, error) {
 	return mgr, nil
 }
 
+// PruneRequests deletes link requests with a final state created before
+// cut (at most max per call; see journal.Links.PruneLinkRequests). The
+// retention job calls it with the ledger's lookup window, which covers
+// the refund window: a void or refund still finds its original.
+func (m *Manager) PruneRequests(cut time.Time, max int) (int, bool, error) {
+	return m.recs.PruneLinkRequests(cut, max)
+}
+
 // Metrics returns the links' series.
 func (m *Manager) Metrics() *Metrics { return m.m }
 
