@@ -262,6 +262,9 @@ func runCard(args []string, stdout, stderr io.Writer) int {
 				}
 			}}
 	}
+	for name, v := range cardBindingVerbs(stdout, stderr) {
+		verbs[name] = v
+	}
 	return runVerbs("card", args, stdout, stderr, verbs)
 }
 
