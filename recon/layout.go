@@ -28,7 +28,8 @@ type Layout struct {
 	SkipPrefix []string `yaml:"skip_prefix" json:"skip_prefix,omitempty"`
 	// Fields maps what the matcher reads to where it is: order_no,
 	// link_stan, transmission_time, rrn (the keys), amount, card, status,
-	// date, their_ref (the counterparty's own serial, for the report).
+	// date, their_ref (the counterparty's own serial, for the report),
+	// bank_card (the payer's bank card in a bank's file, for the report).
 	Fields map[string]Column `yaml:"fields" json:"fields"`
 	// AmountUnit is "fen" or "yuan" (two decimals) [fen].
 	AmountUnit string `yaml:"amount_unit" json:"amount_unit,omitempty"`
@@ -51,7 +52,7 @@ type Column struct {
 // Field names a layout may map.
 var layoutFields = map[string]bool{
 	"order_no": true, "link_stan": true, "transmission_time": true, "rrn": true,
-	"amount": true, "card": true, "status": true, "date": true, "their_ref": true,
+	"amount": true, "card": true, "status": true, "date": true, "their_ref": true, "bank_card": true,
 }
 
 // Bounds of an imported file.
@@ -120,6 +121,7 @@ type Record struct {
 	RRN      string
 	Card     string
 	TheirRef string
+	BankCard string
 	Date     string
 	Status   string
 	Amount   ledger.Fen
@@ -219,7 +221,7 @@ func (rd *reader) next(rec *Record) error {
 		*rec = Record{Line: rd.line}
 		rec.OrderNo, rec.LinkSTAN, rec.TxTime = get("order_no"), get("link_stan"), get("transmission_time")
 		rec.RRN, rec.Card, rec.TheirRef = get("rrn"), get("card"), get("their_ref")
-		rec.Date, rec.Status = get("date"), get("status")
+		rec.Date, rec.Status, rec.BankCard = get("date"), get("status"), get("bank_card")
 		amt := get("amount")
 		if rd.l.AmountUnit == "yuan" {
 			rec.Amount, err = ledger.ParseYuan(amt)

@@ -18,7 +18,7 @@ func FuzzLayoutRecords(f *testing.F) {
 			"transmission_time": {Name: "transmission_time"}, "card": {Name: "card"}, "amount": {Name: "amount_fen"},
 			"status": {Name: "status"}, "their_ref": {Name: "serial"}}}
 	fixedLayout := &Layout{Format: "fixed", AmountUnit: "yuan",
-		Fields: map[string]Column{"card": {Start: 1, Length: 19}, "rrn": {Start: 39, Length: 12},
+		Fields: map[string]Column{"card": {Start: 1, Length: 19}, "bank_card": {Start: 20, Length: 19}, "rrn": {Start: 39, Length: 12},
 			"their_ref": {Start: 51, Length: 12}, "amount": {Start: 63, Length: 12}}}
 	f.Fuzz(func(t *testing.T, data []byte, fixed bool) {
 		l := csvLayout

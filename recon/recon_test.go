@@ -243,12 +243,18 @@ func TestBankFixedLayout(t *testing.T) {
 			file.WriteString(x.Card + strings.Repeat(" ", 19-len(x.Card)) + "6222000011112222333" + x.RRN + "B00000000001" + pad12(int64(x.Amount)) + "\n")
 		}
 	}
+	file.WriteString("62301510000000000126222000011112222333999888777666B00000000002000000000777\n")
 	rep, err := f.book.Import(context.Background(), "gwsim", day, layouts(t)["bank-fixed"], recon.AutoRules{}, &file, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Matched.Count == 0 || rep.OursOnly.Count+rep.TheirsOnly.Count+rep.AmountDiffers.Count+rep.StatusDiffers.Count != 0 {
+	if rep.Matched.Count == 0 || rep.OursOnly.Count+rep.AmountDiffers.Count+rep.StatusDiffers.Count != 0 || rep.TheirsOnly.Count != 1 {
 		t.Fatalf("report %+v", rep)
+	}
+	d, err := f.book.Get(rep.Discrepancies[0])
+	if err != nil || d.Card != "6230151000000000012" || d.TheirsBankCard != "6222000011112222333" || d.TheirsRef != "B00000000002" ||
+		d.TheirsAmount != 777 || d.Key != "rrn:999888777666" || d.Masked().TheirsBankCard == d.TheirsBankCard {
+		t.Fatalf("theirs-only from the bank file %+v %v", d, err)
 	}
 }
 

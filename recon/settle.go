@@ -157,6 +157,20 @@ type Settlement struct {
 	Total     MerchantSettlement   `json:"total"`
 	// Balanced: every merchant's figures agree with the ledger.
 	Balanced bool `json:"balanced"`
+	// Next is the after= of the next page of merchants ("" on the last).
+	Next string `json:"next,omitempty"`
+}
+
+// Page keeps the merchants after the one named after, at most limit of
+// them, setting Next when more follow; totals stay those of all.
+func (s *Settlement) Page(after string, limit int) {
+	i := sort.Search(len(s.Merchants), func(i int) bool { return s.Merchants[i].Merchant > after })
+	m := s.Merchants[i:]
+	if len(m) > limit {
+		m = m[:limit]
+		s.Next = m[len(m)-1].Merchant
+	}
+	s.Merchants = m
 }
 
 func isOriginal(k ledger.Kind) bool {

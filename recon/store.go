@@ -69,6 +69,9 @@ type Discrepancy struct {
 	OursTxType   string     `json:"ours_type,omitempty"`
 	TheirsStatus string     `json:"theirs_status,omitempty"`
 	TheirsRef    string     `json:"theirs_ref,omitempty"`
+	// TheirsBankCard is the payer's bank card in their file (masked by
+	// the admin API like Card).
+	TheirsBankCard string `json:"theirs_bank_card,omitempty"`
 	TheirsLine   int        `json:"theirs_line,omitempty"`
 
 	State      string    `json:"state"` // open or resolved
@@ -84,6 +87,9 @@ type Discrepancy struct {
 // Masked returns a copy fit for the admin API and logs.
 func (d Discrepancy) Masked() Discrepancy {
 	d.Card = cardno.Mask(d.Card)
+	if d.TheirsBankCard != "" {
+		d.TheirsBankCard = cardno.Mask(d.TheirsBankCard)
+	}
 	return d
 }
 
@@ -201,6 +207,7 @@ func (b *Book) Import(ctx context.Context, gw string, date ledger.BusinessDate, 
 				d.Card = f.Theirs.Card
 			}
 			d.TheirsAmount, d.TheirsStatus, d.TheirsRef, d.TheirsLine = f.Theirs.Amount, f.Theirs.Status, f.Theirs.TheirRef, f.Theirs.Line
+			d.TheirsBankCard = f.Theirs.BankCard
 		}
 		if id, ok := old[string(k)]; ok {
 			delete(old, string(k))

@@ -123,8 +123,14 @@ func TestReconLoop(t *testing.T) {
 	code, out = adminCall(t, sw, "GET", "/api/v1/settlement?"+week, nil)
 	var st recon.Settlement
 	json.Unmarshal(out, &st)
-	if code != http.StatusOK || !st.Balanced || len(st.Merchants) != 1 {
+	if code != http.StatusOK || !st.Balanced || len(st.Merchants) != 1 || st.Next != "" {
 		t.Fatalf("settlement: %d %s", code, out)
+	}
+	code, out = adminCall(t, sw, "GET", "/api/v1/settlement?limit=1&after="+canteen+"&"+week, nil)
+	var rest recon.Settlement
+	json.Unmarshal(out, &rest)
+	if code != http.StatusOK || len(rest.Merchants) != 0 || rest.Total.ConsumeCount != 4 {
+		t.Fatalf("settlement page after the canteen: %d %s", code, out)
 	}
 	if m := st.Merchants[0]; m.Merchant != canteen || m.ConsumeCount != 4 || m.ConsumeAmount != 10000 ||
 		m.Fee != 100 || m.ManagementFee != 200 || m.Net != 9700 || m.LedgerMovement != 10000 {

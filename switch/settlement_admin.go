@@ -64,6 +64,7 @@ func (sw *Switch) adminSettlement(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Get("format") == "csv" {
+		// The CSV is the whole settlement: a file for the finance office.
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		b := []byte(recon.SettlementCSVHeader + "\n")
 		for i := range st.Merchants {
@@ -73,6 +74,15 @@ func (sw *Switch) adminSettlement(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(b)
 		return
 	}
+	limit, after, err := pageArgs(r)
+	if err != nil {
+		writeJSONError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if st.Merchants == nil {
+		st.Merchants = []recon.MerchantSettlement{}
+	}
+	st.Page(after, limit)
 	writeJSON(w, http.StatusOK, st)
 }
 
