@@ -72,7 +72,7 @@ type Discrepancy struct {
 	// TheirsBankCard is the payer's bank card in their file (masked by
 	// the admin API like Card).
 	TheirsBankCard string `json:"theirs_bank_card,omitempty"`
-	TheirsLine   int        `json:"theirs_line,omitempty"`
+	TheirsLine     int    `json:"theirs_line,omitempty"`
 
 	State      string    `json:"state"` // open or resolved
 	Action     string    `json:"action,omitempty"`
