@@ -414,3 +414,33 @@ func TestKeyIntervalChangesKeys(t *testing.T) {
 		t.Fatalf("%d MAC failures at the bank", e.peer.MACFailures.Load())
 	}
 }
+
+// TestSAFWaitsForTheLinkAndDrains: a reversal queued while the link is
+// down is not attempted (no attempt counted) and is delivered once the
+// link is back.
+func TestSAFWaitsForTheLinkAndDrains(t *testing.T) {
+	e := newEnv(t)
+	res, _, req := e.consume(400, "")
+	if res.ResponseCode != "00" {
+		t.Fatal(res)
+	}
+	e.peer.RefuseSignOn.Store(true)
+	e.peer.Disconnect()
+	waitFor(t, "link down", func() bool { return e.link.State() != StateUp })
+	rev := &Request{Type: spec.Reversal, Card: bankCard, Amount: 400, HasAmount: true, Terminal: tid,
+		Batch: 1, STAN: req.STAN, HasOriginal: true, OriginalBatch: 1, OriginalSTAN: req.STAN}
+	if res, err := e.link.Forward(rev, &testRecorder{db: e.db}); err != nil || res.ResponseCode != "00" {
+		t.Fatalf("reversal while down = %+v %v", res, err)
+	}
+	time.Sleep(3 * fastSAF().InitialDelay)
+	q, err := e.mgr.SAFList("bank-a", false, 10)
+	if err != nil || len(q) != 1 || q[0].Attempts != 0 {
+		t.Fatalf("queue while down = %+v %v", q, err)
+	}
+	e.peer.RefuseSignOn.Store(false)
+	e.waitUp()
+	waitFor(t, "queue drained after the outage", func() bool {
+		q, _ := e.mgr.SAFList("bank-a", false, 10)
+		return len(q) == 0 && e.peer.Balance(bankCard) == 100000
+	})
+}
