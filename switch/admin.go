@@ -343,7 +343,12 @@ func (sw *Switch) adminSetTerminalDisabled(disabled bool) http.HandlerFunc {
 // cardJSON is a card as the admin API shows it: masked, without its PIN
 // verification value.
 func cardJSON(v ledger.CardView) CardResponse {
+	lostFrom := ""
+	if v.LostFrom != 0 {
+		lostFrom = v.LostFrom.String()
+	}
 	return CardResponse{
+		LostFrom: lostFrom,
 		Card: cardno.Mask(v.PAN), Holder: v.Holder, HolderType: v.HolderType.String(),
 		State: v.State.String(), List: v.List.String(),
 		Cash: v.Balances.Cash.String(), Subsidy: v.Balances.Subsidy.String(),

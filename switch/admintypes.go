@@ -54,10 +54,12 @@ type TMKResponse struct {
 // CardResponse is a card: its number masked, amounts as yuan strings,
 // never its PIN verification value.
 type CardResponse struct {
-	Card        string `json:"card"`
-	Holder      string `json:"holder"`
-	HolderType  string `json:"holder_type"`
-	State       string `json:"state"`
+	Card       string `json:"card"`
+	Holder     string `json:"holder"`
+	HolderType string `json:"holder_type"`
+	State      string `json:"state"`
+	// LostFrom, for a lost card, is the state "found" returns it to.
+	LostFrom    string `json:"lost_from"` // "" unless lost
 	List        string `json:"list"`
 	Cash        string `json:"cash"`
 	Subsidy     string `json:"subsidy"`

@@ -358,8 +358,12 @@ func TestFrozenLostFoundThroughAPI(t *testing.T) {
 	sw := testSwitch(t)
 	term := signedOn(t, sw, termCanteen, canteen)
 	for _, action := range []string{"freeze", "lost", "found"} {
-		if status, body := httpDo(t, sw, "POST", "/api/v1/cards/"+cardStaff+"/"+action, "test-token"); status != http.StatusOK {
+		status, body := httpDo(t, sw, "POST", "/api/v1/cards/"+cardStaff+"/"+action, "test-token")
+		if status != http.StatusOK {
 			t.Fatalf("%s: %d %s", action, status, body)
+		}
+		if action == "lost" && !strings.Contains(string(body), `"lost_from": "frozen"`) {
+			t.Fatalf("lost card: %s, want lost_from frozen", body)
 		}
 	}
 	req, err := term.Consume(cardStaff, 100, "")

@@ -137,6 +137,9 @@ func ledgerCard(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "card        %s\n", cardno.Mask(v.PAN))
 	fmt.Fprintf(stdout, "holder      %s (%s)\n", v.Holder, v.HolderType)
 	fmt.Fprintf(stdout, "state       %s, list %s, PIN tries %d\n", v.State, v.List, v.PINTries)
+	if v.LostFrom != 0 {
+		fmt.Fprintf(stdout, "found       returns it to %s\n", v.LostFrom)
+	}
 	fmt.Fprintf(stdout, "cash        %s\n", v.Balances.Cash)
 	fmt.Fprintf(stdout, "subsidy     %s\n", v.Balances.Subsidy)
 	fmt.Fprintf(stdout, "held        %s (%d holds)\n", v.Balances.Held, v.Holds)
