@@ -349,7 +349,7 @@ func cardJSON(v ledger.CardView) CardResponse {
 	}
 	return CardResponse{
 		LostFrom: lostFrom,
-		Card: cardno.Mask(v.PAN), Holder: v.Holder, HolderType: v.HolderType.String(),
+		Card:     cardno.Mask(v.PAN), Holder: v.Holder, HolderType: v.HolderType.String(),
 		State: v.State.String(), List: v.List.String(),
 		Cash: v.Balances.Cash.String(), Subsidy: v.Balances.Subsidy.String(),
 		Held: v.Balances.Held.String(), Available: v.Balances.Available.String(),
