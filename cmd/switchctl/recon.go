@@ -62,7 +62,17 @@ func runRecon(args []string, stdout, stderr io.Writer) int {
 					q.Set("merchant", *merchant)
 				}
 				return toFile(*out, stdout, stderr, func(w io.Writer) int {
-					return a.send("GET", "/api/v1/recon/export?"+q.Encode(), "application/json", nil, true, w, stderr)
+					tw := &tailWriter{w: w}
+					if rc := a.send("GET", "/api/v1/recon/export?"+q.Encode(), "application/json", nil, true, tw, stderr); rc != 0 {
+						return rc
+					}
+					// A stream cut short (the switch stopped, the
+					// connection broke) lacks its trailer line.
+					if !tw.complete() {
+						fmt.Fprintln(stderr, "recon export: incomplete: the answer ends without its TOTAL line")
+						return 1
+					}
+					return 0
 				})
 			}
 		}},
@@ -178,4 +188,27 @@ func dirOf(path string) string {
 		return path[:i+1]
 	}
 	return "."
+}
+
+// tailWriter passes writes on and keeps the last line written.
+type tailWriter struct {
+	w    io.Writer
+	tail []byte
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.tail = append(t.tail, p...)
+	if len(t.tail) > 256 {
+		t.tail = append(t.tail[:0], t.tail[len(t.tail)-256:]...)
+	}
+	return t.w.Write(p)
+}
+
+// complete reports whether the last line is an export's trailer.
+func (t *tailWriter) complete() bool {
+	s := strings.TrimSuffix(string(t.tail), "\n")
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return strings.HasPrefix(s, "TOTAL,") && strings.HasSuffix(string(t.tail), "\n")
 }

@@ -17,6 +17,14 @@ func TestReconCommands(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		got = append(got, r.Method+" "+r.URL.RequestURI()+" "+string(b))
+		if strings.Contains(r.URL.Path, "/export") {
+			if r.URL.Query().Get("merchant") == "CUT" {
+				w.Write([]byte("business_date,...\n20261204,1"))
+				return
+			}
+			w.Write([]byte("business_date,...\nTOTAL,0,0\n"))
+			return
+		}
 		w.Write([]byte("{}\n"))
 	}))
 	defer srv.Close()
@@ -42,6 +50,7 @@ func TestReconCommands(t *testing.T) {
 		{"recon", []string{"export", "--date", "20261204", "--merchant", "M", "--admin", srv.URL}, 0,
 			"GET /api/v1/recon/export?date=20261204&merchant=M "},
 		{"recon", []string{"export", "--date", "20261204", "--merchant", "M", "--gateway", "G", "--admin", srv.URL}, 2, ""},
+		{"recon", []string{"export", "--date", "20261204", "--merchant", "CUT", "--admin", srv.URL}, 1, ""},
 		{"recon", []string{"help"}, 0, ""},
 		{"day", []string{"close", "--date", "20261204", "--operator", "bo", "--admin", srv.URL}, 0,
 			`POST /api/v1/day/close {"date":"20261204","operator":"bo"}`},
@@ -62,6 +71,21 @@ func TestReconCommands(t *testing.T) {
 		if c.rc == 2 && !strings.Contains(errb.String(), "missing") && !strings.Contains(errb.String(), "not both") {
 			t.Fatalf("%s %q: error %q does not name what is missing", c.cmd, c.args, errb.String())
 		}
+	}
+	// An export cut short is not renamed into place; a whole one is, 0600.
+	out := t.TempDir() + "/day.csv"
+	var o, e bytes.Buffer
+	if rc := commands["recon"]([]string{"export", "--date", "20261204", "--merchant", "CUT", "--out", out, "--admin", srv.URL}, &o, &e); rc != 1 {
+		t.Fatalf("cut export rc %d", rc)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a cut export was written")
+	}
+	if rc := commands["recon"]([]string{"export", "--date", "20261204", "--out", out, "--admin", srv.URL}, &o, &e); rc != 0 {
+		t.Fatalf("export rc %d: %s", rc, e.String())
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("export file: %v %v", fi, err)
 	}
 }
 
