@@ -33,7 +33,7 @@ func TestConventions(t *testing.T) {
 		{"--help", []string{"--help"}, 0, "usage: switchctl COMMAND", "", ""},
 		{"-h", []string{"-h"}, 0, "usage: switchctl COMMAND", "", ""},
 		{"no command", nil, 2, "", "usage: switchctl COMMAND", ""},
-		{"unknown command", []string{"cards"}, 2, "", `unknown command "cards"`, ""},
+		{"unknown command", []string{"nosuch"}, 2, "", `unknown command "nosuch"`, ""},
 		{"help of a noun", []string{"help", "card"}, 0, "switchctl card show CARD", "", ""},
 		{"help lists verb flags", []string{"help", "terminal"}, 0, "-merchant string", "", ""},
 		{"help of an unknown noun", []string{"help", "nope"}, 2, "", `switchctl help: unknown command "nope"`, ""},
