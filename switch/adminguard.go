@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cardswitch/cardswitch/internal/logmask"
 	"go.uber.org/zap"
 )
 
@@ -128,7 +129,9 @@ func remoteIP(r *http.Request) netip.Addr {
 // numbers masked, and how long it really was when cut.
 func logPath(path string) string {
 	cut := len(path) > maxLoggedPath
-	p := path
+	// Masked whole before it is cut, so a cut cannot leave more of a card
+	// number than the mask shows.
+	p := logmask.String(path)
 	if cut {
 		p = p[:maxLoggedPath]
 	}
@@ -142,7 +145,7 @@ func logPath(path string) string {
 		}
 		i += size
 	}
-	out := maskedPath(b.String())
+	out := b.String()
 	if cut {
 		out += "...(" + strconv.Itoa(len(path)) + " bytes)"
 	}
