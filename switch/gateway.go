@@ -61,6 +61,7 @@ func (g *gatewayProtocol) handle(s *session, body []byte) ([]byte, bool) {
 		}
 		g.sw.metrics.Messages.WithLabelValues("gateway", "in", mtiLabel(mti)).Inc()
 		g.sw.metrics.Rejected.WithLabelValues("gateway", "undecodable").Inc()
+		s.unauthenticated, s.undecodable = true, true
 		g.sw.log.Info("undecodable gateway message", zap.String("peer", s.peer), zap.Error(err))
 		return g.formatError(s, body), false
 	}
@@ -73,7 +74,9 @@ func (g *gatewayProtocol) handle(s *session, body []byte) ([]byte, bool) {
 	}
 	if mti != "0800" && g.sw.recharge != nil && g.sw.recharge.enabled {
 		// Inbound institutions (docs/recharge.md).
-		return g.frame(g.sw.recharge.iso.Handle(peerIP(s.conn), s.peer, req, body, start)), false
+		packed, authenticated := g.sw.recharge.iso.Handle(peerIP(s.conn), s.peer, req, body, start)
+		s.unauthenticated = !authenticated
+		return g.frame(packed), false
 	}
 	resp := iso8583.NewMessage(spec.Gateway)
 	resp.MTI(rmti)

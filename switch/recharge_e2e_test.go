@@ -369,3 +369,29 @@ func TestRechargeAddressNotAllowed(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Requests that prove nothing (a bad MAC) are rate limited per address
+// like the POS port's: a flood closes the connection, and none of it is
+// journaled.
+func TestRechargeUnauthenticatedFlood(t *testing.T) {
+	sw := testSwitch(t)
+	c := dialInst(t, sw, demoInst)
+	c.BadMAC = true
+	seq := sw.journal.LastSeq()
+	closed := false
+	for i := range 400 {
+		if _, err := c.Query(rechargesim.Op{Order: "X", Amount: -1}); err != nil {
+			closed = i > 0
+			break
+		}
+	}
+	if !closed {
+		t.Fatal("400 requests with a bad MAC served on one connection")
+	}
+	if got := sw.journal.LastSeq(); got != seq {
+		t.Fatalf("the flood was journaled (%d -> %d)", seq, got)
+	}
+	if metricValue(t, sw, "switch_rejected_total", map[string]string{"listener": "gateway", "reason": "unauthenticated_rate_limit"}) < 1 {
+		t.Fatal("rate limit not counted")
+	}
+}

@@ -102,8 +102,15 @@ type exchange struct {
 }
 
 // Handle answers one decoded gateway request from peer (raw is its frame
-// body). It returns the packed answer, or nil when there is none to give.
-func (f *ISO) Handle(peer netip.Addr, peerStr string, req *iso8583.Message, raw []byte, start time.Time) []byte {
+// body). It returns the packed answer, or nil when there is none to give,
+// and whether the request proved its sender (a verified MAC): what did
+// not is counted and rate limited by the acceptor, not journaled.
+func (f *ISO) Handle(peer netip.Addr, peerStr string, req *iso8583.Message, raw []byte, start time.Time) (answer []byte, authenticated bool) {
+	answer = f.handle(peer, peerStr, req, raw, start, &authenticated)
+	return answer, authenticated
+}
+
+func (f *ISO) handle(peer netip.Addr, peerStr string, req *iso8583.Message, raw []byte, start time.Time, authenticated *bool) []byte {
 	x := &exchange{f: f, peer: peerStr, req: req, raw: raw, start: start, tx: TxUnknown}
 	x.mti, _ = req.GetMTI()
 	x.rmti = spec.ResponseMTI(x.mti)
@@ -145,6 +152,7 @@ func (f *ISO) Handle(peer netip.Addr, peerStr string, req *iso8583.Message, raw 
 		return x.plain(spec.RCMACError, nil)
 	}
 	x.macOK = true
+	*authenticated = true
 	// 7 fresh, 49 = 156.
 	t7, _ := req.GetString(7)
 	skew, err := spec.TransmissionSkew(t7, f.s.now())
