@@ -190,6 +190,10 @@ func TestCloseAtCutover(t *testing.T) {
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.LMK = LMKConfig{File: filepath.Join(dir, "lmk.key"), CreateDemo: true}
 	cfg.BusinessDay.ReconDir = filepath.Join(dir, "recon")
+	// Ephemeral ports: New checks its listen addresses, and the demo's may
+	// be held by a running demo or another package's test.
+	cfg.POS.Addr, cfg.Gateway.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Recharge.HTTPAddr = "127.0.0.1:0"
 	sw, err := New(&cfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)

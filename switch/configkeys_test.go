@@ -106,9 +106,17 @@ func TestBusyPortNamesKeyCreatesNothing(t *testing.T) {
 		})
 	}
 	t.Run("two keys one address", func(t *testing.T) {
+		// A port of its own, not the demo's: CheckListeners binds what it
+		// checks, and the demo's ports may be held by a running demo.
+		free, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := free.Addr().String()
+		_ = free.Close()
 		cfg, _ := DemoConfig()
-		cfg.Gateway.Addr = cfg.POS.Addr
-		if err := CheckListeners(cfg); err == nil || !strings.Contains(err.Error(), "gateway.addr 127.0.0.1:8583: the same address as pos.addr") {
+		cfg.POS.Addr, cfg.Gateway.Addr, cfg.HTTP.Addr = addr, addr, "127.0.0.1:0"
+		if err := CheckListeners(cfg); err == nil || !strings.Contains(err.Error(), "gateway.addr "+addr+": the same address as pos.addr") {
 			t.Fatalf("CheckListeners: %v", err)
 		}
 	})

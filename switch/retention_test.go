@@ -133,6 +133,10 @@ func TestRetentionBelowLedgerMinimum(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.LMK = LMKConfig{File: t.TempDir() + "/lmk.key", CreateDemo: true}
 	cfg.Retention.LedgerLookupDays = 10
+	// Ephemeral ports: New checks its listen addresses first, and the
+	// demo's may be held by a running demo or another package's test.
+	cfg.POS.Addr, cfg.Gateway.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Recharge.HTTPAddr = "127.0.0.1:0"
 	_, err = New(&cfg, zap.NewNop())
 	if err == nil || !strings.Contains(err.Error(), "retention.ledger_lookup_days 10: below the ledger's minimum") {
 		t.Fatalf("New with a 10-day lookup window: %v", err)

@@ -69,6 +69,7 @@ func TestBadConfigCreatesNothing(t *testing.T) {
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.LMK = LMKConfig{File: filepath.Join(dir, "lmk.key"), CreateDemo: true}
 	cfg.POS.Addr = "notanaddr"
+	cfg.Gateway.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "127.0.0.1:0" // not the demo's: others may hold them
 	if _, err := New(cfg, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "pos.addr") {
 		t.Fatalf("New: %v, want a pos.addr error", err)
 	}
