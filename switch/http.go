@@ -14,6 +14,11 @@ import (
 // maxAdminBody bounds an admin API request body.
 const maxAdminBody = 64 << 10
 
+// ownBodyBound are the admin routes whose body is an uploaded file that
+// the handler bounds itself (recon import: maxImportFile); the admin
+// bound would cut any real day's file.
+var ownBodyBound = map[string]bool{"/api/v1/recon/import": true}
+
 // httpHandler serves metrics, health, readiness and the admin API.
 func (sw *Switch) httpHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -61,7 +66,9 @@ func (sw *Switch) requireToken(next http.Handler) http.Handler {
 			sw.authFailed(w, r) // adminguard.go: bounded, rate-limited
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)
+		if !ownBodyBound[r.URL.Path] {
+			r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)
+		}
 		next.ServeHTTP(w, r)
 	})
 }
