@@ -59,6 +59,7 @@ func newDaemon(t *testing.T) *daemon {
 		"addr: 127.0.0.1:8584", "addr: "+d.gateway,
 		"addr: 127.0.0.1:9583", "addr: "+d.admin,
 		"http_addr: 127.0.0.1:9584", "http_addr: "+d.recharge,
+		`"127.0.0.1:8590"`, `"127.0.0.1:1"`, // not a running demo's gwsim
 		"level: info", "level: error",
 	).Replace(string(demoConfig))
 	d.cfg = filepath.Join(dir, "switchd.yaml")

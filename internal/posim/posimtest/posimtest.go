@@ -27,6 +27,12 @@ func StartSwitch(t testing.TB, mutate func(*switching.Config)) (sw *switching.Sw
 	cfg.LMK = switching.LMKConfig{File: filepath.Join(dir, "lmk.key"), CreateDemo: true}
 	cfg.POS.Addr, cfg.Gateway.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Recharge.HTTPAddr = "127.0.0.1:0"
+	// The demo link's bank (127.0.0.1:8590) may be a running demo's
+	// gwsim: point it where nothing answers (a test that needs a bank
+	// starts its own gwsim and sets the address).
+	for i := range cfg.Gateways {
+		cfg.Gateways[i].Addresses = []string{"127.0.0.1:1"}
+	}
 	cfg.Log = switching.LogConfig{Format: "console", Level: "error"}
 	if mutate != nil {
 		mutate(&cfg)
