@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/cardswitch/cardswitch/routing"
 	"testing"
 	"time"
 
@@ -240,4 +241,33 @@ func TestGatewayLateAnswer(t *testing.T) {
 	waitUntil(t, "late answer counted", func() bool { return late() >= 1 })
 	_ = sim.SetFaults(gwsim.Faults{})
 	waitUntil(t, "reversal delivered", func() bool { return simBalance(t, sim) == bankStart })
+}
+
+// TestReversalFollowsForwardedOriginal: a reload that moves a BIN off a
+// link must not strand the reversals of what was forwarded on it: the
+// terminal's reversal goes to the link its original went to, and the
+// bank gives the money back.
+func TestReversalFollowsForwardedOriginal(t *testing.T) {
+	sw, sim := linkedSwitch(t)
+	term := signedOn(t, sw, termCanteen, canteen)
+	buy, err := term.Consume(bankCard, 1234, bankPIN)
+	expectRC(t, "bank consume", do(t, term, buy, err), spec.RCApproved)
+	if got := simBalance(t, sim); got != bankStart-1234 {
+		t.Fatalf("bank balance %v", got)
+	}
+	// The operator moves the demo bank's BIN to the local ledger (as a
+	// SIGHUP reload of the routes would).
+	rules := append([]routing.Rule(nil), sw.cfg.Routes...)
+	for i := range rules {
+		if rules[i].Destination == demoBank {
+			rules[i].Destination = "local"
+		}
+	}
+	routes, err := routing.New(routing.Config{Routes: rules}, sw.destinations.Names())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw.routes.Store(routes)
+	expectRC(t, "reversal", do(t, term, term.Reversal(buy, spec.ReversalTimeout), nil), spec.RCApproved)
+	waitUntil(t, "bank reversal", func() bool { return simBalance(t, sim) == bankStart })
 }

@@ -115,7 +115,32 @@ func (p *posProtocol) transaction(x *exchange, rec *record) {
 		rec.answer(x.answer(rc))
 		return
 	}
+	if t.Type == spec.Reversal {
+		dest = p.reversalDestination(t, dest)
+	}
 	p.execute(x, rec, dest, t)
+}
+
+// reversalDestination sends a reversal to the gateway link its original
+// was forwarded on, whatever the routes say now: a reload may have moved
+// the card's BIN, and the reversal must still reach the bank that holds
+// the money (docs/gateway-links.md).
+func (p *posProtocol) reversalDestination(t *txn.Transaction, routed txn.Destination) txn.Destination {
+	if p.sw.links == nil {
+		return routed
+	}
+	batch, stan := t.Batch, t.STAN
+	if t.Original.Present {
+		batch, stan = t.Original.Batch, t.Original.STAN
+	}
+	name, ok := p.sw.links.ForwardedOn(t.Terminal, batch, stan)
+	if !ok || name == routed.Name() {
+		return routed
+	}
+	if d, ok := p.sw.destinations.Get(name); ok {
+		return d
+	}
+	return routed
 }
 
 // authenticate runs the checks every transaction passes before any

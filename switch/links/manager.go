@@ -106,6 +106,20 @@ func (m *Manager) Link(name string) (*Link, bool) {
 	return l, ok
 }
 
+// ForwardedOn names the link a terminal's transaction (its batch and
+// STAN) was forwarded on; false when it was not forwarded on a configured
+// link. A reversal goes there whatever the routes say now.
+func (m *Manager) ForwardedOn(terminal string, batch, stan uint32) (string, bool) {
+	lr, err := m.recs.ByLocal(terminal, n6(batch), n6(stan))
+	if err != nil {
+		return "", false
+	}
+	if _, ok := m.links[lr.Link]; !ok {
+		return "", false
+	}
+	return lr.Link, true
+}
+
 // Start first queues a reversal for every request sent before a restart
 // that has no final answer (write-ahead recovery), then connects the links
 // and starts their store-and-forward senders.
