@@ -229,3 +229,82 @@ func TestCloseAtCutover(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseUnderTraffic closes the day while a terminal keeps consuming:
+// every answer carrying the closed day's date in field 15 is a line of its
+// export, and no line is missing or extra, so nothing was posted to the
+// day after its close.
+func TestCloseUnderTraffic(t *testing.T) {
+	reconDir := filepath.Join(t.TempDir(), "recon")
+	sw := testSwitch(t, func(c *Config) { c.BusinessDay.ReconDir = reconDir })
+	today := sw.clock.Today()
+	type answer struct{ date, rrn string }
+	answers := make(chan answer, 1000)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	term := signedOn(t, sw, termCanteen, canteen)
+	go func() {
+		defer close(done)
+		defer close(answers)
+		for i := 0; i < 400; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			req, err := term.Consume(cardStaff, 1, pinStaff)
+			if err != nil {
+				return
+			}
+			resp, err := term.Do(req)
+			if err != nil {
+				return
+			}
+			answers <- answer{resp.SettlementDate, resp.RRN}
+		}
+	}()
+	// Close once some traffic has gone through.
+	var got []answer
+	for a := range answers {
+		got = append(got, a)
+		if len(got) == 20 {
+			if code, out := adminCall(t, sw, "POST", "/api/v1/day/close", DayCloseRequest{Operator: "t"}); code != http.StatusOK {
+				t.Fatalf("close: %d %s", code, out)
+			}
+		}
+		if len(got) == 60 {
+			close(stop)
+		}
+	}
+	<-done
+	before := map[string]bool{}
+	after := 0
+	for _, a := range got {
+		switch a.date {
+		case today.String()[4:]:
+			before[a.rrn] = true
+		case today.AddDays(1).String()[4:]:
+			after++
+		default:
+			t.Fatalf("field 15 %q", a.date)
+		}
+	}
+	if len(before) < 20 || after == 0 {
+		t.Fatalf("%d answers before the close, %d after", len(before), after)
+	}
+	waitExported(t, sw, today.String())
+	b, err := os.ReadFile(filepath.Join(reconDir, today.String(), recon.InstitutionFile(recon.LocalInstitution)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	rows := lines[1 : len(lines)-1]
+	if len(rows) != len(before) {
+		t.Fatalf("%d export lines, %d answers dated the closed day", len(rows), len(before))
+	}
+	for _, l := range rows {
+		if f := strings.Split(l, ","); !before[f[11]] {
+			t.Fatalf("export line of an answer not dated the closed day: %s", l)
+		}
+	}
+}
