@@ -271,3 +271,44 @@ func TestReversalFollowsForwardedOriginal(t *testing.T) {
 	expectRC(t, "reversal", do(t, term, term.Reversal(buy, spec.ReversalTimeout), nil), spec.RCApproved)
 	waitUntil(t, "bank reversal", func() bool { return simBalance(t, sim) == bankStart })
 }
+
+// TestLocalReversalAfterRouteMovedToLink: the other direction — a reload
+// moves a BIN from the local ledger to a link after a local consume. The
+// links' journal does not hold the original, so its reversal goes to the
+// local ledger and the card gets its money back; sent to the link it was
+// answered 00 with nothing done.
+func TestLocalReversalAfterRouteMovedToLink(t *testing.T) {
+	sw, sim := linkedSwitch(t)
+	term := signedOn(t, sw, termCanteen, canteen)
+	before, ok := sw.ledger.Card(cardStudent)
+	if !ok {
+		t.Fatal("no demo card")
+	}
+	buy, err := term.Consume(cardStudent, 1234, pinStudent)
+	expectRC(t, "local consume", do(t, term, buy, err), spec.RCApproved)
+	if v, _ := sw.ledger.Card(cardStudent); v.Balances.Available != before.Balances.Available-1234 {
+		t.Fatalf("available after consume %s", v.Balances.Available)
+	}
+	// The operator moves the local BINs to the demo bank's link.
+	rules := append([]routing.Rule(nil), sw.cfg.Routes...)
+	for i := range rules {
+		if rules[i].Destination == "local" {
+			rules[i].Destination = demoBank
+		}
+	}
+	routes, err := routing.New(routing.Config{Routes: rules}, sw.destinations.Names())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw.routes.Store(routes)
+	if name, err := routes.Route(cardStudent, "reversal", canteen); err != nil || name != demoBank {
+		t.Fatalf("reloaded route %q %v", name, err)
+	}
+	expectRC(t, "reversal", do(t, term, term.Reversal(buy, spec.ReversalTimeout), nil), spec.RCApproved)
+	if v, _ := sw.ledger.Card(cardStudent); v.Balances.Available != before.Balances.Available {
+		t.Fatalf("available after reversal %s, want %s", v.Balances.Available, before.Balances.Available)
+	}
+	if got := simBalance(t, sim); got != bankStart {
+		t.Fatalf("bank balance %v", got)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/spec"
+	"github.com/cardswitch/cardswitch/switch/local"
 	"github.com/cardswitch/cardswitch/switch/txn"
 	"go.uber.org/zap"
 )
@@ -116,31 +117,48 @@ func (p *posProtocol) transaction(x *exchange, rec *record) {
 		return
 	}
 	if t.Type == spec.Reversal {
-		dest = p.reversalDestination(t, dest)
+		if dest, rc = p.reversalDestination(t, dest); rc != "" {
+			rec.answer(x.answer(rc))
+			return
+		}
 	}
 	p.execute(x, rec, dest, t)
 }
 
-// reversalDestination sends a reversal to the gateway link its original
-// was forwarded on, whatever the routes say now: a reload may have moved
-// the card's BIN, and the reversal must still reach the bank that holds
-// the money (docs/gateway-links.md).
-func (p *posProtocol) reversalDestination(t *txn.Transaction, routed txn.Destination) txn.Destination {
+// reversalDestination sends a reversal where its original went, whatever
+// the routes say now: a reload may have moved the card's BIN. An original
+// the links' journal holds was forwarded on that link, and the reversal
+// must reach the bank that holds the money; any other original was
+// decided by the local ledger (or nowhere), and the reversal goes there —
+// the ledger approves the reversal of an unknown original itself, while a
+// link would answer 00 with nothing done and the card would lose the
+// money (docs/gateway-links.md). An original forwarded on a link no
+// longer configured cannot be reversed: answered 96, logged.
+func (p *posProtocol) reversalDestination(t *txn.Transaction, routed txn.Destination) (txn.Destination, string) {
 	if p.sw.links == nil {
-		return routed
+		return routed, ""
 	}
 	batch, stan := t.Batch, t.STAN
 	if t.Original.Present {
 		batch, stan = t.Original.Batch, t.Original.STAN
 	}
-	name, ok := p.sw.links.ForwardedOn(t.Terminal, batch, stan)
-	if !ok || name == routed.Name() {
-		return routed
+	name, found, err := p.sw.links.ForwardedOn(t.Terminal, batch, stan)
+	if err != nil {
+		p.sw.log.Error("reversal: links journal lookup", zap.String("terminal", t.Terminal), zap.Error(err))
+		return nil, spec.RCSystemMalfunction
+	}
+	if !found {
+		name = local.Name
+	}
+	if name == routed.Name() {
+		return routed, ""
 	}
 	if d, ok := p.sw.destinations.Get(name); ok {
-		return d
+		return d, ""
 	}
-	return routed
+	p.sw.log.Error("reversal of a transaction forwarded on a gateway link no longer configured",
+		zap.String("link", name), zap.String("terminal", t.Terminal))
+	return nil, spec.RCSystemMalfunction
 }
 
 // authenticate runs the checks every transaction passes before any

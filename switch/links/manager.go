@@ -106,18 +106,19 @@ func (m *Manager) Link(name string) (*Link, bool) {
 	return l, ok
 }
 
-// ForwardedOn names the link a terminal's transaction (its batch and
-// STAN) was forwarded on; false when it was not forwarded on a configured
-// link. A reversal goes there whatever the routes say now.
-func (m *Manager) ForwardedOn(terminal string, batch, stan uint32) (string, bool) {
+// ForwardedOn looks up the link a terminal's transaction (its batch and
+// STAN) was forwarded on, configured or not: found is false when the
+// links' journal holds no request for it (it was never forwarded). A
+// reversal goes there whatever the routes say now.
+func (m *Manager) ForwardedOn(terminal string, batch, stan uint32) (link string, found bool, err error) {
 	lr, err := m.recs.ByLocal(terminal, n6(batch), n6(stan))
+	if errors.Is(err, journal.ErrNotFound) {
+		return "", false, nil
+	}
 	if err != nil {
-		return "", false
+		return "", false, err
 	}
-	if _, ok := m.links[lr.Link]; !ok {
-		return "", false
-	}
-	return lr.Link, true
+	return lr.Link, true, nil
 }
 
 // Start first queues a reversal for every request sent before a restart
