@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/cardswitch/cardswitch/internal/gwsim"
+	"github.com/cardswitch/cardswitch/internal/rechargesim"
 	"github.com/cardswitch/cardswitch/internal/recongen"
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/recon"
@@ -256,5 +258,47 @@ func TestReconImportLargerThanAdminBody(t *testing.T) {
 	rep, ok := importFile(t, sw, "local", today, file.Bytes())
 	if !ok || rep.TheirsOnly.Count != extras {
 		t.Fatalf("import of %d bytes: ok %v, theirs-only %d, want %d", file.Len(), ok, rep.TheirsOnly.Count, extras)
+	}
+}
+
+// TestReconOutsideCredits reconciles credits an outside institution sent
+// over the gateway port: exported under the institution's id with their
+// order numbers, matched by order number, a reversed credit standing on
+// neither side, and the credit the institution took but never sent
+// credited to the card by the configured auto-resolution.
+func TestReconOutsideCredits(t *testing.T) {
+	sw := testSwitch(t, func(c *Config) {
+		c.BusinessDay.ReconDir = t.TempDir()
+		c.Recon.Gateways = map[string]ReconGateway{demoInst: {
+			Layout: recon.Layout{Format: "csv", Header: true, Success: []string{"PAID"},
+				Fields: map[string]recon.Column{"order_no": {Name: "order"}, "card": {Name: "card"},
+					"amount": {Name: "yuan"}, "status": {Name: "status"}}, AmountUnit: "yuan"},
+			AutoResolve: recon.AutoRules{TheirsOnly: recon.ActionCredit},
+		}}
+	})
+	c := dialInst(t, sw, demoInst)
+	today := sw.clock.Today()
+	a, err := c.Credit(rechargesim.Op{Order: "R-1", Card: cardZhaoMin, Amount: 5000})
+	want(t, "credit", a, err, "00")
+	a, err = c.Credit(rechargesim.Op{Order: "R-2", Card: cardZhaoMin, Amount: 700})
+	want(t, "credit", a, err, "00")
+	a, err = c.Reverse(rechargesim.Op{Order: "R-2", Card: cardZhaoMin, Amount: 700})
+	want(t, "reversal", a, err, "00")
+
+	code, out := adminCall(t, sw, "GET", "/api/v1/recon/export?gateway="+demoInst+"&date="+today.String(), nil)
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if code != http.StatusOK || len(lines) != 5 || !strings.Contains(lines[1], ","+demoInst+",0200,210000,,,"+cardZhaoMin+",5000,0,00,") ||
+		!strings.Contains(lines[1], ",R-1,") || lines[4] != "TOTAL,3,6400" {
+		t.Fatalf("export: %d\n%s", code, out)
+	}
+	cash := cashOf(t, sw, cardZhaoMin)
+	file := "order,card,yuan,status\nR-1," + cardZhaoMin + ",50.00,PAID\nR-2," + cardZhaoMin + ",7.00,REVERSED\nR-3," + cardZhaoMin + ",3.00,PAID\n"
+	rep, ok := importFile(t, sw, demoInst, today, []byte(file))
+	if !ok || rep.Matched.Count != 2 || rep.TheirsOnly.Count != 1 || rep.TheirsOnly.Amount != 300 || rep.AutoResolved != 1 ||
+		rep.OursOnly.Count+rep.AmountDiffers.Count+rep.StatusDiffers.Count != 0 {
+		t.Fatalf("import: %+v", rep)
+	}
+	if got := cashOf(t, sw, cardZhaoMin); got != cash+300 {
+		t.Fatalf("cash %s after the auto-resolved credit, want %s", got, cash+300)
 	}
 }
