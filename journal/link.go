@@ -422,3 +422,40 @@ func (l *Links) PruneLinkRequests(cut time.Time, max int) (deleted int, more boo
 	}
 	return deleted, more, nil
 }
+
+// OpenLinkNames lists every link that has requests still LinkSent, each
+// once, whether or not it is configured now: the switch refuses to start
+// while a link it no longer knows has any (docs/gateway-links.md).
+func (l *Links) OpenLinkNames() ([]string, error) {
+	return names(l.db, prefixJournal, spaceLinkOpen)
+}
+
+// QueuedDestinations lists every destination with messages still queued
+// for delivery (dead letters not counted), each once.
+func (q *Queue) QueuedDestinations() ([]string, error) {
+	return names(q.db, prefixQueue, spaceQueued)
+}
+
+// names lists the distinct names in a keyspace of keys laid out as
+// prefix, space, length-prefixed name, sequence: one seek per name.
+func names(db *pebble.DB, prefix, space byte) (out []string, err error) {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix, space}, UpperBound: []byte{prefix, space + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	for ok := it.First(); ok; {
+		k := it.Key()
+		if len(k) < 3+seqLen || int(k[2]) != len(k)-3-seqLen {
+			return nil, fmt.Errorf("%w: key %x", ErrCorrupt, k)
+		}
+		name := string(k[3 : 3+k[2]])
+		out = append(out, name)
+		ok = it.SeekGE(prefixEnd(appendStr([]byte{prefix, space}, name)))
+	}
+	return out, it.Error()
+}

@@ -3,6 +3,7 @@ package links
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -443,4 +444,58 @@ func TestSAFWaitsForTheLinkAndDrains(t *testing.T) {
 		q, _ := e.mgr.SAFList("bank-a", false, 10)
 		return len(q) == 0 && e.peer.Balance(bankCard) == 100000
 	})
+}
+
+// TestRemovedLinkWithWorkRefusesStart: a link taken out of the
+// configuration while its journal holds a request with no final answer
+// and a queued reversal: start refuses, naming the link and the counts;
+// put back, it starts and drains them.
+func TestRemovedLinkWithWorkRefusesStart(t *testing.T) {
+	e := newEnv(t)
+	id, stan, _ := e.mgr.recs.NextID("bank-a")
+	lr := &journal.LinkRequest{Link: "bank-a", ID: id, STAN: stan, Transmission: spec.FormatTransmissionTime(time.Now()),
+		MTI: "0200", ProcCode: "000000", Amount: 900, Card: bankCard, Terminal: tid, Merchant: "898310000000001",
+		Batch: "000001", LocalSTAN: "000778", RRN: "000000000778", Acquirer: "12345678", Forwarding: "12345678",
+		State: journal.LinkSent, Created: time.Now()}
+	b := e.db.NewBatch()
+	if err := e.mgr.recs.Put(b, lr); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Commit(pebble.Sync)
+	b.Close()
+	e.stop()
+
+	// Restarted without bank-a: the open request is not reversed, and
+	// the start is refused.
+	e.openWith(fastSAF(), func(c *Config) { c.Name = "bank-b" })
+	err := e.mgr.Recover()
+	if err == nil || !strings.Contains(err.Error(), "gateway bank-a is no longer configured") ||
+		!strings.Contains(err.Error(), "1 requests sent with no final answer and 0 reversals queued") {
+		t.Fatalf("start without bank-a: %v", err)
+	}
+	// A reversal queued for it (as the terminal's reversal or a timeout
+	// leaves one) is counted too.
+	b = e.db.NewBatch()
+	if _, err := e.mgr.queue.Enqueue(b, "bank-a", []byte("0420")); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Commit(pebble.Sync)
+	b.Close()
+	if err := e.mgr.Recover(); err == nil || !strings.Contains(err.Error(), "1 requests sent with no final answer and 1 reversals queued") {
+		t.Fatalf("start without bank-a, reversal queued: %v", err)
+	}
+	e.mgr.Close()
+	e.db.Close()
+	e.mgr = nil
+
+	// Put back: start queues the open request's reversal.
+	e.open(fastSAF())
+	if err := e.mgr.Recover(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.mgr.recs.Get("bank-a", id)
+	if err != nil || got.State != journal.LinkReversalQueued {
+		t.Fatalf("after restart with bank-a: %+v %v", got, err)
+	}
+	e.stop()
 }

@@ -134,6 +134,9 @@ func (m *Manager) Start() error {
 // Recover queues a reversal for every request sent before a restart that
 // has no final answer. Run it before any new traffic.
 func (m *Manager) Recover() error {
+	if err := m.checkRemoved(); err != nil {
+		return err
+	}
 	for _, name := range m.order {
 		n, err := m.recover(m.links[name])
 		if err != nil {
@@ -166,6 +169,44 @@ func (m *Manager) Close() {
 	for _, name := range m.order {
 		m.links[name].close()
 	}
+}
+
+// checkRemoved refuses to start while the journal holds work for a link
+// the configuration no longer names: requests sent with no final answer
+// (their reversals are queued at start only for configured links) or
+// reversals queued for store-and-forward (sent only by a configured
+// link's sender). Starting anyway would strand them silently and the
+// banks would keep the cardholders' money (docs/gateway-links.md,
+// "Removing a link").
+func (m *Manager) checkRemoved() error {
+	open, err := m.recs.OpenLinkNames()
+	if err != nil {
+		return fmt.Errorf("gateway links: open requests: %w", err)
+	}
+	queued, err := m.queue.QueuedDestinations()
+	if err != nil {
+		return fmt.Errorf("gateway links: store-and-forward queue: %w", err)
+	}
+	seen := map[string]bool{}
+	var errs []error
+	for _, name := range append(open, queued...) {
+		if _, ok := m.links[name]; ok || seen[name] {
+			continue
+		}
+		seen[name] = true
+		n := 0
+		if err := m.recs.Open(name, func(*journal.LinkRequest) bool { n++; return true }); err != nil {
+			return fmt.Errorf("gateway %s: open requests: %w", name, err)
+		}
+		q, _, _, err := m.queue.Stats(name, statsLimit)
+		if err != nil {
+			return fmt.Errorf("gateway %s: store-and-forward queue: %w", name, err)
+		}
+		errs = append(errs, fmt.Errorf("gateway %s is no longer configured but its journal holds %d requests sent with no final answer "+
+			"and %d reversals queued for store-and-forward: put its entry back under gateways: and start the switch, "+
+			"which reverses them at the bank; remove it once `switchctl saf list --gateway %s` shows its queue empty", name, n, q, name))
+	}
+	return errors.Join(errs...)
 }
 
 // recover queues the reversal of each open request, one synced batch per
