@@ -128,7 +128,7 @@ func (sw *Switch) adminPending(w http.ResponseWriter, r *http.Request) {
 	}
 	out := pendingJSON{OlderThanDays: days, Credits: list, Truncated: truncated}
 	for _, c := range list {
-		out.TotalFen += c.AmountFen
+		out.TotalFen += c.PendingFen
 	}
 	writeJSON(w, http.StatusOK, out)
 }

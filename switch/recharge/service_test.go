@@ -385,3 +385,48 @@ func TestPendingCredits(t *testing.T) {
 		t.Fatalf("ledger check: %v %v", err, rep.Violations)
 	}
 }
+
+// The refund list attributes what a card has pending to its credits
+// newest first, the oldest reached partly: the reversal of a credit
+// already claimed took back part of what later credits left pending, and
+// the credit partly pending is listed with that part, not left out.
+func TestPendingCreditsPartlyPending(t *testing.T) {
+	day := today
+	f := newFixtureWith(t, func(o *Options) {
+		o.PendingCredits = true
+		o.Today = func() ledger.BusinessDate { return day }
+	})
+	f.credit(t, credit("A", panEmpty, 1000), spec.RCApproved)
+	b := f.db.NewBatch()
+	res, err := f.l.Execute(&ledger.PendingClaim{Common: ledger.Common{Key: "t/claim", Date: day, Terminal: "90000001",
+		Merchant: "898310000000001", Batch: 1, STAN: 9}, PAN: panEmpty, MayLoad: true}, b,
+		func(ledger.Result) error { return b.Commit(pebble.Sync) })
+	b.Close()
+	if err != nil || res.CashDelta != 1000 {
+		t.Fatalf("claim: %+v %v", res, err)
+	}
+	day = today.AddDays(1)
+	f.credit(t, credit("B", panEmpty, 600), spec.RCApproved)
+	f.credit(t, credit("C", panEmpty, 900), spec.RCApproved)
+	// The institution reverses A, claimed: the ledger takes it back from
+	// what is pending (1500 -> 500).
+	f.reverse(t, credit("A", panEmpty, 1000), spec.RCApproved)
+	if c, _ := f.l.Card(panEmpty); c.Pending != 500 {
+		t.Fatalf("pending %s", c.Pending)
+	}
+	day = today.AddDays(10)
+	list, _, err := f.s.PendingOlderThan(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Order != "C" || list[0].AmountFen != 900 || list[0].PendingFen != 500 {
+		t.Fatalf("refund list: %+v", list)
+	}
+	// Fully pending credits carry their whole amount.
+	f.credit(t, credit("D", panEmpty, 200), spec.RCApproved)
+	day = today.AddDays(20)
+	list, _, _ = f.s.PendingOlderThan(0)
+	if len(list) != 2 || list[0].Order != "D" || list[0].PendingFen != 200 || list[1].Order != "C" || list[1].PendingFen != 500 {
+		t.Fatalf("refund list after D: %+v", list)
+	}
+}

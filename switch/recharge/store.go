@@ -303,12 +303,15 @@ func (s *Service) Institutions() []Institution {
 	return out
 }
 
-// PendingCredit is a pending credit still unclaimed, in the refund list.
+// PendingCredit is a pending credit still wholly or partly unclaimed, in
+// the refund list: AmountFen is what the institution credited, PendingFen
+// the part of it still pending on the card (see PendingOlderThan).
 type PendingCredit struct {
 	Institution string              `json:"institution"`
 	Order       string              `json:"order"`
 	Card        string              `json:"card"` // masked
 	AmountFen   int64               `json:"amount_fen"`
+	PendingFen  int64               `json:"pending_fen"`
 	Date        ledger.BusinessDate `json:"business_date"`
 	Time        time.Time           `json:"time"`
 	AgeDays     int                 `json:"age_days"`
@@ -319,9 +322,16 @@ const MaxPendingScan = 200_000
 
 // PendingOlderThan lists the pending credits no load terminal has claimed
 // that are older than days business days (by the credit's business date),
-// for refund. A claim takes everything pending on the card, so a card's
-// unclaimed credits are its newest ones whose amounts add up to what it
-// has pending. truncated says the scan stopped at MaxPendingScan records.
+// for refund. What a card has pending is one amount, not per credit: it
+// is attributed to the card's approved, unreversed pending credits newest
+// first, each taking up to its amount (a claim takes everything pending,
+// so what is still pending came after the last claim), and the oldest
+// credit reached may be partly pending — a reversal of a credit already
+// claimed takes back from what later credits left pending
+// (docs/recharge.md). Each credit listed has PendingFen > 0, and over all
+// of a card's credits, of any age, PendingFen adds up to the card's
+// pending amount as long as its credit records cover it. truncated says
+// the scan stopped at MaxPendingScan records.
 func (s *Service) PendingOlderThan(days int) (list []PendingCredit, truncated bool, err error) {
 	lo := []byte{keyPrefix, tagPending}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: []byte{keyPrefix, tagPending + 1}})
@@ -371,13 +381,14 @@ func (s *Service) PendingOlderThan(days int) (list []PendingCredit, truncated bo
 			if err != nil {
 				return nil, false, err
 			}
-			if !found || rec.State != StateApproved || rec.Amount > left {
+			if !found || rec.State != StateApproved || rec.Amount <= 0 {
 				continue
 			}
-			left -= rec.Amount
+			part := min(rec.Amount, left)
+			left -= part
 			if age := today.DaysSince(rec.Date); age > days {
 				list = append(list, PendingCredit{Institution: refs[i].inst, Order: refs[i].order, Card: cardno.Mask(pan),
-					AmountFen: int64(rec.Amount), Date: rec.Date, Time: rec.Time, AgeDays: age})
+					AmountFen: int64(rec.Amount), PendingFen: int64(part), Date: rec.Date, Time: rec.Time, AgeDays: age})
 			}
 		}
 	}
