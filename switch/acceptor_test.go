@@ -10,7 +10,6 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net"
-	"net/netip"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -409,13 +408,6 @@ func dialFrom(t *testing.T, from, addr string) (c net.Conn, ok bool) {
 	return c, true
 }
 
-// peerEntries is how many remote addresses the acceptor is counting.
-func (a *acceptor) peerEntries() int {
-	a.peersMu.Lock()
-	defer a.peersMu.Unlock()
-	return len(a.peers)
-}
-
 // One host may hold max_connections_per_peer connections however many
 // slots are free; its next one is accepted and closed at once, its first
 // ones keep being served, another host is not affected, a connection it
@@ -489,76 +481,11 @@ func TestPeerConnectionLimit(t *testing.T) {
 		c.Close()
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for sw.pos.peerEntries() != 0 {
+	for sw.pos.PeerEntries() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d per-peer entries left with no connection open", sw.pos.peerEntries())
+			t.Fatalf("%d per-peer entries left with no connection open", sw.pos.PeerEntries())
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// fakeConn is a net.Conn with a given remote address and nothing else.
-type fakeConn struct {
-	net.Conn
-	remote net.Addr
-}
-
-func (f fakeConn) RemoteAddr() net.Addr { return f.remote }
-
-func TestPeerIP(t *testing.T) {
-	tcp := func(s string) net.Addr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
-	cases := []struct {
-		name   string
-		remote net.Addr
-		want   string
-	}{
-		{"IPv4", tcp("192.0.2.7:40001"), "192.0.2.7"},
-		{"IPv4, another port", tcp("192.0.2.7:40002"), "192.0.2.7"},
-		{"IPv4-mapped IPv6", tcp("[::ffff:192.0.2.7]:40003"), "192.0.2.7"},
-		{"IPv6", tcp("[2001:db8::7]:40004"), "2001:db8::7"},
-		{"not a TCPAddr", &net.UnixAddr{Name: "@x", Net: "unix"}, "invalid IP"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := peerIP(fakeConn{remote: tc.remote}).String(); got != tc.want {
-				t.Fatalf("peerIP(%v) = %s, want %s", tc.remote, got, tc.want)
-			}
-		})
-	}
-}
-
-// The per-peer count of an address comes back down to nothing: the map
-// holds no more entries than there are connections.
-func TestPeerCountsBounded(t *testing.T) {
-	a := newAcceptor("pos", ListenerConfig{MaxConnections: 10, MaxConnectionsPerPeer: 2}, nil, zap.NewNop(), NewMetrics())
-	x, y := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
-	steps := []struct {
-		name    string
-		acquire bool // false: release
-		ip      netip.Addr
-		ok      bool // acquire's answer
-		entries int
-	}{
-		{"x first", true, x, true, 1},
-		{"x second", true, x, true, 1},
-		{"x third refused", true, x, false, 1},
-		{"y first", true, y, true, 2},
-		{"x releases one", false, x, true, 2},
-		{"x again", true, x, true, 2},
-		{"y releases its last", false, y, true, 1},
-		{"x releases one", false, x, true, 1},
-		{"x releases its last", false, x, true, 0},
-	}
-	for _, st := range steps {
-		ok := true
-		if st.acquire {
-			ok = a.acquirePeer(st.ip)
-		} else {
-			a.releasePeer(st.ip)
-		}
-		if ok != st.ok || a.peerEntries() != st.entries {
-			t.Fatalf("%s: ok %v, %d entries; want %v, %d", st.name, ok, a.peerEntries(), st.ok, st.entries)
-		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/cardswitch/cardswitch/switch/terminals"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"reflect"
 	"runtime/debug"
@@ -21,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cardswitch/cardswitch/switch/links"
+	"github.com/cardswitch/cardswitch/switch/transport"
 )
 
 // demoConfig is the configuration switchd runs with when it is given none.
@@ -260,6 +262,23 @@ type ListenerConfig struct {
 	WriteTimeout Duration `yaml:"write_timeout"`
 }
 
+// transport is the acceptor's view of l.
+func (l ListenerConfig) transport() transport.Config {
+	return transport.Config{
+		Addr:                      l.Addr,
+		MaxConnections:            l.MaxConnections,
+		MaxConnectionsPerPeer:     l.MaxConnectionsPerPeer,
+		TrustedNetworks:           l.TrustedNetworks,
+		FirstFrameTimeout:         time.Duration(l.FirstFrameTimeout),
+		MaxConnectionsPerTerminal: l.MaxConnectionsPerTerminal,
+		UnauthenticatedPerSecond:  l.UnauthenticatedPerSecond,
+		MaxFrame:                  l.MaxFrame,
+		IdleTimeout:               time.Duration(l.IdleTimeout),
+		FrameTimeout:              time.Duration(l.FrameTimeout),
+		WriteTimeout:              time.Duration(l.WriteTimeout),
+	}
+}
+
 // HTTPConfig is the metrics, health and admin endpoint.
 type HTTPConfig struct {
 	Addr string `yaml:"addr"`
@@ -494,6 +513,32 @@ func (c *Config) Validate() error {
 	case "json", "console":
 	default:
 		errs = append(errs, fmt.Errorf("log.format %q: want json or console", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+func (l ListenerConfig) validatePolicy(name string) error {
+	var errs []error
+	if len(l.TrustedNetworks) > 1000 {
+		errs = append(errs, fmt.Errorf("%s.trusted_networks: %d networks, want at most 1000", name, len(l.TrustedNetworks)))
+	}
+	for cidr, n := range l.TrustedNetworks {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			errs = append(errs, fmt.Errorf("%s.trusted_networks: %q is not a network in CIDR notation (e.g. 10.0.0.0/8)", name, truncateForError(cidr)))
+			continue
+		}
+		if n < 1 || n > maxConnectionsLimit {
+			errs = append(errs, fmt.Errorf("%s.trusted_networks %s: %d connections, want 1..%d", name, truncateForError(cidr), n, maxConnectionsLimit))
+		}
+	}
+	if l.FirstFrameTimeout <= 0 || time.Duration(l.FirstFrameTimeout) > time.Hour {
+		errs = append(errs, fmt.Errorf("%s.first_frame_timeout %s: want > 0 and <= 1h", name, time.Duration(l.FirstFrameTimeout)))
+	}
+	if l.MaxConnectionsPerTerminal < 1 || l.MaxConnectionsPerTerminal > 64 {
+		errs = append(errs, fmt.Errorf("%s.max_connections_per_terminal %d: want 1..64", name, l.MaxConnectionsPerTerminal))
+	}
+	if l.UnauthenticatedPerSecond < 1 || l.UnauthenticatedPerSecond > 100000 {
+		errs = append(errs, fmt.Errorf("%s.unauthenticated_per_second %d: want 1..100000", name, l.UnauthenticatedPerSecond))
 	}
 	return errors.Join(errs...)
 }

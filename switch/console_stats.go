@@ -3,7 +3,6 @@ package switching
 import (
 	"encoding/json"
 	"net/http"
-	"net/netip"
 	"sort"
 	"sync"
 	"time"
@@ -138,60 +137,30 @@ func (sw *Switch) adminStats(w http.ResponseWriter, r *http.Request) {
 	if n := len(s.Latency); n > 0 && s.Latency[n-1].LE == inf {
 		s.Latency[n-1].LE = 0 // JSON has no infinity: 0 marks the +Inf bucket
 	}
-	s.Terminals, s.Networks = sw.pos.connSnapshot()
+	s.Terminals, s.Networks = sw.connSnapshot()
 	s.RecentErrors = sw.recentErrors.list()
 	writeJSON(w, http.StatusOK, s)
 }
 
 var inf = func() float64 { var z float64; return 1 / z }()
 
-// connSnapshot lists the acceptor's connections by proved terminal and by
-// source network, largest first, bounded.
-func (a *acceptor) connSnapshot() ([]TerminalConns, []NetworkConns) {
-	terms := []TerminalConns{}
-	a.pol.termMu.Lock()
-	for id, list := range a.pol.terms {
-		tc := TerminalConns{Terminal: id, Connections: len(list), Peers: []string{}}
-		for _, s := range list {
-			tc.Peers = append(tc.Peers, s.policy.ip.String())
+// connSnapshot lists the POS acceptor's connections by proved terminal
+// and by source network, largest first, bounded.
+func (sw *Switch) connSnapshot() ([]TerminalConns, []NetworkConns) {
+	ts, ns := sw.pos.ConnSnapshot(maxStatsTerminals, maxStatsNetworks)
+	terms := make([]TerminalConns, 0, len(ts))
+	for _, t := range ts {
+		tc := TerminalConns{Terminal: t.Terminal, Connections: len(t.Peers), Peers: make([]string, 0, len(t.Peers))}
+		for _, ip := range t.Peers {
+			tc.Peers = append(tc.Peers, ip.String())
 		}
 		terms = append(terms, tc)
 	}
-	a.pol.termMu.Unlock()
-	sort.Slice(terms, func(i, j int) bool {
-		if terms[i].Connections != terms[j].Connections {
-			return terms[i].Connections > terms[j].Connections
-		}
-		return terms[i].Terminal < terms[j].Terminal
-	})
-	if len(terms) > maxStatsTerminals {
-		terms = terms[:maxStatsTerminals]
+	nets := make([]NetworkConns, 0, len(ns))
+	for _, n := range ns {
+		nets = append(nets, NetworkConns{Network: n.Network.String(), Connections: n.Connections})
 	}
-	nets := map[netip.Prefix]int{}
-	a.peersMu.Lock()
-	for ip, n := range a.peers {
-		bits := 24
-		if !ip.Unmap().Is4() {
-			bits = 64
-		}
-		p, _ := ip.Unmap().Prefix(bits)
-		nets[p] += n
-	}
-	a.peersMu.Unlock()
-	out := []NetworkConns{}
-	for p, n := range nets {
-		out = append(out, NetworkConns{Network: p.String(), Connections: n})
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Connections != out[j].Connections {
-			return out[i].Connections > out[j].Connections
-		}
-		return out[i].Network < out[j].Network
-	})
-	if len(out) > maxStatsNetworks {
-		out = out[:maxStatsNetworks]
-	}
-	return terms, out
+	return terms, nets
 }
 
 // errorRing keeps the last n log lines at warning level or above, encoded

@@ -1,6 +1,8 @@
 package switching
 
 import (
+	"github.com/cardswitch/cardswitch/switch/transport"
+
 	"time"
 
 	"github.com/cardswitch/cardswitch/spec"
@@ -19,7 +21,7 @@ type gatewayProtocol struct {
 // gatewayEchoFields are echoed from a request into its response.
 var gatewayEchoFields = []int{2, 3, 4, 7, 11, 12, 13, 32, 33, 37, 41, 42, 49, 70}
 
-func (g *gatewayProtocol) formatError(s *session, head []byte) []byte {
+func (g *gatewayProtocol) FormatError(s *transport.Session, head []byte) []byte {
 	if len(head) < 4 {
 		return nil
 	}
@@ -51,7 +53,7 @@ func (g *gatewayProtocol) pack(resp *iso8583.Message, mti string) []byte {
 	return frame
 }
 
-func (g *gatewayProtocol) handle(s *session, body []byte) ([]byte, bool) {
+func (g *gatewayProtocol) Handle(s *transport.Session, body []byte) ([]byte, bool) {
 	start := time.Now()
 	req, err := spec.DecodeGateway(body)
 	if err != nil {
@@ -61,9 +63,9 @@ func (g *gatewayProtocol) handle(s *session, body []byte) ([]byte, bool) {
 		}
 		g.sw.metrics.Messages.WithLabelValues("gateway", "in", mtiLabel(mti)).Inc()
 		g.sw.metrics.Rejected.WithLabelValues("gateway", "undecodable").Inc()
-		s.unauthenticated, s.undecodable = true, true
-		g.sw.log.Info("undecodable gateway message", zap.String("peer", s.peer), zap.Error(err))
-		return g.formatError(s, body), false
+		s.Unauthenticated, s.Undecodable = true, true
+		g.sw.log.Info("undecodable gateway message", zap.String("peer", s.Peer), zap.Error(err))
+		return g.FormatError(s, body), false
 	}
 	mti, _ := req.GetMTI()
 	g.sw.metrics.Messages.WithLabelValues("gateway", "in", mtiLabel(mti)).Inc()
@@ -74,8 +76,8 @@ func (g *gatewayProtocol) handle(s *session, body []byte) ([]byte, bool) {
 	}
 	if mti != "0800" && g.sw.recharge != nil && g.sw.recharge.enabled {
 		// Inbound institutions (docs/recharge.md).
-		packed, authenticated := g.sw.recharge.iso.Handle(peerIP(s.conn), s.peer, req, body, start)
-		s.unauthenticated = !authenticated
+		packed, authenticated := g.sw.recharge.iso.Handle(s.IP(), s.Peer, req, body, start)
+		s.Unauthenticated = !authenticated
 		return g.frame(packed), false
 	}
 	resp := iso8583.NewMessage(spec.Gateway)

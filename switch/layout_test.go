@@ -1,6 +1,8 @@
 package switching
 
 import (
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -66,6 +68,30 @@ func TestAdminAnswersAreTyped(t *testing.T) {
 		for _, s := range []string{"map[string]any", "map[string]interface{}"} {
 			if strings.Contains(string(b), s) {
 				t.Errorf("%s builds a %s", f, s)
+			}
+		}
+	}
+}
+
+// TestTransportKnowsNoProtocol: switch/transport serves a Protocol and
+// imports nothing of this module, so that it can hold no *Switch and no
+// message type (docs/architecture.md).
+func TestTransportKnowsNoProtocol(t *testing.T) {
+	files, err := filepath.Glob("transport/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("transport sources: %v, %v", files, err)
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		parsed, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, im := range parsed.Imports {
+			if strings.Contains(im.Path.Value, "github.com/cardswitch/cardswitch/") {
+				t.Errorf("%s imports %s", f, im.Path.Value)
 			}
 		}
 	}

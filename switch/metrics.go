@@ -1,6 +1,8 @@
 package switching
 
 import (
+	"github.com/cardswitch/cardswitch/switch/transport"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -40,7 +42,7 @@ var retentionKeyspaces = []string{"journal_entries", "responses",
 // switch_rejected_total (docs/operations.md "Metrics").
 var rejectReasons = []string{"connection_limit", "peer_connection_limit",
 	"frame_too_large", "frame_too_short", "short_read", "undecodable", "not_a_request",
-	// the connection policy (connpolicy.go)
+	// the connection policy (switch/transport)
 	"first_frame_timeout", "terminal_connection_limit", "unauthenticated_rate_limit"}
 
 // httpRejectReasons are the reasons of switch_rejected_total{listener="http"}:
@@ -139,4 +141,9 @@ func mtiLabel(mti string) string {
 		return mti
 	}
 	return "other"
+}
+
+// transport is the acceptors' part of the metrics.
+func (m *Metrics) transport() transport.Metrics {
+	return transport.Metrics{Connections: m.Connections, Rejected: m.Rejected}
 }

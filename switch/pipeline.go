@@ -1,6 +1,8 @@
 package switching
 
 import (
+	"github.com/cardswitch/cardswitch/switch/transport"
+
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -21,7 +23,7 @@ import (
 // exchange is one POS request on its way through the flow (handle in
 // pos.go). Each step fills in what it established.
 type exchange struct {
-	s     *session
+	s     *transport.Session
 	req   *spec.POSMessage
 	tx    spec.TxType
 	orig  spec.TxType // the type a reversal reverses
@@ -489,7 +491,7 @@ func (p *posProtocol) signOff(x *exchange) *spec.POSMessage {
 		}
 		if !ok {
 			p.sw.metrics.SignOnRejected.WithLabelValues(signOffMAC).Inc()
-			p.sw.log.Warn("sign-off refused", zap.String("terminal", t.ID), zap.String("reason", signOffMAC), zap.String("peer", x.s.peer))
+			p.sw.log.Warn("sign-off refused", zap.String("terminal", t.ID), zap.String("reason", signOffMAC), zap.String("peer", x.s.Peer))
 			return x.answer(spec.RCMACError)
 		}
 	}

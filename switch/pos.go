@@ -1,6 +1,8 @@
 package switching
 
 import (
+	"github.com/cardswitch/cardswitch/switch/transport"
+
 	"encoding/hex"
 	"time"
 
@@ -32,12 +34,12 @@ func headMTI(body []byte) (spec.TPDU, spec.Header, string, bool) {
 	return t, h, mti, true
 }
 
-// formatError answers 30 to a frame whose head is readable and whose MTI
+// FormatError answers 30 to a frame whose head is readable and whose MTI
 // is a request MTI of this dialect (ISO 8583:1987, version digit 0);
 // otherwise nothing: a head that reads as MTI 8107 is garbage that
 // happened to be BCD, and answering it would only feed a confused peer.
 // Nothing authenticated the frame, so the answer carries no MAC.
-func (p *posProtocol) formatError(s *session, head []byte) []byte {
+func (p *posProtocol) FormatError(s *transport.Session, head []byte) []byte {
 	t, h, mti, ok := headMTI(head)
 	if !ok || mti[0] != '0' || spec.ResponseMTI(mti) == "" {
 		return nil
@@ -51,7 +53,7 @@ func (p *posProtocol) formatError(s *session, head []byte) []byte {
 	return p.frame(x, resp, packed, nil)
 }
 
-// handle runs one POS frame through the flow, top to bottom:
+// Handle runs one POS frame through the flow, top to bottom:
 //
 //	decode → authenticate (MAC) → identify & dedupe → route →
 //	destination executes → record → reply
@@ -59,7 +61,7 @@ func (p *posProtocol) formatError(s *session, head []byte) []byte {
 // decode is here; process (pipeline.go) runs the steps from authenticate
 // to record, every path of it ending in the record step, which seals
 // (packs and MACs) the answer; reply frames and counts it.
-func (p *posProtocol) handle(s *session, body []byte) ([]byte, bool) {
+func (p *posProtocol) Handle(s *transport.Session, body []byte) ([]byte, bool) {
 	x, early, closeAfter := p.decode(s, body)
 	if x == nil {
 		return early, closeAfter
@@ -74,33 +76,33 @@ func (p *posProtocol) handle(s *session, body []byte) ([]byte, bool) {
 // decode splits and decodes a frame into an exchange. A frame that does
 // not decode is journaled and answered 30 here (x nil); a response MTI
 // sent as a request is not answered at all.
-func (p *posProtocol) decode(s *session, body []byte) (x *exchange, early []byte, closeAfter bool) {
+func (p *posProtocol) decode(s *transport.Session, body []byte) (x *exchange, early []byte, closeAfter bool) {
 	start := time.Now()
 	t, h, msg, err := spec.SplitPOS(body)
 	if err != nil {
 		p.sw.metrics.Rejected.WithLabelValues("pos", "frame_too_short").Inc()
-		s.unauthenticated, s.undecodable = true, true
-		return nil, p.formatError(s, body), true
+		s.Unauthenticated, s.Undecodable = true, true
+		return nil, p.FormatError(s, body), true
 	}
 	req, err := spec.DecodePOS(msg)
 	if err != nil {
 		_, _, mti, _ := headMTI(body)
 		p.sw.metrics.Messages.WithLabelValues("pos", "in", mtiLabel(mti)).Inc()
 		p.sw.metrics.Rejected.WithLabelValues("pos", "undecodable").Inc()
-		p.sw.log.Debug("undecodable POS message", zap.String("peer", s.peer), zap.String("mti", mti), zap.Error(err))
+		p.sw.log.Debug("undecodable POS message", zap.String("peer", s.Peer), zap.String("mti", mti), zap.Error(err))
 		// Counted, not journaled (docs/security.md): nothing anyone sends
 		// without a terminal's keys may grow the disk.
-		s.unauthenticated, s.undecodable = true, true
+		s.Unauthenticated, s.Undecodable = true, true
 		// The frame was read whole, so the stream is still in step:
 		// answer 30 and keep the connection.
-		return nil, p.formatError(s, body), false
+		return nil, p.FormatError(s, body), false
 	}
 	p.sw.metrics.Messages.WithLabelValues("pos", "in", mtiLabel(req.MTI)).Inc()
-	s.terminal = req.TerminalID
+	s.Terminal = req.TerminalID
 	if spec.ResponseMTI(req.MTI) == "" {
 		// A response MTI sent as a request: nothing to answer with.
 		p.sw.metrics.Rejected.WithLabelValues("pos", "not_a_request").Inc()
-		s.unauthenticated = true
+		s.Unauthenticated = true
 		return nil, nil, false
 	}
 	tx, orig := req.TxType()
@@ -158,8 +160,8 @@ func (p *posProtocol) reply(x *exchange, rec *record) []byte {
 		return nil
 	}
 	s, resp := x.s, rec.resp
-	frame := p.frame(x, resp, rec.sealed, s.out[:0])
-	s.out = frame
+	frame := p.frame(x, resp, rec.sealed, s.Out[:0])
+	s.Out = frame
 	label := x.tx.String()
 	p.sw.metrics.Transactions.WithLabelValues(label, resp.ResponseCode).Inc()
 	hist := p.sw.metrics.Duration.WithLabelValues(label)
@@ -171,7 +173,7 @@ func (p *posProtocol) reply(x *exchange, rec *record) []byte {
 		level = zap.DebugLevel
 	}
 	ce := p.sw.log.Check(level, "transaction")
-	s.written = func() {
+	s.Written = func() {
 		d := time.Since(start)
 		hist.Observe(d.Seconds())
 		if ce != nil {

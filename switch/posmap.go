@@ -33,7 +33,7 @@ func (p *posProtocol) transactionOf(x *exchange, pan, rrn string) (*txn.Transact
 		Type:            x.tx,
 		OriginalType:    x.orig,
 		Source:          "pos",
-		Peer:            x.s.peer,
+		Peer:            x.s.Peer,
 		Card:            pan,
 		Amount:          ledger.Fen(req.Amount),
 		HasAmount:       req.HasAmount,

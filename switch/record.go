@@ -87,7 +87,7 @@ func (r *record) decide(resp *spec.POSMessage) error {
 // sent is sealed but not journaled, only counted (journalpolicy.go).
 func (r *record) answer(resp *spec.POSMessage) {
 	if !r.journaled(resp) {
-		r.x.s.unauthenticated = true
+		r.x.s.Unauthenticated = true
 		r.resp = resp
 		r.sealed, _ = r.p.seal(r.x, resp)
 		return
@@ -182,7 +182,7 @@ func (p *posProtocol) entry(x *exchange, m *spec.POSMessage, dir journal.Directi
 	return &journal.Entry{
 		Direction:    dir,
 		Listener:     "pos",
-		Peer:         x.s.peer,
+		Peer:         x.s.Peer,
 		Terminal:     x.req.TerminalID,
 		Merchant:     x.req.MerchantID,
 		MTI:          m.MTI,

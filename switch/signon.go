@@ -190,7 +190,7 @@ func fullStamp(stamp string, now time.Time) (string, bool) {
 func (p *posProtocol) authenticateSignOn(x *exchange, t *terminals.Terminal) (stamp, reason string) {
 	sw := p.sw
 	now := time.Now()
-	addr := peerAddr(x.s.peer)
+	addr := peerAddr(x.s.Peer)
 	addrKey := addr.String()
 	if sw.signOnGuard.byTerminal.blocked(t.ID, now) || sw.signOnGuard.byAddress.blocked(addrKey, now) {
 		return "", signOnRateLimited
@@ -230,9 +230,9 @@ func (p *posProtocol) refuseSignOn(x *exchange, t *terminals.Terminal, reason st
 	if reason != signOnRateLimited {
 		now := time.Now()
 		sw.signOnGuard.byTerminal.fail(t.ID, now)
-		sw.signOnGuard.byAddress.fail(peerAddr(x.s.peer).String(), now)
+		sw.signOnGuard.byAddress.fail(peerAddr(x.s.Peer).String(), now)
 		sw.log.Warn("sign-on refused", zap.String("terminal", t.ID), zap.String("reason", reason),
-			zap.String("peer", x.s.peer))
+			zap.String("peer", x.s.Peer))
 	}
 	return x.answer(spec.RCMACError)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/cardswitch/cardswitch/recon"
 	"github.com/cardswitch/cardswitch/routing"
 	"github.com/cardswitch/cardswitch/switch/links"
+	"github.com/cardswitch/cardswitch/switch/transport"
 	"github.com/cardswitch/cardswitch/switch/txn"
 	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
@@ -54,8 +55,8 @@ type Switch struct {
 	links    *links.Manager
 	recharge *rechargeFront
 
-	pos     *acceptor
-	gateway *acceptor
+	pos     *transport.Acceptor
+	gateway *transport.Acceptor
 	httpLn  net.Listener
 	httpSrv *http.Server
 
@@ -124,9 +125,9 @@ func newSwitch(cfg *Config, log *zap.Logger, extra []txn.Destination) (*Switch, 
 	}
 	sw.recon = &recon.Book{DB: sw.db, Journal: sw.journal, Ledger: sw.ledger, Today: sw.clock.Today, Begin: sw.clock.Begin, End: sw.clock.End,
 		Source: recon.Source{Journal: sw.journal, Books: sw.db, Location: sw.clock.loc, Links: linkRecs}}
-	sw.pos = newAcceptor("pos", cfg.POS, &posProtocol{sw: sw}, log, sw.metrics)
-	sw.gateway = newAcceptor("gateway", cfg.Gateway, &gatewayProtocol{sw: sw}, log, sw.metrics)
-	sw.gateway.sourceAllowed = sw.admitGateway
+	sw.pos = transport.New("pos", cfg.POS.transport(), &posProtocol{sw: sw}, log, sw.metrics.transport())
+	sw.gateway = transport.New("gateway", cfg.Gateway.transport(), &gatewayProtocol{sw: sw}, log, sw.metrics.transport())
+	sw.gateway.SetSourceAllowed(sw.admitGateway)
 	return sw, nil
 }
 
@@ -140,23 +141,23 @@ func (sw *Switch) Start() error {
 	if err := sw.links.Recover(); err != nil {
 		return fmt.Errorf("gateway links: %w", err)
 	}
-	if err := sw.pos.listen(); err != nil {
+	if err := sw.pos.Listen(); err != nil {
 		return listenError("pos.addr", sw.cfg.POS.Addr, err)
 	}
-	if err := sw.gateway.listen(); err != nil {
-		_ = sw.pos.ln.Close()
+	if err := sw.gateway.Listen(); err != nil {
+		_ = sw.pos.Close()
 		return listenError("gateway.addr", sw.cfg.Gateway.Addr, err)
 	}
 	ln, err := net.Listen("tcp", sw.cfg.HTTP.Addr)
 	if err != nil {
-		_ = sw.pos.ln.Close()
-		_ = sw.gateway.ln.Close()
+		_ = sw.pos.Close()
+		_ = sw.gateway.Close()
 		return listenError("http.addr", sw.cfg.HTTP.Addr, err)
 	}
 	sw.httpLn = ln
 	if err := sw.startRecharge(); err != nil {
-		_ = sw.pos.ln.Close()
-		_ = sw.gateway.ln.Close()
+		_ = sw.pos.Close()
+		_ = sw.gateway.Close()
 		_ = ln.Close()
 		return err
 	}
@@ -169,13 +170,13 @@ func (sw *Switch) Start() error {
 		MaxHeaderBytes:    16 << 10,
 	}
 	if err := sw.links.Connect(); err != nil {
-		_ = sw.pos.ln.Close()
-		_ = sw.gateway.ln.Close()
+		_ = sw.pos.Close()
+		_ = sw.gateway.Close()
 		_ = ln.Close()
 		return fmt.Errorf("gateway links: %w", err)
 	}
-	go sw.pos.serve()
-	go sw.gateway.serve()
+	go sw.pos.Serve()
+	go sw.gateway.Serve()
 	sw.retention.start()
 	if err := sw.days.start(); err != nil {
 		sw.log.Error("business day", zap.Error(err))
@@ -186,8 +187,8 @@ func (sw *Switch) Start() error {
 		}
 	}()
 	sw.log.Info("switch listening",
-		zap.String("pos", sw.pos.addr()),
-		zap.String("gateway", sw.gateway.addr()),
+		zap.String("pos", sw.pos.Addr()),
+		zap.String("gateway", sw.gateway.Addr()),
 		zap.String("http", ln.Addr().String()),
 		zap.String("data_dir", sw.cfg.DataDir))
 	return nil
@@ -195,7 +196,7 @@ func (sw *Switch) Start() error {
 
 // Addrs returns the bound POS, gateway and HTTP addresses.
 func (sw *Switch) Addrs() (pos, gateway, httpAddr string) {
-	return sw.pos.addr(), sw.gateway.addr(), sw.httpLn.Addr().String()
+	return sw.pos.Addr(), sw.gateway.Addr(), sw.httpLn.Addr().String()
 }
 
 // ready reports whether storage is open and the acceptors are listening.
@@ -203,7 +204,7 @@ func (sw *Switch) ready() error {
 	if sw.stopped.Load() {
 		return errors.New("shutting down")
 	}
-	if !sw.started.Load() || sw.pos.ln == nil || sw.gateway.ln == nil {
+	if !sw.started.Load() || !sw.pos.Listening() || !sw.gateway.Listening() {
 		return errors.New("acceptors not listening")
 	}
 	_, closer, err := sw.db.Get([]byte{'d', 0})
@@ -223,7 +224,7 @@ func (sw *Switch) Shutdown(ctx context.Context) error {
 	}
 	var errs []error
 	if sw.started.Load() {
-		errs = append(errs, sw.pos.shutdown(ctx), sw.gateway.shutdown(ctx))
+		errs = append(errs, sw.pos.Shutdown(ctx), sw.gateway.Shutdown(ctx))
 		if sw.httpSrv != nil {
 			errs = append(errs, sw.httpSrv.Shutdown(ctx))
 		}

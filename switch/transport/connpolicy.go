@@ -1,8 +1,6 @@
-package switching
+package transport
 
 import (
-	"errors"
-	"fmt"
 	"net/netip"
 	"sort"
 	"sync"
@@ -35,11 +33,11 @@ type rateBucket struct {
 }
 
 type connPolicy struct {
-	cfg  ListenerConfig
+	cfg  Config
 	nets []trustedNet // most specific first
 
 	termMu sync.Mutex
-	terms  map[string][]*session // proved terminal id -> its connections, oldest first
+	terms  map[string][]*Session // proved terminal id -> its connections, oldest first
 
 	rateMu   sync.Mutex
 	buckets  map[netip.Addr]*rateBucket
@@ -57,34 +55,8 @@ type connState struct {
 	evicted       atomic.Bool
 }
 
-func (l ListenerConfig) validatePolicy(name string) error {
-	var errs []error
-	if len(l.TrustedNetworks) > 1000 {
-		errs = append(errs, fmt.Errorf("%s.trusted_networks: %d networks, want at most 1000", name, len(l.TrustedNetworks)))
-	}
-	for cidr, n := range l.TrustedNetworks {
-		if _, err := netip.ParsePrefix(cidr); err != nil {
-			errs = append(errs, fmt.Errorf("%s.trusted_networks: %q is not a network in CIDR notation (e.g. 10.0.0.0/8)", name, truncateForError(cidr)))
-			continue
-		}
-		if n < 1 || n > maxConnectionsLimit {
-			errs = append(errs, fmt.Errorf("%s.trusted_networks %s: %d connections, want 1..%d", name, truncateForError(cidr), n, maxConnectionsLimit))
-		}
-	}
-	if l.FirstFrameTimeout <= 0 || time.Duration(l.FirstFrameTimeout) > time.Hour {
-		errs = append(errs, fmt.Errorf("%s.first_frame_timeout %s: want > 0 and <= 1h", name, time.Duration(l.FirstFrameTimeout)))
-	}
-	if l.MaxConnectionsPerTerminal < 1 || l.MaxConnectionsPerTerminal > 64 {
-		errs = append(errs, fmt.Errorf("%s.max_connections_per_terminal %d: want 1..64", name, l.MaxConnectionsPerTerminal))
-	}
-	if l.UnauthenticatedPerSecond < 1 || l.UnauthenticatedPerSecond > 100000 {
-		errs = append(errs, fmt.Errorf("%s.unauthenticated_per_second %d: want 1..100000", name, l.UnauthenticatedPerSecond))
-	}
-	return errors.Join(errs...)
-}
-
-func newConnPolicy(cfg ListenerConfig) *connPolicy {
-	p := &connPolicy{cfg: cfg, terms: make(map[string][]*session), buckets: make(map[netip.Addr]*rateBucket)}
+func newConnPolicy(cfg Config) *connPolicy {
+	p := &connPolicy{cfg: cfg, terms: make(map[string][]*Session), buckets: make(map[netip.Addr]*rateBucket)}
 	for cidr, n := range cfg.TrustedNetworks {
 		if pfx, err := netip.ParsePrefix(cidr); err == nil { // validated at start
 			p.nets = append(p.nets, trustedNet{pfx.Masked(), n})
@@ -142,12 +114,12 @@ func (p *connPolicy) allowUnauthenticated(ip netip.Addr, now time.Time) bool {
 
 // claimTerminal counts s for terminal id and returns the connection it
 // displaces, if the terminal already held its maximum.
-func (p *connPolicy) claimTerminal(s *session, id string) *session {
+func (p *connPolicy) claimTerminal(s *Session, id string) *Session {
 	p.termMu.Lock()
 	defer p.termMu.Unlock()
 	p.dropTerminalLocked(s)
 	list := p.terms[id]
-	var evict *session
+	var evict *Session
 	if len(list) >= p.cfg.MaxConnectionsPerTerminal {
 		evict, list = list[0], list[1:]
 		evict.policy.terminal = ""
@@ -158,13 +130,13 @@ func (p *connPolicy) claimTerminal(s *session, id string) *session {
 }
 
 // releaseTerminal forgets s's terminal (the connection ends).
-func (p *connPolicy) releaseTerminal(s *session) {
+func (p *connPolicy) releaseTerminal(s *Session) {
 	p.termMu.Lock()
 	p.dropTerminalLocked(s)
 	p.termMu.Unlock()
 }
 
-func (p *connPolicy) dropTerminalLocked(s *session) {
+func (p *connPolicy) dropTerminalLocked(s *Session) {
 	id := s.policy.terminal
 	if id == "" {
 		return
@@ -186,7 +158,7 @@ func (p *connPolicy) dropTerminalLocked(s *session) {
 
 // readDeadline is the deadline of the next read of s: d from now, but no
 // later than the first-frame deadline while no frame has decoded.
-func (a *acceptor) readDeadline(s *session, d time.Duration) time.Time {
+func (a *Acceptor) readDeadline(s *Session, d time.Duration) time.Time {
 	t := time.Now().Add(d)
 	if !s.policy.gotValid && s.policy.firstDeadline.Before(t) {
 		return s.policy.firstDeadline
@@ -196,7 +168,7 @@ func (a *acceptor) readDeadline(s *session, d time.Duration) time.Time {
 
 // firstFrameExpired counts a connection closed for sending no frame that
 // decodes within the first-frame deadline; false when that is not why.
-func (a *acceptor) firstFrameExpired(s *session) bool {
+func (a *Acceptor) firstFrameExpired(s *Session) bool {
 	if s.policy.gotValid || time.Now().Before(s.policy.firstDeadline) {
 		return false
 	}
@@ -206,21 +178,21 @@ func (a *acceptor) firstFrameExpired(s *session) bool {
 
 // admit applies the policy after the protocol handled a frame: false when
 // the connection must close without its answer.
-func (a *acceptor) admit(s *session) bool {
-	defer func() { s.unauthenticated, s.undecodable = false, false }()
-	if !s.undecodable {
+func (a *Acceptor) admit(s *Session) bool {
+	defer func() { s.Unauthenticated, s.Undecodable = false, false }()
+	if !s.Undecodable {
 		s.policy.gotValid = true
 	}
-	if s.unauthenticated {
+	if s.Unauthenticated {
 		if !a.pol.allowUnauthenticated(s.policy.ip, time.Now()) {
 			a.refusal(s.policy.ip, "unauthenticated_rate_limit")
 			return false
 		}
 		return true
 	}
-	if s.terminal != "" && s.terminal != s.policy.claimed {
-		s.policy.claimed = s.terminal
-		if old := a.pol.claimTerminal(s, s.terminal); old != nil {
+	if s.Terminal != "" && s.Terminal != s.policy.claimed {
+		s.policy.claimed = s.Terminal
+		if old := a.pol.claimTerminal(s, s.Terminal); old != nil {
 			a.refusal(old.policy.ip, "terminal_connection_limit")
 			old.policy.evicted.Store(true)
 			_ = old.conn.SetReadDeadline(time.Now())
@@ -231,7 +203,7 @@ func (a *acceptor) admit(s *session) bool {
 
 // refusal counts a connection refused or closed under reason and warns at
 // most once per refusalLogEvery per listener.
-func (a *acceptor) refusal(ip netip.Addr, reason string) {
+func (a *Acceptor) refusal(ip netip.Addr, reason string) {
 	a.metrics.Rejected.WithLabelValues(a.name, reason).Inc()
 	now := time.Now().UnixNano()
 	last := a.lastRefusalLog.Load()

@@ -1,4 +1,9 @@
-package switching
+// Package transport is the switch's TCP side: acceptors, the 2-byte
+// length framing, shutdown and the connection policy (limits per address,
+// per terminal and overall, first-frame deadline, the rate of messages
+// that prove nothing). It knows nothing of the messages inside a frame:
+// the protocol an acceptor serves (Protocol) owns those.
+package transport
 
 import (
 	"bufio"
@@ -12,64 +17,98 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
-// protocol is what an acceptor speaks on its connections. The acceptor
+// Protocol is what an acceptor speaks on its connections. The acceptor
 // owns the socket discipline (limits, deadlines, framing, shutdown); the
 // protocol owns the bytes inside a frame.
-type protocol interface {
-	// handle processes one whole frame body (the bytes after the 2-byte
+type Protocol interface {
+	// Handle processes one whole frame body (the bytes after the 2-byte
 	// length) and returns the whole response frame to write, length
 	// prefix included, or nil to write nothing. closeAfter asks the acceptor to close the connection once
 	// the response is written.
-	handle(s *session, body []byte) (resp []byte, closeAfter bool)
-	// formatError builds the format-error (30) response frame to a frame
+	Handle(s *Session, body []byte) (resp []byte, closeAfter bool)
+	// FormatError builds the format-error (30) response frame to a frame
 	// that could not be read whole, from the head of it that did arrive;
 	// nil when too little arrived to answer at all.
-	formatError(s *session, head []byte) []byte
+	FormatError(s *Session, head []byte) []byte
 }
 
-// session is one connection's state. It is owned by the connection's
+// Config bounds one acceptor (the switch's listener configuration,
+// docs/operations.md "Connection policy"); it is validated by its owner.
+type Config struct {
+	Addr                      string
+	MaxConnections            int
+	MaxConnectionsPerPeer     int
+	TrustedNetworks           map[string]int // CIDR -> connections
+	FirstFrameTimeout         time.Duration
+	MaxConnectionsPerTerminal int
+	UnauthenticatedPerSecond  int
+	MaxFrame                  int
+	IdleTimeout               time.Duration
+	FrameTimeout              time.Duration
+	WriteTimeout              time.Duration
+}
+
+// Metrics are the series an acceptor counts into, labelled by listener
+// name: open connections, and connections closed or frames refused
+// before processing (by reason).
+type Metrics struct {
+	Connections *prometheus.GaugeVec   // listener
+	Rejected    *prometheus.CounterVec // listener, reason
+}
+
+// Session is one connection's state. It is owned by the connection's
 // goroutine; only the acceptor's shutdown touches it from outside, through
-// the net.Conn.
-type session struct {
+// the net.Conn. The protocol reads Peer and sets the exported fields
+// during Handle.
+type Session struct {
 	listener string
 	conn     net.Conn
-	peer     string
-	// terminal is the terminal ID of the last message decoded on this
+	// Peer is the remote address, host:port.
+	Peer string
+	// Terminal is the terminal ID of the last message decoded on this
 	// connection, for logs.
-	terminal string
-	// written, when the protocol sets it during handle, runs once the
+	Terminal string
+	// Written, when the protocol sets it during handle, runs once the
 	// response has been written (the latency histogram ends there).
-	written func()
-	// unauthenticated, set by the protocol during handle, says the frame
+	Written func()
+	// Unauthenticated, set by the protocol during handle, says the frame
 	// came with nothing that proves a terminal sent it (an echo test, a
 	// frame that did not decode, a request refused before its MAC was
 	// verified): it is counted, not journaled, and rate limited per
 	// address (docs/security.md).
-	unauthenticated bool
-	// undecodable, set by the protocol during handle, says the frame did
+	Unauthenticated bool
+	// Undecodable, set by the protocol during handle, says the frame did
 	// not decode; until one does, the first-frame deadline stands.
-	undecodable bool
+	Undecodable bool
 	// policy is the connection policy's state of this connection
 	// (connpolicy.go).
 	policy connState
-	// out is the connection's response buffer: a response is written
-	// before the next request is read, so one buffer serves them all.
-	out []byte
+	// Out is the connection's response buffer, for the protocol to build
+	// its responses in: a response is written before the next request is
+	// read, so one buffer serves them all.
+	Out []byte
 }
 
-// acceptor is a lean TCP server: one goroutine per connection, one request
+// IP is the remote IP address, IPv4-mapped IPv6 addresses unmapped.
+func (s *Session) IP() netip.Addr { return s.policy.ip }
+
+// Listener is the name of the acceptor that accepted the connection.
+func (s *Session) Listener() string { return s.listener }
+
+// Acceptor is a lean TCP server: one goroutine per connection, one request
 // at a time per connection (terminals wait for each answer), every input
 // bounded. It does not use iso8583-connection: that costs about 45 µs of
 // CPU per message here, a third of the budget.
-type acceptor struct {
+type Acceptor struct {
 	name    string
-	cfg     ListenerConfig
-	proto   protocol
+	cfg     Config
+	proto   Protocol
 	log     *zap.Logger
-	metrics *Metrics
+	metrics Metrics
 
 	ln      net.Listener
 	slots   chan struct{} // one token per connection being served
@@ -85,8 +124,8 @@ type acceptor struct {
 	lastRefusalLog atomic.Int64 // unix nanoseconds of the last refusal warning
 
 	pol *connPolicy // trusted networks, terminals, unauthenticated rate (connpolicy.go)
-	// admit, when set, says whether a connection from an address is
-	// served at all.
+	// sourceAllowed, when set, says whether a connection from an address
+	// is served at all.
 	sourceAllowed func(netip.Addr) bool
 
 	mu    sync.Mutex
@@ -94,8 +133,10 @@ type acceptor struct {
 	wg    sync.WaitGroup
 }
 
-func newAcceptor(name string, cfg ListenerConfig, p protocol, log *zap.Logger, m *Metrics) *acceptor {
-	return &acceptor{
+// New builds an acceptor named name (the listener label of its metrics
+// and logs) serving p; Listen and Serve start it.
+func New(name string, cfg Config, p Protocol, log *zap.Logger, m Metrics) *Acceptor {
+	return &Acceptor{
 		name:    name,
 		cfg:     cfg,
 		proto:   p,
@@ -108,8 +149,13 @@ func newAcceptor(name string, cfg ListenerConfig, p protocol, log *zap.Logger, m
 	}
 }
 
-// listen binds the address; serve must follow.
-func (a *acceptor) listen() error {
+// SetSourceAllowed makes the acceptor serve a connection only when
+// allowed says so of its remote address; others are closed at connect and
+// counted (address_not_allowed). Call it before Serve.
+func (a *Acceptor) SetSourceAllowed(allowed func(netip.Addr) bool) { a.sourceAllowed = allowed }
+
+// Listen binds the address; Serve must follow (or Close).
+func (a *Acceptor) Listen() error {
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
 		return err
@@ -118,13 +164,20 @@ func (a *acceptor) listen() error {
 	return nil
 }
 
-// addr is the bound address (useful when the configured port is 0).
-func (a *acceptor) addr() string { return a.ln.Addr().String() }
+// Addr is the bound address (useful when the configured port is 0).
+func (a *Acceptor) Addr() string { return a.ln.Addr().String() }
 
-// serve accepts until shutdown. Accept errors other than the listener
+// Listening says whether Listen has bound the address.
+func (a *Acceptor) Listening() bool { return a.ln != nil }
+
+// Close releases the bound address of an acceptor that will not serve
+// (a later listener of the daemon failed to bind).
+func (a *Acceptor) Close() error { return a.ln.Close() }
+
+// Serve accepts until shutdown. Accept errors other than the listener
 // being closed are logged and retried after a short pause: running out of
 // file descriptors must not stop the switch for good.
-func (a *acceptor) serve() {
+func (a *Acceptor) Serve() {
 	a.wg.Add(1)
 	defer a.wg.Done()
 	var backoff time.Duration
@@ -186,7 +239,7 @@ const refusalLogEvery = time.Minute
 // warns at most once per refusalLogEvery per listener, so the operator
 // sees in the log that terminals are being turned away (and from where)
 // and not only in switch_rejected_total.
-func (a *acceptor) refuseConn(c net.Conn, ip netip.Addr, reason string) {
+func (a *Acceptor) refuseConn(c net.Conn, ip netip.Addr, reason string) {
 	_ = c.Close()
 	a.refusal(ip, reason)
 }
@@ -204,7 +257,7 @@ func peerIP(c net.Conn) netip.Addr {
 // acquirePeer counts one more connection of ip; false, counting nothing,
 // when ip already holds its limit (MaxConnectionsPerPeer, or its trusted
 // network's allowance).
-func (a *acceptor) acquirePeer(ip netip.Addr) bool {
+func (a *Acceptor) acquirePeer(ip netip.Addr) bool {
 	a.peersMu.Lock()
 	defer a.peersMu.Unlock()
 	n := a.peers[ip]
@@ -216,7 +269,7 @@ func (a *acceptor) acquirePeer(ip netip.Addr) bool {
 }
 
 // releasePeer counts one connection of ip less, dropping the entry at zero.
-func (a *acceptor) releasePeer(ip netip.Addr) {
+func (a *Acceptor) releasePeer(ip netip.Addr) {
 	a.peersMu.Lock()
 	defer a.peersMu.Unlock()
 	if n := a.peers[ip]; n > 1 {
@@ -227,7 +280,7 @@ func (a *acceptor) releasePeer(ip netip.Addr) {
 }
 
 // track registers a connection; false once shutdown has begun.
-func (a *acceptor) track(c net.Conn) bool {
+func (a *Acceptor) track(c net.Conn) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closing.Load() {
@@ -237,7 +290,7 @@ func (a *acceptor) track(c net.Conn) bool {
 	return true
 }
 
-func (a *acceptor) untrack(c net.Conn) {
+func (a *Acceptor) untrack(c net.Conn) {
 	a.mu.Lock()
 	delete(a.conns, c)
 	a.mu.Unlock()
@@ -253,7 +306,7 @@ var (
 // MTI. Shorter declared lengths cannot be a message of either dialect.
 const minFrame = 4
 
-func (a *acceptor) serveConn(c net.Conn, ip netip.Addr) {
+func (a *Acceptor) serveConn(c net.Conn, ip netip.Addr) {
 	defer a.wg.Done()
 	defer func() { <-a.slots }()
 	defer a.releasePeer(ip)
@@ -264,13 +317,13 @@ func (a *acceptor) serveConn(c net.Conn, ip netip.Addr) {
 	gauge.Inc()
 	defer gauge.Dec()
 
-	s := &session{listener: a.name, conn: c, peer: c.RemoteAddr().String()}
-	s.policy.ip, s.policy.firstDeadline = ip, time.Now().Add(time.Duration(a.cfg.FirstFrameTimeout))
+	s := &Session{listener: a.name, conn: c, Peer: c.RemoteAddr().String()}
+	s.policy.ip, s.policy.firstDeadline = ip, time.Now().Add(a.cfg.FirstFrameTimeout)
 	defer a.pol.releaseTerminal(s)
 	br := bufio.NewReaderSize(c, 1024)
 	buf := make([]byte, 0, 512)
-	idle := time.Duration(a.cfg.IdleTimeout)
-	frameTimeout := time.Duration(a.cfg.FrameTimeout)
+	idle := a.cfg.IdleTimeout
+	frameTimeout := a.cfg.FrameTimeout
 
 	for !a.closing.Load() {
 		// Wait for the first byte of the next frame under the idle
@@ -287,7 +340,7 @@ func (a *acceptor) serveConn(c net.Conn, ip netip.Addr) {
 				return
 			}
 			if !isClosedOrEOF(err) && !a.closing.Load() {
-				a.log.Debug("connection idle or broken", zap.String("peer", s.peer), zap.Error(err))
+				a.log.Debug("connection idle or broken", zap.String("peer", s.Peer), zap.Error(err))
 			}
 			return
 		}
@@ -302,18 +355,18 @@ func (a *acceptor) serveConn(c net.Conn, ip netip.Addr) {
 			}
 			return
 		}
-		resp, closeAfter := a.proto.handle(s, body)
+		resp, closeAfter := a.proto.Handle(s, body)
 		if !a.admit(s) {
-			s.written = nil
+			s.Written = nil
 			return
 		}
 		if resp != nil && !a.write(s, resp) {
-			s.written = nil
+			s.Written = nil
 			return
 		}
-		if s.written != nil {
-			s.written()
-			s.written = nil
+		if s.Written != nil {
+			s.Written()
+			s.Written = nil
 		}
 		if closeAfter {
 			return
@@ -323,7 +376,7 @@ func (a *acceptor) serveConn(c net.Conn, ip netip.Addr) {
 
 // readFrame reads a 2-byte big-endian length and that many bytes. On
 // error it returns what it has of the body, for a format-error answer.
-func (a *acceptor) readFrame(br *bufio.Reader, buf *[]byte) ([]byte, error) {
+func (a *Acceptor) readFrame(br *bufio.Reader, buf *[]byte) ([]byte, error) {
 	var lenb [2]byte
 	if _, err := io.ReadFull(br, lenb[:]); err != nil {
 		return nil, err
@@ -359,7 +412,7 @@ func growTo(buf *[]byte, n int) []byte {
 // refuse answers a frame that could not be read whole with a format
 // error when its head allows, and counts it. The connection is closed
 // after: its framing can no longer be trusted.
-func (a *acceptor) refuse(s *session, head []byte, err error) {
+func (a *Acceptor) refuse(s *Session, head []byte, err error) {
 	reason := "short_read"
 	switch {
 	case errors.Is(err, errFrameTooLarge):
@@ -372,26 +425,26 @@ func (a *acceptor) refuse(s *session, head []byte, err error) {
 	a.metrics.Rejected.WithLabelValues(a.name, reason).Inc()
 	// Debug only: anyone can make one such line per connection; the
 	// count is in switch_rejected_total (docs/security.md).
-	a.log.Debug("frame refused", zap.String("peer", s.peer), zap.String("reason", reason), zap.Int("head_bytes", len(head)))
-	if resp := a.proto.formatError(s, head); resp != nil {
+	a.log.Debug("frame refused", zap.String("peer", s.Peer), zap.String("reason", reason), zap.Int("head_bytes", len(head)))
+	if resp := a.proto.FormatError(s, head); resp != nil {
 		a.write(s, resp)
 	}
 }
 
 // write sends one response frame under the write deadline.
-func (a *acceptor) write(s *session, frame []byte) bool {
-	_ = s.conn.SetWriteDeadline(time.Now().Add(time.Duration(a.cfg.WriteTimeout)))
+func (a *Acceptor) write(s *Session, frame []byte) bool {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(a.cfg.WriteTimeout))
 	if _, err := s.conn.Write(frame); err != nil {
-		a.log.Info("write failed", zap.String("peer", s.peer), zap.Error(err))
+		a.log.Info("write failed", zap.String("peer", s.Peer), zap.Error(err))
 		return false
 	}
 	return true
 }
 
-// shutdown stops accepting, wakes idle connections so they exit, lets
+// Shutdown stops accepting, wakes idle connections so they exit, lets
 // connections in the middle of a message finish it, and waits until ctx
 // ends; then it closes whatever is left.
-func (a *acceptor) shutdown(ctx context.Context) error {
+func (a *Acceptor) Shutdown(ctx context.Context) error {
 	a.mu.Lock()
 	a.closing.Store(true)
 	if a.ln != nil {
