@@ -66,13 +66,19 @@ func validPAN(pan string) bool {
 
 func validLimit(v Fen) bool { return v >= 0 && v <= MaxAmount }
 
-// adminDate is the date stamped on admin postings: the switch's business
-// date when it gave one (Options.Today), else the calendar day.
-func (l *Ledger) adminDate() BusinessDate {
-	if l.opts.Today != nil {
-		return l.opts.Today()
+// beginAdmin is the date stamped on admin postings: the switch's business
+// date when it gave one (Options.Begin/End or Today), else the calendar
+// day. The caller calls end once its posting is committed (or abandoned):
+// with Options.Begin the date is held open until then.
+func (l *Ledger) beginAdmin() (date BusinessDate, end func()) {
+	if l.opts.Begin != nil && l.opts.End != nil {
+		d := l.opts.Begin()
+		return d, func() { l.opts.End(d) }
 	}
-	return DateOf(time.Now())
+	if l.opts.Today != nil {
+		return l.opts.Today(), func() {}
+	}
+	return DateOf(time.Now()), func() {}
 }
 
 // OpenCard opens a card with its opening balances, funded from the opening
@@ -103,10 +109,12 @@ func (l *Ledger) OpenCard(spec CardSpec, pvv []byte) error {
 		legs = append(legs, leg{CardSubsidy(c.PAN), c.Subsidy}, leg{SubsidyFunding, -c.Subsidy})
 		c.addContrib(SubsidyFunding, -c.Subsidy)
 	}
+	date, end := l.beginAdmin()
+	defer end()
 	b := l.db.NewBatch()
 	defer b.Close()
 	if legs != nil {
-		p := posting{TxID: l.lastTx.Add(1), Kind: KindOpenCard, Date: l.adminDate(), PAN: c.PAN, Amount: c.Cash + c.Subsidy, Legs: legs}
+		p := posting{TxID: l.lastTx.Add(1), Kind: KindOpenCard, Date: date, PAN: c.PAN, Amount: c.Cash + c.Subsidy, Legs: legs}
 		if err := b.Set(postKey(p.TxID), p.encode(), nil); err != nil {
 			return err
 		}
@@ -356,7 +364,9 @@ func (l *Ledger) moveAll(k Kind, from string, repl *replacement, cashTo, subTo A
 	if repl != nil {
 		pans = append(pans, repl.pan)
 	}
-	tx := &txn{l: l, c: &Common{Date: l.adminDate()}, kind: k}
+	date, end := l.beginAdmin()
+	defer end()
+	tx := &txn{l: l, c: &Common{Date: date}, kind: k}
 	tx.lockCards(pans...)
 	defer tx.unlockCards()
 	old := tx.staged[from]

@@ -46,6 +46,13 @@ type Options struct {
 	// that these are dated like every other posting of the day. Nil means
 	// the calendar day of the machine's zone.
 	Today func() BusinessDate
+	// Begin and End, when both set, take the date of admin postings
+	// instead of Today and hold it open until the posting is committed
+	// (the switch's business clock: a day close waits for an admin
+	// posting under way, as for an exchange, so none lands in a day
+	// being closed).
+	Begin func() BusinessDate
+	End   func(BusinessDate)
 }
 
 // Bounds of Options beyond which a configuration is refused.

@@ -63,6 +63,10 @@ func (sw *Switch) openServices(lmk hsm.LMK, extra []txn.Destination) error {
 	lopts := sw.cfg.Ledger.options()
 	// Admin postings (open, close, replace card) carry the business date.
 	lopts.Today = func() ledger.BusinessDate { return sw.clock.Today() }
+	// and hold it open until committed, like an exchange: a day close
+	// waits for them (docs/reconciliation.md).
+	lopts.Begin = func() ledger.BusinessDate { return sw.clock.Begin() }
+	lopts.End = func(d ledger.BusinessDate) { sw.clock.End(d) }
 	sw.ledger, err = ledger.Open(sw.db, lopts)
 	if err != nil {
 		return fmt.Errorf("open ledger: %w", err)
