@@ -356,7 +356,12 @@ func TestTerminalReversalOfForwarded(t *testing.T) {
 	if err != nil || res.ResponseCode != "00" {
 		t.Fatalf("reversal = %+v %v", res, err)
 	}
-	waitFor(t, "bank reversed", func() bool { return e.peer.Balance(bankCard) == 100000 })
+	// The bank's balance moves before the sender acknowledges the 0430:
+	// wait for both, or the first reversal is still counted below.
+	waitFor(t, "bank reversed", func() bool {
+		q, _, _, _ := e.mgr.queue.Stats("bank-a", 10)
+		return e.peer.Balance(bankCard) == 100000 && q == 0
+	})
 	// A second reversal of the same: 00, nothing queued.
 	rec = &testRecorder{db: e.db}
 	if res, _ := e.link.Forward(rev, rec); res.ResponseCode != "00" {
