@@ -97,6 +97,12 @@ func run() int {
 	defer func() { _ = log.Sync() }()
 	switching.ApplyRuntime(cfg.Runtime)
 
+	// Signals are caught before the switch starts: a SIGHUP arriving
+	// between "switch listening" and here would otherwise end the process
+	// (its default action), and a SIGTERM during start-up waits for Start
+	// and then shuts down cleanly.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	sw, err := switching.New(cfg, log)
 	if err != nil {
 		log.Error("cannot start", zap.Error(err))
@@ -108,8 +114,6 @@ func run() int {
 		return 1
 	}
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	s := <-sig
 	for ; s == syscall.SIGHUP; s = <-sig {
 		reload(sw, *configPath, log)
