@@ -10,7 +10,6 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -30,16 +29,6 @@ func testSwitch(t testing.TB, mutate ...func(*Config)) *Switch {
 	return testSwitchLog(t, zap.NewNop(), mutate...)
 }
 
-// unreachableDemoLinks points the demo configuration's gateway links
-// (demo-bank at 127.0.0.1:8590) where nothing answers: that address may be
-// a running demo's gwsim, which a test switch must not sign on to. Tests
-// that need a bank start their own gwsim and set its address.
-func unreachableDemoLinks(cfg *Config) {
-	for i := range cfg.Gateways {
-		cfg.Gateways[i].Addresses = []string{"127.0.0.1:1"}
-	}
-}
-
 // testSwitchLog is testSwitch with the given logger.
 func testSwitchLog(t testing.TB, log *zap.Logger, mutate ...func(*Config)) *Switch {
 	t.Helper()
@@ -50,19 +39,11 @@ func testSwitchLog(t testing.TB, log *zap.Logger, mutate ...func(*Config)) *Swit
 // the local ledger.
 func testSwitchWith(t testing.TB, log *zap.Logger, extra []txn.Destination, mutate ...func(*Config)) *Switch {
 	t.Helper()
-	dir := t.TempDir()
-	demo, err := DemoConfig()
+	demo, err := IsolatedDemoConfig(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := *demo
-	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.LMK = LMKConfig{File: filepath.Join(dir, "lmk.key"), CreateDemo: true}
-	cfg.POS.Addr = "127.0.0.1:0"
-	cfg.Gateway.Addr = "127.0.0.1:0"
-	cfg.HTTP.Addr = "127.0.0.1:0"
-	cfg.Recharge.HTTPAddr = "127.0.0.1:0"
-	unreachableDemoLinks(&cfg)
 	cfg.HTTP.AdminToken = "test-token"
 	cfg.Log = LogConfig{Format: "console", Level: "error"}
 	for _, m := range mutate {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"reflect"
 	"runtime/debug"
 	"strconv"
@@ -36,6 +37,27 @@ var demoConfig []byte
 // DemoConfig returns the embedded demo configuration, parsed.
 func DemoConfig() (*Config, error) {
 	return ParseConfig(demoConfig)
+}
+
+// IsolatedDemoConfig is the demo configuration moved out of everyone's
+// way, for tests and scratch runs: data and LMK under dir, every listener
+// on an ephemeral loopback port, and the demo gateway links pointed where
+// nothing answers (127.0.0.1:1), since their demo address may be a running
+// demo's gwsim that a scratch switch must not sign on to. A listener or
+// link added to the demo configuration is moved here, once.
+func IsolatedDemoConfig(dir string) (*Config, error) {
+	cfg, err := DemoConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.LMK = LMKConfig{File: filepath.Join(dir, "lmk.key"), CreateDemo: true}
+	cfg.POS.Addr, cfg.Gateway.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Recharge.HTTPAddr = "127.0.0.1:0"
+	for i := range cfg.Gateways {
+		cfg.Gateways[i].Addresses = []string{"127.0.0.1:1"}
+	}
+	return cfg, nil
 }
 
 // DemoConfigYAML returns the raw embedded demo configuration.

@@ -5,7 +5,6 @@ package posimtest
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	switching "github.com/cardswitch/cardswitch/switch"
@@ -18,21 +17,11 @@ import (
 func StartSwitch(t testing.TB, mutate func(*switching.Config)) (sw *switching.Switch, pos, dataDir string) {
 	t.Helper()
 	dir := t.TempDir()
-	demo, err := switching.DemoConfig()
+	demo, err := switching.IsolatedDemoConfig(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := *demo
-	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.LMK = switching.LMKConfig{File: filepath.Join(dir, "lmk.key"), CreateDemo: true}
-	cfg.POS.Addr, cfg.Gateway.Addr, cfg.HTTP.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Recharge.HTTPAddr = "127.0.0.1:0"
-	// The demo link's bank (127.0.0.1:8590) may be a running demo's
-	// gwsim: point it where nothing answers (a test that needs a bank
-	// starts its own gwsim and sets the address).
-	for i := range cfg.Gateways {
-		cfg.Gateways[i].Addresses = []string{"127.0.0.1:1"}
-	}
 	cfg.Log = switching.LogConfig{Format: "console", Level: "error"}
 	if mutate != nil {
 		mutate(&cfg)
