@@ -35,7 +35,11 @@ func NormalizeName(s string) string {
 		}
 		b.WriteRune(r)
 	}
-	return b.String()
+	// Lower-casing an ASCII letter can let a combining mark after it
+	// compose (J + U+030C has no precomposed form, j + U+030C is U+01F0),
+	// so the result is composed once more: otherwise "J̌" and "ǰ" would
+	// not match, and the normal form would not be stable.
+	return norm.NFC.String(b.String())
 }
 
 // NamesMatch reports whether a name given by an institution matches the
