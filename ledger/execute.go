@@ -37,11 +37,17 @@ func (l *Ledger) Execute(req Request, b *pebble.Batch, commit func(Result) error
 	}
 	c := req.common()
 	kind := req.Kind()
-	var h fp
-	h.e.b = h.buf[:0]
-	req.fingerprint(&h)
-	sum := h.sum()
-	ik := idemKey(kind, c.Key)
+	var (
+		ik  []byte
+		sum uint64
+	)
+	if !c.Deduplicated {
+		var h fp
+		h.e.b = h.buf[:0]
+		req.fingerprint(&h)
+		sum = h.sum()
+		ik = idemKey(kind, c.Key)
+	}
 
 	var own, orig []byte
 	if c.Terminal != "" {
@@ -54,7 +60,7 @@ func (l *Ledger) Execute(req Request, b *pebble.Batch, commit func(Result) error
 	defer locks.unlock()
 
 	var raw []byte
-	if !c.KnownNew {
+	if !c.KnownNew && ik != nil {
 		var err error
 		if raw, err = get(l.db, ik); err != nil {
 			return Result{}, fmt.Errorf("%s %s: read idempotency record: %w", kind, c.Key, err)
@@ -784,6 +790,9 @@ func (tx *txn) write(ik []byte, fingerprint uint64) error {
 		// the non-card deltas (card changes kept are PIN tries and holds
 		// released by expiry, which are already in staged).
 		tx.deltas = nil
+	}
+	if ik == nil {
+		return nil // the caller keeps the request's record (Common.Deduplicated)
 	}
 	rec := idemRecord{Fingerprint: fingerprint, Date: tx.c.Date, Result: tx.res}
 	return b.Set(ik, rec.encode(), nil)

@@ -822,3 +822,28 @@ func TestReversalOfCompletionVoidAfterTheHoldIsUsed(t *testing.T) {
 	}
 	checkStore(t, db)
 }
+
+// TestDeduplicatedWritesNoIdempotencyRecord: a request whose caller
+// keeps its record itself (the switch) is executed without an
+// idempotency record, so the same key reaching the ledger again is
+// executed again — the caller answers repeats before the ledger.
+func TestDeduplicatedWritesNoIdempotencyRecord(t *testing.T) {
+	l, db := seeded(t, Options{})
+	c := pos("10000001", canteen, day1)
+	c.Deduplicated = true
+	first := exec(t, l, &Consume{Common: c, PAN: panStaff, Amount: 500})
+	if !first.Approved() || first.Replay {
+		t.Fatalf("first %+v", first)
+	}
+	if raw, err := get(db, idemKey(KindConsume, c.Key)); err != nil || raw != nil {
+		t.Fatalf("idempotency record %x %v, want none", raw, err)
+	}
+	again := exec(t, l, &Consume{Common: c, PAN: panStaff, Amount: 500})
+	if again.Replay || again.TxID == first.TxID {
+		t.Fatalf("second %+v: executed as new was expected", again)
+	}
+	if v := mustCard(t, l, panStaff); v.Balances.Cash != 100000-1000 {
+		t.Errorf("cash %s", v.Balances.Cash)
+	}
+	checkStore(t, db)
+}

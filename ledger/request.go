@@ -36,6 +36,13 @@ type Common struct {
 	// lookup, a point read on every transaction. Leave it false unless
 	// that guarantee holds: a false KnownNew is always safe.
 	KnownNew bool
+	// Deduplicated says the caller keeps the one record of this request
+	// and answers a repeated Key itself, before the ledger is asked (the
+	// switch's transaction record, docs/journal.md): the ledger then
+	// neither looks up nor writes an idempotency record for it, and a
+	// repeated Key reaching it is executed as a new request. Leave it
+	// false unless that holds.
+	Deduplicated bool
 }
 
 // TxnRef names an earlier transaction the way a POS terminal does: its

@@ -49,6 +49,7 @@ func (p *posProtocol) transactionOf(x *exchange, pan, rrn string) (*txn.Transact
 		AuthCode:        req.AuthCode,
 		Key:             fmt.Sprintf("%s/%s/%s/%s", req.TerminalID, req.Reserved60.Batch, req.STAN, dupKey.Date),
 		KnownNew:        x.fresh,
+		Deduplicated:    true,
 	}
 	// An 8-byte PIN block travels in field 52, a 16-byte SM4 block in
 	// field 62 as tag P4 (docs/pos-dialect.md#pin-blocks); never both.

@@ -127,6 +127,9 @@ func (r *record) write(b *pebble.Batch, resp *spec.POSMessage, decides bool) err
 		}
 		durability = pebble.Sync
 	}
+	if decides && observeCommit != nil {
+		observeCommit(x.tx, b)
+	}
 	crash := decides && x.tx == spec.Consume
 	if crash {
 		maybeCrash(crashBeforeCommit)
@@ -142,6 +145,10 @@ func (r *record) write(b *pebble.Batch, resp *spec.POSMessage, decides bool) err
 	}
 	return nil
 }
+
+// observeCommit, set only by tests, sees every batch that decides a
+// request just before it commits (the key-count test of docs/journal.md).
+var observeCommit func(spec.TxType, *pebble.Batch)
 
 // journalPair writes the request and response entries of an exchange into
 // b. PIN block, track data, IC data and keys are removed first.

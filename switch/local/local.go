@@ -112,6 +112,9 @@ func request(t *txn.Transaction, pin ledger.PINOutcome) (ledger.Request, error) 
 		STAN:     t.STAN,
 		RRN:      t.RRN,
 		KnownNew: t.KnownNew,
+		// The pipeline's transaction record is the one duplicate record
+		// (docs/ledger.md#unit-of-work).
+		Deduplicated: t.Deduplicated,
 	}
 	pan, amount := t.Card, t.Amount
 	orig := ledger.TxnRef{Terminal: t.Terminal, Batch: t.Original.Batch, STAN: t.Original.STAN}

@@ -83,6 +83,11 @@ type Transaction struct {
 	// it), so a destination may skip its own idempotency lookup. False is
 	// always safe.
 	KnownNew bool
+	// Deduplicated says the pipeline keeps the transaction's one record
+	// (request, answer and fingerprint under Key, docs/journal.md) and
+	// answers every repeated Key from it before any destination: a
+	// destination keeps no idempotency record of its own.
+	Deduplicated bool
 
 	// PIN is the encrypted PIN block, nil when the request carries none.
 	PIN *PINBlock
