@@ -92,10 +92,22 @@ func (h *HSM) ImportZMK(link string, components ...[]byte) ([]byte, error) {
 // ImportZoneKeys unwraps a key exchange's ZPK and ZAK under the link's ZMK,
 // checks both check values and stores both keys, keeping the ZAK they
 // replace as the previous ZAK, in one synced batch. On any error nothing
-// changes: the old keys stay in force.
-func (h *HSM) ImportZoneKeys(link string, k ZoneKeys) (err error) {
+// changes: the old keys stay in force. Both keys are double-length TDES.
+func (h *HSM) ImportZoneKeys(link string, k ZoneKeys) error {
+	return h.ImportZoneKeysAlg(link, k, TDES)
+}
+
+// ImportZoneKeysAlg is ImportZoneKeys for a link whose ZAK is of algorithm
+// zakAlg: TDES (the X9.19 MAC) or SM4 (the SM4 MAC, see ZoneMAC). The ZAK
+// is 16 bytes either way, wrapped ECB under the ZMK like the ZPK, and its
+// check value is the first 3 bytes of the ZAK encrypting a zero block of
+// its own cipher (8 bytes for TDES, 16 for SM4).
+func (h *HSM) ImportZoneKeysAlg(link string, k ZoneKeys, zakAlg Algorithm) (err error) {
 	defer func() { h.observe("zone_key_import", err, true) }()
 	if err := CheckLinkName(link); err != nil {
+		return err
+	}
+	if err := checkZAKAlg(zakAlg); err != nil {
 		return err
 	}
 	zmk, err := h.key(ZoneKeyLabel(link, ZMK), UsageWrapZoneKeys)
@@ -119,7 +131,7 @@ func (h *HSM) ImportZoneKeys(link string, k ZoneKeys) (err error) {
 			return err
 		}
 		clears[i] = clear
-		cb, err := blockcipher.CheckBlock(TDES, clear)
+		cb, err := blockcipher.CheckBlock([2]Algorithm{TDES, zakAlg}[i], clear)
 		if err != nil {
 			return err
 		}
@@ -127,12 +139,21 @@ func (h *HSM) ImportZoneKeys(link string, k ZoneKeys) (err error) {
 			return fmt.Errorf("link %s key exchange: %s: %w", link, name, ErrKCVMismatch)
 		}
 	}
-	return h.storeZoneKeys(link, clears[0], clears[1])
+	return h.storeZoneKeys(link, clears[0], clears[1], zakAlg)
 }
 
-// storeZoneKeys seals and stores a new ZPK and ZAK, with the current ZAK
-// (if any) as the previous one, in one synced batch.
-func (h *HSM) storeZoneKeys(link string, zpk, zak []byte) error {
+// checkZAKAlg accepts the ZAK algorithms a zone MAC is built for.
+func checkZAKAlg(a Algorithm) error {
+	if a != TDES && a != SM4 {
+		return fmt.Errorf("zone MAC key of %s: %w (want tdes or sm4)", a, ErrUnsupported)
+	}
+	return nil
+}
+
+// storeZoneKeys seals and stores a new ZPK (TDES) and ZAK (of zakAlg),
+// with the current ZAK (if any, of its own algorithm) as the previous
+// one, in one synced batch.
+func (h *HSM) storeZoneKeys(link string, zpk, zak []byte, zakAlg Algorithm) error {
 	h.write.Lock()
 	defer h.write.Unlock()
 	labels := []string{ZoneKeyLabel(link, ZPK), ZoneKeyLabel(link, ZAK)}
@@ -140,7 +161,7 @@ func (h *HSM) storeZoneKeys(link string, zpk, zak []byte) error {
 	h.mu.RLock()
 	for i, clear := range [][]byte{zpk, zak} {
 		t := [2]KeyType{ZPK, ZAK}[i]
-		r, err := h.seal(labels[i], t, TDES, DefaultUsage(t), clear)
+		r, err := h.seal(labels[i], t, [2]Algorithm{TDES, zakAlg}[i], DefaultUsage(t), clear)
 		if err != nil {
 			h.mu.RUnlock()
 			return err
@@ -149,8 +170,8 @@ func (h *HSM) storeZoneKeys(link string, zpk, zak []byte) error {
 	}
 	h.mu.RUnlock()
 	// withClear holds h.mu for reading while fn runs: seal directly.
-	err := h.withClear(labels[1], UsageMACVerify, func(_ *loadedKey, old []byte) error {
-		r, err := h.seal(zonePrevLabel(link), ZAK, TDES, UsageMACVerify, old)
+	err := h.withClear(labels[1], UsageMACVerify, func(lk *loadedKey, old []byte) error {
+		r, err := h.seal(zonePrevLabel(link), ZAK, lk.alg, UsageMACVerify, old)
 		if err == nil {
 			labels = append(labels, zonePrevLabel(link))
 			recs = append(recs, r)
@@ -171,10 +192,19 @@ func (h *HSM) storeZoneKeys(link string, zpk, zak []byte) error {
 // IssueZoneKeys is the other side of a key exchange (a gateway answering
 // 0800 101): it generates a new ZPK and ZAK for the link, stores them
 // (keeping the previous ZAK) and returns them encrypted under the link's
-// ZMK with their check values.
-func (h *HSM) IssueZoneKeys(link string) (out ZoneKeys, err error) {
+// ZMK with their check values. Both keys are double-length TDES.
+func (h *HSM) IssueZoneKeys(link string) (ZoneKeys, error) {
+	return h.IssueZoneKeysAlg(link, TDES)
+}
+
+// IssueZoneKeysAlg is IssueZoneKeys with a ZAK of algorithm zakAlg (TDES
+// or SM4; see ImportZoneKeysAlg).
+func (h *HSM) IssueZoneKeysAlg(link string, zakAlg Algorithm) (out ZoneKeys, err error) {
 	defer func() { h.observe("zone_key_issue", err, true) }()
 	if err := CheckLinkName(link); err != nil {
+		return ZoneKeys{}, err
+	}
+	if err := checkZAKAlg(zakAlg); err != nil {
 		return ZoneKeys{}, err
 	}
 	zmk, err := h.key(ZoneKeyLabel(link, ZMK), UsageWrapZoneKeys)
@@ -185,88 +215,136 @@ func (h *HSM) IssueZoneKeys(link string) (out ZoneKeys, err error) {
 	defer func() { wipe(clears[0]); wipe(clears[1]) }()
 	var wrapped, checks [2]string
 	for i := range clears {
-		if clears[i], err = h.randomKey(TDES, ZoneKeyLen); err != nil {
+		alg := [2]Algorithm{TDES, zakAlg}[i]
+		if clears[i], err = h.randomKey(alg, ZoneKeyLen); err != nil {
 			return ZoneKeys{}, err
 		}
 		w, err := blockcipher.EncryptECB(zmk.block, clears[i])
 		if err != nil {
 			return ZoneKeys{}, err
 		}
-		cb, err := blockcipher.CheckBlock(TDES, clears[i])
+		cb, err := blockcipher.CheckBlock(alg, clears[i])
 		if err != nil {
 			return ZoneKeys{}, err
 		}
 		wrapped[i], checks[i] = hexUpper(w), hexUpper(cb[:ZoneCheckLen])
 	}
-	if err := h.storeZoneKeys(link, clears[0], clears[1]); err != nil {
+	if err := h.storeZoneKeys(link, clears[0], clears[1], zakAlg); err != nil {
 		return ZoneKeys{}, err
 	}
 	return ZoneKeys{ZPK: wrapped[0], ZPKCheck: checks[0], ZAK: wrapped[1], ZAKCheck: checks[1]}, nil
 }
 
-// retailKey holds the two DES halves of a double-length ZAK for the X9.19
-// MAC.
+// retailKey is the cached key schedule of a ZAK: for a TDES ZAK the two
+// DES halves of the X9.19 MAC, for an SM4 ZAK the SM4 cipher (k2 nil).
 type retailKey struct {
+	alg    Algorithm
 	k1, k2 cipher.Block
 }
 
-// zoneMACKey returns the cached X9.19 key schedule of the ZAK at label.
-func (h *HSM) zoneMACKey(label string, need Usage) (*retailKey, error) {
+// zoneMACKey returns the cached key schedule of the ZAK at label, which
+// must be of algorithm want.
+func (h *HSM) zoneMACKey(label string, need Usage, want Algorithm) (*retailKey, error) {
 	h.mu.RLock()
 	k := h.retail[label]
 	gen := h.gen
 	h.mu.RUnlock()
-	if k != nil {
-		return k, nil
-	}
-	err := h.withClear(label, need, func(lk *loadedKey, clear []byte) error {
-		if lk.typ != ZAK {
-			return fmt.Errorf("%s %s is not a ZAK: %w", lk.typ, label, ErrKeyUsage)
-		}
-		if lk.alg != TDES || len(clear) != ZoneKeyLen {
-			return fmt.Errorf("ZAK %s is %s of %d bytes, the X9.19 MAC needs double-length TDES: %w", label, lk.alg, len(clear), ErrUnsupported)
-		}
-		k1, err := blockcipher.New(DES, clear[:8])
+	if k == nil {
+		err := h.withClear(label, need, func(lk *loadedKey, clear []byte) error {
+			if lk.typ != ZAK {
+				return fmt.Errorf("%s %s is not a ZAK: %w", lk.typ, label, ErrKeyUsage)
+			}
+			switch {
+			case lk.alg == TDES && len(clear) == ZoneKeyLen:
+				k1, err := blockcipher.New(DES, clear[:8])
+				if err != nil {
+					return err
+				}
+				k2, err := blockcipher.New(DES, clear[8:])
+				if err != nil {
+					return err
+				}
+				k = &retailKey{alg: TDES, k1: k1, k2: k2}
+			case lk.alg == SM4 && len(clear) == ZoneKeyLen:
+				b, err := blockcipher.New(SM4, clear)
+				if err != nil {
+					return err
+				}
+				k = &retailKey{alg: SM4, k1: b}
+			default:
+				return fmt.Errorf("ZAK %s is %s of %d bytes, a zone MAC needs a 16-byte TDES or SM4 key: %w", label, lk.alg, len(clear), ErrUnsupported)
+			}
+			return nil
+		})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		k2, err := blockcipher.New(DES, clear[8:])
-		if err != nil {
-			return err
+		h.mu.Lock()
+		if h.gen == gen {
+			h.retail[label] = k
 		}
-		k = &retailKey{k1: k1, k2: k2}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		h.mu.Unlock()
 	}
-	h.mu.Lock()
-	if h.gen == gen {
-		h.retail[label] = k
+	if k.alg != want {
+		return nil, fmt.Errorf("ZAK %s is a %s key, the link's MAC needs %s: %w", label, k.alg, want, ErrKeyUsage)
 	}
-	h.mu.Unlock()
 	return k, nil
 }
 
-// GenerateZoneMAC computes the 8-byte gateway MAC of data (ISO/IEC 9797-1
-// algorithm 3, ANSI X9.19, padding method 1) with the link's current ZAK.
-func (h *HSM) GenerateZoneMAC(link string, data []byte) (out []byte, err error) {
-	defer func() { h.observe("zone_mac_generate", err, true) }()
-	if err := CheckLinkName(link); err != nil {
-		return nil, err
-	}
-	k, err := h.zoneMACKey(ZoneKeyLabel(link, ZAK), UsageMACGenerate)
-	if err != nil {
-		return nil, fmt.Errorf("link %s: %w", link, err)
+// zoneMAC computes the 8-byte gateway MAC of data under k
+// (docs/gateway-dialect.md, MAC): with a TDES ZAK, ISO/IEC 9797-1 MAC
+// algorithm 3 (ANSI X9.19), padding method 1; with an SM4 ZAK, ISO/IEC
+// 9797-1 MAC algorithm 1 (GB/T 15852.1 MAC algorithm 1, CBC-MAC with a
+// zero IV) over SM4, padding method 1, the leftmost 8 bytes of the last
+// block.
+func zoneMAC(k *retailKey, data []byte) ([]byte, error) {
+	if k.alg == SM4 {
+		out, err := mac.CBCMAC(k.k1, data, mac.Pad1)
+		if err != nil {
+			return nil, err
+		}
+		return out[:8], nil
 	}
 	return mac.RetailMAC(k.k1, k.k2, data, mac.Pad1)
 }
 
-// VerifyZoneMAC checks an 8-byte gateway MAC of data against the link's
-// current ZAK and, when previousToo is set (the caller is within one send
-// timeout of a key change), the previous ZAK. It returns (false, nil) for a
-// wrong MAC and an error when it cannot decide (no ZAK yet).
-func (h *HSM) VerifyZoneMAC(link string, data, got []byte, previousToo bool) (ok bool, err error) {
+// GenerateZoneMAC computes the 8-byte gateway MAC of data (ISO/IEC 9797-1
+// algorithm 3, ANSI X9.19, padding method 1) with the link's current ZAK,
+// which must be TDES.
+func (h *HSM) GenerateZoneMAC(link string, data []byte) ([]byte, error) {
+	return h.GenerateZoneMACAlg(link, TDES, data)
+}
+
+// GenerateZoneMACAlg computes the 8-byte gateway MAC of data with the
+// link's current ZAK, which must be of algorithm alg: TDES gives the
+// X9.19 MAC, SM4 the SM4 CBC-MAC (see zoneMAC). A ZAK of the other
+// algorithm (a link whose MAC was just reconfigured and whose key
+// exchange has not yet run) is an error wrapping ErrKeyUsage: nothing is
+// MACed under the wrong algorithm.
+func (h *HSM) GenerateZoneMACAlg(link string, alg Algorithm, data []byte) (out []byte, err error) {
+	defer func() { h.observe("zone_mac_generate", err, true) }()
+	if err := CheckLinkName(link); err != nil {
+		return nil, err
+	}
+	k, err := h.zoneMACKey(ZoneKeyLabel(link, ZAK), UsageMACGenerate, alg)
+	if err != nil {
+		return nil, fmt.Errorf("link %s: %w", link, err)
+	}
+	return zoneMAC(k, data)
+}
+
+// VerifyZoneMAC checks an 8-byte gateway X9.19 MAC of data against the
+// link's current ZAK and, when previousToo is set (the caller is within
+// one send timeout of a key change), the previous ZAK. It returns (false,
+// nil) for a wrong MAC and an error when it cannot decide (no ZAK yet).
+func (h *HSM) VerifyZoneMAC(link string, data, got []byte, previousToo bool) (bool, error) {
+	return h.VerifyZoneMACAlg(link, TDES, data, got, previousToo)
+}
+
+// VerifyZoneMACAlg is VerifyZoneMAC for a link whose MAC is of algorithm
+// alg (TDES: X9.19, SM4: the SM4 CBC-MAC). A previous ZAK of the other
+// algorithm is not tried.
+func (h *HSM) VerifyZoneMACAlg(link string, alg Algorithm, data, got []byte, previousToo bool) (ok bool, err error) {
 	defer func() { h.observe("zone_mac_verify", err, ok) }()
 	if err := CheckLinkName(link); err != nil {
 		return false, err
@@ -276,8 +354,8 @@ func (h *HSM) VerifyZoneMAC(link string, data, got []byte, previousToo bool) (ok
 		labels = append(labels, zonePrevLabel(link))
 	}
 	for i, label := range labels {
-		k, err := h.zoneMACKey(label, UsageMACVerify)
-		if i > 0 && errors.Is(err, ErrKeyNotFound) {
+		k, err := h.zoneMACKey(label, UsageMACVerify, alg)
+		if i > 0 && (errors.Is(err, ErrKeyNotFound) || errors.Is(err, ErrKeyUsage)) {
 			break
 		}
 		if err != nil {
@@ -286,7 +364,7 @@ func (h *HSM) VerifyZoneMAC(link string, data, got []byte, previousToo bool) (ok
 		if len(got) != 8 {
 			return false, nil
 		}
-		want, err := mac.RetailMAC(k.k1, k.k2, data, mac.Pad1)
+		want, err := zoneMAC(k, data)
 		if err != nil {
 			return false, err
 		}

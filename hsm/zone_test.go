@@ -102,11 +102,108 @@ func TestZoneKeyExchangeImport(t *testing.T) {
 		t.Fatalf("short MAC: %v %v", ok, err)
 	}
 	// Key separation: the ZAK is not a PIN key, the ZPK not a MAC key.
-	if _, err := h.zoneMACKey(ZoneKeyLabel(vecLink, ZPK), UsageMACGenerate); !errors.Is(err, ErrKeyUsage) {
+	if _, err := h.zoneMACKey(ZoneKeyLabel(vecLink, ZPK), UsageMACGenerate, TDES); !errors.Is(err, ErrKeyUsage) {
 		t.Fatalf("ZPK as MAC key: %v", err)
 	}
 	if _, _, err := h.ExportKey(ZoneKeyLabel(vecLink, ZAK), TerminalKeyLabel("10000001", TMK)); err == nil {
 		t.Fatal("exported a ZAK under a missing TMK")
+	}
+}
+
+// SM4 zone MAC vectors. The key and message are those of GB/T
+// 15852.1-2020 Appendix B (SM4). The SM4 link MAC is MAC algorithm 1
+// (CBC-MAC, zero IV) with padding method 1, leftmost 8 bytes. For the
+// 32-byte message padding 1 adds nothing, so its last CBC block C2 is
+// tied to the appendix's published padding-2 MAC by one more block:
+// SM4(C2 XOR 80 00..00) = 4B6553AF3C4E27448412315AC7849535 (checked with
+// `openssl enc -sm4-ecb -nopad`). C2 and the 25-byte case come from
+// `openssl enc -sm4-cbc -nopad -iv 0` over the zero-padded message. The
+// ZAK wrapped under vecZMK is vecKeyAUnder (the same 16 key bytes), and
+// its SM4 check value is SM4 of a zero block: 2677F46B...
+const (
+	vecSM4Msg32    = "This is the test message for mac"
+	vecSM4C2       = "16E02904EFB765B706459C9EDABDB519"
+	vecSM4Pad2MAC  = "4B6553AF3C4E27448412315AC7849535" // GB/T 15852.1-2020 Appendix B
+	vecSM4Msg25    = "This is the test message "
+	vecSM4MAC25    = "BA89E45FE8ABF242"
+	vecSM4ZAKCheck = "2677F4"
+)
+
+func TestZoneSM4MAC(t *testing.T) {
+	// The link between the published vector and ours, by hand.
+	sm4, err := blockcipher.New(SM4, mustHex(vecKeyA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := mustHex(vecSM4C2)
+	x[0] ^= 0x80
+	sm4.Encrypt(x, x)
+	if !bytes.Equal(x, mustHex(vecSM4Pad2MAC)) {
+		t.Fatalf("SM4(C2 ^ 80..) = %X, want the published %s", x, vecSM4Pad2MAC)
+	}
+
+	h := zoneHSM(t)
+	// An SM4 ZAK with a TDES check value is refused, nothing stored.
+	bad := ZoneKeys{ZPK: vecKeyBUnder, ZPKCheck: vecKeyBCheck, ZAK: vecKeyAUnder, ZAKCheck: vecKeyACheck}
+	if err := h.ImportZoneKeysAlg(vecLink, bad, SM4); !errors.Is(err, ErrKCVMismatch) {
+		t.Fatalf("SM4 ZAK with a TDES check value: %v", err)
+	}
+	if err := h.ImportZoneKeysAlg(vecLink, bad, AES); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("AES ZAK: %v", err)
+	}
+	keys := ZoneKeys{ZPK: vecKeyBUnder, ZPKCheck: vecKeyBCheck, ZAK: vecKeyAUnder, ZAKCheck: vecSM4ZAKCheck}
+	if err := h.ImportZoneKeysAlg(vecLink, keys, SM4); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ msg, want string }{{vecSM4Msg32, vecSM4C2[:16]}, {vecSM4Msg25, vecSM4MAC25}} {
+		got, err := h.GenerateZoneMACAlg(vecLink, SM4, []byte(c.msg))
+		if err != nil || !bytes.Equal(got, mustHex(c.want)) {
+			t.Fatalf("SM4 MAC of %q = %X, %v; want %s", c.msg, got, err, c.want)
+		}
+		if ok, err := h.VerifyZoneMACAlg(vecLink, SM4, []byte(c.msg), got, true); !ok || err != nil {
+			t.Fatalf("verify SM4 MAC of %q: %v %v", c.msg, ok, err)
+		}
+		wrong := append([]byte(nil), got...)
+		wrong[0] ^= 1
+		if ok, err := h.VerifyZoneMACAlg(vecLink, SM4, []byte(c.msg), wrong, true); ok || err != nil {
+			t.Fatalf("wrong SM4 MAC: %v %v", ok, err)
+		}
+	}
+	// An SM4 ZAK never computes an X9.19 MAC, nor a TDES one an SM4 MAC.
+	if _, err := h.GenerateZoneMAC(vecLink, []byte(vecSM4Msg32)); !errors.Is(err, ErrKeyUsage) {
+		t.Fatalf("X9.19 MAC under an SM4 ZAK: %v", err)
+	}
+	// Back to a TDES ZAK: the previous (SM4) ZAK is not tried for X9.19,
+	// and the current one refuses SM4.
+	if err := h.ImportZoneKeys(vecLink, ZoneKeys{ZPK: vecKeyAUnder, ZPKCheck: vecKeyACheck, ZAK: vecKeyBUnder, ZAKCheck: vecKeyBCheck}); err != nil {
+		t.Fatal(err)
+	}
+	macB := retail(t, vecKeyB, []byte(vecSM4Msg32))
+	if ok, err := h.VerifyZoneMAC(vecLink, []byte(vecSM4Msg32), macB, true); !ok || err != nil {
+		t.Fatalf("X9.19 after the change back: %v %v", ok, err)
+	}
+	if _, err := h.GenerateZoneMACAlg(vecLink, SM4, []byte(vecSM4Msg32)); !errors.Is(err, ErrKeyUsage) {
+		t.Fatalf("SM4 MAC under a TDES ZAK: %v", err)
+	}
+
+	// Issue and import across two HSMs: the MACs agree.
+	bank, sw := zoneHSM(t), zoneHSM(t)
+	issued, err := bank.IssueZoneKeysAlg(vecLink, SM4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.ImportZoneKeysAlg(vecLink, issued, SM4); err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.ImportZoneKeys(vecLink, issued); !errors.Is(err, ErrKCVMismatch) {
+		t.Fatalf("SM4-issued keys imported as TDES: %v", err)
+	}
+	m, err := bank.GenerateZoneMACAlg(vecLink, SM4, []byte(vecSM4Msg25))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := sw.VerifyZoneMACAlg(vecLink, SM4, []byte(vecSM4Msg25), m, false); !ok || err != nil {
+		t.Fatalf("bank's SM4 MAC at the switch: %v %v", ok, err)
 	}
 }
 

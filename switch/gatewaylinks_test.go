@@ -26,7 +26,15 @@ const (
 // demo bank's BIN.
 func linkedSwitch(t *testing.T, mutate ...func(*Config)) (*Switch, *gwsim.Sim) {
 	t.Helper()
-	sim, err := gwsim.Start(gwsim.Options{Institution: gwsim.DemoInstitution})
+	return linkedSwitchTo(t, gwsim.Options{}, links.StateUp, mutate...)
+}
+
+// linkedSwitchTo is linkedSwitch with the bank's options (its institution
+// is the demo one) and the link state to wait for.
+func linkedSwitchTo(t *testing.T, o gwsim.Options, state string, mutate ...func(*Config)) (*Switch, *gwsim.Sim) {
+	t.Helper()
+	o.Institution = gwsim.DemoInstitution
+	sim, err := gwsim.Start(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +51,7 @@ func linkedSwitch(t *testing.T, mutate ...func(*Config)) (*Switch, *gwsim.Sim) {
 			m(c)
 		}
 	})
-	waitLink(t, sw, links.StateUp)
+	waitLink(t, sw, state)
 	return sw, sim
 }
 

@@ -92,6 +92,9 @@ type Options struct {
 	// Default: fresh random keys, which reach the switch only through a
 	// key exchange.
 	ZPK, ZAK string
+	// MAC is the link's MAC algorithm: MACX919 (the default; a TDES ZAK)
+	// or MACSM4 (an SM4 ZAK; docs/gateway-dialect.md, MAC).
+	MAC string
 	// Institution, when set, is the only acceptable field 100 of
 	// financial requests (others are answered 03).
 	Institution string
@@ -185,6 +188,9 @@ func Start(o Options) (*Sim, error) {
 	if o.ZMK == "" {
 		o.ZMK = DemoZMK
 	}
+	if o.MAC == "" {
+		o.MAC = MACX919
+	}
 	if o.KeyGrace == 0 {
 		o.KeyGrace = defaultKeyGrace
 	}
@@ -262,6 +268,9 @@ func (s *Sim) configure() error {
 		return fmt.Errorf("%w: %v", ErrOptions, err)
 	}
 	s.cutover = cut
+	if o.MAC != MACX919 && o.MAC != MACSM4 {
+		return fmt.Errorf("%w: MAC %q: want %q or %q", ErrOptions, o.MAC, MACX919, MACSM4)
+	}
 	if s.zmk, err = parseZoneKey(o.ZMK); err != nil {
 		return fmt.Errorf("%w: ZMK: %v", ErrOptions, err)
 	}
@@ -269,11 +278,12 @@ func (s *Sim) configure() error {
 		hex string
 		dst **zoneKey
 		nm  string
-	}{{o.ZPK, &s.keys.zpk, "ZPK"}, {o.ZAK, &s.keys.zak, "ZAK"}} {
+		alg string
+	}{{o.ZPK, &s.keys.zpk, "ZPK", MACX919}, {o.ZAK, &s.keys.zak, "ZAK", o.MAC}} {
 		if p.hex == "" {
-			*p.dst, err = randomZoneKey()
+			*p.dst, err = randomZoneKeyAlg(p.alg)
 		} else {
-			*p.dst, err = parseZoneKey(p.hex)
+			*p.dst, err = parseZoneKeyAlg(p.hex, p.alg)
 		}
 		if err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrOptions, p.nm, err)

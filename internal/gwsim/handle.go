@@ -219,7 +219,7 @@ func (s *Sim) exchangeKeys() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	zak, err := randomZoneKey()
+	zak, err := randomZoneKeyAlg(s.opts.MAC)
 	if err != nil {
 		return "", err
 	}

@@ -18,20 +18,40 @@ import (
 // in clear, as a bank's own HSM would hold them, and uses the switch's
 // lower hsm packages for the cryptography (docs/gateway-dialect.md, MAC).
 
-// zoneKey is one double-length TDES zone key with its ciphers ready.
+// zoneKey is one 16-byte zone key with its ciphers ready: double-length
+// TDES, or SM4 for the ZAK of a link whose MAC is SM4.
 type zoneKey struct {
 	clear []byte       // 16 bytes
 	tdes  cipher.Block // the whole key (PIN blocks, check value, wrapping)
 	k1    cipher.Block // DES under the left half (X9.19)
 	k2    cipher.Block // DES under the right half (X9.19)
+	sm4   cipher.Block // the whole key as SM4 (SM4 ZAK only; then the others are nil)
 }
 
+// MAC algorithms of the link (Options.MAC).
+const (
+	MACX919 = "x9.19"
+	MACSM4  = "sm4"
+)
+
 func newZoneKey(clearKey []byte) (*zoneKey, error) {
+	return newZoneKeyAlg(clearKey, MACX919)
+}
+
+// newZoneKeyAlg builds a ZAK for the link's MAC algorithm (MACX919: a
+// TDES key; MACSM4: an SM4 key).
+func newZoneKeyAlg(clearKey []byte, macAlg string) (*zoneKey, error) {
 	if len(clearKey) != 16 {
-		return nil, fmt.Errorf("zone key of %d bytes: want 16 (double-length TDES)", len(clearKey))
+		return nil, fmt.Errorf("zone key of %d bytes: want 16", len(clearKey))
 	}
 	k := &zoneKey{clear: append([]byte(nil), clearKey...)}
 	var err error
+	if macAlg == MACSM4 {
+		if k.sm4, err = blockcipher.New(blockcipher.SM4, k.clear); err != nil {
+			return nil, err
+		}
+		return k, nil
+	}
 	if k.tdes, err = blockcipher.New(blockcipher.TDES, k.clear); err != nil {
 		return nil, err
 	}
@@ -46,28 +66,45 @@ func newZoneKey(clearKey []byte) (*zoneKey, error) {
 
 // parseZoneKey parses 32 hex digits.
 func parseZoneKey(s string) (*zoneKey, error) {
-	b, err := hex.DecodeString(strings.TrimSpace(s))
-	if err != nil || len(b) != 16 {
-		return nil, fmt.Errorf("zone key must be 32 hex digits (double-length TDES)")
-	}
-	return newZoneKey(b)
+	return parseZoneKeyAlg(s, MACX919)
 }
 
-// randomZoneKey generates a fresh double-length key with odd parity.
+// parseZoneKeyAlg parses 32 hex digits as a key for macAlg
+// (newZoneKeyAlg).
+func parseZoneKeyAlg(s, macAlg string) (*zoneKey, error) {
+	b, err := hex.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(b) != 16 {
+		return nil, fmt.Errorf("zone key must be 32 hex digits")
+	}
+	return newZoneKeyAlg(b, macAlg)
+}
+
+// randomZoneKey generates a fresh double-length TDES key with odd parity.
 func randomZoneKey() (*zoneKey, error) {
+	return randomZoneKeyAlg(MACX919)
+}
+
+// randomZoneKeyAlg generates a fresh key for macAlg (newZoneKeyAlg).
+func randomZoneKeyAlg(macAlg string) (*zoneKey, error) {
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
 		return nil, fmt.Errorf("generate zone key: %w", err)
 	}
-	blockcipher.FixParity(b)
-	return newZoneKey(b)
+	if macAlg != MACSM4 {
+		blockcipher.FixParity(b)
+	}
+	return newZoneKeyAlg(b, macAlg)
 }
 
 // checkValue is the 6-hex check value: the first 3 bytes of the key
-// encrypting a block of zeros.
+// encrypting a block of zeros (8 bytes for TDES, 16 for SM4).
 func (k *zoneKey) checkValue() string {
-	out := make([]byte, 8)
-	k.tdes.Encrypt(out, out)
+	b := k.tdes
+	if k.sm4 != nil {
+		b = k.sm4
+	}
+	out := make([]byte, b.BlockSize())
+	b.Encrypt(out, out)
 	return strings.ToUpper(hex.EncodeToString(out[:3]))
 }
 
@@ -80,9 +117,18 @@ func (k *zoneKey) wrapUnder(kek *zoneKey) (string, error) {
 	return strings.ToUpper(hex.EncodeToString(enc)), nil
 }
 
-// mac is the X9.19 retail MAC (ISO 9797-1 algorithm 3, padding method 1,
-// all 8 bytes) of data under the ZAK.
+// mac is the link MAC of data under the ZAK: for a TDES ZAK the X9.19
+// retail MAC (ISO 9797-1 algorithm 3, padding method 1, all 8 bytes); for
+// an SM4 ZAK the SM4 CBC-MAC (ISO 9797-1 algorithm 1, padding method 1,
+// the leftmost 8 bytes).
 func (k *zoneKey) mac(data []byte) ([]byte, error) {
+	if k.sm4 != nil {
+		out, err := mac.CBCMAC(k.sm4, data, mac.Pad1)
+		if err != nil {
+			return nil, err
+		}
+		return out[:8], nil
+	}
 	return mac.RetailMAC(k.k1, k.k2, data, mac.Pad1)
 }
 

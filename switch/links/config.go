@@ -38,7 +38,8 @@ type Config struct {
 	ReconnectWait    Duration `yaml:"reconnect_wait"`
 	MaxReconnectWait Duration `yaml:"max_reconnect_wait"`
 	// MAC is the MAC algorithm: "x9.19" (ISO/IEC 9797-1 algorithm 3 with
-	// the ZAK), the only one built.
+	// a TDES ZAK) or "sm4" (ISO/IEC 9797-1 algorithm 1 over SM4 with an
+	// SM4 ZAK; docs/gateway-dialect.md, MAC).
 	MAC string `yaml:"mac"`
 }
 
@@ -81,7 +82,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.ReconnectWait, time.Second)
 	def(&c.MaxReconnectWait, 60*time.Second)
 	if c.MAC == "" {
-		c.MAC = "x9.19"
+		c.MAC = MACX919
 	}
 	return c
 }
@@ -122,10 +123,25 @@ func (c Config) Validate() error {
 	if c.ReconnectWait < 10*time.Millisecond || c.MaxReconnectWait < c.ReconnectWait || c.MaxReconnectWait > time.Hour {
 		return fmt.Errorf("gateway %s: reconnect_wait %v / max_reconnect_wait %v, want 10ms <= wait <= max <= 1h", c.Name, c.ReconnectWait, c.MaxReconnectWait)
 	}
-	if c.MAC != "x9.19" {
-		return fmt.Errorf("gateway %s: mac %q: only \"x9.19\" is supported", c.Name, c.MAC)
+	if c.MAC != MACX919 && c.MAC != MACSM4 {
+		return fmt.Errorf("gateway %s: mac %q: want %q or %q", c.Name, c.MAC, MACX919, MACSM4)
 	}
 	return nil
+}
+
+// MAC algorithms of a link (Config.MAC).
+const (
+	MACX919 = "x9.19"
+	MACSM4  = "sm4"
+)
+
+// zakAlg is the algorithm of the link's ZAK: TDES for X9.19, SM4 for the
+// SM4 MAC.
+func (c Config) zakAlg() hsm.Algorithm {
+	if c.MAC == MACSM4 {
+		return hsm.SM4
+	}
+	return hsm.TDES
 }
 
 // WithDefaults returns s with zero values replaced by defaults.

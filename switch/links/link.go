@@ -320,8 +320,11 @@ func (l *Link) signOn(c *connection.Connection) error {
 	return nil
 }
 
+// hasKeys reports whether the link has a ZPK and a ZAK of its MAC's
+// algorithm (after its mac was reconfigured, the old ZAK does not count).
 func (l *Link) hasKeys() bool {
-	return l.hsm.HasKey(hsm.ZoneKeyLabel(l.cfg.Name, hsm.ZAK)) && l.hsm.HasKey(hsm.ZoneKeyLabel(l.cfg.Name, hsm.ZPK))
+	zak, err := l.hsm.Info(hsm.ZoneKeyLabel(l.cfg.Name, hsm.ZAK))
+	return err == nil && zak.Alg == l.cfg.zakAlg() && l.hsm.HasKey(hsm.ZoneKeyLabel(l.cfg.Name, hsm.ZPK))
 }
 
 // exchangeKeys sends 0800 101 and imports the ZPK and ZAK of the answer.
@@ -349,7 +352,7 @@ func (l *Link) exchangeKeys(c *connection.Connection) error {
 		}
 		*t.dst = v
 	}
-	if err := l.hsm.ImportZoneKeys(l.cfg.Name, k); err != nil {
+	if err := l.hsm.ImportZoneKeysAlg(l.cfg.Name, k, l.cfg.zakAlg()); err != nil {
 		return err
 	}
 	l.keysChanged.Store(l.now().UnixNano())
@@ -498,7 +501,7 @@ func (l *Link) addMAC(m *iso8583.Message) error {
 	if err != nil {
 		return err
 	}
-	mac, err := l.hsm.GenerateZoneMAC(l.cfg.Name, block)
+	mac, err := l.hsm.GenerateZoneMACAlg(l.cfg.Name, l.cfg.zakAlg(), block)
 	if err != nil {
 		return err
 	}
@@ -512,7 +515,7 @@ func (l *Link) verifyMAC(packed []byte) bool {
 		return false
 	}
 	grace := l.now().UnixNano()-l.keysChanged.Load() < int64(l.cfg.SendTimeout)
-	ok, err := l.hsm.VerifyZoneMAC(l.cfg.Name, block, packed[len(block):], grace)
+	ok, err := l.hsm.VerifyZoneMACAlg(l.cfg.Name, l.cfg.zakAlg(), block, packed[len(block):], grace)
 	return err == nil && ok
 }
 

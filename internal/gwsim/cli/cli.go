@@ -55,6 +55,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	zmk := secretflag.New(fs, "zmk", "GWSIM_ZMK", "zone master key in clear, 32 hex (default: the demo ZMK)")
 	zpk := secretflag.New(fs, "zpk", "GWSIM_ZPK", "ZPK in use before the first key exchange, 32 hex (default: random)")
 	zak := secretflag.New(fs, "zak", "GWSIM_ZAK", "ZAK in use before the first key exchange, 32 hex (default: random)")
+	macAlg := fs.String("mac", gwsim.MACX919, "link MAC: x9.19 (TDES ZAK) or sm4 (SM4 ZAK)")
 	institution := fs.String("institution", "", "accept only this field 100 (receiving institution id)")
 	delay := fs.Int("delay", 0, "hold every financial answer back N ms (0..300000)")
 	drop := fs.Int("drop", 0, "drop PCT percent of financial answers, after processing (0..100)")
@@ -104,7 +105,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		plant.Extra = append(plant.Extra, gwsim.Extra{Card: k, Amount: a})
 	}
-	o := gwsim.Options{Addr: *addr, HTTPAddr: *httpAddr, ZMK: zmk.Get(), ZPK: zpk.Get(), ZAK: zak.Get(),
+	o := gwsim.Options{Addr: *addr, HTTPAddr: *httpAddr, ZMK: zmk.Get(), ZPK: zpk.Get(), ZAK: zak.Get(), MAC: *macAlg,
 		Institution: *institution, Cutover: *cutover, ReconDir: *reconDir, MaxConns: *maxConns, Seed: *seed,
 		Faults: gwsim.Faults{Delay: time.Duration(*delay) * time.Millisecond, DropPercent: *drop, Decline: *decline,
 			DisconnectAfter: *disconnectAfter, RefuseSignOn: *refuseSignOn}}
