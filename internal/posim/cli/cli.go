@@ -66,7 +66,7 @@ func load(args []string, stdout, stderr io.Writer) int {
 		opts.Progress = stdout
 	}
 	if *lf.ackPath != "" {
-		f, err := os.Create(*lf.ackPath)
+		f, err := createPrivate(*lf.ackPath)
 		if err != nil {
 			fmt.Fprintln(stderr, "posim:", err)
 			return 1
@@ -180,7 +180,7 @@ func (lf *loadFlags) writeOpening(opening map[string]posim.Amount, stderr io.Wri
 		fmt.Fprintln(stderr, "posim: --cards-out needs --admin (the demo cards' opening balances are not known to posim)")
 		return 2
 	}
-	f, err := os.Create(*lf.cardsOut)
+	f, err := createPrivate(*lf.cardsOut)
 	if err == nil {
 		err = posim.WriteCards(f, opening)
 		if cerr := f.Close(); err == nil {
@@ -274,4 +274,11 @@ func verify(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "OK: %d cards reconcile with %d acknowledged transactions\n", len(opening), len(acks))
 	return 0
+}
+
+// createPrivate creates (or truncates) a file only its owner can read: the
+// cards file holds full card numbers and the ack log the run's answers,
+// neither for other users of the machine (docs/security.md).
+func createPrivate(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -40,5 +42,23 @@ func TestTokenFromEnvironment(t *testing.T) {
 	}
 	if h := <-got; h != "Bearer from-env" {
 		t.Fatalf("Authorization %q, want the token from POSIM_TOKEN", h)
+	}
+}
+
+// TestOutputFilesArePrivate: the files posim writes are created 0600, so
+// a cards file's card numbers are not readable by other users.
+func TestOutputFilesArePrivate(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "cards.txt")
+	f, err := createPrivate(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := st.Mode().Perm(); m != 0o600 {
+		t.Fatalf("mode %o, want 600", m)
 	}
 }
