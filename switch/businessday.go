@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cardswitch/cardswitch/switch/admin"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -107,7 +107,7 @@ const (
 )
 
 // errDayNotOpen: closing a day that has not begun.
-var errDayNotOpen = errors.New("business day has not begun")
+var errDayNotOpen = admin.ErrDayNotOpen
 
 // closeDrainTimeout bounds how long a close waits for the exchanges still
 // under way on the day.
@@ -397,17 +397,4 @@ func (b *businessDays) shutdown() {
 	}
 	b.cancel()
 	b.exports.Wait()
-}
-
-// parseDate reads YYYYMMDD or YYYY-MM-DD.
-func parseDate(s string) (ledger.BusinessDate, error) {
-	s = strings.ReplaceAll(s, "-", "")
-	var d uint32
-	if len(s) != 8 {
-		return 0, fmt.Errorf("date %q: want YYYYMMDD", s)
-	}
-	if _, err := fmt.Sscanf(s, "%08d", &d); err != nil || !ledger.BusinessDate(d).Valid() {
-		return 0, fmt.Errorf("date %q: want YYYYMMDD", s)
-	}
-	return ledger.BusinessDate(d), nil
 }

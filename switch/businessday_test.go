@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/cardswitch/cardswitch/switch/admin"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -106,7 +107,7 @@ func TestDayCloseAndExport(t *testing.T) {
 	req, err = term.Balance(cardStudent, pinStudent)
 	expectRC(t, "balance", do(t, term, req, err), spec.RCApproved)
 
-	code, out := adminCall(t, sw, "POST", "/api/v1/day/close", DayCloseRequest{Operator: "alice"})
+	code, out := adminCall(t, sw, "POST", "/api/v1/day/close", admin.DayCloseRequest{Operator: "alice"})
 	if code != http.StatusOK {
 		t.Fatalf("close: %d %s", code, out)
 	}
@@ -115,10 +116,10 @@ func TestDayCloseAndExport(t *testing.T) {
 		t.Fatalf("business date after close %d, want %d", got, next)
 	}
 	// Closing it again answers the same record; a day not begun is refused.
-	if code, out := adminCall(t, sw, "POST", "/api/v1/day/close", DayCloseRequest{Date: today.String()}); code != http.StatusOK {
+	if code, out := adminCall(t, sw, "POST", "/api/v1/day/close", admin.DayCloseRequest{Date: today.String()}); code != http.StatusOK {
 		t.Fatalf("close again: %d %s", code, out)
 	}
-	if code, _ := adminCall(t, sw, "POST", "/api/v1/day/close", DayCloseRequest{Date: next.AddDays(1).String()}); code != http.StatusBadRequest {
+	if code, _ := adminCall(t, sw, "POST", "/api/v1/day/close", admin.DayCloseRequest{Date: next.AddDays(1).String()}); code != http.StatusBadRequest {
 		t.Fatalf("closing a future day: %d, want 400", code)
 	}
 
@@ -268,7 +269,7 @@ func TestCloseUnderTraffic(t *testing.T) {
 	for a := range answers {
 		got = append(got, a)
 		if len(got) == 20 {
-			if code, out := adminCall(t, sw, "POST", "/api/v1/day/close", DayCloseRequest{Operator: "t"}); code != http.StatusOK {
+			if code, out := adminCall(t, sw, "POST", "/api/v1/day/close", admin.DayCloseRequest{Operator: "t"}); code != http.StatusOK {
 				t.Fatalf("close: %d %s", code, out)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/cardswitch/cardswitch/routing"
+	"github.com/cardswitch/cardswitch/switch/admin"
 	"testing"
 	"time"
 
@@ -154,7 +155,7 @@ func TestGatewaySAFDeadLetterAdmin(t *testing.T) {
 	_ = sim.SetFaults(gwsim.Faults{DropPercent: 100})
 	expectRC(t, "no answer", do(t, term, mustReq(term.Consume(bankCard, 700, bankPIN)), nil), spec.RCNoAnswer)
 
-	var dead safAnswer
+	var dead admin.SAFPage
 	waitUntil(t, "dead letter", func() bool {
 		code, body := adminCall(t, sw, "GET", "/api/v1/saf?dead=true&gateway="+demoBank, nil)
 		return code == 200 && json.Unmarshal(body, &dead) == nil && len(dead.Entries) == 1
@@ -173,7 +174,7 @@ func TestGatewaySAFDeadLetterAdmin(t *testing.T) {
 		t.Fatalf("gwsim saw %d repeats (0421), want 2", reps)
 	}
 	code, body := adminCall(t, sw, "GET", "/api/v1/gateways", nil)
-	var gws gatewaysAnswer
+	var gws admin.GatewaysResponse
 	if code != 200 || json.Unmarshal(body, &gws) != nil || len(gws.Gateways) != 1 ||
 		gws.Gateways[0].State != links.StateUp || gws.Gateways[0].SAFDead != 1 || gws.Gateways[0].ZAKCheck == "" {
 		t.Fatalf("gateways: %d %s", code, body)

@@ -3,6 +3,7 @@ package switching
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/cardswitch/cardswitch/switch/admin"
 	"io"
 	"net"
 	"net/http"
@@ -256,7 +257,7 @@ func TestAdminBadTokenLogs(t *testing.T) {
 	for i := 0; i < 30; i++ {
 		status, _ := httpDo(t, sw, "GET", long, "wrong-token")
 		want := http.StatusUnauthorized
-		if i >= adminFailuresPerAddr {
+		if i >= admin.FailuresPerAddr {
 			want = http.StatusTooManyRequests
 		}
 		if status != want {
@@ -276,10 +277,10 @@ func TestAdminBadTokenLogs(t *testing.T) {
 			t.Fatalf("log line: %.400s", line)
 		}
 	}
-	if warns == 0 || warns > adminWarnsPerWindow {
-		t.Fatalf("%d warnings, want 1..%d", warns, adminWarnsPerWindow)
+	if warns == 0 || warns > admin.WarnsPerWindow {
+		t.Fatalf("%d warnings, want 1..%d", warns, admin.WarnsPerWindow)
 	}
-	if refusals(t, sw, "http", "bad_token") != adminFailuresPerAddr || refusals(t, sw, "http", "auth_rate_limited") != 30-adminFailuresPerAddr {
+	if refusals(t, sw, "http", "bad_token") != admin.FailuresPerAddr || refusals(t, sw, "http", "auth_rate_limited") != 30-admin.FailuresPerAddr {
 		t.Fatalf("bad_token %v, auth_rate_limited %v", refusals(t, sw, "http", "bad_token"), refusals(t, sw, "http", "auth_rate_limited"))
 	}
 }

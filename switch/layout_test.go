@@ -49,14 +49,20 @@ func TestCodeCitesRepositoryDocs(t *testing.T) {
 	}
 }
 
-// TestAdminAnswersAreTyped: the switch's HTTP handlers answer with typed
-// structs (admintypes.go and their packages' report types), never an
-// untyped map, so every key an answer can hold is declared in one place.
+// TestAdminAnswersAreTyped: the admin API's handlers (switch/admin) and
+// the switch's own HTTP handlers answer with typed structs (admin/types.go
+// and their packages' report types), never an untyped map, so every key
+// an answer can hold is declared in one place.
 func TestAdminAnswersAreTyped(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
+	api, err := filepath.Glob("admin/*.go")
+	if err != nil || len(api) == 0 {
+		t.Fatalf("admin API sources: %v, %v", api, err)
+	}
+	files = append(files, api...)
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
 			continue

@@ -47,7 +47,7 @@ var rejectReasons = []string{"connection_limit", "peer_connection_limit",
 
 // httpRejectReasons are the reasons of switch_rejected_total{listener="http"}:
 // admin API requests with a bad or missing token, and those refused
-// unchecked from an address over its failures (adminguard.go).
+// unchecked from an address over its failures (switch/admin).
 var httpRejectReasons = []string{"bad_token", "auth_rate_limited"}
 
 // NewMetrics registers every series on a fresh registry, with the Go and

@@ -3,6 +3,7 @@ package switching
 import (
 	"encoding/hex"
 	"encoding/json"
+	"github.com/cardswitch/cardswitch/switch/admin"
 	"github.com/cardswitch/cardswitch/switch/terminals"
 	"strings"
 	"testing"
@@ -112,7 +113,7 @@ func TestReversalOfSpentLoad(t *testing.T) {
 	}
 
 	code, body := adminCall(t, sw, "GET", "/api/v1/reports/receivables", nil)
-	var rep receivablesJSON
+	var rep admin.ReceivablesPage
 	if err := json.Unmarshal(body, &rep); code != 200 || err != nil {
 		t.Fatalf("receivables: %d %s %v", code, body, err)
 	}

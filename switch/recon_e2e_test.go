@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/cardswitch/cardswitch/switch/admin"
 	"net/http"
 	"os"
 	"strconv"
@@ -45,7 +46,7 @@ func TestReconLoop(t *testing.T) {
 		expectRC(t, "consume", resp, spec.RCApproved)
 		txns = append(txns, recongen.Txn{RRN: resp.RRN, Card: cardStudent, Amount: ledger.Fen(amt), Approved: true})
 	}
-	if code, out := adminCall(t, sw, "POST", "/api/v1/day/close", DayCloseRequest{Operator: "alice"}); code != http.StatusOK {
+	if code, out := adminCall(t, sw, "POST", "/api/v1/day/close", admin.DayCloseRequest{Operator: "alice"}); code != http.StatusOK {
 		t.Fatalf("close: %d %s", code, out)
 	}
 	waitExported(t, sw, today.String())
@@ -78,7 +79,7 @@ func TestReconLoop(t *testing.T) {
 		t.Fatalf("import: %d %+v", resp.StatusCode, rep)
 	}
 	code, out = adminCall(t, sw, "GET", "/api/v1/recon/discrepancies?state=open&limit=2", nil)
-	var page DiscrepancyPage
+	var page admin.DiscrepancyPage
 	json.Unmarshal(out, &page)
 	if code != http.StatusOK || len(page.Discrepancies) != 2 || page.Next == 0 || page.Discrepancies[0].Card == cardStudent {
 		t.Fatalf("discrepancies page: %d %s", code, out)
@@ -92,7 +93,7 @@ func TestReconLoop(t *testing.T) {
 		if code != http.StatusOK {
 			t.Fatalf("get %d: %d %s", id, code, out)
 		}
-		code, out = adminCall(t, sw, "POST", "/api/v1/recon/discrepancies/"+strconv.FormatUint(id, 10)+"/resolve", ResolveRequest{Action: actions[d.Class], Operator: "bob"})
+		code, out = adminCall(t, sw, "POST", "/api/v1/recon/discrepancies/"+strconv.FormatUint(id, 10)+"/resolve", admin.ResolveRequest{Action: actions[d.Class], Operator: "bob"})
 		if code != http.StatusOK {
 			t.Fatalf("resolve %s: %d %s", d.Class, code, out)
 		}
@@ -118,7 +119,7 @@ func TestReconLoop(t *testing.T) {
 	}
 
 	// The week's settlement: the canteen's rates change from today.
-	code, out = adminCall(t, sw, "POST", "/api/v1/settlement/rates", SetRatesRequest{Merchant: canteen, From: today.String(), FeeBP: 100, ManagementBP: 200, Operator: "carol"})
+	code, out = adminCall(t, sw, "POST", "/api/v1/settlement/rates", admin.SetRatesRequest{Merchant: canteen, From: today.String(), FeeBP: 100, ManagementBP: 200, Operator: "carol"})
 	if code != http.StatusOK {
 		t.Fatalf("set rates: %d %s", code, out)
 	}
@@ -144,7 +145,7 @@ func TestReconLoop(t *testing.T) {
 		t.Fatalf("settlement csv: %d %s", code, out)
 	}
 	code, out = adminCall(t, sw, "GET", "/api/v1/settlement/refunds?"+week, nil)
-	var refunds RefundPage
+	var refunds admin.RefundPage
 	json.Unmarshal(out, &refunds)
 	if code != http.StatusOK || len(refunds.Refunds) != 1 || refunds.Refunds[0].Kind != "payer-refund" || refunds.Refunds[0].Amount != 55 {
 		t.Fatalf("refunds: %d %s", code, out)
@@ -189,7 +190,7 @@ func TestReconAgainstGwsim(t *testing.T) {
 	req, err := term.Consume(cardStudent, 100, pinStudent)
 	expectRC(t, "campus consume", do(t, term, req, err), spec.RCApproved)
 
-	if code, out := adminCall(t, sw, "POST", "/api/v1/day/close", DayCloseRequest{Operator: "alice"}); code != http.StatusOK {
+	if code, out := adminCall(t, sw, "POST", "/api/v1/day/close", admin.DayCloseRequest{Operator: "alice"}); code != http.StatusOK {
 		t.Fatalf("close: %d %s", code, out)
 	}
 	waitExported(t, sw, today.String())
@@ -241,7 +242,7 @@ func TestReconImportLargerThanAdminBody(t *testing.T) {
 		c.Recon.Gateways = map[string]ReconGateway{"local": {Layout: layouts["gwsim"]}}
 	})
 	today := sw.clock.Today()
-	if code, out := adminCall(t, sw, "POST", "/api/v1/day/close", DayCloseRequest{Operator: "alice"}); code != http.StatusOK {
+	if code, out := adminCall(t, sw, "POST", "/api/v1/day/close", admin.DayCloseRequest{Operator: "alice"}); code != http.StatusOK {
 		t.Fatalf("close: %d %s", code, out)
 	}
 	waitExported(t, sw, today.String())
@@ -252,7 +253,7 @@ func TestReconImportLargerThanAdminBody(t *testing.T) {
 		w.Extra(fmt.Sprintf("998%09d", i), cardStudent, ledger.Fen(100+i))
 	}
 	w.Close()
-	if file.Len() <= maxAdminBody {
+	if file.Len() <= admin.MaxBody {
 		t.Fatalf("file of %d bytes is within the admin bound; the test needs a larger one", file.Len())
 	}
 	rep, ok := importFile(t, sw, "local", today, file.Bytes())

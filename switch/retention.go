@@ -3,6 +3,7 @@ package switching
 import (
 	"errors"
 	"fmt"
+	"github.com/cardswitch/cardswitch/switch/admin"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,7 @@ const retentionPause = 20 * time.Millisecond
 const maxRetentionBatches = 10_000
 
 // errRetentionBusy answers a run asked for while one is going on.
-var errRetentionBusy = errors.New("a retention run is already in progress")
+var errRetentionBusy = admin.ErrRetentionBusy
 
 // RetentionReport is what one retention run deleted, and where it cut.
 type RetentionReport struct {

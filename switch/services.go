@@ -175,7 +175,7 @@ func (sw *Switch) addTerminal(t terminals.Spec) error {
 			return fmt.Errorf("terminal %s TMK: %w", t.ID, err)
 		}
 	}
-	if err := checkSourceNetwork(t.LegacySignOn, t.SourceNetwork); err != nil {
+	if err := terminals.CheckSourceNetwork(t.LegacySignOn, t.SourceNetwork); err != nil {
 		return fmt.Errorf("terminal %s: %w", t.ID, err)
 	}
 	return sw.terminals.Add(&terminals.Terminal{ID: t.ID, Merchant: t.Merchant, MayLoad: t.MayLoad, Permitted: perm,

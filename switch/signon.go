@@ -236,18 +236,3 @@ func (p *posProtocol) refuseSignOn(x *exchange, t *terminals.Terminal, reason st
 	}
 	return x.answer(spec.RCMACError)
 }
-
-// checkSourceNetwork validates a terminal's legacy sign-on settings: a
-// legacy terminal needs its source network, as a CIDR prefix.
-func checkSourceNetwork(legacy bool, network string) error {
-	if network == "" {
-		if legacy {
-			return errors.New("legacy_signon needs source_network (a CIDR such as 10.1.2.0/24)")
-		}
-		return nil
-	}
-	if _, err := netip.ParsePrefix(network); err != nil {
-		return fmt.Errorf("source_network %q: want a CIDR such as 10.1.2.0/24", network)
-	}
-	return nil
-}

@@ -22,6 +22,7 @@ import (
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/recon"
 	"github.com/cardswitch/cardswitch/routing"
+	"github.com/cardswitch/cardswitch/switch/admin"
 	"github.com/cardswitch/cardswitch/switch/links"
 	"github.com/cardswitch/cardswitch/switch/transport"
 	"github.com/cardswitch/cardswitch/switch/txn"
@@ -60,10 +61,9 @@ type Switch struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 
-	adminGuard *adminGuard // failed admin authentications (adminguard.go)
 	// recentErrors keeps the last warnings and errors logged, masked, for
-	// the console (console_stats.go).
-	recentErrors *errorRing
+	// the console (switch/admin).
+	recentErrors *admin.ErrorRing
 
 	started atomic.Bool
 	stopped atomic.Bool
@@ -80,9 +80,9 @@ func newSwitch(cfg *Config, log *zap.Logger, extra []txn.Destination) (*Switch, 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	ring := newErrorRing(maxRecentErrors)
-	log = log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, ring.core()) }))
-	sw := &Switch{cfg: cfg, log: log, metrics: NewMetrics(), recentErrors: ring, adminGuard: newAdminGuard(), signOnGuard: newSignOnGuard(cfg.SignOn)}
+	ring := admin.NewErrorRing()
+	log = log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, ring.Core()) }))
+	sw := &Switch{cfg: cfg, log: log, metrics: NewMetrics(), recentErrors: ring, signOnGuard: newSignOnGuard(cfg.SignOn)}
 	if cfg.HTTP.shortDemoToken() {
 		log.Warn("DEMO ADMIN TOKEN: the admin API accepts a short, public token; allowed only in the demo configuration on a loopback address, never in production (docs/security.md)",
 			zap.Int("token_length", len(cfg.HTTP.adminToken())), zap.Int("minimum", MinAdminTokenLen))

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -321,4 +322,20 @@ func (r *Registry) ClaimNewSTAN(id string, batch, stan uint32, load func() (uint
 		w.cond.Broadcast()
 		w.mu.Unlock()
 	}, nil
+}
+
+// CheckSourceNetwork validates a terminal's legacy sign-on settings: a
+// legacy terminal needs its source network, as a CIDR prefix
+// (docs/pos-dialect.md#sign-on-proof).
+func CheckSourceNetwork(legacy bool, network string) error {
+	if network == "" {
+		if legacy {
+			return errors.New("legacy_signon needs source_network (a CIDR such as 10.1.2.0/24)")
+		}
+		return nil
+	}
+	if _, err := netip.ParsePrefix(network); err != nil {
+		return fmt.Errorf("source_network %q: want a CIDR such as 10.1.2.0/24", network)
+	}
+	return nil
 }

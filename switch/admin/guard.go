@@ -1,4 +1,4 @@
-package switching
+package admin
 
 import (
 	"net"
@@ -17,18 +17,18 @@ import (
 // Bounds of the admin API's defences against token guessing and log
 // flooding (docs/security.md "Admin API").
 const (
-	// adminFailuresPerAddr bad-token requests an address may make in one
+	// FailuresPerAddr bad-token requests an address may make in one
 	// adminFailWindow; after that every request from it is answered 429,
 	// without checking the token or logging, until the window ends.
-	adminFailuresPerAddr = 10
-	adminFailWindow      = time.Minute
+	FailuresPerAddr = 10
+	adminFailWindow = time.Minute
 	// adminFailAddrs bounds the addresses tracked; when every entry is in
 	// a live window, failures from new addresses share one overflow entry.
 	adminFailAddrs = 4096
-	// adminWarnsPerWindow bad-token warnings may be logged per
+	// WarnsPerWindow bad-token warnings may be logged per
 	// adminFailWindow, whatever the number of addresses; the rest are
 	// counted, and the next warning says how many were not logged.
-	adminWarnsPerWindow = 10
+	WarnsPerWindow = 10
 	// maxLoggedPath bounds the request path in a log line.
 	maxLoggedPath = 48
 	// maxProfileSeconds bounds a CPU profile or trace requested through
@@ -41,9 +41,9 @@ type failWindow struct {
 	n     int
 }
 
-// adminGuard counts failed admin authentications per address and bounds
-// the warnings about them.
-type adminGuard struct {
+// guard counts failed admin authentications per address and bounds the
+// warnings about them.
+type guard struct {
 	mu         sync.Mutex
 	addrs      map[netip.Addr]*failWindow
 	overflow   failWindow
@@ -52,10 +52,10 @@ type adminGuard struct {
 	suppressed int
 }
 
-func newAdminGuard() *adminGuard { return &adminGuard{addrs: make(map[netip.Addr]*failWindow)} }
+func newGuard() *guard { return &guard{addrs: make(map[netip.Addr]*failWindow)} }
 
 // window returns ip's failure window, current at now. Called with mu held.
-func (g *adminGuard) window(ip netip.Addr, now time.Time, create bool) *failWindow {
+func (g *guard) window(ip netip.Addr, now time.Time, create bool) *failWindow {
 	w := g.addrs[ip]
 	if w == nil {
 		if !create {
@@ -82,7 +82,7 @@ func (g *adminGuard) window(ip netip.Addr, now time.Time, create bool) *failWind
 }
 
 // blocked reports whether ip has used up its failures in this window.
-func (g *adminGuard) blocked(ip netip.Addr, now time.Time) bool {
+func (g *guard) blocked(ip netip.Addr, now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	w := g.window(ip, now, false)
@@ -92,19 +92,19 @@ func (g *adminGuard) blocked(ip netip.Addr, now time.Time) bool {
 			w.start, w.n = now, 0
 		}
 	}
-	return w != nil && w.n >= adminFailuresPerAddr
+	return w != nil && w.n >= FailuresPerAddr
 }
 
 // fail counts a failure of ip and says whether a warning may be logged,
 // and how many were not logged since the last one.
-func (g *adminGuard) fail(ip netip.Addr, now time.Time) (warn bool, suppressed int) {
+func (g *guard) fail(ip netip.Addr, now time.Time) (warn bool, suppressed int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.window(ip, now, true).n++
 	if now.Sub(g.warnStart) >= adminFailWindow {
 		g.warnStart, g.warns = now, 0
 	}
-	if g.warns >= adminWarnsPerWindow {
+	if g.warns >= WarnsPerWindow {
 		g.suppressed++
 		return false, 0
 	}
@@ -153,28 +153,28 @@ func logPath(path string) string {
 }
 
 // authFailed answers and accounts a request without the right token.
-func (sw *Switch) authFailed(w http.ResponseWriter, r *http.Request) {
+func (a *API) authFailed(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
-	sw.metrics.Rejected.WithLabelValues("http", "bad_token").Inc()
-	if warn, suppressed := sw.adminGuard.fail(remoteIP(r), now); warn {
+	a.cfg.Rejected.WithLabelValues("http", "bad_token").Inc()
+	if warn, suppressed := a.guard.fail(remoteIP(r), now); warn {
 		// Kept short: with the longest address and a cut path the line
 		// stays under 300 bytes (docs/security.md).
-		sw.log.Warn("admin API: bad token", zap.String("remote", remoteIP(r).String()),
+		a.log.Warn("admin API: bad token", zap.String("remote", remoteIP(r).String()),
 			zap.String("method", logPath(r.Method)), zap.String("path", logPath(r.URL.Path)),
 			zap.Int("unlogged", suppressed))
 	}
-	writeJSONError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+	writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 }
 
 // authBlocked refuses, unlogged, a request from an address over its
 // failures.
-func (sw *Switch) authBlocked(w http.ResponseWriter, r *http.Request) bool {
-	if !sw.adminGuard.blocked(remoteIP(r), time.Now()) {
+func (a *API) authBlocked(w http.ResponseWriter, r *http.Request) bool {
+	if !a.guard.blocked(remoteIP(r), time.Now()) {
 		return false
 	}
-	sw.metrics.Rejected.WithLabelValues("http", "auth_rate_limited").Inc()
+	a.cfg.Rejected.WithLabelValues("http", "auth_rate_limited").Inc()
 	w.Header().Set("Retry-After", strconv.Itoa(int(adminFailWindow/time.Second)))
-	writeJSONError(w, http.StatusTooManyRequests, "too many failed authentications from this address; try again later")
+	writeError(w, http.StatusTooManyRequests, "too many failed authentications from this address; try again later")
 	return true
 }
 
@@ -184,7 +184,7 @@ func boundedProfile(next http.HandlerFunc) http.HandlerFunc {
 		if s := r.URL.Query().Get("seconds"); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 1 || n > maxProfileSeconds {
-				writeJSONError(w, http.StatusBadRequest, "seconds must be 1.."+strconv.Itoa(maxProfileSeconds))
+				writeError(w, http.StatusBadRequest, "seconds must be 1.."+strconv.Itoa(maxProfileSeconds))
 				return
 			}
 		}

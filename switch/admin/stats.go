@@ -1,4 +1,4 @@
-package switching
+package admin
 
 import (
 	"encoding/json"
@@ -77,19 +77,20 @@ type LoggedError struct {
 
 // Bounds of the summary: every list has a ceiling.
 const (
-	maxRecentErrors   = 50
+	// MaxRecentErrors is how many log lines the console shows.
+	MaxRecentErrors   = 50
 	maxStatsTerminals = 200
 	maxStatsNetworks  = 100
 	maxErrorLine      = 2048
 )
 
-func (sw *Switch) adminStats(w http.ResponseWriter, r *http.Request) {
-	s := StatsSummary{Time: time.Now().UTC(), BusinessDate: sw.clock.Today().String(),
+func (a *API) stats(w http.ResponseWriter, r *http.Request) {
+	s := StatsSummary{Time: time.Now().UTC(), BusinessDate: a.cfg.Day.Today().String(),
 		ByRC: []RCCount{}, Latency: []LatencyBucket{}, Connections: []ListenerConns{},
 		Terminals: []TerminalConns{}, Networks: []NetworkConns{}}
-	mfs, err := sw.metrics.Registry.Gather()
+	mfs, err := a.cfg.Metrics.Gather()
 	if err != nil {
-		writeJSONError(w, http.StatusInternalServerError, err.Error())
+		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	byRC := map[string]uint64{}
@@ -137,8 +138,8 @@ func (sw *Switch) adminStats(w http.ResponseWriter, r *http.Request) {
 	if n := len(s.Latency); n > 0 && s.Latency[n-1].LE == inf {
 		s.Latency[n-1].LE = 0 // JSON has no infinity: 0 marks the +Inf bucket
 	}
-	s.Terminals, s.Networks = sw.connSnapshot()
-	s.RecentErrors = sw.recentErrors.list()
+	s.Terminals, s.Networks = a.connSnapshot()
+	s.RecentErrors = a.cfg.RecentErrors.list()
 	writeJSON(w, http.StatusOK, s)
 }
 
@@ -146,8 +147,8 @@ var inf = func() float64 { var z float64; return 1 / z }()
 
 // connSnapshot lists the POS acceptor's connections by proved terminal
 // and by source network, largest first, bounded.
-func (sw *Switch) connSnapshot() ([]TerminalConns, []NetworkConns) {
-	ts, ns := sw.pos.ConnSnapshot(maxStatsTerminals, maxStatsNetworks)
+func (a *API) connSnapshot() ([]TerminalConns, []NetworkConns) {
+	ts, ns := a.cfg.Connections.ConnSnapshot(maxStatsTerminals, maxStatsNetworks)
 	terms := make([]TerminalConns, 0, len(ts))
 	for _, t := range ts {
 		tc := TerminalConns{Terminal: t.Terminal, Connections: len(t.Peers), Peers: make([]string, 0, len(t.Peers))}
@@ -163,24 +164,29 @@ func (sw *Switch) connSnapshot() ([]TerminalConns, []NetworkConns) {
 	return terms, nets
 }
 
-// errorRing keeps the last n log lines at warning level or above, encoded
-// as JSON through the same masking encoder as the log (internal/logmask).
-type errorRing struct {
+// ErrorRing keeps the last n log lines at warning level or above, encoded
+// as JSON through the same masking encoder as the log (internal/logmask),
+// for the console's summary. Tee its Core into the daemon's logger.
+type ErrorRing struct {
 	mu    sync.Mutex
 	lines []LoggedError
 	n     int
 }
 
-func newErrorRing(n int) *errorRing { return &errorRing{n: n} }
+// NewErrorRing keeps the last MaxRecentErrors lines.
+func NewErrorRing() *ErrorRing { return newErrorRing(MaxRecentErrors) }
 
-func (r *errorRing) core() zapcore.Core {
+func newErrorRing(n int) *ErrorRing { return &ErrorRing{n: n} }
+
+// Core is the log core that feeds the ring.
+func (r *ErrorRing) Core() zapcore.Core {
 	ec := zapcore.EncoderConfig{TimeKey: "ts", LevelKey: "level", MessageKey: "msg", NameKey: "logger",
 		EncodeTime: zapcore.ISO8601TimeEncoder, EncodeLevel: zapcore.LowercaseLevelEncoder, EncodeDuration: zapcore.StringDurationEncoder}
 	return zapcore.NewCore(logmask.Encoder(zapcore.NewJSONEncoder(ec)), zapcore.AddSync(ringWriter{r}), zapcore.WarnLevel)
 }
 
 // ringWriter receives one encoded line per Write.
-type ringWriter struct{ r *errorRing }
+type ringWriter struct{ r *ErrorRing }
 
 func (w ringWriter) Write(p []byte) (int, error) {
 	line := string(p)
@@ -204,7 +210,7 @@ func (w ringWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (r *errorRing) list() []LoggedError {
+func (r *ErrorRing) list() []LoggedError {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]LoggedError{}, r.lines...)

@@ -1,4 +1,4 @@
-package switching
+package admin
 
 import (
 	"net/netip"
@@ -11,7 +11,7 @@ import (
 // addresses (more share one overflow window), warnings are capped per
 // window and say how many were not logged, and windows end.
 func TestAdminGuardBounded(t *testing.T) {
-	g := newAdminGuard()
+	g := newGuard()
 	now := time.Unix(1_000_000, 0)
 	warned := 0
 	for i := 0; i < adminFailAddrs+100; i++ {
@@ -23,8 +23,8 @@ func TestAdminGuardBounded(t *testing.T) {
 	if len(g.addrs) != adminFailAddrs {
 		t.Fatalf("%d addresses tracked, bound %d", len(g.addrs), adminFailAddrs)
 	}
-	if warned != adminWarnsPerWindow {
-		t.Fatalf("%d warnings in one window, want %d", warned, adminWarnsPerWindow)
+	if warned != WarnsPerWindow {
+		t.Fatalf("%d warnings in one window, want %d", warned, WarnsPerWindow)
 	}
 	// The overflow window took 100 failures: addresses beyond the bound
 	// are blocked together.
@@ -34,7 +34,7 @@ func TestAdminGuardBounded(t *testing.T) {
 	// A new window: the next warning reports what was not logged.
 	later := now.Add(adminFailWindow)
 	warn, suppressed := g.fail(netip.MustParseAddr("10.0.0.1"), later)
-	if !warn || suppressed != adminFailAddrs+100-adminWarnsPerWindow {
+	if !warn || suppressed != adminFailAddrs+100-WarnsPerWindow {
 		t.Fatalf("next window: warn %v, not logged %d", warn, suppressed)
 	}
 	if g.blocked(netip.MustParseAddr("10.0.0.2"), later) {

@@ -1,4 +1,4 @@
-package switching
+package admin
 
 import (
 	"strings"
@@ -9,11 +9,11 @@ import (
 )
 
 // TestErrorRingMasksAndBounds: the console's recent errors keep warnings
-// and errors only, the newest maxRecentErrors, with card numbers masked
+// and errors only, the newest MaxRecentErrors, with card numbers masked
 // whatever field they came in.
 func TestErrorRingMasksAndBounds(t *testing.T) {
 	r := newErrorRing(3)
-	log := zap.New(zapcore.NewTee(zapcore.NewNopCore(), r.core()))
+	log := zap.New(zapcore.NewTee(zapcore.NewNopCore(), r.Core()))
 	log.Info("not kept")
 	log.Warn("card 6230151000000000012 refused", zap.String("detail", "pan=6230151000000000020"))
 	for i := 0; i < 2; i++ {
