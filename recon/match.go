@@ -42,6 +42,9 @@ type Report struct {
 	// Discrepancies are the ids of this import's discrepancy records.
 	Discrepancies []uint64 `json:"discrepancies"`
 	AutoResolved  int      `json:"auto_resolved"`
+	// AutoHeld counts discrepancies a rule would have resolved but its
+	// amount bounds left open for an operator.
+	AutoHeld int `json:"auto_held"`
 }
 
 func (r *Report) class(c string) *ClassTotals {

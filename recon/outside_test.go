@@ -55,7 +55,7 @@ func TestOutsideCredits(t *testing.T) {
 	layout := &recon.Layout{Format: "csv", Header: true, Success: []string{"S"},
 		Fields: map[string]recon.Column{"order_no": {Name: "order"}, "amount": {Name: "amount"}, "status": {Name: "st"}, "card": {Name: "card"}}}
 	file := "order,card,amount,st\nWEB-1," + pan + ",5000,S\nWEB-2," + pan + ",2000,R\nWEB-4," + pan + ",300,S\n"
-	rep, err := f.book.Import(context.Background(), "10001", day, layout, recon.AutoRules{TheirsOnly: recon.ActionCredit},
+	rep, err := f.book.Import(context.Background(), "10001", day, layout, recon.AutoRules{TheirsOnly: recon.ActionCredit, MaxAmount: 1000, MaxTotal: 5000},
 		strings.NewReader(file), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -70,5 +70,68 @@ func TestOutsideCredits(t *testing.T) {
 	}
 	if v, _ := f.l.Card(pan); v.Balances.Cash != 300 {
 		t.Fatalf("card cash %d, want the 300 credited", v.Balances.Cash)
+	}
+}
+
+// TestAutoResolveBounds: automatic credits stop at the rule's bounds — a
+// record above max_amount_fen, and every record that would carry the
+// import past max_total_fen, stays open for an operator.
+func TestAutoResolveBounds(t *testing.T) {
+	f := newFixture(t, 0)
+	pan := "6230159999999999990"
+	if err := f.l.OpenCard(ledger.CardSpec{PAN: pan, Holder: "Test", HolderType: ledger.Student}, nil); err != nil {
+		t.Fatal(err)
+	}
+	layout := &recon.Layout{Format: "csv", Header: true, Success: []string{"S"},
+		Fields: map[string]recon.Column{"order_no": {Name: "order"}, "amount": {Name: "amount"}, "status": {Name: "st"}, "card": {Name: "card"}}}
+	// 300 credited; 2000 above the single bound; 900 would make 1200 of
+	// 1000; 700 makes exactly 1000.
+	file := "order,card,amount,st\nA-1," + pan + ",300,S\nA-2," + pan + ",2000,S\nA-3," + pan + ",900,S\nA-4," + pan + ",700,S\n"
+	rules := recon.AutoRules{TheirsOnly: recon.ActionCredit, MaxAmount: 1000, MaxTotal: 1000}
+	if err := rules.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := f.book.Import(context.Background(), "10001", day, layout, rules, strings.NewReader(file), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.TheirsOnly.Count != 4 || rep.AutoResolved != 2 || rep.AutoHeld != 2 {
+		t.Fatalf("report %+v", rep)
+	}
+	if v, _ := f.l.Card(pan); v.Balances.Cash != 1000 {
+		t.Fatalf("card cash %d, want 1000 credited automatically", v.Balances.Cash)
+	}
+	open := map[string]bool{}
+	for _, id := range rep.Discrepancies {
+		d, err := f.book.Get(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.State == "open" {
+			open[d.Key] = true
+		}
+	}
+	if len(open) != 2 || !open["order_no:A-2"] || !open["order_no:A-3"] {
+		t.Fatalf("left open %v, want A-2 and A-3", open)
+	}
+}
+
+func TestAutoRulesValidate(t *testing.T) {
+	for _, c := range []struct {
+		rules recon.AutoRules
+		ok    bool
+	}{
+		{recon.AutoRules{}, true},
+		{recon.AutoRules{TheirsOnly: recon.ActionAccept, OursOnly: recon.ActionAccept}, true},
+		{recon.AutoRules{TheirsOnly: recon.ActionCredit}, false},
+		{recon.AutoRules{OursOnly: recon.ActionRefund, MaxAmount: 100}, false},
+		{recon.AutoRules{TheirsOnly: recon.ActionCredit, MaxAmount: 100, MaxTotal: 1000}, true},
+		{recon.AutoRules{TheirsOnly: recon.ActionCredit, MaxAmount: 2000, MaxTotal: 1000}, false},
+		{recon.AutoRules{TheirsOnly: recon.ActionCredit, MaxAmount: -1, MaxTotal: 1000}, false},
+		{recon.AutoRules{TheirsOnly: "pay"}, false},
+	} {
+		if err := c.rules.Validate(); (err == nil) != c.ok {
+			t.Errorf("%+v: %v, want ok=%v", c.rules, err, c.ok)
+		}
 	}
 }

@@ -95,9 +95,19 @@ func (d Discrepancy) Masked() Discrepancy {
 
 // AutoRules resolve outside-credit discrepancies of one gateway without an
 // operator: the action for ours-only and for theirs-only ("" = none).
+//
+// An action that moves money (credit or refund) needs both bounds: a
+// wrong or forged counterparty file must not be able to credit cards
+// without limit while nobody watches. A discrepancy above MaxAmount, and
+// every one after the import's auto-resolved amount would pass MaxTotal,
+// stays open for an operator (counted in the report's auto_held).
 type AutoRules struct {
 	OursOnly   string `yaml:"ours_only" json:"ours_only,omitempty"`
 	TheirsOnly string `yaml:"theirs_only" json:"theirs_only,omitempty"`
+	// MaxAmount is the largest single discrepancy resolved automatically.
+	MaxAmount ledger.Fen `yaml:"max_amount_fen" json:"max_amount_fen,omitempty"`
+	// MaxTotal bounds the amount one import resolves automatically.
+	MaxTotal ledger.Fen `yaml:"max_total_fen" json:"max_total_fen,omitempty"`
 }
 
 // Validate checks the rules.
@@ -108,7 +118,31 @@ func (a AutoRules) Validate() error {
 	if a.TheirsOnly != "" && a.TheirsOnly != ActionCredit && a.TheirsOnly != ActionRefund && a.TheirsOnly != ActionAccept {
 		return fmt.Errorf("auto_resolve.theirs_only %q: want credit, refund or accept", a.TheirsOnly)
 	}
+	if a.MaxAmount < 0 || a.MaxTotal < 0 {
+		return fmt.Errorf("auto_resolve: max_amount_fen and max_total_fen cannot be negative")
+	}
+	if a.movesMoney() && (a.MaxAmount == 0 || a.MaxTotal == 0) {
+		return fmt.Errorf("auto_resolve: max_amount_fen and max_total_fen are required when an action credits or refunds")
+	}
+	if a.MaxAmount > a.MaxTotal && a.MaxTotal > 0 {
+		return fmt.Errorf("auto_resolve: max_amount_fen %d above max_total_fen %d", a.MaxAmount, a.MaxTotal)
+	}
 	return nil
+}
+
+func (a AutoRules) movesMoney() bool {
+	return a.OursOnly == ActionRefund || a.TheirsOnly == ActionCredit || a.TheirsOnly == ActionRefund
+}
+
+// action is the rule for a discrepancy of class c ("" = none).
+func (a AutoRules) action(c string) string {
+	switch c {
+	case OursOnly:
+		return a.OursOnly
+	case TheirsOnly:
+		return a.TheirsOnly
+	}
+	return ""
 }
 
 // MaxDiscrepancies bounds the discrepancies one import stores: a file that
@@ -234,7 +268,7 @@ func (b *Book) Import(ctx context.Context, gw string, date ledger.BusinessDate, 
 			return nil, err
 		}
 		rep.Discrepancies = append(rep.Discrepancies, d.ID)
-		if (d.Class == OursOnly && auto.OursOnly != "") || (d.Class == TheirsOnly && auto.TheirsOnly != "") {
+		if auto.action(d.Class) != "" {
 			autoIDs = append(autoIDs, d.ID)
 		}
 	}
@@ -260,20 +294,33 @@ func (b *Book) Import(ctx context.Context, gw string, date ledger.BusinessDate, 
 	if err != nil {
 		return nil, fmt.Errorf("recon: store import: %w", err)
 	}
+	var moved ledger.Fen // by this import's automatic credits and refunds
 	for _, id := range autoIDs {
 		d, err := b.Get(id)
 		if err != nil {
 			return rep, err
 		}
-		action := auto.TheirsOnly
-		if d.Class == OursOnly {
-			action = auto.OursOnly
+		action := auto.action(d.Class)
+		if action != ActionAccept {
+			amount := d.TheirsAmount
+			if d.Class == OursOnly {
+				amount = d.OursAmount
+			}
+			if amount > auto.MaxAmount || moved+amount > auto.MaxTotal {
+				rep.AutoHeld++ // left open for an operator
+				continue
+			}
+			if _, err := b.Resolve(id, action, "auto"); err == nil {
+				rep.AutoResolved++
+				moved += amount
+			}
+			continue
 		}
 		if _, err := b.Resolve(id, action, "auto"); err == nil {
 			rep.AutoResolved++
 		}
 	}
-	if rep.AutoResolved > 0 {
+	if rep.AutoResolved > 0 || rep.AutoHeld > 0 {
 		if err := putJSONSync(b.DB, importKey(gw, ds), rep); err != nil {
 			return rep, err
 		}

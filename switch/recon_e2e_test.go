@@ -274,7 +274,7 @@ func TestReconOutsideCredits(t *testing.T) {
 			Layout: recon.Layout{Format: "csv", Header: true, Success: []string{"PAID"},
 				Fields: map[string]recon.Column{"order_no": {Name: "order"}, "card": {Name: "card"},
 					"amount": {Name: "yuan"}, "status": {Name: "status"}}, AmountUnit: "yuan"},
-			AutoResolve: recon.AutoRules{TheirsOnly: recon.ActionCredit},
+			AutoResolve: recon.AutoRules{TheirsOnly: recon.ActionCredit, MaxAmount: 100000, MaxTotal: 1000000},
 		}}
 	})
 	c := dialInst(t, sw, demoInst)
