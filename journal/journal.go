@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cardswitch/cardswitch/journal/internal/record"
 	"github.com/cockroachdb/pebble/v2"
 )
 
@@ -106,6 +107,9 @@ func Open(db *pebble.DB, opts Options) (*Journal, error) {
 			return nil, fmt.Errorf("journal: open: %w: entry key of %d bytes", ErrCorrupt, len(k))
 		}
 		last, _ := seqSuffix(k)
+		if record.IsPair(it.Value()) {
+			last++ // the pair's response holds the next sequence
+		}
 		j.seq.Store(last)
 	}
 	if err := it.Error(); err != nil {
@@ -190,27 +194,19 @@ func (j *Journal) AppendPair(b *pebble.Batch, req, resp *Entry) (reqSeq, respSeq
 	if req.Terminal != resp.Terminal || req.Batch != resp.Batch || req.BusinessDate != resp.BusinessDate {
 		return 0, 0, fmt.Errorf("journal: append pair: %w: request and response differ in terminal, batch or day", ErrInvalidEntry)
 	}
-	n1, err := req.Size()
+	n, err := record.PairSize(req, resp)
 	if err != nil {
-		return 0, 0, fmt.Errorf("journal: append pair request %s terminal %q stan %q: %w", req.MTI, req.Terminal, req.STAN, err)
-	}
-	n2, err := resp.Size()
-	if err != nil {
-		return 0, 0, fmt.Errorf("journal: append pair response %s terminal %q stan %q: %w", resp.MTI, resp.Terminal, resp.STAN, err)
+		return 0, 0, fmt.Errorf("journal: append pair %s terminal %q stan %q: %w", req.MTI, req.Terminal, req.STAN, err)
 	}
 	respSeq = j.seq.Add(2)
 	reqSeq = respSeq - 1
-	for _, w := range []struct {
-		e   *Entry
-		n   int
-		seq uint64
-	}{{req, n1, reqSeq}, {resp, n2, respSeq}} {
-		op := b.SetDeferred(entryKeyLen, w.n)
-		putEntryKey(op.Key, w.seq)
-		w.e.EncodeInto(op.Value)
-		if err := op.Finish(); err != nil {
-			return 0, 0, fmt.Errorf("journal: append seq %d: %w", w.seq, err)
-		}
+	// One value under the request's sequence holds both entries; the
+	// response's sequence has no key of its own (docs/journal.md).
+	op := b.SetDeferred(entryKeyLen, n)
+	putEntryKey(op.Key, reqSeq)
+	record.EncodePairInto(op.Value, req, resp)
+	if err := op.Finish(); err != nil {
+		return 0, 0, fmt.Errorf("journal: append seq %d: %w", reqSeq, err)
 	}
 	var buf [2 + 1 + maxTerminalLen + 1 + maxRRNLen + dateLen + seqLen + 8]byte
 	k := appendSeq(dayPrefix(buf[:0], req.BusinessDate), reqSeq)
@@ -244,21 +240,56 @@ func (j *Journal) AppendPair(b *pebble.Batch, req, resp *Entry) (reqSeq, respSeq
 	return reqSeq, respSeq, nil
 }
 
-// Get returns the committed entry with sequence seq, or ErrNotFound.
+// Get returns the committed entry with sequence seq, or ErrNotFound. The
+// response of a pair is stored with its request, under the sequence
+// before its own.
 func (j *Journal) Get(seq uint64) (*Entry, error) {
+	es, _, err := j.read(seq)
+	if err == nil {
+		return &es[0], nil // a single entry, or a pair's request
+	}
+	if errors.Is(err, ErrNotFound) && seq > 1 {
+		var n int
+		if es, n, err = j.read(seq - 1); err == nil {
+			if n == 2 {
+				return &es[1], nil
+			}
+			err = ErrNotFound
+		}
+	}
+	return nil, fmt.Errorf("journal: get seq %d: %w", seq, err)
+}
+
+// read decodes the value stored under sequence seq: n is 1 for a single
+// entry, 2 for a pair (request, then response).
+func (j *Journal) read(seq uint64) (es [2]Entry, n int, err error) {
 	v, closer, err := j.db.Get(entryKey(seq))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, fmt.Errorf("journal: get seq %d: %w", seq, ErrNotFound)
+		return es, 0, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("journal: get seq %d: %w", seq, err)
+		return es, 0, err
 	}
 	defer closer.Close()
-	e := &Entry{Seq: seq}
-	if err := DecodeEntry(v, e); err != nil {
-		return nil, fmt.Errorf("journal: get seq %d: %w", seq, err)
+	n, err = decodeStored(v, seq, es[:])
+	return es, n, err
+}
+
+// decodeStored decodes a stored value into es[0] (and es[1] for a pair),
+// with their sequences, and says how many entries it held.
+func decodeStored(v []byte, seq uint64, es []Entry) (int, error) {
+	if record.IsPair(v) {
+		es[0].Seq, es[1].Seq = seq, seq+1
+		if err := record.DecodePair(v, &es[0], &es[1]); err != nil {
+			return 0, fmt.Errorf("seq %d: %w", seq, err)
+		}
+		return 2, nil
 	}
-	return e, nil
+	es[0].Seq = seq
+	if err := DecodeEntry(v, &es[0]); err != nil {
+		return 0, fmt.Errorf("seq %d: %w", seq, err)
+	}
+	return 1, nil
 }
 
 // ByRRN returns up to limit entries carrying the retrieval reference
@@ -363,19 +394,22 @@ func (j *Journal) scan(prefix []byte, fn func(*Entry) bool) (err error) {
 			err = cerr
 		}
 	}()
-	var ek [entryKeyLen]byte
+	var (
+		ek [entryKeyLen]byte
+		es [2]Entry
+	)
 	for ok := idx.First(); ok; ok = idx.Next() {
 		first, err := seqSuffix(idx.Key())
 		if err != nil {
 			return err
 		}
-		last := first
+		want := 1
 		if iv, err := idx.ValueAndErr(); err != nil {
 			return err
 		} else if string(iv) == string(pairMark) {
-			last = first + 1 // a request/response pair
+			want = 2 // a request/response pair
 		}
-		for seq := first; seq <= last; seq++ {
+		for seq := first; seq < first+uint64(want); {
 			putEntryKey(ek[:], seq)
 			if !ents.SeekGE(ek[:]) || string(ents.Key()) != string(ek[:]) {
 				if err := ents.Error(); err != nil {
@@ -387,13 +421,20 @@ func (j *Journal) scan(prefix []byte, fn func(*Entry) bool) (err error) {
 			if err != nil {
 				return err
 			}
-			e := &Entry{Seq: seq}
-			if err := DecodeEntry(v, e); err != nil {
-				return fmt.Errorf("seq %d: %w", seq, err)
+			n, err := decodeStored(v, seq, es[:])
+			if err != nil {
+				return err
 			}
-			if !fn(e) {
-				return nil
+			if seq+uint64(n) > first+uint64(want) {
+				return fmt.Errorf("%w: index key %x names one entry, seq %d holds a pair", ErrCorrupt, idx.Key(), seq)
 			}
+			for i := 0; i < n; i++ {
+				e := es[i]
+				if !fn(&e) {
+					return nil
+				}
+			}
+			seq += uint64(n)
 		}
 	}
 	return idx.Error()

@@ -224,8 +224,9 @@ func (j *Journal) raiseSeqMark(b *pebble.Batch, top uint64) error {
 // error.
 func readEntries(r pebble.Reader, first uint64, date string, es []Entry) (found bool, err error) {
 	var k [entryKeyLen]byte
-	for i := range es {
-		putEntryKey(k[:], first+uint64(i))
+	for i := 0; i < len(es); {
+		seq := first + uint64(i)
+		putEntryKey(k[:], seq)
 		v, closer, err := r.Get(k[:])
 		if errors.Is(err, pebble.ErrNotFound) {
 			return false, nil
@@ -233,17 +234,24 @@ func readEntries(r pebble.Reader, first uint64, date string, es []Entry) (found 
 		if err != nil {
 			return false, err
 		}
-		es[i] = Entry{}
-		derr := DecodeEntry(v, &es[i])
+		var got [2]Entry
+		n, derr := decodeStored(v, seq, got[:])
 		if err := closer.Close(); err != nil {
 			return false, err
 		}
-		if derr != nil || es[i].BusinessDate != date {
+		if derr != nil || i+n > len(es) {
 			return false, nil
 		}
-		if i > 0 && (es[i].Terminal != es[0].Terminal || es[i].Batch != es[0].Batch) {
-			return false, nil
+		for h := 0; h < n; h++ {
+			es[i+h] = got[h]
+			if es[i+h].BusinessDate != date {
+				return false, nil
+			}
+			if i+h > 0 && (es[i+h].Terminal != es[0].Terminal || es[i+h].Batch != es[0].Batch) {
+				return false, nil
+			}
 		}
+		i += n
 	}
 	return true, nil
 }

@@ -59,8 +59,8 @@ func describeKeys(keys []committedKey) (string, int) {
 // What one approved consume commits (docs/journal.md#what-one-consume-writes):
 // the keys are counted exactly, the bytes bounded (names and amounts vary).
 const (
-	consumeCommitKeys     = 10
-	consumeCommitMaxBytes = 1100
+	consumeCommitKeys     = 9
+	consumeCommitMaxBytes = 1000
 )
 
 // TestConsumeCommitSize counts the keys and bytes of the one synced batch

@@ -1,0 +1,225 @@
+package record
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"time"
+)
+
+// A request and its response are stored as one value, a pair (version 2),
+// under the request's sequence; the response's sequence is the next one
+// and has no key of its own. The fields both halves share are stored once.
+//
+//	version   1 byte (= 2)
+//	flags     2 bytes, request; 2 bytes, response
+//	time      8 bytes, the request's UTC Unix nanoseconds
+//	delay     zig-zag varint, response time − request time, nanoseconds
+//	8 shared strings, each 1 length byte + bytes: listener, peer, terminal,
+//	          merchant, stan, batch, tx_type, business_date
+//	3 strings of the request: mti, rrn, response_code
+//	3 strings of the response: mti, rrn, response_code
+//	raw       uvarint length + bytes, request; the same, response
+//	crc       4 bytes, CRC-32C of everything before it
+//
+// The request's direction is In, the response's Out.
+const (
+	pairVersion     = 2
+	pairFixedLen    = 1 + 2 + 2 + 8
+	numSharedFields = 8
+	numOwnFields    = 3
+)
+
+var sharedFieldMax = [numSharedFields]int{
+	MaxListenerLen, MaxPeerLen, MaxTerminalLen, MaxMerchantLen, MaxSTANLen, MaxBatchLen, MaxTxTypeLen, DateLen,
+}
+
+var sharedFieldName = [numSharedFields]string{
+	"listener", "peer", "terminal", "merchant", "stan", "batch", "tx_type", "business_date",
+}
+
+var ownFieldMax = [numOwnFields]int{MaxMTILen, MaxRRNLen, MaxRCLen}
+
+var ownFieldName = [numOwnFields]string{"mti", "rrn", "response_code"}
+
+func (e *Entry) sharedFields() [numSharedFields]string {
+	return [numSharedFields]string{e.Listener, e.Peer, e.Terminal, e.Merchant, e.STAN, e.Batch, e.TxType, e.BusinessDate}
+}
+
+func (e *Entry) ownFields() [numOwnFields]string {
+	return [numOwnFields]string{e.MTI, e.RRN, e.ResponseCode}
+}
+
+// IsPair reports whether a stored value is a request/response pair rather
+// than a single entry (it does not check the rest).
+func IsPair(b []byte) bool { return len(b) > 0 && b[0] == pairVersion }
+
+// PairSize checks both entries (each as Size does, plus: the request is
+// In, the response Out, and they share every field the pair stores once)
+// and returns the encoded size of the pair.
+func PairSize(req, resp *Entry) (int, error) {
+	if _, err := req.Size(); err != nil {
+		return 0, fmt.Errorf("request: %w", err)
+	}
+	if _, err := resp.Size(); err != nil {
+		return 0, fmt.Errorf("response: %w", err)
+	}
+	if req.Direction != In || resp.Direction != Out {
+		return 0, fmt.Errorf("%w: a pair is a request in and a response out", ErrInvalidEntry)
+	}
+	if req.sharedFields() != resp.sharedFields() {
+		return 0, fmt.Errorf("%w: request and response differ in a shared field", ErrInvalidEntry)
+	}
+	n := pairFixedLen + UvarintLen(zigzag(resp.Time.UnixNano()-req.Time.UnixNano())) + numSharedFields + 2*numOwnFields + crcLen
+	for _, s := range req.sharedFields() {
+		n += len(s)
+	}
+	for _, e := range [2]*Entry{req, resp} {
+		for _, s := range e.ownFields() {
+			n += len(s)
+		}
+		n += UvarintLen(uint64(len(e.Raw))) + len(e.Raw)
+	}
+	return n, nil
+}
+
+func zigzag(v int64) uint64 { return uint64(v<<1) ^ uint64(v>>63) }
+
+func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
+
+// EncodePairInto writes the pair into dst, which must be exactly the size
+// PairSize returned.
+func EncodePairInto(dst []byte, req, resp *Entry) {
+	dst[0] = pairVersion
+	binary.BigEndian.PutUint16(dst[1:], uint16(req.Flags))
+	binary.BigEndian.PutUint16(dst[3:], uint16(resp.Flags))
+	t0 := req.Time.UnixNano()
+	binary.BigEndian.PutUint64(dst[5:], uint64(t0))
+	off := pairFixedLen
+	off += binary.PutUvarint(dst[off:], zigzag(resp.Time.UnixNano()-t0))
+	put := func(s string) {
+		dst[off] = byte(len(s))
+		off++
+		off += copy(dst[off:], s)
+	}
+	for _, s := range req.sharedFields() {
+		put(s)
+	}
+	for _, e := range [2]*Entry{req, resp} {
+		for _, s := range e.ownFields() {
+			put(s)
+		}
+	}
+	for _, e := range [2]*Entry{req, resp} {
+		off += binary.PutUvarint(dst[off:], uint64(len(e.Raw)))
+		off += copy(dst[off:], e.Raw)
+	}
+	if off+crcLen != len(dst) {
+		panic(fmt.Sprintf("journal: pair encoding size %d, want %d", off+crcLen, len(dst)))
+	}
+	binary.BigEndian.PutUint32(dst[off:], crc32.Checksum(dst[:off], castagnoli))
+}
+
+// MarshalPair encodes a pair in the stored format.
+func MarshalPair(req, resp *Entry) ([]byte, error) {
+	n, err := PairSize(req, resp)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, n)
+	EncodePairInto(b, req, resp)
+	return b, nil
+}
+
+// DecodePair decodes a stored pair into req and resp, leaving their Seq
+// alone. Like DecodeEntry it copies what it keeps and rejects any
+// deviation from the format (ErrCorrupt), so that whatever it accepts
+// re-encodes to the same bytes.
+func DecodePair(b []byte, req, resp *Entry) error {
+	if len(b) < pairFixedLen+1+numSharedFields+2*numOwnFields+2+crcLen {
+		return fmt.Errorf("%w: pair of %d bytes is too short", ErrCorrupt, len(b))
+	}
+	body := b[:len(b)-crcLen]
+	if got, want := crc32.Checksum(body, castagnoli), binary.BigEndian.Uint32(b[len(body):]); got != want {
+		return fmt.Errorf("%w: pair checksum %08x, stored %08x", ErrCorrupt, got, want)
+	}
+	if body[0] != pairVersion {
+		return fmt.Errorf("%w: pair version %d", ErrCorrupt, body[0])
+	}
+	off := pairFixedLen
+	du, k := binary.Uvarint(body[off:])
+	if k <= 0 || k != UvarintLen(du) {
+		return fmt.Errorf("%w: pair response delay", ErrCorrupt)
+	}
+	off += k
+	const numStrings = numSharedFields + 2*numOwnFields
+	var start, end [numStrings]int
+	strStart := off
+	for i := range start {
+		max, name := 0, ""
+		switch {
+		case i < numSharedFields:
+			max, name = sharedFieldMax[i], sharedFieldName[i]
+		default:
+			j := (i - numSharedFields) % numOwnFields
+			max, name = ownFieldMax[j], ownFieldName[j]
+		}
+		if off >= len(body) {
+			return fmt.Errorf("%w: pair ends in field %s", ErrCorrupt, name)
+		}
+		n := int(body[off])
+		off++
+		if n > max || off+n > len(body) {
+			return fmt.Errorf("%w: pair field %s length %d", ErrCorrupt, name, n)
+		}
+		start[i], end[i] = off, off+n
+		off += n
+	}
+	all := string(body[strStart:off])
+	var f [numStrings]string
+	for i := range f {
+		f[i] = all[start[i]-strStart : end[i]-strStart]
+	}
+	if !ValidDate(f[7]) {
+		return fmt.Errorf("%w: pair business date %q", ErrCorrupt, f[7])
+	}
+	var raws [2][]byte
+	for i := range raws {
+		n, k := binary.Uvarint(body[off:])
+		if k <= 0 || k != UvarintLen(n) || n > MaxRawLen || n > uint64(len(body)-off-k) {
+			return fmt.Errorf("%w: pair raw length", ErrCorrupt)
+		}
+		off += k
+		if n > 0 {
+			raws[i] = append([]byte(nil), body[off:off+int(n)]...)
+		}
+		off += int(n)
+	}
+	if off != len(body) {
+		return fmt.Errorf("%w: pair has %d trailing bytes", ErrCorrupt, len(body)-off)
+	}
+	t0 := int64(binary.BigEndian.Uint64(body[5:]))
+	t1 := t0 + unzigzag(du)
+	for i, e := range [2]*Entry{req, resp} {
+		own := f[numSharedFields+i*numOwnFields:]
+		*e = Entry{
+			Seq:          e.Seq,
+			Direction:    [2]Direction{In, Out}[i],
+			Flags:        Flags(binary.BigEndian.Uint16(body[1+2*i:])),
+			Time:         time.Unix(0, [2]int64{t0, t1}[i]).UTC(),
+			Listener:     f[0],
+			Peer:         f[1],
+			Terminal:     f[2],
+			Merchant:     f[3],
+			STAN:         f[4],
+			Batch:        f[5],
+			TxType:       f[6],
+			BusinessDate: f[7],
+			MTI:          own[0],
+			RRN:          own[1],
+			ResponseCode: own[2],
+			Raw:          raws[i],
+		}
+	}
+	return nil
+}
