@@ -33,6 +33,16 @@ const (
 	GWProcTransferLoadDebit = "400000"
 )
 
+// Gateway authorisation messages (docs/gateway-dialect.md, "Processing
+// codes"): a pre-authorisation and its cancel are 0100/0110; a
+// completion and a completion void are 0200 with condition code 06.
+const (
+	GWAuthorizationRequest  = "0100"
+	GWAuthorizationResponse = "0110"
+	GWProcPreAuth           = "030000"
+	GWConditionPreAuth      = "06" // field 25 of every pre-authorisation message
+)
+
 // GWCurrencyCNY is field 49 on every gateway financial message.
 const GWCurrencyCNY = "156"
 

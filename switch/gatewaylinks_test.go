@@ -200,7 +200,7 @@ func TestGatewaySAFDeadLetterAdmin(t *testing.T) {
 
 // TestGatewayLinkVoidRefundBalance: balance inquiry, void and partial
 // refund of a forwarded consume go to the bank with field 90 naming the
-// original; pre-authorisation is not served on links (40).
+// original.
 func TestGatewayLinkVoidRefundBalance(t *testing.T) {
 	sw, sim := linkedSwitch(t)
 	term := signedOn(t, sw, termCanteen, canteen)
@@ -233,8 +233,6 @@ func TestGatewayLinkVoidRefundBalance(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectRC(t, "void of unknown", call(term.Void(ghost, bought, bankPIN)), spec.RCOriginalNotFound)
-
-	expectRC(t, "pre-auth", call(term.PreAuth(bankCard, 100, bankPIN)), spec.RCFunctionNotSupported)
 }
 
 // TestGatewayLateAnswer: an answer arriving after the send timeout is
@@ -319,5 +317,209 @@ func TestLocalReversalAfterRouteMovedToLink(t *testing.T) {
 	}
 	if got := simBalance(t, sim); got != bankStart {
 		t.Fatalf("bank balance %v", got)
+	}
+}
+
+// simHeld is what the bank's standing pre-auths hold of the demo card.
+func simHeld(t *testing.T, sim *gwsim.Sim) spec.Amount {
+	t.Helper()
+	for _, a := range sim.Accounts() {
+		if a.Card == bankCard {
+			return a.Held
+		}
+	}
+	t.Fatal("gwsim has no demo account")
+	return 0
+}
+
+// simAt waits until the bank's balance and holds of the demo card are
+// bal and held.
+func simAt(t *testing.T, sim *gwsim.Sim, what string, bal, held spec.Amount) {
+	t.Helper()
+	waitUntil(t, fmt.Sprintf("%s: bank balance %d held %d", what, bal, held), func() bool {
+		return simBalance(t, sim) == bal && simHeld(t, sim) == held
+	})
+}
+
+// TestGatewayLinkPreAuth: pre-auth (0100 030000), its cancel (0100
+// 200000), completion (0200 000000) and completion void (0200 200000),
+// all with condition code 06, go to the bank, which holds and releases
+// the amount; a completion without answer is answered 98 and reversed
+// (the bank debits back and restores the hold); the terminal's reversal
+// of each is delivered with its reason.
+func TestGatewayLinkPreAuth(t *testing.T) {
+	sw, sim := linkedSwitch(t)
+	term := signedOn(t, sw, termCanteen, canteen)
+	call := func(m *spec.POSMessage, err error) *spec.POSMessage { t.Helper(); return do(t, term, m, err) }
+	preAuth := func(amount spec.Amount) (*spec.POSMessage, *spec.POSMessage) {
+		t.Helper()
+		req, err := term.PreAuth(bankCard, amount, bankPIN)
+		resp := call(req, err)
+		expectRC(t, "pre-auth", resp, spec.RCApproved)
+		if resp.AuthCode == "" {
+			t.Fatal("pre-auth approved without an approval code")
+		}
+		return req, resp
+	}
+
+	// Pre-auth holds, completion debits part and releases the hold,
+	// completion void credits it back.
+	auth, authResp := preAuth(10000)
+	simAt(t, sim, "pre-auth", bankStart, 10000)
+	expectRC(t, "pre-auth over the available balance", call(term.PreAuth(bankCard, bankStart-5000, bankPIN)), spec.RCInsufficientFunds)
+	comp, err := term.Completion(auth, authResp, 8000, bankPIN)
+	compResp := call(comp, err)
+	expectRC(t, "completion", compResp, spec.RCApproved)
+	simAt(t, sim, "completion", bankStart-8000, 0)
+	expectRC(t, "second completion", call(term.Completion(auth, authResp, 100, bankPIN)), spec.RCInvalidTransaction)
+	expectRC(t, "completion void", call(term.CompletionVoid(comp, compResp, bankPIN)), spec.RCApproved)
+	simAt(t, sim, "completion void", bankStart, 0)
+
+	// A cancel releases the hold; an approval code that is not the
+	// pre-auth's finds nothing (25, nothing sent).
+	auth, authResp = preAuth(2000)
+	wrong := *authResp
+	wrong.AuthCode = "999999"
+	expectRC(t, "cancel with another approval code", call(term.PreAuthCancel(auth, &wrong, bankPIN)), spec.RCOriginalNotFound)
+	cancel, err := term.PreAuthCancel(auth, authResp, bankPIN)
+	expectRC(t, "cancel", call(cancel, err), spec.RCApproved)
+	simAt(t, sim, "cancel", bankStart, 0)
+	// The terminal's reversal of the cancel puts the hold back.
+	expectRC(t, "reversal of the cancel", call(term.Reversal(cancel, spec.ReversalOther), nil), spec.RCApproved)
+	simAt(t, sim, "cancel reversed", bankStart, 2000)
+	// The terminal's reversal of the pre-auth releases it.
+	expectRC(t, "reversal of the pre-auth", call(term.Reversal(auth, spec.ReversalTimeout), nil), spec.RCApproved)
+	simAt(t, sim, "pre-auth reversed", bankStart, 0)
+
+	// A completion without answer: 98, its reversal debits back and
+	// restores the hold, which a cancel then releases.
+	auth, authResp = preAuth(4000)
+	_ = sim.SetFaults(gwsim.Faults{DropPercent: 100})
+	expectRC(t, "completion without answer", call(term.Completion(auth, authResp, 4000, bankPIN)), spec.RCNoAnswer)
+	_ = sim.SetFaults(gwsim.Faults{})
+	simAt(t, sim, "completion reversed", bankStart, 4000)
+	expectRC(t, "cancel after the reversed completion", call(term.PreAuthCancel(auth, authResp, bankPIN)), spec.RCApproved)
+	simAt(t, sim, "cancel", bankStart, 0)
+
+	// A pre-auth without answer: 98, its reversal releases the hold.
+	_ = sim.SetFaults(gwsim.Faults{DropPercent: 100})
+	expectRC(t, "pre-auth without answer", call(term.PreAuth(bankCard, 3000, bankPIN)), spec.RCNoAnswer)
+	_ = sim.SetFaults(gwsim.Faults{})
+	simAt(t, sim, "pre-auth reversed", bankStart, 0)
+
+	// The terminal's reversals of a completion and of a completion void.
+	auth, authResp = preAuth(5000)
+	comp, err = term.Completion(auth, authResp, 5000, bankPIN)
+	compResp = call(comp, err)
+	expectRC(t, "completion", compResp, spec.RCApproved)
+	void, err := term.CompletionVoid(comp, compResp, bankPIN)
+	expectRC(t, "completion void", call(void, err), spec.RCApproved)
+	simAt(t, sim, "completion voided", bankStart, 0)
+	expectRC(t, "reversal of the completion void", call(term.Reversal(void, spec.ReversalMACError), nil), spec.RCApproved)
+	simAt(t, sim, "completion void reversed", bankStart-5000, 0)
+	expectRC(t, "reversal of the completion", call(term.Reversal(comp, spec.ReversalOther), nil), spec.RCApproved)
+	simAt(t, sim, "completion reversed", bankStart, 5000)
+	expectRC(t, "cancel", call(term.PreAuthCancel(auth, authResp, bankPIN)), spec.RCApproved)
+	simAt(t, sim, "cancel", bankStart, 0)
+
+	if err := sim.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	// What the bank saw: each pre-auth message with its MTI and
+	// processing code (the bank classifies by them and 25 = 06), and
+	// each reversal naming an original of the family.
+	ops := map[gwsim.Op]int{}
+	for _, e := range sim.Entries() {
+		ops[e.Op]++
+		want := map[gwsim.Op]string{gwsim.OpPreAuth: "0100/030000", gwsim.OpPreAuthCancel: "0100/200000",
+			gwsim.OpCompletion: "0200/000000", gwsim.OpCompletionVoid: "0200/200000"}[e.Op]
+		if want != "" && e.MTI+"/"+e.Processing != want {
+			t.Errorf("bank entry %s: %s/%s", e.Op, e.MTI, e.Processing)
+		}
+	}
+	// The reasons the bank was given: the terminal's (98, 06; its A0 is
+	// 06 on the gateway) and 98 for the switch's own on a timeout.
+	byKey := map[string]gwsim.Entry{}
+	reasons := map[string]bool{}
+	for _, e := range sim.Entries() {
+		byKey[e.Key] = e
+		if e.Op == gwsim.OpReversal {
+			reasons[string(byKey[e.Original].Op)+" "+e.Reason] = true
+		}
+	}
+	wantReasons := map[string]bool{"pre_auth_cancel 06": true, "pre_auth 98": true, "pre_auth_completion 98": true,
+		"completion_void 06": true, "pre_auth_completion 06": true}
+	if fmt.Sprint(reasons) != fmt.Sprint(wantReasons) {
+		t.Errorf("reversal reasons at the bank %v, want %v", reasons, wantReasons)
+	}
+	if ops[gwsim.OpPreAuth] != 6 || ops[gwsim.OpPreAuthCancel] != 3 || ops[gwsim.OpCompletion] != 4 ||
+		ops[gwsim.OpCompletionVoid] != 2 || ops[gwsim.OpConsume] != 0 || ops[gwsim.OpVoid] != 0 {
+		t.Fatalf("bank operations %v", ops)
+	}
+}
+
+// routesTo is the switch's configuration with every route to from sent
+// to to instead.
+func routesTo(sw *Switch, from, to string) *Config {
+	cfg := *sw.cfg
+	cfg.Routes = append([]routing.Rule(nil), sw.cfg.Routes...)
+	for i := range cfg.Routes {
+		if cfg.Routes[i].Destination == from {
+			cfg.Routes[i].Destination = to
+		}
+	}
+	return &cfg
+}
+
+// TestFollowUpsFollowTheirOriginal: a reload that moves a BIN between a
+// link and the local ledger does not move what follows a transaction
+// already decided: a void, refund, completion or cancel goes where its
+// original went (the links' journal knows), whatever the routes say now.
+func TestFollowUpsFollowTheirOriginal(t *testing.T) {
+	sw, sim := linkedSwitch(t)
+	term := signedOn(t, sw, termCanteen, canteen)
+	call := func(m *spec.POSMessage, err error) *spec.POSMessage { t.Helper(); return do(t, term, m, err) }
+
+	buy, err := term.Consume(bankCard, 3000, bankPIN)
+	bought := call(buy, err)
+	expectRC(t, "bank consume", bought, spec.RCApproved)
+	buy2, err := term.Consume(bankCard, 5000, bankPIN)
+	bought2 := call(buy2, err)
+	expectRC(t, "bank consume", bought2, spec.RCApproved)
+	auth, err := term.PreAuth(bankCard, 4000, bankPIN)
+	authResp := call(auth, err)
+	expectRC(t, "bank pre-auth", authResp, spec.RCApproved)
+	simAt(t, sim, "before the reload", bankStart-8000, 4000)
+	campusBefore, ok := sw.ledger.Card(cardStudent)
+	if !ok {
+		t.Fatal("no demo card")
+	}
+	local, err := term.Consume(cardStudent, 1234, pinStudent)
+	localResp := call(local, err)
+	expectRC(t, "local consume", localResp, spec.RCApproved)
+
+	// The operator sends the bank's BIN to the local ledger and the
+	// campus BIN to the bank (a SIGHUP reload).
+	cfg := routesTo(sw, demoBank, "swap")
+	cfg = routesTo(&Switch{cfg: cfg}, "local", demoBank)
+	cfg = routesTo(&Switch{cfg: cfg}, "swap", "local")
+	if rep, err := sw.Reload(cfg); err != nil || !rep.Routes {
+		t.Fatalf("reload: %+v, %v", rep, err)
+	}
+	if name, err := sw.routes.Load().Route(bankCard, "consume_void", canteen); err != nil || name != "local" {
+		t.Fatalf("reloaded route of the bank card %q %v", name, err)
+	}
+
+	expectRC(t, "void after the reload", call(term.Void(buy, bought, bankPIN)), spec.RCApproved)
+	expectRC(t, "refund after the reload", call(term.Refund(buy2, bought2, 2000), nil), spec.RCApproved)
+	expectRC(t, "completion after the reload", call(term.Completion(auth, authResp, 4000, bankPIN)), spec.RCApproved)
+	simAt(t, sim, "void, refund and completion at the bank", bankStart-3000-4000, 0)
+
+	expectRC(t, "void of the local consume", call(term.Void(local, localResp, pinStudent)), spec.RCApproved)
+	if v, _ := sw.ledger.Card(cardStudent); v.Balances.Available != campusBefore.Balances.Available {
+		t.Fatalf("campus card available %s after the void, want %s", v.Balances.Available, campusBefore.Balances.Available)
+	}
+	if err := sim.Verify(); err != nil {
+		t.Fatal(err)
 	}
 }

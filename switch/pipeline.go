@@ -118,8 +118,8 @@ func (p *posProtocol) transaction(x *exchange, rec *record) {
 		rec.answer(x.answer(rc))
 		return
 	}
-	if t.Type == spec.Reversal {
-		if dest, rc = p.reversalDestination(t, dest); rc != "" {
+	if followsOriginal(t.Type) {
+		if dest, rc = p.originalDestination(t, dest); rc != "" {
 			rec.answer(x.answer(rc))
 			return
 		}
@@ -127,16 +127,28 @@ func (p *posProtocol) transaction(x *exchange, rec *record) {
 	p.execute(x, rec, dest, t)
 }
 
-// reversalDestination sends a reversal where its original went, whatever
-// the routes say now: a reload may have moved the card's BIN. An original
-// the links' journal holds was forwarded on that link, and the reversal
-// must reach the bank that holds the money; any other original was
-// decided by the local ledger (or nowhere), and the reversal goes there —
-// the ledger approves the reversal of an unknown original itself, while a
-// link would answer 00 with nothing done and the card would lose the
-// money (docs/gateway-links.md). An original forwarded on a link no
-// longer configured cannot be reversed: answered 96, logged.
-func (p *posProtocol) reversalDestination(t *txn.Transaction, routed txn.Destination) (txn.Destination, string) {
+// followsOriginal reports whether a transaction of type typ acts on an
+// original (field 61, or a reversal's own numbering) and so goes where its
+// original went.
+func followsOriginal(typ spec.TxType) bool {
+	switch typ {
+	case spec.Reversal, spec.ConsumeVoid, spec.Refund, spec.PreAuthCancel, spec.PreAuthCompletion, spec.CompletionVoid:
+		return true
+	}
+	return false
+}
+
+// originalDestination sends a reversal, void, refund, completion or
+// cancel where its original went, whatever the routes say now: a reload
+// may have moved the card's BIN. An original the links' journal holds was
+// forwarded on that link, and what follows it must reach the bank that
+// holds the money; any other original was decided by the local ledger (or
+// nowhere), and what follows goes there — the ledger approves the
+// reversal of an unknown original itself, while a link would answer 00
+// with nothing done and the card would lose the money
+// (docs/gateway-links.md). An original forwarded on a link no longer
+// configured cannot be acted on: answered 96, logged.
+func (p *posProtocol) originalDestination(t *txn.Transaction, routed txn.Destination) (txn.Destination, string) {
 	if p.sw.links == nil {
 		return routed, ""
 	}
@@ -146,7 +158,7 @@ func (p *posProtocol) reversalDestination(t *txn.Transaction, routed txn.Destina
 	}
 	name, found, err := p.sw.links.ForwardedOn(t.Terminal, batch, stan)
 	if err != nil {
-		p.sw.log.Error("reversal: links journal lookup", zap.String("terminal", t.Terminal), zap.Error(err))
+		p.sw.log.Error("original's destination: links journal lookup", zap.String("terminal", t.Terminal), zap.Error(err))
 		return nil, spec.RCSystemMalfunction
 	}
 	if !found {
@@ -158,8 +170,8 @@ func (p *posProtocol) reversalDestination(t *txn.Transaction, routed txn.Destina
 	if d, ok := p.sw.destinations.Get(name); ok {
 		return d, ""
 	}
-	p.sw.log.Error("reversal of a transaction forwarded on a gateway link no longer configured",
-		zap.String("link", name), zap.String("terminal", t.Terminal))
+	p.sw.log.Error("follow-up of a transaction forwarded on a gateway link no longer configured",
+		zap.String("type", t.Type.String()), zap.String("link", name), zap.String("terminal", t.Terminal))
 	return nil, spec.RCSystemMalfunction
 }
 

@@ -66,8 +66,10 @@ func (p *posProtocol) transactionOf(x *exchange, pan, rrn string) (*txn.Transact
 	}
 	switch {
 	case x.tx == spec.Reversal:
-		// A reversal repeats its original's batch and STAN (60.2, 11).
+		// A reversal repeats its original's batch and STAN (60.2, 11);
+		// 39 is its reason (docs/pos-dialect.md#response-codes).
 		t.Original = txn.Original{Present: true, Batch: t.Batch, STAN: t.STAN}
+		t.ReversalReason = req.ResponseCode
 	case req.Original.Present():
 		ob, e1 := strconv.ParseUint(req.Original.Batch, 10, 32)
 		os, e2 := strconv.ParseUint(req.Original.STAN, 10, 32)

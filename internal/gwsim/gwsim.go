@@ -156,6 +156,7 @@ type Sim struct {
 type account struct {
 	Account
 	opening spec.Amount
+	held    spec.Amount // standing pre-auth holds
 }
 
 // Stats count what the simulator saw.
@@ -404,6 +405,8 @@ type AccountState struct {
 	Holder  string      `json:"holder"`
 	Opening spec.Amount `json:"opening_fen"`
 	Balance spec.Amount `json:"balance_fen"`
+	// Held is what standing pre-auths hold of the balance.
+	Held spec.Amount `json:"held_fen"`
 }
 
 // Accounts returns every account holder with the opening and current
@@ -413,7 +416,7 @@ func (s *Sim) Accounts() []AccountState {
 	defer s.mu.Unlock()
 	out := make([]AccountState, 0, len(s.accounts))
 	for _, a := range s.accounts {
-		out = append(out, AccountState{Card: a.Card, Number: a.Number, Holder: a.Holder, Opening: a.opening, Balance: a.Balance})
+		out = append(out, AccountState{Card: a.Card, Number: a.Number, Holder: a.Holder, Opening: a.opening, Balance: a.Balance, Held: a.held})
 	}
 	return out
 }
@@ -458,22 +461,30 @@ func (s *Sim) sortedAccounts() []AccountState {
 }
 
 // Verify checks the bank's books: every holder's balance equals the
-// opening balance plus the balance effects of the approved entries, and
-// no original was reversed by two reversals. Tests call it after a run.
+// opening balance plus the balance effects of the approved entries, its
+// holds equal both the entries' hold effects and its standing pre-auths,
+// and no original was reversed by two reversals. Tests call it after a
+// run.
 func (s *Sim) Verify() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	moved := make(map[string]spec.Amount, len(s.accounts))
+	held := map[string]spec.Amount{}      // by the entries' hold effects
+	openHolds := map[string]spec.Amount{} // by the standing pre-auths
 	reversedBy := map[string]int{}
 	for _, e := range s.entries {
 		if e.RC != spec.RCApproved {
-			if e.Delta != 0 {
-				return fmt.Errorf("entry %s declined %s but moved %d fen", e.Serial, e.RC, e.Delta)
+			if e.Delta != 0 || e.Hold != 0 {
+				return fmt.Errorf("entry %s declined %s but moved %d fen (hold %d)", e.Serial, e.RC, e.Delta, e.Hold)
 			}
 			continue
 		}
 		moved[e.Card] += e.Delta
-		if e.Op == OpReversal && e.Delta != 0 {
+		held[e.Card] += e.Hold
+		if e.HoldOpen {
+			openHolds[e.Card] += e.Amount
+		}
+		if e.Op == OpReversal && (e.Delta != 0 || e.Hold != 0) {
 			reversedBy[e.Original]++
 		}
 	}
@@ -485,6 +496,9 @@ func (s *Sim) Verify() error {
 	for _, a := range s.accounts {
 		if want := a.opening + moved[a.Card]; a.Balance != want {
 			return fmt.Errorf("account %s: balance %s, opening %s plus entries %s", a.Number, a.Balance, a.opening, want)
+		}
+		if a.held != held[a.Card] || a.held != openHolds[a.Card] || a.held < 0 {
+			return fmt.Errorf("account %s: held %s, entries' holds %s, standing pre-auths %s", a.Number, a.held, held[a.Card], openHolds[a.Card])
 		}
 	}
 	return nil

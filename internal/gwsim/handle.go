@@ -328,6 +328,7 @@ type request struct {
 	amountOK                                    bool
 	stan, transmission, acquirer, forwarding    string
 	rrn, terminal, merchant, original, field53  string
+	condition, authCode, reason                 string // 25, 38, 39
 	pinBlock                                    []byte
 }
 
@@ -335,7 +336,8 @@ func readRequest(m *iso8583.Message, mti string) request {
 	get := func(id int) string { v, _ := m.GetString(id); return strings.TrimSpace(v) }
 	r := request{mti: mti, processing: get(3), card: get(2), account: get(102), beneficiary: get(103),
 		stan: get(11), transmission: get(7), acquirer: get(32), forwarding: get(33), rrn: get(37),
-		terminal: get(41), merchant: get(42), original: get(90), field53: get(53)}
+		terminal: get(41), merchant: get(42), original: get(90), field53: get(53),
+		condition: get(25), authCode: get(38), reason: get(39)}
 	if a, err := spec.ParseAmount(get(4)); err == nil {
 		r.amount, r.amountOK = a, true
 	}

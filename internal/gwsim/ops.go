@@ -3,6 +3,8 @@ package gwsim
 import (
 	"crypto/subtle"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/cardswitch/cardswitch/hsm/pinblock"
@@ -15,13 +17,20 @@ type Op string
 
 // Operations (docs/gateway-links.md, financial messages).
 const (
-	OpConsume     Op = "consume"       // 0200, 3 = 000000: debit the card's holder, PIN verified
-	OpBalance     Op = "balance"       // 0200, 3 = 310000
-	OpVoid        Op = "void"          // 0200, 3 = 200000, 90 = the consume
-	OpRefund      Op = "refund"        // 0220, 3 = 200000, 90 = the consume
-	OpLoad        Op = "transfer_load" // 0200, 3 = 400000: debit the account in 102
-	OpReversal    Op = "reversal"      // 0420/0421 (0400/0401), 90 = the original
-	OpUnsupported Op = "unsupported"   // answered 40
+	OpConsume Op = "consume"       // 0200, 3 = 000000: debit the card's holder, PIN verified
+	OpBalance Op = "balance"       // 0200, 3 = 310000
+	OpVoid    Op = "void"          // 0200, 3 = 200000, 90 = the consume
+	OpRefund  Op = "refund"        // 0220, 3 = 200000, 90 = the consume
+	OpLoad    Op = "transfer_load" // 0200, 3 = 400000: debit the account in 102
+	// Pre-authorisation (25 = 06, docs/gateway-dialect.md): a hold on
+	// the holder's available balance, released by its cancel or turned
+	// into a debit by its completion.
+	OpPreAuth        Op = "pre_auth"            // 0100, 3 = 030000: hold, PIN verified
+	OpPreAuthCancel  Op = "pre_auth_cancel"     // 0100, 3 = 200000, 90 = the pre-auth: release the hold
+	OpCompletion     Op = "pre_auth_completion" // 0200, 3 = 000000, 90 = the pre-auth: debit, release the hold
+	OpCompletionVoid Op = "completion_void"     // 0200, 3 = 200000, 90 = the completion: credit it back
+	OpReversal       Op = "reversal"            // 0420/0421 (0400/0401), 90 = the original
+	OpUnsupported    Op = "unsupported"         // answered 40
 )
 
 // Entry is the bank's record of one financial request it processed.
@@ -48,10 +57,17 @@ type Entry struct {
 	Merchant     string      `json:"merchant"`
 	Key          string      `json:"key"`                // MTI+11+7+32+33: what a later 90 names
 	Original     string      `json:"original,omitempty"` // field 90
+	Reason       string      `json:"reason,omitempty"`   // field 39 of a reversal: 98 timeout, 06 other
 	Reversed     bool        `json:"reversed"`
 	ReversedBy   string      `json:"reversed_by,omitempty"` // serial of the reversal
-	Returned     spec.Amount `json:"returned_fen"`          // consumes: voided or refunded so far
+	Returned     spec.Amount `json:"returned_fen"`          // consumes and completions: voided or refunded so far
 	Voided       bool        `json:"voided"`
+	// Hold is the entry's effect on the holder's holds: + a pre-auth
+	// placed (or restored), - released.
+	Hold spec.Amount `json:"hold_fen"`
+	// HoldOpen: a pre-auth whose hold stands (not completed, cancelled
+	// or reversed).
+	HoldOpen bool `json:"hold_open,omitempty"`
 }
 
 // MaxEntries bounds the record; requests beyond it are answered 96.
@@ -83,7 +99,10 @@ func (s *Sim) process(r request, now time.Time, f Faults) result {
 		MTI: r.mti, Processing: r.processing, Card: r.card, Account: r.account, Beneficiary: r.beneficiary,
 		Amount: r.amount, RRN: r.rrn, STAN: r.stan, Transmission: r.transmission, Acquirer: r.acquirer,
 		Forwarding: r.forwarding, Terminal: r.terminal, Merchant: r.merchant, Original: r.original}
-	e.Op = classify(r.mti, r.processing)
+	if strings.HasPrefix(r.mti, "04") {
+		e.Reason = r.reason
+	}
+	e.Op = classify(r.mti, r.processing, r.condition)
 	s.entries = append(s.entries, e)
 	key, err := OriginalKey(r.mti, r.stan, r.transmission, r.acquirer, r.forwarding)
 	res := result{fields: map[int]string{}}
@@ -111,8 +130,17 @@ func (s *Sim) process(r request, now time.Time, f Faults) result {
 	return res
 }
 
-func classify(mti, pc string) Op {
+func classify(mti, pc, cond string) Op {
+	preAuth := cond == spec.GWConditionPreAuth
 	switch {
+	case mti == "0100" && pc == "030000" && preAuth:
+		return OpPreAuth
+	case mti == "0100" && pc == "200000" && preAuth:
+		return OpPreAuthCancel
+	case mti == "0200" && pc == "000000" && preAuth:
+		return OpCompletion
+	case mti == "0200" && pc == "200000" && preAuth:
+		return OpCompletionVoid
 	case mti == "0200" && pc == "000000":
 		return OpConsume
 	case mti == "0200" && pc == "310000":
@@ -150,6 +178,14 @@ func (s *Sim) operate(e *Entry, r request, f Faults, fields map[int]string) stri
 		return s.refund(e, r)
 	case OpLoad:
 		return s.load(e, r)
+	case OpPreAuth:
+		return s.preAuth(e, r)
+	case OpPreAuthCancel:
+		return s.cancel(e, r)
+	case OpCompletion:
+		return s.completion(e, r)
+	case OpCompletionVoid:
+		return s.void(e, r)
 	case OpReversal:
 		return s.reverse(e, r)
 	}
@@ -193,7 +229,7 @@ func (s *Sim) consume(e *Entry, r request) string {
 		return spec.RCInvalidAmount
 	case !s.checkPIN(acc, r):
 		return spec.RCIncorrectPIN
-	case acc.Balance < r.amount:
+	case acc.available() < r.amount:
 		e.Account = acc.Number
 		return spec.RCInsufficientFunds
 	}
@@ -220,11 +256,12 @@ func (s *Sim) balance(e *Entry, r request, fields map[int]string) string {
 	return spec.RCApproved
 }
 
-// originalConsume finds the approved consume a void or refund names.
-func (s *Sim) originalConsume(r request) (*Entry, string) {
+// originalOf finds the approved original, of one of the operations ops,
+// that 90 names; with 38 present it must be the original's approval code.
+func (s *Sim) originalOf(r request, ops ...Op) (*Entry, string) {
 	o := s.byKey[r.original]
-	if len(r.original) != 42 || o == nil || o.Op != OpConsume || o.RC != spec.RCApproved ||
-		(r.card != "" && r.card != o.Card) {
+	if len(r.original) != 42 || o == nil || !slices.Contains(ops, o.Op) || o.RC != spec.RCApproved ||
+		(r.card != "" && r.card != o.Card) || (r.authCode != "" && r.authCode != o.AuthCode) {
 		return nil, spec.RCOriginalNotFound
 	}
 	if o.Reversed || o.Voided {
@@ -233,6 +270,21 @@ func (s *Sim) originalConsume(r request) (*Entry, string) {
 	return o, ""
 }
 
+// originalConsume finds the approved consume (or completion) a void or
+// refund names: a consume void names a consume, a completion void a
+// completion, a refund either.
+func (s *Sim) originalConsume(r request) (*Entry, string) {
+	switch classify(r.mti, r.processing, r.condition) {
+	case OpVoid:
+		return s.originalOf(r, OpConsume)
+	case OpCompletionVoid:
+		return s.originalOf(r, OpCompletion)
+	}
+	return s.originalOf(r, OpConsume, OpCompletion)
+}
+
+// void credits back a consume, or a completion (a completion void; the
+// pre-auth's hold stays released), whole.
 func (s *Sim) void(e *Entry, r request) string {
 	o, rc := s.originalConsume(r)
 	if o == nil {
@@ -267,6 +319,93 @@ func (s *Sim) refund(e *Entry, r request) string {
 	e.Card, e.Account, e.Delta = o.Card, o.Account, r.amount
 	o.Returned += r.amount
 	return spec.RCApproved
+}
+
+// preAuth places a hold of the amount on the holder's available
+// balance.
+func (s *Sim) preAuth(e *Entry, r request) string {
+	acc := s.byCard[r.card]
+	switch {
+	case acc == nil:
+		return spec.RCInvalidCard
+	case !r.amountOK || r.amount <= 0:
+		return spec.RCInvalidAmount
+	case !s.checkPIN(acc, r):
+		return spec.RCIncorrectPIN
+	}
+	e.Account = acc.Number
+	if acc.available() < r.amount {
+		return spec.RCInsufficientFunds
+	}
+	acc.held += r.amount
+	e.Hold, e.HoldOpen = r.amount, true
+	return spec.RCApproved
+}
+
+// openPreAuth finds the pre-auth with a standing hold that a cancel or
+// completion names (90, and 38 its approval code).
+func (s *Sim) openPreAuth(r request) (*Entry, string) {
+	if r.authCode == "" {
+		return nil, spec.RCOriginalNotFound
+	}
+	o, rc := s.originalOf(r, OpPreAuth)
+	if o == nil {
+		return nil, rc
+	}
+	if !o.HoldOpen {
+		return nil, spec.RCInvalidTransaction // completed or cancelled already
+	}
+	return o, ""
+}
+
+// cancel releases a pre-auth's hold; the amount is the held amount.
+func (s *Sim) cancel(e *Entry, r request) string {
+	o, rc := s.openPreAuth(r)
+	if o == nil {
+		return rc
+	}
+	if !r.amountOK || r.amount != o.Amount {
+		return spec.RCAmountDiffers
+	}
+	acc := s.byCard[o.Card]
+	acc.held -= o.Amount
+	o.HoldOpen = false
+	e.Card, e.Account, e.Hold = o.Card, o.Account, -o.Amount
+	return spec.RCApproved
+}
+
+// completion debits up to the held amount and releases the whole hold.
+func (s *Sim) completion(e *Entry, r request) string {
+	o, rc := s.openPreAuth(r)
+	if o == nil {
+		return rc
+	}
+	acc := s.byCard[o.Card]
+	switch {
+	case !r.amountOK || r.amount <= 0:
+		return spec.RCInvalidAmount
+	case r.amount > o.Amount:
+		return spec.RCExceedsAmountLimit
+	case acc.Balance < r.amount:
+		return spec.RCInsufficientFunds
+	}
+	acc.held -= o.Amount
+	acc.Balance -= r.amount
+	o.HoldOpen = false
+	e.Card, e.Account, e.Delta, e.Hold = o.Card, o.Account, -r.amount, -o.Amount
+	return spec.RCApproved
+}
+
+// restoreHold puts back the hold of the pre-auth named by key (the
+// reversal of its cancel or completion) and records it on e.
+func (s *Sim) restoreHold(e *Entry, key string) {
+	p := s.byKey[key]
+	if p == nil || p.Op != OpPreAuth || p.Reversed || p.HoldOpen {
+		return
+	}
+	s.byCard[p.Card].held += p.Amount
+	p.HoldOpen = true
+	e.Hold = p.Amount
 }
 
 // load is the bank leg of a transfer load: debit the bound account named
@@ -310,21 +449,43 @@ func (s *Sim) reverse(e *Entry, r request) string {
 		return spec.RCAmountDiffers
 	}
 	o.Reversed, o.ReversedBy = true, e.Serial
-	if o.RC != spec.RCApproved || o.Delta == 0 {
+	if o.RC != spec.RCApproved {
 		return spec.RCApproved // nothing moved
 	}
 	acc := s.byCard[o.Card]
 	switch o.Op {
-	case OpConsume, OpLoad:
+	case OpPreAuth:
+		// Its hold goes; a pre-auth already completed or cancelled
+		// holds nothing any more.
+		if o.HoldOpen {
+			acc.held -= o.Amount
+			o.HoldOpen = false
+			e.Hold = -o.Amount
+			s.stats.Reversed++
+		}
+		return spec.RCApproved
+	case OpPreAuthCancel:
+		s.restoreHold(e, o.Original)
+		s.stats.Reversed++
+		return spec.RCApproved
+	}
+	if o.Delta == 0 {
+		return spec.RCApproved // nothing moved
+	}
+	switch o.Op {
+	case OpConsume, OpLoad, OpCompletion:
 		back := o.Amount - o.Returned
 		acc.Balance += back
 		e.Delta = back
-	case OpVoid, OpRefund:
+		if o.Op == OpCompletion {
+			s.restoreHold(e, o.Original)
+		}
+	case OpVoid, OpRefund, OpCompletionVoid:
 		acc.Balance -= o.Delta
 		e.Delta = -o.Delta
 		if c := s.byKey[o.Original]; c != nil {
 			c.Returned -= o.Delta
-			if o.Op == OpVoid {
+			if o.Op == OpVoid || o.Op == OpCompletionVoid {
 				c.Voided = false
 			}
 		}
@@ -336,3 +497,6 @@ func (s *Sim) reverse(e *Entry, r request) string {
 }
 
 func macEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
+
+// available is what the holder may spend: the balance less the holds.
+func (a *account) available() spec.Amount { return a.Balance - a.held }

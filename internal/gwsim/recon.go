@@ -97,9 +97,9 @@ func (s *Sim) WriteReconTo(w io.Writer, date string, p Plant) (int, error) {
 		}
 		dir := ""
 		switch e.Op {
-		case OpConsume, OpLoad:
+		case OpConsume, OpLoad, OpCompletion:
 			dir = "D"
-		case OpVoid, OpRefund:
+		case OpVoid, OpRefund, OpCompletionVoid:
 			dir = "C"
 		default:
 			continue

@@ -32,7 +32,8 @@ func (d Destination) Execute(_ context.Context, t *txn.Transaction, rec txn.Reco
 	req := &Request{Type: t.Type, Card: t.Card, Amount: int64(t.Amount), HasAmount: t.HasAmount,
 		Terminal: t.Terminal, Merchant: t.Merchant, Batch: t.Batch, STAN: t.STAN, LocalDate: t.LocalDate,
 		LocalTime: t.LocalTime, BusinessDate: t.BusinessDate.String(), RRN: t.RRN,
-		HasOriginal: t.Original.Present, OriginalBatch: t.Original.Batch, OriginalSTAN: t.Original.STAN}
+		HasOriginal: t.Original.Present, OriginalBatch: t.Original.Batch, OriginalSTAN: t.Original.STAN,
+		AuthCode: t.AuthCode, ReversalReason: t.ReversalReason}
 	if t.PIN != nil {
 		f, err := hsm.PINFormatFromField53(t.PIN.SecurityControl)
 		if err != nil {

@@ -33,6 +33,9 @@ type Request struct {
 	// terminal's numbering.
 	OriginalBatch, OriginalSTAN uint32
 	HasOriginal                 bool
+	// AuthCode is the approval code a completion, cancel or completion
+	// void names (POS field 38).
+	AuthCode string
 	// PINBlock is the terminal's encrypted PIN block (nil: none) and
 	// PINFormat its ISO 9564 format.
 	PINBlock  []byte
@@ -72,7 +75,50 @@ func reject(rc string, err error) error { return &Rejected{ResponseCode: rc, Err
 const RC91 = "91"
 
 // Types a link serves.
-var forwarded = []spec.TxType{spec.Consume, spec.BalanceInquiry, spec.ConsumeVoid, spec.Refund, spec.Reversal}
+var forwarded = []spec.TxType{spec.Consume, spec.BalanceInquiry, spec.ConsumeVoid, spec.Refund,
+	spec.PreAuth, spec.PreAuthCancel, spec.PreAuthCompletion, spec.CompletionVoid, spec.Reversal}
+
+// gatewayMessage is how a type goes out on a link
+// (docs/gateway-dialect.md, "Processing codes"): MTI, processing code,
+// condition code (25, "" when not sent), and for the types that name an
+// original, the types their original may be.
+type gatewayMessage struct {
+	mti, proc, cond string
+	originals       []spec.TxType
+}
+
+var gatewayMessages = map[spec.TxType]gatewayMessage{
+	spec.Consume:           {mti: spec.GWFinancialRequest, proc: spec.GWProcConsume},
+	spec.BalanceInquiry:    {mti: spec.GWFinancialRequest, proc: spec.GWProcBalanceInquiry},
+	spec.ConsumeVoid:       {mti: spec.GWFinancialRequest, proc: spec.GWProcVoid, originals: []spec.TxType{spec.Consume}},
+	spec.Refund:            {mti: spec.GWAdviceRequest, proc: spec.GWProcRefund, originals: []spec.TxType{spec.Consume, spec.PreAuthCompletion}},
+	spec.PreAuth:           {mti: spec.GWAuthorizationRequest, proc: spec.GWProcPreAuth, cond: spec.GWConditionPreAuth},
+	spec.PreAuthCancel:     {mti: spec.GWAuthorizationRequest, proc: spec.GWProcVoid, cond: spec.GWConditionPreAuth, originals: []spec.TxType{spec.PreAuth}},
+	spec.PreAuthCompletion: {mti: spec.GWFinancialRequest, proc: spec.GWProcConsume, cond: spec.GWConditionPreAuth, originals: []spec.TxType{spec.PreAuth}},
+	spec.CompletionVoid:    {mti: spec.GWFinancialRequest, proc: spec.GWProcVoid, cond: spec.GWConditionPreAuth, originals: []spec.TxType{spec.PreAuthCompletion}},
+}
+
+// conditionOf is field 25 of the messages of the type named typ (a
+// journaled request's TxType): a reversal repeats its original's.
+func conditionOf(typ string) string {
+	for t, g := range gatewayMessages {
+		if t.String() == typ {
+			return g.cond
+		}
+	}
+	return ""
+}
+
+// gatewayReason is field 39 of the reversal (0420) of a terminal's 0400
+// with reason posReason (docs/gateway-links.md): the gateway dialect
+// knows 98 (timeout) and 06 (any other error), so a terminal's A0 (MAC
+// error), or no reason at all, is 06.
+func gatewayReason(posReason string) string {
+	if posReason == spec.ReversalTimeout {
+		return spec.ReversalTimeout
+	}
+	return spec.ReversalOther
+}
 
 // Serves reports whether links forward transactions of type t.
 func Serves(t spec.TxType) bool { return slices.Contains(forwarded, t) }
@@ -191,25 +237,28 @@ func answerOf(resp *iso8583.Message) Result {
 // buildRequest builds the outgoing message (docs/gateway-links.md,
 // "Messages") and fills lr's link numbering.
 func (l *Link) buildRequest(req *Request, lr *journal.LinkRequest) (*iso8583.Message, error) {
-	mti, proc := spec.GWFinancialRequest, spec.GWProcConsume
+	g, ok := gatewayMessages[req.Type]
+	if !ok {
+		return nil, reject(spec.RCFunctionNotSupported, fmt.Errorf("%s on a gateway link", req.Type))
+	}
+	mti, proc := g.mti, g.proc
 	var orig *journal.LinkRequest
-	switch req.Type {
-	case spec.BalanceInquiry:
-		proc = spec.GWProcBalanceInquiry
-	case spec.ConsumeVoid, spec.Refund:
-		proc = spec.GWProcVoid
-		if req.Type == spec.Refund {
-			mti = spec.GWAdviceRequest
-		}
+	if g.originals != nil {
 		if !req.HasOriginal {
 			return nil, reject(spec.RCFormatError, errors.New("no original data"))
 		}
 		o, err := l.recs.ByLocal(req.Terminal, n6(req.OriginalBatch), n6(req.OriginalSTAN))
-		if errors.Is(err, journal.ErrNotFound) || (err == nil && (o.Link != l.cfg.Name || o.State != journal.LinkAnswered || o.ResponseCode != spec.RCApproved)) {
-			return nil, reject(spec.RCOriginalNotFound, errors.New("original not approved on this link"))
+		if errors.Is(err, journal.ErrNotFound) || (err == nil && (o.Link != l.cfg.Name || o.State != journal.LinkAnswered ||
+			o.ResponseCode != spec.RCApproved || !slices.ContainsFunc(g.originals, func(t spec.TxType) bool { return t.String() == o.TxType }))) {
+			return nil, reject(spec.RCOriginalNotFound, fmt.Errorf("no approved %v on this link", g.originals))
 		}
 		if err != nil {
 			return nil, err
+		}
+		// A completion, cancel or completion void names its pre-auth by
+		// its approval code too (POS field 38).
+		if g.cond == spec.GWConditionPreAuth && req.AuthCode != o.AuthCode {
+			return nil, reject(spec.RCOriginalNotFound, errors.New("approval code differs from the original's"))
 		}
 		orig = o
 	}
@@ -225,7 +274,10 @@ func (l *Link) buildRequest(req *Request, lr *journal.LinkRequest) (*iso8583.Mes
 	m := iso8583.NewMessage(spec.Gateway)
 	fields := map[int]string{0: mti, 2: req.Card, 3: proc, 7: xmit, 11: stan, 12: req.LocalTime, 13: req.LocalDate,
 		32: l.cfg.AcquirerID, 33: l.cfg.ForwardingID, 37: req.RRN, 41: req.Terminal, 42: req.Merchant,
-		49: spec.GWCurrencyCNY, 100: l.cfg.InstitutionID}
+		49: spec.GWCurrencyCNY, 100: l.cfg.InstitutionID, 25: g.cond}
+	if orig != nil && g.cond != "" {
+		fields[38] = orig.AuthCode
+	}
 	if req.HasAmount {
 		a, err := spec.Amount(req.Amount).N12()
 		if err != nil {
@@ -296,11 +348,7 @@ func (l *Link) reverse(req *Request, rec Recorder) (Result, error) {
 			return Result{}, err
 		}
 		if lr.State == journal.LinkSent || (lr.State == journal.LinkAnswered && lr.ResponseCode == spec.RCApproved) {
-			reason := spec.ReversalOther
-			if req.ReversalReason == spec.ReversalTimeout {
-				reason = spec.ReversalTimeout
-			}
-			if err := l.queueReversal(rec.Batch(), lr, reason); err != nil {
+			if err := l.queueReversal(rec.Batch(), lr, gatewayReason(req.ReversalReason)); err != nil {
 				return Result{}, err
 			}
 		}

@@ -35,7 +35,7 @@ func (l *Link) queueReversal(b *pebble.Batch, r *journal.LinkRequest, reason str
 }
 
 // reversalPayload packs the 0420 of r (docs/gateway-links.md): the
-// original's 2, 3, 4, 32, 33, 37, 41, 42, 49, 100, reason in 39 and the
+// original's 2, 3, 4, 25, 32, 33, 37, 41, 42, 49, 100, reason in 39 and the
 // original data elements in 90. Field 7, 11 and the MAC are set at each
 // send.
 func (l *Link) reversalPayload(r *journal.LinkRequest, reason string) ([]byte, error) {
@@ -50,7 +50,7 @@ func (l *Link) reversalPayload(r *journal.LinkRequest, reason string) ([]byte, e
 	}
 	m := iso8583.NewMessage(spec.Gateway)
 	fields := map[int]string{0: spec.GWReversalAdvice, 2: r.Card, 3: r.ProcCode, 4: amount,
-		7: r.Transmission, 11: r.STAN, 32: r.Acquirer, 33: r.Forwarding, 37: r.RRN, 39: reason,
+		7: r.Transmission, 11: r.STAN, 25: conditionOf(r.TxType), 32: r.Acquirer, 33: r.Forwarding, 37: r.RRN, 39: reason,
 		41: r.Terminal, 42: r.Merchant, 49: spec.GWCurrencyCNY, 90: f90, 100: l.cfg.InstitutionID}
 	for id, v := range fields {
 		if v == "" {

@@ -74,6 +74,10 @@ type Transaction struct {
 	// Original names the transaction a void, refund, completion or
 	// cancel refers to.
 	Original Original
+	// ReversalReason is why the sender reverses (a reversal's field 39:
+	// spec.ReversalTimeout, ReversalOther, ReversalMACError), "" for
+	// other types.
+	ReversalReason string
 
 	// Key names the request once and for all (terminal, batch, STAN,
 	// date): a destination's idempotency key.
