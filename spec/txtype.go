@@ -213,6 +213,19 @@ func IdentifyReversal(processingCode, conditionCode, field60 string) TxType {
 	return Unknown
 }
 
+// MTILabel bounds a metrics label to the MTIs of the two dialects;
+// anything else is "other", so that a sender of garbage cannot create
+// series without bound (docs/operations.md#metrics).
+func MTILabel(mti string) string {
+	switch mti {
+	case "0100", "0110", "0120", "0130", "0200", "0210", "0220", "0230",
+		"0320", "0330", "0400", "0410", "0420", "0421", "0430",
+		"0500", "0510", "0800", "0810", "0820", "0830":
+		return mti
+	}
+	return "other"
+}
+
 // ResponseMTI returns the response MTI of a request MTI ("0200" → "0210",
 // "0820" → "0830"), or "" when mti is not a 4-digit request MTI.
 func ResponseMTI(mti string) string {

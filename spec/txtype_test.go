@@ -139,3 +139,11 @@ func TestResponseCodes(t *testing.T) {
 		t.Error("description for an unknown code")
 	}
 }
+
+func TestMTILabel(t *testing.T) {
+	for in, want := range map[string]string{"0200": "0200", "0421": "0421", "0830": "0830", "0201": "other", "9999": "other", "": "other", "02000": "other"} {
+		if got := MTILabel(in); got != want {
+			t.Errorf("MTILabel(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -131,18 +131,6 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-// mtiLabel bounds the mti label to the MTIs of the dialects; anything else
-// is "other".
-func mtiLabel(mti string) string {
-	switch mti {
-	case "0100", "0110", "0120", "0130", "0200", "0210", "0220", "0230",
-		"0320", "0330", "0400", "0410", "0420", "0421", "0430",
-		"0500", "0510", "0800", "0810", "0820", "0830":
-		return mti
-	}
-	return "other"
-}
-
 // transport is the acceptors' part of the metrics.
 func (m *Metrics) transport() transport.Metrics {
 	return transport.Metrics{Connections: m.Connections, Rejected: m.Rejected}

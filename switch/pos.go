@@ -87,7 +87,7 @@ func (p *posProtocol) decode(s *transport.Session, body []byte) (x *exchange, ea
 	req, err := spec.DecodePOS(msg)
 	if err != nil {
 		_, _, mti, _ := headMTI(body)
-		p.sw.metrics.Messages.WithLabelValues("pos", "in", mtiLabel(mti)).Inc()
+		p.sw.metrics.Messages.WithLabelValues("pos", "in", spec.MTILabel(mti)).Inc()
 		p.sw.metrics.Rejected.WithLabelValues("pos", "undecodable").Inc()
 		p.sw.log.Debug("undecodable POS message", zap.String("peer", s.Peer), zap.String("mti", mti), zap.Error(err))
 		// Counted, not journaled (docs/security.md): nothing anyone sends
@@ -97,7 +97,7 @@ func (p *posProtocol) decode(s *transport.Session, body []byte) (x *exchange, ea
 		// answer 30 and keep the connection.
 		return nil, p.FormatError(s, body), false
 	}
-	p.sw.metrics.Messages.WithLabelValues("pos", "in", mtiLabel(req.MTI)).Inc()
+	p.sw.metrics.Messages.WithLabelValues("pos", "in", spec.MTILabel(req.MTI)).Inc()
 	s.Terminal = req.TerminalID
 	if spec.ResponseMTI(req.MTI) == "" {
 		// A response MTI sent as a request: nothing to answer with.
@@ -146,7 +146,7 @@ func (p *posProtocol) seal(x *exchange, resp *spec.POSMessage) ([]byte, error) {
 // frame wraps sealed answer bytes for the wire, TPDU swapped and header
 // echoed (with the processing requirement x.hdr carries), into buf.
 func (p *posProtocol) frame(x *exchange, resp *spec.POSMessage, packed, buf []byte) []byte {
-	p.sw.metrics.Messages.WithLabelValues("pos", "out", mtiLabel(resp.MTI)).Inc()
+	p.sw.metrics.Messages.WithLabelValues("pos", "out", spec.MTILabel(resp.MTI)).Inc()
 	if buf == nil {
 		buf = make([]byte, 0, spec.POSFrameLen(len(packed)))
 	}

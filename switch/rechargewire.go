@@ -12,6 +12,7 @@ import (
 
 	"github.com/cardswitch/cardswitch/hsm"
 	"github.com/cardswitch/cardswitch/ledger"
+	"github.com/cardswitch/cardswitch/switch/gateway"
 	"github.com/cardswitch/cardswitch/switch/recharge"
 	"go.uber.org/zap"
 )
@@ -284,6 +285,18 @@ func (sw *Switch) stopRecharge(ctx context.Context) error {
 		return nil
 	}
 	return sw.recharge.srv.Shutdown(ctx)
+}
+
+// gatewayProtocol is the gateway port's protocol (switch/gateway), with
+// the institutions' front end when institutions are configured.
+func (sw *Switch) gatewayProtocol() *gateway.Protocol {
+	var inbound gateway.Inbound
+	if sw.recharge != nil && sw.recharge.enabled {
+		inbound = sw.recharge.iso
+	}
+	m := sw.metrics
+	return gateway.New(sw.log, gateway.Metrics{Messages: m.Messages, Rejected: m.Rejected,
+		Transactions: m.Transactions, Duration: m.Duration}, inbound)
 }
 
 // admitGateway says whether the gateway acceptor serves a connection from

@@ -126,7 +126,7 @@ func newSwitch(cfg *Config, log *zap.Logger, extra []txn.Destination) (*Switch, 
 	sw.recon = &recon.Book{DB: sw.db, Journal: sw.journal, Ledger: sw.ledger, Today: sw.clock.Today, Begin: sw.clock.Begin, End: sw.clock.End,
 		Source: recon.Source{Journal: sw.journal, Books: sw.db, Location: sw.clock.loc, Links: linkRecs}}
 	sw.pos = transport.New("pos", cfg.POS.transport(), &posProtocol{sw: sw}, log, sw.metrics.transport())
-	sw.gateway = transport.New("gateway", cfg.Gateway.transport(), &gatewayProtocol{sw: sw}, log, sw.metrics.transport())
+	sw.gateway = transport.New("gateway", cfg.Gateway.transport(), sw.gatewayProtocol(), log, sw.metrics.transport())
 	sw.gateway.SetSourceAllowed(sw.admitGateway)
 	return sw, nil
 }
