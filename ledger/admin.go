@@ -119,7 +119,7 @@ func (l *Ledger) OpenCard(spec CardSpec, pvv []byte) error {
 			return err
 		}
 	}
-	if err := b.Set(cardKey(c.PAN), c.encode(), nil); err != nil {
+	if err := putCard(b, nil, c); err != nil {
 		return err
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
@@ -246,11 +246,17 @@ func (l *Ledger) updateCard(what, pan string, f func(c *card) error) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	c := e.cur.Load().clone()
+	old := e.cur.Load()
+	c := old.clone()
 	if err := f(&c); err != nil {
 		return fmt.Errorf("%s %s: %w", what, cardno.Mask(pan), err)
 	}
-	if err := l.db.Set(cardKey(pan), c.encode(), pebble.Sync); err != nil {
+	b := l.db.NewBatch()
+	defer b.Close()
+	if err := putCard(b, old, &c); err != nil {
+		return fmt.Errorf("%s %s: %w", what, cardno.Mask(pan), err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("%s %s: %w", what, cardno.Mask(pan), err)
 	}
 	e.cur.Store(&c)
@@ -423,7 +429,7 @@ func (l *Ledger) moveAll(k Kind, from string, repl *replacement, cashTo, subTo A
 	b := l.db.NewBatch()
 	defer b.Close()
 	for pan := range tx.dirty {
-		if err := b.Set(cardKey(pan), tx.staged[pan].encode(), nil); err != nil {
+		if err := putCard(b, tx.published(pan), tx.staged[pan]); err != nil {
 			return err
 		}
 	}

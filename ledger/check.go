@@ -158,7 +158,7 @@ func (c *checker) violate(format string, args ...any) {
 // the postings.
 func (c *checker) cards(snap pebble.Reader) error {
 	return scan(snap, []byte{keyPrefix, tagCard}, func(k, v []byte) error {
-		cd, err := decodeCard(v)
+		cd, err := loadCard(snap, v)
 		if err != nil {
 			c.violate("card %s: %v", cardno.Mask(string(k[2:])), err)
 			return nil
@@ -340,7 +340,7 @@ func CardByPAN(db pebble.Reader, pan string) (CardView, bool, error) {
 	if err != nil || raw == nil {
 		return CardView{}, false, err
 	}
-	c, err := decodeCard(raw)
+	c, err := loadCard(db, raw)
 	if err != nil {
 		return CardView{}, false, fmt.Errorf("card %s: %w", cardno.Mask(pan), err)
 	}

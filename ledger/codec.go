@@ -17,7 +17,7 @@ const (
 	maxHolds    = 64   // holds on one card (the operating limit is Options.MaxHoldsPerCard)
 	maxContribs = 4096 // counterparty accounts one card has touched
 	recordV1    = 1
-	recordV2    = 2 // idempotency records with a business date
+	recordV2    = 2 // idempotency records with a business date; postings and cards with tagged accounts
 )
 
 type encoder struct{ b []byte }
@@ -166,4 +166,96 @@ func (d *decoder) version() {
 	if v := d.byte1(); d.err == nil && v != recordV1 {
 		d.fail(fmt.Sprintf("unknown record version %d", v))
 	}
+}
+
+// Accounts in version 2 records are one tag byte, followed by what the
+// tag does not imply: the purses of the record's own card and the
+// merchant of the posting cost one byte, where version 1 spelled out
+// "card/6230151000000000012/subsidy" (docs/ledger.md#key-layout-prefix-l).
+// Every account has one encoding: the decoder refuses a longer form of an
+// account a shorter tag names.
+const (
+	acctOther       = 0 // the account id as a string
+	acctOwnCash     = 1 // card/PAN/cash of the record's card
+	acctOwnSubsidy  = 2 // card/PAN/subsidy of the record's card
+	acctOwnMerchant = 3 // merchant/ID of the posting's merchant
+	acctMerchant    = 4 // merchant/ + the ID as a string
+	acctSystem      = 5 // 5 + i: wellKnown[i]
+)
+
+// wellKnown are the system accounts with a tag of their own; new ones go
+// at the end (a tag, once written, names its account for ever).
+var wellKnown = [...]AccountID{FeeIncome, CashLoadClearing, SubsidyFunding, OpeningFunds, RefundPayable, CardReceivable, PendingLoads}
+
+// accountTag returns the tag of a and the string stored after it ("" when
+// the tag says everything). pan and merchant are the record's own card
+// and merchant ("" where the record has none).
+func accountTag(a AccountID, pan, merchant string) (uint8, string) {
+	s := string(a)
+	if pan != "" && len(s) > len("card/")+len(pan) && s[:len("card/")] == "card/" && s[len("card/"):len("card/")+len(pan)] == pan {
+		switch s[len("card/")+len(pan):] {
+		case "/cash":
+			return acctOwnCash, ""
+		case "/subsidy":
+			return acctOwnSubsidy, ""
+		}
+	}
+	if id, ok := cutPrefix(s, "merchant/"); ok {
+		if merchant != "" && id == merchant {
+			return acctOwnMerchant, ""
+		}
+		return acctMerchant, id
+	}
+	for i, w := range wellKnown {
+		if a == w {
+			return acctSystem + uint8(i), ""
+		}
+	}
+	return acctOther, s
+}
+
+func cutPrefix(s, p string) (string, bool) {
+	if len(s) >= len(p) && s[:len(p)] == p {
+		return s[len(p):], true
+	}
+	return s, false
+}
+
+func (e *encoder) account(a AccountID, pan, merchant string) {
+	tag, rest := accountTag(a, pan, merchant)
+	e.byte1(tag)
+	if tag == acctOther || tag == acctMerchant {
+		e.str(rest)
+	}
+}
+
+func (d *decoder) account(pan, merchant string) AccountID {
+	tag := d.byte1()
+	if d.err != nil {
+		return ""
+	}
+	var a AccountID
+	switch {
+	case tag == acctOther:
+		a = AccountID(d.str())
+	case tag == acctOwnCash && pan != "":
+		a = CardCash(pan)
+	case tag == acctOwnSubsidy && pan != "":
+		a = CardSubsidy(pan)
+	case tag == acctOwnMerchant && merchant != "":
+		a = MerchantPayable(merchant)
+	case tag == acctMerchant:
+		a = MerchantPayable(d.str())
+	case tag >= acctSystem && int(tag-acctSystem) < len(wellKnown):
+		a = wellKnown[tag-acctSystem]
+	default:
+		d.fail(fmt.Sprintf("bad account tag %d", tag))
+		return ""
+	}
+	if d.err == nil {
+		if t, _ := accountTag(a, pan, merchant); t != tag {
+			d.fail("account not in its shortest form")
+		}
+	}
+	return a
 }

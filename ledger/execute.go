@@ -178,6 +178,17 @@ func (tx *txn) lockCards(pans ...string) {
 	}
 }
 
+// published is the committed state of a locked card (nil when the card
+// is new or not locked by this operation).
+func (tx *txn) published(pan string) *card {
+	for _, e := range tx.entries {
+		if c := e.cur.Load(); c.PAN == pan {
+			return c
+		}
+	}
+	return nil
+}
+
 func (tx *txn) unlockCards() {
 	for i := len(tx.entries) - 1; i >= 0; i-- {
 		tx.entries[i].mu.Unlock()
@@ -748,7 +759,7 @@ func (tx *txn) write(ik []byte, fingerprint uint64) error {
 		}
 	}
 	for pan := range tx.dirty {
-		if err := b.Set(cardKey(pan), tx.staged[pan].encode(), nil); err != nil {
+		if err := putCard(b, tx.published(pan), tx.staged[pan]); err != nil {
 			return err
 		}
 	}

@@ -174,7 +174,7 @@ func Open(db *pebble.DB, opts Options) (*Ledger, error) {
 	}
 	l.keys.init()
 	err := scan(db, []byte{keyPrefix, tagCard}, func(k, v []byte) error {
-		c, err := decodeCard(v)
+		c, err := loadCard(db, v)
 		if err != nil {
 			return fmt.Errorf("load card %s: %w", cardno.Mask(string(k[2:])), err)
 		}

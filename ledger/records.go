@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // AccountID names one account. Card purses are "card/PAN/cash" and
@@ -63,7 +65,8 @@ func (a AccountID) Class() string {
 
 // Key layout (every key starts with 'l'; docs/ledger.md):
 //
-//	l c PAN                      card record (balances, limits, holds, contributions)
+//	l c PAN                      card record (holder, state, limits, PIN verification value)
+//	l b PAN                      the card's purses: balances, PIN tries, day spend, holds, contributions
 //	l m MERCHANT                 merchant record
 //	l p TXID(8, big-endian)      posting set, immutable
 //	l s TXID(8)                  status of a posting set (voided, refunded, reversed...)
@@ -85,6 +88,7 @@ const (
 	tagRef    = 'r'
 	tagRRN    = 'n'
 	tagTomb   = 't'
+	tagPurse  = 'b'
 )
 
 // Key builders size their result exactly: they run several times per
@@ -92,6 +96,7 @@ const (
 func tagged(tag byte, n int) []byte { return append(make([]byte, 0, 2+n), keyPrefix, tag) }
 
 func cardKey(pan string) []byte    { return append(tagged(tagCard, len(pan)), pan...) }
+func purseKey(pan string) []byte   { return append(tagged(tagPurse, len(pan)), pan...) }
 func merchantKey(id string) []byte { return append(tagged(tagMerch, len(id)), id...) }
 func postKey(tx uint64) []byte     { return binary.BigEndian.AppendUint64(tagged(tagPost, 8), tx) }
 func statusKey(tx uint64) []byte   { return binary.BigEndian.AppendUint64(tagged(tagStatus, 8), tx) }
@@ -210,6 +215,10 @@ type card struct {
 	ReplacedBy  string // the new card after a replacement
 	Holds       []hold
 	Contribs    []contrib
+	// v1 marks a card read from a version 1 record, which held the
+	// purses too; it re-encodes as it was stored. Written again, a card
+	// becomes a version 2 record and a purse record (putCard).
+	v1 bool
 }
 
 func (c *card) held() Fen {
@@ -275,8 +284,16 @@ func (c *card) addContrib(a AccountID, v Fen) {
 	c.Contribs = append(c.Contribs, contrib{a, v})
 }
 
+// encode returns the card record: version 1 (everything) for a card read
+// in version 1, else version 2 (what admin operations change; the purses
+// are in the purse record, encodePurse).
 func (c *card) encode() []byte {
 	e := encoder{b: make([]byte, 0, 128+len(c.Contribs)*32+len(c.Holds)*48)}
+	if !c.v1 {
+		e.byte1(recordV2)
+		c.encodeStatic(&e)
+		return e.b
+	}
 	e.byte1(recordV1)
 	e.str(c.PAN)
 	e.str(c.Holder)
@@ -307,18 +324,137 @@ func (c *card) encode() []byte {
 	return e.b
 }
 
+func (c *card) encodeStatic(e *encoder) {
+	e.str(c.PAN)
+	e.str(c.Holder)
+	e.byte1(uint8(c.HolderType))
+	e.byte1(packState(c))
+	e.byte1(uint8(c.List))
+	e.fen(c.DailyLimit)
+	e.fen(c.PerTxnLimit)
+	e.fen(c.NoPINLimit)
+	e.fen(c.MaxBalance)
+	e.i(int64(c.FeeBP))
+	e.bytes(c.PVV)
+	e.str(c.ReplacedBy)
+}
+
+// sameStatic reports whether c and o have the same card record (version
+// 2): a transaction that changed only purses writes only the purse record.
+func (c *card) sameStatic(o *card) bool {
+	return c.PAN == o.PAN && c.Holder == o.Holder && c.HolderType == o.HolderType && c.State == o.State &&
+		c.LostFrom == o.LostFrom && c.List == o.List && c.DailyLimit == o.DailyLimit && c.PerTxnLimit == o.PerTxnLimit &&
+		c.NoPINLimit == o.NoPINLimit && c.MaxBalance == o.MaxBalance && c.FeeBP == o.FeeBP &&
+		string(c.PVV) == string(o.PVV) && c.ReplacedBy == o.ReplacedBy
+}
+
+// encodePurse returns the purse record (version 1): what transactions
+// change, rewritten in place by each one. Accounts are tagged (codec.go),
+// so the card's own purses and the system accounts cost a byte.
+//
+//	version 1 | cash | subsidy | PIN tries 1 | day date | day spent |
+//	holds (count, each as in the card record) | contributions (count,
+//	each account + amount)
+func (c *card) encodePurse() []byte {
+	e := encoder{b: make([]byte, 0, 24+len(c.Contribs)*8+len(c.Holds)*40)}
+	e.byte1(recordV1)
+	e.fen(c.Cash)
+	e.fen(c.Subsidy)
+	e.byte1(c.PINTries)
+	e.date(c.DayDate)
+	e.fen(c.DaySpent)
+	e.u(uint64(len(c.Holds)))
+	for i := range c.Holds {
+		c.Holds[i].encode(&e)
+	}
+	e.u(uint64(len(c.Contribs)))
+	for _, k := range c.Contribs {
+		e.account(k.Account, c.PAN, "")
+		e.fen(k.Amount)
+	}
+	return e.b
+}
+
+// decodePurse fills c's purses from a purse record; c.PAN must be set.
+func decodePurse(b []byte, c *card) error {
+	d := decoder{b: b}
+	d.version()
+	c.Cash = d.fen()
+	c.Subsidy = d.fen()
+	c.PINTries = d.byte1()
+	c.DayDate = d.date()
+	c.DaySpent = d.fen()
+	c.Holds, c.Contribs = nil, nil
+	if n := d.count(maxHolds, "holds"); n > 0 {
+		c.Holds = make([]hold, n)
+		for i := range c.Holds {
+			c.Holds[i].decode(&d)
+		}
+	}
+	if n := d.count(maxContribs, "contributions"); n > 0 {
+		c.Contribs = make([]contrib, n)
+		for i := range c.Contribs {
+			c.Contribs[i].Account = d.account(c.PAN, "")
+			c.Contribs[i].Amount = d.fen()
+		}
+	}
+	return d.done()
+}
+
+// putCard writes card c into b: the purse record always, the card record
+// when it differs from old (nil: a new card) or old was read in version 1.
+func putCard(b *pebble.Batch, old, c *card) error {
+	if old == nil || old.v1 || c.v1 || !c.sameStatic(old) {
+		c.v1 = false
+		if err := b.Set(cardKey(c.PAN), c.encode(), nil); err != nil {
+			return err
+		}
+	}
+	return b.Set(purseKey(c.PAN), c.encodePurse(), nil)
+}
+
+// loadCard decodes a stored card record and, for version 2, reads its
+// purse record from r.
+func loadCard(r pebble.Reader, v []byte) (card, error) {
+	c, err := decodeCard(v)
+	if err != nil || c.v1 {
+		return c, err
+	}
+	raw, err := get(r, purseKey(c.PAN))
+	if err != nil {
+		return card{}, err
+	}
+	if raw == nil {
+		return card{}, fmt.Errorf("%w: card without its purse record", ErrCorrupt)
+	}
+	if err := decodePurse(raw, &c); err != nil {
+		return card{}, fmt.Errorf("purse record: %w", err)
+	}
+	return c, nil
+}
+
+// decodeCard decodes a card record: version 1 with its purses, version 2
+// without (loadCard adds them).
 func decodeCard(b []byte) (card, error) {
 	d := decoder{b: b}
 	var c card
-	d.version()
+	switch v := d.byte1(); {
+	case d.err != nil:
+	case v == recordV1:
+		c.v1 = true
+	case v != recordV2:
+		d.fail(fmt.Sprintf("unknown card record version %d", v))
+	}
 	c.PAN = d.str()
 	c.Holder = d.str()
 	c.HolderType = HolderType(d.byte1())
 	state, lostFrom, stateOK := unpackState(d.byte1())
 	c.State, c.LostFrom = state, lostFrom
 	c.List = ListFlag(d.byte1())
-	c.Cash = d.fen()
-	c.Subsidy = d.fen()
+	if c.v1 {
+		c.Cash = d.fen()
+		c.Subsidy = d.fen()
+	}
 	c.DailyLimit = d.fen()
 	c.PerTxnLimit = d.fen()
 	c.NoPINLimit = d.fen()
@@ -329,21 +465,25 @@ func decodeCard(b []byte) (card, error) {
 	}
 	c.FeeBP = int32(fee)
 	c.PVV = d.bytes()
-	c.PINTries = d.byte1()
-	c.DayDate = d.date()
-	c.DaySpent = d.fen()
-	c.ReplacedBy = d.str()
-	if n := d.count(maxHolds, "holds"); n > 0 {
-		c.Holds = make([]hold, n)
-		for i := range c.Holds {
-			c.Holds[i].decode(&d)
-		}
+	if c.v1 {
+		c.PINTries = d.byte1()
+		c.DayDate = d.date()
+		c.DaySpent = d.fen()
 	}
-	if n := d.count(maxContribs, "contributions"); n > 0 {
-		c.Contribs = make([]contrib, n)
-		for i := range c.Contribs {
-			c.Contribs[i].Account = AccountID(d.str())
-			c.Contribs[i].Amount = d.fen()
+	c.ReplacedBy = d.str()
+	if c.v1 {
+		if n := d.count(maxHolds, "holds"); n > 0 {
+			c.Holds = make([]hold, n)
+			for i := range c.Holds {
+				c.Holds[i].decode(&d)
+			}
+		}
+		if n := d.count(maxContribs, "contributions"); n > 0 {
+			c.Contribs = make([]contrib, n)
+			for i := range c.Contribs {
+				c.Contribs[i].Account = AccountID(d.str())
+				c.Contribs[i].Amount = d.fen()
+			}
 		}
 	}
 	if err := d.done(); err != nil {
@@ -384,11 +524,18 @@ type posting struct {
 	DaySpend Fen // added to the card's spend of Date (negative to give back)
 	HoldAdd  *hold
 	HoldDrop *hold
+	// v1 marks a posting read in version 1 (accounts spelled out), so
+	// that it re-encodes as it was stored; new postings are version 2.
+	v1 bool
 }
 
 func (p *posting) encode() []byte {
-	e := encoder{b: make([]byte, 0, 160+len(p.Legs)*40)}
-	e.byte1(recordV1)
+	e := encoder{b: make([]byte, 0, 96+len(p.Legs)*8)}
+	if p.v1 {
+		e.byte1(recordV1)
+	} else {
+		e.byte1(recordV2)
+	}
 	e.u(p.TxID)
 	e.byte1(uint8(p.Kind))
 	e.date(p.Date)
@@ -405,7 +552,11 @@ func (p *posting) encode() []byte {
 	e.u(p.Link)
 	e.u(uint64(len(p.Legs)))
 	for _, l := range p.Legs {
-		e.str(string(l.Account))
+		if p.v1 {
+			e.str(string(l.Account))
+		} else {
+			e.account(l.Account, p.PAN, p.Merchant)
+		}
 		e.fen(l.Amount)
 	}
 	e.fen(p.DaySpend)
@@ -421,7 +572,13 @@ func (p *posting) encode() []byte {
 func decodePosting(b []byte) (posting, error) {
 	d := decoder{b: b}
 	var p posting
-	d.version()
+	switch v := d.byte1(); {
+	case d.err != nil:
+	case v == recordV1:
+		p.v1 = true
+	case v != recordV2:
+		d.fail(fmt.Sprintf("unknown posting version %d", v))
+	}
 	p.TxID = d.u()
 	p.Kind = Kind(d.byte1())
 	p.Date = d.date()
@@ -442,7 +599,11 @@ func decodePosting(b []byte) (posting, error) {
 	if n := d.count(maxLegs, "legs"); n > 0 {
 		p.Legs = make([]leg, n)
 		for i := range p.Legs {
-			p.Legs[i].Account = AccountID(d.str())
+			if p.v1 {
+				p.Legs[i].Account = AccountID(d.str())
+			} else {
+				p.Legs[i].Account = d.account(p.PAN, p.Merchant)
+			}
 			p.Legs[i].Amount = d.fen()
 		}
 	}

@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -29,12 +30,24 @@ func samplePosting() posting {
 // TestRecordRoundTrip checks every record encodes and decodes to itself.
 func TestRecordRoundTrip(t *testing.T) {
 	c := sampleCard()
-	if got, err := decodeCard(c.encode()); err != nil || !reflect.DeepEqual(got, c) {
+	got, err := decodeCard(c.encode())
+	if err == nil {
+		err = decodePurse(c.encodePurse(), &got)
+	}
+	if err != nil || !reflect.DeepEqual(got, c) {
 		t.Errorf("card: %+v, %v", got, err)
+	}
+	c.v1 = true
+	if got, err := decodeCard(c.encode()); err != nil || !reflect.DeepEqual(got, c) {
+		t.Errorf("card version 1: %+v, %v", got, err)
 	}
 	p := samplePosting()
 	if got, err := decodePosting(p.encode()); err != nil || !reflect.DeepEqual(got, p) {
 		t.Errorf("posting: %+v, %v", got, err)
+	}
+	p.v1 = true
+	if got, err := decodePosting(p.encode()); err != nil || !reflect.DeepEqual(got, p) {
+		t.Errorf("posting version 1: %+v, %v", got, err)
 	}
 	s := status{VoidedBy: 1, ReversedBy: 2, FinishedBy: 3, Refunded: 4, RefundedFee: 5, RefundedSubsidy: 6}
 	if got, err := decodeStatus(s.encode()); err != nil || got != s {
@@ -72,13 +85,17 @@ func TestDecodeRejects(t *testing.T) {
 		t.Error("trailing byte accepted")
 	}
 	bad := bytes.Clone(enc)
-	bad[0] = 2
+	bad[0] = 3
 	if _, err := decodeCard(bad); err == nil {
-		t.Error("version 2 accepted")
+		t.Error("version 3 accepted")
 	}
 	c.Holds[0].Cash++
-	if _, err := decodeCard(c.encode()); err == nil {
+	if err := decodePurse(c.encodePurse(), &card{PAN: c.PAN}); err == nil {
 		t.Error("hold whose split does not add up accepted")
+	}
+	c.v1 = true
+	if _, err := decodeCard(c.encode()); err == nil {
+		t.Error("hold whose split does not add up accepted (version 1)")
 	}
 	p := samplePosting()
 	penc := p.encode()
@@ -108,12 +125,19 @@ func FuzzDecodeRecords(f *testing.F) {
 	r := idemRecord{Result: Result{Kind: KindConsume}}
 	r2 := idemRecord{Date: day1, Result: Result{Kind: KindConsume, TxID: 7}}
 	v := refValue{TxID: 1, Kind: KindConsume, Date: day1}
-	for _, seed := range [][]byte{c.encode(), p.encode(), s.encode(), m.encode(), r.encode(), r2.encode(), v.encode(), {1}, {}} {
+	c1, p1 := c, p
+	c1.v1, p1.v1 = true, true
+	for _, seed := range [][]byte{c.encode(), c.encodePurse(), c1.encode(), p.encode(), p1.encode(), s.encode(), m.encode(), r.encode(), r2.encode(), v.encode(), {1}, {}} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if c, err := decodeCard(b); err == nil && !bytes.Equal(c.encode(), b) {
 			t.Errorf("card does not re-encode")
+		}
+		var pc card
+		pc.PAN = panStudent
+		if err := decodePurse(b, &pc); err == nil && !bytes.Equal(pc.encodePurse(), b) {
+			t.Errorf("purse record does not re-encode")
 		}
 		if p, err := decodePosting(b); err == nil && !bytes.Equal(p.encode(), b) {
 			t.Errorf("posting does not re-encode")
@@ -131,4 +155,37 @@ func FuzzDecodeRecords(f *testing.F) {
 			t.Errorf("reference does not re-encode")
 		}
 	})
+}
+
+// TestCompactRecordBytes pins the version 2 posting legs and the purse
+// record byte by byte (checked by hand against codec.go and records.go).
+func TestCompactRecordBytes(t *testing.T) {
+	c := card{PAN: panStudent, Cash: 100, Subsidy: 3, PINTries: 1, DayDate: 20261204, DaySpent: 64,
+		Contribs: []contrib{{MerchantPayable(canteen), 100}, {OpeningFunds, -50000}, {GatewayClearing("b"), 1}}}
+	want := "01" + // version
+		"c801" + "06" + "01" + // cash 100, subsidy 3 (zig-zag varints), PIN tries 1
+		"d4d2d409" + "8001" + // 20261204 as a uvarint, day spent 64
+		"00" + "03" + // no holds, three contributions:
+		"04" + "0f383938333130303030303030303031" + "c801" + // merchant/ + its id, 100
+		"08" + "9f8d06" + // opening funds (tag 5 + 3), -50000 zig-zagged to 99999
+		"00" + "1073797374656d2f676174657761792f62" + "02" // any other account spelled out, 1
+	if got := fmt.Sprintf("%x", c.encodePurse()); got != want {
+		t.Errorf("purse record\n got %s\nwant %s", got, want)
+	}
+	p := posting{TxID: 7, Kind: KindConsume, Date: 20261204, Merchant: canteen, PAN: panStudent, Amount: 10,
+		Legs: []leg{{CardSubsidy(panStudent), -10}, {MerchantPayable(canteen), 10}}}
+	enc := p.encode()
+	// ... legs: count 2, own subsidy (tag 2) -10, own merchant (tag 3) 10,
+	// then day spend 0 and no holds.
+	if tail := fmt.Sprintf("%x", enc[len(enc)-8:]); tail != "02"+"0213"+"0314"+"00"+"0000" {
+		t.Errorf("posting legs %s", tail)
+	}
+	// A shortest form is the only form: the own purse spelled out is refused.
+	long := encoder{}
+	long.byte1(acctOther)
+	long.str(string(CardCash(panStudent)))
+	d := decoder{b: long.b}
+	if d.account(panStudent, ""); d.err == nil {
+		t.Error("own purse spelled out accepted")
+	}
 }

@@ -60,7 +60,7 @@ func describeKeys(keys []committedKey) (string, int) {
 // the keys are counted exactly, the bytes bounded (names and amounts vary).
 const (
 	consumeCommitKeys     = 9
-	consumeCommitMaxBytes = 1000
+	consumeCommitMaxBytes = 800
 )
 
 // TestConsumeCommitSize counts the keys and bytes of the one synced batch
