@@ -68,7 +68,7 @@ func (l *Ledger) BatchTotals(terminal string, batch uint32) (Totals, error) {
 		case KindConsume, KindPreAuthCompletion, KindCashLoadVoid:
 			t.DebitCount++
 			t.DebitAmount += p.Amount
-		case KindVoid, KindCompletionVoid, KindRefund, KindCashLoad:
+		case KindVoid, KindCompletionVoid, KindRefund, KindCashLoad, KindTransferLoad:
 			t.CreditCount++
 			t.CreditAmount += p.Amount
 		}

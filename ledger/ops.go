@@ -34,6 +34,8 @@ func (tx *txn) run(req Request) error {
 		return tx.outsideCreditReversal(r)
 	case *PendingClaim:
 		return tx.pendingClaim(r)
+	case *TransferLoad:
+		return tx.transferLoad(r)
 	}
 	return fmt.Errorf("%w: unsupported request %T", ErrInvalidRequest, req)
 }

@@ -210,6 +210,7 @@ const (
 	KindReplaceCard   // admin: balance to the new card
 	KindOutsideCredit // a credit collected by an outside institution (web or wallet recharge)
 	KindPendingClaim  // a load terminal moves the card's pending credits to its cash purse
+	KindTransferLoad  // a kiosk loads the card from its bound bank account
 	kindCount
 )
 
@@ -230,6 +231,7 @@ var kindNames = [...]string{
 	KindReplaceCard:       "replace-card",
 	KindOutsideCredit:     "outside-credit",
 	KindPendingClaim:      "pending-claim",
+	KindTransferLoad:      "transfer-load",
 }
 
 func (k Kind) String() string {
@@ -244,7 +246,7 @@ func (k Kind) reversible() bool {
 	switch k {
 	case KindConsume, KindVoid, KindRefund, KindCashLoad, KindCashLoadVoid,
 		KindPreAuth, KindPreAuthCompletion, KindPreAuthCancel, KindCompletionVoid,
-		KindOutsideCredit, KindPendingClaim:
+		KindOutsideCredit, KindPendingClaim, KindTransferLoad:
 		return true
 	}
 	return false

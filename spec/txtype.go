@@ -24,6 +24,7 @@ const (
 	BatchSettlement
 	BatchUpload
 	PendingClaim // a load terminal claims the card's pending outside credits
+	TransferLoad // a kiosk loads the card from its bound bank account (docs/recharge.md)
 	numTxTypes
 )
 
@@ -46,6 +47,7 @@ var txTypeNames = [numTxTypes]string{
 	BatchSettlement:   "batch_settlement",
 	BatchUpload:       "batch_upload",
 	PendingClaim:      "pending_claim",
+	TransferLoad:      "transfer_load",
 }
 
 // String returns the snake_case label of the type.
@@ -73,7 +75,7 @@ func TxTypes() []TxType {
 func (t TxType) Reversible() bool {
 	switch t {
 	case Consume, ConsumeVoid, PreAuth, PreAuthCancel, PreAuthCompletion,
-		CompletionVoid, CashLoad, CashLoadVoid, PendingClaim:
+		CompletionVoid, CashLoad, CashLoadVoid, PendingClaim, TransferLoad:
 		return true
 	}
 	return false
@@ -82,7 +84,7 @@ func (t TxType) Reversible() bool {
 // Financial reports whether the type is a financial transaction (as opposed
 // to network management, settlement or reversal).
 func (t TxType) Financial() bool {
-	return t >= BalanceInquiry && t <= CashLoadVoid || t == PendingClaim
+	return t >= BalanceInquiry && t <= CashLoadVoid || t == PendingClaim || t == TransferLoad
 }
 
 // The identification table (docs/pos-dialect.md#transaction-identification) — the one place that maps message
@@ -112,6 +114,7 @@ var financialTable = []financialRow{
 	{CashLoad, "0200", "63", "91", "46"},
 	{CashLoadVoid, "0200", "17", "00", "51"},
 	{PendingClaim, "0200", "21", "00", "49"},
+	{TransferLoad, "0200", "40", "00", "48"},
 }
 
 // Sign-on modes (60.3 of the 0800): which working keys the 0810 carries

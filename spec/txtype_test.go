@@ -34,7 +34,7 @@ func TestIdentify(t *testing.T) {
 		{"0200", "630000", "91", "46000001000", CashLoad},
 		{"0200", "170000", "00", "51000001000", CashLoadVoid},
 		{"0200", "210000", "00", "49000001000", PendingClaim},
-		{"0200", "400000", "00", "48000001000", Unknown}, // bank-transfer load: not supported
+		{"0200", "400000", "00", "48000001000", TransferLoad},
 		{"0400", "000000", "00", "22000001000", Reversal},
 		{"0500", "", "", "00000001201", BatchSettlement},
 		{"0320", "", "", "00000001201", BatchUpload},
@@ -87,6 +87,7 @@ func TestTxTypeLabels(t *testing.T) {
 		PreAuthCompletion: "pre_auth_completion", CompletionVoid: "completion_void",
 		CashLoad: "cash_load", CashLoadVoid: "cash_load_void", Reversal: "reversal",
 		BatchSettlement: "batch_settlement", BatchUpload: "batch_upload", PendingClaim: "pending_claim",
+		TransferLoad: "transfer_load",
 	}
 	all := append([]TxType{Unknown}, TxTypes()...)
 	if len(all) != len(want) {
