@@ -15,7 +15,7 @@ type TransferLoad struct {
 	Common
 	PAN         string
 	Amount      Fen
-	Institution string
+	Institution string // the credit's clearing account; not needed by a probe
 	MayLoad     bool
 	PIN         PINOutcome
 	Probe       bool
@@ -32,7 +32,7 @@ func (r *TransferLoad) fingerprint(h *fp) {
 }
 
 func (tx *txn) transferLoad(r *TransferLoad) error {
-	if r.Institution == "" || len(r.Institution) > maxInstitutionLen {
+	if (!r.Probe && r.Institution == "") || len(r.Institution) > maxInstitutionLen {
 		return fmt.Errorf("%w: institution id %q", ErrInvalidRequest, r.Institution)
 	}
 	if !validAmount(r.Amount) {

@@ -110,6 +110,8 @@ type Config struct {
 	// HTTP listener; Recharge configures that listener (docs/recharge.md).
 	Institutions []InstitutionConfig `yaml:"institutions"`
 	Recharge     RechargeConfig      `yaml:"recharge"`
+	// Transfer bounds bank-transfer loads at kiosks (docs/recharge.md).
+	Transfer TransferConfig `yaml:"transfer"`
 }
 
 // LedgerConfig are the card ledger's business parameters.
@@ -509,6 +511,7 @@ func (c *Config) Validate() error {
 	if err := validateRecharge(c.Institutions, c.Recharge); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.Transfer.validate())
 	if err := c.Retention.validate(); err != nil {
 		errs = append(errs, err)
 	}

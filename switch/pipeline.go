@@ -118,7 +118,9 @@ func (p *posProtocol) transaction(x *exchange, rec *record) {
 		rec.answer(x.answer(rc))
 		return
 	}
-	if followsOriginal(t.Type) {
+	if d, ok := p.sw.transferDestination(t); ok {
+		dest = d
+	} else if followsOriginal(t.Type) {
 		if dest, rc = p.originalDestination(t, dest); rc != "" {
 			rec.answer(x.answer(rc))
 			return

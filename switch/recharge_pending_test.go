@@ -61,10 +61,5 @@ func TestRechargePendingLoads(t *testing.T) {
 	if v, _ := sw.ledger.Card(cardStaff); v.Pending != 2500 {
 		t.Fatalf("pending %s after the claim's reversal", v.Pending)
 	}
-	// The bank-transfer load (0200, 400000, 60.1 = 48) is not built: 40.
-	bank := kiosk.PendingClaim(cardStaff)
-	bank.ProcessingCode, bank.Reserved60.Type = "400000", "48"
-	bank.Amount, bank.HasAmount = 1000, true
-	expectRC(t, "bank-transfer load", do(t, kiosk, bank, nil), spec.RCFunctionNotSupported)
 	checkLedger(t, sw)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/cardswitch/cardswitch/routing"
 	"github.com/cardswitch/cardswitch/switch/admin"
 	"github.com/cardswitch/cardswitch/switch/links"
+	"github.com/cardswitch/cardswitch/switch/transfer"
 	"github.com/cardswitch/cardswitch/switch/transport"
 	"github.com/cardswitch/cardswitch/switch/txn"
 	"github.com/cockroachdb/pebble/v2"
@@ -55,6 +56,8 @@ type Switch struct {
 	// links are the outbound gateway links (switch/links).
 	links    *links.Manager
 	recharge *rechargeFront
+	// transfer serves bank-transfer loads at kiosks (switch/transfer).
+	transfer *transfer.Service
 
 	pos     *transport.Acceptor
 	gateway *transport.Acceptor
@@ -110,6 +113,10 @@ func newSwitch(cfg *Config, log *zap.Logger, extra []txn.Destination) (*Switch, 
 		return nil, err
 	}
 	if err := sw.openRecharge(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if err := sw.openTransfer(); err != nil {
 		_ = db.Close()
 		return nil, err
 	}

@@ -292,6 +292,15 @@ func (t *Terminal) PendingClaim(pan string) *spec.POSMessage {
 	return m
 }
 
+// TransferLoad builds a bank-transfer load at a kiosk (0200, 40, 00, 48):
+// the card is loaded from its bound bank account; its PIN is required
+// (docs/recharge.md, "Bank-transfer loads").
+func (t *Terminal) TransferLoad(pan string, amount spec.Amount, pin string) (*spec.POSMessage, error) {
+	m := t.base(spec.MTIFinancialRequest, "400000", "00", "48")
+	m.PAN, m.Amount, m.HasAmount = pan, amount, true
+	return m, t.withPIN(m, pin)
+}
+
 // CashLoadVoid builds a cash load void (0200, 17, 00, 51).
 func (t *Terminal) CashLoadVoid(origReq, origResp *spec.POSMessage) *spec.POSMessage {
 	m := t.base(spec.MTIFinancialRequest, "170000", "00", "51")

@@ -86,7 +86,7 @@ func PermittedSet(labels []string, mayLoad bool) (uint64, error) {
 			set |= 1 << uint(t)
 		}
 		if mayLoad {
-			set |= 1<<uint(spec.CashLoad) | 1<<uint(spec.CashLoadVoid) | 1<<uint(spec.PendingClaim)
+			set |= 1<<uint(spec.CashLoad) | 1<<uint(spec.CashLoadVoid) | 1<<uint(spec.PendingClaim) | 1<<uint(spec.TransferLoad)
 		}
 		return set, nil
 	}

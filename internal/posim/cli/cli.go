@@ -30,6 +30,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return baselineLoad(args[1:], stdout, stderr)
 		case "abuse":
 			return abuse(args[1:], stdout, stderr)
+		case "kiosk":
+			return kiosk(args[1:], stdout, stderr)
 		}
 	}
 	return load(args, stdout, stderr)

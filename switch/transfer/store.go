@@ -1,0 +1,166 @@
+package transfer
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/cardswitch/cardswitch/ledger"
+)
+
+// Storage (docs/architecture.md): the service owns the key prefix x.
+//
+//	x d PAN / YYYYMMDD                     a card's transfer loads of a business day, fen (8 bytes)
+//	x r TERMINAL / BATCH / STAN            one transfer load (JSON Record)
+const (
+	keyPrefix = 'x'
+	tagDay    = 'd'
+	tagRecord = 'r'
+)
+
+func dayKey(pan string, d ledger.BusinessDate) []byte {
+	return fmt.Appendf([]byte{keyPrefix, tagDay}, "%s/%08d", pan, uint32(d))
+}
+
+func recordKey(terminal string, batch, stan uint32) []byte {
+	return fmt.Appendf([]byte{keyPrefix, tagRecord}, "%s/%06d/%06d", terminal, batch, stan)
+}
+
+// States of a transfer load once its bank leg went out.
+const (
+	StateCredited     = "credited"      // the bank debited, the card was credited
+	StateBankDeclined = "bank_declined" // the bank declined the debit
+	StateNoAnswer     = "no_answer"     // no answer in time: the debit's reversal is queued
+	StateRefused      = "refused"       // the bank debited, the card could not take it: reversal queued
+	StateReversed     = "reversed"      // the terminal reversed it: credit taken back, debit reversed
+)
+
+// Record is one transfer load whose bank leg went out, as operators see
+// it (switchctl transfer list). Card is masked.
+type Record struct {
+	Terminal     string    `json:"terminal"`
+	Merchant     string    `json:"merchant"`
+	Batch        uint32    `json:"batch"`
+	STAN         uint32    `json:"stan"`
+	BusinessDate string    `json:"business_date"`
+	Card         string    `json:"card"`
+	AmountFen    int64     `json:"amount_fen"`
+	RRN          string    `json:"rrn"`
+	Gateway      string    `json:"gateway"`
+	BankRC       string    `json:"bank_rc"`
+	RC           string    `json:"rc"`
+	State        string    `json:"state"`
+	Time         time.Time `json:"time"`
+	// pan is the card in clear, kept for the day total (not shown).
+	PAN string `json:"pan,omitempty"`
+}
+
+func get(db pebble.Reader, key []byte) ([]byte, error) {
+	v, closer, err := db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	return append([]byte(nil), v...), nil
+}
+
+// dayTotal is what the card has loaded by transfer on business day d.
+func (s *Service) dayTotal(pan string, d ledger.BusinessDate) (ledger.Fen, error) {
+	v, err := get(s.db, dayKey(pan, d))
+	if err != nil || v == nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("transfer: corrupt day total of %d bytes", len(v))
+	}
+	return ledger.Fen(binary.BigEndian.Uint64(v)), nil
+}
+
+func (s *Service) putDayTotal(b *pebble.Batch, pan string, d ledger.BusinessDate, total ledger.Fen) error {
+	if total <= 0 {
+		return b.Delete(dayKey(pan, d), nil)
+	}
+	return b.Set(dayKey(pan, d), binary.BigEndian.AppendUint64(nil, uint64(total)), nil)
+}
+
+func putRecord(b *pebble.Batch, r *Record) error {
+	raw, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return b.Set(recordKey(r.Terminal, r.Batch, r.STAN), raw, nil)
+}
+
+func (s *Service) record(terminal string, batch, stan uint32) (*Record, error) {
+	v, err := get(s.db, recordKey(terminal, batch, stan))
+	if err != nil || v == nil {
+		return nil, err
+	}
+	var r Record
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("transfer: corrupt record: %w", err)
+	}
+	return &r, nil
+}
+
+// MaxList bounds one page of List.
+const MaxList = 1000
+
+// Filter selects transfer loads for List.
+type Filter struct {
+	Card         string // full card number; "" any
+	BusinessDate string // YYYYMMDD; "" any
+	Terminal     string
+	// After is the cursor of the previous page ("" from the start).
+	After string
+	Limit int
+}
+
+// List returns transfer loads in key order (terminal, batch, STAN) and
+// the cursor of the next page ("" at the end).
+func (s *Service) List(f Filter) ([]Record, string, error) {
+	if f.Limit <= 0 || f.Limit > MaxList {
+		f.Limit = MaxList
+	}
+	lower := []byte{keyPrefix, tagRecord}
+	if f.Terminal != "" {
+		lower = append(lower, f.Terminal+"/"...)
+	}
+	upper := append(append([]byte(nil), lower...), 0xff)
+	start := lower
+	if f.After != "" {
+		start = append(append([]byte{keyPrefix, tagRecord}, f.After...), 0)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, "", err
+	}
+	defer it.Close()
+	var out []Record
+	next := ""
+	for ok := it.SeekGE(start); ok; ok = it.Next() {
+		var r Record
+		if err := json.Unmarshal(it.Value(), &r); err != nil {
+			return nil, "", fmt.Errorf("transfer: corrupt record: %w", err)
+		}
+		if (f.Card != "" && r.PAN != f.Card) || (f.BusinessDate != "" && r.BusinessDate != f.BusinessDate) {
+			continue
+		}
+		if len(out) == f.Limit {
+			next = string(out[len(out)-1].cursor())
+			break
+		}
+		r.PAN = ""
+		out = append(out, r)
+	}
+	return out, next, it.Error()
+}
+
+func (r *Record) cursor() []byte { return recordKey(r.Terminal, r.Batch, r.STAN)[2:] }

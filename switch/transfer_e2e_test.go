@@ -1,0 +1,177 @@
+package switching
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/cardswitch/cardswitch/internal/gwsim"
+	"github.com/cardswitch/cardswitch/spec"
+	"github.com/cardswitch/cardswitch/switch/transfer"
+)
+
+const bankAccount = "1102000000000018" // gwsim's account of bankCard
+
+// transferSwitch is a switch linked to gwsim with the staff card bound to
+// gwsim's demo account, transfer limits of 500.00 a load and 800.00 a day.
+func transferSwitch(t *testing.T) (*Switch, *gwsim.Sim) {
+	t.Helper()
+	sw, sim := linkedSwitch(t, func(c *Config) {
+		c.Transfer = TransferConfig{MaxLoad: 50000, MaxDailyLoad: 80000}
+		// Generous: a frozen-between-legs test holds the bank's answer
+		// back, and CI runs the race detector on two cores.
+		c.Gateways[0].SendTimeout = 3 * time.Second
+	})
+	if _, err := sw.recharge.svc.Bind(cardStaff, demoBank, bankCard, bankAccount, "test"); err != nil {
+		t.Fatal(err)
+	}
+	return sw, sim
+}
+
+func transferResults(sw *Switch, result string) float64 {
+	return testutil.ToFloat64(sw.transfer.ResultCounter(result))
+}
+
+func TestTransferLoadEndToEnd(t *testing.T) {
+	sw, sim := transferSwitch(t)
+	kiosk := signedOn(t, sw, termKiosk, canteen)
+	cash, _ := purses(t, sw, cardStaff)
+
+	// Approved: the bank debits the bound account, then the card is
+	// credited; 54 shows the new balance.
+	req, err := kiosk.TransferLoad(cardStaff, 10000, pinStaff)
+	load := do(t, kiosk, req, err)
+	expectRC(t, "transfer load", load, spec.RCApproved)
+	if bs, err := spec.ParseBalances(load.Balances); err != nil || len(bs) == 0 || bs[0].Amount != spec.Amount(cash+10000) {
+		t.Fatalf("field 54 %q: %v", load.Balances, err)
+	}
+	expectPurses(t, sw, cardStaff, cash+10000, 0)
+	if got := simBalance(t, sim); got != bankStart-10000 {
+		t.Fatalf("bank balance %v", got)
+	}
+	var leg *gwsim.Entry
+	for _, e := range sim.Entries() {
+		if e.Op == gwsim.OpLoad {
+			leg = &e
+		}
+	}
+	if leg == nil || leg.Beneficiary != cardStaff || leg.Account != bankAccount || leg.RRN != load.RRN || leg.RC != spec.RCApproved {
+		t.Fatalf("bank leg %+v", leg)
+	}
+	// A retransmission gets the stored answer: nothing moves twice.
+	again, err := kiosk.Do(req)
+	if err != nil || again.ResponseCode != spec.RCApproved || again.RRN != load.RRN {
+		t.Fatalf("retransmission: %v %+v", err, again)
+	}
+	expectPurses(t, sw, cardStaff, cash+10000, 0)
+	if got := simBalance(t, sim); got != bankStart-10000 {
+		t.Fatalf("bank balance after the retransmission %v", got)
+	}
+
+	// What names the load as its original but is not its reversal moves
+	// nothing on either side: a void (25), a reversal claiming another
+	// type (00, it matches no original).
+	v, err := kiosk.Void(req, load, pinStaff)
+	expectRC(t, "void of a transfer load", do(t, kiosk, v, err), spec.RCOriginalNotFound)
+	other := kiosk.Reversal(req, spec.ReversalTimeout)
+	other.ProcessingCode, other.Reserved60.Type = "000000", "22"
+	expectRC(t, "reversal claiming a consume", do(t, kiosk, other, nil), spec.RCApproved)
+	expectPurses(t, sw, cardStaff, cash+10000, 0)
+
+	// Declines before the bank leg: nothing sent.
+	sent := len(sim.Entries())
+	call := func(pan string, amount spec.Amount, pin string) *spec.POSMessage {
+		t.Helper()
+		r, err := kiosk.TransferLoad(pan, amount, pin)
+		return do(t, kiosk, r, err)
+	}
+	expectRC(t, "unknown card", call("6230151000000009999", 100, pinStaff), spec.RCInvalidCard)
+	expectRC(t, "unbound card", call(cardStudent, 100, pinStudent), spec.RCNotPermittedCard)
+	expectRC(t, "lost card", call(cardLost, 100, pinStudent), spec.RCLostCard)
+	expectRC(t, "over the per-load limit", call(cardStaff, 50001, pinStaff), spec.RCExceedsAmountLimit)
+	expectRC(t, "over the daily limit", call(cardStaff, 70001, pinStaff), spec.RCExceedsAmountLimit)
+	expectRC(t, "wrong PIN", call(cardStaff, 100, "000000"), spec.RCIncorrectPIN)
+	expectRC(t, "no PIN", call(cardStaff, 100, ""), spec.RCIncorrectPIN)
+	if n := len(sim.Entries()); n != sent {
+		t.Fatalf("%d requests reached the bank for declined loads", n-sent)
+	}
+	// A consume terminal may not load.
+	canteenTerm := signedOn(t, sw, termCanteen, canteen)
+	r, err := canteenTerm.TransferLoad(cardStaff, 100, pinStaff)
+	expectRC(t, "not a kiosk", do(t, canteenTerm, r, err), spec.RCNotPermittedTerminal)
+
+	// The bank's decline passes through; the card is not credited.
+	_ = sim.SetFaults(gwsim.Faults{Decline: spec.RCInsufficientFunds})
+	expectRC(t, "bank decline", call(cardStaff, 100, pinStaff), spec.RCInsufficientFunds)
+	expectPurses(t, sw, cardStaff, cash+10000, 0)
+
+	// No answer: 98, the debit is reversed through store-and-forward.
+	_ = sim.SetFaults(gwsim.Faults{DropPercent: 100})
+	expectRC(t, "no answer", call(cardStaff, 2000, pinStaff), spec.RCNoAnswer)
+	_ = sim.SetFaults(gwsim.Faults{})
+	waitUntil(t, "the unanswered debit reversed", func() bool { return simBalance(t, sim) == bankStart-10000 })
+	expectPurses(t, sw, cardStaff, cash+10000, 0)
+
+	// The terminal's reversal of an approved load: the credit comes
+	// back off the card, the bank gives the money back.
+	req, err = kiosk.TransferLoad(cardStaff, 3000, pinStaff)
+	expectRC(t, "second load", do(t, kiosk, req, err), spec.RCApproved)
+	expectRC(t, "reversal", do(t, kiosk, kiosk.Reversal(req, spec.ReversalTimeout), nil), spec.RCApproved)
+	expectPurses(t, sw, cardStaff, cash+10000, 0)
+	waitUntil(t, "the reversed load's debit given back", func() bool { return simBalance(t, sim) == bankStart-10000 })
+
+	recs, _, err := sw.transfer.List(transfer.Filter{Card: cardStaff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]int{}
+	for _, r := range recs {
+		states[r.State]++
+	}
+	if states[transfer.StateCredited] != 1 || states[transfer.StateReversed] != 1 || states[transfer.StateNoAnswer] != 1 ||
+		states[transfer.StateBankDeclined] != 1 {
+		t.Fatalf("transfer records %v", states)
+	}
+	for result, want := range map[string]float64{transfer.ResultCredited: 2, transfer.ResultReversed: 1,
+		transfer.ResultNoAnswer: 1, transfer.ResultBankDeclined: 1, transfer.ResultDeclined: 7} {
+		if got := transferResults(sw, result); got != want {
+			t.Errorf("switch_transfer_loads_total{result=%q} = %v, want %v", result, got, want)
+		}
+	}
+	checkLedger(t, sw)
+	if err := sim.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTransferLoadCardFrozenBetweenLegs: the bank approves, but the card
+// was frozen while the debit was on its way: the card is not credited,
+// the terminal gets the card's decline and the debit is reversed.
+func TestTransferLoadCardFrozenBetweenLegs(t *testing.T) {
+	sw, sim := transferSwitch(t)
+	kiosk := signedOn(t, sw, termKiosk, canteen)
+	cash, _ := purses(t, sw, cardStaff)
+	_ = sim.SetFaults(gwsim.Faults{Delay: 500 * time.Millisecond})
+	// Freeze the card once the debit has reached the bank (gwsim holds
+	// its answer back after processing).
+	go func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if b, _ := sim.Balance(bankCard); b != bankStart {
+				_ = sw.ledger.Freeze(cardStaff)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	req, err := kiosk.TransferLoad(cardStaff, 4000, pinStaff)
+	expectRC(t, "load onto a card frozen meanwhile", do(t, kiosk, req, err), spec.RCFrozenCard)
+	_ = sim.SetFaults(gwsim.Faults{})
+	expectPurses(t, sw, cardStaff, cash, 0)
+	waitUntil(t, "the debit reversed", func() bool { return simBalance(t, sim) == bankStart })
+	if got := transferResults(sw, transfer.ResultRefused); got != 1 {
+		t.Fatalf("refused %v", got)
+	}
+	checkLedger(t, sw)
+}
