@@ -80,6 +80,7 @@ func TestAdminAPIDocMatchesAnswers(t *testing.T) {
 		"GET /api/v1/journal?rrn=R[&date=YYYYMMDD]": "GET /api/v1/journal?rrn=" + resp.RRN,
 		"POST /api/v1/retention/run":                "POST /api/v1/retention/run",
 		"GET /api/v1/terminals/{id}":                "",
+		"GET /api/v1/transfers?card=&date=YYYYMMDD&terminal=&limit=&after=": "GET /api/v1/transfers",
 	} {
 		cell, ok := rows[doc]
 		if !ok {

@@ -37,6 +37,7 @@ func (sw *Switch) adminAPI() http.Handler {
 		Settlement:        sw.recon,
 		Links:             sw.links,
 		Recharge:          sw.recharge.svc,
+		Transfers:         sw.transfer,
 	}).Handler()
 }
 

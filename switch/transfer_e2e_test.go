@@ -1,6 +1,9 @@
 package switching
 
 import (
+	"encoding/json"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -8,6 +11,7 @@ import (
 
 	"github.com/cardswitch/cardswitch/internal/gwsim"
 	"github.com/cardswitch/cardswitch/spec"
+	"github.com/cardswitch/cardswitch/switch/admin"
 	"github.com/cardswitch/cardswitch/switch/transfer"
 )
 
@@ -138,6 +142,17 @@ func TestTransferLoadEndToEnd(t *testing.T) {
 		if got := transferResults(sw, result); got != want {
 			t.Errorf("switch_transfer_loads_total{result=%q} = %v, want %v", result, got, want)
 		}
+	}
+	// The admin API (switchctl transfer list) shows them, card masked.
+	status, body := adminCall(t, sw, "GET", "/api/v1/transfers?card="+cardStaff+"&limit=2", nil)
+	var page admin.TransfersPage
+	if err := json.Unmarshal(body, &page); status != 200 || err != nil || len(page.Transfers) != 2 || page.Next == "" ||
+		page.Transfers[0].Card == cardStaff || strings.Contains(string(body), cardStaff) {
+		t.Fatalf("GET /api/v1/transfers: %d %s", status, body)
+	}
+	status, body = adminCall(t, sw, "GET", "/api/v1/transfers?card="+cardStaff+"&after="+url.QueryEscape(page.Next), nil)
+	if err := json.Unmarshal(body, &page); status != 200 || err != nil || len(page.Transfers) != 2 || page.Next != "" {
+		t.Fatalf("second page: %d %s", status, body)
 	}
 	checkLedger(t, sw)
 	if err := sim.Verify(); err != nil {

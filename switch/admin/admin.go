@@ -169,6 +169,7 @@ type Config struct {
 	Settlement  Settlement
 	Links       Links
 	Recharge    Recharge
+	Transfers   Transfers
 }
 
 // API is the admin API of one daemon.
@@ -218,6 +219,7 @@ func (a *API) register(mux *http.ServeMux) {
 	a.registerRecon(mux)
 	a.registerLinks(mux)
 	a.registerRecharge(mux)
+	a.registerTransfers(mux)
 
 	// Go's profiler, behind the same token: CPU, heap, goroutines, mutex
 	// and block profiles of the running daemon (go tool pprof with

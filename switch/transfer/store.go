@@ -39,24 +39,29 @@ const (
 	StateReversed     = "reversed"      // the terminal reversed it: credit taken back, debit reversed
 )
 
-// Record is one transfer load whose bank leg went out, as operators see
-// it (switchctl transfer list). Card is masked.
+// Record is one transfer load whose bank leg went out, as stored.
 type Record struct {
+	View
+	// PAN is the card in clear, for the day total and the card filter
+	// (never shown: View.Card is masked).
+	PAN string `json:"pan"`
+}
+
+// View is a transfer load as operators see it (switchctl transfer list).
+type View struct {
 	Terminal     string    `json:"terminal"`
 	Merchant     string    `json:"merchant"`
 	Batch        uint32    `json:"batch"`
 	STAN         uint32    `json:"stan"`
 	BusinessDate string    `json:"business_date"`
-	Card         string    `json:"card"`
+	Card         string    `json:"card"` // masked
 	AmountFen    int64     `json:"amount_fen"`
 	RRN          string    `json:"rrn"`
 	Gateway      string    `json:"gateway"`
-	BankRC       string    `json:"bank_rc"`
-	RC           string    `json:"rc"`
+	BankRC       string    `json:"bank_rc"` // the bank's answer (98: none)
+	RC           string    `json:"rc"`      // the kiosk's answer
 	State        string    `json:"state"`
 	Time         time.Time `json:"time"`
-	// pan is the card in clear, kept for the day total (not shown).
-	PAN string `json:"pan,omitempty"`
 }
 
 func get(db pebble.Reader, key []byte) ([]byte, error) {
@@ -125,7 +130,7 @@ type Filter struct {
 
 // List returns transfer loads in key order (terminal, batch, STAN) and
 // the cursor of the next page ("" at the end).
-func (s *Service) List(f Filter) ([]Record, string, error) {
+func (s *Service) List(f Filter) ([]View, string, error) {
 	if f.Limit <= 0 || f.Limit > MaxList {
 		f.Limit = MaxList
 	}
@@ -143,7 +148,7 @@ func (s *Service) List(f Filter) ([]Record, string, error) {
 		return nil, "", err
 	}
 	defer it.Close()
-	var out []Record
+	var out []View
 	next := ""
 	for ok := it.SeekGE(start); ok; ok = it.Next() {
 		var r Record
@@ -157,10 +162,9 @@ func (s *Service) List(f Filter) ([]Record, string, error) {
 			next = string(out[len(out)-1].cursor())
 			break
 		}
-		r.PAN = ""
-		out = append(out, r)
+		out = append(out, r.View)
 	}
 	return out, next, it.Error()
 }
 
-func (r *Record) cursor() []byte { return recordKey(r.Terminal, r.Batch, r.STAN)[2:] }
+func (r *View) cursor() []byte { return recordKey(r.Terminal, r.Batch, r.STAN)[2:] }

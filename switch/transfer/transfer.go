@@ -119,7 +119,9 @@ func New(o Options) (*Service, error) {
 }
 
 // ResultCounter is the counter of switch_transfer_loads_total{result}.
-func (s *Service) ResultCounter(result string) prometheus.Counter { return s.results.WithLabelValues(result) }
+func (s *Service) ResultCounter(result string) prometheus.Counter {
+	return s.results.WithLabelValues(result)
+}
 
 // Name implements txn.Destination.
 func (s *Service) Name() string { return Name }
@@ -237,8 +239,10 @@ func (s *Service) probe(t *txn.Transaction, pin ledger.PINOutcome, rec txn.Recor
 	b := s.db.NewBatch()
 	defer b.Close()
 	c := s.common(t)
+	// The probe has a key of its own and keeps its own record: the
+	// pipeline's record is the load's answer, not the probe's.
 	c.Key += "/probe"
-	c.KnownNew = false
+	c.KnownNew, c.Deduplicated = false, false
 	res, err := s.ledger.Execute(&ledger.TransferLoad{Common: c, PAN: t.Card, Amount: t.Amount,
 		MayLoad: t.TerminalMayLoad, PIN: pin, Probe: true}, b,
 		func(ledger.Result) error { return b.Commit(pebble.Sync) })
@@ -254,7 +258,7 @@ func (s *Service) probe(t *txn.Transaction, pin ledger.PINOutcome, rec txn.Recor
 
 func (s *Service) common(t *txn.Transaction) ledger.Common {
 	return ledger.Common{Key: t.Key, Date: t.BusinessDate, Terminal: t.Terminal, Merchant: t.Merchant,
-		Batch: t.Batch, STAN: t.STAN, RRN: t.RRN, KnownNew: t.KnownNew}
+		Batch: t.Batch, STAN: t.STAN, RRN: t.RRN, KnownNew: t.KnownNew, Deduplicated: t.Deduplicated}
 }
 
 // legRecorder records the bank's answer with the card's credit
@@ -272,9 +276,9 @@ func (r *legRecorder) Batch() *pebble.Batch { return r.rec.Batch() }
 
 func (r *legRecorder) Commit(res links.Result, reverse func() error) error {
 	s, t := r.s, r.t
-	row := &Record{Terminal: t.Terminal, Merchant: t.Merchant, Batch: t.Batch, STAN: t.STAN,
-		BusinessDate: t.BusinessDate.String(), Card: cardno.Mask(t.Card), PAN: t.Card, AmountFen: int64(t.Amount),
-		RRN: t.RRN, Gateway: r.gateway, BankRC: res.ResponseCode, Time: time.Now().UTC()}
+	row := &Record{PAN: t.Card, View: View{Terminal: t.Terminal, Merchant: t.Merchant, Batch: t.Batch, STAN: t.STAN,
+		BusinessDate: t.BusinessDate.String(), Card: cardno.Mask(t.Card), AmountFen: int64(t.Amount),
+		RRN: t.RRN, Gateway: r.gateway, BankRC: res.ResponseCode, Time: time.Now().UTC()}}
 	if res.ResponseCode != spec.RCApproved {
 		// No debit stands: the bank declined (its code passes through),
 		// or did not answer (98, its reversal already queued).
