@@ -52,6 +52,16 @@ var (
 type connState struct {
 	signedOn atomic.Bool
 	missed   atomic.Int32
+	// waiting counts the requests sent on the connection still waiting
+	// for their answer: closing the connection lets them finish first.
+	waiting atomic.Int32
+}
+
+// pendingKey names a request waiting for its answer: the connection it
+// went out on and its request ID (requestID).
+type pendingKey struct {
+	c  *connection.Connection
+	id string
 }
 
 // Link is one outbound gateway link.
@@ -80,13 +90,18 @@ type Link struct {
 	// when their answer (or reversal) is recorded.
 	inflightMu sync.Mutex
 	inflight   map[uint64]chan struct{}
-	wg         sync.WaitGroup
+	// pending holds the requests sent and waiting for their answer
+	// (sendOn): the link matches answers itself, see sendOn.
+	pendingMu sync.Mutex
+	pending   map[pendingKey]chan *iso8583.Message
+	wg        sync.WaitGroup
 }
 
 // newLink builds a link; Start connects it.
 func newLink(cfg Config, h *hsm.HSM, recs *journal.Links, log *zap.Logger, m *Metrics, now func() time.Time) *Link {
 	l := &Link{cfg: cfg, hsm: h, recs: recs, log: log.With(zap.String("link", cfg.Name)), m: m, now: now, done: make(chan struct{}),
-		safWake: make(chan struct{}, 1), inflight: map[uint64]chan struct{}{}}
+		safWake: make(chan struct{}, 1), inflight: map[uint64]chan struct{}{},
+		pending: map[pendingKey]chan *iso8583.Message{}}
 	l.setStateMetric()
 	return l
 }
@@ -278,7 +293,7 @@ func (l *Link) sendNet(c *connection.Connection, code string, timeout time.Durat
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.Send(req, connection.SendTimeout(timeout))
+	resp, err := l.exchange(c, req, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("0800 %s: %w", code, err)
 	}
@@ -383,7 +398,16 @@ func (l *Link) keyLoop() {
 
 // signOff is sent when the switch closes a connection.
 func (l *Link) signOff(c *connection.Connection) error {
-	if s := l.state(c); s == nil || !s.signedOn.Load() {
+	s := l.state(c)
+	if s == nil {
+		return nil
+	}
+	// Requests still waiting get their answer (or their timeout) first,
+	// as the library's Close waits for its own Sends.
+	for deadline := time.Now().Add(l.cfg.SendTimeout + time.Second); s.waiting.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !s.signedOn.Load() {
 		return nil
 	}
 	if _, err := l.sendNet(c, spec.GWNetworkSignOff, min(l.cfg.SendTimeout, 2*time.Second)); err != nil {
@@ -415,11 +439,14 @@ func (l *Link) echo(c *connection.Connection) {
 	s.missed.Store(0)
 }
 
-// inbound handles messages from the gateway that answer nothing pending:
-// late answers, and the gateway's own requests.
+// inbound handles every message from the gateway: answers to requests
+// waiting in sendOn, late answers, and the gateway's own requests.
 func (l *Link) inbound(c *connection.Connection, m *iso8583.Message) {
 	mti, _ := m.GetMTI()
 	if len(mti) == 4 && (mti[2]-'0')%2 == 1 {
+		if l.deliver(c, m) {
+			return
+		}
 		stan, _ := m.GetString(11)
 		rc, _ := m.GetString(39)
 		pan, _ := m.GetString(2)
@@ -466,19 +493,95 @@ func (l *Link) sendOn(c *connection.Connection, m *iso8583.Message) (*iso8583.Me
 	if err := l.addMAC(m); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrDown, err)
 	}
-	id, _ := requestID{}.GenerateRequestID(m)
 	l.m.InFlight.WithLabelValues(l.cfg.Name).Inc()
 	start := time.Now()
-	resp, err := c.Send(m, connection.SendTimeout(l.cfg.SendTimeout))
+	resp, err := l.exchange(c, m, l.cfg.SendTimeout)
 	l.m.InFlight.WithLabelValues(l.cfg.Name).Dec()
 	if err != nil {
 		// A timeout, or a connection closed before or after the write:
 		// either way the request may have reached the gateway.
+		id, _ := requestID{}.GenerateRequestID(m)
 		l.log.Info("gateway request unanswered", zap.String("request", id), zap.Error(err))
 		return nil, fmt.Errorf("%w: %v", ErrNoAnswer, err)
 	}
 	l.m.Latency.WithLabelValues(l.cfg.Name).Observe(time.Since(start).Seconds())
 	return resp, nil
+}
+
+// errTimeout is an exchange that had no answer within its timeout.
+var errTimeout = errors.New("no answer within the send timeout")
+
+// exchange writes request m on c and waits up to timeout for its answer.
+//
+// The link matches answers itself instead of using the library's Send:
+// in iso8583-connection v0.9.0 an answer that arrives as Send gives up
+// can leave the library's goroutine blocked for ever on an unbuffered
+// channel nobody reads any more (Connection.handleResponse finds the
+// request, Send's timeout drains the channel without waiting, and the
+// send then blocks) — one goroutine and one answer lost per such race,
+// the answer never reaching the late-answer count. Here the request is
+// written with Reply (no library matching, so every answer reaches
+// inbound) and waits on a buffered channel: an answer is delivered under
+// pendingMu or, once the request has stopped waiting, counted as late —
+// never both, never neither (TestAnswersAtTheTimeoutLeakNothing).
+func (l *Link) exchange(c *connection.Connection, m *iso8583.Message, timeout time.Duration) (*iso8583.Message, error) {
+	id, err := requestID{}.GenerateRequestID(m)
+	if err != nil {
+		return nil, err
+	}
+	key := pendingKey{c: c, id: id}
+	ch := make(chan *iso8583.Message, 1)
+	l.pendingMu.Lock()
+	if _, dup := l.pending[key]; dup {
+		l.pendingMu.Unlock()
+		return nil, fmt.Errorf("request %s already waiting on this connection", id)
+	}
+	l.pending[key] = ch
+	l.pendingMu.Unlock()
+	if s := l.state(c); s != nil {
+		s.waiting.Add(1)
+		defer s.waiting.Add(-1)
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	err = c.Reply(m)
+	if err == nil {
+		select {
+		case resp := <-ch:
+			return resp, nil
+		case <-timer.C:
+			err = errTimeout
+		case <-c.Done():
+			err = connection.ErrConnectionClosed
+		}
+	}
+	l.pendingMu.Lock()
+	_, waiting := l.pending[key]
+	delete(l.pending, key)
+	l.pendingMu.Unlock()
+	if !waiting {
+		// The answer was delivered as the wait ended: take it.
+		return <-ch, nil
+	}
+	return nil, err
+}
+
+// deliver hands an answer to the request waiting for it; false when none
+// waits (a late answer).
+func (l *Link) deliver(c *connection.Connection, m *iso8583.Message) bool {
+	id, err := requestID{}.GenerateRequestID(m)
+	if err != nil {
+		return false
+	}
+	key := pendingKey{c: c, id: id}
+	l.pendingMu.Lock()
+	ch, ok := l.pending[key]
+	delete(l.pending, key)
+	l.pendingMu.Unlock()
+	if ok {
+		ch <- m // buffered, and only the one deliverer removed the entry
+	}
+	return ok
 }
 
 // addMAC sets the MAC field (128 when a secondary-bitmap field is present,

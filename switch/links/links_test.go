@@ -3,6 +3,7 @@ package links
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -503,4 +504,47 @@ func TestRemovedLinkWithWorkRefusesStart(t *testing.T) {
 		t.Fatalf("after restart with bank-a: %+v %v", got, err)
 	}
 	e.stop()
+}
+
+// TestAnswersAtTheTimeoutLeakNothing: answers landing around the send
+// timeout (before, at, after) are each either delivered to the waiting
+// request or counted as late — none is lost — and no goroutine is left
+// behind (counted before and after, waiting with a bound for the
+// simulator's own delayed writers to finish). The library's Send leaked a
+// goroutine, and lost the answer, when an answer raced its timeout
+// (Link.exchange).
+func TestAnswersAtTheTimeoutLeakNothing(t *testing.T) {
+	e := newEnv(t)
+	c, err := e.link.pool.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const timeout = 3 * time.Millisecond
+	late := func() int { return int(testutil.ToFloat64(e.mgr.m.Late.WithLabelValues("bank-a"))) }
+	// One exchange first, so that whatever starts once is running.
+	if _, err := e.link.sendNet(c, spec.GWNetworkEcho, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	lateBefore := late()
+	const n = 800
+	answered := 0
+	for i := range n {
+		// 2.4 .. 3.6 ms: around the timeout, at the timer's resolution.
+		e.peer.EchoDelay.Store(int64(timeout) - 600*int64(time.Microsecond) + int64(i%7)*200*int64(time.Microsecond))
+		if _, err := e.link.sendNet(c, spec.GWNetworkEcho, timeout); err == nil {
+			answered++
+		}
+	}
+	waitFor(t, "every answer delivered or counted late", func() bool { return answered+late()-lateBefore == n })
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines before, %d after %d answers around the timeout:\n%s",
+				before, runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("%d of %d answered in time, %d late", answered, n, late()-lateBefore)
 }

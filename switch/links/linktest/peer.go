@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -44,6 +45,7 @@ type Peer struct {
 	BadMAC        atomic.Bool  // corrupt the MAC of financial answers
 	RefuseSignOn  atomic.Bool
 	DropEchoes    atomic.Bool  // leave echo tests (0800 301) unanswered
+	EchoDelay     atomic.Int64 // answer echo tests this many nanoseconds late (reading goes on meanwhile)
 	PINChecked    atomic.Int32 // PINs verified OK
 	MACFailures   atomic.Int32 // requests whose MAC did not verify
 }
@@ -172,6 +174,15 @@ func (p *Peer) serve(c net.Conn) {
 		frame, err := spec.AppendGatewayFrame(nil, resp)
 		if err != nil {
 			return
+		}
+		if d := time.Duration(p.EchoDelay.Load()); d > 0 && get(m, 70) == spec.GWNetworkEcho {
+			go func() {
+				time.Sleep(d)
+				wmu.Lock()
+				_, _ = c.Write(frame)
+				wmu.Unlock()
+			}()
+			continue
 		}
 		wmu.Lock()
 		_, err = c.Write(frame)
