@@ -74,7 +74,7 @@ type Config struct {
 	Demo bool `yaml:"demo"`
 
 	LMK     LMKConfig      `yaml:"lmk"`
-	POS     ListenerConfig `yaml:"pos"`
+	POS     POSConfig      `yaml:"pos"`
 	Gateway ListenerConfig `yaml:"gateway"`
 	HTTP    HTTPConfig     `yaml:"http"`
 	Log     LogConfig      `yaml:"log"`
@@ -240,6 +240,32 @@ type LMKConfig struct {
 	CreateDemo bool `yaml:"create_demo"`
 }
 
+// POSConfig is the POS acceptor: its listener bounds and how long the
+// switch may take to answer one request.
+type POSConfig struct {
+	ListenerConfig `yaml:",inline"`
+	// AnswerTimeout is the answer budget of one POS request, from its
+	// frame's arrival: a destination (a gateway link) gets what is left
+	// of it as its context's deadline, so that no destination holds a
+	// terminal longer than this, whatever its own timeouts
+	// (docs/operations.md). Keep it below the terminals' own timeout.
+	AnswerTimeout Duration `yaml:"answer_timeout"`
+}
+
+// Bounds of pos.answer_timeout.
+const (
+	minAnswerTimeout = time.Second
+	maxAnswerTimeout = 5 * time.Minute
+)
+
+func (p POSConfig) validate() error {
+	errs := []error{p.ListenerConfig.validate("pos")}
+	if d := time.Duration(p.AnswerTimeout); d < minAnswerTimeout || d > maxAnswerTimeout {
+		errs = append(errs, fmt.Errorf("pos.answer_timeout %s: want %s..%s", d, minAnswerTimeout, maxAnswerTimeout))
+	}
+	return errors.Join(errs...)
+}
+
 // ListenerConfig bounds one TCP acceptor.
 type ListenerConfig struct {
 	Addr string `yaml:"addr"`
@@ -399,7 +425,7 @@ func Defaults() Config {
 	gw.FirstFrameTimeout = gw.IdleTimeout
 	return Config{
 		DataDir: "./data",
-		POS:     pos,
+		POS:     POSConfig{ListenerConfig: pos, AnswerTimeout: Duration(30 * time.Second)},
 		Gateway: gw,
 		HTTP:    HTTPConfig{Addr: "127.0.0.1:9583"},
 		Runtime: RuntimeConfig{GCPercent: 400},
@@ -476,7 +502,7 @@ func defaultPerPeer(b []byte, c *Config) error {
 	for _, l := range []struct {
 		cfg *ListenerConfig
 		set bool
-	}{{&c.POS, set.POS.PerPeer != nil}, {&c.Gateway, set.Gateway.PerPeer != nil}} {
+	}{{&c.POS.ListenerConfig, set.POS.PerPeer != nil}, {&c.Gateway, set.Gateway.PerPeer != nil}} {
 		if !l.set && l.cfg.MaxConnections >= 1 && l.cfg.MaxConnectionsPerPeer > l.cfg.MaxConnections {
 			l.cfg.MaxConnectionsPerPeer = l.cfg.MaxConnections
 		}
@@ -496,7 +522,7 @@ func (c *Config) Validate() error {
 	if c.LMK.CreateDemo && c.LMK.File == "" {
 		errs = append(errs, errors.New("lmk: create_demo needs file"))
 	}
-	errs = append(errs, c.POS.validate("pos"), c.Gateway.validate("gateway"))
+	errs = append(errs, c.POS.validate(), c.Gateway.validate("gateway"))
 	if err := validAddr(c.HTTP.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("http.addr: %w", err))
 	}

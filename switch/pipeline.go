@@ -356,10 +356,15 @@ func (p *posProtocol) route(x *exchange, pan string) (txn.Destination, string) {
 // the destination decides and calls rec.Commit, which commits the
 // destination's writes with the journal entries and the stored response
 // in one synced batch. An error is answered with its response code
-// (txn.ResponseCodeOf) and decides nothing.
+// (txn.ResponseCodeOf) and decides nothing. The destination's context
+// ends with the request's answer budget (pos.answer_timeout, counted
+// from the frame's arrival), so that no destination holds the terminal
+// longer.
 func (p *posProtocol) execute(x *exchange, rec *record, dest txn.Destination, t *txn.Transaction) {
 	rec.t = t
-	_, err := dest.Execute(context.Background(), t, rec)
+	ctx, cancel := context.WithDeadline(context.Background(), x.start.Add(time.Duration(p.sw.cfg.POS.AnswerTimeout)))
+	defer cancel()
+	_, err := dest.Execute(ctx, t, rec)
 	if rec.decided {
 		// The committed answer stands, whatever followed.
 		if err != nil {

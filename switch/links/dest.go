@@ -28,12 +28,15 @@ func (m *Manager) Destinations() []txn.Destination {
 func (d Destination) Name() string { return d.l.cfg.Name }
 
 // Execute forwards t on the link (see Link.Forward).
-func (d Destination) Execute(_ context.Context, t *txn.Transaction, rec txn.Record) (txn.Outcome, error) {
+// The link waits for the gateway at most until ctx's deadline (the
+// request's answer budget).
+func (d Destination) Execute(ctx context.Context, t *txn.Transaction, rec txn.Record) (txn.Outcome, error) {
 	req := &Request{Type: t.Type, Card: t.Card, Amount: int64(t.Amount), HasAmount: t.HasAmount,
 		Terminal: t.Terminal, Merchant: t.Merchant, Batch: t.Batch, STAN: t.STAN, LocalDate: t.LocalDate,
 		LocalTime: t.LocalTime, BusinessDate: t.BusinessDate.String(), RRN: t.RRN,
 		HasOriginal: t.Original.Present, OriginalBatch: t.Original.Batch, OriginalSTAN: t.Original.STAN,
 		AuthCode: t.AuthCode, ReversalReason: t.ReversalReason}
+	req.Deadline, _ = ctx.Deadline()
 	if t.PIN != nil {
 		f, err := hsm.PINFormatFromField53(t.PIN.SecurityControl)
 		if err != nil {

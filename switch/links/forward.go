@@ -42,6 +42,24 @@ type Request struct {
 	PINFormat hsm.PINFormat
 	// ReversalReason is field 39 of a terminal's 0400.
 	ReversalReason string
+	// Deadline ends the request's answer budget (the terminal's side,
+	// pos.answer_timeout): the link waits for the gateway at most until
+	// then, however long its send timeout. Zero: no budget but the link's.
+	Deadline time.Time
+}
+
+// minSendWait is the least a request already journaled as sent waits for
+// its answer, however little of its budget is left (a zero send timeout
+// would mean none at all).
+const minSendWait = time.Millisecond
+
+// within is d cut to what is left of r's answer budget at now; zero or
+// less when the budget is spent.
+func (r *Request) within(d time.Duration, now time.Time) time.Duration {
+	if r.Deadline.IsZero() {
+		return d
+	}
+	return min(d, r.Deadline.Sub(now))
 }
 
 // Result is the link's decision.
@@ -137,6 +155,10 @@ func (l *Link) Forward(req *Request, rec Recorder) (Result, error) {
 	if !Serves(req.Type) {
 		return Result{}, reject(spec.RCFunctionNotSupported, fmt.Errorf("%s on a gateway link", req.Type))
 	}
+	if req.within(l.cfg.SendTimeout, time.Now()) <= 0 {
+		// Nothing sent: the terminal's transaction counts its 91.
+		return Result{}, reject(RC91, fmt.Errorf("gateway %s: %w", l.cfg.Name, ErrBudgetSpent))
+	}
 	c, err := l.pool.Get()
 	if err != nil {
 		l.m.Requests.WithLabelValues(l.cfg.Name, "down").Inc()
@@ -163,7 +185,7 @@ func (l *Link) Forward(req *Request, rec Recorder) (Result, error) {
 	done := l.track(lr.ID)
 	defer l.untrack(lr.ID, done)
 
-	resp, err := l.sendOn(c, m)
+	resp, err := l.sendOn(c, m, max(req.within(l.cfg.SendTimeout, time.Now()), minSendWait))
 	if err != nil {
 		l.m.Requests.WithLabelValues(l.cfg.Name, "timeout").Inc()
 		l.log.Warn("gateway request unanswered; reversal queued, terminal answered 98", zap.String("stan", lr.STAN),
@@ -341,7 +363,7 @@ func (l *Link) reverse(req *Request, rec Recorder) (Result, error) {
 		if ch != nil {
 			select {
 			case <-ch:
-			case <-time.After(l.cfg.SendTimeout + 5*time.Second):
+			case <-time.After(max(req.within(l.cfg.SendTimeout+5*time.Second, time.Now()), minSendWait)):
 			}
 		}
 		if lr, err = l.recs.Get(lr.Link, lr.ID); err != nil {

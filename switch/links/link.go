@@ -46,6 +46,9 @@ var (
 	// ErrNoAnswer: the request was (or may have been) sent and no valid
 	// answer came in time.
 	ErrNoAnswer = errors.New("no answer from the link")
+	// ErrBudgetSpent: the request's answer budget (Request.Deadline) was
+	// gone before it could be sent; nothing was sent.
+	ErrBudgetSpent = errors.New("the request's answer budget is spent")
 )
 
 // connState is what the link knows of one connection.
@@ -486,16 +489,17 @@ func (l *Link) Send(m *iso8583.Message) (*iso8583.Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrDown, err)
 	}
-	return l.sendOn(c, m)
+	return l.sendOn(c, m, l.cfg.SendTimeout)
 }
 
-func (l *Link) sendOn(c *connection.Connection, m *iso8583.Message) (*iso8583.Message, error) {
+// sendOn MACs and sends m on c and waits at most timeout for its answer.
+func (l *Link) sendOn(c *connection.Connection, m *iso8583.Message, timeout time.Duration) (*iso8583.Message, error) {
 	if err := l.addMAC(m); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrDown, err)
 	}
 	l.m.InFlight.WithLabelValues(l.cfg.Name).Inc()
 	start := time.Now()
-	resp, err := l.exchange(c, m, l.cfg.SendTimeout)
+	resp, err := l.exchange(c, m, timeout)
 	l.m.InFlight.WithLabelValues(l.cfg.Name).Dec()
 	if err != nil {
 		// A timeout, or a connection closed before or after the write:

@@ -152,7 +152,7 @@ func (l *Link) safLoop() {
 			l.killSAF(msg.ID, fmt.Sprintf("stored reversal does not decode: %v", err))
 			continue
 		}
-		resp, err := l.sendOn(c, req)
+		resp, err := l.sendOn(c, req, l.cfg.SendTimeout)
 		if err != nil {
 			l.m.SAFSends.WithLabelValues(name, "retry").Inc()
 			continue
