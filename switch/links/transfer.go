@@ -74,7 +74,7 @@ func (l *Link) Transfer(req *TransferRequest, rec TransferRecorder) (Result, err
 	done := l.track(lr.ID)
 	defer l.untrack(lr.ID, done)
 
-	resp, err := l.sendOn(c, m)
+	resp, err := l.sendOn(c, m, l.cfg.SendTimeout)
 	if err != nil {
 		l.m.Requests.WithLabelValues(l.cfg.Name, "timeout").Inc()
 		l.log.Warn("transfer leg unanswered; reversal queued, terminal answered 98", zap.String("stan", lr.STAN),
