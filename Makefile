@@ -4,7 +4,7 @@ BIN      := bin
 PKGS     := ./...
 FUZZTIME ?= 3s
 
-.PHONY: all build run test unit race fuzz lint bench bench-recon gobench crashtest crashtest-ci crashtest-recharge gwcrashtest gwcrashtest-ci abuse deploy-check clean
+.PHONY: all build run test unit race fuzz lint bench bench-recon gobench crashtest crashtest-ci crashtest-recharge crashtest-transfer gwcrashtest gwcrashtest-ci abuse deploy-check clean
 
 all: build
 
@@ -67,6 +67,13 @@ crashtest-ci:
 # (docs/recharge.md). make test runs it with 2 kills (go test).
 crashtest-recharge:
 	RECHARGE_CRASH_KILLS=10 $(GO) test -count=1 -v -run '^TestRechargeCrash' ./switch/
+
+# SIGKILL switchd 10 times while a kiosk loads cards from their bound
+# bank accounts at gwsim (dropping 5% of its answers); both sides' books
+# agree and the ledger checks (docs/recharge.md). make test runs it with
+# 2 kills (go test).
+crashtest-transfer:
+	TRANSFER_CRASH_KILLS=10 $(GO) test -count=1 -v -run '^TestTransferCrash' ./switch/
 
 # Bank cards through a gateway link to gwsim (dropping 5% of its
 # answers) while switchd is SIGKILLed 10 times: every bank debit the

@@ -299,6 +299,7 @@ func (r *legRecorder) Commit(res links.Result, reverse func() error) error {
 	}
 	// The bank debited the account: credit the card, or reverse the
 	// debit when the card can no longer take it — in the same batch.
+	maybeCrash(crashBetweenLegs)
 	total, err := s.dayTotal(t.Card, t.BusinessDate)
 	if err != nil {
 		return err
@@ -339,7 +340,11 @@ func (r *legRecorder) Commit(res links.Result, reverse func() error) error {
 				return err
 			}
 			r.out = out
-			return r.rec.Commit(out)
+			if err := r.rec.Commit(out); err != nil {
+				return err
+			}
+			maybeCrash(crashAfterCommit)
+			return nil
 		})
 	if err != nil {
 		return err
