@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +44,12 @@ type env struct {
 	peer *linktest.Peer
 	reg  *prometheus.Registry
 }
+
+// testSendTimeout is the links' send timeout in these tests: generous,
+// so that an answer the peer does send is never late on a loaded CI
+// machine (the -race suite in parallel on 2 cores); the tests that need
+// no answer make the peer drop it and pay the wait.
+const testSendTimeout = 2 * time.Second
 
 func fastSAF() SAFConfig {
 	return SAFConfig{InitialDelay: 50 * time.Millisecond, Interval: 100 * time.Millisecond, MaxInterval: 400 * time.Millisecond, MaxAttempts: 4}
@@ -88,7 +95,7 @@ func (e *env) openWith(saf SAFConfig, mutate func(*Config)) {
 	e.reg = prometheus.NewRegistry()
 	cfg := Config{Name: "bank-a", Addresses: []string{e.peer.Addr},
 		AcquirerID: "12345678", ForwardingID: "12345678", InstitutionID: "87654321",
-		SendTimeout: 300 * time.Millisecond, ReconnectWait: 20 * time.Millisecond, MaxReconnectWait: 100 * time.Millisecond}
+		SendTimeout: testSendTimeout, ReconnectWait: 20 * time.Millisecond, MaxReconnectWait: 100 * time.Millisecond}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -123,7 +130,7 @@ func (e *env) waitUp() {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -152,13 +159,12 @@ func (r *testRecorder) Commit(res Result) error {
 	return r.Batch().Commit(pebble.Sync)
 }
 
-var stanSeq uint32
+var stanSeq atomic.Uint32
 
 func (e *env) consume(amount int64, pin string) (Result, error, *Request) {
 	e.t.Helper()
-	stanSeq++
 	req := &Request{Type: spec.Consume, Card: bankCard, Amount: amount, HasAmount: true, Terminal: tid,
-		Merchant: "898310000000001", Batch: 1, STAN: stanSeq, RRN: "000000000001", BusinessDate: "20260315"}
+		Merchant: "898310000000001", Batch: 1, STAN: stanSeq.Add(1), RRN: "000000000001", BusinessDate: "20260315"}
 	if pin != "" {
 		tb, _ := blockcipher.New(blockcipher.TDES, testTPK)
 		blk, err := pinblock.Encrypt(tb, pinblock.Format0, pin, bankCard, "")
@@ -207,6 +213,7 @@ func TestForwardApproveDeclinePIN(t *testing.T) {
 }
 
 func TestTimeoutReversesThroughSAF(t *testing.T) {
+	t.Parallel() // waits out send timeouts
 	e := newEnv(t)
 	e.peer.Drop.Store(1)
 	e.peer.DropReversals.Store(2) // the 0420 and the first 0421 go unanswered
@@ -245,6 +252,7 @@ func TestTimeoutReversesThroughSAF(t *testing.T) {
 }
 
 func TestBadMACIsNoAnswer(t *testing.T) {
+	t.Parallel() // waits out send timeouts
 	e := newEnv(t)
 	e.peer.BadMAC.Store(true)
 	res, _, _ := e.consume(700, "")
@@ -259,6 +267,7 @@ func TestBadMACIsNoAnswer(t *testing.T) {
 }
 
 func TestDeadLetterRetryDrop(t *testing.T) {
+	t.Parallel() // waits out send timeouts
 	e := newEnv(t)
 	e.peer.Drop.Store(1)
 	e.peer.ReversalRC.Store("12")
@@ -377,6 +386,7 @@ func TestTerminalReversalOfForwarded(t *testing.T) {
 // sends 0800 301; three unanswered echoes close it; it reconnects and
 // signs on again.
 func TestEchoMissesTakeTheLinkDown(t *testing.T) {
+	t.Parallel() // waits out send timeouts
 	e := newEnv(t)
 	e.stop()
 	e.openEcho(fastSAF(), 100*time.Millisecond)
