@@ -140,6 +140,7 @@ type req struct {
 	transmission                                  string // "" = now
 	stan                                          string // "" = next
 	rrn                                           string
+	cond, auth                                    string // 25, 38 ("" sends none)
 }
 
 // build returns the message and the key (field 90 form) naming it.
@@ -192,6 +193,12 @@ func (tc *testClient) build(r req) (*iso8583.Message, string) {
 	}
 	if r.original != "" {
 		set(tc.t, m, 90, r.original)
+	}
+	if r.cond != "" {
+		set(tc.t, m, 25, r.cond)
+	}
+	if r.auth != "" {
+		set(tc.t, m, 38, r.auth)
 	}
 	if r.account != "" {
 		set(tc.t, m, 102, r.account)

@@ -519,3 +519,83 @@ func TestConcurrentLinksWithDrops(t *testing.T) {
 		t.Fatalf("balance %d, want opening - %d approved x %d", b, approved, amount)
 	}
 }
+
+// TestPreAuthHolds: a pre-auth holds part of the balance, its cancel or
+// completion releases the hold, a completion void credits the completion
+// back, and the reversal of each undoes exactly it (a completion's or a
+// cancel's reversal puts the hold back).
+func TestPreAuthHolds(t *testing.T) {
+	s := startSim(t, Options{})
+	tc := dial(t, s)
+	tc.signOn(DemoZMK)
+	const pre = "06"
+	held := func() spec.Amount {
+		for _, a := range s.Accounts() {
+			if a.Card == cardWang {
+				return a.Held
+			}
+		}
+		t.Fatal("no account")
+		return 0
+	}
+	step := func(name string, r req, rc string, bal, hold spec.Amount) (answer, string) {
+		t.Helper()
+		a, key := tc.do(r)
+		if a.rc != rc {
+			t.Fatalf("%s: rc %s, want %s", name, a.rc, rc)
+		}
+		if got := balanceOf(t, s, cardWang); got != bal || held() != hold {
+			t.Fatalf("%s: balance %d held %d, want %d and %d", name, got, held(), bal, hold)
+		}
+		if err := s.Verify(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return a, key
+	}
+	preAuth := func(amount spec.Amount) req {
+		return req{mti: "0100", pc: "030000", cond: pre, card: cardWang, amount: amount, pin: "654321"}
+	}
+	step("pre-auth, wrong PIN", req{mti: "0100", pc: "030000", cond: pre, card: cardWang, amount: 10000, pin: "111111"}, "55", 500000, 0)
+	a, p1 := step("pre-auth", preAuth(10000), "00", 500000, 10000)
+	if a.auth == "" {
+		t.Fatal("pre-auth approved without an approval code")
+	}
+	auth := a.auth
+	step("consume over the available balance", req{mti: "0200", pc: "000000", card: cardWang, amount: 495000, pin: "654321"}, "51", 500000, 10000)
+	step("pre-auth over the available balance", preAuth(490001), "51", 500000, 10000)
+	cancel := req{mti: "0100", pc: "200000", cond: pre, card: cardWang, amount: 10000, original: p1, auth: auth}
+	wrongAmount := cancel
+	wrongAmount.amount = 9999
+	step("cancel, other amount", wrongAmount, "64", 500000, 10000)
+	wrongAuth := cancel
+	wrongAuth.auth = "000000"
+	step("cancel, other approval code", wrongAuth, "25", 500000, 10000)
+	completion := req{mti: "0200", pc: "000000", cond: pre, card: cardWang, amount: 10001, original: p1, auth: auth}
+	step("completion over the hold", completion, "61", 500000, 10000)
+	completion.amount = 6000
+	a, c1 := step("completion", completion, "00", 494000, 0)
+	step("second completion", completion, "12", 494000, 0)
+	step("cancel after the completion", cancel, "12", 494000, 0)
+	cv := req{mti: "0200", pc: "200000", cond: pre, card: cardWang, amount: 6000, original: c1, auth: a.auth}
+	_, v1 := step("completion void", cv, "00", 500000, 0)
+	step("reversal of the completion void", req{mti: "0420", pc: "200000", cond: pre, card: cardWang, amount: 6000, original: v1}, "00", 494000, 0)
+	step("reversal of a completed pre-auth: nothing held", req{mti: "0420", pc: "030000", cond: pre, card: cardWang, amount: 10000, original: p1}, "00", 494000, 0)
+
+	_, p2 := step("pre-auth", preAuth(3000), "00", 494000, 3000)
+	step("reversal of the pre-auth", req{mti: "0420", pc: "030000", cond: pre, card: cardWang, amount: 3000, original: p2}, "00", 494000, 0)
+	step("repeated reversal", req{mti: "0421", pc: "030000", cond: pre, card: cardWang, amount: 3000, original: p2}, "00", 494000, 0)
+
+	a, p3 := step("pre-auth", preAuth(4000), "00", 494000, 4000)
+	_, x3 := step("cancel", req{mti: "0100", pc: "200000", cond: pre, card: cardWang, amount: 4000, original: p3, auth: a.auth}, "00", 494000, 0)
+	step("reversal of the cancel", req{mti: "0420", pc: "200000", cond: pre, card: cardWang, amount: 4000, original: x3}, "00", 494000, 4000)
+	_, c3 := step("completion", req{mti: "0200", pc: "000000", cond: pre, card: cardWang, amount: 4000, original: p3, auth: a.auth}, "00", 490000, 0)
+	step("reversal of the completion", req{mti: "0420", pc: "000000", cond: pre, card: cardWang, amount: 4000, original: c3}, "00", 494000, 4000)
+
+	// Verify catches holds that do not add up.
+	s.mu.Lock()
+	s.byCard[cardWang].held++
+	s.mu.Unlock()
+	if err := s.Verify(); err == nil {
+		t.Fatal("Verify missed a hold off by one fen")
+	}
+}
