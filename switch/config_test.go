@@ -139,30 +139,6 @@ func TestPerPeerConnectionsConfig(t *testing.T) {
 	}
 }
 
-func TestRRNDate(t *testing.T) {
-	cases := []struct {
-		rrn   string
-		today ledger.BusinessDate
-		want  ledger.BusinessDate
-		ok    bool
-	}{
-		{"326000000001", 20261122, 20261122, true},
-		{"001000000001", 20261122, 20260101, true},
-		{"365000000001", 20260105, 20251231, true},  // last year's last day
-		{"366000000001", 20260105, 20241231, false}, // 2025 has no day 366; 2024 is too far back
-		{"327000000001", 20261122, 20251123, true},  // tomorrow's day number: last year
-		{"000000000001", 20261122, 0, false},
-		{"ABC000000001", 20261122, 0, false},
-		{"32600000001", 20261122, 0, false},
-	}
-	for _, c := range cases {
-		got, ok := rrnDate(c.rrn, c.today)
-		if ok != c.ok || (ok && got != c.want) {
-			t.Errorf("rrnDate(%s, %d) = %d %v, want %d %v", c.rrn, c.today, got, ok, c.want, c.ok)
-		}
-	}
-}
-
 func TestTimeZoneConfig(t *testing.T) {
 	if _, err := ParseConfig([]byte("lmk: {file: k}\ntime_zone: Asia/Shanghai\n")); err != nil {
 		t.Fatal(err)
