@@ -77,11 +77,11 @@ func (c bcdCodec) char(n byte) (byte, bool) {
 // Encode packs src (ASCII digits) into BCD.
 func (c bcdCodec) Encode(src []byte) ([]byte, error) {
 	out := make([]byte, (len(src)+1)/2)
-	return c.appendEncoded(out[:0], src)
+	return appendBCD(c, out[:0], src)
 }
 
-// appendEncoded appends the BCD form of src to dst.
-func (c bcdCodec) appendEncoded(dst, src []byte) ([]byte, error) {
+// appendBCD appends the BCD form of src to dst.
+func appendBCD[T string | []byte](c bcdCodec, dst []byte, src T) ([]byte, error) {
 	i := 0
 	if len(src)%2 != 0 && !c.left {
 		// Right-aligned: the leading nibble is the 0 pad.
@@ -119,11 +119,21 @@ func (c bcdCodec) Decode(src []byte, length int) ([]byte, int, error) {
 	if length < 0 {
 		return nil, 0, fmt.Errorf("%w: negative length %d", ErrBadBCD, length)
 	}
+	return c.decodeInto(make([]byte, 0, length), src, length)
+}
+
+// decodeInto is Decode appending the digits to dst (the POS decoder
+// passes a stack buffer).
+func (c bcdCodec) decodeInto(dst, src []byte, length int) ([]byte, int, error) {
+	if length < 0 {
+		return nil, 0, fmt.Errorf("%w: negative length %d", ErrBadBCD, length)
+	}
 	read := (length + 1) / 2
 	if len(src) < read {
 		return nil, 0, fmt.Errorf("%w: need %d bytes for %d digits, have %d", ErrBadBCD, read, length, len(src))
 	}
-	out := make([]byte, length)
+	full := append(dst, make([]byte, length)...)
+	out := full[len(dst):]
 	j := 0
 	for i := 0; i < read; i++ {
 		b := src[i]
@@ -160,7 +170,7 @@ func (c bcdCodec) Decode(src []byte, length int) ([]byte, int, error) {
 			j += 2
 		}
 	}
-	return out, read, nil
+	return full, read, nil
 }
 
 // bcdPrefixer writes a variable field's length as Digits decimal digits in
@@ -190,6 +200,28 @@ func (p bcdPrefixer) EncodeLength(maxLen, dataLen int) ([]byte, error) {
 		out[i] = byte(hi<<4 | lo)
 	}
 	return out, nil
+}
+
+// appendLength appends the prefix EncodeLength returns.
+func (p bcdPrefixer) appendLength(dst []byte, maxLen, dataLen int) ([]byte, error) {
+	if dataLen > maxLen {
+		return nil, fmt.Errorf("field length %d is larger than maximum %d", dataLen, maxLen)
+	}
+	if dataLen < 0 || dataLen >= pow10[p.digits] {
+		return nil, fmt.Errorf("length %d does not fit %d digits", dataLen, p.digits)
+	}
+	n := (p.digits + 1) / 2
+	at := len(dst)
+	dst = append(dst, make([]byte, n)...)
+	v := dataLen
+	for i := n - 1; i >= 0; i-- {
+		lo := v % 10
+		v /= 10
+		hi := v % 10
+		v /= 10
+		dst[at+i] = byte(hi<<4 | lo)
+	}
+	return dst, nil
 }
 
 // DecodeLength reads the BCD length prefix and checks it against maxLen.

@@ -44,6 +44,17 @@ func (a Amount) N12() (string, error) {
 	return string(b[:]), nil
 }
 
+// appendN12 appends the 12 digits of an amount N12 accepts.
+func (a Amount) appendN12(dst []byte) []byte {
+	var b [12]byte
+	v := int64(a)
+	for i := 11; i >= 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(dst, b[:]...)
+}
+
 // String renders the amount in yuan with two decimals, e.g. "-12.05".
 func (a Amount) String() string {
 	v := int64(a)

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"github.com/cardswitch/cardswitch/internal/cardno"
 	"math/bits"
@@ -84,150 +85,156 @@ var posTextFields = func() (t [posMaxFieldNumber + 1]bool) {
 	return t
 }()
 
-// value returns the field's wire value and whether it is present.
-func (m *POSMessage) value(id int) ([]byte, bool) {
-	str := func(s string) ([]byte, bool) { return []byte(s), s != "" }
-	bin := func(b []byte) ([]byte, bool) { return b, b != nil }
+// value returns the field's wire value and whether it is present: text
+// and digit fields as str, binary fields as bin (isBin). Fields 4, 60 and
+// 61 are formatted into scratch and returned as bin with isBin false.
+func (m *POSMessage) value(id int, scratch []byte) (str string, bin []byte, isBin, ok bool) {
+	s := func(v string) (string, []byte, bool, bool) { return v, nil, false, v != "" }
+	b := func(v []byte) (string, []byte, bool, bool) { return "", v, true, v != nil }
 	switch id {
 	case 2:
-		return str(m.PAN)
+		return s(m.PAN)
 	case 3:
-		return str(m.ProcessingCode)
+		return s(m.ProcessingCode)
 	case 4:
 		if !m.HasAmount {
-			return nil, false
+			return "", nil, false, false
 		}
-		s, _ := m.Amount.N12() // checked by appendPOS
-		return []byte(s), true
+		return "", m.Amount.appendN12(scratch[:0]), false, true // checked by appendPOS
 	case 11:
-		return str(m.STAN)
+		return s(m.STAN)
 	case 12:
-		return str(m.LocalTime)
+		return s(m.LocalTime)
 	case 13:
-		return str(m.LocalDate)
+		return s(m.LocalDate)
 	case 14:
-		return str(m.Expiry)
+		return s(m.Expiry)
 	case 15:
-		return str(m.SettlementDate)
+		return s(m.SettlementDate)
 	case 22:
-		return str(m.EntryMode)
+		return s(m.EntryMode)
 	case 23:
-		return str(m.CardSequence)
+		return s(m.CardSequence)
 	case 25:
-		return str(m.ConditionCode)
+		return s(m.ConditionCode)
 	case 26:
-		return str(m.PINCaptureCode)
+		return s(m.PINCaptureCode)
 	case 32:
-		return str(m.AcquirerID)
+		return s(m.AcquirerID)
 	case 35:
-		return str(m.Track2)
+		return s(m.Track2)
 	case 37:
-		return str(m.RRN)
+		return s(m.RRN)
 	case 38:
-		return str(m.AuthCode)
+		return s(m.AuthCode)
 	case 39:
-		return str(m.ResponseCode)
+		return s(m.ResponseCode)
 	case 41:
-		return str(m.TerminalID)
+		return s(m.TerminalID)
 	case 42:
-		return str(m.MerchantID)
+		return s(m.MerchantID)
 	case 44:
-		return str(m.AdditionalResponse)
+		return s(m.AdditionalResponse)
 	case 48:
-		return str(m.AdditionalData)
+		return s(m.AdditionalData)
 	case 49:
-		return str(m.Currency)
+		return s(m.Currency)
 	case 52:
-		return bin(m.PINBlock)
+		return b(m.PINBlock)
 	case 53:
-		return str(m.SecurityControl)
+		return s(m.SecurityControl)
 	case 54:
-		return str(m.Balances)
+		return s(m.Balances)
 	case 55:
-		return bin(m.ICData)
+		return b(m.ICData)
 	case 57:
-		return str(m.PaymentCode)
+		return s(m.PaymentCode)
 	case 60:
-		return str(m.Reserved60.String())
+		f := m.Reserved60
+		v := append(append(append(append(scratch[:0], f.Type...), f.Batch...), f.NetworkCode...), f.Rest...)
+		return "", v, false, len(v) > 0
 	case 61:
-		return str(m.Original.String())
+		f := m.Original
+		v := append(append(append(append(scratch[:0], f.Batch...), f.STAN...), f.Date...), f.Rest...)
+		return "", v, false, len(v) > 0
 	case 62:
-		return bin(m.Reserved62)
+		return b(m.Reserved62)
 	case 63:
-		return str(m.Reserved63)
+		return s(m.Reserved63)
 	case 64:
-		return bin(m.MAC)
+		return b(m.MAC)
 	}
-	return nil, false
+	return "", nil, false, false
 }
 
-// set stores a decoded field value.
-func (m *POSMessage) set(id int, v []byte) error {
+// set stores a decoded field value: str for text and digit fields, v
+// for binary ones.
+func (m *POSMessage) set(id int, str string, v []byte) error {
 	var err error
 	switch id {
 	case 2:
-		m.PAN = string(v)
+		m.PAN = str
 	case 3:
-		m.ProcessingCode = string(v)
+		m.ProcessingCode = str
 	case 4:
-		m.Amount, err = ParseAmount(string(v))
+		m.Amount, err = ParseAmount(str)
 		m.HasAmount = err == nil
 	case 11:
-		m.STAN = string(v)
+		m.STAN = str
 	case 12:
-		m.LocalTime = string(v)
+		m.LocalTime = str
 	case 13:
-		m.LocalDate = string(v)
+		m.LocalDate = str
 	case 14:
-		m.Expiry = string(v)
+		m.Expiry = str
 	case 15:
-		m.SettlementDate = string(v)
+		m.SettlementDate = str
 	case 22:
-		m.EntryMode = string(v)
+		m.EntryMode = str
 	case 23:
-		m.CardSequence = string(v)
+		m.CardSequence = str
 	case 25:
-		m.ConditionCode = string(v)
+		m.ConditionCode = str
 	case 26:
-		m.PINCaptureCode = string(v)
+		m.PINCaptureCode = str
 	case 32:
-		m.AcquirerID = string(v)
+		m.AcquirerID = str
 	case 35:
-		m.Track2 = string(v)
+		m.Track2 = str
 	case 37:
-		m.RRN = string(v)
+		m.RRN = str
 	case 38:
-		m.AuthCode = string(v)
+		m.AuthCode = str
 	case 39:
-		m.ResponseCode = string(v)
+		m.ResponseCode = str
 	case 41:
-		m.TerminalID = string(v)
+		m.TerminalID = str
 	case 42:
-		m.MerchantID = string(v)
+		m.MerchantID = str
 	case 44:
-		m.AdditionalResponse = string(v)
+		m.AdditionalResponse = str
 	case 48:
-		m.AdditionalData = string(v)
+		m.AdditionalData = str
 	case 49:
-		m.Currency = string(v)
+		m.Currency = str
 	case 52:
 		m.PINBlock = v
 	case 53:
-		m.SecurityControl = string(v)
+		m.SecurityControl = str
 	case 54:
-		m.Balances = string(v)
+		m.Balances = str
 	case 55:
 		m.ICData = v
 	case 57:
-		m.PaymentCode = string(v)
+		m.PaymentCode = str
 	case 60:
-		m.Reserved60, err = ParseField60(string(v))
+		m.Reserved60, err = ParseField60(str)
 	case 61:
-		m.Original, err = ParseField61(string(v))
+		m.Original, err = ParseField61(str)
 	case 62:
 		m.Reserved62 = v
 	case 63:
-		m.Reserved63 = string(v)
+		m.Reserved63 = str
 	case 64:
 		m.MAC = v
 	default:
@@ -237,9 +244,9 @@ func (m *POSMessage) set(id int, v []byte) error {
 }
 
 // printable reports whether every byte is printable ASCII (an/ans fields).
-func printable(b []byte) bool {
-	for _, c := range b {
-		if c < 0x20 || c > 0x7E {
+func printable[T string | []byte](b T) bool {
+	for i := 0; i < len(b); i++ {
+		if c := b[i]; c < 0x20 || c > 0x7E {
 			return false
 		}
 	}
@@ -255,8 +262,20 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 	if len(msg) < minPOSMessage {
 		return nil, fmt.Errorf("%w: message of %d bytes, need at least %d", ErrFormat, len(msg), minPOSMessage)
 	}
-	m := &POSMessage{}
-	mti, _, err := posFieldSpecs[0].Enc.Decode(msg, 4)
+	// Raw is the message's own copy: binary fields are slices of it and
+	// text fields substrings of one string of it, so a field costs no
+	// allocation of its own (digit fields one, for their digits).
+	m := &POSMessage{Raw: append([]byte(nil), msg...)}
+	msg = m.Raw
+	text := string(msg)
+	var digits [posMaxDigits]byte
+	var mti []byte
+	var err error
+	if c, ok := posFieldSpecs[0].Enc.(bcdCodec); ok {
+		mti, _, err = c.decodeInto(digits[:0], msg, 4)
+	} else {
+		mti, _, err = posFieldSpecs[0].Enc.Decode(msg, 4)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: MTI: %v", ErrFormat, err)
 	}
@@ -278,25 +297,48 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: field %d length: %v", ErrFormat, id, err)
 		}
-		v, used, err := s.Enc.Decode(msg[off+read:], n)
-		if err != nil {
-			return nil, fmt.Errorf("%w: field %d: %v", ErrFormat, id, err)
-		}
 		if n == 0 {
 			return nil, fmt.Errorf("%w: field %d is present but empty", ErrFormat, id)
+		}
+		at := off + read
+		var (
+			str  string
+			v    []byte
+			used int
+		)
+		switch enc := s.Enc.(type) {
+		case bcdCodec:
+			if n > len(digits) {
+				return nil, fmt.Errorf("%w: field %d: %d digits", ErrFormat, id, n)
+			}
+			if v, used, err = enc.decodeInto(digits[:0], msg[at:], n); err != nil {
+				return nil, fmt.Errorf("%w: field %d: %v", ErrFormat, id, err)
+			}
+			str = string(v)
+		default:
+			if s.Enc != encoding.ASCII && s.Enc != encoding.Binary {
+				return nil, fmt.Errorf("%w: field %d: no decoder", ErrFormat, id)
+			}
+			if n > len(msg)-at {
+				return nil, fmt.Errorf("%w: field %d: %d bytes, have %d", ErrFormat, id, n, len(msg)-at)
+			}
+			used = n
+			v = msg[at : at+n : at+n]
+			if s.Enc == encoding.ASCII {
+				str = text[at : at+n]
+			}
 		}
 		if posTextFields[id] && !printable(v) {
 			return nil, fmt.Errorf("%w: field %d has non-printable characters", ErrFormat, id)
 		}
-		if err := m.set(id, v); err != nil {
+		if err := m.set(id, str, v); err != nil {
 			return nil, fmt.Errorf("field %d: %w", id, err)
 		}
-		off += read + used
+		off = at + used
 	}
 	if off != len(msg) {
 		return nil, fmt.Errorf("%w: %d bytes after the last field", ErrFormat, len(msg)-off)
 	}
-	m.Raw = append([]byte(nil), msg...)
 	return m, nil
 }
 
@@ -317,42 +359,80 @@ func appendPOS(dst []byte, m *POSMessage) ([]byte, error) {
 	if err := m.Original.validate(); err != nil {
 		return nil, fmt.Errorf("encode POS %s: %w", m.MTI, err)
 	}
-	mti, err := posFieldSpecs[0].Enc.Encode([]byte(m.MTI))
+	if m.HasAmount && (m.Amount < 0 || m.Amount > MaxAmount) {
+		_, err := m.Amount.N12()
+		return nil, fmt.Errorf("encode POS %s field 4: %w", m.MTI, err)
+	}
+	dst, err := appendField(dst, posFieldSpecs[0], 0, m.MTI)
 	if err != nil {
 		return nil, fmt.Errorf("encode POS MTI %q: %w", m.MTI, err)
 	}
-	if m.HasAmount {
-		if _, err := m.Amount.N12(); err != nil {
-			return nil, fmt.Errorf("encode POS %s field 4: %w", m.MTI, err)
-		}
-	}
-	dst = append(dst, mti...)
 	bitmapAt := len(dst)
-	dst = append(dst, make([]byte, 8)...)
-	var bitmap uint64
+	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
+	var (
+		bitmap  uint64
+		scratch [posMaxScratch]byte
+	)
 	for _, id := range posFieldOrder {
-		v, ok := m.value(id)
+		str, bin, isBin, ok := m.value(id, scratch[:])
 		if !ok {
 			continue
 		}
-		s := posFieldSpecs[id]
-		if posTextFields[id] && !printable(v) {
-			return nil, fmt.Errorf("encode POS %s field %d: non-printable characters", m.MTI, id)
+		var err error
+		if isBin || bin != nil {
+			dst, err = appendField(dst, posFieldSpecs[id], id, bin)
+		} else {
+			dst, err = appendField(dst, posFieldSpecs[id], id, str)
 		}
-		pref, err := s.Pref.EncodeLength(s.Length, len(v))
 		if err != nil {
 			return nil, fmt.Errorf("encode POS %s field %d: %w", m.MTI, id, err)
 		}
-		enc, err := s.Enc.Encode(v)
-		if err != nil {
-			return nil, fmt.Errorf("encode POS %s field %d: %w", m.MTI, id, err)
-		}
-		dst = append(dst, pref...)
-		dst = append(dst, enc...)
 		bitmap |= 1 << (64 - id)
 	}
 	binary.BigEndian.PutUint64(dst[bitmapAt:], bitmap)
 	return dst, nil
+}
+
+// posMaxScratch holds field 4, 60 or 61 as formatted for packing;
+// posMaxDigits the longest digit field unpacked (48).
+const (
+	posMaxScratch = 64
+	posMaxDigits  = 512
+)
+
+// appendField appends field id's length prefix and value, without the
+// allocations of the library's encoders for the codecs the dialect uses
+// (the bytes are the same; TestGolden* pin them).
+func appendField[T string | []byte](dst []byte, s *field.Spec, id int, v T) ([]byte, error) {
+	if posTextFields[id] && !printable(v) {
+		return nil, errors.New("non-printable characters")
+	}
+	if p, ok := s.Pref.(bcdPrefixer); ok {
+		var err error
+		if dst, err = p.appendLength(dst, s.Length, len(v)); err != nil {
+			return nil, err
+		}
+	} else {
+		pref, err := s.Pref.EncodeLength(s.Length, len(v))
+		if err != nil {
+			return nil, err
+		}
+		dst = append(dst, pref...)
+	}
+	switch enc := s.Enc.(type) {
+	case bcdCodec:
+		return appendBCD(enc, dst, v)
+	default:
+		if s.Enc == encoding.ASCII || s.Enc == encoding.Binary {
+			// ASCII fields are text fields, checked printable above.
+			return append(dst, v...), nil
+		}
+		out, err := s.Enc.Encode([]byte(v))
+		if err != nil {
+			return nil, err
+		}
+		return append(dst, out...), nil
+	}
 }
 
 // MACFunc computes the 8-byte field 64 over a MAC block (docs/pos-dialect.md#mac-field-64); the
