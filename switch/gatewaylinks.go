@@ -8,6 +8,7 @@ import (
 
 	"github.com/cardswitch/cardswitch/hsm"
 	"github.com/cardswitch/cardswitch/switch/links"
+	"github.com/cardswitch/cardswitch/switch/txn"
 )
 
 // validateGateways checks the gateways: and saf: sections
@@ -42,7 +43,30 @@ func (c *Config) validateGateways() error {
 // openLinks builds the gateway links (not yet connected) and loads
 // seeded ZMKs a link does not have yet.
 func (sw *Switch) openLinks() error {
-	for _, z := range sw.cfg.Seed.ZoneKeys {
+	if err := sw.loadSeedZMKs(sw.cfg); err != nil {
+		return err
+	}
+	var err error
+	sw.links, err = links.New(sw.db, sw.hsm, links.Options{Links: sw.cfg.Gateways, SAF: sw.cfg.SAF,
+		Logger: sw.log.Named("links"), Registerer: sw.metrics.Registry})
+	return err
+}
+
+// registry builds the destination registry: the fixed destinations (the
+// local ledger, test probes) and the gateway links configured now.
+func (sw *Switch) registry() (*txn.Registry, error) {
+	return txn.NewRegistry(append(append([]txn.Destination(nil), sw.fixedDests...), sw.links.Destinations()...)...)
+}
+
+// destination returns what a route's destination name stands for now.
+func (sw *Switch) destination(name string) (txn.Destination, bool) {
+	return sw.destinations.Load().Get(name)
+}
+
+// loadSeedZMKs loads the ZMKs of cfg's seed.zone_keys that the HSM does
+// not hold yet (demo and tests only).
+func (sw *Switch) loadSeedZMKs(cfg *Config) error {
+	for _, z := range cfg.Seed.ZoneKeys {
 		if sw.hsm.HasKey(hsm.ZoneKeyLabel(z.Link, hsm.ZMK)) {
 			continue
 		}
@@ -61,8 +85,5 @@ func (sw *Switch) openLinks() error {
 		sw.log.Warn("gateway ZMK loaded from the configuration in clear (demo and tests only)",
 			zap.String("link", z.Link), zap.String("zmk_check", fmt.Sprintf("%X", kcv[:3])))
 	}
-	var err error
-	sw.links, err = links.New(sw.db, sw.hsm, links.Options{Links: sw.cfg.Gateways, SAF: sw.cfg.SAF,
-		Logger: sw.log.Named("links"), Registerer: sw.metrics.Registry})
-	return err
+	return nil
 }

@@ -276,7 +276,7 @@ func TestReversalFollowsForwardedOriginal(t *testing.T) {
 			rules[i].Destination = "local"
 		}
 	}
-	routes, err := routing.New(routing.Config{Routes: rules}, sw.destinations.Names())
+	routes, err := routing.New(routing.Config{Routes: rules}, sw.destinations.Load().Names())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +309,7 @@ func TestLocalReversalAfterRouteMovedToLink(t *testing.T) {
 			rules[i].Destination = demoBank
 		}
 	}
-	routes, err := routing.New(routing.Config{Routes: rules}, sw.destinations.Names())
+	routes, err := routing.New(routing.Config{Routes: rules}, sw.destinations.Load().Names())
 	if err != nil {
 		t.Fatal(err)
 	}

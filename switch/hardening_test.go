@@ -44,7 +44,7 @@ func (s *logSink) String() string {
 func realLogger(t *testing.T, level string) (*zap.Logger, *logSink) {
 	t.Helper()
 	sink := &logSink{}
-	log, err := newLoggerTo(LogConfig{Format: "json", Level: level}, sink)
+	log, _, err := newLoggerTo(LogConfig{Format: "json", Level: level}, sink)
 	if err != nil {
 		t.Fatal(err)
 	}

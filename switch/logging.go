@@ -20,14 +20,22 @@ import (
 // request path, an error's text), so a card number cannot reach the log
 // whole by construction (docs/security.md).
 func NewLogger(c LogConfig) (*zap.Logger, error) {
+	log, _, err := newLoggerTo(c, zapcore.Lock(os.Stderr))
+	return log, err
+}
+
+// NewLoggerLevel is NewLogger that also returns the logger's level, which
+// a reload changes (Switch.SetLogLevel).
+func NewLoggerLevel(c LogConfig) (*zap.Logger, zap.AtomicLevel, error) {
 	return newLoggerTo(c, zapcore.Lock(os.Stderr))
 }
 
-func newLoggerTo(c LogConfig, out zapcore.WriteSyncer) (*zap.Logger, error) {
+func newLoggerTo(c LogConfig, out zapcore.WriteSyncer) (*zap.Logger, zap.AtomicLevel, error) {
 	var level zapcore.Level
 	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
-		return nil, fmt.Errorf("log level %q: %w", c.Level, err)
+		return nil, zap.AtomicLevel{}, fmt.Errorf("log level %q: %w", c.Level, err)
 	}
+	atomicLevel := zap.NewAtomicLevelAt(level)
 	var (
 		ec  zapcore.EncoderConfig
 		enc zapcore.Encoder
@@ -45,7 +53,7 @@ func newLoggerTo(c LogConfig, out zapcore.WriteSyncer) (*zap.Logger, error) {
 	} else {
 		enc = zapcore.NewJSONEncoder(ec)
 	}
-	core := zapcore.NewCore(logmask.Encoder(enc), out, zap.NewAtomicLevelAt(level))
+	core := zapcore.NewCore(logmask.Encoder(enc), out, atomicLevel)
 	opts := []zap.Option{zap.ErrorOutput(zapcore.Lock(os.Stderr)), zap.AddCaller()}
 	if !console {
 		// As zap's production configuration: at most 100 identical lines a
@@ -53,7 +61,7 @@ func newLoggerTo(c LogConfig, out zapcore.WriteSyncer) (*zap.Logger, error) {
 		core = zapcore.NewSamplerWithOptions(core, time.Second, 100, 100)
 		opts = append(opts, zap.AddStacktrace(zapcore.ErrorLevel))
 	}
-	return zap.New(core, opts...), nil
+	return zap.New(core, opts...), atomicLevel, nil
 }
 
 // panField is a zap field with a masked card number: the only form of a

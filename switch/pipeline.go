@@ -169,7 +169,7 @@ func (p *posProtocol) originalDestination(t *txn.Transaction, routed txn.Destina
 	if name == routed.Name() {
 		return routed, ""
 	}
-	if d, ok := p.sw.destinations.Get(name); ok {
+	if d, ok := p.sw.destination(name); ok {
 		return d, ""
 	}
 	p.sw.log.Error("follow-up of a transaction forwarded on a gateway link no longer configured",
@@ -343,7 +343,7 @@ func (p *posProtocol) route(x *exchange, pan string) (txn.Destination, string) {
 		x.unrouted = true
 		return nil, spec.RCInvalidCard
 	}
-	dest, ok := p.sw.destinations.Get(name)
+	dest, ok := p.sw.destination(name)
 	if !ok {
 		// routing.New checked every route against the registry.
 		p.sw.log.Error("route names an unregistered destination", zap.String("destination", name))

@@ -8,8 +8,10 @@ import (
 
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/routing"
+	"github.com/cardswitch/cardswitch/switch/links"
 	"github.com/cardswitch/cardswitch/switch/terminals"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // ReloadReport says what a reload applied and what it could not.
@@ -20,24 +22,43 @@ type ReloadReport struct {
 	// Merchants and Terminals are those of seed the switch did not have
 	// and now has.
 	Merchants, Terminals []string
+	// Links says which gateway links were added, removed, restarted and
+	// left as they were.
+	Links links.ReloadReport
+	// LogLevel is the log level now in force, when the reload set it.
+	LogLevel string
+	// Applied is false when the reload was refused and changed nothing.
+	Applied bool
 	// NeedRestart names the changed keys a reload does not apply.
 	NeedRestart []string
 }
 
 // Reload applies a changed configuration to the running switch without
-// touching its connections (SIGHUP, docs/operations.md "Reloading"): the
-// route table is replaced whole, and merchants and terminals of seed that
-// the switch does not have yet are added (existing ones are managed with
-// switchctl and left as they are). Other changed keys need a restart:
-// they are named in the report and the log, and not applied. A
-// configuration that does not validate, or whose routes name an unknown
-// destination, changes nothing.
+// touching the connections it keeps (SIGHUP, docs/operations.md
+// "Reloading"): the gateway links are added, removed or restarted as the
+// new gateways: says, the others keeping their connections
+// (docs/gateway-links.md "Reloading links"); the route table is replaced
+// whole; merchants and terminals of seed that the switch does not have yet
+// are added (existing ones are managed with switchctl and left as they
+// are); and log.level takes effect when the switch was given its level
+// (SetLogLevel). Other changed keys need a restart: they are named in the
+// report and the log, and not applied. A configuration that does not
+// validate, whose routes name an unknown destination, or that removes a
+// link still holding work, changes nothing.
 func (sw *Switch) Reload(cfg *Config) (ReloadReport, error) {
 	var rep ReloadReport
 	if err := cfg.Validate(); err != nil {
 		return rep, fmt.Errorf("config: %w", err)
 	}
-	routes, err := routing.New(routing.Config{Routes: cfg.Routes}, sw.destinations.Names())
+	linkNames, err := sw.links.Plan(cfg.Gateways)
+	if err != nil {
+		return rep, fmt.Errorf("gateways: %w", err)
+	}
+	var names []string
+	for _, d := range sw.fixedDests {
+		names = append(names, d.Name())
+	}
+	routes, err := routing.New(routing.Config{Routes: cfg.Routes}, append(names, linkNames...))
 	if err != nil {
 		return rep, fmt.Errorf("routes: %w", err)
 	}
@@ -63,7 +84,32 @@ func (sw *Switch) Reload(cfg *Config) (ReloadReport, error) {
 		}
 		newTerminals = append(newTerminals, t)
 	}
+	level, err := sw.checkLogLevel(cfg.Log)
+	if err != nil {
+		return rep, err
+	}
+	// Links: a new link's seeded ZMK first, so that its first sign-on
+	// can exchange keys. A link that may not be removed refuses the whole
+	// reload.
+	if err := sw.loadSeedZMKs(cfg); err != nil {
+		return rep, err
+	}
 	var errs []error
+	rep.Links, err = sw.links.Apply(cfg.Gateways)
+	if err != nil {
+		if !rep.Links.Changed() {
+			return rep, fmt.Errorf("gateways: %w", err)
+		}
+		errs = append(errs, fmt.Errorf("gateways: %w", err))
+	}
+	rep.Applied = true
+	if rep.Links.Changed() {
+		dests, err := sw.registry()
+		if err != nil {
+			return rep, fmt.Errorf("destinations: %w", err)
+		}
+		sw.destinations.Store(dests)
+	}
 	for _, m := range newMerchants {
 		if err := sw.ledger.AddMerchant(m); err != nil && !errors.Is(err, ledger.ErrMerchantExists) {
 			errs = append(errs, fmt.Errorf("seed.merchants %s: %w", m.ID, err))
@@ -80,25 +126,51 @@ func (sw *Switch) Reload(cfg *Config) (ReloadReport, error) {
 	}
 	sw.routes.Store(routes)
 	rep.Routes = !reflect.DeepEqual(cfg.Routes, sw.cfg.Routes) // differs from the start's
+	if sw.level != nil {
+		sw.level.SetLevel(level)
+		rep.LogLevel = level.String()
+	}
 
-	rep.NeedRestart = restartKeys(sw.cfg, cfg)
+	rep.NeedRestart = restartKeys(sw.cfg, cfg, sw.level != nil)
 	sw.log.Info("configuration reloaded", zap.Bool("routes_replaced", rep.Routes),
-		zap.Strings("merchants_added", rep.Merchants), zap.Strings("terminals_added", rep.Terminals))
+		zap.Strings("merchants_added", rep.Merchants), zap.Strings("terminals_added", rep.Terminals),
+		zap.Strings("links_added", rep.Links.Added), zap.Strings("links_removed", rep.Links.Removed),
+		zap.Strings("links_restarted", rep.Links.Restarted), zap.String("log_level", rep.LogLevel))
 	if len(rep.NeedRestart) > 0 {
 		sw.log.Warn("configuration keys changed that a reload does not apply; restart to apply them", zap.Strings("keys", rep.NeedRestart))
 	}
 	return rep, errors.Join(errs...)
 }
 
+// SetLogLevel gives the switch the level of its logger, so that a reload
+// applies log.level (cmd/switchd does; NewLoggerLevel).
+func (sw *Switch) SetLogLevel(l zap.AtomicLevel) { sw.level = &l }
+
+// checkLogLevel parses log.level.
+func (sw *Switch) checkLogLevel(c LogConfig) (zapcore.Level, error) {
+	var level zapcore.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		return level, fmt.Errorf("log.level %q: %w", c.Level, err)
+	}
+	return level, nil
+}
+
 // restartKeys names the top-level sections that differ between old and
-// new, but those a reload applies (routes, seed).
-func restartKeys(old, cfg *Config) []string {
+// new, but those a reload applies (routes, seed, gateways, and log.level
+// when levelApplied).
+func restartKeys(old, cfg *Config, levelApplied bool) []string {
 	var keys []string
 	ov, nv := reflect.ValueOf(*old), reflect.ValueOf(*cfg)
 	t := ov.Type()
 	for i := 0; i < t.NumField(); i++ {
 		name := yamlName(t.Field(i))
-		if name == "" || name == "routes" || name == "seed" {
+		if name == "" || name == "routes" || name == "seed" || name == "gateways" {
+			continue
+		}
+		if name == "log" && levelApplied {
+			if old.Log.Format != cfg.Log.Format {
+				keys = append(keys, "log.format")
+			}
 			continue
 		}
 		if !reflect.DeepEqual(ov.Field(i).Interface(), nv.Field(i).Interface()) {

@@ -78,12 +78,13 @@ func (sw *Switch) openServices(lmk hsm.LMK, extra []txn.Destination) error {
 	if err := sw.openLinks(); err != nil {
 		return fmt.Errorf("gateway links: %w", err)
 	}
-	extra = append(sw.links.Destinations(), extra...)
-	sw.destinations, err = txn.NewRegistry(append([]txn.Destination{local.New(sw.ledger, sw.hsm, sw.log)}, extra...)...)
+	sw.fixedDests = append([]txn.Destination{local.New(sw.ledger, sw.hsm, sw.log)}, extra...)
+	dests, err := sw.registry()
 	if err != nil {
 		return fmt.Errorf("destinations: %w", err)
 	}
-	routes, err := routing.New(routing.Config{Routes: sw.cfg.Routes}, sw.destinations.Names())
+	sw.destinations.Store(dests)
+	routes, err := routing.New(routing.Config{Routes: sw.cfg.Routes}, dests.Names())
 	sw.routes.Store(routes)
 	if err != nil {
 		return fmt.Errorf("route table: %w", err)

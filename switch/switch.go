@@ -44,8 +44,12 @@ type Switch struct {
 	journal *journal.Journal
 	// routes is swapped whole by a reload (reload.go).
 	routes atomic.Pointer[routing.Table]
-	// destinations holds what each route's destination name stands for.
-	destinations *txn.Registry
+	// destinations holds what each route's destination name stands for;
+	// a reload that adds or removes a gateway link swaps it (reload.go),
+	// rebuilt from fixedDests (the local ledger and test probes) and the
+	// links.
+	destinations atomic.Pointer[txn.Registry]
+	fixedDests   []txn.Destination
 	terminals    *terminals.Registry
 	clock        *businessClock
 	retention    *retention
@@ -67,6 +71,9 @@ type Switch struct {
 	// recentErrors keeps the last warnings and errors logged, masked, for
 	// the console (switch/admin).
 	recentErrors *admin.ErrorRing
+
+	// level is the logger's level, applied by a reload (SetLogLevel).
+	level *zap.AtomicLevel
 
 	started atomic.Bool
 	stopped atomic.Bool

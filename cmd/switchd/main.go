@@ -58,7 +58,9 @@ func reload(sw *switching.Switch, path string, log *zap.Logger) {
 		log.Error("SIGHUP: configuration not reloaded", zap.Error(err))
 		return
 	}
-	if _, err := sw.Reload(cfg); err != nil {
+	if rep, err := sw.Reload(cfg); err != nil && !rep.Applied {
+		log.Error("SIGHUP: configuration not reloaded; the running configuration stays in force", zap.Error(err))
+	} else if err != nil {
 		log.Error("SIGHUP: configuration reloaded in part", zap.Error(err))
 	}
 }
@@ -89,7 +91,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "switchd:", logmask.String(err.Error()))
 		return 2
 	}
-	log, err := switching.NewLogger(cfg.Log)
+	log, level, err := switching.NewLoggerLevel(cfg.Log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "switchd:", logmask.String(err.Error()))
 		return 2
@@ -108,6 +110,7 @@ func run() int {
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
+	sw.SetLogLevel(level)
 	if err := sw.Start(); err != nil {
 		log.Error("cannot start", zap.Error(err))
 		_ = sw.Shutdown(context.Background())

@@ -164,6 +164,7 @@ type Stats struct {
 	Connections   int64 `json:"connections"`
 	Messages      int64 `json:"messages"`
 	SignOns       int64 `json:"sign_ons"`
+	SignOffs      int64 `json:"sign_offs"`
 	KeyExchanges  int64 `json:"key_exchanges"`
 	FormatErrors  int64 `json:"format_errors"`
 	MACErrors     int64 `json:"mac_errors"`

@@ -178,6 +178,7 @@ func (s *Sim) networkManagement(c *conn, m *iso8583.Message, f Faults) []byte {
 		}
 	case nmSignOff:
 		c.signedOn = false
+		s.stats.SignOffs++
 	case nmEcho:
 	case nmKeyExchange:
 		if !c.signedOn {

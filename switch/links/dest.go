@@ -3,6 +3,7 @@ package links
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -12,25 +13,48 @@ import (
 )
 
 // Destination is a link as the pipeline sees it (txn.Destination): routes
-// name it by the link's name.
-type Destination struct{ l *Link }
+// name it by the link's name. It finds the link by name at each
+// transaction, so that a reload that restarts the link (reload.go) is
+// seen at once.
+type Destination struct {
+	m    *Manager
+	name string
+}
 
 // Destinations returns one destination per link, in configuration order.
 func (m *Manager) Destinations() []txn.Destination {
-	out := make([]txn.Destination, 0, len(m.order))
-	for _, n := range m.order {
-		out = append(out, Destination{l: m.links[n]})
+	names := m.Names()
+	out := make([]txn.Destination, 0, len(names))
+	for _, n := range names {
+		out = append(out, Destination{m: m, name: n})
 	}
 	return out
 }
 
 // Name is the link's name.
-func (d Destination) Name() string { return d.l.cfg.Name }
+func (d Destination) Name() string { return d.name }
 
-// Execute forwards t on the link (see Link.Forward).
-// The link waits for the gateway at most until ctx's deadline (the
-// request's answer budget).
+// Execute forwards t on the link (see Link.Forward); the link waits for
+// the gateway at most until ctx's deadline (the request's answer budget).
+// While a reload
+// removes or restarts the link (or once it is gone) the transaction is
+// answered 91, a reversal 96, with nothing sent: the terminal repeats a
+// reversal until it is answered.
 func (d Destination) Execute(ctx context.Context, t *txn.Transaction, rec txn.Record) (txn.Outcome, error) {
+	l, ok := d.m.Link(d.name)
+	if ok && l.enter() {
+		defer l.leave()
+		return d.execute(ctx, l, t, rec)
+	}
+	rc := RC91
+	if t.Type == spec.Reversal {
+		rc = spec.RCSystemMalfunction
+	}
+	return txn.Outcome{}, txn.Reject(rc, fmt.Errorf("gateway %s: %w", d.name, ErrRetired))
+}
+
+// execute forwards t on l.
+func (d Destination) execute(ctx context.Context, l *Link, t *txn.Transaction, rec txn.Record) (txn.Outcome, error) {
 	req := &Request{Type: t.Type, Card: t.Card, Amount: int64(t.Amount), HasAmount: t.HasAmount,
 		Terminal: t.Terminal, Merchant: t.Merchant, Batch: t.Batch, STAN: t.STAN, LocalDate: t.LocalDate,
 		LocalTime: t.LocalTime, BusinessDate: t.BusinessDate.String(), RRN: t.RRN,
@@ -45,7 +69,7 @@ func (d Destination) Execute(ctx context.Context, t *txn.Transaction, rec txn.Re
 		req.PINBlock, req.PINFormat = t.PIN.Block, f
 	}
 	r := recorder{rec: rec}
-	_, err := d.l.Forward(req, &r)
+	_, err := l.Forward(req, &r)
 	var rj *Rejected
 	if errors.As(err, &rj) {
 		return txn.Outcome{}, txn.Reject(rj.ResponseCode, rj.Err)

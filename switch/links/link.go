@@ -98,6 +98,11 @@ type Link struct {
 	pendingMu sync.Mutex
 	pending   map[pendingKey]chan *iso8583.Message
 	wg        sync.WaitGroup
+	// users counts transactions inside the link's destination, and
+	// retired turns new ones away while a reload removes or restarts the
+	// link (reload.go).
+	users   atomic.Int64
+	retired atomic.Bool
 }
 
 // newLink builds a link; Start connects it.
@@ -146,17 +151,40 @@ func (l *Link) start() error {
 	return nil
 }
 
-// close signs off every connection and closes the pool.
+// close stops the store-and-forward sender and the key loop (a reversal
+// in flight gets its answer or times out first), signs off every
+// connection and closes the pool.
 func (l *Link) close() {
 	if l.closed.Swap(true) {
 		return
 	}
 	close(l.done)
+	l.wg.Wait()
+	l.signOffAll()
 	if l.pool != nil {
 		_ = l.pool.Close()
 	}
-	l.wg.Wait()
 	l.setStateMetric()
+}
+
+// signOffAll signs off every signed-on connection (0800 002), all at
+// once, each waiting at most min(send_timeout, 2 s) for its answer. It
+// runs before the pool closes: a closing connection sends nothing more.
+func (l *Link) signOffAll() {
+	var wg sync.WaitGroup
+	l.conns.Range(func(k, v any) bool {
+		c, s := k.(*connection.Connection), v.(*connState)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.awaitAnswers(s)
+			if s.signedOn.Swap(false) && c.Status() == connection.StatusOnline {
+				l.sendSignOff(c)
+			}
+		}()
+		return true
+	})
+	wg.Wait()
 }
 
 func (l *Link) state(c *connection.Connection) *connState {
@@ -405,21 +433,29 @@ func (l *Link) signOff(c *connection.Connection) error {
 	if s == nil {
 		return nil
 	}
-	// Requests still waiting get their answer (or their timeout) first,
-	// as the library's Close waits for its own Sends.
+	l.awaitAnswers(s)
+	if !s.signedOn.Swap(false) {
+		return nil
+	}
+	l.sendSignOff(c)
+	return nil
+}
+
+// awaitAnswers lets the requests still waiting on a connection get their
+// answer (or their timeout) before it signs off, as the library's Close
+// waits for its own Sends.
+func (l *Link) awaitAnswers(s *connState) {
 	for deadline := time.Now().Add(l.cfg.SendTimeout + time.Second); s.waiting.Load() > 0 && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if !s.signedOn.Load() {
-		return nil
-	}
+}
+
+func (l *Link) sendSignOff(c *connection.Connection) {
 	if _, err := l.sendNet(c, spec.GWNetworkSignOff, min(l.cfg.SendTimeout, 2*time.Second)); err != nil {
 		l.log.Info("gateway sign-off not answered", zap.Error(err))
+		return
 	}
-	if s := l.state(c); s != nil {
-		s.signedOn.Store(false)
-	}
-	return nil
+	l.log.Info("gateway link signed off", zap.String("addr", c.Addr()))
 }
 
 // echo runs when a connection has been idle for echo_interval.

@@ -3,6 +3,7 @@ package links
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -24,8 +25,15 @@ type Manager struct {
 	log   *zap.Logger
 	m     *Metrics
 	now   func() time.Time
-	links map[string]*Link
-	order []string
+	// mu guards links, order and the flags: a reload (reload.go) changes
+	// them while transactions look links up.
+	mu        sync.RWMutex
+	links     map[string]*Link
+	order     []string
+	connected bool // Connect ran: links added by a reload start at once
+	closed    bool // Close ran: a reload changes nothing
+	// reloading serialises reloads.
+	reloading sync.Mutex
 }
 
 // Options configure a Manager.
@@ -98,12 +106,29 @@ func (m *Manager) PruneRequests(cut time.Time, max int) (int, bool, error) {
 func (m *Manager) Metrics() *Metrics { return m.m }
 
 // Names lists the links in configuration order.
-func (m *Manager) Names() []string { return append([]string(nil), m.order...) }
+func (m *Manager) Names() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return append([]string(nil), m.order...)
+}
 
 // Link returns the named link.
 func (m *Manager) Link(name string) (*Link, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	l, ok := m.links[name]
 	return l, ok
+}
+
+// all returns the links in configuration order.
+func (m *Manager) all() []*Link {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]*Link, 0, len(m.order))
+	for _, n := range m.order {
+		out = append(out, m.links[n])
+	}
+	return out
 }
 
 // ForwardedOn looks up the link a terminal's transaction (its batch and
@@ -137,14 +162,23 @@ func (m *Manager) Recover() error {
 	if err := m.checkRemoved(); err != nil {
 		return err
 	}
-	for _, name := range m.order {
-		n, err := m.recover(m.links[name])
-		if err != nil {
-			return fmt.Errorf("gateway %s: recovery: %w", name, err)
+	for _, l := range m.all() {
+		if err := m.recoverLink(l); err != nil {
+			return err
 		}
-		if n > 0 {
-			m.log.Warn("reversals queued for requests left unanswered by the last run", zap.String("link", name), zap.Int("count", n))
-		}
+	}
+	return nil
+}
+
+// recoverLink queues a reversal for each request of l sent with no final
+// answer, and logs how many.
+func (m *Manager) recoverLink(l *Link) error {
+	n, err := m.recover(l)
+	if err != nil {
+		return fmt.Errorf("gateway %s: recovery: %w", l.Name(), err)
+	}
+	if n > 0 {
+		m.log.Warn("reversals queued for requests left unanswered by the last run", zap.String("link", l.Name()), zap.Int("count", n))
 	}
 	return nil
 }
@@ -152,22 +186,44 @@ func (m *Manager) Recover() error {
 // Connect opens the links' pools and starts their store-and-forward
 // senders.
 func (m *Manager) Connect() error {
-	for _, name := range m.order {
-		l := m.links[name]
-		if err := l.start(); err != nil {
-			m.Close()
+	m.reloading.Lock()
+	defer m.reloading.Unlock()
+	for _, l := range m.all() {
+		if err := l.run(); err != nil {
+			m.closeAll()
 			return err
 		}
-		l.wg.Add(1)
-		go l.safLoop()
 	}
+	m.mu.Lock()
+	m.connected = true
+	m.mu.Unlock()
 	return nil
 }
 
-// Close signs off and closes every link and stops the senders.
+// run connects the link and starts its store-and-forward sender.
+func (l *Link) run() error {
+	if err := l.start(); err != nil {
+		return err
+	}
+	l.wg.Add(1)
+	go l.safLoop()
+	return nil
+}
+
+// Close signs off and closes every link and stops the senders; a reload
+// after it changes nothing.
 func (m *Manager) Close() {
-	for _, name := range m.order {
-		m.links[name].close()
+	m.reloading.Lock()
+	defer m.reloading.Unlock()
+	m.closeAll()
+}
+
+func (m *Manager) closeAll() {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	for _, l := range m.all() {
+		l.close()
 	}
 }
 
@@ -190,7 +246,7 @@ func (m *Manager) checkRemoved() error {
 	seen := map[string]bool{}
 	var errs []error
 	for _, name := range append(open, queued...) {
-		if _, ok := m.links[name]; ok || seen[name] {
+		if _, ok := m.Link(name); ok || seen[name] {
 			continue
 		}
 		seen[name] = true
@@ -251,9 +307,10 @@ type LinkStatus struct {
 
 // Status reports every link.
 func (m *Manager) Status() ([]LinkStatus, error) {
-	out := make([]LinkStatus, 0, len(m.order))
-	for _, name := range m.order {
-		l := m.links[name]
+	all := m.all()
+	out := make([]LinkStatus, 0, len(all))
+	for _, l := range all {
+		name := l.Name()
 		q, d, oldest, err := m.queue.Stats(name, statsLimit)
 		if err != nil {
 			return nil, err

@@ -236,7 +236,7 @@ type SAFEntry struct {
 // SAFList lists up to limit entries of a link's queue, or of its dead
 // letters, oldest first.
 func (m *Manager) SAFList(link string, dead bool, limit int) ([]SAFEntry, error) {
-	if _, ok := m.links[link]; !ok {
+	if _, ok := m.Link(link); !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownLink, link)
 	}
 	var msgs []journal.Message
@@ -276,7 +276,7 @@ var ErrUnknownLink = errors.New("no such gateway link")
 // SAFRetry puts a dead letter back at the end of its link's queue with its
 // attempts reset; it returns the new id.
 func (m *Manager) SAFRetry(link string, id uint64) (uint64, error) {
-	l, ok := m.links[link]
+	l, ok := m.Link(link)
 	if !ok {
 		return 0, fmt.Errorf("%w: %q", ErrUnknownLink, link)
 	}
@@ -290,7 +290,7 @@ func (m *Manager) SAFRetry(link string, id uint64) (uint64, error) {
 
 // SAFDrop deletes a dead letter for good.
 func (m *Manager) SAFDrop(link string, id uint64) error {
-	l, ok := m.links[link]
+	l, ok := m.Link(link)
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownLink, link)
 	}
