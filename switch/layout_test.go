@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -100,5 +101,77 @@ func TestTransportKnowsNoProtocol(t *testing.T) {
 				t.Errorf("%s imports %s", f, im.Path.Value)
 			}
 		}
+	}
+}
+
+// TestArchitectureImports: the import table of docs/architecture.md is
+// the code's: every package it names imports exactly the packages of this
+// module its row lists (or none, for "nothing of ours"), so the drawing's
+// boxes and arrows stay true.
+func TestArchitectureImports(t *testing.T) {
+	const module = "github.com/cardswitch/cardswitch/"
+	b, err := os.ReadFile("../docs/architecture.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "| package | imports of this module |")
+	if !ok {
+		t.Fatal("docs/architecture.md has no import table")
+	}
+	names := regexp.MustCompile("`([a-z/]+)`")
+	rows := 0
+	for _, line := range strings.Split(after, "\n")[2:] {
+		if !strings.HasPrefix(line, "| ") {
+			break
+		}
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 || strings.Contains(cells[2], "every package below it") {
+			continue
+		}
+		want := map[string]bool{}
+		if !strings.Contains(cells[2], "nothing of ours") {
+			for _, m := range names.FindAllStringSubmatch(cells[2], -1) {
+				want[m[1]] = true
+			}
+		}
+		for _, m := range names.FindAllStringSubmatch(cells[1], -1) {
+			pkg := m[1]
+			rows++
+			dir := "../" + pkg
+			files, err := filepath.Glob(dir + "/*.go")
+			if err != nil || len(files) == 0 {
+				t.Errorf("docs/architecture.md names %s: no sources in %s", pkg, dir)
+				continue
+			}
+			got := map[string]bool{}
+			for _, f := range files {
+				if strings.HasSuffix(f, "_test.go") {
+					continue
+				}
+				parsed, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, im := range parsed.Imports {
+					path := strings.Trim(im.Path.Value, `"`)
+					if rest, ok := strings.CutPrefix(path, module); ok && !strings.HasPrefix(rest, pkg+"/") {
+						got[rest] = true
+					}
+				}
+			}
+			for p := range got {
+				if !want[p] {
+					t.Errorf("%s imports %s; docs/architecture.md does not list it", pkg, p)
+				}
+			}
+			for p := range want {
+				if !got[p] {
+					t.Errorf("docs/architecture.md lists %s among the imports of %s; it does not import it", p, pkg)
+				}
+			}
+		}
+	}
+	if rows < 10 {
+		t.Fatalf("%d packages in the import table, want every package under switch/", rows)
 	}
 }
