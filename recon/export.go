@@ -72,6 +72,9 @@ var financial = map[string]bool{
 	spec.PreAuth.String(): true, spec.PreAuthCancel.String(): true, spec.PreAuthCompletion.String(): true,
 	spec.CompletionVoid.String(): true, spec.CashLoad.String(): true, spec.CashLoadVoid.String(): true,
 	spec.Reversal.String(): true,
+	// A kiosk's bank-transfer load: one line, with the link's numbering
+	// of its bank leg (docs/recharge.md).
+	spec.TransferLoad.String(): true,
 	// Resolutions that move money are lines too, so they are reconciled
 	// like any other credit.
 	ResolutionType(ActionCredit): true, ResolutionType(ActionRefund): true,

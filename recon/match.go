@@ -120,7 +120,11 @@ func (s Source) Match(ctx context.Context, gw string, date ledger.BusinessDate, 
 		if len(ours) == 1<<32-1 {
 			return errors.New("recon: too many rows")
 		}
-		local := keyHash('t', r.Terminal, r.Batch, r.STAN)
+		// A reversal repeats its original's processing code, and is
+		// matched on the original's type as well as its numbering
+		// (docs/pos-dialect.md#rules): one claiming another type
+		// reverses nothing.
+		local := keyHash('t', r.Terminal, r.Batch, r.STAN, procType(r.ProcessingCode))
 		switch r.TxType {
 		case spec.Reversal.String():
 			// Not a record of its own: the original no longer stands.
@@ -287,4 +291,13 @@ func (s Source) rowAt(date ledger.BusinessDate, seq uint64) (*Row, error) {
 		return nil, fmt.Errorf("recon: journal %d is not a request/response pair", seq)
 	}
 	return s.row(date, req, resp, s.loc())
+}
+
+// procType is the part of a processing code that names the transaction
+// type (its first two digits).
+func procType(pc string) string {
+	if len(pc) < 2 {
+		return pc
+	}
+	return pc[:2]
 }

@@ -1,6 +1,7 @@
 package switching
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/url"
 	"strings"
@@ -153,6 +154,19 @@ func TestTransferLoadEndToEnd(t *testing.T) {
 	status, body = adminCall(t, sw, "GET", "/api/v1/transfers?card="+cardStaff+"&after="+url.QueryEscape(page.Next), nil)
 	if err := json.Unmarshal(body, &page); status != 200 || err != nil || len(page.Transfers) != 2 || page.Next != "" {
 		t.Fatalf("second page: %d %s", status, body)
+	}
+	// The bank's daily file reconciles with the switch's day: every
+	// transfer leg on both sides, the reversed ones reversed on both.
+	if today := sw.clock.Today(); sim.BusinessDate(time.Now()) == today.String() {
+		var file bytes.Buffer
+		if _, err := sim.WriteReconTo(&file, today.String(), gwsim.Plant{}); err != nil {
+			t.Fatal(err)
+		}
+		rep, ok := importFile(t, sw, demoBank, today, file.Bytes())
+		if !ok || rep.Matched.Count == 0 || rep.OursOnly.Count != 0 || rep.TheirsOnly.Count != 0 ||
+			rep.AmountDiffers.Count != 0 || rep.StatusDiffers.Count != 0 {
+			t.Fatalf("reconciliation: %+v\n%s", rep, file.String())
+		}
 	}
 	checkLedger(t, sw)
 	if err := sim.Verify(); err != nil {

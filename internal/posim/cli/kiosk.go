@@ -75,6 +75,10 @@ func kiosk(args []string, stdout, stderr io.Writer) int {
 	}
 	defer c.Close()
 	term := posclient.NewTerminal(c, *terminal, *merchant, tmk)
+	// A real kiosk keeps its trace number; this one starts from the
+	// microseconds of the clock, so that a sign-on in the same second as
+	// the last run's still carries a later stamp (docs/pos-dialect.md#sign-on-proof).
+	term.SetSTAN(uint32(time.Now().Nanosecond()/1000) % 999000)
 	if resp, err := term.SignOn(); err != nil || resp.ResponseCode != spec.RCApproved {
 		if err == nil {
 			err = fmt.Errorf("rc %s (%s)", resp.ResponseCode, spec.RCDescription(resp.ResponseCode))
