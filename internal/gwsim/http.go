@@ -18,7 +18,7 @@ import (
 // The status surface (docs/gwsim.md): loopback only, for tests and people.
 //
 //	GET  /status                  text: counters, faults, balances
-//	GET  /accounts                JSON: every holder's opening and balance
+//	GET  /accounts                JSON: every holder's opening, balance and holds
 //	GET  /entries?after=S&limit=N JSON: the record, after serial S
 //	GET  /faults, PUT /faults     JSON: the injected faults
 //	POST /recon?date=D&skip=RRN&alter=RRN=FEN&flip=RRN&extra=CARD=FEN
@@ -177,9 +177,9 @@ func (s *Sim) WriteStatus(w io.Writer) {
 	fmt.Fprintf(w, "faults: delay=%s drop=%d%% decline=%q disconnect_after=%d refuse_signon=%t\n",
 		f.Delay, f.DropPercent, f.Decline, f.DisconnectAfter, f.RefuseSignOn)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CARD\tACCOUNT\tHOLDER\tOPENING\tBALANCE")
+	fmt.Fprintln(tw, "CARD\tACCOUNT\tHOLDER\tOPENING\tBALANCE\tHELD")
 	for _, a := range s.sortedAccounts() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Card, a.Number, a.Holder, a.Opening, a.Balance)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Card, a.Number, a.Holder, a.Opening, a.Balance, a.Held)
 	}
 	tw.Flush()
 }
