@@ -33,7 +33,7 @@ trap cleanup EXIT
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"; exit} print a[int((NR+1)/2)]}'; }
 
-declare -a g_tps g_p50 g_p99 g_p999 g_cpu g_err b_tps b_p50 b_p99 b_p999 r_tps r_p50 r_p99 r_p999 c_tps c_p50 c_p99 c_p999 c_cpu c_err f_tps f_p50 f_p99 f_p999 f_cpu f_err
+declare -a i_tps i_p50 i_p99 i_p999 i_cpu i_err x_tps x_p50 x_p99 x_p999 x_cpu x_err g_tps g_p50 g_p99 g_p999 g_cpu g_err b_tps b_p50 b_p99 b_p999 r_tps r_p50 r_p99 r_p999 c_tps c_p50 c_p99 c_p999 c_cpu c_err f_tps f_p50 f_p99 f_p999 f_cpu f_err
 
 # baseline_run ARGS..: one fresh baseline server, one load; prints the summary.
 baseline_run() {
@@ -70,7 +70,7 @@ measure() { # $1.. = extra posim args; prints the summary line + cpu_us=
   # provisioning and start-up are left out of CPU per transaction.
   local out
   out=$(bin/posim --addr "$POS_ADDR" --admin "$ADMIN_URL" --token "$TOKEN" --terminals "$terms" \
-    --duration "$dur" --mix consume --quiet --switch-pid "$SWITCHD_PID" "$@" 2>>"$work/posim.err")
+    --duration "$dur" --mix "${MIX:-consume}" --quiet --switch-pid "$SWITCHD_PID" "$@" 2>>"$work/posim.err")
   echo "$(echo "$out" | grep '^summary') cpu_us=$(echo "$out" | sed -n 's/^switch cpu_us_per_tx=//p')"
 }
 for i in $(seq "$runs"); do
@@ -85,6 +85,21 @@ for i in $(seq "$runs"); do
   echo "  run $i: $line"
   f_tps+=("$(field tps "$line")"); f_p50+=("$(field p50_ms "$line")"); f_p99+=("$(field p99_ms "$line")"); f_p999+=("$(field p999_ms "$line")")
   f_cpu+=("$(field cpu_us "$line")"); f_err+=("$(field errors "$line")")
+done
+# Balance inquiries and the mixed profile, closed loop, on the same switch.
+echo "== switch: posim --terminals $terms --mix balance closed loop, $runs x $dur"
+for i in $(seq "$runs"); do
+  line=$(MIX=balance measure)
+  echo "  run $i: $line"
+  i_tps+=("$(field tps "$line")"); i_p50+=("$(field p50_ms "$line")"); i_p99+=("$(field p99_ms "$line")"); i_p999+=("$(field p999_ms "$line")")
+  i_cpu+=("$(field cpu_us "$line")"); i_err+=("$(field errors "$line")")
+done
+echo "== switch: posim --terminals $terms --mix mixed closed loop, $runs x $dur"
+for i in $(seq "$runs"); do
+  line=$(MIX=mixed measure)
+  echo "  run $i: $line"
+  x_tps+=("$(field tps "$line")"); x_p50+=("$(field p50_ms "$line")"); x_p99+=("$(field p99_ms "$line")"); x_p999+=("$(field p999_ms "$line")")
+  x_cpu+=("$(field cpu_us "$line")"); x_err+=("$(field errors "$line")")
 done
 rss=$(awk '/VmRSS/ {print $2 / 1024}' "/proc/$SWITCHD_PID/status")
 switchd_stop
@@ -112,7 +127,10 @@ F_P99=$(m "${f_p99[@]}"); R_P99=$(m "${r_p99[@]}")
 G_TPS=$(m "${g_tps[@]}")
 gratio=$(awk -v g="$G_TPS" -v c="$C_TPS" 'BEGIN {printf "%.2f", g / c}')
 gerrs=$(printf '%s\n' "${g_err[@]}" | awk '{s+=$1} END {print s+0}')
-errs=$(printf '%s\n' "${c_err[@]}" "${f_err[@]}" | awk '{s+=$1} END {print s+0}')
+errs=$(printf '%s\n' "${c_err[@]}" "${f_err[@]}" "${i_err[@]}" "${x_err[@]}" | awk '{s+=$1} END {print s+0}')
+I_TPS=$(m "${i_tps[@]}"); X_TPS=$(m "${x_tps[@]}")
+iratio=$(awk -v c="$I_TPS" -v b="$B_TPS" 'BEGIN {printf "%.2f", c / b}')
+xratio=$(awk -v c="$X_TPS" -v b="$B_TPS" 'BEGIN {printf "%.2f", c / b}')
 verdict_ratio=$(awk -v r="$ratio" 'BEGIN {print (r >= 0.6) ? "met" : "NOT met"}')
 verdict_p99=$(awk -v p="$F_P99" 'BEGIN {print (p <= 2) ? "met" : "NOT met"}')
 
@@ -123,10 +141,12 @@ table=$(cat <<TABLE
 | baseline at a fixed $rate TPS | $(m "${r_tps[@]}") | $(m "${r_p50[@]}") | $R_P99 | $(m "${r_p999[@]}") | – |
 | switch, closed loop, $terms terminals, consume | $C_TPS | $(m "${c_p50[@]}") | $(m "${c_p99[@]}") | $(m "${c_p999[@]}") | $(m "${c_cpu[@]}") |
 | switch, fixed $rate TPS, $terms terminals, consume | $F_TPS | $(m "${f_p50[@]}") | $F_P99 | $(m "${f_p999[@]}") | $(m "${f_cpu[@]}") |
+| switch, closed loop, $terms terminals, balance inquiry | $I_TPS | $(m "${i_p50[@]}") | $(m "${i_p99[@]}") | $(m "${i_p999[@]}") | $(m "${i_cpu[@]}") |
+| switch, closed loop, $terms terminals, mixed profile | $X_TPS | $(m "${x_p50[@]}") | $(m "${x_p99[@]}") | $(m "${x_p999[@]}") | $(m "${x_cpu[@]}") |
 | switch, closed loop, $terms terminals, bank-card consume through a gateway link to gwsim | $G_TPS | $(m "${g_p50[@]}") | $(m "${g_p99[@]}") | $(m "${g_p999[@]}") | $(m "${g_cpu[@]}") |
 
 Medians of $runs runs of $dur each; $errs errors in all switch runs; switchd RSS
-at the end $(printf '%.0f' "$rss") MiB. **Ratio switch/baseline (closed loop): $ratio** (target ≥ 0.6: $verdict_ratio).
+at the end $(printf '%.0f' "$rss") MiB. **Ratio switch/baseline (closed loop): $ratio** (target ≥ 0.6: $verdict_ratio); balance inquiry $iratio, mixed profile $xratio.
 Bank cards through the gateway link (gwsim on the same cores, $gerrs errors): **ratio to the local-ledger closed loop $gratio** — a forwarded consume adds the link's round trip (the write-ahead commit, PIN translation, two MACs, gwsim's own work).
 p99 at $rate TPS: $F_P99 ms (target ≤ 2 ms: $verdict_p99); the bare baseline's p99 at the same rate, the floor of this machine: $R_P99 ms.
 
@@ -136,7 +156,7 @@ TABLE
 echo
 echo "$table"
 echo
-echo "ratio switch/baseline = $ratio"
+echo "ratio switch/baseline = $ratio (balance $iratio, mixed $xratio)"
 
 if [ -n "$doc" ]; then
   if [ -f "$doc" ] && grep -q '<!-- bench:begin -->' "$doc"; then

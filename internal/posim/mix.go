@@ -38,9 +38,11 @@ type Mix struct {
 	Weights [numKinds]int
 }
 
-// The two profiles of docs/posim.md.
+// The profiles of docs/posim.md.
 var (
 	MixConsume = Mix{Name: "consume", Weights: [numKinds]int{KindConsume: 100}}
+	// MixBalance is balance inquiries only (make bench's inquiry row).
+	MixBalance = Mix{Name: "balance", Weights: [numKinds]int{KindBalance: 100}}
 	MixMixed   = Mix{Name: "mixed", Weights: [numKinds]int{
 		KindConsume: 80, KindBalance: 10, KindVoid: 4, KindRefund: 2, KindReversal: 2, KindCashLoad: 2,
 	}}
@@ -53,8 +55,10 @@ func ParseMix(s string) (Mix, error) {
 		return MixConsume, nil
 	case "mixed":
 		return MixMixed, nil
+	case "balance":
+		return MixBalance, nil
 	}
-	return Mix{}, fmt.Errorf("unknown mix %q (want consume or mixed)", s)
+	return Mix{}, fmt.Errorf("unknown mix %q (want consume, balance or mixed)", s)
 }
 
 // Pick returns the kind for draw r in [0,100).

@@ -71,6 +71,7 @@ func TestMixProportions(t *testing.T) {
 		want map[Kind]int
 	}{
 		{MixConsume, map[Kind]int{KindConsume: 100}},
+		{MixBalance, map[Kind]int{KindBalance: 100}},
 		// The mixed profile: consume 80%, balance 10%, void 4%,
 		// refund 2%, reversal 2%, cash load 2%.
 		{MixMixed, map[Kind]int{KindConsume: 80, KindBalance: 10, KindVoid: 4, KindRefund: 2, KindReversal: 2, KindCashLoad: 2}},
@@ -87,6 +88,9 @@ func TestMixProportions(t *testing.T) {
 	}
 	if _, err := ParseMix("everything"); err == nil {
 		t.Error("unknown mix accepted")
+	}
+	if m, err := ParseMix("balance"); err != nil || m.Name != "balance" {
+		t.Errorf("balance mix: %v %v", m.Name, err)
 	}
 }
 
