@@ -84,10 +84,25 @@ func TestAdminAnswersAreTyped(t *testing.T) {
 // imports nothing of this module, so that it can hold no *Switch and no
 // message type (docs/architecture.md).
 func TestTransportKnowsNoProtocol(t *testing.T) {
-	files, err := filepath.Glob("transport/*.go")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("transport sources: %v, %v", files, err)
+	for p := range moduleImports(t, "transport") {
+		t.Errorf("switch/transport imports %s", p)
 	}
+}
+
+// module is this module's import path prefix.
+const module = "github.com/cardswitch/cardswitch/"
+
+// moduleImports is the set of this module's packages (as paths below the
+// module, "switch/txn") that the sources in dir (relative to switch/)
+// import, its own subpackages left out.
+func moduleImports(t *testing.T, dir string) map[string]bool {
+	t.Helper()
+	files, err := filepath.Glob(dir + "/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no sources in %s: %v", dir, err)
+	}
+	self := strings.TrimPrefix(filepath.ToSlash(filepath.Join("switch", dir)), "../")
+	got := map[string]bool{}
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
 			continue
@@ -97,11 +112,13 @@ func TestTransportKnowsNoProtocol(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, im := range parsed.Imports {
-			if strings.Contains(im.Path.Value, "github.com/cardswitch/cardswitch/") {
-				t.Errorf("%s imports %s", f, im.Path.Value)
+			path := strings.Trim(im.Path.Value, `"`)
+			if rest, ok := strings.CutPrefix(path, module); ok && !strings.HasPrefix(rest, self+"/") {
+				got[rest] = true
 			}
 		}
 	}
+	return got
 }
 
 // TestArchitectureImports: the import table of docs/architecture.md is
@@ -109,7 +126,6 @@ func TestTransportKnowsNoProtocol(t *testing.T) {
 // module its row lists (or none, for "nothing of ours"), so the drawing's
 // boxes and arrows stay true.
 func TestArchitectureImports(t *testing.T) {
-	const module = "github.com/cardswitch/cardswitch/"
 	b, err := os.ReadFile("../docs/architecture.md")
 	if err != nil {
 		t.Fatal(err)
@@ -137,28 +153,7 @@ func TestArchitectureImports(t *testing.T) {
 		for _, m := range names.FindAllStringSubmatch(cells[1], -1) {
 			pkg := m[1]
 			rows++
-			dir := "../" + pkg
-			files, err := filepath.Glob(dir + "/*.go")
-			if err != nil || len(files) == 0 {
-				t.Errorf("docs/architecture.md names %s: no sources in %s", pkg, dir)
-				continue
-			}
-			got := map[string]bool{}
-			for _, f := range files {
-				if strings.HasSuffix(f, "_test.go") {
-					continue
-				}
-				parsed, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, im := range parsed.Imports {
-					path := strings.Trim(im.Path.Value, `"`)
-					if rest, ok := strings.CutPrefix(path, module); ok && !strings.HasPrefix(rest, pkg+"/") {
-						got[rest] = true
-					}
-				}
-			}
+			got := moduleImports(t, "../"+pkg)
 			for p := range got {
 				if !want[p] {
 					t.Errorf("%s imports %s; docs/architecture.md does not list it", pkg, p)
