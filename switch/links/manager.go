@@ -224,6 +224,12 @@ func (m *Manager) closeAll() {
 	m.mu.Unlock()
 	for _, l := range m.all() {
 		l.close()
+		// The queue is on disk, each entry synced when queued: say what
+		// the next start resumes with.
+		if q, d, _, err := m.queue.Stats(l.Name(), statsLimit); err == nil && q+d > 0 {
+			m.log.Info("gateway link stopped; its store-and-forward queue resumes at the next start",
+				zap.String("link", l.Name()), zap.Int("queued", q), zap.Int("dead_letters", d))
+		}
 	}
 }
 

@@ -96,6 +96,13 @@ func (l *Link) safLoop() {
 	defer l.wg.Done()
 	q, name, saf := l.mgr.queue, l.cfg.Name, l.mgr.saf
 	for {
+		select {
+		case <-l.done:
+			// Closing: the reversal in flight has been answered (or
+			// timed out) and recorded; the rest wait on disk.
+			return
+		default:
+		}
 		l.safMetrics()
 		head, err := q.Peek(name, 1)
 		if err != nil {
