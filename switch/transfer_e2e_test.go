@@ -204,3 +204,26 @@ func TestTransferLoadCardFrozenBetweenLegs(t *testing.T) {
 	}
 	checkLedger(t, sw)
 }
+
+// TestTransferLoadReversalAfterClose: a card closed after its transfer
+// load has its balance, the load included, in the refund payable; the
+// kiosk's late reversal is then declined (14) and the bank's debit is
+// not reversed — the holder is refunded once, by the school.
+func TestTransferLoadReversalAfterClose(t *testing.T) {
+	sw, sim := transferSwitch(t)
+	kiosk := signedOn(t, sw, termKiosk, canteen)
+	req, err := kiosk.TransferLoad(cardStaff, 2500, pinStaff)
+	expectRC(t, "load", do(t, kiosk, req, err), spec.RCApproved)
+	if err := sw.ledger.CloseCard(cardStaff); err != nil {
+		t.Fatal(err)
+	}
+	expectRC(t, "reversal after close", do(t, kiosk, kiosk.Reversal(req, spec.ReversalTimeout), nil), spec.RCInvalidCard)
+	queued, err := sw.links.SAFList(demoBank, false, 10)
+	if err != nil || len(queued) != 0 {
+		t.Fatalf("reversal queued at the bank: %v %v", queued, err)
+	}
+	if got := simBalance(t, sim); got != bankStart-2500 {
+		t.Fatalf("bank balance %v", got)
+	}
+	checkLedger(t, sw)
+}

@@ -357,16 +357,20 @@ func (r *legRecorder) Commit(res links.Result, reverse func() error) error {
 }
 
 // reverse answers a terminal's reversal of a transfer load: the credit
-// (if made) is taken back by the ledger's reversal — always approved —
-// and the bank leg's debit (if it went out and was not declined) is
-// reversed through store-and-forward, in one batch with the answer 00.
+// (if made) is taken back by the ledger's reversal, and then the bank
+// leg's debit (if it went out and was not declined) is reversed through
+// store-and-forward — in one batch with the answer. A reversal the ledger
+// declines (the card closed since: its balance, this load included, went
+// to the refund payable) reverses nothing at the bank either.
 func (s *Service) reverse(t *txn.Transaction, rec txn.Record) (txn.Outcome, error) {
-	defer s.lockCard(t.Card)()
-	if s.links != nil {
-		if err := s.links.ReverseTransfer(t.Terminal, t.Original.Batch, t.Original.STAN, spec.ReversalOther, rec.Batch()); err != nil {
-			return txn.Outcome{}, fmt.Errorf("reverse transfer leg: %w", err)
-		}
+	// The original's card is the one to lock, whatever field 2 says.
+	pan := t.Card
+	if row, err := s.record(t.Terminal, t.Original.Batch, t.Original.STAN); err != nil {
+		return txn.Outcome{}, err
+	} else if row != nil {
+		pan = row.PAN
 	}
+	defer s.lockCard(pan)()
 	row, err := s.record(t.Terminal, t.Original.Batch, t.Original.STAN)
 	if err != nil {
 		return txn.Outcome{}, err
@@ -378,7 +382,15 @@ func (s *Service) reverse(t *txn.Transaction, rec txn.Record) (txn.Outcome, erro
 		Original: ref, OriginalKind: ledger.KindTransferLoad}, rec.Batch(),
 		func(lr ledger.Result) error {
 			out = txn.Outcome{ResponseCode: local.ResponseCode(lr.Decline), Replay: lr.Replay}
-			if lr.Approved() && !lr.NoOp && !lr.Replay && row != nil && row.State == StateCredited {
+			if !lr.Approved() {
+				return rec.Commit(out)
+			}
+			if s.links != nil {
+				if err := s.links.ReverseTransfer(t.Terminal, t.Original.Batch, t.Original.STAN, spec.ReversalOther, rec.Batch()); err != nil {
+					return fmt.Errorf("reverse transfer leg: %w", err)
+				}
+			}
+			if !lr.NoOp && !lr.Replay && row != nil && row.State == StateCredited {
 				reversed = true
 				row.State = StateReversed
 				if err := putRecord(rec.Batch(), row); err != nil {
