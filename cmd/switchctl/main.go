@@ -31,7 +31,7 @@ var summaries = map[string]string{
 	"ledger":    "offline ledger views of a stopped switchd's data directory",
 	"terminal":  "terminals: list, show, add, load-tmk, disable, enable",
 	"merchant":  "merchants: list, show, add",
-	"card":      "cards: show, freeze, unfreeze, lost, found, close",
+	"card":      "cards: show, freeze, unfreeze, lost, found, close, bind, binding, unbind",
 	"journal":   "journal entries by RRN or by terminal batch",
 	"retention": "run the retention job now",
 	"day":       "the business day: status, close",
@@ -40,6 +40,8 @@ var summaries = map[string]string{
 	"settle":    "settlement per merchant, rates, refund list",
 	"gateways":  "gateway links: list, load-zmk",
 	"saf":       "store-and-forward queues: list, retry, drop",
+	"recharge":  "outside institutions: institutions, orders, order, pending",
+	"transfer":  "bank-transfer loads at kiosks: list",
 }
 
 func usage(w io.Writer) {
