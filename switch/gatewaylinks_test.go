@@ -2,6 +2,7 @@ package switching
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"github.com/cardswitch/cardswitch/routing"
@@ -10,9 +11,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
 
 	"github.com/cardswitch/cardswitch/internal/gwsim"
 	"github.com/cardswitch/cardswitch/spec"
+	"github.com/cardswitch/cardswitch/spec/posclient"
 	"github.com/cardswitch/cardswitch/switch/links"
 )
 
@@ -527,5 +530,46 @@ func TestFollowUpsFollowTheirOriginal(t *testing.T) {
 	}
 	if err := sim.Verify(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFollowUpOfARemovedLink: a transaction forwarded on a link that is
+// no longer configured cannot be voided or reversed anywhere else — not
+// at the local ledger, which never held its money: answered 96, the bank
+// untouched.
+func TestFollowUpOfARemovedLink(t *testing.T) {
+	sw, sim := linkedSwitch(t)
+	term := signedOn(t, sw, termCanteen, canteen)
+	buy, err := term.Consume(bankCard, 2500, bankPIN)
+	bought := do(t, term, buy, err)
+	expectRC(t, "bank consume", bought, spec.RCApproved)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := sw.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg := routesTo(sw, demoBank, "local")
+	cfg.Gateways, cfg.Seed.ZoneKeys = nil, nil
+	next, err := New(cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = next.Shutdown(context.Background()) })
+	// The terminal carries on in its batch on a new connection.
+	pos, _, _ := next.Addrs()
+	c, err := posclient.Dial(pos, posclient.Options{Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	term.Client = c
+	expectRC(t, "void on a removed link", do(t, term, mustReq(term.Void(buy, bought, bankPIN)), nil), spec.RCSystemMalfunction)
+	expectRC(t, "reversal on a removed link", do(t, term, term.Reversal(buy, spec.ReversalOther), nil), spec.RCSystemMalfunction)
+	if got := simBalance(t, sim); got != bankStart-2500 {
+		t.Fatalf("bank balance %v", got)
 	}
 }

@@ -574,3 +574,40 @@ func TestAnswersAtTheTimeoutLeakNothing(t *testing.T) {
 	}
 	t.Logf("%d of %d answered in time, %d late", answered, n, late()-lateBefore)
 }
+
+// TestReversalOfAPreAuthFamilyMessage: the 0420 of a pre-auth family
+// request (as a timeout, the terminal or the restart queue it) repeats
+// its original's 3 and 25 = 06, names it in 90 with its MTI, and carries
+// the reason; a consume's has no 25.
+func TestReversalOfAPreAuthFamilyMessage(t *testing.T) {
+	e := newEnv(t)
+	for _, tt := range []struct {
+		typ            spec.TxType
+		mti, proc, c25 string
+	}{
+		{spec.PreAuth, "0100", "030000", "06"},
+		{spec.PreAuthCancel, "0100", "200000", "06"},
+		{spec.PreAuthCompletion, "0200", "000000", "06"},
+		{spec.CompletionVoid, "0200", "200000", "06"},
+		{spec.Consume, "0200", "000000", ""},
+	} {
+		lr := &journal.LinkRequest{Link: "bank-a", ID: 7, STAN: "000007", Transmission: "0315101112", MTI: tt.mti,
+			ProcCode: tt.proc, Amount: 4000, Card: bankCard, Terminal: tid, Merchant: "898310000000001", RRN: "000000000007",
+			Acquirer: "12345678", Forwarding: "12345678", TxType: tt.typ.String()}
+		raw, err := e.link.reversalPayload(lr, "98")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := spec.DecodeGateway(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[int]string{0: "0420", 3: tt.proc, 4: "000000004000", 25: tt.c25, 39: "98",
+			90: tt.mti + "000007" + "0315101112" + "00012345678" + "00012345678"}
+		for id, v := range want {
+			if got, _ := m.GetString(id); got != v {
+				t.Errorf("%s: field %d = %q, want %q", tt.typ, id, got, v)
+			}
+		}
+	}
+}
