@@ -47,3 +47,27 @@ func TestAnswerTimeoutBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswerBudgetBoundsTransferLeg: the bank leg of a transfer load
+// waits no longer than the kiosk's answer budget either: the bank answers
+// after 3 s, the budget is 1 s, so the kiosk gets 98 and not the bank's
+// approval, the card is not credited, and the debit's reversal gives the
+// bank's money back.
+func TestAnswerBudgetBoundsTransferLeg(t *testing.T) {
+	sw, sim := linkedSwitch(t, func(c *Config) {
+		c.POS.AnswerTimeout = Duration(time.Second)
+		c.Transfer = TransferConfig{MaxLoad: 50000, MaxDailyLoad: 80000}
+		c.Gateways[0].SendTimeout = 20 * time.Second
+	})
+	if _, err := sw.recharge.svc.Bind(cardStaff, demoBank, bankCard, bankAccount, "test"); err != nil {
+		t.Fatal(err)
+	}
+	kiosk := signedOn(t, sw, termKiosk, canteen)
+	cash, _ := purses(t, sw, cardStaff)
+	_ = sim.SetFaults(gwsim.Faults{Delay: 3 * time.Second})
+	req, err := kiosk.TransferLoad(cardStaff, 2000, pinStaff)
+	expectRC(t, "bank slower than the answer budget", do(t, kiosk, req, err), spec.RCNoAnswer)
+	expectPurses(t, sw, cardStaff, cash, 0)
+	_ = sim.SetFaults(gwsim.Faults{})
+	waitUntil(t, "the unanswered debit reversed", func() bool { return simBalance(t, sim) == bankStart })
+}

@@ -46,9 +46,13 @@ type TransferRecorder interface {
 // Transfer sends the bank leg of a transfer load and records the answer
 // with rec (docs/gateway-links.md, "Write-ahead"): the outgoing request is
 // journaled, synced, before it is sent; on no answer its reversal is
-// queued for store-and-forward and the terminal is answered 98. A
-// Rejected error means nothing was sent.
+// queued for store-and-forward and the terminal is answered 98. It waits
+// at most until req.Deadline (the terminal's answer budget). A Rejected
+// error means nothing was sent.
 func (l *Link) Transfer(req *TransferRequest, rec TransferRecorder) (Result, error) {
+	if req.within(l.cfg.SendTimeout, time.Now()) <= 0 {
+		return Result{}, reject(RC91, fmt.Errorf("gateway %s: %w", l.cfg.Name, ErrBudgetSpent))
+	}
 	c, err := l.pool.Get()
 	if err != nil {
 		l.m.Requests.WithLabelValues(l.cfg.Name, "down").Inc()
@@ -74,7 +78,7 @@ func (l *Link) Transfer(req *TransferRequest, rec TransferRecorder) (Result, err
 	done := l.track(lr.ID)
 	defer l.untrack(lr.ID, done)
 
-	resp, err := l.sendOn(c, m, l.cfg.SendTimeout)
+	resp, err := l.sendOn(c, m, max(req.within(l.cfg.SendTimeout, time.Now()), minSendWait))
 	if err != nil {
 		l.m.Requests.WithLabelValues(l.cfg.Name, "timeout").Inc()
 		l.log.Warn("transfer leg unanswered; reversal queued, terminal answered 98", zap.String("stan", lr.STAN),

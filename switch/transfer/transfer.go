@@ -137,10 +137,10 @@ func (s *Service) lockCard(pan string) func() {
 
 // Execute implements txn.Destination for transfer loads and their
 // reversals.
-func (s *Service) Execute(_ context.Context, t *txn.Transaction, rec txn.Record) (txn.Outcome, error) {
+func (s *Service) Execute(ctx context.Context, t *txn.Transaction, rec txn.Record) (txn.Outcome, error) {
 	switch {
 	case t.Type == spec.TransferLoad:
-		return s.load(t, rec)
+		return s.load(ctx, t, rec)
 	case t.Type == spec.Reversal && t.OriginalType == spec.TransferLoad:
 		return s.reverse(t, rec)
 	case t.Type == spec.Reversal:
@@ -170,7 +170,9 @@ func (s *Service) decide(rec txn.Record, rc string) (txn.Outcome, error) {
 	return out, nil
 }
 
-func (s *Service) load(t *txn.Transaction, rec txn.Record) (txn.Outcome, error) {
+// load runs a transfer load; the bank leg waits at most until ctx's
+// deadline (the terminal's answer budget).
+func (s *Service) load(ctx context.Context, t *txn.Transaction, rec txn.Record) (txn.Outcome, error) {
 	defer s.lockCard(t.Card)()
 	switch {
 	case s.limits.MaxLoad > 0 && t.Amount > s.limits.MaxLoad:
@@ -220,6 +222,7 @@ func (s *Service) load(t *txn.Transaction, rec txn.Record) (txn.Outcome, error) 
 			LocalTime: t.LocalTime, BusinessDate: t.BusinessDate.String(), RRN: t.RRN},
 		BankCard: acct.BankCard, Account: acct.Account, CampusCard: t.Card,
 	}
+	req.Deadline, _ = ctx.Deadline()
 	r := &legRecorder{s: s, t: t, rec: rec, gateway: acct.Gateway, institution: link.Config().InstitutionID}
 	_, err = link.Transfer(req, r)
 	var rj *links.Rejected
