@@ -39,6 +39,11 @@ type businessClock struct {
 	// zero means midnight.
 	cutover time.Duration
 
+	// day caches dateOf: the date of the last instant asked and the span
+	// of instants that share it, so that the date of each exchange is a
+	// comparison rather than a zone conversion.
+	day atomic.Pointer[daySpan]
+
 	// closed is the last closed business date (0 before the first).
 	closed atomic.Uint32
 	// dayMu guards inflight: the exchanges under way per business date.
@@ -47,8 +52,17 @@ type businessClock struct {
 
 	mu    sync.Mutex
 	date  ledger.BusinessDate
+	yday  int    // date's day of the year, the RRN's first 3 digits
 	next  uint64 // next RRN sequence to hand out
 	limit uint64 // first sequence not reserved
+}
+
+// daySpan is a business date and the instants [from, until) (Unix
+// nanoseconds) that fall on it: from the calendar midnight or the cutover
+// before, to the cutover or the calendar midnight after.
+type daySpan struct {
+	from, until int64
+	date        ledger.BusinessDate
 }
 
 func openBusinessClock(db *pebble.DB, zone string, cutover time.Duration) (*businessClock, error) {
@@ -109,16 +123,32 @@ func (c *businessClock) busy(d ledger.BusinessDate) int {
 
 // dateOf is the business date at t, the cutover applied.
 func (c *businessClock) dateOf(t time.Time) ledger.BusinessDate {
+	n := t.UnixNano()
+	if sp := c.day.Load(); sp != nil && n >= sp.from && n < sp.until {
+		return sp.date
+	}
+	sp := c.spanOf(t)
+	c.day.Store(&sp)
+	return sp.date
+}
+
+// spanOf is the business date at t and the instants that share it: the
+// calendar day of t in the zone, the day after from the cutover on.
+func (c *businessClock) spanOf(t time.Time) daySpan {
 	lt := t.In(c.loc)
-	d := ledger.DateOf(lt)
+	y, m, day := lt.Date()
+	midnight := time.Date(y, m, day, 0, 0, 0, 0, c.loc)
+	next := time.Date(y, m, day+1, 0, 0, 0, 0, c.loc)
+	sp := daySpan{from: midnight.UnixNano(), until: next.UnixNano(), date: ledger.DateOf(lt)}
 	if c.cutover > 0 {
-		y, m, day := lt.Date()
-		midnight := time.Date(y, m, day, 0, 0, 0, 0, c.loc)
+		cut := midnight.Add(c.cutover)
 		if lt.Sub(midnight) >= c.cutover {
-			d = d.AddDays(1)
+			sp.from, sp.date = cut.UnixNano(), sp.date.AddDays(1)
+		} else if cut.Before(next) {
+			sp.until = cut.UnixNano()
 		}
 	}
-	return d
+	return sp
 }
 
 func rrnKey(d ledger.BusinessDate) []byte {
@@ -132,6 +162,7 @@ func (c *businessClock) NextRRN(d ledger.BusinessDate) (string, error) {
 	defer c.mu.Unlock()
 	if d != c.date {
 		c.date, c.next, c.limit = d, 0, 0
+		c.yday = time.Date(int(d/10000), time.Month(d/100%100), int(d%100), 0, 0, 0, 0, time.UTC).YearDay()
 	}
 	if c.next >= c.limit {
 		if err := c.reserve(); err != nil {
@@ -140,8 +171,22 @@ func (c *businessClock) NextRRN(d ledger.BusinessDate) (string, error) {
 	}
 	seq := c.next
 	c.next++
-	yday := time.Date(int(d/10000), time.Month(d/100%100), int(d%100), 0, 0, 0, 0, time.UTC).YearDay()
-	return fmt.Sprintf("%03d%09d", yday, seq), nil
+	return formatRRN(c.yday, seq), nil
+}
+
+// formatRRN is yday in 3 digits and seq in 9, zero-padded: the RRN of
+// field 37 (seq < 10^9, yday ≤ 366).
+func formatRRN(yday int, seq uint64) string {
+	var b [12]byte
+	for i := 11; i >= 3; i-- {
+		b[i] = byte('0' + seq%10)
+		seq /= 10
+	}
+	for i := 2; i >= 0; i-- {
+		b[i] = byte('0' + yday%10)
+		yday /= 10
+	}
+	return string(b[:])
 }
 
 // reserve durably moves the day's high-water mark one block on, so that no
