@@ -54,7 +54,10 @@ type businessClock struct {
 	date  ledger.BusinessDate
 	yday  int    // date's day of the year, the RRN's first 3 digits
 	next  uint64 // next RRN sequence to hand out
-	limit uint64 // first sequence not reserved
+	limit uint64 // first sequence not reserved: the date's durable mark
+	// reserving is closed when the reservation ahead under way (written
+	// outside mu) has ended; nil when none is.
+	reserving chan struct{}
 }
 
 // daySpan is a business date and the instants [from, until) (Unix
@@ -157,21 +160,66 @@ func rrnKey(d ledger.BusinessDate) []byte {
 
 // NextRRN returns a new RRN for business date d: its day of the year (3
 // digits) and a 9-digit sequence.
+//
+// Every RRN handed out is below the day's durable mark. The mark moves one
+// block on ahead of need: the exchange that takes the RRN half-way through
+// a block writes the next mark (a synced write) after releasing the lock,
+// so the others never queue behind that fsync; only the first RRN of a day
+// (or of a process) waits for its reservation under the lock.
 func (c *businessClock) NextRRN(d ledger.BusinessDate) (string, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if d != c.date {
-		c.date, c.next, c.limit = d, 0, 0
-		c.yday = time.Date(int(d/10000), time.Month(d/100%100), int(d%100), 0, 0, 0, 0, time.UTC).YearDay()
-	}
-	if c.next >= c.limit {
+	for {
+		if d != c.date {
+			c.date, c.next, c.limit = d, 0, 0
+			c.yday = time.Date(int(d/10000), time.Month(d/100%100), int(d%100), 0, 0, 0, 0, time.UTC).YearDay()
+		}
+		if c.next < c.limit {
+			break
+		}
+		if ch := c.reserving; ch != nil {
+			// The next block is being written: wait for it rather than
+			// write the mark twice at once.
+			c.mu.Unlock()
+			<-ch
+			c.mu.Lock()
+			continue
+		}
 		if err := c.reserve(); err != nil {
+			c.mu.Unlock()
 			return "", err
 		}
 	}
 	seq := c.next
 	c.next++
-	return formatRRN(c.yday, seq), nil
+	rrn := formatRRN(c.yday, seq)
+	var date ledger.BusinessDate
+	var from uint64
+	var done chan struct{}
+	if c.reserving == nil && c.limit-c.next <= rrnBlock/2 && c.limit+rrnBlock <= maxRRNPerDay {
+		done = make(chan struct{})
+		c.reserving, date, from = done, c.date, c.limit
+	}
+	c.mu.Unlock()
+	if done != nil {
+		c.reserveAhead(date, from, done)
+	}
+	return rrn, nil
+}
+
+// reserveAhead durably moves date's mark from from (where it is: the mark
+// always equals the limit in memory) one block on, then extends the limit
+// when the date and limit are still those it started from. A failure
+// leaves the limit as it was; the reservation is tried again by the next
+// RRN, and reserve reports the error when the block runs out.
+func (c *businessClock) reserveAhead(date ledger.BusinessDate, from uint64, done chan struct{}) {
+	err := c.db.Set(rrnKey(date), binary.BigEndian.AppendUint64(nil, from+rrnBlock), pebble.Sync)
+	c.mu.Lock()
+	if err == nil && c.date == date && c.limit == from {
+		c.limit = from + rrnBlock
+	}
+	c.reserving = nil
+	c.mu.Unlock()
+	close(done)
 }
 
 // formatRRN is yday in 3 digits and seq in 9, zero-padded: the RRN of

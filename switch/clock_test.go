@@ -1,12 +1,18 @@
 package switching
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/cardswitch/cardswitch/ledger"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/zap"
 )
 
 // referenceDateOf is the business date at t computed from scratch, the
@@ -82,5 +88,94 @@ func TestFormatRRN(t *testing.T) {
 		if got, want := formatRRN(tc.yday, tc.seq), fmt.Sprintf("%03d%09d", tc.yday, tc.seq); got != want {
 			t.Errorf("formatRRN(%d, %d) = %q, want %q", tc.yday, tc.seq, got, want)
 		}
+	}
+}
+
+func rrnMark(t *testing.T, db *pebble.DB, d ledger.BusinessDate) uint64 {
+	t.Helper()
+	v, closer, err := db.Get(rrnKey(d))
+	if err != nil {
+		t.Fatalf("read RRN mark: %v", err)
+	}
+	defer closer.Close()
+	return binary.BigEndian.Uint64(v)
+}
+
+// TestNextRRNReservesAhead: every RRN handed out, by many goroutines at
+// once, is unique and below the durable mark read right after it (so a
+// crash at any moment cannot hand it out again); the next block is
+// reserved half-way through the current one; a clock opened again on the
+// same store continues above every RRN handed out.
+func TestNextRRNReservesAhead(t *testing.T) {
+	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Logger: pebbleLogger{zap.NewNop().Sugar()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const d = ledger.BusinessDate(20261204)
+	c := &businessClock{db: db}
+
+	// Half-way through the first block the next is on disk.
+	for i := 1; i <= rrnBlock/2; i++ {
+		if _, err := c.NextRRN(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := rrnMark(t, db, d); got != 2*rrnBlock {
+		t.Fatalf("mark after %d RRNs = %d, want %d (the next block reserved ahead)", rrnBlock/2, got, 2*rrnBlock)
+	}
+
+	const workers, each = 8, 4000 // 32,000: more than three blocks
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				rrn, err := c.NextRRN(d)
+				if err != nil {
+					errs <- err
+					return
+				}
+				seq, err := strconv.ParseUint(rrn[3:], 10, 64)
+				if err != nil || len(rrn) != 12 || rrn[:3] != "338" {
+					errs <- fmt.Errorf("RRN %q: want 338 and 9 digits", rrn)
+					return
+				}
+				if mark := rrnMark(t, db, d); seq >= mark {
+					errs <- fmt.Errorf("RRN %s handed out at or above the durable mark %d", rrn, mark)
+					return
+				}
+				mu.Lock()
+				dup := seen[rrn]
+				seen[rrn] = true
+				mu.Unlock()
+				if dup {
+					errs <- fmt.Errorf("RRN %s handed out twice", rrn)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var highest uint64
+	for rrn := range seen {
+		seq, _ := strconv.ParseUint(rrn[3:], 10, 64)
+		highest = max(highest, seq)
+	}
+	again := &businessClock{db: db}
+	rrn, err := again.NextRRN(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq, _ := strconv.ParseUint(rrn[3:], 10, 64); seq <= highest {
+		t.Fatalf("after reopening: RRN %s, not above %d handed out before", rrn, highest)
 	}
 }
