@@ -92,15 +92,23 @@ func (d *daemon) api(t *testing.T, method, path string, body []byte) (int, []byt
 type kiosk struct {
 	d    *daemon
 	term *posclient.Terminal
+	up   bool // the current connection has not failed
 }
 
+// connect makes sure the kiosk has a connection, dialling when it has
+// none (or its last one failed).
 func (k *kiosk) connect(t *testing.T) bool {
+	if k.up {
+		return true
+	}
 	c, err := posclient.Dial(k.d.pos, posclient.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		return false
 	}
+	t.Cleanup(func() { c.Close() })
 	if k.term != nil {
 		k.term.Client = c
+		k.up = true
 		return true
 	}
 	tmk, _ := hex.DecodeString(demoTMK)
@@ -111,6 +119,7 @@ func (k *kiosk) connect(t *testing.T) bool {
 		k.term = nil
 		return false
 	}
+	k.up = true
 	return true
 }
 
@@ -119,6 +128,7 @@ func (k *kiosk) send(m *spec.POSMessage) *spec.POSMessage {
 	resp, err := k.term.Do(m)
 	if err != nil {
 		k.term.Client.Close()
+		k.up = false
 		return nil
 	}
 	return resp

@@ -181,7 +181,7 @@ func TestTransferLoadCardFrozenBetweenLegs(t *testing.T) {
 	sw, sim := transferSwitch(t)
 	kiosk := signedOn(t, sw, termKiosk, canteen)
 	cash, _ := purses(t, sw, cardStaff)
-	_ = sim.SetFaults(gwsim.Faults{Delay: 500 * time.Millisecond})
+	_ = sim.SetFaults(gwsim.Faults{Delay: 1500 * time.Millisecond})
 	// Freeze the card once the debit has reached the bank (gwsim holds
 	// its answer back after processing).
 	go func() {
