@@ -6,12 +6,11 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cardswitch/cardswitch/internal/gwsim"
+	"github.com/cardswitch/cardswitch/internal/posim"
 	"github.com/cardswitch/cardswitch/spec"
 	"github.com/chromedp/chromedp"
 )
@@ -35,9 +34,9 @@ func chromium(t *testing.T) string {
 
 // TestConsoleInBrowser drives headless Chromium through the DevTools
 // protocol against a real daemon with a gateway link to gwsim: a wrong
-// token is refused, the right one signs in, the numbers move while
-// terminals transact, the link shows, and a dead letter is retried with
-// its button and delivered to the bank.
+// token is refused, the right one signs in, the numbers move under a
+// bounded posim load (internal/posim), the link shows, and a dead letter
+// is retried with its button and delivered to the bank.
 func TestConsoleInBrowser(t *testing.T) {
 	exe := chromium(t)
 	sw, sim := linkedSwitch(t, func(c *Config) { c.SAF.MaxAttempts = 2 })
@@ -98,42 +97,60 @@ func TestConsoleInBrowser(t *testing.T) {
 		return strings.Contains(text("#gateways"), demoBank) && strings.Contains(text("#gateways"), "up")
 	})
 
-	// Terminals transact: the numbers move.
-	term := signedOn(t, sw, termCanteen, canteen)
-	var (
-		stop   atomic.Bool
-		wg     sync.WaitGroup
-		loaded atomic.Int64
-	)
-	wg.Add(1)
+	// posim provisions two terminals with funded campus cards through the
+	// admin API and drives them at a bounded rate: the numbers move on the
+	// page.
+	prov, err := posim.Provision(ctx, posim.ProvisionOptions{Admin: "http://" + httpAddr, Token: "test-token", Terminals: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sims := prov.Terminals
+	pos, _, _ := sw.Addrs()
+	load, stopLoad := context.WithCancel(context.Background())
+	defer stopLoad()
+	type runResult struct {
+		res *posim.Result
+		err error
+	}
+	ran := make(chan runResult, 1)
 	go func() {
-		defer wg.Done()
-		for i := 0; i < 2000 && !stop.Load(); i++ {
-			req, err := term.Balance(cardStudent, pinStudent)
-			if err != nil {
-				return
-			}
-			if _, err := term.Do(req); err != nil {
-				return
-			}
-			loaded.Add(1)
-			time.Sleep(5 * time.Millisecond)
-		}
+		res, err := posim.Run(load, posim.Options{Addr: pos, Terminals: sims, Duration: 60 * time.Second,
+			Rate: 40, Mix: posim.MixConsume, Timeout: 10 * time.Second, Drain: 5 * time.Second, Seed: 1})
+		ran <- runResult{res, err}
 	}()
-	waitFor("transactions counted and a rate shown", func() bool {
-		n, err := strconv.Atoi(text("#transactions"))
-		tps, terr := strconv.ParseFloat(text("#tps"), 64)
-		return err == nil && n >= 20 && terr == nil && tps > 0 &&
+	number := func(sel string) float64 {
+		t.Helper()
+		v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(text(sel), "%")), 64)
+		if err != nil {
+			return -1
+		}
+		return v
+	}
+	waitFor("posim's transactions counted, a rate and an approval rate shown", func() bool {
+		select {
+		case r := <-ran:
+			t.Fatalf("posim ended before the numbers moved: %v %+v", r.err, r.res)
+		default:
+		}
+		return number("#transactions") >= 20 && number("#tps") > 0 && number("#approval") > 0 &&
 			strings.HasSuffix(text("#p99"), "ms") && strings.HasSuffix(text("#approval"), "%")
 	})
-	waitFor("the terminal's connection listed", func() bool {
-		return strings.Contains(text("#terminals"), termCanteen) && strings.Contains(text("#networks"), "127.0.0.0/24")
+	first := number("#transactions")
+	waitFor("the count still moving", func() bool { return number("#transactions") >= first+20 })
+	waitFor("posim's terminals listed", func() bool {
+		return strings.Contains(text("#terminals"), sims[0].ID) && strings.Contains(text("#networks"), "127.0.0.0/24")
 	})
-	stop.Store(true)
-	wg.Wait()
-	if loaded.Load() == 0 {
-		t.Fatal("no transaction was answered")
+	stopLoad()
+	var r runResult
+	select {
+	case r = <-ran:
+	case <-time.After(60 * time.Second):
+		t.Fatal("posim did not stop")
 	}
+	if r.err != nil || r.res.Approved == 0 {
+		t.Fatalf("posim: %v %+v", r.err, r.res)
+	}
+	term := signedOn(t, sw, termCanteen, canteen)
 
 	// A reversal the bank never answers becomes a dead letter; its retry
 	// button sends it again and the bank gets its money back.
