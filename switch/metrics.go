@@ -36,7 +36,7 @@ type Metrics struct {
 // switch_retention_deleted_total, all present from the start so that a
 // rate() works before the first deletion.
 var retentionKeyspaces = []string{"journal_entries", "responses",
-	"ledger_idempotency", "ledger_references", "ledger_rrns", "ledger_tombstones", "link_requests"}
+	"ledger_idempotency", "ledger_references", "ledger_rrns", "ledger_tombstones", "link_requests", "transfer_records"}
 
 // rejectReasons are the values of the reason label of
 // switch_rejected_total (docs/operations.md "Metrics").

@@ -47,6 +47,9 @@ type RetentionReport struct {
 	// LinkRequests are gateway link requests with a final state older
 	// than the ledger's lookup window (docs/gateway-links.md).
 	LinkRequests int `json:"link_requests"`
+	// TransferRecords are bank-transfer load records and day totals of
+	// days before LedgerBefore (docs/recharge.md).
+	TransferRecords int `json:"transfer_records"`
 
 	// Complete is false when the run stopped before the backlog was gone
 	// (shutdown, an error, or the per-run bound); the next run goes on.
@@ -188,6 +191,14 @@ func (r *retention) run(now time.Time) (RetentionReport, error) {
 			return more, err
 		})
 	}
+	if err == nil && sw.transfer != nil {
+		err = step("transfer records", func() (bool, error) {
+			n, more, err := sw.transfer.Prune(ledgerBefore, r.cfg.BatchSize)
+			rep.TransferRecords += n
+			m.RetentionDeleted.WithLabelValues("transfer_records").Add(float64(n))
+			return more, err
+		})
+	}
 	if err == nil && rep.JournalBefore != "" {
 		err = step("journal days", func() (bool, error) {
 			st, more, err := sw.journal.PruneDays(rep.JournalBefore, r.cfg.BatchSize)
@@ -217,6 +228,7 @@ func (r *retention) run(now time.Time) (RetentionReport, error) {
 		zap.Int("ledger_rrns", rep.LedgerRRNs),
 		zap.Int("ledger_tombstones", rep.LedgerTombstones),
 		zap.Int("link_requests", rep.LinkRequests),
+		zap.Int("transfer_records", rep.TransferRecords),
 		zap.Bool("complete", rep.Complete),
 		zap.Duration("took", time.Since(start)),
 	}

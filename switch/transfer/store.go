@@ -1,10 +1,12 @@
 package transfer
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -168,3 +170,58 @@ func (s *Service) List(f Filter) ([]View, string, error) {
 }
 
 func (r *View) cursor() []byte { return recordKey(r.Terminal, r.Batch, r.STAN)[2:] }
+
+// Prune deletes, at most max at a time, the transfer records and day
+// totals of business days before before (the retention job, with the
+// ledger's lookup window: a reversal older than that finds nothing
+// anyway). more reports that the bound was reached.
+func (s *Service) Prune(before ledger.BusinessDate, max int) (n int, more bool, err error) {
+	if max <= 0 {
+		max = 1000
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{keyPrefix}, UpperBound: []byte{keyPrefix + 1}})
+	if err != nil {
+		return 0, false, err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		var date int
+		switch {
+		case len(k) > 2 && k[1] == tagDay:
+			i := bytes.LastIndexByte(k, '/')
+			if i < 0 {
+				continue
+			}
+			date, _ = strconv.Atoi(string(k[i+1:]))
+		case len(k) > 2 && k[1] == tagRecord:
+			var r Record
+			if json.Unmarshal(it.Value(), &r) != nil {
+				continue
+			}
+			date, _ = strconv.Atoi(r.BusinessDate)
+		default:
+			continue
+		}
+		if date == 0 || ledger.BusinessDate(date) >= before {
+			continue
+		}
+		if n == max {
+			more = true
+			break
+		}
+		if err := b.Delete(k, nil); err != nil {
+			it.Close()
+			return 0, false, err
+		}
+		n++
+	}
+	if err := it.Close(); err != nil {
+		return 0, false, err
+	}
+	if n == 0 {
+		return 0, false, nil
+	}
+	return n, more, b.Commit(pebble.Sync)
+}
