@@ -1,7 +1,8 @@
-// Package switching is the cardswitch daemon core: the POS and gateway
-// acceptors, the transaction pipeline that joins the message layer (spec),
-// the HSM, routing, the ledger and the journal, and the operator surface
-// (metrics, health, admin API).
+// Package switching assembles the cardswitch daemon: it opens storage and
+// the HSM, builds the route table and the destinations, hands the POS and
+// gateway acceptors (switch/transport) their protocols — the POS flow here,
+// switch/gateway for the gateway port — and the admin API (switch/admin)
+// its parts, and serves metrics and health (docs/architecture.md).
 //
 // The folder is switch/; the package cannot be named switch (a keyword).
 package switching
