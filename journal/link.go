@@ -20,11 +20,13 @@ import (
 //	j L len link id(8)                            link request
 //	j O len link id(8)                            open index: sent, no final answer
 //	j M len term len batch len stan               local -> link request
+//	j R len rrn                                   RRN -> link request
 const (
 	spaceLinkSTAN = 'N'
 	spaceLinkReq  = 'L'
 	spaceLinkOpen = 'O'
 	spaceLinkMap  = 'M'
+	spaceLinkRRN  = 'R'
 )
 
 // LinkState is where a link request stands.
@@ -139,6 +141,10 @@ func linkKey(space byte, link string, id uint64) []byte {
 	return appendSeq(k, id)
 }
 
+func linkRRNKey(rrn string) []byte {
+	return appendStr([]byte{prefixJournal, spaceLinkRRN}, rrn)
+}
+
 func linkMapKey(terminal, batch, stan string) []byte {
 	k := appendStr([]byte{prefixJournal, spaceLinkMap}, terminal)
 	k = appendStr(k, batch)
@@ -232,7 +238,7 @@ func (l *Links) Put(b *pebble.Batch, r *LinkRequest) error {
 	if r.ID == 0 {
 		return fmt.Errorf("%w: link request without id", ErrInvalidEntry)
 	}
-	if len(r.Terminal) > maxTerminalLen || len(r.Batch) > maxBatchLen || len(r.LocalSTAN) > maxSTANLen {
+	if len(r.Terminal) > maxTerminalLen || len(r.Batch) > maxBatchLen || len(r.LocalSTAN) > maxSTANLen || len(r.RRN) > maxRRNLen {
 		return fmt.Errorf("%w: link request local numbering too long", ErrInvalidEntry)
 	}
 	v, err := r.encode()
@@ -251,9 +257,13 @@ func (l *Links) Put(b *pebble.Batch, r *LinkRequest) error {
 	if err != nil {
 		return err
 	}
+	m := appendSeq(appendStr(nil, r.Link), r.ID)
+	if r.RRN != "" {
+		if err := b.Set(linkRRNKey(r.RRN), m, nil); err != nil {
+			return err
+		}
+	}
 	if r.Terminal != "" {
-		m := appendStr(nil, r.Link)
-		m = appendSeq(m, r.ID)
 		return b.Set(linkMapKey(r.Terminal, r.Batch, r.LocalSTAN), m, nil)
 	}
 	return nil
@@ -285,7 +295,23 @@ func (l *Links) ByLocal(terminal, batch, stan string) (*LinkRequest, error) {
 	if len(terminal) > maxTerminalLen || len(batch) > maxBatchLen || len(stan) > maxSTANLen {
 		return nil, fmt.Errorf("%w: local numbering too long", ErrInvalidEntry)
 	}
-	v, closer, err := l.db.Get(linkMapKey(terminal, batch, stan))
+	return l.byIndex(linkMapKey(terminal, batch, stan))
+}
+
+// ByRRN finds the link request sent for the terminal's request that the
+// switch gave this RRN; ErrNotFound when none was forwarded (or it was
+// forwarded before the RRN index existed).
+func (l *Links) ByRRN(rrn string) (*LinkRequest, error) {
+	if rrn == "" || len(rrn) > maxRRNLen {
+		return nil, fmt.Errorf("%w: RRN %q", ErrInvalidEntry, rrn)
+	}
+	return l.byIndex(linkRRNKey(rrn))
+}
+
+// byIndex reads the link request an index key (local mapping, RRN)
+// points to.
+func (l *Links) byIndex(key []byte) (*LinkRequest, error) {
+	v, closer, err := l.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, ErrNotFound
 	}
@@ -391,8 +417,15 @@ func (l *Links) PruneLinkRequests(cut time.Time, max int) (deleted int, more boo
 			it.Close()
 			return 0, false, err
 		}
+		// Its index entries, where they still point to it.
+		var indexes [][]byte
 		if r.Terminal != "" {
-			mk := linkMapKey(r.Terminal, r.Batch, r.LocalSTAN)
+			indexes = append(indexes, linkMapKey(r.Terminal, r.Batch, r.LocalSTAN))
+		}
+		if r.RRN != "" {
+			indexes = append(indexes, linkRRNKey(r.RRN))
+		}
+		for _, mk := range indexes {
 			mv, closer, gerr := l.db.Get(mk)
 			if gerr == nil {
 				want := appendSeq(appendStr(nil, link), r.ID)

@@ -87,6 +87,17 @@ func TestLinkRequestsOpenAndMapping(t *testing.T) {
 	if _, err := l.ByLocal("10000001", "000001", "000999"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown local: %v", err)
 	}
+	// The RRN names the request last written with it (r2 shares r1's
+	// here; r1 was written last).
+	if got, err := l.ByRRN("031500000124"); err != nil || *got != *r1 {
+		t.Fatalf("ByRRN = %+v, %v", got, err)
+	}
+	if _, err := l.ByRRN("031500000999"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown RRN: %v", err)
+	}
+	if _, err := l.ByRRN(""); !errors.Is(err, ErrInvalidEntry) {
+		t.Fatalf("empty RRN: %v", err)
+	}
 	// A corrupted record is an error, not a silent default.
 	v, closer, _ := db.Get(linkKey(spaceLinkReq, "bank-a", 2))
 	bad := append([]byte(nil), v...)
@@ -165,7 +176,7 @@ func TestPruneLinkRequests(t *testing.T) {
 		b := db.NewBatch()
 		defer b.Close()
 		r := &LinkRequest{Link: link, ID: id, STAN: STANOf(id), State: st, Created: created,
-			Terminal: "10000001", Batch: "000001", LocalSTAN: stan}
+			Terminal: "10000001", Batch: "000001", LocalSTAN: stan, RRN: "RRN000" + stan}
 		if err := l.Put(b, r); err != nil {
 			t.Fatal(err)
 		}
@@ -201,6 +212,12 @@ func TestPruneLinkRequests(t *testing.T) {
 	}
 	if _, err := l.ByLocal("10000001", "000001", "000002"); err != nil {
 		t.Fatalf("mapping of an open request: %v", err)
+	}
+	if _, err := l.ByRRN("RRN000000001"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("RRN index of a pruned request: %v", err)
+	}
+	if _, err := l.ByRRN("RRN000000002"); err != nil {
+		t.Fatalf("RRN index of an open request: %v", err)
 	}
 	if n, _, _ := l.PruneLinkRequests(cut, 100); n != 0 {
 		t.Fatalf("third run deleted %d", n)

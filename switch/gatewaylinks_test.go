@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/cardswitch/cardswitch/routing"
 	"github.com/cardswitch/cardswitch/switch/admin"
+	"strconv"
 	"testing"
 	"time"
 
@@ -572,4 +573,48 @@ func TestFollowUpOfARemovedLink(t *testing.T) {
 	if got := simBalance(t, sim); got != bankStart-2500 {
 		t.Fatalf("bank balance %v", got)
 	}
+}
+
+// TestGatewayRefundAtAnotherTerminal: a refund finds its bank consume by
+// the RRN it names, at any terminal of the merchant — not by its field
+// 61 on the refunding terminal, where the same batch and STAN name
+// another transaction; at another merchant it is declined 12 with
+// nothing sent, as the local ledger declines it.
+func TestGatewayRefundAtAnotherTerminal(t *testing.T) {
+	sw, sim := linkedSwitch(t)
+	a := signedOn(t, sw, termCanteen, canteen)
+	b := signedOn(t, sw, termCanteen2, canteen)
+	if a.Batch != b.Batch {
+		t.Fatalf("fresh terminals in batches %s and %s: the test needs them equal", a.Batch, b.Batch)
+	}
+	buy, err := a.Consume(bankCard, 5000, bankPIN)
+	bought := do(t, a, buy, err)
+	expectRC(t, "consume at A", bought, spec.RCApproved)
+	// B's own consume under the same batch and STAN as A's.
+	stan, _ := strconv.ParseUint(buy.STAN, 10, 32)
+	b.SetSTAN(uint32(stan) - 1)
+	other, err := b.Consume(bankCard, 1000, bankPIN)
+	if err != nil || other.STAN != buy.STAN {
+		t.Fatalf("B's consume STAN %s, want %s (%v)", other.STAN, buy.STAN, err)
+	}
+	expectRC(t, "consume at B", do(t, b, other, nil), spec.RCApproved)
+
+	expectRC(t, "refund at B of A's consume", do(t, b, b.Refund(buy, bought, 2000), nil), spec.RCApproved)
+	simAt(t, sim, "refund", bankStart-5000-1000+2000, 0)
+	var consumeKey string
+	for _, e := range sim.Entries() {
+		if e.Op == gwsim.OpConsume && e.Amount == 5000 {
+			consumeKey = e.Key
+		}
+		if e.Op == gwsim.OpRefund && e.Original != consumeKey {
+			t.Fatalf("the bank refunded %s, not A's consume %s", e.Original, consumeKey)
+		}
+	}
+
+	cafe := signedOn(t, sw, termCafe, partnerCafe)
+	expectRC(t, "refund at another merchant", do(t, cafe, cafe.Refund(buy, bought, 1000), nil), spec.RCInvalidTransaction)
+	if err := sim.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	simAt(t, sim, "nothing more", bankStart-5000-1000+2000, 0)
 }

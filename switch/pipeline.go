@@ -158,7 +158,17 @@ func (p *posProtocol) originalDestination(t *txn.Transaction, routed txn.Destina
 	if t.Original.Present {
 		batch, stan = t.Original.Batch, t.Original.STAN
 	}
-	name, found, err := p.sw.links.ForwardedOn(t.Terminal, batch, stan)
+	var (
+		name  string
+		found bool
+		err   error
+	)
+	if t.Type == spec.Refund {
+		// A refund names its consume by RRN, at any terminal.
+		name, found, err = p.sw.links.RefundedOn(t.Terminal, batch, stan, t.Original.RRN)
+	} else {
+		name, found, err = p.sw.links.ForwardedOn(t.Terminal, batch, stan)
+	}
 	if err != nil {
 		p.sw.log.Error("original's destination: links journal lookup", zap.String("terminal", t.Terminal), zap.Error(err))
 		return nil, spec.RCSystemMalfunction

@@ -58,7 +58,7 @@ func (d Destination) execute(ctx context.Context, l *Link, t *txn.Transaction, r
 	req := &Request{Type: t.Type, Card: t.Card, Amount: int64(t.Amount), HasAmount: t.HasAmount,
 		Terminal: t.Terminal, Merchant: t.Merchant, Batch: t.Batch, STAN: t.STAN, LocalDate: t.LocalDate,
 		LocalTime: t.LocalTime, BusinessDate: t.BusinessDate.String(), RRN: t.RRN,
-		HasOriginal: t.Original.Present, OriginalBatch: t.Original.Batch, OriginalSTAN: t.Original.STAN,
+		HasOriginal: t.Original.Present, OriginalBatch: t.Original.Batch, OriginalSTAN: t.Original.STAN, OriginalRRN: t.Original.RRN,
 		AuthCode: t.AuthCode, ReversalReason: t.ReversalReason}
 	req.Deadline, _ = ctx.Deadline()
 	if t.PIN != nil {

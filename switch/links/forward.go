@@ -33,6 +33,9 @@ type Request struct {
 	// terminal's numbering.
 	OriginalBatch, OriginalSTAN uint32
 	HasOriginal                 bool
+	// OriginalRRN is a refund's original RRN (POS field 37): a refund
+	// finds its consume by it, at any terminal of the merchant.
+	OriginalRRN string
 	// AuthCode is the approval code a completion, cancel or completion
 	// void names (POS field 38).
 	AuthCode string
@@ -256,6 +259,26 @@ func answerOf(resp *iso8583.Message) Result {
 	return res
 }
 
+// refundOriginal finds what a refund refunds: by its original RRN (POS
+// field 37), which names it at any terminal; a request journaled before
+// the RRN index existed is found by the terminal's field 61 when its RRN
+// is the one the refund names. ErrNotFound otherwise — also for a 61
+// that names another transaction of this terminal.
+func refundOriginal(recs *journal.Links, terminal string, batch, stan uint32, rrn string) (*journal.LinkRequest, error) {
+	if rrn == "" {
+		return nil, journal.ErrNotFound
+	}
+	o, err := recs.ByRRN(rrn)
+	if !errors.Is(err, journal.ErrNotFound) {
+		return o, err
+	}
+	o, err = recs.ByLocal(terminal, n6(batch), n6(stan))
+	if err == nil && o.RRN != rrn {
+		return nil, journal.ErrNotFound
+	}
+	return o, err
+}
+
 // buildRequest builds the outgoing message (docs/gateway-links.md,
 // "Messages") and fills lr's link numbering.
 func (l *Link) buildRequest(req *Request, lr *journal.LinkRequest) (*iso8583.Message, error) {
@@ -269,7 +292,17 @@ func (l *Link) buildRequest(req *Request, lr *journal.LinkRequest) (*iso8583.Mes
 		if !req.HasOriginal {
 			return nil, reject(spec.RCFormatError, errors.New("no original data"))
 		}
-		o, err := l.recs.ByLocal(req.Terminal, n6(req.OriginalBatch), n6(req.OriginalSTAN))
+		var o *journal.LinkRequest
+		var err error
+		if req.Type == spec.Refund {
+			o, err = refundOriginal(l.recs, req.Terminal, req.OriginalBatch, req.OriginalSTAN, req.OriginalRRN)
+			if err == nil && o.Merchant != req.Merchant {
+				// As at the local ledger: refunded where it was bought.
+				return nil, reject(spec.RCInvalidTransaction, errors.New("refund at another merchant than its original"))
+			}
+		} else {
+			o, err = l.recs.ByLocal(req.Terminal, n6(req.OriginalBatch), n6(req.OriginalSTAN))
+		}
 		if errors.Is(err, journal.ErrNotFound) || (err == nil && (o.Link != l.cfg.Name || o.State != journal.LinkAnswered ||
 			o.ResponseCode != spec.RCApproved || !slices.ContainsFunc(g.originals, func(t spec.TxType) bool { return t.String() == o.TxType }))) {
 			return nil, reject(spec.RCOriginalNotFound, fmt.Errorf("no approved %v on this link", g.originals))

@@ -146,6 +146,20 @@ func (m *Manager) ForwardedOn(terminal string, batch, stan uint32) (link string,
 	return lr.Link, true, nil
 }
 
+// RefundedOn looks up the link the original of a refund was forwarded
+// on (by its RRN, see refundOriginal), configured or not: found is false
+// when the links' journal holds none.
+func (m *Manager) RefundedOn(terminal string, batch, stan uint32, rrn string) (link string, found bool, err error) {
+	lr, err := refundOriginal(m.recs, terminal, batch, stan, rrn)
+	if errors.Is(err, journal.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return lr.Link, true, nil
+}
+
 // Start first queues a reversal for every request sent before a restart
 // that has no final answer (write-ahead recovery), then connects the links
 // and starts their store-and-forward senders.
