@@ -29,8 +29,8 @@ func TestGatewayLinkSM4MAC(t *testing.T) {
 	zero := make([]byte, 16)
 	zak.Encrypt(zero, zero)
 	st, err := sw.links.Status()
-	if err != nil || len(st) != 1 {
-		t.Fatalf("status %+v %v", st, err)
+	if err != nil || len(st) != 1 || st[0].MAC != links.MACSM4 {
+		t.Fatalf("status %+v %v: want one link, its MAC sm4", st, err)
 	}
 	if want := fmt.Sprintf("%X", zero[:3]); st[0].ZAKCheck != want {
 		t.Fatalf("switch's ZAK check value %s, want the SM4 check value %s of the bank's ZAK", st[0].ZAKCheck, want)

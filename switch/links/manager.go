@@ -316,6 +316,7 @@ type LinkStatus struct {
 	Connections    int       `json:"connections"`
 	PoolSize       int       `json:"pool_size"`
 	InstitutionID  string    `json:"institution_id"`
+	MAC            string    `json:"mac"` // x9.19 or sm4
 	ZPKCheck       string    `json:"zpk_check"`
 	ZAKCheck       string    `json:"zak_check"`
 	ZMKLoaded      bool      `json:"zmk_loaded"`
@@ -336,7 +337,7 @@ func (m *Manager) Status() ([]LinkStatus, error) {
 			return nil, err
 		}
 		s := LinkStatus{Name: name, State: l.State(), LastError: l.LastError(), Addresses: l.cfg.Addresses, Connections: l.Connections(),
-			PoolSize: l.cfg.PoolSize, InstitutionID: l.cfg.InstitutionID,
+			PoolSize: l.cfg.PoolSize, InstitutionID: l.cfg.InstitutionID, MAC: l.cfg.MAC,
 			ZPKCheck: m.hsm.ZoneKeyCheck(name, hsm.ZPK), ZAKCheck: m.hsm.ZoneKeyCheck(name, hsm.ZAK),
 			ZMKLoaded: m.hsm.HasKey(hsm.ZoneKeyLabel(name, hsm.ZMK)),
 			SAFQueued: q, SAFDead: d, SAFOldestSince: oldest}

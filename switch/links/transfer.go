@@ -50,6 +50,11 @@ type TransferRecorder interface {
 // at most until req.Deadline (the terminal's answer budget). A Rejected
 // error means nothing was sent.
 func (l *Link) Transfer(req *TransferRequest, rec TransferRecorder) (Result, error) {
+	// A reload removing or restarting the link waits for the leg (reload.go).
+	if !l.enter() {
+		return Result{}, reject(RC91, fmt.Errorf("gateway %s: %w", l.cfg.Name, ErrRetired))
+	}
+	defer l.leave()
 	if req.within(l.cfg.SendTimeout, time.Now()) <= 0 {
 		return Result{}, reject(RC91, fmt.Errorf("gateway %s: %w", l.cfg.Name, ErrBudgetSpent))
 	}
@@ -164,10 +169,16 @@ func (m *Manager) ReverseTransfer(terminal string, batch, stan uint32, reason st
 	if lr.TxType != spec.TransferLoad.String() {
 		return nil
 	}
-	l, ok := m.links[lr.Link]
+	l, ok := m.Link(lr.Link)
 	if !ok {
 		return fmt.Errorf("transfer leg on gateway %s, which is no longer configured", lr.Link)
 	}
+	// A reload removing or restarting the link waits for this reversal to
+	// be queued, or turns it away (reload.go).
+	if !l.enter() {
+		return fmt.Errorf("transfer leg on gateway %s: %w", lr.Link, ErrRetired)
+	}
+	defer l.leave()
 	l.inflightMu.Lock()
 	ch := l.inflight[lr.ID]
 	l.inflightMu.Unlock()
