@@ -18,6 +18,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -188,6 +189,35 @@ var pairMark = []byte{2}
 // day. The response's RRN is indexed, and the request's too when it names
 // another (the original of a void or refund). It does not commit b.
 func (j *Journal) AppendPair(b *pebble.Batch, req, resp *Entry) (reqSeq, respSeq uint64, err error) {
+	return j.appendPair(b, req, resp, true)
+}
+
+// AppendAnswered writes a request, the response that decides it and the
+// duplicate record that answers it again (ResponseRecord, its ResponseSeq
+// set here to the response's sequence) into b, as AppendPair and
+// PutResponse would, with one key less: the duplicate record, keyed by
+// terminal, batch, STAN and date, is the pair's terminal + batch index
+// (ByTerminalBatch reads both; PruneResponses leaves an index key in its
+// place when it deletes it). key must name the request's terminal and
+// batch. It does not commit b.
+func (j *Journal) AppendAnswered(b *pebble.Batch, req, resp *Entry, key DuplicateKey, rec ResponseRecord) (reqSeq, respSeq uint64, err error) {
+	if req == nil || key.Terminal != req.Terminal || key.Batch != req.Batch {
+		return 0, 0, fmt.Errorf("journal: append answered: %w: duplicate key of another terminal or batch", ErrInvalidEntry)
+	}
+	if err := key.validate(); err != nil {
+		return 0, 0, fmt.Errorf("journal: append answered: %w", err)
+	}
+	if reqSeq, respSeq, err = j.appendPair(b, req, resp, false); err != nil {
+		return 0, 0, err
+	}
+	rec.ResponseSeq = respSeq
+	if err := j.putResponse(b, spaceAnswered, key, rec); err != nil {
+		return 0, 0, err
+	}
+	return reqSeq, respSeq, nil
+}
+
+func (j *Journal) appendPair(b *pebble.Batch, req, resp *Entry, termIndex bool) (reqSeq, respSeq uint64, err error) {
 	if b == nil || req == nil || resp == nil {
 		return 0, 0, errors.New("journal: append pair: nil batch or entry")
 	}
@@ -213,7 +243,7 @@ func (j *Journal) AppendPair(b *pebble.Batch, req, resp *Entry) (reqSeq, respSeq
 	if err := b.Set(k, pairMark, nil); err != nil {
 		return 0, 0, fmt.Errorf("journal: append seq %d day index: %w", reqSeq, err)
 	}
-	if req.Terminal != "" {
+	if req.Terminal != "" && termIndex {
 		k = appendSeq(termBatchPrefix(buf[:0], req.Terminal, req.Batch), reqSeq)
 		if err := b.Set(k, pairMark, nil); err != nil {
 			return 0, 0, fmt.Errorf("journal: append seq %d terminal index: %w", reqSeq, err)
@@ -318,7 +348,10 @@ func (j *Journal) ByRRN(rrn, date string, limit int) ([]*Entry, error) {
 // ByTerminalBatch returns up to limit entries of one terminal's batch in
 // sequence order. Batch numbers repeat over the years, so a long-lived
 // terminal's batch may collect entries of several business days; compare
-// BusinessDate to tell them apart.
+// BusinessDate to tell them apart. It reads the terminal + batch index and
+// the duplicate records of answered pairs (AppendAnswered), which index
+// their pairs; a duplicate record whose pair retention has deleted is
+// skipped.
 func (j *Journal) ByTerminalBatch(terminal, batch string, limit int) ([]*Entry, error) {
 	if terminal == "" || len(terminal) > maxTerminalLen || len(batch) > maxBatchLen {
 		return nil, fmt.Errorf("journal: by terminal batch: %w: terminal %q batch %q", ErrInvalidEntry, terminal, batch)
@@ -326,9 +359,120 @@ func (j *Journal) ByTerminalBatch(terminal, batch string, limit int) ([]*Entry, 
 	if err := j.checkLimit(limit); err != nil {
 		return nil, fmt.Errorf("journal: by terminal %s batch %s: %w", terminal, batch, err)
 	}
-	out, err := j.collect(termBatchPrefix(nil, terminal, batch), limit)
+	out, err := j.byTerminalBatch(terminal, batch, limit)
 	if err != nil {
 		return nil, fmt.Errorf("journal: by terminal %s batch %s: %w", terminal, batch, err)
+	}
+	return out, nil
+}
+
+// maxAnsweredScan bounds the duplicate records one ByTerminalBatch reads
+// (a batch holds at most 999 999 trace numbers).
+const maxAnsweredScan = 1 << 20
+
+func (j *Journal) byTerminalBatch(terminal, batch string, limit int) (out []*Entry, err error) {
+	snap := j.db.NewSnapshot()
+	defer snap.Close()
+	type ref struct {
+		seq      uint64
+		n        int  // entries at seq: 1, or 2 for a pair
+		answered bool // from a duplicate record: its pair may be pruned
+	}
+	var refs []ref
+	// The index keys, in sequence order: the first limit are enough.
+	idx, err := snap.NewIter(&pebble.IterOptions{LowerBound: termBatchPrefix(nil, terminal, batch), UpperBound: prefixEnd(termBatchPrefix(nil, terminal, batch))})
+	if err != nil {
+		return nil, err
+	}
+	for ok := idx.First(); ok && len(refs) < limit; ok = idx.Next() {
+		seq, err := seqSuffix(idx.Key())
+		if err != nil {
+			idx.Close()
+			return nil, err
+		}
+		n := 1
+		if string(idx.Value()) == string(pairMark) {
+			n = 2
+		}
+		refs = append(refs, ref{seq, n, false})
+	}
+	if err := errors.Join(idx.Error(), idx.Close()); err != nil {
+		return nil, err
+	}
+	// The duplicate records, in trace-number order: all of them.
+	ap := appendStr(appendStr([]byte{prefixJournal, spaceAnswered}, terminal), batch)
+	dup, err := snap.NewIter(&pebble.IterOptions{LowerBound: ap, UpperBound: prefixEnd(ap)})
+	if err != nil {
+		return nil, err
+	}
+	seen := 0
+	for ok := dup.First(); ok; ok = dup.Next() {
+		if seen++; seen > maxAnsweredScan {
+			dup.Close()
+			return nil, fmt.Errorf("%w: more than %d answered requests in one batch", ErrLimit, maxAnsweredScan)
+		}
+		rec, err := DecodeResponseRecord(dup.Value())
+		if err != nil || rec.ResponseSeq < 2 {
+			dup.Close()
+			return nil, fmt.Errorf("%w: duplicate record %x: %v", ErrCorrupt, dup.Key(), err)
+		}
+		refs = append(refs, ref{rec.ResponseSeq - 1, 2, true})
+	}
+	if err := errors.Join(dup.Error(), dup.Close()); err != nil {
+		return nil, err
+	}
+	sort.Slice(refs, func(a, b int) bool { return refs[a].seq < refs[b].seq })
+
+	ents, err := snap.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{prefixJournal, spaceEntry},
+		UpperBound: []byte{prefixJournal, spaceEntry + 1},
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := ents.Close(); err == nil && cerr != nil {
+			out, err = nil, cerr
+		}
+	}()
+	var (
+		ek   [entryKeyLen]byte
+		es   [2]Entry
+		last uint64
+	)
+	for i, r := range refs {
+		if i > 0 && r.seq == last {
+			continue // a pair indexed both ways (written before AppendAnswered)
+		}
+		last = r.seq
+		for seq := r.seq; seq < r.seq+uint64(r.n); {
+			putEntryKey(ek[:], seq)
+			if !ents.SeekGE(ek[:]) || string(ents.Key()) != string(ek[:]) {
+				if err := ents.Error(); err != nil {
+					return nil, err
+				}
+				if r.answered && seq == r.seq {
+					break // retention deleted the pair before its duplicate record
+				}
+				return nil, fmt.Errorf("%w: terminal %s batch %s names entry %d, which is missing", ErrCorrupt, terminal, batch, seq)
+			}
+			v, err := ents.ValueAndErr()
+			if err != nil {
+				return nil, err
+			}
+			n, err := decodeStored(v, seq, es[:])
+			if err != nil {
+				return nil, err
+			}
+			for h := 0; h < n; h++ {
+				e := es[h]
+				out = append(out, &e)
+				if len(out) == limit {
+					return out, nil
+				}
+			}
+			seq += uint64(n)
+		}
 	}
 	return out, nil
 }

@@ -14,7 +14,8 @@ import (
 //	j d date(8) seq(8)                           business-day index
 //	j t len term len batch seq(8)                terminal + batch index
 //	j r len rrn date(8) seq(8)                   RRN index
-//	j p len term len batch len stan len date     stored response
+//	j o len term len batch len stan len date     duplicate record of an answered pair (AppendAnswered), its terminal + batch index too
+//	j p len term len batch len stan len date     stored response (PutResponse)
 //	j s                                          sequence mark (retention)
 //	q m len dest id(8)                           queued message
 //	q x len dest id(8)                           dead-lettered message
@@ -29,6 +30,7 @@ const (
 	spaceDay      = 'd'
 	spaceTermBat  = 't'
 	spaceRRN      = 'r'
+	spaceAnswered = 'o' // just below spaceResponse: one range holds both
 	spaceResponse = 'p'
 	spaceSeqMark  = 's'
 	spaceQueued   = 'm'

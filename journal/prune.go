@@ -272,8 +272,11 @@ func readSeqMark(r pebble.Reader) (uint64, error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
-// PruneResponses deletes stored response records (written by PutResponse)
-// whose Time is before `before`. Their keys carry whatever date the switch
+// PruneResponses deletes stored response records (written by PutResponse,
+// and the duplicate records of AppendAnswered) whose Time is before
+// `before`. A duplicate record is its pair's terminal + batch index: while
+// the pair is kept, an index key (as AppendPair writes) takes its place in
+// the same batch. Their keys carry whatever date the switch
 // matches on (MMDD has no year), so the record's own Time decides: the call
 // walks the response keyspace in key order and decodes each record.
 //
@@ -302,13 +305,15 @@ func (j *Journal) PruneResponses(before time.Time, max int, keep func(terminal, 
 	j.pruneMu.Lock()
 	defer j.pruneMu.Unlock()
 
-	prefix := []byte{prefixJournal, spaceResponse}
-	lower := prefix
+	// The duplicate records of answered pairs ('j o') and the stored
+	// responses ('j p') are adjacent: one range, one cursor.
+	lower := []byte{prefixJournal, spaceAnswered}
+	upper := []byte{prefixJournal, spaceResponse + 1}
 	if j.respCursor != nil && j.respCursorBefore.Equal(before) {
 		lower = j.respCursor
 	}
 	j.respCursor = nil
-	st, next, err := j.pruneResponses(lower, prefixEnd(prefix), before, max, keep)
+	st, next, err := j.pruneResponses(lower, upper, before, max, keep)
 	if err != nil {
 		return PruneStats{}, false, fmt.Errorf("journal: prune responses before %s: %w", before.Format(time.RFC3339), err)
 	}
@@ -353,6 +358,13 @@ func (j *Journal) pruneResponses(lower, upper []byte, before time.Time, max int,
 		if err := b.Delete(it.Key(), nil); err != nil {
 			return PruneStats{}, nil, err
 		}
+		if it.Key()[1] == spaceAnswered {
+			// The record was its pair's terminal + batch index: an index
+			// key takes its place while the pair is kept.
+			if err := j.indexAnswered(b, it.Key(), rec.ResponseSeq); err != nil {
+				return PruneStats{}, nil, err
+			}
+		}
 		st.Responses++
 	}
 	if err := it.Error(); err != nil {
@@ -367,6 +379,24 @@ func (j *Journal) pruneResponses(lower, upper []byte, before time.Time, max int,
 		}
 	}
 	return st, next, nil
+}
+
+// indexAnswered writes, in b, the terminal + batch index key of the pair
+// whose duplicate record k is being deleted, if the pair is still there.
+func (j *Journal) indexAnswered(b *pebble.Batch, k []byte, responseSeq uint64) error {
+	term, batch, ok := responseKeyBatch(k)
+	if !ok || responseSeq < 2 {
+		return nil // damage: left for an operator, like a record that does not decode
+	}
+	_, closer, err := j.db.Get(entryKey(responseSeq - 1))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	closer.Close()
+	return b.Set(appendSeq(termBatchPrefix(nil, term, batch), responseSeq-1), pairMark, nil)
 }
 
 // responseKeyBatch reads the terminal and batch of a stored response key

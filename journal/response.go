@@ -48,8 +48,10 @@ func (k DuplicateKey) validate() error {
 	return nil
 }
 
-func (k DuplicateKey) appendKey(dst []byte) []byte {
-	dst = append(dst, prefixJournal, spaceResponse)
+func (k DuplicateKey) appendKey(dst []byte) []byte { return k.appendKeyIn(dst, spaceResponse) }
+
+func (k DuplicateKey) appendKeyIn(dst []byte, space byte) []byte {
+	dst = append(dst, prefixJournal, space)
 	dst = appendStr(dst, k.Terminal)
 	dst = appendStr(dst, k.Batch)
 	dst = appendStr(dst, k.STAN)
@@ -59,6 +61,10 @@ func (k DuplicateKey) appendKey(dst []byte) []byte {
 // PutResponse writes the response record for key into b, in the same batch
 // as the transaction it answers, replacing any earlier record for key.
 func (j *Journal) PutResponse(b *pebble.Batch, key DuplicateKey, rec ResponseRecord) error {
+	return j.putResponse(b, spaceResponse, key, rec)
+}
+
+func (j *Journal) putResponse(b *pebble.Batch, space byte, key DuplicateKey, rec ResponseRecord) error {
 	if b == nil {
 		return errors.New("journal: put response: nil batch")
 	}
@@ -70,7 +76,7 @@ func (j *Journal) PutResponse(b *pebble.Batch, key DuplicateKey, rec ResponseRec
 		return fmt.Errorf("journal: put response terminal %s batch %s stan %s: %w", key.Terminal, key.Batch, key.STAN, err)
 	}
 	var buf [2 + 4 + maxTerminalLen + maxBatchLen + maxSTANLen + maxDupDateLen]byte
-	k := key.appendKey(buf[:0])
+	k := key.appendKeyIn(buf[:0], space)
 	op := b.SetDeferred(len(k), n)
 	copy(op.Key, k)
 	rec.EncodeInto(op.Value)
@@ -89,19 +95,23 @@ func (j *Journal) GetResponse(key DuplicateKey) (rec ResponseRecord, found bool,
 		return ResponseRecord{}, false, fmt.Errorf("journal: get response terminal %q stan %q: %w", key.Terminal, key.STAN, err)
 	}
 	var buf [2 + 4 + maxTerminalLen + maxBatchLen + maxSTANLen + maxDupDateLen]byte
-	v, closer, err := j.db.Get(key.appendKey(buf[:0]))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return ResponseRecord{}, false, nil
+	// The record AppendAnswered wrote, else one PutResponse wrote.
+	for _, space := range [2]byte{spaceAnswered, spaceResponse} {
+		v, closer, err := j.db.Get(key.appendKeyIn(buf[:0], space))
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return ResponseRecord{}, false, fmt.Errorf("journal: get response terminal %s batch %s stan %s: %w", key.Terminal, key.Batch, key.STAN, err)
+		}
+		rec, err = DecodeResponseRecord(v)
+		closer.Close()
+		if err != nil {
+			return ResponseRecord{}, false, fmt.Errorf("journal: get response terminal %s batch %s stan %s: %w", key.Terminal, key.Batch, key.STAN, err)
+		}
+		return rec, true, nil
 	}
-	if err != nil {
-		return ResponseRecord{}, false, fmt.Errorf("journal: get response terminal %s batch %s stan %s: %w", key.Terminal, key.Batch, key.STAN, err)
-	}
-	defer closer.Close()
-	rec, err = DecodeResponseRecord(v)
-	if err != nil {
-		return ResponseRecord{}, false, fmt.Errorf("journal: get response terminal %s batch %s stan %s: %w", key.Terminal, key.Batch, key.STAN, err)
-	}
-	return rec, true, nil
+	return ResponseRecord{}, false, nil
 }
 
 // ResponseSTANs calls fn with the STAN part of every stored response of
@@ -113,20 +123,29 @@ func (j *Journal) ResponseSTANs(terminal, batch string, fn func(stan string) boo
 	if terminal == "" || len(terminal) > maxTerminalLen || batch == "" || len(batch) > maxBatchLen {
 		return fmt.Errorf("journal: response STANs terminal %q batch %q: %w", terminal, batch, ErrInvalidEntry)
 	}
-	prefix := appendStr(appendStr([]byte{prefixJournal, spaceResponse}, terminal), batch)
+	for _, space := range [2]byte{spaceAnswered, spaceResponse} {
+		more, err := j.responseSTANs(appendStr(appendStr([]byte{prefixJournal, space}, terminal), batch), fn)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+func (j *Journal) responseSTANs(prefix []byte, fn func(stan string) bool) (more bool, err error) {
 	iter, err := j.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
-		return fmt.Errorf("journal: response STANs: %w", err)
+		return false, fmt.Errorf("journal: response STANs: %w", err)
 	}
 	defer iter.Close()
 	for iter.First(); iter.Valid(); iter.Next() {
 		rest := iter.Key()[len(prefix):]
 		if len(rest) < 1 || int(rest[0]) > len(rest)-1 {
-			return fmt.Errorf("journal: response key %q: %w", iter.Key(), ErrCorrupt)
+			return false, fmt.Errorf("journal: response key %q: %w", iter.Key(), ErrCorrupt)
 		}
 		if !fn(string(rest[1 : 1+int(rest[0])])) {
-			break
+			return false, iter.Error()
 		}
 	}
-	return iter.Error()
+	return true, iter.Error()
 }

@@ -116,16 +116,14 @@ func (r *record) write(b *pebble.Batch, resp *spec.POSMessage, decides bool) err
 			return err
 		}
 	}
-	seq, err := p.journalPair(b, x, resp, sealed, r.replayed)
-	if err != nil {
-		return err
-	}
+	var dup *journal.ResponseRecord
 	durability := pebble.NoSync
 	if decides {
-		if err := p.storeResponse(b, x, r.dupKey, r.fp, resp.ResponseCode, seq); err != nil {
-			return err
-		}
+		dup = p.duplicateRecord(x, r.fp, resp.ResponseCode)
 		durability = pebble.Sync
+	}
+	if err := p.journalPair(b, x, resp, sealed, r.replayed, r.dupKey, dup); err != nil {
+		return err
 	}
 	if decides && observeCommit != nil {
 		observeCommit(x.tx, b)
@@ -151,8 +149,11 @@ func (r *record) write(b *pebble.Batch, resp *spec.POSMessage, decides bool) err
 var observeCommit func(spec.TxType, *pebble.Batch)
 
 // journalPair writes the request and response entries of an exchange into
-// b. PIN block, track data, IC data and keys are removed first.
-func (p *posProtocol) journalPair(b *pebble.Batch, x *exchange, resp *spec.POSMessage, packed []byte, replayed bool) (responseSeq uint64, err error) {
+// b, with the duplicate record dup under dupKey when the answer decides
+// the request (one record: the pair is indexed by it, docs/journal.md).
+// PIN block, track data, IC data and keys are removed first.
+func (p *posProtocol) journalPair(b *pebble.Batch, x *exchange, resp *spec.POSMessage, packed []byte, replayed bool,
+	dupKey journal.DuplicateKey, dup *journal.ResponseRecord) error {
 	now := time.Now()
 	in := p.entry(x, x.req, journal.In, x.start)
 	in.Raw = redacted(x.req)
@@ -168,21 +169,27 @@ func (p *posProtocol) journalPair(b *pebble.Batch, x *exchange, resp *spec.POSMe
 	if x.unrouted {
 		in.Raw, out.Raw = withoutCardNumber(x.req), withoutCardNumber(resp)
 	}
-	_, seq, err := p.sw.journal.AppendPair(b, in, out)
-	if err != nil {
-		return 0, fmt.Errorf("journal: %w", err)
+	var err error
+	if dup != nil {
+		_, _, err = p.sw.journal.AppendAnswered(b, in, out, dupKey, *dup)
+	} else {
+		_, _, err = p.sw.journal.AppendPair(b, in, out)
 	}
-	return seq, nil
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
 }
 
-// storeResponse writes the duplicate record of an answered request: the
-// request's fingerprint and where its response is in the journal (the
-// response bytes themselves are in that entry, not copied again).
-func (p *posProtocol) storeResponse(b *pebble.Batch, x *exchange, dupKey journal.DuplicateKey, fp [journal.FingerprintLen]byte, rc string, responseSeq uint64) error {
-	return p.sw.journal.PutResponse(b, dupKey, journal.ResponseRecord{
-		Fingerprint: fp, ResponseCode: rc, ResponseSeq: responseSeq,
+// duplicateRecord is the duplicate record of an answered request: the
+// request's fingerprint and (set by the journal) where its response is in
+// the journal; the response bytes themselves are in that entry, not
+// copied again.
+func (p *posProtocol) duplicateRecord(x *exchange, fp [journal.FingerprintLen]byte, rc string) *journal.ResponseRecord {
+	return &journal.ResponseRecord{
+		Fingerprint: fp, ResponseCode: rc,
 		MAKGeneration: x.term.KeyGeneration, Time: time.Now(),
-	})
+	}
 }
 
 func (p *posProtocol) entry(x *exchange, m *spec.POSMessage, dir journal.Direction, at time.Time) *journal.Entry {
