@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -66,5 +67,54 @@ func TestPruneAndList(t *testing.T) {
 	}
 	if v, _ := s.dayTotal("6230151000000000020", 20260301); v != 0 {
 		t.Fatalf("day total of a pruned day %s", v)
+	}
+}
+
+// TestCardLocks: one card's lock is held while another card's is taken,
+// and the table is empty once nobody holds a lock.
+func TestCardLocks(t *testing.T) {
+	s := &Service{locks: map[string]*cardLock{}}
+	a := s.lockCard("6230151000000000020")
+	done := make(chan struct{})
+	go func() {
+		s.lockCard("6230151000000000038")() // another card: not blocked by a
+		close(done)
+	}()
+	<-done
+	second := make(chan struct{})
+	go func() {
+		unlock := s.lockCard("6230151000000000020") // the same card: waits for a
+		close(second)
+		unlock()
+	}()
+	// Once the second holder waits on the lock, it must stay waiting
+	// while a holds it (a broken lock lets it through at once).
+	for waiting := false; !waiting; {
+		s.locksMu.Lock()
+		waiting = s.locks["6230151000000000020"].refs == 2
+		s.locksMu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case <-second:
+		t.Fatal("a card's lock was taken twice")
+	case <-time.After(20 * time.Millisecond):
+	}
+	a()
+	<-second
+	s.locksMu.Lock()
+	n := len(s.locks)
+	s.locksMu.Unlock()
+	if n != 0 {
+		// The goroutine may still be releasing: wait for it.
+		for i := 0; i < 1000 && n != 0; i++ {
+			time.Sleep(time.Millisecond)
+			s.locksMu.Lock()
+			n = len(s.locks)
+			s.locksMu.Unlock()
+		}
+		if n != 0 {
+			t.Fatalf("%d locks left in the table", n)
+		}
 	}
 }

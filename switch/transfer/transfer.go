@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"strconv"
 	"sync"
 	"time"
@@ -73,8 +72,11 @@ type Service struct {
 	results  *prometheus.CounterVec
 	amount   *prometheus.CounterVec
 
-	seed  maphash.Seed
-	locks [64]sync.Mutex
+	// locks holds one lock per card with a load or reversal under way
+	// (a card's lock is held across its bank leg, so cards must not
+	// share one).
+	locksMu sync.Mutex
+	locks   map[string]*cardLock
 }
 
 // Results counted in switch_transfer_loads_total{result}.
@@ -99,7 +101,7 @@ func New(o Options) (*Service, error) {
 		o.Log = zap.NewNop()
 	}
 	s := &Service{db: o.DB, ledger: o.Ledger, hsm: o.HSM, links: o.Links, bindings: o.Bindings, limits: o.Limits,
-		log: o.Log, seed: maphash.MakeSeed(),
+		log: o.Log, locks: map[string]*cardLock{},
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switch_transfer_loads_total",
 			Help: "Bank-transfer loads at kiosks by result (docs/recharge.md)."}, []string{"result"}),
 		amount: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switch_transfer_load_fen_total",
@@ -126,13 +128,32 @@ func (s *Service) ResultCounter(result string) prometheus.Counter {
 // Name implements txn.Destination.
 func (s *Service) Name() string { return Name }
 
+type cardLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
 // lockCard serialises the transfer loads and reversals of one card, from
 // the limit checks to the commit (the bank leg included: a kiosk load is
-// one at a time per card).
+// one at a time per card); other cards go on meanwhile.
 func (s *Service) lockCard(pan string) func() {
-	m := &s.locks[maphash.String(s.seed, pan)%uint64(len(s.locks))]
-	m.Lock()
-	return m.Unlock
+	s.locksMu.Lock()
+	l := s.locks[pan]
+	if l == nil {
+		l = &cardLock{}
+		s.locks[pan] = l
+	}
+	l.refs++
+	s.locksMu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		s.locksMu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(s.locks, pan)
+		}
+		s.locksMu.Unlock()
+	}
 }
 
 // Execute implements txn.Destination for transfer loads and their
