@@ -79,3 +79,40 @@ func mustHexKey(t *testing.T, s string) []byte {
 	}
 	return b
 }
+
+// TestLinkMACChangeWaitsForKeys: a reload that changes a link's mac from
+// x9.19 to sm4 restarts it, and while the bank still issues TDES ZAKs the
+// link has no key of its new algorithm: it stays off and terminals get 91
+// with nothing sent — never a request MACed (or refused as unsendable)
+// under the old key.
+func TestLinkMACChangeWaitsForKeys(t *testing.T) {
+	sw, sim := linkedSwitch(t)
+	term := signedOn(t, sw, termCanteen, canteen)
+	buy, err := term.Consume(bankCard, 100, bankPIN)
+	expectRC(t, "consume over x9.19", do(t, term, buy, err), spec.RCApproved)
+	exchanges := sim.Stats().KeyExchanges
+
+	cfg := *sw.cfg
+	cfg.Gateways = []links.Config{sw.cfg.Gateways[0]}
+	cfg.Gateways[0].MAC = links.MACSM4
+	rep, err := sw.Reload(&cfg)
+	if err != nil || len(rep.Links.Restarted) != 1 {
+		t.Fatalf("reload: %+v %v", rep, err)
+	}
+	waitUntil(t, "a key exchange refused by the new algorithm", func() bool {
+		l, ok := sw.links.Link(demoBank)
+		return ok && sim.Stats().KeyExchanges > exchanges && strings.Contains(l.LastError(), "key exchange")
+	})
+	if l, _ := sw.links.Link(demoBank); l.State() == links.StateUp {
+		t.Fatal("the link is up with a ZAK of the old algorithm")
+	}
+	messages := sim.Stats().Approved + sim.Stats().Declined + sim.Stats().MACErrors
+	buy, err = term.Consume(bankCard, 200, bankPIN)
+	expectRC(t, "consume after the change", do(t, term, buy, err), links.RC91)
+	if got := sim.Stats().Approved + sim.Stats().Declined + sim.Stats().MACErrors; got != messages {
+		t.Fatal("a financial request reached the bank under the old ZAK")
+	}
+	if q, _ := sw.links.SAFList(demoBank, false, 10); len(q) != 0 {
+		t.Fatalf("reversals queued for a request never sent: %+v", q)
+	}
+}
