@@ -165,8 +165,10 @@ func startDaemon(t *testing.T, cfgPath, cfgText string) *daemon {
 	return d
 }
 
-// wait returns the next log line containing what.
-func (d *daemon) wait(what string) string {
+// wait returns the next log line containing what and each of also
+// (other lines, such as a store-and-forward delivery logged meanwhile,
+// are skipped).
+func (d *daemon) wait(what string, also ...string) string {
 	d.t.Helper()
 	deadline := time.After(60 * time.Second)
 	for {
@@ -178,13 +180,22 @@ func (d *daemon) wait(what string) string {
 			if d.seen = append(d.seen, l); len(d.seen) > 40 {
 				d.seen = d.seen[1:]
 			}
-			if strings.Contains(l, what) {
+			if strings.Contains(l, what) && containsAll(l, also) {
 				return l
 			}
 		case <-deadline:
-			d.t.Fatalf("timed out waiting for switchd to log %q; its last lines:\n%s", what, strings.Join(d.seen, "\n"))
+			d.t.Fatalf("timed out waiting for switchd to log %q %q; its last lines:\n%s", what, also, strings.Join(d.seen, "\n"))
 		}
 	}
+}
+
+func containsAll(s string, parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
 }
 
 // reload rewrites the configuration and sends SIGHUP.
