@@ -270,19 +270,28 @@ func (m *Manager) checkRemoved() error {
 			continue
 		}
 		seen[name] = true
-		n := 0
-		if err := m.recs.Open(name, func(*journal.LinkRequest) bool { n++; return true }); err != nil {
-			return fmt.Errorf("gateway %s: open requests: %w", name, err)
-		}
-		q, _, _, err := m.queue.Stats(name, statsLimit)
+		n, q, err := m.work(name)
 		if err != nil {
-			return fmt.Errorf("gateway %s: store-and-forward queue: %w", name, err)
+			return err
 		}
 		errs = append(errs, fmt.Errorf("gateway %s is no longer configured but its journal holds %d requests sent with no final answer "+
 			"and %d reversals queued for store-and-forward: put its entry back under gateways: and start the switch, "+
 			"which reverses them at the bank; remove it once `switchctl saf list --gateway %s` shows its queue empty", name, n, q, name))
 	}
 	return errors.Join(errs...)
+}
+
+// work counts a link's requests sent with no final answer and its
+// reversals queued for store-and-forward.
+func (m *Manager) work(name string) (open, queued int, err error) {
+	if err := m.recs.Open(name, func(*journal.LinkRequest) bool { open++; return true }); err != nil {
+		return 0, 0, fmt.Errorf("gateway %s: open requests: %w", name, err)
+	}
+	queued, _, _, err = m.queue.Stats(name, statsLimit)
+	if err != nil {
+		return 0, 0, fmt.Errorf("gateway %s: store-and-forward queue: %w", name, err)
+	}
+	return open, queued, nil
 }
 
 // recover queues the reversal of each open request, one synced batch per

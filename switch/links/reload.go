@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/cardswitch/cardswitch/journal"
 )
 
 // ErrRetired: the link is being removed or restarted by a reload, or is no
@@ -209,13 +207,9 @@ func (m *Manager) Apply(cfgs []Config) (ReloadReport, error) {
 // whether the journal holds requests sent with no final answer or
 // reversals queued for the link.
 func (m *Manager) holdsNoWork(name string) error {
-	n := 0
-	if err := m.recs.Open(name, func(*journal.LinkRequest) bool { n++; return true }); err != nil {
-		return fmt.Errorf("gateway %s: open requests: %w", name, err)
-	}
-	q, _, _, err := m.queue.Stats(name, statsLimit)
+	n, q, err := m.work(name)
 	if err != nil {
-		return fmt.Errorf("gateway %s: store-and-forward queue: %w", name, err)
+		return err
 	}
 	if n == 0 && q == 0 {
 		return nil
