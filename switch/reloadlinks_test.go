@@ -19,7 +19,9 @@ import (
 // sign-on); a link holding a queued reversal is not removed and the whole
 // reload changes nothing (docs/gateway-links.md "Reloading links").
 func TestReloadGatewayLinks(t *testing.T) {
-	sw, simA := linkedSwitch(t)
+	// Bank A's reversal must wait, not become a dead letter, however slow
+	// the machine.
+	sw, simA := linkedSwitch(t, func(c *Config) { c.SAF.MaxAttempts = 10000 })
 	simB, err := gwsim.Start(gwsim.Options{Institution: gwsim.DemoInstitution})
 	if err != nil {
 		t.Fatal(err)

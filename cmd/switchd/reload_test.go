@@ -75,7 +75,7 @@ func TestSIGHUPReloadsLinks(t *testing.T) {
 	}
 	defer simB.Close()
 	dir := t.TempDir()
-	base := demoConfigText(t, dir) + "saf: {initial_delay: 100ms, interval: 200ms, max_interval: 1s}\n"
+	base := demoConfigText(t, dir) + "saf: {initial_delay: 100ms, interval: 200ms, max_interval: 1s, max_attempts: 10000}\n"
 	// config: the links given (name, line), the bank BIN routed to dest,
 	// the log level.
 	config := func(dest, level string, ls ...[2]string) string {

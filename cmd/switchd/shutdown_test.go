@@ -32,8 +32,8 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	base = withGateways(t, base, linkYAML("demo-bank", sim.Addr(), ""))
 	// The first run keeps its reversals queued (nothing is due before the
 	// stop); the second sends them at once.
-	first := base + "saf: {initial_delay: 1h, interval: 200ms, max_interval: 1s}\n"
-	second := base + "saf: {initial_delay: 10ms, interval: 200ms, max_interval: 1s}\n"
+	first := base + "saf: {initial_delay: 1h, interval: 200ms, max_interval: 1s, max_attempts: 10000}\n"
+	second := base + "saf: {initial_delay: 10ms, interval: 200ms, max_interval: 1s, max_attempts: 10000}\n"
 	cfgPath := filepath.Join(dir, "switchd.yaml")
 	d := startDaemon(t, cfgPath, first)
 
