@@ -38,7 +38,7 @@ func TestReloadGatewayLinks(t *testing.T) {
 	const bankB = "bank-b"
 	linkB := links.Config{Name: bankB, Addresses: []string{simB.Addr()},
 		AcquirerID: "48020000", ForwardingID: "48020000", InstitutionID: gwsim.DemoInstitution,
-		SendTimeout: 500 * time.Millisecond, ReconnectWait: 20 * time.Millisecond, MaxReconnectWait: 200 * time.Millisecond}
+		SendTimeout: linkSendTimeout, ReconnectWait: 20 * time.Millisecond, MaxReconnectWait: 200 * time.Millisecond}
 	// withLinks is the running configuration with these links and the
 	// bank BIN routed to dest.
 	withLinks := func(dest string, ls ...links.Config) *Config {
@@ -108,7 +108,7 @@ func TestReloadGatewayLinks(t *testing.T) {
 	// A changed bank B restarts bank B only.
 	signOnsB := simB.Stats().SignOns
 	linkB2 := linkB
-	linkB2.SendTimeout = 600 * time.Millisecond
+	linkB2.SendTimeout = linkSendTimeout + time.Second
 	rep, err = sw.Reload(withLinks(bankB, linkA, linkB2))
 	if err != nil || !slices.Equal(rep.Links.Restarted, []string{bankB}) || !slices.Equal(rep.Links.Unchanged, []string{demoBank}) {
 		t.Fatalf("reload changing bank B: %+v, %v", rep, err)
@@ -117,7 +117,7 @@ func TestReloadGatewayLinks(t *testing.T) {
 		l, ok := sw.links.Link(bankB)
 		return ok && l.State() == links.StateUp && simB.Stats().SignOns > signOnsB
 	})
-	if l, _ := sw.links.Link(bankB); l.Config().SendTimeout != 600*time.Millisecond {
+	if l, _ := sw.links.Link(bankB); l.Config().SendTimeout != linkSendTimeout+time.Second {
 		t.Fatalf("bank B runs %v", l.Config().SendTimeout)
 	}
 	consume("consume at the restarted bank B", 400, spec.RCApproved)
