@@ -366,6 +366,7 @@ func TestTransferCrash(t *testing.T) {
 			mu.Unlock()
 		}
 	}()
+	approved := func() int { mu.Lock(); defer mu.Unlock(); return counts[spec.RCApproved] }
 	for k := 1; k <= kills; k++ {
 		time.Sleep(time.Duration(300+rand.IntN(900)) * time.Millisecond)
 		if err := d.cmd.Process.Kill(); err != nil {
@@ -374,7 +375,18 @@ func TestTransferCrash(t *testing.T) {
 		d.waitKilled()
 		d.start("")
 	}
+	// After the last restart the kiosk loads until one more load is
+	// approved (the link signs on again first; a loaded machine may take
+	// seconds), within a bound.
+	before := approved()
 	time.Sleep(500 * time.Millisecond)
+	for deadline := time.Now().Add(60 * time.Second); approved() == before && time.Now().Before(deadline); {
+		select {
+		case <-done:
+			deadline = time.Time{} // the kiosk stopped (failed or done)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	close(stop)
 	<-done
 	_ = sim.SetFaults(gwsim.Faults{})
