@@ -82,10 +82,12 @@ func TestCardLocks(t *testing.T) {
 	}()
 	<-done
 	second := make(chan struct{})
+	released := make(chan struct{})
 	go func() {
 		unlock := s.lockCard("6230151000000000020") // the same card: waits for a
 		close(second)
 		unlock()
+		close(released)
 	}()
 	// Once the second holder waits on the lock, it must stay waiting
 	// while a holds it (a broken lock lets it through at once).
@@ -102,19 +104,11 @@ func TestCardLocks(t *testing.T) {
 	}
 	a()
 	<-second
+	<-released // counted once the second holder has let go, not in between
 	s.locksMu.Lock()
 	n := len(s.locks)
 	s.locksMu.Unlock()
 	if n != 0 {
-		// The goroutine may still be releasing: wait for it.
-		for i := 0; i < 1000 && n != 0; i++ {
-			time.Sleep(time.Millisecond)
-			s.locksMu.Lock()
-			n = len(s.locks)
-			s.locksMu.Unlock()
-		}
-		if n != 0 {
-			t.Fatalf("%d locks left in the table", n)
-		}
+		t.Fatalf("%d locks left in the table", n)
 	}
 }
