@@ -65,6 +65,18 @@ func reload(sw *switching.Switch, path string, log *zap.Logger) {
 	}
 }
 
+// shutdownBoundWarning says when --shutdown-timeout does not cover a
+// gateway link's send timeout: a transaction waiting on that bank at
+// SIGTERM would then outlive the bound (docs/operations.md "Shutdown").
+func shutdownBoundWarning(cfg *switching.Config, bound time.Duration) string {
+	for _, g := range cfg.Gateways {
+		if st := g.WithDefaults().SendTimeout; st >= bound {
+			return fmt.Sprintf("--shutdown-timeout %v does not exceed gateway %s's send_timeout %v: a transaction waiting on that bank at SIGTERM may outlast it", bound, g.Name, st)
+		}
+	}
+	return ""
+}
+
 func run() int {
 	configPath := flag.String("config", "", "YAML configuration file (default: the embedded demo configuration)")
 	shutdownTimeout := flag.Duration("shutdown-timeout", 15*time.Second, "how long in-flight messages may take to finish on SIGTERM")
@@ -98,6 +110,9 @@ func run() int {
 	}
 	defer func() { _ = log.Sync() }()
 	switching.ApplyRuntime(cfg.Runtime)
+	if w := shutdownBoundWarning(cfg, *shutdownTimeout); w != "" {
+		log.Warn(w)
+	}
 
 	// Signals are caught before the switch starts: a SIGHUP arriving
 	// between "switch listening" and here would otherwise end the process

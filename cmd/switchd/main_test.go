@@ -5,7 +5,33 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	switching "github.com/cardswitch/cardswitch/switch"
+	"github.com/cardswitch/cardswitch/switch/links"
 )
+
+// TestShutdownBoundWarning: the shutdown bound must exceed every link's
+// send timeout (10 s by default), else a warning names the link.
+func TestShutdownBoundWarning(t *testing.T) {
+	cfg := &switching.Config{Gateways: []links.Config{{Name: "a", SendTimeout: 2 * time.Second}, {Name: "b"}}}
+	for _, c := range []struct {
+		bound time.Duration
+		want  string
+	}{
+		{15 * time.Second, ""},
+		{10 * time.Second, "gateway b's send_timeout 10s"},
+		{time.Second, "gateway a's send_timeout 2s"},
+	} {
+		got := shutdownBoundWarning(cfg, c.bound)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("bound %v: %q, want %q", c.bound, got, c.want)
+		}
+	}
+	if got := shutdownBoundWarning(&switching.Config{}, time.Second); got != "" {
+		t.Errorf("no links: %q", got)
+	}
+}
 
 // TestCheckConfigFile: --check-config exits 0 on a good file and 2 on a
 // bad one, and never creates the data directory or the LMK.
