@@ -83,6 +83,9 @@ func openBusinessClock(db *pebble.DB, zone string, cutover time.Duration) (*busi
 }
 
 // Today is the current business date: the date at this moment, or the day
+// LocalNow is the switch's time in its business time zone.
+func (c *businessClock) LocalNow() time.Time { return c.now().In(c.loc) }
+
 // after the last closed one when the operator closed today early.
 func (c *businessClock) Today() ledger.BusinessDate {
 	d := c.dateOf(c.now())

@@ -2,6 +2,7 @@ package switching
 
 import (
 	"fmt"
+	"github.com/cardswitch/cardswitch/switch/pos"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +21,7 @@ type committedKey struct {
 func commitKeys(t *testing.T) func(spec.TxType) [][]committedKey {
 	var mu sync.Mutex
 	got := map[spec.TxType][][]committedKey{}
-	observeCommit = func(tx spec.TxType, b *pebble.Batch) {
+	pos.ObserveCommit = func(tx spec.TxType, b *pebble.Batch) {
 		var keys []committedKey
 		r := batchrepr.Read(b.Repr())
 		for {
@@ -38,7 +39,7 @@ func commitKeys(t *testing.T) func(spec.TxType) [][]committedKey {
 		got[tx] = append(got[tx], keys)
 		mu.Unlock()
 	}
-	t.Cleanup(func() { observeCommit = nil })
+	t.Cleanup(func() { pos.ObserveCommit = nil })
 	return func(tx spec.TxType) [][]committedKey {
 		mu.Lock()
 		defer mu.Unlock()

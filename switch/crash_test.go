@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/cardswitch/cardswitch/switch/pos"
 	"net"
 	"net/http"
 	"os"
@@ -154,8 +155,8 @@ func TestCrashAroundCommit(t *testing.T) {
 		point         string
 		cashAfterKill string // the consume's effect, seen after restart
 	}{
-		{crashAfterCommit, "987.66"},
-		{crashBeforeCommit, "1000.00"},
+		{pos.CrashAfterCommit, "987.66"},
+		{pos.CrashBeforeCommit, "1000.00"},
 	} {
 		t.Run(tc.point, func(t *testing.T) {
 			d := newDaemon(t)

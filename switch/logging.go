@@ -5,7 +5,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/cardswitch/cardswitch/internal/cardno"
 	"github.com/cardswitch/cardswitch/internal/logmask"
 
 	"go.uber.org/zap"
@@ -63,7 +62,3 @@ func newLoggerTo(c LogConfig, out zapcore.WriteSyncer) (*zap.Logger, zap.AtomicL
 	}
 	return zap.New(core, opts...), atomicLevel, nil
 }
-
-// panField is a zap field with a masked card number: the only form of a
-// card number that may reach a log.
-func panField(pan string) zap.Field { return zap.String("card", cardno.Mask(pan)) }

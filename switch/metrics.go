@@ -1,6 +1,7 @@
 package switching
 
 import (
+	"github.com/cardswitch/cardswitch/switch/pos"
 	"github.com/cardswitch/cardswitch/switch/transport"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -103,7 +104,7 @@ func NewMetrics() *Metrics {
 		Name: "switch_signon_rejected_total",
 		Help: "Sign-ons refused with A0, by reason (missing_proof, bad_proof, replay, rate_limited, legacy_network).",
 	}, []string{"reason"})
-	for _, reason := range signOnRejectReasons {
+	for _, reason := range pos.SignOnRejectReasons {
 		m.SignOnRejected.WithLabelValues(reason)
 	}
 	r.MustRegister(m.SignOnRejected)

@@ -260,3 +260,6 @@ func (r *retention) openBatch(terminal, batch string) bool {
 	t := r.sw.terminals.Get(terminal)
 	return t != nil && batchString(t.Batch) == batch
 }
+
+// batchString is a batch number as field 60.2 carries it.
+func batchString(b uint32) string { return fmt.Sprintf("%06d", b) }

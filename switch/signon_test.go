@@ -64,10 +64,10 @@ func TestForgedSignOnLeavesTerminalWorking(t *testing.T) {
 		proof  []byte
 		reason string
 	}{
-		{"no proof", nil, signOnMissingProof},
-		{"random proof", []byte{1, 2, 3, 4, 5, 6, 7, 8}, signOnBadProof},
-		{"proof under another TMK", wrongKeyProof, signOnBadProof},
-		{"proof of the wrong length", []byte{1, 2, 3}, signOnBadProof},
+		{"no proof", nil, "missing_proof"},
+		{"random proof", []byte{1, 2, 3, 4, 5, 6, 7, 8}, "bad_proof"},
+		{"proof under another TMK", wrongKeyProof, "bad_proof"},
+		{"proof of the wrong length", []byte{1, 2, 3}, "bad_proof"},
 	} {
 		resp, err := evil.Exchange(forgedSignOn(termCanteen, canteen, tc.proof), nil)
 		if err != nil {
@@ -78,10 +78,10 @@ func TestForgedSignOnLeavesTerminalWorking(t *testing.T) {
 			t.Fatalf("%s: keys handed out", tc.name)
 		}
 	}
-	if got := signOnRejected(t, sw, signOnMissingProof); got != 1 {
+	if got := signOnRejected(t, sw, "missing_proof"); got != 1 {
 		t.Errorf("missing_proof counted %v, want 1", got)
 	}
-	if got := signOnRejected(t, sw, signOnBadProof); got != 3 {
+	if got := signOnRejected(t, sw, "bad_proof"); got != 3 {
 		t.Errorf("bad_proof counted %v, want 3", got)
 	}
 	after := *sw.terminals.Get(termCanteen)
@@ -126,7 +126,7 @@ func TestForgedSignOnLeavesTerminalWorking(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectRC(t, "older stamp", resp, spec.RCMACError)
-	if got := signOnRejected(t, sw, signOnReplay); got != 2 {
+	if got := signOnRejected(t, sw, "replay"); got != 2 {
 		t.Errorf("replay counted %v, want 2", got)
 	}
 	if now := *sw.terminals.Get(termCanteen); now.Batch != signed.Batch || now.KeyGeneration != signed.KeyGeneration {
@@ -173,7 +173,7 @@ func TestSignOnRateLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectRC(t, "good sign-on of a terminal over its limit", resp, spec.RCMACError)
-	if got := signOnRejected(t, sw, signOnRateLimited); got != 1 {
+	if got := signOnRejected(t, sw, "rate_limited"); got != 1 {
 		t.Errorf("rate_limited counted %v, want 1", got)
 	}
 	if sw.terminals.Get(termCafe).SignedOn {
@@ -190,7 +190,7 @@ func TestSignOnRateLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectRC(t, "sign-on from an address over its limit", resp, spec.RCMACError)
-	if got := signOnRejected(t, sw, signOnRateLimited); got != 2 {
+	if got := signOnRejected(t, sw, "rate_limited"); got != 2 {
 		t.Errorf("rate_limited counted %v, want 2", got)
 	}
 }
@@ -228,7 +228,7 @@ func TestLegacySignOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectRC(t, "legacy sign-on from another network", resp, spec.RCMACError)
-	if got := signOnRejected(t, sw, signOnNotLegacyNet); got != 1 {
+	if got := signOnRejected(t, sw, "legacy_network"); got != 1 {
 		t.Errorf("legacy_network counted %v, want 1", got)
 	}
 	// A terminal that is not legacy still needs the proof.
@@ -267,44 +267,6 @@ func TestSettlementAndUploadNeedMAC(t *testing.T) {
 	expectRC(t, "0320 with MAC", do(t, term, term.BatchUpload("0123", true), nil), spec.RCApproved)
 }
 
-// TestFullStampYearWrap: the year of a sign-on stamp is the one nearest
-// the switch's date, so a sign-on on 1 January is later than one on 31
-// December.
-func TestFullStampYearWrap(t *testing.T) {
-	at := func(s string) time.Time {
-		v, err := time.Parse("2006-01-02 15:04:05", s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	for _, tc := range []struct {
-		stamp, now, want string
-	}{
-		{"1231235900000001", "2026-12-31 23:59:30", "20261231235900000001"},
-		{"0101000001000002", "2026-12-31 23:59:30", "20270101000001000002"},
-		{"1231235959000001", "2027-01-01 00:00:30", "20261231235959000001"},
-		{"0101000010000002", "2027-01-01 00:00:30", "20270101000010000002"},
-		{"0701120000000001", "2026-12-04 12:00:00", "20260701120000000001"},
-		{"0601120000000001", "2026-12-04 12:00:00", "20270601120000000001"}, // nearer next June
-		{"0229120000000001", "2028-03-01 12:00:00", "20280229120000000001"},
-		{"0229120000000001", "2026-03-01 12:00:00", ""}, // no 29 February near
-		{"1301120000000001", "2026-12-04 12:00:00", ""},
-		{"1204250000000001", "2026-12-04 12:00:00", ""},
-		{"120412000000001", "2026-12-04 12:00:00", ""},
-	} {
-		got, ok := fullStamp(tc.stamp, at(tc.now))
-		if got != tc.want || ok != (tc.want != "") {
-			t.Errorf("%s at %s: %q %v, want %q", tc.stamp, tc.now, got, ok, tc.want)
-		}
-	}
-	late, _ := fullStamp("0101000001000002", at("2026-12-31 23:59:30"))
-	early, _ := fullStamp("1231235900000001", at("2026-12-31 23:59:30"))
-	if late <= early {
-		t.Fatal("1 January is not later than 31 December")
-	}
-}
-
 // TestForgedSignOff: an 0820 sign-off of a signed-on terminal needs its
 // MAC, or anyone could stop a canteen's terminal (77 until it signs on
 // again) with one packet. The terminal's own MACed sign-off works.
@@ -321,7 +283,7 @@ func TestForgedSignOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectRC(t, "forged sign-off", resp, spec.RCMACError)
-	if got := signOnRejected(t, sw, signOffMAC); got != 1 {
+	if got := signOnRejected(t, sw, "signoff_mac"); got != 1 {
 		t.Errorf("signoff_mac counted %v, want 1", got)
 	}
 	req, err := real.Consume(cardStaff, 100, "")
@@ -380,7 +342,7 @@ func TestConcurrentCopiesOfOneSignOn(t *testing.T) {
 	if approved != 1 || sw.terminals.Get(termCanteen).KeyGeneration != 1 {
 		t.Fatalf("%d copies approved, key generation %d; want 1 and 1", approved, sw.terminals.Get(termCanteen).KeyGeneration)
 	}
-	if got := signOnRejected(t, sw, signOnReplay); got != copies-1 {
+	if got := signOnRejected(t, sw, "replay"); got != copies-1 {
 		t.Errorf("replay counted %v, want %d", got, copies-1)
 	}
 }

@@ -56,8 +56,6 @@ type Switch struct {
 	retention    *retention
 	days         *businessDays
 	recon        *recon.Book
-	// signOnGuard limits failed sign-ons (docs/pos-dialect.md#sign-on-proof).
-	signOnGuard *signOnGuard
 	// links are the outbound gateway links (switch/links).
 	links    *links.Manager
 	recharge *rechargeFront
@@ -93,7 +91,7 @@ func newSwitch(cfg *Config, log *zap.Logger, extra []txn.Destination) (*Switch, 
 	}
 	ring := admin.NewErrorRing()
 	log = log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, ring.Core()) }))
-	sw := &Switch{cfg: cfg, log: log, metrics: NewMetrics(), recentErrors: ring, signOnGuard: newSignOnGuard(cfg.SignOn)}
+	sw := &Switch{cfg: cfg, log: log, metrics: NewMetrics(), recentErrors: ring}
 	if cfg.HTTP.shortDemoToken() {
 		log.Warn("DEMO ADMIN TOKEN: the admin API accepts a short, public token; allowed only in the demo configuration on a loopback address, never in production (docs/security.md)",
 			zap.Int("token_length", len(cfg.HTTP.adminToken())), zap.Int("minimum", MinAdminTokenLen))
@@ -140,7 +138,12 @@ func newSwitch(cfg *Config, log *zap.Logger, extra []txn.Destination) (*Switch, 
 	}
 	sw.recon = &recon.Book{DB: sw.db, Journal: sw.journal, Ledger: sw.ledger, Today: sw.clock.Today, Begin: sw.clock.Begin, End: sw.clock.End,
 		Source: recon.Source{Journal: sw.journal, Books: sw.db, Location: sw.clock.loc, Links: linkRecs}}
-	sw.pos = transport.New("pos", cfg.POS.transport(), &posProtocol{sw: sw}, log, sw.metrics.transport())
+	posProto, err := sw.posProtocol()
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	sw.pos = transport.New("pos", cfg.POS.transport(), posProto, log, sw.metrics.transport())
 	sw.gateway = transport.New("gateway", cfg.Gateway.transport(), sw.gatewayProtocol(), log, sw.metrics.transport())
 	sw.gateway.SetSourceAllowed(sw.admitGateway)
 	return sw, nil

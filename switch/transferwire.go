@@ -3,6 +3,7 @@ package switching
 import (
 	"errors"
 	"fmt"
+	"github.com/cardswitch/cardswitch/switch/pos"
 
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/spec"
@@ -51,7 +52,7 @@ func (sw *Switch) transferDestination(t *txn.Transaction) (txn.Destination, bool
 	if t.Type == spec.TransferLoad || (t.Type == spec.Reversal && t.OriginalType == spec.TransferLoad) {
 		return sw.transfer, true
 	}
-	if followsOriginal(t.Type) && t.Original.Present && sw.links != nil {
+	if pos.FollowsOriginal(t.Type) && t.Original.Present && sw.links != nil {
 		if _, found, err := sw.links.TransferLeg(t.Terminal, t.Original.Batch, t.Original.STAN); err == nil && found {
 			return sw.transfer, true
 		}

@@ -1,8 +1,11 @@
-// Package pos holds the POS dialect's mapping to and from the switch's one
-// internal transaction (switch/txn): the one place each way that reads or
-// writes the POS fields of a financial transaction (docs/pos-dialect.md).
-// The POS protocol's flow (decode, authenticate, dedupe, route, execute,
-// record, reply) calls it; it holds no state and no switch.
+// Package pos is the POS port's protocol (docs/pos-dialect.md): Protocol
+// serves the POS acceptor and runs each frame through the flow (decode,
+// authenticate, dedupe, route, execute, record, reply; protocol.go,
+// flow.go, signon.go, record.go), and this file holds the dialect's
+// mapping to and from the switch's one internal transaction (switch/txn):
+// the one place each way that reads or writes the POS fields of a
+// financial transaction. The protocol asks its collaborators through the
+// small interfaces of Options and holds no switch.
 package pos
 
 import (

@@ -1,4 +1,4 @@
-package switching
+package pos
 
 import (
 	"github.com/cardswitch/cardswitch/switch/transport"
@@ -21,7 +21,7 @@ import (
 )
 
 // exchange is one POS request on its way through the flow (handle in
-// pos.go). Each step fills in what it established.
+// protocol.go). Each step fills in what it established.
 type exchange struct {
 	s     *transport.Session
 	req   *spec.POSMessage
@@ -58,7 +58,7 @@ func (x *exchange) answer(rc string) *spec.POSMessage {
 // the record step: rec.decide for an answer that decides the request (a
 // destination reaches it through rec.Commit), rec.answer for one that
 // decides nothing.
-func (p *posProtocol) process(x *exchange, rec *record) {
+func (p *Protocol) process(x *exchange, rec *record) {
 	switch x.tx {
 	case spec.EchoTest:
 		rec.answer(x.answer(spec.RCApproved))
@@ -76,7 +76,7 @@ func (p *posProtocol) process(x *exchange, rec *record) {
 }
 
 // transaction handles every financial and settlement message.
-func (p *posProtocol) transaction(x *exchange, rec *record) {
+func (p *Protocol) transaction(x *exchange, rec *record) {
 	if rc := p.authenticate(x); rc != "" {
 		rec.answer(x.answer(rc))
 		return
@@ -104,9 +104,9 @@ func (p *posProtocol) transaction(x *exchange, rec *record) {
 		rec.answer(x.answer(rc))
 		return
 	}
-	rrn, err := p.sw.clock.NextRRN(x.date)
+	rrn, err := p.clock.NextRRN(x.date)
 	if err != nil {
-		p.sw.log.Error("no RRN", zap.Error(err))
+		p.log.Error("no RRN", zap.Error(err))
 		rec.answer(x.answer(spec.RCSystemMalfunction))
 		return
 	}
@@ -118,9 +118,9 @@ func (p *posProtocol) transaction(x *exchange, rec *record) {
 		rec.answer(x.answer(rc))
 		return
 	}
-	if d, ok := p.sw.transferDestination(t); ok {
+	if d, ok := p.dests.Pinned(t); ok {
 		dest = d
-	} else if followsOriginal(t.Type) {
+	} else if FollowsOriginal(t.Type) {
 		if dest, rc = p.originalDestination(t, dest); rc != "" {
 			rec.answer(x.answer(rc))
 			return
@@ -129,10 +129,10 @@ func (p *posProtocol) transaction(x *exchange, rec *record) {
 	p.execute(x, rec, dest, t)
 }
 
-// followsOriginal reports whether a transaction of type typ acts on an
+// FollowsOriginal reports whether a transaction of type typ acts on an
 // original (field 61, or a reversal's own numbering) and so goes where its
 // original went.
-func followsOriginal(typ spec.TxType) bool {
+func FollowsOriginal(typ spec.TxType) bool {
 	switch typ {
 	case spec.Reversal, spec.ConsumeVoid, spec.Refund, spec.PreAuthCancel, spec.PreAuthCompletion, spec.CompletionVoid:
 		return true
@@ -150,8 +150,8 @@ func followsOriginal(typ spec.TxType) bool {
 // with nothing done and the card would lose the money
 // (docs/gateway-links.md). An original forwarded on a link no longer
 // configured cannot be acted on: answered 96, logged.
-func (p *posProtocol) originalDestination(t *txn.Transaction, routed txn.Destination) (txn.Destination, string) {
-	if p.sw.links == nil {
+func (p *Protocol) originalDestination(t *txn.Transaction, routed txn.Destination) (txn.Destination, string) {
+	if p.originals == nil {
 		return routed, ""
 	}
 	batch, stan := t.Batch, t.STAN
@@ -165,12 +165,12 @@ func (p *posProtocol) originalDestination(t *txn.Transaction, routed txn.Destina
 	)
 	if t.Type == spec.Refund {
 		// A refund names its consume by RRN, at any terminal.
-		name, found, err = p.sw.links.RefundedOn(t.Terminal, batch, stan, t.Original.RRN)
+		name, found, err = p.originals.RefundedOn(t.Terminal, batch, stan, t.Original.RRN)
 	} else {
-		name, found, err = p.sw.links.ForwardedOn(t.Terminal, batch, stan)
+		name, found, err = p.originals.ForwardedOn(t.Terminal, batch, stan)
 	}
 	if err != nil {
-		p.sw.log.Error("original's destination: links journal lookup", zap.String("terminal", t.Terminal), zap.Error(err))
+		p.log.Error("original's destination: links journal lookup", zap.String("terminal", t.Terminal), zap.Error(err))
 		return nil, spec.RCSystemMalfunction
 	}
 	if !found {
@@ -179,10 +179,10 @@ func (p *posProtocol) originalDestination(t *txn.Transaction, routed txn.Destina
 	if name == routed.Name() {
 		return routed, ""
 	}
-	if d, ok := p.sw.destination(name); ok {
+	if d, ok := p.dests.Destination(name); ok {
 		return d, ""
 	}
-	p.sw.log.Error("follow-up of a transaction forwarded on a gateway link no longer configured",
+	p.log.Error("follow-up of a transaction forwarded on a gateway link no longer configured",
 		zap.String("type", t.Type.String()), zap.String("link", name), zap.String("terminal", t.Terminal))
 	return nil, spec.RCSystemMalfunction
 }
@@ -191,9 +191,8 @@ func (p *posProtocol) originalDestination(t *txn.Transaction, routed txn.Destina
 // business logic: terminal (97, 03, 58), sign-on and batch (77), MAC
 // (A0), permission (58). It returns "" when the request may proceed; from
 // then on every answer carries a MAC (x.mac).
-func (p *posProtocol) authenticate(x *exchange) string {
-	sw := p.sw
-	t := sw.terminals.Get(x.req.TerminalID)
+func (p *Protocol) authenticate(x *exchange) string {
+	t := p.terminals.Get(x.req.TerminalID)
 	if t == nil {
 		return spec.RCTerminalNotFound
 	}
@@ -214,9 +213,9 @@ func (p *posProtocol) authenticate(x *exchange) string {
 	{
 		ok := false
 		if block, err := spec.MACBlock(x.req.Raw); err == nil && x.req.MAC != nil {
-			ok, err = sw.hsm.VerifyTerminalMAC(t.ID, block, x.req.MAC)
+			ok, err = p.hsm.VerifyTerminalMAC(t.ID, block, x.req.MAC)
 			if err != nil {
-				sw.log.Warn("MAC verification failed", zap.String("terminal", t.ID), zap.Error(err))
+				p.log.Warn("MAC verification failed", zap.String("terminal", t.ID), zap.Error(err))
 				ok = false
 			}
 		}
@@ -225,7 +224,7 @@ func (p *posProtocol) authenticate(x *exchange) string {
 		}
 	}
 	id := t.ID
-	x.mac = func(block []byte) ([]byte, error) { return sw.hsm.GenerateTerminalMAC(id, block) }
+	x.mac = func(block []byte) ([]byte, error) { return p.hsm.GenerateTerminalMAC(id, block) }
 	if !t.Permits(x.tx) || (x.tx == spec.Reversal && !t.Permits(x.orig)) {
 		return spec.RCNotPermittedTerminal
 	}
@@ -271,7 +270,7 @@ func (x *exchange) fingerprint() [journal.FingerprintLen]byte {
 // other content under the same name. done reports that it answered.
 // release frees the terminal's trace-number claim; call it once the
 // answer is recorded.
-func (p *posProtocol) dedupe(x *exchange, rec *record) (release func(), done bool) {
+func (p *Protocol) dedupe(x *exchange, rec *record) (release func(), done bool) {
 	rec.dupKey, rec.fp = x.duplicateKey(), x.fingerprint()
 	fresh, release, err := p.claimNewSTAN(x)
 	if err == nil && !fresh {
@@ -279,14 +278,14 @@ func (p *posProtocol) dedupe(x *exchange, rec *record) (release func(), done boo
 			stored journal.ResponseRecord
 			found  bool
 		)
-		stored, found, err = p.sw.journal.GetResponse(rec.dupKey)
+		stored, found, err = p.journal.GetResponse(rec.dupKey)
 		if err == nil && found {
 			p.replay(x, rec, stored)
 			return release, true
 		}
 	}
 	if err != nil {
-		p.sw.log.Error("duplicate lookup failed", zap.String("terminal", x.term.ID), zap.Error(err))
+		p.log.Error("duplicate lookup failed", zap.String("terminal", x.term.ID), zap.Error(err))
 		rec.answer(x.answer(spec.RCSystemMalfunction))
 		return release, true
 	}
@@ -296,14 +295,14 @@ func (p *posProtocol) dedupe(x *exchange, rec *record) (release func(), done boo
 
 // claimNewSTAN asks the terminal's trace watermark whether this request
 // can be a retransmission at all.
-func (p *posProtocol) claimNewSTAN(x *exchange) (bool, func(), error) {
+func (p *Protocol) claimNewSTAN(x *exchange) (bool, func(), error) {
 	stan, err := strconv.ParseUint(x.req.STAN, 10, 32)
 	if err != nil {
 		return false, func() {}, nil
 	}
-	return p.sw.terminals.ClaimNewSTAN(x.term.ID, x.term.Batch, uint32(stan), func() (uint32, error) {
+	return p.terminals.ClaimNewSTAN(x.term.ID, x.term.Batch, uint32(stan), func() (uint32, error) {
 		var max uint64
-		err := p.sw.journal.ResponseSTANs(x.term.ID, batchString(x.term.Batch), func(s string) bool {
+		err := p.journal.ResponseSTANs(x.term.ID, batchString(x.term.Batch), func(s string) bool {
 			// Stored as the STAN, or a reversal's MTI + STAN: the trace
 			// number is the last six digits either way.
 			if len(s) >= 6 {
@@ -322,21 +321,21 @@ func (p *posProtocol) claimNewSTAN(x *exchange) (bool, func(), error) {
 // content (docs/pos-dialect.md, duplicates). The stored response is sealed
 // again, so it carries a MAC under the terminal's current MAK even when
 // the terminal signed on since.
-func (p *posProtocol) replay(x *exchange, rec *record, stored journal.ResponseRecord) {
+func (p *Protocol) replay(x *exchange, rec *record, stored journal.ResponseRecord) {
 	if stored.Fingerprint != rec.fp {
 		rec.answer(x.answer(spec.RCDuplicate))
 		return
 	}
-	e, err := p.sw.journal.Get(stored.ResponseSeq)
+	e, err := p.journal.Get(stored.ResponseSeq)
 	if err != nil {
-		p.sw.log.Error("stored response missing from the journal", zap.String("terminal", x.term.ID),
+		p.log.Error("stored response missing from the journal", zap.String("terminal", x.term.ID),
 			zap.Uint64("seq", stored.ResponseSeq), zap.Error(err))
 		rec.answer(x.answer(spec.RCSystemMalfunction))
 		return
 	}
 	resp, err := spec.DecodePOS(e.Raw)
 	if err != nil {
-		p.sw.log.Error("stored response does not decode", zap.String("terminal", x.term.ID), zap.Error(err))
+		p.log.Error("stored response does not decode", zap.String("terminal", x.term.ID), zap.Error(err))
 		rec.answer(x.answer(spec.RCSystemMalfunction))
 		return
 	}
@@ -346,17 +345,17 @@ func (p *posProtocol) replay(x *exchange, rec *record, stored journal.ResponseRe
 
 // route finds the destination that serves a transaction: routing names
 // it, the registry holds it. A card no route covers is answered 14.
-func (p *posProtocol) route(x *exchange, pan string) (txn.Destination, string) {
-	name, err := p.sw.routes.Load().Route(pan, x.tx.String(), x.req.MerchantID)
+func (p *Protocol) route(x *exchange, pan string) (txn.Destination, string) {
+	name, err := p.routes.Route(pan, x.tx.String(), x.req.MerchantID)
 	x.dest = name
 	if err != nil {
 		x.unrouted = true
 		return nil, spec.RCInvalidCard
 	}
-	dest, ok := p.sw.destination(name)
+	dest, ok := p.dests.Destination(name)
 	if !ok {
 		// routing.New checked every route against the registry.
-		p.sw.log.Error("route names an unregistered destination", zap.String("destination", name))
+		p.log.Error("route names an unregistered destination", zap.String("destination", name))
 		return nil, spec.RCSystemMalfunction
 	}
 	return dest, ""
@@ -370,15 +369,15 @@ func (p *posProtocol) route(x *exchange, pan string) (txn.Destination, string) {
 // ends with the request's answer budget (pos.answer_timeout, counted
 // from the frame's arrival), so that no destination holds the terminal
 // longer.
-func (p *posProtocol) execute(x *exchange, rec *record, dest txn.Destination, t *txn.Transaction) {
+func (p *Protocol) execute(x *exchange, rec *record, dest txn.Destination, t *txn.Transaction) {
 	rec.t = t
-	ctx, cancel := context.WithDeadline(context.Background(), x.start.Add(time.Duration(p.sw.cfg.POS.AnswerTimeout)))
+	ctx, cancel := context.WithDeadline(context.Background(), x.start.Add(p.answerTimeout))
 	defer cancel()
 	_, err := dest.Execute(ctx, t, rec)
 	if rec.decided {
 		// The committed answer stands, whatever followed.
 		if err != nil {
-			p.sw.log.Error("destination failed after recording", zap.String("destination", dest.Name()), zap.Error(err))
+			p.log.Error("destination failed after recording", zap.String("destination", dest.Name()), zap.Error(err))
 		}
 		return
 	}
@@ -387,18 +386,18 @@ func (p *posProtocol) execute(x *exchange, rec *record, dest txn.Destination, t 
 	}
 	var rej *txn.Rejection
 	if !errors.As(err, &rej) {
-		p.sw.log.Error("transaction failed", zap.String("terminal", x.term.ID), zap.String("type", x.tx.String()),
-			zap.String("destination", dest.Name()), panField(t.Card), zap.Error(err))
+		p.log.Error("transaction failed", zap.String("terminal", x.term.ID), zap.String("type", x.tx.String()),
+			zap.String("destination", dest.Name()), cardField(t.Card), zap.Error(err))
 	}
 	rec.answer(x.answer(txn.ResponseCodeOf(err)))
 }
 
 // decideOrFail records an answer the pipeline decides itself (settlement,
 // batch upload); when it cannot be recorded, 96 decides nothing.
-func (p *posProtocol) decideOrFail(x *exchange, rec *record, resp *spec.POSMessage) {
+func (p *Protocol) decideOrFail(x *exchange, rec *record, resp *spec.POSMessage) {
 	resp.SettlementDate = x.date.String()[4:]
 	if err := rec.decide(resp); err != nil {
-		p.sw.log.Error("record answer", zap.String("terminal", x.term.ID), zap.Error(err))
+		p.log.Error("record answer", zap.String("terminal", x.term.ID), zap.Error(err))
 		rec.answer(x.answer(spec.RCSystemMalfunction))
 	}
 }
@@ -407,15 +406,15 @@ func (p *posProtocol) decideOrFail(x *exchange, rec *record, resp *spec.POSMessa
 // 48 against the ledger's own for the batch; flag 1 balanced, 2 not. The
 // answer is stored for duplicates; totals that do not parse, or a ledger
 // that cannot count, decide nothing.
-func (p *posProtocol) settle(x *exchange, rec *record) {
+func (p *Protocol) settle(x *exchange, rec *record) {
 	theirs, err := spec.ParseSettlement(x.req.AdditionalData)
 	if err != nil {
 		rec.answer(x.answer(spec.RCFormatError))
 		return
 	}
-	ours, err := p.sw.ledger.BatchTotals(x.term.ID, x.term.Batch)
+	ours, err := p.ledger.BatchTotals(x.term.ID, x.term.Batch)
 	if err != nil {
-		p.sw.log.Error("batch totals", zap.String("terminal", x.term.ID), zap.Error(err))
+		p.log.Error("batch totals", zap.String("terminal", x.term.ID), zap.Error(err))
 		rec.answer(x.answer(spec.RCSystemMalfunction))
 		return
 	}
@@ -434,16 +433,15 @@ func (p *posProtocol) settle(x *exchange, rec *record) {
 	if resp.AdditionalData, err = spec.FormatSettlement(answer); err != nil {
 		resp = x.answer(spec.RCFormatError)
 	}
-	p.sw.log.Info("batch settlement", zap.String("terminal", x.term.ID), zap.Uint32("batch", x.term.Batch),
+	p.log.Info("batch settlement", zap.String("terminal", x.term.ID), zap.Uint32("batch", x.term.Batch),
 		zap.Bool("balanced", flag == spec.SettlementBalanced))
 	p.decideOrFail(x, rec, resp)
 }
 
 // signOn opens a new batch and hands the terminal fresh working keys under
 // its TMK (docs/hsm.md#sign-on).
-func (p *posProtocol) signOn(x *exchange) *spec.POSMessage {
-	sw := p.sw
-	t := sw.terminals.Get(x.req.TerminalID)
+func (p *Protocol) signOn(x *exchange) *spec.POSMessage {
+	t := p.terminals.Get(x.req.TerminalID)
 	switch {
 	case t == nil:
 		return x.answer(spec.RCTerminalNotFound)
@@ -461,14 +459,14 @@ func (p *posProtocol) signOn(x *exchange) *spec.POSMessage {
 	}
 	mode := x.req.Reserved60.NetworkCode
 	var keys []byte
-	t, err := sw.terminals.Update(t.ID, func(t *terminals.Terminal) error {
+	t, err := p.terminals.Update(t.ID, func(t *terminals.Terminal) error {
 		// Under the terminal's lock: two copies of one sign-on cannot
 		// both pass the replay rule.
 		if stamp != "" && stamp <= t.LastSignOn {
 			return errSignOnReplay
 		}
 		var err error
-		if keys, err = sw.hsm.SignOn(t.ID, mode); err != nil {
+		if keys, err = p.hsm.SignOn(t.ID, mode); err != nil {
 			return err
 		}
 		t.Batch = t.Batch%999999 + 1
@@ -484,10 +482,10 @@ func (p *posProtocol) signOn(x *exchange) *spec.POSMessage {
 	case errors.Is(err, errSignOnReplay):
 		return p.refuseSignOn(x, x.term, signOnReplay)
 	case errors.Is(err, hsm.ErrUnsupported):
-		sw.log.Warn("sign-on refused", zap.String("terminal", x.term.ID), zap.String("mode", mode), zap.Error(err))
+		p.log.Warn("sign-on refused", zap.String("terminal", x.term.ID), zap.String("mode", mode), zap.Error(err))
 		return x.answer(spec.RCFunctionNotSupported)
 	case err != nil:
-		sw.log.Error("sign-on failed", zap.String("terminal", x.req.TerminalID), zap.String("mode", mode), zap.Error(err))
+		p.log.Error("sign-on failed", zap.String("terminal", x.req.TerminalID), zap.String("mode", mode), zap.Error(err))
 		return x.answer(spec.RCSystemMalfunction)
 	}
 	x.term = t
@@ -496,12 +494,12 @@ func (p *posProtocol) signOn(x *exchange) *spec.POSMessage {
 	r.Reserved62 = keys
 	now := time.Now()
 	r.LocalTime, r.LocalDate = now.Format("150405"), now.Format("0102")
-	sw.log.Info("terminal signed on", zap.String("terminal", t.ID), zap.String("mode", mode), zap.Uint32("batch", t.Batch))
+	p.log.Info("terminal signed on", zap.String("terminal", t.ID), zap.String("mode", mode), zap.Uint32("batch", t.Batch))
 	return r
 }
 
-func (p *posProtocol) signOff(x *exchange) *spec.POSMessage {
-	t := p.sw.terminals.Get(x.req.TerminalID)
+func (p *Protocol) signOff(x *exchange) *spec.POSMessage {
+	t := p.terminals.Get(x.req.TerminalID)
 	if t == nil {
 		return x.answer(spec.RCTerminalNotFound)
 	}
@@ -514,17 +512,17 @@ func (p *posProtocol) signOff(x *exchange) *spec.POSMessage {
 	if t.SignedOn {
 		ok := false
 		if block, err := spec.MACBlock(x.req.Raw); err == nil && x.req.MAC != nil {
-			if ok, err = p.sw.hsm.VerifyTerminalMAC(t.ID, block, x.req.MAC); err != nil {
+			if ok, err = p.hsm.VerifyTerminalMAC(t.ID, block, x.req.MAC); err != nil {
 				ok = false
 			}
 		}
 		if !ok {
-			p.sw.metrics.SignOnRejected.WithLabelValues(signOffMAC).Inc()
-			p.sw.log.Warn("sign-off refused", zap.String("terminal", t.ID), zap.String("reason", signOffMAC), zap.String("peer", x.s.Peer))
+			p.metrics.SignOnRejected.WithLabelValues(signOffMAC).Inc()
+			p.log.Warn("sign-off refused", zap.String("terminal", t.ID), zap.String("reason", signOffMAC), zap.String("peer", x.s.Peer))
 			return x.answer(spec.RCMACError)
 		}
 	}
-	if _, err := p.sw.terminals.Update(t.ID, func(t *terminals.Terminal) error { t.SignedOn = false; return nil }); err != nil {
+	if _, err := p.terminals.Update(t.ID, func(t *terminals.Terminal) error { t.SignedOn = false; return nil }); err != nil {
 		return x.answer(spec.RCSystemMalfunction)
 	}
 	return x.answer(spec.RCApproved)

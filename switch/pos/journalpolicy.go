@@ -1,4 +1,4 @@
-package switching
+package pos
 
 import "github.com/cardswitch/cardswitch/spec"
 

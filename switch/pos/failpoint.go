@@ -1,4 +1,4 @@
-package switching
+package pos
 
 import (
 	"os"
@@ -14,8 +14,8 @@ import (
 // finds and undoes. Unset, as in every real deployment, it costs one
 // string compare per transaction.
 const (
-	crashBeforeCommit = "before-commit"
-	crashAfterCommit  = "after-commit"
+	CrashBeforeCommit = "before-commit"
+	CrashAfterCommit  = "after-commit"
 )
 
 var crashPoint = os.Getenv("CARDSWITCH_CRASH_POINT")

@@ -1,8 +1,7 @@
-package switching
+package pos
 
 import (
 	"github.com/cardswitch/cardswitch/spec"
-	"github.com/cardswitch/cardswitch/switch/pos"
 	"github.com/cardswitch/cardswitch/switch/txn"
 )
 
@@ -13,17 +12,17 @@ import (
 
 // transactionOf maps a POS request into the internal transaction. A
 // non-empty rc answers a request whose numbers do not parse.
-func (p *posProtocol) transactionOf(x *exchange, pan, rrn string) (*txn.Transaction, string) {
-	return pos.Transaction(pos.Request{Msg: x.req, Type: x.tx, OriginalType: x.orig, Peer: x.s.Peer,
+func (p *Protocol) transactionOf(x *exchange, pan, rrn string) (*txn.Transaction, string) {
+	return Transaction(Request{Msg: x.req, Type: x.tx, OriginalType: x.orig, Peer: x.s.Peer,
 		Card: pan, TerminalMayLoad: x.term.MayLoad, BusinessDate: x.date, RRN: rrn,
 		DuplicateDate: x.duplicateKey().Date, KnownNew: x.fresh})
 }
 
 // answerOutcome maps a destination's outcome into the POS response.
-func (p *posProtocol) answerOutcome(x *exchange, t *txn.Transaction, o txn.Outcome) *spec.POSMessage {
+func (p *Protocol) answerOutcome(x *exchange, t *txn.Transaction, o txn.Outcome) *spec.POSMessage {
 	name := ""
-	if m, ok := p.sw.ledger.Merchant(x.req.MerchantID); ok {
+	if m, ok := p.ledger.Merchant(x.req.MerchantID); ok {
 		name = m.Name
 	}
-	return pos.Answer(x.req, t, o, x.date, name)
+	return Answer(x.req, t, o, x.date, name)
 }

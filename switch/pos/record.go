@@ -1,4 +1,4 @@
-package switching
+package pos
 
 import (
 	"errors"
@@ -18,7 +18,7 @@ import (
 // commits: synced when the answer decides the request (the destination's
 // writes ride in the same batch), unsynced when it decides nothing.
 type record struct {
-	p *posProtocol
+	p *Protocol
 	x *exchange
 	// t is the transaction a destination is deciding, nil otherwise.
 	t *txn.Transaction
@@ -39,7 +39,7 @@ type record struct {
 	sealed  []byte
 }
 
-func (p *posProtocol) newRecord(x *exchange) *record { return &record{p: p, x: x} }
+func (p *Protocol) newRecord(x *exchange) *record { return &record{p: p, x: x} }
 
 // close releases the batch.
 func (r *record) close() {
@@ -51,7 +51,7 @@ func (r *record) close() {
 // Batch is the transaction's one batch (txn.Record).
 func (r *record) Batch() *pebble.Batch {
 	if r.b == nil {
-		r.b = r.p.sw.db.NewBatch()
+		r.b = r.p.db.NewBatch()
 	}
 	return r.b
 }
@@ -92,10 +92,10 @@ func (r *record) answer(resp *spec.POSMessage) {
 		r.sealed, _ = r.p.seal(r.x, resp)
 		return
 	}
-	b := r.p.sw.db.NewBatch()
+	b := r.p.db.NewBatch()
 	defer b.Close()
 	if err := r.write(b, resp, false); err != nil {
-		r.p.sw.log.Error("journal", zap.Error(err))
+		r.p.log.Error("journal", zap.Error(err))
 	}
 }
 
@@ -125,18 +125,18 @@ func (r *record) write(b *pebble.Batch, resp *spec.POSMessage, decides bool) err
 	if err := p.journalPair(b, x, resp, sealed, r.replayed, r.dupKey, dup); err != nil {
 		return err
 	}
-	if decides && observeCommit != nil {
-		observeCommit(x.tx, b)
+	if decides && ObserveCommit != nil {
+		ObserveCommit(x.tx, b)
 	}
 	crash := decides && x.tx == spec.Consume
 	if crash {
-		maybeCrash(crashBeforeCommit)
+		maybeCrash(CrashBeforeCommit)
 	}
 	if err := b.Commit(durability); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	if crash {
-		maybeCrash(crashAfterCommit)
+		maybeCrash(CrashAfterCommit)
 	}
 	if decides {
 		r.resp, r.sealed = resp, sealed
@@ -144,15 +144,15 @@ func (r *record) write(b *pebble.Batch, resp *spec.POSMessage, decides bool) err
 	return nil
 }
 
-// observeCommit, set only by tests, sees every batch that decides a
+// ObserveCommit, set only by tests, sees every batch that decides a
 // request just before it commits (the key-count test of docs/journal.md).
-var observeCommit func(spec.TxType, *pebble.Batch)
+var ObserveCommit func(spec.TxType, *pebble.Batch)
 
 // journalPair writes the request and response entries of an exchange into
 // b, with the duplicate record dup under dupKey when the answer decides
 // the request (one record: the pair is indexed by it, docs/journal.md).
 // PIN block, track data, IC data and keys are removed first.
-func (p *posProtocol) journalPair(b *pebble.Batch, x *exchange, resp *spec.POSMessage, packed []byte, replayed bool,
+func (p *Protocol) journalPair(b *pebble.Batch, x *exchange, resp *spec.POSMessage, packed []byte, replayed bool,
 	dupKey journal.DuplicateKey, dup *journal.ResponseRecord) error {
 	now := time.Now()
 	in := p.entry(x, x.req, journal.In, x.start)
@@ -171,9 +171,9 @@ func (p *posProtocol) journalPair(b *pebble.Batch, x *exchange, resp *spec.POSMe
 	}
 	var err error
 	if dup != nil {
-		_, _, err = p.sw.journal.AppendAnswered(b, in, out, dupKey, *dup)
+		_, _, err = p.journal.AppendAnswered(b, in, out, dupKey, *dup)
 	} else {
-		_, _, err = p.sw.journal.AppendPair(b, in, out)
+		_, _, err = p.journal.AppendPair(b, in, out)
 	}
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
@@ -185,14 +185,14 @@ func (p *posProtocol) journalPair(b *pebble.Batch, x *exchange, resp *spec.POSMe
 // request's fingerprint and (set by the journal) where its response is in
 // the journal; the response bytes themselves are in that entry, not
 // copied again.
-func (p *posProtocol) duplicateRecord(x *exchange, fp [journal.FingerprintLen]byte, rc string) *journal.ResponseRecord {
+func (p *Protocol) duplicateRecord(x *exchange, fp [journal.FingerprintLen]byte, rc string) *journal.ResponseRecord {
 	return &journal.ResponseRecord{
 		Fingerprint: fp, ResponseCode: rc,
 		MAKGeneration: x.term.KeyGeneration, Time: time.Now(),
 	}
 }
 
-func (p *posProtocol) entry(x *exchange, m *spec.POSMessage, dir journal.Direction, at time.Time) *journal.Entry {
+func (p *Protocol) entry(x *exchange, m *spec.POSMessage, dir journal.Direction, at time.Time) *journal.Entry {
 	return &journal.Entry{
 		Direction:    dir,
 		Listener:     "pos",

@@ -1,4 +1,4 @@
-package switching
+package pos
 
 import (
 	"errors"
@@ -21,34 +21,13 @@ import (
 // terminal and per source address; the terminal's keys and batch stay as
 // they were.
 
-// SignOnConfig bounds failed sign-ons.
-type SignOnConfig struct {
-	// MaxFailuresPerTerminal is how many failed sign-ons one terminal id
-	// may see per Window; beyond it, its sign-ons are answered A0 without
-	// being checked until the window ends [10].
-	MaxFailuresPerTerminal int `yaml:"max_failures_per_terminal"`
-	// MaxFailuresPerAddress is the same per source IP address [30].
-	MaxFailuresPerAddress int `yaml:"max_failures_per_address"`
-	// Window is the period the failures are counted over [1m].
-	Window Duration `yaml:"window"`
-}
-
-func defaultSignOnConfig() SignOnConfig {
-	return SignOnConfig{MaxFailuresPerTerminal: 10, MaxFailuresPerAddress: 30, Window: Duration(time.Minute)}
-}
-
-func (c SignOnConfig) validate() error {
-	var errs []error
-	if c.MaxFailuresPerTerminal < 1 || c.MaxFailuresPerTerminal > 10000 {
-		errs = append(errs, fmt.Errorf("signon.max_failures_per_terminal %d: want 1..10000", c.MaxFailuresPerTerminal))
-	}
-	if c.MaxFailuresPerAddress < 1 || c.MaxFailuresPerAddress > 100000 {
-		errs = append(errs, fmt.Errorf("signon.max_failures_per_address %d: want 1..100000", c.MaxFailuresPerAddress))
-	}
-	if d := time.Duration(c.Window); d < time.Second || d > 24*time.Hour {
-		errs = append(errs, fmt.Errorf("signon.window %s: want 1s..24h", d))
-	}
-	return errors.Join(errs...)
+// SignOnLimits bounds failed sign-ons: per terminal id and per source
+// IP address, counted over Window; beyond either limit, sign-ons are
+// answered A0 without being checked until the window ends.
+type SignOnLimits struct {
+	MaxFailuresPerTerminal int
+	MaxFailuresPerAddress  int
+	Window                 time.Duration
 }
 
 // Reasons a sign-on is refused (label values of
@@ -64,7 +43,9 @@ const (
 	signOffMAC = "signoff_mac"
 )
 
-var signOnRejectReasons = []string{signOnMissingProof, signOnBadProof, signOnReplay, signOnRateLimited, signOnNotLegacyNet, signOffMAC}
+// SignOnRejectReasons are the label values of
+// switch_signon_rejected_total.
+var SignOnRejectReasons = []string{signOnMissingProof, signOnBadProof, signOnReplay, signOnRateLimited, signOnNotLegacyNet, signOffMAC}
 
 // errSignOnReplay is returned inside the terminal update when the stamp
 // is not later than the last accepted one.
@@ -127,10 +108,10 @@ type signOnGuard struct {
 	byTerminal, byAddress *failureLimiter
 }
 
-func newSignOnGuard(c SignOnConfig) *signOnGuard {
+func newSignOnGuard(c SignOnLimits) *signOnGuard {
 	return &signOnGuard{
-		byTerminal: newFailureLimiter(c.MaxFailuresPerTerminal, time.Duration(c.Window)),
-		byAddress:  newFailureLimiter(c.MaxFailuresPerAddress, time.Duration(c.Window)),
+		byTerminal: newFailureLimiter(c.MaxFailuresPerTerminal, c.Window),
+		byAddress:  newFailureLimiter(c.MaxFailuresPerAddress, c.Window),
 	}
 }
 
@@ -187,12 +168,11 @@ func fullStamp(stamp string, now time.Time) (string, bool) {
 // returns the stamp to compare and store (empty for a legacy sign-on
 // without proof), or the reason for refusing. The replay rule is applied
 // by the caller, under the terminal's lock.
-func (p *posProtocol) authenticateSignOn(x *exchange, t *terminals.Terminal) (stamp, reason string) {
-	sw := p.sw
+func (p *Protocol) authenticateSignOn(x *exchange, t *terminals.Terminal) (stamp, reason string) {
 	now := time.Now()
 	addr := peerAddr(x.s.Peer)
 	addrKey := addr.String()
-	if sw.signOnGuard.byTerminal.blocked(t.ID, now) || sw.signOnGuard.byAddress.blocked(addrKey, now) {
+	if p.signOnGuard.byTerminal.blocked(t.ID, now) || p.signOnGuard.byAddress.blocked(addrKey, now) {
 		return "", signOnRateLimited
 	}
 	if len(x.req.Reserved62) == 0 && t.LegacySignOn {
@@ -208,13 +188,13 @@ func (p *posProtocol) authenticateSignOn(x *exchange, t *terminals.Terminal) (st
 	if !ok || len(x.req.Reserved62) != spec.SignOnProofLen {
 		return "", signOnBadProof
 	}
-	full, ok := fullStamp(short, sw.clock.now().In(sw.clock.loc))
+	full, ok := fullStamp(short, p.clock.LocalNow())
 	if !ok {
 		return "", signOnBadProof
 	}
-	good, err := sw.hsm.VerifySignOnProof(t.ID, short, x.req.Reserved62)
+	good, err := p.hsm.VerifySignOnProof(t.ID, short, x.req.Reserved62)
 	if err != nil {
-		sw.log.Warn("sign-on proof not verifiable", zap.String("terminal", t.ID), zap.Error(err))
+		p.log.Warn("sign-on proof not verifiable", zap.String("terminal", t.ID), zap.Error(err))
 		return "", signOnBadProof
 	}
 	if !good {
@@ -224,14 +204,13 @@ func (p *posProtocol) authenticateSignOn(x *exchange, t *terminals.Terminal) (st
 }
 
 // refuseSignOn answers A0, counts the refusal and its failure.
-func (p *posProtocol) refuseSignOn(x *exchange, t *terminals.Terminal, reason string) *spec.POSMessage {
-	sw := p.sw
-	sw.metrics.SignOnRejected.WithLabelValues(reason).Inc()
+func (p *Protocol) refuseSignOn(x *exchange, t *terminals.Terminal, reason string) *spec.POSMessage {
+	p.metrics.SignOnRejected.WithLabelValues(reason).Inc()
 	if reason != signOnRateLimited {
 		now := time.Now()
-		sw.signOnGuard.byTerminal.fail(t.ID, now)
-		sw.signOnGuard.byAddress.fail(peerAddr(x.s.Peer).String(), now)
-		sw.log.Warn("sign-on refused", zap.String("terminal", t.ID), zap.String("reason", reason),
+		p.signOnGuard.byTerminal.fail(t.ID, now)
+		p.signOnGuard.byAddress.fail(peerAddr(x.s.Peer).String(), now)
+		p.log.Warn("sign-on refused", zap.String("terminal", t.ID), zap.String("reason", reason),
 			zap.String("peer", x.s.Peer))
 	}
 	return x.answer(spec.RCMACError)
