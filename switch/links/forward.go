@@ -8,6 +8,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/moov-io/iso8583"
+	connection "github.com/moov-io/iso8583-connection"
 	"go.uber.org/zap"
 
 	"github.com/cardswitch/cardswitch/hsm"
@@ -175,20 +176,11 @@ func (l *Link) Forward(req *Request, rec Recorder) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	// Write-ahead: durable before it leaves.
-	b := l.mgr.db.NewBatch()
-	err = l.recs.Put(b, lr)
-	if err == nil {
-		err = b.Commit(pebble.Sync)
+	resp, release, err := l.sendWriteAhead(c, m, lr, req.within)
+	if err != nil && !errors.Is(err, ErrNoAnswer) {
+		return Result{}, err
 	}
-	b.Close()
-	if err != nil {
-		return Result{}, fmt.Errorf("gateway %s: journal request: %w", l.cfg.Name, err)
-	}
-	done := l.track(lr.ID)
-	defer l.untrack(lr.ID, done)
-
-	resp, err := l.sendOn(c, m, max(req.within(l.cfg.SendTimeout, time.Now()), minSendWait))
+	defer release()
 	if err != nil {
 		l.m.Requests.WithLabelValues(l.cfg.Name, "timeout").Inc()
 		l.log.Warn("gateway request unanswered; reversal queued, terminal answered 98", zap.String("stan", lr.STAN),
@@ -206,6 +198,34 @@ func (l *Link) Forward(req *Request, rec Recorder) (Result, error) {
 		return Result{}, err
 	}
 	return res, l.commit(rec, res, lr)
+}
+
+// sendWriteAhead MACs m, makes lr durable (docs/gateway-links.md,
+// "Write-ahead") and only then sends m on c, waiting until the request's
+// budget (within) runs out, but at least minSendWait. The MAC comes first:
+// when it cannot be made nothing is written or sent and the error is a
+// Rejected 91 — never a 98 and a reversal for a request the bank never
+// saw. After the write, an error wraps ErrNoAnswer (the request may have
+// reached the gateway) or is the journal's; release, to be deferred once
+// the error is ErrNoAnswer or nil, ends the request's open work.
+func (l *Link) sendWriteAhead(c *connection.Connection, m *iso8583.Message, lr *journal.LinkRequest,
+	within func(time.Duration, time.Time) time.Duration) (*iso8583.Message, func(), error) {
+	if err := l.addMAC(m); err != nil {
+		l.m.Requests.WithLabelValues(l.cfg.Name, "down").Inc()
+		return nil, nil, reject(RC91, fmt.Errorf("gateway %s: MAC: %w: %v", l.cfg.Name, ErrDown, err))
+	}
+	b := l.mgr.db.NewBatch()
+	err := l.recs.Put(b, lr)
+	if err == nil {
+		err = b.Commit(pebble.Sync)
+	}
+	b.Close()
+	if err != nil {
+		return nil, nil, fmt.Errorf("gateway %s: journal request: %w", l.cfg.Name, err)
+	}
+	done := l.track(lr.ID)
+	resp, err := l.sendMACed(c, m, max(within(l.cfg.SendTimeout, time.Now()), minSendWait))
+	return resp, func() { l.untrack(lr.ID, done) }, err
 }
 
 // commit records the answer; when that fails after the gateway approved,

@@ -533,6 +533,12 @@ func (l *Link) sendOn(c *connection.Connection, m *iso8583.Message, timeout time
 	if err := l.addMAC(m); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrDown, err)
 	}
+	return l.sendMACed(c, m, timeout)
+}
+
+// sendMACed sends m, MACed already, on c and waits at most timeout for its
+// answer.
+func (l *Link) sendMACed(c *connection.Connection, m *iso8583.Message, timeout time.Duration) (*iso8583.Message, error) {
 	l.m.InFlight.WithLabelValues(l.cfg.Name).Inc()
 	start := time.Now()
 	resp, err := l.exchange(c, m, timeout)

@@ -71,19 +71,11 @@ func (l *Link) Transfer(req *TransferRequest, rec TransferRecorder) (Result, err
 	if err != nil {
 		return Result{}, err
 	}
-	b := l.mgr.db.NewBatch()
-	err = l.recs.Put(b, lr)
-	if err == nil {
-		err = b.Commit(pebble.Sync)
+	resp, release, err := l.sendWriteAhead(c, m, lr, req.within)
+	if err != nil && !errors.Is(err, ErrNoAnswer) {
+		return Result{}, err
 	}
-	b.Close()
-	if err != nil {
-		return Result{}, fmt.Errorf("gateway %s: journal transfer leg: %w", l.cfg.Name, err)
-	}
-	done := l.track(lr.ID)
-	defer l.untrack(lr.ID, done)
-
-	resp, err := l.sendOn(c, m, max(req.within(l.cfg.SendTimeout, time.Now()), minSendWait))
+	defer release()
 	if err != nil {
 		l.m.Requests.WithLabelValues(l.cfg.Name, "timeout").Inc()
 		l.log.Warn("transfer leg unanswered; reversal queued, terminal answered 98", zap.String("stan", lr.STAN),
