@@ -25,6 +25,12 @@ const (
 	BatchUpload
 	PendingClaim // a load terminal claims the card's pending outside credits
 	TransferLoad // a kiosk loads the card from its bound bank account (docs/recharge.md)
+	// The requests of outside institutions on the gateway port
+	// (docs/recharge.md): no terminal sends them.
+	RechargeVerify   // account verification
+	RechargeCredit   // credit keyed by the institution's order number
+	RechargeQuery    // order query
+	RechargeReversal // credit reversal
 	numTxTypes
 )
 
@@ -48,6 +54,10 @@ var txTypeNames = [numTxTypes]string{
 	BatchUpload:       "batch_upload",
 	PendingClaim:      "pending_claim",
 	TransferLoad:      "transfer_load",
+	RechargeVerify:    "recharge_verify",
+	RechargeCredit:    "recharge_credit",
+	RechargeQuery:     "recharge_query",
+	RechargeReversal:  "recharge_reversal",
 }
 
 // String returns the snake_case label of the type.
@@ -67,6 +77,11 @@ func TxTypes() []TxType {
 	}
 	return out
 }
+
+// FromInstitution reports whether the type is an outside institution's
+// request on the gateway port (docs/recharge.md), which no terminal may
+// be permitted.
+func (t TxType) FromInstitution() bool { return t >= RechargeVerify && t <= RechargeReversal }
 
 // Reversible reports whether a terminal reverses this type when it gets no
 // answer (the "causes reversal" column of the UnionPay POS field guide):

@@ -87,7 +87,8 @@ func TestTxTypeLabels(t *testing.T) {
 		PreAuthCompletion: "pre_auth_completion", CompletionVoid: "completion_void",
 		CashLoad: "cash_load", CashLoadVoid: "cash_load_void", Reversal: "reversal",
 		BatchSettlement: "batch_settlement", BatchUpload: "batch_upload", PendingClaim: "pending_claim",
-		TransferLoad: "transfer_load",
+		TransferLoad: "transfer_load", RechargeVerify: "recharge_verify", RechargeCredit: "recharge_credit",
+		RechargeQuery: "recharge_query", RechargeReversal: "recharge_reversal",
 	}
 	all := append([]TxType{Unknown}, TxTypes()...)
 	if len(all) != len(want) {

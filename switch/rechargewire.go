@@ -140,7 +140,7 @@ func isDigitString(s string) bool {
 	return true
 }
 
-// rechargeObserver feeds the front ends' answers into the switch metrics.
+// rechargeObserver feeds the HTTP channel's answers into the switch metrics.
 type rechargeObserver struct{ m *Metrics }
 
 func (o rechargeObserver) Answered(tx, rc string, d time.Duration) {
@@ -152,10 +152,10 @@ func (o rechargeObserver) Rejected(listener, reason string) {
 	o.m.Rejected.WithLabelValues(listener, reason).Inc()
 }
 
-// rechargeFront is the recharge service and its two front ends.
+// rechargeFront is the recharge service and its HTTP channel (the gateway
+// port reaches the service as a txn.Destination: gatewayProtocol).
 type rechargeFront struct {
 	svc     *recharge.Service
-	iso     *recharge.ISO
 	http    *recharge.HTTP
 	ln      net.Listener
 	srv     *http.Server
@@ -211,7 +211,6 @@ func (sw *Switch) openRecharge() error {
 	rc := sw.cfg.Recharge
 	sw.recharge = &rechargeFront{
 		svc:     svc,
-		iso:     recharge.NewISO(svc, sw.hsm, sw.journal, obs),
 		http:    recharge.NewHTTP(svc, sw.hsm, sw.journal, obs, recharge.HTTPOptions{MaxBody: rc.MaxBody, Rate: rc.Rate, Burst: rc.Burst}),
 		enabled: len(insts) > 0,
 	}
@@ -290,13 +289,16 @@ func (sw *Switch) stopRecharge(ctx context.Context) error {
 // gatewayProtocol is the gateway port's protocol (switch/gateway), with
 // the institutions' front end when institutions are configured.
 func (sw *Switch) gatewayProtocol() *gateway.Protocol {
-	var inbound gateway.Inbound
-	if sw.recharge != nil && sw.recharge.enabled {
-		inbound = sw.recharge.iso
-	}
 	m := sw.metrics
-	return gateway.New(sw.log, gateway.Metrics{Messages: m.Messages, Rejected: m.Rejected,
-		Transactions: m.Transactions, Duration: m.Duration}, inbound)
+	gm := gateway.Metrics{Messages: m.Messages, Rejected: m.Rejected, Transactions: m.Transactions, Duration: m.Duration}
+	var inbound gateway.Inbound
+	if f := sw.recharge; f != nil && f.enabled {
+		inbound = gateway.NewInstitutions(gateway.InstitutionOptions{
+			Institution: f.svc.Institution, Destination: f.svc, Keys: sw.hsm,
+			DB: sw.db, Journal: sw.journal, Today: sw.clock.Today, Log: sw.log.Named("recharge"),
+		}, gm)
+	}
+	return gateway.New(sw.log, gm, inbound)
 }
 
 // admitGateway says whether the gateway acceptor serves a connection from

@@ -2,9 +2,11 @@
 // (docs/gateway-dialect.md): ISO 8583:1987 with a 2-byte binary length,
 // ASCII MTI and fields and binary bitmaps, served by a transport.Acceptor
 // as its transport.Protocol. It answers echo tests and sign-ons itself,
-// hands every other request to the inbound institutions' front end
-// (docs/recharge.md) when institutions are configured, and says 40 to
-// everything else.
+// hands every other request to the institutions' front end
+// (Institutions, docs/recharge.md) when institutions are configured, and
+// says 40 to everything else. Institutions maps an institution's request
+// into a txn.Transaction and its outcome back into the answer (txn.go)
+// and has the recharge service decide it as a txn.Destination.
 package gateway
 
 import (
@@ -18,9 +20,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// Inbound answers the requests of outside institutions (switch/recharge's
-// ISO front end): the packed answer, or nil when there is none to give,
-// and whether the request proved its sender (a verified MAC).
+// Inbound answers the requests of outside institutions (Institutions):
+// the packed answer, or nil when there is none to give, and whether the
+// request proved its sender (a verified MAC).
 type Inbound interface {
 	Handle(peer netip.Addr, peerStr string, req *iso8583.Message, raw []byte, start time.Time) (answer []byte, authenticated bool)
 }

@@ -1,9 +1,10 @@
 // Package recharge is money in from outside institutions (recharge
 // platforms, wallets, a bank's e-channel): account verification, credits
 // keyed by the institution's order number, order query and credit
-// reversal (docs/recharge.md). One Service holds the business rules; the
-// gateway-port ISO 8583 front end (iso.go) and the HTTP/JSON front end
-// (http.go) only translate to and from it.
+// reversal (docs/recharge.md). One Service holds the business rules. The
+// gateway port (switch/gateway) maps an institution's ISO 8583 request
+// into a txn.Transaction and reaches the service as a txn.Destination
+// (destination.go); the HTTP/JSON channel (http.go) calls it directly.
 package recharge
 
 import (

@@ -92,7 +92,9 @@ func PermittedSet(labels []string, mayLoad bool) (uint64, error) {
 	}
 	byName := map[string]spec.TxType{}
 	for _, t := range spec.TxTypes() {
-		byName[t.String()] = t
+		if !t.FromInstitution() { // no terminal sends an institution's request
+			byName[t.String()] = t
+		}
 	}
 	for _, l := range labels {
 		t, ok := byName[l]

@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cardswitch/cardswitch/spec"
 )
 
 // claim runs ClaimNewSTAN in a goroutine and reports its answer, so a
@@ -92,5 +94,21 @@ func TestTraceWatermark(t *testing.T) {
 		t.Fatalf("unknown terminal: fresh %v, %v", fresh, err)
 	} else {
 		release()
+	}
+}
+
+func TestPermittedSetRefusesInstitutionTypes(t *testing.T) {
+	if _, err := PermittedSet([]string{"consume", "recharge_credit"}, false); err == nil {
+		t.Fatal("a terminal was permitted an outside institution's credit")
+	}
+	set, err := PermittedSet([]string{"consume", "transfer_load"}, false)
+	if err != nil || set != 1<<uint(spec.Consume)|1<<uint(spec.TransferLoad) {
+		t.Fatalf("set %b, %v", set, err)
+	}
+	all, _ := PermittedSet(nil, true)
+	for _, tx := range spec.TxTypes() {
+		if tx.FromInstitution() && all&(1<<uint(tx)) != 0 {
+			t.Fatalf("the default set of a kiosk holds %v", tx)
+		}
 	}
 }

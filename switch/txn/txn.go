@@ -95,6 +95,14 @@ type Transaction struct {
 
 	// PIN is the encrypted PIN block, nil when the request carries none.
 	PIN *PINBlock
+
+	// Institution, Order and HolderName are an outside institution's
+	// request (docs/recharge.md): the institution (gateway field 32), its
+	// order number (field 48 tag ON) and, for an account verification,
+	// the holder's name to match (tag NM). "" for other requests.
+	Institution string
+	Order       string
+	HolderName  string
 }
 
 // Original is the original-transaction data of a request (POS field 61,
@@ -170,6 +178,24 @@ type Outcome struct {
 	// Alert asks the pipeline to raise an operator alert (a grey-listed
 	// card was approved).
 	Alert bool
+	// RRN is the retrieval reference number of the answer when the
+	// destination assigns its own (an outside institution's credit or
+	// reversal, docs/recharge.md); "" otherwise.
+	RRN string
+	// Order is an outside institution's order as an order query found it
+	// (docs/recharge.md); nil otherwise.
+	Order *OrderState
+}
+
+// OrderState is what an order query answers about an outside
+// institution's order (docs/recharge.md, "Order query").
+type OrderState struct {
+	// State is the order's state: A approved, D declined, R reversed.
+	State byte
+	// RC is a declined order's response code.
+	RC     string
+	Card   string
+	Amount Fen
 }
 
 // Approved reports whether the outcome approves the transaction.
