@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/cardswitch/cardswitch/switch/pos"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,14 +32,53 @@ func buildSwitchd(t *testing.T) string {
 	return bin
 }
 
+// freePort picks a loopback port for a daemon that is started, killed
+// and started again on it. It is below the kernel's ephemeral range, so
+// that no connection made meanwhile (by this or any parallel test
+// process) is given it as its local port, and it is never handed out
+// twice in one test process; a port picked from port 0 and closed again
+// was taken by such a connection in a -race run before the daemon bound
+// it ("bind: address already in use").
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	lo := ephemeralLow()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		p := lo - 1 - rand.IntN(min(lo-10000, 12000))
+		if portsGiven[p] {
+			continue
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", p)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsGiven[p] = true
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free loopback port below the ephemeral range")
+	return ""
+}
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// ephemeralLow is the first port of the kernel's ephemeral range
+// (32768 when it cannot be read, Linux's default).
+func ephemeralLow() int {
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+				lo = n
+			}
+		}
+	}
+	return lo
 }
 
 // daemon is a switchd process on a data directory that outlives it.
