@@ -3,11 +3,14 @@
 # with a configuration generated from testdata/demo/config.yaml. Source it
 # from the repository root.
 
-# free_port prints a loopback TCP port nobody listens on.
+# free_port prints a loopback TCP port nobody listens on, below the
+# kernel's ephemeral range (32768 up by default): switchd is killed and
+# started again on it, and a port in that range may meanwhile become the
+# local port of any connection made on the machine.
 free_port() {
   local p
   while :; do
-    p=$((20000 + RANDOM % 40000))
+    p=$((20000 + RANDOM % 12000))
     if ! ss -ltn 2>/dev/null | awk '{print $4}' | grep -q ":$p\$"; then
       echo "$p"; return
     fi
@@ -36,10 +39,13 @@ _work_cleanup() {
 # per-peer connection limit is raised to max_connections (5000).
 switchd_config() {
   local dir=$1
-  POS_ADDR=127.0.0.1:$(free_port)
-  GW_ADDR=127.0.0.1:$(free_port)
-  HTTP_ADDR=127.0.0.1:$(free_port)
-  RECHARGE_ADDR=127.0.0.1:$(free_port)
+  local v p taken=" "
+  for v in POS_ADDR GW_ADDR HTTP_ADDR RECHARGE_ADDR; do # four different ports
+    p=$(free_port)
+    while [[ "$taken" == *" $p "* ]]; do p=$(free_port); done
+    taken+="$p "
+    printf -v "$v" '127.0.0.1:%s' "$p"
+  done
   ADMIN_URL=http://$HTTP_ADDR
   TOKEN=demo-admin-token
   sed -e "s#^data_dir: .*#data_dir: $dir/data#" \
