@@ -149,11 +149,6 @@ func TestRetentionBelowLedgerMinimum(t *testing.T) {
 // (a port in use); the retention loop never ran, and Shutdown must not
 // wait for it.
 func TestShutdownAfterFailedStart(t *testing.T) {
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
 	demo, err := DemoConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -161,18 +156,20 @@ func TestShutdownAfterFailedStart(t *testing.T) {
 	cfg := *demo
 	cfg.DataDir = t.TempDir()
 	cfg.LMK = LMKConfig{File: t.TempDir() + "/lmk.key", CreateDemo: true}
-	cfg.POS.Addr, cfg.Gateway.Addr, cfg.HTTP.Addr = "127.0.0.1:0", busy.Addr().String(), "127.0.0.1:0"
-	// New refuses a busy port itself: free it for New, take it again
-	// before Start.
-	_ = busy.Close()
+	// New refuses a busy port itself: the gateway port is free for New
+	// (below the ephemeral range, so that no connection takes it
+	// meanwhile; crash_test.go), and taken before Start.
+	cfg.POS.Addr, cfg.Gateway.Addr, cfg.HTTP.Addr = "127.0.0.1:0", freePort(t), "127.0.0.1:0"
 	cfg.Recharge.HTTPAddr = "127.0.0.1:0"
 	sw, err := New(&cfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if busy, err = net.Listen("tcp", cfg.Gateway.Addr); err != nil {
+	busy, err := net.Listen("tcp", cfg.Gateway.Addr)
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer busy.Close()
 	if err := sw.Start(); err == nil {
 		t.Fatal("Start on a busy gateway port succeeded")
 	}
