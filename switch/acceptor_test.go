@@ -279,9 +279,7 @@ func TestConnectionLimit(t *testing.T) {
 	if rest := expectClosed(t, c); len(rest) != 0 {
 		t.Fatalf("over-limit connection got %X", rest)
 	}
-	if n := rejected(t, sw, "connection_limit"); n != 1 {
-		t.Fatalf("connection_limit rejections %v, want 1", n)
-	}
+	waitRejected(t, sw, "connection_limit", 1)
 	// A freed slot is reused.
 	a.Close()
 	var ok bool
@@ -341,6 +339,24 @@ func responseCode(t testing.TB, frame []byte) string {
 func rejected(t *testing.T, sw *Switch, reason string) float64 {
 	t.Helper()
 	return metricValue(t, sw, "switch_rejected_total", map[string]string{"listener": "pos", "reason": reason})
+}
+
+// waitRejected waits, within a bound, until the POS listener has counted
+// want refusals for reason: the acceptor closes a refused connection
+// before it counts the refusal, so the client sees the close first.
+func waitRejected(t *testing.T, sw *Switch, reason string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := rejected(t, sw, reason)
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s rejections %v, want %v", reason, n, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // metricValue is the value of the counter or gauge series name{want} as
@@ -421,9 +437,7 @@ func TestPeerConnectionLimit(t *testing.T) {
 	if rest := expectClosed(t, c); len(rest) != 0 {
 		t.Fatalf("over-limit connection got %X", rest)
 	}
-	if n := rejected(t, sw, "peer_connection_limit"); n != 1 {
-		t.Fatalf("peer_connection_limit rejections %v, want 1", n)
-	}
+	waitRejected(t, sw, "peer_connection_limit", 1)
 	if n := rejected(t, sw, "connection_limit"); n != 0 {
 		t.Fatalf("connection_limit rejections %v, want 0", n)
 	}
@@ -488,9 +502,7 @@ func TestRefusalsAreLoggedOnce(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		expectClosed(t, dial(t, pos))
 	}
-	if n := rejected(t, sw, "peer_connection_limit"); n != 3 {
-		t.Fatalf("peer_connection_limit rejections %v, want 3", n)
-	}
+	waitRejected(t, sw, "peer_connection_limit", 3)
 	got := logs.FilterMessageSnippet("connection refused").All()
 	if len(got) != 1 {
 		t.Fatalf("%d refusal warnings for 3 refusals, want 1", len(got))
