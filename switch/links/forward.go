@@ -159,14 +159,9 @@ func (l *Link) Forward(req *Request, rec Recorder) (Result, error) {
 	if !Serves(req.Type) {
 		return Result{}, reject(spec.RCFunctionNotSupported, fmt.Errorf("%s on a gateway link", req.Type))
 	}
-	if req.within(l.cfg.SendTimeout, time.Now()) <= 0 {
-		// Nothing sent: the terminal's transaction counts its 91.
-		return Result{}, reject(RC91, fmt.Errorf("gateway %s: %w", l.cfg.Name, ErrBudgetSpent))
-	}
-	c, err := l.pool.Get()
+	c, err := l.connWithin(req.within)
 	if err != nil {
-		l.m.Requests.WithLabelValues(l.cfg.Name, "down").Inc()
-		return Result{}, reject(RC91, fmt.Errorf("gateway %s: %w", l.cfg.Name, ErrDown))
+		return Result{}, err
 	}
 	lr := &journal.LinkRequest{Link: l.cfg.Name, Amount: req.Amount, Card: req.Card, Terminal: req.Terminal,
 		Merchant: req.Merchant, Batch: n6(req.Batch), LocalSTAN: n6(req.STAN), RRN: req.RRN,
@@ -198,6 +193,21 @@ func (l *Link) Forward(req *Request, rec Recorder) (Result, error) {
 		return Result{}, err
 	}
 	return res, l.commit(rec, res, lr)
+}
+
+// connWithin returns a signed-on connection for a request whose answer
+// budget (within) is not spent; otherwise a Rejected 91 with nothing sent
+// (the terminal's transaction counts its 91).
+func (l *Link) connWithin(within func(time.Duration, time.Time) time.Duration) (*connection.Connection, error) {
+	if within(l.cfg.SendTimeout, time.Now()) <= 0 {
+		return nil, reject(RC91, fmt.Errorf("gateway %s: %w", l.cfg.Name, ErrBudgetSpent))
+	}
+	c, err := l.pool.Get()
+	if err != nil {
+		l.m.Requests.WithLabelValues(l.cfg.Name, "down").Inc()
+		return nil, reject(RC91, fmt.Errorf("gateway %s: %w", l.cfg.Name, ErrDown))
+	}
+	return c, nil
 }
 
 // sendWriteAhead MACs m, makes lr durable (docs/gateway-links.md,

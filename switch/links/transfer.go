@@ -55,13 +55,9 @@ func (l *Link) Transfer(req *TransferRequest, rec TransferRecorder) (Result, err
 		return Result{}, reject(RC91, fmt.Errorf("gateway %s: %w", l.cfg.Name, ErrRetired))
 	}
 	defer l.leave()
-	if req.within(l.cfg.SendTimeout, time.Now()) <= 0 {
-		return Result{}, reject(RC91, fmt.Errorf("gateway %s: %w", l.cfg.Name, ErrBudgetSpent))
-	}
-	c, err := l.pool.Get()
+	c, err := l.connWithin(req.within)
 	if err != nil {
-		l.m.Requests.WithLabelValues(l.cfg.Name, "down").Inc()
-		return Result{}, reject(RC91, fmt.Errorf("gateway %s: %w", l.cfg.Name, ErrDown))
+		return Result{}, err
 	}
 	lr := &journal.LinkRequest{Link: l.cfg.Name, Amount: req.Amount, Card: req.BankCard, Terminal: req.Terminal,
 		Merchant: req.Merchant, Batch: n6(req.Batch), LocalSTAN: n6(req.STAN), RRN: req.RRN,
