@@ -21,7 +21,7 @@ type committedKey struct {
 func commitKeys(t *testing.T) func(spec.TxType) [][]committedKey {
 	var mu sync.Mutex
 	got := map[spec.TxType][][]committedKey{}
-	pos.ObserveCommit = func(tx spec.TxType, b *pebble.Batch) {
+	stop := pos.ObserveCommits(func(tx spec.TxType, b *pebble.Batch) {
 		var keys []committedKey
 		r := batchrepr.Read(b.Repr())
 		for {
@@ -38,8 +38,8 @@ func commitKeys(t *testing.T) func(spec.TxType) [][]committedKey {
 		mu.Lock()
 		got[tx] = append(got[tx], keys)
 		mu.Unlock()
-	}
-	t.Cleanup(func() { pos.ObserveCommit = nil })
+	})
+	t.Cleanup(stop)
 	return func(tx spec.TxType) [][]committedKey {
 		mu.Lock()
 		defer mu.Unlock()

@@ -107,13 +107,11 @@ func TestBusyPortNamesKeyCreatesNothing(t *testing.T) {
 	}
 	t.Run("two keys one address", func(t *testing.T) {
 		// A port of its own, not the demo's: CheckListeners binds what it
-		// checks, and the demo's ports may be held by a running demo.
-		free, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := free.Addr().String()
-		_ = free.Close()
+		// checks, and the demo's ports may be held by a running demo. It
+		// is below the ephemeral range (freePort, crash_test.go), so that
+		// no connection made meanwhile takes it before CheckListeners
+		// binds it (which would report it busy instead).
+		addr := freePort(t)
 		cfg, _ := DemoConfig()
 		cfg.POS.Addr, cfg.Gateway.Addr, cfg.HTTP.Addr = addr, addr, "127.0.0.1:0"
 		if err := CheckListeners(cfg); err == nil || !strings.Contains(err.Error(), "gateway.addr "+addr+": the same address as pos.addr") {

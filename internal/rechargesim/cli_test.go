@@ -8,12 +8,24 @@ import (
 )
 
 func TestMainUsage(t *testing.T) {
+	// A gateway port that closes every connection at once: the client's
+	// sign-on fails whatever the machine's load. (A port picked from
+	// port 0 and closed could be taken meanwhile by another connection.)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
 	closed := l.Addr().String()
-	l.Close()
 	for _, tc := range []struct {
 		args   []string
 		rc     int

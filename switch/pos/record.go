@@ -3,6 +3,7 @@ package pos
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/cardswitch/cardswitch/journal"
@@ -125,8 +126,10 @@ func (r *record) write(b *pebble.Batch, resp *spec.POSMessage, decides bool) err
 	if err := p.journalPair(b, x, resp, sealed, r.replayed, r.dupKey, dup); err != nil {
 		return err
 	}
-	if decides && ObserveCommit != nil {
-		ObserveCommit(x.tx, b)
+	if decides {
+		if observe := observeCommit.Load(); observe != nil {
+			(*observe)(x.tx, b)
+		}
 	}
 	crash := decides && x.tx == spec.Consume
 	if crash {
@@ -144,9 +147,17 @@ func (r *record) write(b *pebble.Batch, resp *spec.POSMessage, decides bool) err
 	return nil
 }
 
-// ObserveCommit, set only by tests, sees every batch that decides a
-// request just before it commits (the key-count test of docs/journal.md).
-var ObserveCommit func(spec.TxType, *pebble.Batch)
+// ObserveCommits, called only by tests, has f see every batch that
+// decides a request just before it commits (the key-count test of
+// docs/journal.md), until the returned function is called. The hook is
+// an atomic pointer, so that setting and clearing it does not race with
+// a connection goroutine committing meanwhile.
+func ObserveCommits(f func(spec.TxType, *pebble.Batch)) (stop func()) {
+	observeCommit.Store(&f)
+	return func() { observeCommit.CompareAndSwap(&f, nil) }
+}
+
+var observeCommit atomic.Pointer[func(spec.TxType, *pebble.Batch)]
 
 // journalPair writes the request and response entries of an exchange into
 // b, with the duplicate record dup under dupKey when the answer decides
