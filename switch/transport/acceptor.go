@@ -235,13 +235,14 @@ func (a *Acceptor) Serve() {
 // hammering a full listener must not flood the log.
 const refusalLogEvery = time.Minute
 
-// refuseConn closes a connection over a limit, counts it under reason and
-// warns at most once per refusalLogEvery per listener, so the operator
-// sees in the log that terminals are being turned away (and from where)
-// and not only in switch_rejected_total.
+// refuseConn counts a connection over a limit under reason, warns at most
+// once per refusalLogEvery per listener, so the operator sees in the log
+// that terminals are being turned away (and from where) and not only in
+// switch_rejected_total, and then closes it: a client that has seen the
+// close finds the refusal counted.
 func (a *Acceptor) refuseConn(c net.Conn, ip netip.Addr, reason string) {
-	_ = c.Close()
 	a.refusal(ip, reason)
+	_ = c.Close()
 }
 
 // peerIP is the remote IP address of c, IPv4-mapped IPv6 addresses
