@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cardswitch/cardswitch/internal/cardno"
+	"github.com/cardswitch/cardswitch/internal/labelcache"
 	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/spec"
@@ -34,7 +35,27 @@ type Protocol struct {
 	answerTimeout time.Duration
 	signOnGuard   *signOnGuard
 	metrics       Metrics
+	counters      counters
 	log           *zap.Logger
+}
+
+// counters are the children of Metrics the flow counts into on every
+// message, looked up once per label set (internal/labelcache).
+type counters struct {
+	in, out      *labelcache.Cache[[1]string, prometheus.Counter]  // mti
+	transactions *labelcache.Cache[[2]string, prometheus.Counter]  // type, rc
+	duration     *labelcache.Cache[[1]string, prometheus.Observer] // type
+}
+
+func newCounters(m Metrics) counters {
+	return counters{
+		in:  labelcache.New(func(k [1]string) prometheus.Counter { return m.Messages.WithLabelValues("pos", "in", k[0]) }),
+		out: labelcache.New(func(k [1]string) prometheus.Counter { return m.Messages.WithLabelValues("pos", "out", k[0]) }),
+		transactions: labelcache.New(func(k [2]string) prometheus.Counter {
+			return m.Transactions.WithLabelValues(k[0], k[1])
+		}),
+		duration: labelcache.New(func(k [1]string) prometheus.Observer { return m.Duration.WithLabelValues(k[0]) }),
+	}
 }
 
 // Batches makes the Pebble batches the record step writes and commits
@@ -173,7 +194,8 @@ func New(o Options) (*Protocol, error) {
 	}
 	return &Protocol{db: o.DB, journal: o.Journal, terminals: o.Terminals, hsm: o.HSM, ledger: o.Ledger,
 		clock: o.Clock, routes: o.Routes, dests: o.Destinations, originals: o.Originals,
-		answerTimeout: o.AnswerTimeout, signOnGuard: newSignOnGuard(o.SignOn), metrics: o.Metrics, log: o.Log}, nil
+		answerTimeout: o.AnswerTimeout, signOnGuard: newSignOnGuard(o.SignOn), metrics: o.Metrics,
+		counters: newCounters(o.Metrics), log: o.Log}, nil
 }
 
 // headMTI reads the MTI of a POS frame body when its head arrived:
@@ -248,7 +270,7 @@ func (p *Protocol) decode(s *transport.Session, body []byte) (x *exchange, early
 	req, err := spec.DecodePOS(msg)
 	if err != nil {
 		_, _, mti, _ := headMTI(body)
-		p.metrics.Messages.WithLabelValues("pos", "in", spec.MTILabel(mti)).Inc()
+		p.counters.in.Get([1]string{spec.MTILabel(mti)}).Inc()
 		p.metrics.Rejected.WithLabelValues("pos", "undecodable").Inc()
 		p.log.Debug("undecodable POS message", zap.String("peer", s.Peer), zap.String("mti", mti), zap.Error(err))
 		// Counted, not journaled (docs/security.md): nothing anyone sends
@@ -258,7 +280,7 @@ func (p *Protocol) decode(s *transport.Session, body []byte) (x *exchange, early
 		// answer 30 and keep the connection.
 		return nil, p.FormatError(s, body), false
 	}
-	p.metrics.Messages.WithLabelValues("pos", "in", spec.MTILabel(req.MTI)).Inc()
+	p.counters.in.Get([1]string{spec.MTILabel(req.MTI)}).Inc()
 	s.Terminal = req.TerminalID
 	if spec.ResponseMTI(req.MTI) == "" {
 		// A response MTI sent as a request: nothing to answer with.
@@ -307,7 +329,7 @@ func (p *Protocol) seal(x *exchange, resp *spec.POSMessage) ([]byte, error) {
 // frame wraps sealed answer bytes for the wire, TPDU swapped and header
 // echoed (with the processing requirement x.hdr carries), into buf.
 func (p *Protocol) frame(x *exchange, resp *spec.POSMessage, packed, buf []byte) []byte {
-	p.metrics.Messages.WithLabelValues("pos", "out", spec.MTILabel(resp.MTI)).Inc()
+	p.counters.out.Get([1]string{spec.MTILabel(resp.MTI)}).Inc()
 	if buf == nil {
 		buf = make([]byte, 0, spec.POSFrameLen(len(packed)))
 	}
@@ -324,8 +346,8 @@ func (p *Protocol) reply(x *exchange, rec *record) []byte {
 	frame := p.frame(x, resp, rec.sealed, s.Out[:0])
 	s.Out = frame
 	label := x.tx.String()
-	p.metrics.Transactions.WithLabelValues(label, resp.ResponseCode).Inc()
-	hist := p.metrics.Duration.WithLabelValues(label)
+	p.counters.transactions.Get([2]string{label, resp.ResponseCode}).Inc()
+	hist := p.counters.duration.Get([1]string{label})
 	start := x.start
 	// One line per transaction with the field set of docs/operations.md
 	// "Logs": approvals at debug, everything else at info.
