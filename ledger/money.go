@@ -144,7 +144,18 @@ func (d BusinessDate) DaysSince(earlier BusinessDate) int {
 }
 
 // String formats the date as YYYYMMDD.
-func (d BusinessDate) String() string { return fmt.Sprintf("%08d", uint32(d)) }
+func (d BusinessDate) String() string {
+	// Formatted by hand: every POS message formats its business date.
+	if d > 99999999 {
+		return fmt.Sprintf("%08d", uint32(d))
+	}
+	var b [8]byte
+	for i, v := 7, uint32(d); i >= 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return string(b[:])
+}
 
 // ServiceFee returns the surcharge for amount at rateBP basis points
 // (1 bp = 0.01%), rounded half up to the nearest fen: fee = floor((amount *

@@ -203,7 +203,7 @@ func (p *Protocol) authenticate(x *exchange) string {
 	if t.Disabled {
 		return spec.RCNotPermittedTerminal
 	}
-	if !t.SignedOn || x.req.Reserved60.Batch != batchString(t.Batch) {
+	if !t.SignedOn || !isBatch(x.req.Reserved60.Batch, t.Batch) {
 		x.hdr = x.hdr.WithProcessingRequirement(spec.ProcessingSignOn)
 		return spec.RCBatchMismatch
 	}
@@ -232,6 +232,24 @@ func (p *Protocol) authenticate(x *exchange) string {
 }
 
 func batchString(b uint32) string { return fmt.Sprintf("%06d", b) }
+
+// isBatch reports whether s is batchString(b), without formatting it:
+// every transaction compares its 60.2 with the terminal's batch.
+func isBatch(s string, b uint32) bool {
+	if b > 999999 {
+		return s == batchString(b)
+	}
+	if len(s) != 6 {
+		return false
+	}
+	for i := 5; i >= 0; i-- {
+		if s[i] != byte('0'+b%10) {
+			return false
+		}
+		b /= 10
+	}
+	return true
+}
 
 // duplicateKey names a request for duplicate detection (docs/pos-dialect.md#rules):
 // terminal, batch, STAN and the terminal's date, whatever the message

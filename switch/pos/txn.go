@@ -9,7 +9,6 @@
 package pos
 
 import (
-	"fmt"
 	"strconv"
 	"time"
 
@@ -75,7 +74,7 @@ func Transaction(r Request) (*txn.Transaction, string) {
 		BusinessDate:    r.BusinessDate,
 		RRN:             r.RRN,
 		AuthCode:        req.AuthCode,
-		Key:             fmt.Sprintf("%s/%s/%s/%s", req.TerminalID, req.Reserved60.Batch, req.STAN, r.DuplicateDate),
+		Key:             req.TerminalID + "/" + req.Reserved60.Batch + "/" + req.STAN + "/" + r.DuplicateDate,
 		KnownNew:        r.KnownNew,
 		Deduplicated:    true,
 	}

@@ -191,3 +191,16 @@ func TestReceiptText(t *testing.T) {
 		}
 	}
 }
+
+// TestIsBatch checks the batch comparison of authenticate against the
+// formatted batch it replaces.
+func TestIsBatch(t *testing.T) {
+	for _, b := range []uint32{0, 1, 42, 999999, 1000000, 4294967295} {
+		want := batchString(b)
+		for _, s := range []string{want, "", "00000", "0000000", "x" + want[1:], want[:len(want)-1] + "9"} {
+			if got := isBatch(s, b); got != (s == want) {
+				t.Errorf("isBatch(%q, %d) = %v, want %v", s, b, got, s == want)
+			}
+		}
+	}
+}
