@@ -345,7 +345,12 @@ func (a *Acceptor) serveConn(c net.Conn, ip netip.Addr) {
 			}
 			return
 		}
-		_ = c.SetReadDeadline(a.readDeadline(s, frameTimeout))
+		// A frame that arrived whole with its first byte is read from
+		// the buffer: no read can wait, so its deadline is not set (a
+		// deadline costs a timer update per message).
+		if !frameBuffered(br) {
+			_ = c.SetReadDeadline(a.readDeadline(s, frameTimeout))
+		}
 		if a.closing.Load() || s.policy.evicted.Load() {
 			return
 		}
@@ -399,6 +404,17 @@ func (a *Acceptor) readFrame(br *bufio.Reader, buf *[]byte) ([]byte, error) {
 		return body[:k], err
 	}
 	return body, nil
+}
+
+// frameBuffered reports whether br holds a whole frame (length prefix
+// and body), so that reading it cannot block.
+func frameBuffered(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n < 2 {
+		return false
+	}
+	lenb, _ := br.Peek(2)
+	return n >= 2+int(binary.BigEndian.Uint16(lenb))
 }
 
 // growTo returns (*buf)[:n], growing the buffer if needed. Growth is

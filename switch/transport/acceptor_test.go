@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"bufio"
+	"bytes"
 	"net"
 	"net/netip"
 	"testing"
@@ -108,5 +110,33 @@ func TestPolicyTrustedNetworks(t *testing.T) {
 	}
 	if n != 200 {
 		t.Errorf("burst of an ordinary address: %d, want 200", n)
+	}
+}
+
+// frameBuffered is true only once the length prefix and the whole body
+// it announces are in the reader's buffer.
+func TestFrameBuffered(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want bool
+	}{
+		{"one byte", []byte{0}, false},
+		{"prefix only", []byte{0, 4}, false},
+		{"part of the body", []byte{0, 4, 1, 2, 3}, false},
+		{"whole frame", []byte{0, 4, 1, 2, 3, 4}, true},
+		{"whole frame and the next's head", []byte{0, 4, 1, 2, 3, 4, 0}, true},
+		{"empty body", []byte{0, 0}, true},
+		{"length past the buffer", []byte{0xff, 0xff, 1}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			br := bufio.NewReaderSize(bytes.NewReader(tc.in), 16)
+			if _, err := br.Peek(1); err != nil {
+				t.Fatal(err)
+			}
+			if got := frameBuffered(br); got != tc.want {
+				t.Fatalf("frameBuffered(% x) = %v, want %v", tc.in, got, tc.want)
+			}
+		})
 	}
 }
