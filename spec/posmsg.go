@@ -263,83 +263,131 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 		return nil, fmt.Errorf("%w: message of %d bytes, need at least %d", ErrFormat, len(msg), minPOSMessage)
 	}
 	// Raw is the message's own copy: binary fields are slices of it and
-	// text fields substrings of one string of it, so a field costs no
-	// allocation of its own (digit fields one, for their digits).
+	// text fields substrings of one string of it, and the digits of every
+	// digit field (and the MTI) are unpacked into one buffer that becomes
+	// one string, so a field costs no allocation of its own. The fields
+	// are cut in a first pass and stored in a second, once that string
+	// exists; a field that does not cut stops the first pass, and the
+	// fields before it are stored first, so the error is the one a
+	// field-by-field decoder would return.
 	m := &POSMessage{Raw: append([]byte(nil), msg...)}
 	msg = m.Raw
 	text := string(msg)
-	var digits [posMaxDigits]byte
-	var mti []byte
-	var err error
+	var (
+		digitsBuf [2 * posMaxDigits]byte
+		cuts      [posMaxFieldNumber]posCut
+		ncut      int
+		mti       []byte
+		err       error
+	)
+	digits := digitsBuf[:0]
 	if c, ok := posFieldSpecs[0].Enc.(bcdCodec); ok {
-		mti, _, err = c.decodeInto(digits[:0], msg, 4)
+		mti, _, err = c.decodeInto(digits, msg, 4)
 	} else {
 		mti, _, err = posFieldSpecs[0].Enc.Decode(msg, 4)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: MTI: %v", ErrFormat, err)
 	}
-	m.MTI = string(mti)
+	digits = append(digits, mti...) // unpacked into digitsBuf: copied onto itself
 	bitmap := binary.BigEndian.Uint64(msg[2:10])
 	if bitmap&(1<<63) != 0 {
 		return nil, fmt.Errorf("%w: bitmap bit 1 (secondary bitmap) is not allowed", ErrFormat)
 	}
 	off := minPOSMessage
+	var cutErr error
 	for bm := bitmap; bm != 0; {
 		lz := bits.LeadingZeros64(bm)
 		bm &^= 1 << (63 - lz)
 		id := lz + 1
-		s := posFieldSpecs[id]
-		if s == nil {
-			return nil, fmt.Errorf("%w: field %d is not part of the POS dialect", ErrFormat, id)
+		c := posCut{id: id}
+		if off, digits, cutErr = cutPOSField(msg, text, off, &c, digits); cutErr != nil {
+			break
 		}
-		n, read, err := s.Pref.DecodeLength(s.Length, msg[off:])
-		if err != nil {
-			return nil, fmt.Errorf("%w: field %d length: %v", ErrFormat, id, err)
+		cuts[ncut] = c
+		ncut++
+	}
+	all := string(digits)
+	m.MTI = all[:len(mti)]
+	for _, c := range cuts[:ncut] {
+		str := c.str
+		if c.digits {
+			str = all[c.lo:c.hi]
 		}
-		if n == 0 {
-			return nil, fmt.Errorf("%w: field %d is present but empty", ErrFormat, id)
+		if err := m.set(c.id, str, c.v); err != nil {
+			return nil, fmt.Errorf("field %d: %w", c.id, err)
 		}
-		at := off + read
-		var (
-			str  string
-			v    []byte
-			used int
-		)
-		switch enc := s.Enc.(type) {
-		case bcdCodec:
-			if n > len(digits) {
-				return nil, fmt.Errorf("%w: field %d: %d digits", ErrFormat, id, n)
-			}
-			if v, used, err = enc.decodeInto(digits[:0], msg[at:], n); err != nil {
-				return nil, fmt.Errorf("%w: field %d: %v", ErrFormat, id, err)
-			}
-			str = string(v)
-		default:
-			if s.Enc != encoding.ASCII && s.Enc != encoding.Binary {
-				return nil, fmt.Errorf("%w: field %d: no decoder", ErrFormat, id)
-			}
-			if n > len(msg)-at {
-				return nil, fmt.Errorf("%w: field %d: %d bytes, have %d", ErrFormat, id, n, len(msg)-at)
-			}
-			used = n
-			v = msg[at : at+n : at+n]
-			if s.Enc == encoding.ASCII {
-				str = text[at : at+n]
-			}
-		}
-		if posTextFields[id] && !printable(v) {
-			return nil, fmt.Errorf("%w: field %d has non-printable characters", ErrFormat, id)
-		}
-		if err := m.set(id, str, v); err != nil {
-			return nil, fmt.Errorf("field %d: %w", id, err)
-		}
-		off = at + used
+	}
+	if cutErr != nil {
+		return nil, cutErr
 	}
 	if off != len(msg) {
 		return nil, fmt.Errorf("%w: %d bytes after the last field", ErrFormat, len(msg)-off)
 	}
 	return m, nil
+}
+
+// posCut is one field of a message being decoded: its text (str) or
+// binary value (v), or, for a digit field, where its digits are in the
+// decoder's digit buffer.
+type posCut struct {
+	id     int
+	str    string
+	v      []byte
+	digits bool
+	lo, hi int
+}
+
+// cutPOSField cuts field c.id out of msg at off: its length prefix and
+// value, checked against the dialect. Its digits are appended to digits.
+// It returns the offset after the field and digits.
+func cutPOSField(msg []byte, text string, off int, c *posCut, digits []byte) (int, []byte, error) {
+	id := c.id
+	s := posFieldSpecs[id]
+	if s == nil {
+		return off, digits, fmt.Errorf("%w: field %d is not part of the POS dialect", ErrFormat, id)
+	}
+	n, read, err := s.Pref.DecodeLength(s.Length, msg[off:])
+	if err != nil {
+		return off, digits, fmt.Errorf("%w: field %d length: %v", ErrFormat, id, err)
+	}
+	if n == 0 {
+		return off, digits, fmt.Errorf("%w: field %d is present but empty", ErrFormat, id)
+	}
+	at := off + read
+	var used int
+	switch enc := s.Enc.(type) {
+	case bcdCodec:
+		if n > posMaxDigits {
+			return off, digits, fmt.Errorf("%w: field %d: %d digits", ErrFormat, id, n)
+		}
+		lo := len(digits)
+		all, u, err := enc.decodeInto(digits, msg[at:], n)
+		if err != nil {
+			return off, digits, fmt.Errorf("%w: field %d: %v", ErrFormat, id, err)
+		}
+		digits, used = all, u
+		c.digits, c.lo, c.hi = true, lo, len(all)
+		if posTextFields[id] && !printable(all[lo:]) {
+			return off, digits, fmt.Errorf("%w: field %d has non-printable characters", ErrFormat, id)
+		}
+	default:
+		if s.Enc != encoding.ASCII && s.Enc != encoding.Binary {
+			return off, digits, fmt.Errorf("%w: field %d: no decoder", ErrFormat, id)
+		}
+		if n > len(msg)-at {
+			return off, digits, fmt.Errorf("%w: field %d: %d bytes, have %d", ErrFormat, id, n, len(msg)-at)
+		}
+		used = n
+		c.v = msg[at : at+n : at+n]
+		if s.Enc == encoding.ASCII {
+			c.str = text[at : at+n]
+		}
+		if posTextFields[id] && !printable(c.v) {
+			return off, digits, fmt.Errorf("%w: field %d has non-printable characters", ErrFormat, id)
+		}
+	}
+	return at + used, digits, nil
 }
 
 // EncodePOS packs m into a message starting at the MTI, fields in ascending
@@ -427,7 +475,9 @@ func appendField[T string | []byte](dst []byte, s *field.Spec, id int, v T) ([]b
 			// ASCII fields are text fields, checked printable above.
 			return append(dst, v...), nil
 		}
-		out, err := s.Enc.Encode([]byte(v))
+		// A copy: v may be the packer's stack scratch, which must not
+		// escape through the interface call.
+		out, err := s.Enc.Encode(append([]byte(nil), v...))
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,130 @@
+package spec
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"reflect"
+	"testing"
+
+	"github.com/moov-io/iso8583/encoding"
+)
+
+// decodePOSFieldByField is the field-by-field decoder DecodePOS replaced
+// (one string per digit field): the reference its answers, errors
+// included, must equal.
+func decodePOSFieldByField(msg []byte) (*POSMessage, error) {
+	if len(msg) < minPOSMessage {
+		return nil, fmt.Errorf("%w: message of %d bytes, need at least %d", ErrFormat, len(msg), minPOSMessage)
+	}
+	// Raw is the message's own copy: binary fields are slices of it and
+	// text fields substrings of one string of it, so a field costs no
+	// allocation of its own (digit fields one, for their digits).
+	m := &POSMessage{Raw: append([]byte(nil), msg...)}
+	msg = m.Raw
+	text := string(msg)
+	var digits [posMaxDigits]byte
+	var mti []byte
+	var err error
+	if c, ok := posFieldSpecs[0].Enc.(bcdCodec); ok {
+		mti, _, err = c.decodeInto(digits[:0], msg, 4)
+	} else {
+		mti, _, err = posFieldSpecs[0].Enc.Decode(msg, 4)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: MTI: %v", ErrFormat, err)
+	}
+	m.MTI = string(mti)
+	bitmap := binary.BigEndian.Uint64(msg[2:10])
+	if bitmap&(1<<63) != 0 {
+		return nil, fmt.Errorf("%w: bitmap bit 1 (secondary bitmap) is not allowed", ErrFormat)
+	}
+	off := minPOSMessage
+	for bm := bitmap; bm != 0; {
+		lz := bits.LeadingZeros64(bm)
+		bm &^= 1 << (63 - lz)
+		id := lz + 1
+		s := posFieldSpecs[id]
+		if s == nil {
+			return nil, fmt.Errorf("%w: field %d is not part of the POS dialect", ErrFormat, id)
+		}
+		n, read, err := s.Pref.DecodeLength(s.Length, msg[off:])
+		if err != nil {
+			return nil, fmt.Errorf("%w: field %d length: %v", ErrFormat, id, err)
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("%w: field %d is present but empty", ErrFormat, id)
+		}
+		at := off + read
+		var (
+			str  string
+			v    []byte
+			used int
+		)
+		switch enc := s.Enc.(type) {
+		case bcdCodec:
+			if n > len(digits) {
+				return nil, fmt.Errorf("%w: field %d: %d digits", ErrFormat, id, n)
+			}
+			if v, used, err = enc.decodeInto(digits[:0], msg[at:], n); err != nil {
+				return nil, fmt.Errorf("%w: field %d: %v", ErrFormat, id, err)
+			}
+			str = string(v)
+		default:
+			if s.Enc != encoding.ASCII && s.Enc != encoding.Binary {
+				return nil, fmt.Errorf("%w: field %d: no decoder", ErrFormat, id)
+			}
+			if n > len(msg)-at {
+				return nil, fmt.Errorf("%w: field %d: %d bytes, have %d", ErrFormat, id, n, len(msg)-at)
+			}
+			used = n
+			v = msg[at : at+n : at+n]
+			if s.Enc == encoding.ASCII {
+				str = text[at : at+n]
+			}
+		}
+		if posTextFields[id] && !printable(v) {
+			return nil, fmt.Errorf("%w: field %d has non-printable characters", ErrFormat, id)
+		}
+		if err := m.set(id, str, v); err != nil {
+			return nil, fmt.Errorf("field %d: %w", id, err)
+		}
+		off = at + used
+	}
+	if off != len(msg) {
+		return nil, fmt.Errorf("%w: %d bytes after the last field", ErrFormat, len(msg)-off)
+	}
+	return m, nil
+}
+
+// FuzzDecodePOSSameAsFieldByField checks DecodePOS against the reference
+// decoder: the same message or the same error for every input.
+func FuzzDecodePOSSameAsFieldByField(f *testing.F) {
+	for _, g := range goldenPOS {
+		f.Add(goldenMsg(f, g.file))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		got, gerr := DecodePOS(msg)
+		want, werr := decodePOSFieldByField(msg)
+		if fmt.Sprint(gerr) != fmt.Sprint(werr) {
+			t.Fatalf("error %v, reference %v", gerr, werr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("decoded %+v, reference %+v", got, want)
+		}
+	})
+}
+
+func TestDecodePOSSameAsFieldByField(t *testing.T) {
+	for _, g := range goldenPOS {
+		msg := goldenMsg(t, g.file)
+		// The whole message and every cut of it, to reach the errors.
+		for n := 0; n <= len(msg); n++ {
+			got, gerr := DecodePOS(msg[:n])
+			want, werr := decodePOSFieldByField(msg[:n])
+			if fmt.Sprint(gerr) != fmt.Sprint(werr) || !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s[:%d]: %+v, %v; reference %+v, %v", g.file, n, got, gerr, want, werr)
+			}
+		}
+	}
+}
