@@ -14,6 +14,7 @@ import (
 	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/routing"
+	"github.com/cardswitch/cardswitch/spec"
 	"github.com/cardswitch/cardswitch/switch/local"
 	"github.com/cardswitch/cardswitch/switch/txn"
 	"github.com/cockroachdb/pebble/v2"
@@ -97,6 +98,12 @@ func (sw *Switch) openServices(lmk hsm.LMK, extra []txn.Destination) error {
 	sw.terminals, err = terminals.Open(sw.db)
 	if err != nil {
 		return fmt.Errorf("terminal registry: %w", err)
+	}
+	if ids, n := sw.terminals.KiosksWithout(spec.TransferLoad, 20); n > 0 {
+		// Kiosks registered before transfer loads existed: their loads
+		// are answered 58 until an operator permits them (docs/recharge.md).
+		sw.log.Info("kiosks not permitted transfer_load: their transfer loads are answered 58; `switchctl terminal permit TERMINAL --type transfer_load` permits them",
+			zap.Int("kiosks", n), zap.Strings("first", ids))
 	}
 	cutover, err := sw.cfg.BusinessDay.cutoverOf()
 	if err != nil {

@@ -150,6 +150,27 @@ func components(v string, in io.Reader) ([]string, error) {
 	return out, nil
 }
 
+// permissionVerb is terminal permit and terminal forbid: --type names
+// the transaction types (docs/pos-dialect.md), comma-separated.
+func permissionVerb(verb string, path func(id, tail string) string, stdout, stderr io.Writer) func(*flag.FlagSet, *adminFlags, *string) func() int {
+	return func(fs *flag.FlagSet, a *adminFlags, t *string) func() int {
+		types := fs.String("type", "", "transaction types, comma-separated (transfer_load, cash_load, consume, ...)")
+		return func() int {
+			var list []string
+			for _, l := range strings.Split(*types, ",") {
+				if l = strings.TrimSpace(l); l != "" {
+					list = append(list, l)
+				}
+			}
+			if len(list) == 0 {
+				fmt.Fprintf(stderr, "terminal %s: missing --type\n", verb)
+				return 2
+			}
+			return a.call("POST", path(*t, "/"+verb), map[string]any{"types": list}, stdout, stderr)
+		}
+	}
+}
+
 func runTerminal(args []string, stdout, stderr io.Writer) int {
 	const id = "terminal id"
 	path := func(id string, tail string) string { return "/api/v1/terminals/" + url.PathEscape(id) + tail }
@@ -210,6 +231,10 @@ func runTerminal(args []string, stdout, stderr io.Writer) int {
 			setup: func(fs *flag.FlagSet, a *adminFlags, t *string) func() int {
 				return func() int { return a.call("POST", path(*t, "/enable"), nil, stdout, stderr) }
 			}},
+		"permit": {usage: "permit TERMINAL --type T[,T...]", summary: "let the terminal send these transaction types too (e.g. transfer_load for a kiosk registered before transfer loads)",
+			arg: id, alias: "id", setup: permissionVerb("permit", path, stdout, stderr)},
+		"forbid": {usage: "forbid TERMINAL --type T[,T...]", summary: "answer these transaction types from the terminal 58 from now on",
+			arg: id, alias: "id", setup: permissionVerb("forbid", path, stdout, stderr)},
 	})
 }
 

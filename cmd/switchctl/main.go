@@ -29,7 +29,7 @@ var summaries = map[string]string{
 	"hsm":       "offline key and PIN calculator (KCV, MAC, PIN blocks, DUKPT, PVV)",
 	"pos":       "POS smoke test: echo a terminal through the acceptor",
 	"ledger":    "offline ledger views of a stopped switchd's data directory",
-	"terminal":  "terminals: list, show, add, load-tmk, disable, enable",
+	"terminal":  "terminals: list, show, add, load-tmk, disable, enable, permit, forbid",
 	"merchant":  "merchants: list, show, add",
 	"card":      "cards: show, freeze, unfreeze, lost, found, close, bind, binding, unbind",
 	"journal":   "journal entries by RRN or by terminal batch",

@@ -213,6 +213,8 @@ func (a *API) register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/terminals/{id}/tmk", a.loadTMK)
 	mux.HandleFunc("POST /api/v1/terminals/{id}/disable", a.setTerminalDisabled(true))
 	mux.HandleFunc("POST /api/v1/terminals/{id}/enable", a.setTerminalDisabled(false))
+	mux.HandleFunc("POST /api/v1/terminals/{id}/permit", a.changePermitted(true))
+	mux.HandleFunc("POST /api/v1/terminals/{id}/forbid", a.changePermitted(false))
 	a.registerCards(mux)
 	mux.HandleFunc("GET /api/v1/journal", a.journal)
 	mux.HandleFunc("POST /api/v1/retention/run", a.retentionRun)

@@ -220,3 +220,36 @@ func (a *API) setTerminalDisabled(disabled bool) http.HandlerFunc {
 		writeJSON(w, http.StatusOK, terminalJSON(t))
 	}
 }
+
+// changePermitted permits or forbids transaction types to a terminal
+// (docs/admin-api.md): how a kiosk registered before transfer loads
+// existed is given transfer_load.
+func (a *API) changePermitted(permit bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Types []string `json:"types"`
+		}
+		if err := decodeBody(r, &req); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if len(req.Types) > maxTypeLabels {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%d types: at most %d", len(req.Types), maxTypeLabels))
+			return
+		}
+		t, err := a.cfg.Terminals.Update(r.PathValue("id"), func(t *terminals.Terminal) error {
+			return t.ChangePermitted(req.Types, permit)
+		})
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		a.log.Info("terminal permissions changed", zap.String("terminal", t.ID), zap.Bool("permit", permit),
+			zap.Strings("types", req.Types))
+		writeJSON(w, http.StatusOK, terminalJSON(t))
+	}
+}
+
+// maxTypeLabels bounds the types of one permission change: there are
+// fewer transaction types than this.
+const maxTypeLabels = 64

@@ -106,6 +106,39 @@ func PermittedSet(labels []string, mayLoad bool) (uint64, error) {
 	return set, nil
 }
 
+// kioskTypes are the types only a kiosk (MayLoad) may send: the ledger
+// answers them 58 from any other terminal.
+var kioskTypes = []spec.TxType{spec.CashLoad, spec.CashLoadVoid, spec.PendingClaim, spec.TransferLoad}
+
+// ChangePermitted permits (or, with permit false, forbids) the types
+// labels name, on top of what the terminal already has: how an operator
+// gives a kiosk registered before a type existed that type
+// (`switchctl terminal permit`, docs/switchctl.md). A kiosk's type is
+// refused for a terminal without MayLoad, an institution's type for
+// every terminal.
+func (t *Terminal) ChangePermitted(labels []string, permit bool) error {
+	if len(labels) == 0 {
+		return errors.New("no transaction type given")
+	}
+	set, err := PermittedSet(labels, false)
+	if err != nil {
+		return err
+	}
+	if !permit {
+		t.Permitted &^= set
+		return nil
+	}
+	if !t.MayLoad {
+		for _, k := range kioskTypes {
+			if set&(1<<uint(k)) != 0 {
+				return fmt.Errorf("%s is a kiosk's type and terminal %s is not registered with may_load", k, t.ID)
+			}
+		}
+	}
+	t.Permitted |= set
+	return nil
+}
+
 // Errors of the terminal registry.
 var (
 	ErrExists  = errors.New("terminal already registered")
@@ -174,6 +207,21 @@ func Open(db *pebble.DB) (*Registry, error) {
 		r.m[t.ID] = e
 	}
 	return r, iter.Error()
+}
+
+// KiosksWithout lists the kiosks (MayLoad) not permitted tx, by id: at
+// most limit of them, and how many there are in all.
+func (r *Registry) KiosksWithout(tx spec.TxType, limit int) ([]string, int) {
+	var ids []string
+	n := 0
+	for _, t := range r.List() {
+		if t.MayLoad && !t.Permits(tx) {
+			if n++; len(ids) < limit {
+				ids = append(ids, t.ID)
+			}
+		}
+	}
+	return ids, n
 }
 
 // Get returns the terminal's current state, nil when it is not

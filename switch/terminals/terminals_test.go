@@ -1,6 +1,7 @@
 package terminals
 
 import (
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -110,5 +111,59 @@ func TestPermittedSetRefusesInstitutionTypes(t *testing.T) {
 		if tx.FromInstitution() && all&(1<<uint(tx)) != 0 {
 			t.Fatalf("the default set of a kiosk holds %v", tx)
 		}
+	}
+}
+
+// TestChangePermitted: a kiosk registered before transfer loads existed
+// (its defaults then: the purchase types and the cash-load types) is given
+// transfer_load and keeps the rest; forbidding takes one type away; a
+// kiosk's type is refused for a terminal that is not a kiosk, an unknown
+// or institution type for every terminal, and nothing changes then.
+func TestChangePermitted(t *testing.T) {
+	kioskDefaults, err := PermittedSet(nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := kioskDefaults &^ (1 << uint(spec.TransferLoad))
+	kiosk := &Terminal{ID: "90000001", MayLoad: true, Permitted: before}
+	if kiosk.Permits(spec.TransferLoad) {
+		t.Fatal("the old kiosk already permits transfer_load")
+	}
+	if err := kiosk.ChangePermitted([]string{"transfer_load"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if kiosk.Permitted != kioskDefaults {
+		t.Fatalf("permitted %b, want a kiosk's defaults %b", kiosk.Permitted, kioskDefaults)
+	}
+	if err := kiosk.ChangePermitted([]string{"refund", "pre_auth"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if kiosk.Permits(spec.Refund) || kiosk.Permits(spec.PreAuth) || !kiosk.Permits(spec.TransferLoad) || !kiosk.Permits(spec.Consume) {
+		t.Fatalf("after forbidding refund and pre_auth: %b", kiosk.Permitted)
+	}
+
+	pos := &Terminal{ID: "10000001", Permitted: before &^ (1<<uint(spec.CashLoad) | 1<<uint(spec.CashLoadVoid) | 1<<uint(spec.PendingClaim))}
+	was := pos.Permitted
+	for _, c := range []struct {
+		labels []string
+		want   string
+	}{
+		{[]string{"consume", "transfer_load"}, "transfer_load is a kiosk's type and terminal 10000001 is not registered with may_load"},
+		{[]string{"cash_load"}, "cash_load is a kiosk's type"},
+		{[]string{"recharge_credit"}, `unknown transaction type "recharge_credit"`},
+		{[]string{"nope"}, `unknown transaction type "nope"`},
+		{nil, "no transaction type given"},
+	} {
+		err := pos.ChangePermitted(c.labels, true)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("permit %v: %v, want %q", c.labels, err, c.want)
+		}
+		if pos.Permitted != was {
+			t.Fatalf("permit %v changed the set to %b", c.labels, pos.Permitted)
+		}
+	}
+	// A terminal that is not a kiosk may drop a type it does not have.
+	if err := pos.ChangePermitted([]string{"transfer_load"}, false); err != nil || pos.Permitted != was {
+		t.Fatalf("forbid transfer_load: %v %b", err, pos.Permitted)
 	}
 }

@@ -1,0 +1,109 @@
+package switching
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/cardswitch/cardswitch/spec"
+	"github.com/cardswitch/cardswitch/switch/admin"
+	"github.com/cardswitch/cardswitch/switch/terminals"
+)
+
+// TestKioskRegisteredBeforeTransferLoads: a kiosk whose stored permissions
+// predate transfer loads is named at start, its transfer loads are
+// answered 58 with nothing sent to the bank, and once an operator permits
+// transfer_load (POST /api/v1/terminals/{id}/permit, what `switchctl
+// terminal permit` sends) they are approved; forbidding takes it away
+// again (docs/recharge.md#bank-transfer-loads).
+func TestKioskRegisteredBeforeTransferLoads(t *testing.T) {
+	sw, sim := transferSwitch(t)
+	// What a kiosk registered before transfer loads existed holds: a
+	// kiosk's defaults of then, without transfer_load.
+	if _, err := sw.terminals.Update(termKiosk, func(k *terminals.Terminal) error {
+		k.Permitted &^= 1 << uint(spec.TransferLoad)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The next start names it.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sw.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.InfoLevel)
+	cfg := *sw.cfg
+	sw, err := New(&cfg, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sw.Shutdown(context.Background()) })
+	noted := logs.FilterMessageSnippet("kiosks not permitted transfer_load").All()
+	if len(noted) != 1 || noted[0].ContextMap()["kiosks"] != int64(1) ||
+		!slices.Equal(noted[0].ContextMap()["first"].([]any), []any{termKiosk}) {
+		t.Fatalf("start notes %+v", noted)
+	}
+	waitLink(t, sw, "up")
+
+	kiosk := signedOn(t, sw, termKiosk, canteen)
+	cash, _ := purses(t, sw, cardStaff)
+	req, err := kiosk.TransferLoad(cardStaff, 2000, pinStaff)
+	expectRC(t, "transfer load at the old kiosk", do(t, kiosk, req, err), spec.RCNotPermittedTerminal)
+	if got := simBalance(t, sim); got != bankStart {
+		t.Fatalf("a refused load reached the bank: balance %v", got)
+	}
+
+	// The operator permits it.
+	code, body := adminCall(t, sw, "POST", "/api/v1/terminals/"+termKiosk+"/permit", map[string]any{"types": []string{"transfer_load"}})
+	var shown admin.TerminalResponse
+	if code != 200 || json.Unmarshal(body, &shown) != nil || !slices.Contains(shown.Permitted, "transfer_load") ||
+		!slices.Contains(shown.Permitted, "cash_load") || !slices.Contains(shown.Permitted, "consume") {
+		t.Fatalf("permit: %d %s", code, body)
+	}
+	req, err = kiosk.TransferLoad(cardStaff, 2000, pinStaff)
+	expectRC(t, "transfer load once permitted", do(t, kiosk, req, err), spec.RCApproved)
+	expectPurses(t, sw, cardStaff, cash+2000, 0)
+	if got := simBalance(t, sim); got != bankStart-2000 {
+		t.Fatalf("bank balance %v", got)
+	}
+
+	// Forbidden again: 58, nothing moves.
+	if code, body := adminCall(t, sw, "POST", "/api/v1/terminals/"+termKiosk+"/forbid", map[string]any{"types": []string{"transfer_load"}}); code != 200 {
+		t.Fatalf("forbid: %d %s", code, body)
+	}
+	req, err = kiosk.TransferLoad(cardStaff, 2000, pinStaff)
+	expectRC(t, "transfer load once forbidden", do(t, kiosk, req, err), spec.RCNotPermittedTerminal)
+	expectPurses(t, sw, cardStaff, cash+2000, 0)
+
+	// What cannot be permitted changes nothing.
+	for _, c := range []struct {
+		terminal string
+		types    []string
+		code     int
+	}{
+		{termCanteen, []string{"transfer_load"}, 400}, // not a kiosk
+		{termKiosk, []string{"recharge_credit"}, 400}, // an institution's type
+		{termKiosk, []string{"nope"}, 400},
+		{termKiosk, nil, 400},
+		{"99999999", []string{"transfer_load"}, 404},
+	} {
+		before := sw.terminals.Get(c.terminal)
+		if code, body := adminCall(t, sw, "POST", "/api/v1/terminals/"+c.terminal+"/permit", map[string]any{"types": c.types}); code != c.code {
+			t.Errorf("permit %v to %s: %d %s, want %d", c.types, c.terminal, code, body, c.code)
+		}
+		if after := sw.terminals.Get(c.terminal); before != nil && after.Permitted != before.Permitted {
+			t.Errorf("permit %v to %s changed its permissions", c.types, c.terminal)
+		}
+	}
+}
