@@ -33,9 +33,10 @@ func TestAppendAnswered(t *testing.T) {
 	if _, _, err := j.AppendAnswered(b, entryFor(day, term, batch, "000007", "", In), entryFor(day, term, batch, "000007", "000000000007", Out), key, rec); err != nil {
 		t.Fatal(err)
 	}
-	// pair + day + terminal = 3; answered pair + day + RRN + duplicate record = 4.
-	if b.Count() != 7 {
-		t.Fatalf("batch holds %d keys, want 7", b.Count())
+	// pair + terminal = 2; answered pair + RRN + duplicate record = 3
+	// (the sequence carries the day: no day index key).
+	if b.Count() != 5 {
+		t.Fatalf("batch holds %d keys, want 5", b.Count())
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		t.Fatal(err)
@@ -61,7 +62,7 @@ func TestAppendAnswered(t *testing.T) {
 	bad.Close()
 
 	got, found, err := j.GetResponse(key)
-	if err != nil || !found || got.ResponseSeq != 4 || got.Fingerprint != rec.Fingerprint || got.MAKGeneration != 3 {
+	if err != nil || !found || got.ResponseSeq != sq(day, 4) || got.Fingerprint != rec.Fingerprint || got.MAKGeneration != 3 {
 		t.Fatalf("GetResponse: %+v %v %v", got, found, err)
 	}
 	if e, err := j.Get(got.ResponseSeq); err != nil || e.STAN != "000007" || e.Direction != Out {
@@ -97,7 +98,7 @@ func TestAppendAnswered(t *testing.T) {
 	if s := list(); s != "1 2 3 4 5 6" {
 		t.Fatalf("by terminal batch after pruning the duplicate record: %q", s)
 	}
-	if _, closer, err := db.Get(appendSeq(termBatchPrefix(nil, term, batch), 3)); err != nil {
+	if _, closer, err := db.Get(appendSeq(termBatchPrefix(nil, term, batch), sq(day, 3))); err != nil {
 		t.Fatalf("index key in place of the duplicate record: %v", err)
 	} else {
 		closer.Close()

@@ -53,6 +53,12 @@ type Options struct {
 	// MaxRead bounds the entries ByRRN and ByTerminalBatch return.
 	// Zero means DefaultMaxRead.
 	MaxRead int
+
+	// legacyLayout, set only by tests, writes the layout of data
+	// directories from before sequences carried their day: plain
+	// counters and a day index key per entry (or pair), which reads and
+	// retention must keep handling.
+	legacyLayout bool
 }
 
 // Journal appends entries into caller-supplied batches and reads them back
@@ -70,7 +76,8 @@ type Journal struct {
 	// is read, raised and written back, and each keeps where its pass
 	// stopped so that the next call resumes there.
 	pruneMu sync.Mutex
-	// dayCursor is the first day-index key the last PruneDays call left
+	// dayCursor is the first key (an old-layout day-index key or an
+	// entry key) the last PruneDays call left
 	// for later, valid for dayCursorBefore only; nil when no pass is
 	// under way.
 	dayCursor       []byte
@@ -102,20 +109,30 @@ func Open(db *pebble.DB, opts Options) (*Journal, error) {
 		return nil, fmt.Errorf("journal: open: %w", err)
 	}
 	defer it.Close()
-	if it.Last() {
+	// The counter continues above the largest one stored. Sequences are
+	// in day order, not counter order: the last key of each day holds
+	// that day's largest counter, so one seek per day finds them all;
+	// old-layout sequences (day 0) are plain counters, the last the
+	// largest.
+	var top uint64
+	for ok := it.Last(); ok; {
 		k := it.Key()
 		if len(k) != entryKeyLen {
 			return nil, fmt.Errorf("journal: open: %w: entry key of %d bytes", ErrCorrupt, len(k))
 		}
-		last, _ := seqSuffix(k)
+		seq, _ := seqSuffix(k)
+		c := seqCounter(seq)
 		if record.IsPair(it.Value()) {
-			last++ // the pair's response holds the next sequence
+			c++ // the pair's response holds the next sequence
 		}
-		j.seq.Store(last)
+		top = max(top, c)
+		d := seqDay(seq)
+		if d == 0 {
+			break
+		}
+		ok = it.SeekLT(entryKey(dayStart(d)))
 	}
-	if err := it.Error(); err != nil {
-		return nil, fmt.Errorf("journal: open: %w", err)
-	}
+	j.seq.Store(top)
 	mark, err := readSeqMark(db)
 	if err != nil {
 		return nil, fmt.Errorf("journal: open: %w", err)
@@ -126,16 +143,18 @@ func Open(db *pebble.DB, opts Options) (*Journal, error) {
 	return j, nil
 }
 
-// LastSeq returns the last sequence handed out (zero before the first
-// Append). Its entry may not be committed yet.
+// LastSeq returns the counter of the last sequence handed out (the
+// sequence without its business day; zero before the first Append). Its
+// entry may not be committed yet.
 func (j *Journal) LastSeq() uint64 { return j.seq.Load() }
 
 // Append assigns e the next sequence number and writes it, with its index
 // keys, into b. It does not commit b. On success e.Seq is set to the
 // sequence, which is also returned.
 //
-// Indexes written: the business day (always), terminal + batch (when
-// Terminal is set), and RRN (when RRN is set).
+// Indexes written: terminal + batch (when Terminal is set) and RRN (when
+// RRN is set). The sequence begins with the business day, so the day
+// needs no index key (docs/journal.md#sequences).
 func (j *Journal) Append(b *pebble.Batch, e *Entry) (uint64, error) {
 	if b == nil || e == nil {
 		return 0, errors.New("journal: append: nil batch or entry")
@@ -144,7 +163,18 @@ func (j *Journal) Append(b *pebble.Batch, e *Entry) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("journal: append %s %s terminal %q stan %q: %w", e.Direction, e.MTI, e.Terminal, e.STAN, err)
 	}
-	seq := j.seq.Add(1)
+	day, ok := dayNumber(e.BusinessDate)
+	if !ok {
+		return 0, fmt.Errorf("journal: append %s %s terminal %q stan %q: %w: business date %q is not a day", e.Direction, e.MTI, e.Terminal, e.STAN, ErrInvalidEntry, e.BusinessDate)
+	}
+	c := j.seq.Add(1)
+	if c >= seqDayUnit {
+		return 0, fmt.Errorf("journal: append: %w: sequence counter exhausted", ErrInvalidEntry)
+	}
+	seq := dayStart(day) + c
+	if j.opts.legacyLayout {
+		seq = c
+	}
 
 	op := b.SetDeferred(entryKeyLen, n)
 	putEntryKey(op.Key, seq)
@@ -153,20 +183,22 @@ func (j *Journal) Append(b *pebble.Batch, e *Entry) (uint64, error) {
 		return 0, fmt.Errorf("journal: append seq %d: %w", seq, err)
 	}
 
-	// Index keys are built in a stack buffer; Batch.Set copies them.
+	// Index keys are built in a stack buffer; Batch.Set copies them. The
+	// sequence carries the business day: no day index key.
 	var buf [2 + 1 + maxTerminalLen + 1 + maxRRNLen + dateLen + seqLen + 8]byte
-	k := appendSeq(dayPrefix(buf[:0], e.BusinessDate), seq)
-	if err := b.Set(k, nil, nil); err != nil {
-		return 0, fmt.Errorf("journal: append seq %d day index: %w", seq, err)
+	if j.opts.legacyLayout {
+		if err := b.Set(appendSeq(dayPrefix(buf[:0], e.BusinessDate), seq), nil, nil); err != nil {
+			return 0, fmt.Errorf("journal: append seq %d day index: %w", seq, err)
+		}
 	}
 	if e.Terminal != "" {
-		k = appendSeq(termBatchPrefix(buf[:0], e.Terminal, e.Batch), seq)
+		k := appendSeq(termBatchPrefix(buf[:0], e.Terminal, e.Batch), seq)
 		if err := b.Set(k, nil, nil); err != nil {
 			return 0, fmt.Errorf("journal: append seq %d terminal index: %w", seq, err)
 		}
 	}
 	if e.RRN != "" {
-		k = appendSeq(append(rrnPrefix(buf[:0], e.RRN), e.BusinessDate...), seq)
+		k := appendSeq(append(rrnPrefix(buf[:0], e.RRN), e.BusinessDate...), seq)
 		if err := b.Set(k, nil, nil); err != nil {
 			return 0, fmt.Errorf("journal: append seq %d rrn index: %w", seq, err)
 		}
@@ -184,7 +216,7 @@ var pairMark = []byte{2}
 
 // AppendPair writes a request and its response as two entries with
 // consecutive sequences and ONE set of index keys for both (the index
-// value marks the pair), so a transaction costs three index keys rather
+// value marks the pair), so a transaction costs two index keys rather
 // than six or seven. Both entries must share terminal, batch and business
 // day. The response's RRN is indexed, and the request's too when it names
 // another (the original of a void or refund). It does not commit b.
@@ -228,7 +260,18 @@ func (j *Journal) appendPair(b *pebble.Batch, req, resp *Entry, termIndex bool) 
 	if err != nil {
 		return 0, 0, fmt.Errorf("journal: append pair %s terminal %q stan %q: %w", req.MTI, req.Terminal, req.STAN, err)
 	}
-	respSeq = j.seq.Add(2)
+	day, ok := dayNumber(req.BusinessDate)
+	if !ok {
+		return 0, 0, fmt.Errorf("journal: append pair %s terminal %q stan %q: %w: business date %q is not a day", req.MTI, req.Terminal, req.STAN, ErrInvalidEntry, req.BusinessDate)
+	}
+	c := j.seq.Add(2)
+	if c >= seqDayUnit {
+		return 0, 0, fmt.Errorf("journal: append pair: %w: sequence counter exhausted", ErrInvalidEntry)
+	}
+	respSeq = dayStart(day) + c
+	if j.opts.legacyLayout {
+		respSeq = c
+	}
 	reqSeq = respSeq - 1
 	// One value under the request's sequence holds both entries; the
 	// response's sequence has no key of its own (docs/journal.md).
@@ -239,12 +282,13 @@ func (j *Journal) appendPair(b *pebble.Batch, req, resp *Entry, termIndex bool) 
 		return 0, 0, fmt.Errorf("journal: append seq %d: %w", reqSeq, err)
 	}
 	var buf [2 + 1 + maxTerminalLen + 1 + maxRRNLen + dateLen + seqLen + 8]byte
-	k := appendSeq(dayPrefix(buf[:0], req.BusinessDate), reqSeq)
-	if err := b.Set(k, pairMark, nil); err != nil {
-		return 0, 0, fmt.Errorf("journal: append seq %d day index: %w", reqSeq, err)
+	if j.opts.legacyLayout {
+		if err := b.Set(appendSeq(dayPrefix(buf[:0], req.BusinessDate), reqSeq), pairMark, nil); err != nil {
+			return 0, 0, fmt.Errorf("journal: append seq %d day index: %w", reqSeq, err)
+		}
 	}
 	if req.Terminal != "" && termIndex {
-		k = appendSeq(termBatchPrefix(buf[:0], req.Terminal, req.Batch), reqSeq)
+		k := appendSeq(termBatchPrefix(buf[:0], req.Terminal, req.Batch), reqSeq)
 		if err := b.Set(k, pairMark, nil); err != nil {
 			return 0, 0, fmt.Errorf("journal: append seq %d terminal index: %w", reqSeq, err)
 		}
@@ -257,7 +301,7 @@ func (j *Journal) appendPair(b *pebble.Batch, req, resp *Entry, termIndex bool) 
 		if rrn == "" {
 			continue
 		}
-		k = appendSeq(append(rrnPrefix(buf[:0], rrn), req.BusinessDate...), reqSeq)
+		k := appendSeq(append(rrnPrefix(buf[:0], rrn), req.BusinessDate...), reqSeq)
 		if err := b.Set(k, pairMark, nil); err != nil {
 			return 0, 0, fmt.Errorf("journal: append seq %d rrn index: %w", reqSeq, err)
 		}
@@ -480,7 +524,9 @@ func (j *Journal) byTerminalBatch(terminal, batch string, limit int) (out []*Ent
 // ByBusinessDay calls fn for every entry of business day date (YYYYMMDD) in
 // sequence order until fn returns false. The whole walk reads one
 // consistent snapshot. It is meant for reconciliation and operator tools,
-// not the transaction path.
+// not the transaction path. The day's entries are one range of entry
+// keys (their sequences carry the day); entries written before that
+// layout are found through their day index keys, and come first.
 func (j *Journal) ByBusinessDay(date string, fn func(*Entry) bool) error {
 	if !validDate(date) {
 		return fmt.Errorf("journal: by business day: %w: date %q", ErrInvalidEntry, date)
@@ -488,10 +534,60 @@ func (j *Journal) ByBusinessDay(date string, fn func(*Entry) bool) error {
 	if fn == nil {
 		return errors.New("journal: by business day: nil callback")
 	}
-	if err := j.scan(dayPrefix(nil, date), fn); err != nil {
+	if err := j.byBusinessDay(date, fn); err != nil {
 		return fmt.Errorf("journal: by business day %s: %w", date, err)
 	}
 	return nil
+}
+
+func (j *Journal) byBusinessDay(date string, fn func(*Entry) bool) (err error) {
+	snap := j.db.NewSnapshot()
+	defer snap.Close()
+	stopped := false
+	if err := scanIndex(snap, dayPrefix(nil, date), func(e *Entry) bool {
+		stopped = !fn(e)
+		return !stopped
+	}); err != nil || stopped {
+		return err
+	}
+	day, ok := dayNumber(date)
+	if !ok {
+		return nil // not a calendar day: only old-layout data could hold it
+	}
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: entryKey(dayStart(day)), UpperBound: entryKey(dayStart(day + 1))})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	var es [2]Entry
+	for ok := it.First(); ok; ok = it.Next() {
+		seq, err := seqSuffix(it.Key())
+		if err != nil {
+			return err
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		n, err := decodeStored(v, seq, es[:])
+		if err != nil {
+			return err
+		}
+		for i := 0; i < n; i++ {
+			if es[i].BusinessDate != date {
+				return fmt.Errorf("%w: entry %d of day %s is dated %s", ErrCorrupt, es[i].Seq, date, es[i].BusinessDate)
+			}
+			e := es[i]
+			if !fn(&e) {
+				return nil
+			}
+		}
+	}
+	return it.Error()
 }
 
 func (j *Journal) checkLimit(limit int) error {
@@ -514,9 +610,13 @@ func (j *Journal) collect(prefix []byte, limit int) ([]*Entry, error) {
 // entry they point to. Index and entries are read from one snapshot: an
 // index key and its entry are written in the same batch, so an index key
 // without its entry means damage.
-func (j *Journal) scan(prefix []byte, fn func(*Entry) bool) (err error) {
+func (j *Journal) scan(prefix []byte, fn func(*Entry) bool) error {
 	snap := j.db.NewSnapshot()
 	defer snap.Close()
+	return scanIndex(snap, prefix, fn)
+}
+
+func scanIndex(snap *pebble.Snapshot, prefix []byte, fn func(*Entry) bool) (err error) {
 	idx, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return err

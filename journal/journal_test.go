@@ -89,13 +89,24 @@ func appendCommit(t testing.TB, j *Journal, db *pebble.DB, es ...*Entry) []uint6
 	return seqs
 }
 
+// sq is the sequence of counter c on business day date.
+func sq(date string, c uint64) uint64 {
+	d, ok := dayNumber(date)
+	if !ok {
+		panic(date)
+	}
+	return dayStart(d) + c
+}
+
+// stans lists counter:STAN of each entry (the counter is the sequence
+// without its day).
 func stans(es []*Entry) string {
 	var s []byte
 	for i, e := range es {
 		if i > 0 {
 			s = append(s, ' ')
 		}
-		s = fmt.Appendf(s, "%d:%s", e.Seq, e.STAN)
+		s = fmt.Appendf(s, "%d:%s", seqCounter(e.Seq), e.STAN)
 	}
 	return string(s)
 }
@@ -118,21 +129,21 @@ func TestAppendAndIndexes(t *testing.T) {
 		entryFor("20250315", "10000001", "000002", "000006", "", In),                                   // 7
 		&Entry{Direction: In, Flags: FlagUndecodable, Time: time.Unix(1, 0), BusinessDate: "20250314"}, // 8
 	)
-	if want := []uint64{1, 2, 3, 4, 5, 6, 7, 8}; fmt.Sprint(seqs) != fmt.Sprint(want) {
+	if want := []uint64{sq("20250313", 1), sq("20250314", 2), sq("20250314", 3), sq("20250314", 4), sq("20250314", 5), sq("20250314", 6), sq("20250315", 7), sq("20250314", 8)}; fmt.Sprint(seqs) != fmt.Sprint(want) {
 		t.Fatalf("sequences %v, want %v", seqs, want)
 	}
 	if appended.Load() != 8 {
 		t.Fatalf("OnAppend called %d times, want 8", appended.Load())
 	}
 
-	e, err := j.Get(3)
+	e, err := j.Get(sq("20250314", 3))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Seq != 3 || e.Direction != Out || e.STAN != "000002" || string(e.Raw) != "10000001000002" {
+	if e.Seq != sq("20250314", 3) || e.Direction != Out || e.STAN != "000002" || string(e.Raw) != "10000001000002" {
 		t.Fatalf("Get(3) = %+v", e)
 	}
-	if _, err := j.Get(99); !errors.Is(err, ErrNotFound) {
+	if _, err := j.Get(sq("20250314", 99)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get(99): %v, want ErrNotFound", err)
 	}
 
@@ -210,13 +221,13 @@ func TestUncommittedBatchLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Close()
-	if _, err := j.Get(1); !errors.Is(err, ErrNotFound) {
+	if _, err := j.Get(sq("20250314", 1)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get(1) after discarded batch: %v, want ErrNotFound", err)
 	}
 	if es, err := j.ByRRN("000000000001", "", 10); err != nil || len(es) != 0 {
 		t.Fatalf("ByRRN after discarded batch: %v, %v", es, err)
 	}
-	if seqs := appendCommit(t, j, db, entryFor("20250314", "10000001", "000001", "000002", "", In)); seqs[0] != 2 {
+	if seqs := appendCommit(t, j, db, entryFor("20250314", "10000001", "000001", "000002", "", In)); seqs[0] != sq("20250314", 2) {
 		t.Fatalf("next sequence %d, want 2", seqs[0])
 	}
 }
@@ -275,7 +286,7 @@ func TestRestart(t *testing.T) {
 	if j.LastSeq() != 5 {
 		t.Fatalf("LastSeq after restart %d, want 5", j.LastSeq())
 	}
-	if seqs := appendCommit(t, j, db, entryFor("20250314", "10000001", "000001", "000005", "", In)); seqs[0] != 6 {
+	if seqs := appendCommit(t, j, db, entryFor("20250314", "10000001", "000001", "000005", "", In)); seqs[0] != sq("20250314", 6) {
 		t.Fatalf("first sequence after restart %d, want 6", seqs[0])
 	}
 	got, err := j.ByTerminalBatch("10000001", "000001", 100)
@@ -365,23 +376,23 @@ func TestReadsDetectDamage(t *testing.T) {
 	defer db.Close()
 	j := openJournal(t, db, Options{})
 	appendCommit(t, j, db, entryFor("20250314", "10000001", "000001", "000001", "000000000001", In))
-	v, closer, err := db.Get(entryKey(1))
+	v, closer, err := db.Get(entryKey(sq("20250314", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	damaged := bytes.Clone(v)
 	closer.Close()
 	damaged[len(damaged)/2] ^= 1
-	if err := db.Set(entryKey(1), damaged, pebble.Sync); err != nil {
+	if err := db.Set(entryKey(sq("20250314", 1)), damaged, pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := j.Get(1); !errors.Is(err, ErrCorrupt) {
+	if _, err := j.Get(sq("20250314", 1)); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Get of damaged entry: %v, want ErrCorrupt", err)
 	}
 	if _, err := j.ByRRN("000000000001", "", 10); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("ByRRN of damaged entry: %v, want ErrCorrupt", err)
 	}
-	if err := db.Delete(entryKey(1), pebble.Sync); err != nil {
+	if err := db.Delete(entryKey(sq("20250314", 1)), pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := j.ByTerminalBatch("10000001", "000001", 10); !errors.Is(err, ErrCorrupt) {
@@ -468,17 +479,17 @@ func TestAppendPair(t *testing.T) {
 	if _, err := j.Append(b, single); err != nil {
 		t.Fatal(err)
 	}
-	if s1, s2, err := j.AppendPair(b, void, voidResp); err != nil || s1 != 2 || s2 != 3 {
+	if s1, s2, err := j.AppendPair(b, void, voidResp); err != nil || s1 != sq("20250314", 2) || s2 != sq("20250314", 3) {
 		t.Fatalf("pair: %d %d %v", s1, s2, err)
 	}
 	if _, _, err := j.AppendPair(b, consume, consumeResp); err != nil {
 		t.Fatal(err)
 	}
-	// single: entry + day + terminal = 3; void pair: one entry for both
-	// + day + terminal + 2 RRNs = 5; consume pair: one entry + day +
-	// terminal + RRN = 4.
-	if b.Count() != 12 {
-		t.Fatalf("batch holds %d keys, want 12", b.Count())
+	// single: entry + terminal = 2; void pair: one entry for both +
+	// terminal + 2 RRNs = 4; consume pair: one entry + terminal + RRN =
+	// 3 (the sequence carries the day: no day index key).
+	if b.Count() != 9 {
+		t.Fatalf("batch holds %d keys, want 9", b.Count())
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		t.Fatal(err)
@@ -493,7 +504,7 @@ func TestAppendPair(t *testing.T) {
 		}
 		out := ""
 		for _, e := range es {
-			out += fmt.Sprintf("%d%s ", e.Seq, e.Direction)
+			out += fmt.Sprintf("%d%s ", seqCounter(e.Seq), e.Direction)
 		}
 		return out
 	}
@@ -510,7 +521,7 @@ func TestAppendPair(t *testing.T) {
 		t.Fatalf("by RRN and day: %s", got)
 	}
 	var day string
-	if err := j.ByBusinessDay("20250314", func(e *Entry) bool { day += fmt.Sprintf("%d ", e.Seq); return true }); err != nil || day != "1 2 3 4 5 " {
+	if err := j.ByBusinessDay("20250314", func(e *Entry) bool { day += fmt.Sprintf("%d ", seqCounter(e.Seq)); return true }); err != nil || day != "1 2 3 4 5 " {
 		t.Fatalf("by day: %q %v", day, err)
 	}
 	if got := seqs(j.ByTerminalBatch("10000001", "000001", 2)); got != "1in 2in " {

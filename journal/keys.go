@@ -10,8 +10,8 @@ import (
 // strings inside keys carry a one-byte length in front so that one
 // terminal's keys can never be a prefix of another's ("1000" vs "10001").
 //
-//	j e seq(8)                                   entry
-//	j d date(8) seq(8)                           business-day index
+//	j e seq(8)                                   entry (the sequence begins with its business day)
+//	j d date(8) seq(8)                           business-day index (read and pruned only: data written before sequences carried the day)
 //	j t len term len batch seq(8)                terminal + batch index
 //	j r len rrn date(8) seq(8)                   RRN index
 //	j o len term len batch len stan len date     duplicate record of an answered pair (AppendAnswered), its terminal + batch index too
@@ -39,6 +39,84 @@ const (
 	seqLen      = 8
 	entryKeyLen = 2 + seqLen
 )
+
+// Sequences. A sequence carries its entry's business day: sequence = day
+// × seqDayUnit + counter, where day is the day number (days since
+// 1970-01-01, at least 1) and the counter, below seqDayUnit, is shared by
+// all days and only grows. So 'j e' keys are in business-day order and a
+// day's entries are one key range: the day's export and retention walk it
+// without an index key per entry (docs/journal.md); in decimal the last
+// 11 digits are the counter. Data written before this layout has
+// sequences below seqDayUnit (day 0, counter = sequence) and keeps its
+// 'j d' index keys, which reads and retention still follow. The largest
+// sequence, of day maxSeqDay (year 2216), is below 1<<53, so it survives
+// JSON numbers.
+const (
+	seqDayUnit = 100_000_000_000
+	maxSeqDay  = (1<<53)/seqDayUnit - 1
+)
+
+// seqDay is the business day a sequence carries, 0 for an old-layout one.
+func seqDay(seq uint64) uint32 { return uint32(seq / seqDayUnit) }
+
+// seqCounter is a sequence without its day.
+func seqCounter(seq uint64) uint64 { return seq % seqDayUnit }
+
+// SeqCounter returns sequence seq without its business day: the counter
+// LastSeq reports (docs/journal.md#sequences).
+func SeqCounter(seq uint64) uint64 { return seqCounter(seq) }
+
+// dayStart is the first sequence of business day d (its counter 0 is
+// never handed out).
+func dayStart(d uint32) uint64 { return uint64(d) * seqDayUnit }
+
+// dayNumber returns the day number of a YYYYMMDD business date: the days
+// since 1970-01-01. ok is false for a date that is not a calendar day
+// from 1970-01-02 on, up to day maxSeqDay.
+func dayNumber(date string) (d uint32, ok bool) {
+	if !validDate(date) {
+		return 0, false
+	}
+	num := func(s string) int {
+		n := 0
+		for i := 0; i < len(s); i++ {
+			n = n*10 + int(s[i]-'0')
+		}
+		return n
+	}
+	y, m, day := num(date[:4]), num(date[4:6]), num(date[6:])
+	if m < 1 || m > 12 || day < 1 || day > daysIn(y, m) {
+		return 0, false
+	}
+	// Days from civil (proleptic Gregorian), counting March as the first
+	// month so the leap day ends the year.
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + day - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	n := era*146097 + doe - 719468
+	if n < 1 || n > maxSeqDay {
+		return 0, false
+	}
+	return uint32(n), true
+}
+
+func daysIn(y, m int) int {
+	switch m {
+	case 2:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
 
 // seqMarkKey holds the largest sequence pruning has deleted, so that Open
 // never hands out a sequence again after the newest entries are pruned.

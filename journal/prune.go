@@ -32,12 +32,14 @@ func checkPruneMax(max int) error {
 
 // PruneDays deletes every journal entry whose BusinessDate (YYYYMMDD) is
 // before `before`, together with every index key that points at it
-// (business day, terminal + batch, RRN). It finds them through the
-// business-day index, which is ordered by date, so entries of `before` and
-// later days, including those appended concurrently, are never read or
-// touched; nor are stored responses or queue keys.
+// (terminal + batch, RRN, and the day index of the old layout). It walks
+// the old layout's day index, ordered by date, then the entry keys of the
+// days before `before` (sequences begin with their day), so entries of
+// `before` and later days, including those appended concurrently, are
+// never read or touched; nor are stored responses or queue keys.
 //
-// One call handles at most max day-index keys and deletes at most max
+// One call handles at most max keys (day-index keys, then entry keys) and
+// deletes at most max
 // entries (1..MaxPrune, else an error wrapping ErrInvalidEntry), except
 // that a request/response pair is never split: a call with max 1 whose
 // first key is a pair deletes both of its entries. The deletions go into
@@ -64,24 +66,156 @@ func (j *Journal) PruneDays(before string, max int) (st PruneStats, more bool, e
 	if err := checkPruneMax(max); err != nil {
 		return PruneStats{}, false, fmt.Errorf("journal: prune days before %s: %w", before, err)
 	}
+	beforeDay, ok := dayNumber(before)
+	if !ok {
+		return PruneStats{}, false, fmt.Errorf("journal: prune days: %w: before %q is not a day", ErrInvalidEntry, before)
+	}
 	j.pruneMu.Lock()
 	defer j.pruneMu.Unlock()
 
-	lower := []byte{prefixJournal, spaceDay}
-	resumed := false
+	// Two ranges, in this order: the day index of entries written before
+	// sequences carried their day, then the entry keys of days 1 up to
+	// before's first sequence. One cursor: its keyspace says which.
+	lowerIndex := []byte{prefixJournal, spaceDay}
+	lowerEntries := entryKey(dayStart(1))
+	resumed, inEntries := false, false
 	if j.dayCursor != nil && j.dayCursorBefore == before {
-		lower, resumed = j.dayCursor, true
+		resumed = true
+		if j.dayCursor[1] == spaceEntry {
+			lowerEntries, inEntries = j.dayCursor, true
+		} else {
+			lowerIndex = j.dayCursor
+		}
 	}
 	j.dayCursor = nil // set again only after a successful commit
 
-	st, next, err := j.pruneDays(lower, dayPrefix(nil, before), max)
+	var idx PruneStats // what the day index phase deleted
+	if !inEntries {
+		var next []byte
+		idx, next, err = j.pruneDays(lowerIndex, dayPrefix(nil, before), max)
+		if err != nil {
+			return PruneStats{}, false, fmt.Errorf("journal: prune days before %s: %w", before, err)
+		}
+		if next == nil && idx.Entries >= max {
+			// The index is done and this call's bound reached: the entry
+			// range next, if it holds anything.
+			if more, err := j.anyKey(lowerEntries, entryKey(dayStart(beforeDay))); err != nil {
+				return PruneStats{}, false, fmt.Errorf("journal: prune days before %s: %w", before, err)
+			} else if more {
+				next = lowerEntries
+			}
+		}
+		if next != nil {
+			j.dayCursor, j.dayCursorBefore = next, before
+			return idx, true, nil
+		}
+		if idx.Entries >= max {
+			return idx, resumed, nil
+		}
+	}
+	st, next, err := j.pruneEntries(lowerEntries, entryKey(dayStart(beforeDay)), max-idx.Entries)
 	if err != nil {
+		// The index phase's deletions are committed: the next call
+		// starts again from the beginning and finds them done.
 		return PruneStats{}, false, fmt.Errorf("journal: prune days before %s: %w", before, err)
 	}
 	if next != nil {
 		j.dayCursor, j.dayCursorBefore = next, before
 	}
+	st.Entries += idx.Entries
 	return st, next != nil || resumed, nil
+}
+
+// anyKey says whether [lower, upper) holds a key.
+func (j *Journal) anyKey(lower, upper []byte) (bool, error) {
+	it, err := j.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return false, err
+	}
+	found := it.First()
+	return found, errors.Join(it.Error(), it.Close())
+}
+
+// pruneEntries deletes the entries whose keys are in [lower, upper) —
+// whole business days, as sequences begin with their day — with their
+// index keys, within the bounds PruneDays documents, and commits. An
+// entry that does not decode, or whose day or pair does not match its
+// key, is left for an operator (it counts against max keys). next is the
+// first key it left (nil when it reached upper).
+func (j *Journal) pruneEntries(lower, upper []byte, max int) (st PruneStats, next []byte, err error) {
+	snap := j.db.NewSnapshot()
+	defer snap.Close()
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return PruneStats{}, nil, err
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil && cerr != nil {
+			st, next, err = PruneStats{}, nil, cerr
+		}
+	}()
+	b := j.db.NewBatch()
+	defer b.Close()
+
+	var (
+		keys int
+		top  uint64 // the largest sequence counter deleted
+		es   [2]Entry
+		buf  [2 + 1 + maxTerminalLen + 1 + maxRRNLen + dateLen + seqLen + 8]byte
+	)
+	ok := it.First()
+	for ; ok; ok = it.Next() {
+		if keys == max {
+			break
+		}
+		k := it.Key()
+		if len(k) != entryKeyLen {
+			keys++
+			continue
+		}
+		seq, _ := seqSuffix(k)
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return PruneStats{}, nil, err
+		}
+		n, derr := decodeStored(v, seq, es[:])
+		if derr != nil {
+			keys++
+			continue
+		}
+		if st.Entries > 0 && st.Entries+n > max {
+			break
+		}
+		keys++
+		if d, ok := dayNumber(es[0].BusinessDate); !ok || d != seqDay(seq) ||
+			(n == 2 && (es[1].BusinessDate != es[0].BusinessDate || es[1].Terminal != es[0].Terminal || es[1].Batch != es[0].Batch)) {
+			continue
+		}
+		if err := deleteEntries(b, buf[:], es[:n], seq, es[0].BusinessDate); err != nil {
+			return PruneStats{}, nil, err
+		}
+		st.Entries += n
+		if last := seqCounter(seq) + uint64(n) - 1; last > top {
+			top = last
+		}
+	}
+	if err := it.Error(); err != nil {
+		return PruneStats{}, nil, err
+	}
+	if ok {
+		next = append([]byte(nil), it.Key()...)
+	}
+	if st.Entries > 0 {
+		if err := j.raiseSeqMark(b, top); err != nil {
+			return PruneStats{}, nil, err
+		}
+	}
+	if !b.Empty() {
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return PruneStats{}, nil, err
+		}
+	}
+	return st, next, nil
 }
 
 // pruneDays deletes the entries of the day-index keys in [lower, upper),
@@ -203,8 +337,9 @@ func deleteEntries(b *pebble.Batch, buf []byte, es []Entry, first uint64, date s
 	return nil
 }
 
-// raiseSeqMark raises, in b, the pruned-sequence mark to top, never
-// lowering it (day-index order is not sequence order). Only pruning
+// raiseSeqMark raises, in b, the pruned-sequence mark to top, a sequence
+// counter (the sequence without its day; an old-layout sequence is its
+// own counter), never lowering it (day order is not counter order). Only pruning
 // writes it, under pruneMu.
 func (j *Journal) raiseSeqMark(b *pebble.Batch, top uint64) error {
 	mark, err := readSeqMark(j.db)

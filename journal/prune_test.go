@@ -94,11 +94,12 @@ func keysWithPrefix(t *testing.T, db *pebble.DB, p byte) (keys, values [][]byte)
 	return keys, values
 }
 
-// seqsOf joins entries' sequences: "1 2 3".
+// seqsOf joins entries' sequence counters (the sequences without their
+// day; an old-layout sequence is its own counter): "1 2 3".
 func seqsOf(es []*Entry) string {
 	var s []string
 	for _, e := range es {
-		s = append(s, fmt.Sprint(e.Seq))
+		s = append(s, fmt.Sprint(seqCounter(e.Seq)))
 	}
 	return strings.Join(s, " ")
 }
@@ -138,7 +139,7 @@ func TestPruneDays(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			db := openDB(t, vfs.NewMem())
 			defer db.Close()
-			j := openJournal(t, db, Options{})
+			j := openJournal(t, db, Options{legacyLayout: true})
 			all := pruneFixture(t, j, db)
 			qKeys, qVals := keysWithPrefix(t, db, prefixQueue)
 			if len(qKeys) != 2 {
@@ -274,7 +275,7 @@ func TestPruneDays(t *testing.T) {
 func TestPruneDaysKeepsSequences(t *testing.T) {
 	fs := vfs.NewMem()
 	db := openDB(t, fs)
-	j := openJournal(t, db, Options{})
+	j := openJournal(t, db, Options{legacyLayout: true})
 	pruneFixture(t, j, db)
 	// The 12th holds 4, 8 and 9, the largest stored sequence after 11.
 	appendCommit(t, j, db, entryFor("20250312", "10000001", "000003", "000008", "", In)) // 12
@@ -307,7 +308,7 @@ func TestPruneDaysKeepsSequences(t *testing.T) {
 	// it is stored again, that entry is what a restart finds.
 	for _, want := range []uint64{12, 13} {
 		db = openDB(t, fs)
-		j = openJournal(t, db, Options{})
+		j = openJournal(t, db, Options{legacyLayout: true})
 		if j.LastSeq() != want {
 			t.Fatalf("LastSeq after reopening: %d, want %d", j.LastSeq(), want)
 		}
@@ -328,7 +329,7 @@ func TestPruneDaysKeepsSequences(t *testing.T) {
 func TestPruneDaysDamage(t *testing.T) {
 	db := openDB(t, vfs.NewMem())
 	defer db.Close()
-	j := openJournal(t, db, Options{})
+	j := openJournal(t, db, Options{legacyLayout: true})
 	appendCommit(t, j, db,
 		entryFor("20250310", "10000001", "000001", "000001", "000000000001", In), // 1: damaged
 		entryFor("20250310", "10000001", "000001", "000002", "000000000002", In), // 2: missing
@@ -403,7 +404,7 @@ func TestPruneDaysDamage(t *testing.T) {
 func TestPruneRejectsInvalid(t *testing.T) {
 	db := openDB(t, vfs.NewMem())
 	defer db.Close()
-	j := openJournal(t, db, Options{})
+	j := openJournal(t, db, Options{legacyLayout: true})
 	for _, tc := range []struct {
 		before string
 		max    int
@@ -479,7 +480,7 @@ func TestPruneResponses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			db := openDB(t, vfs.NewMem())
 			defer db.Close()
-			j := openJournal(t, db, Options{})
+			j := openJournal(t, db, Options{legacyLayout: true})
 			appendCommit(t, j, db, entryFor("20250301", "10000001", "000001", "000001", "000000000001", In))
 			keys := respFixture(t, j, db)
 			var calls []int
@@ -522,7 +523,7 @@ func TestPruneResponses(t *testing.T) {
 func TestPruneResponsesResume(t *testing.T) {
 	db := openDB(t, vfs.NewMem())
 	defer db.Close()
-	j := openJournal(t, db, Options{})
+	j := openJournal(t, db, Options{legacyLayout: true})
 	keys := respFixture(t, j, db)
 
 	// One call with 03:30 stops after k2, at k3; a call with another
@@ -576,7 +577,7 @@ func TestPruneResponsesResume(t *testing.T) {
 func TestPruneWhileAppending(t *testing.T) {
 	db := openDB(t, vfs.NewMem())
 	defer db.Close()
-	j := openJournal(t, db, Options{MaxRead: 100_000})
+	j := openJournal(t, db, Options{legacyLayout: true, MaxRead: 100_000})
 	const old, today = 300, "20250314"
 	oldTime := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 	for i := range old {
@@ -679,7 +680,7 @@ func TestPruneWhileAppending(t *testing.T) {
 func TestPruneDaysLateEntry(t *testing.T) {
 	db := openDB(t, vfs.NewMem())
 	defer db.Close()
-	j := openJournal(t, db, Options{})
+	j := openJournal(t, db, Options{legacyLayout: true})
 	pruneFixture(t, j, db)
 	var calls []int
 	for more := true; more; {
@@ -718,7 +719,7 @@ func TestPruneDaysLateEntry(t *testing.T) {
 func TestPruneResponsesKeepsOpenBatches(t *testing.T) {
 	db := openDB(t, vfs.NewMem())
 	defer db.Close()
-	j := openJournal(t, db, Options{})
+	j := openJournal(t, db, Options{legacyLayout: true})
 	old := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 	keys := []DuplicateKey{
 		{Terminal: "10000001", Batch: "000001", STAN: "000001", Date: "0301"}, // open: kept

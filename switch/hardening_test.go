@@ -345,15 +345,17 @@ func TestHostileLogInputs(t *testing.T) {
 		t.Fatalf("%q reached the log: ...%.300s", m, out[max(0, i-200):])
 	}
 	var journaled int
-	for seq := before + 1; seq <= sw.journal.LastSeq(); seq++ {
-		e, err := sw.journal.Get(seq)
-		if err != nil {
-			t.Fatal(err)
+	if err := sw.journal.ByBusinessDay(sw.clock.Today().String(), func(e *journal.Entry) bool {
+		if journal.SeqCounter(e.Seq) <= before {
+			return true
 		}
 		journaled++
 		if bytes.Contains(e.Raw, []byte(unrouted)) || bytes.Contains(e.Raw, []byte{0x41, 0x11, 0x11, 0x11, 0x11, 0x11}) {
-			t.Fatalf("journal entry %d keeps the unrouted card number: %X", seq, e.Raw)
+			t.Errorf("journal entry %d keeps the unrouted card number: %X", e.Seq, e.Raw)
 		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
 	}
 	if journaled != 2 {
 		t.Fatalf("%d journal entries for the unrouted card, want its request and response", journaled)
