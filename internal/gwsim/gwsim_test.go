@@ -303,6 +303,20 @@ func TestHTTPSurface(t *testing.T) {
 		t.Fatalf("bad date: %d", resp.StatusCode)
 	}
 	resp.Body.Close()
+
+	// A CPU profile of the simulator: gzipped protobuf; longer than a
+	// minute is refused.
+	if p := get("/debug/pprof/profile?seconds=1"); len(p) < 2 || p[0] != 0x1f || p[1] != 0x8b {
+		t.Fatalf("CPU profile: %d bytes, not gzip", len(p))
+	}
+	resp, err = http.Get(base + "/debug/pprof/profile?seconds=61")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("a profile of 61 s: %d, want 400", resp.StatusCode)
+	}
 }
 
 // FuzzHandle feeds arbitrary bodies to a signed-on connection: whatever

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -68,6 +69,10 @@ func (s *Sim) startHTTP() error {
 	mux.HandleFunc("GET /faults", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, faultsJSON(s.Faults())) })
 	mux.HandleFunc("PUT /faults", s.httpSetFaults)
 	mux.HandleFunc("POST /recon", s.httpRecon)
+	// CPU profiles and goroutine dumps of the simulator, for profiling it
+	// next to switchd under load (docs/gwsim.md, "Status surface").
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", boundedProfile)
 	s.httpLn = ln
 	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10}
@@ -182,4 +187,19 @@ func (s *Sim) WriteStatus(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Card, a.Number, a.Holder, a.Opening, a.Balance, a.Held)
 	}
 	tw.Flush()
+}
+
+// maxProfileSeconds bounds GET /debug/pprof/profile?seconds=N.
+const maxProfileSeconds = 60
+
+// boundedProfile serves a CPU profile of at most maxProfileSeconds (the
+// default, without seconds, is pprof's 30).
+func boundedProfile(w http.ResponseWriter, r *http.Request) {
+	if v := r.URL.Query().Get("seconds"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 || n > maxProfileSeconds {
+			http.Error(w, fmt.Sprintf("seconds must be 1..%d", maxProfileSeconds), http.StatusBadRequest)
+			return
+		}
+	}
+	pprof.Profile(w, r)
 }
