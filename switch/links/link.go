@@ -208,6 +208,7 @@ func (l *Link) nextAddr(prev string) string {
 
 func (l *Link) factory(prev string) (*connection.Connection, error) {
 	addr := l.nextAddr(prev)
+	rd := &reader{l: l}
 	c, err := connection.New(addr, spec.Gateway, nil, nil,
 		connection.ConnectTimeout(l.cfg.ConnectTimeout),
 		connection.SendTimeout(l.cfg.SendTimeout),
@@ -220,12 +221,14 @@ func (l *Link) factory(prev string) (*connection.Connection, error) {
 		connection.ConnectionClosedHandler(l.connClosed),
 		connection.ErrorHandler(func(err error) { l.log.Debug("gateway link connection error", zap.Error(err)) }),
 		connection.SetRequestIDGenerator(requestID{}),
-		connection.SetMessageReader(&reader{l: l}),
+		connection.SetMessageReader(rd),
 		connection.SetMessageWriter(&writer{l: l}),
 	)
 	if err != nil {
 		return nil, err
 	}
+	// Before the pool connects it: the reader's goroutine starts then.
+	rd.c.Store(c)
 	l.conns.Store(c, &connState{})
 	return c, nil
 }
@@ -478,8 +481,9 @@ func (l *Link) echo(c *connection.Connection) {
 	s.missed.Store(0)
 }
 
-// inbound handles every message from the gateway: answers to requests
-// waiting in sendOn, late answers, and the gateway's own requests.
+// inbound handles the messages from the gateway that the reader did not
+// hand to a waiting request (reader.ReadMessage): late answers, and the
+// gateway's own requests.
 func (l *Link) inbound(c *connection.Connection, m *iso8583.Message) {
 	mti, _ := m.GetMTI()
 	if len(mti) == 4 && (mti[2]-'0')%2 == 1 {
@@ -566,10 +570,14 @@ var errTimeout = errors.New("no answer within the send timeout")
 // request, Send's timeout drains the channel without waiting, and the
 // send then blocks) — one goroutine and one answer lost per such race,
 // the answer never reaching the late-answer count. Here the request is
-// written with Reply (no library matching, so every answer reaches
-// inbound) and waits on a buffered channel: an answer is delivered under
-// pendingMu or, once the request has stopped waiting, counted as late —
-// never both, never neither (TestAnswersAtTheTimeoutLeakNothing).
+// written with Reply (no library matching) and waits on a buffered
+// channel. The connection's reader hands each answer to its waiting
+// request as it decodes it, in the reading goroutine (the library's own
+// path for an answer it does not match costs two more goroutines, one of
+// them inbound's); an answer nobody waits for goes on to inbound and is
+// counted late. Delivery is under pendingMu, so an answer is delivered
+// or, once the request has stopped waiting, counted as late — never
+// both, never neither (TestAnswersAtTheTimeoutLeakNothing).
 func (l *Link) exchange(c *connection.Connection, m *iso8583.Message, timeout time.Duration) (*iso8583.Message, error) {
 	id, err := requestID{}.GenerateRequestID(m)
 	if err != nil {
@@ -685,10 +693,14 @@ func (requestID) GenerateRequestID(m *iso8583.Message) (string, error) {
 	return mti[1:2] + "/" + stan + "/" + tid, nil
 }
 
-// reader reads gateway frames, decodes them and drops financial answers
+// reader reads gateway frames, decodes them, drops financial answers
 // whose MAC is missing or wrong (the request then times out and is
-// reversed).
-type reader struct{ l *Link }
+// reversed) and delivers answers to the requests waiting for them on its
+// connection c (exchange); what it returns goes to inbound.
+type reader struct {
+	l *Link
+	c atomic.Pointer[connection.Connection]
+}
 
 func (r *reader) ReadMessage(in io.Reader) (*iso8583.Message, error) {
 	body, err := spec.ReadFrame(in, nil, maxFrame)
@@ -706,6 +718,9 @@ func (r *reader) ReadMessage(in io.Reader) (*iso8583.Message, error) {
 		r.l.m.BadMAC.WithLabelValues(r.l.cfg.Name).Inc()
 		r.l.log.Error("gateway answer with a missing or wrong MAC dropped; treated as no answer", zap.String("mti", mti), zap.String("stan", stan))
 		return nil, nil
+	}
+	if c := r.c.Load(); c != nil && mti[2]%2 == 1 && r.l.deliver(c, m) {
+		return nil, nil // delivered: the library reads on
 	}
 	return m, nil
 }
