@@ -229,32 +229,13 @@ func (l *Links) NextID(link string) (uint64, string, error) {
 }
 
 // Put writes r into b: the record, its open index while it is LinkSent
-// (removed otherwise) and the local mapping. Nothing is written until the
+// (removed otherwise), the local mapping and the RRN index. Nothing is written until the
 // caller commits b.
 func (l *Links) Put(b *pebble.Batch, r *LinkRequest) error {
-	if err := validLink(r.Link); err != nil {
-		return err
-	}
-	if r.ID == 0 {
-		return fmt.Errorf("%w: link request without id", ErrInvalidEntry)
-	}
 	if len(r.Terminal) > maxTerminalLen || len(r.Batch) > maxBatchLen || len(r.LocalSTAN) > maxSTANLen || len(r.RRN) > maxRRNLen {
 		return fmt.Errorf("%w: link request local numbering too long", ErrInvalidEntry)
 	}
-	v, err := r.encode()
-	if err != nil {
-		return err
-	}
-	if err := b.Set(linkKey(spaceLinkReq, r.Link, r.ID), v, nil); err != nil {
-		return err
-	}
-	open := linkKey(spaceLinkOpen, r.Link, r.ID)
-	if r.State == LinkSent {
-		err = b.Set(open, nil, nil)
-	} else {
-		err = b.Delete(open, nil)
-	}
-	if err != nil {
+	if err := l.SetState(b, r); err != nil {
 		return err
 	}
 	m := appendSeq(appendStr(nil, r.Link), r.ID)
@@ -267,6 +248,31 @@ func (l *Links) Put(b *pebble.Batch, r *LinkRequest) error {
 		return b.Set(linkMapKey(r.Terminal, r.Batch, r.LocalSTAN), m, nil)
 	}
 	return nil
+}
+
+// SetState writes into b r's record and its open index (set while r is
+// LinkSent, removed otherwise), not the local mapping and the RRN index:
+// for a state change (answer, reversal queued) of a request Put already
+// wrote, whose index entries name it. Two keys instead of four in the
+// batch that answers the terminal.
+func (l *Links) SetState(b *pebble.Batch, r *LinkRequest) error {
+	if err := validLink(r.Link); err != nil {
+		return err
+	}
+	if r.ID == 0 {
+		return fmt.Errorf("%w: link request without id", ErrInvalidEntry)
+	}
+	v, err := r.encode()
+	if err != nil {
+		return err
+	}
+	if err := b.Set(linkKey(spaceLinkReq, r.Link, r.ID), v, nil); err != nil {
+		return err
+	}
+	if r.State == LinkSent {
+		return b.Set(linkKey(spaceLinkOpen, r.Link, r.ID), nil, nil)
+	}
+	return b.Delete(linkKey(spaceLinkOpen, r.Link, r.ID), nil)
 }
 
 // Get reads one link request.

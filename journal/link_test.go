@@ -223,3 +223,58 @@ func TestPruneLinkRequests(t *testing.T) {
 		t.Fatalf("third run deleted %d", n)
 	}
 }
+
+// SetState changes a request's state with its record and open index only
+// (two keys), and the mapping and RRN index Put wrote still find it.
+func TestLinkRequestSetState(t *testing.T) {
+	db := openDB(t, vfs.NewMem())
+	l, _ := OpenLinks(db)
+	commit := func(write func(*pebble.Batch) error) uint32 {
+		t.Helper()
+		b := db.NewBatch()
+		defer b.Close()
+		if err := write(b); err != nil {
+			t.Fatal(err)
+		}
+		n := b.Count()
+		if err := b.Commit(pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	r := &LinkRequest{Link: "bank-a", ID: 7, STAN: "000007", Transmission: "0315063005", MTI: "0200",
+		ProcCode: "000000", Amount: 1234, Card: "6217001234567890123", Terminal: "10000001", Merchant: "898310000000001",
+		Batch: "000001", LocalSTAN: "000124", RRN: "031500000124", Acquirer: "12345678", Forwarding: "87654321",
+		BusinessDate: "20260315", TxType: "consume", State: LinkSent, Created: time.Date(2026, 3, 15, 6, 30, 5, 0, time.UTC)}
+	if n := commit(func(b *pebble.Batch) error { return l.Put(b, r) }); n != 4 {
+		t.Fatalf("Put wrote %d keys, want 4 (record, open, RRN, local)", n)
+	}
+	for _, st := range []LinkState{LinkAnswered, LinkReversalQueued} {
+		r.State, r.ResponseCode, r.AuthCode = st, "00", "123456"
+		if n := commit(func(b *pebble.Batch) error { return l.SetState(b, r) }); n != 2 {
+			t.Fatalf("SetState wrote %d keys, want 2 (record, open index)", n)
+		}
+		open := 0
+		if err := l.Open("bank-a", func(*LinkRequest) bool { open++; return true }); err != nil || open != 0 {
+			t.Fatalf("%v: %d open, %v", st, open, err)
+		}
+		if got, err := l.ByLocal("10000001", "000001", "000124"); err != nil || *got != *r {
+			t.Fatalf("%v: ByLocal = %+v, %v", st, got, err)
+		}
+		if got, err := l.ByRRN("031500000124"); err != nil || *got != *r {
+			t.Fatalf("%v: ByRRN = %+v, %v", st, got, err)
+		}
+	}
+	// Back to sent (as no caller does, but the open index follows the state).
+	r.State = LinkSent
+	commit(func(b *pebble.Batch) error { return l.SetState(b, r) })
+	var open []uint64
+	if err := l.Open("bank-a", func(o *LinkRequest) bool { open = append(open, o.ID); return true }); err != nil || len(open) != 1 || open[0] != 7 {
+		t.Fatalf("open after SetState(sent) = %v, %v", open, err)
+	}
+	b := db.NewBatch()
+	defer b.Close()
+	if err := l.SetState(b, &LinkRequest{Link: "bank-a"}); !errors.Is(err, ErrInvalidEntry) {
+		t.Fatalf("SetState without id: %v", err)
+	}
+}

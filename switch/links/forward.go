@@ -189,7 +189,7 @@ func (l *Link) Forward(req *Request, rec Recorder) (Result, error) {
 	l.m.Requests.WithLabelValues(l.cfg.Name, "answered").Inc()
 	res := answerOf(resp)
 	lr.State, lr.ResponseCode, lr.AuthCode = journal.LinkAnswered, res.ResponseCode, res.AuthCode
-	if err := l.recs.Put(rec.Batch(), lr); err != nil {
+	if err := l.recs.SetState(rec.Batch(), lr); err != nil {
 		return Result{}, err
 	}
 	return res, l.commit(rec, res, lr)

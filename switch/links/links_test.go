@@ -144,6 +144,8 @@ type testRecorder struct {
 	db  *pebble.DB
 	b   *pebble.Batch
 	res *Result
+	// keys counts what the link put in the batch, at Commit.
+	keys uint32
 }
 
 func (r *testRecorder) Batch() *pebble.Batch {
@@ -155,6 +157,7 @@ func (r *testRecorder) Batch() *pebble.Batch {
 
 func (r *testRecorder) Commit(res Result) error {
 	r.res = &res
+	r.keys = r.Batch().Count()
 	defer r.Batch().Close()
 	return r.Batch().Commit(pebble.Sync)
 }
@@ -209,6 +212,29 @@ func TestForwardApproveDeclinePIN(t *testing.T) {
 	_ = e.mgr.recs.Open("bank-a", func(*journal.LinkRequest) bool { n++; return true })
 	if n != 0 {
 		t.Fatalf("%d requests left open", n)
+	}
+}
+
+// The batch that answers the terminal changes the request's record and
+// removes its open index — two keys: the local mapping and the RRN index
+// the write-ahead record wrote are not written again, and still find it.
+func TestAnswerBatchKeys(t *testing.T) {
+	e := newEnv(t)
+	req := &Request{Type: spec.Consume, Card: bankCard, Amount: 100, HasAmount: true, Terminal: tid,
+		Merchant: "898310000000001", Batch: 1, STAN: stanSeq.Add(1), RRN: "000000000077", BusinessDate: "20260315"}
+	rec := &testRecorder{db: e.db}
+	if res, err := e.link.Forward(req, rec); err != nil || res.ResponseCode != "00" {
+		t.Fatalf("consume = %+v, %v", res, err)
+	}
+	if rec.keys != 2 {
+		t.Fatalf("the answer's batch holds %d link keys, want 2 (record, open index)", rec.keys)
+	}
+	byLocal, err := e.mgr.recs.ByLocal(tid, "000001", n6(req.STAN))
+	if err != nil || byLocal.State != journal.LinkAnswered || byLocal.ResponseCode != "00" {
+		t.Fatalf("ByLocal = %+v, %v", byLocal, err)
+	}
+	if byRRN, err := e.mgr.recs.ByRRN("000000000077"); err != nil || *byRRN != *byLocal {
+		t.Fatalf("ByRRN = %+v, %v", byRRN, err)
 	}
 }
 

@@ -27,7 +27,7 @@ func (l *Link) queueReversal(b *pebble.Batch, r *journal.LinkRequest, reason str
 		return err
 	}
 	r.State = journal.LinkReversalQueued
-	if err := l.recs.Put(b, r); err != nil {
+	if err := l.recs.SetState(b, r); err != nil {
 		return err
 	}
 	l.wakeSAF()

@@ -86,7 +86,7 @@ func (l *Link) Transfer(req *TransferRequest, rec TransferRecorder) (Result, err
 	res := answerOf(resp)
 	res.Balances = nil // the bank account's balance is not the card's
 	lr.State, lr.ResponseCode, lr.AuthCode = journal.LinkAnswered, res.ResponseCode, res.AuthCode
-	if err := l.recs.Put(rec.Batch(), lr); err != nil {
+	if err := l.recs.SetState(rec.Batch(), lr); err != nil {
 		return Result{}, err
 	}
 	reverse := func() error { return l.queueReversal(rec.Batch(), lr, spec.ReversalOther) }
