@@ -52,6 +52,16 @@ func (sw *Switch) openLinks() error {
 	return err
 }
 
+// isLink reports whether name is a gateway link in force: one configured
+// at start or added by a reload, and not removed by one since.
+func (sw *Switch) isLink(name string) bool {
+	if name == "" || sw.links == nil {
+		return false
+	}
+	_, ok := sw.links.Link(name)
+	return ok
+}
+
 // registry builds the destination registry: the fixed destinations (the
 // local ledger, test probes) and the gateway links configured now.
 func (sw *Switch) registry() (*txn.Registry, error) {

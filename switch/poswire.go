@@ -46,10 +46,4 @@ func (d posDestinations) Pinned(t *txn.Transaction) (txn.Destination, bool) {
 }
 
 // IsLink reports whether a destination name is a gateway link.
-func (d posDestinations) IsLink(name string) bool {
-	if name == "" || d.sw.links == nil {
-		return false
-	}
-	_, ok := d.sw.links.Link(name)
-	return ok
-}
+func (d posDestinations) IsLink(name string) bool { return d.sw.isLink(name) }

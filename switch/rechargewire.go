@@ -194,12 +194,8 @@ func (sw *Switch) openRecharge() error {
 	if _, _, err := sw.hsm.EnsureKey(recharge.DataKeyLabel, hsm.TDK, hsm.AES, 32); err != nil {
 		return fmt.Errorf("bank account data key: %w", err)
 	}
-	var gateways []string
-	for _, g := range sw.cfg.Gateways {
-		gateways = append(gateways, g.Name)
-	}
 	svc, err := recharge.New(recharge.Options{
-		Sealer: sw.hsm, Gateways: gateways, Journal: sw.journal,
+		Sealer: sw.hsm, IsGateway: sw.isLink, Journal: sw.journal,
 		DB: sw.db, Ledger: sw.ledger, Institutions: insts,
 		Today: sw.clock.Today, Begin: sw.clock.Begin, End: sw.clock.End, NextRRN: sw.clock.NextRRN, Log: sw.log.Named("recharge"),
 		PendingCredits: sw.cfg.Recharge.CreditMode == "pending",

@@ -73,14 +73,14 @@ func MaskAccount(a string) string {
 
 func validBankCard(s string) bool { return len(s) >= 12 && len(s) <= 19 && digits(s) }
 
-// Bind binds pan to a bank card and account at gateway (one of
-// gateways, the configured links). operator is kept with it.
+// Bind binds pan to a bank card and account at gateway (a gateway link
+// in force now, one a reload added included). operator is kept with it.
 func (s *Service) Bind(pan, gateway, bankCard, account, operator string) (BindingView, error) {
 	switch {
 	case s.sealer == nil:
 		return BindingView{}, fmt.Errorf("%w: no data key", ErrBadBinding)
-	case !s.gateways[gateway]:
-		return BindingView{}, fmt.Errorf("%w: gateway %q is not a configured link", ErrBadBinding, gateway)
+	case !s.isGateway(gateway):
+		return BindingView{}, fmt.Errorf("%w: gateway %q is not a gateway link in force", ErrBadBinding, gateway)
 	case !validBankCard(bankCard):
 		return BindingView{}, fmt.Errorf("%w: bank card must be 12 to 19 digits", ErrBadBinding)
 	case len(account) == 0 || len(account) > 28 || !printableASCII(account):

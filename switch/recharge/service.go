@@ -69,11 +69,12 @@ type Options struct {
 	// the card claims them at a load terminal (docs/recharge.md).
 	PendingCredits bool
 	// Sealer seals bank account numbers of bindings under DataKeyLabel;
-	// Gateways are the configured link names a card may be bound at;
-	// Journal records binding changes.
-	Sealer   Sealer
-	Gateways []string
-	Journal  *journal.Journal
+	// IsGateway reports whether a name is a gateway link in force, one a
+	// card may be bound at (asked at each binding: a reload adds and
+	// removes links); Journal records binding changes.
+	Sealer    Sealer
+	IsGateway func(name string) bool
+	Journal   *journal.Journal
 }
 
 // Service is the recharge business logic. It is safe for concurrent use.
@@ -88,9 +89,9 @@ type Service struct {
 	log      *zap.Logger
 	now      func() time.Time
 	pending  bool
-	sealer   Sealer
-	gateways map[string]bool
-	journal  *journal.Journal
+	sealer    Sealer
+	isGateway func(string) bool
+	journal   *journal.Journal
 
 	seed   maphash.Seed
 	orders [64]sync.Mutex // striped by institution + order
@@ -101,9 +102,9 @@ type Service struct {
 func New(o Options) (*Service, error) {
 	s := &Service{db: o.DB, ledger: o.Ledger, insts: map[string]*Institution{}, today: o.Today,
 		nextRRN: o.NextRRN, log: o.Log, now: o.Now, seed: maphash.MakeSeed(), begin: o.Begin, end: o.End, pending: o.PendingCredits}
-	s.sealer, s.journal, s.gateways = o.Sealer, o.Journal, map[string]bool{}
-	for _, g := range o.Gateways {
-		s.gateways[g] = true
+	s.sealer, s.journal, s.isGateway = o.Sealer, o.Journal, o.IsGateway
+	if s.isGateway == nil {
+		s.isGateway = func(string) bool { return false }
 	}
 	if s.begin == nil || s.end == nil {
 		s.begin, s.end = o.Today, func(ledger.BusinessDate) {}
