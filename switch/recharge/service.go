@@ -79,16 +79,16 @@ type Options struct {
 
 // Service is the recharge business logic. It is safe for concurrent use.
 type Service struct {
-	db       *pebble.DB
-	ledger   *ledger.Ledger
-	insts    map[string]*Institution
-	today    func() ledger.BusinessDate
-	begin    func() ledger.BusinessDate
-	end      func(ledger.BusinessDate)
-	nextRRN  func(ledger.BusinessDate) (string, error)
-	log      *zap.Logger
-	now      func() time.Time
-	pending  bool
+	db        *pebble.DB
+	ledger    *ledger.Ledger
+	insts     map[string]*Institution
+	today     func() ledger.BusinessDate
+	begin     func() ledger.BusinessDate
+	end       func(ledger.BusinessDate)
+	nextRRN   func(ledger.BusinessDate) (string, error)
+	log       *zap.Logger
+	now       func() time.Time
+	pending   bool
 	sealer    Sealer
 	isGateway func(string) bool
 	journal   *journal.Journal
