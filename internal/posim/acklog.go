@@ -24,7 +24,8 @@ type Ack struct {
 	STAN     string
 	// Type is the spec.TxType label of the request ("consume",
 	// "consume_void", "refund", "cash_load", "balance_inquiry",
-	// "reversal"). A reversal carries the STAN of its original.
+	// "pre_auth", "pre_auth_completion", "pre_auth_cancel", "reversal").
+	// A reversal carries the STAN of its original.
 	Type   string
 	Card   string
 	Amount spec.Amount
@@ -157,10 +158,23 @@ func effect(txType string) (int64, bool) {
 		return -1, true
 	case spec.ConsumeVoid.String(), spec.Refund.String(), spec.CashLoad.String(), spec.CompletionVoid.String():
 		return +1, true
-	case spec.BalanceInquiry.String():
+	case spec.BalanceInquiry.String(), spec.PreAuth.String(), spec.PreAuthCancel.String():
 		return 0, true
 	}
 	return 0, false
+}
+
+// holdEffect is a type's effect on what a card has held, as posim sends
+// it: a pre-auth holds its amount; a completion or cancel releases the
+// pre-auth's hold, and names the whole held amount.
+func holdEffect(txType string) int64 {
+	switch txType {
+	case spec.PreAuth.String():
+		return +1
+	case spec.PreAuthCompletion.String(), spec.PreAuthCancel.String():
+		return -1
+	}
+	return 0
 }
 
 // Deltas returns, per card, the net change of its balance that the
@@ -171,6 +185,25 @@ func effect(txType string) (int64, bool) {
 // or has undone it. Cards paying a service fee are not modelled: use fee-
 // free (staff or student) cards when reconciling.
 func Deltas(acks []Ack) (map[string]int64, error) {
+	return netOf(acks, effect)
+}
+
+// Holds returns, per card, what its approved pre-auths that were not
+// reversed, completed or cancelled still hold, as Deltas does for
+// balances. It relies on completions and cancels naming the whole held
+// amount, as posim's do.
+func Holds(acks []Ack) (map[string]int64, error) {
+	return netOf(acks, func(t string) (int64, bool) {
+		if _, ok := effect(t); !ok {
+			return 0, false
+		}
+		return holdEffect(t), true
+	})
+}
+
+// netOf sums the approved, not reversed acks of a log per card, each
+// signed by effect.
+func netOf(acks []Ack, effect func(string) (int64, bool)) (map[string]int64, error) {
 	type key struct{ terminal, batch, stan string }
 	type orig struct {
 		card   string

@@ -3,6 +3,7 @@ package posim
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -18,8 +19,15 @@ import (
 // to the link's ZPK and the bank verifies, MACs are checked both ways, and
 // at the end the bank's balances equal opening plus what posim's ack log
 // acknowledged (reversals included, once the switch's store-and-forward
-// has delivered them).
+// has delivered them), and its holds what the acknowledged pre-auths
+// still hold (the preauth mix: pre-auths, completions, cancels).
 func TestBankCardsThroughGateway(t *testing.T) {
+	for _, mix := range []Mix{MixMixed, MixPreAuth} {
+		t.Run(mix.Name, func(t *testing.T) { bankCardsThroughGateway(t, mix) })
+	}
+}
+
+func bankCardsThroughGateway(t *testing.T, mix Mix) {
 	sim, err := gwsim.Start(gwsim.Options{Institution: gwsim.DemoInstitution})
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +62,7 @@ func TestBankCardsThroughGateway(t *testing.T) {
 	}
 	var ack bytes.Buffer
 	res, err := Run(context.Background(), Options{Addr: pos, Terminals: terms, Duration: 1500 * time.Millisecond,
-		Rate: 60, Mix: MixMixed, AckLog: NewAckLog(&ack, NewCardIndex(RunCards(terms, nil))), Seed: 11})
+		Rate: 60, Mix: mix, AckLog: NewAckLog(&ack, NewCardIndex(RunCards(terms, nil))), Seed: 11})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +91,12 @@ func TestBankCardsThroughGateway(t *testing.T) {
 		}
 	}
 	balance := func(pan string) (spec.Amount, spec.Amount, error) {
-		b, _ := sim.Balance(pan)
-		return b, 0, nil
+		for _, a := range sim.Accounts() {
+			if a.Card == pan {
+				return a.Balance, a.Held, nil
+			}
+		}
+		return 0, 0, fmt.Errorf("gwsim has no card %s", pan)
 	}
 	// Reversals reach the bank through store-and-forward: wait for them.
 	var bad []string
@@ -102,5 +114,18 @@ func TestBankCardsThroughGateway(t *testing.T) {
 	}
 	if err := sim.Verify(); err != nil {
 		t.Fatal(err)
+	}
+	if mix.Name != MixPreAuth.Name {
+		return
+	}
+	// The pre-auth family went to the bank and was done there.
+	ops := map[gwsim.Op]int{}
+	for _, e := range sim.Entries() {
+		if e.RC == spec.RCApproved {
+			ops[e.Op]++
+		}
+	}
+	if ops[gwsim.OpPreAuth] == 0 || ops[gwsim.OpCompletion]+ops[gwsim.OpPreAuthCancel] == 0 {
+		t.Fatalf("approved at the bank: %v, want pre-auths and their completions or cancels", ops)
 	}
 }

@@ -10,7 +10,10 @@ type Kind uint8
 
 // Kinds of simulated transaction. KindReversal is a consume whose answer
 // the terminal treats as lost (the cardholder pulled the card before the
-// receipt printed), followed by its 0400.
+// receipt printed), followed by its 0400. KindCompletion completes, and
+// KindPreAuthCancel cancels, the terminal's latest approved pre-auth it
+// has not completed or cancelled yet, for the whole held amount; with
+// none, the terminal sends a pre-auth instead.
 const (
 	KindConsume Kind = iota
 	KindBalance
@@ -18,10 +21,14 @@ const (
 	KindRefund
 	KindReversal
 	KindCashLoad
+	KindPreAuth
+	KindCompletion
+	KindPreAuthCancel
 	numKinds
 )
 
-var kindNames = [numKinds]string{"consume", "balance", "void", "refund", "reversal", "cash_load"}
+var kindNames = [numKinds]string{"consume", "balance", "void", "refund", "reversal", "cash_load",
+	"pre_auth", "completion", "pre_auth_cancel"}
 
 func (k Kind) String() string {
 	if k >= numKinds {
@@ -46,6 +53,11 @@ var (
 	MixMixed   = Mix{Name: "mixed", Weights: [numKinds]int{
 		KindConsume: 80, KindBalance: 10, KindVoid: 4, KindRefund: 2, KindReversal: 2, KindCashLoad: 2,
 	}}
+	// MixPreAuth is consumes and pre-authorisations with their
+	// completions and cancels (the gateway crash test's traffic).
+	MixPreAuth = Mix{Name: "preauth", Weights: [numKinds]int{
+		KindConsume: 40, KindPreAuth: 30, KindCompletion: 20, KindPreAuthCancel: 10,
+	}}
 )
 
 // ParseMix returns the profile named s.
@@ -57,8 +69,10 @@ func ParseMix(s string) (Mix, error) {
 		return MixMixed, nil
 	case "balance":
 		return MixBalance, nil
+	case "preauth":
+		return MixPreAuth, nil
 	}
-	return Mix{}, fmt.Errorf("unknown mix %q (want consume, balance or mixed)", s)
+	return Mix{}, fmt.Errorf("unknown mix %q (want consume, balance, mixed or preauth)", s)
 }
 
 // Pick returns the kind for draw r in [0,100).

@@ -75,6 +75,7 @@ func TestMixProportions(t *testing.T) {
 		// The mixed profile: consume 80%, balance 10%, void 4%,
 		// refund 2%, reversal 2%, cash load 2%.
 		{MixMixed, map[Kind]int{KindConsume: 80, KindBalance: 10, KindVoid: 4, KindRefund: 2, KindReversal: 2, KindCashLoad: 2}},
+		{MixPreAuth, map[Kind]int{KindConsume: 40, KindPreAuth: 30, KindCompletion: 20, KindPreAuthCancel: 10}},
 	} {
 		got := map[Kind]int{}
 		for r := 0; r < 100; r++ {
@@ -219,7 +220,7 @@ func TestDeltas(t *testing.T) {
 	if d[a] != 0 || d[b] != -700+200+5000 {
 		t.Fatalf("deltas %v, want %s 0 and %s %d", d, a, b, -700+200+5000)
 	}
-	if _, err := Deltas([]Ack{{"T", "1", "000001", "pre_auth", a, 1, "00"}}); err == nil {
+	if _, err := Deltas([]Ack{{"T", "1", "000001", "completion_void", a, 1, "00"}, {"T", "1", "000002", "pending_claim", a, 1, "00"}}); err == nil {
 		t.Error("unmodelled type accepted")
 	}
 	dup := []Ack{acks[0], acks[0]}
@@ -381,4 +382,39 @@ func FuzzParseAck(f *testing.F) {
 			t.Fatalf("%q → %+v → %q → %+v, %v", line, a, a.String(), b, err)
 		}
 	})
+}
+
+// TestHolds: what a card has held is its approved pre-auths less those
+// reversed, completed or cancelled (a completion or cancel reversed holds
+// again); completions debit, pre-auths and cancels move no balance.
+func TestHolds(t *testing.T) {
+	const a, b = "#1", "#2"
+	acks := []Ack{
+		{"T1", "000001", "000001", "pre_auth", a, 1000, "00"},            // completed below
+		{"T1", "000001", "000002", "pre_auth", a, 300, "00"},             // stands
+		{"T1", "000001", "000003", "pre_auth", a, 9999, "51"},            // declined: nothing
+		{"T1", "000001", "000004", "pre_auth_completion", a, 1000, "00"}, // releases 1000, debits it
+		{"T1", "000001", "000005", "pre_auth", b, 400, "00"},             // cancelled below
+		{"T1", "000001", "000006", "pre_auth_cancel", b, 400, "00"},
+		{"T1", "000001", "000007", "pre_auth", b, 250, "00"},
+		{"T1", "000001", "000008", "pre_auth_completion", b, 250, "00"},
+		{"T1", "000001", "000008", "reversal", b, 250, "00"}, // the completion undone: 250 held again
+		{"T2", "000001", "000001", "pre_auth", b, 70, "00"},
+		{"T2", "000001", "000001", "reversal", b, 70, "00"}, // the pre-auth undone
+		{"T2", "000001", "000002", "consume", b, 10, "00"},
+	}
+	h, err := Holds(acks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h[a] != 300 || h[b] != 250 {
+		t.Fatalf("holds %v, want %s 300 and %s 250", h, a, b)
+	}
+	d, err := Deltas(acks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d[a] != -1000 || d[b] != -10 {
+		t.Fatalf("deltas %v, want %s -1000 and %s -10", d, a, b)
+	}
 }

@@ -162,7 +162,17 @@ func (p *cuttingProxy) serve() {
 	}
 }
 
+// TestLostAnswersAreReversed: answers cut on the way back are reversed
+// by the terminals, and the ledger's balance and holds are what the ack
+// log says, for the mixed profile and for pre-auths with their
+// completions and cancels.
 func TestLostAnswersAreReversed(t *testing.T) {
+	for _, mix := range []Mix{MixMixed, MixPreAuth} {
+		t.Run(mix.Name, func(t *testing.T) { lostAnswersAreReversed(t, mix) })
+	}
+}
+
+func lostAnswersAreReversed(t *testing.T, mix Mix) {
 	sw, pos, dataDir := startSwitch(t)
 	proxy := newCuttingProxy(t, pos, 9)
 	terms, err := DemoTerminals(4)
@@ -176,7 +186,7 @@ func TestLostAnswersAreReversed(t *testing.T) {
 	}
 	var ack bytes.Buffer
 	res, err := Run(context.Background(), Options{
-		Addr: proxy.ln.Addr().String(), Terminals: terms, Duration: time.Second, Mix: MixMixed,
+		Addr: proxy.ln.Addr().String(), Terminals: terms, Duration: time.Second, Mix: mix,
 		Timeout: 2 * time.Second, AckLog: NewAckLog(&ack, NewCardIndex([]string{richCard})), Seed: 11,
 	})
 	if err != nil {

@@ -54,6 +54,12 @@ type recentConsume struct {
 	refunded  bool
 }
 
+// recentAuth is an approved pre-auth the terminal may complete or cancel.
+type recentAuth struct {
+	req, resp *spec.POSMessage
+	card      Card
+}
+
 // sim is one simulated terminal: one goroutine, one connection, one
 // transaction outstanding at a time.
 type sim struct {
@@ -64,6 +70,7 @@ type sim struct {
 	draw  int // position in the mix cycle
 	order [100]int
 	rec   []recentConsume
+	auths []recentAuth
 
 	mu       sync.Mutex // guards the histograms (the progress reporter reads them)
 	hist     Histogram
@@ -88,6 +95,16 @@ func (s *sim) nextKind() Kind {
 }
 
 func (s *sim) card() Card { return s.spec.Cards[s.rng.IntN(len(s.spec.Cards))] }
+
+// cardOf is the terminal's card with this number.
+func (s *sim) cardOf(pan string) Card {
+	for _, c := range s.spec.Cards {
+		if c.PAN == pan {
+			return c
+		}
+	}
+	return Card{PAN: pan}
+}
 
 func (s *sim) amount(lo, hi int) spec.Amount { return spec.Amount(lo + s.rng.IntN(hi-lo+1)) }
 
@@ -150,6 +167,9 @@ func (s *sim) signOn() error {
 		return fmt.Errorf("terminal %s sign-on: response code %s (%s)", s.spec.ID, resp.ResponseCode, spec.RCDescription(resp.ResponseCode))
 	}
 	s.rec = s.rec[:0] // voids need the current batch
+	// So do completions and cancels here: a pre-auth of an earlier batch
+	// stays held.
+	s.auths = s.auths[:0]
 	return nil
 }
 
@@ -298,8 +318,17 @@ func (s *sim) recover(hard context.Context, req *spec.POSMessage, txType spec.Tx
 	}
 }
 
-// remember keeps approved consumes for later voids and refunds.
+// remember keeps approved consumes for later voids and refunds, and
+// approved pre-auths for a later completion or cancel.
 func (s *sim) remember(req, resp *spec.POSMessage, t spec.TxType) {
+	if t == spec.PreAuth {
+		if len(s.auths) >= recentLimit {
+			copy(s.auths, s.auths[1:])
+			s.auths = s.auths[:len(s.auths)-1]
+		}
+		s.auths = append(s.auths, recentAuth{req: req, resp: resp, card: s.cardOf(req.PAN)})
+		return
+	}
 	if t != spec.Consume {
 		return
 	}
@@ -344,6 +373,25 @@ func (s *sim) build(k Kind) (req *spec.POSMessage, lost bool, err error) {
 		if c := s.card(); s.spec.MayLoad && !c.Bank {
 			return s.term.CashLoad(c.PAN, s.amount(loadMin, loadMax)), false, nil
 		}
+	case KindCompletion, KindPreAuthCancel:
+		// The latest pre-auth, completed or cancelled whole: its hold
+		// goes. One whose completion or cancel is reversed (no answer)
+		// is held again, and stays so.
+		if n := len(s.auths); n > 0 {
+			a := s.auths[n-1]
+			s.auths = s.auths[:n-1]
+			if k == KindCompletion {
+				req, err = s.term.Completion(a.req, a.resp, a.req.Amount, a.card.PIN)
+			} else {
+				req, err = s.term.PreAuthCancel(a.req, a.resp, a.card.PIN)
+			}
+			return req, false, err
+		}
+		fallthrough
+	case KindPreAuth:
+		c := s.card()
+		req, err = s.term.PreAuth(c.PAN, s.amount(consumeMin, consumeMax), c.PIN)
+		return req, false, err
 	case KindReversal:
 		c := s.card()
 		pin := ""

@@ -19,13 +19,18 @@ type BalanceFunc func(pan string) (total, held spec.Amount, err error)
 
 // Reconcile checks every card of opening against the ledger: its balance
 // must be its opening balance plus the net effect of the approved, not
-// reversed transactions of the ack log (Deltas), and nothing may be held.
+// reversed transactions of the ack log (Deltas), and what it has held
+// what its standing pre-auths hold (Holds).
 // It returns one line per discrepancy; none means nothing acknowledged was
 // lost and nothing unacknowledged survived. Cards in the ack log but not
 // in opening are a discrepancy too. The ack log names cards by their
 // reference in the index of opening's cards (NewCardIndex).
 func Reconcile(acks []Ack, opening map[string]spec.Amount, balance BalanceFunc) ([]string, error) {
 	byRef, err := Deltas(acks)
+	if err != nil {
+		return nil, err
+	}
+	heldByRef, err := Holds(acks)
 	if err != nil {
 		return nil, err
 	}
@@ -37,6 +42,12 @@ func Reconcile(acks []Ack, opening map[string]spec.Amount, balance BalanceFunc) 
 	sort.Strings(pans)
 	idx := NewCardIndex(pans)
 	deltas := make(map[string]int64, len(byRef))
+	holds := make(map[string]int64, len(heldByRef))
+	for r, h := range heldByRef {
+		if p, ok := idx.PAN(r); ok {
+			holds[p] += h
+		}
+	}
 	refs := make([]string, 0, len(byRef))
 	for r := range byRef {
 		refs = append(refs, r)
@@ -56,9 +67,9 @@ func Reconcile(acks []Ack, opening map[string]spec.Amount, balance BalanceFunc) 
 		if err != nil {
 			return bad, fmt.Errorf("balance of card %s: %w", cardno.Mask(p), err)
 		}
-		if got != want || held != 0 {
-			bad = append(bad, fmt.Sprintf("card %s: balance %s held %s, want %s (opening %s, acknowledged %+d fen)",
-				cardno.Mask(p), Yuan(got), Yuan(held), Yuan(want), Yuan(opening[p]), deltas[p]))
+		if got != want || held != spec.Amount(holds[p]) {
+			bad = append(bad, fmt.Sprintf("card %s: balance %s held %s, want %s held %s (opening %s, acknowledged %+d fen)",
+				cardno.Mask(p), Yuan(got), Yuan(held), Yuan(want), Yuan(spec.Amount(holds[p])), Yuan(opening[p]), deltas[p]))
 		}
 	}
 	return bad, nil

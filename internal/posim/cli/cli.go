@@ -110,7 +110,7 @@ func parseLoadFlags(args []string, stderr io.Writer) (*loadFlags, bool) {
 		cardsPer:     fs.Int("cards-per-terminal", 2, "cards provisioned per terminal (with --admin)"),
 		duration:     fs.Duration("duration", 10*time.Second, "how long to drive load"),
 		rate:         fs.Float64("rate", 0, "fixed total rate in transactions per second; 0 = closed loop"),
-		mix:          fs.String("mix", "consume", "transaction profile: consume, balance or mixed"),
+		mix:          fs.String("mix", "consume", "transaction profile: consume, balance, mixed or preauth"),
 		ackPath:      fs.String("ack-log", "", "write one line per answered transaction to FILE"),
 		cardsOut:     fs.String("cards-out", "", "write the opening balance of every card used to FILE (for posim verify)"),
 		timeout:      fs.Duration("timeout", 10*time.Second, "per-exchange timeout; a terminal reverses after it"),
