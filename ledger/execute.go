@@ -781,7 +781,7 @@ func (tx *txn) write(ik []byte, fingerprint uint64) error {
 					return err
 				}
 			}
-			if tx.c.RRN != "" {
+			if tx.c.RRN != "" && !tx.c.RRNIndexedByCaller {
 				if err := b.Set(rrnKey(tx.c.Date, tx.c.RRN), v.encode(), nil); err != nil {
 					return err
 				}

@@ -246,6 +246,16 @@ func (tx *txn) refund(r *Refund) error {
 		if o, err = tx.loadPosting(v.TxID); err != nil {
 			return err
 		}
+	} else if r.OriginalRef.Terminal != "" {
+		// The caller resolved the RRN (Common.RRNIndexedByCaller): the
+		// reference names the original while its lookup record is kept,
+		// unless a later transaction reused the reference.
+		if o, err = tx.byReference(r.OriginalRef); err != nil {
+			return err
+		}
+		if o != nil && (o.RRN != r.OriginalRRN || o.Date != r.OriginalDate) {
+			o = nil
+		}
 	}
 	if o == nil || (o.Kind != KindConsume && o.Kind != KindPreAuthCompletion) {
 		tx.lockCards(r.PAN)
@@ -514,4 +524,18 @@ func (tx *txn) undo(o, p *posting) error {
 	}
 	tx.approve(p)
 	return nil
+}
+
+// byReference loads the approved posting set a reference names, nil when
+// none does.
+func (tx *txn) byReference(ref TxnRef) (*posting, error) {
+	raw, err := get(tx.l.db, refKey(ref))
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	v, err := decodeRef(raw)
+	if err != nil {
+		return nil, fmt.Errorf("reference %s: %w", ref, err)
+	}
+	return tx.loadPosting(v.TxID)
 }

@@ -847,3 +847,47 @@ func TestDeduplicatedWritesNoIdempotencyRecord(t *testing.T) {
 	}
 	checkStore(t, db)
 }
+
+// TestRefundByCallerReference: a POS original executed with
+// RRNIndexedByCaller leaves no RRN index record; its refund finds it by
+// the reference the caller resolved, only while that reference still
+// names a posting of the refund's RRN and date (a reused reference, or no
+// reference, is 25); PostingByRRN finds nothing, PostingByReference the
+// posting.
+func TestRefundByCallerReference(t *testing.T) {
+	l, db := seeded(t, Options{})
+	o := pos("10000001", canteen, day1)
+	o.RRNIndexedByCaller = true
+	if r := exec(t, l, &Consume{Common: o, PAN: panVisitor, Amount: 4000}); !r.Approved() {
+		t.Fatal(r.Decline)
+	}
+	if _, ok, err := PostingByRRN(db, day1, o.RRN); ok || err != nil {
+		t.Fatalf("RRN index record written for a caller-indexed consume: %v %v", ok, err)
+	}
+	if p, ok, err := PostingByReference(db, ref(o)); !ok || err != nil || p.RRN != o.RRN || p.Fee != 200 {
+		t.Fatalf("by reference: %+v %v %v", p, ok, err)
+	}
+	refund := func(amt Fen, rrn string, date BusinessDate, by TxnRef) Result {
+		c := pos("10000001", canteen, day1+1)
+		c.RRNIndexedByCaller = true
+		return exec(t, l, &Refund{Common: c, PAN: panVisitor, Amount: amt, OriginalRRN: rrn, OriginalDate: date, OriginalRef: by})
+	}
+	for i, s := range []struct {
+		amount Fen
+		rrn    string
+		date   BusinessDate
+		by     TxnRef
+		want   Decline
+	}{
+		{1000, o.RRN, day1, TxnRef{}, DeclineOriginalNotFound},                                        // no reference: nothing to find it by
+		{1000, o.RRN, day1, TxnRef{Terminal: "10000001", Batch: 9, STAN: 9}, DeclineOriginalNotFound}, // names nothing
+		{1000, "999999999999", day1, ref(o), DeclineOriginalNotFound},                                 // the reference names another RRN
+		{1000, o.RRN, day1 + 1, ref(o), DeclineOriginalNotFound},                                      // ... or another day
+		{1000, o.RRN, day1, ref(o), Approved},
+		{3001, o.RRN, day1, ref(o), DeclineAmountDiffers},
+	} {
+		if r := refund(s.amount, s.rrn, s.date, s.by); r.Decline != s.want {
+			t.Errorf("step %d: %s, want %s", i, r.Decline, s.want)
+		}
+	}
+}

@@ -134,6 +134,26 @@ func PostingByRRN(r pebble.Reader, d BusinessDate, rrn string) (view PostingView
 	return PostingByID(r, ref.TxID)
 }
 
+// PostingByReference returns the approved posting set that terminal
+// reference ref names (a lookup record, kept as "Retention" in
+// docs/ledger.md says). A reference is reused when the terminal's batch
+// and STAN come round again: check the posting's date and RRN. ok is
+// false when there is none.
+func PostingByReference(r pebble.Reader, ref TxnRef) (view PostingView, ok bool, err error) {
+	if ref.Terminal == "" || len(ref.Terminal) > maxTerminalLen || ref.Batch > maxSixDigits || ref.STAN > maxSixDigits {
+		return PostingView{}, false, fmt.Errorf("%w: reference %s", ErrInvalidRequest, ref)
+	}
+	raw, err := get(r, refKey(ref))
+	if err != nil || raw == nil {
+		return PostingView{}, false, err
+	}
+	v, err := decodeRef(raw)
+	if err != nil {
+		return PostingView{}, false, fmt.Errorf("reference %s: %w", ref, err)
+	}
+	return PostingByID(r, v.TxID)
+}
+
 // PostingByID returns one posting set with its status.
 func PostingByID(r pebble.Reader, id uint64) (PostingView, bool, error) {
 	pv, err := get(r, postKey(id))

@@ -43,6 +43,13 @@ type Common struct {
 	// repeated Key reaching it is executed as a new request. Leave it
 	// false unless that holds.
 	Deduplicated bool
+	// RRNIndexedByCaller says the caller indexes this request's RRN
+	// itself (the switch's journal, docs/journal.md) and resolves a
+	// refund's original RRN to its reference (Refund.OriginalRef): the
+	// ledger then writes no RRN index record ('l n') for it. Leave it
+	// false unless that holds: refunds and PostingByRRN find only what
+	// the RRN index names.
+	RRNIndexedByCaller bool
 }
 
 // TxnRef names an earlier transaction the way a POS terminal does: its
@@ -100,7 +107,12 @@ type Refund struct {
 	Amount       Fen
 	OriginalRRN  string
 	OriginalDate BusinessDate
-	PIN          PINOutcome
+	// OriginalRef, when the caller resolved OriginalRRN itself (its
+	// originals were executed with RRNIndexedByCaller), is the original's
+	// reference: used when no RRN index record names the original, and
+	// only if the posting it names carries OriginalRRN and OriginalDate.
+	OriginalRef TxnRef
+	PIN         PINOutcome
 }
 
 // CashLoad credits a card with cash paid at a kiosk. MayLoad is the switch's
@@ -314,6 +326,7 @@ func validate(req Request) error {
 		if len(r.OriginalRRN) > maxRRNLen {
 			return bad("original RRN longer than %d", maxRRNLen)
 		}
+		ref = &r.OriginalRef
 	}
 	if ref != nil && (len(ref.Terminal) > maxTerminalLen || ref.Batch > maxSixDigits || ref.STAN > maxSixDigits) {
 		return bad("original reference %s out of bounds", ref)

@@ -218,6 +218,14 @@ func (s Source) row(date ledger.BusinessDate, req, resp *journal.Entry, loc *tim
 		if err != nil {
 			return nil, fmt.Errorf("recon: posting of rrn %s: %w", resp.RRN, err)
 		}
+		if !ok && req.Listener == "pos" {
+			// The ledger keeps no RRN index for POS requests (the
+			// journal's is theirs, docs/journal.md): their posting is
+			// found by the terminal's reference, if it is still this one.
+			if p, ok, err = s.postingByReference(req, date, resp.RRN); err != nil {
+				return nil, err
+			}
+		}
 		if ok {
 			r.Fee = p.Fee
 			if r.Card == "" {
@@ -226,6 +234,28 @@ func (s Source) row(date ledger.BusinessDate, req, resp *journal.Entry, loc *tim
 		}
 	}
 	return r, nil
+}
+
+// postingByReference returns the posting set of a POS request through its
+// terminal, batch and STAN, when that reference still names the
+// transaction answered under rrn on date (a reference is reused once the
+// terminal's batch and STAN come round again, and pruned after the
+// ledger's lookup window).
+func (s Source) postingByReference(req *journal.Entry, date ledger.BusinessDate, rrn string) (ledger.PostingView, bool, error) {
+	batch, err1 := strconv.ParseUint(req.Batch, 10, 32)
+	stan, err2 := strconv.ParseUint(req.STAN, 10, 32)
+	if err1 != nil || err2 != nil || req.Terminal == "" || batch > 999999 || stan > 999999 {
+		return ledger.PostingView{}, false, nil
+	}
+	ref := ledger.TxnRef{Terminal: req.Terminal, Batch: uint32(batch), STAN: uint32(stan)}
+	p, ok, err := ledger.PostingByReference(s.Books, ref)
+	if err != nil {
+		return ledger.PostingView{}, false, fmt.Errorf("recon: posting of %s: %w", ref, err)
+	}
+	if !ok || p.Date != date || p.RRN != rrn {
+		return ledger.PostingView{}, false, nil
+	}
+	return p, true, nil
 }
 
 // appendCSV appends the row as one CSV line. Every value is digits,

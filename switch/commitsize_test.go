@@ -2,6 +2,7 @@ package switching
 
 import (
 	"fmt"
+	"github.com/cardswitch/cardswitch/recon"
 	"github.com/cardswitch/cardswitch/switch/pos"
 	"strings"
 	"sync"
@@ -60,8 +61,8 @@ func describeKeys(keys []committedKey) (string, int) {
 // What one approved consume commits (docs/journal.md#what-one-consume-writes):
 // the keys are counted exactly, the bytes bounded (names and amounts vary).
 const (
-	consumeCommitKeys     = 7
-	consumeCommitMaxBytes = 740
+	consumeCommitKeys     = 6
+	consumeCommitMaxBytes = 720
 )
 
 // TestConsumeCommitSize counts the keys and bytes of the one synced batch
@@ -80,5 +81,45 @@ func TestConsumeCommitSize(t *testing.T) {
 	t.Logf("one consume: %d keys, %d bytes (keys + values)\n%s", len(commits[0]), total, s)
 	if len(commits[0]) != consumeCommitKeys || total > consumeCommitMaxBytes {
 		t.Errorf("one consume commits %d keys, %d bytes; want %d keys, at most %d bytes", len(commits[0]), total, consumeCommitKeys, consumeCommitMaxBytes)
+	}
+}
+
+// TestPOSRefundAndFeeThroughTheJournal: the ledger writes no RRN index
+// for POS requests (docs/journal.md#what-one-consume-writes); a refund
+// still finds its original through the journal's RRN index, and the day's
+// export still shows the consume's fee, through the terminal's reference.
+func TestPOSRefundAndFeeThroughTheJournal(t *testing.T) {
+	sw := testSwitch(t)
+	term := signedOn(t, sw, termCanteen, canteen)
+	buy, err := term.Consume(cardVisitor, 1000, "")
+	bought := do(t, term, buy, err)
+	expectRC(t, "visitor consume", bought, spec.RCApproved)
+	expectPurses(t, sw, cardVisitor, 10000-1050, 0)
+
+	it, err := sw.db.NewIter(&pebble.IterOptions{LowerBound: []byte("ln"), UpperBound: []byte("lo")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it.First() {
+		t.Errorf("ledger RRN index key %q written for a POS consume", it.Key())
+	}
+	if err := it.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	expectRC(t, "refund 5.00", do(t, term, term.Refund(buy, bought, 500), nil), spec.RCApproved)
+	expectPurses(t, sw, cardVisitor, 10000-1050+525, 0)
+	expectRC(t, "refund above what is left", do(t, term, term.Refund(buy, bought, 501), nil), spec.RCAmountDiffers)
+
+	var fees []string
+	src := recon.Source{Journal: sw.journal, Books: sw.db}
+	if err := src.ScanDay(sw.clock.Today(), func(r *recon.Row) error {
+		fees = append(fees, fmt.Sprintf("%s/%s:%d:%d", r.TxType, r.ResponseCode, r.Amount, r.Fee))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(fees, " "); !strings.HasPrefix(got, "consume/00:1000:50 refund/00:500:") {
+		t.Fatalf("export rows %q, want the consume with its fee 50 and the refund", got)
 	}
 }

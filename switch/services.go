@@ -84,7 +84,7 @@ func (sw *Switch) openServices(lmk hsm.LMK, extra []txn.Destination) error {
 	if err := sw.openLinks(); err != nil {
 		return fmt.Errorf("gateway links: %w", err)
 	}
-	sw.fixedDests = append([]txn.Destination{local.New(sw.ledger, sw.hsm, sw.log)}, extra...)
+	sw.fixedDests = append([]txn.Destination{local.New(sw.ledger, sw.hsm, sw.log, local.JournalOriginals(sw.journal))}, extra...)
 	dests, err := sw.registry()
 	if err != nil {
 		return fmt.Errorf("destinations: %w", err)

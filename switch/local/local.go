@@ -9,9 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/cardswitch/cardswitch/hsm"
 	"github.com/cardswitch/cardswitch/internal/cardno"
+	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/spec"
 	"github.com/cardswitch/cardswitch/switch/txn"
@@ -23,14 +25,53 @@ const Name = "local"
 
 // Destination is the local ledger as a txn.Destination.
 type Destination struct {
-	ledger *ledger.Ledger
-	hsm    *hsm.HSM
-	log    *zap.Logger
+	ledger    *ledger.Ledger
+	hsm       *hsm.HSM
+	log       *zap.Logger
+	originals Originals
 }
 
-// New returns the local ledger destination.
-func New(l *ledger.Ledger, h *hsm.HSM, log *zap.Logger) *Destination {
-	return &Destination{ledger: l, hsm: h, log: log}
+// Originals finds the approved consume or completion a POS refund names
+// by RRN and business date: the switch's journal indexes POS requests by
+// RRN, so the ledger keeps no RRN index for them
+// (docs/journal.md#what-one-consume-writes). ok is false when there is
+// none.
+type Originals func(rrn string, date ledger.BusinessDate) (ref ledger.TxnRef, ok bool, err error)
+
+// New returns the local ledger destination; originals resolves POS
+// refunds (JournalOriginals).
+func New(l *ledger.Ledger, h *hsm.HSM, log *zap.Logger, originals Originals) *Destination {
+	return &Destination{ledger: l, hsm: h, log: log, originals: originals}
+}
+
+// maxRRNEntries bounds the journal entries one refund's lookup reads: the
+// original's pair comes first in sequence order, then the requests that
+// name it (voids, refunds, reversals).
+const maxRRNEntries = 100
+
+// JournalOriginals resolves refunds through journal j's RRN index: the
+// original is the approved consume or completion answered under that RRN
+// on that business day, named by its terminal, batch and STAN.
+func JournalOriginals(j *journal.Journal) Originals {
+	return func(rrn string, date ledger.BusinessDate) (ledger.TxnRef, bool, error) {
+		es, err := j.ByRRN(rrn, date.String(), maxRRNEntries)
+		if err != nil {
+			return ledger.TxnRef{}, false, err
+		}
+		for _, e := range es {
+			if e.Direction != journal.Out || e.RRN != rrn || e.ResponseCode != spec.RCApproved ||
+				(e.TxType != spec.Consume.String() && e.TxType != spec.PreAuthCompletion.String()) {
+				continue
+			}
+			batch, err1 := strconv.ParseUint(e.Batch, 10, 32)
+			stan, err2 := strconv.ParseUint(e.STAN, 10, 32)
+			if err1 != nil || err2 != nil || e.Terminal == "" {
+				continue
+			}
+			return ledger.TxnRef{Terminal: e.Terminal, Batch: uint32(batch), STAN: uint32(stan)}, true, nil
+		}
+		return ledger.TxnRef{}, false, nil
+	}
 }
 
 // Name implements txn.Destination.
@@ -48,6 +89,18 @@ func (d *Destination) Execute(_ context.Context, t *txn.Transaction, rec txn.Rec
 	req, err := request(t, pin)
 	if err != nil {
 		return txn.Outcome{}, err
+	}
+	if r, ok := req.(*ledger.Refund); ok && r.RRNIndexedByCaller {
+		if d.originals == nil {
+			return txn.Outcome{}, txn.Reject(spec.RCSystemMalfunction, errors.New("refund: no journal to find the original in"))
+		}
+		ref, found, err := d.originals(r.OriginalRRN, r.OriginalDate)
+		if err != nil {
+			return txn.Outcome{}, txn.Reject(spec.RCSystemMalfunction, fmt.Errorf("refund: original RRN %s: %w", r.OriginalRRN, err))
+		}
+		if found {
+			r.OriginalRef = ref
+		}
 	}
 	var out txn.Outcome
 	res, err := d.ledger.Execute(req, rec.Batch(), func(res ledger.Result) error {
@@ -115,6 +168,9 @@ func request(t *txn.Transaction, pin ledger.PINOutcome) (ledger.Request, error) 
 		// The pipeline's transaction record is the one duplicate record
 		// (docs/ledger.md#unit-of-work).
 		Deduplicated: t.Deduplicated,
+		// The journal's RRN index is the one for POS requests: a refund's
+		// original is found through it (Originals).
+		RRNIndexedByCaller: t.Source == "pos",
 	}
 	pan, amount := t.Card, t.Amount
 	orig := ledger.TxnRef{Terminal: t.Terminal, Batch: t.Original.Batch, STAN: t.Original.STAN}
