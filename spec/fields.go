@@ -93,6 +93,19 @@ func (f Field60) Present() bool { return f.Type != "" }
 // String returns the field value (the digits, without the length prefix).
 func (f Field60) String() string { return f.Type + f.Batch + f.NetworkCode + f.Rest }
 
+// field60HeadLen is how much of field 60 names a transaction type: 60.1
+// and, for network management, 60.3 (spec.Identify).
+const field60HeadLen = 11
+
+// head is the first field60HeadLen bytes of String, without joining the
+// whole field.
+func (f Field60) head() (b [field60HeadLen]byte, n int) {
+	for _, p := range [...]string{f.Type, f.Batch, f.NetworkCode, f.Rest} {
+		n += copy(b[n:], p)
+	}
+	return b, n
+}
+
 // ParseField60 parses the digits of field 60.
 func ParseField60(s string) (Field60, error) {
 	if len(s) > posField60MaxLen || !isDigits(s) {
@@ -117,8 +130,14 @@ func (f Field60) validate() error {
 		}
 		return nil
 	}
-	if _, err := ParseField60(f.String()); err != nil {
-		return err
+	// What ParseField60 accepts, checked without joining the pieces;
+	// only what it would refuse is joined, for its error.
+	n := len(f.Type) + len(f.Batch) + len(f.NetworkCode) + len(f.Rest)
+	if n > posField60MaxLen || !(n == 2 || n == 8 || n >= 11) ||
+		!isDigits(f.Type) || !isDigits(f.Batch) || !isDigits(f.NetworkCode) || !isDigits(f.Rest) {
+		if _, err := ParseField60(f.String()); err != nil {
+			return err
+		}
 	}
 	if len(f.Type) != 2 || (f.Batch != "" && len(f.Batch) != 6) ||
 		(f.NetworkCode != "" && (len(f.NetworkCode) != 3 || f.Batch == "")) ||
@@ -212,15 +231,15 @@ func FormatBalances(bs []Balance) (string, error) {
 		if abs < 0 {
 			sign, abs = 'D', -abs
 		}
-		n12, err := abs.N12()
-		if err != nil {
+		if abs < 0 || abs > MaxAmount {
+			_, err := abs.N12()
 			return "", fmt.Errorf("field 54 entry %d: %w", i, err)
 		}
 		out = append(out, b.AccountType...)
 		out = append(out, b.AmountType...)
 		out = append(out, b.Currency...)
 		out = append(out, sign)
-		out = append(out, n12...)
+		out = abs.appendN12(out)
 	}
 	return string(out), nil
 }

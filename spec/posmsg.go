@@ -542,7 +542,9 @@ func PatchMAC(packed, mac []byte) error {
 // TxType identifies the message (docs/pos-dialect.md#transaction-identification). For a 0400 it returns
 // Reversal and the type being reversed; otherwise original is Unknown.
 func (m *POSMessage) TxType() (tx, original TxType) {
-	f60 := m.Reserved60.String()
+	// Identify and IdentifyReversal read no further than 60.3.
+	head, n := m.Reserved60.head()
+	f60 := string(head[:n])
 	tx = Identify(m.MTI, m.ProcessingCode, m.ConditionCode, f60)
 	if tx == Reversal {
 		original = IdentifyReversal(m.ProcessingCode, m.ConditionCode, f60)
