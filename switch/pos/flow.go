@@ -3,7 +3,6 @@ package pos
 import (
 	"github.com/cardswitch/cardswitch/switch/transport"
 
-	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -389,8 +388,8 @@ func (p *Protocol) route(x *exchange, pan string) (txn.Destination, string) {
 // longer.
 func (p *Protocol) execute(x *exchange, rec *record, dest txn.Destination, t *txn.Transaction) {
 	rec.t = t
-	ctx, cancel := context.WithDeadline(context.Background(), x.start.Add(p.answerTimeout))
-	defer cancel()
+	ctx := newAnswerContext(x.start.Add(p.answerTimeout))
+	defer ctx.stop()
 	_, err := dest.Execute(ctx, t, rec)
 	if rec.decided {
 		// The committed answer stands, whatever followed.
