@@ -351,7 +351,12 @@ func CardByPAN(db pebble.Reader, pan string) (CardView, bool, error) {
 // the shared database with. A 64 MiB memtable lets the WAL group many
 // concurrent synced commits between flushes (measured ≈ 50k synced
 // commits/s vs ≈ 41k with the default 4 MiB, notes/moov-iso8583.md), and
-// larger L0 thresholds keep flush bursts from stalling writers. Bloom
+// larger L0 thresholds keep flush bursts from stalling writers: L0 is
+// compacted once 8 sublevels have gathered (Pebble's default 4 compacts
+// twice as often, rewriting the base level's overlap each time: ≈ 11 %
+// more CPU per commit once the compactions are paid,
+// docs/BENCHMARKS.md#where-the-time-goes); the hot path's point reads
+// barely touch L0 (its state is in memory or the memtable). Bloom
 // filters (10 bits per key, every level) keep the point lookups of the hot
 // path cheap when they miss, as the idempotency and tombstone lookups of a
 // new transaction always do. The WAL
@@ -361,7 +366,7 @@ func RecommendedPebbleOptions() *pebble.Options {
 	o := &pebble.Options{
 		MemTableSize:                64 << 20,
 		MemTableStopWritesThreshold: 4,
-		L0CompactionThreshold:       4,
+		L0CompactionThreshold:       8,
 		L0StopWritesThreshold:       24,
 		MaxOpenFiles:                1000,
 	}
