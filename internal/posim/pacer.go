@@ -42,18 +42,26 @@ func (p *Pacer) Due(elapsed time.Duration) int64 {
 // Issued is the number of sends issued so far.
 func (p *Pacer) Issued() int64 { return p.issued }
 
-// Pace issues the sends of a fixed rate as tokens on a 1 ms tick until ctx
-// ends. A send due while tokens is full (every sender busy) is counted in
-// missed, not queued without bound: an open-loop generator must not hide
-// a slow server behind its own queue.
-func Pace(ctx context.Context, rate float64, tokens chan<- struct{}, missed *atomic.Uint64) {
+// Pace issues the sends of a fixed rate from start as tokens on a 1 ms
+// tick until ctx ends. A send due while tokens is full (every sender
+// busy) is counted in missed, not queued without bound: an open-loop
+// generator must not hide a slow server behind its own queue. When ctx
+// ends, the sends that came due before it ended (its deadline, or the
+// moment it was cancelled) and were not issued — the pacer itself was
+// late, as on a loaded machine — are counted in missed too, so that
+// issued plus missed is the rate times the time paced.
+func Pace(ctx context.Context, start time.Time, rate float64, tokens chan<- struct{}, missed *atomic.Uint64) {
 	p := NewPacer(rate)
-	start := time.Now()
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			end := time.Now()
+			if d, ok := ctx.Deadline(); ok && d.Before(end) {
+				end = d
+			}
+			missed.Add(uint64(p.Due(end.Sub(start))))
 			return
 		case now := <-tick.C:
 			for n := p.Due(now.Sub(start)); n > 0; n-- {

@@ -119,7 +119,7 @@ type Result struct {
 	Reversals  uint64 // reversals started (each answered, unless Unresolved)
 	Resends    uint64 // refund advices sent again after no answer
 	Reconnects uint64
-	Missed     uint64 // fixed rate: sends due while every terminal was busy
+	Missed     uint64 // fixed rate: sends due that no terminal made (every terminal busy, or due at the very end)
 	Unresolved uint64 // reversals or advices still unanswered at the end
 	Latency    Histogram
 	// CPUTicks is the switch's CPU time (utime+stime, clock ticks) during
@@ -186,9 +186,15 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	defer cancelHard()
 
 	var tokens chan struct{}
+	paced := make(chan struct{})
 	if opts.Rate > 0 {
 		tokens = make(chan struct{}, len(r.sims))
-		go Pace(load, r.opts.Rate, tokens, &r.missed)
+		go func() {
+			defer close(paced)
+			Pace(load, start, r.opts.Rate, tokens, &r.missed)
+		}()
+	} else {
+		close(paced)
 	}
 	stopProgress := r.startProgress(start)
 	var wg sync.WaitGroup
@@ -202,6 +208,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	stopProgress()
+	// Sends due that no terminal took before the end are missed too.
+	<-paced
+	r.missed.Add(uint64(len(tokens)))
 
 	res := &Result{
 		Elapsed: elapsed, Approved: r.approved.Load(), Declined: r.declined.Load(), Errors: r.errors.Load(),

@@ -2,11 +2,13 @@ package posim
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"errors"
 	"github.com/cardswitch/cardswitch/internal/cardno"
 	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,6 +135,32 @@ func TestPacer(t *testing.T) {
 	q := NewPacer(0.5)
 	if q.Due(1999*time.Millisecond) != 0 || q.Due(2*time.Second) != 1 {
 		t.Fatal("0.5/s pacing")
+	}
+}
+
+// TestPaceCountsEveryDueSend: every send due before the pacing ends is
+// issued or counted missed, also when the pacer itself runs late (here:
+// it starts after its whole second has passed, as a goroutine stalled on
+// a loaded machine would).
+func TestPaceCountsEveryDueSend(t *testing.T) {
+	start := time.Now().Add(-time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), start.Add(time.Second))
+	defer cancel()
+	tokens := make(chan struct{}, 3)
+	var missed atomic.Uint64
+	Pace(ctx, start, 300, tokens, &missed)
+	if n := uint64(len(tokens)) + missed.Load(); n != 300 {
+		t.Fatalf("%d tokens and %d missed for 1 s at 300/s, want 300 in all", len(tokens), missed.Load())
+	}
+	// Cancelled before its deadline: only what came due until then.
+	start = time.Now().Add(-500 * time.Millisecond)
+	ctx, cancel = context.WithDeadline(context.Background(), start.Add(time.Hour))
+	cancel()
+	missed.Store(0)
+	Pace(ctx, start, 100, make(chan struct{}), &missed)
+	paced := time.Since(start)
+	if m := missed.Load(); m < 50 || float64(m) > 100*paced.Seconds() {
+		t.Fatalf("%d missed for %s at 100/s", m, paced)
 	}
 }
 

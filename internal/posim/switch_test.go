@@ -80,17 +80,18 @@ func TestRunAgainstSwitch(t *testing.T) {
 			t.Errorf("rate %g: %d acks for %d answers", rate, n, res.Approved+res.Declined)
 		}
 		if rate > 0 {
-			// Open loop at 300/s for 1.2 s: the pacer issues 360 sends,
-			// each either taken by a terminal or counted missed (every
-			// terminal busy). How many are missed measures the machine
-			// (a loaded CI machine under -race stalls terminals past
-			// many ticks), not the pacer, so the check is on the sum:
-			// more than 400 is a pacer running fast or terminals not
-			// waiting for it, fewer than 240 one running slow (the
-			// count is from elapsed time, so only a stall of the pacer
-			// itself at the very end loses sends).
+			// Open loop at 300/s for 1.2 s: 360 sends come due, each
+			// either made by a terminal or counted missed (every
+			// terminal busy, or due at the very end: the pacer's own
+			// late ticks and tokens no terminal took are counted when
+			// the run ends). How many are missed measures the machine
+			// (a loaded CI machine under -race stalls terminals and the
+			// pacer past many ticks), not the pacer, so the check is on
+			// the sum: more than 400 (360, the reversal kind's second
+			// exchanges and rounding) is a pacer running fast or
+			// terminals not waiting for it, fewer than 350 sends lost.
 			sent := res.Approved + res.Declined
-			if sent > 400 || sent+res.Missed > 400 || sent+res.Missed < 240 {
+			if sent > 400 || sent+res.Missed > 400 || sent+res.Missed < 350 {
 				t.Errorf("fixed rate 300/s for 1.2 s: %d answered, %d missed", sent, res.Missed)
 			}
 		}

@@ -66,7 +66,7 @@ func Load(ctx context.Context, addr string, conns int, d time.Duration, rate flo
 	var tokens chan struct{}
 	if rate > 0 {
 		tokens = make(chan struct{}, conns)
-		go posim.Pace(until, rate, tokens, &missed)
+		go posim.Pace(until, start, rate, tokens, &missed)
 	}
 	for _, t := range terms {
 		wg.Add(1)
