@@ -106,14 +106,43 @@ func TestDayInSequence(t *testing.T) {
 	if es, err := j.ByRRN("000000000006", "", 100); err != nil || seqsOf(es) != "6 7" {
 		t.Fatalf("by RRN: %q %v", seqsOf(es), err)
 	}
+	// A void of the 13th naming the old entry's RRN: found after it, by
+	// day or not; an RRN key of the new layout holds no date.
+	b := db.NewBatch()
+	void := entryFor("20250313", "10000001", "000001", "000012", "000000000001", In)
+	if _, _, err := j.AppendPair(b, void, entryFor("20250313", "10000001", "000001", "000012", "000000000012", Out)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, date := range []string{"", "20250313"} {
+		if es, err := j.ByRRN("000000000001", date, 100); err != nil || seqsOf(es) != "1 11 12" {
+			t.Fatalf("by RRN on %q across layouts: %q %v", date, seqsOf(es), err)
+		}
+		if es, err := j.ByRRN("000000000001", date, 2); err != nil || seqsOf(es) != "1 11" {
+			t.Fatalf("by RRN on %q, limit 2: %q %v", date, seqsOf(es), err)
+		}
+	}
+	if es, err := j.ByRRN("000000000001", "20250314", 100); err != nil || len(es) != 0 {
+		t.Fatalf("by RRN on another day: %q %v", seqsOf(es), err)
+	}
+	if es, err := j.ByRRN("000000000002", "20250314", 100); err != nil || seqsOf(es) != "2 3" {
+		t.Fatalf("old layout by RRN and day: %q %v", seqsOf(es), err)
+	}
+	if _, closer, err := db.Get(appendSeq(rrnPrefix(nil, "000000000012"), sq("20250313", 11))); err != nil {
+		t.Fatalf("RRN key without a date: %v", err)
+	} else {
+		closer.Close()
+	}
 	if e, err := j.Get(sq("20250313", 9)); err != nil || e.STAN != "000008" || e.Direction != Out {
 		t.Fatalf("get: %+v %v", e, err)
 	}
 
 	// Reopened: the counter continues above the largest, which is on an
 	// older day than the last key.
-	if j = openJournal(t, db, Options{}); j.LastSeq() != 10 {
-		t.Fatalf("counter after reopening: %d, want 10", j.LastSeq())
+	if j = openJournal(t, db, Options{}); j.LastSeq() != 12 {
+		t.Fatalf("counter after reopening: %d, want 12", j.LastSeq())
 	}
 
 	// Pruning before the 15th, one entry (or pair) per call: the old
@@ -129,7 +158,7 @@ func TestDayInSequence(t *testing.T) {
 			break
 		}
 	}
-	if fmt.Sprint(per) != "[1 2 1 2 2 0]" {
+	if fmt.Sprint(per) != "[1 2 1 2 2 2 0]" {
 		t.Fatalf("entries per call %v", per)
 	}
 	for date, want := range map[string]string{"20250312": "[]", "20250313": "[]", "20250314": "[]", "20250315": "[6in 7out]"} {
@@ -142,16 +171,16 @@ func TestDayInSequence(t *testing.T) {
 	}
 	keys, _ := keysWithPrefix(t, db, prefixJournal)
 	for _, k := range keys {
-		if k[1] == spaceDay {
-			t.Errorf("day index key %q left", k)
+		if k[1] == spaceDay || (k[1] == spaceRRN && string(k) != string(appendSeq(rrnPrefix(nil, "000000000006"), sq("20250315", 6)))) {
+			t.Errorf("index key %q left", k)
 		}
 	}
 	// Everything pruned: the mark keeps the counter.
 	if _, _, err := j.PruneDays("20250316", 100); err != nil {
 		t.Fatal(err)
 	}
-	if j = openJournal(t, db, Options{}); j.LastSeq() != 10 {
-		t.Fatalf("counter after pruning everything: %d, want 10", j.LastSeq())
+	if j = openJournal(t, db, Options{}); j.LastSeq() != 12 {
+		t.Fatalf("counter after pruning everything: %d, want 12", j.LastSeq())
 	}
 	db.Close()
 }

@@ -16,6 +16,7 @@
 package journal
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sort"
@@ -198,7 +199,7 @@ func (j *Journal) Append(b *pebble.Batch, e *Entry) (uint64, error) {
 		}
 	}
 	if e.RRN != "" {
-		k := appendSeq(append(rrnPrefix(buf[:0], e.RRN), e.BusinessDate...), seq)
+		k := rrnKey(buf[:0], e.RRN, e.BusinessDate, seq)
 		if err := b.Set(k, nil, nil); err != nil {
 			return 0, fmt.Errorf("journal: append seq %d rrn index: %w", seq, err)
 		}
@@ -301,7 +302,7 @@ func (j *Journal) appendPair(b *pebble.Batch, req, resp *Entry, termIndex bool) 
 		if rrn == "" {
 			continue
 		}
-		k := appendSeq(append(rrnPrefix(buf[:0], rrn), req.BusinessDate...), reqSeq)
+		k := rrnKey(buf[:0], rrn, req.BusinessDate, reqSeq)
 		if err := b.Set(k, pairMark, nil); err != nil {
 			return 0, 0, fmt.Errorf("journal: append seq %d rrn index: %w", reqSeq, err)
 		}
@@ -381,10 +382,44 @@ func (j *Journal) ByRRN(rrn, date string, limit int) ([]*Entry, error) {
 	if err := j.checkLimit(limit); err != nil {
 		return nil, fmt.Errorf("journal: by rrn %s: %w", rrn, err)
 	}
-	p := append(rrnPrefix(nil, rrn), date...)
-	out, err := j.collect(p, limit)
+	out, err := j.byRRN(rrn, date, limit)
 	if err != nil {
 		return nil, fmt.Errorf("journal: by rrn %s: %w", rrn, err)
+	}
+	return out, nil
+}
+
+// byRRN reads the old layout's RRN keys (rrn date seq: after the RRN an
+// ASCII digit) first, then the current ones (rrn seq: after the RRN the
+// sequence, whose first byte is 0x00), within date's day when date is set.
+func (j *Journal) byRRN(rrn, date string, limit int) ([]*Entry, error) {
+	snap := j.db.NewSnapshot()
+	defer snap.Close()
+	p := rrnPrefix(nil, rrn)
+	oldLo, oldHi := append(bytes.Clone(p), '0'), append(bytes.Clone(p), '9'+1)
+	if date != "" {
+		oldLo = append(bytes.Clone(p), date...)
+		oldHi = prefixEnd(oldLo)
+	}
+	newLo, newHi := appendSeq(bytes.Clone(p), dayStart(1)), appendSeq(bytes.Clone(p), dayStart(maxSeqDay+1))
+	if date != "" {
+		d, ok := dayNumber(date)
+		if !ok {
+			newHi = newLo // not a day: only the old layout could hold it
+		} else {
+			newLo, newHi = appendSeq(bytes.Clone(p), dayStart(d)), appendSeq(bytes.Clone(p), dayStart(d+1))
+		}
+	}
+	var out []*Entry
+	collect := func(e *Entry) bool {
+		out = append(out, e)
+		return len(out) < limit
+	}
+	if err := scanRange(snap, oldLo, oldHi, collect); err != nil || len(out) >= limit {
+		return out, err
+	}
+	if err := scanRange(snap, newLo, newHi, collect); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -597,27 +632,20 @@ func (j *Journal) checkLimit(limit int) error {
 	return nil
 }
 
-func (j *Journal) collect(prefix []byte, limit int) ([]*Entry, error) {
-	var out []*Entry
-	err := j.scan(prefix, func(e *Entry) bool {
-		out = append(out, e)
-		return len(out) < limit
-	})
-	return out, err
+// scanIndex walks the index keys starting with prefix and calls fn with
+// each entry they point to. Index and entries are read from one snapshot:
+// an index key and its entry are written in the same batch, so an index
+// key without its entry means damage.
+func scanIndex(snap *pebble.Snapshot, prefix []byte, fn func(*Entry) bool) error {
+	return scanRange(snap, prefix, prefixEnd(prefix), fn)
 }
 
-// scan walks the index keys starting with prefix and calls fn with each
-// entry they point to. Index and entries are read from one snapshot: an
-// index key and its entry are written in the same batch, so an index key
-// without its entry means damage.
-func (j *Journal) scan(prefix []byte, fn func(*Entry) bool) error {
-	snap := j.db.NewSnapshot()
-	defer snap.Close()
-	return scanIndex(snap, prefix, fn)
-}
-
-func scanIndex(snap *pebble.Snapshot, prefix []byte, fn func(*Entry) bool) (err error) {
-	idx, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+// scanRange is scanIndex over the index keys in [lower, upper).
+func scanRange(snap *pebble.Snapshot, lower, upper []byte, fn func(*Entry) bool) (err error) {
+	if bytes.Compare(lower, upper) >= 0 {
+		return nil
+	}
+	idx, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,8 @@ import (
 //	j e seq(8)                                   entry (the sequence begins with its business day)
 //	j d date(8) seq(8)                           business-day index (read and pruned only: data written before sequences carried the day)
 //	j t len term len batch seq(8)                terminal + batch index
-//	j r len rrn date(8) seq(8)                   RRN index
+//	j r len rrn seq(8)                           RRN index (the sequence carries the day)
+//	j r len rrn date(8) seq(8)                   RRN index of the old layout (read and pruned only)
 //	j o len term len batch len stan len date     duplicate record of an answered pair (AppendAnswered), its terminal + batch index too
 //	j p len term len batch len stan len date     stored response (PutResponse)
 //	j s                                          sequence mark (retention)
@@ -156,6 +157,19 @@ func termBatchPrefix(dst []byte, terminal, batch string) []byte {
 	dst = append(dst, prefixJournal, spaceTermBat)
 	dst = appendStr(dst, terminal)
 	return appendStr(dst, batch)
+}
+
+// rrnKey appends the RRN index key of the entry (or pair) at seq dated
+// date: the sequence alone when it carries its day, the date and the
+// sequence in the old layout (day 0). The two never interleave: a
+// sequence's first byte is 0x00 (it is below 2^53), a date's an ASCII
+// digit.
+func rrnKey(dst []byte, rrn, date string, seq uint64) []byte {
+	dst = rrnPrefix(dst, rrn)
+	if seqDay(seq) == 0 {
+		dst = append(dst, date...)
+	}
+	return appendSeq(dst, seq)
 }
 
 func rrnPrefix(dst []byte, rrn string) []byte {

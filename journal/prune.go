@@ -330,7 +330,7 @@ func deleteEntries(b *pebble.Batch, buf []byte, es []Entry, first uint64, date s
 		if es[i].RRN == "" {
 			continue
 		}
-		if err := b.Delete(appendSeq(append(rrnPrefix(buf[:0], es[i].RRN), date...), first), nil); err != nil {
+		if err := b.Delete(rrnKey(buf[:0], es[i].RRN, date, first), nil); err != nil {
 			return err
 		}
 	}
