@@ -220,12 +220,13 @@ func (l *Link) connWithin(within func(time.Duration, time.Time) time.Duration) (
 // the error is ErrNoAnswer or nil, ends the request's open work.
 func (l *Link) sendWriteAhead(c *connection.Connection, m *iso8583.Message, lr *journal.LinkRequest,
 	within func(time.Duration, time.Time) time.Duration) (*iso8583.Message, func(), error) {
-	if err := l.addMAC(m); err != nil {
+	frame, err := l.addMAC(m)
+	if err != nil {
 		l.m.Requests.WithLabelValues(l.cfg.Name, "down").Inc()
 		return nil, nil, reject(RC91, fmt.Errorf("gateway %s: MAC: %w: %v", l.cfg.Name, ErrDown, err))
 	}
 	b := l.mgr.db.NewBatch()
-	err := l.recs.Put(b, lr)
+	err = l.recs.Put(b, lr)
 	if err == nil {
 		err = b.Commit(pebble.Sync)
 	}
@@ -234,7 +235,7 @@ func (l *Link) sendWriteAhead(c *connection.Connection, m *iso8583.Message, lr *
 		return nil, nil, fmt.Errorf("gateway %s: journal request: %w", l.cfg.Name, err)
 	}
 	done := l.track(lr.ID)
-	resp, err := l.sendMACed(c, m, max(within(l.cfg.SendTimeout, time.Now()), minSendWait))
+	resp, err := l.sendMACed(c, m, frame, max(within(l.cfg.SendTimeout, time.Now()), minSendWait))
 	return resp, func() { l.untrack(lr.ID, done) }, err
 }
 

@@ -97,7 +97,11 @@ type Link struct {
 	// (sendOn): the link matches answers itself, see sendOn.
 	pendingMu sync.Mutex
 	pending   map[pendingKey]chan *iso8583.Message
-	wg        sync.WaitGroup
+	// frames holds the frames of MACed requests being written
+	// (*iso8583.Message -> []byte, exchange): the writer sends them as
+	// they are instead of packing the message again.
+	frames sync.Map
+	wg     sync.WaitGroup
 	// users counts transactions inside the link's destination, and
 	// retired turns new ones away while a reload removes or restarts the
 	// link (reload.go).
@@ -327,7 +331,7 @@ func (l *Link) sendNet(c *connection.Connection, code string, timeout time.Durat
 	if err != nil {
 		return nil, err
 	}
-	resp, err := l.exchange(c, req, timeout)
+	resp, err := l.exchange(c, req, nil, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("0800 %s: %w", code, err)
 	}
@@ -534,18 +538,19 @@ func (l *Link) Send(m *iso8583.Message) (*iso8583.Message, error) {
 
 // sendOn MACs and sends m on c and waits at most timeout for its answer.
 func (l *Link) sendOn(c *connection.Connection, m *iso8583.Message, timeout time.Duration) (*iso8583.Message, error) {
-	if err := l.addMAC(m); err != nil {
+	frame, err := l.addMAC(m)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrDown, err)
 	}
-	return l.sendMACed(c, m, timeout)
+	return l.sendMACed(c, m, frame, timeout)
 }
 
-// sendMACed sends m, MACed already, on c and waits at most timeout for its
-// answer.
-func (l *Link) sendMACed(c *connection.Connection, m *iso8583.Message, timeout time.Duration) (*iso8583.Message, error) {
+// sendMACed sends m, MACed already (frame: its frame, from addMAC), on c
+// and waits at most timeout for its answer.
+func (l *Link) sendMACed(c *connection.Connection, m *iso8583.Message, frame []byte, timeout time.Duration) (*iso8583.Message, error) {
 	l.m.InFlight.WithLabelValues(l.cfg.Name).Inc()
 	start := time.Now()
-	resp, err := l.exchange(c, m, timeout)
+	resp, err := l.exchange(c, m, frame, timeout)
 	l.m.InFlight.WithLabelValues(l.cfg.Name).Dec()
 	if err != nil {
 		// A timeout, or a connection closed before or after the write:
@@ -562,6 +567,8 @@ func (l *Link) sendMACed(c *connection.Connection, m *iso8583.Message, timeout t
 var errTimeout = errors.New("no answer within the send timeout")
 
 // exchange writes request m on c and waits up to timeout for its answer.
+// frame, when not nil, is m's frame as packed already (addMAC): the
+// writer sends it instead of packing m again.
 //
 // The link matches answers itself instead of using the library's Send:
 // in iso8583-connection v0.9.0 an answer that arrives as Send gives up
@@ -578,7 +585,7 @@ var errTimeout = errors.New("no answer within the send timeout")
 // counted late. Delivery is under pendingMu, so an answer is delivered
 // or, once the request has stopped waiting, counted as late — never
 // both, never neither (TestAnswersAtTheTimeoutLeakNothing).
-func (l *Link) exchange(c *connection.Connection, m *iso8583.Message, timeout time.Duration) (*iso8583.Message, error) {
+func (l *Link) exchange(c *connection.Connection, m *iso8583.Message, frame []byte, timeout time.Duration) (*iso8583.Message, error) {
 	id, err := requestID{}.GenerateRequestID(m)
 	if err != nil {
 		return nil, err
@@ -598,7 +605,15 @@ func (l *Link) exchange(c *connection.Connection, m *iso8583.Message, timeout ti
 	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
+	if frame != nil {
+		l.frames.Store(m, frame)
+	}
 	err = c.Reply(m)
+	if frame != nil {
+		// Written, or never to be (Reply gave up): the writer took it or
+		// will not.
+		l.frames.Delete(m)
+	}
 	if err == nil {
 		select {
 		case resp := <-ch:
@@ -639,8 +654,11 @@ func (l *Link) deliver(c *connection.Connection, m *iso8583.Message) bool {
 }
 
 // addMAC sets the MAC field (128 when a secondary-bitmap field is present,
-// else 64) over the packed message.
-func (l *Link) addMAC(m *iso8583.Message) error {
+// else 64) over the packed message and returns the message's frame with
+// it: the MAC is the message's last field, so the packed message with the
+// MAC in its last 8 bytes is what packing m again would give
+// (TestAddMACFrame).
+func (l *Link) addMAC(m *iso8583.Message) ([]byte, error) {
 	field := 64
 	for id := range m.GetFields() {
 		if id > 64 && id != 128 {
@@ -648,21 +666,28 @@ func (l *Link) addMAC(m *iso8583.Message) error {
 		}
 	}
 	if err := m.BinaryField(field, make([]byte, 8)); err != nil {
-		return err
+		return nil, err
 	}
 	packed, err := m.Pack()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	block, err := spec.GatewayMACBlock(packed)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mac, err := l.hsm.GenerateZoneMACAlg(l.cfg.Name, l.cfg.zakAlg(), block)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return m.BinaryField(field, mac)
+	if len(mac) != 8 {
+		return nil, fmt.Errorf("MAC of %d bytes", len(mac))
+	}
+	if err := m.BinaryField(field, mac); err != nil {
+		return nil, err
+	}
+	copy(packed[len(block):], mac)
+	return spec.AppendFrame(nil, packed)
 }
 
 // verifyMAC checks the MAC of a packed financial answer.
@@ -730,13 +755,18 @@ func (r *reader) ReadMessage(in io.Reader) (*iso8583.Message, error) {
 type writer struct{ l *Link }
 
 func (w *writer) WriteMessage(out io.Writer, m *iso8583.Message) error {
-	frame, err := spec.AppendGatewayFrame(nil, m)
-	if err != nil {
-		return err
+	var frame []byte
+	if f, ok := w.l.frames.Load(m); ok {
+		frame = f.([]byte) // packed and MACed already (exchange)
+	} else {
+		var err error
+		if frame, err = spec.AppendGatewayFrame(nil, m); err != nil {
+			return err
+		}
 	}
 	if nc, ok := out.(net.Conn); ok {
 		_ = nc.SetWriteDeadline(time.Now().Add(w.l.cfg.SendTimeout))
 	}
-	_, err = out.Write(frame)
+	_, err := out.Write(frame)
 	return err
 }

@@ -1,6 +1,7 @@
 package links
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"runtime"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/moov-io/iso8583"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
@@ -235,6 +237,35 @@ func TestAnswerBatchKeys(t *testing.T) {
 	}
 	if byRRN, err := e.mgr.recs.ByRRN("000000000077"); err != nil || *byRRN != *byLocal {
 		t.Fatalf("ByRRN = %+v, %v", byRRN, err)
+	}
+	// The request's frame, packed once by addMAC, is not kept once written.
+	e.link.frames.Range(func(k, _ any) bool { t.Fatalf("frame of %p kept after the exchange", k); return false })
+}
+
+// The writer sends the frame exchange stored for a message as it is, and
+// packs a message it has none for.
+func TestWriterSendsStoredFrame(t *testing.T) {
+	l := newLink(Config{Name: "bank-a", SendTimeout: time.Second}, nil, nil, zap.NewNop(), nil, time.Now)
+	m := iso8583.NewMessage(spec.Gateway)
+	for id, v := range map[int]string{0: spec.GWNetworkRequest, 7: "1204120000", 11: "000001", 70: spec.GWNetworkEcho} {
+		if err := m.Field(id, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	packed, err := spec.AppendGatewayFrame(nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &writer{l: l}
+	var out bytes.Buffer
+	if err := w.WriteMessage(&out, m); err != nil || !bytes.Equal(out.Bytes(), packed) {
+		t.Fatalf("without a stored frame: %x, %v; want %x", out.Bytes(), err, packed)
+	}
+	stored := []byte{0, 3, 'a', 'b', 'c'}
+	l.frames.Store(m, stored)
+	out.Reset()
+	if err := w.WriteMessage(&out, m); err != nil || !bytes.Equal(out.Bytes(), stored) {
+		t.Fatalf("with a stored frame: %x, %v; want %x", out.Bytes(), err, stored)
 	}
 }
 
@@ -634,6 +665,40 @@ func TestReversalOfAPreAuthFamilyMessage(t *testing.T) {
 			if got, _ := m.GetString(id); got != v {
 				t.Errorf("%s: field %d = %q, want %q", tt.typ, id, got, v)
 			}
+		}
+	}
+}
+
+// addMAC's frame is the frame of the MACed message packed again, for a
+// message with the MAC in 64 and one with it in 128; the MAC verifies.
+func TestAddMACFrame(t *testing.T) {
+	e := newEnv(t)
+	for _, fields := range []map[int]string{
+		{0: "0200", 2: bankCard, 3: "000000", 4: "000000000100", 7: "1204120000", 11: "000001", 41: tid},
+		{0: "0200", 2: bankCard, 3: "000000", 4: "000000000100", 7: "1204120000", 11: "000002", 41: tid, 100: "87654321"},
+	} {
+		m := iso8583.NewMessage(spec.Gateway)
+		for id, v := range fields {
+			if err := m.Field(id, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		frame, err := e.link.addMAC(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := spec.AppendGatewayFrame(nil, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(frame, want) {
+			t.Fatalf("frame\n%x\nwant\n%x", frame, want)
+		}
+		if !e.link.verifyMAC(frame[2:]) {
+			t.Fatalf("the MAC of %x does not verify", frame)
+		}
+		if _, has128 := fields[100]; has128 != (frame[2+4]&0x80 != 0) {
+			t.Fatalf("secondary bitmap %v with field 100 %v", frame[2+4]&0x80 != 0, has128)
 		}
 	}
 }
