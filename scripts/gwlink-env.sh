@@ -21,7 +21,17 @@ YAML
   bin/gwsim --addr "$GWSIM_ADDR" --http "$GWSIM_HTTP" --institution 01020000 --quiet \
     --accounts "$dir/accounts.yaml" "$@" >"$dir/gwsim.log" 2>&1 &
   GWSIM_PID=$!
-  for _ in $(seq 100); do curl -fsS "http://$GWSIM_HTTP/accounts" >"$dir/opening.json" 2>/dev/null && return 0; sleep 0.1; done
+  # At most 10 s, each probe at most 2 s: a port taken meanwhile by a
+  # program that accepts and never answers must not hold the script, and
+  # a gwsim that exited (its port taken) must not be mistaken for the
+  # program now answering on that port.
+  local deadline=$((SECONDS + 10))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    kill -0 "$GWSIM_PID" 2>/dev/null || break
+    if curl -fsS --max-time 2 "http://$GWSIM_HTTP/accounts" >"$dir/opening.json" 2>/dev/null &&
+      kill -0 "$GWSIM_PID" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
   echo "gwsim did not start:" >&2; cat "$dir/gwsim.log" >&2; return 1
 }
 
@@ -51,12 +61,23 @@ saf:
 YAML
 }
 
-# gwlink_wait_up waits (at most 10 s) until the link is up.
+# gwlink_wait_up waits until the link is up: at most 10 s in all, each
+# look at most 2 s (switchctl's own timeout is 10 s: a hundred looks at an
+# admin port that accepts but never answers took 17 minutes), and
+# no longer once switchd has exited. The answer is read whole, not piped
+# into grep -q (under pipefail a writer cut off by grep's early exit
+# fails the pipeline).
 gwlink_wait_up() {
-  for _ in $(seq 100); do
-    bin/switchctl gateways --admin "$ADMIN_URL" --token "$TOKEN" 2>/dev/null | grep -q '"state": "up"' && return 0
+  local deadline=$((SECONDS + 10)) out
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if [ -n "${SWITCHD_PID:-}" ] && ! kill -0 "$SWITCHD_PID" 2>/dev/null; then
+      echo "gwlink_wait_up: switchd exited" >&2
+      return 1
+    fi
+    out=$(bin/switchctl gateways --admin "$ADMIN_URL" --token "$TOKEN" --timeout 2s 2>/dev/null) || true
+    [[ "$out" == *'"state": "up"'* ]] && return 0
     sleep 0.1
   done
-  echo "gateway link not up after 10 s" >&2
+  echo "gateway link not up after 10 s: $out" >&2
   return 1
 }

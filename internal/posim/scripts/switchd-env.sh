@@ -66,7 +66,8 @@ switchd_start() {
   bin/switchd --config "$dir/config.yaml" >>"$dir/switchd.log" 2>&1 &
   SWITCHD_PID=$!
   for _ in $(seq 300); do
-    if curl -fsS "http://$HTTP_ADDR/readyz" >/dev/null 2>&1; then return 0; fi
+    # --max-time: a port that accepts and never answers must not hold us.
+    if curl -fsS --max-time 2 "http://$HTTP_ADDR/readyz" >/dev/null 2>&1; then return 0; fi
     if ! kill -0 "$SWITCHD_PID" 2>/dev/null; then
       echo "switchd exited; log:" >&2; tail -20 "$dir/switchd.log" >&2; return 1
     fi
@@ -92,7 +93,7 @@ cpu_ticks() {
 
 # metric NAME prints the value of an unlabelled metric from /metrics.
 metric() {
-  curl -fsS "http://$HTTP_ADDR/metrics" | awk -v m="$1" '$1 == m {printf "%.0f\n", $2}'
+  curl -fsS --max-time 10 "http://$HTTP_ADDR/metrics" | awk -v m="$1" '$1 == m {printf "%.0f\n", $2}'
 }
 
 # field KEY LINE prints the value of key=value in a summary line.
