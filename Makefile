@@ -4,7 +4,7 @@ BIN      := bin
 PKGS     := ./...
 FUZZTIME ?= 3s
 
-.PHONY: all build run test unit race fuzz lint bench bench-recon gobench crashtest crashtest-ci crashtest-recharge crashtest-transfer gwcrashtest gwcrashtest-ci abuse deploy-check clean
+.PHONY: all build run test unit race fuzz lint bench bench-recon gwprof gobench crashtest crashtest-ci crashtest-recharge crashtest-transfer gwcrashtest gwcrashtest-ci abuse deploy-check clean
 
 all: build
 
@@ -49,6 +49,12 @@ bench:
 # exported, imported and matched (docs/BENCHMARKS.md). Not part of test.
 bench-recon:
 	./scripts/bench-recon.sh
+
+# CPU per consume forwarded through a gateway link to gwsim, with pprof
+# profiles of switchd and gwsim split by area (docs/BENCHMARKS.md, "The
+# forwarded consume"); GWPROF_TREES: other checkouts measured back to back.
+gwprof:
+	./scripts/gwprof.sh /tmp/cardswitch-gwprof $(CURDIR) $(GWPROF_TREES)
 
 # The Go benchmarks of the hot paths (spec, hsm, ledger, journal).
 gobench:
