@@ -107,10 +107,10 @@ switchd_stop
 # The same closed loop with gwsim's bank cards, forwarded on a gateway
 # link to gwsim on the same machine (docs/gateway-links.md). Its switchd
 # starts on a fresh data directory, as the local rows' did: on the one
-# they left (about a million transactions since the balance and mixed
-# rows came) the row measured what ran before it too — 5 of 6 paired
-# runs spent more CPU per forwarded consume after 12 local runs than on
-# a fresh directory (docs/BENCHMARKS.md, "The forwarded consume").
+# they left (12 runs since the balance and mixed rows came) the row
+# measured what ran before it too — 5 of 6 paired runs spent more CPU per
+# forwarded consume after 12 local runs than on a fresh directory
+# (docs/BENCHMARKS.md, "The forwarded consume").
 gwsim_start "$work"
 gwlink_config "$work"
 rm -rf "$work/data"
