@@ -128,3 +128,31 @@ func TestDecodePOSSameAsFieldByField(t *testing.T) {
 		}
 	}
 }
+
+// TestPOSMaxFields checks that the decoder's field table holds every
+// field the dialect defines.
+func TestPOSMaxFields(t *testing.T) {
+	if len(posFieldOrder) > posMaxFields {
+		t.Fatalf("the dialect has %d data fields, the decoder holds %d", len(posFieldOrder), posMaxFields)
+	}
+}
+
+// TestDecodePOSLongDigits decodes a message whose digits outgrow the
+// decoder's stack buffer (field 48 at its longest).
+func TestDecodePOSLongDigits(t *testing.T) {
+	long := make([]byte, 322)
+	for i := range long {
+		long[i] = '0' + byte(i%10)
+	}
+	m := &POSMessage{MTI: "0500", ProcessingCode: "000000", STAN: "000001", TerminalID: "12345678",
+		MerchantID: "123456789012345", AdditionalData: string(long), Reserved60: Field60{Type: "00", Batch: "000001", NetworkCode: "201"}}
+	msg, err := EncodePOS(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, gerr := DecodePOS(msg)
+	want, werr := decodePOSFieldByField(msg)
+	if gerr != nil || werr != nil || !reflect.DeepEqual(got, want) || got.AdditionalData != string(long) {
+		t.Fatalf("decoded %+v, %v; reference %+v, %v", got, gerr, want, werr)
+	}
+}

@@ -274,8 +274,8 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 	msg = m.Raw
 	text := string(msg)
 	var (
-		digitsBuf [2 * posMaxDigits]byte
-		cuts      [posMaxFieldNumber]posCut
+		digitsBuf [posDigitsBuf]byte
+		cuts      [posMaxFields]posCut
 		ncut      int
 		mti       []byte
 		err       error
@@ -300,7 +300,11 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 		lz := bits.LeadingZeros64(bm)
 		bm &^= 1 << (63 - lz)
 		id := lz + 1
-		c := posCut{id: id}
+		if ncut == len(cuts) { // cannot happen: only dialect fields cut (TestPOSMaxFields)
+			cutErr = fmt.Errorf("%w: more than %d fields", ErrFormat, len(cuts))
+			break
+		}
+		c := posCut{id: uint8(id)}
 		if off, digits, cutErr = cutPOSField(msg, text, off, &c, digits); cutErr != nil {
 			break
 		}
@@ -310,11 +314,19 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 	all := string(digits)
 	m.MTI = all[:len(mti)]
 	for _, c := range cuts[:ncut] {
-		str := c.str
-		if c.digits {
+		var (
+			str string
+			v   []byte
+		)
+		switch c.kind {
+		case cutDigits:
 			str = all[c.lo:c.hi]
+		case cutText:
+			str, v = text[c.lo:c.hi], msg[c.lo:c.hi:c.hi]
+		default:
+			v = msg[c.lo:c.hi:c.hi]
 		}
-		if err := m.set(c.id, str, c.v); err != nil {
+		if err := m.set(int(c.id), str, v); err != nil {
 			return nil, fmt.Errorf("field %d: %w", c.id, err)
 		}
 	}
@@ -327,22 +339,35 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 	return m, nil
 }
 
-// posCut is one field of a message being decoded: its text (str) or
-// binary value (v), or, for a digit field, where its digits are in the
-// decoder's digit buffer.
+// posCut is one field of a message being decoded, by where its value
+// is: text (a substring of the message's string), binary (a slice of the
+// message) or digits (in the decoder's digit buffer).
 type posCut struct {
-	id     int
-	str    string
-	v      []byte
-	digits bool
-	lo, hi int
+	id     uint8
+	kind   uint8
+	lo, hi int32
 }
+
+const (
+	cutBinary = iota
+	cutText
+	cutDigits
+)
+
+// posMaxFields bounds the fields of one message: the dialect's data
+// fields and 64 (TestPOSMaxFields); posDigitsBuf is the digit buffer on
+// the decoder's stack, enough for every field of a financial message
+// (a longer message's digits go to the heap).
+const (
+	posMaxFields = 32
+	posDigitsBuf = 256
+)
 
 // cutPOSField cuts field c.id out of msg at off: its length prefix and
 // value, checked against the dialect. Its digits are appended to digits.
 // It returns the offset after the field and digits.
 func cutPOSField(msg []byte, text string, off int, c *posCut, digits []byte) (int, []byte, error) {
-	id := c.id
+	id := int(c.id)
 	s := posFieldSpecs[id]
 	if s == nil {
 		return off, digits, fmt.Errorf("%w: field %d is not part of the POS dialect", ErrFormat, id)
@@ -367,7 +392,7 @@ func cutPOSField(msg []byte, text string, off int, c *posCut, digits []byte) (in
 			return off, digits, fmt.Errorf("%w: field %d: %v", ErrFormat, id, err)
 		}
 		digits, used = all, u
-		c.digits, c.lo, c.hi = true, lo, len(all)
+		c.kind, c.lo, c.hi = cutDigits, int32(lo), int32(len(all))
 		if posTextFields[id] && !printable(all[lo:]) {
 			return off, digits, fmt.Errorf("%w: field %d has non-printable characters", ErrFormat, id)
 		}
@@ -379,11 +404,11 @@ func cutPOSField(msg []byte, text string, off int, c *posCut, digits []byte) (in
 			return off, digits, fmt.Errorf("%w: field %d: %d bytes, have %d", ErrFormat, id, n, len(msg)-at)
 		}
 		used = n
-		c.v = msg[at : at+n : at+n]
+		c.kind, c.lo, c.hi = cutBinary, int32(at), int32(at+n)
 		if s.Enc == encoding.ASCII {
-			c.str = text[at : at+n]
+			c.kind = cutText
 		}
-		if posTextFields[id] && !printable(c.v) {
+		if posTextFields[id] && !printable(msg[at:at+n]) {
 			return off, digits, fmt.Errorf("%w: field %d has non-printable characters", ErrFormat, id)
 		}
 	}
