@@ -220,7 +220,8 @@ func FormatBalances(bs []Balance) (string, error) {
 	if len(bs) == 0 || len(bs) > MaxBalances {
 		return "", fmt.Errorf("field 54: %d balances, want 1..%d", len(bs), MaxBalances)
 	}
-	out := make([]byte, 0, len(bs)*balanceEntryLen)
+	var buf [MaxBalances * balanceEntryLen]byte // on the stack: only the string is allocated
+	out := buf[:0]
 	for i, b := range bs {
 		if len(b.AccountType) != 2 || !isDigits(b.AccountType) ||
 			len(b.AmountType) != 2 || !isDigits(b.AmountType) ||

@@ -189,10 +189,14 @@ func Answer(req *spec.POSMessage, t *txn.Transaction, o txn.Outcome, date ledger
 
 // BalancesField builds field 54: the available balance of each account.
 func BalancesField(bs []txn.Balance) (string, error) {
-	out := make([]spec.Balance, len(bs))
-	for i, b := range bs {
-		out[i] = spec.Balance{AccountType: string(b.Account), AmountType: spec.AmountTypeAvailable,
-			Currency: spec.CurrencyCNY, Amount: spec.Amount(b.Amount)}
+	var buf [spec.MaxBalances]spec.Balance // FormatBalances keeps nothing of it
+	out := buf[:0]
+	if len(bs) > len(buf) {
+		out = make([]spec.Balance, 0, len(bs)) // refused by FormatBalances
+	}
+	for _, b := range bs {
+		out = append(out, spec.Balance{AccountType: string(b.Account), AmountType: spec.AmountTypeAvailable,
+			Currency: spec.CurrencyCNY, Amount: spec.Amount(b.Amount)})
 	}
 	return spec.FormatBalances(out)
 }

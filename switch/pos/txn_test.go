@@ -204,3 +204,17 @@ func TestIsBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestBalancesField checks field 54 byte for byte: account, amount type
+// 02 (available), currency 156, C or D, 12 digits; more than two
+// balances are refused.
+func TestBalancesField(t *testing.T) {
+	got, err := BalancesField([]txn.Balance{{Account: txn.CashPurse, Amount: 12345}, {Account: txn.SubsidyPurse, Amount: -7}})
+	if want := "0002156C000000012345" + "0102156D000000000007"; err != nil || got != want {
+		t.Fatalf("BalancesField = %q, %v; want %q", got, err, want)
+	}
+	three := []txn.Balance{{Account: txn.CashPurse}, {Account: txn.SubsidyPurse}, {Account: txn.CashPurse}}
+	if got, err := BalancesField(three); err == nil {
+		t.Fatalf("three balances gave %q", got)
+	}
+}
