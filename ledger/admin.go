@@ -113,16 +113,28 @@ func (l *Ledger) OpenCard(spec CardSpec, pvv []byte) error {
 	defer end()
 	b := l.db.NewBatch()
 	defer b.Close()
+	var days func(bool)
 	if legs != nil {
 		p := posting{TxID: l.lastTx.Add(1), Kind: KindOpenCard, Date: date, PAN: c.PAN, Amount: c.Cash + c.Subsidy, Legs: legs}
 		if err := b.Set(postKey(p.TxID), p.encode(), nil); err != nil {
 			return err
 		}
+		var err error
+		if days, err = l.days.stage(b, []*posting{&p}); err != nil {
+			return err
+		}
 	}
 	if err := putCard(b, nil, c); err != nil {
+		if days != nil {
+			days(false)
+		}
 		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	err = b.Commit(pebble.Sync)
+	if days != nil {
+		days(err == nil)
+	}
+	if err != nil {
 		return fmt.Errorf("open card %s: %w", cardno.Mask(c.PAN), err)
 	}
 	e := &cardEntry{}
@@ -438,7 +450,15 @@ func (l *Ledger) moveAll(k Kind, from string, repl *replacement, cashTo, subTo A
 			return err
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	days, err := l.days.stage(b, tx.postings)
+	if err != nil {
+		return err
+	}
+	err = b.Commit(pebble.Sync)
+	if days != nil {
+		days(err == nil)
+	}
+	if err != nil {
 		return err
 	}
 	tx.publish()

@@ -89,9 +89,12 @@ func (l *Ledger) Execute(req Request, b *pebble.Batch, commit func(Result) error
 		return Result{}, fmt.Errorf("%s %s: %w", kind, c.Key, err)
 	}
 	if err := tx.write(ik, sum); err != nil {
+		tx.daysCommitted(false)
 		return Result{}, fmt.Errorf("%s %s: stage batch: %w", kind, c.Key, err)
 	}
-	if err := commit(tx.res); err != nil {
+	err := commit(tx.res)
+	tx.daysCommitted(err == nil)
+	if err != nil {
 		return tx.res, fmt.Errorf("%s %s: commit: %w", kind, c.Key, err)
 	}
 	tx.publish()
@@ -141,6 +144,9 @@ type txn struct {
 	tomb     *TxnRef  // reversal tombstone to write
 	tombKind Kind     // the original kind the tombstone blocks
 	applied  bool     // apply changed staged cards: the operation must be approved
+	// days is the day index's completion when the postings widened a
+	// date's span (dayindex.go): called once the commit has returned.
+	days func(committed bool)
 	// coverShortfall makes apply post to the card receivable what a
 	// debit of a purse cannot take from it (reversals: always approved).
 	coverShortfall bool
@@ -793,6 +799,10 @@ func (tx *txn) write(ik []byte, fingerprint uint64) error {
 				return err
 			}
 		}
+		var err error
+		if tx.days, err = tx.l.days.stage(b, tx.postings); err != nil {
+			return err
+		}
 	} else {
 		if tx.applied {
 			panic(fmt.Sprintf("ledger: %s declined after its postings were applied", tx.kind))
@@ -807,6 +817,14 @@ func (tx *txn) write(ik []byte, fingerprint uint64) error {
 	}
 	rec := idemRecord{Fingerprint: fingerprint, Date: tx.c.Date, Result: tx.res}
 	return b.Set(ik, rec.encode(), nil)
+}
+
+// daysCommitted ends the day index's part of the operation, if any.
+func (tx *txn) daysCommitted(ok bool) {
+	if f := tx.days; f != nil {
+		tx.days = nil
+		f(ok)
+	}
 }
 
 // publish makes the committed state visible.

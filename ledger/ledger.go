@@ -151,6 +151,7 @@ type Ledger struct {
 	tombsDropped int                 // entries Prune deleted from tombs since it was last copied
 
 	lastTx atomic.Uint64
+	days   *dayIndex // where each business date's posting sets lie (dayindex.go)
 	keys   keyLocks
 	admin  sync.Mutex // serialises admin operations that create cards or merchants
 
@@ -216,6 +217,9 @@ func Open(db *pebble.DB, opts Options) (*Ledger, error) {
 		return nil, err
 	}
 	l.lastTx.Store(last)
+	if l.days, err = openDayIndex(db, last); err != nil {
+		return nil, err
+	}
 	return l, nil
 }
 

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -59,26 +60,44 @@ func viewOf(p *posting, s status) PostingView {
 
 // ScanPostings calls fn, in posting order, for every posting set whose
 // business date is in [from, to], with its status as r holds it. Pass a
-// snapshot for a consistent read. Posting sets are keyed by their id, not
-// their date, so the whole book is walked: it is meant for settlement and
-// reports, never the transaction path. fn's error stops the walk and is
-// returned.
+// snapshot for a consistent read. It reads the period's posting sets
+// through the day index (dayindex.go): the ids from the first of the
+// period's blocks to the last, besides the posting sets written before
+// the index was kept, none of the rest of the book. It is meant for
+// settlement and reports, never the transaction path. fn's error stops
+// the walk and is returned.
 func ScanPostings(r pebble.Reader, from, to BusinessDate, fn func(*PostingView) error) error {
 	if !from.Valid() || !to.Valid() || from > to {
 		return fmt.Errorf("%w: posting range %d..%d", ErrInvalidRequest, from, to)
 	}
-	lo := []byte{keyPrefix, tagPost}
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	ranges, err := postingRanges(r, from, to)
 	if err != nil {
 		return err
 	}
-	defer it.Close()
 	slo := []byte{keyPrefix, tagStatus}
 	st, err := r.NewIter(&pebble.IterOptions{LowerBound: slo, UpperBound: prefixEnd(slo)})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	for _, rg := range ranges {
+		if err := scanRange(r, st, rg, from, to, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func scanRange(r pebble.Reader, st *pebble.Iterator, rg idSpan, from, to BusinessDate, fn func(*PostingView) error) error {
+	hi := prefixEnd([]byte{keyPrefix, tagPost})
+	if rg.hi < math.MaxUint64 {
+		hi = postKey(rg.hi + 1)
+	}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: postKey(rg.lo), UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
