@@ -30,8 +30,10 @@ const (
 	dayMask  = dayBlock - 1
 )
 
-func dayKey(d BusinessDate) []byte { return binary.BigEndian.AppendUint32(tagged(tagDay, 4), uint32(d)) }
-func dayFromKey() []byte           { return []byte{keyPrefix, tagDay} }
+func dayKey(d BusinessDate) []byte {
+	return binary.BigEndian.AppendUint32(tagged(tagDay, 4), uint32(d))
+}
+func dayFromKey() []byte { return []byte{keyPrefix, tagDay} }
 
 type idSpan struct{ lo, hi uint64 } // inclusive
 
