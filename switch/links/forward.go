@@ -275,7 +275,7 @@ func (l *Link) untrack(id uint64, ch chan struct{}) {
 // become 05; balances come from 54.
 func answerOf(resp *iso8583.Message) Result {
 	rc, _ := resp.GetString(39)
-	if !slices.Contains(spec.ResponseCodes(), rc) {
+	if spec.RCDescription(rc) == "" { // not in the switch's table (a map lookup: ResponseCodes sorts a copy)
 		rc = spec.RCDoNotHonour
 	}
 	res := Result{ResponseCode: rc}
@@ -358,33 +358,41 @@ func (l *Link) buildRequest(req *Request, lr *journal.LinkRequest) (*iso8583.Mes
 	xmit := spec.FormatTransmissionTime(l.now())
 	lr.ID, lr.STAN, lr.Transmission, lr.MTI, lr.ProcCode = id, stan, xmit, mti, proc
 	m := iso8583.NewMessage(spec.Gateway)
-	fields := map[int]string{0: mti, 2: req.Card, 3: proc, 7: xmit, 11: stan, 12: req.LocalTime, 13: req.LocalDate,
-		32: l.cfg.AcquirerID, 33: l.cfg.ForwardingID, 37: req.RRN, 41: req.Terminal, 42: req.Merchant,
-		49: spec.GWCurrencyCNY, 100: l.cfg.InstitutionID, 25: g.cond}
-	if orig != nil && g.cond != "" {
-		fields[38] = orig.AuthCode
+	// In field order, on the stack: no map to build and range over.
+	type gwField struct {
+		id int
+		v  string
 	}
+	var buf [20]gwField
+	fields := append(buf[:0], gwField{0, mti}, gwField{2, req.Card}, gwField{3, proc})
 	if req.HasAmount {
 		a, err := spec.Amount(req.Amount).N12()
 		if err != nil {
 			return nil, reject(spec.RCInvalidAmount, err)
 		}
-		fields[4] = a
+		fields = append(fields, gwField{4, a})
 	}
+	fields = append(fields, gwField{7, xmit}, gwField{11, stan}, gwField{12, req.LocalTime}, gwField{13, req.LocalDate},
+		gwField{25, g.cond}, gwField{32, l.cfg.AcquirerID}, gwField{33, l.cfg.ForwardingID}, gwField{37, req.RRN})
+	if orig != nil && g.cond != "" {
+		fields = append(fields, gwField{38, orig.AuthCode})
+	}
+	fields = append(fields, gwField{41, req.Terminal}, gwField{42, req.Merchant}, gwField{49, spec.GWCurrencyCNY})
 	if orig != nil {
 		f90, err := spec.OriginalData{MTI: orig.MTI, STAN: orig.STAN, Transmission: orig.Transmission,
 			Acquirer: orig.Acquirer, Forwarding: orig.Forwarding}.Format()
 		if err != nil {
 			return nil, err
 		}
-		fields[90] = f90
+		fields = append(fields, gwField{90, f90})
 	}
-	for fid, v := range fields {
-		if v == "" {
+	fields = append(fields, gwField{100, l.cfg.InstitutionID})
+	for _, f := range fields {
+		if f.v == "" {
 			continue
 		}
-		if err := m.Field(fid, v); err != nil {
-			return nil, reject(spec.RCFormatError, fmt.Errorf("field %d: %w", fid, err))
+		if err := m.Field(f.id, f.v); err != nil {
+			return nil, reject(spec.RCFormatError, fmt.Errorf("field %d: %w", f.id, err))
 		}
 	}
 	if req.PINBlock != nil {
