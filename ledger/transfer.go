@@ -10,7 +10,9 @@ import "fmt"
 // card (state, PIN, maximum balance) and posts nothing — approved means a
 // credit of Amount would be taken now; then, after the bank approved the
 // debit, without Probe and with its own Key, to post the credit. A
-// declined credit is the switch's cue to reverse the bank's debit.
+// declined credit is the switch's cue to reverse the bank's debit. The
+// card rules are a cash load's: a frozen card is loaded, a lost or closed
+// one is not.
 type TransferLoad struct {
 	Common
 	PAN         string
@@ -45,12 +47,10 @@ func (tx *txn) transferLoad(r *TransferLoad) error {
 	if d := tx.cardChecks(r.PAN, r.PIN, r.Amount, classLoad, false); d != Approved {
 		return tx.decline(d)
 	}
+	// A load, like a cash load: allowed on a frozen card (the holder is
+	// at the kiosk with the card and its PIN; a freeze stops debits),
+	// declined on a lost or closed one (docs/recharge.md).
 	c := tx.staged[r.PAN]
-	if c.State == Frozen {
-		// Unlike a cash load, the bank's money does not land on a frozen
-		// card: nobody could spend it, and the bank would want it back.
-		return tx.decline(DeclineFrozenCard)
-	}
 	if declined, err := tx.refuseReversedFirst(); declined || err != nil {
 		return err
 	}

@@ -39,6 +39,34 @@ func TestTransferLoad(t *testing.T) {
 	checkStore(t, db)
 }
 
+// A frozen card takes a transfer load as it takes a cash load: a freeze
+// stops debits, not loads; a lost card takes neither.
+func TestTransferLoadFrozenCardLikeCashLoad(t *testing.T) {
+	l, db := seeded(t, Options{})
+	before := mustCard(t, l, panFrozen).Balances.Cash
+	c := pos("90000001", canteen, day1)
+	probe := c
+	probe.Key += "/probe"
+	must(t, exec(t, l, transfer(probe, panFrozen, 700, PINVerified, true)))
+	res := must(t, exec(t, l, transfer(c, panFrozen, 700, PINVerified, false)))
+	cash := must(t, exec(t, l, &CashLoad{Common: pos("90000001", canteen, day1), PAN: panFrozen, Amount: 300, MayLoad: true}))
+	if res.Balances.Cash != before+700 || cash.Balances.Cash != before+1000 {
+		t.Fatalf("frozen card loaded: transfer %+v, cash %+v", res.Balances, cash.Balances)
+	}
+	if v := mustCard(t, l, panFrozen); v.State != Frozen {
+		t.Fatalf("card state %s", v.State)
+	}
+	// Still no debit.
+	wantDecline(t, exec(t, l, &Consume{Common: pos("10000001", canteen, day1), PAN: panFrozen, Amount: 100, PIN: PINVerified}), DeclineFrozenCard)
+	for _, r := range []Request{
+		transfer(pos("90000001", canteen, day1), panLost, 100, PINVerified, true),
+		&CashLoad{Common: pos("90000001", canteen, day1), PAN: panLost, Amount: 100, MayLoad: true},
+	} {
+		wantDecline(t, exec(t, l, r), DeclineLostCard)
+	}
+	checkStore(t, db)
+}
+
 func TestTransferLoadDeclines(t *testing.T) {
 	l, db := seeded(t, Options{MaxPINTries: 3})
 	d := func(pan string, amount Fen, pin PINOutcome, mayLoad bool) Decline {
@@ -57,7 +85,6 @@ func TestTransferLoadDeclines(t *testing.T) {
 	}{
 		{"unknown card", "6230151000000009999", 100, PINVerified, true, DeclineInvalidCard},
 		{"lost", panLost, 100, PINVerified, true, DeclineLostCard},
-		{"frozen", panFrozen, 100, PINVerified, true, DeclineFrozenCard},
 		{"no amount", panStaff, 0, PINVerified, true, DeclineInvalidAmount},
 		{"not a kiosk", panStaff, 100, PINVerified, false, DeclineNotPermittedTerminal},
 		{"over the maximum balance", panEmpty, max + 1, PINVerified, true, DeclineExceedsAmountLimit},

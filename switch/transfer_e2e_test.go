@@ -24,7 +24,7 @@ func transferSwitch(t *testing.T) (*Switch, *gwsim.Sim) {
 	t.Helper()
 	sw, sim := linkedSwitch(t, func(c *Config) {
 		c.Transfer = TransferConfig{MaxLoad: 50000, MaxDailyLoad: 80000}
-		// Generous: a frozen-between-legs test holds the bank's answer
+		// Generous: a lost-between-legs test holds the bank's answer
 		// back, and CI runs the race detector on two cores.
 		c.Gateways[0].SendTimeout = 3 * time.Second
 	})
@@ -174,28 +174,52 @@ func TestTransferLoadEndToEnd(t *testing.T) {
 	}
 }
 
-// TestTransferLoadCardFrozenBetweenLegs: the bank approves, but the card
-// was frozen while the debit was on its way: the card is not credited,
-// the terminal gets the card's decline and the debit is reversed.
-func TestTransferLoadCardFrozenBetweenLegs(t *testing.T) {
+// TestTransferLoadFrozenCard: a frozen card is loaded from its bank
+// account as it is with cash (a freeze stops debits, not loads): 00, the
+// bank debited, the card credited and still frozen, its consumes still 45.
+func TestTransferLoadFrozenCard(t *testing.T) {
+	sw, sim := transferSwitch(t)
+	kiosk := signedOn(t, sw, termKiosk, canteen)
+	if err := sw.ledger.Freeze(cardStaff); err != nil {
+		t.Fatal(err)
+	}
+	cash, _ := purses(t, sw, cardStaff)
+	req, err := kiosk.TransferLoad(cardStaff, 4000, pinStaff)
+	expectRC(t, "transfer load onto a frozen card", do(t, kiosk, req, err), spec.RCApproved)
+	expectPurses(t, sw, cardStaff, cash+4000, 0)
+	if got := simBalance(t, sim); got != bankStart-4000 {
+		t.Fatalf("bank balance %v", got)
+	}
+	expectRC(t, "cash load onto a frozen card", do(t, kiosk, kiosk.CashLoad(cardStaff, 1000), nil), spec.RCApproved)
+	term := signedOn(t, sw, termCanteen, canteen)
+	req, err = term.Consume(cardStaff, 100, pinStaff)
+	expectRC(t, "consume with a frozen card", do(t, term, req, err), spec.RCFrozenCard)
+	checkLedger(t, sw)
+}
+
+// TestTransferLoadCardLostBetweenLegs: the bank approves, but the card
+// was reported lost while the debit was on its way: the card is not
+// credited, the terminal gets the card's decline and the debit is
+// reversed.
+func TestTransferLoadCardLostBetweenLegs(t *testing.T) {
 	sw, sim := transferSwitch(t)
 	kiosk := signedOn(t, sw, termKiosk, canteen)
 	cash, _ := purses(t, sw, cardStaff)
 	_ = sim.SetFaults(gwsim.Faults{Delay: 1500 * time.Millisecond})
-	// Freeze the card once the debit has reached the bank (gwsim holds
-	// its answer back after processing).
+	// Report the card lost once the debit has reached the bank (gwsim
+	// holds its answer back after processing).
 	go func() {
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
 			if b, _ := sim.Balance(bankCard); b != bankStart {
-				_ = sw.ledger.Freeze(cardStaff)
+				_ = sw.ledger.ReportLost(cardStaff)
 				return
 			}
 			time.Sleep(time.Millisecond)
 		}
 	}()
 	req, err := kiosk.TransferLoad(cardStaff, 4000, pinStaff)
-	expectRC(t, "load onto a card frozen meanwhile", do(t, kiosk, req, err), spec.RCFrozenCard)
+	expectRC(t, "load onto a card lost meanwhile", do(t, kiosk, req, err), spec.RCLostCard)
 	_ = sim.SetFaults(gwsim.Faults{})
 	expectPurses(t, sw, cardStaff, cash, 0)
 	waitUntil(t, "the debit reversed", func() bool { return simBalance(t, sim) == bankStart })
