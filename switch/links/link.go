@@ -750,9 +750,18 @@ func (r *reader) ReadMessage(in io.Reader) (*iso8583.Message, error) {
 	return m, nil
 }
 
-// writer frames and writes a message under a write deadline of one send
-// timeout, so a stalled peer cannot block the link's writer for ever.
+// writer frames and writes a message under a write deadline of half a
+// send timeout, so a stalled peer cannot block the link's writer for
+// ever. Half: the library's Reply waits for the write at most one send
+// timeout from when its writer took the message, and its writer then
+// reports a successful write on an unbuffered channel — a write that
+// succeeded after Reply had given up would block the connection's writer
+// for good (and every later Reply with it). Ended within half, a write
+// either fails, which Reply does not wait to hear, or is heard.
 type writer struct{ l *Link }
+
+// writeDeadline is how long one write may take (see writer).
+func (l *Link) writeDeadline() time.Duration { return l.cfg.SendTimeout / 2 }
 
 func (w *writer) WriteMessage(out io.Writer, m *iso8583.Message) error {
 	var frame []byte
@@ -765,7 +774,7 @@ func (w *writer) WriteMessage(out io.Writer, m *iso8583.Message) error {
 		}
 	}
 	if nc, ok := out.(net.Conn); ok {
-		_ = nc.SetWriteDeadline(time.Now().Add(w.l.cfg.SendTimeout))
+		_ = nc.SetWriteDeadline(time.Now().Add(w.l.writeDeadline()))
 	}
 	_, err := out.Write(frame)
 	return err

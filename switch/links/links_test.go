@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -700,5 +701,45 @@ func TestAddMACFrame(t *testing.T) {
 		if _, has128 := fields[100]; has128 != (frame[2+4]&0x80 != 0) {
 			t.Fatalf("secondary bitmap %v with field 100 %v", frame[2+4]&0x80 != 0, has128)
 		}
+	}
+}
+
+// deadlineConn records the write deadlines set on it.
+type deadlineConn struct {
+	net.Conn
+	deadlines []time.Time
+	out       bytes.Buffer
+}
+
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
+	c.deadlines = append(c.deadlines, t)
+	return nil
+}
+func (c *deadlineConn) Write(b []byte) (int, error) { return c.out.Write(b) }
+
+// The writer's deadline is at most half a send timeout away: the
+// library's Reply stops waiting one send timeout after its writer took
+// the message, so every write ends (done or failed) while Reply still
+// listens for it.
+func TestWriterDeadlineWithinHalfASendTimeout(t *testing.T) {
+	const st = 10 * time.Second
+	l := newLink(Config{Name: "bank-a", SendTimeout: st}, nil, nil, zap.NewNop(), nil, time.Now)
+	m := iso8583.NewMessage(spec.Gateway)
+	for id, v := range map[int]string{0: spec.GWNetworkRequest, 7: "1204120000", 11: "000001", 70: spec.GWNetworkEcho} {
+		if err := m.Field(id, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &deadlineConn{}
+	before := time.Now()
+	if err := (&writer{l: l}).WriteMessage(c, m); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	if len(c.deadlines) != 1 || c.deadlines[0].Before(before.Add(st/2)) || c.deadlines[0].After(after.Add(st/2)) {
+		t.Fatalf("write deadlines %v, want one at the call + %v", c.deadlines, st/2)
+	}
+	if c.out.Len() == 0 {
+		t.Fatal("nothing written")
 	}
 }
