@@ -351,6 +351,51 @@ func simAt(t *testing.T, sim *gwsim.Sim, what string, bal, held spec.Amount) {
 	})
 }
 
+// TestGatewayLinkCompletionAtAnotherTerminal: as at the local ledger, a
+// forwarded pre-auth is completed or cancelled at another terminal of its
+// merchant (field 61 is the pre-auth's terminal's batch and STAN); that
+// terminal's reversal of its completion reaches the bank too. An approval
+// code that is not the pre-auth's reaches nothing at the bank.
+func TestGatewayLinkCompletionAtAnotherTerminal(t *testing.T) {
+	sw, sim := linkedSwitch(t)
+	front := signedOn(t, sw, termCanteen, canteen)
+	desk := signedOn(t, sw, termCanteen2, canteen)
+	preAuth := func(amount spec.Amount) (*spec.POSMessage, *spec.POSMessage) {
+		t.Helper()
+		req, err := front.PreAuth(bankCard, amount, bankPIN)
+		resp := do(t, front, req, err)
+		expectRC(t, "pre-auth", resp, spec.RCApproved)
+		return req, resp
+	}
+	auth, authResp := preAuth(6000)
+	simAt(t, sim, "pre-auth", bankStart, 6000)
+
+	wrong := *authResp
+	wrong.AuthCode = "999999"
+	sent := len(sim.Entries())
+	req, err := desk.Completion(auth, &wrong, 5000, bankPIN)
+	if resp := do(t, desk, req, err); resp.ResponseCode == spec.RCApproved {
+		t.Fatal("completion with another approval code approved")
+	}
+	if n := len(sim.Entries()); n != sent {
+		t.Fatalf("%d requests reached the bank for a completion naming no pre-auth", n-sent)
+	}
+
+	comp, err := desk.Completion(auth, authResp, 5000, bankPIN)
+	compResp := do(t, desk, comp, err)
+	expectRC(t, "completion at the other terminal", compResp, spec.RCApproved)
+	simAt(t, sim, "completion", bankStart-5000, 0)
+	expectRC(t, "its reversal", do(t, desk, desk.Reversal(comp, spec.ReversalOther), nil), spec.RCApproved)
+	simAt(t, sim, "completion reversed", bankStart, 6000)
+
+	cancel, err := desk.PreAuthCancel(auth, authResp, bankPIN)
+	expectRC(t, "cancel at the other terminal", do(t, desk, cancel, err), spec.RCApproved)
+	simAt(t, sim, "cancel", bankStart, 0)
+	if err := sim.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestGatewayLinkPreAuth: pre-auth (0100 030000), its cancel (0100
 // 200000), completion (0200 000000) and completion void (0200 200000),
 // all with condition code 06, go to the bank, which holds and releases

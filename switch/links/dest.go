@@ -59,7 +59,7 @@ func (d Destination) execute(ctx context.Context, l *Link, t *txn.Transaction, r
 		Terminal: t.Terminal, Merchant: t.Merchant, Batch: t.Batch, STAN: t.STAN, LocalDate: t.LocalDate,
 		LocalTime: t.LocalTime, BusinessDate: t.BusinessDate.String(), RRN: t.RRN,
 		HasOriginal: t.Original.Present, OriginalBatch: t.Original.Batch, OriginalSTAN: t.Original.STAN, OriginalRRN: t.Original.RRN,
-		AuthCode: t.AuthCode, ReversalReason: t.ReversalReason}
+		OriginalTerminal: t.Original.Terminal, AuthCode: t.AuthCode, ReversalReason: t.ReversalReason}
 	req.Deadline, _ = ctx.Deadline()
 	if t.PIN != nil {
 		f, err := hsm.PINFormatFromField53(t.PIN.SecurityControl)

@@ -37,6 +37,9 @@ type Request struct {
 	// OriginalRRN is a refund's original RRN (POS field 37): a refund
 	// finds its consume by it, at any terminal of the merchant.
 	OriginalRRN string
+	// OriginalTerminal is the terminal a completion's or cancel's
+	// pre-auth was made at, when not this one ("" = this one).
+	OriginalTerminal string
 	// AuthCode is the approval code a completion, cancel or completion
 	// void names (POS field 38).
 	AuthCode string
@@ -332,7 +335,15 @@ func (l *Link) buildRequest(req *Request, lr *journal.LinkRequest) (*iso8583.Mes
 				return nil, reject(spec.RCInvalidTransaction, errors.New("refund at another merchant than its original"))
 			}
 		} else {
-			o, err = l.recs.ByLocal(req.Terminal, n6(req.OriginalBatch), n6(req.OriginalSTAN))
+			at := req.Terminal
+			if req.OriginalTerminal != "" && (req.Type == spec.PreAuthCompletion || req.Type == spec.PreAuthCancel) {
+				at = req.OriginalTerminal
+			}
+			o, err = l.recs.ByLocal(at, n6(req.OriginalBatch), n6(req.OriginalSTAN))
+			if err == nil && at != req.Terminal && (o.Merchant != req.Merchant || o.Card != req.Card) {
+				// As at the local ledger: at the pre-auth's merchant only.
+				return nil, reject(spec.RCInvalidTransaction, errors.New("completion or cancel at another merchant than its pre-auth"))
+			}
 		}
 		if errors.Is(err, journal.ErrNotFound) || (err == nil && (o.Link != l.cfg.Name || o.State != journal.LinkAnswered ||
 			o.ResponseCode != spec.RCApproved || !slices.ContainsFunc(g.originals, func(t spec.TxType) bool { return t.String() == o.TxType }))) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cardswitch/cardswitch/hsm"
 	"github.com/cardswitch/cardswitch/journal"
+	"github.com/cardswitch/cardswitch/spec"
 )
 
 // Manager owns every configured link, the link records and the
@@ -145,6 +146,36 @@ func (m *Manager) ForwardedOn(terminal string, batch, stan uint32) (link string,
 	}
 	return lr.Link, true, nil
 }
+
+// PreAuthAt looks among terminals (other terminals of a completion's or
+// cancel's merchant, at most MaxPreAuthTerminals of them) for the
+// pre-auth the completion or cancel names: the terminal's batch and STAN,
+// approved on a link, for card, with approval code authCode. It returns
+// the terminal and link of the first found; found is false when none is.
+func (m *Manager) PreAuthAt(terminals []string, batch, stan uint32, card, authCode string) (terminal, link string, found bool, err error) {
+	if len(terminals) > MaxPreAuthTerminals {
+		terminals = terminals[:MaxPreAuthTerminals]
+	}
+	for _, t := range terminals {
+		lr, err := m.recs.ByLocal(t, n6(batch), n6(stan))
+		if errors.Is(err, journal.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", "", false, err
+		}
+		if lr.TxType == spec.PreAuth.String() && lr.State == journal.LinkAnswered && lr.ResponseCode == spec.RCApproved &&
+			lr.Card == card && lr.AuthCode == authCode {
+			return t, lr.Link, true, nil
+		}
+	}
+	return "", "", false, nil
+}
+
+// MaxPreAuthTerminals bounds the terminals PreAuthAt looks at: a
+// completion at a merchant with more terminals finds its pre-auth among
+// the first this many (by id) besides its own.
+const MaxPreAuthTerminals = 256
 
 // RefundedOn looks up the link the original of a refund was forwarded
 // on (by its RRN, see refundOriginal), configured or not: found is false

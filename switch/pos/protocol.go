@@ -133,6 +133,25 @@ type Originals interface {
 	RefundedOn(terminal string, batch, stan uint32, rrn string) (link string, found bool, err error)
 }
 
+// PreAuths finds, at the merchant's other terminals, the pre-auth a
+// completion or cancel names when its own terminal forwarded none under
+// that batch and STAN (*links.Manager). Optional: without it a
+// completion or cancel of a forwarded pre-auth comes from the pre-auth's
+// terminal.
+type PreAuths interface {
+	PreAuthAt(terminals []string, batch, stan uint32, card, authCode string) (terminal, link string, found bool, err error)
+}
+
+// MerchantTerminals lists a merchant's terminals (*terminals.Registry);
+// optional, like PreAuths.
+type MerchantTerminals interface {
+	OfMerchant(merchant, except string, max int) []string
+}
+
+// maxPreAuthTerminals bounds the other terminals a completion's pre-auth
+// is looked for at.
+const maxPreAuthTerminals = 256
+
 // Metrics are the counters the POS flow moves (docs/operations.md).
 type Metrics struct {
 	Messages       *prometheus.CounterVec   // listener, direction, mti

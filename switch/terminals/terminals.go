@@ -248,6 +248,24 @@ func (r *Registry) List() []*Terminal {
 	return out
 }
 
+// OfMerchant returns the ids of the merchant's terminals other than
+// except, by id, at most max of them.
+func (r *Registry) OfMerchant(merchant, except string, max int) []string {
+	r.mu.RLock()
+	var out []string
+	for id, e := range r.m {
+		if id != except && e.cur.Load().Merchant == merchant {
+			out = append(out, id)
+		}
+	}
+	r.mu.RUnlock()
+	sort.Strings(out)
+	if len(out) > max {
+		out = out[:max]
+	}
+	return out
+}
+
 // ValidIDs checks a terminal id and its merchant id. Field 41 is ans8 and
 // field 42 ans15; the ids also name HSM keys (term/ID/TMK) and storage
 // keys, so only letters and digits, checked before any key is loaded.

@@ -116,6 +116,11 @@ type Original struct {
 	Date ledger.BusinessDate
 	// RRN is the original's retrieval reference number (refunds).
 	RRN string
+	// Terminal is the terminal the original was made at when it is not
+	// this one: a completion or cancel at another terminal of the
+	// merchant of a pre-auth forwarded on a gateway link
+	// (docs/gateway-links.md); "" for this terminal.
+	Terminal string
 }
 
 // PINBlock is an encrypted PIN block as the terminal sent it, under the
