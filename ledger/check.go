@@ -194,6 +194,11 @@ func (c *checker) cards(snap pebble.Reader) error {
 // postings scans the posting sets: each balances to zero; their legs
 // feed the per-account sums, their links the link check.
 func (c *checker) postings(snap pebble.Reader) error {
+	from, spans, indexed, err := readDayIndex(snap)
+	if err != nil {
+		c.violate("day index: %v", err)
+		indexed = false
+	}
 	return scan(snap, []byte{keyPrefix, tagPost}, func(k, v []byte) error {
 		p, err := decodePosting(v)
 		if err != nil {
@@ -211,6 +216,9 @@ func (c *checker) postings(snap pebble.Reader) error {
 		}
 		if sum != 0 {
 			c.violate("posting %d (%s) does not balance: %s", p.TxID, p.Kind, sum)
+		}
+		if s, ok := spans[p.Date]; indexed && p.TxID >= from && (!ok || !s.has(p.TxID)) {
+			c.violate("posting %d of %s is outside its date's day index span: settlement would miss it", p.TxID, p.Date)
 		}
 		c.kinds[p.TxID] = p.Kind
 		if p.Link != 0 {

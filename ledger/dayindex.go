@@ -172,40 +172,20 @@ func (ix *dayIndex) stage(b *pebble.Batch, ps []*posting) (done func(committed b
 // the last indexed block on are checked, and any outside its date's span
 // is indexed: a version that did not keep the index may have written them.
 func openDayIndex(db *pebble.DB, last uint64) (*dayIndex, error) {
-	ix := &dayIndex{spans: map[BusinessDate]idSpan{}}
-	raw, err := get(db, dayFromKey())
+	from, spans, ok, err := readDayIndex(db)
 	if err != nil {
 		return nil, err
 	}
-	if raw == nil {
+	ix := &dayIndex{spans: spans}
+	if !ok {
 		if err := db.Set(dayFromKey(), encodeFrom(last+1), pebble.Sync); err != nil {
 			return nil, fmt.Errorf("day index: %w", err)
 		}
 		return ix, nil
 	}
-	from, err := decodeFrom(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%w: day index start: %v", ErrCorrupt, err)
-	}
-	p := []byte{keyPrefix, tagDay}
 	top := uint64(0)
-	err = scan(db, p, func(k, v []byte) error {
-		if len(k) == 2 {
-			return nil
-		}
-		if len(k) != 6 {
-			return fmt.Errorf("%w: day index key %x", ErrCorrupt, k)
-		}
-		s, err := decodeSpan(v)
-		if err != nil {
-			return fmt.Errorf("%w: day index %x: %v", ErrCorrupt, k, err)
-		}
-		ix.spans[BusinessDate(binary.BigEndian.Uint32(k[2:]))] = s
+	for _, s := range spans {
 		top = max(top, s.hi)
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	start := from
 	if len(ix.spans) > 0 {
@@ -243,6 +223,37 @@ func openDayIndex(db *pebble.DB, last uint64) (*dayIndex, error) {
 		}
 	}
 	return ix, nil
+}
+
+// readDayIndex reads the index's start and spans; ok is false when r
+// has none (a book never opened by a version that keeps it).
+func readDayIndex(r pebble.Reader) (from uint64, spans map[BusinessDate]idSpan, ok bool, err error) {
+	spans = map[BusinessDate]idSpan{}
+	raw, err := get(r, dayFromKey())
+	if err != nil || raw == nil {
+		return 0, spans, false, err
+	}
+	if from, err = decodeFrom(raw); err != nil {
+		return 0, nil, false, fmt.Errorf("%w: day index start: %v", ErrCorrupt, err)
+	}
+	err = scan(r, dayFromKey(), func(k, v []byte) error {
+		if len(k) == 2 {
+			return nil
+		}
+		if len(k) != 6 {
+			return fmt.Errorf("%w: day index key %x", ErrCorrupt, k)
+		}
+		s, err := decodeSpan(v)
+		if err != nil {
+			return fmt.Errorf("%w: day index %x: %v", ErrCorrupt, k, err)
+		}
+		spans[BusinessDate(binary.BigEndian.Uint32(k[2:]))] = s
+		return nil
+	})
+	if err != nil {
+		return 0, nil, false, err
+	}
+	return from, spans, true, nil
 }
 
 // postingRanges are the id ranges ScanPostings walks for from..to: the

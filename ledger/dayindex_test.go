@@ -3,6 +3,7 @@ package ledger
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -189,6 +190,10 @@ func TestScanPostingsOldBook(t *testing.T) {
 	}
 	if got := scanIDs(t, db, first.AddDays(5), first.AddDays(6)); len(got) != 0 {
 		t.Fatalf("unindexed postings found before Open: %v (test setup)", got)
+	}
+	// The offline check sees them outside the index ...
+	if r, err := Check(db); err != nil || r.OK() || !strings.Contains(fmt.Sprint(r.Violations), "outside its date's day index span") {
+		t.Fatalf("check of unindexed postings: %v %v", r.Violations, err)
 	}
 	// ... and Open indexes them.
 	if _, err := Open(db, Options{}); err != nil {
