@@ -354,12 +354,18 @@ func simAt(t *testing.T, sim *gwsim.Sim, what string, bal, held spec.Amount) {
 // TestGatewayLinkCompletionAtAnotherTerminal: as at the local ledger, a
 // forwarded pre-auth is completed or cancelled at another terminal of its
 // merchant (field 61 is the pre-auth's terminal's batch and STAN); that
-// terminal's reversal of its completion reaches the bank too. An approval
-// code that is not the pre-auth's reaches nothing at the bank.
+// terminal's reversal of its completion reaches the bank too — though
+// that completion is numbered (batch, STAN) like the pre-auth, so the
+// cancel's field 61 also names it at its own terminal. An approval code
+// that is not the pre-auth's reaches nothing at the bank.
 func TestGatewayLinkCompletionAtAnotherTerminal(t *testing.T) {
 	sw, sim := linkedSwitch(t)
 	front := signedOn(t, sw, termCanteen, canteen)
 	desk := signedOn(t, sw, termCanteen2, canteen)
+	if front.Batch != desk.Batch {
+		t.Fatalf("batches %s and %s: the test numbers the completion like the pre-auth", front.Batch, desk.Batch)
+	}
+	front.SetSTAN(1000)
 	preAuth := func(amount spec.Amount) (*spec.POSMessage, *spec.POSMessage) {
 		t.Helper()
 		req, err := front.PreAuth(bankCard, amount, bankPIN)
@@ -381,7 +387,11 @@ func TestGatewayLinkCompletionAtAnotherTerminal(t *testing.T) {
 		t.Fatalf("%d requests reached the bank for a completion naming no pre-auth", n-sent)
 	}
 
+	desk.SetSTAN(1000)
 	comp, err := desk.Completion(auth, authResp, 5000, bankPIN)
+	if comp.STAN != auth.STAN {
+		t.Fatalf("completion STAN %s, pre-auth's %s", comp.STAN, auth.STAN)
+	}
 	compResp := do(t, desk, comp, err)
 	expectRC(t, "completion at the other terminal", compResp, spec.RCApproved)
 	simAt(t, sim, "completion", bankStart-5000, 0)

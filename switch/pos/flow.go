@@ -172,21 +172,27 @@ func (p *Protocol) originalDestination(t *txn.Transaction, routed txn.Destinatio
 		p.log.Error("original's destination: links journal lookup", zap.String("terminal", t.Terminal), zap.Error(err))
 		return nil, spec.RCSystemMalfunction
 	}
-	if !found && (t.Type == spec.PreAuthCompletion || t.Type == spec.PreAuthCancel) && p.dests.IsLink(routed.Name()) {
+	if (t.Type == spec.PreAuthCompletion || t.Type == spec.PreAuthCancel) && p.dests.IsLink(routed.Name()) {
 		// As at the local ledger, a completion or cancel may come from
 		// another terminal of the pre-auth's merchant: its field 61 is
-		// that terminal's batch and STAN (docs/gateway-links.md).
+		// then that terminal's batch and STAN, which may also number an
+		// unrelated request of this terminal (docs/gateway-links.md).
 		pa, ok1 := p.originals.(PreAuths)
 		mt, ok2 := p.terminals.(MerchantTerminals)
 		if ok1 && ok2 {
-			var at string
-			at, name, found, err = pa.PreAuthAt(mt.OfMerchant(t.Merchant, t.Terminal, maxPreAuthTerminals), batch, stan, t.Card, t.AuthCode)
+			at, link, ok, err := pa.PreAuthAt([]string{t.Terminal}, batch, stan, t.Card, t.AuthCode)
+			if err == nil && !ok {
+				at, link, ok, err = pa.PreAuthAt(mt.OfMerchant(t.Merchant, t.Terminal, maxPreAuthTerminals), batch, stan, t.Card, t.AuthCode)
+			}
 			if err != nil {
 				p.log.Error("original's destination: links journal lookup", zap.String("terminal", t.Terminal), zap.Error(err))
 				return nil, spec.RCSystemMalfunction
 			}
-			if found {
-				t.Original.Terminal = at
+			if ok {
+				name, found = link, true
+				if at != t.Terminal {
+					t.Original.Terminal = at
+				}
 			}
 		}
 	}
