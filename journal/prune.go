@@ -199,23 +199,7 @@ func (j *Journal) pruneEntries(lower, upper []byte, max int) (st PruneStats, nex
 			top = last
 		}
 	}
-	if err := it.Error(); err != nil {
-		return PruneStats{}, nil, err
-	}
-	if ok {
-		next = append([]byte(nil), it.Key()...)
-	}
-	if st.Entries > 0 {
-		if err := j.raiseSeqMark(b, top); err != nil {
-			return PruneStats{}, nil, err
-		}
-	}
-	if !b.Empty() {
-		if err := b.Commit(pebble.NoSync); err != nil {
-			return PruneStats{}, nil, err
-		}
-	}
-	return st, next, nil
+	return j.finishPrune(b, it, ok, st, top)
 }
 
 // pruneDays deletes the entries of the day-index keys in [lower, upper),
@@ -289,10 +273,20 @@ func (j *Journal) pruneDays(lower, upper []byte, max int) (st PruneStats, next [
 			top = last
 		}
 	}
+	return j.finishPrune(b, it, ok, st, top)
+}
+
+// finishPrune ends a pruning pass of pruneEntries or pruneDays: it checks
+// the walk's iterator, raises the sequence mark to top (the largest counter
+// deleted) when entries went, and commits b. stopped says the walk left
+// the iterator on a key it did not handle: next is that key, nil when it
+// reached the end of its range.
+func (j *Journal) finishPrune(b *pebble.Batch, it *pebble.Iterator, stopped bool, st PruneStats, top uint64) (PruneStats, []byte, error) {
 	if err := it.Error(); err != nil {
 		return PruneStats{}, nil, err
 	}
-	if ok {
+	var next []byte
+	if stopped {
 		next = append([]byte(nil), it.Key()...)
 	}
 	if st.Entries > 0 {
