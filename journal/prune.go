@@ -142,70 +142,120 @@ func (j *Journal) anyKey(lower, upper []byte) (bool, error) {
 // entry that does not decode, or whose day or pair does not match its
 // key, is left for an operator (it counts against max keys). next is the
 // first key it left (nil when it reached upper).
-func (j *Journal) pruneEntries(lower, upper []byte, max int) (st PruneStats, next []byte, err error) {
-	snap := j.db.NewSnapshot()
-	defer snap.Close()
-	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-	if err != nil {
-		return PruneStats{}, nil, err
-	}
-	defer func() {
-		if cerr := it.Close(); err == nil && cerr != nil {
-			st, next, err = PruneStats{}, nil, cerr
-		}
-	}()
-	b := j.db.NewBatch()
-	defer b.Close()
-
-	var (
-		keys int
-		top  uint64 // the largest sequence counter deleted
-		es   [2]Entry
-		buf  [2 + 1 + maxTerminalLen + 1 + maxRRNLen + dateLen + seqLen + 8]byte
-	)
-	ok := it.First()
-	for ; ok; ok = it.Next() {
-		if keys == max {
-			break
-		}
-		k := it.Key()
-		if len(k) != entryKeyLen {
+func (j *Journal) pruneEntries(lower, upper []byte, max int) (PruneStats, []byte, error) {
+	return j.prunePass(lower, upper, func(snap *pebble.Snapshot, it *pebble.Iterator, b *pebble.Batch) (st PruneStats, top uint64, stopped bool, err error) {
+		var (
+			keys int
+			es   [2]Entry
+			buf  [2 + 1 + maxTerminalLen + 1 + maxRRNLen + dateLen + seqLen + 8]byte
+		)
+		ok := it.First()
+		for ; ok; ok = it.Next() {
+			if keys == max {
+				break
+			}
+			k := it.Key()
+			if len(k) != entryKeyLen {
+				keys++
+				continue
+			}
+			seq, _ := seqSuffix(k)
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return st, 0, false, err
+			}
+			n, derr := decodeStored(v, seq, es[:])
+			if derr != nil {
+				keys++
+				continue
+			}
+			if st.Entries > 0 && st.Entries+n > max {
+				break
+			}
 			keys++
-			continue
+			if d, ok := dayNumber(es[0].BusinessDate); !ok || d != seqDay(seq) ||
+				(n == 2 && (es[1].BusinessDate != es[0].BusinessDate || es[1].Terminal != es[0].Terminal || es[1].Batch != es[0].Batch)) {
+				continue
+			}
+			if err := deleteEntries(b, buf[:], es[:n], seq, es[0].BusinessDate); err != nil {
+				return st, 0, false, err
+			}
+			st.Entries += n
+			if last := seqCounter(seq) + uint64(n) - 1; last > top {
+				top = last
+			}
 		}
-		seq, _ := seqSuffix(k)
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return PruneStats{}, nil, err
-		}
-		n, derr := decodeStored(v, seq, es[:])
-		if derr != nil {
-			keys++
-			continue
-		}
-		if st.Entries > 0 && st.Entries+n > max {
-			break
-		}
-		keys++
-		if d, ok := dayNumber(es[0].BusinessDate); !ok || d != seqDay(seq) ||
-			(n == 2 && (es[1].BusinessDate != es[0].BusinessDate || es[1].Terminal != es[0].Terminal || es[1].Batch != es[0].Batch)) {
-			continue
-		}
-		if err := deleteEntries(b, buf[:], es[:n], seq, es[0].BusinessDate); err != nil {
-			return PruneStats{}, nil, err
-		}
-		st.Entries += n
-		if last := seqCounter(seq) + uint64(n) - 1; last > top {
-			top = last
-		}
-	}
-	return j.finishPrune(b, it, ok, st, top)
+		return st, top, ok, nil
+	})
 }
 
 // pruneDays deletes the entries of the day-index keys in [lower, upper),
 // within the bounds PruneDays documents, and commits. next is the first key
 // it left (nil when it reached upper).
-func (j *Journal) pruneDays(lower, upper []byte, max int) (st PruneStats, next []byte, err error) {
+func (j *Journal) pruneDays(lower, upper []byte, max int) (PruneStats, []byte, error) {
+	return j.prunePass(lower, upper, func(snap *pebble.Snapshot, it *pebble.Iterator, b *pebble.Batch) (st PruneStats, top uint64, stopped bool, err error) {
+		var (
+			keys int
+			es   [2]Entry
+			buf  [2 + 1 + maxTerminalLen + 1 + maxRRNLen + dateLen + seqLen + 8]byte
+		)
+		const dayKeyLen = 2 + dateLen + seqLen
+		ok := it.First()
+		for ; ok; ok = it.Next() {
+			if keys == max {
+				break
+			}
+			k := it.Key()
+			if len(k) != dayKeyLen {
+				// Not a key Append writes: drop it so the pass moves on.
+				if err := b.Delete(k, nil); err != nil {
+					return st, 0, false, err
+				}
+				keys++
+				continue
+			}
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return st, 0, false, err
+			}
+			n := 1
+			if string(v) == string(pairMark) {
+				n = 2
+			}
+			if st.Entries > 0 && st.Entries+n > max {
+				break
+			}
+			keys++
+			first, _ := seqSuffix(k)
+			date := string(k[2 : 2+dateLen])
+			found, err := readEntries(snap, first, date, es[:n])
+			if err != nil {
+				return st, 0, false, err
+			}
+			if err := b.Delete(k, nil); err != nil {
+				return st, 0, false, err
+			}
+			if !found {
+				continue
+			}
+			if err := deleteEntries(b, buf[:], es[:n], first, date); err != nil {
+				return st, 0, false, err
+			}
+			st.Entries += n
+			if last := first + uint64(n) - 1; last > top {
+				top = last
+			}
+		}
+		return st, top, ok, nil
+	})
+}
+
+// prunePass runs one pruning pass of pruneEntries or pruneDays: walk
+// visits the keys in [lower, upper) of one snapshot and puts its deletes
+// in b; it returns what it deleted, top (the largest sequence counter
+// deleted) and whether it stopped on a key it did not handle. prunePass
+// then ends the pass through finishPrune.
+func (j *Journal) prunePass(lower, upper []byte, walk func(snap *pebble.Snapshot, it *pebble.Iterator, b *pebble.Batch) (st PruneStats, top uint64, stopped bool, err error)) (st PruneStats, next []byte, err error) {
 	snap := j.db.NewSnapshot()
 	defer snap.Close()
 	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
@@ -219,61 +269,11 @@ func (j *Journal) pruneDays(lower, upper []byte, max int) (st PruneStats, next [
 	}()
 	b := j.db.NewBatch()
 	defer b.Close()
-
-	var (
-		keys int
-		top  uint64 // the largest sequence deleted
-		es   [2]Entry
-		buf  [2 + 1 + maxTerminalLen + 1 + maxRRNLen + dateLen + seqLen + 8]byte
-	)
-	const dayKeyLen = 2 + dateLen + seqLen
-	ok := it.First()
-	for ; ok; ok = it.Next() {
-		if keys == max {
-			break
-		}
-		k := it.Key()
-		if len(k) != dayKeyLen {
-			// Not a key Append writes: drop it so the pass moves on.
-			if err := b.Delete(k, nil); err != nil {
-				return PruneStats{}, nil, err
-			}
-			keys++
-			continue
-		}
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return PruneStats{}, nil, err
-		}
-		n := 1
-		if string(v) == string(pairMark) {
-			n = 2
-		}
-		if st.Entries > 0 && st.Entries+n > max {
-			break
-		}
-		keys++
-		first, _ := seqSuffix(k)
-		date := string(k[2 : 2+dateLen])
-		found, err := readEntries(snap, first, date, es[:n])
-		if err != nil {
-			return PruneStats{}, nil, err
-		}
-		if err := b.Delete(k, nil); err != nil {
-			return PruneStats{}, nil, err
-		}
-		if !found {
-			continue
-		}
-		if err := deleteEntries(b, buf[:], es[:n], first, date); err != nil {
-			return PruneStats{}, nil, err
-		}
-		st.Entries += n
-		if last := first + uint64(n) - 1; last > top {
-			top = last
-		}
+	st, top, stopped, err := walk(snap, it, b)
+	if err != nil {
+		return PruneStats{}, nil, err
 	}
-	return j.finishPrune(b, it, ok, st, top)
+	return j.finishPrune(b, it, stopped, st, top)
 }
 
 // finishPrune ends a pruning pass of pruneEntries or pruneDays: it checks
