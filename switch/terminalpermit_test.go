@@ -107,3 +107,22 @@ func TestKioskRegisteredBeforeTransferLoads(t *testing.T) {
 		}
 	}
 }
+
+// TestReversalAfterForbid: a consume approved before an operator forbids
+// consumes (and reversals) at the terminal is still reversed — a reversal
+// is always approved (docs/pos-dialect.md) — while a new consume is 58.
+func TestReversalAfterForbid(t *testing.T) {
+	sw := testSwitch(t)
+	term := signedOn(t, sw, termCanteen, canteen)
+	buy, err := term.Consume(cardVisitor, 1000, "")
+	expectRC(t, "consume", do(t, term, buy, err), spec.RCApproved)
+	expectPurses(t, sw, cardVisitor, 10000-1050, 0)
+
+	if code, body := adminCall(t, sw, "POST", "/api/v1/terminals/"+termCanteen+"/forbid", map[string]any{"types": []string{"consume", "reversal"}}); code != 200 {
+		t.Fatalf("forbid: %d %s", code, body)
+	}
+	again, err := term.Consume(cardVisitor, 1000, "")
+	expectRC(t, "consume once forbidden", do(t, term, again, err), spec.RCNotPermittedTerminal)
+	expectRC(t, "reversal of the earlier consume", do(t, term, term.Reversal(buy, spec.ReversalTimeout), nil), spec.RCApproved)
+	expectPurses(t, sw, cardVisitor, 10000, 0)
+}

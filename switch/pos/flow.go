@@ -248,7 +248,10 @@ func (p *Protocol) authenticate(x *exchange) string {
 	}
 	id := t.ID
 	x.mac = func(block []byte) ([]byte, error) { return p.hsm.GenerateTerminalMAC(id, block) }
-	if !t.Permits(x.tx) || (x.tx == spec.Reversal && !t.Permits(x.orig)) {
+	// A reversal is always approved (docs/pos-dialect.md): it undoes only
+	// what this terminal was answered for under its batch and STAN, so it
+	// is never refused for a permission the terminal has lost since.
+	if x.tx != spec.Reversal && !t.Permits(x.tx) {
 		return spec.RCNotPermittedTerminal
 	}
 	return ""
