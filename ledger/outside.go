@@ -81,9 +81,10 @@ func (tx *txn) outsideCredit(r *OutsideCredit) error {
 	tx.primary = r.PAN
 	c := tx.staged[r.PAN]
 	switch {
-	case c == nil || c.State == Closed:
+	case c == nil:
 		return tx.decline(DeclineInvalidCard)
 	case c.State != Active:
+		// Lost, frozen or closed: 62 on the gateway (docs/recharge.md).
 		return tx.decline(DeclineRestrictedCard)
 	case c.MaxBalance > 0 && c.Cash+c.Subsidy+c.pending()+r.Amount > c.MaxBalance:
 		return tx.decline(DeclineExceedsAmountLimit)

@@ -22,10 +22,15 @@ func TestOutsideCredit(t *testing.T) {
 	}
 	wantDecline(t, exec(t, l, &OutsideCredit{Common: outside("A001"), PAN: panEmpty, Amount: 1, Institution: "10001"}), DeclineDuplicate)
 
-	// Card checks: unknown 14, lost and frozen 62, over the maximum balance 61, amount 13.
+	// Card checks: unknown 14, lost, frozen and closed 62 (the gateway's
+	// restricted card), over the maximum balance 61, amount 13.
 	wantDecline(t, exec(t, l, &OutsideCredit{Common: outside("A002"), PAN: "6230151000000009999", Amount: 100, Institution: "10001"}), DeclineInvalidCard)
 	wantDecline(t, exec(t, l, &OutsideCredit{Common: outside("A003"), PAN: panLost, Amount: 100, Institution: "10001"}), DeclineRestrictedCard)
 	wantDecline(t, exec(t, l, &OutsideCredit{Common: outside("A004"), PAN: panFrozen, Amount: 100, Institution: "10001"}), DeclineRestrictedCard)
+	if err := l.CloseCard(panLost); err != nil {
+		t.Fatal(err)
+	}
+	wantDecline(t, exec(t, l, &OutsideCredit{Common: outside("A008"), PAN: panLost, Amount: 100, Institution: "10001"}), DeclineRestrictedCard)
 	max := mustCard(t, l, panEmpty).MaxBalance
 	wantDecline(t, exec(t, l, &OutsideCredit{Common: outside("A005"), PAN: panEmpty, Amount: max - 12345 + 1, Institution: "10001"}), DeclineExceedsAmountLimit)
 	must(t, exec(t, l, &OutsideCredit{Common: outside("A006"), PAN: panEmpty, Amount: max - 12345, Institution: "10001"}))
