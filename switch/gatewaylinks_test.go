@@ -387,6 +387,20 @@ func TestGatewayLinkCompletionAtAnotherTerminal(t *testing.T) {
 		t.Fatalf("%d requests reached the bank for a completion naming no pre-auth", n-sent)
 	}
 
+	// Another card naming the pre-auth, at its own terminal or the other:
+	// refused, nothing sent.
+	for _, at := range []*posclient.Terminal{front, desk} {
+		other := *auth
+		other.PAN = "6222020000000000026"
+		req, err := at.Completion(&other, authResp, 5000, bankPIN)
+		if resp := do(t, at, req, err); resp.ResponseCode == spec.RCApproved {
+			t.Fatalf("completion of another card's pre-auth approved at %s", at.ID)
+		}
+		if n := len(sim.Entries()); n != sent {
+			t.Fatalf("%d requests reached the bank for another card's completion at %s", n-sent, at.ID)
+		}
+	}
+
 	desk.SetSTAN(1000)
 	comp, err := desk.Completion(auth, authResp, 5000, bankPIN)
 	if comp.STAN != auth.STAN {

@@ -340,7 +340,7 @@ func (l *Link) buildRequest(req *Request, lr *journal.LinkRequest) (*iso8583.Mes
 				at = req.OriginalTerminal
 			}
 			o, err = l.recs.ByLocal(at, n6(req.OriginalBatch), n6(req.OriginalSTAN))
-			if err == nil && at != req.Terminal && (o.Merchant != req.Merchant || o.Card != req.Card) {
+			if err == nil && at != req.Terminal && o.Merchant != req.Merchant {
 				// As at the local ledger: at the pre-auth's merchant only.
 				return nil, reject(spec.RCInvalidTransaction, errors.New("completion or cancel at another merchant than its pre-auth"))
 			}
@@ -351,6 +351,11 @@ func (l *Link) buildRequest(req *Request, lr *journal.LinkRequest) (*iso8583.Mes
 		}
 		if err != nil {
 			return nil, err
+		}
+		if o.Card != req.Card {
+			// As at the local ledger: an original is followed up for its
+			// own card only, at any terminal.
+			return nil, reject(spec.RCInvalidTransaction, errors.New("card differs from the original's"))
 		}
 		// A completion, cancel or completion void names its pre-auth by
 		// its approval code too (POS field 38).
