@@ -133,6 +133,11 @@ func Open(db *pebble.DB, opts Options) (*Journal, error) {
 		}
 		ok = it.SeekLT(entryKey(dayStart(d)))
 	}
+	// A walk cut short by a read error would restore the counter too low
+	// and later appends would overwrite today's entries.
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("journal: open: %w", err)
+	}
 	j.seq.Store(top)
 	mark, err := readSeqMark(db)
 	if err != nil {

@@ -140,23 +140,26 @@ func (j *Journal) anyKey(lower, upper []byte) (bool, error) {
 // whole business days, as sequences begin with their day — with their
 // index keys, within the bounds PruneDays documents, and commits. An
 // entry that does not decode, or whose day or pair does not match its
-// key, is left for an operator (it counts against max keys). next is the
-// first key it left (nil when it reached upper).
+// key, is left for an operator; such keys do not count against max, or a
+// few hundred of them would stop every pass before any entry behind them
+// (and a resumed pass would always ask for another), but a pass stops
+// after skipping 16 × max of them. next is the first key it left (nil
+// when it reached upper).
 func (j *Journal) pruneEntries(lower, upper []byte, max int) (PruneStats, []byte, error) {
 	return j.prunePass(lower, upper, func(snap *pebble.Snapshot, it *pebble.Iterator, b *pebble.Batch) (st PruneStats, top uint64, stopped bool, err error) {
 		var (
-			keys int
-			es   [2]Entry
-			buf  [2 + 1 + maxTerminalLen + 1 + maxRRNLen + dateLen + seqLen + 8]byte
+			keys, skipped int
+			es            [2]Entry
+			buf           [2 + 1 + maxTerminalLen + 1 + maxRRNLen + dateLen + seqLen + 8]byte
 		)
 		ok := it.First()
 		for ; ok; ok = it.Next() {
-			if keys == max {
+			if keys == max || skipped == 16*max {
 				break
 			}
 			k := it.Key()
 			if len(k) != entryKeyLen {
-				keys++
+				skipped++
 				continue
 			}
 			seq, _ := seqSuffix(k)
@@ -166,17 +169,18 @@ func (j *Journal) pruneEntries(lower, upper []byte, max int) (PruneStats, []byte
 			}
 			n, derr := decodeStored(v, seq, es[:])
 			if derr != nil {
-				keys++
+				skipped++
+				continue
+			}
+			if d, ok := dayNumber(es[0].BusinessDate); !ok || d != seqDay(seq) ||
+				(n == 2 && (es[1].BusinessDate != es[0].BusinessDate || es[1].Terminal != es[0].Terminal || es[1].Batch != es[0].Batch)) {
+				skipped++
 				continue
 			}
 			if st.Entries > 0 && st.Entries+n > max {
 				break
 			}
 			keys++
-			if d, ok := dayNumber(es[0].BusinessDate); !ok || d != seqDay(seq) ||
-				(n == 2 && (es[1].BusinessDate != es[0].BusinessDate || es[1].Terminal != es[0].Terminal || es[1].Batch != es[0].Batch)) {
-				continue
-			}
 			if err := deleteEntries(b, buf[:], es[:n], seq, es[0].BusinessDate); err != nil {
 				return st, 0, false, err
 			}

@@ -770,3 +770,41 @@ func damagedPair(t *testing.T, db *pebble.DB) []byte {
 	d[len(d)/2] ^= 1
 	return d
 }
+
+// TestPruneDaysManyDamaged: more undecodable entries than one call's bound
+// lie before intact ones. They are left for an operator and do not count
+// against the bound, so the calls delete the intact entries and then say
+// there is no more (they used to stop at the damage every time, and ask for
+// another call for ever).
+func TestPruneDaysManyDamaged(t *testing.T) {
+	db := openDB(t, vfs.NewMem())
+	defer db.Close()
+	j := openJournal(t, db, Options{})
+	var es []*Entry
+	for i := range 250 {
+		es = append(es, entryFor("20250310", "10000001", "000001", fmt.Sprintf("%06d", i+1), "", In))
+	}
+	seqs := appendCommit(t, j, db, es...)
+	for _, s := range seqs[:150] {
+		if err := db.Set(entryKey(s), []byte("not an entry"), pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleted, calls := 0, 0
+	for more := true; more; calls++ {
+		if calls == 20 {
+			t.Fatalf("still more after %d calls (%d deleted)", calls, deleted)
+		}
+		st, m, err := j.PruneDays("20250311", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deleted, more = deleted+st.Entries, m
+	}
+	if deleted != 100 {
+		t.Fatalf("deleted %d entries, want the 100 intact ones", deleted)
+	}
+	if _, err := j.Get(seqs[0]); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("damaged entry: %v, want it left (ErrCorrupt)", err)
+	}
+}
