@@ -119,7 +119,7 @@ func daysIn(y, m int) int {
 	return 31
 }
 
-// seqMarkKey holds the largest sequence pruning has deleted, so that Open
+// seqMarkKey holds the largest sequence counter pruning has deleted, so that Open
 // never hands out a sequence again after the newest entries are pruned.
 var seqMarkKey = []byte{prefixJournal, spaceSeqMark}
 
