@@ -246,7 +246,15 @@ func (tx *txn) refund(r *Refund) error {
 		if o, err = tx.loadPosting(v.TxID); err != nil {
 			return err
 		}
-	} else if r.OriginalRef.Terminal != "" {
+		// The RRN index also names postings that are no POS original
+		// (outside credits, transfer legs, docs/ledger.md): one that is
+		// no consume or completion, or not the original the caller
+		// resolved, is passed over for the caller's reference.
+		if !refundable(o) || (r.OriginalRef.Terminal != "" && r.OriginalRef != (TxnRef{o.Terminal, o.Batch, o.STAN})) {
+			o = nil
+		}
+	}
+	if o == nil && r.OriginalRef.Terminal != "" {
 		// The caller resolved the RRN (Common.RRNIndexedByCaller): the
 		// reference names the original while its lookup record is kept,
 		// unless a later transaction reused the reference.
@@ -257,7 +265,7 @@ func (tx *txn) refund(r *Refund) error {
 			o = nil
 		}
 	}
-	if o == nil || (o.Kind != KindConsume && o.Kind != KindPreAuthCompletion) {
+	if o == nil || !refundable(o) {
 		tx.lockCards(r.PAN)
 		tx.primary = r.PAN
 		return tx.decline(DeclineOriginalNotFound)
@@ -315,6 +323,9 @@ func (tx *txn) refund(r *Refund) error {
 	}
 	return tx.finish(p)
 }
+
+// refundable says whether posting o is of a kind a refund undoes.
+func refundable(o *posting) bool { return o.Kind == KindConsume || o.Kind == KindPreAuthCompletion }
 
 func (tx *txn) preAuth(r *PreAuth) error {
 	c, m, fee, declined, err := tx.admitPurchase(r.PAN, r.PIN, r.Amount)

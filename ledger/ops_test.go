@@ -891,3 +891,35 @@ func TestRefundByCallerReference(t *testing.T) {
 		}
 	}
 }
+
+// TestRefundPassesOverOtherPostingsOfTheRRN: the RRN index names postings
+// that are no POS original (an outside credit here) under the RRN and
+// date a POS refund names: the refund passes over them to the original
+// the caller resolved, and without one it is 25, as before.
+func TestRefundPassesOverOtherPostingsOfTheRRN(t *testing.T) {
+	l, _ := seeded(t, Options{})
+	o := pos("10000001", canteen, day1)
+	o.RRNIndexedByCaller = true
+	must(t, exec(t, l, &Consume{Common: o, PAN: panVisitor, Amount: 4000}))
+	// An outside credit of another card, indexed under the same RRN and
+	// date, and another consume indexed under it too.
+	must(t, exec(t, l, &OutsideCredit{Common: Common{Key: "10001|order-1", Date: day1, RRN: o.RRN},
+		PAN: panStaff, Amount: 100, Institution: "10001"}))
+	refund := func(amt Fen, by TxnRef) Result {
+		c := pos("10000001", canteen, day1+1)
+		c.RRNIndexedByCaller = true
+		return exec(t, l, &Refund{Common: c, PAN: panVisitor, Amount: amt, OriginalRRN: o.RRN, OriginalDate: day1, OriginalRef: by})
+	}
+	wantDecline(t, refund(1000, TxnRef{}), DeclineOriginalNotFound)
+	must(t, refund(1000, ref(o)))
+
+	// A consume the RRN index names that is not the original the caller
+	// resolved is passed over too.
+	other := pos("10000002", canteen, day1)
+	other.RRN = o.RRN
+	must(t, exec(t, l, &Consume{Common: other, PAN: panStaff, Amount: 500}))
+	must(t, refund(1000, ref(o)))
+	if v := mustCard(t, l, panStaff); v.Balances.Cash != 100000+100-500 {
+		t.Errorf("staff cash %s: a refund went to the wrong original", v.Balances.Cash)
+	}
+}
