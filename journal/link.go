@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,12 +22,14 @@ import (
 //	j O len link id(8)                            open index: sent, no final answer
 //	j M len term len batch len stan               local -> link request
 //	j R len rrn                                   RRN -> link request
+//	j F len link original(8) id(8)                a follow-up of an original
 const (
-	spaceLinkSTAN = 'N'
-	spaceLinkReq  = 'L'
-	spaceLinkOpen = 'O'
-	spaceLinkMap  = 'M'
-	spaceLinkRRN  = 'R'
+	spaceLinkSTAN   = 'N'
+	spaceLinkReq    = 'L'
+	spaceLinkOpen   = 'O'
+	spaceLinkMap    = 'M'
+	spaceLinkRRN    = 'R'
+	spaceLinkFollow = 'F'
 )
 
 // LinkState is where a link request stands.
@@ -149,6 +152,10 @@ func linkMapKey(terminal, batch, stan string) []byte {
 	k := appendStr([]byte{prefixJournal, spaceLinkMap}, terminal)
 	k = appendStr(k, batch)
 	return appendStr(k, stan)
+}
+
+func linkFollowKey(link string, original, id uint64) []byte {
+	return appendSeq(linkKey(spaceLinkFollow, link, original), id)
 }
 
 // LinkSTANBlock is how many link sequence numbers one synced reservation
@@ -275,6 +282,61 @@ func (l *Links) SetState(b *pebble.Batch, r *LinkRequest) error {
 	return b.Delete(linkKey(spaceLinkOpen, r.Link, r.ID), nil)
 }
 
+// PutFollowUp writes into b that link request id follows up (completes,
+// cancels, voids) the request original of the same link: FollowUps lists
+// it. Written with the follow-up's Put, before it is sent.
+func (l *Links) PutFollowUp(b *pebble.Batch, link string, original, id uint64) error {
+	if err := validLink(link); err != nil {
+		return err
+	}
+	if original == 0 || id == 0 {
+		return fmt.Errorf("%w: follow-up %d of %d", ErrInvalidEntry, id, original)
+	}
+	return b.Set(linkFollowKey(link, original, id), nil, nil)
+}
+
+// FollowUps returns, oldest first, the requests PutFollowUp recorded as
+// following up link request original, at most max of them; more reports
+// that there are others. A follow-up whose record retention has deleted
+// since is left out.
+func (l *Links) FollowUps(link string, original uint64, max int) (out []*LinkRequest, more bool, err error) {
+	if err := validLink(link); err != nil {
+		return nil, false, err
+	}
+	if max < 1 {
+		return nil, false, fmt.Errorf("%w: follow-ups %d", ErrLimit, max)
+	}
+	p := linkKey(spaceLinkFollow, link, original)
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return nil, false, err
+	}
+	var ids []uint64
+	ok := it.First()
+	for ; ok && len(ids) < max; ok = it.Next() {
+		if len(it.Key()) != len(p)+seqLen {
+			it.Close()
+			return nil, false, fmt.Errorf("%w: follow-up key %x", ErrCorrupt, it.Key())
+		}
+		ids = append(ids, binary.BigEndian.Uint64(it.Key()[len(p):]))
+	}
+	more = ok
+	if err := it.Close(); err != nil {
+		return nil, false, err
+	}
+	for _, id := range ids {
+		r, err := l.Get(link, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, r)
+	}
+	return out, more, nil
+}
+
 // Get reads one link request.
 func (l *Links) Get(link string, id uint64) (*LinkRequest, error) {
 	if err := validLink(link); err != nil {
@@ -387,6 +449,13 @@ func (l *Links) PruneLinkRequests(cut time.Time, max int) (deleted int, more boo
 	if err != nil {
 		return 0, false, err
 	}
+	fp := []byte{prefixJournal, spaceLinkFollow}
+	fit, err := l.db.NewIter(&pebble.IterOptions{LowerBound: fp, UpperBound: prefixEnd(fp)})
+	if err != nil {
+		it.Close()
+		return 0, false, err
+	}
+	defer fit.Close()
 	b := l.db.NewBatch()
 	defer b.Close()
 	ok := it.First()
@@ -420,6 +489,12 @@ func (l *Links) PruneLinkRequests(cut time.Time, max int) (deleted int, more boo
 			continue
 		}
 		if err := b.Delete(k, nil); err != nil {
+			it.Close()
+			return 0, false, err
+		}
+		// The follow-ups recorded of it (PutFollowUp): few, and only of
+		// the types followed up.
+		if err := deleteFollowUps(b, fit, link, r.ID); err != nil {
 			it.Close()
 			return 0, false, err
 		}
@@ -460,6 +535,19 @@ func (l *Links) PruneLinkRequests(cut time.Time, max int) (deleted int, more boo
 		}
 	}
 	return deleted, more, nil
+}
+
+// deleteFollowUps adds to b the deletion of every follow-up recorded of
+// link request original, read with fit, an iterator over the follow-up
+// keyspace.
+func deleteFollowUps(b *pebble.Batch, fit *pebble.Iterator, link string, original uint64) error {
+	p := linkKey(spaceLinkFollow, link, original)
+	for ok := fit.SeekGE(p); ok && bytes.HasPrefix(fit.Key(), p); ok = fit.Next() {
+		if err := b.Delete(fit.Key(), nil); err != nil {
+			return err
+		}
+	}
+	return fit.Error()
 }
 
 // OpenLinkNames lists every link that has requests still LinkSent, each

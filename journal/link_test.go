@@ -2,6 +2,7 @@ package journal
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -276,5 +277,84 @@ func TestLinkRequestSetState(t *testing.T) {
 	defer b.Close()
 	if err := l.SetState(b, &LinkRequest{Link: "bank-a"}); !errors.Is(err, ErrInvalidEntry) {
 		t.Fatalf("SetState without id: %v", err)
+	}
+}
+
+// TestLinkFollowUps: PutFollowUp records which requests follow up an
+// original, FollowUps lists them oldest first within its bound (more
+// beyond it), leaves out a follow-up whose record is gone, and pruning
+// the original deletes its follow-up keys.
+func TestLinkFollowUps(t *testing.T) {
+	db := openDB(t, vfs.NewMem())
+	l, _ := OpenLinks(db)
+	old := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	put := func(id, follows uint64, created time.Time) {
+		t.Helper()
+		b := db.NewBatch()
+		defer b.Close()
+		r := &LinkRequest{Link: "bank-a", ID: id, STAN: STANOf(id), State: LinkAnswered, Created: created, TxType: "x"}
+		err := l.Put(b, r)
+		if err == nil && follows != 0 {
+			err = l.PutFollowUp(b, "bank-a", follows, id)
+		}
+		if err == nil {
+			err = b.Commit(pebble.Sync)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(rs []*LinkRequest) (out []uint64) {
+		for _, r := range rs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	put(1, 0, old)
+	put(2, 1, old)
+	put(3, 1, old.Add(48*time.Hour))
+	put(4, 3, old.Add(48*time.Hour))
+	put(5, 1, old.Add(48*time.Hour))
+	if fs, more, err := l.FollowUps("bank-a", 1, 10); err != nil || more || fmt.Sprint(ids(fs)) != "[2 3 5]" {
+		t.Fatalf("follow-ups of 1: %v %v %v", ids(fs), more, err)
+	}
+	if fs, more, err := l.FollowUps("bank-a", 1, 2); err != nil || !more || fmt.Sprint(ids(fs)) != "[2 3]" {
+		t.Fatalf("follow-ups of 1, at most 2: %v %v %v", ids(fs), more, err)
+	}
+	if fs, _, err := l.FollowUps("bank-b", 1, 10); err != nil || len(fs) != 0 {
+		t.Fatalf("follow-ups on another link: %v %v", ids(fs), err)
+	}
+	if _, _, err := l.FollowUps("bank-a", 1, 0); err == nil {
+		t.Fatal("a zero bound accepted")
+	}
+	if err := l.PutFollowUp(db.NewBatch(), "bank-a", 0, 2); err == nil {
+		t.Fatal("a follow-up of request 0 accepted")
+	}
+	// Pruning deletes 1 and 2 (old), with 1's follow-up keys; 3's stay.
+	if n, _, err := l.PruneLinkRequests(old.Add(24*time.Hour), 100); err != nil || n != 2 {
+		t.Fatalf("pruned %d, %v", n, err)
+	}
+	p := linkKey(spaceLinkFollow, "bank-a", 1)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it.First() {
+		t.Errorf("follow-up key %x of a pruned request kept", it.Key())
+	}
+	it.Close()
+	if fs, _, err := l.FollowUps("bank-a", 3, 10); err != nil || fmt.Sprint(ids(fs)) != "[4]" {
+		t.Fatalf("follow-ups of 3 after pruning: %v %v", ids(fs), err)
+	}
+	// A follow-up whose record is gone is left out.
+	b := db.NewBatch()
+	if err := l.PutFollowUp(b, "bank-a", 3, 99); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if fs, _, err := l.FollowUps("bank-a", 3, 10); err != nil || fmt.Sprint(ids(fs)) != "[4]" {
+		t.Fatalf("follow-ups of 3 with one record missing: %v %v", ids(fs), err)
 	}
 }

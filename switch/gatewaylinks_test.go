@@ -450,6 +450,7 @@ func TestGatewayLinkPreAuth(t *testing.T) {
 	compResp := call(comp, err)
 	expectRC(t, "completion", compResp, spec.RCApproved)
 	simAt(t, sim, "completion", bankStart-8000, 0)
+	// The second completion is declined by the switch, unsent.
 	expectRC(t, "second completion", call(term.Completion(auth, authResp, 100, bankPIN)), spec.RCInvalidTransaction)
 	expectRC(t, "completion void", call(term.CompletionVoid(comp, compResp, bankPIN)), spec.RCApproved)
 	simAt(t, sim, "completion void", bankStart, 0)
@@ -531,7 +532,7 @@ func TestGatewayLinkPreAuth(t *testing.T) {
 	if fmt.Sprint(reasons) != fmt.Sprint(wantReasons) {
 		t.Errorf("reversal reasons at the bank %v, want %v", reasons, wantReasons)
 	}
-	if ops[gwsim.OpPreAuth] != 6 || ops[gwsim.OpPreAuthCancel] != 3 || ops[gwsim.OpCompletion] != 4 ||
+	if ops[gwsim.OpPreAuth] != 6 || ops[gwsim.OpPreAuthCancel] != 3 || ops[gwsim.OpCompletion] != 3 ||
 		ops[gwsim.OpCompletionVoid] != 2 || ops[gwsim.OpConsume] != 0 || ops[gwsim.OpVoid] != 0 {
 		t.Fatalf("bank operations %v", ops)
 	}

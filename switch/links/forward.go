@@ -170,11 +170,28 @@ func (l *Link) Forward(req *Request, rec Recorder) (Result, error) {
 		Merchant: req.Merchant, Batch: n6(req.Batch), LocalSTAN: n6(req.STAN), RRN: req.RRN,
 		Acquirer: l.cfg.AcquirerID, Forwarding: l.cfg.ForwardingID, BusinessDate: req.BusinessDate,
 		TxType: req.Type.String(), State: journal.LinkSent, Created: l.now().UTC()}
-	m, err := l.buildRequest(req, lr)
+	orig, err := l.original(req)
 	if err != nil {
 		return Result{}, err
 	}
-	resp, release, err := l.sendWriteAhead(c, m, lr, req.within)
+	var follows uint64
+	if orig != nil && followedUp(req.Type) {
+		// A completion or cancel closes its pre-auth: checked here, not
+		// left to the bank (preauth.go).
+		if req.Type == spec.PreAuthCompletion || req.Type == spec.PreAuthCancel {
+			done, err := l.mgr.closePreAuth(req, orig)
+			if err != nil {
+				return Result{}, err
+			}
+			defer done()
+		}
+		follows = orig.ID
+	}
+	m, err := l.buildRequest(req, lr, orig)
+	if err != nil {
+		return Result{}, err
+	}
+	resp, release, err := l.sendWriteAhead(c, m, lr, follows, req.within)
 	if err != nil && !errors.Is(err, ErrNoAnswer) {
 		return Result{}, err
 	}
@@ -221,7 +238,7 @@ func (l *Link) connWithin(within func(time.Duration, time.Time) time.Duration) (
 // saw. After the write, an error wraps ErrNoAnswer (the request may have
 // reached the gateway) or is the journal's; release, to be deferred once
 // the error is ErrNoAnswer or nil, ends the request's open work.
-func (l *Link) sendWriteAhead(c *connection.Connection, m *iso8583.Message, lr *journal.LinkRequest,
+func (l *Link) sendWriteAhead(c *connection.Connection, m *iso8583.Message, lr *journal.LinkRequest, follows uint64,
 	within func(time.Duration, time.Time) time.Duration) (*iso8583.Message, func(), error) {
 	frame, err := l.addMAC(m)
 	if err != nil {
@@ -230,6 +247,9 @@ func (l *Link) sendWriteAhead(c *connection.Connection, m *iso8583.Message, lr *
 	}
 	b := l.mgr.db.NewBatch()
 	err = l.recs.Put(b, lr)
+	if err == nil && follows != 0 {
+		err = l.recs.PutFollowUp(b, lr.Link, follows, lr.ID)
+	}
 	if err == nil {
 		err = b.Commit(pebble.Sync)
 	}
@@ -313,57 +333,68 @@ func refundOriginal(recs *journal.Links, terminal string, batch, stan uint32, rr
 	return o, err
 }
 
+// original finds, for a type that names one (a void, refund, completion,
+// cancel or completion void), the request on this link it names
+// (docs/gateway-links.md, "Messages"); nil for the other types.
+func (l *Link) original(req *Request) (*journal.LinkRequest, error) {
+	g, ok := gatewayMessages[req.Type]
+	if !ok {
+		return nil, reject(spec.RCFunctionNotSupported, fmt.Errorf("%s on a gateway link", req.Type))
+	}
+	if g.originals == nil {
+		return nil, nil
+	}
+	if !req.HasOriginal {
+		return nil, reject(spec.RCFormatError, errors.New("no original data"))
+	}
+	var o *journal.LinkRequest
+	var err error
+	if req.Type == spec.Refund {
+		o, err = refundOriginal(l.recs, req.Terminal, req.OriginalBatch, req.OriginalSTAN, req.OriginalRRN)
+		if err == nil && o.Merchant != req.Merchant {
+			// As at the local ledger: refunded where it was bought.
+			return nil, reject(spec.RCInvalidTransaction, errors.New("refund at another merchant than its original"))
+		}
+	} else {
+		at := req.Terminal
+		if req.OriginalTerminal != "" && (req.Type == spec.PreAuthCompletion || req.Type == spec.PreAuthCancel) {
+			at = req.OriginalTerminal
+		}
+		o, err = l.recs.ByLocal(at, n6(req.OriginalBatch), n6(req.OriginalSTAN))
+		if err == nil && at != req.Terminal && o.Merchant != req.Merchant {
+			// As at the local ledger: at the pre-auth's merchant only.
+			return nil, reject(spec.RCInvalidTransaction, errors.New("completion or cancel at another merchant than its pre-auth"))
+		}
+	}
+	if errors.Is(err, journal.ErrNotFound) || (err == nil && (o.Link != l.cfg.Name || o.State != journal.LinkAnswered ||
+		o.ResponseCode != spec.RCApproved || !slices.ContainsFunc(g.originals, func(t spec.TxType) bool { return t.String() == o.TxType }))) {
+		return nil, reject(spec.RCOriginalNotFound, fmt.Errorf("no approved %v on this link", g.originals))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if o.Card != req.Card {
+		// As at the local ledger: an original is followed up for its
+		// own card only, at any terminal.
+		return nil, reject(spec.RCInvalidTransaction, errors.New("card differs from the original's"))
+	}
+	// A completion, cancel or completion void names its pre-auth by
+	// its approval code too (POS field 38).
+	if g.cond == spec.GWConditionPreAuth && req.AuthCode != o.AuthCode {
+		return nil, reject(spec.RCOriginalNotFound, errors.New("approval code differs from the original's"))
+	}
+	return o, nil
+}
+
 // buildRequest builds the outgoing message (docs/gateway-links.md,
-// "Messages") and fills lr's link numbering.
-func (l *Link) buildRequest(req *Request, lr *journal.LinkRequest) (*iso8583.Message, error) {
+// "Messages") naming orig (the original found, nil for none) and fills
+// lr's link numbering.
+func (l *Link) buildRequest(req *Request, lr *journal.LinkRequest, orig *journal.LinkRequest) (*iso8583.Message, error) {
 	g, ok := gatewayMessages[req.Type]
 	if !ok {
 		return nil, reject(spec.RCFunctionNotSupported, fmt.Errorf("%s on a gateway link", req.Type))
 	}
 	mti, proc := g.mti, g.proc
-	var orig *journal.LinkRequest
-	if g.originals != nil {
-		if !req.HasOriginal {
-			return nil, reject(spec.RCFormatError, errors.New("no original data"))
-		}
-		var o *journal.LinkRequest
-		var err error
-		if req.Type == spec.Refund {
-			o, err = refundOriginal(l.recs, req.Terminal, req.OriginalBatch, req.OriginalSTAN, req.OriginalRRN)
-			if err == nil && o.Merchant != req.Merchant {
-				// As at the local ledger: refunded where it was bought.
-				return nil, reject(spec.RCInvalidTransaction, errors.New("refund at another merchant than its original"))
-			}
-		} else {
-			at := req.Terminal
-			if req.OriginalTerminal != "" && (req.Type == spec.PreAuthCompletion || req.Type == spec.PreAuthCancel) {
-				at = req.OriginalTerminal
-			}
-			o, err = l.recs.ByLocal(at, n6(req.OriginalBatch), n6(req.OriginalSTAN))
-			if err == nil && at != req.Terminal && o.Merchant != req.Merchant {
-				// As at the local ledger: at the pre-auth's merchant only.
-				return nil, reject(spec.RCInvalidTransaction, errors.New("completion or cancel at another merchant than its pre-auth"))
-			}
-		}
-		if errors.Is(err, journal.ErrNotFound) || (err == nil && (o.Link != l.cfg.Name || o.State != journal.LinkAnswered ||
-			o.ResponseCode != spec.RCApproved || !slices.ContainsFunc(g.originals, func(t spec.TxType) bool { return t.String() == o.TxType }))) {
-			return nil, reject(spec.RCOriginalNotFound, fmt.Errorf("no approved %v on this link", g.originals))
-		}
-		if err != nil {
-			return nil, err
-		}
-		if o.Card != req.Card {
-			// As at the local ledger: an original is followed up for its
-			// own card only, at any terminal.
-			return nil, reject(spec.RCInvalidTransaction, errors.New("card differs from the original's"))
-		}
-		// A completion, cancel or completion void names its pre-auth by
-		// its approval code too (POS field 38).
-		if g.cond == spec.GWConditionPreAuth && req.AuthCode != o.AuthCode {
-			return nil, reject(spec.RCOriginalNotFound, errors.New("approval code differs from the original's"))
-		}
-		orig = o
-	}
 	if req.Type != spec.BalanceInquiry && !req.HasAmount {
 		return nil, reject(spec.RCInvalidAmount, errors.New("no amount"))
 	}

@@ -35,6 +35,11 @@ type Manager struct {
 	closed    bool // Close ran: a reload changes nothing
 	// reloading serialises reloads.
 	reloading sync.Mutex
+	// closing holds the pre-auths a completion or cancel is being
+	// forwarded for, from its checks until its answer is recorded
+	// (preauth.go): a second one meanwhile is declined.
+	closingMu sync.Mutex
+	closing   map[closingKey]struct{}
 }
 
 // Options configure a Manager.
@@ -78,7 +83,7 @@ func New(db *pebble.DB, h *hsm.HSM, opts Options) (*Manager, error) {
 		return nil, err
 	}
 	mgr := &Manager{db: db, hsm: h, recs: recs, queue: q, saf: saf, log: log, m: NewMetrics(opts.Registerer),
-		now: now, links: map[string]*Link{}}
+		now: now, links: map[string]*Link{}, closing: map[closingKey]struct{}{}}
 	for _, c := range opts.Links {
 		c = c.WithDefaults()
 		if err := c.Validate(); err != nil {

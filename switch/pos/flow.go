@@ -172,11 +172,13 @@ func (p *Protocol) originalDestination(t *txn.Transaction, routed txn.Destinatio
 		p.log.Error("original's destination: links journal lookup", zap.String("terminal", t.Terminal), zap.Error(err))
 		return nil, spec.RCSystemMalfunction
 	}
-	if (t.Type == spec.PreAuthCompletion || t.Type == spec.PreAuthCancel) && p.dests.IsLink(routed.Name()) {
+	if t.Type == spec.PreAuthCompletion || t.Type == spec.PreAuthCancel {
 		// As at the local ledger, a completion or cancel may come from
 		// another terminal of the pre-auth's merchant: its field 61 is
 		// then that terminal's batch and STAN, which may also number an
 		// unrelated request of this terminal (docs/gateway-links.md).
+		// Looked up whatever the card routes to now: a reload may have
+		// moved its BIN off the link the pre-auth went out on.
 		pa, ok1 := p.originals.(PreAuths)
 		mt, ok2 := p.terminals.(MerchantTerminals)
 		if ok1 && ok2 {

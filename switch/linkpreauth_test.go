@@ -1,0 +1,153 @@
+package switching
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cardswitch/cardswitch/internal/gwsim"
+	"github.com/cardswitch/cardswitch/spec"
+	"github.com/cardswitch/cardswitch/spec/posclient"
+)
+
+// simOps counts the bank's entries of op.
+func simOps(sim *gwsim.Sim, op gwsim.Op) int {
+	n := 0
+	for _, e := range sim.Entries() {
+		if e.Op == op {
+			n++
+		}
+	}
+	return n
+}
+
+// TestLinkPreAuthClosedOnce: the switch itself declines, with nothing
+// sent, a completion above its forwarded pre-auth (61) and a completion
+// or cancel of a pre-auth already completed (12), at its own terminal or
+// another of the merchant; a completion reversed leaves the pre-auth open
+// again; of two completions at once, one reaches the bank.
+func TestLinkPreAuthClosedOnce(t *testing.T) {
+	sw, sim := linkedSwitch(t)
+	front := signedOn(t, sw, termCanteen, canteen)
+	desk := signedOn(t, sw, termCanteen2, canteen)
+	preAuth := func(amount spec.Amount) (*spec.POSMessage, *spec.POSMessage) {
+		t.Helper()
+		req, err := front.PreAuth(bankCard, amount, bankPIN)
+		resp := do(t, front, req, err)
+		expectRC(t, "pre-auth", resp, spec.RCApproved)
+		return req, resp
+	}
+	unsent := func(what string, term *posclient.Terminal, req *spec.POSMessage, err error, want string) {
+		t.Helper()
+		sent := len(sim.Entries())
+		expectRC(t, what, do(t, term, req, err), want)
+		if n := len(sim.Entries()); n != sent {
+			t.Fatalf("%s: %d requests reached the bank", what, n-sent)
+		}
+	}
+
+	auth, authResp := preAuth(6000)
+	simAt(t, sim, "pre-auth", bankStart, 6000)
+	for _, term := range []*posclient.Terminal{front, desk} {
+		req, err := term.Completion(auth, authResp, 6001, bankPIN)
+		unsent("completion above the pre-auth at "+term.ID, term, req, err, spec.RCExceedsAmountLimit)
+	}
+	comp, err := desk.Completion(auth, authResp, 5000, bankPIN)
+	compResp := do(t, desk, comp, err)
+	expectRC(t, "completion at the other terminal", compResp, spec.RCApproved)
+	simAt(t, sim, "completion", bankStart-5000, 0)
+	for _, term := range []*posclient.Terminal{front, desk} {
+		req, err := term.Completion(auth, authResp, 100, bankPIN)
+		unsent("second completion at "+term.ID, term, req, err, spec.RCInvalidTransaction)
+		req, err = term.PreAuthCancel(auth, authResp, bankPIN)
+		unsent("cancel of a completed pre-auth at "+term.ID, term, req, err, spec.RCInvalidTransaction)
+	}
+	// Reversed, the completion no longer stands: the pre-auth may be
+	// completed again.
+	expectRC(t, "reversal of the completion", do(t, desk, desk.Reversal(comp, spec.ReversalOther), nil), spec.RCApproved)
+	simAt(t, sim, "completion reversed", bankStart, 6000)
+	req, err := front.Completion(auth, authResp, 6000, bankPIN)
+	expectRC(t, "completion after the reversed one", do(t, front, req, err), spec.RCApproved)
+	simAt(t, sim, "completed again", bankStart-6000, 0)
+
+	// Two completions at once, at two terminals, while the bank is slow:
+	// one goes out, the other is declined by the switch.
+	auth, authResp = preAuth(3000)
+	simAt(t, sim, "second pre-auth", bankStart-6000, 3000)
+	completions := simOps(sim, gwsim.OpCompletion)
+	if err := sim.SetFaults(gwsim.Faults{Delay: 300 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	rcs := make([]string, 2)
+	errs := make([]error, 2)
+	for i, term := range []*posclient.Terminal{front, desk} {
+		req, err := term.Completion(auth, authResp, 3000, bankPIN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := term.Do(req)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			rcs[i] = resp.ResponseCode
+		}()
+	}
+	wg.Wait()
+	_ = sim.SetFaults(gwsim.Faults{})
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fmt.Sprint(rcs); got != fmt.Sprint([]string{spec.RCApproved, spec.RCInvalidTransaction}) &&
+		got != fmt.Sprint([]string{spec.RCInvalidTransaction, spec.RCApproved}) {
+		t.Fatalf("two completions at once answered %v", rcs)
+	}
+	if n := simOps(sim, gwsim.OpCompletion) - completions; n != 1 {
+		t.Fatalf("%d completions reached the bank", n)
+	}
+	simAt(t, sim, "one completion", bankStart-9000, 0)
+	if err := sim.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLinkCompletionAfterRouteMovedToLocal: a reload that moves the
+// bank's BIN to the local ledger does not strand a pre-auth that went out
+// on the link: its completion at another terminal of the merchant still
+// finds it and reaches the bank (it was 25 from the local ledger).
+func TestLinkCompletionAfterRouteMovedToLocal(t *testing.T) {
+	sw, sim := linkedSwitch(t)
+	front := signedOn(t, sw, termCanteen, canteen)
+	desk := signedOn(t, sw, termCanteen2, canteen)
+	auth, err := front.PreAuth(bankCard, 4000, bankPIN)
+	authResp := do(t, front, auth, err)
+	expectRC(t, "bank pre-auth", authResp, spec.RCApproved)
+	simAt(t, sim, "pre-auth", bankStart, 4000)
+
+	if rep, err := sw.Reload(routesTo(sw, demoBank, "local")); err != nil || !rep.Routes {
+		t.Fatalf("reload: %+v, %v", rep, err)
+	}
+	if name, err := sw.routes.Load().Route(bankCard, "pre_auth_completion", canteen); err != nil || name != "local" {
+		t.Fatalf("reloaded route of the bank card %q %v", name, err)
+	}
+	comp, err := desk.Completion(auth, authResp, 3000, bankPIN)
+	compResp := do(t, desk, comp, err)
+	expectRC(t, "completion at the other terminal after the reload", compResp, spec.RCApproved)
+	simAt(t, sim, "completion at the bank", bankStart-3000, 0)
+	// Its reversal follows it to the bank too.
+	expectRC(t, "its reversal", do(t, desk, desk.Reversal(comp, spec.ReversalOther), nil), spec.RCApproved)
+	simAt(t, sim, "completion reversed", bankStart, 4000)
+	cancel, err := desk.PreAuthCancel(auth, authResp, bankPIN)
+	expectRC(t, "cancel at the other terminal after the reload", do(t, desk, cancel, err), spec.RCApproved)
+	simAt(t, sim, "cancel", bankStart, 0)
+	if err := sim.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}
