@@ -255,6 +255,17 @@ func (j *Journal) AppendAnswered(b *pebble.Batch, req, resp *Entry, key Duplicat
 	return reqSeq, respSeq, nil
 }
 
+// pairBufs hold a pair's encoding until the batch copies it (its size is
+// known only once encoded: the response is stored as a delta).
+var pairBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// putPairBuf returns a buffer to pairBufs unless a large message grew it.
+func putPairBuf(b *[]byte) {
+	if cap(*b) <= 16<<10 {
+		pairBufs.Put(b)
+	}
+}
+
 func (j *Journal) appendPair(b *pebble.Batch, req, resp *Entry, termIndex bool) (reqSeq, respSeq uint64, err error) {
 	if b == nil || req == nil || resp == nil {
 		return 0, 0, errors.New("journal: append pair: nil batch or entry")
@@ -262,7 +273,10 @@ func (j *Journal) appendPair(b *pebble.Batch, req, resp *Entry, termIndex bool) 
 	if req.Terminal != resp.Terminal || req.Batch != resp.Batch || req.BusinessDate != resp.BusinessDate {
 		return 0, 0, fmt.Errorf("journal: append pair: %w: request and response differ in terminal, batch or day", ErrInvalidEntry)
 	}
-	n, err := record.PairSize(req, resp)
+	pb := pairBufs.Get().(*[]byte)
+	defer putPairBuf(pb)
+	v, err := record.AppendPair((*pb)[:0], req, resp)
+	*pb = v
 	if err != nil {
 		return 0, 0, fmt.Errorf("journal: append pair %s terminal %q stan %q: %w", req.MTI, req.Terminal, req.STAN, err)
 	}
@@ -281,10 +295,9 @@ func (j *Journal) appendPair(b *pebble.Batch, req, resp *Entry, termIndex bool) 
 	reqSeq = respSeq - 1
 	// One value under the request's sequence holds both entries; the
 	// response's sequence has no key of its own (docs/journal.md).
-	op := b.SetDeferred(entryKeyLen, n)
-	putEntryKey(op.Key, reqSeq)
-	record.EncodePairInto(op.Value, req, resp)
-	if err := op.Finish(); err != nil {
+	var ek [entryKeyLen]byte
+	putEntryKey(ek[:], reqSeq)
+	if err := b.Set(ek[:], v, nil); err != nil {
 		return 0, 0, fmt.Errorf("journal: append seq %d: %w", reqSeq, err)
 	}
 	var buf [2 + 1 + maxTerminalLen + 1 + maxRRNLen + dateLen + seqLen + 8]byte

@@ -62,7 +62,7 @@ func describeKeys(keys []committedKey) (string, int) {
 // the keys are counted exactly, the bytes bounded (names and amounts vary).
 const (
 	consumeCommitKeys     = 6
-	consumeCommitMaxBytes = 700
+	consumeCommitMaxBytes = 560
 )
 
 // TestConsumeCommitSize counts the keys and bytes of the one synced batch

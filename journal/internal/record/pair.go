@@ -7,9 +7,10 @@ import (
 	"time"
 )
 
-// A request and its response are stored as one value, a pair (version 2),
-// under the request's sequence; the response's sequence is the next one
-// and has no key of its own. The fields both halves share are stored once.
+// A request and its response are stored as one value, a pair, under the
+// request's sequence; the response's sequence is the next one and has no
+// key of its own. The fields both halves share are stored once. Pairs are
+// written in version 3 (pairdelta.go); version 2, below, is still read.
 //
 //	version   1 byte (= 2)
 //	flags     2 bytes, request; 2 bytes, response
@@ -52,90 +53,43 @@ func (e *Entry) ownFields() [numOwnFields]string {
 
 // IsPair reports whether a stored value is a request/response pair rather
 // than a single entry (it does not check the rest).
-func IsPair(b []byte) bool { return len(b) > 0 && b[0] == pairVersion }
+func IsPair(b []byte) bool { return len(b) > 0 && (b[0] == pairVersion || b[0] == pairVersion3) }
 
-// PairSize checks both entries (each as Size does, plus: the request is
-// In, the response Out, and they share every field the pair stores once)
-// and returns the encoded size of the pair.
-func PairSize(req, resp *Entry) (int, error) {
+// checkPair checks both entries (each as Size does, plus: the request is
+// In, the response Out, and they share every field the pair stores once).
+func checkPair(req, resp *Entry) error {
 	if _, err := req.Size(); err != nil {
-		return 0, fmt.Errorf("request: %w", err)
+		return fmt.Errorf("request: %w", err)
 	}
 	if _, err := resp.Size(); err != nil {
-		return 0, fmt.Errorf("response: %w", err)
+		return fmt.Errorf("response: %w", err)
 	}
 	if req.Direction != In || resp.Direction != Out {
-		return 0, fmt.Errorf("%w: a pair is a request in and a response out", ErrInvalidEntry)
+		return fmt.Errorf("%w: a pair is a request in and a response out", ErrInvalidEntry)
 	}
 	if req.sharedFields() != resp.sharedFields() {
-		return 0, fmt.Errorf("%w: request and response differ in a shared field", ErrInvalidEntry)
+		return fmt.Errorf("%w: request and response differ in a shared field", ErrInvalidEntry)
 	}
-	n := pairFixedLen + UvarintLen(zigzag(resp.Time.UnixNano()-req.Time.UnixNano())) + numSharedFields + 2*numOwnFields + crcLen
-	for _, s := range req.sharedFields() {
-		n += len(s)
-	}
-	for _, e := range [2]*Entry{req, resp} {
-		for _, s := range e.ownFields() {
-			n += len(s)
-		}
-		n += UvarintLen(uint64(len(e.Raw))) + len(e.Raw)
-	}
-	return n, nil
+	return nil
 }
 
 func zigzag(v int64) uint64 { return uint64(v<<1) ^ uint64(v>>63) }
 
 func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
 
-// EncodePairInto writes the pair into dst, which must be exactly the size
-// PairSize returned.
-func EncodePairInto(dst []byte, req, resp *Entry) {
-	dst[0] = pairVersion
-	binary.BigEndian.PutUint16(dst[1:], uint16(req.Flags))
-	binary.BigEndian.PutUint16(dst[3:], uint16(resp.Flags))
-	t0 := req.Time.UnixNano()
-	binary.BigEndian.PutUint64(dst[5:], uint64(t0))
-	off := pairFixedLen
-	off += binary.PutUvarint(dst[off:], zigzag(resp.Time.UnixNano()-t0))
-	put := func(s string) {
-		dst[off] = byte(len(s))
-		off++
-		off += copy(dst[off:], s)
-	}
-	for _, s := range req.sharedFields() {
-		put(s)
-	}
-	for _, e := range [2]*Entry{req, resp} {
-		for _, s := range e.ownFields() {
-			put(s)
-		}
-	}
-	for _, e := range [2]*Entry{req, resp} {
-		off += binary.PutUvarint(dst[off:], uint64(len(e.Raw)))
-		off += copy(dst[off:], e.Raw)
-	}
-	if off+crcLen != len(dst) {
-		panic(fmt.Sprintf("journal: pair encoding size %d, want %d", off+crcLen, len(dst)))
-	}
-	binary.BigEndian.PutUint32(dst[off:], crc32.Checksum(dst[:off], castagnoli))
-}
-
-// MarshalPair encodes a pair in the stored format.
-func MarshalPair(req, resp *Entry) ([]byte, error) {
-	n, err := PairSize(req, resp)
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, n)
-	EncodePairInto(b, req, resp)
-	return b, nil
-}
-
-// DecodePair decodes a stored pair into req and resp, leaving their Seq
-// alone. Like DecodeEntry it copies what it keeps and rejects any
-// deviation from the format (ErrCorrupt), so that whatever it accepts
-// re-encodes to the same bytes.
+// DecodePair decodes a stored pair (version 2 or 3) into req and resp,
+// leaving their Seq alone. Like DecodeEntry it copies what it keeps and
+// rejects any deviation from the format (ErrCorrupt).
 func DecodePair(b []byte, req, resp *Entry) error {
+	if len(b) > 0 && b[0] == pairVersion3 {
+		return decodePair3(b, req, resp)
+	}
+	return decodePair2(b, req, resp)
+}
+
+// decodePair2 decodes a version 2 pair. Whatever it accepts re-encodes
+// (in version 2) to the same bytes.
+func decodePair2(b []byte, req, resp *Entry) error {
 	if len(b) < pairFixedLen+1+numSharedFields+2*numOwnFields+2+crcLen {
 		return fmt.Errorf("%w: pair of %d bytes is too short", ErrCorrupt, len(b))
 	}

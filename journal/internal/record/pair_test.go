@@ -2,8 +2,11 @@ package record
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"hash/crc32"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
@@ -20,14 +23,39 @@ func samplePair() (*Entry, *Entry) {
 	return req, resp
 }
 
-// TestPairBytes pins the pair encoding byte by byte (checked by hand
-// against the layout in pair.go).
-func TestPairBytes(t *testing.T) {
-	req, resp := samplePair()
-	b, err := MarshalPair(req, resp)
-	if err != nil {
-		t.Fatal(err)
+// marshalPairV2 is the version 2 encoder, kept to test that stored
+// version 2 pairs are still read: the layout in pair.go.
+func marshalPairV2(req, resp *Entry) ([]byte, error) { return appendPairV2(nil, req, resp) }
+
+func appendPairV2(b []byte, req, resp *Entry) ([]byte, error) {
+	if err := checkPair(req, resp); err != nil {
+		return nil, err
 	}
+	start := len(b)
+	b = append(b, pairVersion)
+	b = binary.BigEndian.AppendUint16(b, uint16(req.Flags))
+	b = binary.BigEndian.AppendUint16(b, uint16(resp.Flags))
+	b = binary.BigEndian.AppendUint64(b, uint64(req.Time.UnixNano()))
+	b = binary.AppendUvarint(b, zigzag(resp.Time.UnixNano()-req.Time.UnixNano()))
+	for _, s := range req.sharedFields() {
+		b = append(append(b, byte(len(s))), s...)
+	}
+	for _, e := range [2]*Entry{req, resp} {
+		for _, s := range e.ownFields() {
+			b = append(append(b, byte(len(s))), s...)
+		}
+	}
+	for _, e := range [2]*Entry{req, resp} {
+		b = binary.AppendUvarint(b, uint64(len(e.Raw)))
+		b = append(b, e.Raw...)
+	}
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli)), nil
+}
+
+// TestPair2Bytes: a version 2 pair, pinned byte by byte (checked by hand
+// against the layout in pair.go), is still read.
+func TestPair2Bytes(t *testing.T) {
+	req, resp := samplePair()
 	want := "02" + "0000" + "0002" + // version, request flags, response flags (replayed)
 		"182ca137067ee9d6" + // 2025-03-14T09:26:53.589793238Z in Unix ns
 		"c08db701" + // zig-zag 1 500 000 ns → 3 000 000 = 0x2DC6C0 as a uvarint
@@ -36,6 +64,46 @@ func TestPairBytes(t *testing.T) {
 		"0430323030" + "00" + "00" + // request: mti, no rrn, no rc
 		"0430323130" + "0c313233343536373839303132" + "023030" + // response: mti, rrn, rc
 		"0402007020" + "020210" // raws
+	b, err := hex.DecodeString(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	var r1, r2 Entry
+	if err := DecodePair(b, &r1, &r2); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(&r1, req) || !reflect.DeepEqual(&r2, resp) {
+		t.Fatalf("round trip\n%+v\n%+v", r1, r2)
+	}
+	if again, _ := marshalPairV2(req, resp); !bytes.Equal(again, b) {
+		t.Fatalf("version 2 encoder\n got %x\nwant %x", again, b)
+	}
+	if !IsPair(b) {
+		t.Fatal("IsPair false for a version 2 pair")
+	}
+}
+
+// TestPairBytes pins the version 3 encoding byte by byte (checked by hand
+// against the layout in pairdelta.go).
+func TestPairBytes(t *testing.T) {
+	req, resp := samplePair()
+	b, err := MarshalPair(req, resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "03" + "02" + // version, flags: request 0 << 16 | response 2 (replayed)
+		"182ca137067ee9d6" + // 2025-03-14T09:26:53.589793238Z in Unix ns
+		"c08db701" + // zig-zag 1 500 000 ns → 3 000 000 = 0x2DC6C0 as a uvarint
+		"04" + "02007020" + // request raw, 4 bytes
+		"02" + "04" + "0210" + // response raw, 2 bytes: one literal of 2 (header 2<<1)
+		"03706f73" + // listener "pos", literal
+		"410a010203" + "9cb0" + // peer 10.1.2.3 port 40112 = 0x9cb0
+		"083130303030303031" + "0f383938333130303030303030303031" + // terminal, merchant: literals
+		"06303030313233" + "06303030303031" + "07636f6e73756d65" + // stan, batch, tx type
+		"00" + // business date: the request time's UTC day, difference 0
+		"c400" + "00" + "00" + // request: mti 0200 as 4 digits BCD at offset 0, no rrn, no rc
+		"c404" + "0c313233343536373839303132" + "023030" // response: mti 0210 as BCD at offset 4 (its raw, after the request's 4 bytes), rrn and rc literals
 	body := hex.EncodeToString(b[:len(b)-crcLen])
 	if body != want {
 		t.Fatalf("pair body\n got %s\nwant %s", body, want)
@@ -77,7 +145,7 @@ func TestPairRejects(t *testing.T) {
 		"short":    good[:10],
 		"checksum": append(append([]byte(nil), good[:len(good)-1]...), good[len(good)-1]^1),
 		"trailing": reseal(append(append([]byte(nil), good[:len(good)-crcLen]...), 0, 0, 0, 0, 0)),
-		"version":  reseal(append([]byte{3}, good[1:]...)),
+		"version":  reseal(append([]byte{4}, good[1:]...)),
 	} {
 		var a, c Entry
 		if err := DecodePair(b, &a, &c); !errors.Is(err, ErrCorrupt) {
@@ -86,12 +154,168 @@ func TestPairRejects(t *testing.T) {
 	}
 }
 
-// FuzzDecodePair: the decoder never panics, and whatever it accepts
-// re-encodes to exactly the same bytes.
+// consumePair is an approved consume as the switch journals it (demo
+// card, canteen terminal; field 52 removed by the switch before the
+// journal sees it): the request and its response as sent.
+func consumePair() (*Entry, *Entry) {
+	raw := func(h string) []byte {
+		b, err := hex.DecodeString(h)
+		if err != nil {
+			panic(err)
+		}
+		return b
+	}
+	req := &Entry{
+		Direction: In, Listener: "pos", Peer: "127.0.0.1:56020", Terminal: "10000001", Merchant: "898310000000001",
+		MTI: "0200", STAN: "000002", Batch: "000001", TxType: "consume",
+		Time:         time.Date(2026, 12, 4, 21, 53, 53, 241744107, time.UTC),
+		BusinessDate: "20261204",
+		Raw: raw("02007038048000c0801119623015100000000001200000000000000030000000022153531204022000" +
+			"3130303030303031383938333130303030303030303031313536001122000001000042374444373037" + "45"),
+	}
+	resp := *req
+	resp.Direction, resp.MTI, resp.RRN, resp.ResponseCode = Out, "0210", "338000000001", "00"
+	resp.Time = req.Time.Add(2406164)
+	resp.Raw = raw("0210703a00800ec08413196230151000000000012000000000000000300000000221535312041204003333" +
+		"3830303030303030303130303030303630303130303030303031383938333130303030303030303031313536" +
+		"00403030303231353643303030303030303530303030303130323135364330303030303030313730303000" +
+		"11220000010000001543534343616e7465656e204e6f2e313344363636363143")
+	return req, &resp
+}
+
+// TestConsumePairSize: version 3 of a real consume's pair, against
+// version 2 (docs/journal.md#what-one-consume-writes).
+func TestConsumePairSize(t *testing.T) {
+	req, resp := consumePair()
+	v2, err := marshalPairV2(req, resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v3, err := MarshalPair(req, resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delta := len(appendDelta(nil, req.Raw, resp.Raw, new(deltaTable)))
+	t.Logf("consume pair: version 2 %d bytes, version 3 %d bytes (request raw %d; response raw %d as a delta of %d)",
+		len(v2), len(v3), len(req.Raw), len(resp.Raw), delta)
+	if len(v2) != 373 || len(v3) > 240 || delta > 100 {
+		t.Errorf("version 2 %d bytes (want 373), version 3 %d (want at most 240), delta %d (want at most 100)", len(v2), len(v3), delta)
+	}
+	var a, c Entry
+	if err := DecodePair(v3, &a, &c); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(&a, req) || !reflect.DeepEqual(&c, resp) {
+		t.Fatalf("round trip\n%+v\n%+v", a, c)
+	}
+}
+
+// TestPairRoundTripRandom: responses made from their requests by random
+// edits (copies of request runs, repeats of their own bytes, new bytes),
+// peers in every form and dates near and far from the request's day all
+// decode to exactly what was encoded.
+func TestPairRoundTripRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	peers := []string{"127.0.0.1:56020", "[::1]:8583", "[fe80::1%eth0]:80", "[::ffff:10.0.0.1]:1", "10.0.0.01:5", "host:1", "", "0.0.0.0:0"}
+	dates := []string{"20261204", "20261205", "20261203", "19700101", "20270101", "20261399", "00000000", "99991231", "20000229"}
+	for i := 0; i < 3000; i++ {
+		req, resp := consumePair()
+		req.Raw = make([]byte, rng.IntN(300))
+		for j := range req.Raw {
+			req.Raw[j] = byte(rng.IntN(4)) * 0x30 // few symbols: many matches
+		}
+		var out []byte
+		for len(out) < 400 && rng.IntN(12) > 0 {
+			switch k := rng.IntN(3); {
+			case k == 0 && len(req.Raw) > 0:
+				a := rng.IntN(len(req.Raw))
+				out = append(out, req.Raw[a:a+rng.IntN(len(req.Raw)-a+1)]...)
+			case k == 1 && len(out) > 0:
+				a := rng.IntN(len(out))
+				out = append(out, out[a:a+rng.IntN(len(out)-a+1)]...)
+			default:
+				for n := rng.IntN(20); n > 0; n-- {
+					out = append(out, byte(rng.IntN(256)))
+				}
+			}
+		}
+		resp.Raw = out
+		if len(out) == 0 {
+			resp.Raw = nil
+		}
+		if len(req.Raw) == 0 {
+			req.Raw = nil
+		}
+		p := peers[rng.IntN(len(peers))]
+		d := dates[rng.IntN(len(dates))]
+		for _, e := range []*Entry{req, resp} {
+			e.Peer, e.BusinessDate = p, d
+			e.Time = e.Time.Add(time.Duration(rng.Int64N(int64(400 * 24 * time.Hour))))
+		}
+		if len(req.Raw) >= 8 {
+			resp.RRN = string(req.Raw[2:8])
+		}
+		b, err := MarshalPair(req, resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, c Entry
+		if err := DecodePair(b, &a, &c); err != nil {
+			t.Fatalf("%d: %v\n%x", i, err, b)
+		}
+		if !reflect.DeepEqual(&a, req) || !reflect.DeepEqual(&c, resp) {
+			t.Fatalf("%d: round trip\n%+v\n%+v\nwant\n%+v\n%+v", i, a, c, *req, *resp)
+		}
+	}
+}
+
+// FuzzPairRoundTrip: any pair the encoder takes decodes to exactly what
+// was encoded (the raw messages byte for byte, every field).
+func FuzzPairRoundTrip(f *testing.F) {
+	req, resp := consumePair()
+	f.Add(req.Raw, resp.Raw, req.Peer, req.Terminal, resp.RRN, req.BusinessDate, int64(0))
+	f.Add([]byte{}, []byte{1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 5}, "[::1]:1", "1234", "0000", "20261399", int64(-1))
+	f.Fuzz(func(t *testing.T, reqRaw, respRaw []byte, peer, terminal, rrn, date string, dt int64) {
+		req, resp := consumePair()
+		req.Raw, resp.Raw = reqRaw, respRaw
+		req.Peer, req.Terminal, req.BusinessDate = peer, terminal, date
+		resp.Peer, resp.Terminal, resp.BusinessDate = peer, terminal, date
+		resp.RRN = rrn
+		req.Time = req.Time.Add(time.Duration(dt))
+		b, err := MarshalPair(req, resp)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidEntry) {
+				t.Fatalf("error %v does not wrap ErrInvalidEntry", err)
+			}
+			return
+		}
+		var a, c Entry
+		if err := DecodePair(b, &a, &c); err != nil {
+			t.Fatalf("%v\n%x", err, b)
+		}
+		for _, e := range []*Entry{req, resp, &a, &c} {
+			if len(e.Raw) == 0 {
+				e.Raw = nil
+			}
+		}
+		if !reflect.DeepEqual(&a, req) || !reflect.DeepEqual(&c, resp) {
+			t.Fatalf("round trip\n%+v\n%+v\nwant\n%+v\n%+v", a, c, *req, *resp)
+		}
+	})
+}
+
+// FuzzDecodePair: the decoder never panics; a version 2 pair it accepts
+// re-encodes (in version 2) to exactly the same bytes, and a version 3
+// pair it accepts re-encodes to one that decodes to the same entries.
 func FuzzDecodePair(f *testing.F) {
 	req, resp := samplePair()
 	good, _ := MarshalPair(req, resp)
 	f.Add(good)
+	old, _ := marshalPairV2(req, resp)
+	f.Add(old)
+	creq, cresp := consumePair()
+	real, _ := MarshalPair(creq, cresp)
+	f.Add(real)
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var a, c Entry
@@ -101,12 +325,115 @@ func FuzzDecodePair(f *testing.F) {
 			}
 			return
 		}
+		if b[0] == pairVersion {
+			again, err := marshalPairV2(&a, &c)
+			if err != nil {
+				t.Fatalf("decoded pair does not encode: %v", err)
+			}
+			if !bytes.Equal(again, b) {
+				t.Fatalf("re-encoding differs\n in %x\nout %x", b, again)
+			}
+			return
+		}
 		again, err := MarshalPair(&a, &c)
 		if err != nil {
 			t.Fatalf("decoded pair does not encode: %v", err)
 		}
-		if !bytes.Equal(again, b) {
-			t.Fatalf("re-encoding differs\n in %x\nout %x", b, again)
+		var a2, c2 Entry
+		if err := DecodePair(again, &a2, &c2); err != nil {
+			t.Fatalf("re-encoded pair does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(a, a2) || !reflect.DeepEqual(c, c2) {
+			t.Fatalf("re-encoded pair decodes differently\n%+v\n%+v\n%+v\n%+v", a, c, a2, c2)
 		}
 	})
+}
+
+// BenchmarkAppendPair: the encoder on the hot path, a real consume.
+func BenchmarkAppendPair(b *testing.B) {
+	req, resp := consumePair()
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if buf, err = AppendPair(buf[:0], req, resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(buf)), "bytes/pair")
+}
+
+// BenchmarkAppendPairV2: the version 2 encoder, for comparison.
+func BenchmarkAppendPairV2(b *testing.B) {
+	req, resp := consumePair()
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if buf, err = appendPairV2(buf[:0], req, resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodePair(b *testing.B) {
+	req, resp := consumePair()
+	v, _ := MarshalPair(req, resp)
+	b.ReportAllocs()
+	for b.Loop() {
+		var a, c Entry
+		if err := DecodePair(v, &a, &c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestCivilDays checks the date arithmetic against package time over
+// every day from 1600 to 2500 and a few far ones.
+func TestCivilDays(t *testing.T) {
+	start := time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC)
+	for tm := start; tm.Year() < 2500; tm = tm.AddDate(0, 0, 1) {
+		day := floorDiv(tm.Unix(), 86400)
+		s := tm.Format("20060102")
+		if got, ok := dayOf(s); !ok || got != day {
+			t.Fatalf("dayOf(%s) = %d, %v; want %d", s, got, ok, day)
+		}
+		if y, m, d := civilFromDays(day); y != int64(tm.Year()) || m != int64(tm.Month()) || d != int64(tm.Day()) {
+			t.Fatalf("civilFromDays(%d) = %d-%d-%d, want %s", day, y, m, d, s)
+		}
+	}
+	for _, s := range []string{"20261399", "20260229", "21000229", "20261131", "20260001", "20261200", "00000000"} {
+		if _, ok := dayOf(s); ok {
+			t.Errorf("dayOf(%s) says it is a date", s)
+		}
+	}
+	for _, s := range []string{"20240229", "20000229", "00000101", "99991231"} {
+		if _, ok := dayOf(s); !ok {
+			t.Errorf("dayOf(%s) says it is not a date", s)
+		}
+	}
+}
+
+// TestPeerForms: a peer is stored in binary exactly when it prints back
+// as the same string; every form round-trips.
+func TestPeerForms(t *testing.T) {
+	for _, c := range []struct {
+		peer string
+		form byte
+	}{
+		{"127.0.0.1:56020", peerIPv4}, {"0.0.0.0:0", peerIPv4}, {"255.255.255.255:65535", peerIPv4},
+		{"[::1]:8583", peerIPv6}, {"[2001:db8::1]:443", peerIPv6}, {"[::ffff:10.0.0.1]:1", peerIPv6},
+		{"10.0.0.01:5", 11}, {"10.0.0.1:05", 11}, {"256.0.0.1:5", 11}, {"1.2.3.4:65536", 13}, {"1.2.3:4", 7},
+		{"1.2.3.4", 7}, {"1.2.3.4:", 8}, {"[fe80::1%eth0]:80", 17}, {"[::FFFF:1.2.3.4]:1", 18}, {"[0:0::1]:1", 10},
+		{"host:1", 6}, {"", 0}, {"1.2.3.4:100000", 14},
+	} {
+		b := appendPeer(nil, c.peer)
+		if b[0] != c.form {
+			t.Errorf("%q: form %d, want %d", c.peer, b[0], c.form)
+		}
+		r := pairReader{b: b}
+		if got := string(r.peer(nil)); r.err != nil || got != c.peer || r.off != len(b) {
+			t.Errorf("%q: decoded %q, %v", c.peer, got, r.err)
+		}
+	}
 }

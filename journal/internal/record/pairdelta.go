@@ -1,0 +1,659 @@
+package record
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"math/bits"
+	"net/netip"
+	"time"
+)
+
+// Pair encoding, version 3 (docs/journal.md#key-layout). A response
+// echoes much of its request (card number, processing code, amount, STAN,
+// terminal, merchant, currency, field 60), and most of the pair's fields
+// are bytes of the two messages, so version 3 stores the response as a
+// delta and the fields as references where that is shorter. All of it is
+// exact: decoding gives back the bytes written.
+//
+//	version   1 byte (= 3)
+//	flags     uvarint, request flags << 16 | response flags
+//	time      8 bytes big-endian, the request's UTC Unix nanoseconds
+//	delay     zig-zag varint, response time − request time, nanoseconds
+//	request   uvarint length + the raw message
+//	response  uvarint length + operations until that length is reached,
+//	          each a uvarint h: h even, a literal of h>>1 bytes that
+//	          follow; h odd, a copy of h>>1 bytes (at least minCopy) from
+//	          uvarint offset o of the request followed by the response so
+//	          far, lying wholly in the request or wholly in what the
+//	          response produced before it
+//	listener  string
+//	peer      1 byte: 0–64 a literal of that length; 65 an IPv4 address
+//	          (4 bytes) and port (2 bytes big-endian), 66 IPv6 (16 + 2),
+//	          each written only where it prints back as the same string
+//	terminal, merchant, stan, batch, tx_type: strings
+//	date      1 byte: 255 then the 8 digits; else the zig-zag difference
+//	          in days between the business date and the request time's
+//	          UTC date
+//	mti, rrn, response_code of the request, then of the response: strings
+//	crc       4 bytes, CRC-32C of everything before it
+//
+// A string is a header byte h and what it says: h < 128, a literal of h
+// bytes; 128 + n (n < 64), the n bytes at uvarint offset o of the request
+// followed by the response, wholly in one of them; 192 + n (n even), n
+// decimal digits packed two a byte (BCD) at uvarint offset o, the same
+// way. The encoder takes a reference only where it is shorter.
+//
+// Unlike version 2 a value has more than one valid encoding (the encoder
+// searches, it does not promise the shortest), so the decoder checks
+// every bound but not that the encoder would have chosen the same form.
+const (
+	pairVersion3 = 3
+	minCopy      = 4 // a shorter copy costs as much as its literal
+	probeStep    = 3 // response positions probed outside a match
+	deltaBits    = 9 // request positions hashed by their first 4 bytes
+	peerIPv4     = MaxPeerLen + 1
+	peerIPv6     = MaxPeerLen + 2
+	dateLiteral  = 255
+	strRef       = 0x80
+	strBCD       = 0xc0
+	strLenMask   = 0x3f
+)
+
+// AppendPair checks the pair (each entry as Size does, plus: the request
+// is In, the response Out, and they share the fields a pair stores once)
+// and appends its encoding (version 3) to dst.
+func AppendPair(dst []byte, req, resp *Entry) ([]byte, error) {
+	if err := checkPair(req, resp); err != nil {
+		return dst, err
+	}
+	start := len(dst)
+	t0 := req.Time.UnixNano()
+	dst = append(dst, pairVersion3)
+	dst = binary.AppendUvarint(dst, uint64(req.Flags)<<16|uint64(resp.Flags))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(t0))
+	dst = binary.AppendUvarint(dst, zigzag(resp.Time.UnixNano()-t0))
+	dst = binary.AppendUvarint(dst, uint64(len(req.Raw)))
+	dst = append(dst, req.Raw...)
+	dst = binary.AppendUvarint(dst, uint64(len(resp.Raw)))
+	var table deltaTable
+	dst = appendDelta(dst, req.Raw, resp.Raw, &table)
+	raws := [2][]byte{req.Raw, resp.Raw}
+	dst = appendRefString(dst, req.Listener, &raws, &table, false)
+	dst = appendPeer(dst, req.Peer)
+	for _, s := range [...]string{req.Terminal, req.Merchant, req.STAN, req.Batch, req.TxType} {
+		dst = appendRefString(dst, s, &raws, &table, false)
+	}
+	dst = appendDate(dst, req.BusinessDate, t0)
+	for i, e := range [2]*Entry{req, resp} {
+		for _, s := range e.ownFields() {
+			dst = appendRefString(dst, s, &raws, &table, i == 1)
+		}
+	}
+	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli)), nil
+}
+
+// MarshalPair encodes a pair in the stored format.
+func MarshalPair(req, resp *Entry) ([]byte, error) {
+	b, err := AppendPair(nil, req, resp)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func load32(b []byte, i int) uint32 { return binary.LittleEndian.Uint32(b[i:]) }
+
+func hash4(u uint32) uint32 { return (u * 2654435761) >> (32 - deltaBits) }
+
+// matchLen returns the length of the common prefix of a and b.
+func matchLen(a, b []byte) int {
+	n := min(len(a), len(b))
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		if x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); x != 0 {
+			return i + bits.TrailingZeros64(x)/8
+		}
+	}
+	for ; i < n && a[i] == b[i]; i++ {
+	}
+	return i
+}
+
+// deltaTable maps the hash of 4 bytes to a position + 1 in the request
+// followed by the response (0: none).
+type deltaTable [1 << deltaBits]uint32
+
+// appendDelta appends the operations that rebuild resp from req: a
+// greedy match over a hash of 4-byte sequences — every request position,
+// then every other response position as it is scanned, a match found
+// extended backwards into the pending literal where it lies in the
+// request. The table is left for the string references (findRef).
+func appendDelta(dst, req, resp []byte, table *deltaTable) []byte {
+	i := 0
+	for ; i+8 <= len(req); i += 4 {
+		x := binary.LittleEndian.Uint64(req[i:])
+		table[hash4(uint32(x))] = uint32(i + 1)
+		table[hash4(uint32(x>>8))] = uint32(i + 2)
+		table[hash4(uint32(x>>16))] = uint32(i + 3)
+		table[hash4(uint32(x>>24))] = uint32(i + 4)
+	}
+	for ; i+4 <= len(req); i++ {
+		table[hash4(load32(req, i))] = uint32(i + 1)
+	}
+	lit := 0
+	i = 0
+	for i+4 <= len(resp) {
+		cur := load32(resp, i)
+		h := hash4(cur)
+		c := int(table[h]) - 1
+		table[h] = uint32(len(req) + i + 1)
+		n := 0
+		switch {
+		case c < 0:
+		case c < len(req):
+			if load32(req, c) == cur {
+				n = matchLen(req[c:], resp[i:])
+				for c > 0 && i > lit && req[c-1] == resp[i-1] {
+					c, i, n = c-1, i-1, n+1
+				}
+			}
+		default:
+			if s := c - len(req); s+4 <= i && load32(resp, s) == cur {
+				n = matchLen(resp[s:i], resp[i:])
+			}
+		}
+		if n < minCopy {
+			i += probeStep
+			continue
+		}
+		dst = appendLiteral(dst, resp[lit:i])
+		dst = binary.AppendUvarint(dst, uint64(n)<<1|1)
+		dst = binary.AppendUvarint(dst, uint64(c))
+		i += n
+		lit = i
+	}
+	return appendLiteral(dst, resp[lit:])
+}
+
+func appendLiteral(dst, b []byte) []byte {
+	if len(b) == 0 {
+		return dst
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(b))<<1)
+	return append(dst, b...)
+}
+
+// appendRefString appends s as a reference into the raw messages where
+// one is shorter than the literal, else as the literal: its bytes or its
+// digits packed as BCD (findRef); own says s is a field of the response.
+func appendRefString(dst []byte, s string, raws *[2][]byte, table *deltaTable, own bool) []byte {
+	n := len(s)
+	if n >= 4 && n <= strLenMask {
+		var buf [strLenMask]byte
+		copy(buf[:], s)
+		if o, ok := findRef(raws, table, buf[:n], own, n); ok {
+			return binary.AppendUvarint(append(dst, strRef|byte(n)), uint64(o))
+		}
+		if n%2 == 0 && packBCD(buf[:n/2], s) {
+			if o, ok := findRef(raws, table, buf[:n/2], own, n); ok {
+				return binary.AppendUvarint(append(dst, strBCD|byte(n)), uint64(o))
+			}
+		}
+	}
+	return append(append(dst, byte(n)), s...)
+}
+
+// findRef returns an offset of needle in raws[0] ++ raws[1], wholly in
+// one of them, whose uvarint is shorter than literal, the length of the
+// string the needle stands for. The delta's table holds every request
+// position but only some of the response's: a needle of 4 bytes or more
+// is looked up there; a field of the response (inResp) not found there,
+// and a needle of 2 or 3 bytes (the packed digits of an MTI, a STAN), are
+// searched for in the message the field is from, first at its start.
+func findRef(raws *[2][]byte, table *deltaTable, needle []byte, inResp bool, literal int) (int, bool) {
+	n := len(needle)
+	if n >= 4 {
+		o := int(table[hash4(load32(needle, 0))]) - 1
+		src, at := raws[0], o
+		if o >= len(src) {
+			src, at = raws[1], o-len(src)
+		}
+		if o >= 0 && at+n <= len(src) && bytes.Equal(src[at:at+n], needle) {
+			return o, UvarintLen(uint64(o)) < literal
+		}
+		if !inResp {
+			return 0, false
+		}
+	}
+	base, r := 0, raws[0]
+	if inResp {
+		base, r = len(raws[0]), raws[1]
+	}
+	i := 0
+	if len(r) < n || !bytes.Equal(r[:n], needle) {
+		if i = bytes.Index(r, needle); i < 0 {
+			return 0, false
+		}
+	}
+	return base + i, UvarintLen(uint64(base+i)) < literal
+}
+
+// packBCD packs the decimal digits of s two a byte into dst; false if s
+// has anything else.
+func packBCD(dst []byte, s string) bool {
+	for i := range dst {
+		hi, lo := s[2*i]-'0', s[2*i+1]-'0'
+		if hi > 9 || lo > 9 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+func appendPeer(dst []byte, peer string) []byte {
+	if a, port, ok := parseIPv4Port(peer); ok {
+		dst = append(append(dst, peerIPv4), a[:]...)
+		return binary.BigEndian.AppendUint16(dst, port)
+	}
+	if len(peer) > 0 && peer[0] == '[' {
+		if ap, err := netip.ParseAddrPort(peer); err == nil && ap.Addr().Is6() && ap.Addr().Zone() == "" {
+			var buf [MaxPeerLen]byte
+			if string(ap.AppendTo(buf[:0])) == peer {
+				v := ap.Addr().As16()
+				dst = append(append(dst, peerIPv6), v[:]...)
+				return binary.BigEndian.AppendUint16(dst, ap.Port())
+			}
+		}
+	}
+	return append(append(dst, byte(len(peer))), peer...)
+}
+
+// parseIPv4Port parses "a.b.c.d:port" in the one form that prints back
+// the same: decimal numbers without leading zeros, octets to 255, the
+// port to 65535.
+func parseIPv4Port(s string) (a [4]byte, port uint16, ok bool) {
+	i := 0
+	num := func(max int) (int, bool) {
+		start, v := i, 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' && i-start < 5 {
+			v = v*10 + int(s[i]-'0')
+			i++
+		}
+		n := i - start
+		return v, n > 0 && v <= max && (n == 1 || s[start] != '0')
+	}
+	for k := range a {
+		v, ok := num(255)
+		sep := byte('.')
+		if k == 3 {
+			sep = ':'
+		}
+		if !ok || i >= len(s) || s[i] != sep {
+			return a, 0, false
+		}
+		i++
+		a[k] = byte(v)
+	}
+	v, ok := num(65535)
+	if !ok || i != len(s) {
+		return a, 0, false
+	}
+	return a, uint16(v), true
+}
+
+const nsPerDay = 24 * int64(time.Hour)
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// dayOf returns the day number (days since 1970-01-01) of a YYYYMMDD
+// date of eight digits, false if it is not a calendar date.
+func dayOf(date string) (int64, bool) {
+	num := func(s string) int64 {
+		var v int64
+		for i := 0; i < len(s); i++ {
+			v = v*10 + int64(s[i]-'0')
+		}
+		return v
+	}
+	y, m, d := num(date[:4]), num(date[4:6]), num(date[6:8])
+	if m < 1 || m > 12 || d < 1 || d > daysIn(y, m) {
+		return 0, false
+	}
+	return daysFromCivil(y, m, d), true
+}
+
+func daysIn(y, m int64) int64 {
+	switch m {
+	case 2:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// daysFromCivil and civilFromDays convert between proleptic Gregorian
+// dates and days since 1970-01-01 (the era arithmetic of Howard Hinnant's
+// "chrono-Compatible Low-Level Date Algorithms").
+func daysFromCivil(y, m, d int64) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := floorDiv(y, 400)
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146097 + doe - 719468
+}
+
+func civilFromDays(z int64) (y, m, d int64) {
+	z += 719468
+	era := floorDiv(z, 146097)
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d = doy - (153*mp+2)/5 + 1
+	m = mp + 3
+	if m > 12 {
+		m -= 12
+	}
+	y = yoe + era*400
+	if m <= 2 {
+		y++
+	}
+	return y, m, d
+}
+
+func appendDate(dst []byte, date string, t0 int64) []byte {
+	if d, ok := dayOf(date); ok {
+		if z := zigzag(d - floorDiv(t0, nsPerDay)); z < dateLiteral {
+			return append(dst, byte(z))
+		}
+	}
+	return append(append(dst, dateLiteral), date...)
+}
+
+// pairReader reads a version 3 pair body; the first error sticks.
+type pairReader struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (r *pairReader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: pair: "+format, append([]any{ErrCorrupt}, args...)...)
+	}
+}
+
+func (r *pairReader) uvarint(what string) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, k := binary.Uvarint(r.b[r.off:])
+	if k <= 0 || k != UvarintLen(v) {
+		r.fail("bad %s", what)
+		return 0
+	}
+	r.off += k
+	return v
+}
+
+func (r *pairReader) next(n int, what string) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n < 0 || n > len(r.b)-r.off {
+		r.fail("ends in %s", what)
+		return nil
+	}
+	v := r.b[r.off : r.off+n]
+	r.off += n
+	return v
+}
+
+func (r *pairReader) byte1(what string) byte {
+	if v := r.next(1, what); v != nil {
+		return v[0]
+	}
+	return 0
+}
+
+// delta rebuilds a response of n bytes from its operations.
+func (r *pairReader) delta(req []byte, n int) []byte {
+	if n == 0 || r.err != nil {
+		return nil
+	}
+	out := make([]byte, 0, n)
+	for len(out) < n && r.err == nil {
+		h := r.uvarint("response operation")
+		k := h >> 1
+		if k == 0 || k > uint64(n-len(out)) {
+			r.fail("response operation of %d bytes, %d left", k, n-len(out))
+			break
+		}
+		if h&1 == 0 {
+			out = append(out, r.next(int(k), "response literal")...)
+			continue
+		}
+		o := r.uvarint("copy offset")
+		switch {
+		case r.err != nil:
+		case k < minCopy:
+			r.fail("copy of %d bytes", k)
+		case o < uint64(len(req)) && k <= uint64(len(req))-o:
+			out = append(out, req[o:o+k]...)
+		case o >= uint64(len(req)) && o-uint64(len(req)) <= uint64(len(out)) && k <= uint64(len(out))-(o-uint64(len(req))):
+			s := int(o) - len(req)
+			out = append(out, out[s:s+int(k)]...)
+		default:
+			r.fail("copy of %d bytes at %d", k, o)
+		}
+	}
+	return out
+}
+
+// str reads a string of at most max bytes into sb.
+func (r *pairReader) str(sb []byte, raws *[2][]byte, max int, what string) []byte {
+	h := r.byte1(what)
+	if r.err != nil {
+		return sb
+	}
+	if h < strRef {
+		if int(h) > max {
+			r.fail("%s length %d", what, h)
+			return sb
+		}
+		return append(sb, r.next(int(h), what)...)
+	}
+	n := int(h & strLenMask)
+	size := n
+	if h&strBCD == strBCD {
+		size = n / 2
+		if n%2 != 0 {
+			r.fail("%s of %d digits", what, n)
+		}
+	}
+	if n > max {
+		r.fail("%s length %d", what, n)
+	}
+	o := r.uvarint(what + " offset")
+	if r.err != nil {
+		return sb
+	}
+	src := raws[0]
+	if o >= uint64(len(src)) {
+		o -= uint64(len(src))
+		src = raws[1]
+	}
+	if o > uint64(len(src)) || uint64(size) > uint64(len(src))-o {
+		r.fail("%s reference of %d bytes at %d", what, size, o)
+		return sb
+	}
+	b := src[o : o+uint64(size)]
+	if h&strBCD != strBCD {
+		return append(sb, b...)
+	}
+	for _, c := range b {
+		if c>>4 > 9 || c&15 > 9 {
+			r.fail("%s digits %x", what, c)
+			return sb
+		}
+		sb = append(sb, '0'+c>>4, '0'+c&15)
+	}
+	return sb
+}
+
+func (r *pairReader) peer(sb []byte) []byte {
+	h := r.byte1("peer")
+	switch {
+	case r.err != nil:
+		return sb
+	case h <= MaxPeerLen:
+		return append(sb, r.next(int(h), "peer")...)
+	case h == peerIPv4:
+		if v := r.next(4+2, "peer"); v != nil {
+			a := netip.AddrFrom4([4]byte(v))
+			return netip.AddrPortFrom(a, binary.BigEndian.Uint16(v[4:])).AppendTo(sb)
+		}
+	case h == peerIPv6:
+		if v := r.next(16+2, "peer"); v != nil {
+			a := netip.AddrFrom16([16]byte(v))
+			return netip.AddrPortFrom(a, binary.BigEndian.Uint16(v[16:])).AppendTo(sb)
+		}
+	default:
+		r.fail("peer form %d", h)
+	}
+	return sb
+}
+
+func (r *pairReader) date(sb []byte, t0 int64) []byte {
+	h := r.byte1("business date")
+	switch {
+	case r.err != nil:
+		return sb
+	case h == dateLiteral:
+		return append(sb, r.next(DateLen, "business date")...)
+	}
+	y, m, d := civilFromDays(floorDiv(t0, nsPerDay) + unzigzag(uint64(h)))
+	if y < 0 || y > 9999 {
+		r.fail("business date year %d", y)
+		return sb
+	}
+	for _, v := range [...]int64{y / 100, y % 100, m, d} {
+		sb = append(sb, byte('0'+v/10), byte('0'+v%10))
+	}
+	return sb
+}
+
+// decodePair3 decodes a version 3 pair.
+func decodePair3(b []byte, req, resp *Entry) error {
+	if len(b) < 1+crcLen {
+		return fmt.Errorf("%w: pair of %d bytes is too short", ErrCorrupt, len(b))
+	}
+	body := b[:len(b)-crcLen]
+	if got, want := crc32.Checksum(body, castagnoli), binary.BigEndian.Uint32(b[len(body):]); got != want {
+		return fmt.Errorf("%w: pair checksum %08x, stored %08x", ErrCorrupt, got, want)
+	}
+	r := pairReader{b: body, off: 1}
+	flags := r.uvarint("flags")
+	if flags>>32 != 0 {
+		r.fail("flags %x", flags)
+	}
+	var t0 int64
+	if v := r.next(8, "time"); v != nil {
+		t0 = int64(binary.BigEndian.Uint64(v))
+	}
+	delay := unzigzag(r.uvarint("delay"))
+	var raws [2][]byte
+	for i := range raws {
+		n := r.uvarint("raw length")
+		if n > MaxRawLen {
+			r.fail("raw length %d", n)
+		}
+		if r.err != nil {
+			break
+		}
+		if i == 0 {
+			if v := r.next(int(n), "request raw"); len(v) > 0 {
+				raws[0] = append([]byte(nil), v...)
+			}
+		} else {
+			raws[1] = r.delta(raws[0], int(n))
+		}
+	}
+	// The string fields, in the order of sharedFields then ownFields of
+	// each entry, in one buffer; ends[i] is where field i ends.
+	const numStrings = numSharedFields + 2*numOwnFields
+	var ends [numStrings]int
+	sb := make([]byte, 0, 128)
+	for i := range ends {
+		switch {
+		case i == 1:
+			sb = r.peer(sb)
+		case i == 7:
+			sb = r.date(sb, t0)
+		case i < numSharedFields:
+			sb = r.str(sb, &raws, sharedFieldMax[i], sharedFieldName[i])
+		default:
+			j := (i - numSharedFields) % numOwnFields
+			sb = r.str(sb, &raws, ownFieldMax[j], ownFieldName[j])
+		}
+		ends[i] = len(sb)
+	}
+	if r.err == nil && r.off != len(body) {
+		r.fail("%d trailing bytes", len(body)-r.off)
+	}
+	if r.err != nil {
+		return r.err
+	}
+	all := string(sb)
+	var f [numStrings]string
+	for i := range f {
+		s := 0
+		if i > 0 {
+			s = ends[i-1]
+		}
+		f[i] = all[s:ends[i]]
+	}
+	if !ValidDate(f[7]) {
+		return fmt.Errorf("%w: pair business date %q", ErrCorrupt, f[7])
+	}
+	t1 := t0 + delay
+	for i, e := range [2]*Entry{req, resp} {
+		own := f[numSharedFields+i*numOwnFields:]
+		*e = Entry{
+			Seq:          e.Seq,
+			Direction:    [2]Direction{In, Out}[i],
+			Flags:        Flags([2]uint64{flags >> 16, flags & 0xffff}[i]),
+			Time:         time.Unix(0, [2]int64{t0, t1}[i]).UTC(),
+			Listener:     f[0],
+			Peer:         f[1],
+			Terminal:     f[2],
+			Merchant:     f[3],
+			STAN:         f[4],
+			Batch:        f[5],
+			TxType:       f[6],
+			BusinessDate: f[7],
+			MTI:          own[0],
+			RRN:          own[1],
+			ResponseCode: own[2],
+			Raw:          raws[i],
+		}
+	}
+	return nil
+}
