@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/routing"
@@ -44,7 +46,7 @@ type ReloadReport struct {
 // (SetLogLevel). Other changed keys need a restart: they are named in the
 // report and the log, and not applied. A configuration that does not
 // validate, whose routes name an unknown destination, or that removes a
-// link still holding work, changes nothing.
+// link still holding work or cards bound to it, changes nothing.
 func (sw *Switch) Reload(cfg *Config) (ReloadReport, error) {
 	var rep ReloadReport
 	if err := cfg.Validate(); err != nil {
@@ -61,6 +63,9 @@ func (sw *Switch) Reload(cfg *Config) (ReloadReport, error) {
 	routes, err := routing.New(routing.Config{Routes: cfg.Routes}, append(names, linkNames...))
 	if err != nil {
 		return rep, fmt.Errorf("routes: %w", err)
+	}
+	if err := sw.checkRemovedLinksUnbound(linkNames); err != nil {
+		return rep, err
 	}
 	// Check the new seed entries before adding any.
 	var newMerchants []ledger.MerchantSpec
@@ -140,6 +145,48 @@ func (sw *Switch) Reload(cfg *Config) (ReloadReport, error) {
 		sw.log.Warn("configuration keys changed that a reload does not apply; restart to apply them", zap.Strings("keys", rep.NeedRestart))
 	}
 	return rep, errors.Join(errs...)
+}
+
+// ErrLinkBound: a reload would remove a gateway link that cards are
+// bound to for bank-transfer loads (docs/gateway-links.md "Reloading
+// links").
+var ErrLinkBound = errors.New("gateway link has cards bound to it")
+
+// maxBoundNamed is how many bound cards a refused reload names per link.
+const maxBoundNamed = 5
+
+// checkRemovedLinksUnbound refuses the removal of a link that cards are
+// bound to: their transfer loads would go to a link that no longer
+// exists. A binding is the cardholder's agreement, so a reload never
+// drops it; the operator unbinds the cards, or keeps the link.
+func (sw *Switch) checkRemovedLinksUnbound(keep []string) error {
+	if sw.links == nil || sw.recharge == nil {
+		return nil
+	}
+	var removed []string
+	for _, n := range sw.links.Names() {
+		if !slices.Contains(keep, n) {
+			removed = append(removed, n)
+		}
+	}
+	bound, err := sw.recharge.svc.BindingsTo(removed, maxBoundNamed)
+	if err != nil {
+		return fmt.Errorf("gateways: bindings: %w", err)
+	}
+	var errs []error
+	for _, b := range bound {
+		more := ""
+		if b.Count > len(b.Cards) {
+			more = fmt.Sprintf(" and %d more", b.Count-len(b.Cards))
+		}
+		errs = append(errs, fmt.Errorf("gateway %s cannot be removed: %d cards are bound to it for bank-transfer loads "+
+			"(%s%s); keep the link, or unbind them first: `switchctl gateways unbind %s`",
+			b.Gateway, b.Count, strings.Join(b.Cards, ", "), more, b.Gateway))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: the gateway links were not changed: %w", ErrLinkBound, errors.Join(errs...))
+	}
+	return nil
 }
 
 // SetLogLevel gives the switch the level of its logger, so that a reload

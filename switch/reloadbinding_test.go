@@ -1,6 +1,8 @@
 package switching
 
 import (
+	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -9,13 +11,17 @@ import (
 
 	"github.com/cardswitch/cardswitch/internal/gwsim"
 	"github.com/cardswitch/cardswitch/spec"
+	"github.com/cardswitch/cardswitch/switch/admin"
 	"github.com/cardswitch/cardswitch/switch/links"
 )
 
 // TestBindingToReloadedLink: a card can be bound (admin API) to a gateway
 // link a reload added, without a restart, and its kiosk's transfer loads
-// then go to that link's bank; once a reload has removed the link, no
-// card can be bound to it (docs/gateway-links.md "Reloading links").
+// then go to that link's bank; a reload removing the link while a card
+// is bound to it is refused, naming the card, until the link's bindings
+// are removed (DELETE /api/v1/gateways/{name}/bindings); once a reload
+// has removed the link, no card can be bound to it
+// (docs/gateway-links.md "Reloading links").
 func TestBindingToReloadedLink(t *testing.T) {
 	sw, simA := linkedSwitch(t, func(c *Config) {
 		c.Transfer = TransferConfig{MaxLoad: 50000, MaxDailyLoad: 80000}
@@ -26,10 +32,10 @@ func TestBindingToReloadedLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { simB.Close() })
-	_, _, admin := sw.Addrs()
+	_, _, addr := sw.Addrs()
 	const bankB = "bank-b"
 	bind := func(card, gateway string) (int, []byte) {
-		return adminDo(t, "POST", "http://"+admin+"/api/v1/cards/"+card+"/binding",
+		return adminDo(t, "POST", "http://"+addr+"/api/v1/cards/"+card+"/binding",
 			`{"gateway":"`+gateway+`","bank_card":"`+bankCard+`","account":"`+bankAccount+`","operator":"alice"}`)
 	}
 	if code, b := bind(cardStaff, bankB); code != http.StatusBadRequest || !strings.Contains(string(b), "not a gateway link") {
@@ -71,7 +77,32 @@ func TestBindingToReloadedLink(t *testing.T) {
 		t.Fatalf("bank A balance %v: the leg went to the wrong bank", got)
 	}
 
-	// Removed by a reload (it holds no work): no new binding to it.
+	// A reload removing it while a card is bound to it is refused, naming
+	// the card (masked): its transfer loads would go to a link that no
+	// longer exists. Nothing changes.
+	rep, err = sw.Reload(withLinks(linkA))
+	if !errors.Is(err, ErrLinkBound) || !strings.Contains(err.Error(), "gateway bank-b cannot be removed: 1 cards are bound") ||
+		!strings.Contains(err.Error(), "623015*********0020") || rep.Applied || rep.Links.Changed() {
+		t.Fatalf("reload removing a link cards are bound to: %+v, %v", rep, err)
+	}
+	if _, ok := sw.links.Link(bankB); !ok {
+		t.Fatal("bank B removed by a refused reload")
+	}
+	// switchctl gateways unbind bank-b: the card's binding goes (another
+	// call finds nothing more); then the reload removes the link.
+	for i, want := range []admin.UnbindGatewayResponse{{Gateway: bankB, Unbound: 1}, {Gateway: bankB}} {
+		code, b := adminDo(t, "DELETE", "http://"+addr+"/api/v1/gateways/"+bankB+"/bindings?operator=alice", "")
+		var got admin.UnbindGatewayResponse
+		if err := json.Unmarshal(b, &got); code != http.StatusOK || err != nil || got != want {
+			t.Fatalf("unbind bank B, call %d: %d %s", i, code, b)
+		}
+	}
+	if code, b := adminDo(t, "GET", "http://"+addr+"/api/v1/cards/"+cardStaff+"/binding", ""); code != http.StatusNotFound {
+		t.Fatalf("binding after unbinding the gateway: %d %s", code, b)
+	}
+
+	// Removed by a reload (it holds no work, no card is bound to it): no
+	// new binding to it.
 	if _, err := sw.Reload(withLinks(linkA)); err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,8 @@ func init() {
 }
 
 const gatewaysUsage = `usage: switchctl gateways [list]                 links, their state, keys' check values, queue depth
-       switchctl gateways load-zmk NAME --components -   load a link's ZMK from 2-3 components`
+       switchctl gateways load-zmk NAME --components -   load a link's ZMK from 2-3 components
+       switchctl gateways unbind NAME [--operator NAME]  remove every card's bank binding to the link (up to 1000 a call: repeat while "more" is true)`
 
 const safUsage = `usage: switchctl saf list [--gateway NAME] [--dead] [--limit N] [--after ID]
        switchctl saf retry ID [--gateway NAME]   put a dead letter back in its queue
@@ -91,6 +92,19 @@ func runGateways(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return c.a.call("POST", "/api/v1/gateways/"+url.PathEscape(c.arg)+"/zmk", map[string]any{"components": cs}, stdout, stderr)
+	case "unbind":
+		var op *string
+		c, rc := parseLinkCmd("gateways unbind", args, stderr, func(fs *flag.FlagSet) {
+			op = fs.String("operator", os.Getenv("USER"), "who unbinds (journaled with each card)")
+		})
+		if c == nil {
+			return rc
+		}
+		if c.arg == "" {
+			fmt.Fprintln(stderr, "gateways unbind: missing gateway name")
+			return 2
+		}
+		return c.a.call("DELETE", "/api/v1/gateways/"+url.PathEscape(c.arg)+"/bindings?operator="+url.QueryEscape(*op), nil, stdout, stderr)
 	}
 	fmt.Fprintln(stderr, gatewaysUsage)
 	return 2

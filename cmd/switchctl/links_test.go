@@ -31,6 +31,8 @@ func TestGatewaysAndSAFCommands(t *testing.T) {
 		{saf, []string{"retry"}, "", 2},
 		{saf, []string{"drop", "x"}, "", 2},
 		{gw, []string{"load-zmk"}, "", 2},
+		{gw, []string{"unbind", "old-bank", "--operator", "alice"}, "DELETE /api/v1/gateways/old-bank/bindings?operator=alice", 0},
+		{gw, []string{"unbind"}, "", 2},
 		{saf, []string{"purge"}, "", 2},
 		{saf, []string{"help"}, "", 0},
 		{gw, []string{"--help"}, "", 0},

@@ -134,6 +134,7 @@ type Recharge interface {
 	Binding(pan string) (recharge.BindingView, bool, error)
 	Bind(pan, gateway, bankCard, account, operator string) (recharge.BindingView, error)
 	Unbind(pan, operator string) (recharge.BindingView, error)
+	UnbindGateway(gateway, operator string, max int) (unbound int, more bool, err error)
 }
 
 // Connections is the POS acceptor's view of its open connections.

@@ -19,6 +19,7 @@ func (a *API) registerRecharge(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/cards/{pan}/binding", a.getBinding)
 	mux.HandleFunc("POST /api/v1/cards/{pan}/binding", a.bind)
 	mux.HandleFunc("DELETE /api/v1/cards/{pan}/binding", a.unbind)
+	mux.HandleFunc("DELETE /api/v1/gateways/{name}/bindings", a.unbindGateway)
 }
 
 func (a *API) bindingError(w http.ResponseWriter, r *http.Request, err error) {
@@ -70,6 +71,18 @@ func (a *API) unbind(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
+}
+
+// unbindGateway removes the bindings of the cards bound to a gateway,
+// at most recharge.MaxUnbindGateway a call (more: call again).
+func (a *API) unbindGateway(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	n, more, err := a.cfg.Recharge.UnbindGateway(name, r.URL.Query().Get("operator"), recharge.MaxUnbindGateway)
+	if err != nil {
+		a.bindingError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, UnbindGatewayResponse{Gateway: name, Unbound: n, More: more})
 }
 
 // pending lists unclaimed pending credits older than older_than_days

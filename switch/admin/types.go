@@ -161,6 +161,15 @@ type BindRequest struct {
 	Operator string `json:"operator"`
 }
 
+// UnbindGatewayResponse answers DELETE /api/v1/gateways/{name}/bindings:
+// how many cards' bindings to the gateway were removed, and whether
+// others remain (call again).
+type UnbindGatewayResponse struct {
+	Gateway string `json:"gateway"`
+	Unbound int    `json:"unbound"`
+	More    bool   `json:"more"`
+}
+
 // PendingResponse answers GET /api/v1/recharge/pending.
 type PendingResponse struct {
 	OlderThanDays int                      `json:"older_than_days"`

@@ -133,6 +133,85 @@ func (s *Service) Unbind(pan, operator string) (BindingView, error) {
 	})
 }
 
+// MaxUnbindGateway bounds the cards one UnbindGateway call unbinds.
+const MaxUnbindGateway = 1000
+
+// UnbindGateway removes, each journaled as an unbinding by operator, the
+// bindings of up to max cards (1..MaxUnbindGateway) bound to gateway,
+// configured or not: before a reload removes the link
+// (docs/gateway-links.md "Reloading links"). more reports that cards
+// bound to it remain.
+func (s *Service) UnbindGateway(gateway, operator string, max int) (unbound int, more bool, err error) {
+	switch {
+	case gateway == "" || len(gateway) > 64:
+		return 0, false, fmt.Errorf("%w: gateway must be 1 to 64 bytes", ErrBadBinding)
+	case len(operator) == 0 || len(operator) > 64 || !printableASCII(operator):
+		return 0, false, fmt.Errorf("%w: operator must be 1 to 64 printable characters", ErrBadBinding)
+	case max < 1 || max > MaxUnbindGateway:
+		return 0, false, fmt.Errorf("%w: at most 1 to %d cards a call", ErrBadBinding, MaxUnbindGateway)
+	}
+	pans, more, err := s.boundTo(gateway, max)
+	if err != nil {
+		return 0, false, err
+	}
+	for _, pan := range pans {
+		done, err := s.unbindFrom(pan, gateway, operator)
+		if err != nil {
+			return unbound, true, err
+		}
+		if done {
+			unbound++
+		}
+	}
+	return unbound, more, nil
+}
+
+// boundTo lists the first max cards bound to gateway; more reports
+// others.
+func (s *Service) boundTo(gateway string, max int) (pans []string, more bool, err error) {
+	lo := []byte{keyPrefix, tagBinding}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: []byte{keyPrefix, tagBinding + 1}})
+	if err != nil {
+		return nil, false, err
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, false, err
+		}
+		var rec bindingRecord
+		pan := string(it.Key()[len(lo):])
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return nil, false, fmt.Errorf("%w: binding of %s", errCorrupt, cardno.Mask(pan))
+		}
+		if rec.Gateway != gateway {
+			continue
+		}
+		if len(pans) == max {
+			return pans, true, nil
+		}
+		pans = append(pans, pan)
+	}
+	return pans, false, nil
+}
+
+// unbindFrom removes pan's binding if it is still to gateway.
+func (s *Service) unbindFrom(pan, gateway, operator string) (bool, error) {
+	defer s.lockCard(pan)()
+	view, ok, err := s.Binding(pan)
+	if err != nil || !ok || view.Gateway != gateway {
+		return false, err
+	}
+	return true, s.commitBinding(pan, "card_unbind", operator, view, func(b *pebble.Batch) error {
+		return b.Delete(bindingKey(pan), nil)
+	})
+}
+
 // Binding returns a card's binding, masked.
 func (s *Service) Binding(pan string) (BindingView, bool, error) {
 	raw, err := get(s.db, bindingKey(pan))
@@ -175,4 +254,61 @@ func (s *Service) commitBinding(pan, tx, operator string, view BindingView, writ
 	}
 	s.log.Info(tx, zapCard(pan), zapStr("gateway", view.Gateway), zapStr("operator", operator))
 	return nil
+}
+
+// GatewayBindings is how many cards are bound to one gateway, and the
+// first of them (masked).
+type GatewayBindings struct {
+	Gateway string
+	Count   int
+	Cards   []string // masked, at most the max asked, in card order
+}
+
+// BindingsTo reads every binding once and reports, for each of gateways
+// with cards bound to it, in the order given, how many there are and the
+// first max of them. A reload that would remove such a gateway link is
+// refused (docs/gateway-links.md "Reloading links").
+func (s *Service) BindingsTo(gateways []string, max int) ([]GatewayBindings, error) {
+	if len(gateways) == 0 {
+		return nil, nil
+	}
+	want := make(map[string]*GatewayBindings, len(gateways))
+	for _, g := range gateways {
+		want[g] = &GatewayBindings{Gateway: g}
+	}
+	lo := []byte{keyPrefix, tagBinding}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: []byte{keyPrefix, tagBinding + 1}})
+	if err != nil {
+		return nil, err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		pan := string(it.Key()[len(lo):])
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return nil, err
+		}
+		var rec bindingRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			it.Close()
+			return nil, fmt.Errorf("%w: binding of %s", errCorrupt, cardno.Mask(pan))
+		}
+		if g := want[rec.Gateway]; g != nil {
+			g.Count++
+			if len(g.Cards) < max {
+				g.Cards = append(g.Cards, cardno.Mask(pan))
+			}
+		}
+	}
+	if err := it.Close(); err != nil {
+		return nil, err
+	}
+	var out []GatewayBindings
+	for _, g := range gateways {
+		if w := want[g]; w.Count > 0 {
+			out = append(out, *w)
+			w.Count = 0 // a gateway named twice is reported once
+		}
+	}
+	return out, nil
 }
