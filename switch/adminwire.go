@@ -21,6 +21,7 @@ func (sw *Switch) adminAPI() http.Handler {
 		Token:             sw.cfg.HTTP.adminToken(),
 		Log:               sw.log,
 		Rejected:          sw.metrics.Rejected,
+		PermissionChanges: sw.metrics.PermissionChanges,
 		Metrics:           sw.metrics.Registry,
 		RecentErrors:      sw.recentErrors,
 		PendingRefundDays: sw.cfg.Recharge.PendingRefundDays,

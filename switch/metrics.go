@@ -27,6 +27,9 @@ type Metrics struct {
 	// SignOnRejected counts sign-ons answered A0, by reason
 	// (docs/pos-dialect.md#sign-on-proof).
 	SignOnRejected *prometheus.CounterVec // reason
+	// PermissionChanges counts switchctl terminal permit and forbid
+	// changes applied (docs/operations.md "Metrics").
+	PermissionChanges *prometheus.CounterVec // action
 
 	RetentionDeleted     *prometheus.CounterVec // keyspace
 	RetentionRuns        *prometheus.CounterVec // result
@@ -108,6 +111,14 @@ func NewMetrics() *Metrics {
 		m.SignOnRejected.WithLabelValues(reason)
 	}
 	r.MustRegister(m.SignOnRejected)
+	m.PermissionChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switch_terminal_permission_changes_total",
+		Help: "Changes of the transaction types a terminal may do (switchctl terminal permit|forbid) applied, by action (permit, forbid).",
+	}, []string{"action"})
+	for _, a := range []string{"permit", "forbid"} {
+		m.PermissionChanges.WithLabelValues(a)
+	}
+	r.MustRegister(m.PermissionChanges)
 	for _, k := range retentionKeyspaces {
 		m.RetentionDeleted.WithLabelValues(k)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -21,7 +22,8 @@ import (
 // answered 58 with nothing sent to the bank, and once an operator permits
 // transfer_load (POST /api/v1/terminals/{id}/permit, what `switchctl
 // terminal permit` sends) they are approved; forbidding takes it away
-// again (docs/recharge.md#bank-transfer-loads).
+// again (docs/recharge.md#bank-transfer-loads); each change applied is
+// counted in switch_terminal_permission_changes_total, a refused one not.
 func TestKioskRegisteredBeforeTransferLoads(t *testing.T) {
 	sw, sim := transferSwitch(t)
 	// What a kiosk registered before transfer loads existed holds: a
@@ -71,6 +73,12 @@ func TestKioskRegisteredBeforeTransferLoads(t *testing.T) {
 		!slices.Contains(shown.Permitted, "cash_load") || !slices.Contains(shown.Permitted, "consume") {
 		t.Fatalf("permit: %d %s", code, body)
 	}
+	changes := func(action string) float64 {
+		return testutil.ToFloat64(sw.metrics.PermissionChanges.WithLabelValues(action))
+	}
+	if p, f := changes("permit"), changes("forbid"); p != 1 || f != 0 {
+		t.Fatalf("switch_terminal_permission_changes_total after a permit: permit %v forbid %v", p, f)
+	}
 	req, err = kiosk.TransferLoad(cardStaff, 2000, pinStaff)
 	expectRC(t, "transfer load once permitted", do(t, kiosk, req, err), spec.RCApproved)
 	expectPurses(t, sw, cardStaff, cash+2000, 0)
@@ -81,6 +89,9 @@ func TestKioskRegisteredBeforeTransferLoads(t *testing.T) {
 	// Forbidden again: 58, nothing moves.
 	if code, body := adminCall(t, sw, "POST", "/api/v1/terminals/"+termKiosk+"/forbid", map[string]any{"types": []string{"transfer_load"}}); code != 200 {
 		t.Fatalf("forbid: %d %s", code, body)
+	}
+	if p, f := changes("permit"), changes("forbid"); p != 1 || f != 1 {
+		t.Fatalf("switch_terminal_permission_changes_total after a forbid: permit %v forbid %v", p, f)
 	}
 	req, err = kiosk.TransferLoad(cardStaff, 2000, pinStaff)
 	expectRC(t, "transfer load once forbidden", do(t, kiosk, req, err), spec.RCNotPermittedTerminal)
@@ -105,6 +116,9 @@ func TestKioskRegisteredBeforeTransferLoads(t *testing.T) {
 		if after := sw.terminals.Get(c.terminal); before != nil && after.Permitted != before.Permitted {
 			t.Errorf("permit %v to %s changed its permissions", c.types, c.terminal)
 		}
+	}
+	if p := changes("permit"); p != 1 {
+		t.Errorf("refused permits counted: switch_terminal_permission_changes_total{action=permit} %v", p)
 	}
 }
 

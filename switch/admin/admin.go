@@ -151,6 +151,9 @@ type Config struct {
 	// Rejected counts refused requests by listener and reason
 	// (switch_rejected_total); the API counts under listener "http".
 	Rejected *prometheus.CounterVec
+	// PermissionChanges counts applied terminal permit and forbid
+	// changes by action (switch_terminal_permission_changes_total).
+	PermissionChanges *prometheus.CounterVec
 	// Metrics is the registry the console's summary is read from.
 	Metrics      prometheus.Gatherer
 	RecentErrors *ErrorRing

@@ -244,6 +244,13 @@ func (a *API) changePermitted(permit bool) http.HandlerFunc {
 			a.fail(w, r, err)
 			return
 		}
+		action := "forbid"
+		if permit {
+			action = "permit"
+		}
+		if a.cfg.PermissionChanges != nil {
+			a.cfg.PermissionChanges.WithLabelValues(action).Inc()
+		}
 		a.log.Info("terminal permissions changed", zap.String("terminal", t.ID), zap.Bool("permit", permit),
 			zap.Strings("types", req.Types))
 		writeJSON(w, http.StatusOK, terminalJSON(t))
