@@ -17,7 +17,8 @@ const (
 	maxHolds    = 64   // holds on one card (the operating limit is Options.MaxHoldsPerCard)
 	maxContribs = 4096 // counterparty accounts one card has touched
 	recordV1    = 1
-	recordV2    = 2 // idempotency records with a business date; postings and cards with tagged accounts
+	recordV2    = 2 // idempotency records with a business date; postings and cards with tagged accounts; purse records with packed digits
+	recordV3    = 3 // postings with packed digits, day-numbered dates and fields implied by others
 )
 
 type encoder struct{ b []byte }
@@ -162,6 +163,126 @@ func (d *decoder) done() error {
 	return d.err
 }
 
+// Version 3 postings and version 2 purse records store digit strings
+// (card numbers, terminal and merchant ids, RRNs, auth codes) packed two
+// digits a byte, and dates as day numbers. Each value still has one
+// encoding: the decoders refuse a longer form of what a shorter one says.
+
+// digits writes s as a uvarint len<<1|packed and then, packed (every
+// byte of a non-empty s a decimal digit), the digits two a byte, high
+// nibble first, a last odd digit's low nibble 0; else the bytes.
+func (e *encoder) digits(s string) {
+	if !allDigits(s) {
+		e.u(uint64(len(s)) << 1)
+		e.b = append(e.b, s...)
+		return
+	}
+	e.u(uint64(len(s))<<1 | 1)
+	for i := 0; i < len(s); i += 2 {
+		v := (s[i] - '0') << 4
+		if i+1 < len(s) {
+			v |= s[i+1] - '0'
+		}
+		e.b = append(e.b, v)
+	}
+}
+
+// allDigits reports whether s is non-empty and all decimal digits.
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func (d *decoder) digits() string {
+	h := d.u()
+	n := h >> 1
+	if d.err != nil {
+		return ""
+	}
+	if n > maxField {
+		d.fail("field too long")
+		return ""
+	}
+	if h&1 == 0 {
+		if n > uint64(len(d.b)) {
+			d.fail("field too long")
+			return ""
+		}
+		s := string(d.b[:n])
+		d.b = d.b[n:]
+		if allDigits(s) {
+			d.fail("digits not packed")
+		}
+		return s
+	}
+	k := (n + 1) / 2
+	if n == 0 || k > uint64(len(d.b)) {
+		d.fail("bad packed digits")
+		return ""
+	}
+	var buf [maxField]byte
+	for i := uint64(0); i < n; i++ {
+		v := d.b[i/2] >> 4
+		if i%2 == 1 {
+			v = d.b[i/2] & 15
+		}
+		if v > 9 {
+			d.fail("bad packed digit")
+			return ""
+		}
+		buf[i] = '0' + v
+	}
+	if n%2 == 1 && d.b[k-1]&15 != 0 {
+		d.fail("bad packed digits padding")
+		return ""
+	}
+	d.b = d.b[k:]
+	return string(buf[:n])
+}
+
+// A day (version 3 postings, version 2 purse records) is a uvarint: 0 for
+// no date; 1 + the days since 2000-01-01 for a valid date (two bytes
+// until 2044); dayRaw + the number YYYYMMDD for anything else.
+const dayRaw = 1 << 22 // past 9999-12-31's day
+
+var day2000 = BusinessDate(20000101).time()
+
+func (e *encoder) day(d BusinessDate) {
+	switch {
+	case d == 0:
+		e.u(0)
+	case d.Valid():
+		e.u(1 + uint64((d.time().Unix()-day2000.Unix())/86400))
+	default:
+		e.u(dayRaw + uint64(d))
+	}
+}
+
+func (d *decoder) day() BusinessDate {
+	v := d.u()
+	switch {
+	case d.err != nil || v == 0:
+		return 0
+	case v < dayRaw:
+		b := DateOf(day2000.AddDate(0, 0, int(v-1)))
+		if !b.Valid() {
+			d.fail("bad date")
+			return 0
+		}
+		return b
+	}
+	b := BusinessDate(v - dayRaw)
+	if v-dayRaw > 99991231 || b == 0 || b.Valid() {
+		d.fail("bad date")
+		return 0
+	}
+	return b
+}
+
 func (d *decoder) version() {
 	if v := d.byte1(); d.err == nil && v != recordV1 {
 		d.fail(fmt.Sprintf("unknown record version %d", v))
@@ -221,15 +342,20 @@ func cutPrefix(s, p string) (string, bool) {
 	return s, false
 }
 
-func (e *encoder) account(a AccountID, pan, merchant string) {
+// account writes a tagged account; packed (version 3 postings, version
+// 2 purse records) writes a merchant's id as digits.
+func (e *encoder) account(a AccountID, pan, merchant string, packed bool) {
 	tag, rest := accountTag(a, pan, merchant)
 	e.byte1(tag)
-	if tag == acctOther || tag == acctMerchant {
+	switch {
+	case tag == acctMerchant && packed:
+		e.digits(rest)
+	case tag == acctOther || tag == acctMerchant:
 		e.str(rest)
 	}
 }
 
-func (d *decoder) account(pan, merchant string) AccountID {
+func (d *decoder) account(pan, merchant string, packed bool) AccountID {
 	tag := d.byte1()
 	if d.err != nil {
 		return ""
@@ -244,6 +370,8 @@ func (d *decoder) account(pan, merchant string) AccountID {
 		a = CardSubsidy(pan)
 	case tag == acctOwnMerchant && merchant != "":
 		a = MerchantPayable(merchant)
+	case tag == acctMerchant && packed:
+		a = MerchantPayable(d.digits())
 	case tag == acctMerchant:
 		a = MerchantPayable(d.str())
 	case tag >= acctSystem && int(tag-acctSystem) < len(wellKnown):

@@ -156,7 +156,20 @@ type hold struct {
 
 func (h *hold) total() Fen { return h.Cash + h.Subsidy }
 
-func (h *hold) encode(e *encoder) {
+// encode writes the hold; packed (version 3 postings, version 2 purse
+// records) writes the auth code and merchant as digits and the expiry as
+// a day, and leaves out Subsidy, which is Amount + Fee − Cash.
+func (h *hold) encode(e *encoder, packed bool) {
+	if packed {
+		e.digits(h.AuthCode)
+		e.u(h.TxID)
+		e.digits(h.Merchant)
+		e.fen(h.Amount)
+		e.fen(h.Fee)
+		e.fen(h.Cash)
+		e.day(h.Expiry)
+		return
+	}
 	e.str(h.AuthCode)
 	e.u(h.TxID)
 	e.str(h.Merchant)
@@ -167,15 +180,26 @@ func (h *hold) encode(e *encoder) {
 	e.date(h.Expiry)
 }
 
-func (h *hold) decode(d *decoder) {
-	h.AuthCode = d.str()
-	h.TxID = d.u()
-	h.Merchant = d.str()
-	h.Amount = d.fen()
-	h.Fee = d.fen()
-	h.Cash = d.fen()
-	h.Subsidy = d.fen()
-	h.Expiry = d.date()
+func (h *hold) decode(d *decoder, packed bool) {
+	if packed {
+		h.AuthCode = d.digits()
+		h.TxID = d.u()
+		h.Merchant = d.digits()
+		h.Amount = d.fen()
+		h.Fee = d.fen()
+		h.Cash = d.fen()
+		h.Subsidy = h.Amount + h.Fee - h.Cash
+		h.Expiry = d.day()
+	} else {
+		h.AuthCode = d.str()
+		h.TxID = d.u()
+		h.Merchant = d.str()
+		h.Amount = d.fen()
+		h.Fee = d.fen()
+		h.Cash = d.fen()
+		h.Subsidy = d.fen()
+		h.Expiry = d.date()
+	}
 	if d.err == nil && (h.Amount < 0 || h.Fee < 0 || h.Cash < 0 || h.Subsidy < 0 || h.Cash+h.Subsidy != h.Amount+h.Fee) {
 		d.fail("inconsistent hold")
 	}
@@ -219,6 +243,9 @@ type card struct {
 	// purses too; it re-encodes as it was stored. Written again, a card
 	// becomes a version 2 record and a purse record (putCard).
 	v1 bool
+	// purseV1 marks purses read from a version 1 purse record; they
+	// re-encode as they were stored. putCard writes version 2.
+	purseV1 bool
 }
 
 func (c *card) held() Fen {
@@ -314,7 +341,7 @@ func (c *card) encode() []byte {
 	e.str(c.ReplacedBy)
 	e.u(uint64(len(c.Holds)))
 	for i := range c.Holds {
-		c.Holds[i].encode(&e)
+		c.Holds[i].encode(&e, false)
 	}
 	e.u(uint64(len(c.Contribs)))
 	for _, k := range c.Contribs {
@@ -348,54 +375,139 @@ func (c *card) sameStatic(o *card) bool {
 		string(c.PVV) == string(o.PVV) && c.ReplacedBy == o.ReplacedBy
 }
 
-// encodePurse returns the purse record (version 1): what transactions
-// change, rewritten in place by each one. Accounts are tagged (codec.go),
-// so the card's own purses and the system accounts cost a byte.
+// encodePurse returns the purse record: what transactions change,
+// rewritten in place by each one. Accounts are tagged (codec.go), so the
+// card's own purses and the system accounts cost a byte.
 //
-//	version 1 | cash | subsidy | PIN tries 1 | day date | day spent |
-//	holds (count, each as in the card record) | contributions (count,
-//	each account + amount)
+// Version 2 (docs/ledger.md#key-layout-prefix-l):
+//
+//	version 2 | PIN tries << 1 | last contribution implied (uvarint) |
+//	cash | subsidy | day date (a day) | day spent | holds (count, each
+//	packed) | contributions (count, each account, merchant ids packed,
+//	+ amount, the last left out when implied: every posting balances, so
+//	a card's contributions are minus its purses and the last is what
+//	makes them so)
+//
+// Version 1, still read: version 1 | cash | subsidy | PIN tries 1 | day
+// date | day spent | holds (count, each as in the card record) |
+// contributions (count, each account + amount).
 func (c *card) encodePurse() []byte {
 	e := encoder{b: make([]byte, 0, 24+len(c.Contribs)*8+len(c.Holds)*40)}
-	e.byte1(recordV1)
+	if c.purseV1 {
+		e.byte1(recordV1)
+		e.fen(c.Cash)
+		e.fen(c.Subsidy)
+		e.byte1(c.PINTries)
+		e.date(c.DayDate)
+		e.fen(c.DaySpent)
+		e.u(uint64(len(c.Holds)))
+		for i := range c.Holds {
+			c.Holds[i].encode(&e, false)
+		}
+		e.u(uint64(len(c.Contribs)))
+		for _, k := range c.Contribs {
+			e.account(k.Account, c.PAN, "", false)
+			e.fen(k.Amount)
+		}
+		return e.b
+	}
+	implied := c.lastContribImplied()
+	e.byte1(recordV2)
+	flags := uint64(c.PINTries) << 1
+	if implied {
+		flags |= 1
+	}
+	e.u(flags)
 	e.fen(c.Cash)
 	e.fen(c.Subsidy)
-	e.byte1(c.PINTries)
-	e.date(c.DayDate)
+	e.day(c.DayDate)
 	e.fen(c.DaySpent)
 	e.u(uint64(len(c.Holds)))
 	for i := range c.Holds {
-		c.Holds[i].encode(&e)
+		c.Holds[i].encode(&e, true)
 	}
 	e.u(uint64(len(c.Contribs)))
-	for _, k := range c.Contribs {
-		e.account(k.Account, c.PAN, "")
-		e.fen(k.Amount)
+	for i, k := range c.Contribs {
+		e.account(k.Account, c.PAN, "", true)
+		if !implied || i < len(c.Contribs)-1 {
+			e.fen(k.Amount)
+		}
 	}
 	return e.b
+}
+
+// impliedContrib is the amount the last contribution has when the
+// contributions and the purses sum to zero (wrapping as the decoder
+// computes it, so it is exact whatever the amounts).
+func (c *card) impliedContrib() Fen {
+	v := -(c.Cash + c.Subsidy)
+	for _, k := range c.Contribs[:len(c.Contribs)-1] {
+		v -= k.Amount
+	}
+	return v
+}
+
+func (c *card) lastContribImplied() bool {
+	return len(c.Contribs) > 0 && c.Contribs[len(c.Contribs)-1].Amount == c.impliedContrib()
 }
 
 // decodePurse fills c's purses from a purse record; c.PAN must be set.
 func decodePurse(b []byte, c *card) error {
 	d := decoder{b: b}
-	d.version()
-	c.Cash = d.fen()
-	c.Subsidy = d.fen()
-	c.PINTries = d.byte1()
-	c.DayDate = d.date()
+	c.purseV1 = false
+	switch v := d.byte1(); {
+	case d.err != nil:
+	case v == recordV1:
+		c.purseV1 = true
+	case v != recordV2:
+		d.fail(fmt.Sprintf("unknown purse record version %d", v))
+	}
+	packed, implied := !c.purseV1, false
+	if packed {
+		flags := d.u()
+		if flags>>1 > 255 {
+			d.fail("bad PIN tries")
+		}
+		c.PINTries, implied = uint8(flags>>1), flags&1 == 1
+		c.Cash = d.fen()
+		c.Subsidy = d.fen()
+		c.DayDate = d.day()
+	} else {
+		c.Cash = d.fen()
+		c.Subsidy = d.fen()
+		c.PINTries = d.byte1()
+		c.DayDate = d.date()
+	}
 	c.DaySpent = d.fen()
 	c.Holds, c.Contribs = nil, nil
 	if n := d.count(maxHolds, "holds"); n > 0 {
 		c.Holds = make([]hold, n)
 		for i := range c.Holds {
-			c.Holds[i].decode(&d)
+			c.Holds[i].decode(&d, packed)
 		}
 	}
-	if n := d.count(maxContribs, "contributions"); n > 0 {
+	n := d.count(maxContribs, "contributions")
+	if n > 0 {
 		c.Contribs = make([]contrib, n)
 		for i := range c.Contribs {
-			c.Contribs[i].Account = d.account(c.PAN, "")
-			c.Contribs[i].Amount = d.fen()
+			c.Contribs[i].Account = d.account(c.PAN, "", packed)
+			if !implied || i < n-1 {
+				c.Contribs[i].Amount = d.fen()
+			}
+		}
+	}
+	if packed && d.err == nil {
+		switch {
+		case implied && n == 0:
+			d.fail("implied contribution without contributions")
+		case implied:
+			v := c.impliedContrib()
+			if v > 1<<60 || v < -(1<<60) {
+				d.fail("amount out of range")
+			}
+			c.Contribs[n-1].Amount = v
+		case c.lastContribImplied():
+			d.fail("contribution not in its shortest form")
 		}
 	}
 	return d.done()
@@ -410,6 +522,7 @@ func putCard(b *pebble.Batch, old, c *card) error {
 			return err
 		}
 	}
+	c.purseV1 = false
 	return b.Set(purseKey(c.PAN), c.encodePurse(), nil)
 }
 
@@ -475,7 +588,7 @@ func decodeCard(b []byte) (card, error) {
 		if n := d.count(maxHolds, "holds"); n > 0 {
 			c.Holds = make([]hold, n)
 			for i := range c.Holds {
-				c.Holds[i].decode(&d)
+				c.Holds[i].decode(&d, false)
 			}
 		}
 		if n := d.count(maxContribs, "contributions"); n > 0 {
@@ -524,18 +637,107 @@ type posting struct {
 	DaySpend Fen // added to the card's spend of Date (negative to give back)
 	HoldAdd  *hold
 	HoldDrop *hold
-	// v1 marks a posting read in version 1 (accounts spelled out), so
-	// that it re-encodes as it was stored; new postings are version 2.
-	v1 bool
+	// ver is the version a posting was read in (recordV1: accounts
+	// spelled out; recordV2: tagged accounts), so that it re-encodes as
+	// it was stored; 0 for a new posting, written in version 3.
+	ver uint8
 }
 
+// Posting flags (version 3): which optional fields follow and what the
+// day spend is; the frequent ones fit a one-byte uvarint.
+const (
+	spendZero      = 0 // DaySpend 0
+	spendTotal     = 1 // DaySpend Amount + Fee (a debit)
+	spendNegTotal  = 2 // DaySpend −(Amount + Fee) (its undoing)
+	spendExplicit  = 3 // DaySpend follows
+	spendMask      = 3
+	postLegImplied = 1 << 2 // the last leg's amount is left out: the legs balance
+	postAuthCode   = 1 << 3
+	postFee        = 1 << 4
+	postLink       = 1 << 5
+	postPAN2       = 1 << 6
+	postHoldAdd    = 1 << 7
+	postHoldDrop   = 1 << 8
+	postFlagsAll   = 1<<9 - 1
+)
+
+// encode returns the posting in the version it was read in, a new one in
+// version 3 (docs/ledger.md#key-layout-prefix-l):
+//
+//	version 3 | tx id | kind 1 | flags (uvarint, above) | date (a day) |
+//	terminal, merchant (digits) | batch | STAN | RRN, card number
+//	(digits) | amount | fee, card 2 (digits), auth code (digits), link:
+//	each only when its flag says so | legs (count, each a tagged account,
+//	merchant ids packed, + amount, the last amount left out when the legs
+//	balance) | day spend when explicit | the hold added, the hold
+//	dropped, packed, when flagged
+//
+// Versions 1 and 2, still read: version | tx id | kind 1 | date | the
+// strings terminal, merchant | batch | STAN | RRN, card, card 2 | amount |
+// fee | auth code | link | legs (count, each account — spelled out in
+// version 1, tagged in 2 — + amount) | day spend | hold added, hold
+// dropped, each a presence byte and the hold.
 func (p *posting) encode() []byte {
-	e := encoder{b: make([]byte, 0, 96+len(p.Legs)*8)}
-	if p.v1 {
-		e.byte1(recordV1)
-	} else {
-		e.byte1(recordV2)
+	e := encoder{b: make([]byte, 0, 64+len(p.Legs)*8)}
+	if p.ver == recordV1 || p.ver == recordV2 {
+		p.encodeOld(&e)
+		return e.b
 	}
+	flags := p.spendMode()
+	implied := p.lastLegImplied()
+	for _, f := range [...]struct {
+		set  bool
+		flag uint64
+	}{{implied, postLegImplied}, {p.AuthCode != "", postAuthCode}, {p.Fee != 0, postFee}, {p.Link != 0, postLink},
+		{p.PAN2 != "", postPAN2}, {p.HoldAdd != nil, postHoldAdd}, {p.HoldDrop != nil, postHoldDrop}} {
+		if f.set {
+			flags |= f.flag
+		}
+	}
+	e.byte1(recordV3)
+	e.u(p.TxID)
+	e.byte1(uint8(p.Kind))
+	e.u(flags)
+	e.day(p.Date)
+	e.digits(p.Terminal)
+	e.digits(p.Merchant)
+	e.u(uint64(p.Batch))
+	e.u(uint64(p.STAN))
+	e.digits(p.RRN)
+	e.digits(p.PAN)
+	e.fen(p.Amount)
+	if p.Fee != 0 {
+		e.fen(p.Fee)
+	}
+	if p.PAN2 != "" {
+		e.digits(p.PAN2)
+	}
+	if p.AuthCode != "" {
+		e.digits(p.AuthCode)
+	}
+	if p.Link != 0 {
+		e.u(p.Link)
+	}
+	e.u(uint64(len(p.Legs)))
+	for i, l := range p.Legs {
+		e.account(l.Account, p.PAN, p.Merchant, true)
+		if !implied || i < len(p.Legs)-1 {
+			e.fen(l.Amount)
+		}
+	}
+	if flags&spendMask == spendExplicit {
+		e.fen(p.DaySpend)
+	}
+	for _, h := range [...]*hold{p.HoldAdd, p.HoldDrop} {
+		if h != nil {
+			h.encode(&e, true)
+		}
+	}
+	return e.b
+}
+
+func (p *posting) encodeOld(e *encoder) {
+	e.byte1(p.ver)
 	e.u(p.TxID)
 	e.byte1(uint8(p.Kind))
 	e.date(p.Date)
@@ -552,21 +754,50 @@ func (p *posting) encode() []byte {
 	e.u(p.Link)
 	e.u(uint64(len(p.Legs)))
 	for _, l := range p.Legs {
-		if p.v1 {
+		if p.ver == recordV1 {
 			e.str(string(l.Account))
 		} else {
-			e.account(l.Account, p.PAN, p.Merchant)
+			e.account(l.Account, p.PAN, p.Merchant, false)
 		}
 		e.fen(l.Amount)
 	}
 	e.fen(p.DaySpend)
-	for _, h := range []*hold{p.HoldAdd, p.HoldDrop} {
+	for _, h := range [...]*hold{p.HoldAdd, p.HoldDrop} {
 		e.boolean(h != nil)
 		if h != nil {
-			h.encode(&e)
+			h.encode(e, false)
 		}
 	}
-	return e.b
+}
+
+// spendMode returns the shortest form of the day spend (the first of
+// zero, the total, its negation that matches; else explicit).
+func (p *posting) spendMode() uint64 {
+	total := p.Amount + p.Fee
+	switch p.DaySpend {
+	case 0:
+		return spendZero
+	case total:
+		return spendTotal
+	case -total:
+		return spendNegTotal
+	}
+	return spendExplicit
+}
+
+// impliedLeg is the amount that makes the legs balance given all but the
+// last (wrapping as the decoder computes it, so it is exact whatever the
+// amounts).
+func (p *posting) impliedLeg() Fen {
+	var v Fen
+	for _, l := range p.Legs[:len(p.Legs)-1] {
+		v -= l.Amount
+	}
+	return v
+}
+
+func (p *posting) lastLegImplied() bool {
+	return len(p.Legs) > 0 && p.Legs[len(p.Legs)-1].Amount == p.impliedLeg()
 }
 
 func decodePosting(b []byte) (posting, error) {
@@ -574,21 +805,20 @@ func decodePosting(b []byte) (posting, error) {
 	var p posting
 	switch v := d.byte1(); {
 	case d.err != nil:
-	case v == recordV1:
-		p.v1 = true
-	case v != recordV2:
+	case v == recordV1 || v == recordV2:
+		p.ver = v
+	case v != recordV3:
 		d.fail(fmt.Sprintf("unknown posting version %d", v))
+	}
+	if d.err == nil && p.ver == 0 {
+		return decodePosting3(&d)
 	}
 	p.TxID = d.u()
 	p.Kind = Kind(d.byte1())
 	p.Date = d.date()
 	p.Terminal = d.str()
 	p.Merchant = d.str()
-	batch, stan := d.u(), d.u()
-	if batch > maxSixDigits || stan > maxSixDigits {
-		d.fail("batch or STAN above six digits")
-	}
-	p.Batch, p.STAN = uint32(min(batch, maxSixDigits)), uint32(min(stan, maxSixDigits))
+	p.Batch, p.STAN = d.batchSTAN()
 	p.RRN = d.str()
 	p.PAN = d.str()
 	p.PAN2 = d.str()
@@ -599,10 +829,10 @@ func decodePosting(b []byte) (posting, error) {
 	if n := d.count(maxLegs, "legs"); n > 0 {
 		p.Legs = make([]leg, n)
 		for i := range p.Legs {
-			if p.v1 {
+			if p.ver == recordV1 {
 				p.Legs[i].Account = AccountID(d.str())
 			} else {
-				p.Legs[i].Account = d.account(p.PAN, p.Merchant)
+				p.Legs[i].Account = d.account(p.PAN, p.Merchant, false)
 			}
 			p.Legs[i].Amount = d.fen()
 		}
@@ -611,9 +841,21 @@ func decodePosting(b []byte) (posting, error) {
 	for _, h := range []**hold{&p.HoldAdd, &p.HoldDrop} {
 		if d.boolean() {
 			*h = new(hold)
-			(*h).decode(&d)
+			(*h).decode(&d, false)
 		}
 	}
+	return p.done(&d)
+}
+
+func (d *decoder) batchSTAN() (batch, stan uint32) {
+	b, s := d.u(), d.u()
+	if b > maxSixDigits || s > maxSixDigits {
+		d.fail("batch or STAN above six digits")
+	}
+	return uint32(min(b, maxSixDigits)), uint32(min(s, maxSixDigits))
+}
+
+func (p *posting) done(d *decoder) (posting, error) {
 	if err := d.done(); err != nil {
 		return posting{}, err
 	}
@@ -621,7 +863,93 @@ func decodePosting(b []byte) (posting, error) {
 		d.fail("bad posting kind")
 		return posting{}, d.err
 	}
-	return p, nil
+	return *p, nil
+}
+
+// decodePosting3 decodes the rest of a version 3 posting. Each optional
+// field flagged must be non-zero and each implied one must not be
+// spelled out, so that the posting re-encodes to the same bytes.
+func decodePosting3(d *decoder) (posting, error) {
+	var p posting
+	p.TxID = d.u()
+	p.Kind = Kind(d.byte1())
+	flags := d.u()
+	if flags&^postFlagsAll != 0 {
+		d.fail("bad posting flags")
+	}
+	p.Date = d.day()
+	p.Terminal = d.digits()
+	p.Merchant = d.digits()
+	p.Batch, p.STAN = d.batchSTAN()
+	p.RRN = d.digits()
+	p.PAN = d.digits()
+	p.Amount = d.fen()
+	if flags&postFee != 0 {
+		if p.Fee = d.fen(); p.Fee == 0 {
+			d.fail("fee flagged but zero")
+		}
+	}
+	if flags&postPAN2 != 0 {
+		if p.PAN2 = d.digits(); p.PAN2 == "" {
+			d.fail("card 2 flagged but empty")
+		}
+	}
+	if flags&postAuthCode != 0 {
+		if p.AuthCode = d.digits(); p.AuthCode == "" {
+			d.fail("auth code flagged but empty")
+		}
+	}
+	if flags&postLink != 0 {
+		if p.Link = d.u(); p.Link == 0 {
+			d.fail("link flagged but zero")
+		}
+	}
+	implied := flags&postLegImplied != 0
+	n := d.count(maxLegs, "legs")
+	if n > 0 {
+		p.Legs = make([]leg, n)
+		for i := range p.Legs {
+			p.Legs[i].Account = d.account(p.PAN, p.Merchant, true)
+			if !implied || i < n-1 {
+				p.Legs[i].Amount = d.fen()
+			}
+		}
+	}
+	if d.err == nil {
+		switch {
+		case implied && n == 0:
+			d.fail("implied leg without legs")
+		case implied:
+			v := p.impliedLeg()
+			if v > 1<<60 || v < -(1<<60) {
+				d.fail("amount out of range")
+			}
+			p.Legs[n-1].Amount = v
+		case p.lastLegImplied():
+			d.fail("leg not in its shortest form")
+		}
+	}
+	total := p.Amount + p.Fee
+	switch flags & spendMask {
+	case spendTotal:
+		p.DaySpend = total
+	case spendNegTotal:
+		p.DaySpend = -total
+	case spendExplicit:
+		p.DaySpend = d.fen()
+	}
+	if d.err == nil && p.spendMode() != flags&spendMask {
+		d.fail("day spend not in its shortest form")
+	}
+	if flags&postHoldAdd != 0 {
+		p.HoldAdd = new(hold)
+		p.HoldAdd.decode(d, true)
+	}
+	if flags&postHoldDrop != 0 {
+		p.HoldDrop = new(hold)
+		p.HoldDrop.decode(d, true)
+	}
+	return p.done(d)
 }
 
 // status is the mutable fate of a posting set: which later posting set

@@ -2,8 +2,10 @@ package ledger
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 )
@@ -45,7 +47,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	if got, err := decodePosting(p.encode()); err != nil || !reflect.DeepEqual(got, p) {
 		t.Errorf("posting: %+v, %v", got, err)
 	}
-	p.v1 = true
+	p.ver = recordV1
 	if got, err := decodePosting(p.encode()); err != nil || !reflect.DeepEqual(got, p) {
 		t.Errorf("posting version 1: %+v, %v", got, err)
 	}
@@ -90,8 +92,16 @@ func TestDecodeRejects(t *testing.T) {
 		t.Error("version 3 accepted")
 	}
 	c.Holds[0].Cash++
+	c.purseV1 = true
 	if err := decodePurse(c.encodePurse(), &card{PAN: c.PAN}); err == nil {
-		t.Error("hold whose split does not add up accepted")
+		t.Error("hold whose split does not add up accepted (purse version 1)")
+	}
+	// Version 2 leaves the subsidy part out (amount + fee − cash): a cash
+	// part above the total leaves a negative subsidy.
+	c.purseV1 = false
+	c.Holds[0].Cash = c.Holds[0].Amount + c.Holds[0].Fee + 1
+	if err := decodePurse(c.encodePurse(), &card{PAN: c.PAN}); err == nil {
+		t.Error("hold whose cash part is above its total accepted")
 	}
 	c.v1 = true
 	if _, err := decodeCard(c.encode()); err == nil {
@@ -125,9 +135,9 @@ func FuzzDecodeRecords(f *testing.F) {
 	r := idemRecord{Result: Result{Kind: KindConsume}}
 	r2 := idemRecord{Date: day1, Result: Result{Kind: KindConsume, TxID: 7}}
 	v := refValue{TxID: 1, Kind: KindConsume, Date: day1}
-	c1, p1 := c, p
-	c1.v1, p1.v1 = true, true
-	for _, seed := range [][]byte{c.encode(), c.encodePurse(), c1.encode(), p.encode(), p1.encode(), s.encode(), m.encode(), r.encode(), r2.encode(), v.encode(), {1}, {}} {
+	c1, p1, p2, c2 := c, p, p, c
+	c1.v1, p1.ver, p2.ver, c2.purseV1 = true, recordV1, recordV2, true
+	for _, seed := range [][]byte{c.encode(), c.encodePurse(), c1.encode(), c2.encodePurse(), p.encode(), p1.encode(), p2.encode(), s.encode(), m.encode(), r.encode(), r2.encode(), v.encode(), {1}, {}} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -157,11 +167,12 @@ func FuzzDecodeRecords(f *testing.F) {
 	})
 }
 
-// TestCompactRecordBytes pins the version 2 posting legs and the purse
-// record byte by byte (checked by hand against codec.go and records.go).
+// TestCompactRecordBytes pins the version 2 posting legs and the version
+// 1 purse record byte by byte (checked by hand against codec.go and
+// records.go): both still read and re-encoded as stored.
 func TestCompactRecordBytes(t *testing.T) {
 	c := card{PAN: panStudent, Cash: 100, Subsidy: 3, PINTries: 1, DayDate: 20261204, DaySpent: 64,
-		Contribs: []contrib{{MerchantPayable(canteen), 100}, {OpeningFunds, -50000}, {GatewayClearing("b"), 1}}}
+		Contribs: []contrib{{MerchantPayable(canteen), 100}, {OpeningFunds, -50000}, {GatewayClearing("b"), 1}}, purseV1: true}
 	want := "01" + // version
 		"c801" + "06" + "01" + // cash 100, subsidy 3 (zig-zag varints), PIN tries 1
 		"d4d2d409" + "8001" + // 20261204 as a uvarint, day spent 64
@@ -173,7 +184,7 @@ func TestCompactRecordBytes(t *testing.T) {
 		t.Errorf("purse record\n got %s\nwant %s", got, want)
 	}
 	p := posting{TxID: 7, Kind: KindConsume, Date: 20261204, Merchant: canteen, PAN: panStudent, Amount: 10,
-		Legs: []leg{{CardSubsidy(panStudent), -10}, {MerchantPayable(canteen), 10}}}
+		Legs: []leg{{CardSubsidy(panStudent), -10}, {MerchantPayable(canteen), 10}}, ver: recordV2}
 	enc := p.encode()
 	// ... legs: count 2, own subsidy (tag 2) -10, own merchant (tag 3) 10,
 	// then day spend 0 and no holds.
@@ -185,7 +196,153 @@ func TestCompactRecordBytes(t *testing.T) {
 	long.byte1(acctOther)
 	long.str(string(CardCash(panStudent)))
 	d := decoder{b: long.b}
-	if d.account(panStudent, ""); d.err == nil {
+	if d.account(panStudent, "", false); d.err == nil {
 		t.Error("own purse spelled out accepted")
+	}
+}
+
+// TestPackedRecordBytes pins a consume's version 3 posting and version 2
+// purse record byte by byte (checked by hand against codec.go and
+// records.go): digits packed two a byte, the date a day number, the
+// balancing leg and contribution left out.
+func TestPackedRecordBytes(t *testing.T) {
+	p := posting{TxID: 7, Kind: KindConsume, Date: 20261204, Terminal: "10000001", Merchant: canteen, Batch: 1, STAN: 2,
+		RRN: "338000000001", PAN: panStudent, Amount: 3000, AuthCode: "000006",
+		Legs: []leg{{CardSubsidy(panStudent), -3000}, {MerchantPayable(canteen), 3000}}, DaySpend: 3000}
+	want := "03" + "07" + "02" + // version, tx id, kind consume
+		"0d" + // flags: day spend the total (1), last leg implied (4), auth code (8)
+		"eb4c" + // 2026-12-04 is day 9 834 after 2000-01-01: 1 + 9 834 = 9 835 as a uvarint
+		"11" + "10000001" + // terminal: 8 digits (8<<1|1), packed
+		"1f" + "8983100000000010" + // merchant: 15 digits, the last low nibble 0
+		"01" + "02" + // batch, STAN
+		"19" + "338000000001" + // RRN: 12 digits
+		"27" + "62301510000000000120" + // card: 19 digits
+		"f02e" + // amount 3000 (zig-zag 6000)
+		"0d" + "000006" + // auth code: 6 digits
+		"02" + "02" + "ef2e" + "03" // two legs: own subsidy −3000, own merchant (its amount implied)
+	if got := fmt.Sprintf("%x", p.encode()); got != want {
+		t.Errorf("posting\n got %s\nwant %s", got, want)
+	}
+	if got, err := decodePosting(p.encode()); err != nil || !reflect.DeepEqual(got, p) {
+		t.Errorf("posting round trip: %+v, %v", got, err)
+	}
+
+	c := card{PAN: panStudent, Cash: 50000, Subsidy: 17000, DayDate: 20261204, DaySpent: 3000,
+		Contribs: []contrib{{OpeningFunds, -50000}, {SubsidyFunding, -20000}, {MerchantPayable(canteen), 3000}}}
+	want = "02" + "01" + // version, PIN tries 0 << 1 | last contribution implied
+		"a08d06" + "d08902" + // cash 50000, subsidy 17000 (zig-zag varints)
+		"eb4c" + "f02e" + // day date, day spent 3000
+		"00" + "03" + // no holds, three contributions:
+		"08" + "9f8d06" + // opening funds −50000
+		"07" + "bfb802" + // subsidy funding −20000
+		"04" + "1f" + "8983100000000010" // merchant/ + its id packed; 3000 implied (−(cash + subsidy) − the others)
+	if got := fmt.Sprintf("%x", c.encodePurse()); got != want {
+		t.Errorf("purse record\n got %s\nwant %s", got, want)
+	}
+	got := card{PAN: panStudent}
+	if err := decodePurse(c.encodePurse(), &got); err != nil || !reflect.DeepEqual(got, c) {
+		t.Errorf("purse round trip: %+v, %v", got, err)
+	}
+
+	// One encoding each: the longer forms of what a shorter one says are
+	// refused.
+	for name, b := range map[string]string{
+		"digits spelled out":     "03" + "07" + "02" + "0d" + "eb4c" + "10" + "3130303030303031",
+		"odd digit padding":      "03" + "07" + "02" + "0d" + "eb4c" + "11" + "10000001" + "1f" + "8983100000000011",
+		"date as its number":     "03" + "07" + "02" + "0d" + "80808082" + "d4d2d409",
+		"balancing leg explicit": "03" + "07" + "02" + "09" + "eb4c" + "11" + "10000001" + "1f" + "8983100000000010" + "01" + "02" +
+			"19" + "338000000001" + "27" + "62301510000000000120" + "f02e" + "0d" + "000006" + "02" + "02" + "ef2e" + "03" + "f02e",
+	} {
+		raw, err := hex.DecodeString(b)
+		if err != nil {
+			t.Fatal(name, err)
+		}
+		if _, err := decodePosting(raw); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v, want ErrCorrupt", name, err)
+		}
+	}
+}
+
+// TestRecordRoundTripRandom: random postings and purse records, in every
+// version, decode to exactly what was encoded and re-encode to the same
+// bytes.
+func TestRecordRoundTripRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	amount := func() Fen {
+		switch rng.IntN(4) {
+		case 0:
+			return 0
+		case 1:
+			return Fen(rng.Int64N(1<<56)) - 1<<55 // large, yet sums of a few stay in range
+		}
+		return Fen(rng.IntN(200000)) - 100000
+	}
+	str := func() string {
+		return [...]string{"", "0", "12345", "898310000000001", "6230151000000000012", "X1", "merchant-b", "00"}[rng.IntN(8)]
+	}
+	date := func() BusinessDate {
+		return [...]BusinessDate{0, 20000101, 20261204, 99991231, 19991231, 20261399, 1, 20261232}[rng.IntN(8)]
+	}
+	accts := []AccountID{CardCash(panStudent), CardSubsidy(panStudent), MerchantPayable(canteen), MerchantPayable("b"), FeeIncome, "x/y", CardCash("1")}
+	newHold := func() *hold {
+		h := &hold{AuthCode: str(), TxID: rng.Uint64N(1 << 40), Merchant: str(), Amount: amount() & (1<<50 - 1), Fee: Fen(rng.IntN(100)), Expiry: date()}
+		h.Cash = Fen(rng.Int64N(int64(h.Amount+h.Fee) + 1))
+		h.Subsidy = h.Amount + h.Fee - h.Cash
+		return h
+	}
+	for i := 0; i < 5000; i++ {
+		p := posting{TxID: rng.Uint64N(1 << 40), Kind: Kind(1 + rng.IntN(int(kindCount)-1)), Date: date(), Terminal: str(), Merchant: str(),
+			Batch: uint32(rng.IntN(maxSixDigits + 1)), STAN: uint32(rng.IntN(maxSixDigits + 1)), RRN: str(), PAN: panStudent, Amount: amount()}
+		if rng.IntN(2) == 0 {
+			p.PAN2, p.Fee, p.AuthCode, p.Link = str(), amount(), str(), rng.Uint64N(3)
+		}
+		var sum Fen
+		for n := rng.IntN(5); n > 0; n-- {
+			l := leg{accts[rng.IntN(len(accts))], amount()}
+			sum += l.Amount
+			p.Legs = append(p.Legs, l)
+		}
+		if len(p.Legs) > 0 && rng.IntN(2) == 0 {
+			p.Legs[len(p.Legs)-1].Amount -= sum // balanced
+		}
+		p.DaySpend = [...]Fen{0, p.Amount + p.Fee, -(p.Amount + p.Fee), amount()}[rng.IntN(4)]
+		if rng.IntN(3) == 0 {
+			p.HoldAdd = newHold()
+		}
+		if rng.IntN(3) == 0 {
+			p.HoldDrop = newHold()
+		}
+		p.ver = [...]uint8{0, 0, recordV1, recordV2}[rng.IntN(4)]
+		enc := p.encode()
+		got, err := decodePosting(enc)
+		if err != nil || !reflect.DeepEqual(got, p) {
+			t.Fatalf("posting %d: %v\n got %+v\nwant %+v", i, err, got, p)
+		}
+		if again := got.encode(); !bytes.Equal(again, enc) {
+			t.Fatalf("posting %d re-encodes differently", i)
+		}
+
+		c := card{PAN: panStudent, Cash: amount(), Subsidy: amount(), PINTries: uint8(rng.IntN(256)), DayDate: date(), DaySpent: amount()}
+		for n := rng.IntN(3); n > 0; n-- {
+			c.Holds = append(c.Holds, *newHold())
+		}
+		sum = c.Cash + c.Subsidy
+		for n := rng.IntN(5); n > 0; n-- {
+			k := contrib{accts[2+rng.IntN(len(accts)-2)], amount()}
+			sum += k.Amount
+			c.Contribs = append(c.Contribs, k)
+		}
+		if len(c.Contribs) > 0 && rng.IntN(2) == 0 {
+			c.Contribs[len(c.Contribs)-1].Amount -= sum
+		}
+		c.purseV1 = rng.IntN(4) == 0
+		enc = c.encodePurse()
+		gc := card{PAN: panStudent}
+		if err := decodePurse(enc, &gc); err != nil || !reflect.DeepEqual(gc, c) {
+			t.Fatalf("purse %d: %v\n got %+v\nwant %+v", i, err, gc, c)
+		}
+		if again := gc.encodePurse(); !bytes.Equal(again, enc) {
+			t.Fatalf("purse %d re-encodes differently", i)
+		}
 	}
 }

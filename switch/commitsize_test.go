@@ -62,7 +62,7 @@ func describeKeys(keys []committedKey) (string, int) {
 // the keys are counted exactly, the bytes bounded (names and amounts vary).
 const (
 	consumeCommitKeys     = 6
-	consumeCommitMaxBytes = 560
+	consumeCommitMaxBytes = 510
 )
 
 // TestConsumeCommitSize counts the keys and bytes of the one synced batch
