@@ -247,9 +247,9 @@ func TestPackedRecordBytes(t *testing.T) {
 	// One encoding each: the longer forms of what a shorter one says are
 	// refused.
 	for name, b := range map[string]string{
-		"digits spelled out":     "03" + "07" + "02" + "0d" + "eb4c" + "10" + "3130303030303031",
-		"odd digit padding":      "03" + "07" + "02" + "0d" + "eb4c" + "11" + "10000001" + "1f" + "8983100000000011",
-		"date as its number":     "03" + "07" + "02" + "0d" + "80808082" + "d4d2d409",
+		"digits spelled out": "03" + "07" + "02" + "0d" + "eb4c" + "10" + "3130303030303031",
+		"odd digit padding":  "03" + "07" + "02" + "0d" + "eb4c" + "11" + "10000001" + "1f" + "8983100000000011",
+		"date as its number": "03" + "07" + "02" + "0d" + "80808082" + "d4d2d409",
 		"balancing leg explicit": "03" + "07" + "02" + "09" + "eb4c" + "11" + "10000001" + "1f" + "8983100000000010" + "01" + "02" +
 			"19" + "338000000001" + "27" + "62301510000000000120" + "f02e" + "0d" + "000006" + "02" + "02" + "ef2e" + "03" + "f02e",
 	} {
