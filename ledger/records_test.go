@@ -249,7 +249,7 @@ func TestPackedRecordBytes(t *testing.T) {
 	for name, b := range map[string]string{
 		"digits spelled out": "03" + "07" + "02" + "0d" + "eb4c" + "10" + "3130303030303031",
 		"odd digit padding":  "03" + "07" + "02" + "0d" + "eb4c" + "11" + "10000001" + "1f" + "8983100000000011",
-		"date as its number": "03" + "07" + "02" + "0d" + "80808082" + "d4d2d409",
+		"date as its number": "03" + "07" + "02" + "0d" + "d4d2d40b", // 2^22 + 20261204: a calendar date is a day number
 		"balancing leg explicit": "03" + "07" + "02" + "09" + "eb4c" + "11" + "10000001" + "1f" + "8983100000000010" + "01" + "02" +
 			"19" + "338000000001" + "27" + "62301510000000000120" + "f02e" + "0d" + "000006" + "02" + "02" + "ef2e" + "03" + "f02e",
 	} {
