@@ -370,9 +370,21 @@ func CardByPAN(db pebble.Reader, pan string) (CardView, bool, error) {
 // new transaction always do. The WAL
 // stays on and every POS commit uses pebble.Sync; nothing batches on a
 // timer (WALMinSyncInterval stays unset).
+//
+// Pebble charges every memtable, the one taking writes and each one
+// waiting for its flush, against the block cache's size. With its default
+// 8 MiB cache and these 64 MiB memtables the cache had no room left at
+// all (no entry, a 0.1 % hit rate measured under load), so every lookup
+// that reached an sstable read the table's filter, index and data blocks
+// from the file again (a pread, a checksum, a decompression), and more of
+// them the more tables the store had: what made voids, refunds and
+// reversals cost more run after run (docs/BENCHMARKS.md, "The mixed
+// profile"). The cache is sized for two memtables plus BlockCacheBytes of
+// blocks; while more memtables wait for a flush it holds fewer blocks.
 func RecommendedPebbleOptions() *pebble.Options {
 	o := &pebble.Options{
-		MemTableSize:                64 << 20,
+		MemTableSize:                memTableBytes,
+		CacheSize:                   2*memTableBytes + BlockCacheBytes,
 		MemTableStopWritesThreshold: 4,
 		L0CompactionThreshold:       8,
 		L0StopWritesThreshold:       24,
@@ -381,3 +393,13 @@ func RecommendedPebbleOptions() *pebble.Options {
 	o.Levels[0].FilterPolicy = bloom.FilterPolicy(10) // inherited by the lower levels
 	return o
 }
+
+const memTableBytes = 64 << 20
+
+// BlockCacheBytes is the room RecommendedPebbleOptions' block cache keeps
+// for sstable blocks besides two memtables: the filter and index blocks of
+// the tables the hot path's lookups reach, and the data blocks of recent
+// originals (a void's or reversal's consume). Pebble fills it only with
+// blocks read, so it adds to the daemon's memory only as far as lookups
+// use it.
+const BlockCacheBytes = 64 << 20
