@@ -39,3 +39,38 @@ func parseStatTicks(stat string) (int64, error) {
 	}
 	return u + s, nil
 }
+
+// CPUMeter measures, over a load, the CPU time of a server process (when
+// its PID is known) and of posim itself: the load generator shares the
+// machine's cores with the server, so its CPU per transaction is part of
+// what a closed loop's throughput costs.
+type CPUMeter struct {
+	pid                int
+	server, self       int64
+	serverErr, selfErr error
+}
+
+// StartCPU samples both processes now; pid 0 measures posim alone.
+func StartCPU(pid int) *CPUMeter {
+	m := &CPUMeter{pid: pid}
+	if pid > 0 {
+		m.server, m.serverErr = ProcessCPUTicks(pid)
+	}
+	m.self, m.selfErr = ProcessCPUTicks(os.Getpid())
+	return m
+}
+
+// Stop returns the clock ticks each process used since StartCPU: -1 for
+// one that could not be read (server is -1 without a PID).
+func (m *CPUMeter) Stop() (server, self int64) {
+	server, self = -1, -1
+	if m.pid > 0 {
+		if after, err := ProcessCPUTicks(m.pid); err == nil && m.serverErr == nil {
+			server = after - m.server
+		}
+	}
+	if after, err := ProcessCPUTicks(os.Getpid()); err == nil && m.selfErr == nil {
+		self = after - m.self
+	}
+	return server, self
+}

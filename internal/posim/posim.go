@@ -125,6 +125,9 @@ type Result struct {
 	// CPUTicks is the switch's CPU time (utime+stime, clock ticks) during
 	// the load, when Options.SwitchPID was set; -1 if it could not be read.
 	CPUTicks int64
+	// SelfCPUTicks is posim's own CPU time during the load (the load
+	// generator's share of the cores); -1 if it could not be read.
+	SelfCPUTicks int64
 }
 
 // TPS is answered transactions per second.
@@ -175,10 +178,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}()
 
-	cpuBefore, cpuErr := int64(0), error(nil)
-	if opts.SwitchPID > 0 {
-		cpuBefore, cpuErr = ProcessCPUTicks(opts.SwitchPID)
-	}
+	cpu := StartCPU(opts.SwitchPID)
 	start := time.Now()
 	load, cancelLoad := context.WithDeadline(ctx, start.Add(opts.Duration))
 	defer cancelLoad()
@@ -217,12 +217,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		Reversals: r.reversals.Load(), Resends: r.resends.Load(), Reconnects: r.reconnects.Load(),
 		Missed: r.missed.Load(), Unresolved: r.unresolved.Load(),
 	}
-	if opts.SwitchPID > 0 {
-		after, err := ProcessCPUTicks(opts.SwitchPID)
-		res.CPUTicks = after - cpuBefore
-		if err != nil || cpuErr != nil {
-			res.CPUTicks = -1
-		}
+	res.CPUTicks, res.SelfCPUTicks = cpu.Stop()
+	if opts.SwitchPID <= 0 {
+		res.CPUTicks = 0
 	}
 	for _, s := range r.sims {
 		s.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"github.com/cardswitch/cardswitch/internal/cardno"
 	"math"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -444,5 +445,37 @@ func TestHolds(t *testing.T) {
 	}
 	if d[a] != -1000 || d[b] != -10 {
 		t.Fatalf("deltas %v, want %s -1000 and %s -10", d, a, b)
+	}
+}
+
+// TestCPUMeter: the meter reads both the server's and posim's own CPU
+// time (here one process stands in for both), and -1 for a server it
+// cannot read.
+func TestCPUMeter(t *testing.T) {
+	m := StartCPU(os.Getpid())
+	deadline := time.Now().Add(20 * time.Second)
+	sum := 0
+	for {
+		server, self := m.Stop()
+		if server > 0 && self > 0 {
+			break
+		}
+		if server < 0 || self < 0 {
+			t.Fatalf("server %d ticks, self %d: unreadable", server, self)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no CPU tick counted in 20 s of work (server %d, self %d)", server, self)
+		}
+		for i := range 1_000_000 {
+			sum += i
+		}
+	}
+	_ = sum
+	if server, self := StartCPU(0).Stop(); server != -1 || self < 0 {
+		t.Errorf("without a server PID: server %d, self %d; want -1 and a count", server, self)
+	}
+	gone := StartCPU(1 << 30) // above the kernel's PID limit: no such process
+	if server, _ := gone.Stop(); server != -1 {
+		t.Errorf("an unreadable server: %d ticks, want -1", server)
 	}
 }

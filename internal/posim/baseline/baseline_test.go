@@ -22,7 +22,7 @@ func startServer(t *testing.T) *Server {
 
 func TestBaselineEchoes(t *testing.T) {
 	s := startServer(t)
-	res, err := Load(context.Background(), s.Addr(), 4, 300*time.Millisecond, 0)
+	res, err := Load(context.Background(), s.Addr(), 4, 300*time.Millisecond, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,10 +34,10 @@ func TestBaselineEchoes(t *testing.T) {
 	if got := s.seq.Load(); got < res.Approved {
 		t.Fatalf("%d frames committed for %d echoes", got, res.Approved)
 	}
-	if _, err := Load(context.Background(), s.Addr(), 0, time.Second, 0); err == nil {
+	if _, err := Load(context.Background(), s.Addr(), 0, time.Second, 0, 0); err == nil {
 		t.Fatal("0 connections accepted")
 	}
-	if _, err := Load(context.Background(), s.Addr(), 4, time.Second, -1); err == nil {
+	if _, err := Load(context.Background(), s.Addr(), 4, time.Second, -1, 0); err == nil {
 		t.Fatal("a negative rate accepted")
 	}
 }
@@ -46,7 +46,7 @@ func TestBaselineFixedRate(t *testing.T) {
 	s := startServer(t)
 	// 200/s for 0.6 s is 120 sends, give or take the last tick; closed
 	// loop on 4 connections would do thousands, so the pacing shows.
-	res, err := Load(context.Background(), s.Addr(), 4, 600*time.Millisecond, 200)
+	res, err := Load(context.Background(), s.Addr(), 4, 600*time.Millisecond, 200, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

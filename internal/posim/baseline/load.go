@@ -25,7 +25,12 @@ const (
 // rate 0 runs closed loop; a positive rate paces the sends as posim does
 // (posim.Pace): the same open-loop load the switch gets in make bench, so
 // the switch's tail latency at that rate has a floor to be read against.
-func Load(ctx context.Context, addr string, conns int, d time.Duration, rate float64) (*posim.Result, error) {
+//
+// serverPID, when positive, is the baseline server's process: its CPU
+// time during the load is returned in Result.CPUTicks (posim's own in
+// Result.SelfCPUTicks either way), measured from the connections' set-up
+// to the end, as posim measures the switch.
+func Load(ctx context.Context, addr string, conns int, d time.Duration, rate float64, serverPID int) (*posim.Result, error) {
 	if conns < 1 || conns > MaxConns || d <= 0 || d > MaxDuration {
 		return nil, fmt.Errorf("baseline: %d connections for %s (1..%d, up to %s)", conns, d, MaxConns, MaxDuration)
 	}
@@ -60,6 +65,7 @@ func Load(ctx context.Context, addr string, conns int, d time.Duration, rate flo
 		wg     sync.WaitGroup
 		missed atomic.Uint64
 	)
+	cpu := posim.StartCPU(serverPID)
 	start := time.Now()
 	until, cancel := context.WithDeadline(ctx, start.Add(d))
 	defer cancel()
@@ -109,6 +115,7 @@ func Load(ctx context.Context, addr string, conns int, d time.Duration, rate flo
 	}
 	wg.Wait()
 	total.Elapsed = time.Since(start)
+	total.CPUTicks, total.SelfCPUTicks = cpu.Stop()
 	total.Missed = missed.Load()
 	return &total, nil
 }

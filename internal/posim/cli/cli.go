@@ -203,11 +203,7 @@ func report(res *posim.Result, err error, switchPID int, stdout, stderr io.Write
 	if res != nil {
 		fmt.Fprintf(stderr, "posim: reversals=%d resends=%d reconnects=%d missed=%d unresolved=%d\n",
 			res.Reversals, res.Resends, res.Reconnects, res.Missed, res.Unresolved)
-		if switchPID > 0 && res.CPUTicks >= 0 {
-			if n := res.Approved + res.Declined; n > 0 {
-				fmt.Fprintf(stdout, "switch cpu_us_per_tx=%.1f\n", float64(res.CPUTicks)*1e6/float64(clockTicks)/float64(n))
-			}
-		}
+		printCPU(stdout, res, "switch", switchPID)
 		fmt.Fprintln(stdout, res.Summary())
 	}
 	if err != nil {
@@ -219,6 +215,23 @@ func report(res *posim.Result, err error, switchPID int, stdout, stderr io.Write
 		return 1
 	}
 	return 0
+}
+
+// printCPU prints the server's CPU per answered transaction (as
+// "NAME cpu_us_per_tx=F", when its PID was given) and posim's own
+// ("posim cpu_us_per_tx=F"), each when it could be read.
+func printCPU(w io.Writer, res *posim.Result, name string, pid int) {
+	n := res.Approved + res.Declined
+	if n == 0 {
+		return
+	}
+	perTx := func(ticks int64) float64 { return float64(ticks) * 1e6 / float64(clockTicks) / float64(n) }
+	if pid > 0 && res.CPUTicks >= 0 {
+		fmt.Fprintf(w, "%s cpu_us_per_tx=%.1f\n", name, perTx(res.CPUTicks))
+	}
+	if res.SelfCPUTicks >= 0 {
+		fmt.Fprintf(w, "posim cpu_us_per_tx=%.1f\n", perTx(res.SelfCPUTicks))
+	}
 }
 
 // clockTicks is USER_HZ, the unit of /proc/PID/stat times: 100 on every

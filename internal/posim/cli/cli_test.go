@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cardswitch/cardswitch/internal/posim"
 )
 
 func TestUsageErrors(t *testing.T) {
@@ -60,5 +62,26 @@ func TestOutputFilesArePrivate(t *testing.T) {
 	}
 	if m := st.Mode().Perm(); m != 0o600 {
 		t.Fatalf("mode %o, want 600", m)
+	}
+}
+
+// TestPrintCPU: the server's CPU per transaction is printed under the
+// name given only with its PID, posim's own whenever it was read.
+func TestPrintCPU(t *testing.T) {
+	res := &posim.Result{Approved: 900, Declined: 100, CPUTicks: 5, SelfCPUTicks: 2}
+	var b bytes.Buffer
+	printCPU(&b, res, "server", 42)
+	if want := "server cpu_us_per_tx=50.0\nposim cpu_us_per_tx=20.0\n"; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+	b.Reset()
+	printCPU(&b, res, "switch", 0)
+	if want := "posim cpu_us_per_tx=20.0\n"; b.String() != want {
+		t.Errorf("without a PID: got %q, want %q", b.String(), want)
+	}
+	b.Reset()
+	res.CPUTicks, res.SelfCPUTicks = -1, -1
+	if printCPU(&b, res, "switch", 42); b.Len() != 0 {
+		t.Errorf("unreadable: got %q, want nothing", b.String())
 	}
 }

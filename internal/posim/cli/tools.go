@@ -48,16 +48,18 @@ func baselineLoad(args []string, stdout, stderr io.Writer) int {
 	conns := fs.Int("conns", 100, "connections, one request outstanding each")
 	d := fs.Duration("duration", 10*time.Second, "how long")
 	rate := fs.Float64("rate", 0, "fixed total rate in requests per second (0 = closed loop)")
+	serverPID := fs.Int("server-pid", 0, "PID of the baseline server: report its CPU time per request during the load (Linux /proc)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	res, err := baseline.Load(ctx, *addr, *conns, *d, *rate)
+	res, err := baseline.Load(ctx, *addr, *conns, *d, *rate, *serverPID)
 	if err != nil {
 		fmt.Fprintln(stderr, "posim baseline:", err)
 		return 1
 	}
+	printCPU(stdout, res, "server", *serverPID)
 	fmt.Fprintln(stdout, res.Summary())
 	if *rate > 0 {
 		fmt.Fprintf(stdout, "baseline missed=%d\n", res.Missed)
