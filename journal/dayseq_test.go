@@ -38,13 +38,15 @@ func TestDayNumber(t *testing.T) {
 
 // TestDayInSequence: a data directory written before sequences carried
 // their day (legacy entries with day index keys) keeps being read and
-// pruned next to entries of the new layout; the counter continues above
+// pruned next to entries of the layout that came next (sequences with
+// their day, a counter shared by all days); that counter continued above
 // both after a reopen, whatever the order of days; an entry of a day
-// that is not a calendar day is refused.
+// that is not a calendar day is refused. TestPerDayCounters continues
+// such a directory with per-day counters.
 func TestDayInSequence(t *testing.T) {
 	fs := vfs.NewMem()
 	db := openDB(t, fs)
-	old := openJournal(t, db, Options{legacyLayout: true})
+	old := openJournal(t, db, Options{legacyLayout: layoutDay0})
 	appendCommit(t, old, db, entryFor("20250313", "10000001", "000001", "000001", "000000000001", In)) // 1
 	pairCommit := func(j *Journal, date, stan string) (uint64, uint64) {
 		t.Helper()
@@ -61,7 +63,7 @@ func TestDayInSequence(t *testing.T) {
 	}
 	pairCommit(old, "20250314", "000002") // 2, 3
 
-	j := openJournal(t, db, Options{})
+	j := openJournal(t, db, Options{legacyLayout: layoutShared})
 	if j.LastSeq() != 3 {
 		t.Fatalf("counter after the old layout: %d, want 3", j.LastSeq())
 	}
@@ -141,7 +143,7 @@ func TestDayInSequence(t *testing.T) {
 
 	// Reopened: the counter continues above the largest, which is on an
 	// older day than the last key.
-	if j = openJournal(t, db, Options{}); j.LastSeq() != 12 {
+	if j = openJournal(t, db, Options{legacyLayout: layoutShared}); j.LastSeq() != 12 {
 		t.Fatalf("counter after reopening: %d, want 12", j.LastSeq())
 	}
 
@@ -179,7 +181,7 @@ func TestDayInSequence(t *testing.T) {
 	if _, _, err := j.PruneDays("20250316", 100); err != nil {
 		t.Fatal(err)
 	}
-	if j = openJournal(t, db, Options{}); j.LastSeq() != 12 {
+	if j = openJournal(t, db, Options{legacyLayout: layoutShared}); j.LastSeq() != 12 {
 		t.Fatalf("counter after pruning everything: %d, want 12", j.LastSeq())
 	}
 	db.Close()

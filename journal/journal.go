@@ -17,8 +17,10 @@ package journal
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -54,13 +56,27 @@ type Options struct {
 	// MaxRead bounds the entries ByRRN and ByTerminalBatch return.
 	// Zero means DefaultMaxRead.
 	MaxRead int
+	// CounterFloor, when set, is asked once per business day (YYYYMMDD)
+	// the journal hands out sequences of for the first time (the day has
+	// no counter mark yet): the smallest counter it may hand out, so that
+	// the counters, which name RRNs, continue above the RRNs issued
+	// elsewhere that day (the switch's RRN marks of an earlier version).
+	CounterFloor func(date string) (uint64, error)
 
 	// legacyLayout, set only by tests, writes the layout of data
-	// directories from before sequences carried their day: plain
-	// counters and a day index key per entry (or pair), which reads and
-	// retention must keep handling.
-	legacyLayout bool
+	// directories of earlier versions, which reads and retention must
+	// keep handling: layoutDay0, plain counters and a day index key per
+	// entry (or pair); layoutShared, sequences carrying their day with a
+	// counter shared by all days, and an RRN index key for every RRN.
+	legacyLayout int
 }
+
+// The layouts Options.legacyLayout writes.
+const (
+	layoutCurrent = iota
+	layoutDay0
+	layoutShared
+)
 
 // Journal appends entries into caller-supplied batches and reads them back
 // through its indexes. It is safe for concurrent use; each *pebble.Batch
@@ -68,10 +84,18 @@ type Options struct {
 type Journal struct {
 	db   *pebble.DB
 	opts Options
-	// seq is the last sequence handed out. Append increments it atomically,
-	// so concurrent appends into separate batches get distinct sequences;
-	// batches may commit in a different order than their sequences.
-	seq atomic.Uint64
+	// seqMu guards the per-day counters (counter.go): days by day
+	// number, cur the last one used. Concurrent appends into separate
+	// batches get distinct sequences; batches may commit in a different
+	// order than their sequences.
+	seqMu sync.Mutex
+	days  map[uint32]*dayCounter
+	cur   *dayCounter
+	// last is the counter of the last sequence handed out (LastSeq).
+	last atomic.Uint64
+	// shared is that shared counter, used only by the test layouts of
+	// earlier versions (Options.legacyLayout).
+	shared atomic.Uint64
 
 	// pruneMu serializes PruneDays and PruneResponses: the sequence mark
 	// is read, raised and written back, and each keeps where its pass
@@ -88,9 +112,9 @@ type Journal struct {
 	respCursorBefore time.Time
 }
 
-// Open returns the journal kept in db, restoring the sequence counter from
-// the last stored entry, or from the sequence mark PruneDays leaves when it
-// has deleted entries above that. The caller keeps ownership of db.
+// Open returns the journal kept in db. Each business day's counter
+// continues, at its first use, at the day's counter mark
+// (docs/journal.md#sequences). The caller keeps ownership of db.
 func Open(db *pebble.DB, opts Options) (*Journal, error) {
 	if db == nil {
 		return nil, errors.New("journal: open: nil db")
@@ -101,66 +125,36 @@ func Open(db *pebble.DB, opts Options) (*Journal, error) {
 	if opts.MaxRead < 1 || opts.MaxRead > maxMaxRead {
 		return nil, fmt.Errorf("journal: open: max read %d: want 1..%d", opts.MaxRead, maxMaxRead)
 	}
-	j := &Journal{db: db, opts: opts}
-	it, err := db.NewIter(&pebble.IterOptions{
-		LowerBound: []byte{prefixJournal, spaceEntry},
-		UpperBound: []byte{prefixJournal, spaceEntry + 1},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("journal: open: %w", err)
-	}
-	defer it.Close()
-	// The counter continues above the largest one stored. Sequences are
-	// in day order, not counter order: the last key of each day holds
-	// that day's largest counter, so one seek per day finds them all;
-	// old-layout sequences (day 0) are plain counters, the last the
-	// largest.
-	var top uint64
-	for ok := it.Last(); ok; {
-		k := it.Key()
-		if len(k) != entryKeyLen {
-			return nil, fmt.Errorf("journal: open: %w: entry key of %d bytes", ErrCorrupt, len(k))
+	j := &Journal{db: db, opts: opts, days: map[uint32]*dayCounter{}}
+	if opts.legacyLayout != layoutCurrent {
+		top, err := sharedTop(db)
+		if err != nil {
+			return nil, fmt.Errorf("journal: open: %w", err)
 		}
-		seq, _ := seqSuffix(k)
-		c := seqCounter(seq)
-		if record.IsPair(it.Value()) {
-			c++ // the pair's response holds the next sequence
-		}
-		top = max(top, c)
-		d := seqDay(seq)
-		if d == 0 {
-			break
-		}
-		ok = it.SeekLT(entryKey(dayStart(d)))
+		j.shared.Store(top)
 	}
-	// A walk cut short by a read error would restore the counter too low
-	// and later appends would overwrite today's entries.
-	if err := it.Error(); err != nil {
-		return nil, fmt.Errorf("journal: open: %w", err)
-	}
-	j.seq.Store(top)
-	mark, err := readSeqMark(db)
-	if err != nil {
-		return nil, fmt.Errorf("journal: open: %w", err)
-	}
-	if mark > j.seq.Load() {
-		j.seq.Store(mark)
-	}
+	// Each day's counter is set up at its first use (counter.go).
 	return j, nil
 }
 
-// LastSeq returns the counter of the last sequence handed out (the
-// sequence without its business day; zero before the first Append). Its
-// entry may not be committed yet.
-func (j *Journal) LastSeq() uint64 { return j.seq.Load() }
+// LastSeq returns the counter of the last sequence handed out, by an
+// append or ReserveRRN (the sequence without its business day; zero
+// before the first since Open). Its entry may not be committed yet.
+func (j *Journal) LastSeq() uint64 {
+	if j.opts.legacyLayout != layoutCurrent {
+		return j.shared.Load()
+	}
+	return j.last.Load()
+}
 
 // Append assigns e the next sequence number and writes it, with its index
 // keys, into b. It does not commit b. On success e.Seq is set to the
 // sequence, which is also returned.
 //
 // Indexes written: terminal + batch (when Terminal is set) and RRN (when
-// RRN is set). The sequence begins with the business day, so the day
-// needs no index key (docs/journal.md#sequences).
+// RRN is set and is not the one the sequence names). The sequence begins
+// with the business day, so the day needs no index key
+// (docs/journal.md#sequences).
 func (j *Journal) Append(b *pebble.Batch, e *Entry) (uint64, error) {
 	if b == nil || e == nil {
 		return 0, errors.New("journal: append: nil batch or entry")
@@ -173,13 +167,9 @@ func (j *Journal) Append(b *pebble.Batch, e *Entry) (uint64, error) {
 	if !ok {
 		return 0, fmt.Errorf("journal: append %s %s terminal %q stan %q: %w: business date %q is not a day", e.Direction, e.MTI, e.Terminal, e.STAN, ErrInvalidEntry, e.BusinessDate)
 	}
-	c := j.seq.Add(1)
-	if c >= seqDayUnit {
-		return 0, fmt.Errorf("journal: append: %w: sequence counter exhausted", ErrInvalidEntry)
-	}
-	seq := dayStart(day) + c
-	if j.opts.legacyLayout {
-		seq = c
+	seq, err := j.nextSeqs(day, 1)
+	if err != nil {
+		return 0, fmt.Errorf("journal: append %s %s terminal %q stan %q: %w", e.Direction, e.MTI, e.Terminal, e.STAN, err)
 	}
 
 	op := b.SetDeferred(entryKeyLen, n)
@@ -192,7 +182,7 @@ func (j *Journal) Append(b *pebble.Batch, e *Entry) (uint64, error) {
 	// Index keys are built in a stack buffer; Batch.Set copies them. The
 	// sequence carries the business day: no day index key.
 	var buf [2 + 1 + maxTerminalLen + 1 + maxRRNLen + dateLen + seqLen + 8]byte
-	if j.opts.legacyLayout {
+	if j.opts.legacyLayout == layoutDay0 {
 		if err := b.Set(appendSeq(dayPrefix(buf[:0], e.BusinessDate), seq), nil, nil); err != nil {
 			return 0, fmt.Errorf("journal: append seq %d day index: %w", seq, err)
 		}
@@ -203,7 +193,7 @@ func (j *Journal) Append(b *pebble.Batch, e *Entry) (uint64, error) {
 			return 0, fmt.Errorf("journal: append seq %d terminal index: %w", seq, err)
 		}
 	}
-	if e.RRN != "" {
+	if e.RRN != "" && !j.named(seq, e.RRN) {
 		k := rrnKey(buf[:0], e.RRN, e.BusinessDate, seq)
 		if err := b.Set(k, nil, nil); err != nil {
 			return 0, fmt.Errorf("journal: append seq %d rrn index: %w", seq, err)
@@ -214,6 +204,14 @@ func (j *Journal) Append(b *pebble.Batch, e *Entry) (uint64, error) {
 		j.opts.OnAppend()
 	}
 	return seq, nil
+}
+
+// named reports whether rrn is the RRN sequence seq names, so that the
+// entry (or pair) at seq needs no RRN index key for it
+// (docs/journal.md#sequences). Whoever issued the RRN, ByRRN finds the
+// entry at the sequence it names.
+func (j *Journal) named(seq uint64, rrn string) bool {
+	return j.opts.legacyLayout == layoutCurrent && namesRRN(seq, rrn)
 }
 
 // pairMark is the value of an index key that names a request/response
@@ -227,7 +225,15 @@ var pairMark = []byte{2}
 // day. The response's RRN is indexed, and the request's too when it names
 // another (the original of a void or refund). It does not commit b.
 func (j *Journal) AppendPair(b *pebble.Batch, req, resp *Entry) (reqSeq, respSeq uint64, err error) {
-	return j.appendPair(b, req, resp, true)
+	return j.appendPair(b, nil, req, resp, true)
+}
+
+// AppendPairAt is AppendPair at the sequences r reserved (ReserveRRN)
+// when r is not nil, holds sequences of the pair's business day and was
+// not used before; else at new ones. An RRN of the pair that the request's
+// sequence names gets no RRN index key: ByRRN reads that sequence.
+func (j *Journal) AppendPairAt(b *pebble.Batch, r *Reservation, req, resp *Entry) (reqSeq, respSeq uint64, err error) {
+	return j.appendPair(b, r, req, resp, true)
 }
 
 // AppendAnswered writes a request, the response that decides it and the
@@ -239,13 +245,19 @@ func (j *Journal) AppendPair(b *pebble.Batch, req, resp *Entry) (reqSeq, respSeq
 // place when it deletes it). key must name the request's terminal and
 // batch. It does not commit b.
 func (j *Journal) AppendAnswered(b *pebble.Batch, req, resp *Entry, key DuplicateKey, rec ResponseRecord) (reqSeq, respSeq uint64, err error) {
+	return j.AppendAnsweredAt(b, nil, req, resp, key, rec)
+}
+
+// AppendAnsweredAt is AppendAnswered at the sequences r reserved, as
+// AppendPairAt.
+func (j *Journal) AppendAnsweredAt(b *pebble.Batch, r *Reservation, req, resp *Entry, key DuplicateKey, rec ResponseRecord) (reqSeq, respSeq uint64, err error) {
 	if req == nil || key.Terminal != req.Terminal || key.Batch != req.Batch {
 		return 0, 0, fmt.Errorf("journal: append answered: %w: duplicate key of another terminal or batch", ErrInvalidEntry)
 	}
 	if err := key.validate(); err != nil {
 		return 0, 0, fmt.Errorf("journal: append answered: %w", err)
 	}
-	if reqSeq, respSeq, err = j.appendPair(b, req, resp, false); err != nil {
+	if reqSeq, respSeq, err = j.appendPair(b, r, req, resp, false); err != nil {
 		return 0, 0, err
 	}
 	rec.ResponseSeq = respSeq
@@ -266,7 +278,7 @@ func putPairBuf(b *[]byte) {
 	}
 }
 
-func (j *Journal) appendPair(b *pebble.Batch, req, resp *Entry, termIndex bool) (reqSeq, respSeq uint64, err error) {
+func (j *Journal) appendPair(b *pebble.Batch, r *Reservation, req, resp *Entry, termIndex bool) (reqSeq, respSeq uint64, err error) {
 	if b == nil || req == nil || resp == nil {
 		return 0, 0, errors.New("journal: append pair: nil batch or entry")
 	}
@@ -284,15 +296,13 @@ func (j *Journal) appendPair(b *pebble.Batch, req, resp *Entry, termIndex bool) 
 	if !ok {
 		return 0, 0, fmt.Errorf("journal: append pair %s terminal %q stan %q: %w: business date %q is not a day", req.MTI, req.Terminal, req.STAN, ErrInvalidEntry, req.BusinessDate)
 	}
-	c := j.seq.Add(2)
-	if c >= seqDayUnit {
-		return 0, 0, fmt.Errorf("journal: append pair: %w: sequence counter exhausted", ErrInvalidEntry)
+	reqSeq, ok = r.take(day)
+	if !ok {
+		if reqSeq, err = j.nextSeqs(day, 2); err != nil {
+			return 0, 0, fmt.Errorf("journal: append pair %s terminal %q stan %q: %w", req.MTI, req.Terminal, req.STAN, err)
+		}
 	}
-	respSeq = dayStart(day) + c
-	if j.opts.legacyLayout {
-		respSeq = c
-	}
-	reqSeq = respSeq - 1
+	respSeq = reqSeq + 1
 	// One value under the request's sequence holds both entries; the
 	// response's sequence has no key of its own (docs/journal.md).
 	var ek [entryKeyLen]byte
@@ -301,7 +311,7 @@ func (j *Journal) appendPair(b *pebble.Batch, req, resp *Entry, termIndex bool) 
 		return 0, 0, fmt.Errorf("journal: append seq %d: %w", reqSeq, err)
 	}
 	var buf [2 + 1 + maxTerminalLen + 1 + maxRRNLen + dateLen + seqLen + 8]byte
-	if j.opts.legacyLayout {
+	if j.opts.legacyLayout == layoutDay0 {
 		if err := b.Set(appendSeq(dayPrefix(buf[:0], req.BusinessDate), reqSeq), pairMark, nil); err != nil {
 			return 0, 0, fmt.Errorf("journal: append seq %d day index: %w", reqSeq, err)
 		}
@@ -317,7 +327,7 @@ func (j *Journal) appendPair(b *pebble.Batch, req, resp *Entry, termIndex bool) 
 		rrns[1] = req.RRN
 	}
 	for _, rrn := range rrns {
-		if rrn == "" {
+		if rrn == "" || j.named(reqSeq, rrn) {
 			continue
 		}
 		k := rrnKey(buf[:0], rrn, req.BusinessDate, reqSeq)
@@ -409,7 +419,8 @@ func (j *Journal) ByRRN(rrn, date string, limit int) ([]*Entry, error) {
 
 // byRRN reads the old layout's RRN keys (rrn date seq: after the RRN an
 // ASCII digit) first, then the current ones (rrn seq: after the RRN the
-// sequence, whose first byte is 0x00), within date's day when date is set.
+// sequence, whose first byte is 0x00) and the entries at the sequences
+// rrn names (which have no RRN key), within date's day when date is set.
 func (j *Journal) byRRN(rrn, date string, limit int) ([]*Entry, error) {
 	snap := j.db.NewSnapshot()
 	defer snap.Close()
@@ -420,12 +431,21 @@ func (j *Journal) byRRN(rrn, date string, limit int) ([]*Entry, error) {
 		oldHi = prefixEnd(oldLo)
 	}
 	newLo, newHi := appendSeq(bytes.Clone(p), dayStart(1)), appendSeq(bytes.Clone(p), dayStart(maxSeqDay+1))
+	var named []uint64
 	if date != "" {
 		d, ok := dayNumber(date)
 		if !ok {
 			newHi = newLo // not a day: only the old layout could hold it
 		} else {
 			newLo, newHi = appendSeq(bytes.Clone(p), dayStart(d)), appendSeq(bytes.Clone(p), dayStart(d+1))
+			if seq, ok := rrnSeq(rrn, d); ok {
+				named = append(named, seq)
+			}
+		}
+	} else {
+		var err error
+		if named, err = namedSeqs(snap, rrn); err != nil {
+			return nil, err
 		}
 	}
 	var out []*Entry
@@ -436,10 +456,97 @@ func (j *Journal) byRRN(rrn, date string, limit int) ([]*Entry, error) {
 	if err := scanRange(snap, oldLo, oldHi, collect); err != nil || len(out) >= limit {
 		return out, err
 	}
+	old := len(out)
 	if err := scanRange(snap, newLo, newHi, collect); err != nil {
 		return nil, err
 	}
-	return out, nil
+	// The entries at the sequences rrn names, in sequence order among
+	// the indexed ones; a sequence both indexed and named (written by an
+	// earlier version, which indexed every RRN) is read once.
+	added := false
+	for _, seq := range named {
+		es, n, err := readAt(snap, seq)
+		if err != nil {
+			return nil, err
+		}
+		has := false
+		for i := 0; i < n; i++ {
+			has = has || es[i].RRN == rrn
+		}
+		if !has || slices.ContainsFunc(out[old:], func(e *Entry) bool { return e.Seq == seq }) {
+			continue
+		}
+		for i := 0; i < n; i++ {
+			e := es[i]
+			out = append(out, &e)
+		}
+		added = true
+	}
+	if added {
+		slices.SortStableFunc(out[old:], func(a, b *Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+	}
+	return out[:min(len(out), limit)], nil
+}
+
+// namedSeqs returns the sequences rrn names on the days that have stored
+// entries and rrn's day of the year: one a year, from the oldest stored
+// day to the newest.
+func namedSeqs(snap *pebble.Snapshot, rrn string) ([]uint64, error) {
+	if len(rrn) != rrnLen {
+		return nil, nil
+	}
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: entryKey(dayStart(1)), UpperBound: entryKey(dayStart(maxSeqDay + 1))})
+	if err != nil {
+		return nil, err
+	}
+	var first, last uint64
+	if it.First() {
+		first, _ = seqSuffix(it.Key())
+		if it.Last() {
+			last, _ = seqSuffix(it.Key())
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil || first == 0 {
+		return nil, err
+	}
+	yday := 0
+	for i := 0; i < 3; i++ {
+		if rrn[i] < '0' || rrn[i] > '9' {
+			return nil, nil
+		}
+		yday = yday*10 + int(rrn[i]-'0')
+	}
+	lo, hi := seqDay(first), seqDay(last)
+	y0, _, _ := civilFromDays(int(lo))
+	y1, _, _ := civilFromDays(int(hi))
+	var seqs []uint64
+	for y := y0; y <= y1 && yday >= 1; y++ {
+		// rrnSeq checks that day d is the yday-th of its year (not so
+		// for 366 in a common year).
+		d := daysFromCivil(y, 1, 1) + yday - 1
+		if d < int(lo) || d > int(hi) {
+			continue
+		}
+		if seq, ok := rrnSeq(rrn, uint32(d)); ok {
+			seqs = append(seqs, seq)
+		}
+	}
+	return seqs, nil
+}
+
+// readAt decodes the value stored under sequence seq from r: n is 0 when
+// there is none, 1 for a single entry, 2 for a pair.
+func readAt(r pebble.Reader, seq uint64) (es [2]Entry, n int, err error) {
+	v, closer, err := r.Get(entryKey(seq))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return es, 0, nil
+	}
+	if err != nil {
+		return es, 0, err
+	}
+	defer closer.Close()
+	n, err = decodeStored(v, seq, es[:])
+	return es, n, err
 }
 
 // ByTerminalBatch returns up to limit entries of one terminal's batch in

@@ -120,27 +120,28 @@ func TestAppendAndIndexes(t *testing.T) {
 	// Terminal "1000" and "10000" must not share an index range, nor RRNs
 	// that are prefixes of one another.
 	seqs := appendCommit(t, j, db,
-		entryFor("20250313", "10000001", "000001", "000001", "000000000001", In),                       // 1
-		entryFor("20250314", "10000001", "000001", "000002", "000000000002", In),                       // 2
-		entryFor("20250314", "10000001", "000001", "000002", "000000000002", Out),                      // 3
-		entryFor("20250314", "10000001", "000002", "000003", "", In),                                   // 4
-		entryFor("20250314", "1000", "000001", "000004", "00000000000", In),                            // 5
-		entryFor("20250314", "10000", "000001", "000005", "000000000001", In),                          // 6
-		entryFor("20250315", "10000001", "000002", "000006", "", In),                                   // 7
-		&Entry{Direction: In, Flags: FlagUndecodable, Time: time.Unix(1, 0), BusinessDate: "20250314"}, // 8
+		entryFor("20250313", "10000001", "000001", "000001", "000000000001", In),                       // 13th: 1
+		entryFor("20250314", "10000001", "000001", "000002", "000000000002", In),                       // 14th: 1
+		entryFor("20250314", "10000001", "000001", "000002", "000000000002", Out),                      // 2
+		entryFor("20250314", "10000001", "000002", "000003", "", In),                                   // 3
+		entryFor("20250314", "1000", "000001", "000004", "00000000000", In),                            // 4
+		entryFor("20250314", "10000", "000001", "000005", "000000000001", In),                          // 5
+		entryFor("20250315", "10000001", "000002", "000006", "", In),                                   // 15th: 1
+		&Entry{Direction: In, Flags: FlagUndecodable, Time: time.Unix(1, 0), BusinessDate: "20250314"}, // 14th: 6
 	)
-	if want := []uint64{sq("20250313", 1), sq("20250314", 2), sq("20250314", 3), sq("20250314", 4), sq("20250314", 5), sq("20250314", 6), sq("20250315", 7), sq("20250314", 8)}; fmt.Sprint(seqs) != fmt.Sprint(want) {
+	// Each day counts its own sequences.
+	if want := []uint64{sq("20250313", 1), sq("20250314", 1), sq("20250314", 2), sq("20250314", 3), sq("20250314", 4), sq("20250314", 5), sq("20250315", 1), sq("20250314", 6)}; fmt.Sprint(seqs) != fmt.Sprint(want) {
 		t.Fatalf("sequences %v, want %v", seqs, want)
 	}
 	if appended.Load() != 8 {
 		t.Fatalf("OnAppend called %d times, want 8", appended.Load())
 	}
 
-	e, err := j.Get(sq("20250314", 3))
+	e, err := j.Get(sq("20250314", 2))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Seq != sq("20250314", 3) || e.Direction != Out || e.STAN != "000002" || string(e.Raw) != "10000001000002" {
+	if e.Seq != sq("20250314", 2) || e.Direction != Out || e.STAN != "000002" || string(e.Raw) != "10000001000002" {
 		t.Fatalf("Get(3) = %+v", e)
 	}
 	if _, err := j.Get(sq("20250314", 99)); !errors.Is(err, ErrNotFound) {
@@ -152,26 +153,26 @@ func TestAppendAndIndexes(t *testing.T) {
 		read func() ([]*Entry, error)
 		want string
 	}{
-		{"rrn any day", func() ([]*Entry, error) { return j.ByRRN("000000000001", "", 10) }, "1:000001 6:000005"},
-		{"rrn one day", func() ([]*Entry, error) { return j.ByRRN("000000000001", "20250314", 10) }, "6:000005"},
-		{"rrn request and response", func() ([]*Entry, error) { return j.ByRRN("000000000002", "", 10) }, "2:000002 3:000002"},
-		{"rrn prefix of another is separate", func() ([]*Entry, error) { return j.ByRRN("00000000000", "", 10) }, "5:000004"},
+		{"rrn any day", func() ([]*Entry, error) { return j.ByRRN("000000000001", "", 10) }, "1:000001 5:000005"},
+		{"rrn one day", func() ([]*Entry, error) { return j.ByRRN("000000000001", "20250314", 10) }, "5:000005"},
+		{"rrn request and response", func() ([]*Entry, error) { return j.ByRRN("000000000002", "", 10) }, "1:000002 2:000002"},
+		{"rrn prefix of another is separate", func() ([]*Entry, error) { return j.ByRRN("00000000000", "", 10) }, "4:000004"},
 		{"rrn unknown", func() ([]*Entry, error) { return j.ByRRN("999999999999", "", 10) }, ""},
 		{"rrn limited", func() ([]*Entry, error) { return j.ByRRN("000000000001", "", 1) }, "1:000001"},
-		{"terminal batch across days", func() ([]*Entry, error) { return j.ByTerminalBatch("10000001", "000002", 10) }, "4:000003 7:000006"},
-		{"terminal batch", func() ([]*Entry, error) { return j.ByTerminalBatch("10000001", "000001", 10) }, "1:000001 2:000002 3:000002"},
-		{"short terminal id is separate", func() ([]*Entry, error) { return j.ByTerminalBatch("1000", "000001", 10) }, "5:000004"},
-		{"terminal batch limited", func() ([]*Entry, error) { return j.ByTerminalBatch("10000001", "000001", 2) }, "1:000001 2:000002"},
+		{"terminal batch across days", func() ([]*Entry, error) { return j.ByTerminalBatch("10000001", "000002", 10) }, "3:000003 1:000006"},
+		{"terminal batch", func() ([]*Entry, error) { return j.ByTerminalBatch("10000001", "000001", 10) }, "1:000001 1:000002 2:000002"},
+		{"short terminal id is separate", func() ([]*Entry, error) { return j.ByTerminalBatch("1000", "000001", 10) }, "4:000004"},
+		{"terminal batch limited", func() ([]*Entry, error) { return j.ByTerminalBatch("10000001", "000001", 2) }, "1:000001 1:000002"},
 		{"business day", func() ([]*Entry, error) {
 			var out []*Entry
 			err := j.ByBusinessDay("20250314", func(e *Entry) bool { out = append(out, e); return true })
 			return out, err
-		}, "2:000002 3:000002 4:000003 5:000004 6:000005 8:"},
+		}, "1:000002 2:000002 3:000003 4:000004 5:000005 6:"},
 		{"business day stops when told", func() ([]*Entry, error) {
 			var out []*Entry
 			err := j.ByBusinessDay("20250314", func(e *Entry) bool { out = append(out, e); return len(out) < 2 })
 			return out, err
-		}, "2:000002 3:000002"},
+		}, "1:000002 2:000002"},
 		{"business day empty", func() ([]*Entry, error) {
 			var out []*Entry
 			err := j.ByBusinessDay("20240101", func(e *Entry) bool { out = append(out, e); return true })
@@ -252,8 +253,9 @@ func TestAppendRejectsInvalid(t *testing.T) {
 	}
 }
 
-// TestRestart: after a restart the sequence continues above the last
-// stored entry and every entry and index is still there. It runs on a real
+// TestRestart: after a restart the day's counter continues at its
+// counter mark, above every sequence handed out before (the discarded
+// one too), and every entry and index is still there. It runs on a real
 // directory so that the files really are closed and reopened.
 func TestRestart(t *testing.T) {
 	dir := t.TempDir()
@@ -270,7 +272,7 @@ func TestRestart(t *testing.T) {
 		appendCommit(t, j, db, entryFor("20250314", "10000001", "000001", fmt.Sprintf("%06d", i), "", In))
 	}
 	// A discarded batch after the last commit: its sequence is not stored
-	// and may be handed out again after the restart.
+	// and is not handed out again after the restart either.
 	b := db.NewBatch()
 	if _, err := j.Append(b, sampleEntry()); err != nil {
 		t.Fatal(err)
@@ -283,17 +285,20 @@ func TestRestart(t *testing.T) {
 	db = open()
 	defer db.Close()
 	j = openJournal(t, db, Options{})
-	if j.LastSeq() != 5 {
-		t.Fatalf("LastSeq after restart %d, want 5", j.LastSeq())
+	if j.LastSeq() != 0 {
+		t.Fatalf("LastSeq after restart %d, want 0", j.LastSeq())
 	}
-	if seqs := appendCommit(t, j, db, entryFor("20250314", "10000001", "000001", "000005", "", In)); seqs[0] != sq("20250314", 6) {
-		t.Fatalf("first sequence after restart %d, want 6", seqs[0])
+	if seqs := appendCommit(t, j, db, entryFor("20250314", "10000001", "000001", "000005", "", In)); seqs[0] != sq("20250314", 1+seqBlock) {
+		t.Fatalf("first sequence after restart %d, want the mark %d", seqs[0], sq("20250314", 1+seqBlock))
+	}
+	if j.LastSeq() != 1+seqBlock {
+		t.Fatalf("LastSeq %d, want %d", j.LastSeq(), 1+seqBlock)
 	}
 	got, err := j.ByTerminalBatch("10000001", "000001", 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := stans(got); s != "1:000000 2:000001 3:000002 4:000003 5:000004 6:000005" {
+	if s := stans(got); s != "1:000000 2:000001 3:000002 4:000003 5:000004 10001:000005" {
 		t.Fatalf("after restart: %s", s)
 	}
 }

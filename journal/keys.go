@@ -17,7 +17,8 @@ import (
 //	j r len rrn date(8) seq(8)                   RRN index of the old layout (read and pruned only)
 //	j o len term len batch len stan len date     duplicate record of an answered pair (AppendAnswered), its terminal + batch index too
 //	j p len term len batch len stan len date     stored response (PutResponse)
-//	j s                                          sequence mark (retention)
+//	j s                                          sequence mark of the shared counter of earlier versions (written and read by their test layouts only)
+//	j n day(4)                                   a day's counter mark: every counter of the day handed out is below it
 //	q m len dest id(8)                           queued message
 //	q x len dest id(8)                           dead-lettered message
 //
@@ -34,6 +35,7 @@ const (
 	spaceAnswered = 'o' // just below spaceResponse: one range holds both
 	spaceResponse = 'p'
 	spaceSeqMark  = 's'
+	spaceCounter  = 'n'
 	spaceQueued   = 'm'
 	spaceDead     = 'x'
 
@@ -89,8 +91,16 @@ func dayNumber(date string) (d uint32, ok bool) {
 	if m < 1 || m > 12 || day < 1 || day > daysIn(y, m) {
 		return 0, false
 	}
-	// Days from civil (proleptic Gregorian), counting March as the first
-	// month so the leap day ends the year.
+	n := daysFromCivil(y, m, day)
+	if n < 1 || n > maxSeqDay {
+		return 0, false
+	}
+	return uint32(n), true
+}
+
+// daysFromCivil is the day number of a proleptic Gregorian date, counting
+// March as the first month so that the leap day ends the year.
+func daysFromCivil(y, m, day int) int {
 	if m <= 2 {
 		y--
 	}
@@ -99,11 +109,34 @@ func dayNumber(date string) (d uint32, ok bool) {
 	mp := (m + 9) % 12
 	doy := (153*mp+2)/5 + day - 1
 	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	n := era*146097 + doe - 719468
-	if n < 1 || n > maxSeqDay {
-		return 0, false
+	return era*146097 + doe - 719468
+}
+
+// civilFromDays is the date of day number n (n >= 0), the inverse of
+// daysFromCivil.
+func civilFromDays(n int) (y, m, day int) {
+	n += 719468
+	era := n / 146097
+	doe := n - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	y = yoe + era*400
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	day = doy - (153*mp+2)/5 + 1
+	m = mp + 3
+	if m > 12 {
+		m -= 12
 	}
-	return uint32(n), true
+	if m <= 2 {
+		y++
+	}
+	return y, m, day
+}
+
+// dayOfYear is the day of the year (1..366) of day number d.
+func dayOfYear(d uint32) int {
+	y, _, _ := civilFromDays(int(d))
+	return int(d) - daysFromCivil(y, 1, 1) + 1
 }
 
 func daysIn(y, m int) int {
@@ -117,6 +150,73 @@ func daysIn(y, m int) int {
 		return 30
 	}
 	return 31
+}
+
+// RRNs named by sequences. A day's counters below rrnSpan are handed out
+// by reservation (ReserveRRN) as retrieval reference numbers: the RRN of
+// field 37 (docs/pos-dialect.md) is the day of the year in 3 digits and a
+// 9-digit number, and the number is the counter of the request's
+// sequence. So an entry whose RRN its own sequence names needs no RRN
+// index key: ByRRN reads that sequence (docs/journal.md#sequences).
+const (
+	rrnSpan = 1_000_000_000
+	rrnLen  = 12
+)
+
+// seqRRN returns the RRN sequence seq names: "" when its counter is not
+// below rrnSpan, or it is 0, or the sequence carries no day.
+func seqRRN(seq uint64) string {
+	d, c := seqDay(seq), seqCounter(seq)
+	if d == 0 || c == 0 || c >= rrnSpan {
+		return ""
+	}
+	var b [rrnLen]byte
+	for i := rrnLen - 1; i >= 3; i-- {
+		b[i] = byte('0' + c%10)
+		c /= 10
+	}
+	y := dayOfYear(d)
+	for i := 2; i >= 0; i-- {
+		b[i] = byte('0' + y%10)
+		y /= 10
+	}
+	return string(b[:])
+}
+
+// namesRRN reports whether rrn is the RRN sequence seq names.
+func namesRRN(seq uint64, rrn string) bool {
+	s, ok := rrnSeq(rrn, seqDay(seq))
+	return ok && s == seq
+}
+
+// rrnSeq returns the sequence rrn names on day d, ok false when rrn is not
+// 12 digits, its day of the year is not d's or its number is 0.
+func rrnSeq(rrn string, d uint32) (seq uint64, ok bool) {
+	if len(rrn) != rrnLen || d == 0 {
+		return 0, false
+	}
+	var y int
+	var c uint64
+	for i := 0; i < rrnLen; i++ {
+		ch := rrn[i]
+		if ch < '0' || ch > '9' {
+			return 0, false
+		}
+		if i < 3 {
+			y = y*10 + int(ch-'0')
+		} else {
+			c = c*10 + uint64(ch-'0')
+		}
+	}
+	if c == 0 || y != dayOfYear(d) {
+		return 0, false
+	}
+	return dayStart(d) + c, true
+}
+
+// counterKey is the key of day d's counter mark (counter.go).
+func counterKey(d uint32) []byte {
+	return binary.BigEndian.AppendUint32([]byte{prefixJournal, spaceCounter}, d)
 }
 
 // seqMarkKey holds the largest sequence counter pruning has deleted, so that Open

@@ -293,7 +293,7 @@ func (j *Journal) finishPrune(b *pebble.Batch, it *pebble.Iterator, stopped bool
 	if stopped {
 		next = append([]byte(nil), it.Key()...)
 	}
-	if st.Entries > 0 {
+	if st.Entries > 0 && j.opts.legacyLayout != layoutCurrent {
 		if err := j.raiseSeqMark(b, top); err != nil {
 			return PruneStats{}, nil, err
 		}
@@ -337,8 +337,10 @@ func deleteEntries(b *pebble.Batch, buf []byte, es []Entry, first uint64, date s
 
 // raiseSeqMark raises, in b, the pruned-sequence mark to top, a sequence
 // counter (the sequence without its day; an old-layout sequence is its
-// own counter), never lowering it (day order is not counter order). Only pruning
-// writes it, under pruneMu.
+// own counter), never lowering it (day order is not counter order). Only
+// pruning writes it, under pruneMu, and only for the layouts of earlier
+// versions (Options.legacyLayout), whose counter all days share: per-day
+// counters continue at their day's counter mark, which pruning leaves.
 func (j *Journal) raiseSeqMark(b *pebble.Batch, top uint64) error {
 	mark, err := readSeqMark(j.db)
 	if err != nil {

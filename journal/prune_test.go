@@ -139,7 +139,7 @@ func TestPruneDays(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			db := openDB(t, vfs.NewMem())
 			defer db.Close()
-			j := openJournal(t, db, Options{legacyLayout: true})
+			j := openJournal(t, db, Options{legacyLayout: layoutDay0})
 			all := pruneFixture(t, j, db)
 			qKeys, qVals := keysWithPrefix(t, db, prefixQueue)
 			if len(qKeys) != 2 {
@@ -275,7 +275,7 @@ func TestPruneDays(t *testing.T) {
 func TestPruneDaysKeepsSequences(t *testing.T) {
 	fs := vfs.NewMem()
 	db := openDB(t, fs)
-	j := openJournal(t, db, Options{legacyLayout: true})
+	j := openJournal(t, db, Options{legacyLayout: layoutDay0})
 	pruneFixture(t, j, db)
 	// The 12th holds 4, 8 and 9, the largest stored sequence after 11.
 	appendCommit(t, j, db, entryFor("20250312", "10000001", "000003", "000008", "", In)) // 12
@@ -308,7 +308,7 @@ func TestPruneDaysKeepsSequences(t *testing.T) {
 	// it is stored again, that entry is what a restart finds.
 	for _, want := range []uint64{12, 13} {
 		db = openDB(t, fs)
-		j = openJournal(t, db, Options{legacyLayout: true})
+		j = openJournal(t, db, Options{legacyLayout: layoutDay0})
 		if j.LastSeq() != want {
 			t.Fatalf("LastSeq after reopening: %d, want %d", j.LastSeq(), want)
 		}
@@ -329,7 +329,7 @@ func TestPruneDaysKeepsSequences(t *testing.T) {
 func TestPruneDaysDamage(t *testing.T) {
 	db := openDB(t, vfs.NewMem())
 	defer db.Close()
-	j := openJournal(t, db, Options{legacyLayout: true})
+	j := openJournal(t, db, Options{legacyLayout: layoutDay0})
 	appendCommit(t, j, db,
 		entryFor("20250310", "10000001", "000001", "000001", "000000000001", In), // 1: damaged
 		entryFor("20250310", "10000001", "000001", "000002", "000000000002", In), // 2: missing
@@ -404,7 +404,7 @@ func TestPruneDaysDamage(t *testing.T) {
 func TestPruneRejectsInvalid(t *testing.T) {
 	db := openDB(t, vfs.NewMem())
 	defer db.Close()
-	j := openJournal(t, db, Options{legacyLayout: true})
+	j := openJournal(t, db, Options{legacyLayout: layoutDay0})
 	for _, tc := range []struct {
 		before string
 		max    int
@@ -480,7 +480,7 @@ func TestPruneResponses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			db := openDB(t, vfs.NewMem())
 			defer db.Close()
-			j := openJournal(t, db, Options{legacyLayout: true})
+			j := openJournal(t, db, Options{legacyLayout: layoutDay0})
 			appendCommit(t, j, db, entryFor("20250301", "10000001", "000001", "000001", "000000000001", In))
 			keys := respFixture(t, j, db)
 			var calls []int
@@ -523,7 +523,7 @@ func TestPruneResponses(t *testing.T) {
 func TestPruneResponsesResume(t *testing.T) {
 	db := openDB(t, vfs.NewMem())
 	defer db.Close()
-	j := openJournal(t, db, Options{legacyLayout: true})
+	j := openJournal(t, db, Options{legacyLayout: layoutDay0})
 	keys := respFixture(t, j, db)
 
 	// One call with 03:30 stops after k2, at k3; a call with another
@@ -577,7 +577,7 @@ func TestPruneResponsesResume(t *testing.T) {
 func TestPruneWhileAppending(t *testing.T) {
 	db := openDB(t, vfs.NewMem())
 	defer db.Close()
-	j := openJournal(t, db, Options{legacyLayout: true, MaxRead: 100_000})
+	j := openJournal(t, db, Options{legacyLayout: layoutDay0, MaxRead: 100_000})
 	const old, today = 300, "20250314"
 	oldTime := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 	for i := range old {
@@ -680,7 +680,7 @@ func TestPruneWhileAppending(t *testing.T) {
 func TestPruneDaysLateEntry(t *testing.T) {
 	db := openDB(t, vfs.NewMem())
 	defer db.Close()
-	j := openJournal(t, db, Options{legacyLayout: true})
+	j := openJournal(t, db, Options{legacyLayout: layoutDay0})
 	pruneFixture(t, j, db)
 	var calls []int
 	for more := true; more; {
@@ -719,7 +719,7 @@ func TestPruneDaysLateEntry(t *testing.T) {
 func TestPruneResponsesKeepsOpenBatches(t *testing.T) {
 	db := openDB(t, vfs.NewMem())
 	defer db.Close()
-	j := openJournal(t, db, Options{legacyLayout: true})
+	j := openJournal(t, db, Options{legacyLayout: layoutDay0})
 	old := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 	keys := []DuplicateKey{
 		{Terminal: "10000001", Batch: "000001", STAN: "000001", Date: "0301"}, // open: kept
