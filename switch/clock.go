@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -32,9 +33,12 @@ var ErrRRNExhausted = errors.New("retrieval reference numbers exhausted for the 
 // day is never handed out again, and the close waits until every exchange
 // that started under it has finished, so nothing posts to a closed day.
 type businessClock struct {
-	db  *pebble.DB
-	loc *time.Location
-	now func() time.Time
+	db *pebble.DB
+	// journal hands out the RRNs its sequences name (ReserveRRN); nil
+	// only in tests of the clock's own RRN marks.
+	journal *journal.Journal
+	loc     *time.Location
+	now     func() time.Time
 	// cutover is the time of day at which the next business day starts;
 	// zero means midnight.
 	cutover time.Duration
@@ -68,12 +72,12 @@ type daySpan struct {
 	date        ledger.BusinessDate
 }
 
-func openBusinessClock(db *pebble.DB, zone string, cutover time.Duration) (*businessClock, error) {
+func openBusinessClock(db *pebble.DB, j *journal.Journal, zone string, cutover time.Duration) (*businessClock, error) {
 	loc, err := time.LoadLocation(zone)
 	if err != nil {
 		return nil, fmt.Errorf("time zone %q: %w", zone, err)
 	}
-	c := &businessClock{db: db, loc: loc, now: time.Now, cutover: cutover, inflight: map[ledger.BusinessDate]int{}}
+	c := &businessClock{db: db, journal: j, loc: loc, now: time.Now, cutover: cutover, inflight: map[ledger.BusinessDate]int{}}
 	closed, err := readClosedMark(db)
 	if err != nil {
 		return nil, err
@@ -161,15 +165,68 @@ func rrnKey(d ledger.BusinessDate) []byte {
 	return fmt.Appendf([]byte("d/rrn/"), "%08d", uint32(d))
 }
 
-// NextRRN returns a new RRN for business date d: its day of the year (3
-// digits) and a 9-digit sequence.
+// rrnFloor is the journal's counter floor (journal.Options.CounterFloor)
+// for business date date (YYYYMMDD): the clock's RRN mark of that date,
+// above every RRN the clock's own marks handed out that day (before the
+// journal's sequences named RRNs, or on a day they do not), so that the
+// journal's counters, which name RRNs, never issue one of them again.
+func rrnFloor(db pebble.Reader, date string) (uint64, error) {
+	v, closer, err := db.Get([]byte("d/rrn/" + date))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read RRN mark %s: %w", date, err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("RRN mark %s: %d bytes", date, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// ReserveRRN returns a new RRN for business date d: its day of the year
+// (3 digits) and a 9-digit number. The journal issues it: the number is
+// the counter of the sequence it reserves for the exchange's
+// request/response pair, returned too, so that the pair is journaled
+// there with no RRN index key (docs/journal.md#sequences). On a day whose
+// journal sequences name no RRNs (one an earlier version's counter had
+// taken past 9 digits), and without a journal, the RRN comes from the
+// clock's own marks (markedRRN) and the reservation is the zero one.
+// Either way the RRN is durably reserved before it is returned.
+func (c *businessClock) ReserveRRN(d ledger.BusinessDate) (string, journal.Reservation, error) {
+	if c.journal != nil {
+		r, err := c.journal.ReserveRRN(d.String())
+		switch {
+		case err == nil:
+			return r.RRN(), r, nil
+		case errors.Is(err, journal.ErrSeqExhausted):
+			return "", journal.Reservation{}, ErrRRNExhausted
+		case !errors.Is(err, journal.ErrRRNNotNamed):
+			return "", journal.Reservation{}, err
+		}
+	}
+	rrn, err := c.markedRRN(d)
+	return rrn, journal.Reservation{}, err
+}
+
+// NextRRN is ReserveRRN for an RRN journaled elsewhere (a recharge
+// order's): the reserved sequences are a gap, and the RRN gets an index
+// key where it is journaled.
+func (c *businessClock) NextRRN(d ledger.BusinessDate) (string, error) {
+	rrn, _, err := c.ReserveRRN(d)
+	return rrn, err
+}
+
+// markedRRN returns a new RRN for business date d from the clock's own
+// marks: its day of the year (3 digits) and a 9-digit sequence.
 //
 // Every RRN handed out is below the day's durable mark. The mark moves one
 // block on ahead of need: the exchange that takes the RRN half-way through
 // a block writes the next mark (a synced write) after releasing the lock,
 // so the others never queue behind that fsync; only the first RRN of a day
 // (or of a process) waits for its reservation under the lock.
-func (c *businessClock) NextRRN(d ledger.BusinessDate) (string, error) {
+func (c *businessClock) markedRRN(d ledger.BusinessDate) (string, error) {
 	c.mu.Lock()
 	for {
 		if d != c.date {

@@ -77,7 +77,8 @@ func (sw *Switch) openServices(lmk hsm.LMK, extra []txn.Destination) error {
 	if err != nil {
 		return fmt.Errorf("open ledger: %w", err)
 	}
-	sw.journal, err = journal.Open(sw.db, journal.Options{OnAppend: m.JournalWrites.Inc})
+	sw.journal, err = journal.Open(sw.db, journal.Options{OnAppend: m.JournalWrites.Inc,
+		CounterFloor: func(date string) (uint64, error) { return rrnFloor(sw.db, date) }})
 	if err != nil {
 		return fmt.Errorf("open journal: %w", err)
 	}
@@ -109,7 +110,7 @@ func (sw *Switch) openServices(lmk hsm.LMK, extra []txn.Destination) error {
 	if err != nil {
 		return err
 	}
-	sw.clock, err = openBusinessClock(sw.db, sw.cfg.TimeZone, cutover)
+	sw.clock, err = openBusinessClock(sw.db, sw.journal, sw.cfg.TimeZone, cutover)
 	if err != nil {
 		return fmt.Errorf("business clock: %w", err)
 	}

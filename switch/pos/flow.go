@@ -46,6 +46,9 @@ type exchange struct {
 	unrouted bool
 	// dest names the destination the route chose (for the log).
 	dest string
+	// res is the journal sequences the RRN issued to the request names:
+	// its pair is journaled there (docs/journal.md#sequences).
+	res journal.Reservation
 }
 
 // answer is the response to the request with response code rc.
@@ -103,7 +106,8 @@ func (p *Protocol) transaction(x *exchange, rec *record) {
 		rec.answer(x.answer(rc))
 		return
 	}
-	rrn, err := p.clock.NextRRN(x.date)
+	rrn, res, err := p.clock.ReserveRRN(x.date)
+	x.res = res
 	if err != nil {
 		p.log.Error("no RRN", zap.Error(err))
 		rec.answer(x.answer(spec.RCSystemMalfunction))

@@ -28,12 +28,12 @@ func (u untouched) NewBatch(...pebble.BatchOption) *pebble.Batch {
 	u.fail("NewBatch")
 	return nil
 }
-func (u untouched) AppendPair(*pebble.Batch, *journal.Entry, *journal.Entry) (uint64, uint64, error) {
-	u.fail("AppendPair")
+func (u untouched) AppendPairAt(*pebble.Batch, *journal.Reservation, *journal.Entry, *journal.Entry) (uint64, uint64, error) {
+	u.fail("AppendPairAt")
 	return 0, 0, nil
 }
-func (u untouched) AppendAnswered(*pebble.Batch, *journal.Entry, *journal.Entry, journal.DuplicateKey, journal.ResponseRecord) (uint64, uint64, error) {
-	u.fail("AppendAnswered")
+func (u untouched) AppendAnsweredAt(*pebble.Batch, *journal.Reservation, *journal.Entry, *journal.Entry, journal.DuplicateKey, journal.ResponseRecord) (uint64, uint64, error) {
+	u.fail("AppendAnsweredAt")
 	return 0, 0, nil
 }
 func (u untouched) GetResponse(journal.DuplicateKey) (journal.ResponseRecord, bool, error) {
@@ -98,8 +98,8 @@ func (c *fixedClock) Begin() ledger.BusinessDate {
 	return ledger.DateOf(time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC))
 }
 func (c *fixedClock) End(ledger.BusinessDate) { c.ended++ }
-func (c *fixedClock) NextRRN(ledger.BusinessDate) (string, error) {
-	return "", nil
+func (c *fixedClock) ReserveRRN(ledger.BusinessDate) (string, journal.Reservation, error) {
+	return "", journal.Reservation{}, nil
 }
 func (c *fixedClock) LocalNow() time.Time { return time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC) }
 

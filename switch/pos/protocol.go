@@ -67,8 +67,8 @@ type Batches interface {
 // Journal is the message journal and its stored answers for duplicates
 // (*journal.Journal).
 type Journal interface {
-	AppendPair(b *pebble.Batch, req, resp *journal.Entry) (reqSeq, respSeq uint64, err error)
-	AppendAnswered(b *pebble.Batch, req, resp *journal.Entry, key journal.DuplicateKey, rec journal.ResponseRecord) (reqSeq, respSeq uint64, err error)
+	AppendPairAt(b *pebble.Batch, r *journal.Reservation, req, resp *journal.Entry) (reqSeq, respSeq uint64, err error)
+	AppendAnsweredAt(b *pebble.Batch, r *journal.Reservation, req, resp *journal.Entry, key journal.DuplicateKey, rec journal.ResponseRecord) (reqSeq, respSeq uint64, err error)
 	GetResponse(key journal.DuplicateKey) (rec journal.ResponseRecord, found bool, err error)
 	ResponseSTANs(terminal, batch string, fn func(stan string) bool) error
 	Get(seq uint64) (*journal.Entry, error)
@@ -99,12 +99,13 @@ type Ledger interface {
 }
 
 // Clock is the business clock: the business date an exchange runs in
-// (held open from Begin to End), the RRNs of a date, and the switch's
-// local time.
+// (held open from Begin to End), the RRNs of a date with the journal
+// sequences they name (docs/journal.md#sequences), and the switch's local
+// time.
 type Clock interface {
 	Begin() ledger.BusinessDate
 	End(d ledger.BusinessDate)
-	NextRRN(d ledger.BusinessDate) (string, error)
+	ReserveRRN(d ledger.BusinessDate) (string, journal.Reservation, error)
 	LocalNow() time.Time
 }
 

@@ -182,9 +182,9 @@ func (p *Protocol) journalPair(b *pebble.Batch, x *exchange, resp *spec.POSMessa
 	}
 	var err error
 	if dup != nil {
-		_, _, err = p.journal.AppendAnswered(b, in, out, dupKey, *dup)
+		_, _, err = p.journal.AppendAnsweredAt(b, &x.res, in, out, dupKey, *dup)
 	} else {
-		_, _, err = p.journal.AppendPair(b, in, out)
+		_, _, err = p.journal.AppendPairAt(b, &x.res, in, out)
 	}
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
