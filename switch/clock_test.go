@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -177,5 +178,61 @@ func TestNextRRNReservesAhead(t *testing.T) {
 	}
 	if seq, _ := strconv.ParseUint(rrn[3:], 10, 64); seq <= highest {
 		t.Fatalf("after reopening: RRN %s, not above %d handed out before", rrn, highest)
+	}
+}
+
+// TestReserveRRNFromJournal: with a journal, an RRN is the journal's
+// reservation of its pair (its number the counter of the pair's first
+// sequence), in the format of field 37; on a date the clock's own marks
+// issued RRNs for (an earlier version's data directory), the journal's
+// counter continues above them, so none is issued again; a date without
+// marks starts at 1; a clock opened again continues above everything
+// reserved before.
+func TestReserveRRNFromJournal(t *testing.T) {
+	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Logger: pebbleLogger{zap.NewNop().Sugar()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const d, fresh = ledger.BusinessDate(20261204), ledger.BusinessDate(20261205)
+	old := &businessClock{db: db}
+	var highest uint64
+	for range 3 {
+		rrn, err := old.NextRRN(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.ParseUint(rrn[3:], 10, 64)
+		highest = max(highest, n)
+	}
+	open := func() *businessClock {
+		j, err := journal.Open(db, journal.Options{CounterFloor: func(date string) (uint64, error) { return rrnFloor(db, date) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := openBusinessClock(db, j, "UTC", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := open()
+	rrn, res, err := c.ReserveRRN(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.ParseUint(rrn[3:], 10, 64)
+	if len(rrn) != 12 || rrn[:3] != "338" || n <= highest || res.RRN() != rrn || journal.SeqCounter(res.Seq()) != n {
+		t.Fatalf("RRN %q (reservation %d %q) after the clock's marks up to %d", rrn, res.Seq(), res.RRN(), highest)
+	}
+	if rrn, res, err := c.ReserveRRN(fresh); err != nil || rrn != "339000000001" || res.RRN() != rrn {
+		t.Fatalf("first RRN of a new day: %q %q %v", rrn, res.RRN(), err)
+	}
+	if rrn, err := c.NextRRN(fresh); err != nil || rrn != "339000000003" {
+		t.Fatalf("an RRN journaled elsewhere: %q %v, want the next pair's", rrn, err)
+	}
+	c = open()
+	if again, _, err := c.ReserveRRN(d); err != nil || again <= rrn {
+		t.Fatalf("after reopening: %q %v, want above %q", again, err, rrn)
 	}
 }

@@ -1,6 +1,7 @@
 package switching
 
 import (
+	"encoding/binary"
 	"fmt"
 	"github.com/cardswitch/cardswitch/recon"
 	"github.com/cardswitch/cardswitch/switch/pos"
@@ -110,6 +111,43 @@ func TestPOSRefundAndFeeThroughTheJournal(t *testing.T) {
 	expectRC(t, "refund 5.00", do(t, term, term.Refund(buy, bought, 500), nil), spec.RCApproved)
 	expectPurses(t, sw, cardVisitor, 10000-1050+525, 0)
 	expectRC(t, "refund above what is left", do(t, term, term.Refund(buy, bought, 501), nil), spec.RCAmountDiffers)
+
+	// The consume's RRN names its pair's journal sequence: no RRN index
+	// key for it; the refunds' requests, which name it, have one each
+	// (docs/journal.md#sequences). The operator's lookup (switchctl
+	// journal show --rrn, with and without the date) finds all three.
+	var consumeSeq uint64
+	if es, err := sw.journal.ByRRN(bought.RRN, sw.clock.Today().String(), 10); err != nil || len(es) != 6 {
+		t.Fatalf("journal by the consume's RRN: %d entries, %v; want the consume and two refunds", len(es), err)
+	} else {
+		consumeSeq = es[0].Seq
+	}
+	p := append([]byte{'j', 'r', byte(len(bought.RRN))}, bought.RRN...)
+	it, err = sw.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: append(p, 0xff)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		if keys++; binary.BigEndian.Uint64(it.Key()[len(it.Key())-8:]) == consumeSeq {
+			t.Errorf("RRN index key for the consume at %d", consumeSeq)
+		}
+	}
+	if err := it.Close(); err != nil || keys != 2 {
+		t.Fatalf("%d RRN index keys for the consume's RRN (%v), want the two refunds'", keys, err)
+	}
+	_, _, admin := sw.Addrs()
+	for _, q := range []string{"", "&date=" + sw.clock.Today().String()} {
+		var got []struct {
+			Seq       uint64
+			Direction string
+			RRN       string
+		}
+		adminGet(t, admin, "/api/v1/journal?rrn="+bought.RRN+q, &got)
+		if len(got) != 6 || got[0].Seq != consumeSeq || got[1].RRN != bought.RRN || got[2].RRN != bought.RRN {
+			t.Fatalf("GET /api/v1/journal?rrn=%s%s: %+v", bought.RRN, q, got)
+		}
+	}
 
 	var fees []string
 	src := recon.Source{Journal: sw.journal, Books: sw.db}

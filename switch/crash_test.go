@@ -231,3 +231,63 @@ func TestCrashAroundCommit(t *testing.T) {
 		})
 	}
 }
+
+// TestCrashNeverReissuesRRN: switchd killed with SIGKILL just before a
+// consume's commit — its RRN reserved (as one sent out on a gateway link
+// before the commit is), its pair never journaled — and restarted: the
+// next RRN is above it (docs/journal.md#sequences). Before the consume a
+// balance inquiry is answered, so that the lost RRN is known: the pair
+// after the inquiry's (one terminal, one request at a time), right above
+// the last sequence stored; continuing above the stored sequences would
+// issue it again.
+func TestCrashNeverReissuesRRN(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the daemon")
+	}
+	d := newDaemon(t)
+	d.start(pos.CrashBeforeCommit)
+	term := d.terminal(t, true, nil)
+	bal, err := term.Balance(cardStaff, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inquiry, err := term.Do(bal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectRC(t, "balance inquiry", inquiry, spec.RCApproved)
+	n, err := strconv.ParseUint(inquiry.RRN[3:], 10, 64)
+	if err != nil || len(inquiry.RRN) != 12 {
+		t.Fatalf("inquiry RRN %q", inquiry.RRN)
+	}
+	lostRRN := fmt.Sprintf("%s%09d", inquiry.RRN[:3], n+2)
+	lost, err := term.Consume(cardStaff, 200, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := term.Do(lost); err == nil {
+		t.Fatalf("consume answered (%s) although the daemon was to die", resp.ResponseCode)
+	}
+	d.waitKilled()
+
+	d.start("")
+	term = d.terminal(t, false, term)
+	buy, err := term.Consume(cardStaff, 300, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := term.Do(buy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectRC(t, "consume after restart", next, spec.RCApproved)
+	if len(next.RRN) != 12 || next.RRN[:3] != lostRRN[:3] || next.RRN <= lostRRN {
+		t.Fatalf("RRN after the crash %s, want above the lost consume's %s", next.RRN, lostRRN)
+	}
+	// The terminal reverses what it got no answer for.
+	if rev, err := term.Do(term.Reversal(lost, spec.ReversalTimeout)); err != nil {
+		t.Fatal(err)
+	} else {
+		expectRC(t, "reversal after crash", rev, spec.RCApproved)
+	}
+}
