@@ -223,7 +223,8 @@ var pairMark = []byte{2}
 // value marks the pair), so a transaction costs two index keys rather
 // than six or seven. Both entries must share terminal, batch and business
 // day. The response's RRN is indexed, and the request's too when it names
-// another (the original of a void or refund). It does not commit b.
+// another (the original of a void or refund), unless the request's
+// sequence names it (docs/journal.md#sequences). It does not commit b.
 func (j *Journal) AppendPair(b *pebble.Batch, req, resp *Entry) (reqSeq, respSeq uint64, err error) {
 	return j.appendPair(b, nil, req, resp, true)
 }
@@ -366,15 +367,9 @@ func (j *Journal) Get(seq uint64) (*Entry, error) {
 // read decodes the value stored under sequence seq: n is 1 for a single
 // entry, 2 for a pair (request, then response).
 func (j *Journal) read(seq uint64) (es [2]Entry, n int, err error) {
-	v, closer, err := j.db.Get(entryKey(seq))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return es, 0, ErrNotFound
+	if es, n, err = readAt(j.db, seq); err == nil && n == 0 {
+		err = ErrNotFound
 	}
-	if err != nil {
-		return es, 0, err
-	}
-	defer closer.Close()
-	n, err = decodeStored(v, seq, es[:])
 	return es, n, err
 }
 
