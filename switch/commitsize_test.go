@@ -63,7 +63,7 @@ func describeKeys(keys []committedKey) (string, int) {
 // the keys are counted exactly, the bytes bounded (names and amounts vary).
 const (
 	consumeCommitKeys     = 5
-	consumeCommitMaxBytes = 490
+	consumeCommitMaxBytes = 475
 )
 
 // TestConsumeCommitSize counts the keys and bytes of the one synced batch

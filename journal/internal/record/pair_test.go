@@ -97,13 +97,14 @@ func TestPairBytes(t *testing.T) {
 		"c08db701" + // zig-zag 1 500 000 ns → 3 000 000 = 0x2DC6C0 as a uvarint
 		"04" + "02007020" + // request raw, 4 bytes
 		"02" + "04" + "0210" + // response raw, 2 bytes: one literal of 2 (header 2<<1)
-		"03706f73" + // listener "pos", literal
+		"41" + // listener "pos", well-known value 0
 		"410a010203" + "9cb0" + // peer 10.1.2.3 port 40112 = 0x9cb0
 		"083130303030303031" + "0f383938333130303030303030303031" + // terminal, merchant: literals
-		"06303030313233" + "06303030303031" + "07636f6e73756d65" + // stan, batch, tx type
+		"06303030313233" + "06303030303031" + // stan, batch: literals (the raws hold neither)
+		"49" + // tx type "consume", well-known value 8
 		"00" + // business date: the request time's UTC day, difference 0
-		"c400" + "00" + "00" + // request: mti 0200 as 4 digits BCD at offset 0, no rrn, no rc
-		"c404" + "0c313233343536373839303132" + "023030" // response: mti 0210 as BCD at offset 4 (its raw, after the request's 4 bytes), rrn and rc literals
+		"5e" + "00" + "00" + // request: mti 0200, well-known value 29, no rrn, no rc
+		"5f" + "0c313233343536373839303132" + "5b" // response: mti 0210 (30), rrn literal, rc "00" (26)
 	body := hex.EncodeToString(b[:len(b)-crcLen])
 	if body != want {
 		t.Fatalf("pair body\n got %s\nwant %s", body, want)
@@ -273,14 +274,15 @@ func TestPairRoundTripRandom(t *testing.T) {
 // was encoded (the raw messages byte for byte, every field).
 func FuzzPairRoundTrip(f *testing.F) {
 	req, resp := consumePair()
-	f.Add(req.Raw, resp.Raw, req.Peer, req.Terminal, resp.RRN, req.BusinessDate, int64(0))
-	f.Add([]byte{}, []byte{1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 5}, "[::1]:1", "1234", "0000", "20261399", int64(-1))
-	f.Fuzz(func(t *testing.T, reqRaw, respRaw []byte, peer, terminal, rrn, date string, dt int64) {
+	f.Add(req.Raw, resp.Raw, req.Peer, req.Terminal, resp.RRN, req.BusinessDate, "consume", int64(0))
+	f.Add([]byte{}, []byte{1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 5}, "[::1]:1", "1234", "0000", "20261399", "0200", int64(-1))
+	f.Fuzz(func(t *testing.T, reqRaw, respRaw []byte, peer, terminal, rrn, date, known string, dt int64) {
 		req, resp := consumePair()
 		req.Raw, resp.Raw = reqRaw, respRaw
 		req.Peer, req.Terminal, req.BusinessDate = peer, terminal, date
 		resp.Peer, resp.Terminal, resp.BusinessDate = peer, terminal, date
 		resp.RRN = rrn
+		req.TxType, resp.TxType, req.MTI, resp.ResponseCode = known, known, known, known
 		req.Time = req.Time.Add(time.Duration(dt))
 		b, err := MarshalPair(req, resp)
 		if err != nil {
@@ -434,6 +436,62 @@ func TestPeerForms(t *testing.T) {
 		r := pairReader{b: b}
 		if got := string(r.peer(nil)); r.err != nil || got != c.peer || r.off != len(b) {
 			t.Errorf("%q: decoded %q, %v", c.peer, got, r.err)
+		}
+	}
+}
+
+// TestWellKnownCodes: each well-known value has its code, decodes from
+// it, and fits the field bounds of a code 0x41 + i; a code beyond the
+// table or a value too long for its field is refused.
+func TestWellKnownCodes(t *testing.T) {
+	if strKnown+len(wellKnown) > strRef {
+		t.Fatalf("%d well-known values do not fit below %#x", len(wellKnown), strRef)
+	}
+	seen := map[string]bool{}
+	for i, w := range wellKnown {
+		if seen[w] {
+			t.Errorf("%q twice", w)
+		}
+		seen[w] = true
+		c, ok := knownCode(w)
+		if !ok || c != strKnown+byte(i) {
+			t.Errorf("%q: code %#x, %v; want %#x", w, c, ok, strKnown+i)
+		}
+		r := pairReader{b: []byte{c}}
+		if got := string(r.str(nil, &[2][]byte{}, MaxTxTypeLen, "tx_type")); got != w || r.err != nil {
+			t.Errorf("%#x decodes to %q, %v", c, got, r.err)
+		}
+	}
+	for _, s := range []string{"", "POS", "0200 ", "consume_", "99"} {
+		if c, ok := knownCode(s); ok {
+			t.Errorf("%q has code %#x", s, c)
+		}
+	}
+	r := pairReader{b: []byte{strKnown + byte(len(wellKnown))}}
+	if r.str(nil, &[2][]byte{}, MaxTxTypeLen, "tx_type"); !errors.Is(r.err, ErrCorrupt) {
+		t.Errorf("code past the table: %v", r.err)
+	}
+	r = pairReader{b: []byte{strKnown + 8}} // "consume" as a response code
+	if r.str(nil, &[2][]byte{}, MaxRCLen, "response_code"); !errors.Is(r.err, ErrCorrupt) {
+		t.Errorf("a value too long for its field: %v", r.err)
+	}
+}
+
+// TestIndexByLast: the search finds an occurrence wherever there is one.
+func TestIndexByLast(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := 0; i < 20000; i++ {
+		r := make([]byte, rng.IntN(40))
+		for j := range r {
+			r[j] = byte(rng.IntN(3))
+		}
+		needle := make([]byte, 1+rng.IntN(3))
+		for j := range needle {
+			needle[j] = byte(rng.IntN(3))
+		}
+		got := indexByLast(r, needle)
+		if want := bytes.Index(r, needle); (got < 0) != (want < 0) || got >= 0 && !bytes.Equal(r[got:got+len(needle)], needle) {
+			t.Fatalf("indexByLast(%x, %x) = %d; bytes.Index %d", r, needle, got, want)
 		}
 	}
 }

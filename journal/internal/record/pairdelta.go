@@ -39,11 +39,12 @@ import (
 //	mti, rrn, response_code of the request, then of the response: strings
 //	crc       4 bytes, CRC-32C of everything before it
 //
-// A string is a header byte h and what it says: h < 128, a literal of h
-// bytes; 128 + n (n < 64), the n bytes at uvarint offset o of the request
-// followed by the response, wholly in one of them; 192 + n (n even), n
-// decimal digits packed two a byte (BCD) at uvarint offset o, the same
-// way. The encoder takes a reference only where it is shorter.
+// A string is a header byte h and what it says: h ≤ 64, a literal of h
+// bytes; 65 + i, wellKnown[i] (the listener, tx type, MTI and response
+// code fields); 128 + n (n < 64), the n bytes at uvarint offset o of the
+// request followed by the response, wholly in one of them; 192 + n (n
+// even), n decimal digits packed two a byte (BCD) at uvarint offset o,
+// the same way. The encoder takes a reference only where it is shorter.
 //
 // Unlike version 2 a value has more than one valid encoding (the encoder
 // searches, it does not promise the shortest), so the decoder checks
@@ -56,6 +57,7 @@ const (
 	peerIPv4     = MaxPeerLen + 1
 	peerIPv6     = MaxPeerLen + 2
 	dateLiteral  = 255
+	strKnown     = 0x41 // 0x41 + i: wellKnown[i]
 	strRef       = 0x80
 	strBCD       = 0xc0
 	strLenMask   = 0x3f
@@ -80,16 +82,21 @@ func AppendPair(dst []byte, req, resp *Entry) ([]byte, error) {
 	var table deltaTable
 	dst = appendDelta(dst, req.Raw, resp.Raw, &table)
 	raws := [2][]byte{req.Raw, resp.Raw}
-	dst = appendRefString(dst, req.Listener, &raws, &table, false)
+	dst = appendKnownString(dst, req.Listener)
 	dst = appendPeer(dst, req.Peer)
-	for _, s := range [...]string{req.Terminal, req.Merchant, req.STAN, req.Batch, req.TxType} {
+	for _, s := range [...]string{req.Terminal, req.Merchant, req.STAN, req.Batch} {
 		dst = appendRefString(dst, s, &raws, &table, false)
 	}
+	dst = appendKnownString(dst, req.TxType)
 	dst = appendDate(dst, req.BusinessDate, t0)
 	for i, e := range [2]*Entry{req, resp} {
-		for _, s := range e.ownFields() {
-			dst = appendRefString(dst, s, &raws, &table, i == 1)
+		if c, ok := knownCode(e.MTI); ok {
+			dst = append(dst, c)
+		} else {
+			dst = appendRefString(dst, e.MTI, &raws, &table, i == 1)
 		}
+		dst = appendRefString(dst, e.RRN, &raws, &table, i == 1)
+		dst = appendKnownString(dst, e.ResponseCode)
 	}
 	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli)), nil
 }
@@ -205,6 +212,49 @@ func appendRefString(dst []byte, s string, raws *[2][]byte, table *deltaTable, o
 	return append(append(dst, byte(n)), s...)
 }
 
+// wellKnown are values of the listener, tx type, MTI and response code
+// fields stored as one byte, strKnown + their index. New ones go at the
+// end: a code, once written, names its value for ever.
+var wellKnown = [...]string{
+	"pos", "gateway", "recharge_http",
+	"unknown", "sign_on", "sign_off", "echo_test", "balance_inquiry", "consume", "consume_void", "refund",
+	"pre_auth", "pre_auth_cancel", "pre_auth_completion", "completion_void", "cash_load", "cash_load_void",
+	"reversal", "batch_settlement", "batch_upload", "pending_claim", "transfer_load",
+	"recharge_verify", "recharge_credit", "recharge_query", "recharge_reversal",
+	"00",
+	"0100", "0110", "0200", "0210", "0220", "0230", "0320", "0330", "0400", "0410", "0500", "0510", "0800", "0810", "0820", "0830",
+}
+
+// knownByLen lists the indexes in wellKnown of the values of each length.
+var knownByLen = func() (t [20][]byte) {
+	for i, w := range wellKnown {
+		t[len(w)] = append(t[len(w)], byte(i))
+	}
+	return t
+}()
+
+// knownCode returns the one-byte code of a well-known value.
+func knownCode(s string) (byte, bool) {
+	if len(s) >= len(knownByLen) {
+		return 0, false
+	}
+	for _, i := range knownByLen[len(s)] {
+		if wellKnown[i] == s {
+			return strKnown + i, true
+		}
+	}
+	return 0, false
+}
+
+// appendKnownString appends s as its code where it is well known, else
+// as the literal.
+func appendKnownString(dst []byte, s string) []byte {
+	if c, ok := knownCode(s); ok {
+		return append(dst, c)
+	}
+	return append(append(dst, byte(len(s))), s...)
+}
+
 // findRef returns an offset of needle in raws[0] ++ raws[1], wholly in
 // one of them, whose uvarint is shorter than literal, the length of the
 // string the needle stands for. The delta's table holds every request
@@ -233,11 +283,32 @@ func findRef(raws *[2][]byte, table *deltaTable, needle []byte, inResp bool, lit
 	}
 	i := 0
 	if len(r) < n || !bytes.Equal(r[:n], needle) {
-		if i = bytes.Index(r, needle); i < 0 {
+		if i = indexByLast(r, needle); i < 0 {
 			return 0, false
 		}
 	}
 	return base + i, UvarintLen(uint64(base+i)) < literal
+}
+
+// indexByLast returns the position of an occurrence of needle in r, or
+// −1, looking for its last byte first: the packed digits of a number
+// often begin with zeros, as much else in a message does, and end in
+// something rarer.
+func indexByLast(r, needle []byte) int {
+	n := len(needle)
+	last := needle[n-1]
+	for off := n - 1; off < len(r); {
+		i := bytes.IndexByte(r[off:], last)
+		if i < 0 {
+			return -1
+		}
+		p := off + i - (n - 1)
+		if bytes.Equal(r[p:p+n], needle) {
+			return p
+		}
+		off += i + 1
+	}
+	return -1
 }
 
 // packBCD packs the decimal digits of s two a byte into dst; false if s
@@ -472,6 +543,14 @@ func (r *pairReader) str(sb []byte, raws *[2][]byte, max int, what string) []byt
 	h := r.byte1(what)
 	if r.err != nil {
 		return sb
+	}
+	if h >= strKnown && h < strRef {
+		i := int(h - strKnown)
+		if i >= len(wellKnown) || len(wellKnown[i]) > max {
+			r.fail("%s code %d", what, h)
+			return sb
+		}
+		return append(sb, wellKnown[i]...)
 	}
 	if h < strRef {
 		if int(h) > max {
