@@ -169,10 +169,30 @@ func (s *Service) UnbindGateway(gateway, operator string, max int) (unbound int,
 // boundTo lists the first max cards bound to gateway; more reports
 // others.
 func (s *Service) boundTo(gateway string, max int) (pans []string, more bool, err error) {
+	err = s.eachBinding(func(pan string, rec *bindingRecord) bool {
+		if rec.Gateway != gateway {
+			return true
+		}
+		if len(pans) == max {
+			more = true
+			return false
+		}
+		pans = append(pans, pan)
+		return true
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return pans, more, nil
+}
+
+// eachBinding calls fn with every binding, in card order, until it
+// returns false.
+func (s *Service) eachBinding(fn func(pan string, rec *bindingRecord) bool) (err error) {
 	lo := []byte{keyPrefix, tagBinding}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: []byte{keyPrefix, tagBinding + 1}})
 	if err != nil {
-		return nil, false, err
+		return err
 	}
 	defer func() {
 		if cerr := it.Close(); err == nil {
@@ -182,22 +202,18 @@ func (s *Service) boundTo(gateway string, max int) (pans []string, more bool, er
 	for ok := it.First(); ok; ok = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
-			return nil, false, err
+			return err
 		}
 		var rec bindingRecord
 		pan := string(it.Key()[len(lo):])
 		if err := json.Unmarshal(v, &rec); err != nil {
-			return nil, false, fmt.Errorf("%w: binding of %s", errCorrupt, cardno.Mask(pan))
+			return fmt.Errorf("%w: binding of %s", errCorrupt, cardno.Mask(pan))
 		}
-		if rec.Gateway != gateway {
-			continue
+		if !fn(pan, &rec) {
+			return nil
 		}
-		if len(pans) == max {
-			return pans, true, nil
-		}
-		pans = append(pans, pan)
 	}
-	return pans, false, nil
+	return nil
 }
 
 // unbindFrom removes pan's binding if it is still to gateway.
@@ -276,31 +292,16 @@ func (s *Service) BindingsTo(gateways []string, max int) ([]GatewayBindings, err
 	for _, g := range gateways {
 		want[g] = &GatewayBindings{Gateway: g}
 	}
-	lo := []byte{keyPrefix, tagBinding}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: []byte{keyPrefix, tagBinding + 1}})
-	if err != nil {
-		return nil, err
-	}
-	for ok := it.First(); ok; ok = it.Next() {
-		pan := string(it.Key()[len(lo):])
-		v, err := it.ValueAndErr()
-		if err != nil {
-			it.Close()
-			return nil, err
-		}
-		var rec bindingRecord
-		if err := json.Unmarshal(v, &rec); err != nil {
-			it.Close()
-			return nil, fmt.Errorf("%w: binding of %s", errCorrupt, cardno.Mask(pan))
-		}
+	err := s.eachBinding(func(pan string, rec *bindingRecord) bool {
 		if g := want[rec.Gateway]; g != nil {
 			g.Count++
 			if len(g.Cards) < max {
 				g.Cards = append(g.Cards, cardno.Mask(pan))
 			}
 		}
-	}
-	if err := it.Close(); err != nil {
+		return true
+	})
+	if err != nil {
 		return nil, err
 	}
 	var out []GatewayBindings
