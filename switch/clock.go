@@ -37,6 +37,9 @@ type businessClock struct {
 	// journal hands out the RRNs its sequences name (ReserveRRN); nil
 	// only in tests of the clock's own RRN marks.
 	journal *journal.Journal
+	// dateText caches the YYYYMMDD text of the last date ReserveRRN
+	// asked the journal for, so that an RRN costs no formatting.
+	rrnDate atomic.Pointer[dateText]
 	loc     *time.Location
 	now     func() time.Time
 	// cutover is the time of day at which the next business day starts;
@@ -62,6 +65,22 @@ type businessClock struct {
 	// reserving is closed when the reservation ahead under way (written
 	// outside mu) has ended; nil when none is.
 	reserving chan struct{}
+}
+
+// dateText is a business date and its YYYYMMDD text.
+type dateText struct {
+	date ledger.BusinessDate
+	text string
+}
+
+// textOf returns d's YYYYMMDD text, cached for the last date asked.
+func (c *businessClock) textOf(d ledger.BusinessDate) string {
+	if t := c.rrnDate.Load(); t != nil && t.date == d {
+		return t.text
+	}
+	t := &dateText{date: d, text: d.String()}
+	c.rrnDate.Store(t)
+	return t.text
 }
 
 // daySpan is a business date and the instants [from, until) (Unix
@@ -196,7 +215,7 @@ func rrnFloor(db pebble.Reader, date string) (uint64, error) {
 // Either way the RRN is durably reserved before it is returned.
 func (c *businessClock) ReserveRRN(d ledger.BusinessDate) (string, journal.Reservation, error) {
 	if c.journal != nil {
-		r, err := c.journal.ReserveRRN(d.String())
+		r, err := c.journal.ReserveRRN(c.textOf(d))
 		switch {
 		case err == nil:
 			return r.RRN(), r, nil
