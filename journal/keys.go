@@ -13,7 +13,7 @@ import (
 //	j e seq(8)                                   entry (the sequence begins with its business day)
 //	j d date(8) seq(8)                           business-day index (read and pruned only: data written before sequences carried the day)
 //	j t len term len batch seq(8)                terminal + batch index
-//	j r len rrn seq(8)                           RRN index (the sequence carries the day)
+//	j r len rrn seq(8)                           RRN index of an RRN its entry's sequence does not name (the sequence carries the day)
 //	j r len rrn date(8) seq(8)                   RRN index of the old layout (read and pruned only)
 //	j o len term len batch len stan len date     duplicate record of an answered pair (AppendAnswered), its terminal + batch index too
 //	j p len term len batch len stan len date     stored response (PutResponse)
