@@ -110,6 +110,7 @@ type Journal struct {
 	// respCursor is the same for PruneResponses.
 	respCursor       []byte
 	respCursorBefore time.Time
+	respCursorRefs   time.Time // ResponseRetention.ReferencesBefore of the pass
 }
 
 // Open returns the journal kept in db. Each business day's counter

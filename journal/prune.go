@@ -434,6 +434,34 @@ func readSeqMark(r pebble.Reader) (uint64, error) {
 // left for an operator (GetResponse reports it as ErrCorrupt). I/O errors
 // are returned and nothing of that call is committed.
 func (j *Journal) PruneResponses(before time.Time, max int, keep func(terminal, batch string) bool) (st PruneStats, more bool, err error) {
+	return j.PruneAnswered(ResponseRetention{Before: before, Keep: keep}, max)
+}
+
+// ResponseRetention says which stored responses PruneAnswered deletes.
+type ResponseRetention struct {
+	// Before: records answered before it are deleted (PruneResponses).
+	Before time.Time
+	// ReferencesBefore, when set and earlier than Before, is the cut of
+	// the duplicate records that carry a ledger transaction id
+	// (ResponseRecord.TxID): they are the ledger's reference index for
+	// POS requests and live its lookup window (docs/journal.md#retention),
+	// not only the duplicate window.
+	ReferencesBefore time.Time
+	// Keep, when not nil, spares the records of the terminal batches it
+	// returns true for (PruneResponses).
+	Keep func(terminal, batch string) bool
+	// KeepReference, when not nil, is asked about a record carrying a
+	// transaction id before it is deleted, and spares it when it returns
+	// true: the ledger keeps the reference of a pre-auth whose hold is
+	// still open past its window (docs/ledger.md#retention).
+	KeepReference func(txid uint64) (bool, error)
+}
+
+// PruneAnswered is PruneResponses with the duplicate records that carry a
+// ledger transaction id kept as ret says; its bounds, cursor and errors
+// are PruneResponses'. A pass is resumed by a call with the same Before
+// and ReferencesBefore.
+func (j *Journal) PruneAnswered(ret ResponseRetention, max int) (st PruneStats, more bool, err error) {
 	if err := checkPruneMax(max); err != nil {
 		return PruneStats{}, false, fmt.Errorf("journal: prune responses: %w", err)
 	}
@@ -444,21 +472,21 @@ func (j *Journal) PruneResponses(before time.Time, max int, keep func(terminal, 
 	// responses ('j p') are adjacent: one range, one cursor.
 	lower := []byte{prefixJournal, spaceAnswered}
 	upper := []byte{prefixJournal, spaceResponse + 1}
-	if j.respCursor != nil && j.respCursorBefore.Equal(before) {
+	if j.respCursor != nil && j.respCursorBefore.Equal(ret.Before) && j.respCursorRefs.Equal(ret.ReferencesBefore) {
 		lower = j.respCursor
 	}
 	j.respCursor = nil
-	st, next, err := j.pruneResponses(lower, upper, before, max, keep)
+	st, next, err := j.pruneResponses(lower, upper, ret, max)
 	if err != nil {
-		return PruneStats{}, false, fmt.Errorf("journal: prune responses before %s: %w", before.Format(time.RFC3339), err)
+		return PruneStats{}, false, fmt.Errorf("journal: prune responses before %s: %w", ret.Before.Format(time.RFC3339), err)
 	}
 	if next != nil {
-		j.respCursor, j.respCursorBefore = next, before
+		j.respCursor, j.respCursorBefore, j.respCursorRefs = next, ret.Before, ret.ReferencesBefore
 	}
 	return st, next != nil, nil
 }
 
-func (j *Journal) pruneResponses(lower, upper []byte, before time.Time, max int, keep func(terminal, batch string) bool) (st PruneStats, next []byte, err error) {
+func (j *Journal) pruneResponses(lower, upper []byte, ret ResponseRetention, max int) (st PruneStats, next []byte, err error) {
 	it, err := j.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return PruneStats{}, nil, err
@@ -482,11 +510,27 @@ func (j *Journal) pruneResponses(lower, upper []byte, before time.Time, max int,
 			return PruneStats{}, nil, err
 		}
 		rec, derr := DecodeResponseRecord(v)
-		if derr != nil || !rec.Time.Before(before) {
+		if derr != nil {
 			continue
 		}
-		if keep != nil {
-			if term, batch, ok := responseKeyBatch(it.Key()); ok && keep(term, batch) {
+		cut := ret.Before
+		if rec.TxID != 0 && !ret.ReferencesBefore.IsZero() && ret.ReferencesBefore.Before(cut) {
+			cut = ret.ReferencesBefore
+		}
+		if !rec.Time.Before(cut) {
+			continue
+		}
+		if ret.Keep != nil {
+			if term, batch, ok := responseKeyBatch(it.Key()); ok && ret.Keep(term, batch) {
+				continue
+			}
+		}
+		if rec.TxID != 0 && ret.KeepReference != nil {
+			keep, err := ret.KeepReference(rec.TxID)
+			if err != nil {
+				return PruneStats{}, nil, err
+			}
+			if keep {
 				continue
 			}
 		}

@@ -149,3 +149,118 @@ func (j *Journal) responseSTANs(prefix []byte, fn func(stan string) bool) (more 
 	}
 	return true, iter.Error()
 }
+
+// maxAnsweredDates bounds the duplicate records one Reference lookup
+// reads: one terminal reference (terminal, batch, STAN) is answered once
+// per date at most, and its records live the ledger's lookup window, or
+// longer while the terminal's batch stays open.
+const maxAnsweredDates = 1024
+
+// Reference returns the ledger transaction id the newest duplicate record
+// of terminal, batch and STAN carries (ResponseRecord.TxID), 0 when none
+// does. The record's key also holds a date, which the ledger's reference
+// does not: the records of every date are read (one prefix, at most
+// maxAnsweredDates of them, else an error) and the highest id wins — the
+// ledger hands its ids out in order, so that is the newest transaction
+// answered under the reference, as the ledger's own reference record,
+// rewritten by each, would name (docs/journal.md#what-one-consume-writes).
+// r is the reader to use (a snapshot, or nil for committed state).
+func (j *Journal) Reference(r pebble.Reader, terminal, batch, stan string) (uint64, error) {
+	if terminal == "" || len(terminal) > maxTerminalLen || batch == "" || len(batch) > maxBatchLen || stan == "" || len(stan) > maxSTANLen {
+		return 0, fmt.Errorf("journal: reference %q/%q/%q: %w", terminal, batch, stan, ErrInvalidEntry)
+	}
+	var buf [2 + 3 + maxTerminalLen + maxBatchLen + maxSTANLen]byte
+	prefix := appendStr(appendStr(appendStr(append(buf[:0], prefixJournal, spaceAnswered), terminal), batch), stan)
+	var newest uint64
+	n := 0
+	err := j.answered(r, prefix, func(_ []byte, rec *ResponseRecord) error {
+		if n++; n > maxAnsweredDates {
+			return fmt.Errorf("more than %d duplicate records", maxAnsweredDates)
+		}
+		newest = max(newest, rec.TxID)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("journal: reference %s/%s/%s: %w", terminal, batch, stan, err)
+	}
+	return newest, nil
+}
+
+// BatchReferences calls fn, in STAN order, for every STAN of a terminal
+// batch whose duplicate records carry a ledger transaction id, with the
+// highest id among that STAN's records (as Reference). r is the reader to
+// use (a snapshot, or nil for committed state). fn's error stops the walk
+// and is returned.
+func (j *Journal) BatchReferences(r pebble.Reader, terminal, batch string, fn func(stan string, txid uint64) error) error {
+	if terminal == "" || len(terminal) > maxTerminalLen || batch == "" || len(batch) > maxBatchLen {
+		return fmt.Errorf("journal: batch references %q/%q: %w", terminal, batch, ErrInvalidEntry)
+	}
+	prefix := appendStr(appendStr([]byte{prefixJournal, spaceAnswered}, terminal), batch)
+	var (
+		stan   string
+		newest uint64
+	)
+	flush := func() error {
+		if newest == 0 {
+			return nil
+		}
+		err := fn(stan, newest)
+		newest = 0
+		return err
+	}
+	err := j.answered(r, prefix, func(k []byte, rec *ResponseRecord) error {
+		rest := k[len(prefix):]
+		if len(rest) < 1 || int(rest[0]) > len(rest)-1 {
+			return fmt.Errorf("duplicate record key %q: %w", k, ErrCorrupt)
+		}
+		if s := rest[1 : 1+int(rest[0])]; string(s) != stan {
+			if err := flush(); err != nil {
+				return err
+			}
+			stan = string(s)
+		}
+		newest = max(newest, rec.TxID)
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return fmt.Errorf("journal: batch references %s/%s: %w", terminal, batch, err)
+	}
+	return nil
+}
+
+// answered calls fn for every duplicate record ('j o') under prefix that
+// carries a transaction id, in key order.
+func (j *Journal) answered(r pebble.Reader, prefix []byte, fn func(k []byte, rec *ResponseRecord) error) (err error) {
+	if r == nil {
+		r = j.db
+	}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		rec, err := DecodeResponseRecord(v)
+		if err != nil {
+			return fmt.Errorf("duplicate record %q: %w", it.Key(), err)
+		}
+		if rec.TxID == 0 {
+			continue
+		}
+		if err := fn(it.Key(), &rec); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}

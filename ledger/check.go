@@ -25,9 +25,10 @@ type Totals struct {
 // counts as a debit and its void as a credit. Pre-auths and cancels move
 // no money and are not counted. Amounts exclude the service fee, as the
 // terminal's own totals do. It reads committed state (one scan of the
-// batch's reference index), so a batch left open longer than the lookup
-// retention window misses the transactions whose references Prune has
-// deleted.
+// batch's reference records and of the caller's index, References: the
+// newer posting set of each STAN), so a batch left open longer than the
+// lookup retention window misses the transactions whose references Prune
+// (or the caller's retention) has deleted.
 func (l *Ledger) BatchTotals(terminal string, batch uint32) (Totals, error) {
 	var t Totals
 	if len(terminal) > maxTerminalLen || batch > maxSixDigits {
@@ -35,33 +36,30 @@ func (l *Ledger) BatchTotals(terminal string, batch uint32) (Totals, error) {
 	}
 	snap := l.db.NewSnapshot()
 	defer snap.Close()
-	err := scan(snap, batchPrefix(terminal, batch), func(k, v []byte) error {
-		rv, err := decodeRef(v)
-		if err != nil {
-			return err
-		}
-		if rv.TxID == 0 {
-			return nil // tombstone
-		}
-		raw, err := get(snap, postKey(rv.TxID))
+	ids, err := batchRefs(snap, l.refs.get(), terminal, batch)
+	if err != nil {
+		return Totals{}, fmt.Errorf("batch totals %s/%06d: %w", terminal, batch, err)
+	}
+	for _, id := range ids {
+		raw, err := get(snap, postKey(id))
 		if err != nil || raw == nil {
-			return fmt.Errorf("posting %d: missing or unreadable: %v", rv.TxID, err)
+			return Totals{}, fmt.Errorf("batch totals %s/%06d: posting %d: missing or unreadable: %v", terminal, batch, id, err)
 		}
 		p, err := decodePosting(raw)
 		if err != nil {
-			return err
+			return Totals{}, fmt.Errorf("batch totals %s/%06d: %w", terminal, batch, err)
 		}
 		sraw, err := get(snap, statusKey(p.TxID))
 		if err != nil {
-			return err
+			return Totals{}, fmt.Errorf("batch totals %s/%06d: %w", terminal, batch, err)
 		}
 		if sraw != nil {
 			st, err := decodeStatus(sraw)
 			if err != nil {
-				return err
+				return Totals{}, fmt.Errorf("batch totals %s/%06d: status of posting %d: %w", terminal, batch, p.TxID, err)
 			}
 			if st.ReversedBy != 0 {
-				return nil
+				continue
 			}
 		}
 		switch p.Kind {
@@ -72,10 +70,6 @@ func (l *Ledger) BatchTotals(terminal string, batch uint32) (Totals, error) {
 			t.CreditCount++
 			t.CreditAmount += p.Amount
 		}
-		return nil
-	})
-	if err != nil {
-		return Totals{}, fmt.Errorf("batch totals %s/%06d: %w", terminal, batch, err)
 	}
 	return t, nil
 }

@@ -718,16 +718,29 @@ func (tx *txn) linkEffects(p *posting, sign int) error {
 	return nil
 }
 
+// lookupRef finds the posting set reference r names, through the
+// ledger's reference record or the caller's index (resolveRef). The
+// caller holds r's key lock, under which every transaction with that
+// reference commits: what it finds is the newest.
 func (tx *txn) lookupRef(r TxnRef) (refValue, bool, error) {
-	raw, err := get(tx.l.db, refKey(r))
-	if err != nil || raw == nil {
-		return refValue{}, false, err
+	return resolveRef(tx.l.db, tx.l.refs.get(), r, tx.postingIfAny)
+}
+
+// postingIfAny is loadPosting, nil when the posting set does not exist
+// (an id the caller's index named that is not ours).
+func (tx *txn) postingIfAny(id uint64) (*posting, error) {
+	if p, ok := tx.loaded[id]; ok {
+		return p, nil
 	}
-	v, err := decodeRef(raw)
-	if err != nil {
-		return refValue{}, false, fmt.Errorf("reference %s: %w", r, err)
+	p, err := loadPostingFrom(tx.l.db, id)
+	if err != nil || p == nil {
+		return nil, err
 	}
-	return v, true, nil
+	if tx.loaded == nil {
+		tx.loaded = make(map[uint64]*posting)
+	}
+	tx.loaded[id] = p
+	return p, nil
 }
 
 // refuseReversedFirst declines the request (invalid transaction) when a
@@ -782,7 +795,9 @@ func (tx *txn) write(ik []byte, fingerprint uint64) error {
 		}
 		if p := tx.approved; p != nil && !tx.noIndex {
 			v := refValue{TxID: p.TxID, Kind: p.Kind, Date: tx.c.Date}
-			if tx.ownRef != nil {
+			if tx.ownRef != nil && tx.c.ReferenceKeptByCaller {
+				tx.res.Reference = p.TxID // the caller's index names it (References)
+			} else if tx.ownRef != nil {
 				if err := b.Set(tx.ownRef, v.encode(), nil); err != nil {
 					return err
 				}

@@ -156,6 +156,7 @@ type Ledger struct {
 	admin  sync.Mutex // serialises admin operations that create cards or merchants
 
 	prune pruneCursor // where the pass of Prune in progress stands
+	refs  refsHolder  // the caller's reference index (references.go)
 }
 
 // Open loads the ledger's state from db: every card, merchant and the

@@ -540,13 +540,9 @@ func (tx *txn) undo(o, p *posting) error {
 // byReference loads the approved posting set a reference names, nil when
 // none does.
 func (tx *txn) byReference(ref TxnRef) (*posting, error) {
-	raw, err := get(tx.l.db, refKey(ref))
-	if err != nil || raw == nil {
+	v, ok, err := tx.lookupRef(ref)
+	if err != nil || !ok {
 		return nil, err
-	}
-	v, err := decodeRef(raw)
-	if err != nil {
-		return nil, fmt.Errorf("reference %s: %w", ref, err)
 	}
 	return tx.loadPosting(v.TxID)
 }

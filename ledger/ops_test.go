@@ -864,7 +864,7 @@ func TestRefundByCallerReference(t *testing.T) {
 	if _, ok, err := PostingByRRN(db, day1, o.RRN); ok || err != nil {
 		t.Fatalf("RRN index record written for a caller-indexed consume: %v %v", ok, err)
 	}
-	if p, ok, err := PostingByReference(db, ref(o)); !ok || err != nil || p.RRN != o.RRN || p.Fee != 200 {
+	if p, ok, err := PostingByReference(db, nil, ref(o)); !ok || err != nil || p.RRN != o.RRN || p.Fee != 200 {
 		t.Fatalf("by reference: %+v %v %v", p, ok, err)
 	}
 	refund := func(amt Fen, rrn string, date BusinessDate, by TxnRef) Result {

@@ -154,21 +154,18 @@ func PostingByRRN(r pebble.Reader, d BusinessDate, rrn string) (view PostingView
 }
 
 // PostingByReference returns the approved posting set that terminal
-// reference ref names (a lookup record, kept as "Retention" in
-// docs/ledger.md says). A reference is reused when the terminal's batch
-// and STAN come round again: check the posting's date and RRN. ok is
-// false when there is none.
-func PostingByReference(r pebble.Reader, ref TxnRef) (view PostingView, ok bool, err error) {
+// reference ref names, through the ledger's reference record or refs,
+// the caller's index (nil: none), as a void finds its original (a lookup
+// record, kept as "Retention" in docs/ledger.md says). A reference is
+// reused when the terminal's batch and STAN come round again: check the
+// posting's date and RRN. ok is false when there is none.
+func PostingByReference(r pebble.Reader, refs References, ref TxnRef) (view PostingView, ok bool, err error) {
 	if ref.Terminal == "" || len(ref.Terminal) > maxTerminalLen || ref.Batch > maxSixDigits || ref.STAN > maxSixDigits {
 		return PostingView{}, false, fmt.Errorf("%w: reference %s", ErrInvalidRequest, ref)
 	}
-	raw, err := get(r, refKey(ref))
-	if err != nil || raw == nil {
+	v, ok, err := resolveRef(r, refs, ref, func(id uint64) (*posting, error) { return loadPostingFrom(r, id) })
+	if err != nil || !ok {
 		return PostingView{}, false, err
-	}
-	v, err := decodeRef(raw)
-	if err != nil {
-		return PostingView{}, false, fmt.Errorf("reference %s: %w", ref, err)
 	}
 	return PostingByID(r, v.TxID)
 }

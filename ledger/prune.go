@@ -296,6 +296,16 @@ func (p *pruner) judge(ph prunePhase, k, v []byte) (pruneCand, bool, error) {
 	return c, true, nil
 }
 
+// ReferenceNeeded reports whether the reference of posting set tx must
+// outlive a lookup window that starts at before: when tx is a pre-auth
+// whose hold is still on its card and does not expire before it (the
+// rule Prune applies to its own reference records). A caller keeping
+// references (References) asks it before deleting one past the window.
+func (l *Ledger) ReferenceNeeded(tx uint64, before BusinessDate) (bool, error) {
+	p := pruner{l: l, before: before}
+	return p.holdOpen(tx)
+}
+
 // holdOpen reports whether the pre-auth tx still holds funds on its card
 // on some day from p.before on: its reference must stay, for a reversal
 // of the pre-auth may still come (the window covers HoldDays, but holds

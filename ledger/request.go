@@ -50,6 +50,16 @@ type Common struct {
 	// false unless that holds: refunds and PostingByRRN find only what
 	// the RRN index names.
 	RRNIndexedByCaller bool
+	// ReferenceKeptByCaller says the caller indexes this request's
+	// terminal reference (Terminal, Batch, STAN) itself: the ledger then
+	// writes no reference record ('l r') for it and names the posting set
+	// in Result.Reference, which the caller records (the switch's
+	// duplicate record, docs/journal.md) and hands back through the
+	// References the ledger was given (UseReferences) when a void,
+	// reversal, refund or batch total looks the reference up. Leave it
+	// false unless that holds: an original the caller did not record is
+	// not found.
+	ReferenceKeptByCaller bool
 }
 
 // TxnRef names an earlier transaction the way a POS terminal does: its
@@ -367,6 +377,11 @@ type Result struct {
 	Replay bool
 	// NoOp is set on an approved reversal that found nothing to undo.
 	NoOp bool
+	// Reference is, for a request with ReferenceKeptByCaller, the posting
+	// set its terminal reference names, for the caller to record (0: none
+	// — a decline, an inquiry, a reversal). Not stored: a replayed result
+	// has none.
+	Reference uint64
 }
 
 // Approved reports whether the operation was approved.

@@ -248,7 +248,7 @@ func (s Source) postingByReference(req *journal.Entry, date ledger.BusinessDate,
 		return ledger.PostingView{}, false, nil
 	}
 	ref := ledger.TxnRef{Terminal: req.Terminal, Batch: uint32(batch), STAN: uint32(stan)}
-	p, ok, err := ledger.PostingByReference(s.Books, ref)
+	p, ok, err := ledger.PostingByReference(s.Books, s.references(), ref)
 	if err != nil {
 		return ledger.PostingView{}, false, fmt.Errorf("recon: posting of %s: %w", ref, err)
 	}
@@ -256,6 +256,16 @@ func (s Source) postingByReference(req *journal.Entry, date ledger.BusinessDate,
 		return ledger.PostingView{}, false, nil
 	}
 	return p, true, nil
+}
+
+// references is the journal's index of POS references (its duplicate
+// records carry the ledger's transaction id, docs/journal.md), nil
+// without a journal.
+func (s Source) references() ledger.References {
+	if s.Journal == nil {
+		return nil
+	}
+	return ledger.DigitReferences(s.Journal)
 }
 
 // appendCSV appends the row as one CSV line. Every value is digits,

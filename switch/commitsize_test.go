@@ -62,8 +62,8 @@ func describeKeys(keys []committedKey) (string, int) {
 // What one approved consume commits (docs/journal.md#what-one-consume-writes):
 // the keys are counted exactly, the bytes bounded (names and amounts vary).
 const (
-	consumeCommitKeys     = 5
-	consumeCommitMaxBytes = 475
+	consumeCommitKeys     = 4
+	consumeCommitMaxBytes = 450
 )
 
 // TestConsumeCommitSize counts the keys and bytes of the one synced batch

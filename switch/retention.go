@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/ledger"
 	"go.uber.org/zap"
 )
@@ -208,8 +209,19 @@ func (r *retention) run(now time.Time) (RetentionReport, error) {
 		})
 	}
 	if err == nil {
+		// A duplicate record carrying the ledger's transaction id is the
+		// reference index of a POS request (docs/journal.md): it lives the
+		// ledger's lookup window, a day more as the window counts business
+		// days and the record's time is the clock's, and past it while the
+		// ledger would keep its own reference (a pre-auth's open hold).
+		ret := journal.ResponseRetention{
+			Before:           rep.ResponsesBefore,
+			ReferencesBefore: now.Add(-time.Duration(r.lookupDays+1) * 24 * time.Hour).UTC().Truncate(time.Second),
+			Keep:             r.openBatch,
+			KeepReference:    func(tx uint64) (bool, error) { return sw.ledger.ReferenceNeeded(tx, ledgerBefore) },
+		}
 		err = step("stored responses", func() (bool, error) {
-			st, more, err := sw.journal.PruneResponses(rep.ResponsesBefore, r.cfg.BatchSize, r.openBatch)
+			st, more, err := sw.journal.PruneAnswered(ret, r.cfg.BatchSize)
 			rep.Responses += st.Responses
 			m.RetentionDeleted.WithLabelValues("responses").Add(float64(st.Responses))
 			return more, err

@@ -17,8 +17,10 @@ import (
 
 // TestRetention runs a consume and a void's worth of traffic today, then
 // runs the retention job as of later days: stored responses go after
-// response_days, the ledger's lookup records after its window, journal
-// days after journal_days; the books never change and still check.
+// response_days, but an approved POS request's duplicate record — the
+// ledger's reference for it — after the ledger's lookup window, as the
+// ledger's lookup records do; journal days after journal_days; the books
+// never change and still check.
 func TestRetention(t *testing.T) {
 	sw := testSwitch(t, func(c *Config) { c.Retention.JournalDays = 90 })
 	term := signedOn(t, sw, termCanteen, canteen)
@@ -30,8 +32,15 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("journal by RRN before pruning: %d entries, %v; want request and response", len(got), err)
 	}
 	dup := journal.DuplicateKey{Terminal: termCanteen, Batch: term.Batch, STAN: req.STAN, Date: req.LocalDate}
-	if _, found, err := sw.journal.GetResponse(dup); err != nil || !found {
-		t.Fatalf("stored response before pruning: found %v, %v", found, err)
+	if rec, found, err := sw.journal.GetResponse(dup); err != nil || !found || rec.TxID == 0 {
+		t.Fatalf("stored response before pruning: found %v, %v, txid %d", found, err, rec.TxID)
+	}
+	// A declined consume: its duplicate record names no transaction.
+	reqD, err := term.Consume(cardEmpty, 1000, "")
+	expectRC(t, "declined consume", do(t, term, reqD, err), spec.RCInsufficientFunds)
+	declined := journal.DuplicateKey{Terminal: termCanteen, Batch: term.Batch, STAN: reqD.STAN, Date: reqD.LocalDate}
+	if rec, found, err := sw.journal.GetResponse(declined); err != nil || !found || rec.TxID != 0 {
+		t.Fatalf("declined consume's record: found %v, %v, txid %d", found, err, rec.TxID)
 	}
 	// The terminal signs on again: a new batch, with one consume in it.
 	// The first batch is closed; the open one keeps its stored responses
@@ -63,25 +72,32 @@ func TestRetention(t *testing.T) {
 	if rep := run(now); rep.JournalEntries+rep.Responses+rep.LedgerIdempotency+rep.LedgerReferences+rep.LedgerRRNs != 0 {
 		t.Fatalf("run today deleted %+v", rep)
 	}
-	// Past response_days (7): the stored responses go, nothing else.
+	// Past response_days (7): the stored responses that name no
+	// transaction go, nothing else.
 	rep := run(now.Add(8 * day))
 	if rep.Responses != 1 || rep.JournalEntries != 0 || rep.LedgerReferences != 0 || rep.LedgerRRNs != 0 {
-		t.Fatalf("run after 8 days: %+v; want the closed batch's one stored response only (a sign-on stores none)", rep)
+		t.Fatalf("run after 8 days: %+v; want the closed batch's declined consume's record only (a sign-on stores none)", rep)
 	}
-	if _, found, _ := sw.journal.GetResponse(dup); found {
-		t.Fatal("stored response of a closed batch kept past response_days")
+	if _, found, _ := sw.journal.GetResponse(declined); found {
+		t.Fatal("stored response of a declined request kept past response_days")
+	}
+	if _, found, _ := sw.journal.GetResponse(dup); !found {
+		t.Fatal("the approved consume's record, its ledger reference, pruned inside the ledger's window")
 	}
 	if _, found, _ := sw.journal.GetResponse(open); !found {
 		t.Fatal("stored response of the open batch pruned")
 	}
-	// Past the ledger's window: its reference records go (a POS
-	// transaction leaves no ledger idempotency record: the switch's
-	// transaction record is its one duplicate record, docs/journal.md);
-	// the RRN index stays a refund window longer (docs/ledger.md), and
-	// the journal stays.
-	rep = run(now.Add(time.Duration(lookup+1) * day))
-	if rep.LedgerReferences < 1 || rep.LedgerIdempotency != 0 || rep.LedgerRRNs != 0 || rep.JournalEntries != 0 {
-		t.Fatalf("run past the ledger window: %+v; want the consume's reference records only", rep)
+	// Past the ledger's window: the approved consume's record goes, as
+	// would the ledger's lookup records (a POS transaction leaves none:
+	// no idempotency record, the switch's transaction record is its one
+	// duplicate record, nor reference, that record names its posting
+	// set, docs/journal.md); the journal stays.
+	rep = run(now.Add(time.Duration(lookup+2) * day)) // the window, a day more (retention.go)
+	if rep.Responses != 1 || rep.LedgerReferences != 0 || rep.LedgerIdempotency != 0 || rep.LedgerRRNs != 0 || rep.JournalEntries != 0 {
+		t.Fatalf("run past the ledger window: %+v; want the approved consume's record only", rep)
+	}
+	if _, found, _ := sw.journal.GetResponse(dup); found {
+		t.Fatal("the approved consume's record kept past the ledger's window")
 	}
 	if got, _ := sw.journal.ByRRN(rrn, date, 10); len(got) != 2 {
 		t.Fatalf("journal lost entries inside journal_days: %d left", len(got))
@@ -89,8 +105,8 @@ func TestRetention(t *testing.T) {
 	// Past journal_days: the day's entries go. POS consumes leave no
 	// ledger RRN index records (the journal's is theirs, docs/journal.md).
 	rep = run(now.Add(91 * day))
-	if rep.JournalEntries != 8 || rep.LedgerRRNs != 0 {
-		t.Fatalf("run past journal_days: %+v; want two sign-on and two consume pairs, and no ledger RRN records", rep)
+	if rep.JournalEntries != 10 || rep.LedgerRRNs != 0 {
+		t.Fatalf("run past journal_days: %+v; want two sign-on and three consume pairs, and no ledger RRN records", rep)
 	}
 	if got, err := sw.journal.ByRRN(rrn, date, 10); err != nil || len(got) != 0 {
 		t.Fatalf("journal by RRN after pruning: %d entries, %v", len(got), err)

@@ -82,6 +82,9 @@ func (sw *Switch) openServices(lmk hsm.LMK, extra []txn.Destination) error {
 	if err != nil {
 		return fmt.Errorf("open journal: %w", err)
 	}
+	// The duplicate records of POS requests are the ledger's reference
+	// index for them (docs/journal.md#what-one-consume-writes).
+	sw.ledger.UseReferences(ledger.DigitReferences(sw.journal))
 	if err := sw.openLinks(); err != nil {
 		return fmt.Errorf("gateway links: %w", err)
 	}

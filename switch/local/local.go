@@ -120,7 +120,7 @@ func (d *Destination) Execute(_ context.Context, t *txn.Transaction, rec txn.Rec
 
 // outcome maps a ledger result. A reversal's answer carries no balances.
 func outcome(t *txn.Transaction, res ledger.Result) txn.Outcome {
-	o := txn.Outcome{ResponseCode: ResponseCode(res.Decline), Replay: res.Replay, Alert: res.Alert}
+	o := txn.Outcome{ResponseCode: ResponseCode(res.Decline), Replay: res.Replay, Alert: res.Alert, LedgerRef: res.Reference}
 	if res.Approved() && t.Type == spec.PendingClaim {
 		moved := res.CashDelta
 		o.Amount = &moved
@@ -171,6 +171,10 @@ func request(t *txn.Transaction, pin ledger.PINOutcome) (ledger.Request, error) 
 		// The journal's RRN index is the one for POS requests: a refund's
 		// original is found through it (Originals).
 		RRNIndexedByCaller: t.Source == "pos",
+		// The duplicate record is the reference index of POS requests:
+		// it carries the posting set's id (txn.Outcome.LedgerRef), and
+		// the ledger finds originals through it (ledger.References).
+		ReferenceKeptByCaller: t.Source == "pos",
 	}
 	pan, amount := t.Card, t.Amount
 	orig := ledger.TxnRef{Terminal: t.Terminal, Batch: t.Original.Batch, STAN: t.Original.STAN}

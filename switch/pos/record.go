@@ -32,6 +32,9 @@ type record struct {
 	// replayed marks the answer as a stored response sent again; the
 	// journal entry says so.
 	replayed bool
+	// ledgerRef is the posting set the request's terminal reference
+	// names (txn.Outcome.LedgerRef), kept in its duplicate record.
+	ledgerRef uint64
 
 	// decided is set once an answer that decides the request is
 	// committed; resp and sealed are the recorded answer.
@@ -63,6 +66,7 @@ func (r *record) Commit(o txn.Outcome) error {
 	if r.t == nil {
 		return errors.New("record: no transaction to commit")
 	}
+	r.ledgerRef = o.LedgerRef
 	return r.decide(r.p.answerOutcome(r.x, r.t, o))
 }
 
@@ -121,6 +125,7 @@ func (r *record) write(b *pebble.Batch, resp *spec.POSMessage, decides bool) err
 	durability := pebble.NoSync
 	if decides {
 		dup = p.duplicateRecord(x, r.fp, resp.ResponseCode)
+		dup.TxID = r.ledgerRef
 		durability = pebble.Sync
 	}
 	if err := p.journalPair(b, x, resp, sealed, r.replayed, r.dupKey, dup); err != nil {
@@ -195,7 +200,8 @@ func (p *Protocol) journalPair(b *pebble.Batch, x *exchange, resp *spec.POSMessa
 // duplicateRecord is the duplicate record of an answered request: the
 // request's fingerprint and (set by the journal) where its response is in
 // the journal; the response bytes themselves are in that entry, not
-// copied again.
+// copied again. Its TxID, set by write, is the ledger's posting set when
+// the record is the request's reference (docs/journal.md).
 func (p *Protocol) duplicateRecord(x *exchange, fp [journal.FingerprintLen]byte, rc string) *journal.ResponseRecord {
 	return &journal.ResponseRecord{
 		Fingerprint: fp, ResponseCode: rc,

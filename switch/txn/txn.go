@@ -190,6 +190,11 @@ type Outcome struct {
 	// Order is an outside institution's order as an order query found it
 	// (docs/recharge.md); nil otherwise.
 	Order *OrderState
+	// LedgerRef is the ledger's posting set the transaction's terminal
+	// reference names (ledger.Result.Reference), 0 for none: the
+	// pipeline's record of the transaction keeps it, as the ledger's
+	// reference index for POS requests (docs/journal.md).
+	LedgerRef uint64
 }
 
 // OrderState is what an order query answers about an outside

@@ -29,6 +29,11 @@ type ResponseRecord struct {
 	ResponseSeq uint64
 	// Time is when the response was first sent.
 	Time time.Time
+	// TxID is the ledger's posting set that the request's terminal
+	// reference (terminal, batch, STAN) names, when the switch keeps that
+	// reference for the ledger (ledger.Common.ReferenceKeptByCaller,
+	// docs/journal.md#what-one-consume-writes); 0 for none.
+	TxID uint64
 }
 
 // Bounds of a stored response.
@@ -37,14 +42,18 @@ const (
 	FingerprintLen = 32
 )
 
-// Encoding, version 1:
+// Encoding, version 1 (a record without a TxID) and 2 (with one):
 //
 //	version 1 | fingerprint 32 | mak generation 4 | response seq 8 |
 //	time 8 (UTC Unix ns) | rc len 1 + rc | kcv len 1 + kcv |
 //	response uvarint len + bytes | crc32c 4
+//	version 2 | the same, with txid uvarint (never 0) after the time
+//
+// A record has one encoding: TxID 0 is version 1, else version 2.
 const (
-	responseVersion  = 1
-	responseFixedLen = 1 + FingerprintLen + 4 + 8 + 8
+	responseVersion   = 1
+	responseVersionTx = 2
+	responseFixedLen  = 1 + FingerprintLen + 4 + 8 + 8
 )
 
 // Size checks every bound and returns the encoded size.
@@ -61,7 +70,11 @@ func (r *ResponseRecord) Size() (int, error) {
 	if r.Time.IsZero() {
 		return 0, fmt.Errorf("%w: response time not set", ErrInvalidEntry)
 	}
-	return responseFixedLen + 1 + len(r.ResponseCode) + 1 + len(r.MAKCheckValue) +
+	n := 0
+	if r.TxID != 0 {
+		n = UvarintLen(r.TxID)
+	}
+	return responseFixedLen + n + 1 + len(r.ResponseCode) + 1 + len(r.MAKCheckValue) +
 		UvarintLen(uint64(len(r.Response))) + len(r.Response) + crcLen, nil
 }
 
@@ -75,6 +88,10 @@ func (r *ResponseRecord) EncodeInto(dst []byte) {
 	binary.BigEndian.PutUint64(dst[off+4:], r.ResponseSeq)
 	binary.BigEndian.PutUint64(dst[off+12:], uint64(r.Time.UnixNano()))
 	off += 20
+	if r.TxID != 0 {
+		dst[0] = responseVersionTx
+		off += binary.PutUvarint(dst[off:], r.TxID)
+	}
 	dst[off] = byte(len(r.ResponseCode))
 	off++
 	off += copy(dst[off:], r.ResponseCode)
@@ -100,7 +117,7 @@ func DecodeResponseRecord(b []byte) (ResponseRecord, error) {
 	if got, want := crc32.Checksum(body, castagnoli), binary.BigEndian.Uint32(b[len(body):]); got != want {
 		return r, fmt.Errorf("%w: response record checksum %08x, stored %08x", ErrCorrupt, got, want)
 	}
-	if body[0] != responseVersion {
+	if body[0] != responseVersion && body[0] != responseVersionTx {
 		return r, fmt.Errorf("%w: response record version %d", ErrCorrupt, body[0])
 	}
 	off := 1
@@ -110,6 +127,14 @@ func DecodeResponseRecord(b []byte) (ResponseRecord, error) {
 	r.ResponseSeq = binary.BigEndian.Uint64(body[off+4:])
 	r.Time = time.Unix(0, int64(binary.BigEndian.Uint64(body[off+12:]))).UTC()
 	off += 20
+	if body[0] == responseVersionTx {
+		tx, k := binary.Uvarint(body[off:])
+		if k <= 0 || k != UvarintLen(tx) || tx == 0 || off+k >= len(body) {
+			return ResponseRecord{}, fmt.Errorf("%w: response record transaction id", ErrCorrupt)
+		}
+		r.TxID = tx
+		off += k
+	}
 	n := int(body[off])
 	off++
 	if n > MaxRCLen || off+n >= len(body) {

@@ -1,0 +1,170 @@
+package journal
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// answer commits one answered pair whose duplicate record carries txid
+// (0: none), dated date (MMDD) and timed at.
+func answer(t *testing.T, db *pebble.DB, j *Journal, term, batch, stan, date string, txid uint64, at time.Time) {
+	t.Helper()
+	b := db.NewBatch()
+	defer b.Close()
+	key := DuplicateKey{Terminal: term, Batch: batch, STAN: stan, Date: date}
+	rec := ResponseRecord{ResponseCode: "00", Time: at, TxID: txid}
+	if _, _, err := j.AppendAnswered(b, entryFor("20250314", term, batch, stan, "", In), entryFor("20250314", term, batch, stan, "", Out), key, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReference: the ledger's reference of a terminal, batch and STAN is
+// the highest transaction id among its duplicate records of every date;
+// records without one (a decline, a reversal's MTI + STAN key) and other
+// terminals, batches and STANs do not count; a batch's references come
+// per STAN, in STAN order.
+func TestReference(t *testing.T) {
+	db := openDB(t, vfs.NewMem())
+	defer db.Close()
+	j := openJournal(t, db, Options{})
+	at := time.Date(2025, 3, 14, 10, 0, 0, 0, time.UTC)
+	const term, batch = "10000001", "000001"
+	answer(t, db, j, term, batch, "000005", "0312", 40, at)
+	answer(t, db, j, term, batch, "000005", "1231", 90, at) // an older year's date sorts last: the id decides
+	answer(t, db, j, term, batch, "000005", "0314", 0, at)  // declined since
+	answer(t, db, j, term, batch, "0400000005", "0314", 0, at)
+	answer(t, db, j, term, batch, "000004", "0314", 70, at)
+	answer(t, db, j, term, batch, "000006", "0314", 0, at)
+	answer(t, db, j, term, "000002", "000005", "0314", 95, at)
+	answer(t, db, j, "10000002", batch, "000005", "0314", 96, at)
+	answer(t, db, j, "1000000", batch, "000005", "0314", 97, at) // a prefix of the terminal
+
+	for _, tc := range []struct {
+		term, batch, stan string
+		want              uint64
+	}{
+		{term, batch, "000005", 90},
+		{term, batch, "000004", 70},
+		{term, batch, "000006", 0},
+		{term, batch, "000007", 0},
+		{term, "000002", "000005", 95},
+		{"10000002", batch, "000005", 96},
+	} {
+		if got, err := j.Reference(nil, tc.term, tc.batch, tc.stan); err != nil || got != tc.want {
+			t.Errorf("Reference(%s, %s, %s) = %d, %v; want %d", tc.term, tc.batch, tc.stan, got, err, tc.want)
+		}
+	}
+	var got []string
+	err := j.BatchReferences(nil, term, batch, func(stan string, txid uint64) error {
+		got = append(got, fmt.Sprintf("%s=%d", stan, txid))
+		return nil
+	})
+	if err != nil || fmt.Sprint(got) != "[000004=70 000005=90]" {
+		t.Fatalf("BatchReferences: %v %v", got, err)
+	}
+	stop := errors.New("stop")
+	if err := j.BatchReferences(nil, term, batch, func(string, uint64) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("fn's error: %v", err)
+	}
+	if _, err := j.Reference(nil, "", batch, "000005"); !errors.Is(err, ErrInvalidEntry) {
+		t.Fatalf("no terminal: %v", err)
+	}
+	// A snapshot reads what it holds.
+	snap := db.NewSnapshot()
+	defer snap.Close()
+	answer(t, db, j, term, batch, "000005", "0315", 99, at)
+	if got, _ := j.Reference(snap, term, batch, "000005"); got != 90 {
+		t.Fatalf("through the snapshot: %d, want 90", got)
+	}
+	if got, _ := j.Reference(nil, term, batch, "000005"); got != 99 {
+		t.Fatalf("committed: %d, want 99", got)
+	}
+}
+
+// TestReferenceBound: one reference's records are read up to a bound.
+func TestReferenceBound(t *testing.T) {
+	db := openDB(t, vfs.NewMem())
+	defer db.Close()
+	j := openJournal(t, db, Options{})
+	at := time.Date(2025, 3, 14, 10, 0, 0, 0, time.UTC)
+	for i := 0; i <= maxAnsweredDates; i++ {
+		answer(t, db, j, "10000001", "000001", "000001", fmt.Sprintf("%08d", i), uint64(i+1), at)
+	}
+	if _, err := j.Reference(nil, "10000001", "000001", "000001"); err == nil {
+		t.Fatalf("%d records of one reference read without error", maxAnsweredDates+1)
+	}
+}
+
+// TestPruneAnswered: a duplicate record carrying a transaction id lives
+// until ReferencesBefore, and past it while KeepReference asks; one
+// without lives until Before.
+func TestPruneAnswered(t *testing.T) {
+	db := openDB(t, vfs.NewMem())
+	defer db.Close()
+	j := openJournal(t, db, Options{})
+	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	const term, batch = "10000001", "000001"
+	answer(t, db, j, term, batch, "000001", "0301", 0, at)  // declined: response_days
+	answer(t, db, j, term, batch, "000002", "0301", 11, at) // approved: the ledger's window
+	answer(t, db, j, term, batch, "000003", "0301", 12, at) // a pre-auth with its hold open
+	answer(t, db, j, term, batch, "000004", "0310", 13, at.Add(9*24*time.Hour))
+	day := 24 * time.Hour
+	held := map[uint64]bool{12: true}
+	ret := func(now time.Time) ResponseRetention {
+		return ResponseRetention{Before: now.Add(-7 * day), ReferencesBefore: now.Add(-32 * day),
+			KeepReference: func(tx uint64) (bool, error) { return held[tx], nil }}
+	}
+	left := func() string {
+		var s []string
+		for _, stan := range []string{"000001", "000002", "000003", "000004"} {
+			if _, found, err := j.GetResponse(DuplicateKey{Terminal: term, Batch: batch, STAN: stan, Date: map[bool]string{true: "0310", false: "0301"}[stan == "000004"]}); err != nil {
+				t.Fatal(err)
+			} else if found {
+				s = append(s, stan)
+			}
+		}
+		return fmt.Sprint(s)
+	}
+	for _, tc := range []struct {
+		now     time.Time
+		deleted int
+		left    string
+	}{
+		{at.Add(8 * day), 1, "[000002 000003 000004]"},
+		{at.Add(33 * day), 1, "[000003 000004]"},
+		{at.Add(50 * day), 1, "[000003]"},
+	} {
+		st, more, err := j.PruneAnswered(ret(tc.now), 100)
+		if err != nil || more || st.Responses != tc.deleted {
+			t.Fatalf("prune as of %s: %+v %v %v; want %d deleted", tc.now, st, more, err, tc.deleted)
+		}
+		if got := left(); got != tc.left {
+			t.Fatalf("prune as of %s: left %s, want %s", tc.now, got, tc.left)
+		}
+	}
+	held[12] = false
+	if st, _, err := j.PruneAnswered(ret(at.Add(50*day)), 100); err != nil || st.Responses != 1 || left() != "[]" {
+		t.Fatalf("once the hold is gone: %+v %v, left %s", st, err, left())
+	}
+	// Without ReferencesBefore a record with an id goes with Before, as
+	// PruneResponses always did.
+	answer(t, db, j, term, batch, "000005", "0301", 14, at)
+	if st, _, err := j.PruneResponses(at.Add(8*day), 100, nil); err != nil || st.Responses != 1 {
+		t.Fatalf("PruneResponses: %+v %v", st, err)
+	}
+	kerr := errors.New("ledger down")
+	answer(t, db, j, term, batch, "000006", "0301", 15, at)
+	r := ret(at.Add(50 * day))
+	r.KeepReference = func(uint64) (bool, error) { return false, kerr }
+	if _, _, err := j.PruneAnswered(r, 100); !errors.Is(err, kerr) {
+		t.Fatalf("KeepReference's error: %v", err)
+	}
+}
