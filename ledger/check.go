@@ -374,7 +374,10 @@ func CardByPAN(db pebble.Reader, pan string) (CardView, bool, error) {
 // them the more tables the store had: what made voids, refunds and
 // reversals cost more run after run (docs/BENCHMARKS.md, "The mixed
 // profile"). The cache is sized for two memtables plus BlockCacheBytes of
-// blocks; while more memtables wait for a flush it holds fewer blocks.
+// blocks. Blocks and memtables together stay within CacheSize (more
+// memtables only while flushes lag): with fewer memtables, as after a
+// start or in a tool that only reads, the blocks may take up to all of
+// it; while more wait for a flush, fewer.
 func RecommendedPebbleOptions() *pebble.Options {
 	o := &pebble.Options{
 		MemTableSize:                memTableBytes,
