@@ -10,7 +10,8 @@ import (
 // A request and its response are stored as one value, a pair, under the
 // request's sequence; the response's sequence is the next one and has no
 // key of its own. The fields both halves share are stored once. Pairs are
-// written in version 3 (pairdelta.go); version 2, below, is still read.
+// written in version 4 (pairdelta.go); versions 2, below, and 3 are still
+// read.
 //
 //	version   1 byte (= 2)
 //	flags     2 bytes, request; 2 bytes, response
@@ -53,7 +54,9 @@ func (e *Entry) ownFields() [numOwnFields]string {
 
 // IsPair reports whether a stored value is a request/response pair rather
 // than a single entry (it does not check the rest).
-func IsPair(b []byte) bool { return len(b) > 0 && (b[0] == pairVersion || b[0] == pairVersion3) }
+func IsPair(b []byte) bool {
+	return len(b) > 0 && (b[0] == pairVersion || b[0] == pairVersion3 || b[0] == pairVersion4)
+}
 
 // checkPair checks both entries (each as Size does, plus: the request is
 // In, the response Out, and they share every field the pair stores once).
@@ -77,11 +80,11 @@ func zigzag(v int64) uint64 { return uint64(v<<1) ^ uint64(v>>63) }
 
 func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
 
-// DecodePair decodes a stored pair (version 2 or 3) into req and resp,
+// DecodePair decodes a stored pair (version 2, 3 or 4) into req and resp,
 // leaving their Seq alone. Like DecodeEntry it copies what it keeps and
 // rejects any deviation from the format (ErrCorrupt).
 func DecodePair(b []byte, req, resp *Entry) error {
-	if len(b) > 0 && b[0] == pairVersion3 {
+	if len(b) > 0 && (b[0] == pairVersion3 || b[0] == pairVersion4) {
 		return decodePair3(b, req, resp)
 	}
 	return decodePair2(b, req, resp)

@@ -92,11 +92,11 @@ func TestPairBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "03" + "02" + // version, flags: request 0 << 16 | response 2 (replayed)
+	want := "04" + "02" + // version, flags: request 0 << 16 | response 2 (replayed)
 		"182ca137067ee9d6" + // 2025-03-14T09:26:53.589793238Z in Unix ns
 		"c08db701" + // zig-zag 1 500 000 ns → 3 000 000 = 0x2DC6C0 as a uvarint
-		"04" + "02007020" + // request raw, 4 bytes
-		"02" + "04" + "0210" + // response raw, 2 bytes: one literal of 2 (header 2<<1)
+		"04" + "10" + "02007020" + // request raw, 4 bytes: one literal of 4 (header 4<<2)
+		"02" + "08" + "0210" + // response raw, 2 bytes: one literal of 2
 		"41" + // listener "pos", well-known value 0
 		"410a010203" + "9cb0" + // peer 10.1.2.3 port 40112 = 0x9cb0
 		"083130303030303031" + "0f383938333130303030303030303031" + // terminal, merchant: literals
@@ -118,6 +118,21 @@ func TestPairBytes(t *testing.T) {
 	}
 	if !IsPair(b) {
 		t.Fatal("IsPair false for a pair")
+	}
+	// Version 3, written before: the request raw as its bytes, the
+	// response's operations n << 1 | kind.
+	v3 := "03" + want[2:len("04"+"02"+"182ca137067ee9d6"+"c08db701")] + "04" + "02007020" + "02" + "04" + "0210" +
+		want[len("04"+"02"+"182ca137067ee9d6"+"c08db701"+"04"+"10"+"02007020"+"02"+"08"+"0210"):]
+	old, err := hex.DecodeString(v3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old = binary.BigEndian.AppendUint32(old, crc32.Checksum(old, castagnoli))
+	if err := DecodePair(old, &r1, &r2); err != nil || !IsPair(old) {
+		t.Fatalf("version 3: %v", err)
+	}
+	if !reflect.DeepEqual(&r1, req) || !reflect.DeepEqual(&r2, resp) {
+		t.Fatalf("version 3 round trip\n%+v\n%+v", r1, r2)
 	}
 	single, _ := req.MarshalBinary()
 	if IsPair(single) {
@@ -146,7 +161,7 @@ func TestPairRejects(t *testing.T) {
 		"short":    good[:10],
 		"checksum": append(append([]byte(nil), good[:len(good)-1]...), good[len(good)-1]^1),
 		"trailing": reseal(append(append([]byte(nil), good[:len(good)-crcLen]...), 0, 0, 0, 0, 0)),
-		"version":  reseal(append([]byte{4}, good[1:]...)),
+		"version":  reseal(append([]byte{5}, good[1:]...)),
 	} {
 		var a, c Entry
 		if err := DecodePair(b, &a, &c); !errors.Is(err, ErrCorrupt) {
@@ -184,7 +199,56 @@ func consumePair() (*Entry, *Entry) {
 	return req, &resp
 }
 
-// TestConsumePairSize: version 3 of a real consume's pair, against
+// TestPackedLiterals pins the literal operations (checked by hand against
+// the layout in pairdelta.go): runs of digits and of hex with a letter
+// packed where long enough, the rest as it is.
+func TestPackedLiterals(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"", ""},
+		{"\x00\x01", "08" + "0001"},    // literal of 2: 2<<2
+		{"12345", "14" + "3132333435"}, // 5 digits: too short to pack
+		{"\x00" + "10000001898310000000001156" + "\x00", "04" + "00" + "6a" + "10000001898310000000001156" + "04" + "00"}, // 26 digits: 26<<2|2
+		{"1234567", "1e" + "1234567" + "0"},                     // 7 digits, the last low nibble 0
+		{"B7DD707E", "23" + "b7dd707e"},                         // 8 hex digits: 8<<2|3
+		{"No.13D66661C", "10" + "4e6f2e31" + "23" + "3d66661c"}, // 9 hex digits: the first left to the literal
+		{"ABCDEF0", "1c" + "41424344454630"},                    // 7 hex digits: too short
+		{"abcdef01", "20" + "6162636465663031"},                 // lowercase stays literal
+		{"0002156C", "23" + "0002156c"},                         // hex with a letter
+	} {
+		got := hex.EncodeToString(appendLiteral(nil, []byte(c.in)))
+		if got != c.want {
+			t.Errorf("%q: got %s, want %s", c.in, got, c.want)
+		}
+		r := pairReader{b: appendLiteral(nil, []byte(c.in))}
+		if out := r.ops(nil, len(c.in), false, "request"); r.err != nil || string(out) != c.in || r.off != len(r.b) {
+			t.Errorf("%q: decoded %q, %v", c.in, out, r.err)
+		}
+	}
+}
+
+// TestPackedLiteralsRejects: packed digits that are no digits, a padding
+// nibble that is not 0, an odd count of hex digits, a run past the
+// message's length.
+func TestPackedLiteralsRejects(t *testing.T) {
+	for _, c := range []struct {
+		ops string
+		n   int
+	}{
+		{"0a" + "1a", 2},   // 2 digits: 1 and a
+		{"0e" + "1235", 3}, // 3 digits, padding 5
+		{"0f" + "1234", 3}, // 3 hex digits
+		{"12" + "1234", 2}, // 4 digits in a message of 2
+		{"00", 1},          // an empty literal
+	} {
+		b, _ := hex.DecodeString(c.ops)
+		r := pairReader{b: b}
+		if out := r.ops(nil, c.n, false, "request"); !errors.Is(r.err, ErrCorrupt) {
+			t.Errorf("%s: %q, %v; want ErrCorrupt", c.ops, out, r.err)
+		}
+	}
+}
+
+// TestConsumePairSize: version 4 of a real consume's pair, against
 // version 2 (docs/journal.md#what-one-consume-writes).
 func TestConsumePairSize(t *testing.T) {
 	req, resp := consumePair()
@@ -197,10 +261,10 @@ func TestConsumePairSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	delta := len(appendDelta(nil, req.Raw, resp.Raw, new(deltaTable)))
-	t.Logf("consume pair: version 2 %d bytes, version 3 %d bytes (request raw %d; response raw %d as a delta of %d)",
+	t.Logf("consume pair: version 2 %d bytes, version 4 %d bytes (request raw %d; response raw %d as a delta of %d)",
 		len(v2), len(v3), len(req.Raw), len(resp.Raw), delta)
-	if len(v2) != 373 || len(v3) > 240 || delta > 100 {
-		t.Errorf("version 2 %d bytes (want 373), version 3 %d (want at most 240), delta %d (want at most 100)", len(v2), len(v3), delta)
+	if len(v2) != 373 || len(v3) > 210 || delta > 90 {
+		t.Errorf("version 2 %d bytes (want 373), version 4 %d (want at most 210), delta %d (want at most 90)", len(v2), len(v3), delta)
 	}
 	var a, c Entry
 	if err := DecodePair(v3, &a, &c); err != nil {
@@ -223,7 +287,8 @@ func TestPairRoundTripRandom(t *testing.T) {
 		req, resp := consumePair()
 		req.Raw = make([]byte, rng.IntN(300))
 		for j := range req.Raw {
-			req.Raw[j] = byte(rng.IntN(4)) * 0x30 // few symbols: many matches
+			// Few symbols, many matches; runs of digits and hex.
+			req.Raw[j] = "\x00\x90000079AFa"[rng.IntN(11)]
 		}
 		var out []byte
 		for len(out) < 400 && rng.IntN(12) > 0 {

@@ -10,34 +10,44 @@ import (
 	"time"
 )
 
-// Pair encoding, version 3 (docs/journal.md#key-layout). A response
+// Pair encoding, version 4 (docs/journal.md#key-layout). A response
 // echoes much of its request (card number, processing code, amount, STAN,
 // terminal, merchant, currency, field 60), and most of the pair's fields
-// are bytes of the two messages, so version 3 stores the response as a
-// delta and the fields as references where that is shorter. All of it is
-// exact: decoding gives back the bytes written.
+// are bytes of the two messages, so the response is stored as a delta
+// and the fields as references where that is shorter; runs of ASCII
+// digits and hex in either message (terminal and merchant ids, amounts,
+// a MAC) are packed two characters a byte. All of it is exact: decoding
+// gives back the bytes written.
 //
-//	version   1 byte (= 3)
+//	version   1 byte (= 4)
 //	flags     uvarint, request flags << 16 | response flags
 //	time      8 bytes big-endian, the request's UTC Unix nanoseconds
 //	delay     zig-zag varint, response time − request time, nanoseconds
-//	request   uvarint length + the raw message
-//	response  uvarint length + operations until that length is reached,
-//	          each a uvarint h: h even, a literal of h>>1 bytes that
-//	          follow; h odd, a copy of h>>1 bytes (at least minCopy) from
-//	          uvarint offset o of the request followed by the response so
-//	          far, lying wholly in the request or wholly in what the
-//	          response produced before it
+//	request   uvarint length + operations until that length is reached
+//	response  uvarint length + operations until that length is reached
 //	listener  string
 //	peer      1 byte: 0–64 a literal of that length; 65 an IPv4 address
 //	          (4 bytes) and port (2 bytes big-endian), 66 IPv6 (16 + 2),
 //	          each written only where it prints back as the same string
-//	terminal, merchant, stan, batch, tx_type: strings
+//	terminal, merchant, stan, batch: strings
+//	tx_type   string
 //	date      1 byte: 255 then the 8 digits; else the zig-zag difference
 //	          in days between the business date and the request time's
 //	          UTC date
 //	mti, rrn, response_code of the request, then of the response: strings
 //	crc       4 bytes, CRC-32C of everything before it
+//
+// An operation is a uvarint h = n << 2 | kind: kind 0, a literal of n
+// bytes that follow; 1, a copy of n bytes (at least minCopy) from uvarint
+// offset o of the request followed by the message so far, lying wholly in
+// the request or wholly in what the message produced before it (the
+// encoder copies only into the response); 2, n ASCII digits packed two a
+// byte, a last odd one's low nibble 0; 3, n (even) uppercase hex digits
+// packed two a byte.
+//
+// Version 3, still read, is the same but for the operations: the request
+// raw as its bytes, and the response's operations a uvarint h = n << 1 |
+// kind, kind 0 a literal and 1 a copy as above.
 //
 // A string is a header byte h and what it says: h ≤ 64, a literal of h
 // bytes; 65 + i, wellKnown[i] (the listener, tx type, MTI and response
@@ -51,6 +61,13 @@ import (
 // every bound but not that the encoder would have chosen the same form.
 const (
 	pairVersion3 = 3
+	pairVersion4 = 4
+	opLiteral    = 0
+	opCopy       = 1
+	opDigits     = 2
+	opHex        = 3
+	minDigitRun  = 6 // a packed run saves half, less its header and the literal it splits
+	minHexRun    = 8
 	minCopy      = 4 // a shorter copy costs as much as its literal
 	probeStep    = 3 // response positions probed outside a match
 	deltaBits    = 9 // request positions hashed by their first 4 bytes
@@ -65,19 +82,19 @@ const (
 
 // AppendPair checks the pair (each entry as Size does, plus: the request
 // is In, the response Out, and they share the fields a pair stores once)
-// and appends its encoding (version 3) to dst.
+// and appends its encoding (version 4) to dst.
 func AppendPair(dst []byte, req, resp *Entry) ([]byte, error) {
 	if err := checkPair(req, resp); err != nil {
 		return dst, err
 	}
 	start := len(dst)
 	t0 := req.Time.UnixNano()
-	dst = append(dst, pairVersion3)
+	dst = append(dst, pairVersion4)
 	dst = binary.AppendUvarint(dst, uint64(req.Flags)<<16|uint64(resp.Flags))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t0))
 	dst = binary.AppendUvarint(dst, zigzag(resp.Time.UnixNano()-t0))
 	dst = binary.AppendUvarint(dst, uint64(len(req.Raw)))
-	dst = append(dst, req.Raw...)
+	dst = appendLiteral(dst, req.Raw)
 	dst = binary.AppendUvarint(dst, uint64(len(resp.Raw)))
 	var table deltaTable
 	dst = appendDelta(dst, req.Raw, resp.Raw, &table)
@@ -176,7 +193,7 @@ func appendDelta(dst, req, resp []byte, table *deltaTable) []byte {
 			continue
 		}
 		dst = appendLiteral(dst, resp[lit:i])
-		dst = binary.AppendUvarint(dst, uint64(n)<<1|1)
+		dst = binary.AppendUvarint(dst, uint64(n)<<2|opCopy)
 		dst = binary.AppendUvarint(dst, uint64(c))
 		i += n
 		lit = i
@@ -184,11 +201,71 @@ func appendDelta(dst, req, resp []byte, table *deltaTable) []byte {
 	return appendLiteral(dst, resp[lit:])
 }
 
+// isHex marks the ASCII digits and uppercase hex letters; isHex[c] == 2
+// for a digit.
+var isHex = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = 2
+	}
+	for c := 'A'; c <= 'F'; c++ {
+		t[c] = 1
+	}
+	return t
+}()
+
+// appendLiteral appends the operations for bytes b: runs of ASCII digits
+// (at least minDigitRun) and of uppercase hex with a letter (at least
+// minHexRun; an odd run's first character left to the literal before)
+// packed, the rest literals.
 func appendLiteral(dst, b []byte) []byte {
+	lit := 0
+	for i := 0; i < len(b); {
+		if isHex[b[i]] == 0 {
+			i++
+			continue
+		}
+		j, digits := i, true
+		for ; j < len(b) && isHex[b[j]] != 0; j++ {
+			digits = digits && isHex[b[j]] == 2
+		}
+		switch n := j - i; {
+		case digits && n >= minDigitRun:
+			dst = appendPlain(dst, b[lit:i])
+			dst = binary.AppendUvarint(dst, uint64(n)<<2|opDigits)
+			for k := i; k < j; k += 2 {
+				v := (b[k] - '0') << 4
+				if k+1 < j {
+					v |= b[k+1] - '0'
+				}
+				dst = append(dst, v)
+			}
+			lit = j
+		case !digits && n >= minHexRun:
+			i += n % 2
+			dst = appendPlain(dst, b[lit:i])
+			dst = binary.AppendUvarint(dst, uint64(j-i)<<2|opHex)
+			for k := i; k < j; k += 2 {
+				dst = append(dst, unhex(b[k])<<4|unhex(b[k+1]))
+			}
+			lit = j
+		}
+		i = j
+	}
+	return appendPlain(dst, b[lit:])
+}
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c - 'A' + 10
+}
+
+func appendPlain(dst, b []byte) []byte {
 	if len(b) == 0 {
 		return dst
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(b))<<1)
+	dst = binary.AppendUvarint(dst, uint64(len(b))<<2|opLiteral)
 	return append(dst, b...)
 }
 
@@ -504,35 +581,62 @@ func (r *pairReader) byte1(what string) byte {
 	return 0
 }
 
-// delta rebuilds a response of n bytes from its operations.
-func (r *pairReader) delta(req []byte, n int) []byte {
+const hexDigits = "0123456789ABCDEF"
+
+// ops rebuilds a message of n bytes from its operations (version 4, or
+// version 3's response when v3), copies taken from req and the message
+// so far.
+func (r *pairReader) ops(req []byte, n int, v3 bool, what string) []byte {
 	if n == 0 || r.err != nil {
 		return nil
 	}
 	out := make([]byte, 0, n)
 	for len(out) < n && r.err == nil {
-		h := r.uvarint("response operation")
-		k := h >> 1
+		h := r.uvarint("operation")
+		kind, k := h&3, h>>2
+		if v3 {
+			kind, k = h&1, h>>1
+		}
 		if k == 0 || k > uint64(n-len(out)) {
-			r.fail("response operation of %d bytes, %d left", k, n-len(out))
+			r.fail("%s operation of %d bytes, %d left", what, k, n-len(out))
 			break
 		}
-		if h&1 == 0 {
-			out = append(out, r.next(int(k), "response literal")...)
-			continue
-		}
-		o := r.uvarint("copy offset")
-		switch {
-		case r.err != nil:
-		case k < minCopy:
-			r.fail("copy of %d bytes", k)
-		case o < uint64(len(req)) && k <= uint64(len(req))-o:
-			out = append(out, req[o:o+k]...)
-		case o >= uint64(len(req)) && o-uint64(len(req)) <= uint64(len(out)) && k <= uint64(len(out))-(o-uint64(len(req))):
-			s := int(o) - len(req)
-			out = append(out, out[s:s+int(k)]...)
-		default:
-			r.fail("copy of %d bytes at %d", k, o)
+		switch kind {
+		case opLiteral:
+			out = append(out, r.next(int(k), "literal")...)
+		case opDigits:
+			for i, c := range r.next(int(k+1)/2, "packed digits") {
+				if c>>4 > 9 || c&15 > 9 || 2*i+1 == int(k) && c&15 != 0 {
+					r.fail("%s digits %x", what, c)
+					break
+				}
+				out = append(out, '0'+c>>4)
+				if 2*i+1 < int(k) {
+					out = append(out, '0'+c&15)
+				}
+			}
+		case opHex:
+			if k%2 != 0 {
+				r.fail("%s of %d hex digits", what, k)
+				break
+			}
+			for _, c := range r.next(int(k)/2, "hex digits") {
+				out = append(out, hexDigits[c>>4], hexDigits[c&15])
+			}
+		case opCopy:
+			o := r.uvarint("copy offset")
+			switch {
+			case r.err != nil:
+			case k < minCopy:
+				r.fail("copy of %d bytes", k)
+			case o < uint64(len(req)) && k <= uint64(len(req))-o:
+				out = append(out, req[o:o+k]...)
+			case o >= uint64(len(req)) && o-uint64(len(req)) <= uint64(len(out)) && k <= uint64(len(out))-(o-uint64(len(req))):
+				s := int(o) - len(req)
+				out = append(out, out[s:s+int(k)]...)
+			default:
+				r.fail("copy of %d bytes at %d", k, o)
+			}
 		}
 	}
 	return out
@@ -570,7 +674,7 @@ func (r *pairReader) str(sb []byte, raws *[2][]byte, max int, what string) []byt
 	if n > max {
 		r.fail("%s length %d", what, n)
 	}
-	o := r.uvarint(what + " offset")
+	o := r.uvarint("string offset")
 	if r.err != nil {
 		return sb
 	}
@@ -639,7 +743,7 @@ func (r *pairReader) date(sb []byte, t0 int64) []byte {
 	return sb
 }
 
-// decodePair3 decodes a version 3 pair.
+// decodePair3 decodes a version 3 or 4 pair.
 func decodePair3(b []byte, req, resp *Entry) error {
 	if len(b) < 1+crcLen {
 		return fmt.Errorf("%w: pair of %d bytes is too short", ErrCorrupt, len(b))
@@ -649,6 +753,7 @@ func decodePair3(b []byte, req, resp *Entry) error {
 		return fmt.Errorf("%w: pair checksum %08x, stored %08x", ErrCorrupt, got, want)
 	}
 	r := pairReader{b: body, off: 1}
+	v3 := body[0] == pairVersion3
 	flags := r.uvarint("flags")
 	if flags>>32 != 0 {
 		r.fail("flags %x", flags)
@@ -667,12 +772,15 @@ func decodePair3(b []byte, req, resp *Entry) error {
 		if r.err != nil {
 			break
 		}
-		if i == 0 {
+		switch {
+		case i == 0 && v3:
 			if v := r.next(int(n), "request raw"); len(v) > 0 {
 				raws[0] = append([]byte(nil), v...)
 			}
-		} else {
-			raws[1] = r.delta(raws[0], int(n))
+		case i == 0:
+			raws[0] = r.ops(nil, int(n), false, "request")
+		default:
+			raws[1] = r.ops(raws[0], int(n), v3, "response")
 		}
 	}
 	// The string fields, in the order of sharedFields then ownFields of
