@@ -84,7 +84,7 @@ func TestPair2Bytes(t *testing.T) {
 	}
 }
 
-// TestPairBytes pins the version 3 encoding byte by byte (checked by hand
+// TestPairBytes pins the version 4 encoding byte by byte (checked by hand
 // against the layout in pairdelta.go).
 func TestPairBytes(t *testing.T) {
 	req, resp := samplePair()
@@ -372,7 +372,7 @@ func FuzzPairRoundTrip(f *testing.F) {
 }
 
 // FuzzDecodePair: the decoder never panics; a version 2 pair it accepts
-// re-encodes (in version 2) to exactly the same bytes, and a version 3
+// re-encodes (in version 2) to exactly the same bytes, and a version 3 or 4
 // pair it accepts re-encodes to one that decodes to the same entries.
 func FuzzDecodePair(f *testing.F) {
 	req, resp := samplePair()

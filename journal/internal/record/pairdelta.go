@@ -535,7 +535,7 @@ func appendDate(dst []byte, date string, t0 int64) []byte {
 	return append(append(dst, dateLiteral), date...)
 }
 
-// pairReader reads a version 3 pair body; the first error sticks.
+// pairReader reads a version 3 or 4 pair body; the first error sticks.
 type pairReader struct {
 	b   []byte
 	off int
