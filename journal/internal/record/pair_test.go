@@ -519,6 +519,13 @@ func TestWellKnownCodes(t *testing.T) {
 	if strKnown+len(wellKnown) > strRef {
 		t.Fatalf("%d well-known values do not fit below %#x", len(wellKnown), strRef)
 	}
+	// A literal's length byte must stay below the codes: every string
+	// field's bound is at most 64 (the peer has forms of its own).
+	for i, max := range append(sharedFieldMax[:], ownFieldMax[:]...) {
+		if max >= strKnown {
+			t.Errorf("field %d bound %d: a literal that long would read as a code", i, max)
+		}
+	}
 	seen := map[string]bool{}
 	for i, w := range wellKnown {
 		if seen[w] {
