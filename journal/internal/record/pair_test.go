@@ -574,3 +574,24 @@ func TestIndexByLast(t *testing.T) {
 		}
 	}
 }
+
+// TestHexMasks checks the word-wide classification against isHex for
+// every byte value in every position.
+func TestHexMasks(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 8; pos++ {
+			var w [8]byte
+			for k := range w {
+				w[k] = byte(c + 37*k) // other bytes vary too
+			}
+			w[pos] = byte(c)
+			d, l := hexMasks(binary.LittleEndian.Uint64(w[:]))
+			for k := range w {
+				gotD, gotL := d>>(8*k+7)&1 == 1, l>>(8*k+7)&1 == 1
+				if gotD != (isHex[w[k]] == 2) || gotL != (isHex[w[k]] == 1) {
+					t.Fatalf("byte %#x: digit %v letter %v", w[k], gotD, gotL)
+				}
+			}
+		}
+	}
+}

@@ -220,16 +220,21 @@ var isHex = func() (t [256]uint8) {
 func appendLiteral(dst, b []byte) []byte {
 	lit := 0
 	for i := 0; i < len(b); {
-		if isHex[b[i]] == 0 {
+		// Skip to the next hex character, 8 bytes at a time.
+		if i+8 <= len(b) {
+			d, l := hexMasks(binary.LittleEndian.Uint64(b[i:]))
+			if d|l == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(d|l) / 8
+		} else if isHex[b[i]] == 0 {
 			i++
 			continue
 		}
-		j, digits := i, true
-		for ; j < len(b) && isHex[b[j]] != 0; j++ {
-			digits = digits && isHex[b[j]] == 2
-		}
+		j, letters := hexRun(b, i)
 		switch n := j - i; {
-		case digits && n >= minDigitRun:
+		case !letters && n >= minDigitRun:
 			dst = appendPlain(dst, b[lit:i])
 			dst = binary.AppendUvarint(dst, uint64(n)<<2|opDigits)
 			for k := i; k < j; k += 2 {
@@ -240,7 +245,7 @@ func appendLiteral(dst, b []byte) []byte {
 				dst = append(dst, v)
 			}
 			lit = j
-		case !digits && n >= minHexRun:
+		case letters && n >= minHexRun:
 			i += n % 2
 			dst = appendPlain(dst, b[lit:i])
 			dst = binary.AppendUvarint(dst, uint64(j-i)<<2|opHex)
@@ -252,6 +257,40 @@ func appendLiteral(dst, b []byte) []byte {
 		i = j
 	}
 	return appendPlain(dst, b[lit:])
+}
+
+// hexRun returns the end of the run of hex characters starting at i and
+// whether it has a letter.
+func hexRun(b []byte, i int) (j int, letters bool) {
+	for j = i; j+8 <= len(b); j += 8 {
+		d, l := hexMasks(binary.LittleEndian.Uint64(b[j:]))
+		if non := ^(d | l) & swarHigh; non != 0 {
+			k := bits.TrailingZeros64(non) / 8
+			return j + k, letters || l&(1<<(8*k)-1) != 0
+		}
+		letters = letters || l != 0
+	}
+	for ; j < len(b) && isHex[b[j]] != 0; j++ {
+		letters = letters || isHex[b[j]] == 1
+	}
+	return j, letters
+}
+
+const (
+	swarOnes = 0x0101010101010101
+	swarLow7 = 0x7f7f7f7f7f7f7f7f
+	swarHigh = 0x8080808080808080
+)
+
+// hexMasks returns, for the 8 bytes of x, the high bit of each byte that
+// is an ASCII digit (d) and of each that is an uppercase hex letter (l):
+// the exact "byte between m and n" test on words (m < byte < n, for
+// bytes below 128; a byte from 128 on has its high bit cleared by ^x).
+func hexMasks(x uint64) (d, l uint64) {
+	between := func(m, n uint64) uint64 {
+		return (swarOnes*(127+n) - x&swarLow7) &^ x & (x&swarLow7 + swarOnes*(127-m)) & swarHigh
+	}
+	return between('0'-1, '9'+1), between('A'-1, 'F'+1)
 }
 
 func unhex(c byte) byte {
