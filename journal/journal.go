@@ -62,6 +62,13 @@ type Options struct {
 	// the counters, which name RRNs, continue above the RRNs issued
 	// elsewhere that day (the switch's RRN marks of an earlier version).
 	CounterFloor func(date string) (uint64, error)
+	// OnDamagedRecord, when set, is called for every duplicate record
+	// ('j o') carrying a terminal reference that a reference lookup finds
+	// undecodable (Reference, BatchReferences), so the switch can log it
+	// and count switch_journal_damaged_records_total. It runs on the
+	// lookup's goroutine, must be cheap and safe for concurrent use, and
+	// must not log the record's bytes (they hold the response as sent).
+	OnDamagedRecord func(DamagedRecord)
 
 	// legacyLayout, set only by tests, writes the layout of data
 	// directories of earlier versions, which reads and retention must

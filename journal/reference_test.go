@@ -168,3 +168,58 @@ func TestPruneAnswered(t *testing.T) {
 		t.Fatalf("KeepReference's error: %v", err)
 	}
 }
+
+// TestReferenceDamagedRecord: a duplicate record that does not decode
+// fails the lookup of its own reference only (it may be the newest, so
+// that lookup fails closed with a *DamagedRecordError wrapping
+// ErrCorrupt); a batch walk skips it and goes on; both report it, with
+// the key's fields, to Options.OnDamagedRecord.
+func TestReferenceDamagedRecord(t *testing.T) {
+	db := openDB(t, vfs.NewMem())
+	defer db.Close()
+	var got []DamagedRecord
+	j := openJournal(t, db, Options{OnDamagedRecord: func(d DamagedRecord) { got = append(got, d) }})
+	at := time.Date(2025, 3, 14, 10, 0, 0, 0, time.UTC)
+	const term, batch = "10000001", "000001"
+	answer(t, db, j, term, batch, "000004", "0314", 70, at)
+	answer(t, db, j, term, batch, "000005", "0313", 40, at)
+	answer(t, db, j, term, batch, "000005", "0314", 80, at)
+	answer(t, db, j, term, batch, "000006", "0314", 90, at)
+	bad := DuplicateKey{Terminal: term, Batch: batch, STAN: "000005", Date: "0314"}.appendKeyIn(nil, spaceAnswered)
+	if err := db.Set(bad, []byte{2, 0xde, 0xad}, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+
+	var refs []string
+	err := j.BatchReferences(nil, term, batch, func(stan string, txid uint64) error {
+		refs = append(refs, fmt.Sprintf("%s=%d", stan, txid))
+		return nil
+	})
+	if err != nil || fmt.Sprint(refs) != "[000004=70 000005=40 000006=90]" {
+		t.Fatalf("BatchReferences: %v %v", refs, err)
+	}
+	want := DamagedRecord{Terminal: term, Batch: batch, STAN: "000005", Date: "0314", Lookup: LookupBatch}
+	if len(got) != 1 || got[0].Err == nil || !errors.Is(got[0].Err, ErrCorrupt) {
+		t.Fatalf("reported %+v, want one %+v", got, want)
+	}
+	if g := got[0]; g.Terminal != want.Terminal || g.Batch != want.Batch || g.STAN != want.STAN || g.Date != want.Date || g.Lookup != want.Lookup {
+		t.Fatalf("reported %+v, want %+v", g, want)
+	}
+
+	// Other references of the batch are looked up as before.
+	for stan, want := range map[string]uint64{"000004": 70, "000006": 90} {
+		if id, err := j.Reference(nil, term, batch, stan); err != nil || id != want {
+			t.Errorf("Reference %s = %d, %v; want %d", stan, id, err, want)
+		}
+	}
+	// The damaged record's own reference fails closed.
+	got = nil
+	id, err := j.Reference(nil, term, batch, "000005")
+	var de *DamagedRecordError
+	if !errors.As(err, &de) || !errors.Is(err, ErrCorrupt) || id != 0 {
+		t.Fatalf("Reference of the damaged record's reference = %d, %v; want a *DamagedRecordError", id, err)
+	}
+	if de.Record.STAN != "000005" || de.Record.Date != "0314" || len(got) != 1 || got[0].Lookup != LookupReference {
+		t.Fatalf("error %+v, reported %+v", de.Record, got)
+	}
+}

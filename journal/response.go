@@ -156,6 +156,69 @@ func (j *Journal) responseSTANs(prefix []byte, fn func(stan string) bool) (more 
 // longer while the terminal's batch stays open.
 const maxAnsweredDates = 1024
 
+// DamagedRecord names a duplicate record ('j o') that does not decode,
+// met by a reference lookup: its key's terminal, batch, STAN and date (no
+// card data: the key holds none, and the record's bytes are never
+// reported), the decoding error, and what the lookup did about it.
+type DamagedRecord struct {
+	Terminal, Batch, STAN, Date string
+	// Lookup is LookupReference (the lookup of that very reference
+	// failed) or LookupBatch (a batch walk skipped the record).
+	Lookup string
+	Err    error
+}
+
+// The values of DamagedRecord.Lookup.
+const (
+	LookupReference = "reference"
+	LookupBatch     = "batch"
+)
+
+// DamagedRecordError is Reference's error when one of the records of the
+// reference looked up does not decode: the lookup fails closed, as that
+// record may be the newest. It wraps ErrCorrupt.
+type DamagedRecordError struct{ Record DamagedRecord }
+
+func (e *DamagedRecordError) Error() string {
+	r := e.Record
+	return fmt.Sprintf("duplicate record terminal %s batch %s stan %s date %s: %v", r.Terminal, r.Batch, r.STAN, r.Date, r.Err)
+}
+
+func (e *DamagedRecordError) Unwrap() error { return e.Err() }
+
+// Err returns the decoding error (it wraps ErrCorrupt).
+func (e *DamagedRecordError) Err() error { return e.Record.Err }
+
+// damaged reports the undecodable record at key k (Options.OnDamagedRecord)
+// and returns it.
+func (j *Journal) damaged(k []byte, lookup string, err error) DamagedRecord {
+	d := DamagedRecord{Lookup: lookup, Err: err}
+	if f, ok := answeredKeyFields(k); ok {
+		d.Terminal, d.Batch, d.STAN, d.Date = f[0], f[1], f[2], f[3]
+	}
+	if j.opts.OnDamagedRecord != nil {
+		j.opts.OnDamagedRecord(d)
+	}
+	return d
+}
+
+// answeredKeyFields reads the terminal, batch, STAN and date of a
+// duplicate record key ('j o' and four length-prefixed strings); ok is
+// false for a key that does not hold them.
+func answeredKeyFields(k []byte) (f [4]string, ok bool) {
+	if len(k) < 2 {
+		return f, false
+	}
+	k = k[2:]
+	for i := range f {
+		if len(k) < 1 || len(k) < 1+int(k[0]) {
+			return f, false
+		}
+		f[i], k = string(k[1:1+int(k[0])]), k[1+int(k[0]):]
+	}
+	return f, len(k) == 0
+}
+
 // Reference returns the ledger transaction id the newest duplicate record
 // of terminal, batch and STAN carries (ResponseRecord.TxID), 0 when none
 // does. The record's key also holds a date, which the ledger's reference
@@ -164,12 +227,18 @@ const maxAnsweredDates = 1024
 // ledger hands its ids out in order, so that is the newest transaction
 // answered under the reference, as the ledger's own reference record,
 // rewritten by each, would name (docs/journal.md#what-one-consume-writes).
-// r is the reader to use (a snapshot, or nil for committed state).
+// A record of this reference that does not decode may be the newest: the
+// lookup fails closed with a *DamagedRecordError (wrapping ErrCorrupt),
+// after reporting it (Options.OnDamagedRecord). Records of other
+// references are not read. r is the reader to use (a snapshot, or nil for
+// committed state).
 func (j *Journal) Reference(r pebble.Reader, terminal, batch, stan string) (uint64, error) {
 	if terminal == "" || len(terminal) > maxTerminalLen || batch == "" || len(batch) > maxBatchLen || stan == "" || len(stan) > maxSTANLen {
 		return 0, fmt.Errorf("journal: reference %q/%q/%q: %w", terminal, batch, stan, ErrInvalidEntry)
 	}
 	var buf [2 + 3 + maxTerminalLen + maxBatchLen + maxSTANLen]byte
+	// Length-prefixed fields: the prefix holds this reference's records
+	// (of every date) and no other's.
 	prefix := appendStr(appendStr(appendStr(append(buf[:0], prefixJournal, spaceAnswered), terminal), batch), stan)
 	var newest uint64
 	n := 0
@@ -179,6 +248,8 @@ func (j *Journal) Reference(r pebble.Reader, terminal, batch, stan string) (uint
 		}
 		newest = max(newest, rec.TxID)
 		return nil
+	}, func(k []byte, err error) error {
+		return &DamagedRecordError{Record: j.damaged(k, LookupReference, err)}
 	})
 	if err != nil {
 		return 0, fmt.Errorf("journal: reference %s/%s/%s: %w", terminal, batch, stan, err)
@@ -188,9 +259,11 @@ func (j *Journal) Reference(r pebble.Reader, terminal, batch, stan string) (uint
 
 // BatchReferences calls fn, in STAN order, for every STAN of a terminal
 // batch whose duplicate records carry a ledger transaction id, with the
-// highest id among that STAN's records (as Reference). r is the reader to
-// use (a snapshot, or nil for committed state). fn's error stops the walk
-// and is returned.
+// highest id among that STAN's records (as Reference). A record that does
+// not decode is skipped and reported (Options.OnDamagedRecord): one
+// damaged record does not stop the walk of a whole batch (its settlement
+// totals). r is the reader to use (a snapshot, or nil for committed
+// state). fn's error stops the walk and is returned.
 func (j *Journal) BatchReferences(r pebble.Reader, terminal, batch string, fn func(stan string, txid uint64) error) error {
 	if terminal == "" || len(terminal) > maxTerminalLen || batch == "" || len(batch) > maxBatchLen {
 		return fmt.Errorf("journal: batch references %q/%q: %w", terminal, batch, ErrInvalidEntry)
@@ -211,7 +284,8 @@ func (j *Journal) BatchReferences(r pebble.Reader, terminal, batch string, fn fu
 	err := j.answered(r, prefix, func(k []byte, rec *ResponseRecord) error {
 		rest := k[len(prefix):]
 		if len(rest) < 1 || int(rest[0]) > len(rest)-1 {
-			return fmt.Errorf("duplicate record key %q: %w", k, ErrCorrupt)
+			j.damaged(k, LookupBatch, fmt.Errorf("%w: duplicate record key of %d bytes", ErrCorrupt, len(k)))
+			return nil
 		}
 		if s := rest[1 : 1+int(rest[0])]; string(s) != stan {
 			if err := flush(); err != nil {
@@ -220,6 +294,9 @@ func (j *Journal) BatchReferences(r pebble.Reader, terminal, batch string, fn fu
 			stan = string(s)
 		}
 		newest = max(newest, rec.TxID)
+		return nil
+	}, func(k []byte, err error) error {
+		j.damaged(k, LookupBatch, err)
 		return nil
 	})
 	if err == nil {
@@ -232,8 +309,9 @@ func (j *Journal) BatchReferences(r pebble.Reader, terminal, batch string, fn fu
 }
 
 // answered calls fn for every duplicate record ('j o') under prefix that
-// carries a transaction id, in key order.
-func (j *Journal) answered(r pebble.Reader, prefix []byte, fn func(k []byte, rec *ResponseRecord) error) (err error) {
+// carries a transaction id, in key order, and damaged for every record
+// that does not decode; either's error stops the walk and is returned.
+func (j *Journal) answered(r pebble.Reader, prefix []byte, fn func(k []byte, rec *ResponseRecord) error, damaged func(k []byte, err error) error) (err error) {
 	if r == nil {
 		r = j.db
 	}
@@ -253,7 +331,10 @@ func (j *Journal) answered(r pebble.Reader, prefix []byte, fn func(k []byte, rec
 		}
 		rec, err := DecodeResponseRecord(v)
 		if err != nil {
-			return fmt.Errorf("duplicate record %q: %w", it.Key(), err)
+			if err := damaged(it.Key(), err); err != nil {
+				return err
+			}
+			continue
 		}
 		if rec.TxID == 0 {
 			continue

@@ -249,6 +249,14 @@ func (s Source) postingByReference(req *journal.Entry, date ledger.BusinessDate,
 	}
 	ref := ledger.TxnRef{Terminal: req.Terminal, Batch: uint32(batch), STAN: uint32(stan)}
 	p, ok, err := ledger.PostingByReference(s.Books, s.references(), ref)
+	var damaged *journal.DamagedRecordError
+	if errors.As(err, &damaged) {
+		// A duplicate record of this reference does not decode: the
+		// journal reported it (docs/journal.md#damaged-duplicate-records);
+		// the row goes out without what the posting set adds (its fee),
+		// and the day's export goes on.
+		return ledger.PostingView{}, false, nil
+	}
 	if err != nil {
 		return ledger.PostingView{}, false, fmt.Errorf("recon: posting of %s: %w", ref, err)
 	}

@@ -1,6 +1,7 @@
 package switching
 
 import (
+	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/switch/pos"
 	"github.com/cardswitch/cardswitch/switch/transport"
 
@@ -30,6 +31,10 @@ type Metrics struct {
 	// PermissionChanges counts switchctl terminal permit and forbid
 	// changes applied (docs/operations.md "Metrics").
 	PermissionChanges *prometheus.CounterVec // action
+
+	// DamagedRecords counts duplicate records that do not decode, met by
+	// reference lookups (docs/journal.md#damaged-duplicate-records).
+	DamagedRecords *prometheus.CounterVec // lookup
 
 	RetentionDeleted     *prometheus.CounterVec // keyspace
 	RetentionRuns        *prometheus.CounterVec // result
@@ -119,6 +124,14 @@ func NewMetrics() *Metrics {
 		m.PermissionChanges.WithLabelValues(a)
 	}
 	r.MustRegister(m.PermissionChanges)
+	m.DamagedRecords = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switch_journal_damaged_records_total",
+		Help: "Duplicate records that do not decode met by reference lookups, by lookup (reference: that reference's lookup failed; batch: skipped by a batch walk).",
+	}, []string{"lookup"})
+	for _, l := range []string{journal.LookupReference, journal.LookupBatch} {
+		m.DamagedRecords.WithLabelValues(l)
+	}
+	r.MustRegister(m.DamagedRecords)
 	for _, k := range retentionKeyspaces {
 		m.RetentionDeleted.WithLabelValues(k)
 	}

@@ -78,7 +78,8 @@ func (sw *Switch) openServices(lmk hsm.LMK, extra []txn.Destination) error {
 		return fmt.Errorf("open ledger: %w", err)
 	}
 	sw.journal, err = journal.Open(sw.db, journal.Options{OnAppend: m.JournalWrites.Inc,
-		CounterFloor: func(date string) (uint64, error) { return rrnFloor(sw.db, date) }})
+		CounterFloor: func(date string) (uint64, error) { return rrnFloor(sw.db, date) },
+		OnDamagedRecord: sw.damagedRecord})
 	if err != nil {
 		return fmt.Errorf("open journal: %w", err)
 	}
@@ -215,3 +216,14 @@ func decodeHexKey(s string) ([]byte, error) {
 
 // clearBytes zeroes key material once it has been handed to the HSM.
 func clearBytes(b []byte) { clear(b) }
+
+// damagedRecord reports a duplicate record that does not decode, met by a
+// reference lookup (docs/journal.md#damaged-duplicate-records): its key's
+// terminal, batch, STAN and date, never its bytes (they hold the response
+// as sent). A single reference's lookup fails (its void or reversal is
+// declined); a batch walk (settlement totals, the export) skips it.
+func (sw *Switch) damagedRecord(d journal.DamagedRecord) {
+	sw.metrics.DamagedRecords.WithLabelValues(d.Lookup).Inc()
+	sw.log.Warn("damaged duplicate record", zap.String("terminal", d.Terminal), zap.String("batch", d.Batch),
+		zap.String("stan", d.STAN), zap.String("date", d.Date), zap.String("lookup", d.Lookup), zap.Error(d.Err))
+}
