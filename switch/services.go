@@ -78,7 +78,7 @@ func (sw *Switch) openServices(lmk hsm.LMK, extra []txn.Destination) error {
 		return fmt.Errorf("open ledger: %w", err)
 	}
 	sw.journal, err = journal.Open(sw.db, journal.Options{OnAppend: m.JournalWrites.Inc,
-		CounterFloor: func(date string) (uint64, error) { return rrnFloor(sw.db, date) },
+		CounterFloor:    func(date string) (uint64, error) { return rrnFloor(sw.db, date) },
 		OnDamagedRecord: sw.damagedRecord})
 	if err != nil {
 		return fmt.Errorf("open journal: %w", err)
