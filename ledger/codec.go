@@ -18,7 +18,7 @@ const (
 	maxContribs = 4096 // counterparty accounts one card has touched
 	recordV1    = 1
 	recordV2    = 2 // idempotency records with a business date; postings and cards with tagged accounts; purse records with packed digits
-	recordV3    = 3 // postings with packed digits, day-numbered dates and fields implied by others
+	recordV3    = 3 // postings with packed digits, day-numbered dates and fields implied by others; purse records with shared merchant id prefixes
 )
 
 type encoder struct{ b []byte }

@@ -243,9 +243,10 @@ type card struct {
 	// purses too; it re-encodes as it was stored. Written again, a card
 	// becomes a version 2 record and a purse record (putCard).
 	v1 bool
-	// purseV1 marks purses read from a version 1 purse record; they
-	// re-encode as they were stored. putCard writes version 2.
-	purseV1 bool
+	// purseVer is the version of the purse record the purses were read
+	// from (recordV1, recordV2), so that they re-encode as they were
+	// stored; 0 for purses to write in version 3, as putCard does.
+	purseVer uint8
 }
 
 func (c *card) held() Fen {
@@ -379,21 +380,27 @@ func (c *card) sameStatic(o *card) bool {
 // rewritten in place by each one. Accounts are tagged (codec.go), so the
 // card's own purses and the system accounts cost a byte.
 //
-// Version 2 (docs/ledger.md#key-layout-prefix-l):
+// Version 3 (docs/ledger.md#key-layout-prefix-l):
 //
-//	version 2 | PIN tries << 1 | last contribution implied (uvarint) |
+//	version 3 | PIN tries << 1 | last contribution implied (uvarint) |
 //	cash | subsidy | day date (a day) | day spent | holds (count, each
 //	packed) | contributions (count, each account, merchant ids packed,
 //	+ amount, the last left out when implied: every posting balances, so
 //	a card's contributions are minus its purses and the last is what
 //	makes them so)
 //
-// Version 1, still read: version 1 | cash | subsidy | PIN tries 1 | day
-// date | day spent | holds (count, each as in the card record) |
-// contributions (count, each account + amount).
+// A merchant's id that shares 4 or more leading characters with the
+// merchant id before it in the record (merchant ids share their
+// acquirer's prefix) is stored as tag 128 + 4, the length of the shared
+// prefix and the rest as digits.
+//
+// Version 2, still read, is version 3 without that form. Version 1, still
+// read: version 1 | cash | subsidy | PIN tries 1 | day date | day spent |
+// holds (count, each as in the card record) | contributions (count, each
+// account + amount).
 func (c *card) encodePurse() []byte {
 	e := encoder{b: make([]byte, 0, 24+len(c.Contribs)*8+len(c.Holds)*40)}
-	if c.purseV1 {
+	if c.purseVer == recordV1 {
 		e.byte1(recordV1)
 		e.fen(c.Cash)
 		e.fen(c.Subsidy)
@@ -411,8 +418,12 @@ func (c *card) encodePurse() []byte {
 		}
 		return e.b
 	}
+	share := c.purseVer != recordV2
 	implied := c.lastContribImplied()
-	e.byte1(recordV2)
+	e.byte1(recordV3)
+	if !share {
+		e.b[0] = recordV2
+	}
 	flags := uint64(c.PINTries) << 1
 	if implied {
 		flags |= 1
@@ -427,13 +438,43 @@ func (c *card) encodePurse() []byte {
 		c.Holds[i].encode(&e, true)
 	}
 	e.u(uint64(len(c.Contribs)))
+	prev := ""
 	for i, k := range c.Contribs {
-		e.account(k.Account, c.PAN, "", true)
+		tag, id := accountTag(k.Account, c.PAN, "")
+		if n := sharedPrefix(prev, id); share && tag == acctMerchant && n >= minSharedID {
+			e.byte1(acctMerchantShared)
+			e.u(uint64(n))
+			e.digits(id[n:])
+		} else {
+			e.account(k.Account, c.PAN, "", true)
+		}
+		if tag == acctMerchant {
+			prev = id
+		}
 		if !implied || i < len(c.Contribs)-1 {
 			e.fen(k.Amount)
 		}
 	}
 	return e.b
+}
+
+// A merchant id in a version 3 purse record sharing at least minSharedID
+// leading characters with the merchant id before it is stored as
+// acctMerchantShared, the shared length and the rest.
+const (
+	minSharedID        = 4
+	acctMerchantShared = 0x80 | acctMerchant
+)
+
+// sharedPrefix is the length of the common prefix of a and b.
+func sharedPrefix(a, b string) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
 }
 
 // impliedContrib is the amount the last contribution has when the
@@ -454,15 +495,15 @@ func (c *card) lastContribImplied() bool {
 // decodePurse fills c's purses from a purse record; c.PAN must be set.
 func decodePurse(b []byte, c *card) error {
 	d := decoder{b: b}
-	c.purseV1 = false
+	c.purseVer = 0
 	switch v := d.byte1(); {
 	case d.err != nil:
-	case v == recordV1:
-		c.purseV1 = true
-	case v != recordV2:
+	case v == recordV1 || v == recordV2:
+		c.purseVer = v
+	case v != recordV3:
 		d.fail(fmt.Sprintf("unknown purse record version %d", v))
 	}
-	packed, implied := !c.purseV1, false
+	packed, share, implied := c.purseVer != recordV1, c.purseVer == 0, false
 	if packed {
 		flags := d.u()
 		if flags>>1 > 255 {
@@ -489,8 +530,9 @@ func decodePurse(b []byte, c *card) error {
 	n := d.count(maxContribs, "contributions")
 	if n > 0 {
 		c.Contribs = make([]contrib, n)
+		prev := ""
 		for i := range c.Contribs {
-			c.Contribs[i].Account = d.account(c.PAN, "", packed)
+			c.Contribs[i].Account = d.purseAccount(c.PAN, packed, share, &prev)
 			if !implied || i < n-1 {
 				c.Contribs[i].Amount = d.fen()
 			}
@@ -513,6 +555,35 @@ func decodePurse(b []byte, c *card) error {
 	return d.done()
 }
 
+// purseAccount reads a contribution's account; with share (version 3)
+// a merchant id may be stored against prev, the merchant id before it,
+// and must be when it shares minSharedID characters with it.
+func (d *decoder) purseAccount(pan string, packed, share bool, prev *string) AccountID {
+	if share && len(d.b) > 0 && d.b[0] == acctMerchantShared {
+		d.b = d.b[1:]
+		n := d.u()
+		rest := d.digits()
+		if d.err != nil {
+			return ""
+		}
+		if n < minSharedID || n > uint64(len(*prev)) || rest != "" && n < uint64(len(*prev)) && rest[0] == (*prev)[n] || n+uint64(len(rest)) > maxField {
+			d.fail("bad shared merchant id")
+			return ""
+		}
+		id := (*prev)[:n] + rest
+		*prev = id
+		return MerchantPayable(id)
+	}
+	a := d.account(pan, "", packed)
+	if tag, id := accountTag(a, pan, ""); d.err == nil && tag == acctMerchant {
+		if share && sharedPrefix(*prev, id) >= minSharedID {
+			d.fail("merchant id not in its shortest form")
+		}
+		*prev = id
+	}
+	return a
+}
+
 // putCard writes card c into b: the purse record always, the card record
 // when it differs from old (nil: a new card) or old was read in version 1.
 func putCard(b *pebble.Batch, old, c *card) error {
@@ -522,7 +593,7 @@ func putCard(b *pebble.Batch, old, c *card) error {
 			return err
 		}
 	}
-	c.purseV1 = false
+	c.purseVer = 0
 	return b.Set(purseKey(c.PAN), c.encodePurse(), nil)
 }
 

@@ -92,13 +92,13 @@ func TestDecodeRejects(t *testing.T) {
 		t.Error("version 3 accepted")
 	}
 	c.Holds[0].Cash++
-	c.purseV1 = true
+	c.purseVer = recordV1
 	if err := decodePurse(c.encodePurse(), &card{PAN: c.PAN}); err == nil {
 		t.Error("hold whose split does not add up accepted (purse version 1)")
 	}
 	// Version 2 leaves the subsidy part out (amount + fee − cash): a cash
 	// part above the total leaves a negative subsidy.
-	c.purseV1 = false
+	c.purseVer = 0
 	c.Holds[0].Cash = c.Holds[0].Amount + c.Holds[0].Fee + 1
 	if err := decodePurse(c.encodePurse(), &card{PAN: c.PAN}); err == nil {
 		t.Error("hold whose cash part is above its total accepted")
@@ -136,8 +136,10 @@ func FuzzDecodeRecords(f *testing.F) {
 	r2 := idemRecord{Date: day1, Result: Result{Kind: KindConsume, TxID: 7}}
 	v := refValue{TxID: 1, Kind: KindConsume, Date: day1}
 	c1, p1, p2, c2 := c, p, p, c
-	c1.v1, p1.ver, p2.ver, c2.purseV1 = true, recordV1, recordV2, true
-	for _, seed := range [][]byte{c.encode(), c.encodePurse(), c1.encode(), c2.encodePurse(), p.encode(), p1.encode(), p2.encode(), s.encode(), m.encode(), r.encode(), r2.encode(), v.encode(), {1}, {}} {
+	c3 := c
+	c3.Contribs = append(append([]contrib(nil), c.Contribs...), contrib{MerchantPayable(market), 5})
+	c1.v1, p1.ver, p2.ver, c2.purseVer = true, recordV1, recordV2, recordV1
+	for _, seed := range [][]byte{c.encode(), c.encodePurse(), c1.encode(), c2.encodePurse(), c3.encodePurse(), p.encode(), p1.encode(), p2.encode(), s.encode(), m.encode(), r.encode(), r2.encode(), v.encode(), {1}, {}} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -172,7 +174,7 @@ func FuzzDecodeRecords(f *testing.F) {
 // records.go): both still read and re-encoded as stored.
 func TestCompactRecordBytes(t *testing.T) {
 	c := card{PAN: panStudent, Cash: 100, Subsidy: 3, PINTries: 1, DayDate: 20261204, DaySpent: 64,
-		Contribs: []contrib{{MerchantPayable(canteen), 100}, {OpeningFunds, -50000}, {GatewayClearing("b"), 1}}, purseV1: true}
+		Contribs: []contrib{{MerchantPayable(canteen), 100}, {OpeningFunds, -50000}, {GatewayClearing("b"), 1}}, purseVer: recordV1}
 	want := "01" + // version
 		"c801" + "06" + "01" + // cash 100, subsidy 3 (zig-zag varints), PIN tries 1
 		"d4d2d409" + "8001" + // 20261204 as a uvarint, day spent 64
@@ -229,7 +231,7 @@ func TestPackedRecordBytes(t *testing.T) {
 
 	c := card{PAN: panStudent, Cash: 50000, Subsidy: 17000, DayDate: 20261204, DaySpent: 3000,
 		Contribs: []contrib{{OpeningFunds, -50000}, {SubsidyFunding, -20000}, {MerchantPayable(canteen), 3000}}}
-	want = "02" + "01" + // version, PIN tries 0 << 1 | last contribution implied
+	want = "03" + "01" + // version, PIN tries 0 << 1 | last contribution implied
 		"a08d06" + "d08902" + // cash 50000, subsidy 17000 (zig-zag varints)
 		"eb4c" + "f02e" + // day date, day spent 3000
 		"00" + "03" + // no holds, three contributions:
@@ -242,6 +244,33 @@ func TestPackedRecordBytes(t *testing.T) {
 	got := card{PAN: panStudent}
 	if err := decodePurse(c.encodePurse(), &got); err != nil || !reflect.DeepEqual(got, c) {
 		t.Errorf("purse round trip: %+v, %v", got, err)
+	}
+	// A second merchant: its id shares 14 digits with the one before.
+	c.Subsidy -= 500
+	c.Contribs = append(c.Contribs, contrib{MerchantPayable(market), 500})
+	want = "03" + "01" + "a08d06" + "e88102" + "eb4c" + "f02e" + "00" + "04" + // subsidy 16500
+		"08" + "9f8d06" + "07" + "bfb802" + "04" + "1f" + "8983100000000010" + "f02e" + // the canteen's 3000 written now
+		"84" + "0e" + "03" + "20" // the market: shared 14, then "2" (1 digit packed); 500 implied
+	if got := fmt.Sprintf("%x", c.encodePurse()); got != want {
+		t.Errorf("purse record with two merchants\n got %s\nwant %s", got, want)
+	}
+	got = card{PAN: panStudent}
+	if err := decodePurse(c.encodePurse(), &got); err != nil || !reflect.DeepEqual(got, c) {
+		t.Errorf("purse round trip: %+v, %v", got, err)
+	}
+	for name, b := range map[string]string{
+		"shared id spelled out":   "03" + "01" + "a08d06" + "e88102" + "eb4c" + "f02e" + "00" + "04" + "08" + "9f8d06" + "07" + "bfb802" + "04" + "1f" + "8983100000000010" + "f02e" + "04" + "1f" + "8983100000000020",
+		"shared prefix not all":   "03" + "01" + "a08d06" + "e88102" + "eb4c" + "f02e" + "00" + "04" + "08" + "9f8d06" + "07" + "bfb802" + "04" + "1f" + "8983100000000010" + "f02e" + "84" + "0d" + "05" + "02",
+		"shared prefix too short": "03" + "01" + "a08d06" + "e88102" + "eb4c" + "f02e" + "00" + "04" + "08" + "9f8d06" + "07" + "bfb802" + "04" + "1f" + "8983100000000010" + "f02e" + "84" + "03" + "19" + "310000000002",
+		"shared with no merchant": "03" + "01" + "a08d06" + "e88102" + "eb4c" + "f02e" + "00" + "01" + "84" + "0e" + "03" + "20",
+	} {
+		raw, err := hex.DecodeString(b)
+		if err != nil {
+			t.Fatal(name, err)
+		}
+		if err := decodePurse(raw, &card{PAN: panStudent}); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v, want ErrCorrupt", name, err)
+		}
 	}
 
 	// One encoding each: the longer forms of what a shorter one says are
@@ -283,7 +312,8 @@ func TestRecordRoundTripRandom(t *testing.T) {
 	date := func() BusinessDate {
 		return [...]BusinessDate{0, 20000101, 20261204, 99991231, 19991231, 20261399, 1, 20261232}[rng.IntN(8)]
 	}
-	accts := []AccountID{CardCash(panStudent), CardSubsidy(panStudent), MerchantPayable(canteen), MerchantPayable("b"), FeeIncome, "x/y", CardCash("1")}
+	accts := []AccountID{CardCash(panStudent), CardSubsidy(panStudent), MerchantPayable(canteen), MerchantPayable("b"), FeeIncome, "x/y", CardCash("1"),
+		MerchantPayable(market), MerchantPayable("8983"), MerchantPayable("89831000000000012"), MerchantPayable("8983A")}
 	newHold := func() *hold {
 		h := &hold{AuthCode: str(), TxID: rng.Uint64N(1 << 40), Merchant: str(), Amount: amount() & (1<<50 - 1), Fee: Fen(rng.IntN(100)), Expiry: date()}
 		h.Cash = Fen(rng.Int64N(int64(h.Amount+h.Fee) + 1))
@@ -335,7 +365,7 @@ func TestRecordRoundTripRandom(t *testing.T) {
 		if len(c.Contribs) > 0 && rng.IntN(2) == 0 {
 			c.Contribs[len(c.Contribs)-1].Amount -= sum
 		}
-		c.purseV1 = rng.IntN(4) == 0
+		c.purseVer = [...]uint8{0, 0, recordV1, recordV2}[rng.IntN(4)]
 		enc = c.encodePurse()
 		gc := card{PAN: panStudent}
 		if err := decodePurse(enc, &gc); err != nil || !reflect.DeepEqual(gc, c) {
