@@ -409,7 +409,8 @@ func readSeqMark(r pebble.Reader) (uint64, error) {
 
 // PruneResponses deletes stored response records (written by PutResponse,
 // and the duplicate records of AppendAnswered) whose Time is before
-// `before`. A duplicate record is its pair's terminal + batch index: while
+// `before`, taken to the whole second (records keep their time to the
+// second: ResponseRecord.Time). A duplicate record is its pair's terminal + batch index: while
 // the pair is kept, an index key (as AppendPair writes) takes its place in
 // the same batch. Their keys carry whatever date the switch
 // matches on (MMDD has no year), so the record's own Time decides: the call
@@ -499,6 +500,10 @@ func (j *Journal) pruneResponses(lower, upper []byte, ret ResponseRetention, max
 	b := j.db.NewBatch()
 	defer b.Close()
 	seen, scan := 0, respScanFactor*max
+	// A record keeps its time to the second: the cuts are taken to the
+	// second too, so that a record is deleted exactly when the time it
+	// was answered, to the nanosecond, is before the cut's second.
+	before, refsBefore := ret.Before.Truncate(time.Second), ret.ReferencesBefore.Truncate(time.Second)
 	ok := it.First()
 	for ; ok; ok = it.Next() {
 		if st.Responses == max || seen == scan {
@@ -513,9 +518,9 @@ func (j *Journal) pruneResponses(lower, upper []byte, ret ResponseRetention, max
 		if derr != nil {
 			continue
 		}
-		cut := ret.Before
-		if rec.TxID != 0 && !ret.ReferencesBefore.IsZero() && ret.ReferencesBefore.Before(cut) {
-			cut = ret.ReferencesBefore
+		cut := before
+		if rec.TxID != 0 && !ret.ReferencesBefore.IsZero() && ret.ReferencesBefore.Before(ret.Before) {
+			cut = refsBefore
 		}
 		if !rec.Time.Before(cut) {
 			continue

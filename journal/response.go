@@ -27,8 +27,13 @@ const maxDupDateLen = 8
 // encoding.
 type ResponseRecord = record.ResponseRecord
 
-// FingerprintLen is the size of ResponseRecord.Fingerprint.
-const FingerprintLen = record.FingerprintLen
+// FingerprintLen is the size of ResponseRecord.Fingerprint;
+// StoredFingerprintLen how much of it a record keeps (see package record
+// for why 128 bits suffice).
+const (
+	FingerprintLen       = record.FingerprintLen
+	StoredFingerprintLen = record.StoredFingerprintLen
+)
 
 // DecodeResponseRecord decodes a stored response record; errors wrap
 // ErrCorrupt.

@@ -306,7 +306,8 @@ func (x *exchange) duplicateKey() journal.DuplicateKey {
 }
 
 // fingerprint hashes the request as sent, less its MAC: a true
-// retransmission is byte-identical.
+// retransmission is byte-identical. The duplicate record keeps its first
+// 16 bytes (journal.StoredFingerprintLen: why 128 bits suffice).
 func (x *exchange) fingerprint() [journal.FingerprintLen]byte {
 	block := x.req.Raw
 	if b, err := spec.MACBlock(x.req.Raw); err == nil {
@@ -372,7 +373,9 @@ func (p *Protocol) claimNewSTAN(x *exchange) (bool, func(), error) {
 // again, so it carries a MAC under the terminal's current MAK even when
 // the terminal signed on since.
 func (p *Protocol) replay(x *exchange, rec *record, stored journal.ResponseRecord) {
-	if stored.Fingerprint != rec.fp {
+	// A record keeps the first 16 bytes of the fingerprint, one written
+	// before all 32: compared on what it holds (docs/journal.md).
+	if !stored.MatchesFingerprint(rec.fp) {
 		rec.answer(x.answer(spec.RCDuplicate))
 		return
 	}
