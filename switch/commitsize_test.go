@@ -63,7 +63,7 @@ func describeKeys(keys []committedKey) (string, int) {
 // the keys are counted exactly, the bytes bounded (names and amounts vary).
 const (
 	consumeCommitKeys     = 4
-	consumeCommitMaxBytes = 430
+	consumeCommitMaxBytes = 400
 )
 
 // TestConsumeCommitSize counts the keys and bytes of the one synced batch
