@@ -14,9 +14,11 @@ import (
 // day's start plus the counter. The counters handed out stay below the
 // day's counter mark ('j n' day), which moves one block on, synced,
 // before the counters of the block are handed out; at the first use of a
-// day after Open the counter continues at the mark. So a counter, and the
-// RRN it names, is never handed out twice, also after a crash: a counter
-// of a batch that never committed is a gap.
+// day after Open the counter continues at the mark, or above the day's
+// stored counters or at the caller's floor when those are higher (an
+// earlier version ran in between). So a counter, and the RRN it names, is
+// never handed out twice, also after a crash: a counter of a batch that
+// never committed is a gap.
 //
 // A day whose counters stay below rrnSpan is a named day: its counters
 // are RRN numbers (ReserveRRN), and its mark never passes rrnSpan. A day
@@ -44,6 +46,7 @@ var ErrRRNNotNamed = errors.New("journal: the business day's sequences do not na
 // below it), ceiling rrnSpan for a named day, seqDayUnit otherwise.
 type dayCounter struct {
 	day                  uint32
+	date                 string // YYYYMMDD
 	next, limit, ceiling uint64
 	// reserving is closed when the move of the mark under way (written
 	// outside seqMu) has ended; nil when none is.
@@ -162,9 +165,9 @@ func (j *Journal) handOut(d uint32, n uint64, named bool) (uint64, error) {
 			continue
 		}
 		to := min(dc.limit+seqBlock, dc.ceiling)
-		if err := j.db.Set(counterKey(d), binary.BigEndian.AppendUint64(nil, to), pebble.Sync); err != nil {
+		if err := j.writeMark(dc, to); err != nil {
 			j.seqMu.Unlock()
-			return 0, fmt.Errorf("counter mark: %w", err)
+			return 0, err
 		}
 		dc.limit = to
 	}
@@ -193,7 +196,7 @@ func (j *Journal) handOut(d uint32, n uint64, named bool) (uint64, error) {
 // when the block runs out.
 func (j *Journal) moveAhead(dc *dayCounter, from uint64, done chan struct{}) {
 	to := min(from+seqBlock, dc.ceiling)
-	err := j.db.Set(counterKey(dc.day), binary.BigEndian.AppendUint64(nil, to), pebble.Sync)
+	err := j.writeMark(dc, to)
 	j.seqMu.Lock()
 	if err == nil && dc.limit == from {
 		dc.limit = to
@@ -203,13 +206,48 @@ func (j *Journal) moveAhead(dc *dayCounter, from uint64, done chan struct{}) {
 	close(done)
 }
 
+// writeMark durably moves dc's mark to to: one synced write, which for
+// a day whose counters name RRNs also holds what Options.RRNMark adds
+// (the switch raises its own RRN mark of the day with it). A day's
+// marks are written one at a time (handOut writes only when no move
+// ahead is under way), so they only rise.
+func (j *Journal) writeMark(dc *dayCounter, to uint64) error {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, seqLen), to)
+	if j.opts.RRNMark == nil || !dc.named() {
+		if err := j.db.Set(counterKey(dc.day), v, pebble.Sync); err != nil {
+			return fmt.Errorf("counter mark: %w", err)
+		}
+		return nil
+	}
+	b := j.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(counterKey(dc.day), v, nil); err != nil {
+		return fmt.Errorf("counter mark: %w", err)
+	}
+	if err := j.opts.RRNMark(b, dc.date, to); err != nil {
+		return fmt.Errorf("counter mark: RRN mark: %w", err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("counter mark: %w", err)
+	}
+	return nil
+}
+
 // openDay sets up day d's counter at its first use in this process: at
-// the day's mark when there is one; else (a day no version with per-day
-// counters served) above the day's stored counters and at or above the
-// counter floor the caller gives (Options.CounterFloor). Called with
-// seqMu held.
+// the largest of the day's mark, one above its stored counters and the
+// counter floor the caller gives (Options.CounterFloor). The stored
+// counters are looked at also when the day has a mark: an earlier
+// version run in between (a rollback, then the upgrade again) continues
+// its shared counter above the stored counters, which may be above the
+// mark, and the day must not hand those sequences out again; the floor
+// is asked for the same reason (that version issued RRNs from the
+// switch's own marks). One seek per day per process. A day with a mark
+// at or below rrnSpan names RRNs as long as its counters do; a day
+// without one only when a block fits below rrnSpan. Called with seqMu
+// held.
 func (j *Journal) openDay(d uint32) (*dayCounter, error) {
-	dc := &dayCounter{day: d}
+	dc := &dayCounter{day: d, date: dayDate(d)}
+	var mark uint64
 	v, closer, err := j.db.Get(counterKey(d))
 	switch {
 	case err == nil:
@@ -217,14 +255,8 @@ func (j *Journal) openDay(d uint32) (*dayCounter, error) {
 			closer.Close()
 			return nil, fmt.Errorf("%w: counter mark of day %d: %d bytes", ErrCorrupt, d, len(v))
 		}
-		dc.next = binary.BigEndian.Uint64(v)
+		mark = binary.BigEndian.Uint64(v)
 		closer.Close()
-		dc.limit = dc.next
-		dc.ceiling = seqDayUnit
-		if dc.next <= rrnSpan {
-			dc.ceiling = rrnSpan
-		}
-		return dc, nil
 	case !errors.Is(err, pebble.ErrNotFound):
 		return nil, fmt.Errorf("counter mark of day %d: %w", d, err)
 	}
@@ -232,16 +264,16 @@ func (j *Journal) openDay(d uint32) (*dayCounter, error) {
 	if err != nil {
 		return nil, err
 	}
-	next := top + 1
+	next := max(mark, top+1)
 	if j.opts.CounterFloor != nil {
-		f, err := j.opts.CounterFloor(dayDate(d))
+		f, err := j.opts.CounterFloor(dc.date)
 		if err != nil {
-			return nil, fmt.Errorf("counter floor of %s: %w", dayDate(d), err)
+			return nil, fmt.Errorf("counter floor of %s: %w", dc.date, err)
 		}
 		next = max(next, f)
 	}
 	dc.next, dc.limit, dc.ceiling = next, next, seqDayUnit
-	if next+seqBlock <= rrnSpan {
+	if mark > 0 && mark <= rrnSpan && next <= rrnSpan || next+seqBlock <= rrnSpan {
 		dc.ceiling = rrnSpan
 	}
 	return dc, nil

@@ -57,10 +57,10 @@ type Options struct {
 	// Zero means DefaultMaxRead.
 	MaxRead int
 	// CounterFloor, when set, is asked once per business day (YYYYMMDD)
-	// the journal hands out sequences of for the first time (the day has
-	// no counter mark yet): the smallest counter it may hand out, so that
-	// the counters, which name RRNs, continue above the RRNs issued
-	// elsewhere that day (the switch's RRN marks of an earlier version).
+	// and process, when the journal first hands out sequences of the
+	// day: the smallest counter it may hand out, so that the counters,
+	// which name RRNs, continue above the RRNs issued elsewhere that day
+	// (the switch's RRN marks, which earlier versions issue RRNs from).
 	CounterFloor func(date string) (uint64, error)
 	// OnDamagedRecord, when set, is called for every duplicate record
 	// ('j o') carrying a terminal reference that a reference lookup finds
@@ -69,6 +69,13 @@ type Options struct {
 	// lookup's goroutine, must be cheap and safe for concurrent use, and
 	// must not log the record's bytes (they hold the response as sent).
 	OnDamagedRecord func(DamagedRecord)
+	// RRNMark, when set, is called for every move of the counter mark of
+	// a day whose counters name RRNs, with the day (YYYYMMDD) and the new
+	// mark, to add its own writes to the mark's synced batch b: the
+	// switch raises its RRN mark of the day there, so that an earlier
+	// version run on the same data directory (a rollback) issues RRNs
+	// above every one the counters named (docs/journal.md#sequences).
+	RRNMark func(b *pebble.Batch, date string, mark uint64) error
 
 	// legacyLayout, set only by tests, writes the layout of data
 	// directories of earlier versions, which reads and retention must
@@ -121,8 +128,8 @@ type Journal struct {
 }
 
 // Open returns the journal kept in db. Each business day's counter
-// continues, at its first use, at the day's counter mark
-// (docs/journal.md#sequences). The caller keeps ownership of db.
+// continues, at its first use, at the day's counter mark, above its
+// stored counters and at or above its floor (docs/journal.md#sequences). The caller keeps ownership of db.
 func Open(db *pebble.DB, opts Options) (*Journal, error) {
 	if db == nil {
 		return nil, errors.New("journal: open: nil db")

@@ -204,6 +204,26 @@ func rrnFloor(db pebble.Reader, date string) (uint64, error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
+// rrnJournalOptions are the journal's options that tie its counters to
+// the clock's RRN marks: the marks floor a day's counter, and a day whose
+// counters name RRNs raises its mark with each counter mark.
+func rrnJournalOptions(db pebble.Reader) journal.Options {
+	return journal.Options{
+		CounterFloor: func(date string) (uint64, error) { return rrnFloor(db, date) },
+		RRNMark:      raiseRRNMark,
+	}
+}
+
+// raiseRRNMark is the journal's RRNMark (journal.Options.RRNMark): it
+// sets date's RRN mark, in b, to mark, the journal's new counter mark of
+// a day whose counters name RRNs (at or above the RRN mark, which floors
+// the counter). An earlier version, which issues RRNs from these marks
+// only, then continues above every RRN the journal's counters named,
+// also after a rollback on the same day (docs/operations.md#upgrades).
+func raiseRRNMark(b *pebble.Batch, date string, mark uint64) error {
+	return b.Set([]byte("d/rrn/"+date), binary.BigEndian.AppendUint64(nil, mark), nil)
+}
+
 // ReserveRRN returns a new RRN for business date d: its day of the year
 // (3 digits) and a 9-digit number. The journal issues it: the number is
 // the counter of the sequence it reserves for the exchange's

@@ -206,7 +206,7 @@ func TestReserveRRNFromJournal(t *testing.T) {
 		highest = max(highest, n)
 	}
 	open := func() *businessClock {
-		j, err := journal.Open(db, journal.Options{CounterFloor: func(date string) (uint64, error) { return rrnFloor(db, date) }})
+		j, err := journal.Open(db, rrnJournalOptions(db))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,4 +235,50 @@ func TestReserveRRNFromJournal(t *testing.T) {
 	if again, _, err := c.ReserveRRN(d); err != nil || again <= rrn {
 		t.Fatalf("after reopening: %q %v, want above %q", again, err, rrn)
 	}
+}
+
+// TestRRNsAcrossRollback: RRNs issued on one business day by this
+// version, then by the version before RRNs were sequences (a rollback:
+// it issues RRNs from the clock's own marks only, as markedRRN does),
+// then by this version again: none is issued twice. Fails when the
+// journal does not raise the clock's mark with its counter mark (the
+// earlier version starts again at 1), or when a day with a counter mark
+// ignores the floor at its first use (the upgrade again continues at its
+// counter mark, below the earlier version's RRNs).
+func TestRRNsAcrossRollback(t *testing.T) {
+	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Logger: pebbleLogger{zap.NewNop().Sugar()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const d = ledger.BusinessDate(20261204)
+	seen := map[string]string{}
+	issue := func(who string, c *businessClock, n int) {
+		t.Helper()
+		for range n {
+			rrn, err := c.NextRRN(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w, ok := seen[rrn]; ok {
+				t.Fatalf("RRN %s issued by %s, again by %s", rrn, w, who)
+			}
+			seen[rrn] = who
+		}
+	}
+	open := func() *businessClock {
+		j, err := journal.Open(db, rrnJournalOptions(db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := openBusinessClock(db, j, "UTC", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	issue("this version", open(), 5)
+	issue("the earlier version", &businessClock{db: db}, 5)
+	issue("this version again", open(), 5)
+	issue("the earlier version again", &businessClock{db: db}, 5)
 }

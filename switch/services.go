@@ -77,9 +77,10 @@ func (sw *Switch) openServices(lmk hsm.LMK, extra []txn.Destination) error {
 	if err != nil {
 		return fmt.Errorf("open ledger: %w", err)
 	}
-	sw.journal, err = journal.Open(sw.db, journal.Options{OnAppend: m.JournalWrites.Inc,
-		CounterFloor:    func(date string) (uint64, error) { return rrnFloor(sw.db, date) },
-		OnDamagedRecord: sw.damagedRecord})
+	jopts := rrnJournalOptions(sw.db)
+	jopts.OnAppend = m.JournalWrites.Inc
+	jopts.OnDamagedRecord = sw.damagedRecord
+	sw.journal, err = journal.Open(sw.db, jopts)
 	if err != nil {
 		return fmt.Errorf("open journal: %w", err)
 	}
