@@ -454,7 +454,9 @@ type ResponseRetention struct {
 	// KeepReference, when not nil, is asked about a record carrying a
 	// transaction id before it is deleted, and spares it when it returns
 	// true: the ledger keeps the reference of a pre-auth whose hold is
-	// still open past its window (docs/ledger.md#retention).
+	// still open past its window (docs/ledger.md#retention). Every newer
+	// record of a reference with a record kept is kept too
+	// (docs/journal.md#retention).
 	KeepReference func(txid uint64) (bool, error)
 }
 
@@ -500,10 +502,7 @@ func (j *Journal) pruneResponses(lower, upper []byte, ret ResponseRetention, max
 	b := j.db.NewBatch()
 	defer b.Close()
 	seen, scan := 0, respScanFactor*max
-	// A record keeps its time to the second: the cuts are taken to the
-	// second too, so that a record is deleted exactly when the time it
-	// was answered, to the nanosecond, is before the cut's second.
-	before, refsBefore := ret.Before.Truncate(time.Second), ret.ReferencesBefore.Truncate(time.Second)
+	var refs refFloors
 	ok := it.First()
 	for ; ok; ok = it.Next() {
 		if st.Responses == max || seen == scan {
@@ -518,26 +517,20 @@ func (j *Journal) pruneResponses(lower, upper []byte, ret ResponseRetention, max
 		if derr != nil {
 			continue
 		}
-		cut := before
-		if rec.TxID != 0 && !ret.ReferencesBefore.IsZero() && ret.ReferencesBefore.Before(ret.Before) {
-			cut = refsBefore
+		keep, err := ret.keeps(it.Key(), &rec)
+		if err != nil {
+			return PruneStats{}, nil, err
 		}
-		if !rec.Time.Before(cut) {
-			continue
-		}
-		if ret.Keep != nil {
-			if term, batch, ok := responseKeyBatch(it.Key()); ok && ret.Keep(term, batch) {
-				continue
-			}
-		}
-		if rec.TxID != 0 && ret.KeepReference != nil {
-			keep, err := ret.KeepReference(rec.TxID)
-			if err != nil {
+		if !keep && rec.TxID != 0 && it.Key()[1] == spaceAnswered {
+			// A reference's record goes only with every older one:
+			// else an older record kept (a pre-auth's open hold) would
+			// stand in for this newer one in Reference.
+			if keep, err = refs.olderKept(j.db, ret, it.Key(), rec.TxID); err != nil {
 				return PruneStats{}, nil, err
 			}
-			if keep {
-				continue
-			}
+		}
+		if keep {
+			continue
 		}
 		if err := b.Delete(it.Key(), nil); err != nil {
 			return PruneStats{}, nil, err
@@ -563,6 +556,113 @@ func (j *Journal) pruneResponses(lower, upper []byte, ret ResponseRetention, max
 		}
 	}
 	return st, next, nil
+}
+
+// keeps reports whether rec, stored at key k, is kept by its own age,
+// terminal batch and hold (ResponseRetention), regardless of the other
+// records of its reference.
+func (ret ResponseRetention) keeps(k []byte, rec *ResponseRecord) (bool, error) {
+	// A record keeps its time to the second: the cuts are taken to the
+	// second too, so that a record is deleted exactly when the time it
+	// was answered, to the nanosecond, is before the cut's second.
+	cut := ret.Before.Truncate(time.Second)
+	if rec.TxID != 0 && !ret.ReferencesBefore.IsZero() && ret.ReferencesBefore.Before(ret.Before) {
+		cut = ret.ReferencesBefore.Truncate(time.Second)
+	}
+	if !rec.Time.Before(cut) {
+		return true, nil
+	}
+	if ret.Keep != nil {
+		if term, batch, ok := responseKeyBatch(k); ok && ret.Keep(term, batch) {
+			return true, nil
+		}
+	}
+	if rec.TxID != 0 && ret.KeepReference != nil {
+		return ret.KeepReference(rec.TxID)
+	}
+	return false, nil
+}
+
+// refFloors remembers, for the reference (terminal, batch, STAN) a prune
+// pass last looked at, the lowest transaction id among its duplicate
+// records that retention keeps on their own (keeps): the records of one
+// reference are adjacent in key order, so each reference is read once.
+type refFloors struct {
+	prefix []byte // 'j o' terminal batch stan of the reference read
+	floor  uint64 // lowest id kept; 0 when none is
+}
+
+// olderKept reports whether a duplicate record of the reference of key k
+// with a transaction id below txid is kept (keeps): then the record at
+// k, newer, must stay too, or Reference would name that older
+// transaction for the reference (docs/journal.md#retention). A reference
+// with more records than Reference reads (maxAnsweredDates) keeps them.
+func (f *refFloors) olderKept(r pebble.Reader, ret ResponseRetention, k []byte, txid uint64) (bool, error) {
+	n, ok := answeredRefPrefixLen(k)
+	if !ok {
+		return true, nil // damage: left for an operator
+	}
+	if f.prefix == nil || string(f.prefix) != string(k[:n]) {
+		f.prefix = append(f.prefix[:0], k[:n]...)
+		floor, err := keptFloor(r, ret, f.prefix)
+		if err != nil {
+			return false, err
+		}
+		f.floor = floor
+	}
+	return f.floor != 0 && f.floor < txid, nil
+}
+
+// keptFloor returns the lowest transaction id among the records under
+// prefix (one reference's) that retention keeps on their own, 0 when it
+// keeps none; 1 (keep every record) when the prefix holds more than
+// maxAnsweredDates records.
+func keptFloor(r pebble.Reader, ret ResponseRetention, prefix []byte) (floor uint64, err error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		if n++; n > maxAnsweredDates {
+			return 1, nil
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return 0, err
+		}
+		rec, derr := DecodeResponseRecord(v)
+		if derr != nil || rec.TxID == 0 || (floor != 0 && rec.TxID >= floor) {
+			continue
+		}
+		keep, err := ret.keeps(it.Key(), &rec)
+		if err != nil {
+			return 0, err
+		}
+		if keep {
+			floor = rec.TxID
+		}
+	}
+	return floor, it.Error()
+}
+
+// answeredRefPrefixLen returns the length of the reference part of a
+// duplicate record key: 'j o' and the length-prefixed terminal, batch and
+// STAN, before the date.
+func answeredRefPrefixLen(k []byte) (int, bool) {
+	n := 2
+	for range 3 {
+		if len(k) < n+1 || len(k) < n+1+int(k[n]) {
+			return 0, false
+		}
+		n += 1 + int(k[n])
+	}
+	return n, true
 }
 
 // indexAnswered writes, in b, the terminal + batch index key of the pair

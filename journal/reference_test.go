@@ -223,3 +223,61 @@ func TestReferenceDamagedRecord(t *testing.T) {
 		t.Fatalf("error %+v, reported %+v", de.Record, got)
 	}
 }
+
+// TestPruneAnsweredKeepsNewer: when an older record of a reference is
+// kept (a pre-auth whose hold is still open), every newer record of that
+// reference (answered after the STAN came round) is kept too, even past
+// its own window: deleting only the newer one would make Reference name
+// the old pre-auth again. Once the older one may go, both go.
+func TestPruneAnsweredKeepsNewer(t *testing.T) {
+	db := openDB(t, vfs.NewMem())
+	defer db.Close()
+	j := openJournal(t, db, Options{})
+	day := 24 * time.Hour
+	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	const term, batch = "10000001", "000001"
+	// One reference: a pre-auth (id 10) on 0301 whose hold stays open,
+	// then, with the STAN come round, a consume (id 20) on 0305 and a
+	// decline on 0306; and a second reference whose older record goes.
+	answer(t, db, j, term, batch, "000007", "0301", 10, at)
+	answer(t, db, j, term, batch, "000007", "0305", 20, at.Add(4*day))
+	answer(t, db, j, term, batch, "000007", "0306", 0, at.Add(5*day))
+	answer(t, db, j, term, batch, "000008", "0301", 11, at)
+	answer(t, db, j, term, batch, "000008", "0305", 21, at.Add(4*day))
+	held := map[uint64]bool{10: true}
+	now := at.Add(60 * day)
+	ret := ResponseRetention{Before: now.Add(-7 * day), ReferencesBefore: now.Add(-32 * day),
+		KeepReference: func(tx uint64) (bool, error) { return held[tx], nil }}
+	ref := func(stan string) uint64 {
+		id, err := j.Reference(nil, term, batch, stan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	// The decline and the second reference's two records go; the
+	// pre-auth's record stays, and so does the consume's, newer.
+	if st, more, err := j.PruneAnswered(ret, 100); err != nil || more || st.Responses != 3 {
+		t.Fatalf("prune: %+v %v %v; want 3 deleted", st, more, err)
+	}
+	if got := ref("000007"); got != 20 {
+		t.Fatalf("Reference after the prune = %d, want 20 (the newer consume, not the pre-auth kept for its hold)", got)
+	}
+	if got := ref("000008"); got != 0 {
+		t.Fatalf("second reference = %d, want 0 (both records past their window)", got)
+	}
+	// A smaller bound, resumed across calls, decides the same.
+	held[10] = false
+	for {
+		_, more, err := j.PruneAnswered(ret, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !more {
+			break
+		}
+	}
+	if got := ref("000007"); got != 0 {
+		t.Fatalf("once the hold is gone: Reference = %d, want 0", got)
+	}
+}
