@@ -59,11 +59,23 @@ func (dc *dayCounter) named() bool { return dc.ceiling == rrnSpan }
 // ahead by ReserveRRN: the request's, whose counter is the RRN's number,
 // and the one after it. AppendPairAt and AppendAnsweredAt write the pair
 // at them once; a later append with the same Reservation takes new
-// sequences. A Reservation is used by one goroutine at a time.
+// sequences. Only the Reservation ReserveRRN filled holds them: a copy
+// (at another address) names the same RRN, but an append with it takes
+// new sequences, so two pairs never land on one sequence (go vet reports
+// copies). A Reservation is used by one goroutine at a time.
 type Reservation struct {
+	_    noCopy
 	seq  uint64
 	used bool
+	// at is where ReserveRRN filled the reservation.
+	at *Reservation
 }
+
+// noCopy makes go vet (copylocks) report copies of the struct holding it.
+type noCopy struct{}
+
+func (*noCopy) Lock()   {}
+func (*noCopy) Unlock() {}
 
 // Seq is the request's sequence; zero for the zero Reservation.
 func (r *Reservation) Seq() uint64 { return r.seq }
@@ -74,9 +86,10 @@ func (r *Reservation) Seq() uint64 { return r.seq }
 func (r *Reservation) RRN() string { return seqRRN(r.seq) }
 
 // take returns the reserved request sequence when r can hold a pair of
-// day d, and marks it used.
+// day d (it is the Reservation ReserveRRN filled, not used yet), and
+// marks it used.
 func (r *Reservation) take(d uint32) (uint64, bool) {
-	if r == nil || r.seq == 0 || r.used || seqDay(r.seq) != d {
+	if r == nil || r.seq == 0 || r.used || r.at != r || seqDay(r.seq) != d {
 		return 0, false
 	}
 	r.used = true
@@ -84,26 +97,29 @@ func (r *Reservation) take(d uint32) (uint64, bool) {
 }
 
 // ReserveRRN hands out a request/response pair's two sequences of
-// business day date (YYYYMMDD) and returns them with the RRN the first
-// names. The pair is then appended at them (AppendPairAt,
-// AppendAnsweredAt) with no RRN index key; an RRN reserved but journaled
-// elsewhere, or not at all, is a gap. The counter mark is synced before
-// the RRN is returned, so the RRN may leave the switch (a gateway link)
-// before the pair commits: a crash in between never hands it out again.
-// ErrRRNNotNamed: the caller issues the day's RRNs itself.
-func (j *Journal) ReserveRRN(date string) (Reservation, error) {
+// business day date (YYYYMMDD) and fills r with them; r.RRN is the RRN
+// the first names. The pair is then appended at them (AppendPairAt,
+// AppendAnsweredAt, given r itself, not a copy) with no RRN index key;
+// an RRN reserved but journaled elsewhere, or not at all, is a gap. The
+// counter mark is synced before ReserveRRN returns, so the RRN may
+// leave the switch (a gateway link) before the pair commits: a crash in
+// between never hands it out again. On an error r is the zero
+// Reservation; ErrRRNNotNamed: the caller issues the day's RRNs itself.
+func (j *Journal) ReserveRRN(date string, r *Reservation) error {
+	*r = Reservation{}
 	d, ok := dayNumber(date)
 	if !ok {
-		return Reservation{}, fmt.Errorf("journal: reserve rrn: %w: business date %q is not a day", ErrInvalidEntry, date)
+		return fmt.Errorf("journal: reserve rrn: %w: business date %q is not a day", ErrInvalidEntry, date)
 	}
 	if j.opts.legacyLayout != layoutCurrent {
-		return Reservation{}, fmt.Errorf("journal: reserve rrn %s: %w", date, ErrRRNNotNamed)
+		return fmt.Errorf("journal: reserve rrn %s: %w", date, ErrRRNNotNamed)
 	}
 	c, err := j.handOut(d, 2, true)
 	if err != nil {
-		return Reservation{}, fmt.Errorf("journal: reserve rrn %s: %w", date, err)
+		return fmt.Errorf("journal: reserve rrn %s: %w", date, err)
 	}
-	return Reservation{seq: dayStart(d) + c}, nil
+	r.seq, r.at = dayStart(d)+c, r
+	return nil
 }
 
 // nextSeqs hands out n consecutive sequences of day d and returns the

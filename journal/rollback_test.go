@@ -49,11 +49,11 @@ func TestCounterAfterRollback(t *testing.T) {
 	}
 
 	j := openJournal(t, db, Options{CounterFloor: floor, RRNMark: rrnMark})
-	r, err := j.ReserveRRN(day)
+	r, err := reserve(j, day)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pairAt(t, j, db, &r, day, "000001", "", r.RRN())
+	pairAt(t, j, db, r, day, "000001", "", r.RRN())
 	mark := counterMark(day)
 	if mark <= seqCounter(r.Seq())+1 || storedRRNMark(day) != mark {
 		t.Fatalf("counter mark %d, RRN mark %d after the first pair", mark, storedRRNMark(day))
@@ -77,7 +77,7 @@ func TestCounterAfterRollback(t *testing.T) {
 	rrnMarks[day] = storedRRNMark(day) + 10_000
 
 	j = openJournal(t, db, Options{CounterFloor: floor, RRNMark: rrnMark})
-	r2, err := j.ReserveRRN(day)
+	r2, err := reserve(j, day)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestCounterAfterRollback(t *testing.T) {
 	// raises no RRN mark (the switch issues that day's RRNs from it).
 	old.shared.Store(rrnSpan)
 	pairAt(t, old, db, nil, unnamed, "000001", "", "337000000001")
-	if _, err := j.ReserveRRN(unnamed); !errors.Is(err, ErrRRNNotNamed) {
+	if _, err := reserve(j, unnamed); !errors.Is(err, ErrRRNNotNamed) {
 		t.Fatalf("reserve on an unnamed day: %v", err)
 	}
 	pairAt(t, j, db, nil, unnamed, "000002", "", "")

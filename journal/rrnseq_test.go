@@ -97,13 +97,13 @@ func TestReserveRRN(t *testing.T) {
 	}
 	j := openJournal(t, db, Options{CounterFloor: floor})
 
-	r, err := j.ReserveRRN(day)
+	r, err := reserve(j, day)
 	if err != nil || r.Seq() != sq(day, 1) || r.RRN() != "338000000001" {
 		t.Fatalf("first reservation: %d %q %v", r.Seq(), r.RRN(), err)
 	}
 	rrn := r.RRN()
 	// The pair at the reservation, the RRN in the response: no RRN key.
-	if s := pairAt(t, j, db, &r, day, "000001", "", rrn); s != r.Seq() {
+	if s := pairAt(t, j, db, r, day, "000001", "", rrn); s != r.Seq() {
 		t.Fatalf("pair at %d, want the reserved %d", s, r.Seq())
 	}
 	if k := rrnKeys(t, db); len(k) != 0 {
@@ -138,15 +138,15 @@ func TestReserveRRN(t *testing.T) {
 
 	// The reservation used again (an answer journaled after a failed
 	// commit) takes new sequences and indexes the RRN.
-	if s := pairAt(t, j, db, &r, day, "000003", "", rrn); s != sq(day, 5) {
+	if s := pairAt(t, j, db, r, day, "000003", "", rrn); s != sq(day, 5) {
 		t.Fatalf("second use of a reservation at %d, want 5", s)
 	}
 	// One of another day: new sequences, indexed.
-	r2, err := j.ReserveRRN(day)
+	r2, err := reserve(j, day)
 	if err != nil || r2.Seq() != sq(day, 7) {
 		t.Fatalf("second reservation %d %v", r2.Seq(), err)
 	}
-	if s := pairAt(t, j, db, &r2, next, "000004", "", r2.RRN()); seqDay(s) != seqDay(sq(next, 0)) {
+	if s := pairAt(t, j, db, r2, next, "000004", "", r2.RRN()); seqDay(s) != seqDay(sq(next, 0)) {
 		t.Fatalf("reservation of the 4th used on the 5th: %d", s)
 	}
 	if es, err := j.ByRRN(rrn, day, 10); err != nil || stans(es) != "1:000001 2:000001 3:000002 4:000002 5:000003 6:000003" {
@@ -156,7 +156,7 @@ func TestReserveRRN(t *testing.T) {
 		t.Fatalf("RRN of the 4th journaled on the 5th: %q %v", stans(es), err)
 	}
 	// The 5th began at its floor.
-	r3, err := j.ReserveRRN(next)
+	r3, err := reserve(j, next)
 	if err != nil || r3.RRN() != "339000000502" {
 		t.Fatalf("reservation on the 5th: %q %v", r3.RRN(), err)
 	}
@@ -165,7 +165,7 @@ func TestReserveRRN(t *testing.T) {
 	// process died), many blocks on; an entry committed without sync.
 	var last uint64
 	for i := 0; i < 3*seqBlock/2; i++ {
-		r, err := j.ReserveRRN(day)
+		r, err := reserve(j, day)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,11 +186,11 @@ func TestReserveRRN(t *testing.T) {
 	db = openDB(t, crashed)
 	defer db.Close()
 	j = openJournal(t, db, Options{CounterFloor: floor})
-	r4, err := j.ReserveRRN(day)
+	r4, err := reserve(j, day)
 	if err != nil || r4.Seq() <= last+1 {
 		t.Fatalf("after the crash: %d %v, want above %d", r4.Seq(), err, last+1)
 	}
-	r5, err := j.ReserveRRN(next)
+	r5, err := reserve(j, next)
 	if err != nil || r5.Seq() <= r3.Seq() {
 		t.Fatalf("after the crash, the 5th: %d %v, want above %d", r5.Seq(), err, r3.Seq())
 	}
@@ -224,12 +224,12 @@ func TestReserveRRNConcurrent(t *testing.T) {
 				var r *Reservation
 				rrn := ""
 				if i%4 != 0 {
-					res, err := j.ReserveRRN(day)
+					res, err := reserve(j, day)
 					if err != nil {
 						errs <- err
 						return
 					}
-					r, rrn = &res, res.RRN()
+					r, rrn = res, res.RRN()
 				}
 				s1, _, err := j.AppendPairAt(b, r, entryFor(day, term, "000001", stan, "", In), entryFor(day, term, "000001", stan, rrn, Out))
 				if err := errors.Join(err, b.Commit(pebble.NoSync), b.Close()); err != nil {
@@ -294,7 +294,7 @@ func TestSharedCounterDays(t *testing.T) {
 	if es, err := j.ByRRN("336000000001", "", 10); err != nil || stans(es) != "1:000001 2:000001" {
 		t.Fatalf("old pair whose RRN its sequence names: %q %v", stans(es), err)
 	}
-	if _, err := j.ReserveRRN(high); !errors.Is(err, ErrRRNNotNamed) {
+	if _, err := reserve(j, high); !errors.Is(err, ErrRRNNotNamed) {
 		t.Fatalf("reserve on a day past the RRN's digits: %v, want ErrRRNNotNamed", err)
 	}
 	if s := pairAt(t, j, db, nil, high, "000003", "", "337000000078"); s != sq(high, rrnSpan-seqBlock+1) {
@@ -306,14 +306,14 @@ func TestSharedCounterDays(t *testing.T) {
 	if s := pairAt(t, j, db, nil, low, "000004", "", ""); s != sq(low, 3) {
 		t.Fatalf("pair on the 2nd at %d, want 3", seqCounter(s))
 	}
-	if r, err := j.ReserveRRN(fresh); err != nil || r.RRN() != "338000000001" {
+	if r, err := reserve(j, fresh); err != nil || r.RRN() != "338000000001" {
 		t.Fatalf("reserve on a new day: %q %v", r.RRN(), err)
 	}
 	j = openJournal(t, db, Options{})
-	if _, err := j.ReserveRRN(high); !errors.Is(err, ErrRRNNotNamed) {
+	if _, err := reserve(j, high); !errors.Is(err, ErrRRNNotNamed) {
 		t.Fatalf("after reopening: %v, want ErrRRNNotNamed", err)
 	}
-	if r, err := j.ReserveRRN(low); err != nil || seqCounter(r.Seq()) != 3+seqBlock {
+	if r, err := reserve(j, low); err != nil || seqCounter(r.Seq()) != 3+seqBlock {
 		t.Fatalf("the 2nd after reopening: %d %v", seqCounter(r.Seq()), err)
 	}
 	if st, _, err := j.PruneDays(high, 100); err != nil || st.Entries != 4 {
@@ -331,7 +331,7 @@ func TestSharedCounterDays(t *testing.T) {
 	const full = "20261210"
 	n := 0
 	for ; ; n++ {
-		r, err := j.ReserveRRN(full)
+		r, err := reserve(j, full)
 		if errors.Is(err, ErrSeqExhausted) {
 			break
 		}
@@ -347,5 +347,60 @@ func TestSharedCounterDays(t *testing.T) {
 	}
 	if _, err := j.Append(db.NewBatch(), entryFor(full, "10000001", "000001", "000001", "", In)); !errors.Is(err, ErrSeqExhausted) {
 		t.Fatalf("append on a used-up day: %v", err)
+	}
+}
+
+// reserve is ReserveRRN into a new Reservation.
+func reserve(j *Journal, date string) (*Reservation, error) {
+	r := new(Reservation)
+	return r, j.ReserveRRN(date, r)
+}
+
+// clone copies *p where go vet does not look (a Reservation holds a
+// noCopy): what a careless caller's copy does at run time.
+func clone[T any](p *T) T { return *p }
+
+// TestReservationCopy: only the Reservation ReserveRRN filled holds its
+// sequences. A copy names the same RRN, but a pair appended with it —
+// before or after the original's — takes new sequences and indexes the
+// RRN, so two pairs never land on one sequence (the second used to
+// overwrite the first).
+func TestReservationCopy(t *testing.T) {
+	db := openDB(t, vfs.NewMem())
+	defer db.Close()
+	j := openJournal(t, db, Options{})
+	const day = "20261204"
+
+	r, err := reserve(j, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := clone(r)
+	if before.RRN() != r.RRN() || before.Seq() != r.Seq() {
+		t.Fatalf("copy names %q %d, the original %q %d", before.RRN(), before.Seq(), r.RRN(), r.Seq())
+	}
+	if s := pairAt(t, j, db, r, day, "000001", "", r.RRN()); s != r.Seq() {
+		t.Fatalf("the original's pair at %d, want %d", s, r.Seq())
+	}
+	after := clone(r)
+	for i, c := range []*Reservation{&before, &after} {
+		if s := pairAt(t, j, db, c, day, fmt.Sprintf("%06d", 2+i), "", c.RRN()); s == r.Seq() {
+			t.Fatalf("copy %d used after the original: its pair at the reserved %d", i, s)
+		}
+	}
+	// A copy used first: refused too, the original still lands.
+	r2, err := reserve(j, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := clone(r2)
+	if s := pairAt(t, j, db, &first, day, "000004", "", r2.RRN()); s == r2.Seq() {
+		t.Fatalf("copy used first: its pair at the reserved %d", s)
+	}
+	if s := pairAt(t, j, db, r2, day, "000005", "", r2.RRN()); s != r2.Seq() {
+		t.Fatalf("the original after its copy: pair at %d, want %d", s, r2.Seq())
+	}
+	if es, err := j.ByRRN(r.RRN(), day, 10); err != nil || stans(es) != "1:000001 2:000001 3:000002 4:000002 5:000003 6:000003" {
+		t.Fatalf("entries of the first RRN: %q %v, want its 3 pairs", stans(es), err)
 	}
 }

@@ -227,34 +227,34 @@ func raiseRRNMark(b *pebble.Batch, date string, mark uint64) error {
 // ReserveRRN returns a new RRN for business date d: its day of the year
 // (3 digits) and a 9-digit number. The journal issues it: the number is
 // the counter of the sequence it reserves for the exchange's
-// request/response pair, returned too, so that the pair is journaled
-// there with no RRN index key (docs/journal.md#sequences). On a day whose
-// journal sequences name no RRNs (one an earlier version's counter had
-// taken past 9 digits), and without a journal, the RRN comes from the
-// clock's own marks (markedRRN) and the reservation is the zero one.
+// request/response pair, in r, so that the pair is journaled there (with
+// r itself) with no RRN index key (docs/journal.md#sequences). On a day
+// whose journal sequences name no RRNs (one an earlier version's counter
+// had taken past 9 digits), and without a journal, the RRN comes from
+// the clock's own marks (markedRRN) and r is the zero Reservation.
 // Either way the RRN is durably reserved before it is returned.
-func (c *businessClock) ReserveRRN(d ledger.BusinessDate) (string, journal.Reservation, error) {
+func (c *businessClock) ReserveRRN(d ledger.BusinessDate, r *journal.Reservation) (string, error) {
 	if c.journal != nil {
-		r, err := c.journal.ReserveRRN(c.textOf(d))
+		err := c.journal.ReserveRRN(c.textOf(d), r)
 		switch {
 		case err == nil:
-			return r.RRN(), r, nil
+			return r.RRN(), nil
 		case errors.Is(err, journal.ErrSeqExhausted):
-			return "", journal.Reservation{}, ErrRRNExhausted
+			return "", ErrRRNExhausted
 		case !errors.Is(err, journal.ErrRRNNotNamed):
-			return "", journal.Reservation{}, err
+			return "", err
 		}
 	}
-	rrn, err := c.markedRRN(d)
-	return rrn, journal.Reservation{}, err
+	*r = journal.Reservation{}
+	return c.markedRRN(d)
 }
 
 // NextRRN is ReserveRRN for an RRN journaled elsewhere (a recharge
 // order's): the reserved sequences are a gap, and the RRN gets an index
 // key where it is journaled.
 func (c *businessClock) NextRRN(d ledger.BusinessDate) (string, error) {
-	rrn, _, err := c.ReserveRRN(d)
-	return rrn, err
+	var r journal.Reservation
+	return c.ReserveRRN(d, &r)
 }
 
 // markedRRN returns a new RRN for business date d from the clock's own

@@ -106,8 +106,7 @@ func (p *Protocol) transaction(x *exchange, rec *record) {
 		rec.answer(x.answer(rc))
 		return
 	}
-	rrn, res, err := p.clock.ReserveRRN(x.date)
-	x.res = res
+	rrn, err := p.clock.ReserveRRN(x.date, &x.res)
 	if err != nil {
 		p.log.Error("no RRN", zap.Error(err))
 		rec.answer(x.answer(spec.RCSystemMalfunction))

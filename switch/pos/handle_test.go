@@ -98,8 +98,9 @@ func (c *fixedClock) Begin() ledger.BusinessDate {
 	return ledger.DateOf(time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC))
 }
 func (c *fixedClock) End(ledger.BusinessDate) { c.ended++ }
-func (c *fixedClock) ReserveRRN(ledger.BusinessDate) (string, journal.Reservation, error) {
-	return "", journal.Reservation{}, nil
+func (c *fixedClock) ReserveRRN(_ ledger.BusinessDate, r *journal.Reservation) (string, error) {
+	*r = journal.Reservation{}
+	return "", nil
 }
 func (c *fixedClock) LocalNow() time.Time { return time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC) }
 

@@ -105,7 +105,7 @@ type Ledger interface {
 type Clock interface {
 	Begin() ledger.BusinessDate
 	End(d ledger.BusinessDate)
-	ReserveRRN(d ledger.BusinessDate) (string, journal.Reservation, error)
+	ReserveRRN(d ledger.BusinessDate, r *journal.Reservation) (string, error)
 	LocalNow() time.Time
 }
 
