@@ -180,6 +180,21 @@ func (c *businessClock) spanOf(t time.Time) daySpan {
 	return sp
 }
 
+// startOf is the first instant of business day d: the cutover on the
+// calendar day before d, in the clock's zone, or d's calendar midnight
+// when there is no cutover (or that day is too short to reach it), as
+// spanOf cuts the days.
+func (c *businessClock) startOf(d ledger.BusinessDate) time.Time {
+	y, m, day := int(d/10000), time.Month(d/100%100), int(d%100)
+	midnight := time.Date(y, m, day, 0, 0, 0, 0, c.loc)
+	if c.cutover > 0 {
+		if cut := time.Date(y, m, day-1, 0, 0, 0, 0, c.loc).Add(c.cutover); cut.Before(midnight) {
+			return cut
+		}
+	}
+	return midnight
+}
+
 func rrnKey(d ledger.BusinessDate) []byte {
 	return fmt.Appendf([]byte("d/rrn/"), "%08d", uint32(d))
 }

@@ -211,12 +211,16 @@ func (r *retention) run(now time.Time) (RetentionReport, error) {
 	if err == nil {
 		// A duplicate record carrying the ledger's transaction id is the
 		// reference index of a POS request (docs/journal.md): it lives the
-		// ledger's lookup window, a day more as the window counts business
-		// days and the record's time is the clock's, and past it while the
-		// ledger would keep its own reference (a pre-auth's open hold).
+		// ledger's lookup window, counted in business days as the ledger
+		// counts it — from the start of business day today − window − 1
+		// in the clock's zone and cutover, a day more as the record is
+		// timed by the clock, not dated by the business day (after a day
+		// closed early, its next day's requests are timed before that
+		// day's start) — and past it while the ledger would keep its own
+		// reference (a pre-auth's open hold).
 		ret := journal.ResponseRetention{
 			Before:           rep.ResponsesBefore,
-			ReferencesBefore: now.Add(-time.Duration(r.lookupDays+1) * 24 * time.Hour).UTC().Truncate(time.Second),
+			ReferencesBefore: sw.clock.startOf(today.AddDays(-r.lookupDays - 1)).UTC(),
 			Keep:             r.openBatch,
 			KeepReference:    func(tx uint64) (bool, error) { return sw.ledger.ReferenceNeeded(tx, ledgerBefore) },
 		}
