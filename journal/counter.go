@@ -149,7 +149,11 @@ func (j *Journal) nextSeqs(d uint32, n uint64) (uint64, error) {
 // ended, wait for a synced write of the mark under seqMu; otherwise the
 // caller that takes a counter half-way through a block moves the mark
 // one block on after releasing seqMu, so the others never queue behind
-// that fsync.
+// that fsync. That caller is a reservation (named: ReserveRRN, called
+// before the switch takes any lock); an append (AppendAnsweredAt runs
+// inside the ledger's callback, holding card locks) moves the mark only
+// when the block is down to its last tenth, which on a day the switch
+// reserves RRNs for the reservations never let happen.
 func (j *Journal) handOut(d uint32, n uint64, named bool) (uint64, error) {
 	j.seqMu.Lock()
 	dc := j.cur
@@ -194,7 +198,11 @@ func (j *Journal) handOut(d uint32, n uint64, named bool) (uint64, error) {
 		from uint64
 		done chan struct{}
 	)
-	if dc.reserving == nil && dc.limit-dc.next <= seqBlock/2 && dc.limit < dc.ceiling {
+	ahead := uint64(seqBlock / 2)
+	if !named {
+		ahead = seqBlock / 10
+	}
+	if dc.reserving == nil && dc.limit-dc.next <= ahead && dc.limit < dc.ceiling {
 		done = make(chan struct{})
 		dc.reserving, from = done, dc.limit
 	}
