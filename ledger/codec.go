@@ -19,6 +19,7 @@ const (
 	recordV1    = 1
 	recordV2    = 2 // idempotency records with a business date; postings and cards with tagged accounts; purse records with packed digits
 	recordV3    = 3 // postings with packed digits, day-numbered dates and fields implied by others; purse records with shared merchant id prefixes
+	recordV4    = 4 // postings with leg amounts named by their relation to the amount and fee
 )
 
 type encoder struct{ b []byte }
@@ -356,7 +357,11 @@ func (e *encoder) account(a AccountID, pan, merchant string, packed bool) {
 }
 
 func (d *decoder) account(pan, merchant string, packed bool) AccountID {
-	tag := d.byte1()
+	return d.accountTagged(d.byte1(), pan, merchant, packed)
+}
+
+// accountTagged reads the rest of an account whose tag was read.
+func (d *decoder) accountTagged(tag uint8, pan, merchant string, packed bool) AccountID {
 	if d.err != nil {
 		return ""
 	}

@@ -709,8 +709,9 @@ type posting struct {
 	HoldAdd  *hold
 	HoldDrop *hold
 	// ver is the version a posting was read in (recordV1: accounts
-	// spelled out; recordV2: tagged accounts), so that it re-encodes as
-	// it was stored; 0 for a new posting, written in version 3.
+	// spelled out; recordV2: tagged accounts; recordV3: packed), so that
+	// it re-encodes as it was stored; 0 for a new posting, written in
+	// version 4.
 	ver uint8
 }
 
@@ -732,16 +733,54 @@ const (
 	postFlagsAll   = 1<<9 - 1
 )
 
+// Leg amount modes (version 4), in the high nibble of a leg's account
+// tag: the amount is named by its relation to the posting's amount and
+// fee instead of written — a consume's purse leg is minus amount + fee,
+// its merchant's plus the amount. The first mode that fits is the one.
+const (
+	legExplicit    = 0
+	legAmount      = 1 // +Amount
+	legNegAmount   = 2 // −Amount
+	legTotal       = 3 // +(Amount + Fee)
+	legNegTotal    = 4 // −(Amount + Fee)
+	legFee         = 5 // +Fee
+	legNegFee      = 6 // −Fee
+	legModes       = 7
+	legModeShift   = 4
+	legTagMask     = 1<<legModeShift - 1
+	legModeInvalid = 0xff
+)
+
+// legMode returns the mode of a leg amount v.
+func (p *posting) legMode(v Fen) uint8 {
+	total := p.Amount + p.Fee
+	for m, w := range [legModes]Fen{legAmount: p.Amount, legNegAmount: -p.Amount, legTotal: total, legNegTotal: -total, legFee: p.Fee, legNegFee: -p.Fee} {
+		if m != legExplicit && v == w {
+			return uint8(m)
+		}
+	}
+	return legExplicit
+}
+
+// legAmountOf returns the amount mode m names.
+func (p *posting) legAmountOf(m uint8) Fen {
+	total := p.Amount + p.Fee
+	return [legModes]Fen{legAmount: p.Amount, legNegAmount: -p.Amount, legTotal: total, legNegTotal: -total, legFee: p.Fee, legNegFee: -p.Fee}[m]
+}
+
 // encode returns the posting in the version it was read in, a new one in
-// version 3 (docs/ledger.md#key-layout-prefix-l):
+// version 4 (docs/ledger.md#key-layout-prefix-l):
 //
-//	version 3 | tx id | kind 1 | flags (uvarint, above) | date (a day) |
+//	version 4 | tx id | kind 1 | flags (uvarint, above) | date (a day) |
 //	terminal, merchant (digits) | batch | STAN | RRN, card number
 //	(digits) | amount | fee, card 2 (digits), auth code (digits), link:
 //	each only when its flag says so | legs (count, each a tagged account,
 //	merchant ids packed, + amount, the last amount left out when the legs
-//	balance) | day spend when explicit | the hold added, the hold
-//	dropped, packed, when flagged
+//	balance; an amount a mode names, in the tag's high nibble, left out
+//	too) | day spend when explicit | the hold added, the hold dropped,
+//	packed, when flagged
+//
+// Version 3, still read: version 4 without leg amount modes.
 //
 // Versions 1 and 2, still read: version | tx id | kind 1 | date | the
 // strings terminal, merchant | batch | STAN | RRN, card, card 2 | amount |
@@ -765,7 +804,12 @@ func (p *posting) encode() []byte {
 			flags |= f.flag
 		}
 	}
-	e.byte1(recordV3)
+	modes := p.ver != recordV3
+	if modes {
+		e.byte1(recordV4)
+	} else {
+		e.byte1(recordV3)
+	}
 	e.u(p.TxID)
 	e.byte1(uint8(p.Kind))
 	e.u(flags)
@@ -791,10 +835,16 @@ func (p *posting) encode() []byte {
 	}
 	e.u(uint64(len(p.Legs)))
 	for i, l := range p.Legs {
+		at := len(e.b)
 		e.account(l.Account, p.PAN, p.Merchant, true)
-		if !implied || i < len(p.Legs)-1 {
-			e.fen(l.Amount)
+		if implied && i == len(p.Legs)-1 {
+			break
 		}
+		if m := p.legMode(l.Amount); modes && m != legExplicit {
+			e.b[at] |= m << legModeShift
+			continue
+		}
+		e.fen(l.Amount)
 	}
 	if flags&spendMask == spendExplicit {
 		e.fen(p.DaySpend)
@@ -876,13 +926,13 @@ func decodePosting(b []byte) (posting, error) {
 	var p posting
 	switch v := d.byte1(); {
 	case d.err != nil:
-	case v == recordV1 || v == recordV2:
+	case v == recordV1 || v == recordV2 || v == recordV3:
 		p.ver = v
-	case v != recordV3:
+	case v != recordV4:
 		d.fail(fmt.Sprintf("unknown posting version %d", v))
 	}
-	if d.err == nil && p.ver == 0 {
-		return decodePosting3(&d)
+	if d.err == nil && (p.ver == 0 || p.ver == recordV3) {
+		return decodePosting3(&d, p.ver)
 	}
 	p.TxID = d.u()
 	p.Kind = Kind(d.byte1())
@@ -937,11 +987,11 @@ func (p *posting) done(d *decoder) (posting, error) {
 	return *p, nil
 }
 
-// decodePosting3 decodes the rest of a version 3 posting. Each optional
-// field flagged must be non-zero and each implied one must not be
-// spelled out, so that the posting re-encodes to the same bytes.
-func decodePosting3(d *decoder) (posting, error) {
-	var p posting
+// decodePosting3 decodes the rest of a version 3 or (ver 0) 4 posting.
+// Each optional field flagged must be non-zero and each implied one must
+// not be spelled out, so that the posting re-encodes to the same bytes.
+func decodePosting3(d *decoder, ver uint8) (posting, error) {
+	p := posting{ver: ver}
 	p.TxID = d.u()
 	p.Kind = Kind(d.byte1())
 	flags := d.u()
@@ -980,9 +1030,25 @@ func decodePosting3(d *decoder) (posting, error) {
 	if n > 0 {
 		p.Legs = make([]leg, n)
 		for i := range p.Legs {
-			p.Legs[i].Account = d.account(p.PAN, p.Merchant, true)
-			if !implied || i < n-1 {
-				p.Legs[i].Amount = d.fen()
+			tag := d.byte1()
+			m := tag >> legModeShift
+			if ver == recordV3 {
+				m = 0
+			}
+			p.Legs[i].Account = d.accountTagged(tag&^(m<<legModeShift), p.PAN, p.Merchant, true)
+			switch last := implied && i == n-1; {
+			case d.err != nil:
+			case m >= legModes || last && m != legExplicit:
+				d.fail("bad leg amount mode")
+			case last:
+			case m != legExplicit:
+				if p.Legs[i].Amount = p.legAmountOf(m); p.legMode(p.Legs[i].Amount) != m {
+					d.fail("leg amount mode not the first that fits")
+				}
+			default:
+				if p.Legs[i].Amount = d.fen(); ver != recordV3 && p.legMode(p.Legs[i].Amount) != legExplicit {
+					d.fail("leg amount not in its shortest form")
+				}
 			}
 		}
 	}

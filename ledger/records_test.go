@@ -135,11 +135,11 @@ func FuzzDecodeRecords(f *testing.F) {
 	r := idemRecord{Result: Result{Kind: KindConsume}}
 	r2 := idemRecord{Date: day1, Result: Result{Kind: KindConsume, TxID: 7}}
 	v := refValue{TxID: 1, Kind: KindConsume, Date: day1}
-	c1, p1, p2, c2 := c, p, p, c
+	c1, p1, p2, c2, p3 := c, p, p, c, p
 	c3 := c
 	c3.Contribs = append(append([]contrib(nil), c.Contribs...), contrib{MerchantPayable(market), 5})
-	c1.v1, p1.ver, p2.ver, c2.purseVer = true, recordV1, recordV2, recordV1
-	for _, seed := range [][]byte{c.encode(), c.encodePurse(), c1.encode(), c2.encodePurse(), c3.encodePurse(), p.encode(), p1.encode(), p2.encode(), s.encode(), m.encode(), r.encode(), r2.encode(), v.encode(), {1}, {}} {
+	c1.v1, p1.ver, p2.ver, c2.purseVer, p3.ver = true, recordV1, recordV2, recordV1, recordV3
+	for _, seed := range [][]byte{c.encode(), c.encodePurse(), c1.encode(), c2.encodePurse(), c3.encodePurse(), p.encode(), p1.encode(), p2.encode(), p3.encode(), s.encode(), m.encode(), r.encode(), r2.encode(), v.encode(), {1}, {}} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -211,7 +211,7 @@ func TestPackedRecordBytes(t *testing.T) {
 	p := posting{TxID: 7, Kind: KindConsume, Date: 20261204, Terminal: "10000001", Merchant: canteen, Batch: 1, STAN: 2,
 		RRN: "338000000001", PAN: panStudent, Amount: 3000, AuthCode: "000006",
 		Legs: []leg{{CardSubsidy(panStudent), -3000}, {MerchantPayable(canteen), 3000}}, DaySpend: 3000}
-	want := "03" + "07" + "02" + // version, tx id, kind consume
+	want := "04" + "07" + "02" + // version, tx id, kind consume
 		"0d" + // flags: day spend the total (1), last leg implied (4), auth code (8)
 		"eb4c" + // 2026-12-04 is day 9 834 after 2000-01-01: 1 + 9 834 = 9 835 as a uvarint
 		"11" + "10000001" + // terminal: 8 digits (8<<1|1), packed
@@ -221,7 +221,7 @@ func TestPackedRecordBytes(t *testing.T) {
 		"27" + "62301510000000000120" + // card: 19 digits
 		"f02e" + // amount 3000 (zig-zag 6000)
 		"0d" + "000006" + // auth code: 6 digits
-		"02" + "02" + "ef2e" + "03" // two legs: own subsidy −3000, own merchant (its amount implied)
+		"02" + "22" + "03" // two legs: own subsidy (2) at minus the amount (mode 2 << 4), own merchant (its amount implied)
 	if got := fmt.Sprintf("%x", p.encode()); got != want {
 		t.Errorf("posting\n got %s\nwant %s", got, want)
 	}
@@ -281,6 +281,14 @@ func TestPackedRecordBytes(t *testing.T) {
 		"date as its number": "03" + "07" + "02" + "0d" + "d4d2d40b", // 2^22 + 20261204: a calendar date is a day number
 		"balancing leg explicit": "03" + "07" + "02" + "09" + "eb4c" + "11" + "10000001" + "1f" + "8983100000000010" + "01" + "02" +
 			"19" + "338000000001" + "27" + "62301510000000000120" + "f02e" + "0d" + "000006" + "02" + "02" + "ef2e" + "03" + "f02e",
+		"leg amount spelled out": "04" + "07" + "02" + "0d" + "eb4c" + "11" + "10000001" + "1f" + "8983100000000010" + "01" + "02" +
+			"19" + "338000000001" + "27" + "62301510000000000120" + "f02e" + "0d" + "000006" + "02" + "02" + "ef2e" + "03",
+		"mode not the first": "04" + "07" + "02" + "0d" + "eb4c" + "11" + "10000001" + "1f" + "8983100000000010" + "01" + "02" +
+			"19" + "338000000001" + "27" + "62301510000000000120" + "f02e" + "0d" + "000006" + "02" + "42" + "03", // −(amount + fee) with no fee is −amount, mode 2
+		"mode on the implied leg": "04" + "07" + "02" + "0d" + "eb4c" + "11" + "10000001" + "1f" + "8983100000000010" + "01" + "02" +
+			"19" + "338000000001" + "27" + "62301510000000000120" + "f02e" + "0d" + "000006" + "02" + "22" + "13",
+		"mode 7": "04" + "07" + "02" + "0d" + "eb4c" + "11" + "10000001" + "1f" + "8983100000000010" + "01" + "02" +
+			"19" + "338000000001" + "27" + "62301510000000000120" + "f02e" + "0d" + "000006" + "02" + "72" + "03",
 	} {
 		raw, err := hex.DecodeString(b)
 		if err != nil {
@@ -329,6 +337,9 @@ func TestRecordRoundTripRandom(t *testing.T) {
 		var sum Fen
 		for n := rng.IntN(5); n > 0; n-- {
 			l := leg{accts[rng.IntN(len(accts))], amount()}
+			if rng.IntN(2) == 0 { // an amount a mode names
+				l.Amount = [...]Fen{p.Amount, -p.Amount, p.Amount + p.Fee, -(p.Amount + p.Fee), p.Fee, -p.Fee}[rng.IntN(6)]
+			}
 			sum += l.Amount
 			p.Legs = append(p.Legs, l)
 		}
@@ -342,7 +353,7 @@ func TestRecordRoundTripRandom(t *testing.T) {
 		if rng.IntN(3) == 0 {
 			p.HoldDrop = newHold()
 		}
-		p.ver = [...]uint8{0, 0, recordV1, recordV2}[rng.IntN(4)]
+		p.ver = [...]uint8{0, 0, recordV1, recordV2, recordV3}[rng.IntN(5)]
 		enc := p.encode()
 		got, err := decodePosting(enc)
 		if err != nil || !reflect.DeepEqual(got, p) {
@@ -374,5 +385,13 @@ func TestRecordRoundTripRandom(t *testing.T) {
 		if again := gc.encodePurse(); !bytes.Equal(again, enc) {
 			t.Fatalf("purse %d re-encodes differently", i)
 		}
+	}
+}
+
+// TestAccountTagsFitBelowLegModes: a version 4 leg keeps its amount mode
+// in the tag's high nibble, so every account tag must fit the low one.
+func TestAccountTagsFitBelowLegModes(t *testing.T) {
+	if top := acctSystem + len(wellKnown) - 1; top > legTagMask {
+		t.Fatalf("account tag %d does not fit below the leg modes", top)
 	}
 }
