@@ -192,6 +192,18 @@ func oldLayoutConsume(t *testing.T, sw *Switch, term *posclient.Terminal, pan st
 	return req, &spec.POSMessage{RRN: rrn, AuthCode: res.AuthCode}
 }
 
+// oldRRN is an RRN as the switch issued them before they named journal
+// sequences: the business day's day of the year and a counter far above
+// any this test's journal reaches. A refund reads its original's business
+// date from such an RRN; with any other RRN it falls back to field 61's
+// MMDD, the terminal's calendar day, which from the cutover (23:00 in the
+// demo) to midnight is the day before the business day.
+func oldRRN(sw *Switch, n uint64) string {
+	d := sw.clock.Today()
+	yday := time.Date(int(d/10000), time.Month(d/100%100), int(d%100), 0, 0, 0, 0, time.UTC).YearDay()
+	return formatRRN(yday, 900_000_000+n)
+}
+
 // TestPOSReferenceOldLayout: originals committed before duplicate records
 // carried the ledger's transaction ('l r', no id in the record) are still
 // voided, reversed and refunded, and counted in their batch's totals.
@@ -200,7 +212,7 @@ func TestPOSReferenceOldLayout(t *testing.T) {
 	term := signedOn(t, sw, termCanteen2, canteen)
 	cash, _ := purses(t, sw, cardStaff)
 
-	a, aResp := oldLayoutConsume(t, sw, term, cardStaff, 1000, "OLD000000001")
+	a, aResp := oldLayoutConsume(t, sw, term, cardStaff, 1000, oldRRN(sw, 1))
 	expectPurses(t, sw, cardStaff, cash-1000, 0)
 	void, err := term.Void(a, aResp, "")
 	expectRC(t, "void of an old-layout consume", do(t, term, void, err), spec.RCApproved)
@@ -208,11 +220,11 @@ func TestPOSReferenceOldLayout(t *testing.T) {
 	expectRC(t, "second void", do(t, term, void2, err), spec.RCInvalidTransaction)
 	expectPurses(t, sw, cardStaff, cash, 0)
 
-	b, _ := oldLayoutConsume(t, sw, term, cardStaff, 700, "OLD000000002")
+	b, _ := oldLayoutConsume(t, sw, term, cardStaff, 700, oldRRN(sw, 2))
 	expectRC(t, "reversal of an old-layout consume", do(t, term, term.Reversal(b, spec.ReversalTimeout), nil), spec.RCApproved)
 	expectPurses(t, sw, cardStaff, cash, 0)
 
-	d, dResp := oldLayoutConsume(t, sw, term, cardStaff, 2000, "OLD000000003")
+	d, dResp := oldLayoutConsume(t, sw, term, cardStaff, 2000, oldRRN(sw, 3))
 	expectRC(t, "refund of an old-layout consume", do(t, term, term.Refund(d, dResp, 500), nil), spec.RCApproved)
 	expectPurses(t, sw, cardStaff, cash-1500, 0)
 
