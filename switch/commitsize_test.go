@@ -60,10 +60,13 @@ func describeKeys(keys []committedKey) (string, int) {
 }
 
 // What one approved consume commits (docs/journal.md#what-one-consume-writes):
-// the keys are counted exactly, the bytes bounded (names and amounts vary).
+// the keys are counted exactly, the bytes bounded. The bound is the worst
+// case, not the usual size: besides names and amounts, how well the
+// journal pair packs depends on the MAC, the times and the peer's port
+// (the same consume measured 385 bytes in 139 runs of 150, and up to 399).
 const (
 	consumeCommitKeys     = 4
-	consumeCommitMaxBytes = 400
+	consumeCommitMaxBytes = 420
 )
 
 // TestConsumeCommitSize counts the keys and bytes of the one synced batch
