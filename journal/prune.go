@@ -458,6 +458,12 @@ type ResponseRetention struct {
 	// record of a reference with a record kept is kept too
 	// (docs/journal.md#retention).
 	KeepReference func(txid uint64) (bool, error)
+	// OlderReference, when not nil, returns the id of a transaction the
+	// caller keeps for a terminal reference outside these records, 0 for
+	// none: the ledger's own reference record of a POS original written
+	// before the switch kept them here. A record of that reference with
+	// a higher id is kept while it is (docs/journal.md#retention).
+	OlderReference func(terminal, batch, stan string) (uint64, error)
 }
 
 // PruneAnswered is PruneResponses with the duplicate records that carry a
@@ -614,8 +620,8 @@ func (f *refFloors) olderKept(r pebble.Reader, ret ResponseRetention, k []byte, 
 }
 
 // keptFloor returns the lowest transaction id among the records under
-// prefix (one reference's) that retention keeps on their own, 0 when it
-// keeps none; 1 (keep every record) when the prefix holds more than
+// prefix (one reference's) that retention keeps on their own and the
+// caller's older reference (OlderReference), 0 when there is none; 1 (keep every record) when the prefix holds more than
 // maxAnsweredDates records.
 func keptFloor(r pebble.Reader, ret ResponseRetention, prefix []byte) (floor uint64, err error) {
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
@@ -627,6 +633,15 @@ func keptFloor(r pebble.Reader, ret ResponseRetention, prefix []byte) (floor uin
 			err = cerr
 		}
 	}()
+	if ret.OlderReference != nil {
+		f, ok := answeredKeyFields(append(append([]byte(nil), prefix...), 0))
+		if !ok {
+			return 1, nil // damage: keep
+		}
+		if floor, err = ret.OlderReference(f[0], f[1], f[2]); err != nil {
+			return 0, err
+		}
+	}
 	n := 0
 	for ok := it.First(); ok; ok = it.Next() {
 		if n++; n > maxAnsweredDates {

@@ -281,3 +281,40 @@ func TestPruneAnsweredKeepsNewer(t *testing.T) {
 		t.Fatalf("once the hold is gone: Reference = %d, want 0", got)
 	}
 }
+
+// TestPruneAnsweredOlderReference: a reference the caller keeps outside
+// the duplicate records (the ledger's own 'l r' of an original written
+// before, OlderReference) keeps the newer records of that reference as
+// a kept older record does; one naming a newer transaction, or none,
+// keeps nothing.
+func TestPruneAnsweredOlderReference(t *testing.T) {
+	day := 24 * time.Hour
+	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	now := at.Add(60 * day)
+	const term, batch, stan = "10000001", "000001", "000007"
+	for _, tc := range []struct {
+		own  uint64
+		kept bool
+	}{{25, true}, {0, false}, {40, false}} {
+		db := openDB(t, vfs.NewMem())
+		j := openJournal(t, db, Options{})
+		answer(t, db, j, term, batch, stan, "0305", 30, at)
+		var asked []string
+		ret := ResponseRetention{Before: now.Add(-7 * day), ReferencesBefore: now.Add(-32 * day),
+			OlderReference: func(tm, b, s string) (uint64, error) {
+				asked = append(asked, tm+"/"+b+"/"+s)
+				return tc.own, nil
+			}}
+		if _, _, err := j.PruneAnswered(ret, 100); err != nil {
+			t.Fatal(err)
+		}
+		id, err := j.Reference(nil, term, batch, stan)
+		if err != nil || (id == 30) != tc.kept {
+			t.Errorf("ledger's own reference %d: Reference = %d, %v; kept %v, want %v", tc.own, id, err, id == 30, tc.kept)
+		}
+		if fmt.Sprint(asked) != "["+term+"/"+batch+"/"+stan+"]" {
+			t.Errorf("OlderReference asked %v", asked)
+		}
+		db.Close()
+	}
+}

@@ -190,3 +190,22 @@ func (d digitRefs) BatchReferences(r pebble.Reader, terminal string, batch uint3
 		return fn(uint32(n), txid)
 	})
 }
+
+// OwnReference returns the posting set id the ledger's own reference
+// record ('l r') of ref names, 0 when there is none. A caller keeping
+// references (References) asks it when pruning its own: a POS original
+// written before the caller kept its references has an 'l r', and the
+// caller's newer record of the same reference must outlive it
+// (docs/journal.md#retention). A record that does not decode is an error
+// wrapping ErrCorrupt.
+func (l *Ledger) OwnReference(ref TxnRef) (uint64, error) {
+	raw, err := get(l.db, refKey(ref))
+	if err != nil || raw == nil {
+		return 0, err
+	}
+	v, err := decodeRef(raw)
+	if err != nil {
+		return 0, fmt.Errorf("ledger: reference %s: %w", ref, err)
+	}
+	return v.TxID, nil
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/cardswitch/cardswitch/switch/admin"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -223,6 +224,7 @@ func (r *retention) run(now time.Time) (RetentionReport, error) {
 			ReferencesBefore: sw.clock.startOf(today.AddDays(-r.lookupDays - 1)).UTC(),
 			Keep:             r.openBatch,
 			KeepReference:    func(tx uint64) (bool, error) { return sw.ledger.ReferenceNeeded(tx, ledgerBefore) },
+			OlderReference:   r.olderReference,
 		}
 		err = step("stored responses", func() (bool, error) {
 			st, more, err := sw.journal.PruneAnswered(ret, r.cfg.BatchSize)
@@ -279,3 +281,23 @@ func (r *retention) openBatch(terminal, batch string) bool {
 
 // batchString is a batch number as field 60.2 carries it.
 func batchString(b uint32) string { return fmt.Sprintf("%06d", b) }
+
+// olderReference is the ledger's own reference record ('l r') of a POS
+// terminal reference, as the journal's retention asks it: an original
+// written before the switch kept POS references in its duplicate records
+// has one (kept by the ledger while a pre-auth's hold is open), and a
+// newer duplicate record of that reference must outlive it, or the
+// reference would name the old original again (docs/journal.md#retention).
+// One that does not decode keeps the records (1: older than every id).
+func (r *retention) olderReference(terminal, batch, stan string) (uint64, error) {
+	b, err1 := strconv.ParseUint(batch, 10, 32)
+	s, err2 := strconv.ParseUint(stan, 10, 32)
+	if err1 != nil || err2 != nil || len(batch) != 6 || len(stan) != 6 {
+		return 0, nil // not a terminal reference (a reversal's MTI + STAN)
+	}
+	id, err := r.sw.ledger.OwnReference(ledger.TxnRef{Terminal: terminal, Batch: uint32(b), STAN: uint32(s)})
+	if errors.Is(err, ledger.ErrCorrupt) {
+		return 1, nil
+	}
+	return id, err
+}

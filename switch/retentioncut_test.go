@@ -87,3 +87,26 @@ func TestRetentionReferenceCutBusinessDays(t *testing.T) {
 		t.Fatalf("as of %s: the record kept past the window and its day more", now.Add(24*time.Hour))
 	}
 }
+
+// TestRetentionOlderReference: the journal's retention asks the ledger's
+// own reference record ('l r') of a POS original written before the
+// switch kept references in its duplicate records, so a newer duplicate
+// record of that reference outlives it (docs/journal.md#retention).
+func TestRetentionOlderReference(t *testing.T) {
+	sw := testSwitch(t)
+	term := signedOn(t, sw, termCanteen2, canteen)
+	req, _ := oldLayoutConsume(t, sw, term, cardStaff, 1000, oldRRN(sw, 1))
+	ref, key := posRef(t, term, req)
+	p, ok, err := ledger.PostingByReference(sw.db, nil, ref)
+	if err != nil || !ok {
+		t.Fatalf("old-layout original's 'l r': %v %v", ok, err)
+	}
+	if got, err := sw.retention.olderReference(key.Terminal, key.Batch, key.STAN); err != nil || got != p.TxID {
+		t.Fatalf("olderReference(%s/%s/%s) = %d, %v; want %d", key.Terminal, key.Batch, key.STAN, got, err, p.TxID)
+	}
+	for _, k := range [][3]string{{key.Terminal, key.Batch, "000999"}, {key.Terminal, key.Batch, "0400" + key.STAN}} {
+		if got, err := sw.retention.olderReference(k[0], k[1], k[2]); err != nil || got != 0 {
+			t.Fatalf("olderReference(%v) = %d, %v; want 0", k, got, err)
+		}
+	}
+}
