@@ -151,3 +151,77 @@ func TestLinkCompletionAfterRouteMovedToLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLinkCompletionVoidInFlight: a completion void reopens the pre-auth
+// only once the bank has answered it 00 — while it is in flight, and
+// after it was declined, a second completion at another terminal is
+// declined 12 by the switch, unsent; after an approved void the pre-auth
+// is completed again.
+func TestLinkCompletionVoidInFlight(t *testing.T) {
+	sw, sim := linkedSwitch(t)
+	front := signedOn(t, sw, termCanteen, canteen)
+	desk := signedOn(t, sw, termCanteen2, canteen)
+	auth, err := front.PreAuth(bankCard, 5000, bankPIN)
+	authResp := do(t, front, auth, err)
+	expectRC(t, "pre-auth", authResp, spec.RCApproved)
+	comp, err := front.Completion(auth, authResp, 5000, bankPIN)
+	compResp := do(t, front, comp, err)
+	expectRC(t, "completion", compResp, spec.RCApproved)
+	simAt(t, sim, "completion", bankStart-5000, 0)
+	secondUnsent := func(what string) {
+		t.Helper()
+		sent := len(sim.Entries())
+		req, err := desk.Completion(auth, authResp, 5000, bankPIN)
+		expectRC(t, what, do(t, desk, req, err), spec.RCInvalidTransaction)
+		if n := len(sim.Entries()); n != sent {
+			t.Fatalf("%s: %d requests reached the bank", what, n-sent)
+		}
+	}
+
+	// The bank is slow and declines the void: while it is in flight the
+	// completion stands.
+	voids := simOps(sim, gwsim.OpCompletionVoid)
+	if err := sim.SetFaults(gwsim.Faults{Delay: linkSendTimeout * 3 / 4, Decline: spec.RCDoNotHonour}); err != nil {
+		t.Fatal(err)
+	}
+	void, err := front.CompletionVoid(comp, compResp, bankPIN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	voidRC := make(chan string, 1)
+	go func() {
+		resp, err := front.Do(void)
+		if err != nil {
+			voidRC <- err.Error()
+			return
+		}
+		voidRC <- resp.ResponseCode
+	}()
+	waitUntil(t, "the void at the bank", func() bool { return simOps(sim, gwsim.OpCompletionVoid) > voids })
+	secondUnsent("second completion while the void is in flight")
+	// Declined (or, on a slow machine, unanswered in time and reversed):
+	// the completion still stands.
+	if rc := <-voidRC; rc != spec.RCDoNotHonour && rc != spec.RCNoAnswer {
+		t.Fatalf("declined completion void answered %s", rc)
+	}
+	if err := sim.SetFaults(gwsim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	simAt(t, sim, "void declined", bankStart-5000, 0)
+	secondUnsent("second completion after the declined void")
+
+	// Approved, the void reopens the pre-auth at the switch; the bank
+	// decides on the new completion.
+	void, err = front.CompletionVoid(comp, compResp, bankPIN)
+	expectRC(t, "completion void", do(t, front, void, err), spec.RCApproved)
+	simAt(t, sim, "completion voided", bankStart, 0)
+	completions := simOps(sim, gwsim.OpCompletion)
+	req, err := desk.Completion(auth, authResp, 5000, bankPIN)
+	do(t, desk, req, err)
+	if n := simOps(sim, gwsim.OpCompletion) - completions; n != 1 {
+		t.Fatalf("completion after the approved void: %d reached the bank", n)
+	}
+	if err := sim.Verify(); err != nil {
+		t.Fatal(err)
+	}
+}

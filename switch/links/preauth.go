@@ -16,9 +16,11 @@ import (
 // standing is declined 12 (invalid transaction: the original is known but
 // closed, as a void of a voided consume). A completion or cancel stands
 // while it is in flight or approved, and a completion also until a
-// completion void of it is approved; one reversed, declined, or voided
-// leaves the pre-auth open again (the bank still decides whether a voided
-// completion's pre-auth may be completed again). The link's journal
+// completion void of it is answered approved: a void in flight, declined,
+// unanswered or reversed leaves its completion standing. A completion or
+// cancel reversed or declined, or a completion voided, leaves the pre-auth
+// open again (the bank still decides whether a voided completion's
+// pre-auth may be completed again). The link's journal
 // records which requests follow up which (journal.Links.FollowUps).
 
 // followedUp reports whether requests of type t are recorded as follow-ups
@@ -95,7 +97,7 @@ func (m *Manager) preAuthClosed(orig *journal.LinkRequest) (bool, error) {
 			}
 			voided := false
 			for _, v := range voids {
-				if v.TxType == spec.CompletionVoid.String() && standing(v) {
+				if v.TxType == spec.CompletionVoid.String() && approved(v) {
 					voided = true
 					break
 				}
@@ -125,5 +127,12 @@ func (m *Manager) followUps(r *journal.LinkRequest) ([]*journal.LinkRequest, err
 // may have: in flight (sent, no final answer yet) or approved. One whose
 // reversal is queued, or declined, has not.
 func standing(f *journal.LinkRequest) bool {
-	return f.State == journal.LinkSent || (f.State == journal.LinkAnswered && f.ResponseCode == spec.RCApproved)
+	return f.State == journal.LinkSent || approved(f)
+}
+
+// approved reports whether follow-up f was answered approved. Only such a
+// completion void reopens its completion's pre-auth: one still in flight
+// may yet be declined or time out, and the completion then stands.
+func approved(f *journal.LinkRequest) bool {
+	return f.State == journal.LinkAnswered && f.ResponseCode == spec.RCApproved
 }
