@@ -2,6 +2,7 @@ package switching
 
 import (
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -224,4 +225,40 @@ func TestLinkCompletionVoidInFlight(t *testing.T) {
 	if err := sim.Verify(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestLocalPreAuthLookup: the POS protocol's look-up of a local pre-auth
+// by its terminal reference (which spares a local completion the probe of
+// the merchant's other terminals' link records) finds the local ledger's
+// pre-auth of the card, and not a forwarded one or another card's; the
+// local completion is approved.
+func TestLocalPreAuthLookup(t *testing.T) {
+	sw, sim := linkedSwitch(t)
+	term := signedOn(t, sw, termCanteen, canteen)
+	lookup := func(req *spec.POSMessage, card string) bool {
+		t.Helper()
+		batch, err1 := strconv.ParseUint(req.Reserved60.Batch, 10, 32)
+		stan, err2 := strconv.ParseUint(req.STAN, 10, 32)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("batch %q STAN %q", req.Reserved60.Batch, req.STAN)
+		}
+		held, err := posLocalPreAuths{sw}.LocalPreAuth(termCanteen, uint32(batch), uint32(stan), card)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return held
+	}
+	auth, err := term.PreAuth(cardStaff, 3000, pinStaff)
+	authResp := do(t, term, auth, err)
+	expectRC(t, "local pre-auth", authResp, spec.RCApproved)
+	bank, err := term.PreAuth(bankCard, 3000, bankPIN)
+	expectRC(t, "forwarded pre-auth", do(t, term, bank, err), spec.RCApproved)
+	simAt(t, sim, "forwarded pre-auth", bankStart, 3000)
+	if !lookup(auth, cardStaff) || lookup(auth, bankCard) || lookup(bank, bankCard) {
+		t.Fatalf("local pre-auth found %v, as another card's %v; forwarded one found %v",
+			lookup(auth, cardStaff), lookup(auth, bankCard), lookup(bank, bankCard))
+	}
+	comp, err := term.Completion(auth, authResp, 3000, pinStaff)
+	expectRC(t, "local completion", do(t, term, comp, err), spec.RCApproved)
+	expectPurses(t, sw, cardStaff, 97000, 0)
 }

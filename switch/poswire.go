@@ -3,6 +3,7 @@ package switching
 import (
 	"time"
 
+	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/switch/pos"
 	"github.com/cardswitch/cardswitch/switch/txn"
 )
@@ -22,6 +23,7 @@ func (sw *Switch) posProtocol() (*pos.Protocol, error) {
 	}
 	if sw.links != nil {
 		o.Originals = sw.links
+		o.LocalPreAuths = posLocalPreAuths{sw}
 	}
 	return pos.New(o)
 }
@@ -47,3 +49,16 @@ func (d posDestinations) Pinned(t *txn.Transaction) (txn.Destination, bool) {
 
 // IsLink reports whether a destination name is a gateway link.
 func (d posDestinations) IsLink(name string) bool { return d.sw.isLink(name) }
+
+// posLocalPreAuths finds a local pre-auth by its terminal reference, as a
+// completion finds its original at the ledger.
+type posLocalPreAuths struct{ sw *Switch }
+
+func (l posLocalPreAuths) LocalPreAuth(terminal string, batch, stan uint32, card string) (bool, error) {
+	v, ok, err := ledger.PostingByReference(l.sw.db, ledger.DigitReferences(l.sw.journal),
+		ledger.TxnRef{Terminal: terminal, Batch: batch, STAN: stan})
+	if err != nil || !ok {
+		return false, err
+	}
+	return v.Kind == ledger.KindPreAuth && v.PAN == card, nil
+}

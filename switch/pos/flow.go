@@ -186,7 +186,13 @@ func (p *Protocol) originalDestination(t *txn.Transaction, routed txn.Destinatio
 		mt, ok2 := p.terminals.(MerchantTerminals)
 		if ok1 && ok2 {
 			at, link, ok, err := pa.PreAuthAt([]string{t.Terminal}, batch, stan, t.Card, t.AuthCode)
-			if err == nil && !ok {
+			atLedger := false
+			if err == nil && !ok && p.localPreAuths != nil {
+				// A pre-auth of the local ledger at this terminal: the
+				// other terminals' links records are not probed for it.
+				atLedger, err = p.localPreAuths.LocalPreAuth(t.Terminal, batch, stan, t.Card)
+			}
+			if err == nil && !ok && !atLedger {
 				at, link, ok, err = pa.PreAuthAt(mt.OfMerchant(t.Merchant, t.Terminal, maxPreAuthTerminals), batch, stan, t.Card, t.AuthCode)
 			}
 			if err != nil {

@@ -32,6 +32,7 @@ type Protocol struct {
 	routes        Routes
 	dests         Destinations
 	originals     Originals
+	localPreAuths LocalPreAuths
 	answerTimeout time.Duration
 	signOnGuard   *signOnGuard
 	metrics       Metrics
@@ -149,6 +150,14 @@ type MerchantTerminals interface {
 	OfMerchant(merchant, except string, max int) []string
 }
 
+// LocalPreAuths tells whether the local ledger holds, under a terminal's
+// batch and STAN, a pre-auth of the card: a completion or cancel naming
+// one goes to the ledger, and the merchant's other terminals are not
+// looked up for a forwarded one. Optional: without it they are.
+type LocalPreAuths interface {
+	LocalPreAuth(terminal string, batch, stan uint32, card string) (bool, error)
+}
+
 // maxPreAuthTerminals bounds the other terminals a completion's pre-auth
 // is looked for at.
 const maxPreAuthTerminals = 256
@@ -175,6 +184,8 @@ type Options struct {
 	Routes       Routes
 	Destinations Destinations
 	Originals    Originals
+	// LocalPreAuths is optional (LocalPreAuths).
+	LocalPreAuths LocalPreAuths
 	// AnswerTimeout is the answer budget of one request, from its
 	// frame's arrival (pos.answer_timeout, docs/operations.md).
 	AnswerTimeout time.Duration
@@ -214,6 +225,7 @@ func New(o Options) (*Protocol, error) {
 	}
 	return &Protocol{db: o.DB, journal: o.Journal, terminals: o.Terminals, hsm: o.HSM, ledger: o.Ledger,
 		clock: o.Clock, routes: o.Routes, dests: o.Destinations, originals: o.Originals,
+		localPreAuths: o.LocalPreAuths,
 		answerTimeout: o.AnswerTimeout, signOnGuard: newSignOnGuard(o.SignOn), metrics: o.Metrics,
 		counters: newCounters(o.Metrics), log: o.Log}, nil
 }
