@@ -19,7 +19,9 @@ type probeOriginals struct {
 	probed int
 }
 
-func (o *probeOriginals) ForwardedOn(string, uint32, uint32) (string, bool, error) { return "", false, nil }
+func (o *probeOriginals) ForwardedOn(string, uint32, uint32) (string, bool, error) {
+	return "", false, nil
+}
 func (o *probeOriginals) RefundedOn(string, uint32, uint32, string) (string, bool, error) {
 	return "", false, nil
 }
