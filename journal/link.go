@@ -43,6 +43,9 @@ const (
 	// LinkReversalQueued: its reversal (0420) is in the store-and-forward
 	// queue (timeout, bad MAC, the terminal's reversal, a restart).
 	LinkReversalQueued LinkState = 3
+	// LinkReversed: the link acknowledged its reversal (00, or 25: it
+	// never had the original), so it has no effect at the bank.
+	LinkReversed LinkState = 4
 )
 
 func (s LinkState) String() string {
@@ -53,6 +56,8 @@ func (s LinkState) String() string {
 		return "answered"
 	case LinkReversalQueued:
 		return "reversal_queued"
+	case LinkReversed:
+		return "reversed"
 	}
 	return fmt.Sprintf("LinkState(%d)", uint8(s))
 }

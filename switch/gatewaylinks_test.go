@@ -411,6 +411,7 @@ func TestGatewayLinkCompletionAtAnotherTerminal(t *testing.T) {
 	simAt(t, sim, "completion", bankStart-5000, 0)
 	expectRC(t, "its reversal", do(t, desk, desk.Reversal(comp, spec.ReversalOther), nil), spec.RCApproved)
 	simAt(t, sim, "completion reversed", bankStart, 6000)
+	reversalsAcked(t, sw)
 
 	cancel, err := desk.PreAuthCancel(auth, authResp, bankPIN)
 	expectRC(t, "cancel at the other terminal", do(t, desk, cancel, err), spec.RCApproved)
@@ -478,6 +479,7 @@ func TestGatewayLinkPreAuth(t *testing.T) {
 	expectRC(t, "completion without answer", call(term.Completion(auth, authResp, 4000, bankPIN)), spec.RCNoAnswer)
 	_ = sim.SetFaults(gwsim.Faults{})
 	simAt(t, sim, "completion reversed", bankStart, 4000)
+	reversalsAcked(t, sw)
 	expectRC(t, "cancel after the reversed completion", call(term.PreAuthCancel(auth, authResp, bankPIN)), spec.RCApproved)
 	simAt(t, sim, "cancel", bankStart, 0)
 
@@ -499,6 +501,7 @@ func TestGatewayLinkPreAuth(t *testing.T) {
 	simAt(t, sim, "completion void reversed", bankStart-5000, 0)
 	expectRC(t, "reversal of the completion", call(term.Reversal(comp, spec.ReversalOther), nil), spec.RCApproved)
 	simAt(t, sim, "completion reversed", bankStart, 5000)
+	reversalsAcked(t, sw)
 	expectRC(t, "cancel", call(term.PreAuthCancel(auth, authResp, bankPIN)), spec.RCApproved)
 	simAt(t, sim, "cancel", bankStart, 0)
 

@@ -68,6 +68,7 @@ func TestLinkPreAuthClosedOnce(t *testing.T) {
 	// completed again.
 	expectRC(t, "reversal of the completion", do(t, desk, desk.Reversal(comp, spec.ReversalOther), nil), spec.RCApproved)
 	simAt(t, sim, "completion reversed", bankStart, 6000)
+	reversalsAcked(t, sw)
 	req, err := front.Completion(auth, authResp, 6000, bankPIN)
 	expectRC(t, "completion after the reversed one", do(t, front, req, err), spec.RCApproved)
 	simAt(t, sim, "completed again", bankStart-6000, 0)
@@ -145,6 +146,7 @@ func TestLinkCompletionAfterRouteMovedToLocal(t *testing.T) {
 	// Its reversal follows it to the bank too.
 	expectRC(t, "its reversal", do(t, desk, desk.Reversal(comp, spec.ReversalOther), nil), spec.RCApproved)
 	simAt(t, sim, "completion reversed", bankStart, 4000)
+	reversalsAcked(t, sw)
 	cancel, err := desk.PreAuthCancel(auth, authResp, bankPIN)
 	expectRC(t, "cancel at the other terminal after the reload", do(t, desk, cancel, err), spec.RCApproved)
 	simAt(t, sim, "cancel", bankStart, 0)
@@ -261,4 +263,63 @@ func TestLocalPreAuthLookup(t *testing.T) {
 	comp, err := term.Completion(auth, authResp, 3000, pinStaff)
 	expectRC(t, "local completion", do(t, term, comp, err), spec.RCApproved)
 	expectPurses(t, sw, cardStaff, 97000, 0)
+}
+
+// reversalsAcked waits until the bank has acknowledged every reversal
+// queued on the demo bank's link: a completion or cancel reversed no
+// longer stands (its request is marked reversed before the ack).
+func reversalsAcked(t *testing.T, sw *Switch) {
+	t.Helper()
+	waitUntil(t, "reversals acknowledged", func() bool {
+		st, err := sw.links.Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range st {
+			if s.Name == demoBank && s.SAFQueued == 0 {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestLinkCompletionStandsUntilReversed: a completion without answer (98)
+// stands until the bank has acknowledged its reversal — while the
+// reversal is still being retried, a second completion at another
+// terminal is declined 12 by the switch, unsent; once acknowledged, the
+// pre-auth is completed again.
+func TestLinkCompletionStandsUntilReversed(t *testing.T) {
+	sw, sim := linkedSwitch(t)
+	front := signedOn(t, sw, termCanteen, canteen)
+	desk := signedOn(t, sw, termCanteen2, canteen)
+	auth, err := front.PreAuth(bankCard, 4000, bankPIN)
+	authResp := do(t, front, auth, err)
+	expectRC(t, "pre-auth", authResp, spec.RCApproved)
+	if err := sim.SetFaults(gwsim.Faults{DropPercent: 100}); err != nil {
+		t.Fatal(err)
+	}
+	comp, err := front.Completion(auth, authResp, 4000, bankPIN)
+	expectRC(t, "completion without answer", do(t, front, comp, err), spec.RCNoAnswer)
+	// The bank reverses it but its answers are lost: the reversal stays
+	// queued, retried.
+	reversals := simOps(sim, gwsim.OpReversal)
+	waitUntil(t, "the reversal at the bank", func() bool { return simOps(sim, gwsim.OpReversal) > reversals })
+	simAt(t, sim, "completion reversed at the bank", bankStart, 4000)
+	completions := simOps(sim, gwsim.OpCompletion)
+	req, err := desk.Completion(auth, authResp, 4000, bankPIN)
+	expectRC(t, "second completion while the reversal is unacknowledged", do(t, desk, req, err), spec.RCInvalidTransaction)
+	if n := simOps(sim, gwsim.OpCompletion) - completions; n != 0 {
+		t.Fatalf("%d completions reached the bank", n)
+	}
+	if err := sim.SetFaults(gwsim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	reversalsAcked(t, sw)
+	req, err = desk.Completion(auth, authResp, 4000, bankPIN)
+	expectRC(t, "completion after the acknowledged reversal", do(t, desk, req, err), spec.RCApproved)
+	simAt(t, sim, "completed", bankStart-4000, 0)
+	if err := sim.Verify(); err != nil {
+		t.Fatal(err)
+	}
 }

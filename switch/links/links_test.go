@@ -329,13 +329,27 @@ func TestDeadLetterRetryDrop(t *testing.T) {
 	e := newEnv(t)
 	e.peer.Drop.Store(1)
 	e.peer.ReversalRC.Store("12")
-	if res, _, _ := e.consume(300, ""); res.ResponseCode != "98" {
+	res, _, first := e.consume(300, "")
+	if res.ResponseCode != "98" {
 		t.Fatalf("timeout = %+v", res)
 	}
 	waitFor(t, "dead letter", func() bool {
 		d, _ := e.mgr.SAFList("bank-a", true, 10)
 		return len(d) == 1
 	})
+	// Until the bank acknowledges its reversal the request stands
+	// (preauth.go): dead-lettered it is still reversal-queued.
+	state := func(req *Request) journal.LinkState {
+		t.Helper()
+		lr, err := e.mgr.recs.ByLocal(tid, n6(req.Batch), n6(req.STAN))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lr.State
+	}
+	if st := state(first); st != journal.LinkReversalQueued {
+		t.Fatalf("dead-lettered reversal's request %s", st)
+	}
 	d, _ := e.mgr.SAFList("bank-a", true, 10)
 	if d[0].Card == bankCard || d[0].Amount != "3.00" || d[0].Reason != "98" {
 		t.Fatalf("dead letter = %+v", d[0])
@@ -345,13 +359,14 @@ func TestDeadLetterRetryDrop(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "retried reversal delivered", func() bool { return e.peer.Balance(bankCard) == 100000 })
+	waitFor(t, "request marked reversed", func() bool { return state(first) == journal.LinkReversed })
 	if err := e.mgr.SAFDrop("bank-a", d[0].ID); err == nil {
 		t.Fatal("dropped a dead letter that was retried")
 	}
 	// Attempts exhausted: the peer never answers reversals.
 	e.peer.Drop.Store(1)
 	e.peer.DropReversals.Store(100)
-	e.consume(200, "")
+	_, _, second := e.consume(200, "")
 	waitFor(t, "dead letter after max attempts", func() bool {
 		d, _ := e.mgr.SAFList("bank-a", true, 10)
 		return len(d) == 1 && d[0].Attempts == 4
@@ -362,6 +377,9 @@ func TestDeadLetterRetryDrop(t *testing.T) {
 	}
 	if d, _ := e.mgr.SAFList("bank-a", true, 10); len(d) != 0 {
 		t.Fatalf("after drop: %v", d)
+	}
+	if st := state(second); st != journal.LinkReversalQueued {
+		t.Fatalf("dropped reversal's request %s", st)
 	}
 }
 

@@ -18,8 +18,8 @@ import (
 // while it is in flight or approved, and a completion also until a
 // completion void of it is answered approved: a void in flight, declined,
 // unanswered or reversed leaves its completion standing. A completion or
-// cancel reversed or declined, or a completion voided, leaves the pre-auth
-// open again (the bank still decides whether a voided completion's
+// cancel declined, or reversed once the bank acknowledged the reversal,
+// or a completion voided, leaves the pre-auth open again (the bank still decides whether a voided completion's
 // pre-auth may be completed again). The link's journal
 // records which requests follow up which (journal.Links.FollowUps).
 
@@ -124,10 +124,12 @@ func (m *Manager) followUps(r *journal.LinkRequest) ([]*journal.LinkRequest, err
 }
 
 // standing reports whether follow-up f has taken effect at the bank, or
-// may have: in flight (sent, no final answer yet) or approved. One whose
-// reversal is queued, or declined, has not.
+// may have: in flight (sent, no final answer yet), approved, or with its
+// reversal not yet acknowledged by the bank (queued, being retried, or
+// dead-lettered or dropped by an operator). One declined, or whose
+// reversal the bank acknowledged (LinkReversed), has not.
 func standing(f *journal.LinkRequest) bool {
-	return f.State == journal.LinkSent || approved(f)
+	return f.State == journal.LinkSent || f.State == journal.LinkReversalQueued || approved(f)
 }
 
 // approved reports whether follow-up f was answered approved. Only such a

@@ -168,6 +168,13 @@ func (l *Link) safLoop() {
 		pan, _ := req.GetString(2)
 		switch rc {
 		case spec.RCApproved, spec.RCOriginalNotFound:
+			// The reversed request is marked first: a crash before the
+			// ack sends the reversal again, which the bank answers the
+			// same way.
+			if err := l.markReversed(req); err != nil {
+				l.log.Error("reversal delivered; its request not marked reversed (it stays standing)",
+					zap.Uint64("id", msg.ID), zap.Error(err))
+			}
 			if err := q.Ack(name, msg.ID); err != nil && !errors.Is(err, journal.ErrNotFound) {
 				l.log.Error("store-and-forward ack", zap.Error(err))
 			}
@@ -180,6 +187,38 @@ func (l *Link) safLoop() {
 			l.killSAF(msg.ID, "gateway answered "+strconv.Quote(rc))
 		}
 	}
+}
+
+// markReversed records that the bank acknowledged reversal m: the link
+// request it names (field 37, the switch's RRN of it, and field 90, its
+// STAN and transmission time) is LinkReversed, no longer standing
+// (preauth.go). A request not found, or not reversal-queued, is left as
+// it is.
+func (l *Link) markReversed(m *iso8583.Message) error {
+	rrn, _ := m.GetString(37)
+	f90, _ := m.GetString(90)
+	if rrn == "" {
+		return nil
+	}
+	r, err := l.recs.ByRRN(rrn)
+	if errors.Is(err, journal.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	o := spec.OriginalData{MTI: r.MTI, STAN: r.STAN, Transmission: r.Transmission, Acquirer: r.Acquirer, Forwarding: r.Forwarding}
+	want, err := o.Format()
+	if err != nil || want != f90 || r.Link != l.cfg.Name || r.State != journal.LinkReversalQueued {
+		return err
+	}
+	r.State = journal.LinkReversed
+	b := l.mgr.db.NewBatch()
+	defer b.Close()
+	if err := l.recs.SetState(b, r); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
 }
 
 // prepareRepeat gives a stored reversal its send-time fields: 0420 for
