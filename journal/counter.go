@@ -331,7 +331,7 @@ func (j *Journal) storedTop(d uint32) (uint64, error) {
 
 // dayDate is the YYYYMMDD date of day number d.
 func dayDate(d uint32) string {
-	y, m, day := civilFromDays(int(d))
+	y, m, day := record.CivilFromDays(int64(d))
 	return fmt.Sprintf("%04d%02d%02d", y, m, day)
 }
 

@@ -527,14 +527,14 @@ func namedSeqs(snap *pebble.Snapshot, rrn string) ([]uint64, error) {
 		yday = yday*10 + int(rrn[i]-'0')
 	}
 	lo, hi := seqDay(first), seqDay(last)
-	y0, _, _ := civilFromDays(int(lo))
-	y1, _, _ := civilFromDays(int(hi))
+	y0, _, _ := record.CivilFromDays(int64(lo))
+	y1, _, _ := record.CivilFromDays(int64(hi))
 	var seqs []uint64
 	for y := y0; y <= y1 && yday >= 1; y++ {
 		// rrnSeq checks that day d is the yday-th of its year (not so
 		// for 366 in a common year).
-		d := daysFromCivil(y, 1, 1) + yday - 1
-		if d < int(lo) || d > int(hi) {
+		d := record.DaysFromCivil(y, 1, 1) + int64(yday) - 1
+		if d < int64(lo) || d > int64(hi) {
 			continue
 		}
 		if seq, ok := rrnSeq(rrn, uint32(d)); ok {

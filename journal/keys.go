@@ -3,6 +3,8 @@ package journal
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/cardswitch/cardswitch/journal/internal/record"
 )
 
 // Key layout. Every journal key starts with 'j', every queue key with 'q'
@@ -80,76 +82,17 @@ func dayNumber(date string) (d uint32, ok bool) {
 	if !validDate(date) {
 		return 0, false
 	}
-	num := func(s string) int {
-		n := 0
-		for i := 0; i < len(s); i++ {
-			n = n*10 + int(s[i]-'0')
-		}
-		return n
-	}
-	y, m, day := num(date[:4]), num(date[4:6]), num(date[6:])
-	if m < 1 || m > 12 || day < 1 || day > daysIn(y, m) {
-		return 0, false
-	}
-	n := daysFromCivil(y, m, day)
-	if n < 1 || n > maxSeqDay {
+	n, ok := record.DayOf(date)
+	if !ok || n < 1 || n > maxSeqDay {
 		return 0, false
 	}
 	return uint32(n), true
 }
 
-// daysFromCivil is the day number of a proleptic Gregorian date, counting
-// March as the first month so that the leap day ends the year.
-func daysFromCivil(y, m, day int) int {
-	if m <= 2 {
-		y--
-	}
-	era := y / 400
-	yoe := y - era*400
-	mp := (m + 9) % 12
-	doy := (153*mp+2)/5 + day - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	return era*146097 + doe - 719468
-}
-
-// civilFromDays is the date of day number n (n >= 0), the inverse of
-// daysFromCivil.
-func civilFromDays(n int) (y, m, day int) {
-	n += 719468
-	era := n / 146097
-	doe := n - era*146097
-	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
-	y = yoe + era*400
-	doy := doe - (365*yoe + yoe/4 - yoe/100)
-	mp := (5*doy + 2) / 153
-	day = doy - (153*mp+2)/5 + 1
-	m = mp + 3
-	if m > 12 {
-		m -= 12
-	}
-	if m <= 2 {
-		y++
-	}
-	return y, m, day
-}
-
 // dayOfYear is the day of the year (1..366) of day number d.
 func dayOfYear(d uint32) int {
-	y, _, _ := civilFromDays(int(d))
-	return int(d) - daysFromCivil(y, 1, 1) + 1
-}
-
-func daysIn(y, m int) int {
-	switch m {
-	case 2:
-		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
+	y, _, _ := record.CivilFromDays(int64(d))
+	return int(int64(d) - record.DaysFromCivil(y, 1, 1) + 1)
 }
 
 // RRNs named by sequences. A day's counters below rrnSpan are handed out

@@ -157,12 +157,21 @@ func decodePair2(b []byte, req, resp *Entry) error {
 	}
 	t0 := int64(binary.BigEndian.Uint64(body[5:]))
 	t1 := t0 + unzigzag(du)
+	fillPair(req, resp, &f, raws, [2]Flags{Flags(binary.BigEndian.Uint16(body[1:])), Flags(binary.BigEndian.Uint16(body[3:]))}, t0, t1)
+	return nil
+}
+
+// fillPair sets req and resp, keeping their Seq, from a decoded pair: its
+// strings (the shared fields, then the request's own, then the
+// response's, as every version orders them), raw messages, flags and
+// times (UTC Unix nanoseconds).
+func fillPair(req, resp *Entry, f *[numSharedFields + 2*numOwnFields]string, raws [2][]byte, flags [2]Flags, t0, t1 int64) {
 	for i, e := range [2]*Entry{req, resp} {
 		own := f[numSharedFields+i*numOwnFields:]
 		*e = Entry{
 			Seq:          e.Seq,
 			Direction:    [2]Direction{In, Out}[i],
-			Flags:        Flags(binary.BigEndian.Uint16(body[1+2*i:])),
+			Flags:        flags[i],
 			Time:         time.Unix(0, [2]int64{t0, t1}[i]).UTC(),
 			Listener:     f[0],
 			Peer:         f[1],
@@ -178,5 +187,4 @@ func decodePair2(b []byte, req, resp *Entry) error {
 			Raw:          raws[i],
 		}
 	}
-	return nil
 }

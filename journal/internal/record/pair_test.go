@@ -479,21 +479,21 @@ func TestCivilDays(t *testing.T) {
 	for tm := start; tm.Year() < 2500; tm = tm.AddDate(0, 0, 1) {
 		day := floorDiv(tm.Unix(), 86400)
 		s := tm.Format("20060102")
-		if got, ok := dayOf(s); !ok || got != day {
-			t.Fatalf("dayOf(%s) = %d, %v; want %d", s, got, ok, day)
+		if got, ok := DayOf(s); !ok || got != day {
+			t.Fatalf("DayOf(%s) = %d, %v; want %d", s, got, ok, day)
 		}
-		if y, m, d := civilFromDays(day); y != int64(tm.Year()) || m != int64(tm.Month()) || d != int64(tm.Day()) {
-			t.Fatalf("civilFromDays(%d) = %d-%d-%d, want %s", day, y, m, d, s)
+		if y, m, d := CivilFromDays(day); y != int64(tm.Year()) || m != int64(tm.Month()) || d != int64(tm.Day()) {
+			t.Fatalf("CivilFromDays(%d) = %d-%d-%d, want %s", day, y, m, d, s)
 		}
 	}
 	for _, s := range []string{"20261399", "20260229", "21000229", "20261131", "20260001", "20261200", "00000000"} {
-		if _, ok := dayOf(s); ok {
-			t.Errorf("dayOf(%s) says it is a date", s)
+		if _, ok := DayOf(s); ok {
+			t.Errorf("DayOf(%s) says it is a date", s)
 		}
 	}
 	for _, s := range []string{"20240229", "20000229", "00000101", "99991231"} {
-		if _, ok := dayOf(s); !ok {
-			t.Errorf("dayOf(%s) says it is not a date", s)
+		if _, ok := DayOf(s); !ok {
+			t.Errorf("DayOf(%s) says it is not a date", s)
 		}
 	}
 }

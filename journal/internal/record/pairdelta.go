@@ -501,72 +501,8 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// dayOf returns the day number (days since 1970-01-01) of a YYYYMMDD
-// date of eight digits, false if it is not a calendar date.
-func dayOf(date string) (int64, bool) {
-	num := func(s string) int64 {
-		var v int64
-		for i := 0; i < len(s); i++ {
-			v = v*10 + int64(s[i]-'0')
-		}
-		return v
-	}
-	y, m, d := num(date[:4]), num(date[4:6]), num(date[6:8])
-	if m < 1 || m > 12 || d < 1 || d > daysIn(y, m) {
-		return 0, false
-	}
-	return daysFromCivil(y, m, d), true
-}
-
-func daysIn(y, m int64) int64 {
-	switch m {
-	case 2:
-		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
-}
-
-// daysFromCivil and civilFromDays convert between proleptic Gregorian
-// dates and days since 1970-01-01 (the era arithmetic of Howard Hinnant's
-// "chrono-Compatible Low-Level Date Algorithms").
-func daysFromCivil(y, m, d int64) int64 {
-	if m <= 2 {
-		y--
-	}
-	era := floorDiv(y, 400)
-	yoe := y - era*400
-	mp := (m + 9) % 12
-	doy := (153*mp+2)/5 + d - 1
-	doe := yoe*365 + yoe/4 - yoe/100 + doy
-	return era*146097 + doe - 719468
-}
-
-func civilFromDays(z int64) (y, m, d int64) {
-	z += 719468
-	era := floorDiv(z, 146097)
-	doe := z - era*146097
-	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
-	doy := doe - (365*yoe + yoe/4 - yoe/100)
-	mp := (5*doy + 2) / 153
-	d = doy - (153*mp+2)/5 + 1
-	m = mp + 3
-	if m > 12 {
-		m -= 12
-	}
-	y = yoe + era*400
-	if m <= 2 {
-		y++
-	}
-	return y, m, d
-}
-
 func appendDate(dst []byte, date string, t0 int64) []byte {
-	if d, ok := dayOf(date); ok {
+	if d, ok := DayOf(date); ok {
 		if z := zigzag(d - floorDiv(t0, nsPerDay)); z < dateLiteral {
 			return append(dst, byte(z))
 		}
@@ -771,7 +707,7 @@ func (r *pairReader) date(sb []byte, t0 int64) []byte {
 	case h == dateLiteral:
 		return append(sb, r.next(DateLen, "business date")...)
 	}
-	y, m, d := civilFromDays(floorDiv(t0, nsPerDay) + unzigzag(uint64(h)))
+	y, m, d := CivilFromDays(floorDiv(t0, nsPerDay) + unzigzag(uint64(h)))
 	if y < 0 || y > 9999 {
 		r.fail("business date year %d", y)
 		return sb
@@ -860,26 +796,6 @@ func decodePair3(b []byte, req, resp *Entry) error {
 		return fmt.Errorf("%w: pair business date %q", ErrCorrupt, f[7])
 	}
 	t1 := t0 + delay
-	for i, e := range [2]*Entry{req, resp} {
-		own := f[numSharedFields+i*numOwnFields:]
-		*e = Entry{
-			Seq:          e.Seq,
-			Direction:    [2]Direction{In, Out}[i],
-			Flags:        Flags([2]uint64{flags >> 16, flags & 0xffff}[i]),
-			Time:         time.Unix(0, [2]int64{t0, t1}[i]).UTC(),
-			Listener:     f[0],
-			Peer:         f[1],
-			Terminal:     f[2],
-			Merchant:     f[3],
-			STAN:         f[4],
-			Batch:        f[5],
-			TxType:       f[6],
-			BusinessDate: f[7],
-			MTI:          own[0],
-			RRN:          own[1],
-			ResponseCode: own[2],
-			Raw:          raws[i],
-		}
-	}
+	fillPair(req, resp, &f, raws, [2]Flags{Flags(flags >> 16), Flags(flags & 0xffff)}, t0, t1)
 	return nil
 }
