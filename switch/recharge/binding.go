@@ -154,17 +154,22 @@ func (s *Service) UnbindGateway(gateway, operator string, max int) (unbound int,
 	if err != nil {
 		return 0, false, err
 	}
-	for _, pan := range pans {
-		done, err := s.unbindFrom(pan, gateway, operator)
+	for len(pans) > 0 {
+		n := min(len(pans), unbindPerCommit)
+		done, err := s.unbindBatch(pans[:n], gateway, operator)
+		unbound += done
 		if err != nil {
 			return unbound, true, err
 		}
-		if done {
-			unbound++
-		}
+		pans = pans[n:]
 	}
 	return unbound, more, nil
 }
+
+// unbindPerCommit is how many cards UnbindGateway unbinds in one synced
+// commit: a call of MaxUnbindGateway cards costs a few fsyncs, not one a
+// card (docs/gateway-links.md "Reloading links").
+const unbindPerCommit = 100
 
 // boundTo lists the first max cards bound to gateway; more reports
 // others.
@@ -216,16 +221,44 @@ func (s *Service) eachBinding(fn func(pan string, rec *bindingRecord) bool) (err
 	return nil
 }
 
-// unbindFrom removes pan's binding if it is still to gateway.
-func (s *Service) unbindFrom(pan, gateway, operator string) (bool, error) {
-	defer s.lockCard(pan)()
-	view, ok, err := s.Binding(pan)
-	if err != nil || !ok || view.Gateway != gateway {
-		return false, err
+// unbindBatch removes, in one synced batch with a card_unbind journal
+// pair each, the bindings of pans (at most unbindPerCommit) that are still
+// to gateway, and reports how many. Each card's binding and its journal
+// pair are in the same batch: after a crash a card is bound as before,
+// or unbound with its pair journaled.
+func (s *Service) unbindBatch(pans []string, gateway, operator string) (int, error) {
+	defer s.lockCards(pans)()
+	b := s.db.NewBatch()
+	defer b.Close()
+	var gone []string
+	for _, pan := range pans {
+		view, ok, err := s.Binding(pan)
+		if err != nil {
+			return 0, err
+		}
+		if !ok || view.Gateway != gateway {
+			continue // unbound or rebound meanwhile
+		}
+		if err := s.addBindingChange(b, pan, "card_unbind", operator, view, func(b *pebble.Batch) error {
+			return b.Delete(bindingKey(pan), nil)
+		}); err != nil {
+			return 0, err
+		}
+		gone = append(gone, pan)
 	}
-	return true, s.commitBinding(pan, "card_unbind", operator, view, func(b *pebble.Batch) error {
-		return b.Delete(bindingKey(pan), nil)
-	})
+	if len(gone) == 0 {
+		return 0, nil
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return 0, err
+	}
+	for _, pan := range gone {
+		s.log.Info("card_unbind", zapCard(pan), zapStr("gateway", gateway), zapStr("operator", operator))
+	}
+	if s.afterUnbindBatch != nil {
+		s.afterUnbindBatch(len(gone))
+	}
+	return len(gone), nil
 }
 
 // Binding returns a card's binding, masked.
@@ -251,25 +284,32 @@ func (r *bindingRecord) view(pan string) BindingView {
 func (s *Service) commitBinding(pan, tx, operator string, view BindingView, write func(*pebble.Batch) error) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := write(b); err != nil {
+	if err := s.addBindingChange(b, pan, tx, operator, view, write); err != nil {
 		return err
-	}
-	if s.journal != nil {
-		raw, _ := json.Marshal(view)
-		now := time.Now()
-		in := &journal.Entry{Direction: journal.In, Listener: BindListener, Peer: "operator:" + operator[:min(len(operator), 55)],
-			TxType: tx, Time: now, BusinessDate: s.today().String(), Raw: raw}
-		out := *in
-		out.Direction, out.ResponseCode = journal.Out, "00"
-		if _, _, err := s.journal.AppendPair(b, in, &out); err != nil {
-			return err
-		}
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
 	s.log.Info(tx, zapCard(pan), zapStr("gateway", view.Gateway), zapStr("operator", operator))
 	return nil
+}
+
+// addBindingChange adds a binding change and its journal pair to b.
+func (s *Service) addBindingChange(b *pebble.Batch, pan, tx, operator string, view BindingView, write func(*pebble.Batch) error) error {
+	if err := write(b); err != nil {
+		return err
+	}
+	if s.journal == nil {
+		return nil
+	}
+	raw, _ := json.Marshal(view)
+	now := time.Now()
+	in := &journal.Entry{Direction: journal.In, Listener: BindListener, Peer: "operator:" + operator[:min(len(operator), 55)],
+		TxType: tx, Time: now, BusinessDate: s.today().String(), Raw: raw}
+	out := *in
+	out.Direction, out.ResponseCode = journal.Out, "00"
+	_, _, err := s.journal.AppendPair(b, in, &out)
+	return err
 }
 
 // GatewayBindings is how many cards are bound to one gateway, and the

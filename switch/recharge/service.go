@@ -96,6 +96,10 @@ type Service struct {
 	seed   maphash.Seed
 	orders [64]sync.Mutex // striped by institution + order
 	cards  [64]sync.Mutex // striped by card number; always taken after an order stripe
+
+	// afterUnbindBatch, when set (tests), is called after each synced
+	// commit of UnbindGateway with the cards it unbound.
+	afterUnbindBatch func(n int)
 }
 
 // New builds the service.
@@ -184,9 +188,34 @@ func (s *Service) lockOrder(inst, order string) func() {
 }
 
 func (s *Service) lockCard(pan string) func() {
-	m := &s.cards[maphash.String(s.seed, pan)%uint64(len(s.cards))]
+	m := &s.cards[s.cardStripe(pan)]
 	m.Lock()
 	return m.Unlock
+}
+
+func (s *Service) cardStripe(pan string) int {
+	return int(maphash.String(s.seed, pan) % uint64(len(s.cards)))
+}
+
+// lockCards takes the stripes of several cards, each once, in stripe
+// order (so that two callers cannot deadlock), and returns their unlock.
+func (s *Service) lockCards(pans []string) func() {
+	var take [len(s.cards)]bool
+	for _, pan := range pans {
+		take[s.cardStripe(pan)] = true
+	}
+	for i, t := range take {
+		if t {
+			s.cards[i].Lock()
+		}
+	}
+	return func() {
+		for i, t := range take {
+			if t {
+				s.cards[i].Unlock()
+			}
+		}
+	}
 }
 
 // Verify answers an account verification: 14 unknown card, 62 a card
