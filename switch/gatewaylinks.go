@@ -59,7 +59,18 @@ func (sw *Switch) isLink(name string) bool {
 		return false
 	}
 	_, ok := sw.links.Link(name)
+	if h := sw.reloadHooks.linkChecked; h != nil {
+		h(name)
+	}
 	return ok
+}
+
+// holdLinks holds the link set for a binding (bindGate, shared): a
+// reload cannot remove a link between the binding's check that it is in
+// force and its commit.
+func (sw *Switch) holdLinks() (release func()) {
+	sw.bindGate.RLock()
+	return sw.bindGate.RUnlock
 }
 
 // registry builds the destination registry: the fixed destinations (the

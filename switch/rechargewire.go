@@ -195,7 +195,7 @@ func (sw *Switch) openRecharge() error {
 		return fmt.Errorf("bank account data key: %w", err)
 	}
 	svc, err := recharge.New(recharge.Options{
-		Sealer: sw.hsm, IsGateway: sw.isLink, Journal: sw.journal,
+		Sealer: sw.hsm, IsGateway: sw.isLink, HoldGateways: sw.holdLinks, Journal: sw.journal,
 		DB: sw.db, Ledger: sw.ledger, Institutions: insts,
 		Today: sw.clock.Today, Begin: sw.clock.Begin, End: sw.clock.End, NextRRN: sw.clock.NextRRN, Log: sw.log.Named("recharge"),
 		PendingCredits: sw.cfg.Recharge.CreditMode == "pending",

@@ -64,6 +64,9 @@ func (sw *Switch) Reload(cfg *Config) (ReloadReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("routes: %w", err)
 	}
+	// A first look at the bindings refuses early, before any link is
+	// drained; the check that counts is made again under bindGate as the
+	// link set changes (holdRemovalUnbound).
 	if err := sw.checkRemovedLinksUnbound(linkNames); err != nil {
 		return rep, err
 	}
@@ -100,8 +103,11 @@ func (sw *Switch) Reload(cfg *Config) (ReloadReport, error) {
 		return rep, err
 	}
 	var errs []error
-	rep.Links, err = sw.links.Apply(cfg.Gateways)
+	rep.Links, err = sw.links.ApplyChecked(cfg.Gateways, sw.holdRemovalUnbound)
 	if err != nil {
+		if errors.Is(err, ErrLinkBound) {
+			return rep, err
+		}
 		if !rep.Links.Changed() {
 			return rep, fmt.Errorf("gateways: %w", err)
 		}
@@ -168,6 +174,32 @@ func (sw *Switch) checkRemovedLinksUnbound(keep []string) error {
 		if !slices.Contains(keep, n) {
 			removed = append(removed, n)
 		}
+	}
+	return sw.checkUnbound(removed)
+}
+
+// holdRemovalUnbound is the reload's links.RemovalCheck: it takes
+// bindGate exclusively, so that no binding is between its check of the
+// link and its commit, checks that no card is bound to the links
+// removed, and holds bindGate until the link set has changed (release).
+// A binding to a removed link then either committed before the check,
+// which refuses the reload, or finds the link gone.
+func (sw *Switch) holdRemovalUnbound(removed []string) (release func(), err error) {
+	if h := sw.reloadHooks.removalCheck; h != nil {
+		h()
+	}
+	sw.bindGate.Lock()
+	if err := sw.checkUnbound(removed); err != nil {
+		sw.bindGate.Unlock()
+		return nil, err
+	}
+	return sw.bindGate.Unlock, nil
+}
+
+// checkUnbound refuses the removal of links cards are bound to.
+func (sw *Switch) checkUnbound(removed []string) error {
+	if sw.recharge == nil {
+		return nil
 	}
 	bound, err := sw.recharge.svc.BindingsTo(removed, maxBoundNamed)
 	if err != nil {

@@ -116,3 +116,104 @@ func TestBindingToReloadedLink(t *testing.T) {
 		t.Fatalf("binding to the link kept: %d %s", code, b)
 	}
 }
+
+// TestReloadBindRace: a card being bound to a link while a reload
+// removes that link. The binding has found the link in force and is
+// held there (hook) before its commit; the reload then checks the
+// bindings and swaps the link set. Before the binding commits the
+// reload must not have removed the link: it waits for the binding,
+// sees it, and is refused — never a card bound to a link no longer
+// configured (docs/gateway-links.md "Reloading links").
+func TestReloadBindRace(t *testing.T) {
+	sw, _ := linkedSwitch(t, func(c *Config) { c.Gateways[0].SendTimeout = 3 * time.Second })
+	simB, err := gwsim.Start(gwsim.Options{Institution: gwsim.DemoInstitution})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { simB.Close() })
+	const bankB = "bank-b"
+	linkA := sw.cfg.Gateways[0]
+	linkB := links.Config{Name: bankB, Addresses: []string{simB.Addr()},
+		AcquirerID: "48020000", ForwardingID: "48020000", InstitutionID: gwsim.DemoInstitution,
+		SendTimeout: 3 * time.Second, ReconnectWait: 20 * time.Millisecond, MaxReconnectWait: 200 * time.Millisecond}
+	withLinks := func(ls ...links.Config) *Config {
+		cfg := *sw.cfg
+		cfg.Gateways = ls
+		cfg.Seed.ZoneKeys = nil
+		for _, l := range ls {
+			cfg.Seed.ZoneKeys = append(cfg.Seed.ZoneKeys, SeedZoneKey{Link: l.Name, ZMK: gwsim.DemoZMK})
+		}
+		return &cfg
+	}
+	if _, err := sw.Reload(withLinks(linkA, linkB)); err != nil {
+		t.Fatal(err)
+	}
+
+	checked, resume := make(chan struct{}), make(chan struct{})
+	sw.reloadHooks.linkChecked = func(name string) {
+		if name == bankB {
+			close(checked)
+			<-resume
+		}
+	}
+	atGate := make(chan struct{})
+	sw.reloadHooks.removalCheck = func() { close(atGate) }
+
+	type bindResult struct {
+		err error
+	}
+	bound := make(chan bindResult, 1)
+	go func() {
+		_, err := sw.recharge.svc.Bind(cardStaff, bankB, bankCard, bankAccount, "alice")
+		bound <- bindResult{err}
+	}()
+	select {
+	case <-checked:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the binding never checked its link")
+	}
+	type reloadResult struct {
+		rep ReloadReport
+		err error
+	}
+	reloaded := make(chan reloadResult, 1)
+	go func() {
+		rep, err := sw.Reload(withLinks(linkA))
+		reloaded <- reloadResult{rep, err}
+	}()
+	// The reload either reaches its check of the bindings (and waits
+	// there for the binding), or — the race — finishes at once.
+	var early *reloadResult
+	select {
+	case <-atGate:
+	case r := <-reloaded:
+		early = &r
+	case <-time.After(30 * time.Second):
+		t.Fatal("the reload neither finished nor reached its check of the bindings")
+	}
+	close(resume)
+	b := <-bound
+	r := early
+	if r == nil {
+		select {
+		case rr := <-reloaded:
+			r = &rr
+		case <-time.After(30 * time.Second):
+			t.Fatal("the reload did not finish once the binding committed")
+		}
+	}
+	_, stillLinked := sw.links.Link(bankB)
+	view, isBound, berr := sw.recharge.svc.Binding(cardStaff)
+	if berr != nil {
+		t.Fatal(berr)
+	}
+	if isBound && view.Gateway == bankB && !stillLinked {
+		t.Fatalf("card bound to %s, which the reload removed (reload %+v, %v; bind %v)", bankB, r.rep, r.err, b.err)
+	}
+	// With the binding held before its commit, the reload waits for it
+	// and is refused, naming the card.
+	if b.err != nil || !errors.Is(r.err, ErrLinkBound) || r.rep.Applied || !stillLinked ||
+		!strings.Contains(r.err.Error(), "623015*********0020") {
+		t.Fatalf("bind %v; reload %+v, %v; %s configured %v", b.err, r.rep, r.err, bankB, stillLinked)
+	}
+}

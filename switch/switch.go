@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +60,19 @@ type Switch struct {
 	// links are the outbound gateway links (switch/links).
 	links    *links.Manager
 	recharge *rechargeFront
+	// bindGate keeps the set of gateway links and the cards' bindings to
+	// them consistent: a binding holds it shared from its check that its
+	// link is in force until its commit; a reload that removes links
+	// holds it exclusively from its check that no card is bound to them
+	// until the link set has changed (reload.go).
+	bindGate sync.RWMutex
+	// reloadHooks are called, when set, by tests: linkChecked after a
+	// binding found its link in force, removalCheck before a reload takes
+	// bindGate to check the links it removes.
+	reloadHooks struct {
+		linkChecked  func(name string)
+		removalCheck func()
+	}
 	// transfer serves bank-transfer loads at kiosks (switch/transfer).
 	transfer *transfer.Service
 

@@ -98,6 +98,19 @@ func validateAll(cfgs []Config) (map[string]Config, []string, error) {
 // start; otherwise, or when a configuration does not validate, Apply
 // changes nothing and says why.
 func (m *Manager) Apply(cfgs []Config) (ReloadReport, error) {
+	return m.ApplyChecked(cfgs, nil)
+}
+
+// RemovalCheck is called by ApplyChecked, when a reload removes links,
+// after the links going have drained and just before the link set
+// changes. An error refuses the reload (nothing changes); otherwise
+// release is called once the link set has changed: whatever it holds
+// (a lock of the caller's) spans the check and the change.
+type RemovalCheck func(removed []string) (release func(), err error)
+
+// ApplyChecked is Apply with check, when not nil, called on the links
+// the reload removes (RemovalCheck).
+func (m *Manager) ApplyChecked(cfgs []Config, check RemovalCheck) (ReloadReport, error) {
 	var rep ReloadReport
 	want, order, err := validateAll(cfgs)
 	if err != nil {
@@ -161,6 +174,15 @@ func (m *Manager) Apply(cfgs []Config) (ReloadReport, error) {
 		undo()
 		return ReloadReport{}, fmt.Errorf("%w: the gateway links were not changed: %w", ErrLinkBusy, errors.Join(busy...))
 	}
+	release := func() {}
+	if check != nil && len(rep.Removed) > 0 {
+		r, err := check(rep.Removed)
+		if err != nil {
+			undo()
+			return ReloadReport{}, err
+		}
+		release = r
+	}
 
 	// Swap: the map holds the new links before the old ones close, so a
 	// transaction finds either a retired link (91) or the new one.
@@ -179,6 +201,7 @@ func (m *Manager) Apply(cfgs []Config) (ReloadReport, error) {
 	}
 	m.order = order
 	m.mu.Unlock()
+	release()
 
 	for _, l := range retiring {
 		l.close() // signs off; its sender stops (a queue carries over to the new link)

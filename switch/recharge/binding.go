@@ -76,6 +76,8 @@ func validBankCard(s string) bool { return len(s) >= 12 && len(s) <= 19 && digit
 // Bind binds pan to a bank card and account at gateway (a gateway link
 // in force now, one a reload added included). operator is kept with it.
 func (s *Service) Bind(pan, gateway, bankCard, account, operator string) (BindingView, error) {
+	// The gateway stays in force until the binding is committed.
+	defer s.holdGWs()()
 	switch {
 	case s.sealer == nil:
 		return BindingView{}, fmt.Errorf("%w: no data key", ErrBadBinding)

@@ -75,6 +75,11 @@ type Options struct {
 	Sealer    Sealer
 	IsGateway func(name string) bool
 	Journal   *journal.Journal
+	// HoldGateways, when set, holds the set of gateway links in force
+	// until release is called: a binding holds it from its IsGateway
+	// check to its commit, so that a reload cannot remove the link in
+	// between (docs/gateway-links.md "Reloading links").
+	HoldGateways func() (release func())
 }
 
 // Service is the recharge business logic. It is safe for concurrent use.
@@ -91,6 +96,7 @@ type Service struct {
 	pending   bool
 	sealer    Sealer
 	isGateway func(string) bool
+	holdGWs   func() func()
 	journal   *journal.Journal
 
 	seed   maphash.Seed
@@ -109,6 +115,10 @@ func New(o Options) (*Service, error) {
 	s.sealer, s.journal, s.isGateway = o.Sealer, o.Journal, o.IsGateway
 	if s.isGateway == nil {
 		s.isGateway = func(string) bool { return false }
+	}
+	s.holdGWs = o.HoldGateways
+	if s.holdGWs == nil {
+		s.holdGWs = func() func() { return func() {} }
 	}
 	if s.begin == nil || s.end == nil {
 		s.begin, s.end = o.Today, func(ledger.BusinessDate) {}
