@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -149,13 +150,28 @@ func (d BusinessDate) String() string {
 	if d > 99999999 {
 		return fmt.Sprintf("%08d", uint32(d))
 	}
+	// Nearly every call formats today: the last date formatted is kept,
+	// and formatting it again costs no allocation.
+	if last := lastDateString.Load(); last != nil && last.d == d {
+		return last.s
+	}
 	var b [8]byte
 	for i, v := 7, uint32(d); i >= 0; i-- {
 		b[i] = byte('0' + v%10)
 		v /= 10
 	}
-	return string(b[:])
+	s := string(b[:])
+	lastDateString.Store(&formattedDate{d, s})
+	return s
 }
+
+// formattedDate is a business date and its String.
+type formattedDate struct {
+	d BusinessDate
+	s string
+}
+
+var lastDateString atomic.Pointer[formattedDate]
 
 // ServiceFee returns the surcharge for amount at rateBP basis points
 // (1 bp = 0.01%), rounded half up to the nearest fen: fee = floor((amount *

@@ -511,15 +511,21 @@ func appendField[T string | []byte](dst []byte, s *field.Spec, id int, v T) ([]b
 }
 
 // MACFunc computes the 8-byte field 64 over a MAC block (docs/pos-dialect.md#mac-field-64); the
-// switch passes a closure over the terminal's MAK in hsm.
+// switch passes a closure over the terminal's MAK in hsm. The slice it
+// returns becomes the message's MAC field: it must not be reused.
 type MACFunc func(block []byte) ([]byte, error)
+
+// macPlaceholder is the field 64 packed before the MAC is known; only
+// read.
+var macPlaceholder [posMACLen]byte
 
 // EncodePOSWithMAC packs m with field 64: it packs an 8-byte placeholder,
 // computes mac over the block before it, and patches the result in. m.MAC
-// is set to the computed MAC.
+// is set to the computed MAC (the slice mac returned), or nil on error.
 func EncodePOSWithMAC(m *POSMessage, mac MACFunc) ([]byte, error) {
-	m.MAC = make([]byte, posMACLen)
+	m.MAC = macPlaceholder[:]
 	packed, err := EncodePOS(m)
+	m.MAC = nil
 	if err != nil {
 		return nil, err
 	}
@@ -534,7 +540,7 @@ func EncodePOSWithMAC(m *POSMessage, mac MACFunc) ([]byte, error) {
 	if err := PatchMAC(packed, sum); err != nil {
 		return nil, err
 	}
-	copy(m.MAC, sum)
+	m.MAC = sum[:posMACLen:posMACLen]
 	return packed, nil
 }
 

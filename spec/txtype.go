@@ -250,6 +250,26 @@ func ResponseMTI(mti string) string {
 	if len(mti) != 4 || !isDigits(mti) || (mti[2]-'0')%2 != 0 {
 		return ""
 	}
+	switch mti { // the dialect's own, without an allocation
+	case "0100":
+		return "0110"
+	case "0200":
+		return "0210"
+	case "0220":
+		return "0230"
+	case "0320":
+		return "0330"
+	case "0400":
+		return "0410"
+	case "0420":
+		return "0430"
+	case "0500":
+		return "0510"
+	case "0800":
+		return "0810"
+	case "0820":
+		return "0830"
+	}
 	b := []byte(mti)
 	b[2]++
 	return string(b)

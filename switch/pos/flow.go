@@ -35,9 +35,10 @@ type exchange struct {
 	hdr spec.Header
 	// term is the terminal, once looked up.
 	term *terminals.Terminal
-	// mac MACs the answer under the terminal's MAK: set by authenticate,
-	// nil until the request is authenticated (then seal sends no MAC).
-	mac spec.MACFunc
+	// macTerm names the terminal whose MAK MACs the answer: set by
+	// authenticate, "" until the request is authenticated (then seal
+	// sends no MAC).
+	macTerm string
 	// fresh: the trace number is above every one the terminal sent in
 	// this batch, so this cannot be a retransmission.
 	fresh bool
@@ -49,6 +50,14 @@ type exchange struct {
 	// res is the journal sequences the RRN issued to the request names:
 	// its pair is journaled there (docs/journal.md#sequences).
 	res journal.Reservation
+	// rec, ctx, in and out are the exchange's record step, its
+	// destination's context and its journal entries, allocated with it:
+	// one allocation per request for all of them
+	// (docs/BENCHMARKS.md#where-the-time-goes).
+	rec     record
+	ctx     answerContext
+	in, out journal.Entry
+	written written
 }
 
 // answer is the response to the request with response code rc.
@@ -224,7 +233,7 @@ func (p *Protocol) originalDestination(t *txn.Transaction, routed txn.Destinatio
 // authenticate runs the checks every transaction passes before any
 // business logic: terminal (97, 03, 58), sign-on and batch (77), MAC
 // (A0), permission (58). It returns "" when the request may proceed; from
-// then on every answer carries a MAC (x.mac).
+// then on every answer carries a MAC (x.macTerm).
 func (p *Protocol) authenticate(x *exchange) string {
 	t := p.terminals.Get(x.req.TerminalID)
 	if t == nil {
@@ -257,8 +266,7 @@ func (p *Protocol) authenticate(x *exchange) string {
 			return spec.RCMACError
 		}
 	}
-	id := t.ID
-	x.mac = func(block []byte) ([]byte, error) { return p.hsm.GenerateTerminalMAC(id, block) }
+	x.macTerm = t.ID
 	// A reversal is always approved (docs/pos-dialect.md): it undoes only
 	// what this terminal was answered for under its batch and STAN, so it
 	// is never refused for a permission the terminal has lost since.
@@ -429,7 +437,8 @@ func (p *Protocol) route(x *exchange, pan string) (txn.Destination, string) {
 // longer.
 func (p *Protocol) execute(x *exchange, rec *record, dest txn.Destination, t *txn.Transaction) {
 	rec.t = t
-	ctx := newAnswerContext(x.start.Add(p.answerTimeout))
+	ctx := &x.ctx
+	ctx.deadline = x.start.Add(p.answerTimeout)
 	defer ctx.stop()
 	_, err := dest.Execute(ctx, t, rec)
 	if rec.decided {

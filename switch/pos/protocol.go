@@ -17,6 +17,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Protocol speaks the POS dialect (docs/pos-dialect.md) on the POS
@@ -325,7 +326,7 @@ func (p *Protocol) decode(s *transport.Session, body []byte) (x *exchange, early
 }
 
 // seal is the one function that packs a POS answer: with field 64 under
-// the terminal's MAK once the request has been authenticated (x.mac set),
+// the terminal's MAK once the request has been authenticated (x.macTerm set),
 // without one before (97, 03, 77, A0, network management, format errors),
 // since no key both sides trust is known then. It returns the bytes to
 // send; with an error, those bytes are a fallback (the answer without a
@@ -333,9 +334,10 @@ func (p *Protocol) decode(s *transport.Session, body []byte) (x *exchange, early
 // to send but not to record as a decision.
 func (p *Protocol) seal(x *exchange, resp *spec.POSMessage) ([]byte, error) {
 	var err error
-	if x.mac != nil {
+	if id := x.macTerm; id != "" {
 		var packed []byte
-		if packed, err = spec.EncodePOSWithMAC(resp, x.mac); err == nil {
+		mac := func(block []byte) ([]byte, error) { return p.hsm.GenerateTerminalMAC(id, block) }
+		if packed, err = spec.EncodePOSWithMAC(resp, mac); err == nil {
 			return packed, nil
 		}
 		p.log.Error("cannot MAC response", zap.String("mti", resp.MTI), zap.Error(err))
@@ -379,23 +381,36 @@ func (p *Protocol) reply(x *exchange, rec *record) []byte {
 	s.Out = frame
 	label := x.tx.String()
 	p.counters.transactions.Get([2]string{label, resp.ResponseCode}).Inc()
-	hist := p.counters.duration.Get([1]string{label})
-	start := x.start
 	// One line per transaction with the field set of docs/operations.md
 	// "Logs": approvals at debug, everything else at info.
 	level := zap.InfoLevel
 	if resp.ResponseCode == spec.RCApproved {
 		level = zap.DebugLevel
 	}
-	ce := p.log.Check(level, "transaction")
-	s.Written = func() {
-		d := time.Since(start)
-		hist.Observe(d.Seconds())
-		if ce != nil {
-			ce.Write(transactionFields(x, resp, label, d, p.dests.IsLink(x.dest))...)
-		}
-	}
+	x.written = written{p: p, hist: p.counters.duration.Get([1]string{label}), ce: p.log.Check(level, "transaction"),
+		resp: resp, label: label}
+	s.Written = x
 	return frame
+}
+
+// written is what an exchange's Written needs once the answer is out.
+type written struct {
+	p     *Protocol
+	hist  prometheus.Observer
+	ce    *zapcore.CheckedEntry
+	resp  *spec.POSMessage
+	label string
+}
+
+// Written ends the exchange once its answer has been written
+// (transport.WriteObserver): its latency observed, its log line written.
+func (x *exchange) Written() {
+	w := &x.written
+	d := time.Since(x.start)
+	w.hist.Observe(d.Seconds())
+	if w.ce != nil {
+		w.ce.Write(transactionFields(x, w.resp, w.label, d, w.p.dests.IsLink(x.dest))...)
+	}
 }
 
 // transactionFields is the stable field set of a transaction's log line

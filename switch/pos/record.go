@@ -43,7 +43,11 @@ type record struct {
 	sealed  []byte
 }
 
-func (p *Protocol) newRecord(x *exchange) *record { return &record{p: p, x: x} }
+// newRecord starts the record step of x, in x.
+func (p *Protocol) newRecord(x *exchange) *record {
+	x.rec = record{p: p, x: x}
+	return &x.rec
+}
 
 // close releases the batch.
 func (r *record) close() {
@@ -123,12 +127,13 @@ func (r *record) write(b *pebble.Batch, resp *spec.POSMessage, decides bool) err
 	}
 	var dup *journal.ResponseRecord
 	durability := pebble.NoSync
+	now := time.Now() // the response's time, in its entry and its duplicate record
 	if decides {
-		dup = p.duplicateRecord(x, r.fp, resp.ResponseCode)
+		dup = p.duplicateRecord(x, r.fp, resp.ResponseCode, now)
 		dup.TxID = r.ledgerRef
 		durability = pebble.Sync
 	}
-	if err := p.journalPair(b, x, resp, sealed, r.replayed, r.dupKey, dup); err != nil {
+	if err := p.journalPair(b, x, resp, sealed, now, r.replayed, r.dupKey, dup); err != nil {
 		return err
 	}
 	if decides {
@@ -168,12 +173,14 @@ var observeCommit atomic.Pointer[func(spec.TxType, *pebble.Batch)]
 // b, with the duplicate record dup under dupKey when the answer decides
 // the request (one record: the pair is indexed by it, docs/journal.md).
 // PIN block, track data, IC data and keys are removed first.
-func (p *Protocol) journalPair(b *pebble.Batch, x *exchange, resp *spec.POSMessage, packed []byte, replayed bool,
+func (p *Protocol) journalPair(b *pebble.Batch, x *exchange, resp *spec.POSMessage, packed []byte, now time.Time, replayed bool,
 	dupKey journal.DuplicateKey, dup *journal.ResponseRecord) error {
-	now := time.Now()
-	in := p.entry(x, x.req, journal.In, x.start)
+	// The entries live in the exchange (the journal keeps no pointer to
+	// them): a pair costs no allocation of its own.
+	in, out := &x.in, &x.out
+	*in = p.entry(x, x.req, journal.In, x.start)
 	in.Raw = redacted(x.req)
-	out := p.entry(x, resp, journal.Out, now)
+	*out = p.entry(x, resp, journal.Out, now)
 	if replayed {
 		out.Flags |= journal.FlagReplayed
 	}
@@ -202,15 +209,15 @@ func (p *Protocol) journalPair(b *pebble.Batch, x *exchange, resp *spec.POSMessa
 // the journal; the response bytes themselves are in that entry, not
 // copied again. Its TxID, set by write, is the ledger's posting set when
 // the record is the request's reference (docs/journal.md).
-func (p *Protocol) duplicateRecord(x *exchange, fp [journal.FingerprintLen]byte, rc string) *journal.ResponseRecord {
+func (p *Protocol) duplicateRecord(x *exchange, fp [journal.FingerprintLen]byte, rc string, now time.Time) *journal.ResponseRecord {
 	return &journal.ResponseRecord{
 		Fingerprint: fp, ResponseCode: rc,
-		MAKGeneration: x.term.KeyGeneration, Time: time.Now(),
+		MAKGeneration: x.term.KeyGeneration, Time: now,
 	}
 }
 
-func (p *Protocol) entry(x *exchange, m *spec.POSMessage, dir journal.Direction, at time.Time) *journal.Entry {
-	return &journal.Entry{
+func (p *Protocol) entry(x *exchange, m *spec.POSMessage, dir journal.Direction, at time.Time) journal.Entry {
+	return journal.Entry{
 		Direction:    dir,
 		Listener:     "pos",
 		Peer:         x.s.Peer,

@@ -60,6 +60,9 @@ type Metrics struct {
 	Rejected    *prometheus.CounterVec // listener, reason
 }
 
+// WriteObserver is told when a response has been written (Session.Written).
+type WriteObserver interface{ Written() }
+
 // Session is one connection's state. It is owned by the connection's
 // goroutine; only the acceptor's shutdown touches it from outside, through
 // the net.Conn. The protocol reads Peer and sets the exported fields
@@ -72,9 +75,11 @@ type Session struct {
 	// Terminal is the terminal ID of the last message decoded on this
 	// connection, for logs.
 	Terminal string
-	// Written, when the protocol sets it during handle, runs once the
-	// response has been written (the latency histogram ends there).
-	Written func()
+	// Written, when the protocol sets it during handle, is told once the
+	// response has been written (the latency histogram ends there). An
+	// interface, not a func: the protocol's per-request state implements
+	// it without a closure allocated per message.
+	Written WriteObserver
 	// Unauthenticated, set by the protocol during handle, says the frame
 	// came with nothing that proves a terminal sent it (an echo test, a
 	// frame that did not decode, a request refused before its MAC was
@@ -371,7 +376,7 @@ func (a *Acceptor) serveConn(c net.Conn, ip netip.Addr) {
 			return
 		}
 		if s.Written != nil {
-			s.Written()
+			s.Written.Written()
 			s.Written = nil
 		}
 		if closeAfter {
@@ -383,11 +388,17 @@ func (a *Acceptor) serveConn(c net.Conn, ip netip.Addr) {
 // readFrame reads a 2-byte big-endian length and that many bytes. On
 // error it returns what it has of the body, for a format-error answer.
 func (a *Acceptor) readFrame(br *bufio.Reader, buf *[]byte) ([]byte, error) {
-	var lenb [2]byte
-	if _, err := io.ReadFull(br, lenb[:]); err != nil {
+	// Peek, not io.ReadFull into an array: the array would escape
+	// through the io.Reader, an allocation per message.
+	lenb, err := br.Peek(2)
+	if err != nil {
+		if err == io.EOF && len(lenb) > 0 {
+			err = io.ErrUnexpectedEOF // as io.ReadFull says it
+		}
 		return nil, err
 	}
-	n := int(binary.BigEndian.Uint16(lenb[:]))
+	n := int(binary.BigEndian.Uint16(lenb))
+	_, _ = br.Discard(2)
 	if n > a.cfg.MaxFrame {
 		// Read just the head, so that a terminal whose frame is too big
 		// gets a 30 rather than a silent close.
