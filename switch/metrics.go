@@ -35,6 +35,10 @@ type Metrics struct {
 	// DamagedRecords counts duplicate records that do not decode, met by
 	// reference lookups (docs/journal.md#damaged-duplicate-records).
 	DamagedRecords *prometheus.CounterVec // lookup
+	// DamagedBindings counts card binding records that do not decode,
+	// skipped by a reload's check of the links it removes
+	// (docs/gateway-links.md "Reloading links").
+	DamagedBindings prometheus.Counter
 
 	RetentionDeleted     *prometheus.CounterVec // keyspace
 	RetentionRuns        *prometheus.CounterVec // result
@@ -132,6 +136,11 @@ func NewMetrics() *Metrics {
 		m.DamagedRecords.WithLabelValues(l)
 	}
 	r.MustRegister(m.DamagedRecords)
+	m.DamagedBindings = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switch_binding_damaged_records_total",
+		Help: "Card binding records that do not decode, skipped by a reload's check of the gateway links it removes (their readable gateway is a link kept).",
+	})
+	r.MustRegister(m.DamagedBindings)
 	for _, k := range retentionKeyspaces {
 		m.RetentionDeleted.WithLabelValues(k)
 	}

@@ -175,7 +175,7 @@ func (sw *Switch) checkRemovedLinksUnbound(keep []string) error {
 			removed = append(removed, n)
 		}
 	}
-	return sw.checkUnbound(removed)
+	return sw.checkUnbound(removed, keep, false)
 }
 
 // holdRemovalUnbound is the reload's links.RemovalCheck: it takes
@@ -184,41 +184,71 @@ func (sw *Switch) checkRemovedLinksUnbound(keep []string) error {
 // removed, and holds bindGate until the link set has changed (release).
 // A binding to a removed link then either committed before the check,
 // which refuses the reload, or finds the link gone.
-func (sw *Switch) holdRemovalUnbound(removed []string) (release func(), err error) {
+func (sw *Switch) holdRemovalUnbound(removed, kept []string) (release func(), err error) {
 	if h := sw.reloadHooks.removalCheck; h != nil {
 		h()
 	}
 	sw.bindGate.Lock()
-	if err := sw.checkUnbound(removed); err != nil {
+	if err := sw.checkUnbound(removed, kept, true); err != nil {
 		sw.bindGate.Unlock()
 		return nil, err
 	}
 	return sw.bindGate.Unlock, nil
 }
 
-// checkUnbound refuses the removal of links cards are bound to.
-func (sw *Switch) checkUnbound(removed []string) error {
+// checkUnbound refuses the removal of links cards are bound to, or that
+// a damaged binding record may name (its gateway cannot be read, or is no
+// link of kept). A damaged record whose readable gateway is a link of
+// kept cannot name a removed one: it does not hold the reload up; when
+// count is set (the check that counts, not the early look), each is
+// logged, masked, and counted in switch_binding_damaged_records_total.
+func (sw *Switch) checkUnbound(removed, kept []string, count bool) error {
 	if sw.recharge == nil {
 		return nil
 	}
-	bound, err := sw.recharge.svc.BindingsTo(removed, maxBoundNamed)
+	found, err := sw.recharge.svc.BindingsTo(removed, kept, maxBoundNamed)
 	if err != nil {
 		return fmt.Errorf("gateways: bindings: %w", err)
 	}
-	var errs []error
-	for _, b := range bound {
-		more := ""
-		if b.Count > len(b.Cards) {
-			more = fmt.Sprintf(" and %d more", b.Count-len(b.Cards))
+	if count && found.Skipped > 0 {
+		sw.metrics.DamagedBindings.Add(float64(found.Skipped))
+		for _, d := range found.SkippedFirst {
+			sw.log.Warn("damaged binding record skipped by the reload's check of the links it removes",
+				zap.String("card", d.Card), zap.String("gateway", d.Gateway))
 		}
-		errs = append(errs, fmt.Errorf("gateway %s cannot be removed: %d cards are bound to it for bank-transfer loads "+
-			"(%s%s); keep the link, or unbind them first: `switchctl gateways unbind %s`",
-			b.Gateway, b.Count, strings.Join(b.Cards, ", "), more, b.Gateway))
+		if more := found.Skipped - len(found.SkippedFirst); more > 0 {
+			sw.log.Warn("more damaged binding records skipped by the reload's check", zap.Int("count", more))
+		}
+	}
+	var errs []error
+	for _, b := range found.Bound {
+		var what []string
+		if b.Count > 0 {
+			what = append(what, fmt.Sprintf("%d cards are bound to it for bank-transfer loads (%s%s)",
+				b.Count, strings.Join(b.Cards, ", "), andMore(b.Count, len(b.Cards))))
+		}
+		if b.Damaged > 0 {
+			what = append(what, fmt.Sprintf("%d binding records that do not decode may name it (cards %s%s)",
+				b.Damaged, strings.Join(b.DamagedCards, ", "), andMore(b.Damaged, len(b.DamagedCards))))
+		}
+		unbind := ""
+		if b.Damaged > 0 {
+			unbind = ", which removes the damaged records that may name it too"
+		}
+		errs = append(errs, fmt.Errorf("gateway %s cannot be removed: %s; keep the link, or unbind them first: `switchctl gateways unbind %s`%s",
+			b.Gateway, strings.Join(what, " and "), b.Gateway, unbind))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: the gateway links were not changed: %w", ErrLinkBound, errors.Join(errs...))
 	}
 	return nil
+}
+
+func andMore(n, named int) string {
+	if n > named {
+		return fmt.Sprintf(" and %d more", n-named)
+	}
+	return ""
 }
 
 // SetLogLevel gives the switch the level of its logger, so that a reload

@@ -13,6 +13,8 @@ import (
 	"github.com/cardswitch/cardswitch/spec"
 	"github.com/cardswitch/cardswitch/switch/admin"
 	"github.com/cardswitch/cardswitch/switch/links"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestBindingToReloadedLink: a card can be bound (admin API) to a gateway
@@ -215,5 +217,84 @@ func TestReloadBindRace(t *testing.T) {
 	if b.err != nil || !errors.Is(r.err, ErrLinkBound) || r.rep.Applied || !stillLinked ||
 		!strings.Contains(r.err.Error(), "623015*********0020") {
 		t.Fatalf("bind %v; reload %+v, %v; %s configured %v", b.err, r.rep, r.err, bankB, stillLinked)
+	}
+}
+
+// TestReloadDamagedBinding: a binding record that does not decode holds
+// up a reload removing a link only when it may name that link. One whose
+// readable gateway is a link kept is skipped, logged masked and counted
+// (switch_binding_damaged_records_total); one whose gateway cannot be
+// read refuses the reload, naming its card (masked), until `switchctl
+// gateways unbind` of the link removes it (docs/gateway-links.md
+// "Reloading links").
+func TestReloadDamagedBinding(t *testing.T) {
+	sw, _ := linkedSwitch(t, func(c *Config) { c.Gateways[0].SendTimeout = 3 * time.Second })
+	_, _, addr := sw.Addrs()
+	simB, err := gwsim.Start(gwsim.Options{Institution: gwsim.DemoInstitution})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { simB.Close() })
+	const bankB = "bank-b"
+	linkA := sw.cfg.Gateways[0]
+	linkB := links.Config{Name: bankB, Addresses: []string{simB.Addr()},
+		AcquirerID: "48020000", ForwardingID: "48020000", InstitutionID: gwsim.DemoInstitution,
+		SendTimeout: 3 * time.Second, ReconnectWait: 20 * time.Millisecond, MaxReconnectWait: 200 * time.Millisecond}
+	withLinks := func(ls ...links.Config) *Config {
+		cfg := *sw.cfg
+		cfg.Gateways = ls
+		cfg.Seed.ZoneKeys = nil
+		for _, l := range ls {
+			cfg.Seed.ZoneKeys = append(cfg.Seed.ZoneKeys, SeedZoneKey{Link: l.Name, ZMK: gwsim.DemoZMK})
+		}
+		return &cfg
+	}
+	damage := func(pan, raw string) {
+		if err := sw.db.Set(append([]byte{'r', 'b'}, pan...), []byte(raw), pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	skipped := func() float64 { return testutil.ToFloat64(sw.metrics.DamagedBindings) }
+
+	// A damaged record naming the link kept: the reload removing bank B
+	// goes on, and counts it.
+	if _, err := sw.Reload(withLinks(linkA, linkB)); err != nil {
+		t.Fatal(err)
+	}
+	damage(cardStaff, `{"gateway":"`+demoBank+`","bank_card":"c2Vh`)
+	if rep, err := sw.Reload(withLinks(linkA)); err != nil || !slices.Equal(rep.Links.Removed, []string{bankB}) {
+		t.Fatalf("reload removing bank B past a damaged binding to the link kept: %+v, %v", rep, err)
+	}
+	if got := skipped(); got != 1 {
+		t.Fatalf("switch_binding_damaged_records_total = %v, want 1", got)
+	}
+
+	// A damaged record whose gateway cannot be read may name bank B: the
+	// reload is refused, naming it, and nothing is counted.
+	if _, err := sw.Reload(withLinks(linkA, linkB)); err != nil {
+		t.Fatal(err)
+	}
+	damage(cardStudent, "\x00\xff\x13")
+	rep, err := sw.Reload(withLinks(linkA))
+	if !errors.Is(err, ErrLinkBound) || rep.Applied ||
+		!strings.Contains(err.Error(), "gateway bank-b cannot be removed: 1 binding records that do not decode may name it (cards 623015*********0012)") ||
+		!strings.Contains(err.Error(), "`switchctl gateways unbind bank-b`, which removes the damaged records") {
+		t.Fatalf("reload removing bank B with a damaged binding that may name it: %+v, %v", rep, err)
+	}
+	if _, ok := sw.links.Link(bankB); !ok {
+		t.Fatal("bank B removed by a refused reload")
+	}
+	// switchctl gateways unbind bank-b removes it (not the one naming the
+	// link kept); the reload then goes on.
+	code, b := adminDo(t, "DELETE", "http://"+addr+"/api/v1/gateways/"+bankB+"/bindings?operator=alice", "")
+	var got admin.UnbindGatewayResponse
+	if err := json.Unmarshal(b, &got); code != http.StatusOK || err != nil || got != (admin.UnbindGatewayResponse{Gateway: bankB, Unbound: 1}) {
+		t.Fatalf("unbind bank B: %d %s", code, b)
+	}
+	if rep, err := sw.Reload(withLinks(linkA)); err != nil || !slices.Equal(rep.Links.Removed, []string{bankB}) {
+		t.Fatalf("reload removing bank B once unbound: %+v, %v", rep, err)
+	}
+	if got := skipped(); got != 2 {
+		t.Fatalf("switch_binding_damaged_records_total = %v, want 2 (the record naming the link kept, at each reload)", got)
 	}
 }

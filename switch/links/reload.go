@@ -103,10 +103,11 @@ func (m *Manager) Apply(cfgs []Config) (ReloadReport, error) {
 
 // RemovalCheck is called by ApplyChecked, when a reload removes links,
 // after the links going have drained and just before the link set
-// changes. An error refuses the reload (nothing changes); otherwise
+// changes, with the links removed and those configured after the
+// reload. An error refuses the reload (nothing changes); otherwise
 // release is called once the link set has changed: whatever it holds
 // (a lock of the caller's) spans the check and the change.
-type RemovalCheck func(removed []string) (release func(), err error)
+type RemovalCheck func(removed, kept []string) (release func(), err error)
 
 // ApplyChecked is Apply with check, when not nil, called on the links
 // the reload removes (RemovalCheck).
@@ -176,7 +177,7 @@ func (m *Manager) ApplyChecked(cfgs []Config, check RemovalCheck) (ReloadReport,
 	}
 	release := func() {}
 	if check != nil && len(rep.Removed) > 0 {
-		r, err := check(rep.Removed)
+		r, err := check(rep.Removed, order)
 		if err != nil {
 			undo()
 			return ReloadReport{}, err

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -173,11 +175,12 @@ func (s *Service) UnbindGateway(gateway, operator string, max int) (unbound int,
 // card (docs/gateway-links.md "Reloading links").
 const unbindPerCommit = 100
 
-// boundTo lists the first max cards bound to gateway; more reports
-// others.
+// boundTo lists the first max cards bound to gateway — and those whose
+// damaged binding record may name it (damagedMayName) — in card order;
+// more reports others.
 func (s *Service) boundTo(gateway string, max int) (pans []string, more bool, err error) {
-	err = s.eachBinding(func(pan string, rec *bindingRecord) bool {
-		if rec.Gateway != gateway {
+	err = s.eachBinding(func(pan string, rec *bindingRecord, damaged bool) bool {
+		if !s.unbinds(rec, damaged, gateway) {
 			return true
 		}
 		if len(pans) == max {
@@ -193,9 +196,23 @@ func (s *Service) boundTo(gateway string, max int) (pans []string, more bool, er
 	return pans, more, nil
 }
 
+// unbinds reports whether UnbindGateway(gateway) removes a binding: one
+// to gateway, or a damaged one that may name it — its readable gateway
+// is gateway, or none can be read, or the name read is no link in force
+// (it may be a damaged name of gateway). A damaged binding is of no use
+// for a transfer load anyway (its numbers cannot be read); removing it is
+// journaled like any other (docs/gateway-links.md "Reloading links").
+func (s *Service) unbinds(rec *bindingRecord, damaged bool, gateway string) bool {
+	if !damaged {
+		return rec.Gateway == gateway
+	}
+	return rec.Gateway == gateway || rec.Gateway == "" || !s.isGateway(rec.Gateway)
+}
+
 // eachBinding calls fn with every binding, in card order, until it
-// returns false.
-func (s *Service) eachBinding(fn func(pan string, rec *bindingRecord) bool) (err error) {
+// returns false; a record that does not decode is passed as damaged,
+// with the gateway its bytes still name (decodeBinding).
+func (s *Service) eachBinding(fn func(pan string, rec *bindingRecord, damaged bool) bool) (err error) {
 	lo := []byte{keyPrefix, tagBinding}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: []byte{keyPrefix, tagBinding + 1}})
 	if err != nil {
@@ -211,16 +228,30 @@ func (s *Service) eachBinding(fn func(pan string, rec *bindingRecord) bool) (err
 		if err != nil {
 			return err
 		}
-		var rec bindingRecord
-		pan := string(it.Key()[len(lo):])
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return fmt.Errorf("%w: binding of %s", errCorrupt, cardno.Mask(pan))
-		}
-		if !fn(pan, &rec) {
+		rec, damaged := decodeBinding(v)
+		if !fn(string(it.Key()[len(lo):]), &rec, damaged) {
 			return nil
 		}
 	}
 	return nil
+}
+
+// readableGateway finds the one gateway name a damaged binding record
+// still holds ("gateway":"NAME"); "" when there is none or more than one.
+var readableGateway = regexp.MustCompile(`"gateway"\s*:\s*"([^"\\]{1,64})"`)
+
+// decodeBinding decodes a binding record. One that does not decode, or
+// names no gateway, is damaged: its Gateway is then the name its bytes
+// still hold, if exactly one can be read, else "".
+func decodeBinding(raw []byte) (rec bindingRecord, damaged bool) {
+	if err := json.Unmarshal(raw, &rec); err == nil && rec.Gateway != "" {
+		return rec, false
+	}
+	rec = bindingRecord{}
+	if m := readableGateway.FindAllSubmatch(raw, 2); len(m) == 1 {
+		rec.Gateway = string(m[0][1])
+	}
+	return rec, true
 }
 
 // unbindBatch removes, in one synced batch with a card_unbind journal
@@ -234,12 +265,21 @@ func (s *Service) unbindBatch(pans []string, gateway, operator string) (int, err
 	defer b.Close()
 	var gone []string
 	for _, pan := range pans {
-		view, ok, err := s.Binding(pan)
+		raw, err := get(s.db, bindingKey(pan))
 		if err != nil {
 			return 0, err
 		}
-		if !ok || view.Gateway != gateway {
-			continue // unbound or rebound meanwhile
+		if raw == nil {
+			continue // unbound meanwhile
+		}
+		rec, damaged := decodeBinding(raw)
+		if !s.unbinds(&rec, damaged, gateway) {
+			continue // rebound meanwhile
+		}
+		view := rec.view(pan)
+		if damaged {
+			s.log.Warn("damaged binding record removed", zapCard(pan), zapStr("gateway_read", rec.Gateway),
+				zapStr("unbound_from", gateway), zapStr("operator", operator))
 		}
 		if err := s.addBindingChange(b, pan, "card_unbind", operator, view, func(b *pebble.Batch) error {
 			return b.Delete(bindingKey(pan), nil)
@@ -315,42 +355,89 @@ func (s *Service) addBindingChange(b *pebble.Batch, pan, tx, operator string, vi
 }
 
 // GatewayBindings is how many cards are bound to one gateway, and the
-// first of them (masked).
+// first of them (masked); and the damaged binding records that may name
+// it.
 type GatewayBindings struct {
 	Gateway string
 	Count   int
 	Cards   []string // masked, at most the max asked, in card order
+	// Damaged counts the binding records that do not decode and may name
+	// the gateway: their readable gateway is this one, or none, or a name
+	// that is no link kept; DamagedCards are the first of them (masked).
+	Damaged      int
+	DamagedCards []string
 }
 
-// BindingsTo reads every binding once and reports, for each of gateways
+// DamagedBinding is a binding record that does not decode and whose
+// readable gateway is one kept: it cannot name a link being removed.
+type DamagedBinding struct {
+	Card    string // masked
+	Gateway string // the gateway its bytes name
+}
+
+// RemovalBindings is what BindingsTo found.
+type RemovalBindings struct {
+	// Bound are the gateways asked with cards bound to them, or damaged
+	// records that may name them.
+	Bound []GatewayBindings
+	// Skipped counts the damaged records that cannot name a gateway
+	// asked; SkippedFirst are the first max of them.
+	Skipped      int
+	SkippedFirst []DamagedBinding
+}
+
+// BindingsTo reads every binding once and reports, for each of removed
 // with cards bound to it, in the order given, how many there are and the
-// first max of them. A reload that would remove such a gateway link is
-// refused (docs/gateway-links.md "Reloading links").
-func (s *Service) BindingsTo(gateways []string, max int) ([]GatewayBindings, error) {
-	if len(gateways) == 0 {
-		return nil, nil
+// first max of them, with the damaged records that may name it. A reload
+// that would remove such a gateway link is refused (docs/gateway-links.md
+// "Reloading links"). The damaged records that cannot name a link of
+// removed — their readable gateway is one of keep — are skipped and
+// counted.
+func (s *Service) BindingsTo(removed, keep []string, max int) (RemovalBindings, error) {
+	var out RemovalBindings
+	if len(removed) == 0 {
+		return out, nil
 	}
-	want := make(map[string]*GatewayBindings, len(gateways))
-	for _, g := range gateways {
+	want := make(map[string]*GatewayBindings, len(removed))
+	for _, g := range removed {
 		want[g] = &GatewayBindings{Gateway: g}
 	}
-	err := s.eachBinding(func(pan string, rec *bindingRecord) bool {
-		if g := want[rec.Gateway]; g != nil {
+	damagedTo := func(g *GatewayBindings, pan string) {
+		g.Damaged++
+		if len(g.DamagedCards) < max {
+			g.DamagedCards = append(g.DamagedCards, cardno.Mask(pan))
+		}
+	}
+	err := s.eachBinding(func(pan string, rec *bindingRecord, damaged bool) bool {
+		g := want[rec.Gateway]
+		switch {
+		case !damaged && g != nil:
 			g.Count++
 			if len(g.Cards) < max {
 				g.Cards = append(g.Cards, cardno.Mask(pan))
+			}
+		case !damaged:
+		case g != nil:
+			damagedTo(g, pan)
+		case rec.Gateway != "" && slices.Contains(keep, rec.Gateway):
+			out.Skipped++
+			if len(out.SkippedFirst) < max {
+				out.SkippedFirst = append(out.SkippedFirst, DamagedBinding{Card: cardno.Mask(pan), Gateway: rec.Gateway})
+			}
+		default: // no gateway, or no link kept: it may name any link removed
+			for _, g := range want {
+				damagedTo(g, pan)
 			}
 		}
 		return true
 	})
 	if err != nil {
-		return nil, err
+		return RemovalBindings{}, err
 	}
-	var out []GatewayBindings
-	for _, g := range gateways {
-		if w := want[g]; w.Count > 0 {
-			out = append(out, *w)
-			w.Count = 0 // a gateway named twice is reported once
+	for _, g := range removed {
+		if w := want[g]; w.Count+w.Damaged > 0 {
+			out.Bound = append(out.Bound, *w)
+			w.Count, w.Damaged = 0, 0 // a gateway named twice is reported once
 		}
 	}
 	return out, nil

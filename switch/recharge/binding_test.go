@@ -26,11 +26,11 @@ func TestBindingsOfAGateway(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	bs, err := f.s.BindingsTo([]string{"bank-c", "bank-a", "bank-b"}, 1)
+	bs, err := f.s.BindingsTo([]string{"bank-c", "bank-a", "bank-b"}, nil, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(bs); got != "[{bank-a 2 [623015*********0012]} {bank-b 1 [623015*********0053]}]" {
+	if got := fmt.Sprint(bs); got != "{[{bank-a 2 [623015*********0012] 0 []} {bank-b 1 [623015*********0053] 0 []}] 0 []}" {
 		t.Fatalf("bindings to the gateways: %s", got)
 	}
 	for _, bad := range []struct{ gw, op string }{{"", "bob"}, {"bank-a", ""}} {
@@ -50,7 +50,85 @@ func TestBindingsOfAGateway(t *testing.T) {
 	if n, more, err := f.s.UnbindGateway("bank-a", "bob", 1); err != nil || n != 0 || more {
 		t.Fatalf("third call: %d %v %v", n, more, err)
 	}
-	if bs, err := f.s.BindingsTo([]string{"bank-a", "bank-b"}, 5); err != nil || fmt.Sprint(bs) != "[{bank-b 1 [623015*********0053]}]" {
+	if bs, err := f.s.BindingsTo([]string{"bank-a", "bank-b"}, nil, 5); err != nil || fmt.Sprint(bs.Bound) != "[{bank-b 1 [623015*********0053] 0 []}]" {
 		t.Fatalf("after unbinding bank-a: %v %v", bs, err)
+	}
+}
+
+// TestDamagedBindings: a binding record that does not decode holds a
+// reload up only when it may name a link the reload removes — its
+// readable gateway is that link, or none can be read, or it is no link
+// kept (a damaged name) — and is then reported under each link it may
+// name; one whose readable gateway is a link kept is skipped and
+// counted. UnbindGateway removes the damaged records that may name its
+// gateway, and leaves those naming another link in force.
+func TestDamagedBindings(t *testing.T) {
+	const (
+		intactA   = "6230150000000000011"
+		damagedA  = "6230150000000000022"
+		damagedK  = "6230150000000000033" // names bank-k, kept
+		garbage   = "6230150000000000044"
+		damagedX  = "6230150000000000055" // names bank-x, configured nowhere
+		noGateway = "6230150000000000066"
+	)
+	records := map[string]string{
+		intactA:   `{"gateway":"bank-a","bank_card":"MTIz","account":"MTIz","masked_card":"622202*********0018"}`,
+		damagedA:  `{"gateway":"bank-a","bank_card":"MTIz","acc`,
+		damagedK:  `{"gateway": "bank-k","bank_card":"MT`,
+		garbage:   "\x00\xff\x13",
+		damagedX:  `{"gateway":"bank-x","bank_card":tru`,
+		noGateway: `{}`,
+	}
+	for _, tc := range []struct {
+		name          string
+		removed, keep []string
+		want          string
+	}{
+		{"remove bank-a", []string{"bank-a"}, []string{"bank-k"},
+			"{[{bank-a 1 [623015*********0011] 4 [623015*********0022 623015*********0044 623015*********0055 623015*********0066]}] 1 [{623015*********0033 bank-k}]}"},
+		{"remove bank-k", []string{"bank-k"}, []string{"bank-a"},
+			"{[{bank-k 0 [] 4 [623015*********0033 623015*********0044 623015*********0055 623015*********0066]}] 1 [{623015*********0022 bank-a}]}"},
+		{"remove bank-z, keep both", []string{"bank-z"}, []string{"bank-a", "bank-k"},
+			"{[{bank-z 0 [] 3 [623015*********0044 623015*********0055 623015*********0066]}] 2 [{623015*********0022 bank-a} {623015*********0033 bank-k}]}"},
+		{"remove both", []string{"bank-a", "bank-k"}, nil,
+			"{[{bank-a 1 [623015*********0011] 4 [623015*********0022 623015*********0044 623015*********0055 623015*********0066]} " +
+				"{bank-k 0 [] 4 [623015*********0033 623015*********0044 623015*********0055 623015*********0066]}] 0 []}"},
+		{"remove nothing", nil, []string{"bank-a", "bank-k"}, "{[] 0 []}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixtureWith(t, func(o *Options) {
+				o.Sealer = clearSealer{}
+				o.IsGateway = func(g string) bool { return g == "bank-a" || g == "bank-k" }
+			})
+			for pan, raw := range records {
+				if err := f.db.Set(bindingKey(pan), []byte(raw), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := f.s.BindingsTo(tc.removed, tc.keep, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := fmt.Sprint(got); s != tc.want {
+				t.Fatalf("BindingsTo(%v, keep %v):\n got %s\nwant %s", tc.removed, tc.keep, s, tc.want)
+			}
+		})
+	}
+
+	f := newFixtureWith(t, func(o *Options) {
+		o.Sealer = clearSealer{}
+		o.IsGateway = func(g string) bool { return g == "bank-a" || g == "bank-k" }
+	})
+	for pan, raw := range records {
+		if err := f.db.Set(bindingKey(pan), []byte(raw), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, more, err := f.s.UnbindGateway("bank-a", "bob", MaxUnbindGateway); err != nil || n != 5 || more {
+		t.Fatalf("unbind bank-a: %d %v %v", n, more, err)
+	}
+	got, err := f.s.BindingsTo([]string{"bank-k"}, nil, 5)
+	if err != nil || fmt.Sprint(got) != "{[{bank-k 0 [] 1 [623015*********0033]}] 0 []}" {
+		t.Fatalf("left after unbinding bank-a: %v, %v", got, err)
 	}
 }

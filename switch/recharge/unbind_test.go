@@ -140,7 +140,7 @@ func TestUnbindGatewayLarge(t *testing.T) {
 	if n := syncs.Load() - before; n > cards/10 {
 		t.Fatalf("%d write-ahead log syncs to unbind %d cards: want bounded batches", n, cards)
 	}
-	if bs, err := s.BindingsTo([]string{gw, other}, 1); err != nil || fmt.Sprint(bs) != "[{other-bank 3 [623015*********2500]}]" {
+	if bs, err := s.BindingsTo([]string{gw, other}, nil, 1); err != nil || fmt.Sprint(bs.Bound) != "[{other-bank 3 [623015*********2500] 0 []}]" {
 		t.Fatalf("bindings after the unbind: %v, %v", bs, err)
 	}
 
@@ -189,7 +189,7 @@ func TestUnbindGatewayLarge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if bs, err := s2.BindingsTo([]string{gw}, 1); err != nil || len(bs) != 0 {
+	if bs, err := s2.BindingsTo([]string{gw}, nil, 1); err != nil || len(bs.Bound) != 0 {
 		t.Fatalf("bindings after the repeated unbind: %v, %v", bs, err)
 	}
 }
