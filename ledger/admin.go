@@ -124,7 +124,7 @@ func (l *Ledger) OpenCard(spec CardSpec, pvv []byte) error {
 			return err
 		}
 	}
-	if err := putCard(b, nil, c); err != nil {
+	if err := putCard(b, nil, c, nil); err != nil {
 		if days != nil {
 			days(false)
 		}
@@ -265,7 +265,7 @@ func (l *Ledger) updateCard(what, pan string, f func(c *card) error) error {
 	}
 	b := l.db.NewBatch()
 	defer b.Close()
-	if err := putCard(b, old, &c); err != nil {
+	if err := putCard(b, old, &c, nil); err != nil {
 		return fmt.Errorf("%s %s: %w", what, cardno.Mask(pan), err)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
@@ -441,7 +441,7 @@ func (l *Ledger) moveAll(k Kind, from string, repl *replacement, cashTo, subTo A
 	b := l.db.NewBatch()
 	defer b.Close()
 	for pan := range tx.dirty {
-		if err := putCard(b, tx.published(pan), tx.staged[pan]); err != nil {
+		if err := putCard(b, tx.published(pan), tx.staged[pan], nil); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"encoding/binary"
 	"fmt"
 	"github.com/cardswitch/cardswitch/internal/cardno"
 	"math/bits"
@@ -150,6 +151,16 @@ type txn struct {
 	// coverShortfall makes apply post to the card receivable what a
 	// debit of a purse cannot take from it (reversals: always approved).
 	coverShortfall bool
+
+	// Backing arrays of the slices above for the common operation (one
+	// or two cards, one posting set, a few non-card accounts) and the
+	// scratch its records are encoded in before the batch copies them:
+	// they come with the txn's own allocation.
+	locked      bool
+	entriesBuf  [2]*cardEntry
+	postingsBuf [1]*posting
+	deltasBuf   [2]leg
+	scratch     [128]byte
 }
 
 // lockCards locks the cards (in PAN order, after the key locks) and stages
@@ -157,9 +168,11 @@ type txn struct {
 // holds are released here, as the first thing any operation on the card
 // does.
 func (tx *txn) lockCards(pans ...string) {
-	if tx.entries != nil {
+	if tx.locked {
 		panic("ledger: cards locked twice in one operation")
 	}
+	tx.locked = true
+	tx.entries = tx.entriesBuf[:0]
 	sort.Strings(pans)
 	tx.staged = make(map[string]*card, len(pans))
 	tx.dirty = make(map[string]bool, len(pans))
@@ -178,9 +191,6 @@ func (tx *txn) lockCards(pans ...string) {
 		if n := releaseExpired(&c, tx.c.Date); n > 0 {
 			tx.dirty[pan] = true
 		}
-	}
-	if tx.entries == nil {
-		tx.entries = []*cardEntry{}
 	}
 }
 
@@ -555,6 +565,9 @@ func (tx *txn) addDelta(g leg) {
 			return
 		}
 	}
+	if tx.deltas == nil {
+		tx.deltas = tx.deltasBuf[:0]
+	}
 	tx.deltas = append(tx.deltas, g)
 }
 
@@ -578,6 +591,9 @@ func findHold(c *card, code string) *hold {
 
 // approve records p as the operation's posting and fills the result.
 func (tx *txn) approve(p *posting) {
+	if tx.postings == nil {
+		tx.postings = tx.postingsBuf[:0]
+	}
 	tx.postings = append(tx.postings, p)
 	tx.approved = p
 	tx.res.TxID = p.TxID
@@ -778,13 +794,14 @@ func (tx *txn) write(ik []byte, fingerprint uint64) error {
 		}
 	}
 	for pan := range tx.dirty {
-		if err := putCard(b, tx.published(pan), tx.staged[pan]); err != nil {
+		if err := putCard(b, tx.published(pan), tx.staged[pan], tx.scratch[:]); err != nil {
 			return err
 		}
 	}
 	if tx.res.Decline == Approved {
 		for _, p := range tx.postings {
-			if err := b.Set(postKey(p.TxID), p.encode(), nil); err != nil {
+			k := binary.BigEndian.AppendUint64(append(tx.scratch[:0], keyPrefix, tagPost), p.TxID) // postKey
+			if err := b.Set(k, p.appendTo(k[len(k):]), nil); err != nil {
 				return err
 			}
 		}

@@ -399,7 +399,13 @@ func (c *card) sameStatic(o *card) bool {
 // holds (count, each as in the card record) | contributions (count, each
 // account + amount).
 func (c *card) encodePurse() []byte {
-	e := encoder{b: make([]byte, 0, 24+len(c.Contribs)*8+len(c.Holds)*40)}
+	return c.appendPurse(make([]byte, 0, 24+len(c.Contribs)*8+len(c.Holds)*40))
+}
+
+// appendPurse appends the purse record (encodePurse) to dst.
+func (c *card) appendPurse(dst []byte) []byte {
+	e := encoder{b: dst}
+	start := len(dst)
 	if c.purseVer == recordV1 {
 		e.byte1(recordV1)
 		e.fen(c.Cash)
@@ -422,7 +428,7 @@ func (c *card) encodePurse() []byte {
 	implied := c.lastContribImplied()
 	e.byte1(recordV3)
 	if !share {
-		e.b[0] = recordV2
+		e.b[start] = recordV2
 	}
 	flags := uint64(c.PINTries) << 1
 	if implied {
@@ -586,7 +592,7 @@ func (d *decoder) purseAccount(pan string, packed, share bool, prev *string) Acc
 
 // putCard writes card c into b: the purse record always, the card record
 // when it differs from old (nil: a new card) or old was read in version 1.
-func putCard(b *pebble.Batch, old, c *card) error {
+func putCard(b *pebble.Batch, old, c *card, scratch []byte) error {
 	if old == nil || old.v1 || c.v1 || !c.sameStatic(old) {
 		c.v1 = false
 		if err := b.Set(cardKey(c.PAN), c.encode(), nil); err != nil {
@@ -594,7 +600,9 @@ func putCard(b *pebble.Batch, old, c *card) error {
 		}
 	}
 	c.purseVer = 0
-	return b.Set(purseKey(c.PAN), c.encodePurse(), nil)
+	// Key and value built in scratch, which the batch copies.
+	k := append(append(scratch[:0], keyPrefix, tagPurse), c.PAN...)
+	return b.Set(k, c.appendPurse(k[len(k):]), nil)
 }
 
 // loadCard decodes a stored card record and, for version 2, reads its
@@ -787,8 +795,11 @@ func (p *posting) legAmountOf(m uint8) Fen {
 // fee | auth code | link | legs (count, each account — spelled out in
 // version 1, tagged in 2 — + amount) | day spend | hold added, hold
 // dropped, each a presence byte and the hold.
-func (p *posting) encode() []byte {
-	e := encoder{b: make([]byte, 0, 64+len(p.Legs)*8)}
+func (p *posting) encode() []byte { return p.appendTo(make([]byte, 0, 64+len(p.Legs)*8)) }
+
+// appendTo appends the posting set's record (encode) to dst.
+func (p *posting) appendTo(dst []byte) []byte {
+	e := encoder{b: dst}
 	if p.ver == recordV1 || p.ver == recordV2 {
 		p.encodeOld(&e)
 		return e.b

@@ -362,6 +362,10 @@ func TestRecordRoundTripRandom(t *testing.T) {
 		if again := got.encode(); !bytes.Equal(again, enc) {
 			t.Fatalf("posting %d re-encodes differently", i)
 		}
+		// The ledger encodes into a scratch after the record's key.
+		if app := p.appendTo([]byte("key")); !bytes.Equal(app, append([]byte("key"), enc...)) {
+			t.Fatalf("posting %d appends differently", i)
+		}
 
 		c := card{PAN: panStudent, Cash: amount(), Subsidy: amount(), PINTries: uint8(rng.IntN(256)), DayDate: date(), DaySpent: amount()}
 		for n := rng.IntN(3); n > 0; n-- {
@@ -384,6 +388,9 @@ func TestRecordRoundTripRandom(t *testing.T) {
 		}
 		if again := gc.encodePurse(); !bytes.Equal(again, enc) {
 			t.Fatalf("purse %d re-encodes differently", i)
+		}
+		if app := c.appendPurse([]byte("key")); !bytes.Equal(app, append([]byte("key"), enc...)) {
+			t.Fatalf("purse %d appends differently", i)
 		}
 	}
 }
