@@ -262,17 +262,24 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 	if len(msg) < minPOSMessage {
 		return nil, fmt.Errorf("%w: message of %d bytes, need at least %d", ErrFormat, len(msg), minPOSMessage)
 	}
-	// Raw is the message's own copy: binary fields are slices of it and
-	// text fields substrings of one string of it, and the digits of every
-	// digit field (and the MTI) are unpacked into one buffer that becomes
-	// one string, so a field costs no allocation of its own. The fields
-	// are cut in a first pass and stored in a second, once that string
-	// exists; a field that does not cut stops the first pass, and the
+	// Raw is the message's own copy, allocated with the message when it
+	// is short: binary fields are slices of it. The digits of every digit
+	// field (and the MTI) are unpacked into one buffer; the message and
+	// that buffer become one string, of which text and digit fields are
+	// substrings, so a field costs no allocation of its own and a message
+	// two. The fields are cut in a first pass and stored in a second, once
+	// that string exists; a field that does not cut stops the first pass, and the
 	// fields before it are stored first, so the error is the one a
 	// field-by-field decoder would return.
-	m := &POSMessage{Raw: append([]byte(nil), msg...)}
+	var m *POSMessage
+	if len(msg) <= posInlineRaw {
+		w := &posMessageWithRaw{}
+		m = &w.m
+		m.Raw = append(w.raw[:0:len(msg)], msg...)
+	} else {
+		m = &POSMessage{Raw: append([]byte(nil), msg...)}
+	}
 	msg = m.Raw
-	text := string(msg)
 	var (
 		digitsBuf [posDigitsBuf]byte
 		cuts      [posMaxFields]posCut
@@ -305,13 +312,17 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 			break
 		}
 		c := posCut{id: uint8(id)}
-		if off, digits, cutErr = cutPOSField(msg, text, off, &c, digits); cutErr != nil {
+		if off, digits, cutErr = cutPOSField(msg, off, &c, digits); cutErr != nil {
 			break
 		}
 		cuts[ncut] = c
 		ncut++
 	}
-	all := string(digits)
+	// One string of the message followed by its digits: text fields are
+	// substrings of its first part, digit fields of its second.
+	var joinBuf [posJoinBuf]byte
+	joined := string(append(append(joinBuf[:0], msg...), digits...))
+	text, all := joined[:len(msg)], joined[len(msg):]
 	m.MTI = all[:len(mti)]
 	for _, c := range cuts[:ncut] {
 		var (
@@ -363,10 +374,25 @@ const (
 	posDigitsBuf = 256
 )
 
+// posInlineRaw is the longest message whose Raw copy is allocated with
+// the POSMessage itself (one allocation, not two: a financial request is
+// about 100–200 bytes); posJoinBuf the stack buffer in which the message
+// and its digits are joined before they become one string.
+const (
+	posInlineRaw = 320
+	posJoinBuf   = 768
+)
+
+// posMessageWithRaw is a decoded message and the bytes of its Raw.
+type posMessageWithRaw struct {
+	m   POSMessage
+	raw [posInlineRaw]byte
+}
+
 // cutPOSField cuts field c.id out of msg at off: its length prefix and
 // value, checked against the dialect. Its digits are appended to digits.
 // It returns the offset after the field and digits.
-func cutPOSField(msg []byte, text string, off int, c *posCut, digits []byte) (int, []byte, error) {
+func cutPOSField(msg []byte, off int, c *posCut, digits []byte) (int, []byte, error) {
 	id := int(c.id)
 	s := posFieldSpecs[id]
 	if s == nil {

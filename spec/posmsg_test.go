@@ -55,6 +55,38 @@ func TestDecodePOSRejects(t *testing.T) {
 	}
 }
 
+// TestDecodePOSAllocations: a financial request decodes in two
+// allocations (the message with its Raw, and one string of its text and
+// digits), a message longer than the inline Raw in three; every field of
+// the golden consume comes back equal all the same (TestGolden*).
+func TestDecodePOSAllocations(t *testing.T) {
+	consume := goldenMsg(t, "consume-0200.hex")
+	m, err := DecodePOS(consume)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Reserved62 = bytes.Repeat([]byte{0xA5}, posInlineRaw)
+	long, err := EncodePOS(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+		want float64
+	}{{"consume", consume, 2}, {"longer than the inline Raw", long, 3}} {
+		allocs := testing.AllocsPerRun(100, func() {
+			m, err := DecodePOS(tc.msg)
+			if err != nil || !bytes.Equal(m.Raw, tc.msg) || m.TerminalID == "" {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+		})
+		if allocs != tc.want {
+			t.Errorf("%s: DecodePOS allocates %.1f times, want %.0f", tc.name, allocs, tc.want)
+		}
+	}
+}
+
 func TestEncodePOSRejects(t *testing.T) {
 	base := func() *POSMessage {
 		return &POSMessage{MTI: "0200", ProcessingCode: "000000", STAN: "000001", TerminalID: "10000001"}

@@ -50,10 +50,11 @@ type exchange struct {
 	// res is the journal sequences the RRN issued to the request names:
 	// its pair is journaled there (docs/journal.md#sequences).
 	res journal.Reservation
-	// rec, ctx, in and out are the exchange's record step, its
-	// destination's context and its journal entries, allocated with it:
-	// one allocation per request for all of them
+	// txn, rec, ctx, in and out are the exchange's transaction, record
+	// step, destination's context and journal entries, allocated with
+	// it: one allocation per request for all of them
 	// (docs/BENCHMARKS.md#where-the-time-goes).
+	txn     txn.Transaction
 	rec     record
 	ctx     answerContext
 	in, out journal.Entry

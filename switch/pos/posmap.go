@@ -13,9 +13,12 @@ import (
 // transactionOf maps a POS request into the internal transaction. A
 // non-empty rc answers a request whose numbers do not parse.
 func (p *Protocol) transactionOf(x *exchange, pan, rrn string) (*txn.Transaction, string) {
-	return Transaction(Request{Msg: x.req, Type: x.tx, OriginalType: x.orig, Peer: x.s.Peer,
+	if rc := transactionInto(Request{Msg: x.req, Type: x.tx, OriginalType: x.orig, Peer: x.s.Peer,
 		Card: pan, TerminalMayLoad: x.term.MayLoad, BusinessDate: x.date, RRN: rrn,
-		DuplicateDate: x.duplicateKey().Date, KnownNew: x.fresh})
+		DuplicateDate: x.duplicateKey().Date, KnownNew: x.fresh}, &x.txn); rc != "" {
+		return nil, rc
+	}
+	return &x.txn, ""
 }
 
 // answerOutcome maps a destination's outcome into the POS response.

@@ -50,13 +50,23 @@ type Request struct {
 // non-empty response code answers a request whose numbers do not parse or
 // whose PIN block is malformed.
 func Transaction(r Request) (*txn.Transaction, string) {
+	t := new(txn.Transaction)
+	if rc := transactionInto(r, t); rc != "" {
+		return nil, rc
+	}
+	return t, ""
+}
+
+// transactionInto is Transaction into t (the flow's lives in its
+// exchange).
+func transactionInto(r Request, t *txn.Transaction) string {
 	req := r.Msg
 	batch, err1 := strconv.ParseUint(req.Reserved60.Batch, 10, 32)
 	stan, err2 := strconv.ParseUint(req.STAN, 10, 32)
 	if err1 != nil || err2 != nil {
-		return nil, spec.RCFormatError
+		return spec.RCFormatError
 	}
-	t := &txn.Transaction{
+	*t = txn.Transaction{
 		Type:            r.Type,
 		OriginalType:    r.OriginalType,
 		Source:          "pos",
@@ -84,7 +94,7 @@ func Transaction(r Request) (*txn.Transaction, string) {
 	sm4, present, err := spec.SM4PINBlock(req.Reserved62)
 	switch {
 	case err != nil, present && len(block) > 0:
-		return nil, spec.RCFormatError
+		return spec.RCFormatError
 	case present:
 		block = sm4
 	}
@@ -101,7 +111,7 @@ func Transaction(r Request) (*txn.Transaction, string) {
 		ob, e1 := strconv.ParseUint(req.Original.Batch, 10, 32)
 		os, e2 := strconv.ParseUint(req.Original.STAN, 10, 32)
 		if e1 != nil || e2 != nil {
-			return nil, spec.RCFormatError
+			return spec.RCFormatError
 		}
 		t.Original = txn.Original{Present: true, Batch: uint32(ob), STAN: uint32(os), RRN: req.RRN}
 		// The original's business date: from the RRN this switch
@@ -114,7 +124,7 @@ func Transaction(r Request) (*txn.Transaction, string) {
 			t.Original.Date = od
 		}
 	}
-	return t, ""
+	return ""
 }
 
 // OriginalDate turns the MMDD of field 61 into a business date: the latest
