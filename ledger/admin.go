@@ -387,7 +387,7 @@ func (l *Ledger) moveAll(k Kind, from string, repl *replacement, cashTo, subTo A
 	tx := &txn{l: l, c: &Common{Date: date}, kind: k}
 	tx.lockCards(pans...)
 	defer tx.unlockCards()
-	old := tx.staged[from]
+	old := tx.staged.get(from)
 	if old == nil {
 		return ErrUnknownCard
 	}
@@ -399,8 +399,8 @@ func (l *Ledger) moveAll(k Kind, from string, repl *replacement, cashTo, subTo A
 	}
 	if repl != nil {
 		to = repl.build(old)
-		tx.staged[to.PAN] = to
-		tx.dirty[to.PAN] = true
+		tx.staged.put(to.PAN, to)
+		tx.staged.markDirty(to.PAN)
 	}
 	p := tx.newPosting(k, from)
 	if to != nil {
@@ -423,25 +423,28 @@ func (l *Ledger) moveAll(k Kind, from string, repl *replacement, cashTo, subTo A
 		}
 		tx.postings = append(tx.postings, p)
 	}
-	if owed := tx.staged[from].owed(); to != nil && owed > 0 {
+	if owed := tx.staged.get(from).owed(); to != nil && owed > 0 {
 		// The debt follows the holder to the new card: the old card's
 		// receivable is moved (two legs on CardReceivable, one per card,
 		// recorded on the posting so the move is on the books).
-		tx.staged[from].addContrib(CardReceivable, owed)
+		tx.staged.get(from).addContrib(CardReceivable, owed)
 		to.addContrib(CardReceivable, -owed)
 		p.Legs = append(p.Legs, leg{CardReceivable, owed}, leg{CardReceivable, -owed})
 		if len(tx.postings) == 0 {
 			tx.postings = append(tx.postings, p)
 		}
 	}
-	if err := f(tx.staged[from]); err != nil {
+	if err := f(tx.staged.get(from)); err != nil {
 		return err
 	}
-	tx.dirty[from] = true
+	tx.staged.markDirty(from)
 	b := l.db.NewBatch()
 	defer b.Close()
-	for pan := range tx.dirty {
-		if err := putCard(b, tx.published(pan), tx.staged[pan], nil); err != nil {
+	for i, pan := range tx.staged.pans {
+		if !tx.staged.dirty[i] {
+			continue
+		}
+		if err := putCard(b, tx.published(pan), tx.staged.cards[i], nil); err != nil {
 			return err
 		}
 	}
@@ -464,7 +467,7 @@ func (l *Ledger) moveAll(k Kind, from string, repl *replacement, cashTo, subTo A
 	tx.publish()
 	if to != nil {
 		e := &cardEntry{}
-		e.cur.Store(tx.staged[to.PAN])
+		e.cur.Store(tx.staged.get(to.PAN))
 		l.mu.Lock()
 		l.cards[to.PAN] = e
 		l.mu.Unlock()

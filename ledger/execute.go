@@ -131,10 +131,9 @@ type txn struct {
 	res  Result
 
 	entries  []*cardEntry // locked, in PAN order
-	staged   map[string]*card
-	dirty    map[string]bool
-	primary  string // the card the result's balances describe
-	deltas   []leg  // changes of non-card accounts, one entry per account
+	staged   cardSet      // the locked cards' private copies, and which changed
+	primary  string       // the card the result's balances describe
+	deltas   []leg        // changes of non-card accounts, one entry per account
 	postings []*posting
 	loaded   map[uint64]*posting
 	statuses map[uint64]*status
@@ -157,6 +156,7 @@ type txn struct {
 	// scratch its records are encoded in before the batch copies them:
 	// they come with the txn's own allocation.
 	locked      bool
+	stagedBuf   cardSetBuf
 	entriesBuf  [2]*cardEntry
 	postingsBuf [1]*posting
 	deltasBuf   [2]leg
@@ -173,9 +173,8 @@ func (tx *txn) lockCards(pans ...string) {
 	}
 	tx.locked = true
 	tx.entries = tx.entriesBuf[:0]
+	tx.staged.use(&tx.stagedBuf)
 	sort.Strings(pans)
-	tx.staged = make(map[string]*card, len(pans))
-	tx.dirty = make(map[string]bool, len(pans))
 	for i, pan := range pans {
 		if pan == "" || (i > 0 && pan == pans[i-1]) {
 			continue
@@ -187,9 +186,9 @@ func (tx *txn) lockCards(pans ...string) {
 		e.mu.Lock()
 		tx.entries = append(tx.entries, e)
 		c := e.cur.Load().clone()
-		tx.staged[pan] = &c
+		tx.staged.put(pan, &c)
 		if n := releaseExpired(&c, tx.c.Date); n > 0 {
-			tx.dirty[pan] = true
+			tx.staged.markDirty(pan)
 		}
 	}
 }
@@ -271,7 +270,7 @@ func gate(c *card, cl opClass) Decline {
 // marks the card dirty, so it is written even when the operation is then
 // declined.
 func (tx *txn) checkPIN(pan string, outcome PINOutcome, amount Fen, cl opClass, requirePIN bool) Decline {
-	c := tx.staged[pan]
+	c := tx.staged.get(pan)
 	max := tx.l.opts.MaxPINTries
 	locked := int(c.PINTries) >= max
 	switch outcome {
@@ -291,7 +290,7 @@ func (tx *txn) checkPIN(pan string, outcome PINOutcome, amount Fen, cl opClass, 
 			return DeclinePINTriesExceeded
 		}
 		c.PINTries++
-		tx.dirty[pan] = true
+		tx.staged.markDirty(pan)
 		if int(c.PINTries) >= max {
 			return DeclinePINTriesExceeded
 		}
@@ -302,7 +301,7 @@ func (tx *txn) checkPIN(pan string, outcome PINOutcome, amount Fen, cl opClass, 
 		}
 		if c.PINTries != 0 {
 			c.PINTries = 0
-			tx.dirty[pan] = true
+			tx.staged.markDirty(pan)
 		}
 		return Approved
 	}
@@ -313,7 +312,7 @@ func (tx *txn) checkPIN(pan string, outcome PINOutcome, amount Fen, cl opClass, 
 // the one the result describes.
 func (tx *txn) cardChecks(pan string, pin PINOutcome, amount Fen, cl opClass, requirePIN bool) Decline {
 	tx.primary = pan
-	c := tx.staged[pan]
+	c := tx.staged.get(pan)
 	if d := gate(c, cl); d != Approved {
 		return d
 	}
@@ -400,7 +399,7 @@ func (tx *txn) apply(p *posting) (Decline, error) {
 				return w.c, nil
 			}
 		}
-		s := tx.staged[pan]
+		s := tx.staged.get(pan)
 		if s == nil {
 			return nil, fmt.Errorf("posting %d touches card %s that is not locked", p.TxID, cardno.Mask(pan))
 		}
@@ -455,8 +454,8 @@ func (tx *txn) apply(p *posting) (Decline, error) {
 	}
 	tx.applied = true
 	for _, w := range work {
-		tx.staged[w.pan] = w.c
-		tx.dirty[w.pan] = true
+		tx.staged.put(w.pan, w.c)
+		tx.staged.markDirty(w.pan)
 	}
 	for _, g := range p.Legs {
 		if _, _, ok := splitPurse(g.Account); !ok {
@@ -480,7 +479,7 @@ func (tx *txn) apply(p *posting) (Decline, error) {
 // The legs still sum to zero. Both sides live on the posting, so undoing
 // it (a reversal of a load that repaid a debt) restores the debt.
 func (tx *txn) receivableLegs(p *posting) {
-	c := tx.staged[p.PAN]
+	c := tx.staged.get(p.PAN)
 	if c == nil {
 		return // apply reports the unlocked card
 	}
@@ -788,13 +787,16 @@ func (tx *txn) tombstoned() (bool, error) {
 func (tx *txn) write(ik []byte, fingerprint uint64) error {
 	b := tx.b
 	if tx.res.Decline == Approved || tx.primary != "" {
-		if c := tx.staged[tx.primary]; c != nil {
+		if c := tx.staged.get(tx.primary); c != nil {
 			tx.res.Balances = c.balances()
 			tx.res.Alert = c.List == ListGrey
 		}
 	}
-	for pan := range tx.dirty {
-		if err := putCard(b, tx.published(pan), tx.staged[pan], tx.scratch[:]); err != nil {
+	for i, pan := range tx.staged.pans {
+		if !tx.staged.dirty[i] {
+			continue
+		}
+		if err := putCard(b, tx.published(pan), tx.staged.cards[i], tx.scratch[:]); err != nil {
 			return err
 		}
 	}
@@ -862,8 +864,8 @@ func (tx *txn) daysCommitted(ok bool) {
 // publish makes the committed state visible.
 func (tx *txn) publish() {
 	for _, e := range tx.entries {
-		c := tx.staged[e.cur.Load().PAN]
-		if c != nil && tx.dirty[c.PAN] {
+		c := tx.staged.get(e.cur.Load().PAN)
+		if c != nil && tx.staged.isDirty(c.PAN) {
 			e.cur.Store(c)
 		}
 	}
@@ -886,4 +888,65 @@ func mulDiv(a, b, c int64) int64 {
 	}
 	q, _ := bits.Div64(hi, lo, uint64(c))
 	return int64(q)
+}
+
+// cardSet is the staged cards of one operation by card number — one, two
+// for a transfer between cards — with which of them changed: a few
+// entries, searched in order, cheaper than a map's hashing and
+// allocation. A card number absent reads as nil, as from a map.
+type cardSet struct {
+	pans  []string
+	cards []*card
+	dirty []bool
+}
+
+// cardSetBuf backs a cardSet of the common operation (use).
+type cardSetBuf struct {
+	pans  [2]string
+	cards [2]*card
+	dirty [2]bool
+}
+
+func (s *cardSet) use(b *cardSetBuf) {
+	s.pans, s.cards, s.dirty = b.pans[:0], b.cards[:0], b.dirty[:0]
+}
+
+func (s *cardSet) index(pan string) int {
+	for i, p := range s.pans {
+		if p == pan {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *cardSet) get(pan string) *card {
+	if i := s.index(pan); i >= 0 {
+		return s.cards[i]
+	}
+	return nil
+}
+
+// put stages c as pan's card (not marking it changed).
+func (s *cardSet) put(pan string, c *card) {
+	if i := s.index(pan); i >= 0 {
+		s.cards[i] = c
+		return
+	}
+	s.pans, s.cards, s.dirty = append(s.pans, pan), append(s.cards, c), append(s.dirty, false)
+}
+
+// markDirty records that pan's card changed and must be written.
+func (s *cardSet) markDirty(pan string) {
+	i := s.index(pan)
+	if i < 0 {
+		s.put(pan, nil)
+		i = len(s.pans) - 1
+	}
+	s.dirty[i] = true
+}
+
+func (s *cardSet) isDirty(pan string) bool {
+	i := s.index(pan)
+	return i >= 0 && s.dirty[i]
 }

@@ -133,7 +133,7 @@ func (tx *txn) admitPurchase(pan string, pin PINOutcome, amount Fen) (c *card, m
 	if declined, err := tx.refuseReversedFirst(); declined || err != nil {
 		return nil, nil, 0, true, err
 	}
-	c = tx.staged[pan]
+	c = tx.staged.get(pan)
 	fee = ServiceFee(amount, c.FeeBP)
 	if d := limits(c, amount+fee, tx.c.Date); d != Approved {
 		return nil, nil, 0, true, tx.decline(d)
@@ -173,7 +173,7 @@ func (tx *txn) cashLoad(r *CashLoad) error {
 	if declined, err := tx.refuseReversedFirst(); declined || err != nil {
 		return err
 	}
-	c := tx.staged[r.PAN]
+	c := tx.staged.get(r.PAN)
 	if c.MaxBalance > 0 && c.Cash+c.Subsidy+r.Amount > c.MaxBalance {
 		return tx.decline(DeclineExceedsAmountLimit)
 	}
@@ -377,7 +377,7 @@ func (tx *txn) completion(r *PreAuthCompletion) error {
 	if d := tx.cardChecks(r.PAN, r.PIN, r.Amount, classDebit, false); d != Approved {
 		return tx.decline(d)
 	}
-	c := tx.staged[r.PAN]
+	c := tx.staged.get(r.PAN)
 	h := findHold(c, r.AuthCode)
 	switch {
 	case h == nil:
@@ -411,7 +411,7 @@ func (tx *txn) cancel(r *PreAuthCancel) error {
 	if d := tx.cardChecks(r.PAN, r.PIN, r.Amount, classCredit, false); d != Approved {
 		return tx.decline(d)
 	}
-	h := findHold(tx.staged[r.PAN], r.AuthCode)
+	h := findHold(tx.staged.get(r.PAN), r.AuthCode)
 	switch {
 	case h == nil:
 		return tx.decline(DeclineOriginalNotFound)
@@ -480,7 +480,7 @@ func (tx *txn) reversal(r *Reversal) error {
 	}
 	tx.lockCards(o.PAN)
 	tx.primary = o.PAN
-	c := tx.staged[o.PAN]
+	c := tx.staged.get(o.PAN)
 	if c == nil || c.State == Closed {
 		return tx.decline(DeclineInvalidCard)
 	}

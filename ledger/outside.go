@@ -79,7 +79,7 @@ func (tx *txn) outsideCredit(r *OutsideCredit) error {
 	}
 	tx.lockCards(r.PAN)
 	tx.primary = r.PAN
-	c := tx.staged[r.PAN]
+	c := tx.staged.get(r.PAN)
 	switch {
 	case c == nil:
 		return tx.decline(DeclineInvalidCard)
@@ -110,7 +110,7 @@ func (tx *txn) pendingClaim(r *PendingClaim) error {
 	if declined, err := tx.refuseReversedFirst(); declined || err != nil {
 		return err
 	}
-	amount := tx.staged[r.PAN].pending()
+	amount := tx.staged.get(r.PAN).pending()
 	if amount == 0 {
 		// Nothing pending: approved, nothing moved, nothing posted.
 		tx.res.AuthCode = authCode(tx.l.lastTx.Add(1), nil)
@@ -142,7 +142,7 @@ func (tx *txn) outsideCreditReversal(r *OutsideCreditReversal) error {
 	if r.PAN != o.PAN || r.Amount != o.Amount {
 		return tx.decline(DeclineAmountDiffers)
 	}
-	if c := tx.staged[o.PAN]; c == nil {
+	if c := tx.staged.get(o.PAN); c == nil {
 		return tx.decline(DeclineInvalidCard)
 	}
 	st, err := tx.status(o.TxID)
@@ -156,7 +156,7 @@ func (tx *txn) outsideCreditReversal(r *OutsideCreditReversal) error {
 	// Always approved: a credit already spent leaves the card owing the
 	// shortfall (docs/ledger.md#receivables).
 	p := tx.inverse(o, KindReversal)
-	claimedFromPending(p, tx.staged[o.PAN])
+	claimedFromPending(p, tx.staged.get(o.PAN))
 	return tx.undo(o, p)
 }
 

@@ -50,7 +50,7 @@ func (tx *txn) transferLoad(r *TransferLoad) error {
 	// A load, like a cash load: allowed on a frozen card (the holder is
 	// at the kiosk with the card and its PIN; a freeze stops debits),
 	// declined on a lost or closed one (docs/recharge.md).
-	c := tx.staged[r.PAN]
+	c := tx.staged.get(r.PAN)
 	if declined, err := tx.refuseReversedFirst(); declined || err != nil {
 		return err
 	}
