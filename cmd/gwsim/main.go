@@ -5,7 +5,8 @@
 // docs/gwsim.md.
 //
 //	gwsim [--addr HOST:PORT] [--http HOST:PORT] [--accounts FILE]
-//	      [--delay MS] [--drop PCT] [--decline RC] [--disconnect-after N]
+//	      [--delay MS] [--drop PCT] [--decline RC] [--decline-reversals RC]
+//	      [--disconnect-after N]
 //	      [--refuse-signon] [--recon-dir DIR --recon-at-exit ...]
 package main
 

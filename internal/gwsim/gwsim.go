@@ -39,6 +39,11 @@ type Faults struct {
 	// transfer-load leg with this response code and does nothing.
 	// Reversals are still honoured. "" declines nothing.
 	Decline string `json:"decline"`
+	// DeclineReversals answers every reversal (0420/0421, 0400/0401)
+	// with this response code and does nothing: the original stands (a
+	// bank refusing the reversal; the switch dead-letters it). "" honours
+	// them.
+	DeclineReversals string `json:"decline_reversals"`
 	// DisconnectAfter closes each connection after it has carried this
 	// many messages (requests read; the last one is answered first).
 	// 0 never disconnects.
@@ -69,6 +74,8 @@ func (f Faults) Check() error {
 		return fmt.Errorf("drop %d%% out of range (0..100)", f.DropPercent)
 	case f.Decline != "" && (len(f.Decline) != 2 || !printableASCII(f.Decline) || f.Decline == spec.RCApproved):
 		return fmt.Errorf("decline code %q: want two characters other than 00", f.Decline)
+	case f.DeclineReversals != "" && (len(f.DeclineReversals) != 2 || !printableASCII(f.DeclineReversals) || f.DeclineReversals == spec.RCApproved):
+		return fmt.Errorf("reversal decline code %q: want two characters other than 00", f.DeclineReversals)
 	case f.DisconnectAfter < 0 || f.DisconnectAfter > MaxDisconnectAfter:
 		return fmt.Errorf("disconnect-after %d out of range (0..%d)", f.DisconnectAfter, MaxDisconnectAfter)
 	}

@@ -71,6 +71,8 @@ func TestOptionsBounds(t *testing.T) {
 		"drop":              {Faults: Faults{DropPercent: 101}},
 		"decline 00":        {Faults: Faults{Decline: "00"}},
 		"decline length":    {Faults: Faults{Decline: "051"}},
+		"reversal decline":  {Faults: Faults{DeclineReversals: "00"}},
+		"reversal length":   {Faults: Faults{DeclineReversals: "5"}},
 		"disconnect":        {Faults: Faults{DisconnectAfter: -1}},
 		"ZMK":               {ZMK: "0123"},
 		"ZAK":               {ZAK: "XYZ"},

@@ -33,16 +33,17 @@ const (
 
 // FaultsJSON is the wire form of Faults (delay in milliseconds).
 type FaultsJSON struct {
-	DelayMS         int64  `json:"delay_ms"`
-	DropPercent     int    `json:"drop_percent"`
-	Decline         string `json:"decline"`
-	DisconnectAfter int    `json:"disconnect_after"`
-	RefuseSignOn    bool   `json:"refuse_signon"`
+	DelayMS          int64  `json:"delay_ms"`
+	DropPercent      int    `json:"drop_percent"`
+	Decline          string `json:"decline"`
+	DeclineReversals string `json:"decline_reversals"`
+	DisconnectAfter  int    `json:"disconnect_after"`
+	RefuseSignOn     bool   `json:"refuse_signon"`
 }
 
 func faultsJSON(f Faults) FaultsJSON {
 	return FaultsJSON{DelayMS: f.Delay.Milliseconds(), DropPercent: f.DropPercent, Decline: f.Decline,
-		DisconnectAfter: f.DisconnectAfter, RefuseSignOn: f.RefuseSignOn}
+		DeclineReversals: f.DeclineReversals, DisconnectAfter: f.DisconnectAfter, RefuseSignOn: f.RefuseSignOn}
 }
 
 // ReconAnswer is the answer to POST /recon.
@@ -133,7 +134,7 @@ func (s *Sim) httpSetFaults(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := Faults{Delay: time.Duration(fj.DelayMS) * time.Millisecond, DropPercent: fj.DropPercent, Decline: fj.Decline,
-		DisconnectAfter: fj.DisconnectAfter, RefuseSignOn: fj.RefuseSignOn}
+		DeclineReversals: fj.DeclineReversals, DisconnectAfter: fj.DisconnectAfter, RefuseSignOn: fj.RefuseSignOn}
 	if err := s.SetFaults(f); err != nil {
 		httpError(w, http.StatusBadRequest, err)
 		return
@@ -179,8 +180,8 @@ func (s *Sim) WriteStatus(w io.Writer) {
 	fmt.Fprintf(w, "gwsim %s  connections=%d messages=%d sign_ons=%d key_exchanges=%d approved=%d declined=%d reversed=%d mac_errors=%d format_errors=%d dropped=%d\n",
 		s.Addr(), st.Connections, st.Messages, st.SignOns, st.KeyExchanges, st.Approved, st.Declined, st.Reversed,
 		st.MACErrors, st.FormatErrors, st.Dropped)
-	fmt.Fprintf(w, "faults: delay=%s drop=%d%% decline=%q disconnect_after=%d refuse_signon=%t\n",
-		f.Delay, f.DropPercent, f.Decline, f.DisconnectAfter, f.RefuseSignOn)
+	fmt.Fprintf(w, "faults: delay=%s drop=%d%% decline=%q decline_reversals=%q disconnect_after=%d refuse_signon=%t\n",
+		f.Delay, f.DropPercent, f.Decline, f.DeclineReversals, f.DisconnectAfter, f.RefuseSignOn)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CARD\tACCOUNT\tHOLDER\tOPENING\tBALANCE\tHELD")
 	for _, a := range s.sortedAccounts() {

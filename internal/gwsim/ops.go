@@ -167,6 +167,10 @@ func (s *Sim) operate(e *Entry, r request, f Faults, fields map[int]string) stri
 	if f.Decline != "" && e.Op != OpReversal {
 		return f.Decline
 	}
+	if f.DeclineReversals != "" && e.Op == OpReversal {
+		s.stats.ReversalsSeen++
+		return f.DeclineReversals // nothing undone: the original stands
+	}
 	switch e.Op {
 	case OpConsume:
 		return s.consume(e, r)

@@ -333,6 +333,39 @@ func TestFaults(t *testing.T) {
 			t.Fatal("a declined consume moved money")
 		}
 	})
+	t.Run("decline reversals", func(t *testing.T) {
+		s := startSim(t, Options{Faults: Faults{DeclineReversals: "05"}})
+		tc := dial(t, s)
+		tc.signOn(DemoZMK)
+		a, consume := tc.do(req{mti: "0200", pc: "000000", card: cardLi, amount: 100, pin: "123456"})
+		if a.rc != "00" {
+			t.Fatalf("consume: %s", a.rc)
+		}
+		for _, mti := range []string{"0420", "0421", "0400"} {
+			if a, _ := tc.do(req{mti: mti, pc: "000000", card: cardLi, amount: 100, original: consume}); a.rc != "05" {
+				t.Fatalf("%s declined: %s, want 05", mti, a.rc)
+			}
+		}
+		if balanceOf(t, s, cardLi) != 1_000_000-100 {
+			t.Fatal("a declined reversal gave the money back")
+		}
+		if st := s.Stats(); st.Reversed != 0 || st.ReversalsSeen != 3 {
+			t.Fatalf("reversed %d, seen %d; want 0, 3", st.Reversed, st.ReversalsSeen)
+		}
+		// Lifted: the next repeat reverses the consume.
+		if err := s.SetFaults(Faults{}); err != nil {
+			t.Fatal(err)
+		}
+		if a, _ := tc.do(req{mti: "0421", pc: "000000", card: cardLi, amount: 100, original: consume}); a.rc != "00" {
+			t.Fatalf("reversal once lifted: %s", a.rc)
+		}
+		if balanceOf(t, s, cardLi) != 1_000_000 {
+			t.Fatal("the reversal after the fault was lifted did not give the money back")
+		}
+		if err := s.Verify(); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("refuse sign-on", func(t *testing.T) {
 		s := startSim(t, Options{Faults: Faults{RefuseSignOn: true}})
 		tc := dial(t, s)

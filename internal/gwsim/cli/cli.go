@@ -60,6 +60,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	delay := fs.Int("delay", 0, "hold every financial answer back N ms (0..300000)")
 	drop := fs.Int("drop", 0, "drop PCT percent of financial answers, after processing (0..100)")
 	decline := fs.String("decline", "", "answer every financial request but reversals with this response code")
+	declineReversals := fs.String("decline-reversals", "", "answer every reversal with this response code and undo nothing")
 	disconnectAfter := fs.Int("disconnect-after", 0, "close each connection after N messages (0 = never)")
 	refuseSignOn := fs.Bool("refuse-signon", false, "answer sign-on with 91")
 	cutover := fs.String("cutover", "23:00", "business day cutover, HH:MM local")
@@ -108,7 +109,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o := gwsim.Options{Addr: *addr, HTTPAddr: *httpAddr, ZMK: zmk.Get(), ZPK: zpk.Get(), ZAK: zak.Get(), MAC: *macAlg,
 		Institution: *institution, Cutover: *cutover, ReconDir: *reconDir, MaxConns: *maxConns, Seed: *seed,
 		Faults: gwsim.Faults{Delay: time.Duration(*delay) * time.Millisecond, DropPercent: *drop, Decline: *decline,
-			DisconnectAfter: *disconnectAfter, RefuseSignOn: *refuseSignOn}}
+			DeclineReversals: *declineReversals, DisconnectAfter: *disconnectAfter, RefuseSignOn: *refuseSignOn}}
 	if *accountsFile != "" {
 		accts, err := gwsim.LoadAccounts(*accountsFile)
 		if err != nil {

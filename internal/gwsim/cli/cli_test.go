@@ -15,6 +15,8 @@ func TestBadUsage(t *testing.T) {
 		{"--drop", "101"},
 		{"--delay", "-5"},
 		{"--decline", "00"},
+		{"--decline-reversals", "00"},
+		{"--decline-reversals", "051"},
 		{"--addr", "0.0.0.0:0"},
 		{"--recon-alter", "nonsense"},
 		{"--accounts", "/nonexistent/accounts.yaml"},
