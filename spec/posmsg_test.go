@@ -55,17 +55,18 @@ func TestDecodePOSRejects(t *testing.T) {
 	}
 }
 
-// TestDecodePOSAllocations: a financial request decodes in two
-// allocations (the message with its Raw, and one string of its text and
-// digits), a message longer than the inline Raw in three; every field of
-// the golden consume comes back equal all the same (TestGolden*).
+// TestDecodePOSAllocations: a message decodes in three allocations (the
+// message, its Raw, and one string of its text and digits), one longer
+// than the stack buffer they are joined in in four; every
+// field of the golden consume comes back equal all the same (TestGolden*).
 func TestDecodePOSAllocations(t *testing.T) {
 	consume := goldenMsg(t, "consume-0200.hex")
 	m, err := DecodePOS(consume)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Reserved62 = bytes.Repeat([]byte{0xA5}, posInlineRaw)
+	m.Reserved62 = bytes.Repeat([]byte{0xA5}, 512)
+	m.Reserved63 = string(bytes.Repeat([]byte{'A'}, 163))
 	long, err := EncodePOS(m)
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +75,10 @@ func TestDecodePOSAllocations(t *testing.T) {
 		name string
 		msg  []byte
 		want float64
-	}{{"consume", consume, 2}, {"longer than the inline Raw", long, 3}} {
+	}{{"consume", consume, 3}, {"longer than the join buffer", long, 4}} {
+		if tc.name != "consume" && len(tc.msg) <= posJoinBuf {
+			t.Fatalf("%s: %d bytes", tc.name, len(tc.msg))
+		}
 		allocs := testing.AllocsPerRun(100, func() {
 			m, err := DecodePOS(tc.msg)
 			if err != nil || !bytes.Equal(m.Raw, tc.msg) || m.TerminalID == "" {
