@@ -164,7 +164,8 @@ type txn struct {
 }
 
 // lockCards locks the cards (in PAN order, after the key locks) and stages
-// a private copy of each; unknown cards stay absent from staged. Expired
+// each (cardSet: a private copy is made on the first get); unknown cards
+// stay absent from staged. Expired
 // holds are released here, as the first thing any operation on the card
 // does.
 func (tx *txn) lockCards(pans ...string) {
@@ -185,11 +186,15 @@ func (tx *txn) lockCards(pans ...string) {
 		}
 		e.mu.Lock()
 		tx.entries = append(tx.entries, e)
-		c := e.cur.Load().clone()
-		tx.staged.put(pan, &c)
-		if n := releaseExpired(&c, tx.c.Date); n > 0 {
-			tx.staged.markDirty(pan)
+		pub := e.cur.Load()
+		if !hasExpired(pub, tx.c.Date) {
+			tx.staged.share(pan, pub)
+			continue
 		}
+		c := pub.clone()
+		releaseExpired(&c, tx.c.Date)
+		tx.staged.put(pan, &c)
+		tx.staged.markDirty(pan)
 	}
 }
 
@@ -211,6 +216,16 @@ func (tx *txn) unlockCards() {
 }
 
 // releaseExpired drops the holds whose expiry date is before d.
+// hasExpired reports whether releaseExpired would release a hold of c.
+func hasExpired(c *card, d BusinessDate) bool {
+	for _, h := range c.Holds {
+		if h.Expiry < d {
+			return true
+		}
+	}
+	return false
+}
+
 func releaseExpired(c *card, d BusinessDate) int {
 	n := 0
 	kept := c.Holds[:0]
@@ -270,7 +285,7 @@ func gate(c *card, cl opClass) Decline {
 // marks the card dirty, so it is written even when the operation is then
 // declined.
 func (tx *txn) checkPIN(pan string, outcome PINOutcome, amount Fen, cl opClass, requirePIN bool) Decline {
-	c := tx.staged.get(pan)
+	c := tx.staged.peek(pan) // read only; a change takes the private copy
 	max := tx.l.opts.MaxPINTries
 	locked := int(c.PINTries) >= max
 	switch outcome {
@@ -289,6 +304,7 @@ func (tx *txn) checkPIN(pan string, outcome PINOutcome, amount Fen, cl opClass, 
 		if locked {
 			return DeclinePINTriesExceeded
 		}
+		c = tx.staged.get(pan)
 		c.PINTries++
 		tx.staged.markDirty(pan)
 		if int(c.PINTries) >= max {
@@ -300,6 +316,7 @@ func (tx *txn) checkPIN(pan string, outcome PINOutcome, amount Fen, cl opClass, 
 			return DeclinePINTriesExceeded
 		}
 		if c.PINTries != 0 {
+			c = tx.staged.get(pan)
 			c.PINTries = 0
 			tx.staged.markDirty(pan)
 		}
@@ -312,7 +329,7 @@ func (tx *txn) checkPIN(pan string, outcome PINOutcome, amount Fen, cl opClass, 
 // the one the result describes.
 func (tx *txn) cardChecks(pan string, pin PINOutcome, amount Fen, cl opClass, requirePIN bool) Decline {
 	tx.primary = pan
-	c := tx.staged.get(pan)
+	c := tx.staged.peek(pan) // gate only reads
 	if d := gate(c, cl); d != Approved {
 		return d
 	}
@@ -399,7 +416,7 @@ func (tx *txn) apply(p *posting) (Decline, error) {
 				return w.c, nil
 			}
 		}
-		s := tx.staged.get(pan)
+		s := tx.staged.peek(pan) // copied here
 		if s == nil {
 			return nil, fmt.Errorf("posting %d touches card %s that is not locked", p.TxID, cardno.Mask(pan))
 		}
@@ -479,7 +496,7 @@ func (tx *txn) apply(p *posting) (Decline, error) {
 // The legs still sum to zero. Both sides live on the posting, so undoing
 // it (a reversal of a load that repaid a debt) restores the debt.
 func (tx *txn) receivableLegs(p *posting) {
-	c := tx.staged.get(p.PAN)
+	c := tx.staged.peek(p.PAN) // read only: the legs change, not the card
 	if c == nil {
 		return // apply reports the unlocked card
 	}
@@ -787,7 +804,7 @@ func (tx *txn) tombstoned() (bool, error) {
 func (tx *txn) write(ik []byte, fingerprint uint64) error {
 	b := tx.b
 	if tx.res.Decline == Approved || tx.primary != "" {
-		if c := tx.staged.get(tx.primary); c != nil {
+		if c := tx.staged.peek(tx.primary); c != nil {
 			tx.res.Balances = c.balances()
 			tx.res.Alert = c.List == ListGrey
 		}
@@ -864,9 +881,10 @@ func (tx *txn) daysCommitted(ok bool) {
 // publish makes the committed state visible.
 func (tx *txn) publish() {
 	for _, e := range tx.entries {
-		c := tx.staged.get(e.cur.Load().PAN)
-		if c != nil && tx.staged.isDirty(c.PAN) {
-			e.cur.Store(c)
+		// A dirty card is always the operation's private copy (markDirty).
+		i := tx.staged.index(e.cur.Load().PAN)
+		if i >= 0 && tx.staged.dirty[i] && tx.staged.cards[i] != nil {
+			e.cur.Store(tx.staged.cards[i])
 		}
 	}
 	for _, g := range tx.deltas {
@@ -894,10 +912,17 @@ func mulDiv(a, b, c int64) int64 {
 // for a transfer between cards — with which of them changed: a few
 // entries, searched in order, cheaper than a map's hashing and
 // allocation. A card number absent reads as nil, as from a map.
+//
+// A card staged by share is the published card itself until the first
+// get, which replaces it with a private copy to change: peek reads
+// without copying, and must not be used to change a card. A card marked
+// dirty is always a private copy. An approved consume copies its card
+// once (apply's working copy), not twice.
 type cardSet struct {
 	pans  []string
 	cards []*card
 	dirty []bool
+	own   []bool // cards[i] is this operation's private copy
 }
 
 // cardSetBuf backs a cardSet of the common operation (use).
@@ -905,10 +930,25 @@ type cardSetBuf struct {
 	pans  [2]string
 	cards [2]*card
 	dirty [2]bool
+	own   [2]bool
 }
 
 func (s *cardSet) use(b *cardSetBuf) {
-	s.pans, s.cards, s.dirty = b.pans[:0], b.cards[:0], b.dirty[:0]
+	s.pans, s.cards, s.dirty, s.own = b.pans[:0], b.cards[:0], b.dirty[:0], b.own[:0]
+}
+
+// share stages pan's published card, to be copied on the first get.
+func (s *cardSet) share(pan string, published *card) {
+	s.put(pan, published)
+	s.own[s.index(pan)] = false
+}
+
+// peek returns pan's staged card to read, without copying it.
+func (s *cardSet) peek(pan string) *card {
+	if i := s.index(pan); i >= 0 {
+		return s.cards[i]
+	}
+	return nil
 }
 
 func (s *cardSet) index(pan string) int {
@@ -920,20 +960,35 @@ func (s *cardSet) index(pan string) int {
 	return -1
 }
 
+// get returns pan's staged card to read or change: the operation's
+// private copy, made now if the card was shared.
 func (s *cardSet) get(pan string) *card {
-	if i := s.index(pan); i >= 0 {
-		return s.cards[i]
+	i := s.index(pan)
+	if i < 0 {
+		return nil
 	}
-	return nil
+	s.private(i)
+	return s.cards[i]
 }
 
-// put stages c as pan's card (not marking it changed).
+func (s *cardSet) private(i int) {
+	if !s.own[i] {
+		if c := s.cards[i]; c != nil {
+			n := c.clone()
+			s.cards[i] = &n
+		}
+		s.own[i] = true
+	}
+}
+
+// put stages c, the operation's own copy, as pan's card (not marking it
+// changed).
 func (s *cardSet) put(pan string, c *card) {
 	if i := s.index(pan); i >= 0 {
-		s.cards[i] = c
+		s.cards[i], s.own[i] = c, true
 		return
 	}
-	s.pans, s.cards, s.dirty = append(s.pans, pan), append(s.cards, c), append(s.dirty, false)
+	s.pans, s.cards, s.dirty, s.own = append(s.pans, pan), append(s.cards, c), append(s.dirty, false), append(s.own, true)
 }
 
 // markDirty records that pan's card changed and must be written.
@@ -943,6 +998,7 @@ func (s *cardSet) markDirty(pan string) {
 		s.put(pan, nil)
 		i = len(s.pans) - 1
 	}
+	s.private(i)
 	s.dirty[i] = true
 }
 

@@ -117,8 +117,8 @@ func (tx *txn) finish(p *posting) error {
 // admitPurchase runs the checks a consume and a pre-auth share, in order:
 // amount, merchant, the card (state, PIN), a reversal that came first, the
 // per-transaction and daily limits on amount plus service fee. It returns
-// the staged card, the merchant and the fee, or declined (the decline is
-// in tx.res) or a storage error.
+// the staged card (to read: apply changes its own copy), the merchant and
+// the fee, or declined (the decline is in tx.res) or a storage error.
 func (tx *txn) admitPurchase(pan string, pin PINOutcome, amount Fen) (c *card, m *merchant, fee Fen, declined bool, err error) {
 	if !validAmount(amount) {
 		return nil, nil, 0, true, tx.decline(DeclineInvalidAmount)
@@ -133,7 +133,7 @@ func (tx *txn) admitPurchase(pan string, pin PINOutcome, amount Fen) (c *card, m
 	if declined, err := tx.refuseReversedFirst(); declined || err != nil {
 		return nil, nil, 0, true, err
 	}
-	c = tx.staged.get(pan)
+	c = tx.staged.peek(pan) // read only: apply changes its own copy
 	fee = ServiceFee(amount, c.FeeBP)
 	if d := limits(c, amount+fee, tx.c.Date); d != Approved {
 		return nil, nil, 0, true, tx.decline(d)

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
@@ -39,8 +40,10 @@ func TestConsume(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			l, db := seeded(t, Options{})
 			before, _ := l.Card(tt.pan)
+			unchanged := publishedUnchanged(t, l, tt.pan)
 			res := exec(t, l, &Consume{Common: pos("10000001", tt.merchant, day1), PAN: tt.pan, Amount: tt.amount, PIN: tt.pin})
 			wantDecline(t, res, tt.want)
+			unchanged()
 			after, _ := l.Card(tt.pan)
 			if res.CashDelta != tt.cash || res.SubsidyDelta != tt.subsidy || res.Fee != tt.fee {
 				t.Errorf("deltas cash %s subsidy %s fee %s, want %s %s %s", res.CashDelta, res.SubsidyDelta, res.Fee, tt.cash, tt.subsidy, tt.fee)
@@ -112,9 +115,11 @@ func TestPINTries(t *testing.T) {
 		{PINNotPresent, DeclinePINTriesExceeded, 3},
 	}
 	for i, s := range steps {
+		unchanged := publishedUnchanged(t, l, panStaff)
 		if got := consume(panStaff, s.pin); got != s.want {
 			t.Fatalf("step %d: %s, want %s", i, got, s.want)
 		}
+		unchanged()
 		if v := mustCard(t, l, panStaff); v.PINTries != s.tries {
 			t.Fatalf("step %d: tries %d, want %d", i, v.PINTries, s.tries)
 		}
@@ -921,5 +926,25 @@ func TestRefundPassesOverOtherPostingsOfTheRRN(t *testing.T) {
 	must(t, refund(1000, ref(o)))
 	if v := mustCard(t, l, panStaff); v.Balances.Cash != 100000+100-500 {
 		t.Errorf("staff cash %s: a refund went to the wrong original", v.Balances.Cash)
+	}
+}
+
+// publishedUnchanged snapshots the published state of a card; the
+// function it returns fails the test if that state object was changed
+// since (an operation changes its own copy and publishes that: readers
+// hold the published one without the card's lock).
+func publishedUnchanged(t *testing.T, l *Ledger, pan string) func() {
+	t.Helper()
+	e := l.entry(pan)
+	if e == nil {
+		return func() {}
+	}
+	c := e.cur.Load()
+	card, purse, tries := c.encode(), c.encodePurse(), c.PINTries
+	return func() {
+		t.Helper()
+		if !bytes.Equal(c.encode(), card) || !bytes.Equal(c.encodePurse(), purse) || c.PINTries != tries {
+			t.Errorf("card %s: the published state was changed in place", pan)
+		}
 	}
 }
