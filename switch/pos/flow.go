@@ -97,8 +97,8 @@ func (p *Protocol) transaction(x *exchange, rec *record) {
 		rec.answer(x.answer(spec.RCFormatError))
 		return
 	}
-	release, done := p.dedupe(x, rec)
-	defer release()
+	claim, done := p.dedupe(x, rec)
+	defer claim.Release()
 	if done {
 		return
 	}
@@ -335,9 +335,9 @@ func (x *exchange) fingerprint() [journal.FingerprintLen]byte {
 // other content under the same name. done reports that it answered.
 // release frees the terminal's trace-number claim; call it once the
 // answer is recorded.
-func (p *Protocol) dedupe(x *exchange, rec *record) (release func(), done bool) {
+func (p *Protocol) dedupe(x *exchange, rec *record) (claim terminals.STANClaim, done bool) {
 	rec.dupKey, rec.fp = x.duplicateKey(), x.fingerprint()
-	fresh, release, err := p.claimNewSTAN(x)
+	fresh, claim, err := p.claimNewSTAN(x)
 	if err == nil && !fresh {
 		var (
 			stored journal.ResponseRecord
@@ -346,39 +346,44 @@ func (p *Protocol) dedupe(x *exchange, rec *record) (release func(), done bool) 
 		stored, found, err = p.journal.GetResponse(rec.dupKey)
 		if err == nil && found {
 			p.replay(x, rec, stored)
-			return release, true
+			return claim, true
 		}
 	}
 	if err != nil {
 		p.log.Error("duplicate lookup failed", zap.String("terminal", x.term.ID), zap.Error(err))
 		rec.answer(x.answer(spec.RCSystemMalfunction))
-		return release, true
+		return claim, true
 	}
 	x.fresh = fresh
-	return release, false
+	return claim, false
 }
 
 // claimNewSTAN asks the terminal's trace watermark whether this request
 // can be a retransmission at all.
-func (p *Protocol) claimNewSTAN(x *exchange) (bool, func(), error) {
+func (p *Protocol) claimNewSTAN(x *exchange) (bool, terminals.STANClaim, error) {
 	stan, err := strconv.ParseUint(x.req.STAN, 10, 32)
 	if err != nil {
-		return false, func() {}, nil
+		return false, terminals.STANClaim{}, nil
 	}
-	return p.terminals.ClaimNewSTAN(x.term.ID, x.term.Batch, uint32(stan), func() (uint32, error) {
-		var max uint64
-		err := p.journal.ResponseSTANs(x.term.ID, batchString(x.term.Batch), func(s string) bool {
-			// Stored as the STAN, or a reversal's MTI + STAN: the trace
-			// number is the last six digits either way.
-			if len(s) >= 6 {
-				if n, err := strconv.ParseUint(s[len(s)-6:], 10, 32); err == nil && n > max {
-					max = n
-				}
+	return p.terminals.ClaimNewSTAN(x.term.ID, x.term.Batch, uint32(stan), p.loadSTANs)
+}
+
+// storedSTANMax is the highest trace number the journal holds an answer
+// for in a terminal's batch: the watermark ClaimNewSTAN loads
+// (p.loadSTANs, this method bound once, so that a claim makes no closure).
+func (p *Protocol) storedSTANMax(id string, batch uint32) (uint32, error) {
+	var max uint64
+	err := p.journal.ResponseSTANs(id, batchString(batch), func(s string) bool {
+		// Stored as the STAN, or a reversal's MTI + STAN: the trace
+		// number is the last six digits either way.
+		if len(s) >= 6 {
+			if n, err := strconv.ParseUint(s[len(s)-6:], 10, 32); err == nil && n > max {
+				max = n
 			}
-			return true
-		})
-		return uint32(max), err
+		}
+		return true
 	})
+	return uint32(max), err
 }
 
 // replay answers a duplicate: the stored response when the request is the

@@ -85,9 +85,9 @@ func (n noTerminals) Update(string, func(*terminals.Terminal) error) (*terminals
 	n.fail("Update")
 	return nil, nil
 }
-func (n noTerminals) ClaimNewSTAN(string, uint32, uint32, func() (uint32, error)) (bool, func(), error) {
+func (n noTerminals) ClaimNewSTAN(string, uint32, uint32, func(string, uint32) (uint32, error)) (bool, terminals.STANClaim, error) {
 	n.fail("ClaimNewSTAN")
-	return false, func() {}, nil
+	return false, terminals.STANClaim{}, nil
 }
 
 // fixedClock counts the exchanges it opened and closed.

@@ -38,6 +38,7 @@ type Protocol struct {
 	signOnGuard   *signOnGuard
 	metrics       Metrics
 	counters      counters
+	loadSTANs     func(id string, batch uint32) (uint32, error) // storedSTANMax
 	log           *zap.Logger
 }
 
@@ -80,7 +81,7 @@ type Journal interface {
 type Terminals interface {
 	Get(id string) *terminals.Terminal
 	Update(id string, f func(t *terminals.Terminal) error) (*terminals.Terminal, error)
-	ClaimNewSTAN(id string, batch, stan uint32, load func() (uint32, error)) (fresh bool, release func(), err error)
+	ClaimNewSTAN(id string, batch, stan uint32, load func(id string, batch uint32) (uint32, error)) (fresh bool, claim terminals.STANClaim, err error)
 }
 
 // HSM checks and makes terminals' MACs and hands out their working keys
@@ -224,11 +225,13 @@ func New(o Options) (*Protocol, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	return &Protocol{db: o.DB, journal: o.Journal, terminals: o.Terminals, hsm: o.HSM, ledger: o.Ledger,
+	p := &Protocol{db: o.DB, journal: o.Journal, terminals: o.Terminals, hsm: o.HSM, ledger: o.Ledger,
 		clock: o.Clock, routes: o.Routes, dests: o.Destinations, originals: o.Originals,
 		localPreAuths: o.LocalPreAuths,
 		answerTimeout: o.AnswerTimeout, signOnGuard: newSignOnGuard(o.SignOn), metrics: o.Metrics,
-		counters: newCounters(o.Metrics), log: o.Log}, nil
+		counters: newCounters(o.Metrics), log: o.Log}
+	p.loadSTANs = p.storedSTANMax
+	return p, nil
 }
 
 // headMTI reads the MTI of a POS frame body when its head arrived:

@@ -346,12 +346,12 @@ func (r *Registry) persist(t *Terminal) error {
 // fresh after a reload of the watermark from what is committed. load
 // reads the stored trace numbers of the batch when the watermark is not
 // known.
-func (r *Registry) ClaimNewSTAN(id string, batch, stan uint32, load func() (uint32, error)) (fresh bool, release func(), err error) {
+func (r *Registry) ClaimNewSTAN(id string, batch, stan uint32, load func(id string, batch uint32) (uint32, error)) (fresh bool, claim STANClaim, err error) {
 	r.mu.RLock()
 	e := r.m[id]
 	r.mu.RUnlock()
 	if e == nil {
-		return false, func() {}, nil
+		return false, STANClaim{}, nil
 	}
 	w := &e.trace
 	w.mu.Lock()
@@ -363,9 +363,9 @@ func (r *Registry) ClaimNewSTAN(id string, batch, stan uint32, load func() (uint
 	copyOfInFlight := false
 	for {
 		if !w.loaded || w.batch != batch {
-			stored, err := load()
+			stored, err := load(id, batch)
 			if err != nil {
-				return false, func() {}, err
+				return false, STANClaim{}, err
 			}
 			w.batch, w.loaded, w.max = batch, true, stored
 		}
@@ -382,14 +382,30 @@ func (r *Registry) ClaimNewSTAN(id string, batch, stan uint32, load func() (uint
 	fresh = !copyOfInFlight && stan > w.max
 	w.max = max(w.max, stan)
 	w.inflight[stan]++
-	return fresh, func() {
-		w.mu.Lock()
-		if w.inflight[stan]--; w.inflight[stan] <= 0 {
-			delete(w.inflight, stan)
-		}
-		w.cond.Broadcast()
-		w.mu.Unlock()
-	}, nil
+	return fresh, STANClaim{w: w, stan: stan}, nil
+}
+
+// STANClaim is a request's hold on its STAN (ClaimNewSTAN): a value, not
+// a closure, so that claiming costs no allocation per request. The zero
+// STANClaim holds nothing.
+type STANClaim struct {
+	w    *traceWatermark
+	stan uint32
+}
+
+// Release ends the claim; call it once, after the request's commit
+// returned (or failed).
+func (c STANClaim) Release() {
+	w := c.w
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	if w.inflight[c.stan]--; w.inflight[c.stan] <= 0 {
+		delete(w.inflight, c.stan)
+	}
+	w.cond.Broadcast()
+	w.mu.Unlock()
 }
 
 // CheckSourceNetwork validates a terminal's legacy sign-on settings: a

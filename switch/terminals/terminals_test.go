@@ -14,8 +14,8 @@ import (
 func claim(r *Registry, batch, stan uint32, load func() (uint32, error)) <-chan claimed {
 	ch := make(chan claimed, 1)
 	go func() {
-		fresh, release, err := r.ClaimNewSTAN("10000001", batch, stan, load)
-		ch <- claimed{fresh, release, err}
+		fresh, c, err := r.ClaimNewSTAN("10000001", batch, stan, func(string, uint32) (uint32, error) { return load() })
+		ch <- claimed{fresh, c.Release, err}
 	}()
 	return ch
 }
@@ -91,10 +91,10 @@ func TestTraceWatermark(t *testing.T) {
 	}
 
 	// An unknown terminal is never fresh.
-	if fresh, release, err := r.ClaimNewSTAN("99999999", 1, 1, load); fresh || err != nil {
+	if fresh, c, err := r.ClaimNewSTAN("99999999", 1, 1, func(string, uint32) (uint32, error) { return load() }); fresh || err != nil {
 		t.Fatalf("unknown terminal: fresh %v, %v", fresh, err)
 	} else {
-		release()
+		c.Release()
 	}
 }
 
