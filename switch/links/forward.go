@@ -1,6 +1,7 @@
 package links
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -187,11 +188,11 @@ func (l *Link) Forward(req *Request, rec Recorder) (Result, error) {
 		}
 		follows = orig.ID
 	}
-	m, err := l.buildRequest(req, lr, orig)
+	out, err := l.buildRequest(req, lr, orig)
 	if err != nil {
 		return Result{}, err
 	}
-	resp, release, err := l.sendWriteAhead(c, m, lr, follows, req.within)
+	resp, release, err := l.sendWriteAhead(c, out, lr, follows, req.within)
 	if err != nil && !errors.Is(err, ErrNoAnswer) {
 		return Result{}, err
 	}
@@ -230,17 +231,66 @@ func (l *Link) connWithin(within func(time.Duration, time.Time) time.Duration) (
 	return c, nil
 }
 
-// sendWriteAhead MACs m, makes lr durable (docs/gateway-links.md,
-// "Write-ahead") and only then sends m on c, waiting until the request's
+// outgoing is a request on its way out: packed from fields
+// (spec.AppendGatewayMessage) when they are set, else from m; m carries
+// what answer matching needs (requestID: the MTI, 11 and 41).
+type outgoing struct {
+	m      *iso8583.Message
+	mti    string
+	fields []spec.GatewayField // ids ascending, no MAC
+}
+
+// frame MACs the request and returns its frame.
+func (l *Link) frame(out *outgoing) ([]byte, error) {
+	if out.fields == nil {
+		return l.addMAC(out.m)
+	}
+	return l.packMAC(out.mti, out.fields)
+}
+
+// packMAC packs a request from its fields with the MAC (128 when a
+// secondary-bitmap field is present, else 64) and returns its frame.
+func (l *Link) packMAC(mti string, fields []spec.GatewayField) ([]byte, error) {
+	macField := 64
+	if n := len(fields); n > 0 && fields[n-1].ID > 64 {
+		macField = 128
+	}
+	var zero [8]byte
+	frame, err := spec.AppendGatewayMessage(make([]byte, 2, 320), mti, append(fields, spec.GatewayField{ID: macField, Bytes: zero[:]}))
+	if err != nil {
+		return nil, err
+	}
+	packed := frame[2:]
+	if len(packed) > spec.MaxFrameLimit {
+		return nil, fmt.Errorf("%w: %d bytes", spec.ErrMessageTooLarge, len(packed))
+	}
+	binary.BigEndian.PutUint16(frame, uint16(len(packed)))
+	block, err := spec.GatewayMACBlock(packed)
+	if err != nil {
+		return nil, err
+	}
+	mac, err := l.hsm.GenerateZoneMACAlg(l.cfg.Name, l.cfg.zakAlg(), block)
+	if err != nil {
+		return nil, err
+	}
+	if len(mac) != 8 {
+		return nil, fmt.Errorf("MAC of %d bytes", len(mac))
+	}
+	copy(packed[len(block):], mac)
+	return frame, nil
+}
+
+// sendWriteAhead MACs out, makes lr durable (docs/gateway-links.md,
+// "Write-ahead") and only then sends it on c, waiting until the request's
 // budget (within) runs out, but at least minSendWait. The MAC comes first:
 // when it cannot be made nothing is written or sent and the error is a
 // Rejected 91 — never a 98 and a reversal for a request the bank never
 // saw. After the write, an error wraps ErrNoAnswer (the request may have
 // reached the gateway) or is the journal's; release, to be deferred once
 // the error is ErrNoAnswer or nil, ends the request's open work.
-func (l *Link) sendWriteAhead(c *connection.Connection, m *iso8583.Message, lr *journal.LinkRequest, follows uint64,
+func (l *Link) sendWriteAhead(c *connection.Connection, out *outgoing, lr *journal.LinkRequest, follows uint64,
 	within func(time.Duration, time.Time) time.Duration) (*iso8583.Message, func(), error) {
-	frame, err := l.addMAC(m)
+	frame, err := l.frame(out)
 	if err != nil {
 		l.m.Requests.WithLabelValues(l.cfg.Name, "down").Inc()
 		return nil, nil, reject(RC91, fmt.Errorf("gateway %s: MAC: %w: %v", l.cfg.Name, ErrDown, err))
@@ -258,7 +308,7 @@ func (l *Link) sendWriteAhead(c *connection.Connection, m *iso8583.Message, lr *
 		return nil, nil, fmt.Errorf("gateway %s: journal request: %w", l.cfg.Name, err)
 	}
 	done := l.track(lr.ID)
-	resp, err := l.sendMACed(c, m, frame, max(within(l.cfg.SendTimeout, time.Now()), minSendWait))
+	resp, err := l.sendMACed(c, out.m, frame, max(within(l.cfg.SendTimeout, time.Now()), minSendWait))
 	return resp, func() { l.untrack(lr.ID, done) }, err
 }
 
@@ -389,7 +439,7 @@ func (l *Link) original(req *Request) (*journal.LinkRequest, error) {
 // buildRequest builds the outgoing message (docs/gateway-links.md,
 // "Messages") naming orig (the original found, nil for none) and fills
 // lr's link numbering.
-func (l *Link) buildRequest(req *Request, lr *journal.LinkRequest, orig *journal.LinkRequest) (*iso8583.Message, error) {
+func (l *Link) buildRequest(req *Request, lr *journal.LinkRequest, orig *journal.LinkRequest) (*outgoing, error) {
 	g, ok := gatewayMessages[req.Type]
 	if !ok {
 		return nil, reject(spec.RCFunctionNotSupported, fmt.Errorf("%s on a gateway link", req.Type))
@@ -404,60 +454,73 @@ func (l *Link) buildRequest(req *Request, lr *journal.LinkRequest, orig *journal
 	}
 	xmit := spec.FormatTransmissionTime(l.now())
 	lr.ID, lr.STAN, lr.Transmission, lr.MTI, lr.ProcCode = id, stan, xmit, mti, proc
-	m := iso8583.NewMessage(spec.Gateway)
-	// In field order, on the stack: no map to build and range over.
-	type gwField struct {
-		id int
-		v  string
-	}
-	var buf [20]gwField
-	fields := append(buf[:0], gwField{0, mti}, gwField{2, req.Card}, gwField{3, proc})
-	if req.HasAmount {
-		a, err := spec.Amount(req.Amount).N12()
-		if err != nil {
-			return nil, reject(spec.RCInvalidAmount, err)
-		}
-		fields = append(fields, gwField{4, a})
-	}
-	fields = append(fields, gwField{7, xmit}, gwField{11, stan}, gwField{12, req.LocalTime}, gwField{13, req.LocalDate},
-		gwField{25, g.cond}, gwField{32, l.cfg.AcquirerID}, gwField{33, l.cfg.ForwardingID}, gwField{37, req.RRN})
-	if orig != nil && g.cond != "" {
-		fields = append(fields, gwField{38, orig.AuthCode})
-	}
-	fields = append(fields, gwField{41, req.Terminal}, gwField{42, req.Merchant}, gwField{49, spec.GWCurrencyCNY})
-	if orig != nil {
-		f90, err := spec.OriginalData{MTI: orig.MTI, STAN: orig.STAN, Transmission: orig.Transmission,
-			Acquirer: orig.Acquirer, Forwarding: orig.Forwarding}.Format()
-		if err != nil {
-			return nil, err
-		}
-		fields = append(fields, gwField{90, f90})
-	}
-	fields = append(fields, gwField{100, l.cfg.InstitutionID})
-	for _, f := range fields {
-		if f.v == "" {
-			continue
-		}
-		if err := m.Field(f.id, f.v); err != nil {
-			return nil, reject(spec.RCFormatError, fmt.Errorf("field %d: %w", f.id, err))
-		}
-	}
+	// The PIN block first: field 52 comes before 90 and 100.
+	var zb []byte
 	if req.PINBlock != nil {
-		zb, err := l.hsm.TranslatePINToZone(req.Terminal, req.PINFormat, l.cfg.Name, req.PINBlock, req.Card)
+		zb, err = l.hsm.TranslatePINToZone(req.Terminal, req.PINFormat, l.cfg.Name, req.PINBlock, req.Card)
 		if err != nil {
 			if errors.Is(err, hsm.ErrPINBlock) || errors.Is(err, hsm.ErrNotSignedOn) {
 				return nil, reject(spec.RCIncorrectPIN, err)
 			}
 			return nil, reject(spec.RCSystemMalfunction, fmt.Errorf("PIN translation: %w", err))
 		}
-		if err := m.BinaryField(52, zb); err != nil {
+	}
+	// In field order, packed as they are (spec.AppendGatewayMessage): no
+	// Message to fill field by field and pack again.
+	out := &outgoing{mti: mti, fields: make([]spec.GatewayField, 0, 20)}
+	add := func(id int, v string) {
+		if v != "" {
+			out.fields = append(out.fields, spec.GatewayField{ID: id, Value: v})
+		}
+	}
+	add(2, req.Card)
+	add(3, proc)
+	if req.HasAmount {
+		a, err := spec.Amount(req.Amount).N12()
+		if err != nil {
+			return nil, reject(spec.RCInvalidAmount, err)
+		}
+		add(4, a)
+	}
+	add(7, xmit)
+	add(11, stan)
+	add(12, req.LocalTime)
+	add(13, req.LocalDate)
+	add(25, g.cond)
+	add(32, l.cfg.AcquirerID)
+	add(33, l.cfg.ForwardingID)
+	add(37, req.RRN)
+	if orig != nil && g.cond != "" {
+		add(38, orig.AuthCode)
+	}
+	add(41, req.Terminal)
+	add(42, req.Merchant)
+	add(49, spec.GWCurrencyCNY)
+	if zb != nil {
+		out.fields = append(out.fields, spec.GatewayField{ID: 52, Bytes: zb})
+		add(53, "2600000000000000")
+	}
+	if orig != nil {
+		f90, err := spec.OriginalData{MTI: orig.MTI, STAN: orig.STAN, Transmission: orig.Transmission,
+			Acquirer: orig.Acquirer, Forwarding: orig.Forwarding}.Format()
+		if err != nil {
 			return nil, err
 		}
-		if err := m.Field(53, "2600000000000000"); err != nil {
+		add(90, f90)
+	}
+	add(100, l.cfg.InstitutionID)
+	// What answer matching needs (requestID): the MTI, 11 and 41.
+	out.m = iso8583.NewMessage(spec.Gateway)
+	out.m.MTI(mti)
+	if err := out.m.Field(11, stan); err != nil {
+		return nil, err
+	}
+	if req.Terminal != "" {
+		if err := out.m.Field(41, req.Terminal); err != nil {
 			return nil, err
 		}
 	}
-	return m, nil
+	return out, nil
 }
 
 // reverse answers a terminal's reversal of a forwarded transaction: its

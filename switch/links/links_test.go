@@ -719,6 +719,18 @@ func TestAddMACFrame(t *testing.T) {
 		if _, has128 := fields[100]; has128 != (frame[2+4]&0x80 != 0) {
 			t.Fatalf("secondary bitmap %v with field 100 %v", frame[2+4]&0x80 != 0, has128)
 		}
+		// Packed from the fields (the forwarded requests' way): the same
+		// frame.
+		var gf []spec.GatewayField
+		for id := 2; id <= 128; id++ {
+			if v, ok := fields[id]; ok {
+				gf = append(gf, spec.GatewayField{ID: id, Value: v})
+			}
+		}
+		packed, err := e.link.packMAC(fields[0], gf)
+		if err != nil || !bytes.Equal(packed, frame) {
+			t.Fatalf("packMAC: %v\n%x\nwant\n%x", err, packed, frame)
+		}
 	}
 }
 

@@ -67,7 +67,7 @@ func (l *Link) Transfer(req *TransferRequest, rec TransferRecorder) (Result, err
 	if err != nil {
 		return Result{}, err
 	}
-	resp, release, err := l.sendWriteAhead(c, m, lr, 0, req.within)
+	resp, release, err := l.sendWriteAhead(c, &outgoing{m: m}, lr, 0, req.within)
 	if err != nil && !errors.Is(err, ErrNoAnswer) {
 		return Result{}, err
 	}
