@@ -157,7 +157,7 @@ func gatewayLength(msg []byte) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("%w: field %d length: %v", ErrFormat, id, err)
 		}
-		v, used, err := s.Enc.Decode(msg[off+read:], n)
+		v, used, err := decodeInPlace(s.Enc, msg[off+read:], n)
 		if err != nil {
 			return 0, fmt.Errorf("%w: field %d: %v", ErrFormat, id, err)
 		}
@@ -173,6 +173,27 @@ func gatewayLength(msg []byte) (int, error) {
 		off += read + used
 	}
 	return off, nil
+}
+
+// decodeInPlace is enc.Decode(data, n) without the copy for the
+// dialect's encoders (ASCII, binary): the value aliases data, and is
+// only looked at. The checks are the encoders' own.
+func decodeInPlace(enc encoding.Encoder, data []byte, n int) ([]byte, int, error) {
+	if enc != encoding.ASCII && enc != encoding.Binary {
+		return enc.Decode(data, n)
+	}
+	if n < 0 || n > len(data) {
+		return nil, 0, fmt.Errorf("length %d, %d bytes left", n, len(data))
+	}
+	v := data[:n]
+	if enc == encoding.ASCII {
+		for _, c := range v {
+			if c > 127 {
+				return nil, 0, fmt.Errorf("byte %#x is not ASCII", c)
+			}
+		}
+	}
+	return v, n, nil
 }
 
 // EncodeGateway packs a gateway message into a frame body.
