@@ -231,9 +231,9 @@ func (l *Link) connWithin(within func(time.Duration, time.Time) time.Duration) (
 	return c, nil
 }
 
-// outgoing is a request on its way out: packed from fields
-// (spec.AppendGatewayMessage) when they are set, else from m; m carries
-// what answer matching needs (requestID: the MTI, 11 and 41).
+// outgoing is a request on its way out, packed from its fields
+// (spec.AppendGatewayMessage); m carries what answer matching reads
+// (requestID: the MTI, 11 and 41; matchable).
 type outgoing struct {
 	m      *iso8583.Message
 	mti    string
@@ -241,12 +241,7 @@ type outgoing struct {
 }
 
 // frame MACs the request and returns its frame.
-func (l *Link) frame(out *outgoing) ([]byte, error) {
-	if out.fields == nil {
-		return l.addMAC(out.m)
-	}
-	return l.packMAC(out.mti, out.fields)
-}
+func (l *Link) frame(out *outgoing) ([]byte, error) { return l.packMAC(out.mti, out.fields) }
 
 // packMAC packs a request from its fields with the MAC (128 when a
 // secondary-bitmap field is present, else 64) and returns its frame.
@@ -509,18 +504,22 @@ func (l *Link) buildRequest(req *Request, lr *journal.LinkRequest, orig *journal
 		add(90, f90)
 	}
 	add(100, l.cfg.InstitutionID)
-	// What answer matching needs (requestID): the MTI, 11 and 41.
+	return out, out.matchable()
+}
+
+// matchable gives out the Message answer matching reads (requestID): its
+// MTI, 11 and 41.
+func (out *outgoing) matchable() error {
 	out.m = iso8583.NewMessage(spec.Gateway)
-	out.m.MTI(mti)
-	if err := out.m.Field(11, stan); err != nil {
-		return nil, err
-	}
-	if req.Terminal != "" {
-		if err := out.m.Field(41, req.Terminal); err != nil {
-			return nil, err
+	out.m.MTI(out.mti)
+	for _, f := range out.fields {
+		if f.ID == 11 || f.ID == 41 {
+			if err := out.m.Field(f.ID, f.Value); err != nil {
+				return err
+			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // reverse answers a terminal's reversal of a forwarded transaction: its

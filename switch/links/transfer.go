@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/moov-io/iso8583"
 	"go.uber.org/zap"
 
 	"github.com/cardswitch/cardswitch/internal/cardno"
@@ -63,11 +62,11 @@ func (l *Link) Transfer(req *TransferRequest, rec TransferRecorder) (Result, err
 		Merchant: req.Merchant, Batch: n6(req.Batch), LocalSTAN: n6(req.STAN), RRN: req.RRN,
 		Acquirer: l.cfg.AcquirerID, Forwarding: l.cfg.ForwardingID, BusinessDate: req.BusinessDate,
 		TxType: spec.TransferLoad.String(), State: journal.LinkSent, Created: l.now().UTC()}
-	m, err := l.buildTransfer(req, lr)
+	out, err := l.buildTransfer(req, lr)
 	if err != nil {
 		return Result{}, err
 	}
-	resp, release, err := l.sendWriteAhead(c, &outgoing{m: m}, lr, 0, req.within)
+	resp, release, err := l.sendWriteAhead(c, out, lr, 0, req.within)
 	if err != nil && !errors.Is(err, ErrNoAnswer) {
 		return Result{}, err
 	}
@@ -109,7 +108,7 @@ func (l *Link) Transfer(req *TransferRequest, rec TransferRecorder) (Result, err
 // buildTransfer builds the 0200 of the bank leg (docs/gateway-links.md,
 // "Messages": processing code 400000, 2 the bound bank card, 102 the
 // bound account, 103 the campus card, no 52) and fills lr's numbering.
-func (l *Link) buildTransfer(req *TransferRequest, lr *journal.LinkRequest) (*iso8583.Message, error) {
+func (l *Link) buildTransfer(req *TransferRequest, lr *journal.LinkRequest) (*outgoing, error) {
 	if !req.HasAmount || req.Amount <= 0 {
 		return nil, reject(spec.RCInvalidAmount, errors.New("no amount"))
 	}
@@ -123,20 +122,18 @@ func (l *Link) buildTransfer(req *TransferRequest, lr *journal.LinkRequest) (*is
 	}
 	xmit := spec.FormatTransmissionTime(l.now())
 	lr.ID, lr.STAN, lr.Transmission, lr.MTI, lr.ProcCode = id, stan, xmit, spec.GWFinancialRequest, spec.GWProcTransferLoadDebit
-	m := iso8583.NewMessage(spec.Gateway)
-	fields := map[int]string{0: spec.GWFinancialRequest, 2: req.BankCard, 3: spec.GWProcTransferLoadDebit, 4: amount,
-		7: xmit, 11: stan, 12: req.LocalTime, 13: req.LocalDate, 32: l.cfg.AcquirerID, 33: l.cfg.ForwardingID,
-		37: req.RRN, 41: req.Terminal, 42: req.Merchant, 49: spec.GWCurrencyCNY, 100: l.cfg.InstitutionID,
-		102: req.Account, 103: req.CampusCard}
-	for fid, v := range fields {
-		if v == "" {
-			continue
-		}
-		if err := m.Field(fid, v); err != nil {
-			return nil, reject(spec.RCFormatError, fmt.Errorf("field %d: %w", fid, err))
+	out := &outgoing{mti: spec.GWFinancialRequest}
+	for _, f := range [...]spec.GatewayField{{ID: 2, Value: req.BankCard}, {ID: 3, Value: spec.GWProcTransferLoadDebit},
+		{ID: 4, Value: amount}, {ID: 7, Value: xmit}, {ID: 11, Value: stan}, {ID: 12, Value: req.LocalTime},
+		{ID: 13, Value: req.LocalDate}, {ID: 32, Value: l.cfg.AcquirerID}, {ID: 33, Value: l.cfg.ForwardingID},
+		{ID: 37, Value: req.RRN}, {ID: 41, Value: req.Terminal}, {ID: 42, Value: req.Merchant},
+		{ID: 49, Value: spec.GWCurrencyCNY}, {ID: 100, Value: l.cfg.InstitutionID}, {ID: 102, Value: req.Account},
+		{ID: 103, Value: req.CampusCard}} {
+		if f.Value != "" {
+			out.fields = append(out.fields, f)
 		}
 	}
-	return m, nil
+	return out, out.matchable()
 }
 
 // ReverseTransfer queues into b the reversal (0420, reason in 39) of the

@@ -19,9 +19,24 @@ func TestTransferLegMessage(t *testing.T) {
 		BankCard: bankCard, Account: "ACC-0099887766", CampusCard: "6230151000000000020",
 	}
 	lr := &journal.LinkRequest{Link: "bank-a"}
-	m, err := e.link.buildTransfer(req, lr)
+	out, err := e.link.buildTransfer(req, lr)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// What goes on the wire: the frame, MACed.
+	frame, err := e.link.frame(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.link.verifyMAC(frame[2:]) {
+		t.Fatal("the leg's MAC does not verify")
+	}
+	m, err := spec.DecodeGateway(frame[2:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := (requestID{}).GenerateRequestID(out.m); err != nil || id != "2/"+lr.STAN+"/"+tid {
+		t.Fatalf("request id %q, %v", id, err)
 	}
 	want := map[int]string{0: "0200", 2: bankCard, 3: "400000", 4: "000000001234", 11: lr.STAN, 12: "101112", 13: "0315",
 		32: "12345678", 33: "12345678", 37: "074000000017", 41: tid, 42: "898310000000001", 49: "156", 100: "87654321",
@@ -30,6 +45,9 @@ func TestTransferLegMessage(t *testing.T) {
 		if got, _ := m.GetString(id); got != v {
 			t.Errorf("field %d = %q, want %q", id, got, v)
 		}
+	}
+	if got, _ := m.GetString(7); got != lr.Transmission {
+		t.Errorf("field 7 = %q, want %q", got, lr.Transmission)
 	}
 	for _, id := range []int{52, 53, 90} {
 		if f, _ := m.GetString(id); f != "" {
