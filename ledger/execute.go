@@ -755,7 +755,11 @@ func (tx *txn) linkEffects(p *posting, sign int) error {
 // caller holds r's key lock, under which every transaction with that
 // reference commits: what it finds is the newest.
 func (tx *txn) lookupRef(r TxnRef) (refValue, bool, error) {
-	return resolveRef(tx.l.db, tx.l.refs.get(), r, tx.postingIfAny)
+	refs := tx.l.refs.get()
+	if v, ok := tx.l.recent.get(r, refs != nil); ok {
+		return v, true, nil
+	}
+	return resolveRef(tx.l.db, refs, r, tx.postingIfAny)
 }
 
 // postingIfAny is loadPosting, nil when the posting set does not exist
@@ -889,6 +893,11 @@ func (tx *txn) publish() {
 	}
 	for _, g := range tx.deltas {
 		tx.l.addBalance(g.Account, g.Amount)
+	}
+	if p := tx.approved; p != nil && !tx.noIndex && tx.ownRef != nil && tx.res.Decline == Approved {
+		// Indexed under its own reference by write: the newest of it.
+		tx.l.recent.put(TxnRef{tx.c.Terminal, tx.c.Batch, tx.c.STAN},
+			refValue{TxID: p.TxID, Kind: p.Kind, Date: tx.c.Date}, tx.c.ReferenceKeptByCaller)
 	}
 	if tx.tomb != nil && tx.res.Decline == Approved {
 		tx.l.tombMu.Lock()

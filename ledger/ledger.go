@@ -157,6 +157,9 @@ type Ledger struct {
 
 	prune pruneCursor // where the pass of Prune in progress stands
 	refs  refsHolder  // the caller's reference index (references.go)
+	// recent answers lookups of the references this process indexed
+	// (recentrefs.go).
+	recent *recentRefs
 }
 
 // Open loads the ledger's state from db: every card, merchant and the
@@ -173,6 +176,7 @@ func Open(db *pebble.DB, opts Options) (*Ledger, error) {
 		merchants: make(map[string]*merchant),
 		accounts:  make(map[AccountID]*atomic.Int64),
 		tombs:     make(map[string]refValue),
+		recent:    newRecentRefs(),
 	}
 	l.keys.init()
 	err := scan(db, []byte{keyPrefix, tagCard}, func(k, v []byte) error {

@@ -113,6 +113,7 @@ func (l *Ledger) Prune(before BusinessDate, max int) (st PruneStats, more bool, 
 	c := &l.prune
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	l.recent.forget() // reference records may go
 	if c.before != before {
 		c.before, c.phase, c.next = before, phaseRRN, nil
 	}

@@ -226,6 +226,10 @@ func (r *retention) run(now time.Time) (RetentionReport, error) {
 			KeepReference:    func(tx uint64) (bool, error) { return sw.ledger.ReferenceNeeded(tx, ledgerBefore) },
 			OlderReference:   r.olderReference,
 		}
+		// The duplicate records are the ledger's reference index of POS
+		// requests: the ledger answers none of them from memory while
+		// they may go.
+		sw.ledger.ForgetRecentReferences()
 		err = step("stored responses", func() (bool, error) {
 			st, more, err := sw.journal.PruneAnswered(ret, r.cfg.BatchSize)
 			rep.Responses += st.Responses
