@@ -431,9 +431,11 @@ func (j *Journal) ByRRN(rrn, date string, limit int) ([]*Entry, error) {
 // ASCII digit) first, then the current ones (rrn seq: after the RRN the
 // sequence, whose first byte is 0x00) and the entries at the sequences
 // rrn names (which have no RRN key), within date's day when date is set.
-func (j *Journal) byRRN(rrn, date string, limit int) ([]*Entry, error) {
-	snap := j.db.NewSnapshot()
-	defer snap.Close()
+// Both layouts' keys are read through one iterator (its view is the
+// entries' too, through a clone made only when a key is found), and a
+// named sequence with one point read: a POS refund, whose original's RRN
+// names its sequence and has no key, costs one seek and one read.
+func (j *Journal) byRRN(rrn, date string, limit int) (out []*Entry, err error) {
 	p := rrnPrefix(nil, rrn)
 	oldLo, oldHi := append(bytes.Clone(p), '0'), append(bytes.Clone(p), '9'+1)
 	if date != "" {
@@ -453,21 +455,50 @@ func (j *Journal) byRRN(rrn, date string, limit int) ([]*Entry, error) {
 			}
 		}
 	} else {
-		var err error
-		if named, err = namedSeqs(snap, rrn); err != nil {
+		if named, err = namedSeqs(j.db, rrn); err != nil {
 			return nil, err
 		}
 	}
-	var out []*Entry
+	// The new layout's keys sort before the old one's (0x00 < '0').
+	idx, err := j.db.NewIter(&pebble.IterOptions{LowerBound: newLo, UpperBound: oldHi})
+	if err != nil {
+		return nil, err
+	}
+	var ents *pebble.Iterator
+	defer func() {
+		cerr := idx.Close()
+		if ents != nil {
+			cerr = errors.Join(cerr, ents.Close())
+		}
+		if err == nil && cerr != nil {
+			out, err = nil, cerr
+		}
+	}()
 	collect := func(e *Entry) bool {
 		out = append(out, e)
 		return len(out) < limit
 	}
-	if err := scanRange(snap, oldLo, oldHi, collect); err != nil || len(out) >= limit {
+	walk := func(lower, upper []byte) (more bool, err error) {
+		if bytes.Compare(lower, upper) >= 0 {
+			return true, nil
+		}
+		for ok := idx.SeekGE(lower); ok && bytes.Compare(idx.Key(), upper) < 0; ok = idx.Next() {
+			if ents == nil {
+				if ents, err = idx.Clone(pebble.CloneOptions{IterOptions: entryIterOptions()}); err != nil {
+					return false, err
+				}
+			}
+			if more, err = readIndexed(ents, idx, collect); err != nil || !more {
+				return false, err
+			}
+		}
+		return true, idx.Error()
+	}
+	if more, err := walk(oldLo, oldHi); err != nil || !more {
 		return out, err
 	}
 	old := len(out)
-	if err := scanRange(snap, newLo, newHi, collect); err != nil {
+	if _, err := walk(newLo, newHi); err != nil {
 		return nil, err
 	}
 	// The entries at the sequences rrn names, in sequence order among
@@ -475,7 +506,7 @@ func (j *Journal) byRRN(rrn, date string, limit int) ([]*Entry, error) {
 	// earlier version, which indexed every RRN) is read once.
 	added := false
 	for _, seq := range named {
-		es, n, err := readAt(snap, seq)
+		es, n, err := readAt(j.db, seq)
 		if err != nil {
 			return nil, err
 		}
@@ -501,11 +532,11 @@ func (j *Journal) byRRN(rrn, date string, limit int) ([]*Entry, error) {
 // namedSeqs returns the sequences rrn names on the days that have stored
 // entries and rrn's day of the year: one a year, from the oldest stored
 // day to the newest.
-func namedSeqs(snap *pebble.Snapshot, rrn string) ([]uint64, error) {
+func namedSeqs(r pebble.Reader, rrn string) ([]uint64, error) {
 	if len(rrn) != rrnLen {
 		return nil, nil
 	}
-	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: entryKey(dayStart(1)), UpperBound: entryKey(dayStart(maxSeqDay + 1))})
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: entryKey(dayStart(1)), UpperBound: entryKey(dayStart(maxSeqDay + 1))})
 	if err != nil {
 		return nil, err
 	}
@@ -789,10 +820,7 @@ func scanRange(snap *pebble.Snapshot, lower, upper []byte, fn func(*Entry) bool)
 			err = cerr
 		}
 	}()
-	ents, err := snap.NewIter(&pebble.IterOptions{
-		LowerBound: []byte{prefixJournal, spaceEntry},
-		UpperBound: []byte{prefixJournal, spaceEntry + 1},
-	})
+	ents, err := snap.NewIter(entryIterOptions())
 	if err != nil {
 		return err
 	}
@@ -801,48 +829,68 @@ func scanRange(snap *pebble.Snapshot, lower, upper []byte, fn func(*Entry) bool)
 			err = cerr
 		}
 	}()
+	for ok := idx.First(); ok; ok = idx.Next() {
+		if more, err := readIndexed(ents, idx, fn); err != nil || !more {
+			return err
+		}
+	}
+	return idx.Error()
+}
+
+// entryIterOptions bounds an iterator to the entries ('j e').
+func entryIterOptions() *pebble.IterOptions {
+	return &pebble.IterOptions{
+		LowerBound: []byte{prefixJournal, spaceEntry},
+		UpperBound: []byte{prefixJournal, spaceEntry + 1},
+	}
+}
+
+// readIndexed calls fn with the entry, or the pair, that the index key at
+// idx points to, read through ents (an iterator over the entries with
+// idx's view: an index key and its entry are written in the same batch,
+// so an index key without its entry means damage). more is false when fn
+// asked to stop.
+func readIndexed(ents, idx *pebble.Iterator, fn func(*Entry) bool) (more bool, err error) {
 	var (
 		ek [entryKeyLen]byte
 		es [2]Entry
 	)
-	for ok := idx.First(); ok; ok = idx.Next() {
-		first, err := seqSuffix(idx.Key())
-		if err != nil {
-			return err
-		}
-		want := 1
-		if iv, err := idx.ValueAndErr(); err != nil {
-			return err
-		} else if string(iv) == string(pairMark) {
-			want = 2 // a request/response pair
-		}
-		for seq := first; seq < first+uint64(want); {
-			putEntryKey(ek[:], seq)
-			if !ents.SeekGE(ek[:]) || string(ents.Key()) != string(ek[:]) {
-				if err := ents.Error(); err != nil {
-					return err
-				}
-				return fmt.Errorf("%w: index key %x has no entry %d", ErrCorrupt, idx.Key(), seq)
-			}
-			v, err := ents.ValueAndErr()
-			if err != nil {
-				return err
-			}
-			n, err := decodeStored(v, seq, es[:])
-			if err != nil {
-				return err
-			}
-			if seq+uint64(n) > first+uint64(want) {
-				return fmt.Errorf("%w: index key %x names one entry, seq %d holds a pair", ErrCorrupt, idx.Key(), seq)
-			}
-			for i := 0; i < n; i++ {
-				e := es[i]
-				if !fn(&e) {
-					return nil
-				}
-			}
-			seq += uint64(n)
-		}
+	first, err := seqSuffix(idx.Key())
+	if err != nil {
+		return false, err
 	}
-	return idx.Error()
+	want := 1
+	if iv, err := idx.ValueAndErr(); err != nil {
+		return false, err
+	} else if string(iv) == string(pairMark) {
+		want = 2 // a request/response pair
+	}
+	for seq := first; seq < first+uint64(want); {
+		putEntryKey(ek[:], seq)
+		if !ents.SeekGE(ek[:]) || string(ents.Key()) != string(ek[:]) {
+			if err := ents.Error(); err != nil {
+				return false, err
+			}
+			return false, fmt.Errorf("%w: index key %x has no entry %d", ErrCorrupt, idx.Key(), seq)
+		}
+		v, err := ents.ValueAndErr()
+		if err != nil {
+			return false, err
+		}
+		n, err := decodeStored(v, seq, es[:])
+		if err != nil {
+			return false, err
+		}
+		if seq+uint64(n) > first+uint64(want) {
+			return false, fmt.Errorf("%w: index key %x names one entry, seq %d holds a pair", ErrCorrupt, idx.Key(), seq)
+		}
+		for i := 0; i < n; i++ {
+			e := es[i]
+			if !fn(&e) {
+				return false, nil
+			}
+		}
+		seq += uint64(n)
+	}
+	return true, nil
 }
