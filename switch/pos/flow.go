@@ -365,25 +365,29 @@ func (p *Protocol) claimNewSTAN(x *exchange) (bool, terminals.STANClaim, error) 
 	if err != nil {
 		return false, terminals.STANClaim{}, nil
 	}
-	return p.terminals.ClaimNewSTAN(x.term.ID, x.term.Batch, uint32(stan), p.loadSTANs)
+	return p.terminals.ClaimNewSTAN(x.term.ID, x.term.Batch, uint32(stan), x.tx == spec.Reversal, p.loadSTANs)
 }
 
 // storedSTANMax is the highest trace number the journal holds an answer
-// for in a terminal's batch: the watermark ClaimNewSTAN loads
-// (p.loadSTANs, this method bound once, so that a claim makes no closure).
-func (p *Protocol) storedSTANMax(id string, batch uint32) (uint32, error) {
-	var max uint64
-	err := p.journal.ResponseSTANs(id, batchString(batch), func(s string) bool {
+// for in a terminal's batch, and the highest of its reversals: the
+// watermarks ClaimNewSTAN loads (p.loadSTANs, this method bound once, so
+// that a claim makes no closure).
+func (p *Protocol) storedSTANMax(id string, batch uint32) (top, reversed uint32, err error) {
+	var t, r uint64
+	err = p.journal.ResponseSTANs(id, batchString(batch), func(s string) bool {
 		// Stored as the STAN, or a reversal's MTI + STAN: the trace
 		// number is the last six digits either way.
 		if len(s) >= 6 {
-			if n, err := strconv.ParseUint(s[len(s)-6:], 10, 32); err == nil && n > max {
-				max = n
+			if n, err := strconv.ParseUint(s[len(s)-6:], 10, 32); err == nil {
+				t = max(t, n)
+				if len(s) > 6 {
+					r = max(r, n)
+				}
 			}
 		}
 		return true
 	})
-	return uint32(max), err
+	return uint32(t), uint32(r), err
 }
 
 // replay answers a duplicate: the stored response when the request is the

@@ -85,7 +85,7 @@ func (n noTerminals) Update(string, func(*terminals.Terminal) error) (*terminals
 	n.fail("Update")
 	return nil, nil
 }
-func (n noTerminals) ClaimNewSTAN(string, uint32, uint32, func(string, uint32) (uint32, error)) (bool, terminals.STANClaim, error) {
+func (n noTerminals) ClaimNewSTAN(string, uint32, uint32, bool, func(string, uint32) (uint32, uint32, error)) (bool, terminals.STANClaim, error) {
 	n.fail("ClaimNewSTAN")
 	return false, terminals.STANClaim{}, nil
 }

@@ -38,7 +38,7 @@ type Protocol struct {
 	signOnGuard   *signOnGuard
 	metrics       Metrics
 	counters      counters
-	loadSTANs     func(id string, batch uint32) (uint32, error) // storedSTANMax
+	loadSTANs     func(id string, batch uint32) (uint32, uint32, error) // storedSTANMax
 	log           *zap.Logger
 }
 
@@ -81,7 +81,7 @@ type Journal interface {
 type Terminals interface {
 	Get(id string) *terminals.Terminal
 	Update(id string, f func(t *terminals.Terminal) error) (*terminals.Terminal, error)
-	ClaimNewSTAN(id string, batch, stan uint32, load func(id string, batch uint32) (uint32, error)) (fresh bool, claim terminals.STANClaim, err error)
+	ClaimNewSTAN(id string, batch, stan uint32, reversal bool, load func(id string, batch uint32) (max, reversals uint32, err error)) (fresh bool, claim terminals.STANClaim, err error)
 }
 
 // HSM checks and makes terminals' MACs and hands out their working keys

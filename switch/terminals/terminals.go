@@ -178,13 +178,19 @@ type terminalEntry struct {
 // (a retransmission, a reversal, a wrapped trace number) takes the careful
 // path. Requests with one trace number never overlap: each waits until no
 // other with that number is in flight (see ClaimNewSTAN).
+//
+// A reversal repeats its original's trace number, so it is never above
+// the watermark; its duplicate record is named by its MTI and trace number
+// (docs/pos-dialect.md), and reversals have a watermark of their own,
+// reversals: a reversal above it cannot be a retransmission of one.
 type traceWatermark struct {
-	mu       sync.Mutex
-	cond     sync.Cond
-	batch    uint32
-	loaded   bool
-	max      uint32
-	inflight map[uint32]int // claims not yet released, by trace number
+	mu        sync.Mutex
+	cond      sync.Cond
+	batch     uint32
+	loaded    bool
+	max       uint32
+	reversals uint32         // the highest trace number reversed
+	inflight  map[uint32]int // claims not yet released, by trace number
 }
 
 func terminalKey(id string) []byte { return append([]byte{'t', '/'}, id...) }
@@ -336,7 +342,10 @@ func (r *Registry) persist(t *Terminal) error {
 
 // ClaimNewSTAN reports whether stan, in batch, is above everything the
 // terminal has sent before (fresh: the request cannot be a retransmission
-// and needs no duplicate lookup), raising the watermark if so.
+// and needs no duplicate lookup), raising the watermark if so. For a
+// reversal (which repeats its original's stan) fresh means above every
+// reversal the terminal has sent in the batch: no reversal's record can
+// hold it.
 //
 // Every request, fresh or not, holds its STAN in flight until the release
 // it is given is called, after its commit returned (or failed); another
@@ -344,9 +353,9 @@ func (r *Registry) persist(t *Terminal) error {
 // from reading the first one's stored answer before it is durable (Pebble
 // makes a batch visible before its WAL sync ends) and from being taken as
 // fresh after a reload of the watermark from what is committed. load
-// reads the stored trace numbers of the batch when the watermark is not
-// known.
-func (r *Registry) ClaimNewSTAN(id string, batch, stan uint32, load func(id string, batch uint32) (uint32, error)) (fresh bool, claim STANClaim, err error) {
+// reads the highest stored trace numbers of the batch, of every request
+// and of the reversals, when the watermark is not known.
+func (r *Registry) ClaimNewSTAN(id string, batch, stan uint32, reversal bool, load func(id string, batch uint32) (max, reversals uint32, err error)) (fresh bool, claim STANClaim, err error) {
 	r.mu.RLock()
 	e := r.m[id]
 	r.mu.RUnlock()
@@ -363,11 +372,11 @@ func (r *Registry) ClaimNewSTAN(id string, batch, stan uint32, load func(id stri
 	copyOfInFlight := false
 	for {
 		if !w.loaded || w.batch != batch {
-			stored, err := load(id, batch)
+			stored, reversed, err := load(id, batch)
 			if err != nil {
 				return false, STANClaim{}, err
 			}
-			w.batch, w.loaded, w.max = batch, true, stored
+			w.batch, w.loaded, w.max, w.reversals = batch, true, stored, reversed
 		}
 		if w.inflight[stan] == 0 {
 			break
@@ -379,7 +388,12 @@ func (r *Registry) ClaimNewSTAN(id string, batch, stan uint32, load func(id stri
 		copyOfInFlight = true
 		w.cond.Wait()
 	}
-	fresh = !copyOfInFlight && stan > w.max
+	if reversal {
+		fresh = !copyOfInFlight && stan > w.reversals
+		w.reversals = max(w.reversals, stan)
+	} else {
+		fresh = !copyOfInFlight && stan > w.max
+	}
 	w.max = max(w.max, stan)
 	w.inflight[stan]++
 	return fresh, STANClaim{w: w, stan: stan}, nil

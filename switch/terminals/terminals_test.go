@@ -14,10 +14,18 @@ import (
 func claim(r *Registry, batch, stan uint32, load func() (uint32, error)) <-chan claimed {
 	ch := make(chan claimed, 1)
 	go func() {
-		fresh, c, err := r.ClaimNewSTAN("10000001", batch, stan, func(string, uint32) (uint32, error) { return load() })
+		fresh, c, err := r.ClaimNewSTAN("10000001", batch, stan, false, plain(load))
 		ch <- claimed{fresh, c.Release, err}
 	}()
 	return ch
+}
+
+// plain is a load of a batch without reversals.
+func plain(load func() (uint32, error)) func(string, uint32) (uint32, uint32, error) {
+	return func(string, uint32) (uint32, uint32, error) {
+		m, err := load()
+		return m, 0, err
+	}
 }
 
 type claimed struct {
@@ -91,10 +99,84 @@ func TestTraceWatermark(t *testing.T) {
 	}
 
 	// An unknown terminal is never fresh.
-	if fresh, c, err := r.ClaimNewSTAN("99999999", 1, 1, func(string, uint32) (uint32, error) { return load() }); fresh || err != nil {
+	if fresh, c, err := r.ClaimNewSTAN("99999999", 1, 1, false, plain(load)); fresh || err != nil {
 		t.Fatalf("unknown terminal: fresh %v, %v", fresh, err)
 	} else {
 		c.Release()
+	}
+}
+
+// TestReversalWatermark: a reversal repeats its original's STAN, so it
+// is never above the watermark of requests; it is fresh when above every
+// reversal of the batch (stored or claimed), never when at or below one,
+// nor while a request with its STAN is in flight. A reversal raises the
+// requests' watermark too: a late original of it is not fresh.
+func TestReversalWatermark(t *testing.T) {
+	r := &Registry{m: map[string]*terminalEntry{"10000001": {}}}
+	loads := 0
+	load := func(string, uint32) (uint32, uint32, error) { loads++; return 20, 8, nil } // stored: STANs to 20, reversals to 8
+	rev := func(stan uint32) bool {
+		t.Helper()
+		fresh, c, err := r.ClaimNewSTAN("10000001", 1, stan, true, load)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Release()
+		return fresh
+	}
+	req := func(stan uint32) bool {
+		t.Helper()
+		fresh, c, err := r.ClaimNewSTAN("10000001", 1, stan, false, load)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Release()
+		return fresh
+	}
+	if rev(8) || rev(5) {
+		t.Fatal("a reversal at or below the stored reversals' watermark was fresh")
+	}
+	if !rev(12) {
+		t.Fatal("a reversal of STAN 12 above every stored reversal (8) was not fresh")
+	}
+	if rev(12) {
+		t.Fatal("a retransmitted reversal was fresh")
+	}
+	if !rev(25) || req(25) || req(21) {
+		t.Fatal("after a reversal of 25 (its original never seen): want it fresh, a late original and 21 not")
+	}
+	if !req(26) {
+		t.Fatal("a new request above everything was not fresh")
+	}
+	if loads != 1 {
+		t.Fatalf("the batch's stored trace numbers read %d times, want once", loads)
+	}
+	// A reversal of a request in flight waits for it and is not fresh.
+	orig, origClaim, err := r.ClaimNewSTAN("10000001", 1, 30, false, load)
+	if err != nil || !orig {
+		t.Fatalf("request 30: fresh %v, %v", orig, err)
+	}
+	ch := make(chan bool, 1)
+	go func() {
+		fresh, c, err := r.ClaimNewSTAN("10000001", 1, 30, true, load)
+		if err == nil {
+			c.Release()
+		}
+		ch <- fresh
+	}()
+	select {
+	case <-ch:
+		t.Fatal("the reversal of a request in flight did not wait for it")
+	case <-time.After(50 * time.Millisecond):
+	}
+	origClaim.Release()
+	select {
+	case fresh := <-ch:
+		if fresh {
+			t.Fatal("the reversal of a request in flight was fresh")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reversal still waits")
 	}
 }
 
