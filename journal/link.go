@@ -175,7 +175,9 @@ const MaxLinkSTAN = 999999
 // use.
 type Links struct {
 	db *pebble.DB
-	mu sync.Mutex
+	// terminals are those with local mappings (linkterminals.go).
+	terminals *linkTerminals
+	mu        sync.Mutex
 	// next and reserved per link: the last id handed out and the last id
 	// covered by a durable reservation.
 	next, reserved map[string]uint64
@@ -186,7 +188,7 @@ func OpenLinks(db *pebble.DB) (*Links, error) {
 	if db == nil {
 		return nil, errors.New("journal: open links: nil db")
 	}
-	return &Links{db: db, next: map[string]uint64{}, reserved: map[string]uint64{}}, nil
+	return &Links{db: db, terminals: linkTerminalsOf(db), next: map[string]uint64{}, reserved: map[string]uint64{}}, nil
 }
 
 func validLink(link string) error {
@@ -257,6 +259,7 @@ func (l *Links) Put(b *pebble.Batch, r *LinkRequest) error {
 		}
 	}
 	if r.Terminal != "" {
+		l.terminals.add(l.db, r.Terminal)
 		return b.Set(linkMapKey(r.Terminal, r.Batch, r.LocalSTAN), m, nil)
 	}
 	return nil
@@ -367,6 +370,9 @@ func (l *Links) Get(link string, id uint64) (*LinkRequest, error) {
 func (l *Links) ByLocal(terminal, batch, stan string) (*LinkRequest, error) {
 	if len(terminal) > maxTerminalLen || len(batch) > maxBatchLen || len(stan) > maxSTANLen {
 		return nil, fmt.Errorf("%w: local numbering too long", ErrInvalidEntry)
+	}
+	if !l.terminals.mayHave(l.db, terminal) {
+		return nil, ErrNotFound // the terminal never forwarded anything
 	}
 	return l.byIndex(linkMapKey(terminal, batch, stan))
 }
