@@ -121,9 +121,55 @@ func DecodeGateway(msg []byte) (*iso8583.Message, error) {
 	return m, nil
 }
 
+// DecodeGatewayFields decodes a gateway message with the checks of
+// DecodeGateway, but keeps of its fields only the MTI and those of ids:
+// the returned Message holds no others. For the links' financial
+// answers, of which the switch reads a handful of fields
+// (switch/links), it spares building every field the library's Unpack
+// builds.
+func DecodeGatewayFields(msg []byte, ids ...int) (*iso8583.Message, error) {
+	type kept struct {
+		id int
+		v  []byte
+	}
+	var buf [16]kept
+	found := buf[:0]
+	used, err := walkGateway(msg, func(id int, v []byte) {
+		for _, want := range ids {
+			if id == want {
+				found = append(found, kept{id, v})
+				return
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if used != len(msg) {
+		return nil, fmt.Errorf("%w: %d bytes after the last field", ErrFormat, len(msg)-used)
+	}
+	m := iso8583.NewMessage(Gateway)
+	m.MTI(string(msg[:4]))
+	for _, f := range found {
+		if _, bin := Gateway.Fields[f.id].(*field.Binary); bin {
+			err = m.BinaryField(f.id, append([]byte(nil), f.v...))
+		} else {
+			err = m.Field(f.id, string(f.v))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: field %d: %v", ErrFormat, f.id, err)
+		}
+	}
+	return m, nil
+}
+
 // gatewayLength walks the message with the spec's codecs and returns the
 // number of bytes its fields use, validating as it goes.
-func gatewayLength(msg []byte) (int, error) {
+func gatewayLength(msg []byte) (int, error) { return walkGateway(msg, nil) }
+
+// walkGateway is gatewayLength, calling fn (when not nil) with each
+// field's id and value (aliasing msg) as it goes.
+func walkGateway(msg []byte, fn func(id int, v []byte)) (int, error) {
 	if len(msg) < 4+gatewayBitmapBytes {
 		return 0, fmt.Errorf("%w: message of %d bytes", ErrFormat, len(msg))
 	}
@@ -169,6 +215,9 @@ func gatewayLength(msg []byte) (int, error) {
 		}
 		if id == 35 && !isTrack2(v) {
 			return 0, fmt.Errorf("%w: field 35 has characters other than digits and '='", ErrFormat)
+		}
+		if fn != nil {
+			fn(id, v)
 		}
 		off += read + used
 	}

@@ -143,3 +143,92 @@ func TestAppendGatewayMessageRandom(t *testing.T) {
 		t.Fatalf("%d packed, %d refused: the test should try many of both", packed, refused)
 	}
 }
+
+var allGatewayIDs = func() []int {
+	var ids []int
+	for id := 2; id <= 128; id++ {
+		ids = append(ids, id)
+	}
+	return ids
+}()
+
+// sameKeptFields compares a message decoded with DecodeGatewayFields(ids)
+// with the full decoding: the MTI, and each of ids set alike; no other
+// field set.
+func sameKeptFields(t testing.TB, full, thin *iso8583.Message, ids []int) {
+	t.Helper()
+	fm, _ := full.GetMTI()
+	tm, _ := thin.GetMTI()
+	if fm != tm {
+		t.Fatalf("MTI %q, full %q", tm, fm)
+	}
+	want := map[int]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	for id := range thin.GetFields() {
+		if id > 1 && !want[id] {
+			t.Fatalf("field %d set, not asked for", id)
+		}
+	}
+	for _, id := range ids {
+		_, inFull := full.GetFields()[id]
+		_, inThin := thin.GetFields()[id]
+		if inFull != inThin {
+			t.Fatalf("field %d set %v, full %v", id, inThin, inFull)
+		}
+		if !inFull {
+			continue
+		}
+		fb, _ := full.GetBytes(id)
+		tb, _ := thin.GetBytes(id)
+		if !bytes.Equal(fb, tb) {
+			t.Fatalf("field %d = %x, full %x", id, tb, fb)
+		}
+	}
+}
+
+// TestDecodeGatewayFields: the golden messages decoded keeping every
+// field, or a few, give the full decoding's values of those, and no
+// other field.
+func TestDecodeGatewayFields(t *testing.T) {
+	for _, g := range goldenGateway {
+		body := loadGoldenGateway(t, g.file)
+		full, err := DecodeGateway(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ids := range [][]int{allGatewayIDs, {2, 11, 37, 38, 39, 41, 54}, {128, 52}, nil} {
+			thin, err := DecodeGatewayFields(body, ids...)
+			if err != nil {
+				t.Fatalf("%s: %v", g.file, err)
+			}
+			sameKeptFields(t, full, thin, ids)
+		}
+		// What DecodeGateway refuses, so does it.
+		if _, err := DecodeGatewayFields(append(body, '0'), 11); !errors.Is(err, ErrFormat) {
+			t.Fatalf("%s with a byte after it: %v", g.file, err)
+		}
+		if _, err := DecodeGatewayFields(body[:len(body)-1], 11); !errors.Is(err, ErrFormat) {
+			t.Fatalf("%s cut short: %v", g.file, err)
+		}
+	}
+}
+
+// FuzzDecodeGatewayFields: it accepts what DecodeGateway accepts, and
+// keeps the fields asked for with the same values.
+func FuzzDecodeGatewayFields(f *testing.F) {
+	for _, g := range goldenGateway {
+		f.Add(loadGoldenGateway(f, g.file))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		full, ferr := DecodeGateway(msg)
+		thin, terr := DecodeGatewayFields(msg, allGatewayIDs...)
+		if (ferr == nil) != (terr == nil) {
+			t.Fatalf("DecodeGateway %v, DecodeGatewayFields %v", ferr, terr)
+		}
+		if ferr == nil {
+			sameKeptFields(t, full, thin, allGatewayIDs)
+		}
+	})
+}

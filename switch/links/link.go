@@ -727,12 +727,24 @@ type reader struct {
 	c atomic.Pointer[connection.Connection]
 }
 
+// answerFields are the fields of a financial answer the link reads: 11
+// and 41 match it to its request (requestID), 39, 38 and 54 are the
+// answer (answerOf), 2 and 37 name it in logs. A financial answer is
+// decoded with these only (spec.DecodeGatewayFields), every field still
+// checked.
+var answerFields = []int{2, 11, 37, 38, 39, 41, 54}
+
 func (r *reader) ReadMessage(in io.Reader) (*iso8583.Message, error) {
 	body, err := spec.ReadFrame(in, nil, maxFrame)
 	if err != nil {
 		return nil, err
 	}
-	m, err := spec.DecodeGateway(body)
+	var m *iso8583.Message
+	if len(body) >= 4 && body[2]%2 == 1 && body[1] != '8' {
+		m, err = spec.DecodeGatewayFields(body, answerFields...)
+	} else {
+		m, err = spec.DecodeGateway(body)
+	}
 	if err != nil {
 		// A frame we cannot decode: the stream may be out of step; close.
 		return nil, err
