@@ -459,6 +459,8 @@ func TestSystemdUnit(t *testing.T) {
 		"DynamicUser": "yes", "ProtectSystem": "strict", "ReadWritePaths": "/var/lib/switchd",
 		"NoNewPrivileges": "yes", "ProtectHome": "yes", "PrivateTmp": "yes", "LimitNOFILE": "65536",
 		"ExecReload": "/bin/kill -HUP $MAINPID", "KillSignal": "SIGTERM", "CapabilityBoundingSet": "",
+		// Pebble's memtables on huge pages (docs/operations.md).
+		"Environment": "GLIBC_TUNABLES=glibc.malloc.hugetlb=1",
 	} {
 		if got := keys[k]; len(got) != 1 || got[0] != want {
 			t.Errorf("%s=%q, want %q", k, got, want)

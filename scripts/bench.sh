@@ -45,7 +45,8 @@ baseline_run() {
   rm -rf "$work/base"
   local port
   port=$(free_port)
-  bin/posim baseline-server --addr "127.0.0.1:$port" --data "$work/base" >"$work/base.log" 2>&1 &
+  # The same huge-page memtables as switchd (switchd-env.sh).
+  GLIBC_TUNABLES=$PEBBLE_GLIBC_TUNABLES bin/posim baseline-server --addr "127.0.0.1:$port" --data "$work/base" >"$work/base.log" 2>&1 &
   BASE_PID=$!
   for _ in $(seq 100); do ss -ltn | grep -q ":$port " && break; sleep 0.05; done
   local out

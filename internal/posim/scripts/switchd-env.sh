@@ -59,11 +59,19 @@ switchd_config() {
     || { echo "config generation failed" >&2; return 1; }
 }
 
+# PEBBLE_GLIBC_TUNABLES asks glibc to back large allocations with
+# transparent huge pages: Pebble's memtables (64 MiB each, C memory in a
+# cgo build) are searched at random by every insert, and on 4 KiB pages
+# each step of the search can miss the TLB. The systemd unit sets the
+# same (docs/operations.md, "Huge pages for the memtables"); switchd and
+# bench.sh's baseline server both run with it.
+PEBBLE_GLIBC_TUNABLES=glibc.malloc.hugetlb=1
+
 # switchd_start DIR starts bin/switchd on DIR/config.yaml, sets SWITCHD_PID,
 # and waits until /readyz answers (at most 30 s).
 switchd_start() {
   local dir=$1
-  bin/switchd --config "$dir/config.yaml" >>"$dir/switchd.log" 2>&1 &
+  GLIBC_TUNABLES=$PEBBLE_GLIBC_TUNABLES bin/switchd --config "$dir/config.yaml" >>"$dir/switchd.log" 2>&1 &
   SWITCHD_PID=$!
   for _ in $(seq 300); do
     # --max-time: a port that accepts and never answers must not hold us.
