@@ -603,3 +603,50 @@ func TestDemoSeedMatchesContract(t *testing.T) {
 		}
 	}
 }
+
+// TestReversalRetransmission: reversals have a trace watermark of their
+// own (a reversal above every reversal of the batch is not looked up as a
+// duplicate); a reversal retransmitted byte for byte still gets its stored
+// answer, before and after a restart (the watermark reloaded from the
+// stored records), and the money moves once; a reversal below the
+// watermark, of an original it never reversed, is processed.
+func TestReversalRetransmission(t *testing.T) {
+	sw := testSwitch(t)
+	term := signedOn(t, sw, termCanteen, canteen)
+	a, err := term.Consume(cardStaff, 1000, "")
+	expectRC(t, "consume A", do(t, term, a, err), spec.RCApproved)
+	b, err := term.Consume(cardStaff, 2000, "")
+	expectRC(t, "consume B", do(t, term, b, err), spec.RCApproved)
+	expectPurses(t, sw, cardStaff, 100000-3000, 0)
+
+	revB := term.Reversal(b, spec.ReversalTimeout)
+	first := do(t, term, revB, nil)
+	expectRC(t, "reversal of B", first, spec.RCApproved)
+	expectPurses(t, sw, cardStaff, 100000-1000, 0)
+	again := *revB
+	again.MAC = nil
+	if second := do(t, term, &again, nil); !bytes.Equal(second.Raw, first.Raw) {
+		t.Fatalf("retransmitted reversal got another answer\nfirst  %X\nsecond %X", first.Raw, second.Raw)
+	}
+	expectPurses(t, sw, cardStaff, 100000-1000, 0)
+	term.Client.Close()
+
+	sw = restart(t, sw)
+	pos, _, _ := sw.Addrs()
+	c, err := posclient.Dial(pos, posclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	term.Client = c
+	after := *revB
+	after.MAC = nil
+	if third := do(t, term, &after, nil); !bytes.Equal(third.Raw, first.Raw) {
+		t.Fatalf("retransmitted reversal after a restart got another answer\nfirst %X\nthird %X", first.Raw, third.Raw)
+	}
+	expectPurses(t, sw, cardStaff, 100000-1000, 0)
+	// A's STAN is below the reversals' watermark: looked up, not found,
+	// processed.
+	expectRC(t, "reversal of A after the restart", do(t, term, term.Reversal(a, spec.ReversalTimeout), nil), spec.RCApproved)
+	expectPurses(t, sw, cardStaff, 100000, 0)
+}
