@@ -96,6 +96,9 @@ func (l *Ledger) Execute(req Request, b *pebble.Batch, commit func(Result) error
 	err := commit(tx.res)
 	tx.daysCommitted(err == nil)
 	if err != nil {
+		if tx.ownRef != nil {
+			tx.l.recent.drop(TxnRef{c.Terminal, c.Batch, c.STAN})
+		}
 		return tx.res, fmt.Errorf("%s %s: commit: %w", kind, c.Key, err)
 	}
 	tx.publish()

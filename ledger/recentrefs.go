@@ -97,6 +97,24 @@ func (r *recentRefs) put(ref TxnRef, v refValue, byCaller bool) {
 	mu.Unlock()
 }
 
+// drop empties ref's slot if it holds ref: an operation under ref whose
+// commit failed may still have reached Pebble (a failed WAL sync returns
+// after the batch was applied), so the entry put by an older commit of ref
+// may no longer name the newest posting set; lookups of ref read Pebble.
+func (r *recentRefs) drop(ref TxnRef) {
+	k, ok := recentKeyOf(ref)
+	if !ok {
+		return
+	}
+	i := slotOf(k)
+	mu := &r.locks[i%recentRefLocks]
+	mu.Lock()
+	if r.slots[i].k == k {
+		r.slots[i] = recentRef{}
+	}
+	mu.Unlock()
+}
+
 // get returns the newest posting set of ref this process committed, ok
 // false when it does not know it. callerIndex says whether the caller's
 // index is in use: without it, a reference only the caller kept cannot be

@@ -1,9 +1,12 @@
 package ledger
 
 import (
+	"errors"
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // TestRecentReferencesMatchStore: whatever the ledger answers from its
@@ -166,4 +169,34 @@ func recentKeyOfMust(t *testing.T, r TxnRef) recentRefKey {
 		t.Fatalf("no key for %s", r)
 	}
 	return k
+}
+
+// A commit that fails after its batch became visible (Pebble applies a
+// batch before its WAL sync result is known) must not leave the older
+// commit's entry answering: Pebble names the newer posting set, so a void
+// for the older amount is declined, as a lookup in Pebble declines it.
+func TestRecentReferenceDroppedOnFailedCommit(t *testing.T) {
+	l, db := keptLedger(t)
+	c1 := pos("10000001", canteen, day1)
+	must(t, exec(t, l, &Consume{Common: c1, PAN: panStaff, Amount: 100}))
+	c2 := c1
+	c2.Key += "/again"
+	b := db.NewBatch()
+	_, err := l.Execute(&Consume{Common: c2, PAN: panStaff, Amount: 30}, b, func(Result) error {
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return err
+		}
+		return errors.New("WAL sync failed")
+	})
+	b.Close()
+	if err == nil {
+		t.Fatal("the failed commit returned no error")
+	}
+	if mem, ok := l.recent.get(ref(c1), l.refs.get() != nil); ok {
+		t.Fatalf("memory still answers posting %d after a failed commit under the same reference", mem.TxID)
+	}
+	v := pos("10000001", canteen, day1)
+	if res := exec(t, l, &Void{Common: v, PAN: panStaff, Amount: 100, Original: ref(c1)}); res.Approved() {
+		t.Errorf("void of the older original approved; Pebble names the newer one (amount 30)")
+	}
 }
