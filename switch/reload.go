@@ -244,6 +244,46 @@ func (sw *Switch) checkUnbound(removed, kept []string, count bool) error {
 	return nil
 }
 
+// checkBindingsConfigured refuses to start while cards are bound to a
+// gateway the configuration does not name — a link removed from the
+// file while cards were bound to it (a reload refuses that; the edited
+// file stays for the next start): their transfer loads would go to a
+// link that does not exist. Unbinding needs a running switch, so the way
+// out is to put the link back, start, unbind, then remove it
+// (docs/gateway-links.md "Removing a link").
+func (sw *Switch) checkBindingsConfigured() error {
+	if sw.recharge == nil {
+		return nil
+	}
+	var configured []string
+	if sw.links != nil {
+		configured = sw.links.Names()
+	}
+	found, err := sw.recharge.svc.BindingsOutside(configured, maxBoundNamed)
+	if err != nil {
+		return fmt.Errorf("gateway links: bindings: %w", err)
+	}
+	var errs []error
+	for _, b := range found {
+		var what []string
+		if b.Count > 0 {
+			what = append(what, fmt.Sprintf("%d cards are bound to it for bank-transfer loads (%s%s)",
+				b.Count, strings.Join(b.Cards, ", "), andMore(b.Count, len(b.Cards))))
+		}
+		if b.Damaged > 0 {
+			what = append(what, fmt.Sprintf("%d binding records that do not decode name it (cards %s%s)",
+				b.Damaged, strings.Join(b.DamagedCards, ", "), andMore(b.Damaged, len(b.DamagedCards))))
+		}
+		errs = append(errs, fmt.Errorf("gateway %s is no longer configured but %s: put its entry back under gateways: "+
+			"and start the switch, unbind them with `switchctl gateways unbind %s`, then remove the entry and reload",
+			b.Gateway, strings.Join(what, " and "), b.Gateway))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("gateway links: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
 func andMore(n, named int) string {
 	if n > named {
 		return fmt.Sprintf(" and %d more", n-named)

@@ -1,6 +1,7 @@
 package switching
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/cardswitch/cardswitch/switch/links"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
 )
 
 // TestBindingToReloadedLink: a card can be bound (admin API) to a gateway
@@ -297,4 +299,67 @@ func TestReloadDamagedBinding(t *testing.T) {
 	if got := skipped(); got != 2 {
 		t.Fatalf("switch_binding_damaged_records_total = %v, want 2 (the record naming the link kept, at each reload)", got)
 	}
+}
+
+// TestRestartWithoutBoundLink: a link removed from the configuration
+// file while cards are bound to it (a reload refuses that, but the edited
+// file stays) refuses the next start, naming the link and the cards
+// (masked) and the way out: put the link back, start, unbind, then
+// remove it — which then starts (docs/gateway-links.md "Removing a
+// link").
+func TestRestartWithoutBoundLink(t *testing.T) {
+	sw, _ := linkedSwitch(t)
+	_, _, addr := sw.Addrs()
+	if code, b := adminDo(t, "POST", "http://"+addr+"/api/v1/cards/"+cardStaff+"/binding",
+		`{"gateway":"`+demoBank+`","bank_card":"`+bankCard+`","account":"`+bankAccount+`","operator":"alice"}`); code != http.StatusCreated {
+		t.Fatalf("bind: %d %s", code, b)
+	}
+	withLink := *sw.cfg
+	without := withLink
+	without.Gateways, without.Seed.ZoneKeys = nil, nil
+	without.Routes = routesTo(sw, demoBank, "local").Routes
+	stop := func(s *Switch) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := func(cfg Config) (*Switch, error) {
+		t.Helper()
+		s, err := New(&cfg, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(); err != nil {
+			_ = s.Shutdown(context.Background())
+			return nil, err
+		}
+		return s, nil
+	}
+	stop(sw)
+
+	_, err := start(without)
+	if err == nil || !strings.Contains(err.Error(), "gateway "+demoBank+" is no longer configured but 1 cards are bound to it for bank-transfer loads (623015*********0020)") ||
+		!strings.Contains(err.Error(), "put its entry back under gateways:") ||
+		!strings.Contains(err.Error(), "`switchctl gateways unbind "+demoBank+"`") || strings.Contains(err.Error(), cardStaff) {
+		t.Fatalf("start without the bound link: %v", err)
+	}
+
+	// The way out: the link back, start, unbind, then remove it.
+	back, err := start(withLink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, addr = back.Addrs()
+	if code, b := adminDo(t, "DELETE", "http://"+addr+"/api/v1/gateways/"+demoBank+"/bindings?operator=alice", ""); code != http.StatusOK {
+		t.Fatalf("unbind: %d %s", code, b)
+	}
+	stop(back)
+	last, err := start(without)
+	if err != nil {
+		t.Fatalf("start without the link once unbound: %v", err)
+	}
+	stop(last)
 }

@@ -170,6 +170,10 @@ func (sw *Switch) Start() error {
 	}
 	// Reversals of requests a crash left unanswered are queued before
 	// any new traffic; the links connect once the acceptors listen.
+	// Cards bound to a link no longer configured refuse the start first.
+	if err := sw.checkBindingsConfigured(); err != nil {
+		return err
+	}
 	if err := sw.links.Recover(); err != nil {
 		return fmt.Errorf("gateway links: %w", err)
 	}

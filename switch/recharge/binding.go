@@ -442,3 +442,45 @@ func (s *Service) BindingsTo(removed, keep []string, max int) (RemovalBindings, 
 	}
 	return out, nil
 }
+
+// BindingsOutside reads every binding once and reports, in gateway-name
+// order, each gateway that is not one of configured yet has cards bound
+// to it, or damaged records whose readable gateway is it: how many, and
+// the first max of them (masked). The switch refuses to start while
+// there are any: their transfer loads would go to a link that does not
+// exist (docs/gateway-links.md "Removing a link"). A damaged record
+// whose gateway cannot be read names no link; it is not reported.
+func (s *Service) BindingsOutside(configured []string, max int) ([]GatewayBindings, error) {
+	found := map[string]*GatewayBindings{}
+	err := s.eachBinding(func(pan string, rec *bindingRecord, damaged bool) bool {
+		if rec.Gateway == "" || slices.Contains(configured, rec.Gateway) {
+			return true
+		}
+		g := found[rec.Gateway]
+		if g == nil {
+			g = &GatewayBindings{Gateway: rec.Gateway}
+			found[rec.Gateway] = g
+		}
+		if damaged {
+			g.Damaged++
+			if len(g.DamagedCards) < max {
+				g.DamagedCards = append(g.DamagedCards, cardno.Mask(pan))
+			}
+			return true
+		}
+		g.Count++
+		if len(g.Cards) < max {
+			g.Cards = append(g.Cards, cardno.Mask(pan))
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]GatewayBindings, 0, len(found))
+	for _, g := range found {
+		out = append(out, *g)
+	}
+	slices.SortFunc(out, func(a, b GatewayBindings) int { return strings.Compare(a.Gateway, b.Gateway) })
+	return out, nil
+}
