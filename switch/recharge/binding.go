@@ -237,8 +237,11 @@ func (s *Service) eachBinding(fn func(pan string, rec *bindingRecord, damaged bo
 }
 
 // readableGateway finds the one gateway name a damaged binding record
-// still holds ("gateway":"NAME"); "" when there is none or more than one.
-var readableGateway = regexp.MustCompile(`"gateway"\s*:\s*"([^"\\]{1,64})"`)
+// still holds ("gateway":"NAME" followed by a JSON token boundary, ','
+// or '}'); "" when there is none or more than one. Without the boundary
+// a '"' written over a character of the name would read a shorter name
+// — bank-b damaged to bank"b reads bank — perhaps one kept.
+var readableGateway = regexp.MustCompile(`"gateway"\s*:\s*"([^"\\]{1,64})"\s*[,}]`)
 
 // decodeBinding decodes a binding record. One that does not decode, or
 // names no gateway, is damaged: its Gateway is then the name its bytes

@@ -70,6 +70,9 @@ func TestDamagedBindings(t *testing.T) {
 		garbage   = "6230150000000000044"
 		damagedX  = "6230150000000000055" // names bank-x, configured nowhere
 		noGateway = "6230150000000000066"
+		// bank-k-old, a '"' over its second '-': "bank-k" followed by
+		// no JSON token boundary is no readable name, not bank-k.
+		quoteOver = "6230150000000000077"
 	)
 	records := map[string]string{
 		intactA:   `{"gateway":"bank-a","bank_card":"MTIz","account":"MTIz","masked_card":"622202*********0018"}`,
@@ -78,6 +81,7 @@ func TestDamagedBindings(t *testing.T) {
 		garbage:   "\x00\xff\x13",
 		damagedX:  `{"gateway":"bank-x","bank_card":tru`,
 		noGateway: `{}`,
+		quoteOver: `{"gateway":"bank-k"old","bank_card":"MTIz"}`,
 	}
 	for _, tc := range []struct {
 		name          string
@@ -85,14 +89,14 @@ func TestDamagedBindings(t *testing.T) {
 		want          string
 	}{
 		{"remove bank-a", []string{"bank-a"}, []string{"bank-k"},
-			"{[{bank-a 1 [623015*********0011] 4 [623015*********0022 623015*********0044 623015*********0055 623015*********0066]}] 1 [{623015*********0033 bank-k}]}"},
+			"{[{bank-a 1 [623015*********0011] 5 [623015*********0022 623015*********0044 623015*********0055 623015*********0066 623015*********0077]}] 1 [{623015*********0033 bank-k}]}"},
 		{"remove bank-k", []string{"bank-k"}, []string{"bank-a"},
-			"{[{bank-k 0 [] 4 [623015*********0033 623015*********0044 623015*********0055 623015*********0066]}] 1 [{623015*********0022 bank-a}]}"},
+			"{[{bank-k 0 [] 5 [623015*********0033 623015*********0044 623015*********0055 623015*********0066 623015*********0077]}] 1 [{623015*********0022 bank-a}]}"},
 		{"remove bank-z, keep both", []string{"bank-z"}, []string{"bank-a", "bank-k"},
-			"{[{bank-z 0 [] 3 [623015*********0044 623015*********0055 623015*********0066]}] 2 [{623015*********0022 bank-a} {623015*********0033 bank-k}]}"},
+			"{[{bank-z 0 [] 4 [623015*********0044 623015*********0055 623015*********0066 623015*********0077]}] 2 [{623015*********0022 bank-a} {623015*********0033 bank-k}]}"},
 		{"remove both", []string{"bank-a", "bank-k"}, nil,
-			"{[{bank-a 1 [623015*********0011] 4 [623015*********0022 623015*********0044 623015*********0055 623015*********0066]} " +
-				"{bank-k 0 [] 4 [623015*********0033 623015*********0044 623015*********0055 623015*********0066]}] 0 []}"},
+			"{[{bank-a 1 [623015*********0011] 5 [623015*********0022 623015*********0044 623015*********0055 623015*********0066 623015*********0077]} " +
+				"{bank-k 0 [] 5 [623015*********0033 623015*********0044 623015*********0055 623015*********0066 623015*********0077]}] 0 []}"},
 		{"remove nothing", nil, []string{"bank-a", "bank-k"}, "{[] 0 []}"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,7 +128,23 @@ func TestDamagedBindings(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n, more, err := f.s.UnbindGateway("bank-a", "bob", MaxUnbindGateway); err != nil || n != 5 || more {
+	// At start (BindingsOutside): the gateways not configured that
+	// bindings, or damaged records' readable names, name; a damaged
+	// record with no readable name names none.
+	for _, tc := range []struct {
+		configured []string
+		want       string
+	}{
+		{[]string{"bank-a"}, "[{bank-k 0 [] 1 [623015*********0033]} {bank-x 0 [] 1 [623015*********0055]}]"},
+		{[]string{"bank-a", "bank-k"}, "[{bank-x 0 [] 1 [623015*********0055]}]"},
+		{nil, "[{bank-a 1 [623015*********0011] 1 [623015*********0022]} {bank-k 0 [] 1 [623015*********0033]} {bank-x 0 [] 1 [623015*********0055]}]"},
+	} {
+		got, err := f.s.BindingsOutside(tc.configured, 5)
+		if err != nil || fmt.Sprint(got) != tc.want {
+			t.Fatalf("BindingsOutside(%v):\n got %v, %v\nwant %s", tc.configured, got, err, tc.want)
+		}
+	}
+	if n, more, err := f.s.UnbindGateway("bank-a", "bob", MaxUnbindGateway); err != nil || n != 6 || more {
 		t.Fatalf("unbind bank-a: %d %v %v", n, more, err)
 	}
 	got, err := f.s.BindingsTo([]string{"bank-k"}, nil, 5)
