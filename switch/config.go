@@ -352,13 +352,26 @@ type RuntimeConfig struct {
 	// collector work harder as the heap nears it; 0 means none. The
 	// GOMEMLIMIT environment variable wins when set.
 	MemoryLimitMiB int64 `yaml:"memory_limit_mib"`
+	// HeapFloorMiB keeps the collector's heap target at least this large
+	// (0: off): with a live heap of a few MiB, GCPercent alone collects at
+	// the runtime's floor of 4 MiB × GCPercent/100 (16 MiB at 400), many
+	// times a second under load. The switch raises its GOGC while the
+	// live heap is small and gives it back as the heap grows, so the
+	// target is never above the larger of this floor and GCPercent's
+	// (heapfloor.go, docs/operations.md). Off when the GOGC environment
+	// variable is set.
+	HeapFloorMiB int64 `yaml:"heap_floor_mib"`
 }
 
 // ApplyRuntime sets the collector's pace and the soft memory limit of the
-// process from c, unless the environment already did.
+// process from c, unless the environment already did, and starts the
+// heap floor (HeapFloorMiB) for the life of the process.
 func ApplyRuntime(c RuntimeConfig) {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(c.GCPercent)
+		if c.HeapFloorMiB > 0 {
+			startHeapFloor(c.GCPercent, uint64(c.HeapFloorMiB)<<20, heapFloorEvery, nil)
+		}
 	}
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && c.MemoryLimitMiB > 0 {
 		debug.SetMemoryLimit(c.MemoryLimitMiB << 20)
@@ -428,7 +441,7 @@ func Defaults() Config {
 		POS:     POSConfig{ListenerConfig: pos, AnswerTimeout: Duration(30 * time.Second)},
 		Gateway: gw,
 		HTTP:    HTTPConfig{Addr: "127.0.0.1:9583"},
-		Runtime: RuntimeConfig{GCPercent: 400},
+		Runtime: RuntimeConfig{GCPercent: 400, HeapFloorMiB: 64},
 		Retention: RetentionConfig{
 			ResponseDays: 7,
 			Interval:     Duration(time.Hour),
@@ -556,6 +569,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Runtime.MemoryLimitMiB < 0 || c.Runtime.MemoryLimitMiB > 1<<20 {
 		errs = append(errs, fmt.Errorf("runtime.memory_limit_mib %d: want 0..%d", c.Runtime.MemoryLimitMiB, 1<<20))
+	}
+	if c.Runtime.HeapFloorMiB < 0 || c.Runtime.HeapFloorMiB > 1<<16 {
+		errs = append(errs, fmt.Errorf("runtime.heap_floor_mib %d: want 0..%d", c.Runtime.HeapFloorMiB, 1<<16))
 	}
 	if _, err := time.LoadLocation(c.TimeZone); err != nil {
 		errs = append(errs, fmt.Errorf("time_zone %q: %w", c.TimeZone, err))
