@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -104,10 +106,33 @@ func runGateways(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "gateways unbind: missing gateway name")
 			return 2
 		}
-		return c.a.call("DELETE", "/api/v1/gateways/"+url.PathEscape(c.arg)+"/bindings?operator="+url.QueryEscape(*op), nil, stdout, stderr)
+		var errs bytes.Buffer
+		rc = c.a.call("DELETE", "/api/v1/gateways/"+url.PathEscape(c.arg)+"/bindings?operator="+url.QueryEscape(*op), nil, stdout, &errs)
+		_, _ = stderr.Write(errs.Bytes())
+		if n := unboundBeforeError(errs.Bytes()); rc != 0 && n > 0 {
+			fmt.Fprintf(stderr, "gateways unbind: %d cards were unbound before the error and stay unbound; run it again to carry on with the rest\n", n)
+		}
+		return rc
 	}
 	fmt.Fprintln(stderr, gatewaysUsage)
 	return 2
+}
+
+// unboundBeforeError reads the "unbound" count of a failed gateways
+// unbind's answer (docs/admin-api.md), as switchctl printed it; 0 when
+// there is none.
+func unboundBeforeError(printed []byte) int {
+	i := bytes.IndexByte(printed, '{')
+	if i < 0 {
+		return 0
+	}
+	var e struct {
+		Unbound int `json:"unbound"`
+	}
+	if json.Unmarshal(printed[i:], &e) != nil {
+		return 0
+	}
+	return e.Unbound
 }
 
 func runSAF(args []string, stdout, stderr io.Writer) int {

@@ -55,3 +55,19 @@ func TestGatewaysAndSAFCommands(t *testing.T) {
 
 func gw(a []string, o, e *bytes.Buffer) int  { return runGateways(a, o, e) }
 func saf(a []string, o, e *bytes.Buffer) int { return runSAF(a, o, e) }
+
+// TestGatewaysUnbindFailedPartWay: a gateways unbind that failed after
+// unbinding some cards says how many, and that running it again carries on.
+func TestGatewaysUnbindFailedPartWay(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte("{\n  \"error\": \"disk full\",\n  \"gateway\": \"old-bank\",\n  \"unbound\": 200\n}\n"))
+	}))
+	defer srv.Close()
+	var out, errs bytes.Buffer
+	rc := runGateways([]string{"unbind", "old-bank", "--operator", "alice", "--admin", srv.URL, "--token", "tok"}, &out, &errs)
+	if rc != 1 || !strings.Contains(errs.String(), "disk full") ||
+		!strings.Contains(errs.String(), "gateways unbind: 200 cards were unbound before the error and stay unbound; run it again to carry on") {
+		t.Fatalf("rc %d, stderr %q", rc, errs.String())
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/cardswitch/cardswitch/switch/recharge"
+	"go.uber.org/zap"
 )
 
 // Recharge: outside institutions, their orders, card bindings and pending
@@ -78,6 +79,13 @@ func (a *API) unbind(w http.ResponseWriter, r *http.Request) {
 func (a *API) unbindGateway(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	n, more, err := a.cfg.Recharge.UnbindGateway(name, r.URL.Query().Get("operator"), recharge.MaxUnbindGateway)
+	if err != nil && n > 0 {
+		// Batches committed before the error stay unbound: the answer
+		// says how many, and calling again carries on with the rest.
+		a.log.Error("gateway unbind failed part way", zap.String("gateway", name), zap.Int("unbound", n), zap.Error(err))
+		writeJSON(w, http.StatusInternalServerError, UnbindGatewayError{Error: err.Error(), Gateway: name, Unbound: n})
+		return
+	}
 	if err != nil {
 		a.bindingError(w, r, err)
 		return

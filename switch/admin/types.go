@@ -170,6 +170,16 @@ type UnbindGatewayResponse struct {
 	More    bool   `json:"more"`
 }
 
+// UnbindGatewayError answers DELETE /api/v1/gateways/{name}/bindings
+// (500) when a commit fails after others committed: the error, and how
+// many cards' bindings were removed before it (they stay removed).
+// Calling again carries on with the cards still bound.
+type UnbindGatewayError struct {
+	Error   string `json:"error"`
+	Gateway string `json:"gateway"`
+	Unbound int    `json:"unbound"`
+}
+
 // PendingResponse answers GET /api/v1/recharge/pending.
 type PendingResponse struct {
 	OlderThanDays int                      `json:"older_than_days"`
