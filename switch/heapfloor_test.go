@@ -48,8 +48,11 @@ func TestHeapFloorRaisesGOGC(t *testing.T) {
 	old := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(old)
 	runtime.GC() // a live heap to size against
+	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(live)
+	floor := 8*live[0].Value.Uint64() + 64<<20 // far above it, whatever the tests before left
 	done := make(chan struct{})
-	stopped := startHeapFloor(100, 1<<30, 10*time.Millisecond, done)
+	stopped := startHeapFloor(100, floor, 10*time.Millisecond, done)
 	defer func() { close(done); <-stopped }() // before GOGC is restored
 	deadline := time.Now().Add(10 * time.Second)
 	for gogc() <= 100 {
