@@ -294,6 +294,9 @@ func (s *Service) unbindBatch(pans []string, gateway, operator string) (int, err
 	if len(gone) == 0 {
 		return 0, nil
 	}
+	if s.beforeUnbindCommit != nil {
+		s.beforeUnbindCommit(b, gone)
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return 0, err
 	}

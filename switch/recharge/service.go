@@ -106,6 +106,10 @@ type Service struct {
 	// afterUnbindBatch, when set (tests), is called after each synced
 	// commit of UnbindGateway with the cards it unbound.
 	afterUnbindBatch func(n int)
+	// beforeUnbindCommit, when set (tests), is called with each of
+	// UnbindGateway's batches just before its commit, and the cards it
+	// unbinds.
+	beforeUnbindCommit func(b *pebble.Batch, pans []string)
 }
 
 // New builds the service.

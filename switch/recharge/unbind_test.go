@@ -78,7 +78,10 @@ func openUnbindStore(t *testing.T, fs vfs.FS) (*Service, *journal.Journal, *pebb
 // a card, which took a call of 1,000 cards past switchctl's timeout. A
 // crash after some of its commits (the synced state of the disk then)
 // leaves each card either bound as before or unbound with its
-// card_unbind journal pair, never one without the other.
+// card_unbind journal pair, never one without the other; and since a
+// crash copy taken between commits cannot see a delete and its journal
+// pair split into two commits, every batch is checked before its commit
+// to hold both for each of its cards.
 func TestUnbindGatewayLarge(t *testing.T) {
 	const cards, gw, other = 2500, "old-bank", "other-bank"
 	mem := vfs.NewCrashableMem()
@@ -119,6 +122,51 @@ func TestUnbindGatewayLarge(t *testing.T) {
 		}
 	}
 
+	// Each batch holds, for every card it unbinds, the binding's delete
+	// and the card's journal pair (one pair's keys, counted on a batch
+	// of its own): never one without the other, which a crash between
+	// two commits would split.
+	ref := db.NewBatch()
+	if err := s.addBindingChange(ref, pan(0), "card_unbind", "bob", BindingView{Card: "623015*********0000"},
+		func(*pebble.Batch) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	perPair := int(ref.Count())
+	ref.Close()
+	if perPair == 0 {
+		t.Fatal("a journal pair adds no key")
+	}
+	batches := 0
+	s.beforeUnbindCommit = func(b *pebble.Batch, pans []string) {
+		batches++
+		deleted := map[string]bool{}
+		var journalOps int
+		r := b.Reader()
+		for {
+			kind, k, _, ok, err := r.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			if kind == pebble.InternalKeyKindDelete && bytes.HasPrefix(k, []byte{keyPrefix, tagBinding}) {
+				deleted[string(k[2:])] = true
+				continue
+			}
+			journalOps++
+		}
+		if len(deleted) != len(pans) || journalOps != len(pans)*perPair {
+			t.Fatalf("batch %d of %d cards: %d binding deletes and %d journal keys, want %d and %d",
+				batches, len(pans), len(deleted), journalOps, len(pans), len(pans)*perPair)
+		}
+		for _, p := range pans {
+			if !deleted[p] {
+				t.Fatalf("batch %d: card %s unbound without its binding's delete", batches, cardno.Mask(p))
+			}
+		}
+	}
+
 	before := syncs.Load()
 	total, calls := 0, 0
 	for more := true; more; calls++ {
@@ -135,6 +183,9 @@ func TestUnbindGatewayLarge(t *testing.T) {
 	}
 	if total != cards || calls != 3 {
 		t.Fatalf("unbound %d cards in %d calls; want %d in 3", total, calls, cards)
+	}
+	if batches != cards/unbindPerCommit {
+		t.Fatalf("%d batches checked, want %d", batches, cards/unbindPerCommit)
 	}
 	// One synced commit per card would be 2,500 syncs.
 	if n := syncs.Load() - before; n > cards/10 {
