@@ -363,3 +363,25 @@ func TestRestartWithoutBoundLink(t *testing.T) {
 	}
 	stop(last)
 }
+
+// TestCardUnbindDamagedRecord: `switchctl card unbind CARD` (DELETE
+// /api/v1/cards/{pan}/binding) removes the card's damaged binding record
+// — which GET cannot read — answering the card masked and the gateway
+// its bytes name; the card is then not bound.
+func TestCardUnbindDamagedRecord(t *testing.T) {
+	sw := testSwitch(t)
+	_, _, addr := sw.Addrs()
+	if err := sw.db.Set(append([]byte{'r', 'b'}, cardStaff...), []byte(`{"gateway":"old-bank","bank_card":"c2Vh`), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + addr + "/api/v1/cards/" + cardStaff + "/binding"
+	code, b := adminDo(t, "DELETE", url+"?operator=alice", "")
+	var v struct{ Card, Gateway string }
+	if err := json.Unmarshal(b, &v); code != http.StatusOK || err != nil || v.Card != "623015*********0020" || v.Gateway != "old-bank" ||
+		strings.Contains(string(b), cardStaff) {
+		t.Fatalf("unbind of a damaged binding: %d %s", code, b)
+	}
+	if code, b := adminDo(t, "GET", url, ""); code != http.StatusNotFound {
+		t.Fatalf("binding after the unbind: %d %s", code, b)
+	}
+}

@@ -119,18 +119,27 @@ func (s *Service) Bind(pan, gateway, bankCard, account, operator string) (Bindin
 	})
 }
 
-// Unbind removes a card's binding.
+// Unbind removes a card's binding. A damaged binding record (one that
+// does not decode) is removed too, journaled the same way; its view holds
+// the card and the gateway its bytes still name, if one can be read
+// (docs/gateway-links.md "Reloading links").
 func (s *Service) Unbind(pan, operator string) (BindingView, error) {
 	if len(operator) == 0 || len(operator) > 64 || !printableASCII(operator) {
 		return BindingView{}, fmt.Errorf("%w: operator must be 1 to 64 printable characters", ErrBadBinding)
 	}
 	defer s.lockCard(pan)()
-	view, ok, err := s.Binding(pan)
+	raw, err := get(s.db, bindingKey(pan))
 	if err != nil {
 		return BindingView{}, err
 	}
-	if !ok {
+	if raw == nil {
 		return BindingView{}, ErrNotBound
+	}
+	rec, damaged := decodeBinding(raw)
+	view := rec.view(pan)
+	if damaged {
+		s.log.Warn("damaged binding record removed", zapCard(pan), zapStr("gateway_read", rec.Gateway),
+			zapStr("operator", operator))
 	}
 	return view, s.commitBinding(pan, "card_unbind", operator, view, func(b *pebble.Batch) error {
 		return b.Delete(bindingKey(pan), nil)

@@ -3,6 +3,7 @@ package recharge
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -242,5 +243,54 @@ func TestUnbindGatewayLarge(t *testing.T) {
 	}
 	if bs, err := s2.BindingsTo([]string{gw}, nil, 1); err != nil || len(bs.Bound) != 0 {
 		t.Fatalf("bindings after the repeated unbind: %v, %v", bs, err)
+	}
+}
+
+// TestUnbindDamagedRecord: `switchctl card unbind CARD` removes a card's
+// damaged binding record (one that does not decode), journaled as a
+// card_unbind with the card masked and the gateway its bytes still name,
+// like the gateway unbind's removal; the card is then not bound.
+func TestUnbindDamagedRecord(t *testing.T) {
+	s, j, db := openUnbindStore(t, vfs.NewMem())
+	const pan, unreadable = "6230150000000000022", "6230150000000000033"
+	for p, raw := range map[string]string{
+		pan:        `{"gateway":"bank-a","bank_card":"MTIz","acc`,
+		unreadable: "\x00\xff\x13",
+	} {
+		if err := db.Set(bindingKey(p), []byte(raw), pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok, err := s.Binding(pan); ok || err == nil {
+		t.Fatalf("a damaged binding reads %v, %v", ok, err)
+	}
+	for p, gw := range map[string]string{pan: "bank-a", unreadable: ""} {
+		v, err := s.Unbind(p, "bob")
+		if err != nil || v.Card != cardno.Mask(p) || v.Gateway != gw {
+			t.Fatalf("unbind of the damaged record of %s: %+v, %v", cardno.Mask(p), v, err)
+		}
+		if raw, err := get(db, bindingKey(p)); raw != nil || err != nil {
+			t.Fatalf("binding of %s after the unbind: %q, %v", cardno.Mask(p), raw, err)
+		}
+		if _, err := s.Unbind(p, "bob"); !errors.Is(err, ErrNotBound) {
+			t.Fatalf("second unbind of %s: %v", cardno.Mask(p), err)
+		}
+	}
+	journaled := map[string]string{}
+	err := j.ByBusinessDay(today.String(), func(e *journal.Entry) bool {
+		if e.TxType == "card_unbind" && e.Direction == journal.In {
+			var v BindingView
+			if err := json.Unmarshal(e.Raw, &v); err != nil || e.Peer != "operator:bob" {
+				t.Errorf("journaled unbinding %s by %s: %v", e.Raw, e.Peer, err)
+			}
+			journaled[v.Card] = v.Gateway
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{cardno.Mask(pan): "bank-a", cardno.Mask(unreadable): ""}; fmt.Sprint(journaled) != fmt.Sprint(want) {
+		t.Fatalf("journaled unbindings %v, want %v", journaled, want)
 	}
 }
