@@ -25,9 +25,12 @@ import (
 //     prune of references forgets them all anyway (forget).
 //
 // A miss (never written by this process, evicted, too old) is read from
-// Pebble as before. Bounded: a table of recentRefSlots entries, each
-// reference in the slot its hash names, where a newer one of another
-// reference evicts it (one cache line per put, no allocation).
+// Pebble as before. Bounded: a table of recentRefSlots entries in groups
+// of recentRefGroup; a terminal's batch hashes to a group and its STANs
+// take the group's slots in turn, so a terminal's last recentRefGroup
+// references are kept (unless another terminal's batch shares the group)
+// and each put touches the lines its terminal's last put touched: no
+// allocation, and a line likely in cache.
 type recentRefs struct {
 	epoch time.Time // ages are measured on the monotonic clock from here
 	locks [recentRefLocks]sync.Mutex
@@ -36,7 +39,8 @@ type recentRefs struct {
 
 const (
 	recentRefSlots = 1 << 15 // a power of two
-	recentRefLocks = 64      // slot i is guarded by locks[i % recentRefLocks]
+	recentRefGroup = 64      // slots per group, a power of two
+	recentRefLocks = 64      // group g is guarded by locks[g % recentRefLocks]
 	// recentRefMaxAge bounds how long an entry answers: far below any
 	// retention cut of reference records (whole days).
 	recentRefMaxAge = 10 * time.Minute
@@ -70,15 +74,16 @@ func recentKeyOf(ref TxnRef) (recentRefKey, bool) {
 	return k, true
 }
 
-// slot returns the index of k's slot: its STAN spreads one terminal's
-// references, the rest of the key the terminals.
-func slotOf(k recentRefKey) int {
-	h := uint64(k.stan) | uint64(k.batch)<<32
+// slotOf returns the index of k's slot and of its lock: the group of
+// its terminal and batch, the slot of its STAN in the group.
+func slotOf(k recentRefKey) (slot, lock int) {
+	h := uint64(k.batch)
 	for _, c := range k.term[:k.termLen] {
 		h = (h ^ uint64(c)) * 0x100000001b3
 	}
 	h ^= h >> 29
-	return int(h & (recentRefSlots - 1))
+	g := int(h & (recentRefSlots/recentRefGroup - 1))
+	return g*recentRefGroup + int(k.stan%recentRefGroup), g % recentRefLocks
 }
 
 // put records v as the newest posting set of ref, committed.
@@ -90,8 +95,8 @@ func (r *recentRefs) put(ref TxnRef, v refValue, byCaller bool) {
 		return
 	}
 	e := recentRef{k: k, byCaller: byCaller, v: v, at: int64(time.Since(r.epoch))}
-	i := slotOf(k)
-	mu := &r.locks[i%recentRefLocks]
+	i, l := slotOf(k)
+	mu := &r.locks[l]
 	mu.Lock()
 	r.slots[i] = e
 	mu.Unlock()
@@ -106,8 +111,8 @@ func (r *recentRefs) drop(ref TxnRef) {
 	if !ok {
 		return
 	}
-	i := slotOf(k)
-	mu := &r.locks[i%recentRefLocks]
+	i, l := slotOf(k)
+	mu := &r.locks[l]
 	mu.Lock()
 	if r.slots[i].k == k {
 		r.slots[i] = recentRef{}
@@ -124,8 +129,8 @@ func (r *recentRefs) get(ref TxnRef, callerIndex bool) (refValue, bool) {
 	if !ok {
 		return refValue{}, false
 	}
-	i := slotOf(k)
-	mu := &r.locks[i%recentRefLocks]
+	i, l := slotOf(k)
+	mu := &r.locks[l]
 	mu.Lock()
 	e := r.slots[i]
 	mu.Unlock()
@@ -137,12 +142,11 @@ func (r *recentRefs) get(ref TxnRef, callerIndex bool) (refValue, bool) {
 
 // forget empties every slot: called before references are pruned.
 func (r *recentRefs) forget() {
-	for l := range r.locks {
-		r.locks[l].Lock()
-		for i := l; i < len(r.slots); i += recentRefLocks {
-			r.slots[i] = recentRef{}
-		}
-		r.locks[l].Unlock()
+	for g := 0; g < recentRefSlots/recentRefGroup; g++ {
+		mu := &r.locks[g%recentRefLocks]
+		mu.Lock()
+		clear(r.slots[g*recentRefGroup : (g+1)*recentRefGroup])
+		mu.Unlock()
 	}
 }
 

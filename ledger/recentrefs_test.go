@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -131,13 +132,24 @@ func TestRecentReferencesBounds(t *testing.T) {
 	r := newRecentRefs()
 	first := TxnRef{Terminal: "T1", Batch: 1, STAN: 1}
 	r.put(first, refValue{TxID: 1}, false)
-	// Another reference hashing to the same slot evicts it.
+	// Another terminal's reference whose batch hashes to the same group,
+	// with a STAN taking the same slot of it, evicts it.
 	var other TxnRef
-	for s := uint32(2); ; s++ {
-		other = TxnRef{Terminal: "T2", Batch: 1, STAN: s}
-		if slotOf(recentKeyOfMust(t, other)) == slotOf(recentKeyOfMust(t, first)) {
+	for n := 0; ; n++ {
+		other = TxnRef{Terminal: fmt.Sprintf("T%d", n), Batch: 1, STAN: 1 + recentRefGroup}
+		if other.Terminal != first.Terminal && slotOfMust(t, other) == slotOfMust(t, first) {
 			break
 		}
+		if n > 1_000_000 {
+			t.Fatal("no terminal's group is the first's")
+		}
+	}
+	// Within a group a terminal keeps its last recentRefGroup references.
+	for s := uint32(2); s <= recentRefGroup; s++ {
+		r.put(TxnRef{Terminal: "T1", Batch: 1, STAN: s}, refValue{TxID: 100 + uint64(s)}, false)
+	}
+	if v, ok := r.get(first, false); !ok || v.TxID != 1 {
+		t.Fatalf("one of a terminal's last %d references evicted by the others: %+v %v", recentRefGroup, v, ok)
 	}
 	if _, ok := r.get(other, false); ok {
 		t.Fatal("a reference never put answered")
@@ -153,7 +165,7 @@ func TestRecentReferencesBounds(t *testing.T) {
 	if v, ok := r.get(other, false); !ok || v.TxID != 3 {
 		t.Fatalf("a reference used again: %+v %v, want posting 3", v, ok)
 	}
-	r.slots[slotOf(recentKeyOfMust(t, other))].at -= int64(recentRefMaxAge + time.Second)
+	r.slots[slotOfMust(t, other)].at -= int64(recentRefMaxAge + time.Second)
 	if _, ok := r.get(other, false); ok {
 		t.Fatal("an entry older than recentRefMaxAge answered")
 	}
@@ -199,4 +211,10 @@ func TestRecentReferenceDroppedOnFailedCommit(t *testing.T) {
 	if res := exec(t, l, &Void{Common: v, PAN: panStaff, Amount: 100, Original: ref(c1)}); res.Approved() {
 		t.Errorf("void of the older original approved; Pebble names the newer one (amount 30)")
 	}
+}
+
+func slotOfMust(t *testing.T, r TxnRef) int {
+	t.Helper()
+	i, _ := slotOf(recentKeyOfMust(t, r))
+	return i
 }
