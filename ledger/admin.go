@@ -427,8 +427,10 @@ func (l *Ledger) moveAll(k Kind, from string, repl *replacement, cashTo, subTo A
 		// The debt follows the holder to the new card: the old card's
 		// receivable is moved (two legs on CardReceivable, one per card,
 		// recorded on the posting so the move is on the books).
+		// The new card is read from the staged set again: apply, when the
+		// card had money to move, staged its own working copy of it.
 		tx.staged.get(from).addContrib(CardReceivable, owed)
-		to.addContrib(CardReceivable, -owed)
+		tx.staged.get(to.PAN).addContrib(CardReceivable, -owed)
 		p.Legs = append(p.Legs, leg{CardReceivable, owed}, leg{CardReceivable, -owed})
 		if len(tx.postings) == 0 {
 			tx.postings = append(tx.postings, p)

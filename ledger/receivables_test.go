@@ -182,3 +182,42 @@ func TestReversedCompletionHoldNotCovered(t *testing.T) {
 	}
 	checkStore(t, db)
 }
+
+// TestReplaceOwingCardWithMoney: a card that owes and still holds money is
+// replaced; the money and the debt both follow the holder. The debt used
+// to be moved onto a copy of the new card that apply had already replaced
+// with its own, so the new card owed nothing: 40.00 of receivable gone.
+func TestReplaceOwingCardWithMoney(t *testing.T) {
+	l, db := seeded(t, Options{})
+	load := pos("90000001", canteen, day1)
+	must(t, exec(t, l, &CashLoad{Common: load, PAN: panEmpty, Amount: 10000, MayLoad: true}))
+	pa := must(t, exec(t, l, &PreAuth{Common: pos("10000001", canteen, day1), PAN: panEmpty, Amount: 4000}))
+	must(t, exec(t, l, &Reversal{Common: load, PAN: panEmpty, Original: ref(load), OriginalKind: KindCashLoad}))
+	must(t, exec(t, l, &PreAuthCancel{Common: pos("10000001", canteen, day1), PAN: panEmpty, Amount: 4000, AuthCode: pa.AuthCode}))
+	v := mustCard(t, l, panEmpty)
+	if v.Balances.Cash != 4000 || v.Balances.Held != 0 || v.Owed != 4000 {
+		t.Fatalf("setup: card %+v owes %s; want cash 40.00, nothing held, owes 40.00", v.Balances, v.Owed)
+	}
+	const newPAN = "6230151000000000079"
+	if err := l.ReplaceCard(panEmpty, newPAN, nil); err != nil {
+		t.Fatal(err)
+	}
+	n := mustCard(t, l, newPAN)
+	if n.Balances.Cash != 4000 || n.Owed != 4000 {
+		t.Errorf("new card %+v owes %s; want cash 40.00 and owes 40.00", n.Balances, n.Owed)
+	}
+	if o := mustCard(t, l, panEmpty); o.Owed != 0 || o.Balances.Cash != 0 {
+		t.Errorf("old card %+v owes %s; want nothing either way", o.Balances, o.Owed)
+	}
+	if got := l.AccountBalance(CardReceivable); got != -4000 {
+		t.Errorf("card receivable %s, want -40.00", got)
+	}
+	checkStore(t, db)
+	l2, err := Open(db, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := l2.Card(newPAN); v.Owed != 4000 {
+		t.Errorf("after reopen the new card owes %s, want 40.00", v.Owed)
+	}
+}
