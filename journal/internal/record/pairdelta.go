@@ -220,38 +220,45 @@ var isHex = func() (t [256]uint8) {
 func appendLiteral(dst, b []byte) []byte {
 	lit := 0
 	for i := 0; i < len(b); {
-		// Skip to the next hex character, 8 bytes at a time.
+		// Skip to the next hex character, 8 bytes at a time; where the
+		// run it starts ends in the same 8 bytes, its end and whether it
+		// has a letter come from the same masks.
+		var j int
+		var letters bool
 		if i+8 <= len(b) {
 			d, l := hexMasks(binary.LittleEndian.Uint64(b[i:]))
-			if d|l == 0 {
+			m := d | l
+			if m == 0 {
 				i += 8
 				continue
 			}
-			i += bits.TrailingZeros64(d|l) / 8
+			k := bits.TrailingZeros64(m)
+			// The non-hex bytes from the run's first on.
+			if non := ^m & swarHigh &^ (1<<k - 1); non != 0 {
+				e := bits.TrailingZeros64(non)
+				j, letters = i+e/8, l&(1<<e-1) != 0
+			} else {
+				j, letters = hexRun(b, i+8)
+				letters = letters || l != 0
+			}
+			i += k / 8
 		} else if isHex[b[i]] == 0 {
 			i++
 			continue
+		} else {
+			j, letters = hexRun(b, i)
 		}
-		j, letters := hexRun(b, i)
 		switch n := j - i; {
 		case !letters && n >= minDigitRun:
 			dst = appendPlain(dst, b[lit:i])
 			dst = binary.AppendUvarint(dst, uint64(n)<<2|opDigits)
-			for k := i; k < j; k += 2 {
-				v := (b[k] - '0') << 4
-				if k+1 < j {
-					v |= b[k+1] - '0'
-				}
-				dst = append(dst, v)
-			}
+			dst = appendPacked(dst, b[i:j])
 			lit = j
 		case letters && n >= minHexRun:
 			i += n % 2
 			dst = appendPlain(dst, b[lit:i])
 			dst = binary.AppendUvarint(dst, uint64(j-i)<<2|opHex)
-			for k := i; k < j; k += 2 {
-				dst = append(dst, unhex(b[k])<<4|unhex(b[k+1]))
-			}
+			dst = appendPacked(dst, b[i:j])
 			lit = j
 		}
 		i = j
@@ -291,6 +298,33 @@ func hexMasks(x uint64) (d, l uint64) {
 		return (swarOnes*(127+n) - x&swarLow7) &^ x & (x&swarLow7 + swarOnes*(127-m)) & swarHigh
 	}
 	return between('0'-1, '9'+1), between('A'-1, 'F'+1)
+}
+
+// appendPacked appends run, ASCII digits or uppercase hex, packed two
+// characters a byte (the first in the high nibble), an odd last one's
+// low nibble 0; 8 characters at a time where it can.
+func appendPacked(dst, run []byte) []byte {
+	k := 0
+	for ; k+8 <= len(run); k += 8 {
+		dst = binary.LittleEndian.AppendUint32(dst, pack8(binary.LittleEndian.Uint64(run[k:])))
+	}
+	for ; k+1 < len(run); k += 2 {
+		dst = append(dst, unhex(run[k])<<4|unhex(run[k+1]))
+	}
+	if k < len(run) {
+		dst = append(dst, unhex(run[k])<<4)
+	}
+	return dst
+}
+
+// pack8 packs 8 hex characters (little-endian in x) into 4 bytes, the
+// first character in the high nibble of the lowest byte: each
+// character's value is its low 4 bits, plus 9 for a letter (bit 6).
+func pack8(x uint64) uint32 {
+	v := x&(swarOnes*0x0f) + (x>>6&swarOnes)*9
+	t := (v&0x000f000f000f000f)<<4 | v>>8&0x000f000f000f000f
+	t = (t | t>>8) & 0x0000ffff0000ffff
+	return uint32(t | t>>16)
 }
 
 func unhex(c byte) byte {
@@ -349,8 +383,44 @@ var knownByLen = func() (t [20][]byte) {
 	return t
 }()
 
+// knownWords lists, for each length to 8, the well-known values of that
+// length as their bytes in a little-endian word (word8), with their
+// index in wellKnown: two strings of the same length up to 8 are equal
+// exactly where their words are.
+var knownWords = func() (t [9][]knownWord) {
+	for i, w := range wellKnown {
+		if len(w) < len(t) {
+			t[len(w)] = append(t[len(w)], knownWord{word8(w), byte(i)})
+		}
+	}
+	return t
+}()
+
+type knownWord struct {
+	w uint64
+	i byte
+}
+
+// word8 returns the bytes of s (at most 8) as a little-endian word.
+func word8(s string) uint64 {
+	var w uint64
+	for i := len(s) - 1; i >= 0; i-- {
+		w = w<<8 | uint64(s[i])
+	}
+	return w
+}
+
 // knownCode returns the one-byte code of a well-known value.
 func knownCode(s string) (byte, bool) {
+	if len(s) < len(knownWords) {
+		w := word8(s)
+		for _, k := range knownWords[len(s)] {
+			if k.w == w {
+				return strKnown + k.i, true
+			}
+		}
+		return 0, false
+	}
 	if len(s) >= len(knownByLen) {
 		return 0, false
 	}

@@ -158,6 +158,17 @@ func TestAppendPairSameAsReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameAsReference(t, nil, &a, &c)
+	// Every well-known value and its near misses in each field that
+	// takes one: the same length with a byte changed, one byte shorter,
+	// a NUL more.
+	for _, w := range wellKnown {
+		for _, s := range []string{w, w[:len(w)-1] + string(w[len(w)-1]+1), w[:len(w)-1], w + "\x00", "\x00" + w[1:]} {
+			req, resp := consumePair()
+			req.Listener, req.TxType, req.MTI, req.ResponseCode = s, s, s, s
+			resp.Listener, resp.TxType, resp.MTI, resp.ResponseCode = s, s, s, s
+			sameAsReference(t, nil, req, resp)
+		}
+	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	for range 5000 {
 		req, resp := realisticPair(rng)
