@@ -370,7 +370,7 @@ func ApplyRuntime(c RuntimeConfig) {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(c.GCPercent)
 		if c.HeapFloorMiB > 0 {
-			startHeapFloor(c.GCPercent, uint64(c.HeapFloorMiB)<<20, heapFloorEvery, nil)
+			startHeapFloor(c.GCPercent, uint64(c.HeapFloorMiB)<<20, nil)
 		}
 	}
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && c.MemoryLimitMiB > 0 {

@@ -1,9 +1,10 @@
 package switching
 
 import (
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"time"
+	"sync/atomic"
 )
 
 // The heap floor (runtime.heap_floor_mib, docs/operations.md): the
@@ -15,9 +16,6 @@ import (
 // live heap is small, and lowers it back to the configured percent as the
 // live heap grows: the target is at most the larger of the floor and the
 // configured percent's, so a large card base is paced as before.
-
-// heapFloorEvery is how often the floor looks at the live heap.
-const heapFloorEvery = time.Second
 
 // runtimeHeapMinimum is the Go runtime's own minimum heap target at GOGC
 // 100 (4 MiB, scaled by GOGC/100).
@@ -36,36 +34,90 @@ func heapFloorPercent(base int, floor, live uint64) int {
 	return max(base, int(p))
 }
 
-// startHeapFloor sets GOGC from the live heap every interval until done
-// is closed (never, for the daemon's: it lasts the process); the channel
-// it returns is closed when it has stopped. It changes GOGC only when the
-// percent it wants differs from the one set by more than a quarter, so
-// that a live heap wobbling between collections does not move it each
-// time.
-func startHeapFloor(base int, floor uint64, every time.Duration, done <-chan struct{}) (stopped <-chan struct{}) {
-	exited := make(chan struct{})
+// heapFloorNext is the GOGC to set when cur is set and the live heap is
+// live bytes. It raises GOGC only when the percent it wants is more than
+// a quarter above cur, so that a live heap wobbling between collections
+// does not move it each cycle; it lowers GOGC whenever the wanted percent
+// is base, or cur's target is above the larger of the floor and base's
+// target, so the bound holds after every check.
+func heapFloorNext(base int, floor, live uint64, cur int) int {
+	want := heapFloorPercent(base, floor, live)
+	switch {
+	case want > cur:
+		if want-cur > cur/4 {
+			return want
+		}
+	case want < cur:
+		target := func(p int) uint64 { return live * uint64(100+p) / 100 }
+		if want == base || target(cur) > max(floor, target(base)) {
+			return want
+		}
+	}
+	return cur
+}
+
+// heapFloor is a running heap floor.
+type heapFloor struct {
+	stopped chan struct{} // closed when the floor has stopped
+	checks  atomic.Uint64 // checks done, for tests
+}
+
+// heapFloorSentinel is the object whose collection tells the floor that a
+// collection cycle has ended. It holds a pointer so that the runtime
+// never packs it with other small objects (a cleanup on such an object
+// may never run).
+type heapFloorSentinel struct {
+	_ *byte
+	_ [8]byte
+}
+
+// startHeapFloor sets GOGC from the live heap once at start and again
+// after every collection cycle, until done is closed (never, for the
+// daemon's: it lasts the process). The live heap is measured at the end
+// of each cycle, so checking after each cycle sees every change as soon
+// as the runtime does: a live heap that jumps between two checks paces
+// at most one cycle at the old percent. A sentinel object with a cleanup
+// (runtime.AddCleanup) is collected by each cycle; its cleanup wakes the
+// floor's goroutine and arms the next sentinel, and stops arming once
+// the floor has stopped.
+func startHeapFloor(base int, floor uint64, done <-chan struct{}) *heapFloor {
+	f := &heapFloor{stopped: make(chan struct{})}
+	cycle := make(chan struct{}, 1)
+	var stop atomic.Bool
+	var arm func()
+	arm = func() {
+		runtime.AddCleanup(new(heapFloorSentinel), func(struct{}) {
+			if stop.Load() {
+				return
+			}
+			select {
+			case cycle <- struct{}{}:
+			default: // a wake-up is already pending
+			}
+			arm()
+		}, struct{}{})
+	}
+	arm()
 	go func() {
-		defer close(exited)
+		defer close(f.stopped)
+		defer stop.Store(true)
 		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 		cur := base
-		t := time.NewTicker(every)
-		defer t.Stop()
 		for {
+			metrics.Read(sample)
+			if sample[0].Value.Kind() == metrics.KindUint64 {
+				if next := heapFloorNext(base, floor, sample[0].Value.Uint64(), cur); next != cur {
+					debug.SetGCPercent(next)
+					cur = next
+				}
+			}
+			f.checks.Add(1)
 			select {
 			case <-done:
 				return
-			case <-t.C:
-			}
-			metrics.Read(sample)
-			if sample[0].Value.Kind() != metrics.KindUint64 {
-				continue
-			}
-			want := heapFloorPercent(base, floor, sample[0].Value.Uint64())
-			if d := want - cur; d > cur/4 || -d > cur/4 {
-				debug.SetGCPercent(want)
-				cur = want
+			case <-cycle:
 			}
 		}
 	}()
-	return exited
+	return f
 }
