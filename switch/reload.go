@@ -11,6 +11,7 @@ import (
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cardswitch/cardswitch/routing"
 	"github.com/cardswitch/cardswitch/switch/links"
+	"github.com/cardswitch/cardswitch/switch/recharge"
 	"github.com/cardswitch/cardswitch/switch/terminals"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -222,15 +223,7 @@ func (sw *Switch) checkUnbound(removed, kept []string, count bool) error {
 	}
 	var errs []error
 	for _, b := range found.Bound {
-		var what []string
-		if b.Count > 0 {
-			what = append(what, fmt.Sprintf("%d cards are bound to it for bank-transfer loads (%s%s)",
-				b.Count, strings.Join(b.Cards, ", "), andMore(b.Count, len(b.Cards))))
-		}
-		if b.Damaged > 0 {
-			what = append(what, fmt.Sprintf("%d binding records that do not decode may name it (cards %s%s)",
-				b.Damaged, strings.Join(b.DamagedCards, ", "), andMore(b.Damaged, len(b.DamagedCards))))
-		}
+		what := boundToLink(b, "may name")
 		unbind := ""
 		if b.Damaged > 0 {
 			unbind = ", which removes the damaged records that may name it too"
@@ -265,15 +258,7 @@ func (sw *Switch) checkBindingsConfigured() error {
 	}
 	var errs []error
 	for _, b := range found {
-		var what []string
-		if b.Count > 0 {
-			what = append(what, fmt.Sprintf("%d cards are bound to it for bank-transfer loads (%s%s)",
-				b.Count, strings.Join(b.Cards, ", "), andMore(b.Count, len(b.Cards))))
-		}
-		if b.Damaged > 0 {
-			what = append(what, fmt.Sprintf("%d binding records that do not decode name it (cards %s%s)",
-				b.Damaged, strings.Join(b.DamagedCards, ", "), andMore(b.Damaged, len(b.DamagedCards))))
-		}
+		what := boundToLink(b, "name")
 		errs = append(errs, fmt.Errorf("gateway %s is no longer configured but %s: put its entry back under gateways: "+
 			"and start the switch, unbind them with `switchctl gateways unbind %s`, then remove the entry and reload",
 			b.Gateway, strings.Join(what, " and "), b.Gateway))
@@ -282,6 +267,21 @@ func (sw *Switch) checkBindingsConfigured() error {
 		return fmt.Errorf("gateway links: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// boundToLink says what holds a link: the cards bound to it and the
+// damaged binding records that name it (naming says how sure that is),
+// cards masked as BindingsTo and BindingsOutside give them.
+func boundToLink(b recharge.GatewayBindings, naming string) (what []string) {
+	if b.Count > 0 {
+		what = append(what, fmt.Sprintf("%d cards are bound to it for bank-transfer loads (%s%s)",
+			b.Count, strings.Join(b.Cards, ", "), andMore(b.Count, len(b.Cards))))
+	}
+	if b.Damaged > 0 {
+		what = append(what, fmt.Sprintf("%d binding records that do not decode %s it (cards %s%s)",
+			b.Damaged, naming, strings.Join(b.DamagedCards, ", "), andMore(b.Damaged, len(b.DamagedCards))))
+	}
+	return what
 }
 
 func andMore(n, named int) string {

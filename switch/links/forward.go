@@ -264,12 +264,9 @@ func (l *Link) packMAC(mti string, fields []spec.GatewayField) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	mac, err := l.hsm.GenerateZoneMACAlg(l.cfg.Name, l.cfg.zakAlg(), block)
+	mac, err := l.zoneMAC(block)
 	if err != nil {
 		return nil, err
-	}
-	if len(mac) != 8 {
-		return nil, fmt.Errorf("MAC of %d bytes", len(mac))
 	}
 	copy(packed[len(block):], mac)
 	return frame, nil

@@ -676,6 +676,20 @@ func (l *Link) addMAC(m *iso8583.Message) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	mac, err := l.zoneMAC(block)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.BinaryField(field, mac); err != nil {
+		return nil, err
+	}
+	copy(packed[len(block):], mac)
+	return spec.AppendFrame(nil, packed)
+}
+
+// zoneMAC is the link's MAC of block under its zone MAC key: the 8 bytes
+// that end a gateway message in field 64 or 128 (docs/gateway-links.md).
+func (l *Link) zoneMAC(block []byte) ([]byte, error) {
 	mac, err := l.hsm.GenerateZoneMACAlg(l.cfg.Name, l.cfg.zakAlg(), block)
 	if err != nil {
 		return nil, err
@@ -683,11 +697,7 @@ func (l *Link) addMAC(m *iso8583.Message) ([]byte, error) {
 	if len(mac) != 8 {
 		return nil, fmt.Errorf("MAC of %d bytes", len(mac))
 	}
-	if err := m.BinaryField(field, mac); err != nil {
-		return nil, err
-	}
-	copy(packed[len(block):], mac)
-	return spec.AppendFrame(nil, packed)
+	return mac, nil
 }
 
 // verifyMAC checks the MAC of a packed financial answer.
