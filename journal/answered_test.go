@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"encoding/hex"
 	"errors"
 	"testing"
 	"time"
@@ -118,5 +119,53 @@ func TestAppendAnswered(t *testing.T) {
 	}
 	if k, _ := keysWithPrefix(t, db, prefixJournal); len(k) != 1 || string(k[0]) != string(counterKey(20161)) {
 		t.Fatalf("'j' keys left: %q, want the day's counter mark only", k)
+	}
+}
+
+// BenchmarkAppendAnswered: the journal's share of an approved consume on
+// the POS path — the pair (a real consume and its answer, the response
+// naming the reserved RRN) and its duplicate record written into the
+// transaction's batch, no commit.
+func BenchmarkAppendAnswered(b *testing.B) {
+	db := openDB(b, vfs.NewMem())
+	defer db.Close()
+	j := openJournal(b, db, Options{})
+	unhex := func(h string) []byte {
+		v, err := hex.DecodeString(h)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return v
+	}
+	at := time.Date(2026, 12, 4, 21, 53, 53, 241744107, time.UTC)
+	req := Entry{
+		Direction: In, Listener: "pos", Peer: "127.0.0.1:56020", Terminal: "10000001", Merchant: "898310000000001",
+		MTI: "0200", STAN: "000002", Batch: "000001", TxType: "consume", Time: at, BusinessDate: "20261204",
+		Raw: unhex("02007038048000c0801119623015100000000001200000000000000030000000022153531204022000" +
+			"3130303030303031383938333130303030303030303031313536001122000001000042374444373037" + "45"),
+	}
+	resp := req
+	resp.Direction, resp.MTI, resp.ResponseCode, resp.Time = Out, "0210", "00", at.Add(2406164)
+	resp.Raw = unhex("0210703a00800ec08413196230151000000000012000000000000000300000000221535312041204003333" +
+		"3830303030303030303130303030303630303130303030303031383938333130303030303030303031313536" +
+		"00403030303231353643303030303030303530303030303130323135364330303030303030313730303000" +
+		"11220000010000001543534343616e7465656e204e6f2e313344363636363143")
+	key := DuplicateKey{Terminal: req.Terminal, Batch: req.Batch, STAN: req.STAN, Date: "1204"}
+	rec := ResponseRecord{ResponseCode: "00", Time: resp.Time, MAKGeneration: 1, TxID: 4711}
+	batch := db.NewBatch()
+	defer batch.Close()
+	var r Reservation
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if i%1024 == 0 {
+			batch.Reset()
+		}
+		if err := j.ReserveRRN(req.BusinessDate, &r); err != nil {
+			b.Fatal(err)
+		}
+		resp.RRN = r.RRN()
+		if _, _, err := j.AppendAnsweredAt(batch, &r, &req, &resp, key, rec); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -60,7 +60,52 @@ func IsPair(b []byte) bool {
 
 // checkPair checks both entries (each as Size does, plus: the request is
 // In, the response Out, and they share every field the pair stores once).
+// A valid pair, the rule on the hot path, is recognized by pairValid
+// without Size's second pass over the shared fields; anything else takes
+// the checks below, which name what is wrong.
 func checkPair(req, resp *Entry) error {
+	if pairValid(req, resp) {
+		return nil
+	}
+	return checkPairSlow(req, resp)
+}
+
+// pairValid reports whether checkPairSlow would accept the pair (false
+// may also mean it would: then checkPairSlow decides). The shared fields
+// are bounded once, on the request, after comparing them (pointers
+// first: both entries usually hold the same strings).
+func pairValid(req, resp *Entry) bool {
+	return req.Direction == In && resp.Direction == Out &&
+		!req.Time.IsZero() && !resp.Time.IsZero() &&
+		len(req.Raw) <= MaxRawLen && len(resp.Raw) <= MaxRawLen &&
+		req.Listener == resp.Listener && req.Peer == resp.Peer &&
+		req.Terminal == resp.Terminal && req.Merchant == resp.Merchant &&
+		req.STAN == resp.STAN && req.Batch == resp.Batch &&
+		req.TxType == resp.TxType && req.BusinessDate == resp.BusinessDate &&
+		len(req.Listener) <= MaxListenerLen && len(req.Peer) <= MaxPeerLen &&
+		len(req.Terminal) <= MaxTerminalLen && len(req.Merchant) <= MaxMerchantLen &&
+		len(req.STAN) <= MaxSTANLen && len(req.Batch) <= MaxBatchLen &&
+		len(req.TxType) <= MaxTxTypeLen &&
+		len(req.MTI) <= MaxMTILen && len(req.RRN) <= MaxRRNLen && len(req.ResponseCode) <= MaxRCLen &&
+		len(resp.MTI) <= MaxMTILen && len(resp.RRN) <= MaxRRNLen && len(resp.ResponseCode) <= MaxRCLen &&
+		digits8(req.BusinessDate)
+}
+
+// digits8 reports whether s is eight ASCII digits, as ValidDate, a word
+// at a time: every byte 0x30–0x3f, and none of them past 0x39 (adding 6
+// to a low nibble of 0–9 carries nothing into the high one).
+func digits8(s string) bool {
+	if len(s) != DateLen {
+		return false
+	}
+	w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	const high, zeros = 0xf0f0f0f0f0f0f0f0, 0x3030303030303030
+	return w&high == zeros && (w+0x0606060606060606)&high == zeros
+}
+
+// checkPairSlow is checkPair with every check and its error.
+func checkPairSlow(req, resp *Entry) error {
 	if _, err := req.Size(); err != nil {
 		return fmt.Errorf("request: %w", err)
 	}

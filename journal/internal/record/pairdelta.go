@@ -218,6 +218,10 @@ var isHex = func() (t [256]uint8) {
 // minHexRun; an odd run's first character left to the literal before)
 // packed, the rest literals.
 func appendLiteral(dst, b []byte) []byte {
+	if len(b) < minDigitRun {
+		// Too short for a packed run (the literals between copies mostly).
+		return appendPlain(dst, b)
+	}
 	lit := 0
 	for i := 0; i < len(b); {
 		// Skip to the next hex character, 8 bytes at a time; where the
@@ -348,14 +352,15 @@ func appendPlain(dst, b []byte) []byte {
 func appendRefString(dst []byte, s string, raws *[2][]byte, table *deltaTable, own bool) []byte {
 	n := len(s)
 	if n >= 4 && n <= strLenMask {
-		var buf [strLenMask]byte
-		copy(buf[:], s)
-		if o, ok := findRef(raws, table, buf[:n], own, n); ok {
+		if o, ok := findRef(raws, table, s, own, n); ok {
 			return binary.AppendUvarint(append(dst, strRef|byte(n)), uint64(o))
 		}
-		if n%2 == 0 && packBCD(buf[:n/2], s) {
-			if o, ok := findRef(raws, table, buf[:n/2], own, n); ok {
-				return binary.AppendUvarint(append(dst, strBCD|byte(n)), uint64(o))
+		if n%2 == 0 {
+			var buf [strLenMask / 2]byte
+			if packBCD(buf[:n/2], s) {
+				if o, ok := findRef(raws, table, buf[:n/2], own, n); ok {
+					return binary.AppendUvarint(append(dst, strBCD|byte(n)), uint64(o))
+				}
 			}
 		}
 	}
@@ -383,41 +388,74 @@ var knownByLen = func() (t [20][]byte) {
 	return t
 }()
 
-// knownWords lists, for each length to 8, the well-known values of that
-// length as their bytes in a little-endian word (word8), with their
-// index in wellKnown: two strings of the same length up to 8 are equal
-// exactly where their words are.
-var knownWords = func() (t [9][]knownWord) {
+// The well-known values of up to 8 bytes are found by their bytes as a
+// little-endian word (word8): knownSlot[knownHash(w)] is 1 + the index
+// in wellKnown of the one value that can have word w, 0 for none
+// (knownMul, found when the package starts, gives every such value its
+// own slot); two strings of the same length up to 8 are equal exactly
+// where their words are.
+const knownSlotBits = 7
+
+var knownSlot, knownMul = func() (t [1 << knownSlotBits]uint8, mul uint64) {
+	for mul = 0x9e3779b97f4a7c15; ; mul += 2 {
+		t = [1 << knownSlotBits]uint8{}
+		clash := false
+		for i, w := range wellKnown {
+			if len(w) > 8 {
+				continue
+			}
+			h := (word8(w) * mul) >> (64 - knownSlotBits)
+			if t[h] != 0 {
+				clash = true
+				break
+			}
+			t[h] = uint8(i + 1)
+		}
+		if !clash {
+			return t, mul
+		}
+	}
+}()
+
+// knownWord holds the word of each well-known value of up to 8 bytes.
+var knownWord = func() (t [len(wellKnown)]uint64) {
 	for i, w := range wellKnown {
-		if len(w) < len(t) {
-			t[len(w)] = append(t[len(w)], knownWord{word8(w), byte(i)})
+		if len(w) <= 8 {
+			t[i] = word8(w)
 		}
 	}
 	return t
 }()
 
-type knownWord struct {
-	w uint64
-	i byte
-}
-
-// word8 returns the bytes of s (at most 8) as a little-endian word.
+// word8 returns the bytes of s (at most 8) as a little-endian word,
+// loading them two or four at a time (overlapping where the length is
+// not a multiple: the overlap ORs a byte with itself).
 func word8(s string) uint64 {
-	var w uint64
-	for i := len(s) - 1; i >= 0; i-- {
-		w = w<<8 | uint64(s[i])
+	switch n := len(s); {
+	case n >= 4:
+		lo := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24
+		hi := uint64(s[n-4]) | uint64(s[n-3])<<8 | uint64(s[n-2])<<16 | uint64(s[n-1])<<24
+		return lo | hi<<(8*(n-4)&63)
+	case n >= 2:
+		lo := uint64(s[0]) | uint64(s[1])<<8
+		hi := uint64(s[n-2]) | uint64(s[n-1])<<8
+		return lo | hi<<(8*(n-2)&63)
+	case n == 1:
+		return uint64(s[0])
 	}
-	return w
+	return 0
 }
 
 // knownCode returns the one-byte code of a well-known value.
 func knownCode(s string) (byte, bool) {
-	if len(s) < len(knownWords) {
+	if len(s) <= 8 {
+		if len(s) == 0 {
+			return 0, false
+		}
 		w := word8(s)
-		for _, k := range knownWords[len(s)] {
-			if k.w == w {
-				return strKnown + k.i, true
-			}
+		i := int(knownSlot[(w*knownMul)>>(64-knownSlotBits)]) - 1
+		if i >= 0 && len(wellKnown[i]) == len(s) && knownWord[i] == w {
+			return strKnown + byte(i), true
 		}
 		return 0, false
 	}
@@ -448,15 +486,15 @@ func appendKnownString(dst []byte, s string) []byte {
 // is looked up there; a field of the response (inResp) not found there,
 // and a needle of 2 or 3 bytes (the packed digits of an MTI, a STAN), are
 // searched for in the message the field is from, first at its start.
-func findRef(raws *[2][]byte, table *deltaTable, needle []byte, inResp bool, literal int) (int, bool) {
+func findRef[T string | []byte](raws *[2][]byte, table *deltaTable, needle T, inResp bool, literal int) (int, bool) {
 	n := len(needle)
 	if n >= 4 {
-		o := int(table[hash4(load32(needle, 0))]) - 1
+		o := int(table[hash4(uint32(needle[0])|uint32(needle[1])<<8|uint32(needle[2])<<16|uint32(needle[3])<<24)]) - 1
 		src, at := raws[0], o
 		if o >= len(src) {
 			src, at = raws[1], o-len(src)
 		}
-		if o >= 0 && at+n <= len(src) && bytes.Equal(src[at:at+n], needle) {
+		if o >= 0 && at+n <= len(src) && string(src[at:at+n]) == string(needle) {
 			return o, UvarintLen(uint64(o)) < literal
 		}
 		if !inResp {
@@ -468,7 +506,7 @@ func findRef(raws *[2][]byte, table *deltaTable, needle []byte, inResp bool, lit
 		base, r = len(raws[0]), raws[1]
 	}
 	i := 0
-	if len(r) < n || !bytes.Equal(r[:n], needle) {
+	if len(r) < n || string(r[:n]) != string(needle) {
 		if i = indexByLast(r, needle); i < 0 {
 			return 0, false
 		}
@@ -480,7 +518,7 @@ func findRef(raws *[2][]byte, table *deltaTable, needle []byte, inResp bool, lit
 // −1, looking for its last byte first: the packed digits of a number
 // often begin with zeros, as much else in a message does, and end in
 // something rarer.
-func indexByLast(r, needle []byte) int {
+func indexByLast[T string | []byte](r []byte, needle T) int {
 	n := len(needle)
 	last := needle[n-1]
 	for off := n - 1; off < len(r); {
@@ -489,7 +527,7 @@ func indexByLast(r, needle []byte) int {
 			return -1
 		}
 		p := off + i - (n - 1)
-		if bytes.Equal(r[p:p+n], needle) {
+		if string(r[p:p+n]) == string(needle) {
 			return p
 		}
 		off += i + 1
@@ -533,32 +571,36 @@ func appendPeer(dst []byte, peer string) []byte {
 // port to 65535.
 func parseIPv4Port(s string) (a [4]byte, port uint16, ok bool) {
 	i := 0
-	num := func(max int) (int, bool) {
+	for k := 0; ; k++ {
+		// A number of 1 to 5 digits, no leading zero.
 		start, v := i, 0
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' && i-start < 5 {
-			v = v*10 + int(s[i]-'0')
-			i++
+		for ; i < len(s) && i-start < 5; i++ {
+			c := s[i] - '0'
+			if c > 9 {
+				break
+			}
+			v = v*10 + int(c)
 		}
 		n := i - start
-		return v, n > 0 && v <= max && (n == 1 || s[start] != '0')
-	}
-	for k := range a {
-		v, ok := num(255)
+		if n == 0 || n > 1 && s[start] == '0' {
+			return a, 0, false
+		}
+		if k == 4 {
+			if v > 65535 || i != len(s) {
+				return a, 0, false
+			}
+			return a, uint16(v), true
+		}
 		sep := byte('.')
 		if k == 3 {
 			sep = ':'
 		}
-		if !ok || i >= len(s) || s[i] != sep {
+		if v > 255 || i >= len(s) || s[i] != sep {
 			return a, 0, false
 		}
 		i++
 		a[k] = byte(v)
 	}
-	v, ok := num(65535)
-	if !ok || i != len(s) {
-		return a, 0, false
-	}
-	return a, uint16(v), true
 }
 
 const nsPerDay = 24 * int64(time.Hour)

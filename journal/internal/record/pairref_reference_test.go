@@ -9,6 +9,7 @@ package record
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"math/bits"
 	"net/netip"
@@ -19,7 +20,7 @@ import (
 // is In, the response Out, and they share the fields a pair stores once)
 // and appends its encoding (version 4) to dst.
 func AppendPairRef(dst []byte, req, resp *Entry) ([]byte, error) {
-	if err := checkPair(req, resp); err != nil {
+	if err := checkPairRef(req, resp); err != nil {
 		return dst, err
 	}
 	start := len(dst)
@@ -51,6 +52,24 @@ func AppendPairRef(dst []byte, req, resp *Entry) ([]byte, error) {
 		dst = appendKnownStringRef(dst, e.ResponseCode)
 	}
 	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli)), nil
+}
+
+// checkPairRef checks both entries (each as Size does, plus: the request is
+// In, the response Out, and they share every field the pair stores once).
+func checkPairRef(req, resp *Entry) error {
+	if _, err := req.Size(); err != nil {
+		return fmt.Errorf("request: %w", err)
+	}
+	if _, err := resp.Size(); err != nil {
+		return fmt.Errorf("response: %w", err)
+	}
+	if req.Direction != In || resp.Direction != Out {
+		return fmt.Errorf("%w: a pair is a request in and a response out", ErrInvalidEntry)
+	}
+	if req.sharedFields() != resp.sharedFields() {
+		return fmt.Errorf("%w: request and response differ in a shared field", ErrInvalidEntry)
+	}
+	return nil
 }
 
 // MarshalPairRef encodes a pair in the stored format.

@@ -240,3 +240,161 @@ func BenchmarkAppendPairRef(b *testing.B) {
 		}
 	}
 }
+
+// TestCheckPairSameAsReference: the pair's checks accept exactly what
+// the reference's (each entry's Size and the shared fields compared)
+// accept, with the same error, for pairs broken at random: a field at,
+// over or under its bound, a shared field differing between the two, a
+// direction, a zero time, a business date with a byte off, a raw message
+// over its bound.
+func TestCheckPairSameAsReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	str := func(n int) string { return strings.Repeat("7", n) }
+	for range 20000 {
+		req, resp := consumePair()
+		for k := rng.IntN(3); k >= 0; k-- {
+			e := req
+			if rng.IntN(2) == 0 {
+				e = resp
+			}
+			// Mostly at or near the bound, now and then anything.
+			n := func(max int) int {
+				if rng.IntN(4) == 0 {
+					return rng.IntN(2 * max)
+				}
+				return max + rng.IntN(3) - 1
+			}
+			switch rng.IntN(17) {
+			case 0:
+				e.Listener = str(n(MaxListenerLen))
+			case 1:
+				e.Peer = str(n(MaxPeerLen))
+			case 2:
+				e.Terminal = str(n(MaxTerminalLen))
+			case 3:
+				e.Merchant = str(n(MaxMerchantLen))
+			case 4:
+				e.MTI = str(n(MaxMTILen))
+			case 5:
+				e.STAN = str(n(MaxSTANLen))
+			case 6:
+				e.Batch = str(n(MaxBatchLen))
+			case 7:
+				e.RRN = str(n(MaxRRNLen))
+			case 8:
+				e.TxType = str(n(MaxTxTypeLen))
+			case 9:
+				e.ResponseCode = str(n(MaxRCLen))
+			case 10:
+				if d := []byte(e.BusinessDate); len(d) > 0 {
+					d[rng.IntN(len(d))] = byte(rng.IntN(256))
+					e.BusinessDate = string(d)
+				}
+			case 11:
+				e.BusinessDate = e.BusinessDate[:rng.IntN(len(e.BusinessDate)+1)]
+			case 12:
+				e.Direction = Direction(rng.IntN(4))
+			case 13:
+				e.Time = time.Time{}
+			case 14:
+				e.Raw = make([]byte, MaxRawLen+rng.IntN(2))
+			case 15:
+				// The same value in another string.
+				e.Terminal = strings.Clone(e.Terminal)
+			default:
+				e.Peer = e.Peer + "0"
+			}
+		}
+		gerr, werr := checkPair(req, resp), checkPairRef(req, resp)
+		if fmt.Sprint(gerr) != fmt.Sprint(werr) {
+			t.Fatalf("error %v, reference %v\nreq  %+v\nresp %+v", gerr, werr, req, resp)
+		}
+	}
+}
+
+// TestDigits8: digits8 is ValidDate, for every byte value at every
+// position of a date.
+func TestDigits8(t *testing.T) {
+	for i := range DateLen {
+		for c := range 256 {
+			d := []byte("20261204")
+			d[i] = byte(c)
+			if got, want := digits8(string(d)), ValidDate(string(d)); got != want {
+				t.Fatalf("%q: %v, ValidDate %v", d, got, want)
+			}
+		}
+	}
+	for _, s := range []string{"", "2026120", "202612040", "99999999", "00000000"} {
+		if got, want := digits8(s), ValidDate(s); got != want {
+			t.Fatalf("%q: %v, ValidDate %v", s, got, want)
+		}
+	}
+}
+
+// TestParseIPv4PortSameAsReference: the peer parser accepts exactly
+// the strings the reference's does, with the same address and port:
+// random strings of digits, dots and colons, and addresses with a part
+// changed.
+func TestParseIPv4PortSameAsReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	check := func(s string) {
+		a, p, ok := parseIPv4Port(s)
+		ra, rp, rok := parseIPv4PortRef(s)
+		if ok != rok || ok && (a != ra || p != rp) {
+			t.Fatalf("%q: %v %d %v, reference %v %d %v", s, a, p, ok, ra, rp, rok)
+		}
+	}
+	for _, s := range []string{"127.0.0.1:56020", "0.0.0.0:0", "255.255.255.255:65535", "256.0.0.1:1", "1.2.3.4:65536",
+		"01.2.3.4:5", "1.2.3.4:05", "1.2.3.4:", "1.2.3:4", "1.2.3.4.5:6", "1.2.3.4:5x", "", ":", "[::1]:8583", "1.2.3.4:123456"} {
+		check(s)
+	}
+	for range 200000 {
+		var b []byte
+		if rng.IntN(2) == 0 {
+			b = fmt.Appendf(nil, "%d.%d.%d.%d:%d", rng.IntN(300), rng.IntN(300), rng.IntN(300), rng.IntN(300), rng.IntN(70000))
+			for k := rng.IntN(3); k > 0; k-- {
+				b[rng.IntN(len(b))] = "0123456789.:x"[rng.IntN(13)]
+			}
+		} else {
+			for n := rng.IntN(24); n > 0; n-- {
+				b = append(b, "0123456789.:"[rng.IntN(12)])
+			}
+		}
+		check(string(b))
+	}
+}
+
+// TestKnownCodeSameAsReference: knownCode finds a code for exactly the
+// strings the reference's does, the same code: every well-known value,
+// each with a byte changed, cut short or lengthened, and random strings
+// of their bytes.
+func TestKnownCodeSameAsReference(t *testing.T) {
+	check := func(s string) {
+		c, ok := knownCode(s)
+		rc, rok := knownCodeRef(s)
+		if c != rc || ok != rok {
+			t.Fatalf("%q: %#x %v, reference %#x %v", s, c, ok, rc, rok)
+		}
+	}
+	for _, w := range wellKnown {
+		for i := range len(w) {
+			for c := range 256 {
+				b := []byte(w)
+				b[i] = byte(c)
+				check(string(b))
+			}
+			check(w[:i])
+			check(w[i:])
+		}
+		check(w + "\x00")
+		check(w + "0")
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	for range 100000 {
+		b := make([]byte, rng.IntN(10))
+		for i := range b {
+			b[i] = "0123458_onsuemp\x00"[rng.IntN(16)]
+		}
+		check(string(b))
+	}
+}
