@@ -36,6 +36,7 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"; exit} print a
 declare -a i_tps i_p50 i_p99 i_p999 i_cpu i_err x_tps x_p50 x_p99 x_p999 x_cpu x_err g_tps g_p50 g_p99 g_p999 g_cpu g_err b_tps b_p50 b_p99 b_p999 r_tps r_p50 r_p99 r_p999 c_tps c_p50 c_p99 c_p999 c_cpu c_err f_tps f_p50 f_p99 f_p999 f_cpu f_err
 # posim's own CPU per transaction (the load generator, on the same cores)
 # and the baseline server's, for the CPU budget line at the end.
+declare -a s_tps s_p50 s_p99 s_p999 s_cpu s_pcpu
 declare -a b_cpu b_pcpu r_cpu r_pcpu c_pcpu f_pcpu i_pcpu x_pcpu g_pcpu
 
 # baseline_run ARGS..: one fresh baseline server, one load; prints the
@@ -46,7 +47,7 @@ baseline_run() {
   local port
   port=$(free_port)
   # The same huge-page memtables as switchd (switchd-env.sh).
-  GLIBC_TUNABLES=$PEBBLE_GLIBC_TUNABLES bin/posim baseline-server --addr "127.0.0.1:$port" --data "$work/base" >"$work/base.log" 2>&1 &
+  GLIBC_TUNABLES=$PEBBLE_GLIBC_TUNABLES bin/posim baseline-server --addr "127.0.0.1:$port" --data "$work/base" --commit "${BASE_COMMIT:-frame}" >"$work/base.log" 2>&1 &
   BASE_PID=$!
   for _ in $(seq 100); do ss -ltn | grep -q ":$port " && break; sleep 0.05; done
   local out
@@ -61,6 +62,18 @@ for i in $(seq "$runs"); do
   echo "  run $i: $line"
   b_tps+=("$(field tps "$line")"); b_p50+=("$(field p50_ms "$line")"); b_p99+=("$(field p99_ms "$line")"); b_p999+=("$(field p999_ms "$line")")
   b_cpu+=("$(field cpu_us "$line")"); b_pcpu+=("$(field posim_us "$line")")
+done
+# The storage floor: the same server committing, per frame, the four keys
+# of an approved consume (385 bytes, docs/journal.md) instead of the
+# frame. Its ratio to the baseline is what the switch's commit alone
+# allows; the rest of the gap is the switch's own work
+# (docs/BENCHMARKS.md, "The storage floor").
+echo "== storage floor: echo + a consume's four keys in one synced batch per frame, $terms connections x 1 outstanding, $runs x $dur"
+for i in $(seq "$runs"); do
+  line=$(BASE_COMMIT=consume baseline_run)
+  echo "  run $i: $line"
+  s_tps+=("$(field tps "$line")"); s_p50+=("$(field p50_ms "$line")"); s_p99+=("$(field p99_ms "$line")"); s_p999+=("$(field p999_ms "$line")")
+  s_cpu+=("$(field cpu_us "$line")"); s_pcpu+=("$(field posim_us "$line")")
 done
 # The same baseline at the fixed rate: the floor under the switch's tail
 # latency at that rate on this machine (one synced commit, nothing else).
@@ -152,6 +165,9 @@ gwsim_stop
 m() { printf '%s\n' "$@" | median; }
 B_TPS=$(m "${b_tps[@]}"); C_TPS=$(m "${c_tps[@]}"); F_TPS=$(m "${f_tps[@]}")
 ratio=$(awk -v c="$C_TPS" -v b="$B_TPS" 'BEGIN {printf "%.2f", c / b}')
+S_TPS=$(m "${s_tps[@]}")
+sratio=$(awk -v s="$S_TPS" -v b="$B_TPS" 'BEGIN {printf "%.2f", s / b}')
+cfloor=$(awk -v c="$C_TPS" -v s="$S_TPS" 'BEGIN {printf "%.2f", c / s}')
 F_P99=$(m "${f_p99[@]}"); R_P99=$(m "${r_p99[@]}")
 G_TPS=$(m "${g_tps[@]}")
 gratio=$(awk -v g="$G_TPS" -v c="$C_TPS" 'BEGIN {printf "%.2f", g / c}')
@@ -187,6 +203,7 @@ table=$(cat <<TABLE
 | measurement | TPS | p50 ms | p99 ms | p99.9 ms | server CPU µs/tx | posim CPU µs/tx |
 |---|---:|---:|---:|---:|---:|---:|
 | baseline: echo + synced Pebble batch, $terms conns × 1 | $B_TPS | $(m "${b_p50[@]}") | $(m "${b_p99[@]}") | $(m "${b_p999[@]}") | $(m "${b_cpu[@]}") | $(m "${b_pcpu[@]}") |
+| storage floor: echo + a consume's 4 keys (385 bytes) in one synced batch, $terms conns × 1 | $S_TPS | $(m "${s_p50[@]}") | $(m "${s_p99[@]}") | $(m "${s_p999[@]}") | $(m "${s_cpu[@]}") | $(m "${s_pcpu[@]}") |
 | baseline at a fixed $rate TPS | $(m "${r_tps[@]}") | $(m "${r_p50[@]}") | $R_P99 | $(m "${r_p999[@]}") | $(m "${r_cpu[@]}") | $(m "${r_pcpu[@]}") |
 | switch, closed loop, $terms terminals, consume | $C_TPS | $(m "${c_p50[@]}") | $(m "${c_p99[@]}") | $(m "${c_p999[@]}") | $C_CPU | $C_PCPU |
 | switch, fixed $rate TPS, $terms terminals, consume | $F_TPS | $(m "${f_p50[@]}") | $F_P99 | $(m "${f_p999[@]}") | $(m "${f_cpu[@]}") | $(m "${f_pcpu[@]}") |
@@ -196,6 +213,7 @@ table=$(cat <<TABLE
 
 Medians of $runs runs of $dur each; $errs errors in all switch runs; switchd RSS
 at the end $(printf '%.0f' "$rss") MiB. **Ratio switch/baseline (closed loop): $ratio** (target ≥ 0.7: $verdict_ratio); balance inquiry $iratio, mixed profile $xratio (target ≥ 0.6: $verdict_mixed).
+Storage floor: **$sratio of the baseline** — what a consume's commit alone allows on this machine; the switch's consume reaches **$cfloor of the floor**, the rest is the switch's own work.
 Bank cards through the gateway link (gwsim on the same cores, $gerrs errors): **ratio to the local-ledger closed loop $gratio** — a forwarded consume adds the link's round trip (the write-ahead commit, PIN translation, two MACs, gwsim's own work).
 At $rate TPS: p99 $F_P99 ms, **$p99x × the baseline's $R_P99 ms** (target ≤ 1.5 ×: $verdict_p99); p99.9 $F_P999 ms, **$p999x × the baseline's $R_P999 ms** (target ≤ 2 ×: $verdict_p999).
 CPU budget: at 0.7 × the baseline's $B_TPS TPS, $cores cores give $all_c µs of CPU per consume; less posim's $C_PCPU µs, **the switch may spend at most $budget_c µs per consume: measured $C_CPU µs**. Mixed profile at 0.6 ×: at most $budget_x µs per transaction (posim $X_PCPU µs), measured $X_CPU µs.
@@ -206,7 +224,7 @@ TABLE
 echo
 echo "$table"
 echo
-echo "ratio switch/baseline = $ratio (balance $iratio, mixed $xratio)"
+echo "ratio switch/baseline = $ratio (balance $iratio, mixed $xratio); storage floor/baseline = $sratio, switch/storage floor = $cfloor"
 echo "CPU budget at 0.7 x baseline: the switch may spend at most $budget_c us per consume ($cores cores / (0.7 x $B_TPS TPS) = $all_c us - posim $C_PCPU us); measured $C_CPU us"
 
 if [ -n "$doc" ]; then

@@ -16,6 +16,7 @@ func baselineServer(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	data := fs.String("data", "", "Pebble directory (created)")
+	commitName := fs.String("commit", "frame", "what each frame commits: frame (one key, the baseline) or consume (the four keys of an approved consume: the storage floor)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -23,7 +24,12 @@ func baselineServer(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "posim baseline-server: --data is required")
 		return 2
 	}
-	s, err := baseline.Listen(*addr, *data)
+	commit, err := baseline.ParseCommit(*commitName)
+	if err != nil {
+		fmt.Fprintln(stderr, "posim baseline-server:", err)
+		return 2
+	}
+	s, err := baseline.ListenCommit(*addr, *data, commit)
 	if err != nil {
 		fmt.Fprintln(stderr, "posim baseline-server:", err)
 		return 1
