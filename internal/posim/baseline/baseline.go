@@ -180,9 +180,7 @@ func (k *consumeKeys) init(terminal uint64) {
 	}
 	k.keys[0][0], k.keys[0][1] = 'j', 'e'
 	k.keys[3][0], k.keys[3][1] = 'l', 'p'
-	jo := k.keys[1]
-	jo[0], jo[1] = 'j', 'o'
-	fmt.Appendf(jo[:2], "%08d000001000000%s", terminal%100_000_000, time.Now().Format("20060102"))
+	copy(k.keys[1], fmt.Sprintf("jo%08d000001000000%s", terminal%100_000_000, time.Now().Format("20060102")))
 	copy(k.keys[2], "lb623015")
 }
 
