@@ -1,8 +1,10 @@
 package spec
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/moov-io/iso8583/encoding"
@@ -80,8 +82,55 @@ func (c bcdCodec) Encode(src []byte) ([]byte, error) {
 	return appendBCD(c, out[:0], src)
 }
 
-// appendBCD appends the BCD form of src to dst.
+// appendBCD appends the BCD form of src to dst. Digits are packed two
+// at a time; track 2 and anything that is not a digit go through
+// appendBCDChecked, which names the bad character.
 func appendBCD[T string | []byte](c bcdCodec, dst []byte, src T) ([]byte, error) {
+	if !c.track2 {
+		at, n := len(dst), (len(src)+1)/2
+		out := slices.Grow(dst, n)[:at+n]
+		if packDigits(out[at:], src, c.left) {
+			return out, nil
+		}
+	}
+	return appendBCDChecked(c, dst, src)
+}
+
+// packDigits packs the ASCII digits of src into out (len(out) =
+// ceil(len(src)/2)), the pad nibble 0 on the left or right of an odd
+// length. It reports false when src holds a character that is not a
+// digit.
+func packDigits[T string | []byte](out []byte, src T, left bool) bool {
+	i, j := 0, 0
+	if len(src)%2 != 0 && !left {
+		d := src[0] - '0'
+		if d > 9 {
+			return false
+		}
+		out[0] = d
+		i, j = 1, 1
+	}
+	for ; i+1 < len(src); i += 2 {
+		hi, lo := src[i]-'0', src[i+1]-'0'
+		if hi > 9 || lo > 9 {
+			return false
+		}
+		out[j] = hi<<4 | lo
+		j++
+	}
+	if i < len(src) {
+		hi := src[i] - '0'
+		if hi > 9 {
+			return false
+		}
+		out[j] = hi << 4
+	}
+	return true
+}
+
+// appendBCDChecked is appendBCD character by character, with the error
+// that names what is wrong.
+func appendBCDChecked[T string | []byte](c bcdCodec, dst []byte, src T) ([]byte, error) {
 	i := 0
 	if len(src)%2 != 0 && !c.left {
 		// Right-aligned: the leading nibble is the 0 pad.
@@ -123,7 +172,9 @@ func (c bcdCodec) Decode(src []byte, length int) ([]byte, int, error) {
 }
 
 // decodeInto is Decode appending the digits to dst (the POS decoder
-// passes a stack buffer).
+// passes a stack buffer). Valid BCD goes through the pair tables, a byte
+// at a time; anything the tables refuse is decoded again by
+// decodeChecked, which names the bad nibble.
 func (c bcdCodec) decodeInto(dst, src []byte, length int) ([]byte, int, error) {
 	if length < 0 {
 		return nil, 0, fmt.Errorf("%w: negative length %d", ErrBadBCD, length)
@@ -132,6 +183,74 @@ func (c bcdCodec) decodeInto(dst, src []byte, length int) ([]byte, int, error) {
 	if len(src) < read {
 		return nil, 0, fmt.Errorf("%w: need %d bytes for %d digits, have %d", ErrBadBCD, read, length, len(src))
 	}
+	full := append(dst, make([]byte, length)...)
+	if c.pairs(full[len(dst):], src[:read]) {
+		return full, read, nil
+	}
+	return c.decodeChecked(full[:len(dst)], src, length)
+}
+
+// bcdPairs maps a byte of two digit nibbles to its two characters (high
+// nibble first, little-endian); 0 marks a byte with another nibble.
+// track2Pairs also maps nibble D to '='.
+var bcdPairs, track2Pairs = func() (d, t [256]uint16) {
+	for b := range 256 {
+		hi, ok1 := bcdCodec{track2: true}.char(byte(b >> 4))
+		lo, ok2 := bcdCodec{track2: true}.char(byte(b & 0x0F))
+		if ok1 && ok2 {
+			t[b] = uint16(hi) | uint16(lo)<<8
+			if hi != '=' && lo != '=' {
+				d[b] = t[b]
+			}
+		}
+	}
+	return d, t
+}()
+
+// pairs unpacks src into out (len(out) digits, len(src) = ceil(len(out)/2))
+// as decodeChecked does, and reports false where decodeChecked would fail.
+func (c bcdCodec) pairs(out, src []byte) bool {
+	tbl := &bcdPairs
+	if c.track2 {
+		tbl = &track2Pairs
+	}
+	if len(out)%2 != 0 {
+		if c.left {
+			// The last byte holds a digit and the pad nibble (a digit or F).
+			b := src[len(src)-1]
+			lo := b & 0x0F
+			ch, ok := c.char(b >> 4)
+			if !ok || (lo > 9 && lo != 0xF) {
+				return false
+			}
+			out[len(out)-1] = ch
+			out, src = out[:len(out)-1], src[:len(src)-1]
+		} else {
+			// The first byte holds the pad nibble (a digit) and a digit.
+			b := src[0]
+			ch, ok := c.char(b & 0x0F)
+			if !ok || b>>4 > 9 {
+				return false
+			}
+			out[0] = ch
+			out, src = out[1:], src[1:]
+		}
+	}
+	out = out[:2*len(src)]
+	for i, b := range src {
+		p := tbl[b]
+		if p == 0 {
+			return false
+		}
+		binary.LittleEndian.PutUint16(out[2*i:], p)
+	}
+	return true
+}
+
+// decodeChecked is decodeInto nibble by nibble, with the error that
+// names what is wrong.
+func (c bcdCodec) decodeChecked(dst, src []byte, length int) ([]byte, int, error) {
+	read := (length + 1) / 2
 	full := append(dst, make([]byte, length)...)
 	out := full[len(dst):]
 	j := 0
@@ -209,6 +328,12 @@ func (p bcdPrefixer) appendLength(dst []byte, maxLen, dataLen int) ([]byte, erro
 	}
 	if dataLen < 0 || dataLen >= pow10[p.digits] {
 		return nil, fmt.Errorf("length %d does not fit %d digits", dataLen, p.digits)
+	}
+	switch p.digits {
+	case 1, 2: // one byte
+		return append(dst, byte(dataLen/10<<4|dataLen%10)), nil
+	case 3, 4: // two bytes
+		return append(dst, byte(dataLen/1000<<4|dataLen/100%10), byte(dataLen/10%10<<4|dataLen%10)), nil
 	}
 	n := (p.digits + 1) / 2
 	at := len(dst)

@@ -22,9 +22,9 @@ func ParseAmount(n12 string) (Amount, error) {
 	if len(n12) != 12 || !isDigits(n12) {
 		return 0, fmt.Errorf("%w: amount %q is not 12 digits", ErrFormat, n12)
 	}
-	v, err := strconv.ParseInt(n12, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%w: amount %q: %v", ErrFormat, n12, err)
+	var v int64 // 12 digits cannot overflow
+	for i := 0; i < len(n12); i++ {
+		v = v*10 + int64(n12[i]-'0')
 	}
 	return Amount(v), nil
 }

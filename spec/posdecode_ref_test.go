@@ -27,7 +27,7 @@ func decodePOSFieldByField(msg []byte) (*POSMessage, error) {
 	var mti []byte
 	var err error
 	if c, ok := posFieldSpecs[0].Enc.(bcdCodec); ok {
-		mti, _, err = c.decodeInto(digits[:0], msg, 4)
+		mti, _, err = c.decodeIntoRef(digits[:0], msg, 4)
 	} else {
 		mti, _, err = posFieldSpecs[0].Enc.Decode(msg, 4)
 	}
@@ -66,7 +66,7 @@ func decodePOSFieldByField(msg []byte) (*POSMessage, error) {
 			if n > len(digits) {
 				return nil, fmt.Errorf("%w: field %d: %d digits", ErrFormat, id, n)
 			}
-			if v, used, err = enc.decodeInto(digits[:0], msg[at:], n); err != nil {
+			if v, used, err = enc.decodeIntoRef(digits[:0], msg[at:], n); err != nil {
 				return nil, fmt.Errorf("%w: field %d: %v", ErrFormat, id, err)
 			}
 			str = string(v)
@@ -154,5 +154,19 @@ func TestDecodePOSLongDigits(t *testing.T) {
 	want, werr := decodePOSFieldByField(msg)
 	if gerr != nil || werr != nil || !reflect.DeepEqual(got, want) || got.AdditionalData != string(long) {
 		t.Fatalf("decoded %+v, %v; reference %+v, %v", got, gerr, want, werr)
+	}
+}
+
+// TestPOSLayouts checks that every field of the dialect is cut and
+// packed without the spec's interfaces: a fixed or BCD length prefix
+// and a codec posLayout knows.
+func TestPOSLayouts(t *testing.T) {
+	for id, l := range posLayouts {
+		if l.spec == nil || id == 1 { // the bitmap is read by DecodePOS itself
+			continue
+		}
+		if (l.varDigits == 0) == !l.fixed || l.codec == layoutOther {
+			t.Errorf("field %d: layout %+v", id, l)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/moov-io/iso8583/encoding"
 	"github.com/moov-io/iso8583/field"
+	"github.com/moov-io/iso8583/prefix"
 )
 
 // POSMessage is a POS message as the switch uses it: every field of the
@@ -85,86 +86,93 @@ var posTextFields = func() (t [posMaxFieldNumber + 1]bool) {
 	return t
 }()
 
-// value returns the field's wire value and whether it is present: text
-// and digit fields as str, binary fields as bin (isBin). Fields 4, 60 and
-// 61 are formatted into scratch and returned as bin with isBin false.
-func (m *POSMessage) value(id int, scratch []byte) (str string, bin []byte, isBin, ok bool) {
-	s := func(v string) (string, []byte, bool, bool) { return v, nil, false, v != "" }
-	b := func(v []byte) (string, []byte, bool, bool) { return "", v, true, v != nil }
-	switch id {
-	case 2:
-		return s(m.PAN)
-	case 3:
-		return s(m.ProcessingCode)
-	case 4:
-		if !m.HasAmount {
-			return "", nil, false, false
+// posLayout is how one field of POS is cut and packed, read once from
+// its spec so that a message does not ask the spec's interfaces field by
+// field: the prefix (varDigits BCD length digits, or fixed at length),
+// the codec, and whether the field is text.
+type posLayout struct {
+	spec      *field.Spec
+	length    int
+	varDigits int  // a bcdPrefixer's digits; 0 when not one
+	fixed     bool // one of the library's fixed prefixers: the length is length
+	codec     uint8
+	bcd       bcdCodec // codec == layoutBCD
+	text      bool     // posTextFields
+}
+
+// The codecs of posLayout: the dialect's own BCD codecs, the library's
+// ASCII and binary encoders (whose bytes are the value's), or another
+// encoder, which goes through its interface.
+const (
+	layoutOther = iota
+	layoutBCD
+	layoutASCII
+	layoutBinary
+)
+
+var posLayouts = func() (t [posMaxFieldNumber + 1]posLayout) {
+	for id, s := range posFieldSpecs {
+		if s == nil {
+			continue
 		}
-		return "", m.Amount.appendN12(scratch[:0]), false, true // checked by appendPOS
-	case 11:
-		return s(m.STAN)
-	case 12:
-		return s(m.LocalTime)
-	case 13:
-		return s(m.LocalDate)
-	case 14:
-		return s(m.Expiry)
-	case 15:
-		return s(m.SettlementDate)
-	case 22:
-		return s(m.EntryMode)
-	case 23:
-		return s(m.CardSequence)
-	case 25:
-		return s(m.ConditionCode)
-	case 26:
-		return s(m.PINCaptureCode)
-	case 32:
-		return s(m.AcquirerID)
-	case 35:
-		return s(m.Track2)
-	case 37:
-		return s(m.RRN)
-	case 38:
-		return s(m.AuthCode)
-	case 39:
-		return s(m.ResponseCode)
-	case 41:
-		return s(m.TerminalID)
-	case 42:
-		return s(m.MerchantID)
-	case 44:
-		return s(m.AdditionalResponse)
-	case 48:
-		return s(m.AdditionalData)
-	case 49:
-		return s(m.Currency)
-	case 52:
-		return b(m.PINBlock)
-	case 53:
-		return s(m.SecurityControl)
-	case 54:
-		return s(m.Balances)
-	case 55:
-		return b(m.ICData)
-	case 57:
-		return s(m.PaymentCode)
-	case 60:
-		f := m.Reserved60
-		v := append(append(append(append(scratch[:0], f.Type...), f.Batch...), f.NetworkCode...), f.Rest...)
-		return "", v, false, len(v) > 0
-	case 61:
-		f := m.Original
-		v := append(append(append(append(scratch[:0], f.Batch...), f.STAN...), f.Date...), f.Rest...)
-		return "", v, false, len(v) > 0
-	case 62:
-		return b(m.Reserved62)
-	case 63:
-		return s(m.Reserved63)
-	case 64:
-		return b(m.MAC)
+		l := posLayout{spec: s, length: s.Length, text: posTextFields[id]}
+		switch p := s.Pref.(type) {
+		case bcdPrefixer:
+			l.varDigits = p.digits
+		default:
+			l.fixed = s.Pref == prefix.BCD.Fixed || s.Pref == prefix.ASCII.Fixed || s.Pref == prefix.Binary.Fixed
+		}
+		switch enc := s.Enc.(type) {
+		case bcdCodec:
+			l.codec, l.bcd = layoutBCD, enc
+		default:
+			switch s.Enc {
+			case encoding.ASCII:
+				l.codec = layoutASCII
+			case encoding.Binary:
+				l.codec = layoutBinary
+			}
+		}
+		t[id] = l
 	}
-	return "", nil, false, false
+	return t
+}()
+
+// bcdByteValue is the value of a byte of two BCD digits, or -1.
+var bcdByteValue = func() (t [256]int16) {
+	for b := range 256 {
+		hi, lo := b>>4, b&0x0F
+		t[b] = int16(hi*10 + lo)
+		if hi > 9 || lo > 9 {
+			t[b] = -1
+		}
+	}
+	return t
+}()
+
+// decodeLength reads field l's length prefix at data: what the spec's
+// prefixer's DecodeLength returns, the BCD LL and LLL prefixes without
+// a call through the interface.
+func (l *posLayout) decodeLength(data []byte) (int, int, error) {
+	switch {
+	case l.fixed:
+		return l.length, 0, nil
+	case l.varDigits == 2 && len(data) >= 1:
+		if v := int(bcdByteValue[data[0]]); v >= 0 && v <= l.length {
+			return v, 1, nil
+		}
+	case l.varDigits == 3 && len(data) >= 2:
+		// The first byte's high nibble is the pad: a digit not counted.
+		if v0, v1 := int(bcdByteValue[data[0]]), int(bcdByteValue[data[1]]); v0 >= 0 && v1 >= 0 {
+			if v := v0%10*100 + v1; v <= l.length {
+				return v, 2, nil
+			}
+		}
+	}
+	if l.varDigits > 0 {
+		return bcdPrefixer{l.varDigits}.DecodeLength(l.length, data)
+	}
+	return l.spec.Pref.DecodeLength(l.length, data)
 }
 
 // set stores a decoded field value: str for text and digit fields, v
@@ -378,11 +386,11 @@ const posJoinBuf = 768
 // It returns the offset after the field and digits.
 func cutPOSField(msg []byte, off int, c *posCut, digits []byte) (int, []byte, error) {
 	id := int(c.id)
-	s := posFieldSpecs[id]
-	if s == nil {
+	l := &posLayouts[id]
+	if l.spec == nil {
 		return off, digits, fmt.Errorf("%w: field %d is not part of the POS dialect", ErrFormat, id)
 	}
-	n, read, err := s.Pref.DecodeLength(s.Length, msg[off:])
+	n, read, err := l.decodeLength(msg[off:])
 	if err != nil {
 		return off, digits, fmt.Errorf("%w: field %d length: %v", ErrFormat, id, err)
 	}
@@ -391,36 +399,35 @@ func cutPOSField(msg []byte, off int, c *posCut, digits []byte) (int, []byte, er
 	}
 	at := off + read
 	var used int
-	switch enc := s.Enc.(type) {
-	case bcdCodec:
+	switch l.codec {
+	case layoutBCD:
 		if n > posMaxDigits {
 			return off, digits, fmt.Errorf("%w: field %d: %d digits", ErrFormat, id, n)
 		}
 		lo := len(digits)
-		all, u, err := enc.decodeInto(digits, msg[at:], n)
+		all, u, err := l.bcd.decodeInto(digits, msg[at:], n)
 		if err != nil {
 			return off, digits, fmt.Errorf("%w: field %d: %v", ErrFormat, id, err)
 		}
 		digits, used = all, u
 		c.kind, c.lo, c.hi = cutDigits, int32(lo), int32(len(all))
-		if posTextFields[id] && !printable(all[lo:]) {
+		if l.text && !printable(all[lo:]) {
 			return off, digits, fmt.Errorf("%w: field %d has non-printable characters", ErrFormat, id)
 		}
-	default:
-		if s.Enc != encoding.ASCII && s.Enc != encoding.Binary {
-			return off, digits, fmt.Errorf("%w: field %d: no decoder", ErrFormat, id)
-		}
+	case layoutASCII, layoutBinary:
 		if n > len(msg)-at {
 			return off, digits, fmt.Errorf("%w: field %d: %d bytes, have %d", ErrFormat, id, n, len(msg)-at)
 		}
 		used = n
 		c.kind, c.lo, c.hi = cutBinary, int32(at), int32(at+n)
-		if s.Enc == encoding.ASCII {
+		if l.codec == layoutASCII {
 			c.kind = cutText
 		}
-		if posTextFields[id] && !printable(msg[at:at+n]) {
+		if l.text && !printable(msg[at:at+n]) {
 			return off, digits, fmt.Errorf("%w: field %d has non-printable characters", ErrFormat, id)
 		}
+	default:
+		return off, digits, fmt.Errorf("%w: field %d: no decoder", ErrFormat, id)
 	}
 	return at + used, digits, nil
 }
@@ -446,34 +453,91 @@ func appendPOS(dst []byte, m *POSMessage) ([]byte, error) {
 		_, err := m.Amount.N12()
 		return nil, fmt.Errorf("encode POS %s field 4: %w", m.MTI, err)
 	}
-	dst, err := appendField(dst, posFieldSpecs[0], 0, m.MTI)
+	dst, err := appendField(dst, &posLayouts[0], 0, m.MTI)
 	if err != nil {
 		return nil, fmt.Errorf("encode POS MTI %q: %w", m.MTI, err)
 	}
 	bitmapAt := len(dst)
 	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
-	var (
-		bitmap  uint64
-		scratch [posMaxScratch]byte
-	)
-	for _, id := range posFieldOrder {
-		str, bin, isBin, ok := m.value(id, scratch[:])
-		if !ok {
-			continue
-		}
-		var err error
-		if isBin || bin != nil {
-			dst, err = appendField(dst, posFieldSpecs[id], id, bin)
-		} else {
-			dst, err = appendField(dst, posFieldSpecs[id], id, str)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("encode POS %s field %d: %w", m.MTI, id, err)
-		}
-		bitmap |= 1 << (64 - id)
+	// Every field of the dialect in ascending order (TestAppendPOSSameAsRef
+	// compares with the packer that walked posFieldOrder): a text or
+	// digit field is present when not "", a binary one when not nil.
+	e := posEncoder{dst: dst}
+	e.str(2, m.PAN)
+	e.str(3, m.ProcessingCode)
+	if m.HasAmount {
+		var n12 [12]byte
+		e.bin(4, m.Amount.appendN12(n12[:0])) // checked above
 	}
-	binary.BigEndian.PutUint64(dst[bitmapAt:], bitmap)
-	return dst, nil
+	e.str(11, m.STAN)
+	e.str(12, m.LocalTime)
+	e.str(13, m.LocalDate)
+	e.str(14, m.Expiry)
+	e.str(15, m.SettlementDate)
+	e.str(22, m.EntryMode)
+	e.str(23, m.CardSequence)
+	e.str(25, m.ConditionCode)
+	e.str(26, m.PINCaptureCode)
+	e.str(32, m.AcquirerID)
+	e.str(35, m.Track2)
+	e.str(37, m.RRN)
+	e.str(38, m.AuthCode)
+	e.str(39, m.ResponseCode)
+	e.str(41, m.TerminalID)
+	e.str(42, m.MerchantID)
+	e.str(44, m.AdditionalResponse)
+	e.str(48, m.AdditionalData)
+	e.str(49, m.Currency)
+	e.bin(52, m.PINBlock)
+	e.str(53, m.SecurityControl)
+	e.str(54, m.Balances)
+	e.bin(55, m.ICData)
+	e.str(57, m.PaymentCode)
+	var scratch [posMaxScratch]byte
+	if f := &m.Reserved60; f.Type != "" || f.Batch != "" || f.NetworkCode != "" || f.Rest != "" {
+		e.bin(60, append(append(append(append(scratch[:0], f.Type...), f.Batch...), f.NetworkCode...), f.Rest...))
+	}
+	if f := &m.Original; f.Batch != "" || f.STAN != "" || f.Date != "" || f.Rest != "" {
+		e.bin(61, append(append(append(append(scratch[:0], f.Batch...), f.STAN...), f.Date...), f.Rest...))
+	}
+	e.bin(62, m.Reserved62)
+	e.str(63, m.Reserved63)
+	e.bin(64, m.MAC)
+	if e.err != nil {
+		return nil, fmt.Errorf("encode POS %s field %d: %w", m.MTI, e.id, e.err)
+	}
+	binary.BigEndian.PutUint64(e.dst[bitmapAt:], e.bitmap)
+	return e.dst, nil
+}
+
+// posEncoder appends fields to dst and marks them in bitmap until one
+// fails (err, field id).
+type posEncoder struct {
+	dst    []byte
+	bitmap uint64
+	id     int
+	err    error
+}
+
+// str appends text or digit field id when v is not "".
+func (e *posEncoder) str(id int, v string) {
+	if v == "" || e.err != nil {
+		return
+	}
+	e.id = id
+	e.dst, e.err = appendField(e.dst, &posLayouts[id], id, v)
+	e.bitmap |= 1 << (64 - id)
+}
+
+// bin appends binary field id (or a digit field formatted into a
+// buffer) when v is not nil.
+func (e *posEncoder) bin(id int, v []byte) {
+	if v == nil || e.err != nil {
+		return
+	}
+	e.id = id
+	e.dst, e.err = appendField(e.dst, &posLayouts[id], id, v)
+	e.bitmap |= 1 << (64 - id)
 }
 
 // posMaxScratch holds field 4, 60 or 61 as formatted for packing;
@@ -483,36 +547,43 @@ const (
 	posMaxDigits  = 512
 )
 
-// appendField appends field id's length prefix and value, without the
-// allocations of the library's encoders for the codecs the dialect uses
-// (the bytes are the same; TestGolden* pin them).
-func appendField[T string | []byte](dst []byte, s *field.Spec, id int, v T) ([]byte, error) {
-	if posTextFields[id] && !printable(v) {
+// appendField appends field id's length prefix and value as its layout
+// l says, without the allocations of the library's encoders for the
+// codecs the dialect uses (the bytes are the same; TestGolden* pin
+// them).
+func appendField[T string | []byte](dst []byte, l *posLayout, id int, v T) ([]byte, error) {
+	if l.text && !printable(v) {
 		return nil, errors.New("non-printable characters")
 	}
-	if p, ok := s.Pref.(bcdPrefixer); ok {
+	switch {
+	case l.fixed:
+		if len(v) != l.length {
+			if _, err := l.spec.Pref.EncodeLength(l.length, len(v)); err != nil {
+				return nil, err // the prefixer's own words
+			}
+		}
+	case l.varDigits > 0:
 		var err error
-		if dst, err = p.appendLength(dst, s.Length, len(v)); err != nil {
+		if dst, err = (bcdPrefixer{l.varDigits}).appendLength(dst, l.length, len(v)); err != nil {
 			return nil, err
 		}
-	} else {
-		pref, err := s.Pref.EncodeLength(s.Length, len(v))
+	default:
+		pref, err := l.spec.Pref.EncodeLength(l.length, len(v))
 		if err != nil {
 			return nil, err
 		}
 		dst = append(dst, pref...)
 	}
-	switch enc := s.Enc.(type) {
-	case bcdCodec:
-		return appendBCD(enc, dst, v)
+	switch l.codec {
+	case layoutBCD:
+		return appendBCD(l.bcd, dst, v)
+	case layoutASCII, layoutBinary:
+		// ASCII fields are text fields, checked printable above.
+		return append(dst, v...), nil
 	default:
-		if s.Enc == encoding.ASCII || s.Enc == encoding.Binary {
-			// ASCII fields are text fields, checked printable above.
-			return append(dst, v...), nil
-		}
 		// A copy: v may be the packer's stack scratch, which must not
 		// escape through the interface call.
-		out, err := s.Enc.Encode(append([]byte(nil), v...))
+		out, err := l.spec.Enc.Encode(append([]byte(nil), v...))
 		if err != nil {
 			return nil, err
 		}
