@@ -127,7 +127,12 @@ func MarshalPair(req, resp *Entry) ([]byte, error) {
 	return b, nil
 }
 
-func load32(b []byte, i int) uint32 { return binary.LittleEndian.Uint32(b[i:]) }
+// load32 and load64 read 4 and 8 bytes from i on, little-endian (a
+// slice of constant length costs one bounds check and no pointer
+// masking, where b[i:] costs both and a length check).
+func load32(b []byte, i int) uint32 { return binary.LittleEndian.Uint32(b[i : i+4]) }
+
+func load64(b []byte, i int) uint64 { return binary.LittleEndian.Uint64(b[i : i+8]) }
 
 func hash4(u uint32) uint32 { return (u * 2654435761) >> (32 - deltaBits) }
 
@@ -136,7 +141,7 @@ func matchLen(a, b []byte) int {
 	n := min(len(a), len(b))
 	i := 0
 	for ; i+8 <= n; i += 8 {
-		if x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); x != 0 {
+		if x := load64(a, i) ^ load64(b, i); x != 0 {
 			return i + bits.TrailingZeros64(x)/8
 		}
 	}
@@ -157,7 +162,7 @@ type deltaTable [1 << deltaBits]uint32
 func appendDelta(dst, req, resp []byte, table *deltaTable) []byte {
 	i := 0
 	for ; i+8 <= len(req); i += 4 {
-		x := binary.LittleEndian.Uint64(req[i:])
+		x := load64(req, i)
 		table[hash4(uint32(x))] = uint32(i + 1)
 		table[hash4(uint32(x>>8))] = uint32(i + 2)
 		table[hash4(uint32(x>>16))] = uint32(i + 3)
@@ -192,7 +197,12 @@ func appendDelta(dst, req, resp []byte, table *deltaTable) []byte {
 			i += probeStep
 			continue
 		}
-		dst = appendLiteral(dst, resp[lit:i])
+		if k := i - lit; k >= minDigitRun {
+			dst = appendLiteral(dst, resp[lit:i])
+		} else if k > 0 {
+			// Too short to pack: appendLiteral's plain literal, inline.
+			dst = append(append(dst, byte(k<<2|opLiteral)), resp[lit:i]...)
+		}
 		dst = binary.AppendUvarint(dst, uint64(n)<<2|opCopy)
 		dst = binary.AppendUvarint(dst, uint64(c))
 		i += n
@@ -230,21 +240,34 @@ func appendLiteral(dst, b []byte) []byte {
 		var j int
 		var letters bool
 		if i+8 <= len(b) {
-			d, l := hexMasks(binary.LittleEndian.Uint64(b[i:]))
+			d, l := hexMasks(load64(b, i))
 			m := d | l
+			// The runs that end within these 8 bytes, taken in turn
+			// from the same masks: at most 7 characters, so never a hex
+			// run to pack, a digit run of 6 or 7.
+			k, non := 0, uint64(0)
+			for m != 0 {
+				k = bits.TrailingZeros64(m)
+				// The non-hex bytes from the run's first on.
+				if non = ^m & swarHigh &^ (1<<k - 1); non == 0 {
+					break
+				}
+				e := bits.TrailingZeros64(non)
+				if (e-k)/8 >= minDigitRun && l&(1<<e-1)&^(1<<k-1) == 0 {
+					dst = appendPlain(dst, b[lit:i+k/8])
+					dst = append(dst, byte((e-k)/8)<<2|opDigits)
+					dst = appendPacked(dst, b[i+k/8:i+e/8])
+					lit = i + e/8
+				}
+				m &^= 1<<e - 1
+			}
 			if m == 0 {
 				i += 8
 				continue
 			}
-			k := bits.TrailingZeros64(m)
-			// The non-hex bytes from the run's first on.
-			if non := ^m & swarHigh &^ (1<<k - 1); non != 0 {
-				e := bits.TrailingZeros64(non)
-				j, letters = i+e/8, l&(1<<e-1) != 0
-			} else {
-				j, letters = hexRun(b, i+8)
-				letters = letters || l != 0
-			}
+			// A run from k on past these 8 bytes.
+			j, letters = hexRun(b, i+8)
+			letters = letters || l&^(1<<k-1) != 0
 			i += k / 8
 		} else if isHex[b[i]] == 0 {
 			i++
@@ -274,7 +297,7 @@ func appendLiteral(dst, b []byte) []byte {
 // whether it has a letter.
 func hexRun(b []byte, i int) (j int, letters bool) {
 	for j = i; j+8 <= len(b); j += 8 {
-		d, l := hexMasks(binary.LittleEndian.Uint64(b[j:]))
+		d, l := hexMasks(load64(b, j))
 		if non := ^(d | l) & swarHigh; non != 0 {
 			k := bits.TrailingZeros64(non) / 8
 			return j + k, letters || l&(1<<(8*k)-1) != 0
@@ -310,7 +333,7 @@ func hexMasks(x uint64) (d, l uint64) {
 func appendPacked(dst, run []byte) []byte {
 	k := 0
 	for ; k+8 <= len(run); k += 8 {
-		dst = binary.LittleEndian.AppendUint32(dst, pack8(binary.LittleEndian.Uint64(run[k:])))
+		dst = binary.LittleEndian.AppendUint32(dst, pack8(load64(run, k)))
 	}
 	for ; k+1 < len(run); k += 2 {
 		dst = append(dst, unhex(run[k])<<4|unhex(run[k+1]))
