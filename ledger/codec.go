@@ -3,6 +3,7 @@ package ledger
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
 // The ledger's records are encoded in a small hand-written binary format:
@@ -172,30 +173,82 @@ func (d *decoder) done() error {
 // digits writes s as a uvarint len<<1|packed and then, packed (every
 // byte of a non-empty s a decimal digit), the digits two a byte, high
 // nibble first, a last odd digit's low nibble 0; else the bytes.
+//
+// Every posting set and purse record carries a few of them (card number,
+// terminal, merchant, RRN), so digits are checked and packed 8 at a time
+// (digits8) into room grown once.
 func (e *encoder) digits(s string) {
 	if !allDigits(s) {
 		e.u(uint64(len(s)) << 1)
 		e.b = append(e.b, s...)
 		return
 	}
-	e.u(uint64(len(s))<<1 | 1)
-	for i := 0; i < len(s); i += 2 {
-		v := (s[i] - '0') << 4
-		if i+1 < len(s) {
-			v |= s[i+1] - '0'
-		}
-		e.b = append(e.b, v)
+	n := len(s)
+	e.u(uint64(n)<<1 | 1)
+	at, k := len(e.b), (n+1)/2
+	if cap(e.b)-at < k {
+		e.b = slices.Grow(e.b, k)
 	}
+	e.b = e.b[:at+k]
+	out := e.b[at:]
+	pairs := n &^ 1 // the digits that fill whole bytes
+	if pairs >= 8 {
+		i := 0
+		for ; i+8 <= pairs; i += 8 {
+			binary.LittleEndian.PutUint32(out[i/2:], pack8(digits8(s[i:])-0x3030303030303030))
+		}
+		if i < pairs { // the last 8 of them again: the same bytes, the rest new
+			binary.LittleEndian.PutUint32(out[pairs/2-4:], pack8(digits8(s[pairs-8:])-0x3030303030303030))
+		}
+	} else {
+		for i := 0; i < pairs; i += 2 {
+			out[i/2] = (s[i]-'0')<<4 | (s[i+1] - '0')
+		}
+	}
+	if pairs < n {
+		out[pairs/2] = (s[pairs] - '0') << 4
+	}
+}
+
+// digits8 loads the first 8 bytes of s as a little-endian word.
+func digits8(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// pack8 packs 8 digit values (0..9, one a byte, the first lowest) two a
+// byte, the first of each pair in the high nibble, into 4 bytes (the first
+// pair lowest).
+func pack8(v uint64) uint32 {
+	v = (v&0x00FF00FF00FF00FF)<<4 | (v>>8)&0x00FF00FF00FF00FF // each 16-bit lane: first<<4 | second
+	v = (v | v>>8) & 0x0000FFFF0000FFFF
+	v = (v | v>>16) & 0x00000000FFFFFFFF
+	return uint32(v)
 }
 
 // allDigits reports whether s is non-empty and all decimal digits.
 func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
+	if len(s) < 8 {
+		for i := 0; i < len(s); i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return false
+			}
 		}
+		return s != ""
 	}
-	return s != ""
+	// A byte b is a digit when b-'0' does not borrow, b+0x46 does not
+	// reach 0x80 and b is below 0x80; the first byte that is not sets its
+	// own top bit whatever borrow or carry comes in from below. The last
+	// word is the last 8 bytes, overlapping the one before.
+	var bad uint64
+	for i := 0; i+8 <= len(s); i += 8 {
+		x := digits8(s[i:])
+		bad |= (x - 0x3030303030303030) | (x + 0x4646464646464646) | x
+	}
+	x := digits8(s[len(s)-8:])
+	bad |= (x - 0x3030303030303030) | (x + 0x4646464646464646) | x
+	return bad&0x8080808080808080 == 0
 }
 
 func (d *decoder) digits() string {
@@ -250,14 +303,17 @@ func (d *decoder) digits() string {
 // until 2044); dayRaw + the number YYYYMMDD for anything else.
 const dayRaw = 1 << 22 // past 9999-12-31's day
 
-var day2000 = BusinessDate(20000101).time()
+var (
+	day2000     = BusinessDate(20000101).time()
+	day2000Days = BusinessDate(20000101).days()
+)
 
 func (e *encoder) day(d BusinessDate) {
 	switch {
 	case d == 0:
 		e.u(0)
 	case d.Valid():
-		e.u(1 + uint64((d.time().Unix()-day2000.Unix())/86400))
+		e.u(uint64(1 + d.days() - day2000Days))
 	default:
 		e.u(dayRaw + uint64(d))
 	}

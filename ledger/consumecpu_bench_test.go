@@ -1,0 +1,39 @@
+package ledger
+
+import (
+	"fmt"
+	"testing"
+)
+
+// BenchmarkConsumeCPU isolates the ledger's own work for one consume as
+// the switch asks for it (POS flags: deduplicated, known new, reference
+// and RRN indexed by the caller): Execute from validation to publishing,
+// with a commit callback that commits nothing, so Pebble's commit is not
+// in the figure. One writer, one card: instruction counts (callgrind) and
+// allocations per consume are what it is for.
+//
+//	go test -run '^$' -bench ConsumeCPU -benchmem ./ledger/
+func BenchmarkConsumeCPU(b *testing.B) {
+	l, pans := benchLedger(b, 1)
+	pan := pans[0]
+	bt := l.db.NewBatch()
+	defer bt.Close()
+	commit := func(Result) error { return nil }
+	const term = "10000001"
+	reqs := make([]Consume, 1024)
+	for i := range reqs {
+		stan := uint32(i + 1)
+		reqs[i] = Consume{Common: Common{Key: fmt.Sprintf("%s|%d", term, stan), Date: day1, Terminal: term, Merchant: canteen,
+			Batch: 1, STAN: stan, RRN: fmt.Sprintf("%012d", 500000+i), KnownNew: true, Deduplicated: true,
+			RRNIndexedByCaller: true, ReferenceKeptByCaller: true}, PAN: pan, Amount: 1, PIN: PINVerified}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		bt.Reset()
+		res, err := l.Execute(&reqs[i%len(reqs)], bt, commit)
+		if err != nil || !res.Approved() {
+			b.Fatalf("consume: %v %s", err, res.Decline)
+		}
+	}
+}
