@@ -3,6 +3,7 @@ package journal
 import (
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/cardswitch/cardswitch/journal/internal/record"
 )
@@ -90,10 +91,25 @@ func dayNumber(date string) (d uint32, ok bool) {
 }
 
 // dayOfYear is the day of the year (1..366) of day number d.
+//
+// Nearly every call asks about the business day: the last answer is
+// kept (doyMemo) and given again without the arithmetic.
 func dayOfYear(d uint32) int {
+	if m := doyMemo.Load(); m != 0 && uint32(m>>32) == d {
+		return int(uint32(m))
+	}
 	y, _, _ := record.CivilFromDays(int64(d))
-	return int(int64(d) - record.DaysFromCivil(y, 1, 1) + 1)
+	doy := int(int64(d) - record.DaysFromCivil(y, 1, 1) + 1)
+	if d != 0 {
+		doyMemo.Store(uint64(d)<<32 | uint64(doy))
+	}
+	return doy
 }
+
+// doyMemo is the last day dayOfYear answered for, in the high 32 bits,
+// and its day of the year in the low; 0 before the first (day 0 is not
+// kept).
+var doyMemo atomic.Uint64
 
 // RRNs named by sequences. A day's counters below rrnSpan are handed out
 // by reservation (ReserveRRN) as retrieval reference numbers: the RRN of

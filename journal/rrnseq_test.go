@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -402,5 +403,27 @@ func TestReservationCopy(t *testing.T) {
 	}
 	if es, err := j.ByRRN(r.RRN(), day, 10); err != nil || stans(es) != "1:000001 2:000001 3:000002 4:000002 5:000003 6:000003" {
 		t.Fatalf("entries of the first RRN: %q %v, want its 3 pairs", stans(es), err)
+	}
+}
+
+// TestDayOfYearMemo: dayOfYear with its memo of the last day answers as
+// package time does, for days in random order, each often repeated.
+func TestDayOfYearMemo(t *testing.T) {
+	// An empty memo answers nothing, not even for day 0.
+	doyMemo.Store(0)
+	if got := dayOfYear(0); got != 1 {
+		t.Fatalf("dayOfYear(0) = %d on an empty memo, want 1", got)
+	}
+	rng := rand.New(rand.NewPCG(15, 16))
+	days := []uint32{0, 1, 365, 366, 20791, 2932896}
+	for range 500 {
+		days = append(days, uint32(rng.IntN(2932896)+1))
+	}
+	for range 20000 {
+		d := days[rng.IntN(len(days))]
+		want := time.Unix(int64(d)*86400, 0).UTC().YearDay()
+		if got := dayOfYear(d); got != want {
+			t.Fatalf("dayOfYear(%d) = %d, want %d", d, got, want)
+		}
 	}
 }

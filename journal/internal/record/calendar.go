@@ -4,9 +4,43 @@ package record
 // stored as a difference in days) and the journal's sequences (a day
 // number in every key).
 
+import "sync/atomic"
+
 // DayOf returns the day number (days since 1970-01-01) of a YYYYMMDD
 // date of eight digits, false if it is not a calendar date.
+//
+// Nearly every call converts the business day: the last calendar date
+// converted is kept (dayMemo) and answers again without the arithmetic.
 func DayOf(date string) (int64, bool) {
+	if !digits8(date) {
+		return dayOf(date)
+	}
+	key := dateKey(date)
+	if m := dayMemo.Load(); m != 0 && uint32(m>>32) == key {
+		return int64(int32(uint32(m))), true
+	}
+	d, ok := dayOf(date)
+	if ok {
+		dayMemo.Store(uint64(key)<<32 | uint64(uint32(int32(d))))
+	}
+	return d, ok
+}
+
+// dayMemo is the last calendar date DayOf converted: its key (dateKey)
+// in the high 32 bits, its day number in the low; 0 before the first
+// (no calendar date has key 0: its month would be 00). A day number of
+// a date of 4-digit year fits 32 bits.
+var dayMemo atomic.Uint64
+
+// dateKey packs the eight digits of date two a byte (pack8): distinct
+// digit strings, distinct keys.
+func dateKey(date string) uint32 {
+	return pack8(uint64(date[0]) | uint64(date[1])<<8 | uint64(date[2])<<16 | uint64(date[3])<<24 |
+		uint64(date[4])<<32 | uint64(date[5])<<40 | uint64(date[6])<<48 | uint64(date[7])<<56)
+}
+
+// dayOf is DayOf without the memo.
+func dayOf(date string) (int64, bool) {
 	num := func(s string) int64 {
 		var v int64
 		for i := 0; i < len(s); i++ {

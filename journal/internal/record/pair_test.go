@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
 	"reflect"
@@ -602,6 +603,31 @@ func TestHexMasks(t *testing.T) {
 					t.Fatalf("byte %#x: digit %v letter %v", w[k], gotD, gotL)
 				}
 			}
+		}
+	}
+}
+
+// TestDayOfMemo: DayOf with its memo of the last date answers as the
+// arithmetic does, for dates in random order (each often repeated,
+// calendar dates and not: month 00 or 13, day 00 or past the month's
+// end, non-digits, all zeros).
+func TestDayOfMemo(t *testing.T) {
+	// An empty memo answers nothing, not even for the date of key 0.
+	dayMemo.Store(0)
+	if d, ok := DayOf("00000000"); ok {
+		t.Fatalf("DayOf(00000000) = %d, true on an empty memo", d)
+	}
+	rng := rand.New(rand.NewPCG(13, 14))
+	dates := []string{"00000000", "19700101", "20261204", "20240229", "20230229", "20261399", "20261200", "99991231", "0000010a", "2026120/", "20261:04"}
+	for range 2000 {
+		dates = append(dates, fmt.Sprintf("%04d%02d%02d", rng.IntN(10000), rng.IntN(14), rng.IntN(33)))
+	}
+	for range 50000 {
+		s := dates[rng.IntN(len(dates))]
+		got, gok := DayOf(s)
+		want, wok := dayOf(s)
+		if got != want || gok != wok {
+			t.Fatalf("DayOf(%s) = %d, %v; the arithmetic %d, %v", s, got, gok, want, wok)
 		}
 	}
 }

@@ -242,6 +242,13 @@ func appendLiteral(dst, b []byte) []byte {
 		if i+8 <= len(b) {
 			d, l := hexMasks(load64(b, i))
 			m := d | l
+			// Nothing to pack here unless 6 hex bytes in a row (where a
+			// run ending within these 8 bytes could be packed) or a run
+			// reaching past them.
+			if m&(m>>8)&(m>>16)&(m>>24)&(m>>32)&(m>>40) == 0 && m>>63 == 0 {
+				i += 8
+				continue
+			}
 			// The runs that end within these 8 bytes, taken in turn
 			// from the same masks: at most 7 characters, so never a hex
 			// run to pack, a digit run of 6 or 7.
@@ -593,37 +600,33 @@ func appendPeer(dst []byte, peer string) []byte {
 // the same: decimal numbers without leading zeros, octets to 255, the
 // port to 65535.
 func parseIPv4Port(s string) (a [4]byte, port uint16, ok bool) {
-	i := 0
-	for k := 0; ; k++ {
-		// A number of 1 to 5 digits, no leading zero.
-		start, v := i, 0
-		for ; i < len(s) && i-start < 5; i++ {
-			c := s[i] - '0'
-			if c > 9 {
-				break
-			}
-			v = v*10 + int(c)
-		}
-		n := i - start
-		if n == 0 || n > 1 && s[start] == '0' {
-			return a, 0, false
-		}
-		if k == 4 {
-			if v > 65535 || i != len(s) {
+	// One pass: v is the number being read, n its digits, k the parts
+	// read before it (4 octets, then the port).
+	v, n, k := 0, 0, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if d := c - '0'; d <= 9 {
+			// At most 5 digits, none after a leading zero.
+			if n == 5 || n == 1 && v == 0 {
 				return a, 0, false
 			}
-			return a, uint16(v), true
+			v, n = v*10+int(d), n+1
+			continue
 		}
 		sep := byte('.')
 		if k == 3 {
 			sep = ':'
 		}
-		if v > 255 || i >= len(s) || s[i] != sep {
+		if n == 0 || k == 4 || c != sep || v > 255 {
 			return a, 0, false
 		}
-		i++
 		a[k] = byte(v)
+		v, n, k = 0, 0, k+1
 	}
+	if k != 4 || n == 0 || v > 65535 {
+		return a, 0, false
+	}
+	return a, uint16(v), true
 }
 
 const nsPerDay = 24 * int64(time.Hour)
