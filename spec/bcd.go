@@ -183,7 +183,8 @@ func (c bcdCodec) decodeInto(dst, src []byte, length int) ([]byte, int, error) {
 	if len(src) < read {
 		return nil, 0, fmt.Errorf("%w: need %d bytes for %d digits, have %d", ErrBadBCD, read, length, len(src))
 	}
-	full := append(dst, make([]byte, length)...)
+	// Not zeroed: pairs writes every byte, or decodeChecked does.
+	full := slices.Grow(dst, length)[:len(dst)+length]
 	if c.pairs(full[len(dst):], src[:read]) {
 		return full, read, nil
 	}

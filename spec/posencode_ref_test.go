@@ -384,3 +384,44 @@ func FuzzAppendPOSSameAsRef(f *testing.F) {
 		}
 	})
 }
+
+// printableBytewise is printable a byte at a time: the reference.
+func printableBytewise(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7E {
+			return false
+		}
+	}
+	return true
+}
+
+// TestPrintableSameAsBytewise checks the word-at-a-time test against the
+// bytewise one: every byte value at every place of a printable string of
+// 1 to 17 bytes, and random strings of the bytes around the bounds.
+func TestPrintableSameAsBytewise(t *testing.T) {
+	for n := 1; n <= 17; n++ {
+		for at := 0; at < n; at++ {
+			for v := range 256 {
+				b := bytes.Repeat([]byte{'A'}, n)
+				b[at] = byte(v)
+				if got, want := printable(b), printableBytewise(b); got != want || printable(string(b)) != want {
+					t.Fatalf("printable(%X) = %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
+	edges := []byte{0x00, 0x01, 0x1F, 0x20, 0x21, 0x7D, 0x7E, 0x7F, 0x80, 0x81, 0xDF, 0xE0, 0xFE, 0xFF, 'A'}
+	r := rand.New(rand.NewPCG(9, 10))
+	for range 200000 {
+		b := make([]byte, r.IntN(24))
+		for i := range b {
+			b[i] = edges[r.IntN(len(edges))]
+			if r.IntN(3) > 0 {
+				b[i] = 0x20 + byte(r.IntN(0x5F))
+			}
+		}
+		if got, want := printable(b), printableBytewise(b); got != want || printable(string(b)) != want {
+			t.Fatalf("printable(%X) = %v, want %v", b, got, want)
+		}
+	}
+}

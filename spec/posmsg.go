@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/cardswitch/cardswitch/internal/cardno"
 	"math/bits"
+	"slices"
 
 	"github.com/moov-io/iso8583/encoding"
 	"github.com/moov-io/iso8583/field"
@@ -251,9 +252,28 @@ func (m *POSMessage) set(id int, str string, v []byte) error {
 	return err
 }
 
-// printable reports whether every byte is printable ASCII (an/ans fields).
+// printable reports whether every byte is printable ASCII (an/ans
+// fields), eight bytes at a time: a byte below 0x20 borrows into its top
+// bit when 0x20 is taken from it, a byte above 0x7E reaches its top bit
+// when 1 is added, and a byte with the top bit already set is caught by
+// the same test. A borrow or carry only crosses into the next byte from
+// a byte that is itself caught, so the word test is exact
+// (TestPrintableSameAsBytewise).
 func printable[T string | []byte](b T) bool {
-	for i := 0; i < len(b); i++ {
+	const (
+		ones = 0x0101010101010101
+		tops = 0x8080808080808080
+	)
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		w := b[i : i+8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		if ((x-0x20*ones)&^x|(x+ones)|x)&tops != 0 {
+			return false
+		}
+	}
+	for ; i < len(b); i++ {
 		if c := b[i]; c < 0x20 || c > 0x7E {
 			return false
 		}
@@ -271,34 +291,36 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 		return nil, fmt.Errorf("%w: message of %d bytes, need at least %d", ErrFormat, len(msg), minPOSMessage)
 	}
 	// Raw is the message's own copy: binary fields are slices of it. The
-	// digits of every digit field (and the MTI) are unpacked into one
-	// buffer; the message and that buffer become one string, of which
-	// text and digit fields are substrings, so a field costs no
-	// allocation of its own and a message three. (Raw allocated with the
-	// POSMessage would save one more, but zeroing the larger object cost
-	// more than the allocation in a profile of switchd.) The fields are cut in a first pass and stored in a second, once
-	// that string exists; a field that does not cut stops the first pass, and the
-	// fields before it are stored first, so the error is the one a
-	// field-by-field decoder would return.
+	// message is copied into a stack buffer and the digits of every
+	// digit field (and the MTI) unpacked after it; that buffer becomes
+	// one string, of which text and digit fields are substrings, so a
+	// field costs no allocation of its own and a message three. (Raw
+	// allocated with the POSMessage would save one more, but zeroing the
+	// larger object cost more than the allocation in a profile of
+	// switchd.) The fields are cut in a first pass and stored in a
+	// second, once that string exists; a field that does not cut stops
+	// the first pass, and the fields before it are stored first, so the
+	// error is the one a field-by-field decoder would return.
 	m := &POSMessage{Raw: append([]byte(nil), msg...)}
 	msg = m.Raw
 	var (
-		digitsBuf [posDigitsBuf]byte
-		cuts      [posMaxFields]posCut
-		ncut      int
-		mti       []byte
-		err       error
+		joinBuf [posJoinBuf]byte
+		cuts    [posMaxFields]posCut
+		ncut    int
+		err     error
 	)
-	digits := digitsBuf[:0]
+	buf := append(joinBuf[:0], msg...)
 	if c, ok := posFieldSpecs[0].Enc.(bcdCodec); ok {
-		mti, _, err = c.decodeInto(digits, msg, 4)
+		buf, _, err = c.decodeInto(buf, msg, 4)
 	} else {
-		mti, _, err = posFieldSpecs[0].Enc.Decode(msg, 4)
+		var mti []byte
+		if mti, _, err = posFieldSpecs[0].Enc.Decode(msg, 4); err == nil {
+			buf = append(buf, mti...)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: MTI: %v", ErrFormat, err)
 	}
-	digits = append(digits, mti...) // unpacked into digitsBuf: copied onto itself
 	bitmap := binary.BigEndian.Uint64(msg[2:10])
 	if bitmap&(1<<63) != 0 {
 		return nil, fmt.Errorf("%w: bitmap bit 1 (secondary bitmap) is not allowed", ErrFormat)
@@ -313,19 +335,22 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 			cutErr = fmt.Errorf("%w: more than %d fields", ErrFormat, len(cuts))
 			break
 		}
-		c := posCut{id: uint8(id)}
-		if off, digits, cutErr = cutPOSField(msg, off, &c, digits); cutErr != nil {
+		c := &cuts[ncut]
+		c.id = uint8(id)
+		if next, b, ok := cutPOSFieldFast(msg, off, c, buf); ok {
+			off, buf = next, b
+			ncut++
+			continue
+		}
+		if off, buf, cutErr = cutPOSField(msg, off, c, buf); cutErr != nil {
 			break
 		}
-		cuts[ncut] = c
 		ncut++
 	}
 	// One string of the message followed by its digits: text fields are
 	// substrings of its first part, digit fields of its second.
-	var joinBuf [posJoinBuf]byte
-	joined := string(append(append(joinBuf[:0], msg...), digits...))
-	text, all := joined[:len(msg)], joined[len(msg):]
-	m.MTI = all[:len(mti)]
+	joined := string(buf)
+	m.MTI = joined[len(msg) : len(msg)+4]
 	for _, c := range cuts[:ncut] {
 		var (
 			str string
@@ -333,9 +358,9 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 		)
 		switch c.kind {
 		case cutDigits:
-			str = all[c.lo:c.hi]
+			str = joined[c.lo:c.hi]
 		case cutText:
-			str, v = text[c.lo:c.hi], msg[c.lo:c.hi:c.hi]
+			str, v = joined[c.lo:c.hi], msg[c.lo:c.hi:c.hi]
 		default:
 			v = msg[c.lo:c.hi:c.hi]
 		}
@@ -353,8 +378,9 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 }
 
 // posCut is one field of a message being decoded, by where its value
-// is: text (a substring of the message's string), binary (a slice of the
-// message) or digits (in the decoder's digit buffer).
+// is in the decoder's buffer (the message, then its digits): text (a
+// substring of the message's string), binary (a slice of the message)
+// or digits.
 type posCut struct {
 	id     uint8
 	kind   uint8
@@ -368,55 +394,106 @@ const (
 )
 
 // posMaxFields bounds the fields of one message: the dialect's data
-// fields and 64 (TestPOSMaxFields); posDigitsBuf is the digit buffer on
-// the decoder's stack, enough for every field of a financial message
-// (a longer message's digits go to the heap).
+// fields and 64 (TestPOSMaxFields); posMaxDigits is the longest digit
+// field unpacked (48).
 const (
 	posMaxFields = 32
-	posDigitsBuf = 256
+	posMaxDigits = 512
 )
 
 // posJoinBuf is the stack buffer in which a message and its digits are
 // joined before they become one string (a financial request is about
-// 100–200 bytes and its digits fewer).
+// 100–200 bytes and its digits fewer; a longer message is joined on the
+// heap).
 const posJoinBuf = 768
 
+// cutPOSFieldFast is cutPOSField for a well-formed field: a fixed or
+// BCD LL/LLL length, digits that are BCD, text that is printable. It
+// reports false, buf as it was, for anything else, which cutPOSField
+// then cuts or refuses with its error (FuzzDecodePOSSameAsFieldByField
+// holds the two to the old decoder).
+func cutPOSFieldFast(msg []byte, off int, c *posCut, buf []byte) (int, []byte, bool) {
+	l := &posLayouts[c.id]
+	n, at := l.length, off
+	switch {
+	case l.fixed:
+	case l.varDigits == 2 && off < len(msg):
+		n, at = int(bcdByteValue[msg[off]]), off+1
+	case l.varDigits == 3 && off+1 < len(msg):
+		v0, v1 := int(bcdByteValue[msg[off]]), int(bcdByteValue[msg[off+1]])
+		if v0 < 0 || v1 < 0 {
+			return off, buf, false
+		}
+		n, at = v0%10*100+v1, off+2
+	default:
+		return off, buf, false
+	}
+	if n <= 0 || n > l.length {
+		return off, buf, false
+	}
+	switch l.codec {
+	case layoutBCD:
+		read := (n + 1) / 2
+		if n > posMaxDigits || read > len(msg)-at || l.text {
+			return off, buf, false
+		}
+		lo := len(buf)
+		b := slices.Grow(buf, n)[:lo+n]
+		if !l.bcd.pairs(b[lo:], msg[at:at+read]) {
+			return off, buf, false
+		}
+		c.kind, c.lo, c.hi = cutDigits, int32(lo), int32(lo+n)
+		return at + read, b, true
+	case layoutASCII, layoutBinary:
+		if n > len(msg)-at || (l.text && !printable(msg[at:at+n])) {
+			return off, buf, false
+		}
+		c.kind, c.lo, c.hi = cutBinary, int32(at), int32(at+n)
+		if l.codec == layoutASCII {
+			c.kind = cutText
+		}
+		return at + n, buf, true
+	}
+	return off, buf, false
+}
+
 // cutPOSField cuts field c.id out of msg at off: its length prefix and
-// value, checked against the dialect. Its digits are appended to digits.
-// It returns the offset after the field and digits.
-func cutPOSField(msg []byte, off int, c *posCut, digits []byte) (int, []byte, error) {
+// value, checked against the dialect. Its digits are appended to buf
+// (msg's copy and the digits so far). It returns the offset after the
+// field and buf.
+func cutPOSField(msg []byte, off int, c *posCut, buf []byte) (int, []byte, error) {
 	id := int(c.id)
 	l := &posLayouts[id]
 	if l.spec == nil {
-		return off, digits, fmt.Errorf("%w: field %d is not part of the POS dialect", ErrFormat, id)
+		return off, buf, fmt.Errorf("%w: field %d is not part of the POS dialect", ErrFormat, id)
 	}
 	n, read, err := l.decodeLength(msg[off:])
 	if err != nil {
-		return off, digits, fmt.Errorf("%w: field %d length: %v", ErrFormat, id, err)
+		return off, buf, fmt.Errorf("%w: field %d length: %v", ErrFormat, id, err)
 	}
 	if n == 0 {
-		return off, digits, fmt.Errorf("%w: field %d is present but empty", ErrFormat, id)
+		return off, buf, fmt.Errorf("%w: field %d is present but empty", ErrFormat, id)
 	}
 	at := off + read
 	var used int
 	switch l.codec {
 	case layoutBCD:
 		if n > posMaxDigits {
-			return off, digits, fmt.Errorf("%w: field %d: %d digits", ErrFormat, id, n)
+			return off, buf, fmt.Errorf("%w: field %d: %d digits", ErrFormat, id, n)
 		}
-		lo := len(digits)
-		all, u, err := l.bcd.decodeInto(digits, msg[at:], n)
+		lo := len(buf)
+		all, u, err := l.bcd.decodeInto(buf, msg[at:], n)
 		if err != nil {
-			return off, digits, fmt.Errorf("%w: field %d: %v", ErrFormat, id, err)
+			return off, buf, fmt.Errorf("%w: field %d: %v", ErrFormat, id, err)
 		}
-		digits, used = all, u
+		buf, used = all, u
 		c.kind, c.lo, c.hi = cutDigits, int32(lo), int32(len(all))
 		if l.text && !printable(all[lo:]) {
-			return off, digits, fmt.Errorf("%w: field %d has non-printable characters", ErrFormat, id)
+			return off, buf, fmt.Errorf("%w: field %d has non-printable characters", ErrFormat, id)
 		}
 	case layoutASCII, layoutBinary:
 		if n > len(msg)-at {
-			return off, digits, fmt.Errorf("%w: field %d: %d bytes, have %d", ErrFormat, id, n, len(msg)-at)
+			return off, buf, fmt.Errorf("%w: field %d: %d bytes, have %d", ErrFormat, id, n, len(msg)-at)
 		}
 		used = n
 		c.kind, c.lo, c.hi = cutBinary, int32(at), int32(at+n)
@@ -424,12 +501,12 @@ func cutPOSField(msg []byte, off int, c *posCut, digits []byte) (int, []byte, er
 			c.kind = cutText
 		}
 		if l.text && !printable(msg[at:at+n]) {
-			return off, digits, fmt.Errorf("%w: field %d has non-printable characters", ErrFormat, id)
+			return off, buf, fmt.Errorf("%w: field %d has non-printable characters", ErrFormat, id)
 		}
 	default:
-		return off, digits, fmt.Errorf("%w: field %d: no decoder", ErrFormat, id)
+		return off, buf, fmt.Errorf("%w: field %d: no decoder", ErrFormat, id)
 	}
-	return at + used, digits, nil
+	return at + used, buf, nil
 }
 
 // EncodePOS packs m into a message starting at the MTI, fields in ascending
@@ -540,12 +617,8 @@ func (e *posEncoder) bin(id int, v []byte) {
 	e.bitmap |= 1 << (64 - id)
 }
 
-// posMaxScratch holds field 4, 60 or 61 as formatted for packing;
-// posMaxDigits the longest digit field unpacked (48).
-const (
-	posMaxScratch = 64
-	posMaxDigits  = 512
-)
+// posMaxScratch holds field 60 or 61 as formatted for packing.
+const posMaxScratch = 64
 
 // appendField appends field id's length prefix and value as its layout
 // l says, without the allocations of the library's encoders for the

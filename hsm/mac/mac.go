@@ -193,51 +193,66 @@ func CUPECB(b cipher.Block, data []byte) ([8]byte, error) {
 	if len(data) > MaxData {
 		return out, fmt.Errorf("CUP MAC over %d bytes: %w", len(data), ErrTooLong)
 	}
-	var x [16]byte
-	switch bs := b.BlockSize(); bs {
-	case 8:
-		var acc uint64
-		i := 0
-		for ; i+8 <= len(data); i += 8 {
-			acc ^= binary.BigEndian.Uint64(data[i:])
-		}
-		var last [8]byte
-		copy(last[:], data[i:])
-		acc ^= binary.BigEndian.Uint64(last[:])
-		binary.BigEndian.PutUint64(x[:8], acc)
-	case 16:
-		var hi, lo uint64
-		i := 0
-		for ; i+16 <= len(data); i += 16 {
-			hi ^= binary.BigEndian.Uint64(data[i:])
-			lo ^= binary.BigEndian.Uint64(data[i+8:])
-		}
-		var last [16]byte
-		copy(last[:], data[i:])
-		hi ^= binary.BigEndian.Uint64(last[:8])
-		lo ^= binary.BigEndian.Uint64(last[8:])
-		binary.BigEndian.PutUint64(x[:8], hi)
-		binary.BigEndian.PutUint64(x[8:], lo)
-	default:
+	bs := b.BlockSize()
+	if bs != 8 && bs != 16 {
 		return out, fmt.Errorf("CUP MAC block size %d not supported", bs)
 	}
-	bs := b.BlockSize()
-	// Steps 3–4: hex of the XOR is 2*bs characters; work in one buffer.
-	buf := make([]byte, 2*bs)
-	for i := 0; i < bs; i++ {
-		buf[2*i] = hexUpper[x[i]>>4]
-		buf[2*i+1] = hexUpper[x[i]&0x0F]
+	// Step 2 as two 64-bit lanes: with 8-byte blocks both lanes are
+	// the same block position, folded together after.
+	var hi, lo uint64
+	i := 0
+	for ; i+32 <= len(data); i += 32 {
+		d := data[i : i+32 : i+32]
+		hi ^= binary.BigEndian.Uint64(d[0:]) ^ binary.BigEndian.Uint64(d[16:])
+		lo ^= binary.BigEndian.Uint64(d[8:]) ^ binary.BigEndian.Uint64(d[24:])
 	}
-	first, second := buf[:bs], buf[bs:]
+	for ; i+16 <= len(data); i += 16 {
+		hi ^= binary.BigEndian.Uint64(data[i:])
+		lo ^= binary.BigEndian.Uint64(data[i+8:])
+	}
+	// Step 1: the tail padded with zeros.
+	var last [16]byte
+	copy(last[:], data[i:])
+	hi ^= binary.BigEndian.Uint64(last[:8])
+	lo ^= binary.BigEndian.Uint64(last[8:])
+	// Steps 3–4: the hex of the XOR is 2*bs characters; the first half
+	// is encrypted in place (a heap buffer: it goes through the
+	// interface), the second half XORed in.
+	var hx [32]byte
+	if bs == 8 {
+		putHex8(hx[:16], hi^lo)
+	} else {
+		putHex8(hx[:16], hi)
+		putHex8(hx[16:], lo)
+	}
+	first := make([]byte, bs)
+	copy(first, hx[:bs])
 	b.Encrypt(first, first)
-	subtle.XORBytes(first, first, second)
+	subtle.XORBytes(first, first, hx[bs:2*bs])
 	b.Encrypt(first, first)
 	// Step 5: the first 8 hex characters are the hex of the first 4 bytes.
-	for i := 0; i < 4; i++ {
-		out[2*i] = hexUpper[first[i]>>4]
-		out[2*i+1] = hexUpper[first[i]&0x0F]
-	}
+	var mac [16]byte
+	putHex8(mac[:], binary.BigEndian.Uint64(first))
+	copy(out[:], mac[:8])
 	return out, nil
+}
+
+// hexPairs maps a byte to its two uppercase hex characters, the first in
+// the low byte.
+var hexPairs = func() (t [256]uint16) {
+	for v := range 256 {
+		t[v] = uint16(hexUpper[v>>4]) | uint16(hexUpper[v&0x0F])<<8
+	}
+	return t
+}()
+
+// putHex8 writes the 16 uppercase hex characters of v (big-endian) to
+// dst.
+func putHex8(dst []byte, v uint64) {
+	dst = dst[:16]
+	for i := 0; i < 8; i++ {
+		binary.LittleEndian.PutUint16(dst[2*i:], hexPairs[byte(v>>(56-8*i))])
+	}
 }
 
 // Equal compares two MACs in constant time (for equal lengths), so that a
