@@ -137,8 +137,7 @@ func (l *Ledger) OpenCard(spec CardSpec, pvv []byte) error {
 	if err != nil {
 		return fmt.Errorf("open card %s: %w", cardno.Mask(c.PAN), err)
 	}
-	e := &cardEntry{}
-	e.cur.Store(c)
+	e := newCardEntry(c)
 	l.mu.Lock()
 	l.cards[c.PAN] = e
 	l.mu.Unlock()
@@ -227,7 +226,8 @@ func (l *Ledger) AddMerchant(spec MerchantSpec) error {
 	if n >= l.opts.MaxMerchants {
 		return fmt.Errorf("add merchant %s: %w: %d merchants (ledger.max_merchants)", spec.ID, ErrLimit, l.opts.MaxMerchants)
 	}
-	m := &merchant{ID: spec.ID, Name: spec.Name, OnCampus: spec.OnCampus, FeeRateBP: spec.FeeRateBP, SettlementDays: spec.SettlementDays}
+	m := &merchant{ID: spec.ID, Name: spec.Name, OnCampus: spec.OnCampus, FeeRateBP: spec.FeeRateBP, SettlementDays: spec.SettlementDays,
+		payable: MerchantPayable(spec.ID)}
 	if err := l.db.Set(merchantKey(m.ID), m.encode(), pebble.Sync); err != nil {
 		return fmt.Errorf("add merchant %s: %w", m.ID, err)
 	}
@@ -468,8 +468,7 @@ func (l *Ledger) moveAll(k Kind, from string, repl *replacement, cashTo, subTo A
 	}
 	tx.publish()
 	if to != nil {
-		e := &cardEntry{}
-		e.cur.Store(tx.staged.get(to.PAN))
+		e := newCardEntry(tx.staged.get(to.PAN))
 		l.mu.Lock()
 		l.cards[to.PAN] = e
 		l.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -50,15 +51,20 @@ func (l *Ledger) Execute(req Request, b *pebble.Batch, commit func(Result) error
 		ik = idemKey(kind, c.Key)
 	}
 
+	// The txn comes first: the key of the operation's own reference is
+	// built in it. It is reused (txnPool): end releases everything it
+	// holds, once Execute has nothing more to do with it.
+	tx := txnPool.Get().(*txn)
+	tx.l, tx.b, tx.c, tx.kind, tx.res = l, b, c, kind, Result{Kind: kind}
+	defer tx.end()
 	var own, orig []byte
 	if c.Terminal != "" {
-		own = refKey(TxnRef{c.Terminal, c.Batch, c.STAN})
+		own = appendRefKey(tx.ownRefBuf[:0], TxnRef{c.Terminal, c.Batch, c.STAN})
 	}
 	if ref, ok := originalRef(req); ok {
 		orig = refKey(ref)
 	}
-	locks := l.keys.lockAll(ik, own, orig)
-	defer locks.unlock()
+	tx.keys = l.keys.lockAll(ik, own, orig)
 
 	var raw []byte
 	if !c.KnownNew && ik != nil {
@@ -84,8 +90,7 @@ func (l *Ledger) Execute(req Request, b *pebble.Batch, commit func(Result) error
 		return res, nil
 	}
 
-	tx := &txn{l: l, b: b, c: c, kind: kind, res: Result{Kind: kind}, ownRef: own}
-	defer tx.unlockCards()
+	tx.ownRef = own
 	if err := tx.run(req); err != nil {
 		return Result{}, fmt.Errorf("%s %s: %w", kind, c.Key, err)
 	}
@@ -103,6 +108,22 @@ func (l *Ledger) Execute(req Request, b *pebble.Batch, commit func(Result) error
 	}
 	tx.publish()
 	return tx.res, nil
+}
+
+// txnPool keeps the working state of Execute calls for the next ones: a
+// txn is a kilobyte, and one per operation was most of the bytes an
+// operation allocated. Nothing Execute returns or publishes points into
+// it (cards are published as their own copies, the batch copies what it
+// is given, results are values).
+var txnPool = sync.Pool{New: func() any { return new(txn) }}
+
+// end unlocks what the operation locked (the cards, then the keys), and
+// clears the txn (so it keeps nothing alive) for the pool.
+func (tx *txn) end() {
+	tx.unlockCards()
+	tx.keys.unlock()
+	*tx = txn{}
+	txnPool.Put(tx)
 }
 
 func originalRef(req Request) (TxnRef, bool) {
@@ -164,6 +185,25 @@ type txn struct {
 	postingsBuf [1]*posting
 	deltasBuf   [2]leg
 	scratch     [128]byte
+	postingBuf  posting // newPosting's first posting set
+	postingUsed bool
+	legsBuf     [4]leg // the legs of a purchase (debitLegs)
+	ownRefBuf   [2 + maxTerminalLen + 9]byte
+	keys        heldKeys // the key locks Execute took
+}
+
+// purseAccounts are a card's purse accounts.
+type purseAccounts struct{ cash, subsidy AccountID }
+
+// purses returns the purse accounts of pan: built once with its entry
+// when the card is locked, else now.
+func (tx *txn) purses(pan string) purseAccounts {
+	for _, e := range tx.entries {
+		if e.pan == pan {
+			return purseAccounts{e.cash, e.subsidy}
+		}
+	}
+	return purseAccounts{CardCash(pan), CardSubsidy(pan)}
 }
 
 // lockCards locks the cards (in PAN order, after the key locks) and stages
@@ -340,7 +380,15 @@ func (tx *txn) cardChecks(pan string, pin PINOutcome, amount Fen, cl opClass, re
 }
 
 func (tx *txn) newPosting(kind Kind, pan string) *posting {
-	return &posting{
+	var p *posting
+	if !tx.postingUsed {
+		// Most operations post one posting set: it comes with the txn's
+		// own allocation (the ledger keeps none after Execute).
+		tx.postingUsed, p = true, &tx.postingBuf
+	} else {
+		p = new(posting)
+	}
+	*p = posting{
 		TxID:     tx.l.lastTx.Add(1),
 		Kind:     kind,
 		Date:     tx.c.Date,
@@ -351,6 +399,7 @@ func (tx *txn) newPosting(kind Kind, pan string) *posting {
 		RRN:      tx.c.RRN,
 		PAN:      pan,
 	}
+	return p
 }
 
 // inverse builds the posting that undoes o: negated legs, the hold o added

@@ -134,6 +134,17 @@ func (o Options) withDefaults() Options {
 type cardEntry struct {
 	mu  sync.Mutex
 	cur atomic.Pointer[card]
+	// pan and the card's purse accounts, built once: every operation on
+	// the card posts to them (CardCash, CardSubsidy).
+	pan           string
+	cash, subsidy AccountID
+}
+
+// newCardEntry is the in-memory home of card c, published.
+func newCardEntry(c *card) *cardEntry {
+	e := &cardEntry{pan: c.PAN, cash: CardCash(c.PAN), subsidy: CardSubsidy(c.PAN)}
+	e.cur.Store(c)
+	return e
 }
 
 // Ledger is the card ledger. It is safe for concurrent use.
@@ -184,9 +195,7 @@ func Open(db *pebble.DB, opts Options) (*Ledger, error) {
 		if err != nil {
 			return fmt.Errorf("load card %s: %w", cardno.Mask(string(k[2:])), err)
 		}
-		e := &cardEntry{}
-		e.cur.Store(&c)
-		l.cards[c.PAN] = e
+		l.cards[c.PAN] = newCardEntry(&c)
 		for _, ct := range c.Contribs {
 			l.account(ct.Account).Add(int64(ct.Amount))
 		}
@@ -200,6 +209,7 @@ func Open(db *pebble.DB, opts Options) (*Ledger, error) {
 		if err != nil {
 			return fmt.Errorf("load merchant %q: %w", k[2:], err)
 		}
+		m.payable = MerchantPayable(m.ID)
 		l.merchants[m.ID] = &m
 		return nil
 	})

@@ -83,15 +83,16 @@ func split(c *card, total Fen, onCampus bool) (cash, subsidy Fen, ok bool) {
 	return cash, subsidy, cash <= c.Cash-hc
 }
 
-func debitLegs(pan, merchantID string, cash, subsidy, amount, fee Fen) []leg {
-	legs := make([]leg, 0, 4)
+// debitLegs appends to legs the legs of a purchase: the purses of a card
+// (pa), the merchant's payable and the fee income.
+func debitLegs(legs []leg, pa purseAccounts, merchant AccountID, cash, subsidy, amount, fee Fen) []leg {
 	if subsidy > 0 {
-		legs = append(legs, leg{CardSubsidy(pan), -subsidy})
+		legs = append(legs, leg{pa.subsidy, -subsidy})
 	}
 	if cash > 0 {
-		legs = append(legs, leg{CardCash(pan), -cash})
+		legs = append(legs, leg{pa.cash, -cash})
 	}
-	legs = append(legs, leg{MerchantPayable(merchantID), amount})
+	legs = append(legs, leg{merchant, amount})
 	if fee > 0 {
 		legs = append(legs, leg{FeeIncome, fee})
 	}
@@ -154,7 +155,7 @@ func (tx *txn) consume(r *Consume) error {
 	p := tx.newPosting(KindConsume, r.PAN)
 	p.Merchant = m.ID
 	p.Amount, p.Fee = r.Amount, fee
-	p.Legs = debitLegs(r.PAN, m.ID, cash, sub, r.Amount, fee)
+	p.Legs = debitLegs(tx.legsBuf[:0], tx.purses(r.PAN), m.account(), cash, sub, r.Amount, fee)
 	p.DaySpend = total
 	return tx.finish(p)
 }
@@ -397,7 +398,7 @@ func (tx *txn) completion(r *PreAuthCompletion) error {
 	p := tx.newPosting(KindPreAuthCompletion, r.PAN)
 	p.Merchant = h.Merchant
 	p.Amount, p.Fee, p.Link = r.Amount, fee, h.TxID
-	p.Legs = debitLegs(r.PAN, h.Merchant, total-sub, sub, r.Amount, fee)
+	p.Legs = debitLegs(tx.legsBuf[:0], tx.purses(r.PAN), MerchantPayable(h.Merchant), total-sub, sub, r.Amount, fee)
 	var err error
 	if p.DaySpend, err = tx.releaseSpend(h, total); err != nil {
 		return err

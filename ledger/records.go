@@ -103,8 +103,11 @@ func statusKey(tx uint64) []byte   { return binary.BigEndian.AppendUint64(tagged
 func idemKey(k Kind, key string) []byte {
 	return append(append(tagged(tagIdem, 1+len(key)), byte(k)), key...)
 }
-func refKey(r TxnRef) []byte {
-	b := append(tagged(tagRef, len(r.Terminal)+9), r.Terminal...)
+func refKey(r TxnRef) []byte { return appendRefKey(make([]byte, 0, 2+len(r.Terminal)+9), r) }
+
+// appendRefKey appends refKey(r) to dst.
+func appendRefKey(dst []byte, r TxnRef) []byte {
+	b := append(append(dst, keyPrefix, tagRef), r.Terminal...)
 	b = append(b, 0)
 	b = binary.BigEndian.AppendUint32(b, r.Batch)
 	return binary.BigEndian.AppendUint32(b, r.STAN)
@@ -1144,6 +1147,17 @@ type merchant struct {
 	OnCampus       bool
 	FeeRateBP      int32 // settlement commission the school keeps, basis points
 	SettlementDays int32 // T+N settlement
+	// payable is MerchantPayable(ID), built once where the merchant is
+	// loaded or added (not part of the record).
+	payable AccountID
+}
+
+// account is the merchant's payable account.
+func (m *merchant) account() AccountID {
+	if m.payable != "" {
+		return m.payable
+	}
+	return MerchantPayable(m.ID)
 }
 
 func (m *merchant) encode() []byte {
