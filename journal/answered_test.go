@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"testing"
@@ -150,6 +151,10 @@ func BenchmarkAppendAnswered(b *testing.B) {
 		"3830303030303030303130303030303630303130303030303031383938333130303030303030303031313536" +
 		"00403030303231353643303030303030303530303030303130323135364330303030303030313730303000" +
 		"11220000010000001543534343616e7465656e204e6f2e313344363636363143")
+	rrnAt := bytes.Index(resp.Raw, []byte("338000000001")) // field 37
+	if rrnAt < 0 {
+		b.Fatal("no RRN in the response")
+	}
 	key := DuplicateKey{Terminal: req.Terminal, Batch: req.Batch, STAN: req.STAN, Date: "1204"}
 	rec := ResponseRecord{ResponseCode: "00", Time: resp.Time, MAKGeneration: 1, TxID: 4711}
 	batch := db.NewBatch()
@@ -163,7 +168,9 @@ func BenchmarkAppendAnswered(b *testing.B) {
 		if err := j.ReserveRRN(req.BusinessDate, &r); err != nil {
 			b.Fatal(err)
 		}
+		// The answer carries the RRN it was given, as the switch's does.
 		resp.RRN = r.RRN()
+		copy(resp.Raw[rrnAt:], resp.RRN)
 		if _, _, err := j.AppendAnsweredAt(batch, &r, &req, &resp, key, rec); err != nil {
 			b.Fatal(err)
 		}

@@ -263,7 +263,7 @@ func appendLiteral(dst, b []byte) []byte {
 				if (e-k)/8 >= minDigitRun && l&(1<<e-1)&^(1<<k-1) == 0 {
 					dst = appendPlain(dst, b[lit:i+k/8])
 					dst = append(dst, byte((e-k)/8)<<2|opDigits)
-					dst = appendPacked(dst, b[i+k/8:i+e/8])
+					dst = appendPacked(dst, b, i+k/8, i+e/8)
 					lit = i + e/8
 				}
 				m &^= 1<<e - 1
@@ -286,13 +286,13 @@ func appendLiteral(dst, b []byte) []byte {
 		case !letters && n >= minDigitRun:
 			dst = appendPlain(dst, b[lit:i])
 			dst = binary.AppendUvarint(dst, uint64(n)<<2|opDigits)
-			dst = appendPacked(dst, b[i:j])
+			dst = appendPacked(dst, b, i, j)
 			lit = j
 		case letters && n >= minHexRun:
 			i += n % 2
 			dst = appendPlain(dst, b[lit:i])
 			dst = binary.AppendUvarint(dst, uint64(j-i)<<2|opHex)
-			dst = appendPacked(dst, b[i:j])
+			dst = appendPacked(dst, b, i, j)
 			lit = j
 		}
 		i = j
@@ -334,21 +334,32 @@ func hexMasks(x uint64) (d, l uint64) {
 	return between('0'-1, '9'+1), between('A'-1, 'F'+1)
 }
 
-// appendPacked appends run, ASCII digits or uppercase hex, packed two
-// characters a byte (the first in the high nibble), an odd last one's
-// low nibble 0; 8 characters at a time where it can.
-func appendPacked(dst, run []byte) []byte {
-	k := 0
-	for ; k+8 <= len(run); k += 8 {
-		dst = binary.LittleEndian.AppendUint32(dst, pack8(load64(run, k)))
+// appendPacked appends the run b[i:j], ASCII digits or uppercase hex,
+// packed two characters a byte (the first in the high nibble), an odd
+// last one's low nibble 0: 8 characters at a time, the last fewer than 8
+// from a load of 8 bytes of b with the bytes not in the run cleared
+// (packed as 0), so that how long the run is decides few branches.
+func appendPacked(dst, b []byte, i, j int) []byte {
+	for ; i+8 <= j; i += 8 {
+		dst = binary.LittleEndian.AppendUint32(dst, pack8(load64(b, i)))
 	}
-	for ; k+1 < len(run); k += 2 {
-		dst = append(dst, unhex(run[k])<<4|unhex(run[k+1]))
+	t := j - i
+	if t == 0 {
+		return dst
 	}
-	if k < len(run) {
-		dst = append(dst, unhex(run[k])<<4)
+	var x uint64
+	switch {
+	case i+8 <= len(b):
+		x = load64(b, i) & (1<<(8*t) - 1)
+	case j >= 8:
+		x = load64(b, j-8) >> (8 * (8 - t))
+	default:
+		for k := j - 1; k >= i; k-- {
+			x = x<<8 | uint64(b[k])
+		}
 	}
-	return dst
+	dst = binary.LittleEndian.AppendUint32(dst, pack8(x))
+	return dst[:len(dst)-4+(t+1)/2]
 }
 
 // pack8 packs 8 hex characters (little-endian in x) into 4 bytes, the
@@ -359,13 +370,6 @@ func pack8(x uint64) uint32 {
 	t := (v&0x000f000f000f000f)<<4 | v>>8&0x000f000f000f000f
 	t = (t | t>>8) & 0x0000ffff0000ffff
 	return uint32(t | t>>16)
-}
-
-func unhex(c byte) byte {
-	if c <= '9' {
-		return c - '0'
-	}
-	return c - 'A' + 10
 }
 
 func appendPlain(dst, b []byte) []byte {

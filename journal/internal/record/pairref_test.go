@@ -398,3 +398,53 @@ func TestKnownCodeSameAsReference(t *testing.T) {
 		check(string(b))
 	}
 }
+
+// BenchmarkAppendPairVaried: the encoder over 256 POS-shaped pairs in
+// turn (realisticPair), so that, unlike BenchmarkAppendPair's one pair,
+// its branches cannot be learnt from the input.
+func BenchmarkAppendPairVaried(b *testing.B) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	var pairs [256][2]*Entry
+	for i := range pairs {
+		pairs[i][0], pairs[i][1] = realisticPair(rng)
+	}
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		p := &pairs[i%len(pairs)]
+		var err error
+		if buf, err = AppendPair(buf[:0], p[0], p[1]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestAppendPacked: appendPacked packs every run b[i:j] of every buffer
+// of up to 40 hex characters as the reference's character by character
+// packing does, whatever lies around the run.
+func TestAppendPacked(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	for n := range 41 {
+		b := make([]byte, n)
+		for range 20 {
+			for k := range b {
+				b[k] = "0123456789ABCDEF"[rng.IntN(16)]
+			}
+			for i := 0; i <= n; i++ {
+				for j := i; j <= n; j++ {
+					var want []byte
+					k := i
+					for ; k+1 < j; k += 2 {
+						want = append(want, unhexRef(b[k])<<4|unhexRef(b[k+1]))
+					}
+					if k < j {
+						want = append(want, unhexRef(b[k])<<4)
+					}
+					if got := appendPacked([]byte("x"), b, i, j); !bytes.Equal(got[1:], want) || got[0] != 'x' {
+						t.Fatalf("%q [%d:%d]: %x, want x%x", b, i, j, got, want)
+					}
+				}
+			}
+		}
+	}
+}
