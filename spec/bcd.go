@@ -237,13 +237,13 @@ func (c bcdCodec) pairs(out, src []byte) bool {
 			out, src = out[1:], src[1:]
 		}
 	}
-	out = out[:2*len(src)]
-	for i, b := range src {
+	for _, b := range src {
 		p := tbl[b]
-		if p == 0 {
+		if p == 0 || len(out) < 2 {
 			return false
 		}
-		binary.LittleEndian.PutUint16(out[2*i:], p)
+		binary.LittleEndian.PutUint16(out, p)
+		out = out[2:]
 	}
 	return true
 }

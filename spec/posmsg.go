@@ -337,10 +337,48 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 		}
 		c := &cuts[ncut]
 		c.id = uint8(id)
-		if next, b, ok := cutPOSFieldFast(msg, off, c, buf); ok {
-			off, buf = next, b
-			ncut++
-			continue
+		// The fast path: a well-formed field with a fixed or BCD LL/LLL
+		// length, BCD digits, printable text. Anything else goes to
+		// cutPOSField, which cuts it or names what is wrong
+		// (FuzzDecodePOSSameAsFieldByField holds the two to the old
+		// decoder).
+		l := &posLayouts[id]
+		n, at, ok := l.length, off, l.fixed
+		switch {
+		case ok:
+		case l.varDigits == 2 && off < len(msg):
+			n, at, ok = int(bcdByteValue[msg[off]]), off+1, true
+		case l.varDigits == 3 && off+1 < len(msg):
+			v0, v1 := int(bcdByteValue[msg[off]]), int(bcdByteValue[msg[off+1]])
+			n, at, ok = v0%10*100+v1, off+2, v0 >= 0 && v1 >= 0
+		}
+		if ok && n > 0 && n <= l.length {
+			switch l.codec {
+			case layoutBCD:
+				read := (n + 1) / 2
+				if n <= posMaxDigits && read <= len(msg)-at && !l.text {
+					lo := len(buf)
+					if cap(buf)-lo < n {
+						buf = slices.Grow(buf, n)
+					}
+					if l.bcd.pairs(buf[lo:lo+n], msg[at:at+read]) {
+						buf, off = buf[:lo+n], at+read
+						c.kind, c.lo, c.hi = cutDigits, int32(lo), int32(lo+n)
+						ncut++
+						continue
+					}
+				}
+			case layoutASCII, layoutBinary:
+				if n <= len(msg)-at && (!l.text || printable(msg[at:at+n])) {
+					c.kind, c.lo, c.hi = cutBinary, int32(at), int32(at+n)
+					if l.codec == layoutASCII {
+						c.kind = cutText
+					}
+					off = at + n
+					ncut++
+					continue
+				}
+			}
 		}
 		if off, buf, cutErr = cutPOSField(msg, off, c, buf); cutErr != nil {
 			break
@@ -406,56 +444,6 @@ const (
 // 100–200 bytes and its digits fewer; a longer message is joined on the
 // heap).
 const posJoinBuf = 768
-
-// cutPOSFieldFast is cutPOSField for a well-formed field: a fixed or
-// BCD LL/LLL length, digits that are BCD, text that is printable. It
-// reports false, buf as it was, for anything else, which cutPOSField
-// then cuts or refuses with its error (FuzzDecodePOSSameAsFieldByField
-// holds the two to the old decoder).
-func cutPOSFieldFast(msg []byte, off int, c *posCut, buf []byte) (int, []byte, bool) {
-	l := &posLayouts[c.id]
-	n, at := l.length, off
-	switch {
-	case l.fixed:
-	case l.varDigits == 2 && off < len(msg):
-		n, at = int(bcdByteValue[msg[off]]), off+1
-	case l.varDigits == 3 && off+1 < len(msg):
-		v0, v1 := int(bcdByteValue[msg[off]]), int(bcdByteValue[msg[off+1]])
-		if v0 < 0 || v1 < 0 {
-			return off, buf, false
-		}
-		n, at = v0%10*100+v1, off+2
-	default:
-		return off, buf, false
-	}
-	if n <= 0 || n > l.length {
-		return off, buf, false
-	}
-	switch l.codec {
-	case layoutBCD:
-		read := (n + 1) / 2
-		if n > posMaxDigits || read > len(msg)-at || l.text {
-			return off, buf, false
-		}
-		lo := len(buf)
-		b := slices.Grow(buf, n)[:lo+n]
-		if !l.bcd.pairs(b[lo:], msg[at:at+read]) {
-			return off, buf, false
-		}
-		c.kind, c.lo, c.hi = cutDigits, int32(lo), int32(lo+n)
-		return at + read, b, true
-	case layoutASCII, layoutBinary:
-		if n > len(msg)-at || (l.text && !printable(msg[at:at+n])) {
-			return off, buf, false
-		}
-		c.kind, c.lo, c.hi = cutBinary, int32(at), int32(at+n)
-		if l.codec == layoutASCII {
-			c.kind = cutText
-		}
-		return at + n, buf, true
-	}
-	return off, buf, false
-}
 
 // cutPOSField cuts field c.id out of msg at off: its length prefix and
 // value, checked against the dialect. Its digits are appended to buf
@@ -596,9 +584,16 @@ type posEncoder struct {
 	err    error
 }
 
-// str appends text or digit field id when v is not "".
+// str appends text or digit field id when v is not "" (small enough to
+// be inlined: an absent field costs a comparison).
 func (e *posEncoder) str(id int, v string) {
-	if v == "" || e.err != nil {
+	if v != "" {
+		e.addStr(id, v)
+	}
+}
+
+func (e *posEncoder) addStr(id int, v string) {
+	if e.err != nil {
 		return
 	}
 	e.id = id
@@ -609,7 +604,13 @@ func (e *posEncoder) str(id int, v string) {
 // bin appends binary field id (or a digit field formatted into a
 // buffer) when v is not nil.
 func (e *posEncoder) bin(id int, v []byte) {
-	if v == nil || e.err != nil {
+	if v != nil {
+		e.addBin(id, v)
+	}
+}
+
+func (e *posEncoder) addBin(id int, v []byte) {
+	if e.err != nil {
 		return
 	}
 	e.id = id
