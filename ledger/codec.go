@@ -368,25 +368,36 @@ var wellKnown = [...]AccountID{FeeIncome, CashLoadClearing, SubsidyFunding, Open
 // accountTag returns the tag of a and the string stored after it ("" when
 // the tag says everything). pan and merchant are the record's own card
 // and merchant ("" where the record has none).
+//
+// The first byte says which of the classes the account can be (card/,
+// merchant/, system/): each record's accounts are tagged on every write.
 func accountTag(a AccountID, pan, merchant string) (uint8, string) {
 	s := string(a)
-	if pan != "" && len(s) > len("card/")+len(pan) && s[:len("card/")] == "card/" && s[len("card/"):len("card/")+len(pan)] == pan {
-		switch s[len("card/")+len(pan):] {
-		case "/cash":
-			return acctOwnCash, ""
-		case "/subsidy":
-			return acctOwnSubsidy, ""
-		}
+	if s == "" {
+		return acctOther, s
 	}
-	if id, ok := cutPrefix(s, "merchant/"); ok {
-		if merchant != "" && id == merchant {
-			return acctOwnMerchant, ""
+	switch s[0] {
+	case 'c':
+		if pan != "" && len(s) > len("card/")+len(pan) && s[:len("card/")] == "card/" && s[len("card/"):len("card/")+len(pan)] == pan {
+			switch s[len("card/")+len(pan):] {
+			case "/cash":
+				return acctOwnCash, ""
+			case "/subsidy":
+				return acctOwnSubsidy, ""
+			}
 		}
-		return acctMerchant, id
-	}
-	for i, w := range wellKnown {
-		if a == w {
-			return acctSystem + uint8(i), ""
+	case 'm':
+		if id, ok := cutPrefix(s, "merchant/"); ok {
+			if merchant != "" && id == merchant {
+				return acctOwnMerchant, ""
+			}
+			return acctMerchant, id
+		}
+	case 's':
+		for i, w := range wellKnown {
+			if a == w {
+				return acctSystem + uint8(i), ""
+			}
 		}
 	}
 	return acctOther, s
@@ -403,6 +414,11 @@ func cutPrefix(s, p string) (string, bool) {
 // 2 purse records) writes a merchant's id as digits.
 func (e *encoder) account(a AccountID, pan, merchant string, packed bool) {
 	tag, rest := accountTag(a, pan, merchant)
+	e.accountAs(tag, rest, packed)
+}
+
+// accountAs writes an account whose tag and rest accountTag returned.
+func (e *encoder) accountAs(tag uint8, rest string, packed bool) {
 	e.byte1(tag)
 	switch {
 	case tag == acctMerchant && packed:

@@ -426,16 +426,49 @@ func (l *Ledger) PINVerificationValue(pan string) ([]byte, error) {
 // for them, so there is no false sharing between unrelated terminals. A
 // key is held by its 64-bit hash: two keys that collide only share a lock,
 // which over-serialises and never under-serialises, and the hot path
-// allocates nothing (lock objects are pooled).
+// allocates nothing (each shard keeps a few unused lock objects for the
+// next keys, under the shard's mutex it holds anyway).
 type keyLocks struct {
 	seed   maphash.Seed
 	shards [64]keyShard
-	pool   sync.Pool // *keyLock
 }
 
 type keyShard struct {
-	mu sync.Mutex
-	m  map[uint64]*keyLock
+	mu   sync.Mutex
+	m    map[uint64]*keyLock
+	free []*keyLock // at most maxFreeKeyLocks, for the next keys
+}
+
+// maxFreeKeyLocks bounds the unused lock objects a shard keeps.
+const maxFreeKeyLocks = 8
+
+// lockFor returns the lock of hash v, made (or taken from the free ones)
+// when no one holds or waits for it, and counts the caller in. s.mu held.
+func (s *keyShard) lockFor(v uint64) *keyLock {
+	e := s.m[v]
+	if e == nil {
+		if n := len(s.free); n > 0 {
+			e, s.free[n-1] = s.free[n-1], nil
+			s.free = s.free[:n-1]
+		} else {
+			e = new(keyLock)
+		}
+		s.m[v] = e
+	}
+	e.n++
+	return e
+}
+
+// release counts a holder or waiter of hash v's lock e out, and drops the
+// lock when it was the last. s.mu held.
+func (s *keyShard) release(v uint64, e *keyLock) {
+	e.n--
+	if e.n == 0 {
+		delete(s.m, v)
+		if len(s.free) < maxFreeKeyLocks {
+			s.free = append(s.free, e)
+		}
+	}
 }
 
 type keyLock struct {
@@ -460,7 +493,6 @@ func (k *keyLocks) init() {
 	for i := range k.shards {
 		k.shards[i].m = make(map[uint64]*keyLock)
 	}
-	k.pool.New = func() any { return new(keyLock) }
 }
 
 func (k *keyLocks) hash(key []byte) uint64 { return maphash.Bytes(k.seed, key) }
@@ -491,12 +523,7 @@ func (k *keyLocks) lockAll(keys ...[]byte) heldKeys {
 	for i := 0; i < h.n; i++ {
 		s := &k.shards[h.hash[i]%uint64(len(k.shards))]
 		s.mu.Lock()
-		e := s.m[h.hash[i]]
-		if e == nil {
-			e = k.pool.Get().(*keyLock)
-			s.m[h.hash[i]] = e
-		}
-		e.n++
+		e := s.lockFor(h.hash[i])
 		s.mu.Unlock()
 		e.mu.Lock()
 		h.locks[i] = e
@@ -512,20 +539,11 @@ func (k *keyLocks) tryLock(key []byte) (heldKeys, bool) {
 	v := k.hash(key)
 	s := &k.shards[v%uint64(len(k.shards))]
 	s.mu.Lock()
-	e := s.m[v]
-	if e == nil {
-		e = k.pool.Get().(*keyLock)
-		s.m[v] = e
-	}
-	e.n++
+	e := s.lockFor(v)
 	s.mu.Unlock()
 	if !e.mu.TryLock() {
 		s.mu.Lock()
-		e.n--
-		if e.n == 0 {
-			delete(s.m, v)
-			k.pool.Put(e)
-		}
+		s.release(v, e)
 		s.mu.Unlock()
 		return h, false
 	}
@@ -540,11 +558,7 @@ func (h *heldKeys) unlock() {
 		e := h.locks[i]
 		e.mu.Unlock()
 		s.mu.Lock()
-		e.n--
-		if e.n == 0 {
-			delete(s.m, h.hash[i])
-			h.k.pool.Put(e)
-		}
+		s.release(h.hash[i], e)
 		s.mu.Unlock()
 	}
 	h.n = 0

@@ -455,7 +455,7 @@ func (c *card) appendPurse(dst []byte) []byte {
 			e.u(uint64(n))
 			e.digits(id[n:])
 		} else {
-			e.account(k.Account, c.PAN, "", true)
+			e.accountAs(tag, id, true) // e.account(k.Account, c.PAN, "", true), its tag known
 		}
 		if tag == acctMerchant {
 			prev = id
