@@ -82,13 +82,17 @@ func (c bcdCodec) Encode(src []byte) ([]byte, error) {
 	return appendBCD(c, out[:0], src)
 }
 
-// appendBCD appends the BCD form of src to dst. Digits are packed two
-// at a time; track 2 and anything that is not a digit go through
+// appendBCD appends the BCD form of src to dst. Digits are packed eight
+// and two at a time; track 2 and anything that is not a digit go through
 // appendBCDChecked, which names the bad character.
 func appendBCD[T string | []byte](c bcdCodec, dst []byte, src T) ([]byte, error) {
 	if !c.track2 {
 		at, n := len(dst), (len(src)+1)/2
-		out := slices.Grow(dst, n)[:at+n]
+		out := dst
+		if cap(out)-at < n {
+			out = slices.Grow(out, n)
+		}
+		out = out[:at+n]
 		if packDigits(out[at:], src, c.left) {
 			return out, nil
 		}
@@ -101,6 +105,11 @@ func appendBCD[T string | []byte](c bcdCodec, dst []byte, src T) ([]byte, error)
 // length. It reports false when src holds a character that is not a
 // digit.
 func packDigits[T string | []byte](out []byte, src T, left bool) bool {
+	const (
+		ones = 0x0101010101010101
+		tops = 0x8080808080808080
+		lows = 0x000F000F000F000F
+	)
 	i, j := 0, 0
 	if len(src)%2 != 0 && !left {
 		d := src[0] - '0'
@@ -109,6 +118,25 @@ func packDigits[T string | []byte](out []byte, src T, left bool) bool {
 		}
 		out[0] = d
 		i, j = 1, 1
+	}
+	for ; i+8 <= len(src) && j+4 <= len(out); i, j = i+8, j+4 {
+		// Eight characters as a word (the first in the low byte): all
+		// digits when none is below '0' (taking '0' borrows into its top
+		// bit) and none above '9' (adding 0x46 reaches its top bit); see
+		// printable for why the word test is exact.
+		w := src[i : i+8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		if ((x-'0'*ones)&^x|(x+0x46*ones)|x)&tops != 0 {
+			return false
+		}
+		// Each 16-bit lane's two digits into its low byte, then the four
+		// low bytes together.
+		d := x - '0'*ones
+		y := (d&lows)<<4 | (d>>8)&lows
+		y = (y | y>>8) & 0x0000FFFF0000FFFF
+		y = (y | y>>16) & 0xFFFFFFFF
+		binary.LittleEndian.PutUint32(out[j:], uint32(y))
 	}
 	for ; i+1 < len(src); i += 2 {
 		hi, lo := src[i]-'0', src[i+1]-'0'

@@ -168,5 +168,10 @@ func TestPOSLayouts(t *testing.T) {
 		if (l.varDigits == 0) == !l.fixed || l.codec == layoutOther {
 			t.Errorf("field %d: layout %+v", id, l)
 		}
+		// appendField writes LL and LLL prefixes itself, for lengths
+		// up to the field's bound.
+		if l.varDigits != 0 && (l.varDigits != 2 && l.varDigits != 3 || l.length >= pow10[l.varDigits]) {
+			t.Errorf("field %d: %d-digit prefix, bound %d", id, l.varDigits, l.length)
+		}
 	}
 }

@@ -356,8 +356,11 @@ func TestAppendBCDSameAsChecked(t *testing.T) {
 		src := make([]byte, r.IntN(40))
 		for i := range src {
 			src[i] = '0' + byte(r.IntN(10))
-			if r.IntN(50) == 0 {
+			switch r.IntN(100) {
+			case 0:
 				src[i] = byte(r.IntN(256))
+			case 1:
+				src[i] = []byte{'/', ':', '=', 0x00, 0x7F, 0x80, 0xB0, 0xB9, 0xBA, 0xFF, 0xF0}[r.IntN(11)]
 			}
 		}
 		for _, c := range bcdCodecs {

@@ -624,11 +624,36 @@ const posMaxScratch = 64
 // appendField appends field id's length prefix and value as its layout
 // l says, without the allocations of the library's encoders for the
 // codecs the dialect uses (the bytes are the same; TestGolden* pin
-// them).
+// them). A value whose length fits its fixed or BCD LL/LLL prefix is
+// packed here; any other goes through appendFieldChecked, which packs it
+// or says what is wrong.
 func appendField[T string | []byte](dst []byte, l *posLayout, id int, v T) ([]byte, error) {
 	if l.text && !printable(v) {
 		return nil, errors.New("non-printable characters")
 	}
+	n := len(v)
+	if n > l.length || l.codec == layoutOther {
+		return appendFieldChecked(dst, l, v)
+	}
+	switch {
+	case l.fixed && n == l.length:
+	case l.varDigits == 2: // n <= l.length <= 99 (TestPOSLayouts)
+		dst = append(dst, byte(n/10<<4|n%10))
+	case l.varDigits == 3: // n <= l.length <= 999
+		dst = append(dst, byte(n/100), byte(n/10%10<<4|n%10))
+	default:
+		return appendFieldChecked(dst, l, v)
+	}
+	if l.codec == layoutBCD {
+		return appendBCD(l.bcd, dst, v)
+	}
+	// ASCII fields are text fields, checked printable above.
+	return append(dst, v...), nil
+}
+
+// appendFieldChecked is appendField through the spec's prefixer and
+// encoder, with their errors.
+func appendFieldChecked[T string | []byte](dst []byte, l *posLayout, v T) ([]byte, error) {
 	switch {
 	case l.fixed:
 		if len(v) != l.length {
@@ -652,7 +677,6 @@ func appendField[T string | []byte](dst []byte, l *posLayout, id int, v T) ([]by
 	case layoutBCD:
 		return appendBCD(l.bcd, dst, v)
 	case layoutASCII, layoutBinary:
-		// ASCII fields are text fields, checked printable above.
 		return append(dst, v...), nil
 	default:
 		// A copy: v may be the packer's stack scratch, which must not
