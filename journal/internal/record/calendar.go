@@ -12,10 +12,14 @@ import "sync/atomic"
 // Nearly every call converts the business day: the last calendar date
 // converted is kept (dayMemo) and answers again without the arithmetic.
 func DayOf(date string) (int64, bool) {
-	if !digits8(date) {
+	if len(date) != DateLen {
 		return dayOf(date)
 	}
-	key := dateKey(date)
+	w := dateWord(date)
+	if !digitsWord(w) {
+		return dayOf(date)
+	}
+	key := pack8(w) // distinct digit strings, distinct keys
 	if m := dayMemo.Load(); m != 0 && uint32(m>>32) == key {
 		return int64(int32(uint32(m))), true
 	}
@@ -26,18 +30,11 @@ func DayOf(date string) (int64, bool) {
 	return d, ok
 }
 
-// dayMemo is the last calendar date DayOf converted: its key (dateKey)
-// in the high 32 bits, its day number in the low; 0 before the first
-// (no calendar date has key 0: its month would be 00). A day number of
-// a date of 4-digit year fits 32 bits.
+// dayMemo is the last calendar date DayOf converted: its key (its digits
+// packed two a byte) in the high 32 bits, its day number in the low; 0
+// before the first (no calendar date has key 0: its month would be 00).
+// A day number of a date of 4-digit year fits 32 bits.
 var dayMemo atomic.Uint64
-
-// dateKey packs the eight digits of date two a byte (pack8): distinct
-// digit strings, distinct keys.
-func dateKey(date string) uint32 {
-	return pack8(uint64(date[0]) | uint64(date[1])<<8 | uint64(date[2])<<16 | uint64(date[3])<<24 |
-		uint64(date[4])<<32 | uint64(date[5])<<40 | uint64(date[6])<<48 | uint64(date[7])<<56)
-}
 
 // dayOf is DayOf without the memo.
 func dayOf(date string) (int64, bool) {

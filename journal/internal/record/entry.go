@@ -290,17 +290,7 @@ func DecodeEntry(b []byte, e *Entry) error {
 
 // ValidDate reports whether s is eight ASCII digits. The calendar is the
 // switch's business; the journal only needs the dates to sort.
-func ValidDate(s string) bool {
-	if len(s) != DateLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+func ValidDate(s string) bool { return digits8(s) }
 
 // UvarintLen is the length of v as a uvarint; decoders insist on it so that
 // every value has exactly one encoding.

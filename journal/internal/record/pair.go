@@ -95,11 +95,18 @@ func pairValid(req, resp *Entry) bool {
 // at a time: every byte 0x30–0x3f, and none of them past 0x39 (adding 6
 // to a low nibble of 0–9 carries nothing into the high one).
 func digits8(s string) bool {
-	if len(s) != DateLen {
-		return false
-	}
-	w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+	return len(s) == DateLen && digitsWord(dateWord(s))
+}
+
+// dateWord returns the 8 bytes of s (of DateLen bytes) as a little-endian
+// word.
+func dateWord(s string) uint64 {
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
 		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// digitsWord reports whether every byte of w is an ASCII digit.
+func digitsWord(w uint64) bool {
 	const high, zeros = 0xf0f0f0f0f0f0f0f0, 0x3030303030303030
 	return w&high == zeros && (w+0x0606060606060606)&high == zeros
 }
