@@ -423,11 +423,11 @@ var knownByLen = func() (t [20][]byte) {
 }()
 
 // The well-known values of up to 8 bytes are found by their bytes as a
-// little-endian word (word8): knownSlot[knownHash(w)] is 1 + the index
-// in wellKnown of the one value that can have word w, 0 for none
-// (knownMul, found when the package starts, gives every such value its
-// own slot); two strings of the same length up to 8 are equal exactly
-// where their words are.
+// little-endian word (word8): knownSlot[w*knownMul>>(64-knownSlotBits)]
+// is 1 + the index in wellKnown of the one value that can have word w, 0
+// for none (knownMul, found when the package starts, gives every such
+// value its own slot); two strings of the same length up to 8 are equal
+// exactly where their words are.
 const knownSlotBits = 7
 
 var knownSlot, knownMul = func() (t [1 << knownSlotBits]uint8, mul uint64) {
