@@ -218,7 +218,9 @@ func (tx *txn) lockCards(pans ...string) {
 	tx.locked = true
 	tx.entries = tx.entriesBuf[:0]
 	tx.staged.use(&tx.stagedBuf)
-	sort.Strings(pans)
+	if len(pans) > 1 {
+		sort.Strings(pans)
+	}
 	for i, pan := range pans {
 		if pan == "" || (i > 0 && pan == pans[i-1]) {
 			continue
@@ -234,9 +236,9 @@ func (tx *txn) lockCards(pans ...string) {
 			tx.staged.share(pan, pub)
 			continue
 		}
-		c := pub.clone()
-		releaseExpired(&c, tx.c.Date)
-		tx.staged.put(pan, &c)
+		c := pub.cloneNew()
+		releaseExpired(c, tx.c.Date)
+		tx.staged.put(pan, c)
 		tx.staged.markDirty(pan)
 	}
 }
@@ -472,9 +474,9 @@ func (tx *txn) apply(p *posting) (Decline, error) {
 		if s == nil {
 			return nil, fmt.Errorf("posting %d touches card %s that is not locked", p.TxID, cardno.Mask(pan))
 		}
-		c := s.clone()
-		work = append(work, working{pan, &c})
-		return &c, nil
+		c := s.cloneNew()
+		work = append(work, working{pan, c})
+		return c, nil
 	}
 	owner, err := cardFor(p.PAN)
 	if err != nil {
@@ -880,7 +882,7 @@ func (tx *txn) write(ik []byte, fingerprint uint64) error {
 				return err
 			}
 		}
-		for id := range tx.dirtySt {
+		for id := range tx.dirtySt { // nil for most operations
 			if err := b.Set(statusKey(id), tx.statuses[id].encode(), nil); err != nil {
 				return err
 			}
@@ -1035,8 +1037,7 @@ func (s *cardSet) get(pan string) *card {
 func (s *cardSet) private(i int) {
 	if !s.own[i] {
 		if c := s.cards[i]; c != nil {
-			n := c.clone()
-			s.cards[i] = &n
+			s.cards[i] = c.cloneNew()
 		}
 		s.own[i] = true
 	}

@@ -282,6 +282,46 @@ func (c *card) clone() card {
 	return n
 }
 
+// cloneNew is clone into a new card of its own, allocated with room for
+// its contributions and at least one more: one allocation instead of
+// two for every operation that changes a card (cards post to a handful
+// of accounts: opening funds, subsidy funding, the merchants they paid).
+// Cards with more contributions are cloned as two allocations.
+func (c *card) cloneNew() *card {
+	var n *card
+	var room []contrib
+	switch k := len(c.Contribs); {
+	case k == 0: // no contributions stay nil, as clone leaves them
+		v := c.clone()
+		return &v
+	case k < 4:
+		b := new(struct {
+			c    card
+			room [4]contrib
+		})
+		n, room = &b.c, b.room[:0]
+	case k < 8:
+		b := new(struct {
+			c    card
+			room [8]contrib
+		})
+		n, room = &b.c, b.room[:0]
+	case k < 16:
+		b := new(struct {
+			c    card
+			room [16]contrib
+		})
+		n, room = &b.c, b.room[:0]
+	default:
+		v := c.clone()
+		return &v
+	}
+	*n = *c
+	n.Holds = append([]hold(nil), c.Holds...)
+	n.Contribs = append(room, c.Contribs...)
+	return n
+}
+
 // owed is what the card's holder owes the school (its receivable), zero
 // or positive. A card that owes is *owing*: debits are declined and the
 // next credits repay the receivable first.

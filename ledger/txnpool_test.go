@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -35,5 +36,34 @@ func TestExecuteReusesCleanTxn(t *testing.T) {
 	wantDecline(t, ra, DeclineInsufficientFunds)
 	if !reflect.DeepEqual(ra, rb) {
 		t.Fatalf("decline after other operations:\n%+v\nfresh:\n%+v", ra, rb)
+	}
+}
+
+// TestCloneNewIsPrivate checks that a card copied with cloneNew (with
+// room for contributions in its own allocation) shares nothing it may
+// change with the card it was copied from, for every number of
+// contributions around the sizes of its room.
+func TestCloneNewIsPrivate(t *testing.T) {
+	for k := 0; k <= 20; k++ {
+		orig := &card{PAN: panStudent, Cash: 100, Holds: []hold{{AuthCode: "000001", Amount: 5, Cash: 5}}}
+		for i := range k {
+			orig.Contribs = append(orig.Contribs, contrib{MerchantPayable(fmt.Sprintf("8983100000%05d", i)), Fen(i)})
+		}
+		want := orig.clone()
+		c := orig.cloneNew()
+		if !reflect.DeepEqual(*c, want) {
+			t.Fatalf("%d contributions: cloneNew = %+v, want %+v", k, *c, want)
+		}
+		c.Cash = 1
+		c.addContrib(FeeIncome, 7)
+		c.addContrib(MerchantPayable("898310000000000"), 9)
+		c.Holds[0].Amount = 99
+		c.Holds = append(c.Holds, hold{AuthCode: "000002"})
+		if !reflect.DeepEqual(*orig, want) {
+			t.Fatalf("%d contributions: changing the copy changed the original: %+v", k, *orig)
+		}
+		if k > 0 && &c.Contribs[0] == &orig.Contribs[0] {
+			t.Fatalf("%d contributions: the copy shares its contributions", k)
+		}
 	}
 }
