@@ -39,7 +39,7 @@ func (h *HSM) SealData(label string, plaintext, aad []byte) (out []byte, err err
 		out = g.Seal(nonce, nonce, plaintext, aad)
 		return nil
 	})
-	h.observe("data_seal", err, true)
+	h.observe(opDataSeal, err, true)
 	return out, err
 }
 
@@ -59,7 +59,7 @@ func (h *HSM) OpenData(label string, sealed, aad []byte) (out []byte, err error)
 		}
 		return nil
 	})
-	h.observe("data_open", err, err == nil)
+	h.observe(opDataOpen, err, err == nil)
 	return out, err
 }
 

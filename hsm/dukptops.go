@@ -15,7 +15,7 @@ import (
 // blocks and a double-length TDES PIN key otherwise. The BDK, the derived
 // key and the clear PIN are wiped before returning.
 func (h *HSM) TranslatePINFromDUKPT(bdkLabel string, ksn []byte, fromFormat PINFormat, toLabel string, toFormat PINFormat, block []byte, pan string) (out []byte, err error) {
-	defer func() { h.observe("pin_translate_dukpt", err, true) }()
+	defer func() { h.observe(opPINTranslateDUKPT, err, true) }()
 	to, err := h.translationTarget(toLabel, fromFormat, toFormat)
 	if err != nil {
 		return nil, err

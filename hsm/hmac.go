@@ -17,7 +17,7 @@ func (h *HSM) HMACSHA256(label string, data []byte) (out []byte, err error) {
 		out = m.Sum(nil)
 		return nil
 	})
-	h.observe("hmac_generate", err, true)
+	h.observe(opHMACGenerate, err, true)
 	return out, err
 }
 
@@ -31,6 +31,6 @@ func (h *HSM) VerifyHMACSHA256(label string, data, got []byte) (ok bool, err err
 		ok = hmac.Equal(m.Sum(nil), got)
 		return nil
 	})
-	h.observe("hmac_verify", err, ok)
+	h.observe(opHMACVerify, err, ok)
 	return ok, err
 }

@@ -18,6 +18,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
@@ -36,6 +37,13 @@ type Options struct {
 	// switch_hsm_operations_total{op,result} without hsm importing
 	// Prometheus. It must be fast and safe for concurrent use.
 	OnOperation func(op, result string)
+	// Counter, when set, is asked once for each operation and result an
+	// operation ends with (the same names as OnOperation) and returns
+	// the function to call every time after: a Prometheus counter's Inc,
+	// so that counting costs no label lookup per operation. It may be
+	// asked twice for the same pair and must then return the same
+	// counter's function.
+	Counter func(op, result string) func()
 	// CampusPVKLabel is the label of the PVK behind PINVerificationValue;
 	// default DefaultCampusPVKLabel.
 	CampusPVKLabel string
@@ -74,6 +82,9 @@ type HSM struct {
 	retail map[string]*retailKey
 	gen    uint64     // bumped on every key write, under mu
 	write  sync.Mutex // serialises writers (sign-on, loads, rotation)
+	// counters are Options.Counter's functions, by operation and result,
+	// resolved on first use.
+	counters [numOperations][numResults]atomic.Pointer[func()]
 }
 
 // loadedKey is a key ready for use: its metadata and cipher object. The
@@ -163,17 +174,95 @@ func (h *HSM) Close() error {
 	return nil
 }
 
-func (h *HSM) observe(op string, err error, ok bool) {
-	if h.opts.OnOperation == nil {
-		return
-	}
+// operation names an HSM operation for the metric hooks; operationNames
+// are its label values (switch_hsm_operations_total{op}).
+type operation uint8
+
+const (
+	opDataOpen operation = iota
+	opDataSeal
+	opHMACGenerate
+	opHMACVerify
+	opKeyExport
+	opKeyGenerate
+	opKeyImport
+	opKeyLoad
+	opMACGenerate
+	opMACVerify
+	opPINTranslate
+	opPINTranslateDUKPT
+	opPINVerify
+	opPVVGenerate
+	opSignOn
+	opSignOnProofVerify
+	opZoneKeyImport
+	opZoneKeyIssue
+	opZoneMACGenerate
+	opZoneMACVerify
+	opZonePINVerify
+	numOperations
+)
+
+var operationNames = [numOperations]string{
+	opDataOpen:          "data_open",
+	opDataSeal:          "data_seal",
+	opHMACGenerate:      "hmac_generate",
+	opHMACVerify:        "hmac_verify",
+	opKeyExport:         "key_export",
+	opKeyGenerate:       "key_generate",
+	opKeyImport:         "key_import",
+	opKeyLoad:           "key_load",
+	opMACGenerate:       "mac_generate",
+	opMACVerify:         "mac_verify",
+	opPINTranslate:      "pin_translate",
+	opPINTranslateDUKPT: "pin_translate_dukpt",
+	opPINVerify:         "pin_verify",
+	opPVVGenerate:       "pvv_generate",
+	opSignOn:            "sign_on",
+	opSignOnProofVerify: "signon_proof_verify",
+	opZoneKeyImport:     "zone_key_import",
+	opZoneKeyIssue:      "zone_key_issue",
+	opZoneMACGenerate:   "zone_mac_generate",
+	opZoneMACVerify:     "zone_mac_verify",
+	opZonePINVerify:     "zone_pin_verify",
+}
+
+// The results of an operation, the metric hooks' result label.
+const (
+	resultOK = iota
+	resultFail
+	resultError
+	numResults
+)
+
+var resultNames = [numResults]string{resultOK: "ok", resultFail: "fail", resultError: "error"}
+
+// observe reports an operation's result to the metric hooks: ok for a
+// verification that passed (or an operation that needs none), err for one
+// that could not decide.
+func (h *HSM) observe(op operation, err error, ok bool) {
+	r := resultFail
 	switch {
 	case err != nil:
-		h.opts.OnOperation(op, "error")
+		r = resultError
 	case ok:
-		h.opts.OnOperation(op, "ok")
-	default:
-		h.opts.OnOperation(op, "fail")
+		r = resultOK
+	}
+	if h.opts.Counter != nil {
+		// Resolved once per operation and result: a racing second
+		// resolution asks for the same counter again, which Counter
+		// allows.
+		slot := &h.counters[op][r]
+		inc := slot.Load()
+		if inc == nil {
+			f := h.opts.Counter(operationNames[op], resultNames[r])
+			inc = &f
+			slot.Store(inc)
+		}
+		(*inc)()
+	}
+	if h.opts.OnOperation != nil {
+		h.opts.OnOperation(operationNames[op], resultNames[r])
 	}
 }
 
@@ -389,7 +478,7 @@ func (h *HSM) LoadClearKey(label string, t KeyType, clear []byte) ([]byte, error
 // LoadClearKeyAlg is LoadClearKey with an explicit algorithm.
 func (h *HSM) LoadClearKeyAlg(label string, t KeyType, alg Algorithm, clear []byte) ([]byte, error) {
 	kcv, err := h.put(label, t, alg, clear)
-	h.observe("key_load", err, true)
+	h.observe(opKeyLoad, err, true)
 	return kcv, err
 }
 
@@ -431,7 +520,7 @@ func (h *HSM) GenerateKey(label string, t KeyType, alg Algorithm, keyLen int) ([
 	}
 	defer wipe(clear)
 	kcv, err := h.put(label, t, alg, clear)
-	h.observe("key_generate", err, true)
+	h.observe(opKeyGenerate, err, true)
 	return kcv, err
 }
 
@@ -484,7 +573,7 @@ type Component struct {
 // the custodians to compare with their key form.
 func (h *HSM) LoadComponents(label string, t KeyType, alg Algorithm, comps ...Component) ([]byte, error) {
 	kcv, err := h.loadComponents(label, t, alg, 2, comps)
-	h.observe("key_load", err, true)
+	h.observe(opKeyLoad, err, true)
 	return kcv, err
 }
 
@@ -545,7 +634,7 @@ func (h *HSM) ImportTMKAlg(terminalID string, alg Algorithm, components ...[]byt
 		h.log.Warn("TMK loaded from a single clear component", zap.String("terminal", terminalID))
 	}
 	kcv, err := h.loadComponents(TerminalKeyLabel(terminalID, TMK), TMK, alg, 1, comps)
-	h.observe("key_load", err, true)
+	h.observe(opKeyLoad, err, true)
 	return kcv, err
 }
 
@@ -567,7 +656,7 @@ func (h *HSM) DeleteKey(label string) error {
 // KCV. The wrapping key's type must permit wrapping the key's type: a KEK
 // wraps anything, a ZMK only zone keys, a TMK only terminal working keys.
 func (h *HSM) ExportKey(label, wrapLabel string) (wrapped, kcv []byte, err error) {
-	defer func() { h.observe("key_export", err, true) }()
+	defer func() { h.observe(opKeyExport, err, true) }()
 	w, err := h.key(wrapLabel, 0)
 	if err != nil {
 		return nil, nil, err
@@ -587,7 +676,7 @@ func (h *HSM) ExportKey(label, wrapLabel string) (wrapped, kcv []byte, err error
 // ImportKey unwraps a key encrypted under the key at wrapLabel, checks it
 // against kcv (leading bytes of its check block; required) and stores it.
 func (h *HSM) ImportKey(label string, t KeyType, alg Algorithm, wrapLabel string, wrapped, kcv []byte) (out []byte, err error) {
-	defer func() { h.observe("key_import", err, true) }()
+	defer func() { h.observe(opKeyImport, err, true) }()
 	if len(kcv) < 2 {
 		return nil, fmt.Errorf("import %s: a KCV of at least 2 bytes is required: %w", label, ErrKCVMismatch)
 	}

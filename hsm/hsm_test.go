@@ -8,8 +8,10 @@ import (
 	"github.com/cardswitch/cardswitch/internal/cardno"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -692,5 +694,95 @@ func TestTranslatePINFromDUKPT(t *testing.T) {
 	if _, err := h.TranslatePINFromDUKPT("zone/bank1/ZPK", mustHex("FFFF9876543210E00001"), PINFormat0, "zone/bank1/ZPK", PINFormat0,
 		mustHex("1B9C1845EB993A7A"), "4012345678909"); !errors.Is(err, ErrKeyUsage) {
 		t.Fatalf("ZPK as BDK: %v", err)
+	}
+}
+
+// TestCounterResolvedOnce checks Options.Counter: asked once per
+// operation and result, its function called for every operation after,
+// under the names OnOperation is given.
+func TestCounterResolvedOnce(t *testing.T) {
+	var mu sync.Mutex
+	asked := map[string]int{}
+	counts := map[string]*atomic.Int64{}
+	var seen []string
+	h, _ := openHSM(t, Options{
+		Counter: func(op, result string) func() {
+			mu.Lock()
+			defer mu.Unlock()
+			k := op + "/" + result
+			asked[k]++
+			c := counts[k]
+			if c == nil {
+				c = new(atomic.Int64)
+				counts[k] = c
+			}
+			return func() { c.Add(1) }
+		},
+		OnOperation: func(op, result string) {
+			mu.Lock()
+			seen = append(seen, op+"/"+result)
+			mu.Unlock()
+		},
+	})
+	seedTerminal(t, h, "10000001")
+	if _, err := h.SignOn("10000001", ModeDoubleDES); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	before := len(seen)
+	mu.Unlock()
+	data := []byte("0200 message")
+	for range 3 {
+		m, err := h.GenerateTerminalMAC("10000001", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := h.VerifyTerminalMAC("10000001", data, m); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		if ok, err := h.VerifyTerminalMAC("10000001", data, []byte("00000000")); ok || err != nil {
+			t.Fatal(ok, err)
+		}
+	}
+	if _, err := h.GenerateTerminalMAC("10000009", data); err == nil {
+		t.Fatal("MAC for a terminal without keys")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[string]int64{"mac_generate/ok": 3, "mac_verify/ok": 3, "mac_verify/fail": 3, "mac_generate/error": 1}
+	for k, n := range want {
+		if asked[k] != 1 || counts[k] == nil || counts[k].Load() != n {
+			t.Errorf("%s: asked %d times, counted %v; want once, %d", k, asked[k], counts[k], n)
+		}
+	}
+	// OnOperation sees the same operations under the same names.
+	got := map[string]int64{}
+	for _, k := range seen[before:] {
+		got[k]++
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("OnOperation saw %v, want %v", got, want)
+	}
+}
+
+func BenchmarkVerifyTerminalMAC200Counted(b *testing.B) {
+	var n atomic.Int64
+	h, _ := openHSM(b, Options{Counter: func(op, result string) func() { return func() { n.Add(1) } }})
+	seedTerminal(b, h, "10000001")
+	f62, err := h.SignOn("10000001", ModeDoubleDES)
+	if err != nil {
+		b.Fatal(err)
+	}
+	wk, err := terminal.ParseField62(demoTMK, ModeDoubleDES, f62)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := bytes.Repeat([]byte{0x5A}, 200)
+	m, _ := wk.MAC(data)
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, err := h.VerifyTerminalMAC("10000001", data, m[:]); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
 	}
 }

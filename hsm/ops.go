@@ -91,7 +91,7 @@ func (h *HSM) GenerateTerminalMAC(terminalID string, data []byte) (out []byte, e
 			out = m[:]
 		}
 	}
-	h.observe("mac_generate", err, true)
+	h.observe(opMACGenerate, err, true)
 	return out, err
 }
 
@@ -100,7 +100,7 @@ func (h *HSM) GenerateTerminalMAC(terminalID string, data []byte) (out []byte, e
 // (response code A0) and an error when it cannot decide (no working keys,
 // bad input).
 func (h *HSM) VerifyTerminalMAC(terminalID string, data, got []byte) (ok bool, err error) {
-	defer func() { h.observe("mac_verify", err, ok) }()
+	defer func() { h.observe(opMACVerify, err, ok) }()
 	k, err := h.terminalMAK(terminalID)
 	if err != nil {
 		return false, err
@@ -131,7 +131,7 @@ const campusPVVVersion = "CSPVV1"
 // only way to test a PIN is through the HSM, where the ledger's try counter
 // limits guesses.
 func (h *HSM) PINVerificationValue(pan, pin string) (pvv string, err error) {
-	defer func() { h.observe("pvv_generate", err, true) }()
+	defer func() { h.observe(opPVVGenerate, err, true) }()
 	v, err := h.campusPVV(pan, pin)
 	if err != nil {
 		return "", err
@@ -175,7 +175,7 @@ func (h *HSM) EnsureCampusPVK() (kcv []byte, created bool, err error) {
 // decode as format (a wrong key, tampering or a terminal bug) is an error
 // wrapping pinblock.ErrFormat. Counting tries is the ledger's job.
 func (h *HSM) VerifyTerminalPIN(terminalID string, block []byte, format PINFormat, pan, storedPVV string) (ok bool, err error) {
-	defer func() { h.observe("pin_verify", err, ok) }()
+	defer func() { h.observe(opPINVerify, err, ok) }()
 	k, err := h.terminalPIK(terminalID)
 	if err != nil {
 		return false, err
@@ -203,7 +203,7 @@ var ErrSecurityControl = errors.New("security control (field 53) does not match 
 // algorithm: a mismatch, or a block of the wrong length, is
 // ErrSecurityControl. Otherwise as VerifyTerminalPIN.
 func (h *HSM) VerifyTerminalPINBlock(terminalID string, block []byte, field53, pan, storedPVV string) (ok bool, err error) {
-	defer func() { h.observe("pin_verify", err, ok) }()
+	defer func() { h.observe(opPINVerify, err, ok) }()
 	k, err := h.terminalPIK(terminalID)
 	if err != nil {
 		return false, err
@@ -281,7 +281,7 @@ func (h *HSM) translationTarget(toLabel string, fromFormat, toFormat PINFormat) 
 // to format 1 is refused (PCI PIN Security requirement 3-3): it would
 // unbind the PIN from the card.
 func (h *HSM) TranslatePIN(fromLabel string, fromFormat PINFormat, toLabel string, toFormat PINFormat, block []byte, pan string) (out []byte, err error) {
-	defer func() { h.observe("pin_translate", err, true) }()
+	defer func() { h.observe(opPINTranslate, err, true) }()
 	from, err := h.key(fromLabel, UsagePINDecrypt)
 	if err != nil {
 		return nil, err
@@ -321,7 +321,7 @@ func checkTranslation(from, to PINFormat) error {
 // (false, nil) for a wrong or missing proof and an error when it cannot
 // decide (no TMK, a stamp that is not 16 digits).
 func (h *HSM) VerifySignOnProof(terminalID, stamp string, proof []byte) (ok bool, err error) {
-	defer func() { h.observe("signon_proof_verify", err, ok) }()
+	defer func() { h.observe(opSignOnProofVerify, err, ok) }()
 	if err := checkTerminalID(terminalID); err != nil {
 		return false, err
 	}

@@ -92,7 +92,7 @@ func specFor(mode string) (workingKeySpec, error) {
 // working keys (single-DES MAK for the POS MAC, docs/pos-dialect.md#mac-field-64); 006 needs an SM4 TMK.
 // The keys are durable (synced) before SignOn returns.
 func (h *HSM) SignOn(terminalID, mode string) (field62 []byte, err error) {
-	defer func() { h.observe("sign_on", err, true) }()
+	defer func() { h.observe(opSignOn, err, true) }()
 	if err := checkTerminalID(terminalID); err != nil {
 		return nil, err
 	}

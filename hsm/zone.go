@@ -85,7 +85,7 @@ func (h *HSM) ImportZMK(link string, components ...[]byte) ([]byte, error) {
 		h.log.Warn("ZMK loaded from a single clear component", zap.String("link", link))
 	}
 	kcv, err := h.loadComponents(ZoneKeyLabel(link, ZMK), ZMK, TDES, 1, comps)
-	h.observe("key_load", err, true)
+	h.observe(opKeyLoad, err, true)
 	return kcv, err
 }
 
@@ -103,7 +103,7 @@ func (h *HSM) ImportZoneKeys(link string, k ZoneKeys) error {
 // check value is the first 3 bytes of the ZAK encrypting a zero block of
 // its own cipher (8 bytes for TDES, 16 for SM4).
 func (h *HSM) ImportZoneKeysAlg(link string, k ZoneKeys, zakAlg Algorithm) (err error) {
-	defer func() { h.observe("zone_key_import", err, true) }()
+	defer func() { h.observe(opZoneKeyImport, err, true) }()
 	if err := CheckLinkName(link); err != nil {
 		return err
 	}
@@ -200,7 +200,7 @@ func (h *HSM) IssueZoneKeys(link string) (ZoneKeys, error) {
 // IssueZoneKeysAlg is IssueZoneKeys with a ZAK of algorithm zakAlg (TDES
 // or SM4; see ImportZoneKeysAlg).
 func (h *HSM) IssueZoneKeysAlg(link string, zakAlg Algorithm) (out ZoneKeys, err error) {
-	defer func() { h.observe("zone_key_issue", err, true) }()
+	defer func() { h.observe(opZoneKeyIssue, err, true) }()
 	if err := CheckLinkName(link); err != nil {
 		return ZoneKeys{}, err
 	}
@@ -322,7 +322,7 @@ func (h *HSM) GenerateZoneMAC(link string, data []byte) ([]byte, error) {
 // exchange has not yet run) is an error wrapping ErrKeyUsage: nothing is
 // MACed under the wrong algorithm.
 func (h *HSM) GenerateZoneMACAlg(link string, alg Algorithm, data []byte) (out []byte, err error) {
-	defer func() { h.observe("zone_mac_generate", err, true) }()
+	defer func() { h.observe(opZoneMACGenerate, err, true) }()
 	if err := CheckLinkName(link); err != nil {
 		return nil, err
 	}
@@ -345,7 +345,7 @@ func (h *HSM) VerifyZoneMAC(link string, data, got []byte, previousToo bool) (bo
 // alg (TDES: X9.19, SM4: the SM4 CBC-MAC). A previous ZAK of the other
 // algorithm is not tried.
 func (h *HSM) VerifyZoneMACAlg(link string, alg Algorithm, data, got []byte, previousToo bool) (ok bool, err error) {
-	defer func() { h.observe("zone_mac_verify", err, ok) }()
+	defer func() { h.observe(opZoneMACVerify, err, ok) }()
 	if err := CheckLinkName(link); err != nil {
 		return false, err
 	}
@@ -394,7 +394,7 @@ func (h *HSM) TranslatePINToZone(terminalID string, fromFormat PINFormat, link s
 // value (see PINVerificationValue) with storedPVV in constant time. A block
 // that does not decode is an error wrapping ErrPINBlock.
 func (h *HSM) VerifyZonePIN(link string, block []byte, pan, storedPVV string) (ok bool, err error) {
-	defer func() { h.observe("zone_pin_verify", err, ok) }()
+	defer func() { h.observe(opZonePINVerify, err, ok) }()
 	if err := CheckLinkName(link); err != nil {
 		return false, err
 	}

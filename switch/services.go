@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/cardswitch/cardswitch/internal/cardno"
-	"github.com/cardswitch/cardswitch/internal/labelcache"
 	"github.com/cardswitch/cardswitch/switch/terminals"
-	"github.com/prometheus/client_golang/prometheus"
 	"os"
 
 	"github.com/cardswitch/cardswitch/hsm"
@@ -51,13 +49,12 @@ func loadLMK(cfg *Config, log *zap.Logger) (hsm.LMK, error) {
 func (sw *Switch) openServices(lmk hsm.LMK, extra []txn.Destination) error {
 	var err error
 	m := sw.metrics
-	// Every POS transaction verifies and makes a MAC: the children are
-	// looked up once (internal/labelcache).
-	hsmOps := labelcache.New(func(k [2]string) prometheus.Counter { return m.HSMOperations.WithLabelValues(k[0], k[1]) })
+	// Every POS transaction verifies and makes a MAC: the HSM asks for
+	// each operation's and result's counter once.
 	sw.hsm, err = hsm.Open(sw.db, lmk, hsm.Options{
 		Logger: sw.log.Named("hsm"),
-		OnOperation: func(op, result string) {
-			hsmOps.Get([2]string{op, result}).Inc()
+		Counter: func(op, result string) func() {
+			return m.HSMOperations.WithLabelValues(op, result).Inc
 		},
 	})
 	if err != nil {
