@@ -267,7 +267,7 @@ func TestConsumePairSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	delta := len(appendDelta(nil, req.Raw, resp.Raw, new(deltaTable)))
+	delta := len(appendDelta(nil, req.Raw, resp.Raw, new(deltaTable[uint32])))
 	t.Logf("consume pair: version 2 %d bytes, version 4 %d bytes (request raw %d; response raw %d as a delta of %d)",
 		len(v2), len(v3), len(req.Raw), len(resp.Raw), delta)
 	if len(v2) != 373 || len(v3) > 210 || delta > 90 {

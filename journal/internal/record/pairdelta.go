@@ -87,6 +87,20 @@ func AppendPair(dst []byte, req, resp *Entry) ([]byte, error) {
 	if err := checkPair(req, resp); err != nil {
 		return dst, err
 	}
+	// The delta's table holds positions + 1 in the two messages: 16 bits
+	// hold them for every POS pair, and the table is half the size to
+	// clear and to keep in cache.
+	if len(req.Raw)+len(resp.Raw) < 1<<16 {
+		var table deltaTable[uint16]
+		return appendPair(dst, req, resp, &table), nil
+	}
+	var table deltaTable[uint32]
+	return appendPair(dst, req, resp, &table), nil
+}
+
+// appendPair appends the encoding of a checked pair, with table (empty)
+// for the delta and the string references.
+func appendPair[T deltaEntry](dst []byte, req, resp *Entry, table *deltaTable[T]) []byte {
 	start := len(dst)
 	t0 := req.Time.UnixNano()
 	dst = append(dst, pairVersion4)
@@ -96,13 +110,12 @@ func AppendPair(dst []byte, req, resp *Entry) ([]byte, error) {
 	dst = binary.AppendUvarint(dst, uint64(len(req.Raw)))
 	dst = appendLiteral(dst, req.Raw)
 	dst = binary.AppendUvarint(dst, uint64(len(resp.Raw)))
-	var table deltaTable
-	dst = appendDelta(dst, req.Raw, resp.Raw, &table)
+	dst = appendDelta(dst, req.Raw, resp.Raw, table)
 	raws := [2][]byte{req.Raw, resp.Raw}
 	dst = appendKnownString(dst, req.Listener)
 	dst = appendPeer(dst, req.Peer)
 	for _, s := range [...]string{req.Terminal, req.Merchant, req.STAN, req.Batch} {
-		dst = appendRefString(dst, s, &raws, &table, false)
+		dst = appendRefString(dst, s, &raws, table, false)
 	}
 	dst = appendKnownString(dst, req.TxType)
 	dst = appendDate(dst, req.BusinessDate, t0)
@@ -110,12 +123,12 @@ func AppendPair(dst []byte, req, resp *Entry) ([]byte, error) {
 		if c, ok := knownCode(e.MTI); ok {
 			dst = append(dst, c)
 		} else {
-			dst = appendRefString(dst, e.MTI, &raws, &table, i == 1)
+			dst = appendRefString(dst, e.MTI, &raws, table, i == 1)
 		}
-		dst = appendRefString(dst, e.RRN, &raws, &table, i == 1)
+		dst = appendRefString(dst, e.RRN, &raws, table, i == 1)
 		dst = appendKnownString(dst, e.ResponseCode)
 	}
-	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli)), nil
+	return binary.BigEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
 // MarshalPair encodes a pair in the stored format.
@@ -151,25 +164,28 @@ func matchLen(a, b []byte) int {
 }
 
 // deltaTable maps the hash of 4 bytes to a position + 1 in the request
-// followed by the response (0: none).
-type deltaTable [1 << deltaBits]uint32
+// followed by the response (0: none), of type uint16 where every such
+// position fits.
+type deltaTable[T deltaEntry] [1 << deltaBits]T
+
+type deltaEntry interface{ uint16 | uint32 }
 
 // appendDelta appends the operations that rebuild resp from req: a
 // greedy match over a hash of 4-byte sequences — every request position,
 // then every other response position as it is scanned, a match found
 // extended backwards into the pending literal where it lies in the
 // request. The table is left for the string references (findRef).
-func appendDelta(dst, req, resp []byte, table *deltaTable) []byte {
+func appendDelta[T deltaEntry](dst, req, resp []byte, table *deltaTable[T]) []byte {
 	i := 0
 	for ; i+8 <= len(req); i += 4 {
 		x := load64(req, i)
-		table[hash4(uint32(x))] = uint32(i + 1)
-		table[hash4(uint32(x>>8))] = uint32(i + 2)
-		table[hash4(uint32(x>>16))] = uint32(i + 3)
-		table[hash4(uint32(x>>24))] = uint32(i + 4)
+		table[hash4(uint32(x))] = T(i + 1)
+		table[hash4(uint32(x>>8))] = T(i + 2)
+		table[hash4(uint32(x>>16))] = T(i + 3)
+		table[hash4(uint32(x>>24))] = T(i + 4)
 	}
 	for ; i+4 <= len(req); i++ {
-		table[hash4(load32(req, i))] = uint32(i + 1)
+		table[hash4(load32(req, i))] = T(i + 1)
 	}
 	lit := 0
 	i = 0
@@ -177,7 +193,7 @@ func appendDelta(dst, req, resp []byte, table *deltaTable) []byte {
 		cur := load32(resp, i)
 		h := hash4(cur)
 		c := int(table[h]) - 1
-		table[h] = uint32(len(req) + i + 1)
+		table[h] = T(len(req) + i + 1)
 		n := 0
 		switch {
 		case c < 0:
@@ -383,7 +399,7 @@ func appendPlain(dst, b []byte) []byte {
 // appendRefString appends s as a reference into the raw messages where
 // one is shorter than the literal, else as the literal: its bytes or its
 // digits packed as BCD (findRef); own says s is a field of the response.
-func appendRefString(dst []byte, s string, raws *[2][]byte, table *deltaTable, own bool) []byte {
+func appendRefString[T deltaEntry](dst []byte, s string, raws *[2][]byte, table *deltaTable[T], own bool) []byte {
 	n := len(s)
 	if n >= 4 && n <= strLenMask {
 		if o, ok := findRef(raws, table, s, own, n); ok {
@@ -520,7 +536,7 @@ func appendKnownString(dst []byte, s string) []byte {
 // is looked up there; a field of the response (inResp) not found there,
 // and a needle of 2 or 3 bytes (the packed digits of an MTI, a STAN), are
 // searched for in the message the field is from, first at its start.
-func findRef[T string | []byte](raws *[2][]byte, table *deltaTable, needle T, inResp bool, literal int) (int, bool) {
+func findRef[E deltaEntry, T string | []byte](raws *[2][]byte, table *deltaTable[E], needle T, inResp bool, literal int) (int, bool) {
 	n := len(needle)
 	if n >= 4 {
 		o := int(table[hash4(uint32(needle[0])|uint32(needle[1])<<8|uint32(needle[2])<<16|uint32(needle[3])<<24)]) - 1
