@@ -178,36 +178,72 @@ func (d *decoder) done() error {
 // terminal, merchant, RRN), so digits are checked and packed 8 at a time
 // (digits8) into room grown once.
 func (e *encoder) digits(s string) {
+	n := len(s)
+	if n < 8 || n >= 64 {
+		e.digitsShort(s)
+		return
+	}
+	// Checked and packed in one pass, 8 digits a word (the pairs left
+	// over packed again with the 8 before them, overlapping), the
+	// packed form taken back for the bytes when one is not a digit.
+	start, k := len(e.b), (n+1)/2
+	if cap(e.b)-start < 1+k {
+		e.b = slices.Grow(e.b, 1+k)
+	}
+	e.b = e.b[:start+1+k]
+	e.b[start] = byte(n<<1 | 1) // the uvarint of a length below 64 is one byte
+	out := e.b[start+1:]
+	pairs := n &^ 1 // the digits that fill whole bytes
+	var bad uint64
+	i := 0
+	for ; i+8 <= pairs; i += 8 {
+		x := digits8(s[i:])
+		bad |= notDigits8(x)
+		binary.LittleEndian.PutUint32(out[i/2:], pack8(x-0x3030303030303030))
+	}
+	if i < pairs {
+		x := digits8(s[pairs-8:])
+		bad |= notDigits8(x)
+		binary.LittleEndian.PutUint32(out[pairs/2-4:], pack8(x-0x3030303030303030))
+	}
+	if pairs < n {
+		c := s[pairs]
+		if c < '0' || c > '9' {
+			bad = 1
+		}
+		out[pairs/2] = (c - '0') << 4
+	}
+	if bad != 0 {
+		e.b = e.b[:start]
+		e.u(uint64(n) << 1)
+		e.b = append(e.b, s...)
+	}
+}
+
+// digitsShort is digits for strings of under 8 or 64 and more bytes.
+func (e *encoder) digitsShort(s string) {
 	if !allDigits(s) {
 		e.u(uint64(len(s)) << 1)
 		e.b = append(e.b, s...)
 		return
 	}
-	n := len(s)
-	e.u(uint64(n)<<1 | 1)
-	at, k := len(e.b), (n+1)/2
-	if cap(e.b)-at < k {
-		e.b = slices.Grow(e.b, k)
-	}
-	e.b = e.b[:at+k]
-	out := e.b[at:]
-	pairs := n &^ 1 // the digits that fill whole bytes
-	if pairs >= 8 {
-		i := 0
-		for ; i+8 <= pairs; i += 8 {
-			binary.LittleEndian.PutUint32(out[i/2:], pack8(digits8(s[i:])-0x3030303030303030))
+	e.u(uint64(len(s))<<1 | 1)
+	for i := 0; i < len(s); i += 2 {
+		v := (s[i] - '0') << 4
+		if i+1 < len(s) {
+			v |= s[i+1] - '0'
 		}
-		if i < pairs { // the last 8 of them again: the same bytes, the rest new
-			binary.LittleEndian.PutUint32(out[pairs/2-4:], pack8(digits8(s[pairs-8:])-0x3030303030303030))
-		}
-	} else {
-		for i := 0; i < pairs; i += 2 {
-			out[i/2] = (s[i]-'0')<<4 | (s[i+1] - '0')
-		}
+		e.b = append(e.b, v)
 	}
-	if pairs < n {
-		out[pairs/2] = (s[pairs] - '0') << 4
-	}
+}
+
+// notDigits8 has the top bit of each byte of x set that is not a decimal
+// digit, and perhaps of bytes above it (never when all are digits): b is
+// a digit when b-'0' does not borrow, b+0x46 does not reach 0x80 and b is
+// below 0x80, and the first byte that is not sets its own top bit
+// whatever borrow or carry comes in from below.
+func notDigits8(x uint64) uint64 {
+	return ((x - 0x3030303030303030) | (x + 0x4646464646464646) | x) & 0x8080808080808080
 }
 
 // digits8 loads the first 8 bytes of s as a little-endian word.
@@ -237,18 +273,12 @@ func allDigits(s string) bool {
 		}
 		return s != ""
 	}
-	// A byte b is a digit when b-'0' does not borrow, b+0x46 does not
-	// reach 0x80 and b is below 0x80; the first byte that is not sets its
-	// own top bit whatever borrow or carry comes in from below. The last
-	// word is the last 8 bytes, overlapping the one before.
+	// The last word is the last 8 bytes, overlapping the one before.
 	var bad uint64
 	for i := 0; i+8 <= len(s); i += 8 {
-		x := digits8(s[i:])
-		bad |= (x - 0x3030303030303030) | (x + 0x4646464646464646) | x
+		bad |= notDigits8(digits8(s[i:]))
 	}
-	x := digits8(s[len(s)-8:])
-	bad |= (x - 0x3030303030303030) | (x + 0x4646464646464646) | x
-	return bad&0x8080808080808080 == 0
+	return bad|notDigits8(digits8(s[len(s)-8:])) == 0
 }
 
 func (d *decoder) digits() string {
