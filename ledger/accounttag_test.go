@@ -1,6 +1,9 @@
 package ledger
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // accountTagReference is accountTag as it was written before it looked
 // at the account's first byte, kept as the reference.
@@ -53,6 +56,42 @@ func TestAccountTagMatchesReference(t *testing.T) {
 					t.Errorf("accountTag(%q, %q, %q) = %d %q, want %d %q", a, p, m, gotTag, gotRest, wantTag, wantRest)
 				}
 			}
+		}
+	}
+}
+
+// splitPurseReference is splitPurse as it was written with the last '/'
+// looked for, kept as the reference.
+func splitPurseReference(a AccountID) (pan string, subsidy bool, ok bool) {
+	s, found := strings.CutPrefix(string(a), "card/")
+	if !found {
+		return "", false, false
+	}
+	i := strings.LastIndexByte(s, '/')
+	if i < 0 {
+		return "", false, false
+	}
+	switch s[i+1:] {
+	case "cash":
+		return s[:i], false, true
+	case "subsidy":
+		return s[:i], true, true
+	}
+	return "", false, false
+}
+
+func TestSplitPurseMatchesReference(t *testing.T) {
+	accounts := []AccountID{"", "card/", "card/cash", "card//cash", "card/x/cash", "card/x/subsidy", "card/x/y/cash",
+		"card/x/cash/", "card/x/cashx", "card/x/xcash", "card/xcash", "card/x/subsid", "card/x/Cash", "card/cash/x",
+		"merchant/" + canteen, FeeIncome, "card/subsidy", "card//subsidy", "cards/x/cash", "/card/x/cash"}
+	for _, p := range []string{panStudent, "", "a/b"} {
+		accounts = append(accounts, CardCash(p), CardSubsidy(p), AccountID("card/"+p))
+	}
+	for _, a := range accounts {
+		pan, sub, ok := splitPurse(a)
+		wpan, wsub, wok := splitPurseReference(a)
+		if pan != wpan || sub != wsub || ok != wok {
+			t.Errorf("splitPurse(%q) = %q %v %v, want %q %v %v", a, pan, sub, ok, wpan, wsub, wok)
 		}
 	}
 }

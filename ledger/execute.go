@@ -426,20 +426,18 @@ func (tx *txn) inverse(o *posting, kind Kind) *posting {
 }
 
 // splitPurse parses a card purse account into card number and purse.
+//
+// The purse is the part after the last '/', so the account ends in
+// "/cash" or "/subsidy" (neither has another '/'): compared as fixed
+// suffixes, every operation splits each of its legs a few times.
 func splitPurse(a AccountID) (pan string, subsidy bool, ok bool) {
 	s, found := strings.CutPrefix(string(a), "card/")
-	if !found {
-		return "", false, false
-	}
-	i := strings.LastIndexByte(s, '/')
-	if i < 0 {
-		return "", false, false
-	}
-	switch s[i+1:] {
-	case "cash":
-		return s[:i], false, true
-	case "subsidy":
-		return s[:i], true, true
+	switch {
+	case !found:
+	case strings.HasSuffix(s, "/cash"):
+		return s[:len(s)-len("/cash")], false, true
+	case strings.HasSuffix(s, "/subsidy"):
+		return s[:len(s)-len("/subsidy")], true, true
 	}
 	return "", false, false
 }
