@@ -65,9 +65,10 @@ var bcdCodecs = []bcdCodec{{}, {left: true}, {left: true, track2: true}, {track2
 // on src and length, after a prefix already in dst.
 func sameAsDecodeIntoRef(t *testing.T, c bcdCodec, prefix, src []byte, length int) {
 	t.Helper()
-	got, gn, gerr := c.decodeInto(append([]byte(nil), prefix...), src, length)
-	want, wn, werr := c.decodeIntoRef(append([]byte(nil), prefix...), src, length)
-	if !bytes.Equal(got, want) || gn != wn || fmt.Sprint(gerr) != fmt.Sprint(werr) {
+	var gbuf, wbuf [64]byte
+	got, gn, gerr := c.decodeInto(append(gbuf[:0], prefix...), src, length)
+	want, wn, werr := c.decodeIntoRef(append(wbuf[:0], prefix...), src, length)
+	if !bytes.Equal(got, want) || gn != wn || (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
 		t.Fatalf("%+v decodeInto(%q, %X, %d) = %q %d %v; reference %q %d %v", c, prefix, src, length, got, gn, gerr, want, wn, werr)
 	}
 }
@@ -79,13 +80,18 @@ func TestDecodeIntoSameAsRef(t *testing.T) {
 	for _, c := range bcdCodecs {
 		for v := range 1 << 16 {
 			src := []byte{byte(v >> 8), byte(v)}
-			for length := -1; length <= 5; length++ {
+			for _, length := range []int{3, 4} {
 				sameAsDecodeIntoRef(t, c, nil, src, length)
 			}
-			sameAsDecodeIntoRef(t, c, []byte("12"), src[1:], 1)
+			if v < 256 {
+				for length := -1; length <= 2; length++ {
+					sameAsDecodeIntoRef(t, c, nil, src[1:], length)
+				}
+				sameAsDecodeIntoRef(t, c, []byte("12"), src[1:], 1)
+			}
 		}
 		r := rand.New(rand.NewPCG(3, 4))
-		for range 20000 {
+		for range 5000 {
 			src := make([]byte, r.IntN(40))
 			for j := range src {
 				src[j] = byte(r.IntN(10)<<4 | r.IntN(10))

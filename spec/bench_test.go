@@ -154,3 +154,31 @@ func BenchmarkPOSConsumePath(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPOSRedactRequest measures what the journal keeps of a consume
+// request (docs/journal.md: no PIN block, track 2, IC data or keys):
+// packed again from the decoded fields, or cut from the request's bytes.
+func BenchmarkPOSRedactRequest(b *testing.B) {
+	m, err := DecodePOS(goldenMsg(b, "consume-0200.hex"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("pack", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c := *m
+			c.PINBlock, c.Track2, c.ICData, c.Reserved62 = nil, "", nil, nil
+			if _, err := EncodePOS(&c); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cut", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := m.RawWithout(35, 52, 55, 62); !ok {
+				b.Fatal("not cut")
+			}
+		}
+	})
+}

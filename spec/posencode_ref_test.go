@@ -428,3 +428,154 @@ func TestPrintableSameAsBytewise(t *testing.T) {
 		}
 	}
 }
+
+// sameAsEncodeWithout fails t when m.RawWithout(ids) packs, and its bytes
+// are not EncodePOS's for m less those fields. It reports whether
+// RawWithout packed.
+func sameAsEncodeWithout(t *testing.T, m *POSMessage, ids []int) bool {
+	t.Helper()
+	got, ok := m.RawWithout(ids...)
+	if !ok {
+		return false
+	}
+	c := *m
+	for _, id := range ids {
+		_ = c.set(id, "", nil) // clears it; 4, 60, 61 say "" does not parse
+	}
+	c.Raw = nil
+	want, err := EncodePOS(&c)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("RawWithout(%v) of %X = %X; EncodePOS %X, %v", ids, m.Raw, got, want, err)
+	}
+	return true
+}
+
+// TestRawWithoutSameAsEncode cuts fields out of random decoded messages
+// and compares with packing them again; with a pad nibble or a length
+// prefix's pad digit set, RawWithout must refuse or still agree.
+func TestRawWithoutSameAsEncode(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	cut, refused := 0, 0
+	for range 20000 {
+		packed, err := EncodePOS(randomPOSMessage(r))
+		if err != nil {
+			continue
+		}
+		var ids []int
+		for range r.IntN(5) {
+			ids = append(ids, posFieldOrder[r.IntN(len(posFieldOrder))])
+		}
+		if r.IntN(2) == 0 {
+			ids = []int{35, 52, 55, 62}
+		}
+		raw := append([]byte(nil), packed...)
+		if r.IntN(2) == 0 {
+			// Set a nibble somewhere until the message still decodes
+			// with other bytes: a pad, which DecodePOS accepts (0-9, or
+			// F after a left-aligned field), or a digit.
+			for range 40 {
+				copy(raw, packed)
+				i := minPOSMessage + r.IntN(len(raw)-minPOSMessage)
+				if r.IntN(2) == 0 {
+					raw[i] |= byte(1+r.IntN(15)) << 4
+				} else {
+					raw[i] |= byte(1 + r.IntN(15))
+				}
+				if _, err := DecodePOS(raw); err == nil && !bytes.Equal(raw, packed) {
+					break
+				}
+			}
+		}
+		m, err := DecodePOS(raw)
+		if err != nil {
+			continue
+		}
+		if sameAsEncodeWithout(t, m, ids) {
+			cut++
+		} else {
+			refused++
+		}
+		if bytes.Equal(raw, packed) {
+			if _, ok := m.RawWithout(ids...); !ok {
+				t.Fatalf("RawWithout(%v) refused a message EncodePOS packed: %X", ids, raw)
+			}
+		}
+	}
+	if cut < 1000 || refused < 10 {
+		t.Fatalf("%d cut, %d refused: the test needs both", cut, refused)
+	}
+	m, err := DecodePOS(goldenMsg(t, "consume-0200.hex"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameAsEncodeWithout(t, m, []int{35, 52, 55, 62}) {
+		t.Fatal("the golden consume was not cut")
+	}
+	for _, ids := range [][]int{{0}, {1}, {65}} {
+		if _, ok := m.RawWithout(ids...); ok {
+			t.Fatalf("RawWithout(%v) cut", ids)
+		}
+	}
+}
+
+func FuzzRawWithoutSameAsEncode(f *testing.F) {
+	for _, g := range goldenPOS {
+		f.Add(goldenMsg(f, g.file), uint64(1<<(64-35)|1<<(64-52)))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte, drop uint64) {
+		m, err := DecodePOS(msg)
+		if err != nil {
+			return
+		}
+		var ids []int
+		for _, id := range posFieldOrder {
+			if drop&(1<<(64-id)) != 0 {
+				ids = append(ids, id)
+			}
+		}
+		sameAsEncodeWithout(t, m, ids)
+	})
+}
+
+// TestRawWithoutRefusesPads sets, in the golden consume, pads DecodePOS
+// accepts and EncodePOS never writes: RawWithout must refuse them all.
+func TestRawWithoutRefusesPads(t *testing.T) {
+	consume := goldenMsg(t, "consume-0200.hex")
+	withSeq := &POSMessage{MTI: "0200", ProcessingCode: "000000", STAN: "000001", CardSequence: "001", TerminalID: "10000001"}
+	seq, err := EncodePOS(withSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		msg      []byte
+		near     []byte // the bytes around the pad
+		at       int    // the pad's byte in near
+		set      byte
+		wantDiff bool
+	}{
+		{"field 60 LLL prefix pad digit", consume, []byte{0x00, 0x11, 0x22, 0x00, 0x00, 0x01}, 0, 0x50, true},
+		{"field 22 left-aligned pad F", consume, []byte{0x30, 0x12, 0x02, 0x10, 0x00, 0x06}, 3, 0x1F, true},
+		{"field 22 left-aligned pad 7", consume, []byte{0x30, 0x12, 0x02, 0x10, 0x00, 0x06}, 3, 0x17, true},
+		{"field 23 right-aligned pad 4", seq, []byte{0x00, 0x01, 0x31}, 0, 0x40, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			i := bytes.Index(tc.msg, tc.near)
+			if i < 0 {
+				t.Fatalf("%X not in %X", tc.near, tc.msg)
+			}
+			raw := append([]byte(nil), tc.msg...)
+			raw[i+tc.at] = tc.set
+			m, err := DecodePOS(raw)
+			if err != nil {
+				t.Fatalf("DecodePOS refused the pad: %v", err)
+			}
+			if b, ok := m.RawWithout(52); ok {
+				t.Fatalf("RawWithout cut %X", b)
+			}
+			if _, ok := (&POSMessage{Raw: tc.msg}).RawWithout(52); !ok {
+				t.Fatal("RawWithout refused the message without the pad")
+			}
+		})
+	}
+}

@@ -811,3 +811,80 @@ func NewPOSResponse(req *POSMessage, rc string) *POSMessage {
 		Original:       req.Original,
 	}
 }
+
+// RawWithout returns the message EncodePOS packs for m less the fields
+// ids, cut from m.Raw instead of packed again: m must be as DecodePOS
+// returned it. It reports false, and the caller packs a copy, when m has
+// no Raw or its Raw is not exactly what EncodePOS packs for m — a pad
+// nibble or a length prefix's pad digit other than 0, which DecodePOS
+// accepts and EncodePOS never writes (TestRawWithoutSameAsEncode).
+func (m *POSMessage) RawWithout(ids ...int) ([]byte, bool) {
+	msg := m.Raw
+	if len(msg) < minPOSMessage {
+		return nil, false
+	}
+	var drop uint64
+	for _, id := range ids {
+		if id < 2 || id > posMaxFieldNumber {
+			return nil, false
+		}
+		drop |= 1 << (64 - id)
+	}
+	bitmap := binary.BigEndian.Uint64(msg[2:10])
+	if bitmap&(1<<63) != 0 {
+		return nil, false
+	}
+	out := make([]byte, minPOSMessage, len(msg))
+	copy(out, msg[:2])
+	binary.BigEndian.PutUint64(out[2:], bitmap&^drop)
+	// The fields kept are copied a run at a time: from run to the
+	// first field dropped after it.
+	off, run := minPOSMessage, minPOSMessage
+	for bm := bitmap; bm != 0; {
+		lz := bits.LeadingZeros64(bm)
+		bit := uint64(1) << (63 - lz)
+		bm &^= bit
+		l := &posLayouts[lz+1]
+		if l.spec == nil {
+			return nil, false
+		}
+		start, n := off, l.length
+		switch {
+		case l.fixed:
+		case l.varDigits == 2 && off < len(msg):
+			n = int(bcdByteValue[msg[off]])
+			off++
+		case l.varDigits == 3 && off+1 < len(msg) && msg[off]>>4 == 0:
+			n = int(bcdByteValue[msg[off]]*100 + bcdByteValue[msg[off+1]])
+			off += 2
+		default:
+			return nil, false
+		}
+		size := n
+		if l.codec == layoutBCD {
+			size = (n + 1) / 2
+		}
+		if n <= 0 || n > l.length || size > len(msg)-off {
+			return nil, false
+		}
+		if l.codec == layoutBCD && n%2 != 0 {
+			// The pad nibble EncodePOS writes is 0: before the digits
+			// when right-aligned, after them when left-aligned.
+			if pad := msg[off] >> 4; !l.bcd.left && pad != 0 {
+				return nil, false
+			}
+			if pad := msg[off+size-1] & 0x0F; l.bcd.left && pad != 0 {
+				return nil, false
+			}
+		}
+		off += size
+		if drop&bit != 0 {
+			out = append(out, msg[run:start]...)
+			run = off
+		}
+	}
+	if off != len(msg) {
+		return nil, false
+	}
+	return append(out, msg[run:]...), true
+}

@@ -241,6 +241,11 @@ func redacted(m *spec.POSMessage) []byte {
 	if m.PINBlock == nil && m.Track2 == "" && m.ICData == nil && m.Reserved62 == nil && m.Raw != nil {
 		return m.Raw
 	}
+	// A decoded request's bytes less those fields: what packing the
+	// copy below gives, without packing it.
+	if b, ok := m.RawWithout(35, 52, 55, 62); ok {
+		return b
+	}
 	c := *m
 	c.PINBlock, c.Track2, c.ICData, c.Reserved62 = nil, "", nil, nil
 	b, err := spec.EncodePOS(&c)
