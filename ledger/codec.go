@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"sync/atomic"
 )
 
 // The ledger's records are encoded in a small hand-written binary format:
@@ -339,15 +340,28 @@ var (
 )
 
 func (e *encoder) day(d BusinessDate) {
-	switch {
-	case d == 0:
+	if d == 0 {
 		e.u(0)
-	case d.Valid():
-		e.u(uint64(1 + d.days() - day2000Days))
-	default:
-		e.u(dayRaw + uint64(d))
+		return
 	}
+	// Nearly every record carries the business date of today: the last
+	// valid date encoded and its number are kept.
+	if c := lastDay.Load(); c>>32 == uint64(d) {
+		e.u(c & (1<<32 - 1))
+		return
+	}
+	if !d.Valid() {
+		e.u(dayRaw + uint64(d))
+		return
+	}
+	v := uint64(1 + d.days() - day2000Days)
+	lastDay.Store(uint64(d)<<32 | v)
+	e.u(v)
 }
+
+// lastDay is the last valid date day encoded (high 32 bits) and its day
+// number (low 32 bits: below dayRaw); 0 before the first.
+var lastDay atomic.Uint64
 
 func (d *decoder) day() BusinessDate {
 	v := d.u()

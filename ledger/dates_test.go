@@ -80,3 +80,28 @@ func TestBusinessDateDays(t *testing.T) {
 		}
 	}
 }
+
+// TestDayEncodingRemembersLastDate checks the day encoding across changes
+// of the date it remembers: each date, valid or not, encodes as computed
+// afresh whatever was encoded before it.
+func TestDayEncodingRemembersLastDate(t *testing.T) {
+	want := func(d BusinessDate) uint64 {
+		switch {
+		case d == 0:
+			return 0
+		case validByTime(d):
+			return uint64(1 + (d.time().Unix()-day2000.Unix())/86400)
+		}
+		return dayRaw + uint64(d)
+	}
+	dates := []BusinessDate{20250301, 20250301, 20250302, 0, 20250302, 20250230, 20250302, 19991231, 20250301,
+		99991231, 20000101, 20000101, 4294967295, 20000101}
+	for i, d := range dates {
+		e := encoder{}
+		e.day(d)
+		dec := decoder{b: e.b}
+		if got := dec.u(); got != want(d) || dec.done() != nil {
+			t.Fatalf("date %d (%d of the sequence): day %d, want %d", uint32(d), i, got, want(d))
+		}
+	}
+}
