@@ -43,22 +43,41 @@ type Protocol struct {
 }
 
 // counters are the children of Metrics the flow counts into on every
-// message, looked up once per label set (internal/labelcache).
+// message, looked up once per label set (internal/labelcache) under keys
+// that hash fast: the MTI as sent (labelled spec.MTILabel), the
+// transaction type, and the type with a 2-character response code as one
+// number.
 type counters struct {
-	in, out      *labelcache.Cache[[1]string, prometheus.Counter]  // mti
-	transactions *labelcache.Cache[[2]string, prometheus.Counter]  // type, rc
-	duration     *labelcache.Cache[[1]string, prometheus.Observer] // type
+	in, out      *labelcache.Cache[string, prometheus.Counter]
+	transactions *labelcache.Cache[uint32, prometheus.Counter]       // txKey
+	otherRC      *labelcache.Cache[[2]string, prometheus.Counter]    // type, rc: a response code not of 2 characters
+	duration     *labelcache.Cache[spec.TxType, prometheus.Observer] // type
 }
 
 func newCounters(m Metrics) counters {
 	return counters{
-		in:  labelcache.New(func(k [1]string) prometheus.Counter { return m.Messages.WithLabelValues("pos", "in", k[0]) }),
-		out: labelcache.New(func(k [1]string) prometheus.Counter { return m.Messages.WithLabelValues("pos", "out", k[0]) }),
-		transactions: labelcache.New(func(k [2]string) prometheus.Counter {
+		in: labelcache.New(func(mti string) prometheus.Counter {
+			return m.Messages.WithLabelValues("pos", "in", spec.MTILabel(mti))
+		}),
+		out: labelcache.New(func(mti string) prometheus.Counter {
+			return m.Messages.WithLabelValues("pos", "out", spec.MTILabel(mti))
+		}),
+		transactions: labelcache.New(func(k uint32) prometheus.Counter {
+			return m.Transactions.WithLabelValues(spec.TxType(k>>16).String(), string([]byte{byte(k >> 8), byte(k)}))
+		}),
+		otherRC: labelcache.New(func(k [2]string) prometheus.Counter {
 			return m.Transactions.WithLabelValues(k[0], k[1])
 		}),
-		duration: labelcache.New(func(k [1]string) prometheus.Observer { return m.Duration.WithLabelValues(k[0]) }),
+		duration: labelcache.New(func(tx spec.TxType) prometheus.Observer { return m.Duration.WithLabelValues(tx.String()) }),
 	}
+}
+
+// transaction is the counter of transactions of type tx answered rc.
+func (c *counters) transaction(tx spec.TxType, rc string) prometheus.Counter {
+	if len(rc) != 2 {
+		return c.otherRC.Get([2]string{tx.String(), rc})
+	}
+	return c.transactions.Get(uint32(tx)<<16 | uint32(rc[0])<<8 | uint32(rc[1]))
 }
 
 // Batches makes the Pebble batches the record step writes and commits
@@ -306,7 +325,7 @@ func (p *Protocol) decode(s *transport.Session, body []byte) (x *exchange, early
 	req, err := spec.DecodePOS(msg)
 	if err != nil {
 		_, _, mti, _ := headMTI(body)
-		p.counters.in.Get([1]string{spec.MTILabel(mti)}).Inc()
+		p.counters.in.Get(mti).Inc()
 		p.metrics.Rejected.WithLabelValues("pos", "undecodable").Inc()
 		p.log.Debug("undecodable POS message", zap.String("peer", s.Peer), zap.String("mti", mti), zap.Error(err))
 		// Counted, not journaled (docs/security.md): nothing anyone sends
@@ -316,7 +335,7 @@ func (p *Protocol) decode(s *transport.Session, body []byte) (x *exchange, early
 		// answer 30 and keep the connection.
 		return nil, p.FormatError(s, body), false
 	}
-	p.counters.in.Get([1]string{spec.MTILabel(req.MTI)}).Inc()
+	p.counters.in.Get(req.MTI).Inc()
 	s.Terminal = req.TerminalID
 	if spec.ResponseMTI(req.MTI) == "" {
 		// A response MTI sent as a request: nothing to answer with.
@@ -366,7 +385,7 @@ func (p *Protocol) seal(x *exchange, resp *spec.POSMessage) ([]byte, error) {
 // frame wraps sealed answer bytes for the wire, TPDU swapped and header
 // echoed (with the processing requirement x.hdr carries), into buf.
 func (p *Protocol) frame(x *exchange, resp *spec.POSMessage, packed, buf []byte) []byte {
-	p.counters.out.Get([1]string{spec.MTILabel(resp.MTI)}).Inc()
+	p.counters.out.Get(resp.MTI).Inc()
 	if buf == nil {
 		buf = make([]byte, 0, spec.POSFrameLen(len(packed)))
 	}
@@ -383,14 +402,14 @@ func (p *Protocol) reply(x *exchange, rec *record) []byte {
 	frame := p.frame(x, resp, rec.sealed, s.Out[:0])
 	s.Out = frame
 	label := x.tx.String()
-	p.counters.transactions.Get([2]string{label, resp.ResponseCode}).Inc()
+	p.counters.transaction(x.tx, resp.ResponseCode).Inc()
 	// One line per transaction with the field set of docs/operations.md
 	// "Logs": approvals at debug, everything else at info.
 	level := zap.InfoLevel
 	if resp.ResponseCode == spec.RCApproved {
 		level = zap.DebugLevel
 	}
-	x.written = written{p: p, hist: p.counters.duration.Get([1]string{label}), ce: p.log.Check(level, "transaction"),
+	x.written = written{p: p, hist: p.counters.duration.Get(x.tx), ce: p.log.Check(level, "transaction"),
 		resp: resp, label: label}
 	s.Written = x
 	return frame
