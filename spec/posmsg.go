@@ -644,11 +644,22 @@ func appendField[T string | []byte](dst []byte, l *posLayout, id int, v T) ([]by
 	default:
 		return appendFieldChecked(dst, l, v)
 	}
-	if l.codec == layoutBCD {
+	if l.codec != layoutBCD {
+		// ASCII fields are text fields, checked printable above.
+		return append(dst, v...), nil
+	}
+	if l.bcd.track2 {
 		return appendBCD(l.bcd, dst, v)
 	}
-	// ASCII fields are text fields, checked printable above.
-	return append(dst, v...), nil
+	// appendBCD without the call.
+	at, size := len(dst), (n+1)/2
+	if cap(dst)-at < size {
+		dst = slices.Grow(dst, size)
+	}
+	if packDigits(dst[at:at+size], v, l.bcd.left) {
+		return dst[:at+size], nil
+	}
+	return appendBCDChecked(l.bcd, dst[:at], v)
 }
 
 // appendFieldChecked is appendField through the spec's prefixer and
