@@ -335,7 +335,16 @@ func TestAppendPOSSameAsRef(t *testing.T) {
 func TestAppendLengthSameAsEncodeLength(t *testing.T) {
 	for digits := 1; digits <= 6; digits++ {
 		p := bcdPrefixer{digits}
-		for n := -1; n <= 100_000 && n <= pow10[digits]+1; n++ {
+		// Every length of the dialect's prefixes (up to 3 digits), and
+		// those around each power of ten for the longer ones.
+		var lengths []int
+		for n := -1; n <= 1001; n++ {
+			lengths = append(lengths, n)
+		}
+		for _, v := range pow10[4:] {
+			lengths = append(lengths, v-1, v, v+1, v/2+3)
+		}
+		for _, n := range lengths {
 			for _, max := range []int{n, n - 1, 1 << 20} {
 				want, werr := p.EncodeLength(max, n)
 				got, gerr := p.appendLength([]byte{0xEE}, max, n)
