@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"math/bits"
 	"net/netip"
+	"sync/atomic"
 	"time"
 )
 
@@ -599,9 +600,8 @@ func packBCD(dst []byte, s string) bool {
 }
 
 func appendPeer(dst []byte, peer string) []byte {
-	if a, port, ok := parseIPv4Port(peer); ok {
-		dst = append(append(dst, peerIPv4), a[:]...)
-		return binary.BigEndian.AppendUint16(dst, port)
+	if enc, ok := ipv4PeerOf(peer); ok {
+		return append(append(dst, peerIPv4), enc[:]...)
 	}
 	if len(peer) > 0 && peer[0] == '[' {
 		if ap, err := netip.ParseAddrPort(peer); err == nil && ap.Addr().Is6() && ap.Addr().Zone() == "" {
@@ -614,6 +614,84 @@ func appendPeer(dst []byte, peer string) []byte {
 		}
 	}
 	return append(append(dst, byte(len(peer))), peer...)
+}
+
+// ipv4PeerOf returns the stored form of an IPv4 peer (address and port
+// big-endian), false if peer is not one that prints back the same.
+//
+// A connection's pairs all name its peer: the last IPv4 peer parsed is
+// kept (peerMemo) and answers again without parsing.
+func ipv4PeerOf(peer string) (enc [6]byte, ok bool) {
+	if len(peer) > maxIPv4PeerLen {
+		return enc, false
+	}
+	var key [3]uint64
+	{
+		var b [24]byte
+		copy(b[:], peer)
+		key[0] = binary.LittleEndian.Uint64(b[0:8])
+		key[1] = binary.LittleEndian.Uint64(b[8:16])
+		key[2] = binary.LittleEndian.Uint64(b[16:24])
+	}
+	if e, hit := peerMemo.lookup(key, len(peer)); hit {
+		return e, true
+	}
+	a, port, ok := parseIPv4Port(peer)
+	if !ok {
+		return enc, false
+	}
+	copy(enc[:4], a[:])
+	binary.BigEndian.PutUint16(enc[4:], port)
+	peerMemo.store(key, len(peer), enc)
+	return enc, true
+}
+
+// maxIPv4PeerLen is the length of "255.255.255.255:65535".
+const maxIPv4PeerLen = 21
+
+// peerMemo is the last IPv4 peer ipv4PeerOf parsed.
+var peerMemo ipv4Memo
+
+// ipv4Memo is a one-entry memo of a peer string of up to 24 bytes (its
+// bytes zero-padded, little-endian words) and its stored form, safe for
+// concurrent use without a lock: a sequence number odd while a writer
+// changes the words (one writer at a time; another gives up), and a
+// reader takes the words only if it read the same even number before
+// and after them. Every access is atomic.
+type ipv4Memo struct {
+	seq  atomic.Uint64
+	key  [3]atomic.Uint64
+	form atomic.Uint64 // length << 48 | the 6 bytes of the stored form; 0 empty
+}
+
+func (m *ipv4Memo) lookup(key [3]uint64, n int) (enc [6]byte, hit bool) {
+	s := m.seq.Load()
+	if s&1 != 0 {
+		return enc, false
+	}
+	f := m.form.Load()
+	k0, k1, k2 := m.key[0].Load(), m.key[1].Load(), m.key[2].Load()
+	if m.seq.Load() != s || f == 0 || f>>48 != uint64(n) || k0 != key[0] || k1 != key[1] || k2 != key[2] {
+		return enc, false
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], f)
+	copy(enc[:], b[2:])
+	return enc, true
+}
+
+func (m *ipv4Memo) store(key [3]uint64, n int, enc [6]byte) {
+	s := m.seq.Load()
+	if s&1 != 0 || !m.seq.CompareAndSwap(s, s+1) {
+		return // another writer is at it
+	}
+	var b [8]byte
+	copy(b[2:], enc[:])
+	m.key[0].Store(key[0])
+	m.key[1].Store(key[1])
+	m.key[2].Store(key[2])
+	m.form.Store(uint64(n)<<48 | binary.BigEndian.Uint64(b[:]))
+	m.seq.Store(s + 2)
 }
 
 // parseIPv4Port parses "a.b.c.d:port" in the one form that prints back
