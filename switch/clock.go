@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cardswitch/cardswitch/internal/inflight"
 	"github.com/cardswitch/cardswitch/journal"
 	"github.com/cardswitch/cardswitch/ledger"
 	"github.com/cockroachdb/pebble/v2"
@@ -55,7 +56,7 @@ type businessClock struct {
 	closed atomic.Uint32
 	// dayMu guards inflight: the exchanges under way per business date.
 	dayMu    sync.Mutex
-	inflight map[ledger.BusinessDate]int
+	inflight inflight.Counts[ledger.BusinessDate]
 
 	mu    sync.Mutex
 	date  ledger.BusinessDate
@@ -96,7 +97,7 @@ func openBusinessClock(db *pebble.DB, j *journal.Journal, zone string, cutover t
 	if err != nil {
 		return nil, fmt.Errorf("time zone %q: %w", zone, err)
 	}
-	c := &businessClock{db: db, journal: j, loc: loc, now: time.Now, cutover: cutover, inflight: map[ledger.BusinessDate]int{}}
+	c := &businessClock{db: db, journal: j, loc: loc, now: time.Now, cutover: cutover}
 	closed, err := readClosedMark(db)
 	if err != nil {
 		return nil, err
@@ -123,7 +124,7 @@ func (c *businessClock) Today() ledger.BusinessDate {
 func (c *businessClock) Begin() ledger.BusinessDate {
 	c.dayMu.Lock()
 	d := c.Today()
-	c.inflight[d]++
+	c.inflight.Add(d)
 	c.dayMu.Unlock()
 	return d
 }
@@ -131,9 +132,7 @@ func (c *businessClock) Begin() ledger.BusinessDate {
 // End releases a date Begin returned.
 func (c *businessClock) End(d ledger.BusinessDate) {
 	c.dayMu.Lock()
-	if c.inflight[d]--; c.inflight[d] <= 0 {
-		delete(c.inflight, d)
-	}
+	c.inflight.Done(d)
 	c.dayMu.Unlock()
 }
 
@@ -142,11 +141,11 @@ func (c *businessClock) busy(d ledger.BusinessDate) int {
 	c.dayMu.Lock()
 	defer c.dayMu.Unlock()
 	n := 0
-	for x, k := range c.inflight {
+	c.inflight.Each(func(x ledger.BusinessDate, k int) {
 		if x <= d {
 			n += k
 		}
-	}
+	})
 	return n
 }
 

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cardswitch/cardswitch/internal/ident"
+	"github.com/cardswitch/cardswitch/internal/inflight"
 	"github.com/cardswitch/cardswitch/spec"
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -189,8 +190,8 @@ type traceWatermark struct {
 	batch     uint32
 	loaded    bool
 	max       uint32
-	reversals uint32         // the highest trace number reversed
-	inflight  map[uint32]int // claims not yet released, by trace number
+	reversals uint32                  // the highest trace number reversed
+	inflight  inflight.Counts[uint32] // claims not yet released, by trace number
 }
 
 func terminalKey(id string) []byte { return append([]byte{'t', '/'}, id...) }
@@ -367,7 +368,6 @@ func (r *Registry) ClaimNewSTAN(id string, batch, stan uint32, reversal bool, lo
 	defer w.mu.Unlock()
 	if w.cond.L == nil {
 		w.cond.L = &w.mu
-		w.inflight = map[uint32]int{}
 	}
 	copyOfInFlight := false
 	for {
@@ -378,7 +378,7 @@ func (r *Registry) ClaimNewSTAN(id string, batch, stan uint32, reversal bool, lo
 			}
 			w.batch, w.loaded, w.max, w.reversals = batch, true, stored, reversed
 		}
-		if w.inflight[stan] == 0 {
+		if w.inflight.Count(stan) == 0 {
 			break
 		}
 		// Another request with this STAN is in flight: this one is a copy
@@ -395,7 +395,7 @@ func (r *Registry) ClaimNewSTAN(id string, batch, stan uint32, reversal bool, lo
 		fresh = !copyOfInFlight && stan > w.max
 	}
 	w.max = max(w.max, stan)
-	w.inflight[stan]++
+	w.inflight.Add(stan)
 	return fresh, STANClaim{w: w, stan: stan}, nil
 }
 
@@ -415,9 +415,7 @@ func (c STANClaim) Release() {
 		return
 	}
 	w.mu.Lock()
-	if w.inflight[c.stan]--; w.inflight[c.stan] <= 0 {
-		delete(w.inflight, c.stan)
-	}
+	w.inflight.Done(c.stan)
 	w.cond.Broadcast()
 	w.mu.Unlock()
 }
