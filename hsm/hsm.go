@@ -73,11 +73,12 @@ type HSM struct {
 	log  *zap.Logger
 	rand io.Reader
 
-	mu   sync.RWMutex // guards lmk, keys, macs
+	mu   sync.RWMutex // guards lmk, keys, macs, piks
 	lmk  LMK
 	aead cipher.AEAD
 	keys map[string]*loadedKey // by label
 	macs map[string]*loadedKey // terminal MAKs, by terminal id
+	piks map[string]*loadedKey // terminal PIKs, by terminal id
 	// retail holds X9.19 key schedules of zone MAC keys, by label.
 	retail map[string]*retailKey
 	gen    uint64     // bumped on every key write, under mu
@@ -117,7 +118,7 @@ func Open(db *pebble.DB, lmk LMK, opts Options) (*HSM, error) {
 		return nil, fmt.Errorf("hsm: campus PVK label: %w", err)
 	}
 	h := &HSM{db: db, opts: opts, log: opts.Logger, rand: opts.Rand, lmk: lmk,
-		keys: map[string]*loadedKey{}, macs: map[string]*loadedKey{}, retail: map[string]*retailKey{}}
+		keys: map[string]*loadedKey{}, macs: map[string]*loadedKey{}, piks: map[string]*loadedKey{}, retail: map[string]*retailKey{}}
 	if h.log == nil {
 		h.log = zap.NewNop()
 	}
@@ -169,6 +170,7 @@ func (h *HSM) Close() error {
 	defer h.mu.Unlock()
 	h.keys = map[string]*loadedKey{}
 	h.macs = map[string]*loadedKey{}
+	h.piks = map[string]*loadedKey{}
 	h.lmk.Zero()
 	h.aead = nil
 	return nil
@@ -392,6 +394,9 @@ func (h *HSM) invalidateLocked(label string) {
 	if tid, ok := strings.CutPrefix(label, terminalLabelPrefix); ok {
 		if tid, ok := strings.CutSuffix(tid, "/"+TAK.String()); ok {
 			delete(h.macs, tid)
+		}
+		if tid, ok := strings.CutSuffix(tid, "/"+TPK.String()); ok {
+			delete(h.piks, tid)
 		}
 	}
 }

@@ -231,16 +231,37 @@ func (h *HSM) VerifyTerminalPINBlock(terminalID string, block []byte, field53, p
 	return h.verifyPIN(terminalID, k, block, format, pan, storedPVV)
 }
 
-// terminalPIK returns the terminal's current PIK.
+// terminalPIK returns the terminal's current PIK. As for the MAK, the
+// per-message path is a read lock and a map lookup by terminal id: no
+// label is built. Its usage is checked on every call, as key does.
 func (h *HSM) terminalPIK(terminalID string) (*loadedKey, error) {
-	if err := checkTerminalID(terminalID); err != nil {
-		return nil, err
+	h.mu.RLock()
+	k, gen := h.piks[terminalID], h.gen
+	h.mu.RUnlock()
+	if k == nil {
+		if err := checkTerminalID(terminalID); err != nil {
+			return nil, err
+		}
+		var err error
+		k, err = h.key(TerminalKeyLabel(terminalID, TPK), 0)
+		if errors.Is(err, ErrKeyNotFound) {
+			return nil, fmt.Errorf("terminal %s: %w", terminalID, ErrNotSignedOn)
+		}
+		if err != nil {
+			return nil, err
+		}
+		// Cached only if no key was written since gen was read: the
+		// key key returned is then the current one.
+		h.mu.Lock()
+		if h.gen == gen {
+			h.piks[terminalID] = k
+		}
+		h.mu.Unlock()
 	}
-	k, err := h.key(TerminalKeyLabel(terminalID, TPK), UsagePINDecrypt)
-	if errors.Is(err, ErrKeyNotFound) {
-		return nil, fmt.Errorf("terminal %s: %w", terminalID, ErrNotSignedOn)
+	if k.usage&UsagePINDecrypt != UsagePINDecrypt {
+		return nil, fmt.Errorf("%s key %s: %w", k.typ, k.label, ErrKeyUsage)
 	}
-	return k, err
+	return k, nil
 }
 
 // verifyPIN decrypts block under k and compares the PIN's campus PVV.
