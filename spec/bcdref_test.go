@@ -95,8 +95,12 @@ func TestDecodeIntoSameAsRef(t *testing.T) {
 			src := make([]byte, r.IntN(40))
 			for j := range src {
 				src[j] = byte(r.IntN(10)<<4 | r.IntN(10))
-				if r.IntN(60) == 0 {
+				switch r.IntN(60) {
+				case 0:
 					src[j] = byte(r.IntN(256))
+				case 1:
+					// Track 2's separator nibble, in either half.
+					src[j] |= 0x0D << (4 * r.IntN(2))
 				}
 			}
 			sameAsDecodeIntoRef(t, c, []byte("0200"), src, r.IntN(2*len(src)+3))
