@@ -277,7 +277,8 @@ func (j *Journal) AppendAnsweredAt(b *pebble.Batch, r *Reservation, req, resp *E
 		return 0, 0, err
 	}
 	rec.ResponseSeq = respSeq
-	if err := j.putResponse(b, spaceAnswered, key, rec); err != nil {
+	// b was checked by appendPair, key above.
+	if err := j.putResponse(b, spaceAnswered, &key, &rec); err != nil {
 		return 0, 0, err
 	}
 	return reqSeq, respSeq, nil

@@ -63,27 +63,50 @@ func (k DuplicateKey) appendKeyIn(dst []byte, space byte) []byte {
 	return appendStr(dst, k.Date)
 }
 
+// keyLen is the length of the key appendKeyIn appends.
+func (k *DuplicateKey) keyLen() int {
+	return 2 + 4 + len(k.Terminal) + len(k.Batch) + len(k.STAN) + len(k.Date)
+}
+
+// putKeyIn writes into dst, of length keyLen, the key appendKeyIn
+// appends; k is valid (k.validate: every part shorter than 256 bytes).
+func (k *DuplicateKey) putKeyIn(dst []byte, space byte) {
+	_ = dst[k.keyLen()-1]
+	dst[0], dst[1] = prefixJournal, space
+	off := putKeyStr(dst, 2, k.Terminal)
+	off = putKeyStr(dst, off, k.Batch)
+	off = putKeyStr(dst, off, k.STAN)
+	putKeyStr(dst, off, k.Date)
+}
+
+// putKeyStr writes s as appendStr appends it at dst[off:], returning
+// the offset after it.
+func putKeyStr(dst []byte, off int, s string) int {
+	dst[off] = byte(len(s))
+	return off + 1 + copy(dst[off+1:], s)
+}
+
 // PutResponse writes the response record for key into b, in the same batch
 // as the transaction it answers, replacing any earlier record for key.
 func (j *Journal) PutResponse(b *pebble.Batch, key DuplicateKey, rec ResponseRecord) error {
-	return j.putResponse(b, spaceResponse, key, rec)
-}
-
-func (j *Journal) putResponse(b *pebble.Batch, space byte, key DuplicateKey, rec ResponseRecord) error {
 	if b == nil {
 		return errors.New("journal: put response: nil batch")
 	}
 	if err := key.validate(); err != nil {
 		return fmt.Errorf("journal: put response terminal %q stan %q: %w", key.Terminal, key.STAN, err)
 	}
+	return j.putResponse(b, spaceResponse, &key, &rec)
+}
+
+// putResponse writes rec under key in space into b; the caller has
+// checked b and key (key.validate).
+func (j *Journal) putResponse(b *pebble.Batch, space byte, key *DuplicateKey, rec *ResponseRecord) error {
 	n, err := rec.Size()
 	if err != nil {
 		return fmt.Errorf("journal: put response terminal %s batch %s stan %s: %w", key.Terminal, key.Batch, key.STAN, err)
 	}
-	var buf [2 + 4 + maxTerminalLen + maxBatchLen + maxSTANLen + maxDupDateLen]byte
-	k := key.appendKeyIn(buf[:0], space)
-	op := b.SetDeferred(len(k), n)
-	copy(op.Key, k)
+	op := b.SetDeferred(key.keyLen(), n)
+	key.putKeyIn(op.Key, space)
 	rec.EncodeInto(op.Value)
 	if err := op.Finish(); err != nil {
 		return fmt.Errorf("journal: put response terminal %s batch %s stan %s: %w", key.Terminal, key.Batch, key.STAN, err)
