@@ -22,11 +22,22 @@ func ParseAmount(n12 string) (Amount, error) {
 	if len(n12) != 12 || !isDigits(n12) {
 		return 0, fmt.Errorf("%w: amount %q is not 12 digits", ErrFormat, n12)
 	}
-	var v int64 // 12 digits cannot overflow
-	for i := 0; i < len(n12); i++ {
-		v = v*10 + int64(n12[i]-'0')
-	}
-	return Amount(v), nil
+	// 12 digits cannot overflow: the first eight and the last four, each
+	// read as one word.
+	hi := parse8Digits(uint64(n12[0]) | uint64(n12[1])<<8 | uint64(n12[2])<<16 | uint64(n12[3])<<24 |
+		uint64(n12[4])<<32 | uint64(n12[5])<<40 | uint64(n12[6])<<48 | uint64(n12[7])<<56)
+	lo := parse8Digits(uint64(n12[8])<<32 | uint64(n12[9])<<40 | uint64(n12[10])<<48 | uint64(n12[11])<<56)
+	return Amount(int64(hi)*10000 + int64(lo)), nil
+}
+
+// parse8Digits returns the value of eight ASCII digits, the first in the
+// low byte of x; a byte of x that is zero counts as the digit 0. The
+// caller has checked that every other byte is a digit.
+func parse8Digits(x uint64) uint64 {
+	x &= 0x0F0F0F0F0F0F0F0F // '0'..'9' and 0 to 0..9
+	x = (x*10 + x>>8) & 0x00FF00FF00FF00FF
+	x = (x*100 + x>>16) & 0x0000FFFF0000FFFF
+	return (x*10000 + x>>32) & 0xFFFFFFFF
 }
 
 // N12 formats the amount as the 12-digit field value. It fails for negative

@@ -2,6 +2,8 @@ package spec
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 )
@@ -221,4 +223,61 @@ func FuzzTrack2(f *testing.F) {
 			t.Fatalf("%q -> %X -> %q, %v", s, b, d, err)
 		}
 	})
+}
+
+// parseAmountRef is ParseAmount as it was, a digit at a time: the
+// reference the word-at-a-time parse must equal.
+func parseAmountRef(n12 string) (Amount, error) {
+	if len(n12) != 12 || !isDigits(n12) {
+		return 0, fmt.Errorf("%w: amount %q is not 12 digits", ErrFormat, n12)
+	}
+	var v int64
+	for i := 0; i < len(n12); i++ {
+		v = v*10 + int64(n12[i]-'0')
+	}
+	return Amount(v), nil
+}
+
+func sameAsParseAmountRef(t *testing.T, s string) {
+	t.Helper()
+	got, gerr := ParseAmount(s)
+	want, werr := parseAmountRef(s)
+	if got != want || (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
+		t.Fatalf("ParseAmount(%q) = %d %v; reference %d %v", s, got, gerr, want, werr)
+	}
+}
+
+// TestParseAmountSameAsRef compares the two on every single digit in
+// every position, the extremes, random amounts and non-digits.
+func TestParseAmountSameAsRef(t *testing.T) {
+	for pos := range 12 {
+		for d := byte('0'); d <= '9'; d++ {
+			b := []byte("000000000000")
+			b[pos] = d
+			sameAsParseAmountRef(t, string(b))
+			b = []byte("999999999999")
+			b[pos] = d
+			sameAsParseAmountRef(t, string(b))
+		}
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 20000 {
+		b := make([]byte, 12)
+		for i := range b {
+			b[i] = byte('0' + r.IntN(10))
+		}
+		if r.IntN(10) == 0 {
+			b[r.IntN(12)] = byte(r.IntN(256))
+		}
+		sameAsParseAmountRef(t, string(b[:11+r.IntN(2)]))
+	}
+	if got, err := ParseAmount("123456789012"); err != nil || got != 123456789012 {
+		t.Fatalf("ParseAmount(123456789012) = %d %v", got, err)
+	}
+}
+
+func FuzzParseAmountSameAsRef(f *testing.F) {
+	f.Add("000000012345")
+	f.Add("99999999999x")
+	f.Fuzz(func(t *testing.T, s string) { sameAsParseAmountRef(t, s) })
 }
