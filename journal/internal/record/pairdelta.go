@@ -195,9 +195,12 @@ func appendDelta[T deltaEntry](dst, req, resp []byte, table *deltaTable[T]) []by
 		h := hash4(cur)
 		c := int(table[h]) - 1
 		table[h] = T(len(req) + i + 1)
+		if c < 0 {
+			i += probeStep
+			continue
+		}
 		n := 0
 		switch {
-		case c < 0:
 		case c < len(req):
 			if load32(req, c) == cur {
 				n = matchLen(req[c:], resp[i:])
