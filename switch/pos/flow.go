@@ -59,6 +59,9 @@ type exchange struct {
 	ctx     answerContext
 	in, out journal.Entry
 	written written
+	// resp is the answer a destination's outcome maps into
+	// (answerOutcome), allocated with the exchange.
+	resp spec.POSMessage
 }
 
 // answer is the response to the request with response code rc.

@@ -24,6 +24,7 @@ import (
 // acceptor: a transport.Protocol. It asks its collaborators through the
 // small interfaces of Options and holds nothing of the switch around it.
 type Protocol struct {
+	receipts      receiptCache
 	db            Batches
 	journal       Journal
 	terminals     Terminals

@@ -70,6 +70,11 @@ func (r *record) Commit(o txn.Outcome) error {
 	if r.t == nil {
 		return errors.New("record: no transaction to commit")
 	}
+	if r.decided {
+		// Checked before the answer is built: it is built into the
+		// exchange's one response message, which holds the recorded one.
+		return errors.New("record: request decided twice")
+	}
 	r.ledgerRef = o.LedgerRef
 	return r.decide(r.p.answerOutcome(r.x, r.t, o))
 }

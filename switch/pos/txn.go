@@ -175,7 +175,15 @@ func RRNDate(rrn string, today ledger.BusinessDate) (ledger.BusinessDate, bool) 
 // request's business date; merchantName the merchant's name for the
 // receipt ("" when the merchant is not registered).
 func Answer(req *spec.POSMessage, t *txn.Transaction, o txn.Outcome, date ledger.BusinessDate, merchantName string) *spec.POSMessage {
-	resp := spec.NewPOSResponse(req, o.ResponseCode)
+	resp := new(spec.POSMessage)
+	answerInto(resp, req, t, o, date, ReceiptText(merchantName))
+	return resp
+}
+
+// answerInto is Answer written into resp (the exchange's own message: no
+// allocation per answer), with field 63 given.
+func answerInto(resp *spec.POSMessage, req *spec.POSMessage, t *txn.Transaction, o txn.Outcome, date ledger.BusinessDate, receipt string) {
+	responseInto(resp, req, o.ResponseCode)
 	resp.RRN = t.RRN
 	settle := o.SettlementDate
 	if settle == 0 {
@@ -193,8 +201,7 @@ func Answer(req *spec.POSMessage, t *txn.Transaction, o txn.Outcome, date ledger
 	if o.Amount != nil {
 		resp.Amount, resp.HasAmount = spec.Amount(*o.Amount), true
 	}
-	resp.Reserved63 = ReceiptText(merchantName)
-	return resp
+	resp.Reserved63 = receipt
 }
 
 // BalancesField builds field 54: the available balance of each account.
@@ -231,4 +238,31 @@ func ReceiptText(merchantName string) string {
 		}
 	}
 	return text
+}
+
+// responseInto is spec.NewPOSResponse written into resp, every other
+// field cleared (TestResponseIntoSameAsNewPOSResponse holds the two
+// equal, field by field).
+func responseInto(resp, req *spec.POSMessage, rc string) {
+	*resp = spec.POSMessage{
+		MTI:            spec.ResponseMTI(req.MTI),
+		PAN:            req.PAN,
+		ProcessingCode: req.ProcessingCode,
+		Amount:         req.Amount,
+		HasAmount:      req.HasAmount,
+		STAN:           req.STAN,
+		LocalTime:      req.LocalTime,
+		LocalDate:      req.LocalDate,
+		Expiry:         req.Expiry,
+		ConditionCode:  req.ConditionCode,
+		AcquirerID:     req.AcquirerID,
+		RRN:            req.RRN,
+		AuthCode:       req.AuthCode,
+		ResponseCode:   rc,
+		TerminalID:     req.TerminalID,
+		MerchantID:     req.MerchantID,
+		Currency:       req.Currency,
+		Reserved60:     req.Reserved60,
+		Original:       req.Original,
+	}
 }
