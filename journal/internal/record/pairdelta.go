@@ -199,21 +199,26 @@ func appendDelta[T deltaEntry](dst, req, resp []byte, table *deltaTable[T]) []by
 			i += probeStep
 			continue
 		}
-		n := 0
-		switch {
-		case c < len(req):
-			if load32(req, c) == cur {
-				n = matchLen(req[c:], resp[i:])
-				for c > 0 && i > lit && req[c-1] == resp[i-1] {
-					c, i, n = c-1, i-1, n+1
-				}
+		// A probe whose 4 bytes differ moves on at once too.
+		var n int
+		if c < len(req) {
+			if load32(req, c) != cur {
+				i += probeStep
+				continue
 			}
-		default:
-			if s := c - len(req); s+4 <= i && load32(resp, s) == cur {
-				n = matchLen(resp[s:i], resp[i:])
+			n = matchLen(req[c:], resp[i:])
+			for c > 0 && i > lit && req[c-1] == resp[i-1] {
+				c, i, n = c-1, i-1, n+1
 			}
+		} else {
+			s := c - len(req)
+			if s+4 > i || load32(resp, s) != cur {
+				i += probeStep
+				continue
+			}
+			n = matchLen(resp[s:i], resp[i:])
 		}
-		if n < minCopy {
+		if n < minCopy { // not taken while minCopy is 4: the 4 bytes matched
 			i += probeStep
 			continue
 		}
