@@ -10,6 +10,7 @@ package pos
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cardswitch/cardswitch/ledger"
@@ -84,7 +85,7 @@ func transactionInto(r Request, t *txn.Transaction) string {
 		BusinessDate:    r.BusinessDate,
 		RRN:             r.RRN,
 		AuthCode:        req.AuthCode,
-		Key:             req.TerminalID + "/" + req.Reserved60.Batch + "/" + req.STAN + "/" + r.DuplicateDate,
+		Key:             transactionKey(req.TerminalID, req.Reserved60.Batch, req.STAN, r.DuplicateDate),
 		KnownNew:        r.KnownNew,
 		Deduplicated:    true,
 	}
@@ -265,4 +266,20 @@ func responseInto(resp, req *spec.POSMessage, rc string) {
 		Reserved60:     req.Reserved60,
 		Original:       req.Original,
 	}
+}
+
+// transactionKey is terminal/batch/stan/date, the transaction's
+// idempotency key: built in one buffer of its exact size, which costs
+// fewer instructions than the runtime's general concatenation.
+func transactionKey(terminal, batch, stan, date string) string {
+	var b strings.Builder
+	b.Grow(len(terminal) + len(batch) + len(stan) + len(date) + 3)
+	b.WriteString(terminal)
+	b.WriteByte('/')
+	b.WriteString(batch)
+	b.WriteByte('/')
+	b.WriteString(stan)
+	b.WriteByte('/')
+	b.WriteString(date)
+	return b.String()
 }

@@ -302,3 +302,20 @@ func TestReceiptCacheSameAsReceiptText(t *testing.T) {
 		t.Errorf("cache holds %v names, want 1..%d", m, maxReceiptsCached)
 	}
 }
+
+// TestTransactionKeySameAsConcatenation compares transactionKey with the
+// concatenation it replaces, empty parts included.
+func TestTransactionKeySameAsConcatenation(t *testing.T) {
+	parts := []string{"", "T0000001", "000001", "123456", "20261204", "x/y"}
+	for _, a := range parts {
+		for _, b := range parts {
+			for _, c := range parts {
+				for _, d := range parts {
+					if got, want := transactionKey(a, b, c, d), a+"/"+b+"/"+c+"/"+d; got != want {
+						t.Fatalf("transactionKey(%q, %q, %q, %q) = %q, want %q", a, b, c, d, got, want)
+					}
+				}
+			}
+		}
+	}
+}
