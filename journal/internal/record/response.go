@@ -193,8 +193,13 @@ func (r *ResponseRecord) EncodeInto(dst []byte) {
 		flags |= respFlagResponse
 	}
 	dst[1] = flags
-	off := 2
-	off += copy(dst[off:], r.Fingerprint[:StoredFingerprintLen])
+	// The stored fingerprint as two words, not a call to copy (the
+	// constants below fail to compile if it is not 16 bytes).
+	const _, _ = uint(StoredFingerprintLen - 16), uint(16 - StoredFingerprintLen)
+	fp := dst[2 : 2+StoredFingerprintLen]
+	binary.LittleEndian.PutUint64(fp[:8], binary.LittleEndian.Uint64(r.Fingerprint[:8]))
+	binary.LittleEndian.PutUint64(fp[8:], binary.LittleEndian.Uint64(r.Fingerprint[8:16]))
+	off := 2 + StoredFingerprintLen
 	off += binary.PutUvarint(dst[off:], uint64(r.MAKGeneration))
 	off += binary.PutUvarint(dst[off:], r.ResponseSeq/SeqDayUnit)
 	off += binary.PutUvarint(dst[off:], r.ResponseSeq%SeqDayUnit)
