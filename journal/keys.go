@@ -154,23 +154,38 @@ func rrnSeq(rrn string, d uint32) (seq uint64, ok bool) {
 	if len(rrn) != rrnLen || d == 0 {
 		return 0, false
 	}
-	var y int
-	var c uint64
-	for i := 0; i < rrnLen; i++ {
-		ch := rrn[i]
-		if ch < '0' || ch > '9' {
-			return 0, false
-		}
-		if i < 3 {
-			y = y*10 + int(ch-'0')
-		} else {
-			c = c*10 + uint64(ch-'0')
-		}
+	// A word at a time: the first 4 characters (the day of the year and
+	// the counter's first digit), then the counter's last 8.
+	w1 := uint64(binary.LittleEndian.Uint32([]byte(rrn[:4])))
+	w2 := binary.LittleEndian.Uint64([]byte(rrn[4:12]))
+	if !digitBytes(w1|0x3030303000000000) || !digitBytes(w2) {
+		return 0, false
 	}
+	w1 -= 0x30303030
+	y := int(w1&0xff)*100 + int(w1>>8&0xff)*10 + int(w1>>16&0xff)
+	c := (w1>>24)*100_000_000 + digits8Value(w2)
 	if c == 0 || y != dayOfYear(d) {
 		return 0, false
 	}
 	return dayStart(d) + c, true
+}
+
+// digitBytes reports whether each of the 8 bytes of w is an ASCII
+// digit. A byte below '0' sets its top bit in w − '0'×8 (a borrow it
+// passes on reaches only bytes above it, the answer being false
+// anyway), one above '9' in w + 0x46×8, one of 0x80 and above in w (a
+// carry out of it likewise).
+func digitBytes(w uint64) bool {
+	return ((w-0x3030303030303030)|(w+0x4646464646464646)|w)&0x8080808080808080 == 0
+}
+
+// digits8Value is the number 8 ASCII digits (digitBytes) spell, the
+// first in the low byte of w.
+func digits8Value(w uint64) uint64 {
+	w -= 0x3030303030303030
+	w = (w*10 + w>>8) & 0x00ff00ff00ff00ff
+	w = (w*100 + w>>16) & 0x0000ffff0000ffff
+	return (w*10000 + w>>32) & 0xffffffff
 }
 
 // counterKey is the key of day d's counter mark (counter.go).
