@@ -130,15 +130,9 @@ func seqRRN(seq uint64) string {
 		return ""
 	}
 	var b [rrnLen]byte
-	for i := rrnLen - 1; i >= 3; i-- {
-		b[i] = byte('0' + c%10)
-		c /= 10
-	}
-	y := dayOfYear(d)
-	for i := 2; i >= 0; i-- {
-		b[i] = byte('0' + y%10)
-		y /= 10
-	}
+	y := uint64(dayOfYear(d))
+	b[0], b[1], b[2], b[3] = byte('0'+y/100), byte('0'+y/10%10), byte('0'+y%10), byte('0'+c/100_000_000)
+	binary.LittleEndian.PutUint64(b[4:], digits8(c%100_000_000))
 	return string(b[:])
 }
 
@@ -186,6 +180,20 @@ func digits8Value(w uint64) uint64 {
 	w = (w*10 + w>>8) & 0x00ff00ff00ff00ff
 	w = (w*100 + w>>16) & 0x0000ffff0000ffff
 	return (w*10000 + w>>32) & 0xffffffff
+}
+
+// digits8 is v (below 10^8) as 8 ASCII digits, the first in the low
+// byte: split into two 4-digit halves in 32-bit lanes, each into two
+// 2-digit ones in 16-bit lanes, each into two digits in bytes (a
+// quotient by multiplying and shifting, exact for the values a lane
+// holds).
+func digits8(v uint64) uint64 {
+	x := v/10000 | v%10000<<32
+	q := (x * 5243 >> 19) & 0x0000007f0000007f // /100, exact below 43699
+	x = q | (x-q*100)<<16
+	q = (x * 103 >> 10) & 0x000f000f000f000f // /10, exact below 179
+	x = q | (x-q*10)<<8
+	return x + 0x3030303030303030
 }
 
 // counterKey is the key of day d's counter mark (counter.go).

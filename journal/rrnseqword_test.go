@@ -1,6 +1,8 @@
 package journal
 
 import (
+	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -69,4 +71,55 @@ func TestRRNSeqSameAsReference(t *testing.T) {
 		check(s, day0+337)
 		check(s, 0)
 	}
+}
+
+// seqRRNRef is seqRRN a digit at a time, the reference.
+func seqRRNRef(seq uint64) string {
+	d, c := seqDay(seq), seqCounter(seq)
+	if d == 0 || c == 0 || c >= rrnSpan {
+		return ""
+	}
+	var b [rrnLen]byte
+	for i := rrnLen - 1; i >= 3; i-- {
+		b[i] = byte('0' + c%10)
+		c /= 10
+	}
+	y := dayOfYear(d)
+	for i := 2; i >= 0; i-- {
+		b[i] = byte('0' + y%10)
+		y /= 10
+	}
+	return string(b[:])
+}
+
+// TestSeqRRNSameAsReference: seqRRN, 8 digits in one word, gives the
+// reference's RRN for every day of a year, counters of every length and
+// at the bounds, random counters; digits8 is strconv's for every value
+// below 10^6, the largest, and random ones.
+func TestSeqRRNSameAsReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(25, 26))
+	day0 := uint32(20454)
+	for k := uint32(0); k < 366; k++ {
+		d := day0 + k
+		for _, c := range []uint64{0, 1, 9, 10, 99, 100, 9999, 10000, 99999999, 100000000, 100000001, rrnSpan - 1, rrnSpan, rrnSpan + 1, rng.Uint64N(rrnSpan), rng.Uint64N(10000)} {
+			seq := dayStart(d) + c
+			if got, want := seqRRN(seq), seqRRNRef(seq); got != want {
+				t.Fatalf("seqRRN(day %d counter %d) = %q, reference %q", d, c, got, want)
+			}
+		}
+	}
+	check := func(v uint64) {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], digits8(v))
+		if want := fmt.Sprintf("%08d", v); string(b[:]) != want {
+			t.Fatalf("digits8(%d) = %q, want %q", v, b[:], want)
+		}
+	}
+	for v := uint64(0); v < 1_000_000; v++ {
+		check(v)
+	}
+	for range 200000 {
+		check(rng.Uint64N(100_000_000))
+	}
+	check(99_999_999)
 }
