@@ -800,7 +800,16 @@ func (m *POSMessage) CardNumber() string { return m.cardNumber() }
 // 15, 37, 38, 44, 54, 62, 63 as the transaction requires, then MACs it with
 // EncodePOSWithMAC. Track 2, PIN data and IC data are never echoed.
 func NewPOSResponse(req *POSMessage, rc string) *POSMessage {
-	return &POSMessage{
+	m := new(POSMessage)
+	m.InitResponse(req, rc)
+	return m
+}
+
+// InitResponse makes m what NewPOSResponse(req, rc) returns, every other
+// field of m cleared: for a caller that keeps its answer in a message it
+// already holds rather than in a new one on the heap.
+func (m *POSMessage) InitResponse(req *POSMessage, rc string) {
+	*m = POSMessage{
 		MTI:            ResponseMTI(req.MTI),
 		PAN:            req.PAN,
 		ProcessingCode: req.ProcessingCode,

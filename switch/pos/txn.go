@@ -244,29 +244,7 @@ func ReceiptText(merchantName string) string {
 // responseInto is spec.NewPOSResponse written into resp, every other
 // field cleared (TestResponseIntoSameAsNewPOSResponse holds the two
 // equal, field by field).
-func responseInto(resp, req *spec.POSMessage, rc string) {
-	*resp = spec.POSMessage{
-		MTI:            spec.ResponseMTI(req.MTI),
-		PAN:            req.PAN,
-		ProcessingCode: req.ProcessingCode,
-		Amount:         req.Amount,
-		HasAmount:      req.HasAmount,
-		STAN:           req.STAN,
-		LocalTime:      req.LocalTime,
-		LocalDate:      req.LocalDate,
-		Expiry:         req.Expiry,
-		ConditionCode:  req.ConditionCode,
-		AcquirerID:     req.AcquirerID,
-		RRN:            req.RRN,
-		AuthCode:       req.AuthCode,
-		ResponseCode:   rc,
-		TerminalID:     req.TerminalID,
-		MerchantID:     req.MerchantID,
-		Currency:       req.Currency,
-		Reserved60:     req.Reserved60,
-		Original:       req.Original,
-	}
-}
+func responseInto(resp, req *spec.POSMessage, rc string) { resp.InitResponse(req, rc) }
 
 // transactionKey is terminal/batch/stan/date, the transaction's
 // idempotency key: built in one buffer of its exact size, which costs
