@@ -184,7 +184,7 @@ func Answer(req *spec.POSMessage, t *txn.Transaction, o txn.Outcome, date ledger
 // answerInto is Answer written into resp (the exchange's own message: no
 // allocation per answer), with field 63 given.
 func answerInto(resp *spec.POSMessage, req *spec.POSMessage, t *txn.Transaction, o txn.Outcome, date ledger.BusinessDate, receipt string) {
-	responseInto(resp, req, o.ResponseCode)
+	resp.InitResponse(req, o.ResponseCode)
 	resp.RRN = t.RRN
 	settle := o.SettlementDate
 	if settle == 0 {
@@ -240,11 +240,6 @@ func ReceiptText(merchantName string) string {
 	}
 	return text
 }
-
-// responseInto is spec.NewPOSResponse written into resp, every other
-// field cleared (TestResponseIntoSameAsNewPOSResponse holds the two
-// equal, field by field).
-func responseInto(resp, req *spec.POSMessage, rc string) { resp.InitResponse(req, rc) }
 
 // transactionKey is terminal/batch/stan/date, the transaction's
 // idempotency key: built in one buffer of its exact size, which costs
