@@ -31,14 +31,11 @@ type Options struct {
 	// Logger receives operational events (labels, types, check values,
 	// masked card numbers — never key or PIN material). Nil: no logging.
 	Logger *zap.Logger
-	// OnOperation, when set, is called once per operation with the
-	// operation name (e.g. "mac_verify") and result ("ok", "fail" for a
-	// negative verification, "error"), so the switch can count
-	// switch_hsm_operations_total{op,result} without hsm importing
-	// Prometheus. It must be fast and safe for concurrent use.
-	OnOperation func(op, result string)
 	// Counter, when set, is asked once for each operation and result an
-	// operation ends with (the same names as OnOperation) and returns
+	// operation ends with — the operation's name (e.g. "mac_verify") and
+	// its result ("ok", "fail" for a negative verification, "error"), so
+	// the switch can count switch_hsm_operations_total{op,result}
+	// without hsm importing Prometheus — and returns
 	// the function to call every time after: a Prometheus counter's Inc,
 	// so that counting costs no label lookup per operation. It may be
 	// asked twice for the same pair and must then return the same
@@ -262,9 +259,6 @@ func (h *HSM) observe(op operation, err error, ok bool) {
 			slot.Store(inc)
 		}
 		(*inc)()
-	}
-	if h.opts.OnOperation != nil {
-		h.opts.OnOperation(operationNames[op], resultNames[r])
 	}
 }
 
