@@ -97,6 +97,18 @@ func decodePOSFieldByField(msg []byte) (*POSMessage, error) {
 	return m, nil
 }
 
+// withoutWire returns a copy of m without what a decoded message or a
+// response keeps beside its value (the wire and echo of posEncoder), to
+// compare values; nil for nil.
+func withoutWire(m *POSMessage) *POSMessage {
+	if m == nil {
+		return nil
+	}
+	c := *m
+	c.wire, c.echo = nil, nil
+	return &c
+}
+
 // FuzzDecodePOSSameAsFieldByField checks DecodePOS against the reference
 // decoder: the same message or the same error for every input.
 func FuzzDecodePOSSameAsFieldByField(f *testing.F) {
@@ -109,7 +121,7 @@ func FuzzDecodePOSSameAsFieldByField(f *testing.F) {
 		if fmt.Sprint(gerr) != fmt.Sprint(werr) {
 			t.Fatalf("error %v, reference %v", gerr, werr)
 		}
-		if !reflect.DeepEqual(got, want) {
+		if !reflect.DeepEqual(withoutWire(got), want) {
 			t.Fatalf("decoded %+v, reference %+v", got, want)
 		}
 	})
@@ -122,7 +134,7 @@ func TestDecodePOSSameAsFieldByField(t *testing.T) {
 		for n := 0; n <= len(msg); n++ {
 			got, gerr := DecodePOS(msg[:n])
 			want, werr := decodePOSFieldByField(msg[:n])
-			if fmt.Sprint(gerr) != fmt.Sprint(werr) || !reflect.DeepEqual(got, want) {
+			if fmt.Sprint(gerr) != fmt.Sprint(werr) || !reflect.DeepEqual(withoutWire(got), want) {
 				t.Fatalf("%s[:%d]: %+v, %v; reference %+v, %v", g.file, n, got, gerr, want, werr)
 			}
 		}
@@ -152,7 +164,7 @@ func TestDecodePOSLongDigits(t *testing.T) {
 	}
 	got, gerr := DecodePOS(msg)
 	want, werr := decodePOSFieldByField(msg)
-	if gerr != nil || werr != nil || !reflect.DeepEqual(got, want) || got.AdditionalData != string(long) {
+	if gerr != nil || werr != nil || !reflect.DeepEqual(withoutWire(got), want) || got.AdditionalData != string(long) {
 		t.Fatalf("decoded %+v, %v; reference %+v, %v", got, gerr, want, werr)
 	}
 }

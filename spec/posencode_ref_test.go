@@ -444,6 +444,10 @@ func TestPrintableSameAsBytewise(t *testing.T) {
 func sameAsEncodeWithout(t *testing.T, m *POSMessage, ids []int) bool {
 	t.Helper()
 	got, ok := m.RawWithout(ids...)
+	// The decoder's cuts give what walking the message again gives.
+	if walked, wok := m.rawWithoutWalk(ids); ok != wok || !bytes.Equal(got, walked) {
+		t.Fatalf("RawWithout(%v) of %X = %X, %v; walking it %X, %v", ids, m.Raw, got, ok, walked, wok)
+	}
 	if !ok {
 		return false
 	}

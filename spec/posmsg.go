@@ -7,6 +7,7 @@ import (
 	"github.com/cardswitch/cardswitch/internal/cardno"
 	"math/bits"
 	"slices"
+	"unsafe"
 
 	"github.com/moov-io/iso8583/encoding"
 	"github.com/moov-io/iso8583/field"
@@ -59,6 +60,90 @@ type POSMessage struct {
 	// Raw is a copy of the decoded message bytes (from the MTI), set by
 	// DecodePOS: the MAC block and the journal entry are cut from it.
 	Raw []byte
+
+	// wire is where each field of a message DecodePOS returned lies in
+	// its bytes; echo is the wire of the request a response was started
+	// from (InitResponse), whose packed fields the response copies where
+	// it still holds the request's values (posEncoder.echoes). Neither
+	// is part of the message's value.
+	wire *posWire
+	echo *posWire
+}
+
+// posWire is where the fields of a decoded message lie: for each field
+// cut, in ascending order, its value in joined and where it begins and
+// ends in the message.
+type posWire struct {
+	// joined is the message's bytes followed by the digits of its digit
+	// fields, the one string DecodePOS makes: every text and digit value
+	// is a substring of it, and its first msgLen bytes are the message as
+	// decoded, which nothing can change.
+	joined string
+	msgLen int
+	// present marks the fields (bit 64 − id: the bitmap). canonical
+	// says every field's bytes are exactly what appendField packs for
+	// the value decoded from them: no pad nibble and no length prefix
+	// pad digit other than 0 (which DecodePOS accepts and appendField
+	// never writes).
+	present   uint64
+	canonical bool
+	// amount is field 4 as decoded.
+	amount Amount
+	// echo[id] is 1 + the index in cuts of text or digit field id when
+	// its bytes are canonical, else 0: the fields a response may copy.
+	echo [128]uint8
+	cuts [posMaxFields]posCut
+}
+
+// decodedPOS is what DecodePOS allocates: the message and its wire in
+// one object.
+type decodedPOS struct {
+	m POSMessage
+	w posWire
+}
+
+// cutAt returns the index in w.cuts of field id, false when the field
+// is not in the message.
+func (w *posWire) cutAt(id int) (int, bool) {
+	bit := uint64(1) << (64 - id)
+	return bits.OnesCount64(w.present >> (64 - id) >> 1), w.present&bit != 0
+}
+
+// holds reports whether the value v of field id is the value decoded
+// from the message's canonical field: the same bytes of joined, not only
+// equal ones (a string never changes, so these are the value as decoded,
+// and the field's bytes are what packing v gives). It returns the
+// field's cut.
+func (w *posWire) holds(id int, v string) (*posCut, bool) {
+	k := int(w.echo[id&127]) - 1
+	if k < 0 {
+		return nil, false
+	}
+	c := &w.cuts[k&(posMaxFields-1)]
+	return c, len(v) == int(c.hi-c.lo) &&
+		unsafe.StringData(v) == (*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(w.joined)), c.lo))
+}
+
+// holdsParts is holds for a digit field packed as its parts joined
+// (60, 61): each part not empty lies in joined where the one before it
+// ends, and together they are the value decoded.
+func (w *posWire) holdsParts(id int, parts *[4]string) (*posCut, bool) {
+	k := int(w.echo[id&127]) - 1
+	if k < 0 {
+		return nil, false
+	}
+	c := &w.cuts[k&(posMaxFields-1)]
+	at := int(c.lo)
+	for _, p := range parts {
+		if len(p) == 0 {
+			continue
+		}
+		if len(p) > int(c.hi)-at || unsafe.StringData(p) != unsafe.StringData(w.joined[at:]) {
+			return nil, false
+		}
+		at += len(p)
+	}
+	return c, at == int(c.hi)
 }
 
 // posFieldSpecs caches the field specs of POS by number.
@@ -301,14 +386,16 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 	// second, once that string exists; a field that does not cut stops
 	// the first pass, and the fields before it are stored first, so the
 	// error is the one a field-by-field decoder would return.
-	m := &POSMessage{Raw: append([]byte(nil), msg...)}
+	d := new(decodedPOS)
+	m, w := &d.m, &d.w
+	m.Raw = append([]byte(nil), msg...)
 	msg = m.Raw
 	var (
 		joinBuf [posJoinBuf]byte
-		cuts    [posMaxFields]posCut
 		ncut    int
 		err     error
 	)
+	cuts := &w.cuts
 	buf := append(joinBuf[:0], msg...)
 	if c, ok := posFieldSpecs[0].Enc.(bcdCodec); ok {
 		buf, _, err = c.decodeInto(buf, msg, 4)
@@ -327,6 +414,7 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 	}
 	off := minPOSMessage
 	var cutErr error
+	allCanon := true // posWire.canonical
 	for bm := bitmap; bm != 0; {
 		lz := bits.LeadingZeros64(bm)
 		bm &^= 1 << (63 - lz)
@@ -336,21 +424,24 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 			break
 		}
 		c := &cuts[ncut]
-		c.id = uint8(id)
+		c.id, c.start = uint8(id), int32(off)
 		// The fast path: a well-formed field with a fixed or BCD LL/LLL
 		// length, BCD digits, printable text. Anything else goes to
 		// cutPOSField, which cuts it or names what is wrong
 		// (FuzzDecodePOSSameAsFieldByField holds the two to the old
 		// decoder).
 		l := &posLayouts[id]
-		n, at, ok := l.length, off, l.fixed
+		// canon: the field's bytes are what appendField packs for its
+		// value (posWire): so far, the length prefix's pad digit, if
+		// any, is 0.
+		n, at, ok, canon := l.length, off, l.fixed, true
 		switch {
 		case ok:
 		case l.varDigits == 2 && off < len(msg):
 			n, at, ok = int(bcdByteValue[msg[off]]), off+1, true
 		case l.varDigits == 3 && off+1 < len(msg):
 			v0, v1 := int(bcdByteValue[msg[off]]), int(bcdByteValue[msg[off+1]])
-			n, at, ok = v0%10*100+v1, off+2, v0 >= 0 && v1 >= 0
+			n, at, ok, canon = v0%10*100+v1, off+2, v0 >= 0 && v1 >= 0, v0 < 10
 		}
 		if ok && n > 0 && n <= l.length {
 			switch l.codec {
@@ -363,7 +454,20 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 					}
 					if l.bcd.pairs(buf[lo:lo+n], msg[at:at+read]) {
 						buf, off = buf[:lo+n], at+read
-						c.kind, c.lo, c.hi = cutDigits, int32(lo), int32(lo+n)
+						c.kind, c.lo, c.hi, c.end = cutDigits, int32(lo), int32(lo+n), int32(off)
+						if n%2 != 0 {
+							// The pad nibble: after the digits when
+							// left-aligned, before them when right.
+							if l.bcd.left {
+								canon = canon && msg[off-1]&0x0F == 0
+							} else {
+								canon = canon && msg[at]>>4 == 0
+							}
+						}
+						if canon {
+							w.echo[id] = uint8(ncut + 1)
+						}
+						allCanon = allCanon && canon
 						ncut++
 						continue
 					}
@@ -375,6 +479,11 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 						c.kind = cutText
 					}
 					off = at + n
+					c.end = int32(off)
+					if canon && c.kind == cutText {
+						w.echo[id] = uint8(ncut + 1)
+					}
+					allCanon = allCanon && canon
 					ncut++
 					continue
 				}
@@ -383,6 +492,7 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 		if off, buf, cutErr = cutPOSField(msg, off, c, buf); cutErr != nil {
 			break
 		}
+		allCanon = false
 		ncut++
 	}
 	// One string of the message followed by its digits: text fields are
@@ -412,6 +522,11 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 	if off != len(msg) {
 		return nil, fmt.Errorf("%w: %d bytes after the last field", ErrFormat, len(msg)-off)
 	}
+	w.joined, w.msgLen, w.amount, w.present, w.canonical = joined, len(msg), m.Amount, bitmap, allCanon
+	if !m.HasAmount {
+		w.echo[4] = 0
+	}
+	m.wire = w
 	return m, nil
 }
 
@@ -420,9 +535,11 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 // substring of the message's string), binary (a slice of the message)
 // or digits.
 type posCut struct {
-	id     uint8
-	kind   uint8
-	lo, hi int32
+	id   uint8
+	kind uint8
+	// lo, hi: the value in the decoder's buffer; start, end: the field,
+	// its length prefix included, in the message.
+	lo, hi, start, end int32
 }
 
 const (
@@ -448,8 +565,19 @@ const posJoinBuf = 768
 // cutPOSField cuts field c.id out of msg at off: its length prefix and
 // value, checked against the dialect. Its digits are appended to buf
 // (msg's copy and the digits so far). It returns the offset after the
-// field and buf.
+// field and buf, and sets c.end to that offset.
+//
+// It serves the fields the fast path in DecodePOS does not cut, to say
+// what is wrong with them; one it cuts is not marked canonical (a
+// response packs it again, RawWithout walks the message).
 func cutPOSField(msg []byte, off int, c *posCut, buf []byte) (int, []byte, error) {
+	end, buf, err := cutPOSFieldValue(msg, off, c, buf)
+	c.end = int32(end)
+	return end, buf, err
+}
+
+// cutPOSFieldValue is cutPOSField but for c.end.
+func cutPOSFieldValue(msg []byte, off int, c *posCut, buf []byte) (int, []byte, error) {
 	id := int(c.id)
 	l := &posLayouts[id]
 	if l.spec == nil {
@@ -527,12 +655,18 @@ func appendPOS(dst []byte, m *POSMessage) ([]byte, error) {
 	// Every field of the dialect in ascending order (TestAppendPOSSameAsRef
 	// compares with the packer that walked posFieldOrder): a text or
 	// digit field is present when not "", a binary one when not nil.
-	e := posEncoder{dst: dst}
+	e := posEncoder{dst: dst, echo: m.echo}
 	e.str(2, m.PAN)
 	e.str(3, m.ProcessingCode)
 	if m.HasAmount {
-		var n12 [12]byte
-		e.bin(4, m.Amount.appendN12(n12[:0])) // checked above
+		if w := e.echo; w != nil && m.Amount == w.amount && w.echo[4] != 0 {
+			// The request's amount (echo[4] is set only where it was
+			// decoded).
+			e.copyField(&w.cuts[(w.echo[4]-1)&(posMaxFields-1)], 4)
+		} else {
+			var n12 [12]byte
+			e.bin(4, m.Amount.appendN12(n12[:0])) // checked above
+		}
 	}
 	e.str(11, m.STAN)
 	e.str(12, m.LocalTime)
@@ -560,14 +694,23 @@ func appendPOS(dst []byte, m *POSMessage) ([]byte, error) {
 	e.str(57, m.PaymentCode)
 	var scratch [posMaxScratch]byte
 	if f := &m.Reserved60; f.Type != "" || f.Batch != "" || f.NetworkCode != "" || f.Rest != "" {
-		e.bin(60, append(append(append(append(scratch[:0], f.Type...), f.Batch...), f.NetworkCode...), f.Rest...))
+		if c, ok := e.echoes(60, &[4]string{f.Type, f.Batch, f.NetworkCode, f.Rest}); ok {
+			e.copyField(c, 60)
+		} else {
+			e.bin(60, append(append(append(append(scratch[:0], f.Type...), f.Batch...), f.NetworkCode...), f.Rest...))
+		}
 	}
 	if f := &m.Original; f.Batch != "" || f.STAN != "" || f.Date != "" || f.Rest != "" {
-		e.bin(61, append(append(append(append(scratch[:0], f.Batch...), f.STAN...), f.Date...), f.Rest...))
+		if c, ok := e.echoes(61, &[4]string{f.Batch, f.STAN, f.Date, f.Rest}); ok {
+			e.copyField(c, 61)
+		} else {
+			e.bin(61, append(append(append(append(scratch[:0], f.Batch...), f.STAN...), f.Date...), f.Rest...))
+		}
 	}
 	e.bin(62, m.Reserved62)
 	e.str(63, m.Reserved63)
 	e.bin(64, m.MAC)
+	e.flush()
 	if e.err != nil {
 		return nil, fmt.Errorf("encode POS %s field %d: %w", m.MTI, e.id, e.err)
 	}
@@ -577,11 +720,52 @@ func appendPOS(dst []byte, m *POSMessage) ([]byte, error) {
 
 // posEncoder appends fields to dst and marks them in bitmap until one
 // fails (err, field id).
+//
+// A response started from a decoded request (InitResponse) has the
+// request's wire as echo: a field still holding the request's value
+// (posWire.holds) is copied from the request's bytes instead of packed
+// again, the same bytes (TestEchoSameAsPacked). Fields echoed one after
+// the other that lie one after the other in the request too are copied
+// together: run is the part of the request's message copied but not yet
+// appended.
 type posEncoder struct {
 	dst    []byte
 	bitmap uint64
 	id     int
 	err    error
+	echo   *posWire
+	runLo  int
+	runHi  int
+}
+
+// echoes reports whether field id, packed as its parts joined, is the
+// request's (holdsParts), and its cut.
+func (e *posEncoder) echoes(id int, parts *[4]string) (*posCut, bool) {
+	if e.echo == nil {
+		return nil, false
+	}
+	return e.echo.holdsParts(id, parts)
+}
+
+// copyField echoes the request's field c (field id).
+func (e *posEncoder) copyField(c *posCut, id int) {
+	if e.err != nil {
+		return
+	}
+	if s := int(c.start); s != e.runHi {
+		e.flush()
+		e.runLo = s
+	}
+	e.runHi = int(c.end)
+	e.bitmap |= 1 << (64 - id)
+}
+
+// flush appends the run of echoed fields not yet appended.
+func (e *posEncoder) flush() {
+	if e.runHi > e.runLo {
+		e.dst = append(e.dst, e.echo.joined[e.runLo:e.runHi]...)
+	}
+	e.runLo, e.runHi = 0, 0
 }
 
 // str appends text or digit field id when v is not "" (small enough to
@@ -595,6 +779,13 @@ func (e *posEncoder) str(id int, v string) {
 func (e *posEncoder) addStr(id int, v string) {
 	if e.err != nil {
 		return
+	}
+	if w := e.echo; w != nil {
+		if c, ok := w.holds(id, v); ok {
+			e.copyField(c, id)
+			return
+		}
+		e.flush()
 	}
 	e.id = id
 	e.dst, e.err = appendField(e.dst, &posLayouts[id], id, v)
@@ -612,6 +803,9 @@ func (e *posEncoder) bin(id int, v []byte) {
 func (e *posEncoder) addBin(id int, v []byte) {
 	if e.err != nil {
 		return
+	}
+	if e.echo != nil {
+		e.flush()
 	}
 	e.id = id
 	e.dst, e.err = appendField(e.dst, &posLayouts[id], id, v)
@@ -829,6 +1023,7 @@ func (m *POSMessage) InitResponse(req *POSMessage, rc string) {
 		Currency:       req.Currency,
 		Reserved60:     req.Reserved60,
 		Original:       req.Original,
+		echo:           req.wire,
 	}
 }
 
@@ -839,6 +1034,38 @@ func (m *POSMessage) InitResponse(req *POSMessage, rc string) {
 // nibble or a length prefix's pad digit other than 0, which DecodePOS
 // accepts and EncodePOS never writes (TestRawWithoutSameAsEncode).
 func (m *POSMessage) RawWithout(ids ...int) ([]byte, bool) {
+	w := m.wire
+	// The decoder's cuts serve when every field is canonical and Raw
+	// still holds what was decoded (one comparison of a few words).
+	if w == nil || !w.canonical || string(m.Raw) != w.joined[:w.msgLen] {
+		return m.rawWithoutWalk(ids)
+	}
+	var drop uint64
+	for _, id := range ids {
+		if id < 2 || id > posMaxFieldNumber {
+			return nil, false
+		}
+		drop |= 1 << (64 - id)
+	}
+	msg := w.joined[:w.msgLen]
+	out := make([]byte, minPOSMessage, len(msg))
+	copy(out, msg[:2])
+	binary.BigEndian.PutUint64(out[2:], w.present&^drop)
+	run := minPOSMessage
+	for bm := w.present & drop; bm != 0; {
+		lz := bits.LeadingZeros64(bm)
+		bm &^= 1 << (63 - lz)
+		k, _ := w.cutAt(lz + 1)
+		c := &w.cuts[k]
+		out = append(out, msg[run:c.start]...)
+		run = int(c.end)
+	}
+	return append(out, msg[run:]...), true
+}
+
+// rawWithoutWalk is RawWithout for a message without the decoder's cuts:
+// it walks the fields of m.Raw again.
+func (m *POSMessage) rawWithoutWalk(ids []int) ([]byte, bool) {
 	msg := m.Raw
 	if len(msg) < minPOSMessage {
 		return nil, false
