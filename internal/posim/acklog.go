@@ -34,8 +34,15 @@ type Ack struct {
 
 // String formats the ack as one log line (without the newline):
 // terminal batch STAN type card amount rc, separated by single spaces.
-func (a Ack) String() string {
-	return fmt.Sprintf("%s %s %s %s %s %d %s", a.Terminal, a.Batch, a.STAN, a.Type, a.Card, a.Amount, a.RC)
+func (a Ack) String() string { return string(a.appendTo(nil)) }
+
+// appendTo appends the line String formats to b.
+func (a Ack) appendTo(b []byte) []byte {
+	for _, f := range [...]string{a.Terminal, a.Batch, a.STAN, a.Type, a.Card} {
+		b = append(append(b, f...), ' ')
+	}
+	b = strconv.AppendInt(b, int64(a.Amount), 10)
+	return append(append(b, ' '), a.RC...)
 }
 
 // Bounds on an ack log line read back, against a damaged file.
@@ -97,7 +104,7 @@ func (l *AckLog) Write(a Ack) {
 	a.Card = l.idx.Ref(a.Card)
 	l.mu.Lock()
 	if l.err == nil {
-		_, l.err = l.w.WriteString(a.String() + "\n")
+		_, l.err = l.w.Write(append(a.appendTo(l.w.AvailableBuffer()), '\n'))
 	}
 	l.mu.Unlock()
 }

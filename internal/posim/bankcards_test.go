@@ -13,7 +13,7 @@ import (
 // signedOnSim is a simulated terminal with working keys installed as a
 // mode 003 sign-on would (field 62 built here under the demo TMK), and no
 // connection: enough to build requests.
-func signedOnSim(t *testing.T, ts TerminalSpec, mix Mix) *sim {
+func signedOnSim(t testing.TB, ts TerminalSpec, mix Mix) *sim {
 	t.Helper()
 	tmk, _ := hex.DecodeString(DemoTMK)
 	tmkBlock, err := blockcipher.New(blockcipher.TDES, tmk)

@@ -49,16 +49,111 @@ const (
 
 // recentConsume is an approved consume the terminal may void or refund.
 type recentConsume struct {
-	req, resp *spec.POSMessage
+	orig      original
 	remaining spec.Amount
 	refunded  bool
 }
 
 // recentAuth is an approved pre-auth the terminal may complete or cancel.
 type recentAuth struct {
-	req, resp *spec.POSMessage
-	card      Card
+	orig original
 }
+
+// original is what a void, refund, completion or cancel takes from the
+// approved request and its answer (posclient's builders read no other
+// field), kept without a pointer: every terminal remembers dozens, and
+// a heap of remembered messages is what the garbage collector would
+// otherwise scan again in every cycle of a load run.
+type original struct {
+	card   int32 // index in the terminal's cards
+	amount spec.Amount
+	stan   short // 11
+	date   short // 13
+	batch  short // 60.2
+	rrn    short // the answer's 37
+	auth   short // the answer's 38
+}
+
+// short is a string of at most shortMax bytes held in place. The fields
+// kept are fixed-length in the dialect (11 n6, 13 n4, 37 an12, 38 an6,
+// 60.2 n6) or absent.
+type short struct {
+	n uint8
+	b [shortMax]byte
+}
+
+const shortMax = 12
+
+// set stores s; it reports false, storing nothing, when s is longer than
+// shortMax.
+func (v *short) set(s string) bool {
+	if len(s) > shortMax {
+		return false
+	}
+	v.n = uint8(copy(v.b[:], s))
+	return true
+}
+
+func (v *short) String() string { return string(v.b[:v.n]) }
+
+// remembered makes the original of an approved request: ok is false when
+// its card is not one of the terminal's or a field does not fit (neither
+// happens with the requests sim builds and answers DecodePOS accepts).
+func (s *sim) remembered(req, resp *spec.POSMessage) (o original, ok bool) {
+	card := s.cardIndex(req.PAN)
+	if card < 0 {
+		return o, false
+	}
+	o.card, o.amount = int32(card), req.Amount
+	ok = o.stan.set(req.STAN) && o.date.set(req.LocalDate) && o.batch.set(req.Reserved60.Batch) &&
+		o.rrn.set(resp.RRN) && o.auth.set(resp.AuthCode)
+	return o, ok
+}
+
+// messages rebuilds the request and answer fields posclient's builders
+// of a follow-up read: 2, 4, 11, 13 and 60.2 of the request, 37 and 38
+// of the answer.
+func (s *sim) messages(o *original) (req, resp *spec.POSMessage) {
+	req = &spec.POSMessage{
+		PAN: s.spec.Cards[o.card].PAN, Amount: o.amount, HasAmount: true,
+		STAN: o.stan.String(), LocalDate: o.date.String(),
+		Reserved60: spec.Field60{Batch: o.batch.String()},
+	}
+	resp = &spec.POSMessage{RRN: o.rrn.String(), AuthCode: o.auth.String()}
+	return req, resp
+}
+
+// recent is a bounded list, oldest first, in a ring: adding to a full
+// one drops the oldest without moving the others.
+type recent[T any] struct {
+	head, n int
+	item    [recentLimit]T
+}
+
+func (r *recent[T]) len() int { return r.n }
+
+// at is the i-th item, oldest first.
+func (r *recent[T]) at(i int) *T { return &r.item[(r.head+i)%recentLimit] }
+
+// push adds v as the newest, dropping the oldest when full.
+func (r *recent[T]) push(v T) {
+	if r.n == recentLimit {
+		r.head = (r.head + 1) % recentLimit
+		r.n--
+	}
+	*r.at(r.n) = v
+	r.n++
+}
+
+// remove drops the i-th item; the ones after it move up.
+func (r *recent[T]) remove(i int) {
+	for ; i < r.n-1; i++ {
+		*r.at(i) = *r.at(i + 1)
+	}
+	r.n--
+}
+
+func (r *recent[T]) reset() { r.head, r.n = 0, 0 }
 
 // sim is one simulated terminal: one goroutine, one connection, one
 // transaction outstanding at a time.
@@ -69,8 +164,10 @@ type sim struct {
 	rng   *rand.Rand
 	draw  int // position in the mix cycle
 	order [100]int
-	rec   []recentConsume
-	auths []recentAuth
+	rec   recent[recentConsume]
+	auths recent[recentAuth]
+	// lastCard is the index of the card card() drew last.
+	lastCard int
 
 	mu       sync.Mutex // guards the histograms (the progress reporter reads them)
 	hist     Histogram
@@ -94,16 +191,23 @@ func (s *sim) nextKind() Kind {
 	return k
 }
 
-func (s *sim) card() Card { return s.spec.Cards[s.rng.IntN(len(s.spec.Cards))] }
+func (s *sim) card() Card {
+	s.lastCard = s.rng.IntN(len(s.spec.Cards))
+	return s.spec.Cards[s.lastCard]
+}
 
-// cardOf is the terminal's card with this number.
-func (s *sim) cardOf(pan string) Card {
-	for _, c := range s.spec.Cards {
+// cardIndex is the index of the terminal's card with this number (the
+// one drawn last, usually), or -1.
+func (s *sim) cardIndex(pan string) int {
+	if i := s.lastCard; i < len(s.spec.Cards) && s.spec.Cards[i].PAN == pan {
+		return i
+	}
+	for i, c := range s.spec.Cards {
 		if c.PAN == pan {
-			return c
+			return i
 		}
 	}
-	return Card{PAN: pan}
+	return -1
 }
 
 func (s *sim) amount(lo, hi int) spec.Amount { return spec.Amount(lo + s.rng.IntN(hi-lo+1)) }
@@ -166,10 +270,10 @@ func (s *sim) signOn() error {
 	if resp.ResponseCode != spec.RCApproved {
 		return fmt.Errorf("terminal %s sign-on: response code %s (%s)", s.spec.ID, resp.ResponseCode, spec.RCDescription(resp.ResponseCode))
 	}
-	s.rec = s.rec[:0] // voids need the current batch
+	s.rec.reset() // voids need the current batch
 	// So do completions and cancels here: a pre-auth of an earlier batch
 	// stays held.
-	s.auths = s.auths[:0]
+	s.auths.reset()
 	return nil
 }
 
@@ -321,22 +425,18 @@ func (s *sim) recover(hard context.Context, req *spec.POSMessage, txType spec.Tx
 // remember keeps approved consumes for later voids and refunds, and
 // approved pre-auths for a later completion or cancel.
 func (s *sim) remember(req, resp *spec.POSMessage, t spec.TxType) {
+	if t != spec.PreAuth && t != spec.Consume {
+		return
+	}
+	o, ok := s.remembered(req, resp)
+	if !ok {
+		return
+	}
 	if t == spec.PreAuth {
-		if len(s.auths) >= recentLimit {
-			copy(s.auths, s.auths[1:])
-			s.auths = s.auths[:len(s.auths)-1]
-		}
-		s.auths = append(s.auths, recentAuth{req: req, resp: resp, card: s.cardOf(req.PAN)})
+		s.auths.push(recentAuth{orig: o})
 		return
 	}
-	if t != spec.Consume {
-		return
-	}
-	if len(s.rec) >= recentLimit {
-		copy(s.rec, s.rec[1:])
-		s.rec = s.rec[:len(s.rec)-1]
-	}
-	s.rec = append(s.rec, recentConsume{req: req, resp: resp, remaining: req.Amount})
+	s.rec.push(recentConsume{orig: o, remaining: req.Amount})
 }
 
 // build makes the next request of a kind. lost reports that the terminal
@@ -348,24 +448,25 @@ func (s *sim) build(k Kind) (req *spec.POSMessage, lost bool, err error) {
 		req, err = s.term.Balance(c.PAN, c.PIN)
 		return req, false, err
 	case KindVoid:
-		for i := len(s.rec) - 1; i >= 0; i-- {
-			if !s.rec[i].refunded {
-				rc := s.rec[i]
-				s.rec = append(s.rec[:i], s.rec[i+1:]...)
-				req, err = s.term.Void(rc.req, rc.resp, "")
+		for i := s.rec.len() - 1; i >= 0; i-- {
+			if rc := s.rec.at(i); !rc.refunded {
+				origReq, origResp := s.messages(&rc.orig)
+				s.rec.remove(i)
+				req, err = s.term.Void(origReq, origResp, "")
 				return req, false, err
 			}
 		}
 	case KindRefund:
-		if n := len(s.rec); n > 0 {
+		if n := s.rec.len(); n > 0 {
 			i := s.rng.IntN(n)
-			rc := &s.rec[i]
+			rc := s.rec.at(i)
 			amt := max(rc.remaining/2, 1)
 			rc.remaining -= amt
 			rc.refunded = true
-			req = s.term.Refund(rc.req, rc.resp, amt)
+			origReq, origResp := s.messages(&rc.orig)
+			req = s.term.Refund(origReq, origResp, amt)
 			if rc.remaining == 0 {
-				s.rec = append(s.rec[:i], s.rec[i+1:]...)
+				s.rec.remove(i)
 			}
 			return req, false, nil
 		}
@@ -377,13 +478,15 @@ func (s *sim) build(k Kind) (req *spec.POSMessage, lost bool, err error) {
 		// The latest pre-auth, completed or cancelled whole: its hold
 		// goes. One whose completion or cancel is reversed (no answer)
 		// is held again, and stays so.
-		if n := len(s.auths); n > 0 {
-			a := s.auths[n-1]
-			s.auths = s.auths[:n-1]
+		if n := s.auths.len(); n > 0 {
+			a := *s.auths.at(n - 1)
+			s.auths.remove(n - 1)
+			authReq, authResp := s.messages(&a.orig)
+			pin := s.spec.Cards[a.orig.card].PIN
 			if k == KindCompletion {
-				req, err = s.term.Completion(a.req, a.resp, a.req.Amount, a.card.PIN)
+				req, err = s.term.Completion(authReq, authResp, authReq.Amount, pin)
 			} else {
-				req, err = s.term.PreAuthCancel(a.req, a.resp, a.card.PIN)
+				req, err = s.term.PreAuthCancel(authReq, authResp, pin)
 			}
 			return req, false, err
 		}

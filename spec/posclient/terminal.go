@@ -32,6 +32,13 @@ type Terminal struct {
 	Batch string
 	stan  uint32
 	now   func() time.Time
+
+	// The local time and date (fields 12 and 13) of the second
+	// stampSec (Unix) in stampLoc, formatted once for every request of
+	// that second.
+	stampSec             int64
+	stampLoc             *time.Location
+	stampTime, stampDate string
 }
 
 // Errors of a terminal exchange.
@@ -45,10 +52,31 @@ func NewTerminal(c *Client, id, merchant string, tmk []byte) *Terminal {
 	return &Terminal{ID: id, Merchant: merchant, TMK: tmk, Mode: spec.SignOnDoubleDES, Operator: "01", Client: c, now: time.Now}
 }
 
+// SetClock sets the clock the terminal stamps its requests with (fields
+// 12 and 13); NewTerminal's is time.Now. Tests fix it to make requests
+// byte for byte reproducible.
+func (t *Terminal) SetClock(now func() time.Time) { t.now, t.stampTime = now, "" }
+
 // NextSTAN returns the next trace number, 000001..999999 then wrapping.
 func (t *Terminal) NextSTAN() string {
 	t.stan = t.stan%999999 + 1
-	return fmt.Sprintf("%06d", t.stan)
+	var b [6]byte
+	for i, n := len(b)-1, t.stan; i >= 0; i, n = i-1, n/10 {
+		b[i] = byte('0' + n%10)
+	}
+	return string(b[:])
+}
+
+// localStamp is fields 12 (hhmmss) and 13 (MMDD) of a request made
+// now, in the clock's zone. The strings of a second are kept for the
+// requests of the same second: a terminal makes thousands a second.
+func (t *Terminal) localStamp() (hhmmss, mmdd string) {
+	now := t.now()
+	if sec, loc := now.Unix(), now.Location(); sec != t.stampSec || loc != t.stampLoc || t.stampTime == "" {
+		t.stampSec, t.stampLoc = sec, loc
+		t.stampTime, t.stampDate = now.Format("150405"), now.Format("0102")
+	}
+	return t.stampTime, t.stampDate
 }
 
 // SetSTAN sets the last trace number used (a terminal keeps it across
@@ -188,13 +216,14 @@ func (t *Terminal) withPIN(m *spec.POSMessage, pin string) error {
 }
 
 func (t *Terminal) base(mti, proc, cond, type60 string) *spec.POSMessage {
-	now := t.now()
+	stan := t.NextSTAN()
+	hhmmss, mmdd := t.localStamp()
 	return &spec.POSMessage{
 		MTI:            mti,
 		ProcessingCode: proc,
-		STAN:           t.NextSTAN(),
-		LocalTime:      now.Format("150405"),
-		LocalDate:      now.Format("0102"),
+		STAN:           stan,
+		LocalTime:      hhmmss,
+		LocalDate:      mmdd,
 		EntryMode:      "022",
 		ConditionCode:  cond,
 		Currency:       spec.CurrencyCNY,
