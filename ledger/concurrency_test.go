@@ -436,7 +436,66 @@ func TestKeyLocks(t *testing.T) {
 		s := &k.shards[i]
 		s.mu.Lock()
 		n := len(s.m)
+		for j := range s.slots {
+			n += s.slots[j].n
+		}
+		if s.used != 0 {
+			n++
+		}
 		s.mu.Unlock()
+		if n != 0 {
+			t.Fatalf("shard %d keeps %d locks after every holder left", i, n)
+		}
+	}
+}
+
+// TestKeyLocksExclusiveAcrossSlotsAndMap: with far more keys held than
+// the shards have slots (so most go to the shards' maps, and slots free
+// up while map entries are held), a held key is never taken again and a
+// free one always is, in any order of taking and giving back; at the end
+// every slot and map is empty.
+func TestKeyLocksExclusiveAcrossSlotsAndMap(t *testing.T) {
+	var k keyLocks
+	k.init()
+	keys := make([][]byte, 3000)
+	for i := range keys {
+		keys[i] = refKey(TxnRef{Terminal: fmt.Sprintf("%08d", i%97), Batch: uint32(i / 97), STAN: uint32(i)})
+	}
+	held := make(map[int]heldKeys)
+	rng := rand.New(rand.NewSource(5))
+	for step := 0; step < 200_000; step++ {
+		i := rng.Intn(len(keys))
+		h, isHeld := held[i]
+		switch {
+		case isHeld && rng.Intn(3) == 0:
+			h.unlock()
+			delete(held, i)
+		case isHeld:
+			if h2, ok := k.tryLock(keys[i]); ok {
+				h2.unlock()
+				t.Fatalf("step %d: key %d taken while held", step, i)
+			}
+		default:
+			h2, ok := k.tryLock(keys[i])
+			if !ok {
+				t.Fatalf("step %d: free key %d refused", step, i)
+			}
+			held[i] = h2
+		}
+	}
+	for i, h := range held {
+		h.unlock()
+		delete(held, i)
+	}
+	for i := range k.shards {
+		s := &k.shards[i]
+		n := len(s.m)
+		for j := range s.slots {
+			n += s.slots[j].n
+		}
+		if s.used != 0 {
+			n++
+		}
 		if n != 0 {
 			t.Fatalf("shard %d keeps %d locks after every holder left", i, n)
 		}

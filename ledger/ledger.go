@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/cardswitch/cardswitch/internal/cardno"
 	"hash/maphash"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 
@@ -426,44 +427,81 @@ func (l *Ledger) PINVerificationValue(pan string) ([]byte, error) {
 // for them, so there is no false sharing between unrelated terminals. A
 // key is held by its 64-bit hash: two keys that collide only share a lock,
 // which over-serialises and never under-serialises, and the hot path
-// allocates nothing (each shard keeps a few unused lock objects for the
-// next keys, under the shard's mutex it holds anyway).
+// allocates nothing.
+//
+// Each shard holds the locks of its keys in a few fixed slots, searched
+// in order under the shard's mutex: the keys held at one time are the
+// operations in flight, a slot or two a shard, so a lock is taken and
+// given back without hashing into a map or deleting from it. Only when
+// every slot of a shard is taken does a key go to the shard's map (which
+// keeps a few unused lock objects for the next keys).
 type keyLocks struct {
 	seed   maphash.Seed
 	shards [64]keyShard
 }
 
 type keyShard struct {
-	mu   sync.Mutex
-	m    map[uint64]*keyLock
-	free []*keyLock // at most maxFreeKeyLocks, for the next keys
+	mu    sync.Mutex
+	slots [keySlots]keyLock
+	used  uint8 // bit i: slots[i] holds a key
+	m     map[uint64]*keyLock
+	free  []*keyLock // at most maxFreeKeyLocks, for the next keys
 }
+
+// keySlots is the keys a shard holds without its map (the bits of
+// keyShard.used).
+const keySlots = 8
 
 // maxFreeKeyLocks bounds the unused lock objects a shard keeps.
 const maxFreeKeyLocks = 8
 
-// lockFor returns the lock of hash v, made (or taken from the free ones)
-// when no one holds or waits for it, and counts the caller in. s.mu held.
+// lockFor returns the lock of hash v — the slot or map entry holding it,
+// else a free slot, else a new map entry — and counts the caller in. s.mu
+// held. A hash is in one place at most: a slot is taken only after the
+// slots and the map were searched for it.
 func (s *keyShard) lockFor(v uint64) *keyLock {
-	e := s.m[v]
-	if e == nil {
-		if n := len(s.free); n > 0 {
-			e, s.free[n-1] = s.free[n-1], nil
-			s.free = s.free[:n-1]
-		} else {
-			e = new(keyLock)
+	for used := s.used; used != 0; used &= used - 1 {
+		e := &s.slots[bits.TrailingZeros8(used)]
+		if e.hash == v {
+			e.n++
+			return e
 		}
-		s.m[v] = e
 	}
-	e.n++
+	if len(s.m) > 0 {
+		if e := s.m[v]; e != nil {
+			e.n++
+			return e
+		}
+	}
+	if s.used != 1<<keySlots-1 {
+		i := bits.TrailingZeros8(^s.used)
+		s.used |= 1 << i
+		e := &s.slots[i]
+		e.hash, e.n = v, 1
+		return e
+	}
+	var e *keyLock
+	if n := len(s.free); n > 0 {
+		e, s.free[n-1] = s.free[n-1], nil
+		s.free = s.free[:n-1]
+	} else {
+		e = &keyLock{slot: -1}
+	}
+	e.hash, e.n = v, 1
+	s.m[v] = e
 	return e
 }
 
-// release counts a holder or waiter of hash v's lock e out, and drops the
-// lock when it was the last. s.mu held.
+// release counts a holder or waiter of hash v's lock e out, and frees
+// the lock when it was the last (a slot by its count alone, a map entry
+// by deleting it). s.mu held.
 func (s *keyShard) release(v uint64, e *keyLock) {
 	e.n--
-	if e.n == 0 {
+	switch {
+	case e.n != 0:
+	case e.slot >= 0:
+		s.used &^= 1 << e.slot
+	default:
 		delete(s.m, v)
 		if len(s.free) < maxFreeKeyLocks {
 			s.free = append(s.free, e)
@@ -472,8 +510,10 @@ func (s *keyShard) release(v uint64, e *keyLock) {
 }
 
 type keyLock struct {
-	mu sync.Mutex
-	n  int // holders plus waiters
+	mu   sync.Mutex
+	n    int    // holders plus waiters
+	hash uint64 // the key's hash, while n > 0
+	slot int    // its index in its shard's slots, -1 for a map entry
 }
 
 // maxLockedKeys bounds the keys one operation locks: its idempotency key,
@@ -491,7 +531,11 @@ type heldKeys struct {
 func (k *keyLocks) init() {
 	k.seed = maphash.MakeSeed()
 	for i := range k.shards {
-		k.shards[i].m = make(map[uint64]*keyLock)
+		s := &k.shards[i]
+		s.m = make(map[uint64]*keyLock)
+		for j := range s.slots {
+			s.slots[j].slot = j
+		}
 	}
 }
 
