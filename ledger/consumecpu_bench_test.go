@@ -15,7 +15,10 @@ import (
 //	go test -run '^$' -bench ConsumeCPU -benchmem ./ledger/
 func BenchmarkConsumeCPU(b *testing.B) {
 	l, pans := benchLedger(b, 1)
-	pan := pans[0]
+	benchConsumeCPU(b, l, pans[0])
+}
+
+func benchConsumeCPU(b *testing.B, l *Ledger, pan string) {
 	bt := l.db.NewBatch()
 	defer bt.Close()
 	commit := func(Result) error { return nil }
@@ -36,4 +39,16 @@ func BenchmarkConsumeCPU(b *testing.B) {
 			b.Fatalf("consume: %v %s", err, res.Decline)
 		}
 	}
+}
+
+// BenchmarkConsumeCPUTombstones is BenchmarkConsumeCPU with a day's
+// reversal tombstones of other terminals in memory, as a running switch
+// has them: every consume asks whether a reversal of it came first.
+func BenchmarkConsumeCPUTombstones(b *testing.B) {
+	l, pans := benchLedger(b, 1)
+	for i := 0; i < 2000; i++ {
+		l.putTomb(tombKey(TxnRef{Terminal: fmt.Sprintf("2%07d", i%200), Batch: 1, STAN: uint32(i + 1)}),
+			refValue{Kind: KindConsume, Date: day1})
+	}
+	benchConsumeCPU(b, l, pans[0])
 }

@@ -848,6 +848,9 @@ func (tx *txn) tombstoned() (bool, error) {
 	if tx.c.Terminal == "" {
 		return false, nil
 	}
+	if tx.ownRef != nil && !tx.l.tombBits.Load().has(tx.ownRef) {
+		return false, nil // no tombstone of the reference (its key built already)
+	}
 	v, ok := tx.l.tomb(tombKey(TxnRef{tx.c.Terminal, tx.c.Batch, tx.c.STAN}))
 	if !ok || v.Kind != tx.kind {
 		return false, nil
@@ -952,9 +955,7 @@ func (tx *txn) publish() {
 			refValue{TxID: p.TxID, Kind: p.Kind, Date: tx.c.Date}, tx.c.ReferenceKeptByCaller)
 	}
 	if tx.tomb != nil && tx.res.Decline == Approved {
-		tx.l.tombMu.Lock()
-		tx.l.tombs[string(tombKey(*tx.tomb))] = refValue{Kind: tx.tombKind, Date: tx.c.Date}
-		tx.l.tombMu.Unlock()
+		tx.l.putTomb(tombKey(*tx.tomb), refValue{Kind: tx.tombKind, Date: tx.c.Date})
 	}
 }
 

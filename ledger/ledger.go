@@ -161,6 +161,12 @@ type Ledger struct {
 	tombMu       sync.Mutex
 	tombs        map[string]refValue // reversal tombstones by tombKey
 	tombsDropped int                 // entries Prune deleted from tombs since it was last copied
+	// tombBits has the bit of every tombstone in tombs set (and perhaps
+	// of some pruned since): a reference whose bit is clear has none, and
+	// its lookup (every POS original's) takes neither tombMu nor the map.
+	// Set under tombMu; replaced, under tombMu, by one of the tombstones
+	// left when Prune has dropped some.
+	tombBits atomic.Pointer[tombFilter]
 
 	lastTx atomic.Uint64
 	days   *dayIndex // where each business date's posting sets lie (dayindex.go)
@@ -190,6 +196,7 @@ func Open(db *pebble.DB, opts Options) (*Ledger, error) {
 		tombs:     make(map[string]refValue),
 		recent:    newRecentRefs(),
 	}
+	l.tombBits.Store(newTombFilter())
 	l.keys.init()
 	err := scan(db, []byte{keyPrefix, tagCard}, func(k, v []byte) error {
 		c, err := loadCard(db, v)
@@ -223,6 +230,7 @@ func Open(db *pebble.DB, opts Options) (*Ledger, error) {
 			return fmt.Errorf("load tombstone %x: %w", k, err)
 		}
 		l.tombs[string(k)] = rv
+		l.tombBits.Load().add(k)
 		return nil
 	})
 	if err != nil {
@@ -292,11 +300,56 @@ func get(db pebble.Reader, key []byte) ([]byte, error) {
 	return out, nil
 }
 
+// tomb returns the tombstone of key k (tombKey). The caller holds the
+// key lock of k's reference, under which every tombstone of it is put
+// (putTomb): when one is there, its bit is set.
 func (l *Ledger) tomb(k []byte) (refValue, bool) {
+	if !l.tombBits.Load().has(k) {
+		return refValue{}, false
+	}
 	l.tombMu.Lock()
 	v, ok := l.tombs[string(k)]
 	l.tombMu.Unlock()
 	return v, ok
+}
+
+// putTomb puts a committed tombstone in memory, under its reference's
+// key lock.
+func (l *Ledger) putTomb(k []byte, v refValue) {
+	l.tombMu.Lock()
+	l.tombs[string(k)] = v
+	l.tombBits.Load().add(k)
+	l.tombMu.Unlock()
+}
+
+// tombFilter is a set of bits, one chosen by each tombstone key's hash:
+// a key whose bit is clear is not in the set it was built from.
+type tombFilter struct {
+	seed maphash.Seed
+	bits [tombFilterBits / 64]atomic.Uint64
+}
+
+// tombFilterBits is a power of two: 8 KiB, so a few thousand tombstones
+// leave most references' bits clear.
+const tombFilterBits = 1 << 16
+
+func newTombFilter() *tombFilter { return &tombFilter{seed: maphash.MakeSeed()} }
+
+// bit hashes the reference part of k, a tombKey or a refKey (the same
+// layout after their first two bytes).
+func (f *tombFilter) bit(k []byte) (word int, mask uint64) {
+	h := maphash.Bytes(f.seed, k[2:])
+	return int(h / 64 % (tombFilterBits / 64)), 1 << (h % 64)
+}
+
+func (f *tombFilter) add(k []byte) {
+	w, m := f.bit(k)
+	f.bits[w].Or(m)
+}
+
+func (f *tombFilter) has(k []byte) bool {
+	w, m := f.bit(k)
+	return f.bits[w].Load()&m != 0
 }
 
 func (l *Ledger) account(a AccountID) *atomic.Int64 {

@@ -464,12 +464,21 @@ func (l *Ledger) forgetTomb(k []byte, v refValue) {
 	l.tombMu.Unlock()
 }
 
-// compactTombs copies the tombstone map once more entries have been
-// dropped from it than it holds: a Go map does not give back the memory
-// of deleted entries.
+// compactTombs builds the tombstone filter again and copies the
+// tombstone map once more entries have been dropped from it than it
+// holds: a Go map does not give back the memory of deleted entries.
 func (l *Ledger) compactTombs() {
 	l.tombMu.Lock()
 	defer l.tombMu.Unlock()
+	// The filter is built again from the tombstones left, so the bits of
+	// the pruned ones no longer send lookups to the map: under tombMu,
+	// so a tombstone put meanwhile is in the map copied or sets its bit
+	// in the new filter.
+	f := newTombFilter()
+	for k := range l.tombs {
+		f.add([]byte(k))
+	}
+	l.tombBits.Store(f)
 	if l.tombsDropped <= len(l.tombs) {
 		return
 	}

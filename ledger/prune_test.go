@@ -3,6 +3,7 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"sync"
 	"testing"
 
@@ -708,5 +709,59 @@ func TestPruneScanBudget(t *testing.T) {
 	}
 	if has(t, db, idemKey(KindConsume, "z-last")) || !has(t, db, idemKey(KindConsume, "k000000")) {
 		t.Error("wrong records deleted")
+	}
+}
+
+// TestTombFilterHoldsEveryTombstone: every tombstone in memory has its
+// filter bit set — after reversals first, after a prune (the filter built
+// again from the tombstones left, which clears the pruned ones' bits) and
+// after a reopen — so a lookup the filter answers is the map's answer.
+func TestTombFilterHoldsEveryTombstone(t *testing.T) {
+	l, db := seeded(t, Options{})
+	var old, young []TxnRef
+	for i := 0; i < 40; i++ {
+		_, r := reversalFirst(t, l, fmt.Sprintf("7%07d", i%5), 20250415)
+		old = append(old, r)
+		_, r = reversalFirst(t, l, fmt.Sprintf("7%07d", i%5), 20250520)
+		young = append(young, r)
+	}
+	holds := func(l *Ledger, when string, want int) {
+		t.Helper()
+		f := l.tombBits.Load()
+		for k, v := range l.tombs {
+			if !f.has([]byte(k)) {
+				t.Fatalf("%s: tombstone %x not in the filter", when, k)
+			}
+			if got, ok := l.tomb([]byte(k)); !ok || got != v {
+				t.Fatalf("%s: tomb(%x) = %+v %v, want %+v", when, k, got, ok, v)
+			}
+		}
+		set := 0
+		for i := range f.bits {
+			set += bits.OnesCount64(f.bits[i].Load())
+		}
+		if len(l.tombs) != want || set > want {
+			t.Fatalf("%s: %d tombstones, %d filter bits set, want %d", when, len(l.tombs), set, want)
+		}
+	}
+	holds(l, "written", 80)
+	if st := pruneAll(t, l, pBefore, 100); st.Tombstones != 40 {
+		t.Fatalf("pruned %+v", st)
+	}
+	holds(l, "pruned", 40)
+	for _, r := range old {
+		if _, ok := l.tomb(tombKey(r)); ok {
+			t.Errorf("pruned tombstone %s still found", r)
+		}
+	}
+	l2, err := Open(db, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holds(l2, "reopened", 40)
+	for _, r := range young {
+		if _, ok := l2.tomb(tombKey(r)); !ok {
+			t.Errorf("tombstone %s lost", r)
+		}
 	}
 }
