@@ -209,3 +209,38 @@ func FuzzEchoSameAsPacked(f *testing.F) {
 		checkEcho(t, resp)
 	})
 }
+
+// TestAppendPOSWithMACSameAsEncode: packed after other bytes, a message
+// and its MAC (over the message only) are EncodePOSWithMAC's; the bytes
+// before are kept.
+func TestAppendPOSWithMACSameAsEncode(t *testing.T) {
+	mac := func(block []byte) ([]byte, error) {
+		var x [8]byte
+		for i, b := range block {
+			x[i%8] ^= b
+		}
+		return x[:], nil
+	}
+	r := rand.New(rand.NewPCG(23, 24))
+	packed := 0
+	for range 5000 {
+		m := randomPOSMessage(r)
+		m.MAC = nil
+		head := make([]byte, r.IntN(20))
+		for i := range head {
+			head[i] = byte(r.IntN(256))
+		}
+		want, werr := EncodePOSWithMAC(m, mac)
+		wantMAC := m.MAC
+		got, gerr := AppendPOSWithMAC(append([]byte(nil), head...), m, mac)
+		if fmt.Sprint(gerr) != fmt.Sprint(werr) || gerr == nil && (!bytes.Equal(got, append(head, want...)) || !bytes.Equal(m.MAC, wantMAC)) {
+			t.Fatalf("AppendPOSWithMAC(%X, %+v) = %X, %v; want the head and %X, %v", head, m, got, gerr, want, werr)
+		}
+		if gerr == nil {
+			packed++
+		}
+	}
+	if packed < 500 {
+		t.Fatalf("%d packed", packed)
+	}
+}

@@ -177,7 +177,27 @@ func AppendPOSFrame(dst []byte, t TPDU, h Header, msg []byte) []byte {
 
 // POSFrameLen returns the total length of a POS frame for a message of
 // msgLen bytes, including the 2-byte prefix.
-func POSFrameLen(msgLen int) int { return LengthPrefixLen + TPDULen + HeaderLen + msgLen }
+func POSFrameLen(msgLen int) int { return POSFrameHeadLen + msgLen }
+
+// POSFrameHeadLen is the length of what precedes the message in a POS
+// frame: length prefix, TPDU and header.
+const POSFrameHeadLen = LengthPrefixLen + TPDULen + HeaderLen
+
+// PutPOSFrameHead writes the head of a POS frame — length, TPDU, header —
+// into the first POSFrameHeadLen bytes of frame, whose message is the
+// rest: AppendPOSFrame for a message packed in place after room for the
+// head. It panics as AppendPOSFrame does, and when frame is shorter
+// than the head.
+func PutPOSFrameHead(frame []byte, t TPDU, h Header) {
+	n := len(frame) - LengthPrefixLen
+	if n > MaxFrameLimit {
+		panic(fmt.Sprintf("spec: POS frame body of %d bytes exceeds %d", n, MaxFrameLimit))
+	}
+	head := frame[:POSFrameHeadLen]
+	binary.BigEndian.PutUint16(head, uint16(n))
+	copy(head[LengthPrefixLen:], t[:])
+	copy(head[LengthPrefixLen+TPDULen:], h[:])
+}
 
 // AppendFrame appends a 2-byte big-endian length and body to dst: the
 // gateway framing (no TPDU, no header). It returns ErrMessageTooLarge when

@@ -154,6 +154,12 @@ func TestSplitPOSAndAppend(t *testing.T) {
 	if POSFrameLen(len(msg)) != len(frame)-1 {
 		t.Fatalf("POSFrameLen = %d, want %d", POSFrameLen(len(msg)), len(frame)-1)
 	}
+	// The head written in place before a message gives the same frame.
+	inPlace := append(make([]byte, POSFrameHeadLen), msg...)
+	PutPOSFrameHead(inPlace, tp, h)
+	if !bytes.Equal(inPlace, frame[1:]) {
+		t.Fatalf("PutPOSFrameHead = %X, want %X", inPlace, frame[1:])
+	}
 	// The frame reads back to the same body.
 	got, err := ReadFrame(bytes.NewReader(frame[1:]), nil, DefaultMaxFrame)
 	if err != nil || !bytes.Equal(got, body) {

@@ -907,12 +907,22 @@ var macPlaceholder [posMACLen]byte
 // computes mac over the block before it, and patches the result in. m.MAC
 // is set to the computed MAC (the slice mac returned), or nil on error.
 func EncodePOSWithMAC(m *POSMessage, mac MACFunc) ([]byte, error) {
+	return AppendPOSWithMAC(make([]byte, 0, 256), m, mac)
+}
+
+// AppendPOSWithMAC is EncodePOSWithMAC appending the message to dst (the
+// MAC over the message only): it returns dst extended, or nil and the
+// error. A caller that frames the message packs it after room for the
+// frame's head (POSFrameHeadLen, PutPOSFrameHead) instead of copying it
+// into a frame after.
+func AppendPOSWithMAC(dst []byte, m *POSMessage, mac MACFunc) ([]byte, error) {
 	m.MAC = macPlaceholder[:]
-	packed, err := EncodePOS(m)
+	all, err := appendPOS(dst, m)
 	m.MAC = nil
 	if err != nil {
 		return nil, err
 	}
+	packed := all[len(dst):]
 	block, err := MACBlock(packed)
 	if err != nil {
 		return nil, err
@@ -925,7 +935,7 @@ func EncodePOSWithMAC(m *POSMessage, mac MACFunc) ([]byte, error) {
 		return nil, err
 	}
 	m.MAC = sum[:posMACLen:posMACLen]
-	return packed, nil
+	return all, nil
 }
 
 // MACBlock returns the MAC block of a packed POS message (from the MTI): all
