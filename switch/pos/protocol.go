@@ -355,13 +355,25 @@ func (p *Protocol) decode(s *transport.Session, body []byte) (x *exchange, early
 // send; with an error, those bytes are a fallback (the answer without a
 // MAC when the HSM failed, a bare 96 when the answer would not pack), fit
 // to send but not to record as a decision.
+//
+// An answer with a MAC is packed into the connection's response buffer
+// after room for the frame's head, where reply frames it in place
+// (frame): the bytes returned are the end of that buffer, valid until
+// the next answer of the connection is sealed.
 func (p *Protocol) seal(x *exchange, resp *spec.POSMessage) ([]byte, error) {
 	var err error
 	if id := x.macTerm; id != "" {
-		var packed []byte
+		var framed []byte
 		mac := func(block []byte) ([]byte, error) { return p.hsm.GenerateTerminalMAC(id, block) }
-		if packed, err = spec.EncodePOSWithMAC(resp, mac); err == nil {
-			return packed, nil
+		room := make([]byte, spec.POSFrameHeadLen, 256)
+		if s := x.s; s != nil && cap(s.Out) >= spec.POSFrameHeadLen {
+			room = s.Out[:spec.POSFrameHeadLen]
+		}
+		if framed, err = spec.AppendPOSWithMAC(room, resp, mac); err == nil {
+			if x.s != nil {
+				x.s.Out = framed
+			}
+			return framed[spec.POSFrameHeadLen:], nil
 		}
 		p.log.Error("cannot MAC response", zap.String("mti", resp.MTI), zap.Error(err))
 	}
@@ -384,9 +396,15 @@ func (p *Protocol) seal(x *exchange, resp *spec.POSMessage) ([]byte, error) {
 }
 
 // frame wraps sealed answer bytes for the wire, TPDU swapped and header
-// echoed (with the processing requirement x.hdr carries), into buf.
+// echoed (with the processing requirement x.hdr carries), into buf; in
+// place when seal packed them in buf after room for the head.
 func (p *Protocol) frame(x *exchange, resp *spec.POSMessage, packed, buf []byte) []byte {
 	p.counters.out.Get(resp.MTI).Inc()
+	if n := spec.POSFrameHeadLen + len(packed); len(packed) > 0 && cap(buf) >= n && &buf[:n][spec.POSFrameHeadLen] == &packed[0] {
+		f := buf[:n]
+		spec.PutPOSFrameHead(f, x.tpdu.Reply(), x.hdr)
+		return f
+	}
 	if buf == nil {
 		buf = make([]byte, 0, spec.POSFrameLen(len(packed)))
 	}
