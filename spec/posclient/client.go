@@ -123,11 +123,16 @@ func (c *Client) Send(req *spec.POSMessage, mac spec.MACFunc) error {
 	if err != nil {
 		return fmt.Errorf("pack %s: %w", req.MTI, err)
 	}
+	return c.sendPacked(req.MTI, packed)
+}
+
+// sendPacked frames and writes a packed message (from the MTI).
+func (c *Client) sendPacked(mti string, packed []byte) error {
 	c.out = spec.AppendPOSFrame(c.out[:0], c.opts.TPDU, c.opts.Header, packed)
 	c.arm()
 	c.sent = true
 	if _, err := c.conn.Write(c.out); err != nil {
-		return fmt.Errorf("send %s: %w", req.MTI, err)
+		return fmt.Errorf("send %s: %w", mti, err)
 	}
 	return nil
 }

@@ -39,6 +39,8 @@ type Terminal struct {
 	stampSec             int64
 	stampLoc             *time.Location
 	stampTime, stampDate string
+
+	tpl templates // the packed requests Send patches (template.go)
 }
 
 // Errors of a terminal exchange.
@@ -153,7 +155,9 @@ func (t *Terminal) Do(req *spec.POSMessage) (*spec.POSMessage, error) {
 	return t.Receive()
 }
 
-// Send fills and MACs a request and writes it without waiting.
+// Send fills and MACs a request and writes it without waiting. A request
+// of the shape of one sent before is packed from that one's bytes
+// (template.go): the same bytes.
 func (t *Terminal) Send(req *spec.POSMessage) error {
 	if t.Keys == nil {
 		return ErrNotSignedOn
@@ -162,10 +166,11 @@ func (t *Terminal) Send(req *spec.POSMessage) error {
 	if req.Reserved60.Batch == "" {
 		req.Reserved60.Batch = t.Batch
 	}
-	return t.Client.Send(req, func(block []byte) ([]byte, error) {
-		m, err := t.Keys.MAC(block)
-		return m[:], err
-	})
+	packed, err := t.pack(req)
+	if err != nil {
+		return fmt.Errorf("pack %s: %w", req.MTI, err)
+	}
+	return t.Client.sendPacked(req.MTI, packed)
 }
 
 // Receive reads a response and verifies its MAC when it has one.
