@@ -44,12 +44,19 @@ type requestTemplate struct {
 	at     int             // offset of field 4 (or of 11 without an amount)
 }
 
-// templates are a terminal's request templates, replaced in turn.
+// templates are a terminal's request templates, the one used last
+// first: the one learnt last replaces the one unused longest.
 type templates struct {
 	slot [templateSlots]*requestTemplate
-	next int
 	buf  []byte // the request packed from a template
 	hits uint64 // requests packed from a template
+}
+
+// toFront moves slot i to the front, the slots before it one down.
+func (ts *templates) toFront(i int) {
+	tpl := ts.slot[i]
+	copy(ts.slot[1:i+1], ts.slot[:i])
+	ts.slot[0] = tpl
 }
 
 // pack packs and MACs req as spec.EncodePOSWithMAC does (req.MAC set to
@@ -57,8 +64,9 @@ type templates struct {
 // template from it). The bytes returned are valid until the next call.
 func (t *Terminal) pack(req *spec.POSMessage) ([]byte, error) {
 	if stampable(req) {
-		for _, tpl := range t.tpl.slot {
+		for i, tpl := range t.tpl.slot {
 			if tpl != nil && sameShape(&tpl.msg, req) {
+				t.tpl.toFront(i)
 				return t.fromTemplate(tpl, req)
 			}
 		}
@@ -169,8 +177,8 @@ func (t *Terminal) learn(req *spec.POSMessage, packed []byte) {
 	}
 	tpl := &requestTemplate{msg: *req, packed: append([]byte(nil), packed...), at: at}
 	tpl.msg.MAC, tpl.msg.Raw = nil, nil
-	t.tpl.slot[t.tpl.next] = tpl
-	t.tpl.next = (t.tpl.next + 1) % templateSlots
+	t.tpl.slot[templateSlots-1] = tpl
+	t.tpl.toFront(templateSlots - 1)
 }
 
 // shift changes every digit of s (d -> d+5 mod 10).
@@ -197,11 +205,14 @@ func shiftDigits(v int64) int64 {
 // value; its presence must agree), 11, 12, 13 and 64: every other field
 // of the message equal. TestSameShapeSeesEveryField fails when a field
 // is added to spec.POSMessage and not here.
+//
+// What tells a terminal's shapes apart (the card, whether a PIN was
+// entered) is compared first.
 func sameShape(a, b *spec.POSMessage) bool {
 	return a.MTI == b.MTI && a.PAN == b.PAN && a.ProcessingCode == b.ProcessingCode &&
-		a.HasAmount == b.HasAmount && a.TerminalID == b.TerminalID && a.MerchantID == b.MerchantID &&
-		a.Reserved60 == b.Reserved60 && a.Original == b.Original &&
-		a.EntryMode == b.EntryMode && a.ConditionCode == b.ConditionCode && a.PINCaptureCode == b.PINCaptureCode &&
+		a.HasAmount == b.HasAmount && a.EntryMode == b.EntryMode && a.PINCaptureCode == b.PINCaptureCode &&
+		a.TerminalID == b.TerminalID && a.MerchantID == b.MerchantID &&
+		a.Reserved60 == b.Reserved60 && a.Original == b.Original && a.ConditionCode == b.ConditionCode &&
 		bytes.Equal(a.PINBlock, b.PINBlock) && (a.PINBlock == nil) == (b.PINBlock == nil) &&
 		a.SecurityControl == b.SecurityControl && a.Currency == b.Currency &&
 		a.Expiry == b.Expiry && a.SettlementDate == b.SettlementDate && a.CardSequence == b.CardSequence &&

@@ -2,6 +2,7 @@ package posclient
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -208,5 +209,47 @@ func change(f reflect.Value) {
 		f.SetInt(f.Int() + 1)
 	default:
 		panic("change: field kind " + f.Kind().String())
+	}
+}
+
+// TestTemplatesMostRecentFirst: the templates are kept most recently used
+// first; a new shape replaces the one unused longest.
+func TestTemplatesMostRecentFirst(t *testing.T) {
+	term := signedOnTerminal(t)
+	send := func(amountless bool, i int) {
+		t.Helper()
+		pan := fmt.Sprintf("62301510000000%05d", i)
+		var req *spec.POSMessage
+		if amountless {
+			req, _ = term.Balance(pan, "")
+		} else {
+			req, _ = term.Consume(pan, 100, "")
+		}
+		req.TerminalID, req.MerchantID, req.Reserved60.Batch = term.ID, term.Merchant, term.Batch
+		if _, err := term.pack(req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	order := func() (pans []string) {
+		for _, tpl := range term.tpl.slot {
+			if tpl != nil {
+				pans = append(pans, tpl.msg.PAN[14:])
+			}
+		}
+		return pans
+	}
+	for i := 0; i < templateSlots+2; i++ {
+		send(false, i)
+	}
+	if got, want := fmt.Sprint(order()), "[00009 00008 00007 00006 00005 00004 00003 00002]"; got != want {
+		t.Fatalf("templates %s, want %s", got, want)
+	}
+	send(false, 4)
+	if got, want := fmt.Sprint(order()), "[00004 00009 00008 00007 00006 00005 00003 00002]"; got != want || term.tpl.hits != 1 {
+		t.Fatalf("after a hit: templates %s (%d hits), want %s", got, term.tpl.hits, want)
+	}
+	send(true, 4) // another shape: the same card, no amount
+	if got, want := fmt.Sprint(order()), "[00004 00004 00009 00008 00007 00006 00005 00003]"; got != want {
+		t.Fatalf("after a new shape: templates %s, want %s", got, want)
 	}
 }
