@@ -168,6 +168,10 @@ type sim struct {
 	auths recent[recentAuth]
 	// lastCard is the index of the card card() drew last.
 	lastCard int
+	// req holds the consumes build makes: a terminal has one exchange at
+	// a time, and what it keeps of a request after its exchange it
+	// copies (remember, Reversal), so one message serves them all.
+	req spec.POSMessage
 
 	mu       sync.Mutex // guards the histograms (the progress reporter reads them)
 	hist     Histogram
@@ -444,7 +448,8 @@ func (s *sim) remember(req, resp *spec.POSMessage, t spec.TxType) {
 }
 
 // build makes the next request of a kind. lost reports that the terminal
-// will treat the answer as lost (the reversal kind).
+// will treat the answer as lost (the reversal kind). A consume is built
+// in s.req: valid until the next build.
 func (s *sim) build(k Kind) (req *spec.POSMessage, lost bool, err error) {
 	switch k {
 	case KindBalance:
@@ -505,8 +510,8 @@ func (s *sim) build(k Kind) (req *spec.POSMessage, lost bool, err error) {
 		if c.Bank {
 			pin = c.PIN
 		}
-		req, err = s.term.Consume(c.PAN, s.amount(consumeMin, consumeMax), pin)
-		return req, true, err
+		err = s.term.ConsumeInto(&s.req, c.PAN, s.amount(consumeMin, consumeMax), pin)
+		return &s.req, true, err
 	}
 	// Consume, and the fallback when a void or refund has no original
 	// or a cash load is asked of a terminal that is not a kiosk.
@@ -515,6 +520,6 @@ func (s *sim) build(k Kind) (req *spec.POSMessage, lost bool, err error) {
 	if c.Bank || s.rng.IntN(pinEvery) == 0 {
 		pin = c.PIN
 	}
-	req, err = s.term.Consume(c.PAN, s.amount(consumeMin, consumeMax), pin)
-	return req, false, err
+	err = s.term.ConsumeInto(&s.req, c.PAN, s.amount(consumeMin, consumeMax), pin)
+	return &s.req, false, err
 }

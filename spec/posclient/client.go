@@ -112,26 +112,40 @@ var ErrTPDUMismatch = errors.New("posclient: response TPDU is not the request TP
 // mac non-nil the message carries field 64.
 func (c *Client) Send(req *spec.POSMessage, mac spec.MACFunc) error {
 	var (
-		packed []byte
-		err    error
+		frame []byte
+		err   error
 	)
 	if mac != nil {
-		packed, err = spec.EncodePOSWithMAC(req, mac)
+		frame, err = spec.AppendPOSWithMAC(c.frameHead(), req, mac)
 	} else {
-		packed, err = spec.EncodePOS(req)
+		var packed []byte
+		if packed, err = spec.EncodePOS(req); err == nil {
+			frame = append(c.frameHead(), packed...)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("pack %s: %w", req.MTI, err)
 	}
-	return c.sendPacked(req.MTI, packed)
+	return c.sendFrame(req.MTI, frame)
 }
 
-// sendPacked frames and writes a packed message (from the MTI).
-func (c *Client) sendPacked(mti string, packed []byte) error {
-	c.out = spec.AppendPOSFrame(c.out[:0], c.opts.TPDU, c.opts.Header, packed)
+// frameHead is the client's frame buffer holding room for a frame's
+// head: a message is packed after it, in place.
+func (c *Client) frameHead() []byte {
+	if cap(c.out) < spec.POSFrameHeadLen {
+		c.out = make([]byte, 0, 512)
+	}
+	return c.out[:spec.POSFrameHeadLen]
+}
+
+// sendFrame writes the head of frame (frameHead's room, the message
+// packed after it) and writes the frame.
+func (c *Client) sendFrame(mti string, frame []byte) error {
+	spec.PutPOSFrameHead(frame, c.opts.TPDU, c.opts.Header)
+	c.out = frame
 	c.arm()
 	c.sent = true
-	if _, err := c.conn.Write(c.out); err != nil {
+	if _, err := c.conn.Write(frame); err != nil {
 		return fmt.Errorf("send %s: %w", mti, err)
 	}
 	return nil

@@ -48,7 +48,6 @@ type requestTemplate struct {
 // first: the one learnt last replaces the one unused longest.
 type templates struct {
 	slot [templateSlots]*requestTemplate
-	buf  []byte // the request packed from a template
 	hits uint64 // requests packed from a template
 }
 
@@ -59,26 +58,26 @@ func (ts *templates) toFront(i int) {
 	ts.slot[0] = tpl
 }
 
-// pack packs and MACs req as spec.EncodePOSWithMAC does (req.MAC set to
-// the MAC), from a template when one fits, else in full (learning a
-// template from it). The bytes returned are valid until the next call.
-func (t *Terminal) pack(req *spec.POSMessage) ([]byte, error) {
+// appendPacked packs and MACs req as spec.AppendPOSWithMAC does (req.MAC
+// set to the MAC), appending it to dst: from a template when one fits,
+// else in full (learning a template from it).
+func (t *Terminal) appendPacked(dst []byte, req *spec.POSMessage) ([]byte, error) {
 	if stampable(req) {
 		for i, tpl := range t.tpl.slot {
 			if tpl != nil && sameShape(&tpl.msg, req) {
 				t.tpl.toFront(i)
-				return t.fromTemplate(tpl, req)
+				return t.fromTemplate(dst, tpl, req)
 			}
 		}
 	}
-	packed, err := spec.EncodePOSWithMAC(req, t.macFunc)
+	out, err := spec.AppendPOSWithMAC(dst, req, t.macFunc)
 	if err != nil {
 		return nil, err
 	}
 	if stampable(req) {
-		t.learn(req, packed)
+		t.learn(req, out[len(dst):])
 	}
-	return packed, nil
+	return out, nil
 }
 
 func (t *Terminal) macFunc(block []byte) ([]byte, error) {
@@ -86,20 +85,21 @@ func (t *Terminal) macFunc(block []byte) ([]byte, error) {
 	return m[:], err
 }
 
-// fromTemplate packs req from tpl (sameShape and stampable).
-func (t *Terminal) fromTemplate(tpl *requestTemplate, req *spec.POSMessage) ([]byte, error) {
-	buf := append(t.tpl.buf[:0], tpl.packed...)
-	t.tpl.buf = buf
+// fromTemplate appends req packed from tpl (sameShape and stampable) to
+// dst.
+func (t *Terminal) fromTemplate(dst []byte, tpl *requestTemplate, req *spec.POSMessage) ([]byte, error) {
+	out := append(dst, tpl.packed...)
+	msg := out[len(dst):]
 	t.tpl.hits++
 	req.MAC = nil
-	patchStamp(buf[tpl.at:], req)
-	sum, err := t.macFunc(buf[:len(buf)-macLen])
+	patchStamp(msg[tpl.at:], req)
+	sum, err := t.macFunc(msg[:len(msg)-macLen])
 	if err != nil {
 		return nil, err
 	}
-	copy(buf[len(buf)-macLen:], sum)
+	copy(msg[len(msg)-macLen:], sum)
 	req.MAC = sum[:macLen:macLen]
-	return buf, nil
+	return out, nil
 }
 
 // stampable reports whether fields 4, 11, 12 and 13 of m are what a

@@ -102,11 +102,15 @@ func TestTemplateSameAsEncode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := term.pack(req)
+		prefix := bytes.Repeat([]byte{0xA5}, rng.IntN(20)) // a frame's head, or none
+		got, err := term.appendPacked(prefix, req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(got, want) || !bytes.Equal(req.MAC, ref.MAC) {
+		if !bytes.Equal(got[:len(prefix)], bytes.Repeat([]byte{0xA5}, len(prefix))) {
+			t.Fatalf("request %d: the bytes before the message changed", i)
+		}
+		if got = got[len(prefix):]; !bytes.Equal(got, want) || !bytes.Equal(req.MAC, ref.MAC) {
 			t.Fatalf("request %d (%s %s):\n got %X\nwant %X", i, req.MTI, req.ProcessingCode, got, want)
 		}
 	}
@@ -130,7 +134,7 @@ func TestTemplatesHoldPosimShapes(t *testing.T) {
 			t.Fatal(err)
 		}
 		req.TerminalID, req.MerchantID, req.Reserved60.Batch = term.ID, term.Merchant, term.Batch
-		if _, err := term.pack(req); err != nil {
+		if _, err := term.appendPacked(nil, req); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -226,7 +230,7 @@ func TestTemplatesMostRecentFirst(t *testing.T) {
 			req, _ = term.Consume(pan, 100, "")
 		}
 		req.TerminalID, req.MerchantID, req.Reserved60.Batch = term.ID, term.Merchant, term.Batch
-		if _, err := term.pack(req); err != nil {
+		if _, err := term.appendPacked(nil, req); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -251,5 +255,29 @@ func TestTemplatesMostRecentFirst(t *testing.T) {
 	send(true, 4) // another shape: the same card, no amount
 	if got, want := fmt.Sprint(order()), "[00004 00004 00009 00008 00007 00006 00005 00003]"; got != want {
 		t.Fatalf("after a new shape: templates %s, want %s", got, want)
+	}
+}
+
+// TestConsumeIntoSameAsConsume: a consume built into a message that held
+// another request is the consume Consume builds.
+func TestConsumeIntoSameAsConsume(t *testing.T) {
+	term := signedOnTerminal(t)
+	now := time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
+	term.SetClock(func() time.Time { return now })
+	var m spec.POSMessage
+	fill(reflect.ValueOf(&m).Elem()) // every field set
+	for i, pin := range []string{"", "654321", ""} {
+		term.SetSTAN(uint32(41 + i))
+		want, err := term.Consume("6230151000000000020", spec.Amount(1500+i), pin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		term.SetSTAN(uint32(41 + i))
+		if err := term.ConsumeInto(&m, "6230151000000000020", spec.Amount(1500+i), pin); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(&m, want) {
+			t.Fatalf("consume %d: %+v, want %+v", i, m, *want)
+		}
 	}
 }

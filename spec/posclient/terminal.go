@@ -166,11 +166,11 @@ func (t *Terminal) Send(req *spec.POSMessage) error {
 	if req.Reserved60.Batch == "" {
 		req.Reserved60.Batch = t.Batch
 	}
-	packed, err := t.pack(req)
+	frame, err := t.appendPacked(t.Client.frameHead(), req)
 	if err != nil {
 		return fmt.Errorf("pack %s: %w", req.MTI, err)
 	}
-	return t.Client.sendPacked(req.MTI, packed)
+	return t.Client.sendFrame(req.MTI, frame)
 }
 
 // Receive reads a response and verifies its MAC when it has one.
@@ -221,9 +221,16 @@ func (t *Terminal) withPIN(m *spec.POSMessage, pin string) error {
 }
 
 func (t *Terminal) base(mti, proc, cond, type60 string) *spec.POSMessage {
+	m := new(spec.POSMessage)
+	t.baseInto(m, mti, proc, cond, type60)
+	return m
+}
+
+// baseInto makes m what base returns, every other field cleared.
+func (t *Terminal) baseInto(m *spec.POSMessage, mti, proc, cond, type60 string) {
 	stan := t.NextSTAN()
 	hhmmss, mmdd := t.localStamp()
-	return &spec.POSMessage{
+	*m = spec.POSMessage{
 		MTI:            mti,
 		ProcessingCode: proc,
 		STAN:           stan,
@@ -245,9 +252,17 @@ func (t *Terminal) Balance(pan, pin string) (*spec.POSMessage, error) {
 
 // Consume builds a consume (0200, 00, 00, 22).
 func (t *Terminal) Consume(pan string, amount spec.Amount, pin string) (*spec.POSMessage, error) {
-	m := t.base(spec.MTIFinancialRequest, "000000", "00", "22")
+	m := new(spec.POSMessage)
+	return m, t.ConsumeInto(m, pan, amount, pin)
+}
+
+// ConsumeInto is Consume building the request in m, every other field of
+// m cleared: for a terminal that keeps its request in a message it holds
+// (posim's, one exchange at a time) rather than in a new one on the heap.
+func (t *Terminal) ConsumeInto(m *spec.POSMessage, pan string, amount spec.Amount, pin string) error {
+	t.baseInto(m, spec.MTIFinancialRequest, "000000", "00", "22")
 	m.PAN, m.Amount, m.HasAmount = pan, amount, true
-	return m, t.withPIN(m, pin)
+	return t.withPIN(m, pin)
 }
 
 // original fills 37 and 61 from the original request and its response.
