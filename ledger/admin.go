@@ -124,7 +124,7 @@ func (l *Ledger) OpenCard(spec CardSpec, pvv []byte) error {
 			return err
 		}
 	}
-	if err := putCard(b, nil, c, nil); err != nil {
+	if err := putCard(b, nil, c, nil, nil); err != nil {
 		if days != nil {
 			days(false)
 		}
@@ -226,12 +226,12 @@ func (l *Ledger) AddMerchant(spec MerchantSpec) error {
 	if n >= l.opts.MaxMerchants {
 		return fmt.Errorf("add merchant %s: %w: %d merchants (ledger.max_merchants)", spec.ID, ErrLimit, l.opts.MaxMerchants)
 	}
-	m := &merchant{ID: spec.ID, Name: spec.Name, OnCampus: spec.OnCampus, FeeRateBP: spec.FeeRateBP, SettlementDays: spec.SettlementDays,
-		payable: MerchantPayable(spec.ID)}
+	m := &merchant{ID: spec.ID, Name: spec.Name, OnCampus: spec.OnCampus, FeeRateBP: spec.FeeRateBP, SettlementDays: spec.SettlementDays}
 	if err := l.db.Set(merchantKey(m.ID), m.encode(), pebble.Sync); err != nil {
 		return fmt.Errorf("add merchant %s: %w", m.ID, err)
 	}
 	l.mu.Lock()
+	l.prepareMerchant(m)
 	l.merchants[m.ID] = m
 	l.mu.Unlock()
 	return nil
@@ -265,7 +265,7 @@ func (l *Ledger) updateCard(what, pan string, f func(c *card) error) error {
 	}
 	b := l.db.NewBatch()
 	defer b.Close()
-	if err := putCard(b, old, &c, nil); err != nil {
+	if err := putCard(b, old, &c, nil, nil); err != nil {
 		return fmt.Errorf("%s %s: %w", what, cardno.Mask(pan), err)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
@@ -446,7 +446,7 @@ func (l *Ledger) moveAll(k Kind, from string, repl *replacement, cashTo, subTo A
 		if !tx.staged.dirty[i] {
 			continue
 		}
-		if err := putCard(b, tx.published(pan), tx.staged.cards[i], nil); err != nil {
+		if err := putCard(b, tx.published(pan), tx.staged.cards[i], nil, nil); err != nil {
 			return err
 		}
 	}

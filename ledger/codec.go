@@ -221,6 +221,13 @@ func (e *encoder) digits(s string) {
 	}
 }
 
+// digitsEncoding returns digits' encoding of s.
+func digitsEncoding(s string) string {
+	e := encoder{b: make([]byte, 0, 1+len(s))}
+	e.digits(s)
+	return string(e.b)
+}
+
 // digitsShort is digits for strings of under 8 or 64 and more bytes.
 func (e *encoder) digitsShort(s string) {
 	if !allDigits(s) {

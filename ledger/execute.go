@@ -163,11 +163,15 @@ type txn struct {
 	statuses map[uint64]*status
 	dirtySt  map[uint64]bool
 	approved *posting // the posting whose own reference and RRN get indexed
-	ownRef   []byte   // refKey of the operation's own reference (nil without a terminal)
-	noIndex  bool     // reversals share the original's reference: never index them
-	tomb     *TxnRef  // reversal tombstone to write
-	tombKind Kind     // the original kind the tombstone blocks
-	applied  bool     // apply changed staged cards: the operation must be approved
+	// merch is the merchant a purchase looked up: its payable's balance
+	// and id digits are at hand when the posting set is written and
+	// published.
+	merch    *merchant
+	ownRef   []byte  // refKey of the operation's own reference (nil without a terminal)
+	noIndex  bool    // reversals share the original's reference: never index them
+	tomb     *TxnRef // reversal tombstone to write
+	tombKind Kind    // the original kind the tombstone blocks
+	applied  bool    // apply changed staged cards: the operation must be approved
 	// days is the day index's completion when the postings widened a
 	// date's span (dayindex.go): called once the commit has returned.
 	days func(committed bool)
@@ -872,14 +876,29 @@ func (tx *txn) write(ik []byte, fingerprint uint64) error {
 		if !tx.staged.dirty[i] {
 			continue
 		}
-		if err := putCard(b, tx.published(pan), tx.staged.cards[i], tx.scratch[:]); err != nil {
+		var old *card
+		var code **contribCode
+		for _, e := range tx.entries {
+			if c := e.cur.Load(); c.PAN == pan {
+				old, code = c, &e.contribs // locked: the entry's code is this txn's to use
+				break
+			}
+		}
+		if err := putCard(b, old, tx.staged.cards[i], tx.scratch[:], code); err != nil {
 			return err
 		}
 	}
 	if tx.res.Decline == Approved {
+		var kd knownDigits
+		if len(tx.entries) > 0 {
+			kd.pan, kd.panEnc = tx.entries[0].pan, tx.entries[0].panEnc
+		}
+		if m := tx.merch; m != nil {
+			kd.merchant, kd.merchantEnc = m.ID, m.idEnc
+		}
 		for _, p := range tx.postings {
 			k := binary.BigEndian.AppendUint64(append(tx.scratch[:0], keyPrefix, tagPost), p.TxID) // postKey
-			if err := b.Set(k, p.appendTo(k[len(k):]), nil); err != nil {
+			if err := b.Set(k, p.appendKnown(k[len(k):], &kd), nil); err != nil {
 				return err
 			}
 		}
@@ -947,6 +966,10 @@ func (tx *txn) publish() {
 		}
 	}
 	for _, g := range tx.deltas {
+		if m := tx.merch; m != nil && m.bal != nil && g.Account == m.payable {
+			m.bal.Add(int64(g.Amount)) // the purchase's merchant: no map lookup
+			continue
+		}
 		tx.l.addBalance(g.Account, g.Amount)
 	}
 	if p := tx.approved; p != nil && !tx.noIndex && tx.ownRef != nil && tx.res.Decline == Approved {

@@ -136,14 +136,19 @@ type cardEntry struct {
 	mu  sync.Mutex
 	cur atomic.Pointer[card]
 	// pan and the card's purse accounts, built once: every operation on
-	// the card posts to them (CardCash, CardSubsidy).
+	// the card posts to them (CardCash, CardSubsidy); the digit encoding
+	// of pan (knownDigits).
 	pan           string
 	cash, subsidy AccountID
+	panEnc        string
+	// contribs is how the card's last purse record written spelled its
+	// contributions' accounts (contribCode); guarded by mu.
+	contribs *contribCode
 }
 
 // newCardEntry is the in-memory home of card c, published.
 func newCardEntry(c *card) *cardEntry {
-	e := &cardEntry{pan: c.PAN, cash: CardCash(c.PAN), subsidy: CardSubsidy(c.PAN)}
+	e := &cardEntry{pan: c.PAN, cash: CardCash(c.PAN), subsidy: CardSubsidy(c.PAN), panEnc: digitsEncoding(c.PAN)}
 	e.cur.Store(c)
 	return e
 }
@@ -217,7 +222,7 @@ func Open(db *pebble.DB, opts Options) (*Ledger, error) {
 		if err != nil {
 			return fmt.Errorf("load merchant %q: %w", k[2:], err)
 		}
-		m.payable = MerchantPayable(m.ID)
+		l.prepareMerchant(&m)
 		l.merchants[m.ID] = &m
 		return nil
 	})
@@ -359,6 +364,15 @@ func (l *Ledger) account(a AccountID) *atomic.Int64 {
 	v := new(atomic.Int64)
 	l.accounts[a] = v
 	return v
+}
+
+// prepareMerchant builds what a merchant keeps beside its record: its
+// payable account, that account's balance and the digits of its id.
+// l.mu held for writing (or the ledger not yet shared).
+func (l *Ledger) prepareMerchant(m *merchant) {
+	m.payable = MerchantPayable(m.ID)
+	m.bal = l.account(m.payable)
+	m.idEnc = digitsEncoding(m.ID)
 }
 
 // addBalance publishes a committed change of a non-card account.

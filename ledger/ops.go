@@ -127,6 +127,7 @@ func (tx *txn) admitPurchase(pan string, pin PINOutcome, amount Fen) (c *card, m
 	if m = tx.l.merchant(tx.c.Merchant); m == nil {
 		return nil, nil, 0, true, tx.decline(DeclineInvalidMerchant)
 	}
+	tx.merch = m
 	tx.lockCards(pan)
 	if d := tx.cardChecks(pan, pin, amount, classDebit, true); d != Approved {
 		return nil, nil, 0, true, tx.decline(d)

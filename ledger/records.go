@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -446,7 +447,12 @@ func (c *card) encodePurse() []byte {
 }
 
 // appendPurse appends the purse record (encodePurse) to dst.
-func (c *card) appendPurse(dst []byte) []byte {
+func (c *card) appendPurse(dst []byte) []byte { return c.appendPurseCode(dst, nil) }
+
+// appendPurseCode is appendPurse with the contributions' accounts written
+// through *code (built again first when it does not fit c), when code is
+// not nil: the same bytes.
+func (c *card) appendPurseCode(dst []byte, code **contribCode) []byte {
 	e := encoder{b: dst}
 	start := len(dst)
 	if c.purseVer == recordV1 {
@@ -487,24 +493,83 @@ func (c *card) appendPurse(dst []byte) []byte {
 		c.Holds[i].encode(&e, true)
 	}
 	e.u(uint64(len(c.Contribs)))
+	if share && code != nil {
+		if !(*code).fits(c) {
+			*code = newContribCode(c)
+		}
+		cc, at := *code, 0
+		for i, k := range c.Contribs {
+			e.b = append(e.b, cc.b[at:cc.ends[i]]...)
+			at = cc.ends[i]
+			if !implied || i < len(c.Contribs)-1 {
+				e.fen(k.Amount)
+			}
+		}
+		return e.b
+	}
 	prev := ""
 	for i, k := range c.Contribs {
-		tag, id := accountTag(k.Account, c.PAN, "")
-		if n := sharedPrefix(prev, id); share && tag == acctMerchant && n >= minSharedID {
-			e.byte1(acctMerchantShared)
-			e.u(uint64(n))
-			e.digits(id[n:])
-		} else {
-			e.accountAs(tag, id, true) // e.account(k.Account, c.PAN, "", true), its tag known
-		}
-		if tag == acctMerchant {
-			prev = id
-		}
+		e.contribAccount(k.Account, c.PAN, &prev, share)
 		if !implied || i < len(c.Contribs)-1 {
 			e.fen(k.Amount)
 		}
 	}
 	return e.b
+}
+
+// contribAccount writes the account of a contribution in a packed purse
+// record; prev is the merchant id before it in the record, which share
+// (version 3) lets it share its leading characters with.
+func (e *encoder) contribAccount(a AccountID, pan string, prev *string, share bool) {
+	tag, id := accountTag(a, pan, "")
+	if n := sharedPrefix(*prev, id); share && tag == acctMerchant && n >= minSharedID {
+		e.byte1(acctMerchantShared)
+		e.u(uint64(n))
+		e.digits(id[n:])
+	} else {
+		e.accountAs(tag, id, true) // e.account(a, pan, "", true), its tag known
+	}
+	if tag == acctMerchant {
+		*prev = id
+	}
+}
+
+// contribCode is how a version 3 purse record writes the accounts of a
+// card's contributions, in order: the accounts change only when the card
+// pays a merchant (or posts to an account) it never did before, their
+// amounts with every operation. The card's entry keeps the one of its
+// last purse record written (cardEntry.contribs), so the next writes copy
+// the accounts' bytes instead of tagging and packing each again.
+type contribCode struct {
+	pan      string      // the card's number (own purse accounts are tagged by it)
+	accounts []AccountID // the accounts it was built for, in order
+	ends     []int       // where each account's bytes end in b
+	b        []byte
+}
+
+func newContribCode(c *card) *contribCode {
+	cc := &contribCode{pan: c.PAN, accounts: make([]AccountID, len(c.Contribs)), ends: make([]int, len(c.Contribs))}
+	e := encoder{b: make([]byte, 0, 16*len(c.Contribs))}
+	prev := ""
+	for i, k := range c.Contribs {
+		e.contribAccount(k.Account, c.PAN, &prev, true)
+		cc.accounts[i], cc.ends[i] = k.Account, len(e.b)
+	}
+	cc.b = e.b
+	return cc
+}
+
+// fits reports whether cc was built for c's accounts.
+func (cc *contribCode) fits(c *card) bool {
+	if cc == nil || cc.pan != c.PAN || len(cc.accounts) != len(c.Contribs) {
+		return false
+	}
+	for i := range c.Contribs {
+		if c.Contribs[i].Account != cc.accounts[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // A merchant id in a version 3 purse record sharing at least minSharedID
@@ -635,7 +700,8 @@ func (d *decoder) purseAccount(pan string, packed, share bool, prev *string) Acc
 
 // putCard writes card c into b: the purse record always, the card record
 // when it differs from old (nil: a new card) or old was read in version 1.
-func putCard(b *pebble.Batch, old, c *card, scratch []byte) error {
+// code, when not nil, is the card entry's contribCode (appendPurseCode).
+func putCard(b *pebble.Batch, old, c *card, scratch []byte, code **contribCode) error {
 	if old == nil || old.v1 || c.v1 || !c.sameStatic(old) {
 		c.v1 = false
 		if err := b.Set(cardKey(c.PAN), c.encode(), nil); err != nil {
@@ -645,7 +711,7 @@ func putCard(b *pebble.Batch, old, c *card, scratch []byte) error {
 	c.purseVer = 0
 	// Key and value built in scratch, which the batch copies.
 	k := append(append(scratch[:0], keyPrefix, tagPurse), c.PAN...)
-	return b.Set(k, c.appendPurse(k[len(k):]), nil)
+	return b.Set(k, c.appendPurseCode(k[len(k):], code), nil)
 }
 
 // loadCard decodes a stored card record and, for version 2, reads its
@@ -841,7 +907,34 @@ func (p *posting) legAmountOf(m uint8) Fen {
 func (p *posting) encode() []byte { return p.appendTo(make([]byte, 0, 64+len(p.Legs)*8)) }
 
 // appendTo appends the posting set's record (encode) to dst.
-func (p *posting) appendTo(dst []byte) []byte {
+func (p *posting) appendTo(dst []byte) []byte { return p.appendKnown(dst, nil) }
+
+// knownDigits are the digit encodings (encoder.digits) of a card number
+// and a merchant id, built once where the card and the merchant are
+// loaded: a posting set naming them copies them instead of packing the
+// digits again.
+type knownDigits struct {
+	pan, merchant       string
+	panEnc, merchantEnc string // "" when not known
+}
+
+// digitsOf writes s as digits does, copying enc when s is known, the
+// string enc encodes.
+func (e *encoder) digitsOf(s, known, enc string) {
+	if enc != "" && s == known {
+		e.b = append(e.b, enc...)
+		return
+	}
+	e.digits(s)
+}
+
+// appendKnown is appendTo with the digits of the card and merchant k
+// knows (nil: none) copied: the same bytes.
+func (p *posting) appendKnown(dst []byte, k *knownDigits) []byte {
+	var kd knownDigits
+	if k != nil {
+		kd = *k
+	}
 	e := encoder{b: dst}
 	if p.ver == recordV1 || p.ver == recordV2 {
 		p.encodeOld(&e)
@@ -869,11 +962,11 @@ func (p *posting) appendTo(dst []byte) []byte {
 	e.u(flags)
 	e.day(p.Date)
 	e.digits(p.Terminal)
-	e.digits(p.Merchant)
+	e.digitsOf(p.Merchant, kd.merchant, kd.merchantEnc)
 	e.u(uint64(p.Batch))
 	e.u(uint64(p.STAN))
 	e.digits(p.RRN)
-	e.digits(p.PAN)
+	e.digitsOf(p.PAN, kd.pan, kd.panEnc)
 	e.fen(p.Amount)
 	if p.Fee != 0 {
 		e.fen(p.Fee)
@@ -1188,8 +1281,11 @@ type merchant struct {
 	FeeRateBP      int32 // settlement commission the school keeps, basis points
 	SettlementDays int32 // T+N settlement
 	// payable is MerchantPayable(ID), built once where the merchant is
-	// loaded or added (not part of the record).
+	// loaded or added (not part of the record), with its balance's home
+	// and the digit encoding of ID (knownDigits).
 	payable AccountID
+	bal     *atomic.Int64
+	idEnc   string
 }
 
 // account is the merchant's payable account.

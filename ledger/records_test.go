@@ -328,6 +328,7 @@ func TestRecordRoundTripRandom(t *testing.T) {
 		h.Subsidy = h.Amount + h.Fee - h.Cash
 		return h
 	}
+	var code *contribCode // the card entry's (appendPurseCode)
 	for i := 0; i < 5000; i++ {
 		p := posting{TxID: rng.Uint64N(1 << 40), Kind: Kind(1 + rng.IntN(int(kindCount)-1)), Date: date(), Terminal: str(), Merchant: str(),
 			Batch: uint32(rng.IntN(maxSixDigits + 1)), STAN: uint32(rng.IntN(maxSixDigits + 1)), RRN: str(), PAN: panStudent, Amount: amount()}
@@ -366,6 +367,19 @@ func TestRecordRoundTripRandom(t *testing.T) {
 		if app := p.appendTo([]byte("key")); !bytes.Equal(app, append([]byte("key"), enc...)) {
 			t.Fatalf("posting %d appends differently", i)
 		}
+		// With the card's and merchant's digits known (or others': then
+		// they must not be used), the same bytes.
+		kd := knownDigits{pan: p.PAN, merchant: p.Merchant}
+		if rng.IntN(3) == 0 {
+			kd.pan = str()
+		}
+		if rng.IntN(3) == 0 {
+			kd.merchant = str()
+		}
+		kd.panEnc, kd.merchantEnc = digitsEncoding(kd.pan), digitsEncoding(kd.merchant)
+		if app := p.appendKnown([]byte("key"), &kd); !bytes.Equal(app, append([]byte("key"), enc...)) {
+			t.Fatalf("posting %d with known digits %+v: %x, want %x", i, kd, app[3:], enc)
+		}
 
 		c := card{PAN: panStudent, Cash: amount(), Subsidy: amount(), PINTries: uint8(rng.IntN(256)), DayDate: date(), DaySpent: amount()}
 		for n := rng.IntN(3); n > 0; n-- {
@@ -391,6 +405,29 @@ func TestRecordRoundTripRandom(t *testing.T) {
 		}
 		if app := c.appendPurse([]byte("key")); !bytes.Equal(app, append([]byte("key"), enc...)) {
 			t.Fatalf("purse %d appends differently", i)
+		}
+		// Through the code the card entry keeps: whatever it holds (none,
+		// the previous card's, this card's), the same bytes, and after it
+		// the code fits this card.
+		if rng.IntN(4) == 0 {
+			code = nil
+		}
+		if rng.IntN(4) == 0 && len(c.Contribs) > 0 {
+			c2 := c
+			c2.Contribs = append([]contrib(nil), c.Contribs...)
+			c2.Contribs[rng.IntN(len(c2.Contribs))].Account = accts[2+rng.IntN(len(accts)-2)]
+			if rng.IntN(2) == 0 {
+				c2.PAN = "1" // CardCash("1") is its own purse
+			}
+			code = newContribCode(&c2) // perhaps another card's accounts
+		}
+		for range 2 {
+			if app := c.appendPurseCode([]byte("key"), &code); !bytes.Equal(app, append([]byte("key"), enc...)) {
+				t.Fatalf("purse %d through a contribution code: %x, want %x", i, app[3:], enc)
+			}
+			if c.purseVer == 0 && !code.fits(&c) {
+				t.Fatalf("purse %d: the code does not fit the card it was used for", i)
+			}
 		}
 	}
 }
