@@ -891,10 +891,11 @@ func (tx *txn) write(ik []byte, fingerprint uint64) error {
 	if tx.res.Decline == Approved {
 		var kd knownDigits
 		if len(tx.entries) > 0 {
-			kd.pan, kd.panEnc = tx.entries[0].pan, tx.entries[0].panEnc
+			e := tx.entries[0]
+			kd.pan, kd.panEnc, kd.cash, kd.subsidy = e.pan, e.panEnc, e.cash, e.subsidy
 		}
 		if m := tx.merch; m != nil {
-			kd.merchant, kd.merchantEnc = m.ID, m.idEnc
+			kd.merchant, kd.merchantEnc, kd.payable = m.ID, m.idEnc, m.payable
 		}
 		for _, p := range tx.postings {
 			k := binary.BigEndian.AppendUint64(append(tx.scratch[:0], keyPrefix, tagPost), p.TxID) // postKey

@@ -913,9 +913,30 @@ func (p *posting) appendTo(dst []byte) []byte { return p.appendKnown(dst, nil) }
 // and a merchant id, built once where the card and the merchant are
 // loaded: a posting set naming them copies them instead of packing the
 // digits again.
+//
+// It knows the card's purse accounts and the merchant's payable too
+// (CardCash(pan), CardSubsidy(pan), MerchantPayable(merchant)): a leg
+// posting to one of them is tagged without taking its id apart.
 type knownDigits struct {
 	pan, merchant       string
 	panEnc, merchantEnc string // "" when not known
+	cash, subsidy       AccountID
+	payable             AccountID
+}
+
+// tag returns accountTag's tag of a, when a is one of the accounts k
+// knows and the posting set's own (ownPAN: its card is k's, ownMerchant:
+// its merchant is k's).
+func (k *knownDigits) tag(a AccountID, ownPAN, ownMerchant bool) (uint8, bool) {
+	switch {
+	case ownPAN && a == k.cash:
+		return acctOwnCash, true
+	case ownPAN && a == k.subsidy:
+		return acctOwnSubsidy, true
+	case ownMerchant && a == k.payable:
+		return acctOwnMerchant, true
+	}
+	return 0, false
 }
 
 // digitsOf writes s as digits does, copying enc when s is known, the
@@ -981,9 +1002,15 @@ func (p *posting) appendKnown(dst []byte, k *knownDigits) []byte {
 		e.u(p.Link)
 	}
 	e.u(uint64(len(p.Legs)))
+	ownPAN := kd.panEnc != "" && p.PAN == kd.pan && p.PAN != ""
+	ownMerchant := kd.merchantEnc != "" && p.Merchant == kd.merchant && p.Merchant != ""
 	for i, l := range p.Legs {
 		at := len(e.b)
-		e.account(l.Account, p.PAN, p.Merchant, true)
+		if tag, ok := kd.tag(l.Account, ownPAN, ownMerchant); ok {
+			e.byte1(tag)
+		} else {
+			e.account(l.Account, p.PAN, p.Merchant, true)
+		}
 		if implied && i == len(p.Legs)-1 {
 			break
 		}
