@@ -3,6 +3,7 @@ package spec
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -55,9 +56,10 @@ func TestDecodePOSRejects(t *testing.T) {
 	}
 }
 
-// TestDecodePOSAllocations: a message decodes in three allocations (the
-// message, its Raw, and one string of its text and digits), one longer
-// than the stack buffer they are joined in in four; every
+// TestDecodePOSAllocations: a message decodes in two allocations (the
+// message with its wire, and its Raw followed by one string of its text
+// and digits), one longer than the stack buffer they are joined in in
+// three; every
 // field of the golden consume comes back equal all the same (TestGolden*).
 func TestDecodePOSAllocations(t *testing.T) {
 	consume := goldenMsg(t, "consume-0200.hex")
@@ -75,7 +77,7 @@ func TestDecodePOSAllocations(t *testing.T) {
 		name string
 		msg  []byte
 		want float64
-	}{{"consume", consume, 3}, {"longer than the join buffer", long, 4}} {
+	}{{"consume", consume, 2}, {"longer than the join buffer", long, 3}} {
 		if tc.name != "consume" && len(tc.msg) <= posJoinBuf {
 			t.Fatalf("%s: %d bytes", tc.name, len(tc.msg))
 		}
@@ -181,4 +183,26 @@ func FuzzDecodePOS(f *testing.F) {
 		}
 		m.TxType()
 	})
+}
+
+// TestDecodePOSRawIsItsOwn: Raw shares an allocation with the string the
+// text and digit fields are cut from, but writing into Raw or appending
+// to it changes none of them.
+func TestDecodePOSRawIsItsOwn(t *testing.T) {
+	m, err := DecodePOS(goldenMsg(t, "consume-0200.hex"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *withoutWire(m)
+	want.Raw, want.PINBlock, want.MAC = nil, nil, nil // binary fields are Raw's own slices
+	fields := fmt.Sprintf("%+v", want)
+	grown := append(m.Raw, bytes.Repeat([]byte{0xEE}, len(m.Raw))...)
+	for i := range m.Raw {
+		m.Raw[i] = 0xFF
+	}
+	got := *withoutWire(m)
+	got.Raw, got.PINBlock, got.MAC = nil, nil, nil
+	if s := fmt.Sprintf("%+v", got); s != fields || len(grown) != 2*len(m.Raw) {
+		t.Fatalf("after writing Raw: %s\nwant %s", s, fields)
+	}
 }
