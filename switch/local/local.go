@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/cardswitch/cardswitch/hsm"
 	"github.com/cardswitch/cardswitch/internal/cardno"
@@ -108,6 +109,11 @@ func (d *Destination) Execute(_ context.Context, t *txn.Transaction, rec txn.Rec
 		d.pendingBalance(t, &out)
 		return rec.Commit(out)
 	})
+	if c, ok := req.(*ledger.Consume); ok {
+		// The ledger keeps nothing of a request once Execute returned.
+		*c = ledger.Consume{}
+		consumes.Put(c)
+	}
 	if err != nil {
 		return txn.Outcome{}, err
 	}
@@ -182,7 +188,9 @@ func request(t *txn.Transaction, pin ledger.PINOutcome) (ledger.Request, error) 
 	case spec.BalanceInquiry:
 		return &ledger.BalanceInquiry{Common: c, PAN: pan, PIN: pin}, nil
 	case spec.Consume:
-		return &ledger.Consume{Common: c, PAN: pan, Amount: amount, PIN: pin}, nil
+		r := consumes.Get().(*ledger.Consume)
+		*r = ledger.Consume{Common: c, PAN: pan, Amount: amount, PIN: pin}
+		return r, nil
 	case spec.ConsumeVoid:
 		return &ledger.Void{Common: c, PAN: pan, Amount: amount, Original: orig, PIN: pin}, nil
 	case spec.Refund:
@@ -211,6 +219,11 @@ func request(t *txn.Transaction, pin ledger.PINOutcome) (ledger.Request, error) 
 	}
 	return nil, txn.Reject(spec.RCFunctionNotSupported, fmt.Errorf("%s at the local ledger", t.Type))
 }
+
+// consumes keeps the ledger's consume requests for the next ones: the
+// most frequent request is a consume, and the ledger is done with its
+// request when Execute returns (Execute puts it back).
+var consumes = sync.Pool{New: func() any { return new(ledger.Consume) }}
 
 // reversedKind maps the type a reversal names to the ledger operation it
 // undoes.
