@@ -172,6 +172,10 @@ type txn struct {
 	tomb     *TxnRef // reversal tombstone to write
 	tombKind Kind    // the original kind the tombstone blocks
 	applied  bool    // apply changed staged cards: the operation must be approved
+	// appliedPosting is the posting apply last applied, and what it did
+	// to its own card's cash and subsidy purses.
+	appliedPosting          *posting
+	appliedCash, appliedSub Fen
 	// days is the day index's completion when the postings widened a
 	// date's span (dayindex.go): called once the commit has returned.
 	days func(committed bool)
@@ -484,8 +488,16 @@ func (tx *txn) apply(p *posting) (Decline, error) {
 	if err != nil {
 		return Approved, err
 	}
+	// Each leg's account is taken apart once: which legs post to a purse
+	// (the others change non-card accounts, tx.deltas) and what p does
+	// to its own card's purses (the result's, approve).
+	var purseBuf [8]bool
+	purse := purseBuf[:0]
+	var ownCash, ownSub Fen
 	for _, g := range p.Legs {
-		if pan, sub, ok := splitPurse(g.Account); ok {
+		pan, sub, ok := splitPurse(g.Account)
+		purse = append(purse, ok)
+		if ok {
 			c, err := cardFor(pan)
 			if err != nil {
 				return Approved, err
@@ -494,6 +506,13 @@ func (tx *txn) apply(p *posting) (Decline, error) {
 				c.Subsidy += g.Amount
 			} else {
 				c.Cash += g.Amount
+			}
+			switch {
+			case pan != p.PAN:
+			case sub:
+				ownSub += g.Amount
+			default:
+				ownCash += g.Amount
 			}
 			continue
 		}
@@ -530,11 +549,12 @@ func (tx *txn) apply(p *posting) (Decline, error) {
 		tx.staged.put(w.pan, w.c)
 		tx.staged.markDirty(w.pan)
 	}
-	for _, g := range p.Legs {
-		if _, _, ok := splitPurse(g.Account); !ok {
+	for i, g := range p.Legs {
+		if !purse[i] {
 			tx.addDelta(g)
 		}
 	}
+	tx.appliedPosting, tx.appliedCash, tx.appliedSub = p, ownCash, ownSub
 	return Approved, nil
 }
 
@@ -674,16 +694,36 @@ func (tx *txn) approve(p *posting) {
 		p.AuthCode = authCode(p.TxID, nil)
 	}
 	tx.res.AuthCode = p.AuthCode
+	cash, sub := tx.appliedCash, tx.appliedSub // its legs as apply found them
+	if tx.appliedPosting != p || verifyApplied {
+		c, s := ownPurseDeltas(p)
+		if tx.appliedPosting == p && (c != cash || s != sub) {
+			panic(fmt.Sprintf("ledger: %s posting %d: apply found %d cash %d subsidy, its legs say %d %d", p.Kind, p.TxID, cash, sub, c, s))
+		}
+		cash, sub = c, s
+	}
+	tx.res.CashDelta += cash
+	tx.res.SubsidyDelta += sub
+}
+
+// verifyApplied makes approve check what apply found against the legs
+// (tests set it).
+var verifyApplied = false
+
+// ownPurseDeltas sums the legs p posts to its own card's cash and
+// subsidy purses.
+func ownPurseDeltas(p *posting) (cash, subsidy Fen) {
 	for _, g := range p.Legs {
-		pan, subsidy, ok := splitPurse(g.Account)
+		pan, sub, ok := splitPurse(g.Account)
 		switch {
 		case !ok || pan != p.PAN:
-		case subsidy:
-			tx.res.SubsidyDelta += g.Amount
+		case sub:
+			subsidy += g.Amount
 		default:
-			tx.res.CashDelta += g.Amount
+			cash += g.Amount
 		}
 	}
+	return cash, subsidy
 }
 
 // authCode derives a six-digit approval code from the posting id, skipping
