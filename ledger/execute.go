@@ -220,12 +220,7 @@ func (tx *txn) purses(pan string) purseAccounts {
 // holds are released here, as the first thing any operation on the card
 // does.
 func (tx *txn) lockCards(pans ...string) {
-	if tx.locked {
-		panic("ledger: cards locked twice in one operation")
-	}
-	tx.locked = true
-	tx.entries = tx.entriesBuf[:0]
-	tx.staged.use(&tx.stagedBuf)
+	tx.beginLocking()
 	if len(pans) > 1 {
 		sort.Strings(pans)
 	}
@@ -233,22 +228,45 @@ func (tx *txn) lockCards(pans ...string) {
 		if pan == "" || (i > 0 && pan == pans[i-1]) {
 			continue
 		}
-		e := tx.l.entry(pan)
-		if e == nil {
-			continue
-		}
-		e.mu.Lock()
-		tx.entries = append(tx.entries, e)
-		pub := e.cur.Load()
-		if !hasExpired(pub, tx.c.Date) {
-			tx.staged.share(pan, pub)
-			continue
-		}
-		c := pub.cloneNew()
-		releaseExpired(c, tx.c.Date)
-		tx.staged.put(pan, c)
-		tx.staged.markDirty(pan)
+		tx.lockEntry(pan, tx.l.entry(pan))
 	}
+}
+
+// lockCard is lockCards(pan) for a card whose entry the caller looked up
+// (nil: an unknown card).
+func (tx *txn) lockCard(pan string, e *cardEntry) {
+	tx.beginLocking()
+	if pan != "" {
+		tx.lockEntry(pan, e)
+	}
+}
+
+func (tx *txn) beginLocking() {
+	if tx.locked {
+		panic("ledger: cards locked twice in one operation")
+	}
+	tx.locked = true
+	tx.entries = tx.entriesBuf[:0]
+	tx.staged.use(&tx.stagedBuf)
+}
+
+// lockEntry locks and stages card pan, whose entry is e (nil: unknown,
+// left absent).
+func (tx *txn) lockEntry(pan string, e *cardEntry) {
+	if e == nil {
+		return
+	}
+	e.mu.Lock()
+	tx.entries = append(tx.entries, e)
+	pub := e.cur.Load()
+	if !hasExpired(pub, tx.c.Date) {
+		tx.staged.share(pan, pub)
+		return
+	}
+	c := pub.cloneNew()
+	releaseExpired(c, tx.c.Date)
+	tx.staged.put(pan, c)
+	tx.staged.markDirty(pan)
 }
 
 // published is the committed state of a locked card (nil when the card
@@ -1009,6 +1027,10 @@ func (tx *txn) publish() {
 	for _, g := range tx.deltas {
 		if m := tx.merch; m != nil && m.bal != nil && g.Account == m.payable {
 			m.bal.Add(int64(g.Amount)) // the purchase's merchant: no map lookup
+			continue
+		}
+		if g.Account == FeeIncome {
+			tx.l.feeIncome.Add(int64(g.Amount))
 			continue
 		}
 		tx.l.addBalance(g.Account, g.Amount)

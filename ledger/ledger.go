@@ -183,6 +183,9 @@ type Ledger struct {
 	// recent answers lookups of the references this process indexed
 	// (recentrefs.go).
 	recent *recentRefs
+	// feeIncome is FeeIncome's balance, which every purchase with a
+	// service fee changes: published without the map (l.accounts).
+	feeIncome *atomic.Int64
 }
 
 // Open loads the ledger's state from db: every card, merchant and the
@@ -241,6 +244,7 @@ func Open(db *pebble.DB, opts Options) (*Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.feeIncome = l.account(FeeIncome)
 	last, err := lastTxID(db)
 	if err != nil {
 		return nil, err
@@ -393,6 +397,15 @@ func (l *Ledger) entry(pan string) *cardEntry {
 	e := l.cards[pan]
 	l.mu.RUnlock()
 	return e
+}
+
+// merchantAndCard is merchant(id) and entry(pan) under one read lock
+// (a purchase needs both).
+func (l *Ledger) merchantAndCard(id, pan string) (*merchant, *cardEntry) {
+	l.mu.RLock()
+	m, e := l.merchants[id], l.cards[pan]
+	l.mu.RUnlock()
+	return m, e
 }
 
 func (l *Ledger) merchant(id string) *merchant {

@@ -124,11 +124,12 @@ func (tx *txn) admitPurchase(pan string, pin PINOutcome, amount Fen) (c *card, m
 	if !validAmount(amount) {
 		return nil, nil, 0, true, tx.decline(DeclineInvalidAmount)
 	}
-	if m = tx.l.merchant(tx.c.Merchant); m == nil {
+	m, e := tx.l.merchantAndCard(tx.c.Merchant, pan)
+	if m == nil {
 		return nil, nil, 0, true, tx.decline(DeclineInvalidMerchant)
 	}
 	tx.merch = m
-	tx.lockCards(pan)
+	tx.lockCard(pan, e)
 	if d := tx.cardChecks(pan, pin, amount, classDebit, true); d != Approved {
 		return nil, nil, 0, true, tx.decline(d)
 	}
