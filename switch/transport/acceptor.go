@@ -96,6 +96,9 @@ type Session struct {
 	// its responses in: a response is written before the next request is
 	// read, so one buffer serves them all.
 	Out []byte
+	// readDL and writeDL are the deadlines last set on conn (armIdle,
+	// armWrite).
+	readDL, writeDL time.Time
 }
 
 // IP is the remote IP address, IPv4-mapped IPv6 addresses unmapped.
@@ -334,7 +337,7 @@ func (a *Acceptor) serveConn(c net.Conn, ip netip.Addr) {
 	for !a.closing.Load() {
 		// Wait for the first byte of the next frame under the idle
 		// deadline, then give the rest of the frame the frame deadline.
-		_ = c.SetReadDeadline(a.readDeadline(s, idle))
+		a.armIdle(s, idle)
 		// Shutdown (and a newer connection of the same terminal) sets its
 		// flag before it cuts read deadlines short; a deadline set here
 		// after that cut would undo it, so look again.
@@ -354,7 +357,8 @@ func (a *Acceptor) serveConn(c net.Conn, ip netip.Addr) {
 		// the buffer: no read can wait, so its deadline is not set (a
 		// deadline costs a timer update per message).
 		if !frameBuffered(br) {
-			_ = c.SetReadDeadline(a.readDeadline(s, frameTimeout))
+			s.readDL = a.readDeadline(s, frameTimeout)
+			_ = c.SetReadDeadline(s.readDL)
 		}
 		if a.closing.Load() || s.policy.evicted.Load() {
 			return
@@ -459,9 +463,46 @@ func (a *Acceptor) refuse(s *Session, head []byte, err error) {
 	}
 }
 
+// deadlineSlack is the fraction of a timeout by which a deadline may end
+// later than the timeout asks: a deadline already set that ends no
+// earlier than asked and at most timeout/deadlineSlack later is kept, so
+// that a busy connection re-arms its timers about once per sixteenth of
+// a timeout instead of twice per message. A connection still gets at
+// least the configured timeout (docs/operations.md).
+const deadlineSlack = 16
+
+// armIdle sets the read deadline of the wait for the next frame: the
+// first-frame deadline exactly, until a frame decoded; then the idle
+// timeout, kept while it ends in [now+idle, now+idle+idle/16]. A deadline
+// cut short meanwhile (Shutdown, eviction) is not undone: its cut is
+// earlier than asked, but the loop's flags end the connection first.
+func (a *Acceptor) armIdle(s *Session, idle time.Duration) {
+	want := a.readDeadline(s, idle)
+	if s.policy.gotValid {
+		if !s.readDL.Before(want) && !s.readDL.After(want.Add(idle/deadlineSlack)) {
+			return
+		}
+		want = want.Add(idle / deadlineSlack)
+	}
+	s.readDL = want
+	_ = s.conn.SetReadDeadline(want)
+}
+
+// armWrite sets the write deadline of one response, kept while it ends
+// in [now+WriteTimeout, now+WriteTimeout·17/16].
+func (a *Acceptor) armWrite(s *Session) {
+	wt := a.cfg.WriteTimeout
+	want := time.Now().Add(wt)
+	if !s.writeDL.Before(want) && !s.writeDL.After(want.Add(wt/deadlineSlack)) {
+		return
+	}
+	s.writeDL = want.Add(wt / deadlineSlack)
+	_ = s.conn.SetWriteDeadline(s.writeDL)
+}
+
 // write sends one response frame under the write deadline.
 func (a *Acceptor) write(s *Session, frame []byte) bool {
-	_ = s.conn.SetWriteDeadline(time.Now().Add(a.cfg.WriteTimeout))
+	a.armWrite(s)
 	if _, err := s.conn.Write(frame); err != nil {
 		a.log.Info("write failed", zap.String("peer", s.Peer), zap.Error(err))
 		return false
