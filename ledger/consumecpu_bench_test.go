@@ -43,10 +43,10 @@ func benchConsumeCPU(b *testing.B, l *Ledger, pan string) {
 	}
 }
 
-// BenchmarkConsumeCPUTombstones is BenchmarkConsumeCPU with a day's
+// BenchmarkConsumeTombstonesCPU is BenchmarkConsumeCPU with a day's
 // reversal tombstones of other terminals in memory, as a running switch
 // has them: every consume asks whether a reversal of it came first.
-func BenchmarkConsumeCPUTombstones(b *testing.B) {
+func BenchmarkConsumeTombstonesCPU(b *testing.B) {
 	l, pans := benchLedger(b, 1)
 	for i := 0; i < 2000; i++ {
 		l.putTomb(tombKey(TxnRef{Terminal: fmt.Sprintf("2%07d", i%200), Batch: 1, STAN: uint32(i + 1)}),
