@@ -564,6 +564,10 @@ const (
 	posMaxDigits = 512
 )
 
+// posWire indexes its cuts with k&(posMaxFields-1), which needs a power
+// of two: this fails to compile otherwise.
+var _ = [1]struct{}{}[posMaxFields&(posMaxFields-1)]
+
 // posJoinBuf is the stack buffer in which a message and its digits are
 // joined before they become one string (a financial request is about
 // 100–200 bytes and its digits fewer; a longer message is joined on the
@@ -1050,7 +1054,9 @@ func (m *POSMessage) InitResponse(req *POSMessage, rc string) {
 // returned it. It reports false, and the caller packs a copy, when m has
 // no Raw or its Raw is not exactly what EncodePOS packs for m — a pad
 // nibble or a length prefix's pad digit other than 0, which DecodePOS
-// accepts and EncodePOS never writes (TestRawWithoutSameAsEncode).
+// accepts and EncodePOS never writes (TestRawWithoutSameAsEncode). Where
+// the decoder's cuts are at hand and Raw is unchanged it cuts with them,
+// else it walks Raw's fields again (rawWithoutWalk, the same answer).
 func (m *POSMessage) RawWithout(ids ...int) ([]byte, bool) {
 	w := m.wire
 	// The decoder's cuts serve when every field is canonical and Raw
