@@ -109,28 +109,38 @@ func (w *posWire) cutAt(id int) (int, bool) {
 	return bits.OnesCount64(w.present >> (64 - id) >> 1), w.present&bit != 0
 }
 
+// start returns where the k-th field cut begins in the message (its
+// length prefix): where the one before it ends, the first after the
+// bitmap.
+func (w *posWire) start(k int) int {
+	if k == 0 {
+		return minPOSMessage
+	}
+	return int(w.cuts[(k-1)&(posMaxFields-1)].end)
+}
+
 // holds reports whether the value v of field id is the value decoded
 // from the message's canonical field: the same bytes of joined, not only
 // equal ones (a string never changes, so these are the value as decoded,
 // and the field's bytes are what packing v gives). It returns the
-// field's cut.
-func (w *posWire) holds(id int, v string) (*posCut, bool) {
+// field's index in cuts.
+func (w *posWire) holds(id int, v string) (int, bool) {
 	k := int(w.echo[id&127]) - 1
 	if k < 0 {
-		return nil, false
+		return 0, false
 	}
 	c := &w.cuts[k&(posMaxFields-1)]
-	return c, len(v) == int(c.hi-c.lo) &&
+	return k, len(v) == int(c.hi-c.lo) &&
 		unsafe.StringData(v) == (*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(w.joined)), c.lo))
 }
 
 // holdsParts is holds for a digit field packed as its parts joined
 // (60, 61): each part not empty lies in joined where the one before it
 // ends, and together they are the value decoded.
-func (w *posWire) holdsParts(id int, parts *[4]string) (*posCut, bool) {
+func (w *posWire) holdsParts(id int, parts *[4]string) (int, bool) {
 	k := int(w.echo[id&127]) - 1
 	if k < 0 {
-		return nil, false
+		return 0, false
 	}
 	c := &w.cuts[k&(posMaxFields-1)]
 	at := int(c.lo)
@@ -139,11 +149,11 @@ func (w *posWire) holdsParts(id int, parts *[4]string) (*posCut, bool) {
 			continue
 		}
 		if len(p) > int(c.hi)-at || unsafe.StringData(p) != unsafe.StringData(w.joined[at:]) {
-			return nil, false
+			return 0, false
 		}
 		at += len(p)
 	}
-	return c, at == int(c.hi)
+	return k, at == int(c.hi)
 }
 
 // posFieldSpecs caches the field specs of POS by number.
@@ -426,7 +436,7 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 			break
 		}
 		c := &cuts[ncut]
-		c.id, c.start = uint8(id), int32(off)
+		c.id = uint8(id)
 		// The fast path: a well-formed field with a fixed or BCD LL/LLL
 		// length, BCD digits, printable text. Anything else goes to
 		// cutPOSField, which cuts it or names what is wrong
@@ -545,9 +555,10 @@ func DecodePOS(msg []byte) (*POSMessage, error) {
 type posCut struct {
 	id   uint8
 	kind uint8
-	// lo, hi: the value in the decoder's buffer; start, end: the field,
-	// its length prefix included, in the message.
-	lo, hi, start, end int32
+	// lo, hi: the value in the decoder's buffer; end: where the field
+	// ends in the message (it begins where the one before it ends, the
+	// first after the bitmap).
+	lo, hi, end int32
 }
 
 const (
@@ -674,7 +685,7 @@ func appendPOS(dst []byte, m *POSMessage) ([]byte, error) {
 		if w := e.echo; w != nil && m.Amount == w.amount && w.echo[4] != 0 {
 			// The request's amount (echo[4] is set only where it was
 			// decoded).
-			e.copyField(&w.cuts[(w.echo[4]-1)&(posMaxFields-1)], 4)
+			e.copyField(int(w.echo[4])-1, 4)
 		} else {
 			var n12 [12]byte
 			e.bin(4, m.Amount.appendN12(n12[:0])) // checked above
@@ -706,15 +717,15 @@ func appendPOS(dst []byte, m *POSMessage) ([]byte, error) {
 	e.str(57, m.PaymentCode)
 	var scratch [posMaxScratch]byte
 	if f := &m.Reserved60; f.Type != "" || f.Batch != "" || f.NetworkCode != "" || f.Rest != "" {
-		if c, ok := e.echoes(60, &[4]string{f.Type, f.Batch, f.NetworkCode, f.Rest}); ok {
-			e.copyField(c, 60)
+		if k, ok := e.echoes(60, &[4]string{f.Type, f.Batch, f.NetworkCode, f.Rest}); ok {
+			e.copyField(k, 60)
 		} else {
 			e.bin(60, append(append(append(append(scratch[:0], f.Type...), f.Batch...), f.NetworkCode...), f.Rest...))
 		}
 	}
 	if f := &m.Original; f.Batch != "" || f.STAN != "" || f.Date != "" || f.Rest != "" {
-		if c, ok := e.echoes(61, &[4]string{f.Batch, f.STAN, f.Date, f.Rest}); ok {
-			e.copyField(c, 61)
+		if k, ok := e.echoes(61, &[4]string{f.Batch, f.STAN, f.Date, f.Rest}); ok {
+			e.copyField(k, 61)
 		} else {
 			e.bin(61, append(append(append(append(scratch[:0], f.Batch...), f.STAN...), f.Date...), f.Rest...))
 		}
@@ -751,24 +762,25 @@ type posEncoder struct {
 }
 
 // echoes reports whether field id, packed as its parts joined, is the
-// request's (holdsParts), and its cut.
-func (e *posEncoder) echoes(id int, parts *[4]string) (*posCut, bool) {
+// request's (holdsParts), and its index in the request's cuts.
+func (e *posEncoder) echoes(id int, parts *[4]string) (int, bool) {
 	if e.echo == nil {
-		return nil, false
+		return 0, false
 	}
 	return e.echo.holdsParts(id, parts)
 }
 
-// copyField echoes the request's field c (field id).
-func (e *posEncoder) copyField(c *posCut, id int) {
+// copyField echoes the request's k-th field (field id).
+func (e *posEncoder) copyField(k, id int) {
 	if e.err != nil {
 		return
 	}
-	if s := int(c.start); s != e.runHi {
+	w := e.echo
+	if s := w.start(k); s != e.runHi {
 		e.flush()
 		e.runLo = s
 	}
-	e.runHi = int(c.end)
+	e.runHi = int(w.cuts[k&(posMaxFields-1)].end)
 	e.bitmap |= 1 << (64 - id)
 }
 
@@ -793,8 +805,8 @@ func (e *posEncoder) addStr(id int, v string) {
 		return
 	}
 	if w := e.echo; w != nil {
-		if c, ok := w.holds(id, v); ok {
-			e.copyField(c, id)
+		if k, ok := w.holds(id, v); ok {
+			e.copyField(k, id)
 			return
 		}
 		e.flush()
@@ -1080,9 +1092,8 @@ func (m *POSMessage) RawWithout(ids ...int) ([]byte, bool) {
 		lz := bits.LeadingZeros64(bm)
 		bm &^= 1 << (63 - lz)
 		k, _ := w.cutAt(lz + 1)
-		c := &w.cuts[k]
-		out = append(out, msg[run:c.start]...)
-		run = int(c.end)
+		out = append(out, msg[run:w.start(k)]...)
+		run = int(w.cuts[k].end)
 	}
 	return append(out, msg[run:]...), true
 }
