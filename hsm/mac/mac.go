@@ -175,8 +175,6 @@ func dbl(v []byte, rb byte) {
 	v[len(v)-1] ^= byte(subtle.ConstantTimeSelect(int(carry), int(rb), 0))
 }
 
-const hexUpper = "0123456789ABCDEF"
-
 // CUPECB computes the UnionPay POS "ECB" MAC of docs/pos-dialect.md#mac-field-64 and returns the
 // 8 ASCII hex characters that go into field 64. With an 8-byte block cipher
 // (the DES MAK of sign-on modes 001/003/004) it runs on 8-byte blocks; with
@@ -217,7 +215,7 @@ func CUPECB(b cipher.Block, data []byte) ([8]byte, error) {
 	lo ^= binary.BigEndian.Uint64(last[8:])
 	// Steps 3–4: the hex of the XOR is 2*bs characters; the first half
 	// is encrypted in place (a heap buffer: it goes through the
-	// interface), the second half XORed in.
+	// interface), the second half XORed in a word at a time.
 	var hx [32]byte
 	if bs == 8 {
 		putHex8(hx[:16], hi^lo)
@@ -228,31 +226,35 @@ func CUPECB(b cipher.Block, data []byte) ([8]byte, error) {
 	first := make([]byte, bs)
 	copy(first, hx[:bs])
 	b.Encrypt(first, first)
-	subtle.XORBytes(first, first, hx[bs:2*bs])
+	for i := 0; i < bs; i += 8 {
+		binary.BigEndian.PutUint64(first[i:], binary.BigEndian.Uint64(first[i:])^binary.BigEndian.Uint64(hx[bs+i:]))
+	}
 	b.Encrypt(first, first)
 	// Step 5: the first 8 hex characters are the hex of the first 4 bytes.
-	var mac [16]byte
-	putHex8(mac[:], binary.BigEndian.Uint64(first))
-	copy(out[:], mac[:8])
+	binary.BigEndian.PutUint64(out[:], hexWord(binary.BigEndian.Uint32(first)))
 	return out, nil
 }
-
-// hexPairs maps a byte to its two uppercase hex characters, the first in
-// the low byte.
-var hexPairs = func() (t [256]uint16) {
-	for v := range 256 {
-		t[v] = uint16(hexUpper[v>>4]) | uint16(hexUpper[v&0x0F])<<8
-	}
-	return t
-}()
 
 // putHex8 writes the 16 uppercase hex characters of v (big-endian) to
 // dst.
 func putHex8(dst []byte, v uint64) {
 	dst = dst[:16]
-	for i := 0; i < 8; i++ {
-		binary.LittleEndian.PutUint16(dst[2*i:], hexPairs[byte(v>>(56-8*i))])
-	}
+	binary.BigEndian.PutUint64(dst, hexWord(uint32(v>>32)))
+	binary.BigEndian.PutUint64(dst[8:], hexWord(uint32(v)))
+}
+
+// hexWord returns the 8 uppercase hex characters of x as a big-endian
+// word (x's top nibble in the top byte): each nibble spread into a byte
+// of its own, then '0' added to each, and 7 more to each of 10 or more
+// (which reach bit 4 when 6 is added); no byte carries into the next
+// (TestHexWord).
+func hexWord(x uint32) uint64 {
+	v := uint64(x)
+	v = (v | v<<16) & 0x0000FFFF0000FFFF
+	v = (v | v<<8) & 0x00FF00FF00FF00FF
+	v = (v | v<<4) & 0x0F0F0F0F0F0F0F0F
+	letters := (v + 0x0606060606060606) >> 4 & 0x0101010101010101
+	return v + 0x3030303030303030 + letters*7
 }
 
 // Equal compares two MACs in constant time (for equal lengths), so that a

@@ -3,7 +3,10 @@ package mac
 import (
 	"bytes"
 	"crypto/cipher"
+	"encoding/binary"
 	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -324,5 +327,27 @@ func TestCUPECBSameAsReference(t *testing.T) {
 				t.Fatalf("%d bytes, block %d: %s %v; reference %s", n, b.BlockSize(), got, err, cupReference(b, data[:n]))
 			}
 		}
+	}
+}
+
+// TestHexWord: every word's eight hex characters are fmt's, for the
+// words of each nibble value in each place and random ones.
+func TestHexWord(t *testing.T) {
+	check := func(x uint32) {
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], hexWord(x))
+		if want := fmt.Sprintf("%08X", x); string(b[:]) != want {
+			t.Fatalf("hexWord(%08X) = %q", x, b)
+		}
+	}
+	for place := 0; place < 8; place++ {
+		for v := uint32(0); v < 16; v++ {
+			check(v << (4 * place))
+			check(^(v << (4 * place)))
+		}
+	}
+	r := rand.New(rand.NewPCG(41, 42))
+	for range 1 << 20 {
+		check(r.Uint32())
 	}
 }
