@@ -281,3 +281,49 @@ func FuzzParseAmountSameAsRef(f *testing.F) {
 	f.Add("99999999999x")
 	f.Fuzz(func(t *testing.T, s string) { sameAsParseAmountRef(t, s) })
 }
+
+// n12DigitByDigit is the formatter appendN12 replaced, the reference.
+func n12DigitByDigit(a Amount) string {
+	var b [12]byte
+	v := int64(a)
+	for i := 11; i >= 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return string(b[:])
+}
+
+// TestAppendN12SameAsDigitByDigit formats the amounts around every power
+// of ten and nine times one, and a million random ones, as the digit by
+// digit formatter does.
+func TestAppendN12SameAsDigitByDigit(t *testing.T) {
+	check := func(a Amount) {
+		if got, want := string(a.appendN12([]byte("x"))), "x"+n12DigitByDigit(a); got != want {
+			t.Fatalf("appendN12(%d) = %q, want %q", int64(a), got, want)
+		}
+		if got, err := a.N12(); err != nil || got != n12DigitByDigit(a) {
+			t.Fatalf("N12(%d) = %q, %v", int64(a), got, err)
+		}
+	}
+	for p := Amount(1); p <= MaxAmount; p *= 10 {
+		for d := Amount(-3); d <= 3; d++ {
+			for _, v := range []Amount{p + d, 9*p + d, p*10 - 1 + d} {
+				if v >= 0 && v <= MaxAmount {
+					check(v)
+				}
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(31, 32))
+	for range 1 << 20 {
+		check(Amount(r.Int64N(int64(MaxAmount) + 1)))
+	}
+	// Every value of each four-digit half of both words formatted, the
+	// other half random.
+	for i := range Amount(10000) {
+		other := Amount(r.Int64N(10000))
+		check(i*10000 + other)
+		check(other*10000 + i)
+		check(i*100000000 + Amount(r.Int64N(100000000)))
+	}
+}
