@@ -4,7 +4,7 @@ BIN      := bin
 PKGS     := ./...
 FUZZTIME ?= 3s
 
-.PHONY: all build run test unit race fuzz lint bench bench-recon gwprof gobench crashtest crashtest-ci crashtest-recharge crashtest-transfer gwcrashtest gwcrashtest-ci abuse deploy-check clean
+.PHONY: all build run test unit race fuzz lint bench benchpair bench-recon gwprof gobench crashtest crashtest-ci crashtest-recharge crashtest-transfer gwcrashtest gwcrashtest-ci abuse deploy-check clean
 
 all: build
 
@@ -44,6 +44,12 @@ test: lint build race fuzz crashtest-ci gwcrashtest-ci
 # Switch vs baseline throughput and latency; writes docs/BENCHMARKS.md.
 bench:
 	./scripts/bench.sh
+
+# Two switchd binaries run at the same time on the same machine, closed
+# loop: is NEW faster than OLD (docs/BENCHMARKS.md, "Comparing two
+# binaries")? make benchpair OLD=/tmp/switchd.old NEW=bin/switchd
+benchpair:
+	./scripts/benchpair.sh
 
 # The reconciliation scale check: a day of 5 million journal entries
 # exported, imported and matched (docs/BENCHMARKS.md). Not part of test.
