@@ -138,7 +138,7 @@ func NewMetrics() *Metrics {
 	r.MustRegister(m.DamagedRecords)
 	m.DamagedBindings = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "switch_binding_damaged_records_total",
-		Help: "Card binding records that do not decode, skipped by a reload's check of the gateway links it removes (their readable gateway is a link kept).",
+		Help: "Card binding records that do not decode, skipped by a check of the gateway links: a reload's of the links it removes (their readable gateway is a link kept), or the start's (their readable gateway is no link configured).",
 	})
 	r.MustRegister(m.DamagedBindings)
 	for _, k := range retentionKeyspaces {

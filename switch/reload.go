@@ -243,7 +243,12 @@ func (sw *Switch) checkUnbound(removed, kept []string, count bool) error {
 // file stays for the next start): their transfer loads would go to a
 // link that does not exist. Unbinding needs a running switch, so the way
 // out is to put the link back, start, unbind, then remove it
-// (docs/gateway-links.md "Removing a link").
+// (docs/gateway-links.md "Removing a link"). A binding record that does
+// not decode carries no transfer load, whatever gateway its bytes name:
+// it does not hold the start up (the name it reads may be no link that
+// ever was, which no entry put back would match); it is logged, masked,
+// and counted in switch_binding_damaged_records_total, for `switchctl
+// card unbind` to remove.
 func (sw *Switch) checkBindingsConfigured() error {
 	if sw.recharge == nil {
 		return nil
@@ -258,6 +263,18 @@ func (sw *Switch) checkBindingsConfigured() error {
 	}
 	var errs []error
 	for _, b := range found {
+		if b.Count == 0 {
+			sw.metrics.DamagedBindings.Add(float64(b.Damaged))
+			for _, card := range b.DamagedCards {
+				sw.log.Warn("damaged binding record names a gateway that is not configured: it carries no transfer load; remove it with `switchctl card unbind`",
+					zap.String("card", card), zap.String("gateway", b.Gateway))
+			}
+			if more := b.Damaged - len(b.DamagedCards); more > 0 {
+				sw.log.Warn("more damaged binding records name a gateway that is not configured",
+					zap.String("gateway", b.Gateway), zap.Int("count", more))
+			}
+			continue
+		}
 		what := boundToLink(b, "name")
 		errs = append(errs, fmt.Errorf("gateway %s is no longer configured but %s: put its entry back under gateways: "+
 			"and start the switch, unbind them with `switchctl gateways unbind %s`, then remove the entry and reload",

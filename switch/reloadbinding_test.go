@@ -385,3 +385,41 @@ func TestCardUnbindDamagedRecord(t *testing.T) {
 		t.Fatalf("binding after the unbind: %d %s", code, b)
 	}
 }
+
+// TestStartWithDamagedBindingToUnknownLink: a binding record that does
+// not decode and whose bytes name a gateway that is not configured (a
+// damaged name, or a link removed since) does not refuse the start — it
+// carries no transfer load — but is counted in
+// switch_binding_damaged_records_total; `card unbind` removes it
+// (docs/gateway-links.md "Removing a link").
+func TestStartWithDamagedBindingToUnknownLink(t *testing.T) {
+	sw := testSwitch(t)
+	cfg := *sw.cfg
+	if err := sw.db.Set(append([]byte{'r', 'b'}, cardStaff...), []byte(`{"gateway":"old-bank","bank_card":"c2Vh`), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := sw.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again, err := New(&cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = again.Shutdown(ctx)
+	})
+	if err := again.Start(); err != nil {
+		t.Fatalf("start with a damaged binding record naming no configured link: %v", err)
+	}
+	if got := testutil.ToFloat64(again.metrics.DamagedBindings); got != 1 {
+		t.Fatalf("switch_binding_damaged_records_total = %v, want 1", got)
+	}
+	_, _, addr := again.Addrs()
+	if code, b := adminDo(t, "DELETE", "http://"+addr+"/api/v1/cards/"+cardStaff+"/binding?operator=alice", ""); code != http.StatusOK {
+		t.Fatalf("unbind of the damaged record: %d %s", code, b)
+	}
+}
