@@ -253,3 +253,42 @@ func withNibbleSet(r *rand.Rand, packed []byte) []byte {
 	}
 	return raw
 }
+
+// TestEchoRepacksAPaddedField: a request's field whose pad nibble is not
+// 0 (DecodePOS accepts it) is not canonical, so its answer packs the
+// field again, pad 0, rather than copy the request's bytes: field 2 of 19
+// digits with pad 5. Fails when a non-canonical field is echoed.
+func TestEchoRepacksAPaddedField(t *testing.T) {
+	m := &POSMessage{MTI: "0200", PAN: "6230151000000000020", ProcessingCode: "000000", STAN: "000001",
+		TerminalID: "T0000001", MerchantID: "123456789012345"}
+	packed, err := EncodePOS(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := append([]byte(nil), packed...)
+	// Field 2 follows the MTI and bitmap (10 bytes): a 1-byte LL prefix,
+	// then 10 bytes of 19 digits, the last low nibble the pad.
+	if raw[10] != 0x19 || raw[10+1+9]&0x0f != 0 {
+		t.Fatalf("field 2 not where expected: %X", raw[10:21])
+	}
+	raw[10+1+9] |= 0x05
+	req, err := DecodePOS(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.PAN != m.PAN {
+		t.Fatalf("PAN decoded %q, want %q", req.PAN, m.PAN)
+	}
+	resp := NewPOSResponse(req, "00")
+	got, err := appendPOS(nil, resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := appendPOSRef(nil, resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("answer to a request with a pad nibble set:\n got %X\nwant %X", got, want)
+	}
+}

@@ -262,23 +262,31 @@ func (sw *Switch) checkBindingsConfigured() error {
 		return fmt.Errorf("gateway links: bindings: %w", err)
 	}
 	var errs []error
+	logged, unlogged := 0, 0 // damaged records logged one by one, and not
 	for _, b := range found {
 		if b.Count == 0 {
+			// Damaged names are often all different: the first
+			// maxBoundNamed records are logged whatever the name, the
+			// rest counted in one line.
 			sw.metrics.DamagedBindings.Add(float64(b.Damaged))
 			for _, card := range b.DamagedCards {
+				if logged == maxBoundNamed {
+					break
+				}
 				sw.log.Warn("damaged binding record names a gateway that is not configured: it carries no transfer load; remove it with `switchctl card unbind`",
 					zap.String("card", card), zap.String("gateway", b.Gateway))
+				logged++
 			}
-			if more := b.Damaged - len(b.DamagedCards); more > 0 {
-				sw.log.Warn("more damaged binding records name a gateway that is not configured",
-					zap.String("gateway", b.Gateway), zap.Int("count", more))
-			}
+			unlogged += b.Damaged
 			continue
 		}
 		what := boundToLink(b, "name")
 		errs = append(errs, fmt.Errorf("gateway %s is no longer configured but %s: put its entry back under gateways: "+
 			"and start the switch, unbind them with `switchctl gateways unbind %s`, then remove the entry and reload",
 			b.Gateway, strings.Join(what, " and "), b.Gateway))
+	}
+	if more := unlogged - logged; more > 0 {
+		sw.log.Warn("more damaged binding records name a gateway that is not configured", zap.Int("count", more))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("gateway links: %w", errors.Join(errs...))

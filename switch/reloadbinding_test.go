@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // TestBindingToReloadedLink: a card can be bound (admin API) to a gateway
@@ -386,24 +388,32 @@ func TestCardUnbindDamagedRecord(t *testing.T) {
 	}
 }
 
-// TestStartWithDamagedBindingToUnknownLink: a binding record that does
-// not decode and whose bytes name a gateway that is not configured (a
-// damaged name, or a link removed since) does not refuse the start — it
-// carries no transfer load — but is counted in
-// switch_binding_damaged_records_total; `card unbind` removes it
-// (docs/gateway-links.md "Removing a link").
+// TestStartWithDamagedBindingToUnknownLink: binding records that do not
+// decode and whose bytes name a gateway that is not configured (a damaged
+// name, or a link removed since) do not refuse the start — they carry no
+// transfer load — but are counted in switch_binding_damaged_records_total
+// and the first five logged, cards masked, whatever the gateway read;
+// `card unbind` removes one (docs/gateway-links.md "Removing a link").
 func TestStartWithDamagedBindingToUnknownLink(t *testing.T) {
 	sw := testSwitch(t)
 	cfg := *sw.cfg
-	if err := sw.db.Set(append([]byte{'r', 'b'}, cardStaff...), []byte(`{"gateway":"old-bank","bank_card":"c2Vh`), pebble.Sync); err != nil {
-		t.Fatal(err)
+	damaged := []string{cardStaff}
+	for i := range 7 {
+		damaged = append(damaged, fmt.Sprintf("62301510000009%05d", i))
+	}
+	for i, pan := range damaged {
+		rec := fmt.Sprintf(`{"gateway":"old-bank-%d","bank_card":"c2Vh`, i)
+		if err := sw.db.Set(append([]byte{'r', 'b'}, pan...), []byte(rec), pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := sw.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	again, err := New(&cfg, zap.NewNop())
+	core, logs := observer.New(zap.WarnLevel)
+	again, err := New(&cfg, zap.New(core))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,10 +423,23 @@ func TestStartWithDamagedBindingToUnknownLink(t *testing.T) {
 		_ = again.Shutdown(ctx)
 	})
 	if err := again.Start(); err != nil {
-		t.Fatalf("start with a damaged binding record naming no configured link: %v", err)
+		t.Fatalf("start with damaged binding records naming no configured link: %v", err)
 	}
-	if got := testutil.ToFloat64(again.metrics.DamagedBindings); got != 1 {
-		t.Fatalf("switch_binding_damaged_records_total = %v, want 1", got)
+	if got := testutil.ToFloat64(again.metrics.DamagedBindings); got != float64(len(damaged)) {
+		t.Fatalf("switch_binding_damaged_records_total = %v, want %d", got, len(damaged))
+	}
+	named := logs.FilterMessageSnippet("damaged binding record names a gateway that is not configured").All()
+	more := logs.FilterMessage("more damaged binding records name a gateway that is not configured").All()
+	if len(named) != maxBoundNamed || len(more) != 1 || more[0].ContextMap()["count"] != int64(len(damaged)-maxBoundNamed) {
+		t.Fatalf("log: %d records named (want %d), %d 'more' lines %v (want one, count %d)",
+			len(named), maxBoundNamed, len(more), more, len(damaged)-maxBoundNamed)
+	}
+	for _, e := range logs.All() {
+		for _, pan := range damaged {
+			if strings.Contains(fmt.Sprint(e.Message, e.ContextMap()), pan) {
+				t.Fatalf("log line holds a clear card number: %s %v", e.Message, e.ContextMap())
+			}
+		}
 	}
 	_, _, addr := again.Addrs()
 	if code, b := adminDo(t, "DELETE", "http://"+addr+"/api/v1/cards/"+cardStaff+"/binding?operator=alice", ""); code != http.StatusOK {
