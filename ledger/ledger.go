@@ -166,11 +166,12 @@ type Ledger struct {
 	tombMu       sync.Mutex
 	tombs        map[string]refValue // reversal tombstones by tombKey
 	tombsDropped int                 // entries Prune deleted from tombs since it was last copied
+	tombsStale   int                 // entries Prune deleted from tombs since tombBits was last built
 	// tombBits has the bit of every tombstone in tombs set (and perhaps
 	// of some pruned since): a reference whose bit is clear has none, and
 	// its lookup (every POS original's) takes neither tombMu nor the map.
 	// Set under tombMu; replaced, under tombMu, by one of the tombstones
-	// left when Prune has dropped some.
+	// left once Prune has dropped an eighth as many as are left.
 	tombBits atomic.Pointer[tombFilter]
 
 	lastTx atomic.Uint64

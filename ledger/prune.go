@@ -460,25 +460,33 @@ func (l *Ledger) forgetTomb(k []byte, v refValue) {
 	if cur, ok := l.tombs[string(k)]; ok && cur == v {
 		delete(l.tombs, string(k))
 		l.tombsDropped++
+		l.tombsStale++
 	}
 	l.tombMu.Unlock()
 }
 
-// compactTombs builds the tombstone filter again and copies the
-// tombstone map once more entries have been dropped from it than it
-// holds: a Go map does not give back the memory of deleted entries.
+// compactTombs builds the tombstone filter again once an eighth as many
+// tombstones have been dropped since it was built as are left, and
+// copies the tombstone map once more entries have been dropped from it
+// than it holds: a Go map does not give back the memory of deleted
+// entries. Both walk every tombstone under tombMu, which reversals wait
+// for, so neither runs after every prune call: a pruned tombstone's bit
+// left set costs a lookup in the map, never a wrong answer.
 func (l *Ledger) compactTombs() {
 	l.tombMu.Lock()
 	defer l.tombMu.Unlock()
-	// The filter is built again from the tombstones left, so the bits of
-	// the pruned ones no longer send lookups to the map: under tombMu,
-	// so a tombstone put meanwhile is in the map copied or sets its bit
-	// in the new filter.
-	f := newTombFilter()
-	for k := range l.tombs {
-		f.add([]byte(k))
+	if l.tombsStale > 0 && l.tombsStale >= len(l.tombs)/8 {
+		// The filter is built again from the tombstones left, so the
+		// bits of the pruned ones no longer send lookups to the map:
+		// under tombMu, so a tombstone put meanwhile is in the map
+		// copied or sets its bit in the new filter.
+		f := newTombFilter()
+		for k := range l.tombs {
+			f.add([]byte(k))
+		}
+		l.tombBits.Store(f)
+		l.tombsStale = 0
 	}
-	l.tombBits.Store(f)
 	if l.tombsDropped <= len(l.tombs) {
 		return
 	}

@@ -765,3 +765,58 @@ func TestTombFilterHoldsEveryTombstone(t *testing.T) {
 		}
 	}
 }
+
+// TestTombFilterKeptAfterAFewPruned: a prune that drops fewer tombstones
+// than an eighth of those left keeps the filter (the pruned one's bit
+// stays set, and its lookup goes to the map, which no longer has it); the
+// next prune that brings the dropped ones since the filter was built to
+// an eighth builds it again without them.
+func TestTombFilterKeptAfterAFewPruned(t *testing.T) {
+	l, _ := seeded(t, Options{})
+	countBits := func() int {
+		n := 0
+		f := l.tombBits.Load()
+		for i := range f.bits {
+			n += bits.OnesCount64(f.bits[i].Load())
+		}
+		return n
+	}
+	var young []TxnRef
+	for i := 0; i < 32; i++ {
+		_, r := reversalFirst(t, l, fmt.Sprintf("7%07d", i%5), 20250520)
+		young = append(young, r)
+	}
+	_, old := reversalFirst(t, l, "70000001", 20250415)
+	before := countBits()
+	if st := pruneAll(t, l, pBefore, 100); st.Tombstones != 1 {
+		t.Fatalf("pruned %+v, want 1 tombstone", st)
+	}
+	if got := countBits(); got != before {
+		t.Errorf("filter bits %d after pruning 1 of 33, want the %d before (not built again)", got, before)
+	}
+	if _, ok := l.tomb(tombKey(old)); ok {
+		t.Error("the pruned tombstone is still found")
+	}
+	for _, r := range young {
+		if _, ok := l.tomb(tombKey(r)); !ok {
+			t.Errorf("tombstone %s lost", r)
+		}
+	}
+
+	// Four more old ones: five dropped since the filter was built, at
+	// least an eighth of the 32 left.
+	for i := 0; i < 4; i++ {
+		reversalFirst(t, l, fmt.Sprintf("7%07d", i), 20250415)
+	}
+	if st := pruneAll(t, l, pBefore, 100); st.Tombstones != 4 {
+		t.Fatalf("pruned %+v, want 4 tombstones", st)
+	}
+	if got := countBits(); got > len(young) {
+		t.Errorf("filter bits %d after the filter was built again, want at most %d", got, len(young))
+	}
+	for _, r := range young {
+		if _, ok := l.tomb(tombKey(r)); !ok {
+			t.Errorf("tombstone %s lost", r)
+		}
+	}
+}
