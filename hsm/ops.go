@@ -251,7 +251,7 @@ func (h *HSM) terminalPIK(terminalID string) (*loadedKey, error) {
 			return nil, err
 		}
 		// Cached only if no key was written since gen was read: the
-		// key key returned is then the current one.
+		// key h.key returned is then the current one.
 		h.mu.Lock()
 		if h.gen == gen {
 			h.piks[terminalID] = k
