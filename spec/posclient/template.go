@@ -2,6 +2,7 @@ package posclient
 
 import (
 	"bytes"
+	"fmt"
 
 	"github.com/cardswitch/cardswitch/spec"
 )
@@ -95,7 +96,7 @@ func (t *Terminal) fromTemplate(dst []byte, tpl *requestTemplate, req *spec.POSM
 	patchStamp(msg[tpl.at:], req)
 	sum, err := t.macFunc(msg[:len(msg)-macLen])
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("MAC for POS %s: %w", req.MTI, err) // as spec.EncodePOSWithMAC says it
 	}
 	copy(msg[len(msg)-macLen:], sum)
 	req.MAC = sum[:macLen:macLen]
@@ -177,6 +178,11 @@ func (t *Terminal) learn(req *spec.POSMessage, packed []byte) {
 	}
 	tpl := &requestTemplate{msg: *req, packed: append([]byte(nil), packed...), at: at}
 	tpl.msg.MAC, tpl.msg.Raw = nil, nil
+	// The template's own copies: a caller that rewrites a buffer of its
+	// request in place before the next one must not find the next one
+	// the same shape as this (sameShape would compare the buffer with
+	// itself and send these bytes).
+	tpl.msg.PINBlock, tpl.msg.ICData, tpl.msg.Reserved62 = bytes.Clone(req.PINBlock), bytes.Clone(req.ICData), bytes.Clone(req.Reserved62)
 	t.tpl.slot[templateSlots-1] = tpl
 	t.tpl.toFront(templateSlots - 1)
 }

@@ -281,3 +281,40 @@ func TestConsumeIntoSameAsConsume(t *testing.T) {
 		}
 	}
 }
+
+// TestTemplateKeepsItsOwnBytes: a request whose IC data, PIN block or
+// field 62 buffer the caller rewrites in place after it was sent is
+// packed with the new bytes, not from the template the first one left.
+func TestTemplateKeepsItsOwnBytes(t *testing.T) {
+	for _, field := range []string{"ICData", "PINBlock", "Reserved62"} {
+		t.Run(field, func(t *testing.T) {
+			term := signedOnTerminal(t)
+			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			term.SetClock(func() time.Time { return now })
+			buf := []byte{0x9F, 0x26, 0x01, 0x11, 0x00, 0x00, 0x00, 0x00}
+			for i, b := range []byte{0x11, 0x22, 0x33} {
+				now = now.Add(time.Second)
+				buf[3] = b
+				req, err := term.Consume("6230151000000000020", 100, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.TerminalID, req.MerchantID, req.Reserved60.Batch = term.ID, term.Merchant, term.Batch
+				reflect.ValueOf(req).Elem().FieldByName(field).SetBytes(buf) // the caller's one buffer
+				ref := *req
+				ref.ICData, ref.PINBlock, ref.Reserved62 = bytes.Clone(req.ICData), bytes.Clone(req.PINBlock), bytes.Clone(req.Reserved62)
+				want, err := spec.EncodePOSWithMAC(&ref, term.macFunc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := term.appendPacked(nil, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("request %d with %s byte %02X:\n got %X\nwant %X", i, field, b, got, want)
+				}
+			}
+		})
+	}
+}
